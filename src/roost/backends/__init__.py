@@ -1,0 +1,1 @@
+"""Storage engines behind one protocol per capability, chosen by URL scheme."""

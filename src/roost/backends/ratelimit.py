@@ -1,0 +1,58 @@
+"""Counting failures per key over a sliding window (failed logins, abusive callers).
+
+The embedded limiter counts in this process; the Redis one (with the messaging backends)
+counts across replicas. Both follow `RateLimiter`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Protocol
+
+
+class RateLimiter(Protocol):
+    async def blocked_for(self, key: str, limit: int, window: float) -> float | None:
+        """Seconds until `key` may try again, or None if fewer than `limit` hits in `window`."""
+        ...
+
+    async def hit(self, key: str, window: float) -> None:
+        """Count one event for `key`; events older than `window` seconds stop counting."""
+        ...
+
+    async def reset(self, key: str) -> None:
+        """Forget every event of `key`. Resetting an unknown key is a no-op."""
+        ...
+
+
+class MemoryRateLimiter:
+    """Sliding windows kept in this process; bounded by `max_keys` (oldest keys dropped)."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._hits: dict[str, deque[float]] = {}
+        self._max_keys = max_keys
+
+    async def blocked_for(self, key: str, limit: int, window: float) -> float | None:
+        hits = self._hits.get(key)
+        if not hits:
+            return None
+        now = time.monotonic()
+        while hits and hits[0] <= now - window:
+            hits.popleft()
+        if len(hits) < limit:
+            return None
+        return max(hits[-limit] + window - now, 0.001)
+
+    async def hit(self, key: str, window: float) -> None:
+        now = time.monotonic()
+        hits = self._hits.get(key)
+        if hits is None:
+            if len(self._hits) >= self._max_keys:
+                self._hits.pop(next(iter(self._hits)))
+            hits = self._hits[key] = deque()
+        while hits and hits[0] <= now - window:
+            hits.popleft()
+        hits.append(now)
+
+    async def reset(self, key: str) -> None:
+        self._hits.pop(key, None)

@@ -1,0 +1,152 @@
+"""SQL access per namespace (a tenant, or the control plane), on SQLite or PostgreSQL.
+
+SQLite: one database file per namespace in the data dir, WAL, and one writer per file: writes
+take an in-process lock and `BEGIN IMMEDIATE` (which also orders writers in other processes,
+with `busy_timeout`). PostgreSQL: one engine, one schema per namespace, chosen per connection by
+SQLAlchemy's `schema_translate_map`, so every table is defined once without a schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+CONTROL = "_control"
+"""The namespace of the control plane (the tenant list). Never a valid tenant name."""
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class Database:
+    """Connections to the SQL backend, one namespace at a time."""
+
+    def __init__(self, url: str, *, data_dir: Path, pg_schema_prefix: str = "roost") -> None:
+        self.url = make_url(url)
+        self.dialect: Dialect = (
+            "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
+        )
+        self._data_dir = data_dir
+        self._prefix = pg_schema_prefix
+        self._engines: dict[str, AsyncEngine] = {}
+        self._write_locks: dict[str, asyncio.Lock] = {}
+
+    # -- naming ---------------------------------------------------------------------------
+
+    def schema_of(self, namespace: str) -> str:
+        """The PostgreSQL schema holding a namespace."""
+        return self._prefix if namespace == CONTROL else f"{self._prefix}_{namespace}"
+
+    def sqlite_path_of(self, namespace: str) -> Path:
+        """The SQLite file holding a namespace."""
+        if namespace == CONTROL:
+            return Path(self.url.database or "roost.db")
+        return Path(self.url.database or "roost.db").parent / "tenants" / f"{namespace}.db"
+
+    # -- connections ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def read(self, namespace: str) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; whatever it changes is rolled back."""
+        async with self._engine(namespace).connect() as conn:
+            yield await self._scoped(conn, namespace)
+
+    @asynccontextmanager
+    async def write(self, namespace: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        if self.dialect == "sqlite":
+            lock = self._write_locks.setdefault(namespace, asyncio.Lock())
+            async with lock, self._engine(namespace).connect() as conn:
+                conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+                async with conn.begin():
+                    yield conn
+        else:
+            async with self._engine(namespace).connect() as conn:
+                conn = await self._scoped(conn, namespace)
+                async with conn.begin():
+                    yield conn
+
+    async def ping(self) -> float:
+        """Round trip to the control database in milliseconds."""
+        start = time.perf_counter()
+        async with self.read(CONTROL) as conn:
+            await conn.execute(text("SELECT 1"))
+        return (time.perf_counter() - start) * 1000
+
+    async def drop_namespace(self, namespace: str) -> None:
+        """Delete a namespace and all its data. Dropping one that does not exist is a no-op."""
+        if self.dialect == "postgresql":
+            async with self._engine(namespace).begin() as conn:
+                await conn.execute(
+                    text(f'DROP SCHEMA IF EXISTS "{self.schema_of(namespace)}" CASCADE')
+                )
+            return
+        engine = self._engines.pop(namespace, None)
+        if engine is not None:
+            await engine.dispose()
+        path = self.sqlite_path_of(namespace)
+        await asyncio.to_thread(_remove_sqlite_files, path)
+
+    async def close(self) -> None:
+        for engine in self._engines.values():
+            await engine.dispose()
+        self._engines.clear()
+
+    # -- engines --------------------------------------------------------------------------
+
+    async def _scoped(self, conn: AsyncConnection, namespace: str) -> AsyncConnection:
+        if self.dialect == "postgresql":
+            return await conn.execution_options(
+                schema_translate_map={None: self.schema_of(namespace)}
+            )
+        return conn
+
+    def _engine(self, namespace: str) -> AsyncEngine:
+        key = namespace if self.dialect == "sqlite" else CONTROL
+        engine = self._engines.get(key)
+        if engine is None:
+            engine = self._engines[key] = self._create_engine(namespace)
+        return engine
+
+    def _create_engine(self, namespace: str) -> AsyncEngine:
+        if self.dialect == "postgresql":
+            return create_async_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        path = self.sqlite_path_of(namespace)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(self.url.set(database=str(path)), pool_size=8, max_overflow=8)
+        _configure_sqlite(engine)
+        return engine
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks transactional DDL; we emit
+    # BEGIN ourselves (SQLAlchemy's documented recipe), IMMEDIATE for writers.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=10000",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")

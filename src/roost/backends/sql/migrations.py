@@ -1,0 +1,108 @@
+"""Versioned migrations of the platform's own tables, applied at start, each in a transaction.
+
+A migration is a numbered step that is never edited once released: a later change to a table
+is a new step that alters it. Each namespace records the steps it has in `roost_migrations`.
+Concurrent starts (several workers, several replicas) are ordered by the write lock (SQLite)
+or a transaction-scoped advisory lock (PostgreSQL), so each step runs once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roost.backends.sql import tables
+from roost.backends.sql.database import CONTROL, Database
+
+Step = Callable[[AsyncConnection], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Step
+
+
+_version_metadata = MetaData()
+_versions = Table(
+    "roost_migrations",
+    _version_metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", tables.UTCDateTime, nullable=False, default=tables.utcnow),
+)
+
+
+def _create(*selected: Table) -> Step:
+    async def step(conn: AsyncConnection) -> None:
+        await conn.run_sync(lambda sync: selected[0].metadata.create_all(sync, tables=selected))
+
+    return step
+
+
+async def _builtin_roles(conn: AsyncConnection) -> None:
+    await conn.execute(
+        tables.roles.insert(),
+        [
+            {"name": "admin", "scopes": ["*"], "description": "every scope", "builtin": True},
+            {
+                "name": "member",
+                "scopes": ["api_keys:read", "api_keys:write"],
+                "description": "what every user may do for themselves",
+                "builtin": True,
+            },
+        ],
+    )
+
+
+CONTROL_MIGRATIONS: Sequence[Migration] = (Migration(1, "tenants", _create(tables.tenants)),)
+
+TENANT_MIGRATIONS: Sequence[Migration] = (
+    Migration(
+        1,
+        "users, roles, sessions, refresh tokens, API keys",
+        _create(
+            tables.users,
+            tables.roles,
+            tables.user_roles,
+            tables.sessions,
+            tables.refresh_tokens,
+            tables.api_keys,
+        ),
+    ),
+    Migration(2, "built-in roles admin and member", _builtin_roles),
+    Migration(3, "idempotency keys", _create(tables.idempotency_keys)),
+)
+
+
+async def migrate(db: Database, namespace: str) -> list[int]:
+    """Bring one namespace up to date; return the versions applied now."""
+    steps = CONTROL_MIGRATIONS if namespace == CONTROL else TENANT_MIGRATIONS
+    async with db.write(namespace) as conn:
+        if db.dialect == "postgresql":
+            schema = db.schema_of(namespace)
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(schema)})
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await conn.run_sync(lambda sync: _version_metadata.create_all(sync))
+        done = set((await conn.execute(select(_versions.c.version))).scalars())
+        applied = []
+        for migration in steps:
+            if migration.version in done:
+                continue
+            await migration.apply(conn)
+            await conn.execute(
+                _versions.insert().values(
+                    version=migration.version, description=migration.description
+                )
+            )
+            applied.append(migration.version)
+    return applied
+
+
+def _lock_key(schema: str) -> int:
+    return zlib.crc32(f"roost-migrate:{schema}".encode())

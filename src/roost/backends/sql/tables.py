@@ -1,0 +1,163 @@
+"""The platform's own tables: the control plane's, and those every tenant has."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every engine (SQLite keeps no zone of its own)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        result: datetime = value
+        return result.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+control_metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    control_metadata,
+    Column("name", String(40), primary_key=True),
+    Column("display_name", String(200), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+tenant_metadata = MetaData()
+
+users = Table(
+    "users",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(150), nullable=False, unique=True),
+    Column("email", String(254), nullable=False, default="", index=True),
+    Column("password_hash", Text, nullable=False),
+    Column("first_name", String(150), nullable=False, default=""),
+    Column("last_name", String(150), nullable=False, default=""),
+    Column("is_active", Boolean, nullable=False, default=True),
+    Column("is_staff", Boolean, nullable=False, default=False),
+    Column("is_superuser", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    Column("last_login", UTCDateTime, nullable=True),
+)
+
+roles = Table(
+    "roles",
+    tenant_metadata,
+    Column("name", String(64), primary_key=True),
+    Column("scopes", JSON, nullable=False),
+    Column("description", String(500), nullable=False, default=""),
+    Column("builtin", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+user_roles = Table(
+    "user_roles",
+    tenant_metadata,
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(64), ForeignKey("roles.name", ondelete="CASCADE"), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
+sessions = Table(
+    "sessions",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("session_token_hash", String(64), nullable=True, unique=True),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("user_agent", String(400), nullable=False, default=""),
+    Column("address", String(64), nullable=False, default=""),
+)
+
+# Every refresh token ever issued for a session (its "family"); a used one presented again
+# means it was stolen, and the whole session is revoked.
+refresh_tokens = Table(
+    "refresh_tokens",
+    tenant_metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "session_id",
+        String(32),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("prefix", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    tenant_metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("operation", String(80), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),  # NULL while the first request runs
+    Column("body", LargeBinary, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)

@@ -1,0 +1,168 @@
+"""The `roost` command: serve the platform and administer it from the shell."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from roost._version import __version__
+from roost.errors import RoostError
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Roost: a self-hosted backend platform for Python.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administer users.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+DataDir = Annotated[Path | None, typer.Option(help="Data folder [env ROOST_DATA_DIR].")]
+Tenant = Annotated[str, typer.Option(help="Tenant to act on.")]
+
+
+def _use_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["ROOST_DATA_DIR"] = str(data_dir)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    data_dir: DataDir = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQL backend URL [env ROOST_DATABASE_URL].")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Start the platform (embedded default: SQLite and ./roost-data)."""
+    import uvicorn
+
+    from roost.settings import load_settings
+
+    _use_data_dir(data_dir)
+    if database_url:
+        os.environ["ROOST_DATABASE_URL"] = database_url
+    settings = _or_exit(load_settings)
+    backend = "PostgreSQL" if settings.resolved_database_url.startswith("postgresql") else "SQLite"
+    console.print(
+        f"[bold]Roost {__version__}[/] on http://{host}:{port}  "
+        f"(data: {settings.data_dir.resolve()}, SQL: {backend}, workers: {workers})"
+    )
+    console.print(f"API docs: http://{host}:{port}/docs")
+    uvicorn.run(
+        "roost.server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+    )
+
+
+@admin_app.command("create-user")
+def create_user(
+    username: Annotated[str, typer.Option(prompt=True, help="Login name.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters."
+        ),
+    ],
+    email: Annotated[str, typer.Option(help="Email address.")] = "",
+    tenant: Tenant = "default",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a superuser (the first admin)."""
+    _use_data_dir(data_dir)
+
+    async def run() -> bool:
+        from roost.services.users import ensure_admin
+
+        async with _platform() as platform:
+            return await ensure_admin(platform, username, email, password, tenant=tenant)
+
+    if _or_exit(lambda: asyncio.run(run())):
+        console.print(f"[green]created[/] superuser {username!r} in tenant {tenant!r}")
+    else:
+        console.print(f"[yellow]user {username!r} exists[/]; nothing changed")
+
+
+@keys_app.command("create")
+def create_key(
+    username: Annotated[str, typer.Option(help="The user the key acts for.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="A scope (repeat); default: the user's.")
+    ] = None,
+    expires_in: Annotated[int | None, typer.Option(help="Lifetime in seconds.")] = None,
+    tenant: Tenant = "default",
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API key for a user and print it (it is shown only once)."""
+    _use_data_dir(data_dir)
+
+    async def run() -> str:
+        from roost.services import accounts, api_keys
+        from roost.services.context import Context, Principal
+        from roost.wire.auth import CreateApiKeyRequest
+
+        async with _platform() as platform:
+            async with platform.db.read(tenant) as conn:
+                user = await accounts.find_by_username(conn, username)
+                _, scopes = await accounts.roles_and_scopes(conn, user)
+            principal = Principal(
+                "user", tenant, user["id"], user["username"], (frozenset(scopes),)
+            )
+            ctx = Context(platform=platform, tenant=tenant, principal=principal)
+            created = await api_keys.create(
+                ctx, CreateApiKeyRequest(name=name, scopes=scope or [], expires_in=expires_in)
+            )
+            return created.key
+
+    key = _or_exit(lambda: asyncio.run(run()))
+    console.print("API key (shown once):", style="bold")
+    print(key)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+class _platform:
+    """The platform with its tables up to date, for commands that act on the data directly."""
+
+    async def __aenter__(self):  # type: ignore[no-untyped-def]
+        from roost.server.app import build_platform, start_platform
+        from roost.settings import load_settings
+
+        self.platform = build_platform(load_settings())
+        await start_platform(self.platform)
+        return self.platform
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.platform.db.close()
+
+
+def _or_exit(action: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
+    try:
+        result = action()
+    except RoostError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(2) from None
+    return result  # type: ignore[return-value]
+
+
+def main() -> None:
+    app()

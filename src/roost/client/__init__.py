@@ -1,0 +1,1 @@
+"""The Roost SDK: `roost.Client` (sync) and `roost.AsyncClient`."""

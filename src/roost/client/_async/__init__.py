@@ -1,0 +1,1 @@
+"""The async SDK (hand-written; the sync SDK in `_sync` is generated from it)."""

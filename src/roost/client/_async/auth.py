@@ -1,0 +1,143 @@
+"""`client.auth`: sign-in, tokens and the signed-in user's own account."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from roost.client._core.credentials import Credential, TokenSession
+from roost.errors import AuthenticationError
+
+if TYPE_CHECKING:
+    from roost.client._async.client import AsyncClient
+
+
+class AsyncAuth:
+    """Signing in returns a new client; the client you call it on is left as it was."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def sign_in_with_password(self, username: str, password: str) -> AsyncClient:
+        """Sign in and return a client that sends the access token and refreshes it itself.
+
+        Example:
+            admin = await client.auth.sign_in_with_password("admin", "secret-password")
+        """
+        tokens = await self.login(username, password)
+        return self._client._derive(session=TokenSession(tokens))
+
+    async def sign_in_with_token(self, token: str, token_type: str = "jwt") -> AsyncClient:
+        """Return a client that sends an existing credential: a `"jwt"` access token (as
+        `Authorization: Bearer`), an `"api_key"` (`Authorization: Api-Key`) or a
+        `"session_token"` (`X-Session-Token`). The server checks it on the first call.
+
+        Example:
+            service = await client.auth.sign_in_with_token(key, token_type="api_key")
+        """
+        credential = Credential(token, token_type)  # type: ignore[arg-type]
+        return self._client._derive(credential=credential)
+
+    async def sign_out(self) -> AsyncClient:
+        """Revoke this client's session on the server and return an anonymous client.
+
+        Example:
+            anonymous = await signed_in.auth.sign_out()
+        """
+        if self._client.is_authenticated:
+            # Already signed out or expired: the goal is reached.
+            with contextlib.suppress(AuthenticationError):
+                await self._client.call("auth.logout")
+        return self._client._derive()
+
+    signInWithPassword = sign_in_with_password
+    signInWithToken = sign_in_with_token
+    signOut = sign_out
+
+    async def login(
+        self, username: str, password: str, *, session_token: bool = False
+    ) -> dict[str, Any]:
+        """Exchange a username (or email) and password for `{"access", "refresh", ...}`.
+        With `session_token=True` the answer also holds an opaque `session_token`.
+
+        Example:
+            tokens = await client.auth.login("alice", "secret-password")
+        """
+        params = {"username": username, "password": password, "session_token": session_token}
+        result: dict[str, Any] = await self._client.call("auth.login", params, authenticated=False)
+        return result
+
+    async def refresh_token(self, refresh: str) -> dict[str, Any]:
+        """Trade a refresh token for a new pair. Each refresh token works once; using one
+        twice revokes its whole session.
+
+        Example:
+            tokens = await client.auth.refresh_token(tokens["refresh"])
+        """
+        result: dict[str, Any] = await self._client.call(
+            "auth.refresh", {"refresh": refresh}, authenticated=False
+        )
+        return result
+
+    async def verify_token(self, token: str, token_type: str = "jwt") -> bool:
+        """Whether a token is valid now.
+
+        Example:
+            assert await client.auth.verify_token(tokens["access"])
+        """
+        result = await self._client.call(
+            "auth.verify",
+            {"token": token, "token_type": token_type},
+            idempotent=True,
+            authenticated=False,
+        )
+        return bool(result["valid"])
+
+    async def get_current_user(self) -> dict[str, Any]:
+        """The signed-in user (for an API key: its owner).
+
+        Example:
+            me = await signed_in.auth.get_current_user()
+        """
+        result: dict[str, Any] = await self._client.call("auth.me", idempotent=True)
+        return result
+
+    async def register(
+        self,
+        username: str,
+        password: str,
+        *,
+        email: str = "",
+        first_name: str = "",
+        last_name: str = "",
+        confirm_password: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an account (when the server allows sign-up) and return it.
+
+        Example:
+            user = await client.auth.register("bob", "a-long-password", email="bob@example.com")
+        """
+        params: dict[str, Any] = {
+            "username": username,
+            "password": password,
+            "email": email,
+            "first_name": first_name,
+            "last_name": last_name,
+        }
+        if confirm_password is not None:
+            params["confirm_password"] = confirm_password
+        result: dict[str, Any] = await self._client.call(
+            "auth.register", params, authenticated=False
+        )
+        return result
+
+    async def change_password(self, old_password: str, new_password: str) -> dict[str, Any]:
+        """Change the signed-in user's password; their other sessions are signed out.
+
+        Example:
+            await signed_in.auth.change_password("old-password", "new-password")
+        """
+        result: dict[str, Any] = await self._client.call(
+            "auth.change_password", {"old_password": old_password, "new_password": new_password}
+        )
+        return result

@@ -1,0 +1,307 @@
+"""The client: configuration, connection pool, retries, credentials and the namespaces.
+
+The sync client is generated from the async source by scripts/unasync.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cached_property
+from typing import Any, ClassVar
+
+import httpx
+
+from roost.client._async.admin import (
+    AsyncApiKeys,
+    AsyncHealth,
+    AsyncRoles,
+    AsyncTenants,
+    AsyncUsers,
+)
+from roost.client._async.auth import AsyncAuth
+from roost.client._core.breaker import CircuitBreaker
+from roost.client._core.config import ClientConfig
+from roost.client._core.credentials import Credential, TokenSession
+from roost.client._core.modes import ModeSelecting
+from roost.client._core.protocol import PreparedRequest, operation_path, prepare, read_response
+from roost.client._core.results import BatchItemResult
+from roost.client._core.retry import RETRY_STATUSES, Backoff, Retry, parse_retry_after
+from roost.errors import AuthenticationError, ConnectionError, NetworkError, TimeoutError
+
+
+class _Shared:
+    """What every client derived from one another shares: the connection pool and breaker."""
+
+    def __init__(self, config: ClientConfig, http: httpx.AsyncClient | None) -> None:
+        limits = httpx.Limits(
+            max_connections=config.pool_size,
+            max_keepalive_connections=config.pool_size if config.keep_alive else 0,
+        )
+        timeout = httpx.Timeout(config.timeout, pool=config.pool_timeout or config.timeout)
+        self.http = http or httpx.AsyncClient(
+            base_url=config.api_url, limits=limits, timeout=timeout
+        )
+        self.breaker = CircuitBreaker(
+            config.circuit_breaker_threshold, config.circuit_breaker_reset
+        )
+        self.retry = Retry(
+            Backoff(config.retry_delay, config.retry_multiplier, config.retry_max_delay),
+            config.max_retries,
+        )
+
+
+class AsyncClient(ModeSelecting):
+    """A connection to a Roost server.
+
+    Every argument can also come from `ROOST_<NAME>` environment variables or `.env`.
+    Signing in returns a new client that shares this one's connection pool; closing any of
+    them closes the pool.
+
+    Example:
+        async with AsyncClient(api_url="http://127.0.0.1:8787") as client:
+            admin = await client.auth.sign_in_with_password("admin", "secret-password")
+            me = await admin.auth.get_current_user()
+    """
+
+    MODE: ClassVar[str] = "async"
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        *,
+        app: str | None = None,
+        tenant: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
+        retry_max_delay: float | None = None,
+        retry_multiplier: float | None = None,
+        pool_size: int | None = None,
+        pool_timeout: float | None = None,
+        keep_alive: bool | None = None,
+        format: str | None = None,
+        compression: bool | None = None,
+        circuit_breaker_threshold: int | None = None,
+        circuit_breaker_reset: float | None = None,
+        token: str | None = None,
+        token_type: str | None = None,
+        mode: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._config = ClientConfig.resolve(
+            api_url=api_url,
+            app=app,
+            tenant=tenant,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            retry_max_delay=retry_max_delay,
+            retry_multiplier=retry_multiplier,
+            pool_size=pool_size,
+            pool_timeout=pool_timeout,
+            keep_alive=keep_alive,
+            format=format,
+            compression=compression,
+            circuit_breaker_threshold=circuit_breaker_threshold,
+            circuit_breaker_reset=circuit_breaker_reset,
+            token=token,
+            token_type=token_type,
+        )
+        self._shared = _Shared(self._config, http_client)
+        self._credential: Credential | None = None
+        if self._config.token:
+            self._credential = Credential(self._config.token, self._config.token_type)
+        self._session: TokenSession | None = None
+        self._refresh_lock = asyncio.Lock()
+
+    # -- namespaces -------------------------------------------------------------------------
+
+    @cached_property
+    def auth(self) -> AsyncAuth:
+        """Sign-in, tokens and the current user."""
+        return AsyncAuth(self)
+
+    @cached_property
+    def api_keys(self) -> AsyncApiKeys:
+        """API keys of the signed-in user."""
+        return AsyncApiKeys(self)
+
+    @cached_property
+    def users(self) -> AsyncUsers:
+        """Users of the tenant (admins)."""
+        return AsyncUsers(self)
+
+    @cached_property
+    def roles(self) -> AsyncRoles:
+        """Roles and their scopes (admins)."""
+        return AsyncRoles(self)
+
+    @cached_property
+    def tenants(self) -> AsyncTenants:
+        """Tenants of the platform (platform admins)."""
+        return AsyncTenants(self)
+
+    @cached_property
+    def health(self) -> AsyncHealth:
+        """Whether the server and its backends answer."""
+        return AsyncHealth(self)
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Whether this client sends a credential."""
+        return self._session is not None or self._credential is not None
+
+    def _derive(
+        self, *, credential: Credential | None = None, session: TokenSession | None = None
+    ) -> AsyncClient:
+        """A client like this one with another credential, sharing the pool."""
+        clone = object.__new__(type(self))
+        clone._config = self._config
+        clone._shared = self._shared
+        clone._credential = credential
+        clone._session = session
+        clone._refresh_lock = asyncio.Lock()
+        return clone
+
+    # -- calls --------------------------------------------------------------------------------
+
+    async def call(
+        self,
+        operation: str,
+        params: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = False,
+        authenticated: bool = True,
+    ) -> Any:
+        """Run any operation by name (`"auth.me"`) and return its decoded result.
+
+        Example:
+            me = await client.call("auth.me", idempotent=True)
+        """
+        return await self._request(
+            operation_path(operation), params, idempotent=idempotent, authenticated=authenticated
+        )
+
+    async def batch(self, commands: list[dict[str, Any]]) -> list[BatchItemResult]:
+        """Run several operations in one round trip; each result has its own status.
+
+        Example:
+            results = await client.batch([{"command": "auth.me", "payload": {}}])
+            assert results[0].ok
+        """
+        answer = await self._request("/api/v1/batch", {"operations": commands}, idempotent=False)
+        return [
+            BatchItemResult(
+                status=item["status"], payload=item.get("payload"), error=item.get("error")
+            )
+            for item in answer["results"]
+        ]
+
+    async def _request(
+        self,
+        path: str,
+        params: dict[str, Any] | None,
+        *,
+        idempotent: bool,
+        authenticated: bool = True,
+    ) -> Any:
+        if authenticated and self._session is not None and self._session.needs_refresh():
+            await self._refresh_session()
+        try:
+            return await self._send(
+                path, params, idempotent=idempotent, authenticated=authenticated
+            )
+        except AuthenticationError as exc:
+            if exc.code != "token_expired" or self._session is None or not authenticated:
+                raise
+        await self._refresh_session(force=True)
+        return await self._send(path, params, idempotent=idempotent, authenticated=authenticated)
+
+    async def _send(
+        self, path: str, params: dict[str, Any] | None, *, idempotent: bool, authenticated: bool
+    ) -> Any:
+        credential = self._current_credential() if authenticated else None
+        request = prepare(self._config, path, params, credential=credential, idempotent=idempotent)
+        response = await self._send_with_retries(request)
+        return read_response(
+            response.status_code,
+            response.headers,
+            response.content,
+            parse_retry_after(response.headers.get("retry-after")),
+        )
+
+    async def _send_with_retries(self, request: PreparedRequest) -> httpx.Response:
+        shared = self._shared
+        failures = 0
+        while True:
+            shared.breaker.before_call(self._config.api_url)
+            error: NetworkError | None = None
+            retry_after = None
+            try:
+                response = await shared.http.request(
+                    request.method, request.path, content=request.content, headers=request.headers
+                )
+            except httpx.TimeoutException as exc:
+                error = TimeoutError(
+                    f"no answer from {self._config.api_url} within "
+                    f"{self._config.timeout} s ({type(exc).__name__})"
+                )
+            except httpx.TransportError as exc:
+                error = ConnectionError(f"cannot reach {self._config.api_url}: {exc}")
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    shared.breaker.record_success()
+                    return response
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if error is not None or response.status_code >= 500:
+                shared.breaker.record_failure()
+            failures += 1
+            delay = shared.retry.delay(failures, retry_after=retry_after)
+            if delay is None:
+                if error is not None:
+                    raise error
+                return response
+            await asyncio.sleep(delay)
+
+    def _current_credential(self) -> Credential | None:
+        if self._session is not None:
+            return self._session.credential
+        return self._credential
+
+    async def _refresh_session(self, *, force: bool = False) -> None:
+        session = self._session
+        assert session is not None
+        async with self._refresh_lock:
+            if not force and not session.needs_refresh():
+                return  # another task refreshed while this one waited
+            tokens = await self._send(
+                "/api/v1/auth/refresh",
+                {"refresh": session.refresh},
+                idempotent=False,
+                authenticated=False,
+            )
+            session.update(tokens)
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the connection pool (shared with every client derived from this one)."""
+        await self._shared.http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "authenticated" if self.is_authenticated else "anonymous"
+        return (
+            f"<{type(self).__name__} {self._config.api_url} tenant={self._config.tenant} {state}>"
+        )

@@ -1,0 +1,120 @@
+"""The app factory: settings → platform (backends) → registry → the doors, as plain data."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from roost.backends.ratelimit import MemoryRateLimiter
+from roost.backends.sql import Database
+from roost.errors import APIError, NotFoundError, ValidationError
+from roost.server.dispatch import Dispatcher
+from roost.server.middleware import RequestIdMiddleware
+from roost.server.openapi import docs_page, openapi_document
+from roost.server.responses import error_response, response_codec
+from roost.server.rest import api_routes
+from roost.services import build_registry
+from roost.services.context import Platform, PrincipalCache
+from roost.services.security import AccessTokens
+from roost.services.tenants import migrate_all
+from roost.services.users import ensure_admin
+from roost.settings import Settings, load_settings
+
+logger = logging.getLogger("roost.server")
+
+
+def build_platform(settings: Settings) -> Platform:
+    """The backends a server runs on, chosen by the settings (nothing is connected yet)."""
+    return Platform(
+        settings=settings,
+        db=Database(
+            settings.resolved_database_url,
+            data_dir=settings.data_dir,
+            pg_schema_prefix=settings.pg_schema_prefix,
+        ),
+        limiter=MemoryRateLimiter(),
+        access_tokens=AccessTokens(settings.signing_key(), settings.access_token_ttl),
+        principals=PrincipalCache(settings.auth_cache_seconds),
+    )
+
+
+async def start_platform(platform: Platform) -> None:
+    """Bring every tenant's tables up to date and create the first admin if configured."""
+    settings = platform.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await migrate_all(platform)
+    if settings.admin_password:
+        created = await ensure_admin(
+            platform, settings.admin_username, settings.admin_email or "", settings.admin_password
+        )
+        if created:
+            logger.info("created admin user %r", settings.admin_username)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The Roost ASGI app. Without settings, they are read from the environment."""
+    settings = settings or load_settings()
+    platform = build_platform(settings)
+    registry = build_registry()
+    dispatcher = Dispatcher(platform, registry)
+    openapi = openapi_document(registry)
+    page = docs_page(registry)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await start_platform(platform)
+        try:
+            yield
+        finally:
+            await platform.db.close()
+
+    async def openapi_endpoint(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    async def docs_endpoint(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/docs")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error: APIError = (
+            ValidationError(
+                f"{request.method} is not allowed on {request.url.path}",
+                code="method_not_allowed",
+                status_code=405,
+            )
+            if exc.status_code == 405
+            else NotFoundError(f"no route {request.method} {request.url.path}; see /docs")
+        )
+        return error_response(error, response_codec(request))
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, APIError)
+        return error_response(exc, response_codec(request))
+
+    routes = [
+        *api_routes(dispatcher),
+        Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
+        Route("/docs", docs_endpoint, methods=["GET"]),
+        Route("/", root, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware), Middleware(GZipMiddleware, minimum_size=1024)],
+        exception_handlers={HTTPException: http_error, APIError: api_error},
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    app.state.dispatcher = dispatcher
+    return app

@@ -1,0 +1,153 @@
+"""The one path every call takes, whatever door it came through.
+
+`identify` turns a request's headers into a Context (tenant + principal) once per request;
+`invoke` checks access and scope, decodes the parameters and runs the handler. Errors are
+RoostErrors from here on; the doors only turn them into responses or frames.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from roost.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    NotAuthenticatedError,
+    NotFoundError,
+    ValidationError,
+)
+from roost.services.context import Context, Platform
+from roost.services.principals import Credential, authenticate, credential_tenant
+from roost.services.registry import Operation, Registry
+from roost.services.tenants import DEFAULT_TENANT, ensure_exists
+from roost.wire.codec import Codec
+
+_TENANT = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_FIELD = re.compile(r"at `\$\.?([^`]*)`")
+
+
+class Dispatcher:
+    """Runs operations of a registry for requests of a platform."""
+
+    def __init__(self, platform: Platform, registry: Registry) -> None:
+        self.platform = platform
+        self.registry = registry
+
+    def operation(self, name: str) -> Operation:
+        op = self.registry.get(name)
+        if op is None:
+            raise NotFoundError(
+                f"no operation named {name!r}; /api/v1/openapi.json lists them",
+                details={"operation": name},
+            )
+        return op
+
+    async def identify(
+        self,
+        headers: Mapping[str, str],
+        *,
+        host: str = "",
+        client_address: str = "",
+        request_id: str = "",
+    ) -> Context:
+        """The tenant and the principal of a request (headers with lower-case names)."""
+        credential = _credential(headers)
+        requested = _requested_tenant(headers, host, self.platform.settings.base_domain)
+        tenant = requested or DEFAULT_TENANT
+        if credential is not None:
+            own_tenant, _ = credential_tenant(self.platform, credential)
+            if requested and requested != own_tenant:
+                raise AuthenticationError(
+                    f"this credential belongs to tenant {own_tenant!r}, not {requested!r}",
+                    code="wrong_tenant",
+                )
+            tenant = own_tenant
+        await ensure_exists(self.platform, tenant)
+        principal = None
+        if credential is not None:
+            principal = await authenticate(self.platform, credential, tenant)
+        return Context(
+            platform=self.platform,
+            tenant=tenant,
+            principal=principal,
+            request_id=request_id,
+            client_address=client_address,
+            user_agent=headers.get("user-agent", ""),
+        )
+
+    async def invoke(self, ctx: Context, op: Operation, body: bytes, codec: Codec) -> Any:
+        """Check that the caller may run `op`, decode its parameters and run it."""
+        check_access(ctx, op)
+        params = decode_params(op, body, codec)
+        return await op.handler(ctx, params)
+
+
+def check_access(ctx: Context, op: Operation) -> None:
+    if op.access == "public":
+        return
+    if ctx.principal is None:
+        raise NotAuthenticatedError(f"{op.name} needs a credential: sign in, or send an API key")
+    if op.scope is not None and not ctx.principal.allows(op.scope):
+        raise AuthorizationError(
+            f"{op.name} needs the scope {op.scope!r}, which this credential does not have",
+            code="missing_scope",
+            details={"scope": op.scope},
+        )
+
+
+def decode_params(op: Operation, body: bytes, codec: Codec) -> Any:
+    """The operation's input from a request body; a bad body is a ValidationError naming why."""
+    try:
+        return codec.decode(body or _empty(codec), op.input_type)
+    except msgspec.ValidationError as exc:
+        match = _FIELD.search(str(exc))
+        details = {"field": match.group(1)} if match else {}
+        raise ValidationError(f"invalid parameters for {op.name}: {exc}", details=details) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationError(f"the body is not valid {codec.format}: {exc}") from None
+
+
+def _empty(codec: Codec) -> bytes:
+    return b"{}" if codec.format == "json" else b"\x80"
+
+
+def _credential(headers: Mapping[str, str]) -> Credential | None:
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if not token:
+            raise AuthenticationError(
+                "the Authorization header has no token", code="invalid_credentials"
+            )
+        if scheme.lower() == "bearer":
+            return Credential("jwt", token)
+        if scheme.lower() == "api-key":
+            return Credential("api_key", token)
+        raise AuthenticationError(
+            f"unsupported Authorization scheme {scheme!r}; use Bearer or Api-Key",
+            code="invalid_credentials",
+        )
+    session_token = headers.get("x-session-token")
+    if session_token:
+        return Credential("session_token", session_token.strip())
+    return None
+
+
+def _requested_tenant(headers: Mapping[str, str], host: str, base_domain: str | None) -> str | None:
+    tenant = headers.get("x-roost-tenant")
+    if tenant is None and base_domain:
+        hostname = host.split(":", 1)[0].lower()
+        suffix = "." + base_domain.lower()
+        if hostname.endswith(suffix):
+            tenant = hostname[: -len(suffix)]
+    if tenant is not None and not _TENANT.match(tenant):
+        raise ValidationError(
+            f"tenant {tenant[:60]!r} is not a tenant name (lower-case letters, digits, hyphens)",
+            details={"field": "X-Roost-Tenant"},
+        )
+    return tenant

@@ -1,0 +1,137 @@
+"""The OpenAPI document, generated from the operation registry, and the `/docs` page."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import msgspec
+
+from roost._version import __version__
+from roost.services.registry import Operation, Registry
+from roost.wire.common import BatchRequest, BatchResponse, ErrorResponse
+
+_REF = "#/components/schemas/{name}"
+
+
+def openapi_document(registry: Registry) -> dict[str, Any]:
+    ops = list(registry)
+    types = [t for op in ops for t in (op.input_type, op.output_type)]
+    types += [ErrorResponse, BatchRequest, BatchResponse]
+    schemas, components = msgspec.json.schema_components(types, ref_template=_REF)
+    by_type = iter(schemas)
+    paths: dict[str, Any] = {}
+    for op in ops:
+        input_schema, output_schema = next(by_type), next(by_type)
+        item = _path_item(op, input_schema, output_schema)
+        paths[f"/api/v1/{op.module}/{op.name.split('.', 1)[1]}"] = item
+        for method, path in op.aliases:
+            paths[f"/api/v1{path}"] = {method.lower(): item["post"]}
+    error_ref, batch_in, batch_out = next(by_type), next(by_type), next(by_type)
+    paths["/api/v1/batch"] = {
+        "post": {
+            "operationId": "batch",
+            "tags": ["batch"],
+            "summary": "Run several operations in one request, each with its own status.",
+            "requestBody": {"required": True, "content": _content(batch_in)},
+            "responses": {
+                "200": {"description": "results", "content": _content(batch_out)},
+                "default": {"description": "error", "content": _content(error_ref)},
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Roost",
+            "version": __version__,
+            "description": "Every operation of the platform. Errors are "
+            '`{"error": {"code", "message", "details"}}`.',
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`Api-Key <key>`",
+                },
+                "sessionToken": {"type": "apiKey", "in": "header", "name": "X-Session-Token"},
+            },
+        },
+    }
+
+
+def _path_item(op: Operation, input_schema: Any, output_schema: Any) -> dict[str, Any]:
+    post: dict[str, Any] = {
+        "operationId": op.name,
+        "tags": [op.module],
+        "summary": op.summary.split("\n", 1)[0],
+        "description": op.summary + (f"\n\nScope: `{op.scope}`" if op.scope else ""),
+        "requestBody": {"required": False, "content": _content(input_schema)},
+        "responses": {
+            "200": {"description": "success", "content": _content(output_schema)},
+            "default": {
+                "description": "error",
+                "content": _content({"$ref": _REF.format(name="ErrorResponse")}),
+            },
+        },
+        "parameters": [
+            {
+                "name": "X-Roost-Tenant",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+        ],
+    }
+    if op.access != "public":
+        post["security"] = [{"bearer": []}, {"apiKey": []}, {"sessionToken": []}]
+    return {"post": post}
+
+
+def _content(schema: Any) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}, "application/msgpack": {"schema": schema}}
+
+
+def docs_page(registry: Registry) -> str:
+    """A self-contained HTML page of every operation (no CDN: it works offline)."""
+    document = openapi_document(registry)
+    sections = []
+    for op in registry:
+        path = f"/api/v1/{op.module}/{op.name.split('.', 1)[1]}"
+        access = (
+            "public"
+            if op.access == "public"
+            else (f"scope <code>{op.scope}</code>" if op.scope else "signed in")
+        )
+        schema = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        sections.append(
+            f'<section id="{op.name}"><h3><code>{op.name}</code></h3>'
+            f"<p><b>POST</b> <code>{path}</code> · {access}</p>"
+            f"<p>{html.escape(op.summary)}</p><details><summary>parameters</summary>"
+            f"<pre>{html.escape(json.dumps(schema['schema'], indent=2))}</pre></details></section>"
+        )
+    return _PAGE.format(version=__version__, count=len(registry), body="\n".join(sections))
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Roost API</title>
+<style>body{{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
+code,pre{{background:#f4f4f4;padding:.1rem .3rem}}section{{border-top:1px solid #ddd}}</style>
+</head><body><h1>Roost API {version}</h1>
+<p>{count} operations. Each is <code>POST /api/v1/&lt;module&gt;/&lt;operation&gt;</code> with a
+JSON or MessagePack body; the machine-readable form is
+<a href="/api/v1/openapi.json">/api/v1/openapi.json</a>. Authenticate with
+<code>Authorization: Bearer &lt;jwt&gt;</code>, <code>Authorization: Api-Key &lt;key&gt;</code> or
+<code>X-Session-Token</code>; choose a tenant with <code>X-Roost-Tenant</code>.</p>
+{body}</body></html>"""

@@ -1,0 +1,131 @@
+"""Users and their roles in a tenant's database: the queries the auth services share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roost.backends.sql.tables import roles, user_roles, users, utcnow
+from roost.errors import ConflictError, NotFoundError, ValidationError
+from roost.services.security import hash_password, new_id
+from roost.wire.auth import RegisterRequest, User
+
+
+async def find_by_login(conn: AsyncConnection, login: str) -> RowMapping | None:
+    """The user whose username (any case) or email is `login`."""
+    lowered = login.lower()
+    query = select(users).where(
+        or_(
+            func.lower(users.c.username) == lowered,
+            (users.c.email != "") & (func.lower(users.c.email) == lowered),
+        )
+    )
+    return (await conn.execute(query.limit(1))).mappings().first()
+
+
+async def find_by_username(conn: AsyncConnection, username: str) -> RowMapping:
+    row = (
+        (await conn.execute(select(users).where(func.lower(users.c.username) == username.lower())))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError(f"no user named {username!r}", details={"field": "username"})
+    return row
+
+
+async def find_by_id(conn: AsyncConnection, user_id: str) -> RowMapping | None:
+    return (await conn.execute(select(users).where(users.c.id == user_id))).mappings().first()
+
+
+async def roles_and_scopes(conn: AsyncConnection, user: RowMapping) -> tuple[list[str], set[str]]:
+    """The user's unexpired roles and the union of their scopes (`*` for a superuser)."""
+    now = utcnow()
+    rows = (
+        await conn.execute(
+            select(roles.c.name, roles.c.scopes)
+            .join(user_roles, user_roles.c.role == roles.c.name)
+            .where(user_roles.c.user_id == user["id"])
+            .where(or_(user_roles.c.expires_at.is_(None), user_roles.c.expires_at > now))
+        )
+    ).all()
+    names = sorted(row.name for row in rows)
+    scopes: set[str] = {scope for row in rows for scope in row.scopes}
+    if user["is_superuser"]:
+        scopes.add("*")
+    return names, scopes
+
+
+async def to_user(conn: AsyncConnection, user: RowMapping) -> User:
+    names, scopes = await roles_and_scopes(conn, user)
+    return User(
+        id=user["id"],
+        username=user["username"],
+        email=user["email"],
+        first_name=user["first_name"],
+        last_name=user["last_name"],
+        is_active=user["is_active"],
+        is_staff=user["is_staff"],
+        is_superuser=user["is_superuser"],
+        roles=names,
+        scopes=sorted(scopes),
+        created_at=user["created_at"],
+        last_login=user["last_login"],
+    )
+
+
+async def create_user(
+    conn: AsyncConnection,
+    request: RegisterRequest,
+    *,
+    role_names: list[str],
+    flags: dict[str, bool] | None = None,
+) -> RowMapping:
+    """Insert a user with its roles; a taken username or email is a ConflictError."""
+    if request.confirm_password is not None and request.confirm_password != request.password:
+        raise ValidationError(
+            "confirm_password does not match password", details={"field": "confirm_password"}
+        )
+    if await _taken(conn, users.c.username, request.username):
+        raise ConflictError(
+            f"username {request.username!r} is taken", details={"field": "username"}
+        )
+    if request.email and await _taken(conn, users.c.email, request.email):
+        raise ConflictError("a user with this email exists", details={"field": "email"})
+    known = set(
+        (await conn.execute(select(roles.c.name).where(roles.c.name.in_(role_names)))).scalars()
+    )
+    if missing := sorted(set(role_names) - known):
+        raise ValidationError(f"no role named {', '.join(missing)}", details={"field": "roles"})
+    user_id = new_id()
+    values: dict[str, Any] = {
+        "id": user_id,
+        "username": request.username,
+        "email": request.email,
+        "password_hash": await hash_password(request.password),
+        "first_name": request.first_name,
+        "last_name": request.last_name,
+        **(flags or {}),
+    }
+    try:
+        await conn.execute(users.insert().values(**values))
+    except IntegrityError:
+        raise ConflictError(
+            f"username {request.username!r} is taken", details={"field": "username"}
+        ) from None
+    if role_names:
+        await conn.execute(
+            user_roles.insert(), [{"user_id": user_id, "role": name} for name in role_names]
+        )
+    row = await find_by_id(conn, user_id)
+    assert row is not None
+    return row
+
+
+async def _taken(conn: AsyncConnection, column: Any, value: str) -> bool:
+    found = await conn.execute(select(column).where(func.lower(column) == value.lower()).limit(1))
+    return found.first() is not None

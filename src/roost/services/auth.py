@@ -1,0 +1,269 @@
+"""Sign-in, tokens and the signed-in user's own account.
+
+A login opens a session. The session owns a family of rotating refresh tokens, the short
+access JWTs that name it, and optionally one opaque session token. Signing out, changing the
+password or presenting a used refresh token again revokes sessions; revoked sessions refuse
+every token that names them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roost.backends.sql.tables import refresh_tokens, sessions, users, utcnow
+from roost.errors import AuthenticationError, AuthorizationError, RateLimitError
+from roost.services import accounts
+from roost.services.context import Context
+from roost.services.principals import Credential, authenticate, credential_tenant
+from roost.services.registry import operation
+from roost.services.security import (
+    hash_password,
+    make_opaque,
+    needs_rehash,
+    new_id,
+    parse_opaque,
+    verify_password,
+)
+from roost.wire.auth import (
+    ChangePasswordRequest,
+    Done,
+    LoginRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    User,
+    VerifyRequest,
+    VerifyResult,
+)
+from roost.wire.common import Empty
+
+_BAD_LOGIN = "invalid username or password"
+
+
+@operation("auth.login", access="public")
+async def login(ctx: Context, params: LoginRequest) -> TokenPair:
+    """Exchange a username (or email) and password for an access and a refresh token."""
+    limits = _LoginLimits(ctx, params.username)
+    await limits.check()
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        user = await accounts.find_by_login(conn, params.username)
+    password_hash = user["password_hash"] if user is not None else None
+    if not await verify_password(password_hash, params.password) or user is None:
+        await limits.failed()
+        raise AuthenticationError(_BAD_LOGIN, code="invalid_credentials")
+    if not user["is_active"]:
+        await limits.failed()
+        raise AuthenticationError("this user is disabled", code="invalid_credentials")
+    await limits.succeeded()
+    new_hash = await hash_password(params.password) if needs_rehash(user["password_hash"]) else None
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        values: dict[str, object] = {"last_login": utcnow()}
+        if new_hash:
+            values["password_hash"] = new_hash
+        await conn.execute(users.update().where(users.c.id == user["id"]).values(**values))
+        return await _open_session(ctx, conn, user["id"], with_session_token=params.session_token)
+
+
+@operation("auth.refresh", access="public")
+async def refresh(ctx: Context, params: RefreshRequest) -> TokenPair:
+    """Trade a refresh token for a new pair; each refresh token works once."""
+    opaque = parse_opaque(params.refresh, "rrt")
+    if opaque.tenant != ctx.tenant:
+        raise AuthenticationError(
+            f"this refresh token belongs to tenant {opaque.tenant!r}", code="wrong_tenant"
+        )
+    now = utcnow()
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        row = (
+            await conn.execute(
+                select(refresh_tokens.c.session_id, refresh_tokens.c.used_at).where(
+                    refresh_tokens.c.token_hash == opaque.hash
+                )
+            )
+        ).first()
+        if row is None or row.session_id != opaque.id:
+            raise AuthenticationError("unknown refresh token", code="invalid_credentials")
+        session = (
+            (await conn.execute(select(sessions).where(sessions.c.id == row.session_id)))
+            .mappings()
+            .one()
+        )
+        if row.used_at is not None:
+            await _revoke(conn, sessions.c.id == session["id"], now)
+            reused = True
+        else:
+            reused = False
+            _check_live(session["revoked_at"], session["expires_at"], now)
+            await conn.execute(
+                refresh_tokens.update()
+                .where(refresh_tokens.c.token_hash == opaque.hash)
+                .values(used_at=now)
+            )
+            return await _issue(ctx, conn, session["id"], session["user_id"])
+    if reused:
+        ctx.platform.principals.clear()
+    raise AuthenticationError(
+        "this refresh token was already used, so it may be stolen: its session is now revoked; "
+        "sign in again",
+        code="token_revoked",
+    )
+
+
+@operation("auth.verify", access="public", read_only=True)
+async def verify(ctx: Context, params: VerifyRequest) -> VerifyResult:
+    """Whether a token is valid now, and whose it is. Never raises for a bad token."""
+    credential = Credential(params.token_type, params.token)
+    try:
+        tenant, expires = credential_tenant(ctx.platform, credential)
+        if tenant != ctx.tenant:
+            return VerifyResult(valid=False, tenant=tenant, reason="wrong_tenant")
+        principal = await authenticate(ctx.platform, credential, tenant)
+    except AuthenticationError as exc:
+        return VerifyResult(valid=False, reason=exc.code)
+    expires_at = datetime.fromtimestamp(expires, tz=utcnow().tzinfo) if expires else None
+    return VerifyResult(valid=True, user_id=principal.user_id, tenant=tenant, expires_at=expires_at)
+
+
+@operation("auth.logout")
+async def logout(ctx: Context, params: Empty) -> Done:
+    """Revoke the session the caller signed in with. With an API key, nothing to do."""
+    principal = ctx.require_principal()
+    if principal.session_id is None:
+        return Done(count=0)
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        count = await _revoke(conn, sessions.c.id == principal.session_id, utcnow())
+    ctx.platform.principals.clear()
+    return Done(count=count)
+
+
+@operation("auth.me", read_only=True)
+async def me(ctx: Context, params: Empty) -> User:
+    """The signed-in user (for an API key: its owner)."""
+    principal = ctx.require_principal()
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        user = await accounts.find_by_id(conn, principal.user_id)
+        if user is None:
+            raise AuthenticationError("this user no longer exists", code="token_revoked")
+        return await accounts.to_user(conn, user)
+
+
+@operation("auth.register", access="public")
+async def register(ctx: Context, params: RegisterRequest) -> User:
+    """Create an account with the `member` role, when the server allows sign-up."""
+    if not ctx.platform.settings.allow_signup:
+        raise AuthorizationError("sign-up is disabled on this server; ask an admin for an account")
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        user = await accounts.create_user(conn, params, role_names=["member"])
+        return await accounts.to_user(conn, user)
+
+
+@operation("auth.change_password")
+async def change_password(ctx: Context, params: ChangePasswordRequest) -> Done:
+    """Change the caller's password; every other session of the user is signed out."""
+    principal = ctx.require_user()
+    limits = _LoginLimits(ctx, principal.username)
+    await limits.check()
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        user = await accounts.find_by_id(conn, principal.user_id)
+    if user is None or not await verify_password(user["password_hash"], params.old_password):
+        await limits.failed()
+        raise AuthenticationError(
+            "old_password is wrong", code="invalid_credentials", details={"field": "old_password"}
+        )
+    new_hash = await hash_password(params.new_password)
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        await conn.execute(
+            users.update().where(users.c.id == principal.user_id).values(password_hash=new_hash)
+        )
+        count = await _revoke(
+            conn,
+            (sessions.c.user_id == principal.user_id) & (sessions.c.id != principal.session_id),
+            utcnow(),
+        )
+    ctx.platform.principals.clear()
+    return Done(count=count)
+
+
+# -- sessions and tokens ------------------------------------------------------------------
+
+
+async def _open_session(
+    ctx: Context, conn: AsyncConnection, user_id: str, *, with_session_token: bool
+) -> TokenPair:
+    session_id = new_id()
+    session_token = make_opaque("rst", ctx.tenant, session_id) if with_session_token else None
+    await conn.execute(
+        sessions.insert().values(
+            id=session_id,
+            user_id=user_id,
+            session_token_hash=session_token.hash if session_token else None,
+            expires_at=utcnow() + timedelta(seconds=ctx.platform.settings.refresh_token_ttl),
+            user_agent=ctx.user_agent[:400],
+            address=ctx.client_address[:64],
+        )
+    )
+    pair = await _issue(ctx, conn, session_id, user_id)
+    if session_token is not None:
+        pair.session_token = session_token.token
+    return pair
+
+
+async def _issue(ctx: Context, conn: AsyncConnection, session_id: str, user_id: str) -> TokenPair:
+    refresh_token = make_opaque("rrt", ctx.tenant, session_id)
+    await conn.execute(
+        refresh_tokens.insert().values(token_hash=refresh_token.hash, session_id=session_id)
+    )
+    access, _ = ctx.platform.access_tokens.issue(user_id, ctx.tenant, session_id)
+    return TokenPair(
+        access=access,
+        refresh=refresh_token.token,
+        expires_in=ctx.platform.access_tokens.ttl,
+        session_id=session_id,
+    )
+
+
+async def _revoke(conn: AsyncConnection, where: ColumnElement[bool], now: datetime) -> int:
+    result = await conn.execute(
+        update(sessions).where(where, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return result.rowcount
+
+
+def _check_live(revoked_at: datetime | None, expires_at: datetime, now: datetime) -> None:
+    if revoked_at is not None:
+        raise AuthenticationError("this session was signed out", code="token_revoked")
+    if expires_at <= now:
+        raise AuthenticationError("session expired; sign in again", code="token_expired")
+
+
+class _LoginLimits:
+    """Failed sign-ins counted per account and per client address (429 once over the limit)."""
+
+    def __init__(self, ctx: Context, login_name: str) -> None:
+        settings = ctx.platform.settings
+        self._limiter = ctx.platform.limiter
+        self._window = settings.login_failure_window
+        self._account = (
+            f"login:{ctx.tenant}:{login_name.lower()}",
+            settings.login_failures_per_account,
+        )
+        self._address = (f"login-from:{ctx.client_address}", settings.login_failures_per_address)
+
+    async def check(self) -> None:
+        for key, limit in (self._account, self._address):
+            wait = await self._limiter.blocked_for(key, limit, self._window)
+            if wait is not None:
+                raise RateLimitError(
+                    f"too many failed sign-ins; try again in {int(wait) + 1} s",
+                    retry_after=float(int(wait) + 1),
+                )
+
+    async def failed(self) -> None:
+        for key, _ in (self._account, self._address):
+            await self._limiter.hit(key, self._window)
+
+    async def succeeded(self) -> None:
+        await self._limiter.reset(self._account[0])

@@ -1,0 +1,107 @@
+"""What every operation receives: the platform's backends, the tenant and the caller."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from roost.backends.ratelimit import RateLimiter
+from roost.backends.sql import Database
+from roost.errors import AuthorizationError, NotAuthenticatedError
+from roost.services.security import AccessTokens, scope_allows
+from roost.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who calls. An API key acts for its owner, within both its own and the owner's scopes."""
+
+    kind: Literal["user", "api_key"]
+    tenant: str
+    user_id: str
+    username: str
+    grants: tuple[frozenset[str], ...]
+    session_id: str | None = None
+    api_key_id: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        return all(scope_allows(granted, scope) for granted in self.grants)
+
+    @property
+    def scopes(self) -> list[str]:
+        """The owner's scopes (for display; `allows` is what decides)."""
+        return sorted(self.grants[0])
+
+
+class PrincipalCache:
+    """Recently resolved credentials, so that a request costs no database round trip.
+
+    An entry lives `ttl` seconds at most and never past the credential's own expiry.
+    Revocations clear the cache of this process at once; other processes see them within `ttl`.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 50_000) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._max = max_entries
+
+    def get(self, key: str) -> Principal | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.time():
+            self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: str, principal: Principal, credential_expires_at: float | None) -> None:
+        if self.ttl <= 0:
+            return
+        until = time.time() + self.ttl
+        if credential_expires_at is not None:
+            until = min(until, credential_expires_at)
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (until, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+@dataclass
+class Platform:
+    """The backends and settings of one running server, shared by every request."""
+
+    settings: Settings
+    db: Database
+    limiter: RateLimiter
+    access_tokens: AccessTokens
+    principals: PrincipalCache
+    known_tenants: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Context:
+    """One call of one operation."""
+
+    platform: Platform
+    tenant: str
+    principal: Principal | None
+    request_id: str = ""
+    client_address: str = ""
+    user_agent: str = ""
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise NotAuthenticatedError("this operation needs a credential; sign in first")
+        return self.principal
+
+    def require_user(self) -> Principal:
+        """The calling user; API keys are refused for operations that act on the login itself."""
+        principal = self.require_principal()
+        if principal.kind != "user":
+            raise AuthorizationError(
+                "this operation needs a signed-in user, not an API key", code="permission_denied"
+            )
+        return principal

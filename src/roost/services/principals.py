@@ -1,0 +1,120 @@
+"""From a credential to a Principal: JWT access tokens, session tokens and API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import select
+
+from roost.backends.sql.tables import api_keys, sessions, utcnow
+from roost.errors import AuthenticationError
+from roost.services import accounts
+from roost.services.context import Platform, Principal
+from roost.services.security import OpaqueKind, parse_opaque, same_hash, token_hash
+
+CredentialKind = Literal["jwt", "api_key", "session_token"]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    kind: CredentialKind
+    token: str
+
+
+def credential_tenant(platform: Platform, credential: Credential) -> tuple[str, float | None]:
+    """The tenant a credential belongs to (and its expiry), without touching the database."""
+    if credential.kind == "jwt":
+        claims = platform.access_tokens.read(credential.token)
+        return claims.tenant, claims.expires_at
+    kind: OpaqueKind = "rak" if credential.kind == "api_key" else "rst"
+    return parse_opaque(credential.token, kind).tenant, None
+
+
+async def authenticate(platform: Platform, credential: Credential, tenant: str) -> Principal:
+    """The principal behind a credential of `tenant`; AuthenticationError says why not."""
+    cache_key = token_hash(f"{credential.kind}:{credential.token}")
+    cached = platform.principals.get(cache_key)
+    if cached is not None:
+        return cached
+    if credential.kind == "api_key":
+        principal, expires_at = await _from_api_key(platform, credential.token, tenant)
+    else:
+        principal, expires_at = await _from_session(platform, credential, tenant)
+    platform.principals.put(cache_key, principal, expires_at)
+    return principal
+
+
+async def _from_session(
+    platform: Platform, credential: Credential, tenant: str
+) -> tuple[Principal, float | None]:
+    async with platform.db.read(tenant) as conn:
+        if credential.kind == "jwt":
+            claims = platform.access_tokens.read(credential.token)
+            session_id, token_expiry = claims.session_id, claims.expires_at
+            query = select(sessions).where(sessions.c.id == session_id)
+        else:
+            opaque = parse_opaque(credential.token, "rst")
+            session_id, token_expiry = opaque.id, None
+            query = select(sessions).where(sessions.c.id == opaque.id)
+        session = (await conn.execute(query)).mappings().first()
+        if session is None or (
+            credential.kind == "session_token"
+            and not same_hash(session["session_token_hash"] or "", token_hash(credential.token))
+        ):
+            raise AuthenticationError("unknown session", code="invalid_credentials")
+        if session["revoked_at"] is not None:
+            raise AuthenticationError("this session was signed out", code="token_revoked")
+        if session["expires_at"] <= utcnow():
+            raise AuthenticationError("session expired; sign in again", code="token_expired")
+        user = await accounts.find_by_id(conn, session["user_id"])
+        if user is None or not user["is_active"]:
+            raise AuthenticationError("this user is disabled", code="token_revoked")
+        _, scopes = await accounts.roles_and_scopes(conn, user)
+    expiry = session["expires_at"].timestamp()
+    if token_expiry is not None:
+        expiry = min(expiry, token_expiry)
+    principal = Principal(
+        "user", tenant, user["id"], user["username"], (frozenset(scopes),), session_id=session_id
+    )
+    return principal, expiry
+
+
+async def _from_api_key(
+    platform: Platform, token: str, tenant: str
+) -> tuple[Principal, float | None]:
+    opaque = parse_opaque(token, "rak")
+    now = utcnow()
+    async with platform.db.read(tenant) as conn:
+        key = (
+            (await conn.execute(select(api_keys).where(api_keys.c.id == opaque.id)))
+            .mappings()
+            .first()
+        )
+        if key is None or not same_hash(key["key_hash"], opaque.hash):
+            raise AuthenticationError("unknown API key", code="invalid_credentials")
+        if key["revoked_at"] is not None:
+            raise AuthenticationError("this API key was revoked", code="token_revoked")
+        if key["expires_at"] is not None and key["expires_at"] <= now:
+            raise AuthenticationError("this API key expired", code="token_expired")
+        owner = await accounts.find_by_id(conn, key["user_id"])
+        if owner is None or not owner["is_active"]:
+            raise AuthenticationError("the owner of this API key is disabled", code="token_revoked")
+        _, owner_scopes = await accounts.roles_and_scopes(conn, owner)
+    stale = key["last_used_at"] is None or now - key["last_used_at"] > timedelta(minutes=1)
+    if stale:
+        async with platform.db.write(tenant) as conn:
+            await conn.execute(
+                api_keys.update().where(api_keys.c.id == opaque.id).values(last_used_at=now)
+            )
+    principal = Principal(
+        "api_key",
+        tenant,
+        owner["id"],
+        owner["username"],
+        (frozenset(owner_scopes), frozenset(key["scopes"])),
+        api_key_id=key["id"],
+    )
+    expires = key["expires_at"].timestamp() if key["expires_at"] is not None else None
+    return principal, expires

@@ -1,0 +1,155 @@
+"""Credentials: password hashes, opaque tokens, access JWTs and scope matching.
+
+Opaque tokens (API keys, session tokens, refresh tokens) read `<kind>_<tenant>_<id>_<secret>`:
+the tenant and row id let the server find the row without a scan, the secret is random, and
+only the SHA-256 of the whole token is stored (the secret has 256 bits, so a slow hash would
+add nothing). Passwords are argon2id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from roost.errors import AuthenticationError
+
+OpaqueKind = Literal["rak", "rst", "rrt"]
+"""rak: API key, rst: session token, rrt: refresh token."""
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("a password nobody has")
+
+
+async def hash_password(password: str) -> str:
+    """The argon2id hash of a password (computed off the event loop)."""
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches; with no hash it still spends the same time."""
+    return await asyncio.to_thread(_verify, password_hash or _DUMMY_HASH, password, password_hash)
+
+
+def _verify(password_hash: str, password: str, real: str | None) -> bool:
+    try:
+        return _hasher.verify(password_hash, password) and real is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueToken:
+    kind: OpaqueKind
+    tenant: str
+    id: str
+    token: str
+
+    @property
+    def hash(self) -> str:
+        return token_hash(self.token)
+
+    @property
+    def display_prefix(self) -> str:
+        return f"{self.kind}_{self.tenant}_{self.id}"
+
+
+def make_opaque(kind: OpaqueKind, tenant: str, row_id: str) -> OpaqueToken:
+    return OpaqueToken(
+        kind, tenant, row_id, f"{kind}_{tenant}_{row_id}_{secrets.token_urlsafe(32)}"
+    )
+
+
+def parse_opaque(token: str, kind: OpaqueKind) -> OpaqueToken:
+    """Split an opaque token; one that is not of `kind` is refused as invalid credentials."""
+    parts = token.split("_", 3)
+    if len(parts) != 4 or parts[0] != kind or not all(parts):
+        raise AuthenticationError(f"malformed {_KIND_NAMES[kind]}", code="invalid_credentials")
+    return OpaqueToken(kind, parts[1], parts[2], token)
+
+
+_KIND_NAMES = {"rak": "API key", "rst": "session token", "rrt": "refresh token"}
+
+
+def same_hash(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: str
+    tenant: str
+    session_id: str
+    expires_at: float
+
+
+class AccessTokens:
+    """Signs and reads the short-lived access JWTs (HS256)."""
+
+    def __init__(self, key: str, ttl: int) -> None:
+        self._key = key
+        self.ttl = ttl
+
+    def issue(self, user_id: str, tenant: str, session_id: str) -> tuple[str, float]:
+        now = int(time.time())
+        exp = now + self.ttl
+        claims = {
+            "sub": user_id,
+            "tnt": tenant,
+            "sid": session_id,
+            "typ": "access",
+            "iat": now,
+            "exp": exp,
+            "iss": "roost",
+        }
+        return jwt.encode(claims, self._key, algorithm="HS256"), float(exp)
+
+    def read(self, token: str) -> AccessClaims:
+        """The claims of a valid token; raises AuthenticationError saying why it is not."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=["HS256"],
+                issuer="roost",
+                options={"require": ["exp", "sub", "tnt", "sid"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationError(
+                "access token expired; refresh it or sign in again", code="token_expired"
+            ) from None
+        except jwt.InvalidTokenError:
+            raise AuthenticationError("invalid access token", code="invalid_credentials") from None
+        if claims.get("typ") != "access":
+            raise AuthenticationError("not an access token", code="invalid_credentials")
+        return AccessClaims(
+            str(claims["sub"]), str(claims["tnt"]), str(claims["sid"]), float(claims["exp"])
+        )
+
+
+def scope_allows(granted: Iterable[str], needed: str) -> bool:
+    """Whether a set of scopes grants `needed` (`*` grants all, `module:*` a whole module)."""
+    granted = set(granted)
+    module = needed.split(":", 1)[0]
+    return "*" in granted or needed in granted or f"{module}:*" in granted

@@ -1,0 +1,99 @@
+"""Server settings, read from `ROOST_*` environment variables and `.env`, validated at start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from roost.errors import ConfigurationError
+
+Seconds = Annotated[int, Field(ge=1, le=10 * 365 * 86400)]
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told. Each field is `ROOST_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROOST_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Path("roost-data")
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite+aiosqlite:///path or postgresql://...; default: SQLite in data_dir",
+    )
+    pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    secret_key: str | None = Field(
+        default=None, min_length=32, description="JWT signing key; default: a key file in data_dir"
+    )
+    base_domain: str | None = Field(
+        default=None, description="with it, host `<tenant>.<base_domain>` selects the tenant"
+    )
+
+    access_token_ttl: Seconds = 900
+    refresh_token_ttl: Seconds = 30 * 86400
+    api_key_default_ttl: Seconds | None = None
+    auth_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
+
+    allow_signup: bool = True
+    admin_username: str = "admin"
+    admin_email: str | None = None
+    admin_password: str | None = Field(default=None, min_length=8)
+
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 34)] = 16 * 1024 * 1024
+    login_failures_per_account: Annotated[int, Field(ge=1)] = 5
+    login_failures_per_address: Annotated[int, Field(ge=1)] = 30
+    login_failure_window: Seconds = 900
+    idempotency_ttl: Seconds = 86400
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL of the control database, with the async driver named."""
+        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'roost.db'}"
+        scheme, rest = url.split(":", 1)
+        base = scheme.split("+", 1)[0]
+        if base == "sqlite":
+            return f"sqlite+aiosqlite:{rest}"
+        return f"postgresql+asyncpg:{rest}"
+
+    def signing_key(self) -> str:
+        """The JWT key: ROOST_SECRET_KEY, else a 0600 key file made once in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigurationError(f"{path} is readable by others; run: chmod 600 {path}")
+        return path.read_text().strip()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; a bad value raises ConfigurationError naming each variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ROOST_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None

@@ -1,0 +1,186 @@
+"""Types of the auth, API key, user and tenant operations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+Username = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=150,
+        pattern=r"^[A-Za-z0-9_.@+-]+$",
+        description="letters, digits and _ . @ + -",
+    ),
+]
+Email = Annotated[str, Meta(max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Password = Annotated[str, Meta(min_length=8, max_length=1024)]
+AnyPassword = Annotated[str, Meta(min_length=1, max_length=1024)]
+Scope = Annotated[str, Meta(pattern=r"^(\*|[a-z_]+:(\*|[a-z_]+))$", max_length=64)]
+RoleName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+TenantName = Annotated[
+    str,
+    Meta(
+        pattern=r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$",
+        description="lower-case letters, digits and hyphens, at most 40",
+    ),
+]
+Token = Annotated[str, Meta(min_length=1, max_length=4096)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+TokenType = Literal["jwt", "api_key", "session_token"]
+
+
+class LoginRequest(Struct, forbid_unknown_fields=True):
+    username: Annotated[str, Meta(min_length=1, max_length=254)]
+    password: AnyPassword
+    session_token: bool = False
+
+
+class TokenPair(Struct, omit_defaults=True):
+    access: str
+    refresh: str
+    expires_in: int
+    session_id: str
+    token_type: str = "Bearer"
+    session_token: str | None = None
+
+
+class RefreshRequest(Struct, forbid_unknown_fields=True):
+    refresh: Token
+
+
+class VerifyRequest(Struct, forbid_unknown_fields=True):
+    token: Token
+    token_type: TokenType = "jwt"
+
+
+class VerifyResult(Struct, omit_defaults=True):
+    valid: bool
+    user_id: str | None = None
+    tenant: str | None = None
+    expires_at: datetime | None = None
+    reason: str | None = None
+
+
+class User(Struct):
+    id: str
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    is_active: bool
+    is_staff: bool
+    is_superuser: bool
+    roles: list[str]
+    scopes: list[str]
+    created_at: datetime
+    last_login: datetime | None = None
+
+
+class RegisterRequest(Struct, forbid_unknown_fields=True):
+    username: Username
+    password: Password
+    email: Email = ""
+    confirm_password: str | None = None
+    first_name: Annotated[str, Meta(max_length=150)] = ""
+    last_name: Annotated[str, Meta(max_length=150)] = ""
+
+
+class CreateUserRequest(RegisterRequest, forbid_unknown_fields=True):
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    roles: list[RoleName] = []
+
+
+class UserRef(Struct, forbid_unknown_fields=True):
+    username: Username
+
+
+class ListUsersRequest(Struct, forbid_unknown_fields=True):
+    search: Annotated[str, Meta(max_length=150)] | None = None
+    is_active: bool | None = None
+    page: Annotated[int, Meta(ge=1)] = 1
+    page_size: Annotated[int, Meta(ge=1, le=500)] = 50
+
+
+class UserPage(Struct):
+    items: list[User]
+    total: int
+    page: int
+    page_size: int
+
+
+class ChangePasswordRequest(Struct, forbid_unknown_fields=True):
+    old_password: AnyPassword
+    new_password: Password
+
+
+class Done(Struct):
+    """The answer of an operation whose only result is that it happened."""
+
+    ok: bool = True
+    count: int | None = None
+
+
+class CreateApiKeyRequest(Struct, forbid_unknown_fields=True):
+    name: Name
+    scopes: Annotated[list[Scope], Meta(max_length=100)] = []
+    expires_in: Annotated[int, Meta(ge=60, le=10 * 365 * 86400)] | None = None
+    expires_at: datetime | None = None
+
+
+class ApiKey(Struct):
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class CreatedApiKey(Struct):
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    key: str
+
+
+class ApiKeyRef(Struct, forbid_unknown_fields=True):
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class CreateRoleRequest(Struct, forbid_unknown_fields=True):
+    name: RoleName
+    scopes: Annotated[list[Scope], Meta(max_length=200)] = []
+    description: Annotated[str, Meta(max_length=500)] = ""
+
+
+class Role(Struct):
+    name: str
+    scopes: list[str]
+    description: str
+    builtin: bool
+
+
+class CreateTenantRequest(Struct, forbid_unknown_fields=True):
+    name: TenantName
+    display_name: Annotated[str, Meta(max_length=200)] = ""
+
+
+class TenantRef(Struct, forbid_unknown_fields=True):
+    name: TenantName
+
+
+class Tenant(Struct):
+    name: str
+    display_name: str
+    created_at: datetime

@@ -1,0 +1,77 @@
+"""JSON and MessagePack, chosen by media type, from one set of msgspec types."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal, TypeVar, cast
+
+import msgspec
+
+T = TypeVar("T")
+
+WireFormat = Literal["json", "msgpack"]
+
+JSON_TYPE = "application/json"
+MSGPACK_TYPE = "application/msgpack"
+_MEDIA_TYPES: dict[str, WireFormat] = {
+    JSON_TYPE: "json",
+    MSGPACK_TYPE: "msgpack",
+    "application/x-msgpack": "msgpack",
+    "application/vnd.msgpack": "msgpack",
+}
+
+
+def format_of(media_type: str | None) -> WireFormat | None:
+    """The wire format named by a Content-Type or Accept value, `None` if it names neither."""
+    if not media_type:
+        return None
+    for part in media_type.split(","):
+        base = part.split(";", 1)[0].strip().lower()
+        if base in _MEDIA_TYPES:
+            return _MEDIA_TYPES[base]
+        if base in ("*/*", "application/*"):
+            return "json"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """Encodes and decodes one wire format."""
+
+    format: WireFormat
+    content_type: str
+
+    def encode(self, value: Any) -> bytes:
+        if self.format == "msgpack":
+            # Plain builtins (datetimes as RFC 3339 strings), so that a result reads the same
+            # whichever format carried it.
+            value = msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview))
+        return _encoder(self.format).encode(value)
+
+    def decode(self, data: bytes, type: type[T]) -> T:
+        decoder: Any = _decoder(self.format, cast(Hashable, type))
+        result: T = decoder.decode(data)
+        return result
+
+
+@lru_cache(maxsize=2)
+def _encoder(fmt: WireFormat) -> msgspec.json.Encoder | msgspec.msgpack.Encoder:
+    return msgspec.json.Encoder() if fmt == "json" else msgspec.msgpack.Encoder()
+
+
+@lru_cache(maxsize=1024)
+def _decoder(fmt: WireFormat, type: Any) -> Any:
+    if fmt == "json":
+        return msgspec.json.Decoder(type)
+    return msgspec.msgpack.Decoder(type)
+
+
+JSON = Codec("json", JSON_TYPE)
+MSGPACK = Codec("msgpack", MSGPACK_TYPE)
+
+
+def codec_for(fmt: WireFormat) -> Codec:
+    """The codec of a wire format."""
+    return JSON if fmt == "json" else MSGPACK

@@ -1,0 +1,166 @@
+"""Fixtures that start real Roost servers (uvicorn on a free loopback port) on real backends.
+
+`server` runs once per backend: SQLite in a temporary data dir, and the machine's PostgreSQL
+(`ROOST_TEST_POSTGRES_URL`, default postgresql://postgres@127.0.0.1:5432/test) in a schema
+prefix of its own. PostgreSQL tests skip when it is unreachable, unless
+`ROOST_REQUIRE_SERVICES` is set (CI sets it), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from roost.server import create_app
+from roost.settings import Settings, load_settings
+
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "admin-password-1"
+POSTGRES_URL = os.environ.get(
+    "ROOST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    settings: Settings
+    backend: str
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def postgres_available() -> bool:
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
+    return True
+
+
+def require_postgres() -> None:
+    if postgres_available():
+        return
+    if os.environ.get("ROOST_REQUIRE_SERVICES"):
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_URL} is unreachable and ROOST_REQUIRE_SERVICES is set"
+        )
+    pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable")
+
+
+def drop_pg_schemas(prefix: str) -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            names = await conn.fetch(
+                "SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $2",
+                prefix,
+                prefix + "\\_%",
+            )
+            for row in names:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{row["nspname"]}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> RunningServer:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "admin_username": ADMIN_USERNAME,
+        "admin_password": ADMIN_PASSWORD,
+        "secret_key": secrets.token_urlsafe(40),
+    }
+    if backend == "postgresql":
+        values["database_url"] = POSTGRES_URL
+        values["pg_schema_prefix"] = f"rt{secrets.token_hex(4)}"
+    values.update(overrides)
+    settings = load_settings(**values)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws="none",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return RunningServer(f"http://127.0.0.1:{port}", settings, backend, server, thread)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A server per backend with an admin user, shared by the whole session."""
+    backend: str = request.param
+    if backend == "postgresql":
+        require_postgres()
+    running = start_server(tmp_path_factory.mktemp(f"roost-{backend}"), backend)
+    yield running
+    running.stop()
+    if backend == "postgresql":
+        drop_pg_schemas(running.settings.pg_schema_prefix)
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Start a server with its own settings (SQLite unless `backend=` says otherwise)."""
+    started: list[RunningServer] = []
+
+    def make(backend: str = "sqlite", **overrides: Any) -> RunningServer:
+        if backend == "postgresql":
+            require_postgres()
+        running = start_server(tmp_path / f"data{len(started)}", backend, **overrides)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+        if running.backend == "postgresql":
+            drop_pg_schemas(running.settings.pg_schema_prefix)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (tests share a server per backend)."""
+    return f"{prefix}{secrets.token_hex(4)}"
