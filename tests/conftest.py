@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
 
 from roost.server import create_app
 from roost.settings import Settings, load_settings
+from tests.proxy import FlakyProxy
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-1"
@@ -53,15 +55,10 @@ def free_port() -> int:
 
 
 def postgres_available() -> bool:
-    import asyncpg
-
-    async def probe() -> None:
-        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
-        await conn.close()
-
+    parts = urlsplit(POSTGRES_URL)
     try:
-        asyncio.run(probe())
-    except (TimeoutError, OSError, asyncpg.PostgresError):
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), 3).close()
+    except OSError:
         return False
     return True
 
@@ -92,7 +89,10 @@ def drop_pg_schemas(prefix: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(drop())
+    # its own thread: callers may be inside a running event loop (async fixtures)
+    worker = threading.Thread(target=asyncio.run, args=(drop(),))
+    worker.start()
+    worker.join()
 
 
 def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> RunningServer:
@@ -164,3 +164,25 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
 def unique(prefix: str) -> str:
     """A name no other test uses (tests share a server per backend)."""
     return f"{prefix}{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def flaky_proxy() -> Iterator[Callable[[str], FlakyProxy]]:
+    """A proxy to a server that loses the responses it is told to."""
+    proxies: list[FlakyProxy] = []
+
+    def make(target_url: str) -> FlakyProxy:
+        proxies.append(FlakyProxy(target_url))
+        return proxies[-1]
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers (for timeouts)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    yield listener.getsockname()[1]
+    listener.close()

@@ -115,6 +115,7 @@ def create_key(
         from roost.services import accounts, api_keys
         from roost.services.context import Context, Principal
         from roost.wire.auth import CreateApiKeyRequest
+        from roost.wire.codec import build
 
         async with _platform() as platform:
             async with platform.db.read(tenant) as conn:
@@ -124,9 +125,10 @@ def create_key(
                 "user", tenant, user["id"], user["username"], (frozenset(scopes),)
             )
             ctx = Context(platform=platform, tenant=tenant, principal=principal)
-            created = await api_keys.create(
-                ctx, CreateApiKeyRequest(name=name, scopes=scope or [], expires_in=expires_in)
+            request = build(
+                CreateApiKeyRequest, name=name, scopes=scope or [], expires_in=expires_in
             )
+            created = await api_keys.create(ctx, request)
             return created.key
 
     key = _or_exit(lambda: asyncio.run(run()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -24,10 +24,11 @@ from roost.services.context import Context, Platform
 from roost.services.principals import Credential, authenticate, credential_tenant
 from roost.services.registry import Operation, Registry
 from roost.services.tenants import DEFAULT_TENANT, ensure_exists
-from roost.wire.codec import Codec
+from roost.wire.codec import Codec, invalid
+
+T = TypeVar("T")
 
 _TENANT = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-_FIELD = re.compile(r"at `\$\.?([^`]*)`")
 
 
 class Dispatcher:
@@ -82,7 +83,7 @@ class Dispatcher:
     async def invoke(self, ctx: Context, op: Operation, body: bytes, codec: Codec) -> Any:
         """Check that the caller may run `op`, decode its parameters and run it."""
         check_access(ctx, op)
-        params = decode_params(op, body, codec)
+        params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
         return await op.handler(ctx, params)
 
 
@@ -99,14 +100,12 @@ def check_access(ctx: Context, op: Operation) -> None:
         )
 
 
-def decode_params(op: Operation, body: bytes, codec: Codec) -> Any:
-    """The operation's input from a request body; a bad body is a ValidationError naming why."""
+def decode_body(body: bytes, codec: Codec, into: type[T], what: str) -> T:
+    """`body` decoded into `into`; a bad body is a ValidationError naming the field at fault."""
     try:
-        return codec.decode(body or _empty(codec), op.input_type)
+        return codec.decode(body or _empty(codec), into)
     except msgspec.ValidationError as exc:
-        match = _FIELD.search(str(exc))
-        details = {"field": match.group(1)} if match else {}
-        raise ValidationError(f"invalid parameters for {op.name}: {exc}", details=details) from None
+        raise invalid(exc, what) from None
     except msgspec.DecodeError as exc:
         raise ValidationError(f"the body is not valid {codec.format}: {exc}") from None
 

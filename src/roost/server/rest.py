@@ -17,7 +17,7 @@ from roost.errors import (
     ValidationError,
 )
 from roost.server import idempotency
-from roost.server.dispatch import Dispatcher
+from roost.server.dispatch import Dispatcher, decode_body
 from roost.server.responses import as_roost_error, encoded, error_response, response_codec
 from roost.services.context import Context
 from roost.services.registry import Operation
@@ -62,7 +62,7 @@ def _operation_endpoint(
 def _batch_endpoint(dispatcher: Dispatcher) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         async def run(ctx: Context, body: bytes, codec: Codec) -> Outcome:
-            batch = codec.decode(body, BatchRequest)
+            batch = decode_body(body, codec, BatchRequest, "batch")
             results = []
             for item in batch.operations:
                 try:

@@ -20,6 +20,7 @@ from roost.wire.auth import (
     UserPage,
     UserRef,
 )
+from roost.wire.codec import build
 from roost.wire.common import Empty
 
 
@@ -132,7 +133,7 @@ async def ensure_admin(
 
     Returns whether a user was created.
     """
-    request = CreateUserRequest(username=username, email=email, password=password)
+    request = build(CreateUserRequest, username=username, email=email, password=password)
     async with platform.db.write(tenant) as conn:
         try:
             await accounts.find_by_username(conn, username)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeVar, cast
 
 import msgspec
+
+from roost.errors import ValidationError
 
 T = TypeVar("T")
 
@@ -31,9 +34,7 @@ def format_of(media_type: str | None) -> WireFormat | None:
         base = part.split(";", 1)[0].strip().lower()
         if base in _MEDIA_TYPES:
             return _MEDIA_TYPES[base]
-        if base in ("*/*", "application/*"):
-            return "json"
-    return None
+    return None  # wildcards included: the caller falls back on the request's own format
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +76,23 @@ MSGPACK = Codec("msgpack", MSGPACK_TYPE)
 def codec_for(fmt: WireFormat) -> Codec:
     """The codec of a wire format."""
     return JSON if fmt == "json" else MSGPACK
+
+
+_FIELD = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def invalid(exc: msgspec.ValidationError, what: str) -> ValidationError:
+    """Our ValidationError for msgspec's, with `details.field` naming the field at fault."""
+    match = _FIELD.search(str(exc))
+    return ValidationError(
+        f"invalid {what}: {exc}", details={"field": match.group(1)} if match else {}
+    )
+
+
+def build(into: type[T], **values: Any) -> T:
+    """A wire type built from keyword values with every constraint checked (constructing a
+    Struct directly checks none)."""
+    try:
+        return msgspec.convert(values, into)
+    except msgspec.ValidationError as exc:
+        raise invalid(exc, into.__name__) from None

@@ -68,10 +68,8 @@ class Database:
                 async with conn.begin():
                     yield conn
         else:
-            async with self._engine(namespace).connect() as conn:
-                conn = await self._scoped(conn, namespace)
-                async with conn.begin():
-                    yield conn
+            async with self._engine(namespace).connect() as conn, conn.begin():
+                yield await self._scoped(conn, namespace)
 
     async def ping(self) -> float:
         """Round trip to the control database in milliseconds."""
@@ -103,9 +101,10 @@ class Database:
 
     async def _scoped(self, conn: AsyncConnection, namespace: str) -> AsyncConnection:
         if self.dialect == "postgresql":
-            return await conn.execution_options(
-                schema_translate_map={None: self.schema_of(namespace)}
-            )
+            schema = self.schema_of(namespace)
+            conn = await conn.execution_options(schema_translate_map={None: schema})
+            # Tables get their schema from the map; raw SQL text from the search path.
+            await conn.execute(text(f'SET LOCAL search_path TO "{schema}"'))
         return conn
 
     def _engine(self, namespace: str) -> AsyncEngine:

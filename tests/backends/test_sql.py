@@ -1,0 +1,89 @@
+"""The SQL backend on SQLite and PostgreSQL: migrations, transactions, namespaces."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.migrations import TENANT_MIGRATIONS, migrate
+from roost.backends.sql.tables import roles
+from tests.conftest import POSTGRES_URL, drop_pg_schemas, require_postgres
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    prefix = f"rt{secrets.token_hex(4)}"
+    if request.param == "postgresql":
+        require_postgres()
+        url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'roost.db'}"
+    database = Database(url, data_dir=tmp_path, pg_schema_prefix=prefix)
+    yield database
+    await database.close()
+    if request.param == "postgresql":
+        drop_pg_schemas(prefix)
+
+
+@pytest.mark.anyio
+async def test_migrations_apply_once(db: Database) -> None:
+    assert await migrate(db, CONTROL) == [1]
+    assert await migrate(db, "acme") == [m.version for m in TENANT_MIGRATIONS]
+    assert await migrate(db, "acme") == []
+    async with db.read("acme") as conn:
+        names = set((await conn.execute(select(roles.c.name))).scalars())
+    assert names == {"admin", "member"}
+
+
+@pytest.mark.anyio
+async def test_a_failed_write_leaves_nothing(db: Database) -> None:
+    await migrate(db, "acme")
+
+    async def insert_then_fail() -> None:
+        async with db.write("acme") as conn:
+            await conn.execute(roles.insert().values(name="temp", scopes=[], builtin=False))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await insert_then_fail()
+    async with db.read("acme") as conn:
+        found = (await conn.execute(select(roles).where(roles.c.name == "temp"))).first()
+    assert found is None
+
+
+@pytest.mark.anyio
+async def test_ddl_is_transactional(db: Database) -> None:
+    await migrate(db, "acme")
+
+    async def create_then_fail() -> None:
+        async with db.write("acme") as conn:
+            await conn.execute(text("CREATE TABLE scratch (id INTEGER)"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await create_then_fail()
+    async with db.write("acme") as conn:
+        await conn.execute(text("CREATE TABLE scratch (id INTEGER)"))
+    # raw SQL lands in the namespace too, so another namespace can have its own table
+    await migrate(db, "other")
+    async with db.write("other") as conn:
+        await conn.execute(text("CREATE TABLE scratch (id INTEGER)"))
+
+
+@pytest.mark.anyio
+async def test_namespaces_are_isolated_and_droppable(db: Database) -> None:
+    await migrate(db, "one")
+    await migrate(db, "two")
+    async with db.write("one") as conn:
+        await conn.execute(roles.insert().values(name="only-in-one", scopes=[], builtin=False))
+    async with db.read("two") as conn:
+        assert (
+            await conn.execute(select(roles).where(roles.c.name == "only-in-one"))
+        ).first() is None
+    await db.drop_namespace("one")
+    assert await migrate(db, "one") == [m.version for m in TENANT_MIGRATIONS]

@@ -1,0 +1,110 @@
+"""The `roost` command, run on a real data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from roost import Client, __version__
+from roost.cli.main import app
+from tests.conftest import start_server
+
+runner = CliRunner()
+
+
+def test_version_and_help() -> None:
+    assert runner.invoke(app, ["version"]).stdout.strip() == __version__
+    for command in ([], ["serve"], ["admin", "create-user"], ["keys", "create"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Usage" in result.output
+
+
+def test_create_user_then_key_then_use_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROOST_SECRET_KEY", "s" * 40)
+    data = str(tmp_path)
+    created = runner.invoke(
+        app,
+        [
+            "admin",
+            "create-user",
+            "--username",
+            "root",
+            "--password",
+            "root-password",
+            "--data-dir",
+            data,
+        ],
+    )
+    assert created.exit_code == 0, created.output
+    again = runner.invoke(
+        app,
+        [
+            "admin",
+            "create-user",
+            "--username",
+            "root",
+            "--password",
+            "root-password",
+            "--data-dir",
+            data,
+        ],
+    )
+    assert "exists" in again.output
+    keyed = runner.invoke(
+        app,
+        [
+            "keys",
+            "create",
+            "--username",
+            "root",
+            "--name",
+            "ci",
+            "--scope",
+            "api_keys:read",
+            "--data-dir",
+            data,
+        ],
+    )
+    assert keyed.exit_code == 0, keyed.output
+    key = keyed.stdout.strip().splitlines()[-1]
+    assert key.startswith("rak_default_")
+    server = start_server(tmp_path, secret_key="s" * 40, admin_password=None)
+    try:
+        with Client(api_url=server.url) as client:
+            service = client.auth.sign_in_with_token(key, "api_key")
+            assert service.auth.get_current_user()["username"] == "root"
+            root = client.auth.sign_in_with_password("root", "root-password")
+            assert root.auth.get_current_user()["is_superuser"]
+    finally:
+        server.stop()
+
+
+def test_keys_for_unknown_user_fail_with_a_message(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["keys", "create", "--username", "ghost", "--name", "x", "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "no user named 'ghost'" in result.output
+
+
+def test_short_password_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "admin",
+            "create-user",
+            "--username",
+            "root",
+            "--password",
+            "short",
+            "--data-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "password" in result.output

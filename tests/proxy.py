@@ -1,0 +1,71 @@
+"""A loopback TCP proxy that can lose responses: a faulty network between SDK and server."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from urllib.parse import urlsplit
+
+
+class FlakyProxy:
+    """Forwards connections to `target`; while `drop_responses` > 0, it lets a request reach
+    the server, waits for the answer, and then cuts the connection instead of passing it on."""
+
+    def __init__(self, target_url: str) -> None:
+        parts = urlsplit(target_url)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.drop_responses = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._answer, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _cut(sink)
+
+    def _answer(self, upstream: socket.socket, client: socket.socket) -> None:
+        try:
+            while data := upstream.recv(65536):
+                with self._lock:
+                    drop = self.drop_responses > 0
+                    if drop:
+                        self.drop_responses -= 1
+                        self.dropped += 1
+                if drop:
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _cut(client)
+            _cut(upstream)
+
+
+def _cut(sock: socket.socket) -> None:
+    # shutdown, unlike close, wakes a thread blocked reading the socket and sends the FIN now
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

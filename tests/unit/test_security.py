@@ -1,0 +1,89 @@
+"""Credential primitives and the limiter."""
+
+from __future__ import annotations
+
+import pytest
+
+from roost.backends.ratelimit import MemoryRateLimiter
+from roost.errors import AuthenticationError, ConfigurationError
+from roost.services.security import (
+    AccessTokens,
+    hash_password,
+    make_opaque,
+    parse_opaque,
+    scope_allows,
+    verify_password,
+)
+from roost.settings import load_settings
+
+
+def test_scope_wildcards() -> None:
+    assert scope_allows({"*"}, "users:write")
+    assert scope_allows({"users:*"}, "users:write")
+    assert scope_allows({"users:write"}, "users:write")
+    assert not scope_allows({"users:read"}, "users:write")
+    assert not scope_allows({"user:*"}, "users:write")
+
+
+def test_opaque_tokens_round_trip_and_refuse_other_kinds() -> None:
+    token = make_opaque("rak", "acme", "0123abcd")
+    parsed = parse_opaque(token.token, "rak")
+    assert (parsed.tenant, parsed.id, parsed.hash) == ("acme", "0123abcd", token.hash)
+    with pytest.raises(AuthenticationError):
+        parse_opaque(token.token, "rst")
+    with pytest.raises(AuthenticationError):
+        parse_opaque("rak__x_y", "rak")
+
+
+@pytest.mark.anyio
+async def test_passwords_are_argon2id_and_verify() -> None:
+    hashed = await hash_password("correct horse")
+    assert hashed.startswith("$argon2id$")
+    assert await verify_password(hashed, "correct horse")
+    assert not await verify_password(hashed, "wrong horse")
+    assert not await verify_password(None, "anything")
+
+
+def test_access_tokens_refuse_other_keys_and_expiry() -> None:
+    tokens = AccessTokens("k" * 40, ttl=60)
+    token, _ = tokens.issue("u1", "default", "s1")
+    assert tokens.read(token).session_id == "s1"
+    with pytest.raises(AuthenticationError) as caught:
+        AccessTokens("z" * 40, ttl=60).read(token)
+    assert caught.value.code == "invalid_credentials"
+    expired = AccessTokens("k" * 40, ttl=-10).issue("u1", "default", "s1")[0]
+    with pytest.raises(AuthenticationError) as caught:
+        tokens.read(expired)
+    assert caught.value.code == "token_expired"
+
+
+@pytest.mark.anyio
+async def test_limiter_blocks_past_limit_and_resets() -> None:
+    limiter = MemoryRateLimiter()
+    for _ in range(3):
+        await limiter.hit("k", window=60)
+    assert await limiter.blocked_for("k", limit=4, window=60) is None
+    await limiter.hit("k", window=60)
+    wait = await limiter.blocked_for("k", limit=4, window=60)
+    assert wait is not None
+    assert 0 < wait <= 60
+    await limiter.reset("k")
+    assert await limiter.blocked_for("k", limit=4, window=60) is None
+
+
+def test_bad_settings_name_the_variable() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(database_url="mysql://x", access_token_ttl=0)
+    assert "ROOST_DATABASE_URL" in caught.value.message
+    assert "ROOST_ACCESS_TOKEN_TTL" in caught.value.message
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path: object) -> None:
+    from pathlib import Path
+
+    data = Path(str(tmp_path))
+    (data / "secret.key").write_text("x" * 50)
+    (data / "secret.key").chmod(0o644)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(data_dir=data).signing_key()
+    assert "chmod 600" in caught.value.message
