@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from roost.backends.ratelimit import MemoryRateLimiter
 from roost.backends.sql import Database
 from roost.errors import APIError, NotFoundError, ValidationError
 from roost.server.dispatch import Dispatcher
-from roost.server.middleware import RequestIdMiddleware
 from roost.server.openapi import docs_page, openapi_document
-from roost.server.responses import error_response, response_codec
-from roost.server.rest import api_routes
+from roost.server.responses import compressed, error_reply, request_id, response_codec
+from roost.server.rest import RestDoor
 from roost.services import build_registry
 from roost.services.context import Platform, PrincipalCache
 from roost.services.security import AccessTokens
@@ -60,14 +58,14 @@ async def start_platform(platform: Platform) -> None:
             logger.info("created admin user %r", settings.admin_username)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> RestDoor:
     """The Roost ASGI app. Without settings, they are read from the environment."""
     settings = settings or load_settings()
     platform = build_platform(settings)
     registry = build_registry()
     dispatcher = Dispatcher(platform, registry)
-    openapi = openapi_document(registry)
-    page = docs_page(registry)
+    openapi = json.dumps(openapi_document(registry)).encode()
+    page = docs_page(registry).encode()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,10 +76,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await platform.db.close()
 
     async def openapi_endpoint(request: Request) -> Response:
-        return JSONResponse(openapi)
+        encoding = request.headers.get("accept-encoding")
+        return compressed(openapi, "application/json", accept_encoding=encoding).as_response()
 
     async def docs_endpoint(request: Request) -> Response:
-        return HTMLResponse(page)
+        encoding = request.headers.get("accept-encoding")
+        return compressed(page, "text/html; charset=utf-8", accept_encoding=encoding).as_response()
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/docs")
@@ -97,24 +97,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if exc.status_code == 405
             else NotFoundError(f"no route {request.method} {request.url.path}; see /docs")
         )
-        return error_response(error, response_codec(request))
-
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, APIError)
-        return error_response(exc, response_codec(request))
+        codec = response_codec(request.headers.get("accept"))
+        return error_reply(
+            error, codec, request_id(request.headers.get("x-request-id"))
+        ).as_response()
 
     routes = [
-        *api_routes(dispatcher),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
         Route("/docs", docs_endpoint, methods=["GET"]),
         Route("/", root, methods=["GET"]),
     ]
-    app = Starlette(
-        routes=routes,
-        middleware=[Middleware(RequestIdMiddleware), Middleware(GZipMiddleware, minimum_size=1024)],
-        exception_handlers={HTTPException: http_error, APIError: api_error},
-        lifespan=lifespan,
+    pages = Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan
     )
-    app.state.platform = platform
-    app.state.dispatcher = dispatcher
-    return app
+    return RestDoor(dispatcher, fallback=pages)

@@ -21,7 +21,7 @@ from roost.errors import (
     ValidationError,
 )
 from roost.services.context import Context, Platform
-from roost.services.principals import Credential, authenticate, credential_tenant
+from roost.services.principals import Credential, authenticate
 from roost.services.registry import Operation, Registry
 from roost.services.tenants import DEFAULT_TENANT, ensure_exists
 from roost.wire.codec import Codec, invalid
@@ -58,19 +58,18 @@ class Dispatcher:
         """The tenant and the principal of a request (headers with lower-case names)."""
         credential = _credential(headers)
         requested = _requested_tenant(headers, host, self.platform.settings.base_domain)
-        tenant = requested or DEFAULT_TENANT
-        if credential is not None:
-            own_tenant, _ = credential_tenant(self.platform, credential)
-            if requested and requested != own_tenant:
-                raise AuthenticationError(
-                    f"this credential belongs to tenant {own_tenant!r}, not {requested!r}",
-                    code="wrong_tenant",
-                )
-            tenant = own_tenant
-        await ensure_exists(self.platform, tenant)
         principal = None
         if credential is not None:
-            principal = await authenticate(self.platform, credential, tenant)
+            principal = await authenticate(self.platform, credential)
+            if requested and requested != principal.tenant:
+                raise AuthenticationError(
+                    f"this credential belongs to tenant {principal.tenant!r}, not {requested!r}",
+                    code="wrong_tenant",
+                )
+            tenant = principal.tenant
+        else:
+            tenant = requested or DEFAULT_TENANT
+            await ensure_exists(self.platform, tenant)
         return Context(
             platform=self.platform,
             tenant=tenant,

@@ -1,28 +1,98 @@
-"""Turning results and errors into HTTP responses, in the format the client asked for."""
+"""Answers in the format the client asked for, with request ids, gzip and error mapping."""
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import logging
+import os
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Send
 
 from roost.errors import RateLimitError, RoostError, ServerError, ServiceUnavailableError
 from roost.wire.codec import JSON, Codec, codec_for, format_of
 
 logger = logging.getLogger("roost.server")
+_GZIP_MIN = 1024
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# A random prefix per process and a counter: unique, and cheaper than a uuid4 per request.
+_PREFIX = os.urandom(8).hex()
+_COUNTER = itertools.count()
 
 
-def response_codec(request: Request, fallback: Codec = JSON) -> Codec:
-    """The codec the client accepts (Accept header), else the one it sent."""
-    fmt = format_of(request.headers.get("accept"))
+def request_id(given: str | None) -> str:
+    """The client's X-Request-Id if it is sane, else a new one."""
+    if given and _VALID_ID.match(given):
+        return given
+    return f"{_PREFIX}{next(_COUNTER):016x}"
+
+
+def response_codec(accept: str | None, fallback: Codec = JSON) -> Codec:
+    """The codec the client accepts (its Accept header), else the one it sent."""
+    fmt = format_of(accept)
     return codec_for(fmt) if fmt else fallback
 
 
-def encoded(payload: Any, codec: Codec, status: int = 200) -> Response:
-    return Response(codec.encode(payload), status_code=status, media_type=codec.content_type)
+@dataclass(slots=True)
+class Reply:
+    """An HTTP answer: sent as is by the ASGI doors, or handed to Starlette."""
+
+    status: int
+    body: bytes
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    async def send(self, send: Send) -> None:
+        raw = [
+            (b"content-type", self.media_type.encode()),
+            (b"content-length", str(len(self.body)).encode()),
+            *((name.lower().encode(), value.encode()) for name, value in self.headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
+
+    def as_response(self) -> Response:
+        return Response(self.body, self.status, self.headers, self.media_type)
+
+
+def compressed(
+    body: bytes,
+    media_type: str,
+    status: int = 200,
+    *,
+    request_id: str | None = None,
+    accept_encoding: str | None = None,
+) -> Reply:
+    """An answer, gzipped when it is large and the client accepts gzip."""
+    headers = {"X-Request-Id": request_id} if request_id else {}
+    if len(body) >= _GZIP_MIN and accept_encoding and "gzip" in accept_encoding.lower():
+        body = gzip.compress(body, compresslevel=6)
+        headers["Content-Encoding"] = "gzip"
+        headers["Vary"] = "Accept-Encoding"
+    return Reply(status, body, media_type, headers)
+
+
+def encoded(
+    payload: Any,
+    codec: Codec,
+    status: int = 200,
+    *,
+    request_id: str | None = None,
+    accept_encoding: str | None = None,
+) -> Reply:
+    """The payload in the codec's format."""
+    return compressed(
+        codec.encode(payload),
+        codec.content_type,
+        status,
+        request_id=request_id,
+        accept_encoding=accept_encoding,
+    )
 
 
 def as_roost_error(exc: BaseException, request_id: str) -> RoostError:
@@ -42,8 +112,9 @@ def as_roost_error(exc: BaseException, request_id: str) -> RoostError:
     )
 
 
-def error_response(exc: RoostError, codec: Codec) -> Response:
-    response = encoded({"error": exc.to_dict()}, codec, exc.status_code or 500)
+def error_reply(exc: RoostError, codec: Codec, request_id: str | None = None) -> Reply:
+    """`{"error": {"code", "message", "details"}}` with the error's status (and Retry-After)."""
+    reply = encoded({"error": exc.to_dict()}, codec, exc.status_code or 500, request_id=request_id)
     if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return response
+        reply.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return reply

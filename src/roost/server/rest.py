@@ -1,126 +1,138 @@
-"""The REST door: `POST /api/v1/<module>/<op>` for every operation, and `POST /api/v1/batch`."""
+"""The REST door: `POST /api/v1/<module>/<op>` for every operation, and `POST /api/v1/batch`.
+
+A plain ASGI app in front of Starlette: an operation's path is found in a dict and its body read
+straight from `receive`, so an API call pays for no Request, Response or route matching.
+Anything else (docs, OpenAPI, unknown paths, lifespan) goes on to the Starlette app behind it.
+"""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from roost.errors import (
-    APIError,
-    PayloadTooLargeError,
-    RoostError,
-    ValidationError,
-)
+from roost.errors import APIError, PayloadTooLargeError, RoostError, ValidationError
 from roost.server import idempotency
 from roost.server.dispatch import Dispatcher, decode_body
-from roost.server.responses import as_roost_error, encoded, error_response, response_codec
+from roost.server.responses import (
+    Reply,
+    as_roost_error,
+    encoded,
+    error_reply,
+    request_id,
+    response_codec,
+)
 from roost.services.context import Context
 from roost.services.registry import Operation
 from roost.wire.codec import JSON, Codec, codec_for, format_of
 from roost.wire.common import BatchRequest, BatchResponse, BatchResult, ErrorBody
 
 Outcome = tuple[int, Any]
+Runner = Callable[[Context, bytes, Codec], Awaitable[Outcome]]
 
 
-def api_routes(dispatcher: Dispatcher) -> list[BaseRoute]:
-    """One route per operation (and its aliases), then the batch route."""
-    routes: list[BaseRoute] = []
-    for op in dispatcher.registry:
-        methods = ["POST", "GET"] if op.read_only else ["POST"]
-        endpoint = _operation_endpoint(dispatcher, op)
-        routes.append(
-            Route(
-                f"/api/v1/{op.module}/{op.name.split('.', 1)[1]}",
-                endpoint,
-                methods=methods,
-                name=op.name,
+@dataclass(frozen=True, slots=True)
+class _Route:
+    run: Runner
+    methods: frozenset[str]
+    mutating: bool
+    name: str
+
+
+class RestDoor:
+    """Serves the registry's operations over HTTP; passes every other request to `fallback`."""
+
+    def __init__(self, dispatcher: Dispatcher, fallback: ASGIApp) -> None:
+        self.dispatcher = dispatcher
+        self.fallback = fallback
+        self.routes: dict[str, _Route] = {
+            "/api/v1/batch": _Route(self._run_batch, frozenset({"POST"}), True, "batch")
+        }
+        for op in dispatcher.registry:
+            methods = frozenset({"POST", "GET"} if op.read_only else {"POST"})
+            route = _Route(_runner(dispatcher, op), methods, not op.read_only, op.name)
+            self.routes[f"/api/v1/{op.module}/{op.name.split('.', 1)[1]}"] = route
+            for method, path in op.aliases:
+                self.routes[f"/api/v1{path}"] = _Route(
+                    route.run, frozenset({method}), route.mutating, op.name
+                )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.fallback(scope, receive, send)
+            return
+        reply = await self._handle(route, scope, receive)
+        await reply.send(send)
+
+    async def _handle(self, route: _Route, scope: Scope, receive: Receive) -> Reply:
+        # One dict of the headers: every lookup below is then O(1).
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        rid = request_id(headers.get("x-request-id"))
+        codec = response_codec(headers.get("accept"))
+        try:
+            if scope["method"] not in route.methods:
+                raise ValidationError(
+                    f"{scope['method']} is not allowed on {scope['path']}; use "
+                    f"{' or '.join(sorted(route.methods))}",
+                    code="method_not_allowed",
+                    status_code=405,
+                )
+            body = await _read_body(
+                receive, headers, self.dispatcher.platform.settings.max_body_bytes
             )
-        )
-        for method, path in op.aliases:
-            routes.append(Route(f"/api/v1{path}", endpoint, methods=[method]))
-    routes.append(Route("/api/v1/batch", _batch_endpoint(dispatcher), methods=["POST"]))
-    return routes
-
-
-def _operation_endpoint(
-    dispatcher: Dispatcher, op: Operation
-) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        async def run(ctx: Context, body: bytes, codec: Codec) -> Outcome:
-            return 200, await dispatcher.invoke(ctx, op, body, codec)
-
-        return await _handle(dispatcher, request, run, mutating=not op.read_only)
-
-    return endpoint
-
-
-def _batch_endpoint(dispatcher: Dispatcher) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        async def run(ctx: Context, body: bytes, codec: Codec) -> Outcome:
-            batch = decode_body(body, codec, BatchRequest, "batch")
-            results = []
-            for item in batch.operations:
-                try:
-                    op = dispatcher.operation(item.command)
-                    payload = await dispatcher.invoke(ctx, op, bytes(item.payload), codec)
-                    results.append(BatchResult(status="success", payload=payload))
-                except APIError as exc:
-                    results.append(
-                        BatchResult(
-                            status="error",
-                            error=ErrorBody(
-                                code=exc.code, message=exc.message, details=exc.details
-                            ),
-                        )
-                    )
-            return 200, BatchResponse(results=results)
-
-        return await _handle(dispatcher, request, run, mutating=True)
-
-    return endpoint
-
-
-async def _handle(
-    dispatcher: Dispatcher,
-    request: Request,
-    run: Callable[[Context, bytes, Codec], Awaitable[Outcome]],
-    *,
-    mutating: bool,
-) -> Response:
-    request_id: str = request.scope.get("state", {}).get("request_id", "")
-    codec = response_codec(request)
-    try:
-        body = await _read_body(request, dispatcher.platform.settings.max_body_bytes)
-        in_codec = _request_codec(request, body)
-        codec = response_codec(request, fallback=in_codec)
-        ctx = await dispatcher.identify(
-            request.headers,
-            host=request.headers.get("host", ""),
-            client_address=request.client.host if request.client else "",
-            request_id=request_id,
-        )
-        key = request.headers.get("idempotency-key")
-        if mutating and key is not None:
-            status, payload = await idempotency.run_once(
-                ctx,
-                key,
-                request.url.path.encode() + b"\0" + body,
-                lambda: run(ctx, body, in_codec),
+            in_codec = _request_codec(headers.get("content-type"), body)
+            codec = response_codec(headers.get("accept"), fallback=in_codec)
+            client = scope.get("client")
+            ctx = await self.dispatcher.identify(
+                headers,
+                host=headers.get("host", ""),
+                client_address=client[0] if client else "",
+                request_id=rid,
             )
-        else:
-            status, payload = await run(ctx, body, in_codec)
-        return encoded(payload, codec, status)
-    except Exception as exc:
-        return error_response(as_roost_error(exc, request_id), codec)
+            key = headers.get("idempotency-key")
+            if route.mutating and key is not None:
+                request = scope["path"].encode() + b"\0" + body
+                status, payload = await idempotency.run_once(
+                    ctx, key, request, lambda: route.run(ctx, body, in_codec)
+                )
+            else:
+                status, payload = await route.run(ctx, body, in_codec)
+            return encoded(
+                payload,
+                codec,
+                status,
+                request_id=rid,
+                accept_encoding=headers.get("accept-encoding"),
+            )
+        except Exception as exc:
+            return error_reply(as_roost_error(exc, rid), codec, rid)
+
+    async def _run_batch(self, ctx: Context, body: bytes, codec: Codec) -> Outcome:
+        batch = decode_body(body, codec, BatchRequest, "batch")
+        results = []
+        for item in batch.operations:
+            try:
+                op = self.dispatcher.operation(item.command)
+                payload = await self.dispatcher.invoke(ctx, op, bytes(item.payload), codec)
+                results.append(BatchResult(status="success", payload=payload))
+            except APIError as exc:
+                error = ErrorBody(code=exc.code, message=exc.message, details=exc.details)
+                results.append(BatchResult(status="error", error=error))
+        return 200, BatchResponse(results=results)
 
 
-def _request_codec(request: Request, body: bytes) -> Codec:
-    content_type = request.headers.get("content-type")
+def _runner(dispatcher: Dispatcher, op: Operation) -> Runner:
+    async def run(ctx: Context, body: bytes, codec: Codec) -> Outcome:
+        return 200, await dispatcher.invoke(ctx, op, body, codec)
+
+    return run
+
+
+def _request_codec(content_type: str | None, body: bytes) -> Codec:
     fmt = format_of(content_type)
     if fmt is not None:
         return codec_for(fmt)
@@ -133,19 +145,26 @@ def _request_codec(request: Request, body: bytes) -> Codec:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The body, refused with 413 as soon as it passes `limit` bytes (also after gunzip)."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ValidationError("the client went away before sending its whole body")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").lower()
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    encoding = headers.get("content-encoding", "identity").lower()
     if encoding == "gzip":
         return _gunzip(body, limit)
     if encoding != "identity":

@@ -8,16 +8,16 @@ every token that names them.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import refresh_tokens, sessions, users, utcnow
-from roost.errors import AuthenticationError, AuthorizationError, RateLimitError
+from roost.errors import AuthenticationError, AuthorizationError, NotFoundError, RateLimitError
 from roost.services import accounts
 from roost.services.context import Context
-from roost.services.principals import Credential, authenticate, credential_tenant
+from roost.services.principals import Credential, authenticate
 from roost.services.registry import operation
 from roost.services.security import (
     hash_password,
@@ -37,6 +37,7 @@ from roost.wire.auth import (
     User,
     VerifyRequest,
     VerifyResult,
+    Whoami,
 )
 from roost.wire.common import Empty
 
@@ -115,16 +116,19 @@ async def refresh(ctx: Context, params: RefreshRequest) -> TokenPair:
 @operation("auth.verify", access="public", read_only=True)
 async def verify(ctx: Context, params: VerifyRequest) -> VerifyResult:
     """Whether a token is valid now, and whose it is. Never raises for a bad token."""
-    credential = Credential(params.token_type, params.token)
+    expires_at = None
     try:
-        tenant, expires = credential_tenant(ctx.platform, credential)
-        if tenant != ctx.tenant:
-            return VerifyResult(valid=False, tenant=tenant, reason="wrong_tenant")
-        principal = await authenticate(ctx.platform, credential, tenant)
-    except AuthenticationError as exc:
+        principal = await authenticate(ctx.platform, Credential(params.token_type, params.token))
+        if params.token_type == "jwt":
+            expires = ctx.platform.access_tokens.read(params.token).expires_at
+            expires_at = datetime.fromtimestamp(expires, tz=UTC)
+    except (AuthenticationError, NotFoundError) as exc:
         return VerifyResult(valid=False, reason=exc.code)
-    expires_at = datetime.fromtimestamp(expires, tz=utcnow().tzinfo) if expires else None
-    return VerifyResult(valid=True, user_id=principal.user_id, tenant=tenant, expires_at=expires_at)
+    if principal.tenant != ctx.tenant:
+        return VerifyResult(valid=False, tenant=principal.tenant, reason="wrong_tenant")
+    return VerifyResult(
+        valid=True, user_id=principal.user_id, tenant=principal.tenant, expires_at=expires_at
+    )
 
 
 @operation("auth.logout")
@@ -148,6 +152,22 @@ async def me(ctx: Context, params: Empty) -> User:
         if user is None:
             raise AuthenticationError("this user no longer exists", code="token_revoked")
         return await accounts.to_user(conn, user)
+
+
+@operation("auth.whoami", read_only=True)
+async def whoami(ctx: Context, params: Empty) -> Whoami:
+    """Who this credential is (kind, tenant, user, scopes), answered without a database read."""
+    principal = ctx.require_principal()
+    # The credential's own scopes: a user's, or an API key's (which its owner's also bound).
+    return Whoami(
+        kind=principal.kind,
+        tenant=principal.tenant,
+        user_id=principal.user_id,
+        username=principal.username,
+        scopes=sorted(principal.grants[-1]),
+        session_id=principal.session_id,
+        api_key_id=principal.api_key_id,
+    )
 
 
 @operation("auth.register", access="public")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,6 +47,36 @@ class PrincipalCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._max = max_entries
+        self._loading: dict[str, asyncio.Future[tuple[Principal, float | None]]] = {}
+        self._generation = 0  # bumped by clear(): a load begun before a revocation is not kept
+
+    async def get_or_load(
+        self, key: str, load: Callable[[], Awaitable[tuple[Principal, float | None]]]
+    ) -> Principal:
+        """The cached principal, else one `load()` shared by every concurrent caller: when an
+        entry expires under load, one database read refills it, not one per request."""
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._loading[key] = pending
+            generation = self._generation
+            try:
+                principal, expires_at = await load()
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
+                raise
+            else:
+                if generation == self._generation:
+                    self.put(key, principal, expires_at)
+                pending.set_result((principal, expires_at))
+                return principal
+            finally:
+                del self._loading[key]
+        return (await pending)[0]
 
     def get(self, key: str) -> Principal | None:
         entry = self._entries.get(key)
@@ -66,7 +98,9 @@ class PrincipalCache:
         self._entries[key] = (until, principal)
 
     def clear(self) -> None:
+        """Forget every entry; a load under way when this is called is not cached either."""
         self._entries.clear()
+        self._generation += 1
 
 
 @dataclass

@@ -12,7 +12,8 @@ from roost.backends.sql.tables import api_keys, sessions, utcnow
 from roost.errors import AuthenticationError
 from roost.services import accounts
 from roost.services.context import Platform, Principal
-from roost.services.security import OpaqueKind, parse_opaque, same_hash, token_hash
+from roost.services.security import parse_opaque, same_hash, token_hash
+from roost.services.tenants import ensure_exists
 
 CredentialKind = Literal["jwt", "api_key", "session_token"]
 
@@ -23,41 +24,29 @@ class Credential:
     token: str
 
 
-def credential_tenant(platform: Platform, credential: Credential) -> tuple[str, float | None]:
-    """The tenant a credential belongs to (and its expiry), without touching the database."""
+async def authenticate(platform: Platform, credential: Credential) -> Principal:
+    """The principal behind a credential (which names its own tenant); AuthenticationError
+    says why there is none. Answered from the principal cache when it can be."""
+    cache_key = token_hash(f"{credential.kind}:{credential.token}")
+    if credential.kind == "api_key":
+        return await platform.principals.get_or_load(
+            cache_key, lambda: _from_api_key(platform, credential.token)
+        )
+    return await platform.principals.get_or_load(
+        cache_key, lambda: _from_session(platform, credential)
+    )
+
+
+async def _from_session(platform: Platform, credential: Credential) -> tuple[Principal, float]:
     if credential.kind == "jwt":
         claims = platform.access_tokens.read(credential.token)
-        return claims.tenant, claims.expires_at
-    kind: OpaqueKind = "rak" if credential.kind == "api_key" else "rst"
-    return parse_opaque(credential.token, kind).tenant, None
-
-
-async def authenticate(platform: Platform, credential: Credential, tenant: str) -> Principal:
-    """The principal behind a credential of `tenant`; AuthenticationError says why not."""
-    cache_key = token_hash(f"{credential.kind}:{credential.token}")
-    cached = platform.principals.get(cache_key)
-    if cached is not None:
-        return cached
-    if credential.kind == "api_key":
-        principal, expires_at = await _from_api_key(platform, credential.token, tenant)
+        tenant, session_id, expiry = claims.tenant, claims.session_id, claims.expires_at
     else:
-        principal, expires_at = await _from_session(platform, credential, tenant)
-    platform.principals.put(cache_key, principal, expires_at)
-    return principal
-
-
-async def _from_session(
-    platform: Platform, credential: Credential, tenant: str
-) -> tuple[Principal, float | None]:
+        opaque = parse_opaque(credential.token, "rst")
+        tenant, session_id, expiry = opaque.tenant, opaque.id, None
+    await ensure_exists(platform, tenant)
     async with platform.db.read(tenant) as conn:
-        if credential.kind == "jwt":
-            claims = platform.access_tokens.read(credential.token)
-            session_id, token_expiry = claims.session_id, claims.expires_at
-            query = select(sessions).where(sessions.c.id == session_id)
-        else:
-            opaque = parse_opaque(credential.token, "rst")
-            session_id, token_expiry = opaque.id, None
-            query = select(sessions).where(sessions.c.id == opaque.id)
+        query = select(sessions).where(sessions.c.id == session_id)
         session = (await conn.execute(query)).mappings().first()
         if session is None or (
             credential.kind == "session_token"
@@ -72,19 +61,17 @@ async def _from_session(
         if user is None or not user["is_active"]:
             raise AuthenticationError("this user is disabled", code="token_revoked")
         _, scopes = await accounts.roles_and_scopes(conn, user)
-    expiry = session["expires_at"].timestamp()
-    if token_expiry is not None:
-        expiry = min(expiry, token_expiry)
+    session_expiry = session["expires_at"].timestamp()
     principal = Principal(
         "user", tenant, user["id"], user["username"], (frozenset(scopes),), session_id=session_id
     )
-    return principal, expiry
+    return principal, session_expiry if expiry is None else min(session_expiry, expiry)
 
 
-async def _from_api_key(
-    platform: Platform, token: str, tenant: str
-) -> tuple[Principal, float | None]:
+async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, float | None]:
     opaque = parse_opaque(token, "rak")
+    tenant = opaque.tenant
+    await ensure_exists(platform, tenant)
     now = utcnow()
     async with platform.db.read(tenant) as conn:
         key = (

@@ -80,6 +80,18 @@ class User(Struct):
     last_login: datetime | None = None
 
 
+class Whoami(Struct, omit_defaults=True):
+    """The caller as the server sees this credential (no database read)."""
+
+    kind: Literal["user", "api_key"]
+    tenant: str
+    user_id: str
+    username: str
+    scopes: list[str]
+    session_id: str | None = None
+    api_key_id: str | None = None
+
+
 class RegisterRequest(Struct, forbid_unknown_fields=True):
     username: Username
     password: Password

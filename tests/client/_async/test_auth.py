@@ -145,6 +145,9 @@ async def test_api_keys_are_shown_once_listed_without_secret_and_revocable(
         assert "key" not in listed[created["id"]]
         assert listed[created["id"]]["scopes"] == ["api_keys:read"]
         service = await client.auth.sign_in_with_token(created["key"], "api_key")
+        who = await service.auth.whoami()
+        assert (who["kind"], who["scopes"]) == ("api_key", ["api_keys:read"])
+        assert who["api_key_id"] == created["id"]
         assert [k["id"] for k in await service.api_keys.list()]
         await admin.api_keys.revoke(created["id"])
         with pytest.raises(AuthenticationError) as caught:

@@ -102,6 +102,16 @@ class AsyncAuth:
         result: dict[str, Any] = await self._client.call("auth.me", idempotent=True)
         return result
 
+    async def whoami(self) -> dict[str, Any]:
+        """What the server knows of this client's credential: `kind` ("user" or "api_key"),
+        `tenant`, `user_id`, `username`, `scopes`. Cheap: no database read on the server.
+
+        Example:
+            assert (await service.auth.whoami())["kind"] == "api_key"
+        """
+        result: dict[str, Any] = await self._client.call("auth.whoami", idempotent=True)
+        return result
+
     async def register(
         self,
         username: str,

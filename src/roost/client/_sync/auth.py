@@ -103,6 +103,16 @@ class Auth:
         result: dict[str, Any] = self._client.call("auth.me", idempotent=True)
         return result
 
+    def whoami(self) -> dict[str, Any]:
+        """What the server knows of this client's credential: `kind` ("user" or "api_key"),
+        `tenant`, `user_id`, `username`, `scopes`. Cheap: no database read on the server.
+
+        Example:
+            assert (service.auth.whoami())["kind"] == "api_key"
+        """
+        result: dict[str, Any] = self._client.call("auth.whoami", idempotent=True)
+        return result
+
     def register(
         self,
         username: str,
