@@ -9,8 +9,12 @@ from urllib.parse import urlsplit
 
 
 class FlakyProxy:
-    """Forwards connections to `target`; while `drop_responses` > 0, it lets a request reach
-    the server, waits for the answer, and then cuts the connection instead of passing it on."""
+    """Forwards connections to `target`.
+
+    While `drop_responses` > 0, it lets a request reach the server, waits for the answer, and
+    cuts the connection instead of passing it on. While `refuse_with` holds statuses, it answers
+    the next requests itself with them (and `Retry-After: 0`) without reaching the server.
+    """
 
     def __init__(self, target_url: str) -> None:
         parts = urlsplit(target_url)
@@ -19,6 +23,8 @@ class FlakyProxy:
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self.drop_responses = 0
         self.dropped = 0
+        self.refuse_with: list[int] = []
+        self.refused = 0
         self._lock = threading.Lock()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -33,9 +39,29 @@ class FlakyProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                status = self.refuse_with.pop(0) if self.refuse_with else None
+                if status is not None:
+                    self.refused += 1
+            if status is not None:
+                threading.Thread(target=self._refuse, args=(client, status), daemon=True).start()
+                continue
             upstream = socket.create_connection(self._target)
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._answer, args=(upstream, client), daemon=True).start()
+
+    def _refuse(self, client: socket.socket, status: int) -> None:
+        with contextlib.suppress(OSError):
+            client.recv(65536)
+            body = (
+                b'{"error": {"code": "x", "message": "refused by the test proxy", "details": {}}}'
+            )
+            client.sendall(
+                f"HTTP/1.1 {status} Refused\r\nContent-Type: application/json\r\n"
+                f"Retry-After: 0\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+        _cut(client)
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:

@@ -108,3 +108,51 @@ def test_short_password_is_refused(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "password" in result.output
+
+
+def test_roost_serve_starts_the_platform(tmp_path: Path) -> None:
+    """The README's start command: `roost serve` on the embedded default."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, "ROOST_ADMIN_PASSWORD": "serve-password", "ROOST_SECRET_KEY": "k" * 40}
+    command = [
+        sys.executable,
+        "-m",
+        "roost.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                health = httpx.get(f"{url}/api/v1/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("roost serve did not answer")
+        assert health.json()["backends"]["sql"]["backend"] == "sqlite"
+        with Client(api_url=url) as client:
+            admin = client.auth.sign_in_with_password("admin", "serve-password")
+            assert admin.auth.whoami()["scopes"] == ["*"]
+        assert (tmp_path / "data" / "roost.db").exists()
+        assert (tmp_path / "data" / "tenants" / "default.db").exists()
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0].decode()
+    assert "Roost" in output

@@ -256,3 +256,27 @@ def test_no_input_gets_a_500(http: httpx.Client) -> None:
         for body in odd_bodies:
             response = http.post(path, content=json.dumps(body), headers={**JSON, **headers})
             assert response.status_code < 500, (path, body, response.text)
+
+
+def test_host_prefix_selects_the_tenant(make_server: Callable[..., RunningServer]) -> None:
+    hosted = make_server(base_domain="roost.test")
+    with httpx.Client(base_url=hosted.url) as http:
+        admin = _admin_headers(http)
+        tenant = unique("h")
+        assert http.post("/api/v1/tenants/create", json={"name": tenant}, headers=admin).is_success
+        body = {"username": "alice", "password": "alice-password"}
+        registered = http.post(
+            "/api/v1/auth/register", json=body, headers={"host": f"{tenant}.roost.test"}
+        )
+        assert registered.status_code == 200
+        tokens = http.post(
+            "/api/v1/auth/login", json=body, headers={"host": f"{tenant}.roost.test"}
+        ).json()
+        who = http.post(
+            "/api/v1/auth/whoami", json={}, headers={"authorization": f"Bearer {tokens['access']}"}
+        ).json()
+        assert who["tenant"] == tenant
+        in_default = http.post("/api/v1/auth/login", json=body)
+        assert in_default.status_code == 401
+        unknown = http.post("/api/v1/auth/login", json=body, headers={"host": "nope.roost.test"})
+        assert unknown.status_code == 404

@@ -33,6 +33,8 @@ from roost.wire.auth import (
     LoginRequest,
     RefreshRequest,
     RegisterRequest,
+    Session,
+    SessionRef,
     TokenPair,
     User,
     VerifyRequest,
@@ -203,6 +205,62 @@ async def change_password(ctx: Context, params: ChangePasswordRequest) -> Done:
             (sessions.c.user_id == principal.user_id) & (sessions.c.id != principal.session_id),
             utcnow(),
         )
+    ctx.platform.principals.clear()
+    return Done(count=count)
+
+
+@operation("auth.list_sessions", read_only=True)
+async def list_sessions(ctx: Context, params: Empty) -> list[Session]:
+    """The caller's live sessions (signed in and not signed out), newest first."""
+    principal = ctx.require_principal()
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        rows = (
+            (
+                await conn.execute(
+                    select(sessions)
+                    .where(
+                        sessions.c.user_id == principal.user_id,
+                        sessions.c.revoked_at.is_(None),
+                        sessions.c.expires_at > utcnow(),
+                    )
+                    .order_by(sessions.c.created_at.desc())
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return [
+        Session(
+            id=r["id"],
+            created_at=r["created_at"],
+            expires_at=r["expires_at"],
+            user_agent=r["user_agent"],
+            address=r["address"],
+            current=r["id"] == principal.session_id,
+        )
+        for r in rows
+    ]
+
+
+@operation("auth.revoke_session")
+async def revoke_session(ctx: Context, params: SessionRef) -> Done:
+    """Sign out one of the caller's sessions (its tokens stop working at once)."""
+    principal = ctx.require_principal()
+    where = (sessions.c.id == params.id) & (sessions.c.user_id == principal.user_id)
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        count = await _revoke(conn, where, utcnow())
+    if count == 0:
+        raise NotFoundError(f"no live session with id {params.id!r}", details={"field": "id"})
+    ctx.platform.principals.clear()
+    return Done(count=count)
+
+
+@operation("auth.revoke_all_sessions")
+async def revoke_all_sessions(ctx: Context, params: Empty) -> Done:
+    """Sign out every session of the caller, this one included."""
+    principal = ctx.require_principal()
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        count = await _revoke(conn, sessions.c.user_id == principal.user_id, utcnow())
     ctx.platform.principals.clear()
     return Done(count=count)
 

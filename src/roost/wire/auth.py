@@ -92,6 +92,19 @@ class Whoami(Struct, omit_defaults=True):
     api_key_id: str | None = None
 
 
+class Session(Struct):
+    id: str
+    created_at: datetime
+    expires_at: datetime
+    user_agent: str
+    address: str
+    current: bool
+
+
+class SessionRef(Struct, forbid_unknown_fields=True):
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
 class RegisterRequest(Struct, forbid_unknown_fields=True):
     username: Username
     password: Password

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,6 +13,7 @@ from roost import (
     AuthorizationError,
     ConflictError,
     NotAuthenticatedError,
+    NotFoundError,
     RateLimitError,
     ValidationError,
 )
@@ -270,3 +272,51 @@ async def test_failed_logins_are_rate_limited_per_account(make_server: object) -
             await client.auth.login(ADMIN_USERNAME, ADMIN_PASSWORD)
         assert caught.value.retry_after is not None
         assert caught.value.retry_after > 0
+
+
+@pytest.mark.anyio
+async def test_sessions_are_listed_and_revoked_one_or_all(server: RunningServer) -> None:
+    name = unique("sess")
+    async with AsyncClient(api_url=server.url) as client:
+        await client.auth.register(name, "session-password")
+        first = await client.auth.sign_in_with_password(name, "session-password")
+        second = await client.auth.sign_in_with_password(name, "session-password")
+        third = await client.auth.sign_in_with_password(name, "session-password")
+        listed = await first.auth.list_sessions()
+        assert len(listed) == 3
+        assert sum(s["current"] for s in listed) == 1
+        current = next(s["id"] for s in listed if s["current"])
+        other = next(s["id"] for s in listed if not s["current"])
+        await first.auth.revoke_session(other)
+        with pytest.raises(NotFoundError):
+            await first.auth.revoke_session(other)
+        alive = [c for c in (second, third) if await _works(c)]
+        assert len(alive) == 1
+        assert (await first.auth.revoke_all_sessions())["count"] == 2
+        for stale in (first, *alive):
+            assert not await _works(stale)
+        assert current
+
+
+async def _works(client: AsyncClient) -> bool:
+    try:
+        await client.auth.whoami()
+    except AuthenticationError:
+        return False
+    return True
+
+
+@pytest.mark.anyio
+async def test_an_expired_api_key_is_refused(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        soon = datetime.now(UTC) + timedelta(seconds=1)
+        key = await admin.api_keys.create(unique("brief"), expires_at=soon)
+        service = await client.auth.sign_in_with_token(key["key"], "api_key")
+        await service.auth.whoami()
+        await asyncio.sleep(1.2)
+        with pytest.raises(AuthenticationError) as caught:
+            await service.auth.whoami()
+        assert caught.value.code == "token_expired"
+        with pytest.raises(ValidationError):
+            await admin.api_keys.create(unique("past"), expires_at=soon - timedelta(days=1))

@@ -10,6 +10,7 @@ from roost import (
     AsyncClient,
     CircuitOpenError,
     ConnectionError,
+    ServiceUnavailableError,
     TimeoutError,
 )
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, free_port, unique
@@ -41,6 +42,21 @@ async def test_lost_answers_are_retried_for_reads(
     async with AsyncClient(api_url=proxy.url, retry_delay=0.05, max_retries=3) as client:
         assert (await client.health.check())["status"] == "ok"
     assert proxy.dropped == 2
+
+
+@pytest.mark.anyio
+async def test_retryable_statuses_are_retried_honouring_retry_after(
+    server: RunningServer, flaky_proxy: Callable[[str], FlakyProxy]
+) -> None:
+    proxy = flaky_proxy(server.url)
+    proxy.refuse_with = [503, 429, 502]
+    async with AsyncClient(api_url=proxy.url, retry_delay=0.05, max_retries=3) as client:
+        assert (await client.health.check())["status"] == "ok"
+    assert proxy.refused == 3
+    proxy.refuse_with = [503, 503]
+    async with AsyncClient(api_url=proxy.url, retry_delay=0.05, max_retries=1) as client:
+        with pytest.raises(ServiceUnavailableError):
+            await client.health.check()
 
 
 @pytest.mark.anyio

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,6 +15,7 @@ from roost import (
     AuthorizationError,
     ConflictError,
     NotAuthenticatedError,
+    NotFoundError,
     RateLimitError,
     ValidationError,
 )
@@ -255,3 +257,49 @@ def test_failed_logins_are_rate_limited_per_account(make_server: object) -> None
             client.auth.login(ADMIN_USERNAME, ADMIN_PASSWORD)
         assert caught.value.retry_after is not None
         assert caught.value.retry_after > 0
+
+
+def test_sessions_are_listed_and_revoked_one_or_all(server: RunningServer) -> None:
+    name = unique("sess")
+    with Client(api_url=server.url) as client:
+        client.auth.register(name, "session-password")
+        first = client.auth.sign_in_with_password(name, "session-password")
+        second = client.auth.sign_in_with_password(name, "session-password")
+        third = client.auth.sign_in_with_password(name, "session-password")
+        listed = first.auth.list_sessions()
+        assert len(listed) == 3
+        assert sum(s["current"] for s in listed) == 1
+        current = next(s["id"] for s in listed if s["current"])
+        other = next(s["id"] for s in listed if not s["current"])
+        first.auth.revoke_session(other)
+        with pytest.raises(NotFoundError):
+            first.auth.revoke_session(other)
+        alive = [c for c in (second, third) if _works(c)]
+        assert len(alive) == 1
+        assert (first.auth.revoke_all_sessions())["count"] == 2
+        for stale in (first, *alive):
+            assert not _works(stale)
+        assert current
+
+
+def _works(client: Client) -> bool:
+    try:
+        client.auth.whoami()
+    except AuthenticationError:
+        return False
+    return True
+
+
+def test_an_expired_api_key_is_refused(server: RunningServer) -> None:
+    with Client(api_url=server.url) as client:
+        admin = _admin(client)
+        soon = datetime.now(UTC) + timedelta(seconds=1)
+        key = admin.api_keys.create(unique("brief"), expires_at=soon)
+        service = client.auth.sign_in_with_token(key["key"], "api_key")
+        service.auth.whoami()
+        time.sleep(1.2)
+        with pytest.raises(AuthenticationError) as caught:
+            service.auth.whoami()
+        assert caught.value.code == "token_expired"
+        with pytest.raises(ValidationError):
+            admin.api_keys.create(unique("past"), expires_at=soon - timedelta(days=1))

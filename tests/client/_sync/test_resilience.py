@@ -11,6 +11,7 @@ from roost import (
     Client,
     CircuitOpenError,
     ConnectionError,
+    ServiceUnavailableError,
     TimeoutError,
 )
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, free_port, unique
@@ -40,6 +41,20 @@ def test_lost_answers_are_retried_for_reads(
     with Client(api_url=proxy.url, retry_delay=0.05, max_retries=3) as client:
         assert (client.health.check())["status"] == "ok"
     assert proxy.dropped == 2
+
+
+def test_retryable_statuses_are_retried_honouring_retry_after(
+    server: RunningServer, flaky_proxy: Callable[[str], FlakyProxy]
+) -> None:
+    proxy = flaky_proxy(server.url)
+    proxy.refuse_with = [503, 429, 502]
+    with Client(api_url=proxy.url, retry_delay=0.05, max_retries=3) as client:
+        assert (client.health.check())["status"] == "ok"
+    assert proxy.refused == 3
+    proxy.refuse_with = [503, 503]
+    with Client(api_url=proxy.url, retry_delay=0.05, max_retries=1) as client:
+        with pytest.raises(ServiceUnavailableError):
+            client.health.check()
 
 
 def test_unreachable_server_is_retried_then_opens_the_circuit() -> None:

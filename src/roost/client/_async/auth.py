@@ -112,6 +112,35 @@ class AsyncAuth:
         result: dict[str, Any] = await self._client.call("auth.whoami", idempotent=True)
         return result
 
+    async def list_sessions(self) -> list[dict[str, Any]]:
+        """The signed-in user's live sessions; `current` marks this client's.
+
+        Example:
+            others = [s for s in await signed_in.auth.list_sessions() if not s["current"]]
+        """
+        result: list[dict[str, Any]] = await self._client.call(
+            "auth.list_sessions", idempotent=True
+        )
+        return result
+
+    async def revoke_session(self, session_id: str) -> dict[str, Any]:
+        """Sign out one session of the signed-in user; its tokens stop working at once.
+
+        Example:
+            await signed_in.auth.revoke_session(others[0]["id"])
+        """
+        result: dict[str, Any] = await self._client.call("auth.revoke_session", {"id": session_id})
+        return result
+
+    async def revoke_all_sessions(self) -> dict[str, Any]:
+        """Sign out every session of the signed-in user, this client's included.
+
+        Example:
+            await signed_in.auth.revoke_all_sessions()
+        """
+        result: dict[str, Any] = await self._client.call("auth.revoke_all_sessions")
+        return result
+
     async def register(
         self,
         username: str,
