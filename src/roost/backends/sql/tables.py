@@ -1,4 +1,8 @@
-"""The platform's own tables: the control plane's, and those every tenant has."""
+"""The platform's own tables: the control plane's, and those every tenant has.
+
+Their names start with `roost_`, a prefix refused for user tables, so that a tenant's own
+tables (which share its database) never collide with them.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ def utcnow() -> datetime:
 control_metadata = MetaData()
 
 tenants = Table(
-    "tenants",
+    "roost_tenants",
     control_metadata,
     Column("name", String(40), primary_key=True),
     Column("display_name", String(200), nullable=False, default=""),
@@ -59,7 +63,7 @@ tenants = Table(
 tenant_metadata = MetaData()
 
 users = Table(
-    "users",
+    "roost_users",
     tenant_metadata,
     Column("id", String(32), primary_key=True),
     Column("username", String(150), nullable=False, unique=True),
@@ -76,7 +80,7 @@ users = Table(
 )
 
 roles = Table(
-    "roles",
+    "roost_roles",
     tenant_metadata,
     Column("name", String(64), primary_key=True),
     Column("scopes", JSON, nullable=False),
@@ -86,21 +90,25 @@ roles = Table(
 )
 
 user_roles = Table(
-    "user_roles",
+    "roost_user_roles",
     tenant_metadata,
-    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("role", String(64), ForeignKey("roles.name", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "user_id", String(32), ForeignKey("roost_users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column(
+        "role", String(64), ForeignKey("roost_roles.name", ondelete="CASCADE"), primary_key=True
+    ),
     Column("expires_at", UTCDateTime, nullable=True),
 )
 
 sessions = Table(
-    "sessions",
+    "roost_sessions",
     tenant_metadata,
     Column("id", String(32), primary_key=True),
     Column(
         "user_id",
         String(32),
-        ForeignKey("users.id", ondelete="CASCADE"),
+        ForeignKey("roost_users.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
@@ -115,13 +123,13 @@ sessions = Table(
 # Every refresh token ever issued for a session (its "family"); a used one presented again
 # means it was stolen, and the whole session is revoked.
 refresh_tokens = Table(
-    "refresh_tokens",
+    "roost_refresh_tokens",
     tenant_metadata,
     Column("token_hash", String(64), primary_key=True),
     Column(
         "session_id",
         String(32),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
+        ForeignKey("roost_sessions.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
@@ -130,13 +138,13 @@ refresh_tokens = Table(
 )
 
 api_keys = Table(
-    "api_keys",
+    "roost_api_keys",
     tenant_metadata,
     Column("id", String(32), primary_key=True),
     Column(
         "user_id",
         String(32),
-        ForeignKey("users.id", ondelete="CASCADE"),
+        ForeignKey("roost_users.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
@@ -151,7 +159,7 @@ api_keys = Table(
 )
 
 idempotency_keys = Table(
-    "idempotency_keys",
+    "roost_idempotency_keys",
     tenant_metadata,
     Column("key_hash", String(64), primary_key=True),
     Column("operation", String(80), nullable=False),
