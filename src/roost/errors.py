@@ -293,6 +293,10 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
         "wrong_tenant": AuthenticationError,
         "missing_scope": AuthorizationError,
         "idempotency_in_progress": ConflictError,
+        "unique_violation": ConflictError,
+        "foreign_key_violation": ConflictError,
+        "not_null_violation": ValidationError,
+        "check_violation": ValidationError,
     },
 )
 

@@ -7,7 +7,20 @@ from roost.services.registry import Registry, declared_operations
 
 def build_registry() -> Registry:
     """The registry of every operation the platform serves."""
-    from roost.services import api_keys, auth, health, tenants, users  # noqa: F401 - declare ops
+    from roost.services import (  # noqa: F401 - importing declares their operations
+        analytics,
+        api_keys,
+        audit,
+        auth,
+        categories,
+        documents,
+        health,
+        query,
+        records,
+        schema,
+        tenants,
+        users,
+    )
 
     registry = Registry()
     for op in declared_operations():

@@ -6,13 +6,16 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
 from roost.errors import AuthorizationError, NotAuthenticatedError
 from roost.services.security import AccessTokens, scope_allows
 from roost.settings import Settings
+
+if TYPE_CHECKING:
+    from roost.services.schema import TenantSchema
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ class Platform:
     access_tokens: AccessTokens
     principals: PrincipalCache
     known_tenants: dict[str, float] = field(default_factory=dict)
+    schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -61,7 +61,7 @@ async def migrate_all(platform: Platform) -> None:
         await migrate(platform.db, name)
 
 
-def _require_platform_admin(ctx: Context) -> None:
+def require_platform_admin(ctx: Context) -> None:
     if ctx.tenant != DEFAULT_TENANT:
         raise AuthorizationError(
             "tenants are managed from the default tenant", code="permission_denied"
@@ -71,7 +71,7 @@ def _require_platform_admin(ctx: Context) -> None:
 @operation("tenants.create", scope="tenants:admin")
 async def create(ctx: Context, params: CreateTenantRequest) -> Tenant:
     """Create a tenant with its own database and no users yet."""
-    _require_platform_admin(ctx)
+    require_platform_admin(ctx)
     if params.name == DEFAULT_TENANT:
         raise ConflictError("tenant 'default' exists", details={"field": "name"})
     if not await provision(ctx.platform, params.name, params.display_name):
@@ -82,7 +82,7 @@ async def create(ctx: Context, params: CreateTenantRequest) -> Tenant:
 @operation("tenants.get", scope="tenants:admin", read_only=True)
 async def get(ctx: Context, params: TenantRef) -> Tenant:
     """One tenant."""
-    _require_platform_admin(ctx)
+    require_platform_admin(ctx)
     async with ctx.platform.db.read(CONTROL) as conn:
         row = (
             (await conn.execute(select(tenants).where(tenants.c.name == params.name)))
@@ -97,7 +97,7 @@ async def get(ctx: Context, params: TenantRef) -> Tenant:
 @operation("tenants.list", scope="tenants:admin", read_only=True)
 async def list_tenants(ctx: Context, params: Empty) -> list[Tenant]:
     """Every tenant, by name."""
-    _require_platform_admin(ctx)
+    require_platform_admin(ctx)
     async with ctx.platform.db.read(CONTROL) as conn:
         rows = (await conn.execute(select(tenants).order_by(tenants.c.name))).mappings().all()
     return [
@@ -109,14 +109,20 @@ async def list_tenants(ctx: Context, params: Empty) -> list[Tenant]:
 @operation("tenants.delete", scope="tenants:admin")
 async def delete_tenant(ctx: Context, params: TenantRef) -> Done:
     """Delete a tenant and everything in it. The default tenant cannot be deleted."""
-    _require_platform_admin(ctx)
+    require_platform_admin(ctx)
     if params.name == DEFAULT_TENANT:
         raise ValidationError("the default tenant cannot be deleted", details={"field": "name"})
-    async with ctx.platform.db.write(CONTROL) as conn:
-        result = await conn.execute(delete(tenants).where(tenants.c.name == params.name))
-    if result.rowcount == 0:
+    if not await forget(ctx.platform, params.name):
         raise NotFoundError(f"tenant {params.name!r} does not exist", details={"field": "name"})
-    ctx.platform.known_tenants.pop(params.name, None)
-    ctx.platform.principals.clear()
-    await ctx.platform.db.drop_namespace(params.name)
     return Done(count=1)
+
+
+async def forget(platform: Platform, name: str) -> bool:
+    """Remove a tenant and all its data; returns whether it existed."""
+    async with platform.db.write(CONTROL) as conn:
+        result = await conn.execute(delete(tenants).where(tenants.c.name == name))
+    platform.known_tenants.pop(name, None)
+    platform.schemas.pop(name, None)
+    platform.principals.clear()
+    await platform.db.drop_namespace(name)
+    return bool(result.rowcount)

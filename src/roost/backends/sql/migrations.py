@@ -60,7 +60,35 @@ async def _builtin_roles(conn: AsyncConnection) -> None:
     )
 
 
-CONTROL_MIGRATIONS: Sequence[Migration] = (Migration(1, "tenants", _create(tables.tenants)),)
+async def _append_only_audit(conn: AsyncConnection) -> None:
+    """Refuse UPDATE and DELETE on the audit log in the database itself."""
+    if conn.dialect.name == "sqlite":
+        for action in ("UPDATE", "DELETE"):
+            await conn.execute(
+                text(
+                    f"CREATE TRIGGER roost_audit_no_{action.lower()} BEFORE {action} "
+                    "ON roost_audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+                )
+            )
+        return
+    await conn.execute(
+        text(
+            "CREATE FUNCTION roost_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$"
+        )
+    )
+    await conn.execute(
+        text(
+            "CREATE TRIGGER roost_audit_append_only BEFORE UPDATE OR DELETE ON roost_audit "
+            "FOR EACH STATEMENT EXECUTE FUNCTION roost_audit_append_only()"
+        )
+    )
+
+
+CONTROL_MIGRATIONS: Sequence[Migration] = (
+    Migration(1, "tenants", _create(tables.tenants)),
+    Migration(2, "tenant categories", _create(tables.tenant_categories)),
+)
 
 TENANT_MIGRATIONS: Sequence[Migration] = (
     Migration(
@@ -77,6 +105,15 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
     ),
     Migration(2, "built-in roles admin and member", _builtin_roles),
     Migration(3, "idempotency keys", _create(tables.idempotency_keys)),
+    Migration(
+        4,
+        "user table definitions and their migrations",
+        _create(tables.user_tables, tables.schema_migrations),
+    ),
+    Migration(5, "documents", _create(tables.documents)),
+    Migration(6, "audit log", _create(tables.audit_log)),
+    Migration(7, "audit log is append-only", _append_only_audit),
+    Migration(8, "analytics queries", _create(tables.analytics_queries)),
 )
 
 

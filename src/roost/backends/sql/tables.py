@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -168,4 +170,70 @@ idempotency_keys = Table(
     Column("body", LargeBinary, nullable=True),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+_big_id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+_json = JSON().with_variant(JSONB(), "postgresql")
+
+tenant_categories = Table(
+    "roost_tenant_categories",
+    control_metadata,
+    Column("name", String(63), primary_key=True),
+    Column("description", String(1000), nullable=False, default=""),
+    Column("tables", JSON, nullable=False),
+)
+
+# The definitions of a tenant's own tables: the source of truth for describe, queries and DDL.
+user_tables = Table(
+    "roost_tables",
+    tenant_metadata,
+    Column("name", String(63), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+)
+
+schema_migrations = Table(
+    "roost_schema_migrations",
+    tenant_metadata,
+    Column("id", _big_id, primary_key=True, autoincrement=True),
+    Column("operation", String(40), nullable=False),
+    Column("table_name", String(63), nullable=False, index=True),
+    Column("change", JSON, nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("applied_by", String(150), nullable=False),
+)
+
+documents = Table(
+    "roost_documents",
+    tenant_metadata,
+    Column("collection", String(63), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("data", _json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+)
+
+audit_log = Table(
+    "roost_audit",
+    tenant_metadata,
+    Column("id", _big_id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, default=utcnow, index=True),
+    Column("username", String(150), nullable=False),
+    Column("principal", String(64), nullable=False),
+    Column("actor", String(200), nullable=False, index=True),
+    Column("reason", String(1000), nullable=False),
+    Column("operation", String(40), nullable=False),
+    Column("table_name", String(63), nullable=False, index=True),
+    Column("record_ids", JSON, nullable=False),
+)
+
+analytics_queries = Table(
+    "roost_analytics",
+    tenant_metadata,
+    Column("name", String(63), primary_key=True),
+    Column("sql", Text, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("description", String(1000), nullable=False, default=""),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
 )

@@ -1,0 +1,99 @@
+"""Documents (DotDo collections): schemaless JSON objects by collection and id.
+
+Queried with `database.query(collection=...)` like tables, on top-level fields (SQLite JSON1,
+PostgreSQL jsonb); the collection and id are the primary key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+
+from roost.backends.sql.tables import documents, utcnow
+from roost.errors import NotFoundError, ValidationError
+from roost.services.context import Context
+from roost.services.registry import operation
+from roost.services.tabledefs import check_identifier
+from roost.wire.auth import Done
+from roost.wire.database import DocumentRef, DocumentWrite, Row
+
+_MAX_BYTES = 1024 * 1024
+
+
+@operation("documents.get", scope="database:read", read_only=True)
+async def get(ctx: Context, params: DocumentRef) -> Row:
+    """A document with its `id`."""
+    collection = check_identifier(params.collection, "collection")
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        data = (
+            await conn.execute(
+                select(documents.c.data).where(
+                    documents.c.collection == collection, documents.c.id == params.id
+                )
+            )
+        ).scalar_one_or_none()
+    if data is None:
+        raise NotFoundError(f"no document {params.id!r} in {collection}", details={"field": "id"})
+    return {"id": params.id, **data}
+
+
+@operation("documents.set", scope="database:write")
+async def set_document(ctx: Context, params: DocumentWrite) -> Row:
+    """Create or replace a document."""
+    collection, data = _checked(params)
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        where = (documents.c.collection == collection) & (documents.c.id == params.id)
+        exists = (await conn.execute(select(documents.c.id).where(where))).first() is not None
+        if exists:
+            await conn.execute(
+                documents.update().where(where).values(data=data, updated_at=utcnow())
+            )
+        else:
+            await conn.execute(
+                documents.insert().values(collection=collection, id=params.id, data=data)
+            )
+    return {"id": params.id, **data}
+
+
+@operation("documents.update", scope="database:write")
+async def update_document(ctx: Context, params: DocumentWrite) -> Row:
+    """Merge fields into an existing document (top level; a field set to null is removed)."""
+    collection, changes = _checked(params)
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        where = (documents.c.collection == collection) & (documents.c.id == params.id)
+        current = (await conn.execute(select(documents.c.data).where(where))).scalar_one_or_none()
+        if current is None:
+            raise NotFoundError(
+                f"no document {params.id!r} in {collection}", details={"field": "id"}
+            )
+        merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
+        await conn.execute(documents.update().where(where).values(data=merged, updated_at=utcnow()))
+    return {"id": params.id, **merged}
+
+
+@operation("documents.delete", scope="database:write")
+async def delete_document(ctx: Context, params: DocumentRef) -> Done:
+    """Delete a document; deleting one that does not exist is a no-op (count 0)."""
+    collection = check_identifier(params.collection, "collection")
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        result = await conn.execute(
+            documents.delete().where(
+                documents.c.collection == collection, documents.c.id == params.id
+            )
+        )
+    return Done(count=result.rowcount)
+
+
+def _checked(params: DocumentWrite) -> tuple[str, dict[str, Any]]:
+    collection = check_identifier(params.collection, "collection")
+    if "id" in params.data:
+        raise ValidationError(
+            "a document's id is its key; leave it out of data", details={"field": "data.id"}
+        )
+    if len(msgspec.json.encode(params.data)) > _MAX_BYTES:
+        raise ValidationError(
+            f"a document is at most {_MAX_BYTES} bytes", details={"field": "data"}
+        )
+    return collection, params.data

@@ -1,0 +1,241 @@
+"""Records of a tenant's tables: get, create (one or many, in one transaction), update, delete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, select, update
+
+from roost.errors import NotFoundError, ValidationError
+from roost.services import audit
+from roost.services.context import Context
+from roost.services.query import connection_for, populate, table_conditions
+from roost.services.registry import operation
+from roost.services.schema import load_schema
+from roost.services.sqlerrors import database_errors
+from roost.services.tabledefs import Coercer, TableDef
+from roost.wire.auth import Done
+from roost.wire.database import (
+    CreateRecordsRequest,
+    DeleteRecordsRequest,
+    GetRecordRequest,
+    RecordsResult,
+    Row,
+    UpdateRecordsRequest,
+)
+
+_PLATFORM_KEPT = ("created_at", "updated_at")
+
+
+@operation("database.get", scope="database:read", read_only=True)
+async def get(ctx: Context, params: GetRecordRequest) -> Row:
+    """One record by its primary key."""
+    schema = await load_schema(ctx.platform, ctx.tenant)
+    definition = schema.definition(params.table)
+    access = audit.require_access(definition, params.reason, params.actor)
+    table = schema.tables[definition.name]
+    key = _key(definition, params.id, "id")
+    columns = list(table.c)
+    if params.select is not None:
+        names = {definition.require_column(n, "select").name for n in params.select}
+        columns = [c for c in table.c if c.name in names | set(params.populate)]
+    async with connection_for(ctx, access) as conn:
+        found = (
+            (await conn.execute(select(*columns).where(_pk(definition, table) == key)))
+            .mappings()
+            .first()
+        )
+        if found is None:
+            raise NotFoundError(
+                f"no row of {definition.name} with id {params.id!r}", details={"field": "id"}
+            )
+        row = (
+            await populate(
+                ctx,
+                conn,
+                schema,
+                definition,
+                [dict(found)],
+                params.populate,
+                params.reason,
+                params.actor,
+            )
+        )[0]
+        if access is not None:
+            await audit.record(conn, ctx, access, "get", definition.name, [key])
+    return row
+
+
+@operation("database.create", scope="database:write")
+async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
+    """Insert rows in one transaction (all or none) and return them as stored."""
+    schema = await load_schema(ctx.platform, ctx.tenant)
+    definition = schema.definition(params.table)
+    access = audit.require_access(definition, params.reason, params.actor)
+    table = schema.tables[definition.name]
+    values = [_values(definition, row, f"rows[{i}]") for i, row in enumerate(params.rows)]
+    stored: list[Row | None] = [None] * len(values)
+    # executemany needs one key set per statement: insert rows grouped by their keys
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for index, row in enumerate(values):
+        groups.setdefault(tuple(sorted(row)), []).append(index)
+    with database_errors():
+        async with ctx.platform.db.write(ctx.tenant) as conn:
+            for keys, indexes in groups.items():
+                statement = table.insert().returning(*table.c, sort_by_parameter_order=True)
+                if not keys:
+                    statement = table.insert().values({}).returning(*table.c)
+                    for index in indexes:
+                        stored[index] = dict((await conn.execute(statement)).mappings().one())
+                    continue
+                result = await conn.execute(statement, [values[i] for i in indexes])
+                for index, inserted in zip(indexes, result.mappings(), strict=True):
+                    stored[index] = dict(inserted)
+            rows = [row for row in stored if row is not None]
+            if access is not None:
+                await audit.record(
+                    conn,
+                    ctx,
+                    access,
+                    "create",
+                    definition.name,
+                    [r[definition.primary_key.name] for r in rows],
+                )
+    return RecordsResult(rows=rows, count=len(rows))
+
+
+@operation("database.update", scope="database:write")
+async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsResult:
+    """Change rows: one by `id` with `data`, several by `rows` carrying their ids, or those
+    matching `filters` with `data`. Returns the rows as stored."""
+    schema = await load_schema(ctx.platform, ctx.tenant)
+    definition = schema.definition(params.table)
+    access = audit.require_access(definition, params.reason, params.actor)
+    table = schema.tables[definition.name]
+    changes = _changes(definition, table, params)
+    rows: list[Row] = []
+    with database_errors():
+        async with ctx.platform.db.write(ctx.tenant) as conn:
+            for where, data, must_exist in changes:
+                statement = update(table).where(*where).values(data).returning(*table.c)
+                found = [dict(r) for r in (await conn.execute(statement)).mappings()]
+                if must_exist and not found:
+                    raise NotFoundError(
+                        f"no row of {definition.name} with that id; nothing was changed",
+                        details={"field": "id"},
+                    )
+                rows.extend(found)
+            if access is not None:
+                await audit.record(
+                    conn,
+                    ctx,
+                    access,
+                    "update",
+                    definition.name,
+                    [r[definition.primary_key.name] for r in rows],
+                )
+    return RecordsResult(rows=rows, count=len(rows))
+
+
+@operation("database.delete", scope="database:write")
+async def delete_records(ctx: Context, params: DeleteRecordsRequest) -> Done:
+    """Delete by `id`, by `ids` or by `filters`; every row only with `all=True`."""
+    schema = await load_schema(ctx.platform, ctx.tenant)
+    definition = schema.definition(params.table)
+    access = audit.require_access(definition, params.reason, params.actor)
+    table = schema.tables[definition.name]
+    pk = _pk(definition, table)
+    chosen = [params.id is not None, params.ids is not None, bool(params.filters)]
+    if sum(chosen) > 1:
+        raise ValidationError("give one of id, ids and filters", details={"field": "id"})
+    if params.id is not None:
+        where = [pk == _key(definition, params.id, "id")]
+    elif params.ids is not None:
+        where = [pk.in_([_key(definition, v, f"ids[{i}]") for i, v in enumerate(params.ids)])]
+    elif params.filters:
+        where = table_conditions(definition, table, params.filters)
+    elif params.all:
+        where = []
+    else:
+        raise ValidationError(
+            "deleting every row needs all=True; or give id, ids or filters",
+            details={"field": "filters"},
+        )
+    with database_errors():
+        async with ctx.platform.db.write(ctx.tenant) as conn:
+            deleted = list(
+                (await conn.execute(delete(table).where(*where).returning(pk))).scalars()
+            )
+            if params.id is not None and not deleted:
+                raise NotFoundError(
+                    f"no row of {definition.name} with id {params.id!r}", details={"field": "id"}
+                )
+            if access is not None:
+                await audit.record(conn, ctx, access, "delete", definition.name, deleted)
+    return Done(count=len(deleted))
+
+
+def _changes(
+    definition: TableDef, table: Table, params: UpdateRecordsRequest
+) -> list[tuple[list[Any], dict[str, Any], bool]]:
+    pk = _pk(definition, table)
+    pk_name = definition.primary_key.name
+    if params.rows is not None:
+        if params.id is not None or params.data is not None or params.filters:
+            raise ValidationError(
+                "rows= carries ids and data; give it alone", details={"field": "rows"}
+            )
+        changes = []
+        for index, row in enumerate(params.rows):
+            if pk_name not in row:
+                raise ValidationError(
+                    f"rows[{index}] has no {pk_name}", details={"field": f"rows[{index}]"}
+                )
+            data = {k: v for k, v in row.items() if k != pk_name}
+            key = _key(definition, row[pk_name], f"rows[{index}].{pk_name}")
+            changes.append(
+                (
+                    [pk == key],
+                    _touched(definition, _values(definition, data, f"rows[{index}]")),
+                    True,
+                )
+            )
+        return changes
+    if params.data is None or not params.data:
+        raise ValidationError("data= holds the new values", details={"field": "data"})
+    data = _touched(definition, _values(definition, params.data, "data"))
+    if params.id is not None:
+        return [([pk == _key(definition, params.id, "id")], data, True)]
+    if params.filters:
+        return [(table_conditions(definition, table, params.filters), data, False)]
+    raise ValidationError("say which rows: id=, rows= or filters=", details={"field": "id"})
+
+
+def _values(definition: TableDef, row: dict[str, Any], field: str) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise ValidationError(f"{field} must be an object", details={"field": field})
+    coercer = Coercer(definition)
+    values = {}
+    for name, value in row.items():
+        column = definition.require_column(name, f"{field}.{name}")
+        if name in _PLATFORM_KEPT and definition.timestamps:
+            raise ValidationError(
+                f"{name} is kept by the platform", details={"field": f"{field}.{name}"}
+            )
+        values[name] = coercer.value(column, value, f"{field}.{name}")
+    return values
+
+
+def _touched(definition: TableDef, data: dict[str, Any]) -> dict[str, Any]:
+    if definition.timestamps and definition.column("updated_at"):
+        return {**data, "updated_at": datetime.now(UTC)}
+    return data
+
+
+def _key(definition: TableDef, value: Any, field: str) -> Any:
+    return Coercer(definition).value(definition.primary_key, value, field)
+
+
+def _pk(definition: TableDef, table: Table) -> Any:
+    return table.c[definition.primary_key.name]
