@@ -186,3 +186,8 @@ def silent_port() -> Iterator[int]:
     listener = socket.create_server(("127.0.0.1", 0))
     yield listener.getsockname()[1]
     listener.close()
+
+
+def platform_of(running: RunningServer) -> Any:
+    """The Platform inside a test server (for tests that watch its backends)."""
+    return running._server.config.app.dispatcher.platform

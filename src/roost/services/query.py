@@ -45,7 +45,12 @@ OPERATORS = (
 
 
 def compare(
-    expr: ColumnElement[Any], op: str, value: Any, convert: Callable[[Any], Any], field: str
+    expr: ColumnElement[Any],
+    op: str,
+    value: Any,
+    convert: Callable[[Any], Any],
+    field: str,
+    dialect: str = "postgresql",
 ) -> ColumnElement[bool]:
     """`expr op value`, the value passed through `convert` (the column's own coercion)."""
     if op == "is_null":
@@ -68,6 +73,8 @@ def compare(
             raise ValidationError(f"{op} takes text", details={"field": field})
         if op == "icontains":
             return func.lower(expr).contains(value.lower(), autoescape=True)
+        if dialect == "sqlite":
+            return _sqlite_text_match(expr, op, value)
         method = {"contains": "contains", "startswith": "startswith", "endswith": "endswith"}[op]
         result: ColumnElement[bool] = getattr(expr, method)(value, autoescape=True)
         return result
@@ -89,8 +96,24 @@ def compare(
     }[op](converted)
 
 
+def _sqlite_text_match(expr: ColumnElement[Any], op: str, value: str) -> ColumnElement[bool]:
+    # SQLite's LIKE ignores ASCII case; these are case-sensitive, as LIKE is on PostgreSQL
+    if op == "contains":
+        return func.instr(expr, value) > 0
+    if not value:
+        return expr.is_not(None)
+    if op == "startswith":
+        return func.substr(expr, 1, len(value)) == value
+    return func.substr(expr, -len(value)) == value
+
+
+def ordered(expr: Any, direction: str) -> Any:
+    """ORDER BY with NULL as the largest value on every engine (SQLite's default differs)."""
+    return expr.desc().nulls_first() if direction == "desc" else expr.asc().nulls_last()
+
+
 def table_conditions(
-    definition: TableDef, table: Table, filters: Sequence[Filter]
+    definition: TableDef, table: Table, filters: Sequence[Filter], dialect: str
 ) -> list[ColumnElement[bool]]:
     coercer = Coercer(definition)
     conditions = []
@@ -102,7 +125,7 @@ def table_conditions(
                 f"{op} works on text columns; {name} is {column.type}", details={"field": field}
             )
         convert = _converter(coercer, column, field)
-        conditions.append(compare(table.c[name], op, value, convert, field))
+        conditions.append(compare(table.c[name], op, value, convert, field, dialect))
     return conditions
 
 
@@ -137,7 +160,7 @@ def document_conditions(filters: Sequence[Filter], dialect: str) -> list[ColumnE
                 continue
             conditions.append(compare(expr, op, value, _as_jsonb, field))
         else:
-            conditions.append(compare(expr, op, value, lambda v: v, field))
+            conditions.append(compare(expr, op, value, lambda v: v, field, dialect))
     return conditions
 
 
@@ -184,12 +207,12 @@ async def query(ctx: Context, params: QueryRequest) -> QueryResult:
     definition = schema.definition(params.table or "")
     access = audit.require_access(definition, params.reason, params.actor)
     table = schema.tables[definition.name]
-    conditions = table_conditions(definition, table, params.filters)
+    conditions = table_conditions(definition, table, params.filters, ctx.platform.db.dialect)
     columns = _selected(definition, table, params.select, params.populate)
     statement = select(*columns).where(*conditions)
     for index, (name, direction) in enumerate(params.sort):
         column = table.c[definition.require_column(name, f"sort[{index}]").name]
-        statement = statement.order_by(column.desc() if direction == "desc" else column.asc())
+        statement = statement.order_by(ordered(column, direction))
     statement = statement.order_by(table.c[definition.primary_key.name])
     async with connection_for(ctx, access) as conn:
         total = await _count(conn, table, conditions) if params.count != "none" else None
@@ -283,7 +306,7 @@ async def _query_documents(ctx: Context, params: QueryRequest, page: Page) -> Qu
     statement = select(documents.c.id, documents.c.data).where(*conditions)
     for name, direction in params.sort:
         expr = document_field(name, dialect)
-        statement = statement.order_by(expr.desc() if direction == "desc" else expr.asc())
+        statement = statement.order_by(ordered(expr, direction))
     statement = statement.order_by(documents.c.id)
     async with ctx.platform.db.read(ctx.tenant) as conn:
         total = await _count(conn, documents, conditions) if params.count != "none" else None

@@ -113,7 +113,7 @@ async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsR
     definition = schema.definition(params.table)
     access = audit.require_access(definition, params.reason, params.actor)
     table = schema.tables[definition.name]
-    changes = _changes(definition, table, params)
+    changes = _changes(definition, table, params, ctx.platform.db.dialect)
     rows: list[Row] = []
     with database_errors():
         async with ctx.platform.db.write(ctx.tenant) as conn:
@@ -154,7 +154,7 @@ async def delete_records(ctx: Context, params: DeleteRecordsRequest) -> Done:
     elif params.ids is not None:
         where = [pk.in_([_key(definition, v, f"ids[{i}]") for i, v in enumerate(params.ids)])]
     elif params.filters:
-        where = table_conditions(definition, table, params.filters)
+        where = table_conditions(definition, table, params.filters, ctx.platform.db.dialect)
     elif params.all:
         where = []
     else:
@@ -177,7 +177,7 @@ async def delete_records(ctx: Context, params: DeleteRecordsRequest) -> Done:
 
 
 def _changes(
-    definition: TableDef, table: Table, params: UpdateRecordsRequest
+    definition: TableDef, table: Table, params: UpdateRecordsRequest, dialect: str
 ) -> list[tuple[list[Any], dict[str, Any], bool]]:
     pk = _pk(definition, table)
     pk_name = definition.primary_key.name
@@ -208,7 +208,7 @@ def _changes(
     if params.id is not None:
         return [([pk == _key(definition, params.id, "id")], data, True)]
     if params.filters:
-        return [(table_conditions(definition, table, params.filters), data, False)]
+        return [(table_conditions(definition, table, params.filters, dialect), data, False)]
     raise ValidationError("say which rows: id=, rows= or filters=", details={"field": "id"})
 
 

@@ -507,3 +507,8 @@ def _check_decimal(value: Decimal, column: ColumnDef, field_name: str) -> None:
         quantized = None
     if quantized is None or not value.is_finite() or len(quantized.as_tuple().digits) > precision:
         raise ValidationError(f"{value} does not fit {column.type}", details={"field": field_name})
+    if quantized != value:
+        raise ValidationError(
+            f"{value} has more than {scale} decimal places ({column.type}); round it first",
+            details={"field": field_name},
+        )

@@ -70,12 +70,27 @@ def require_platform_admin(ctx: Context) -> None:
 
 @operation("tenants.create", scope="tenants:admin")
 async def create(ctx: Context, params: CreateTenantRequest) -> Tenant:
-    """Create a tenant with its own database and no users yet."""
+    """Create a tenant with its own database; with `admin_username` and `admin_password`, also
+    its first superuser."""
     require_platform_admin(ctx)
     if params.name == DEFAULT_TENANT:
         raise ConflictError("tenant 'default' exists", details={"field": "name"})
+    if (params.admin_username is None) != (params.admin_password is None):
+        raise ValidationError(
+            "give admin_username and admin_password together", details={"field": "admin_password"}
+        )
     if not await provision(ctx.platform, params.name, params.display_name):
         raise ConflictError(f"tenant {params.name!r} exists", details={"field": "name"})
+    if params.admin_username and params.admin_password:
+        from roost.services.users import ensure_admin
+
+        await ensure_admin(
+            ctx.platform,
+            params.admin_username,
+            params.admin_email,
+            params.admin_password,
+            tenant=params.name,
+        )
     return await get(ctx, TenantRef(name=params.name))
 
 

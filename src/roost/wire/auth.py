@@ -199,6 +199,9 @@ class Role(Struct):
 class CreateTenantRequest(Struct, forbid_unknown_fields=True):
     name: TenantName
     display_name: Annotated[str, Meta(max_length=200)] = ""
+    admin_username: Username | None = None
+    admin_password: Password | None = None
+    admin_email: Email = ""
 
 
 class TenantRef(Struct, forbid_unknown_fields=True):

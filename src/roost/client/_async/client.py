@@ -19,6 +19,13 @@ from roost.client._async.admin import (
     AsyncUsers,
 )
 from roost.client._async.auth import AsyncAuth
+from roost.client._async.database import (
+    AsyncAnalytics,
+    AsyncAudit,
+    AsyncCollection,
+    AsyncDatabase,
+    AsyncSchema,
+)
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -140,6 +147,34 @@ class AsyncClient(ModeSelecting):
     def tenants(self) -> AsyncTenants:
         """Tenants of the platform (platform admins)."""
         return AsyncTenants(self)
+
+    @cached_property
+    def database(self) -> AsyncDatabase:
+        """Rows of the tenant's tables: records and the query builder."""
+        return AsyncDatabase(self)
+
+    @cached_property
+    def schema(self) -> AsyncSchema:
+        """Tables and their changes (recorded migrations)."""
+        return AsyncSchema(self)
+
+    @cached_property
+    def analytics(self) -> AsyncAnalytics:
+        """Saved read-only queries."""
+        return AsyncAnalytics(self)
+
+    @cached_property
+    def audit(self) -> AsyncAudit:
+        """The audit log of secure tables."""
+        return AsyncAudit(self)
+
+    def collection(self, name: str) -> AsyncCollection:
+        """Schemaless JSON documents of one collection.
+
+        Example:
+            users = client.collection("users")
+        """
+        return AsyncCollection(self, name)
 
     @cached_property
     def health(self) -> AsyncHealth:

@@ -164,14 +164,56 @@ class Roles(_Namespace):
 
 
 class Tenants(_Namespace):
-    def create(self, name: str, display_name: str = "") -> dict[str, Any]:
-        """Create a tenant with its own database (platform admins).
+    def create(
+        self,
+        name: str,
+        display_name: str = "",
+        *,
+        admin_username: str | None = None,
+        admin_password: str | None = None,
+        admin_email: str = "",
+    ) -> dict[str, Any]:
+        """Create a tenant with its own database (platform admins), and optionally its first
+        superuser.
 
         Example:
-            admin.tenants.create("acme", "Acme Corp")
+            admin.tenants.create("acme", "Acme Corp", admin_username="root",
+                                       admin_password="a-long-password")
+        """
+        params: dict[str, Any] = {
+            "name": name,
+            "display_name": display_name,
+            "admin_email": admin_email,
+        }
+        if admin_username is not None:
+            params["admin_username"] = admin_username
+        if admin_password is not None:
+            params["admin_password"] = admin_password
+        result: dict[str, Any] = self._client.call("tenants.create", params)
+        return result
+
+    def create_category(
+        self, name: str, tables: list[dict[str, Any]], description: str = ""
+    ) -> dict[str, Any]:
+        """Save a template of tables (`[{"name", "columns", ...}]`, as schema.add_table).
+
+        Example:
+            admin.tenants.create_category("clinic", [{"name": "patients", "columns": [
+                {"name": "name", "type": "text"}]}])
         """
         result: dict[str, Any] = self._client.call(
-            "tenants.create", {"name": name, "display_name": display_name}
+            "tenants.create_category", {"name": name, "tables": tables, "description": description}
+        )
+        return result
+
+    def categories(self) -> list[dict[str, Any]]:
+        """Every category.
+
+        Example:
+            names = [c["name"] for c in admin.tenants.categories()]
+        """
+        result: list[dict[str, Any]] = self._client.call(
+            "tenants.categories", idempotent=True
         )
         return result
 

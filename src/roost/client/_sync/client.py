@@ -21,6 +21,13 @@ from roost.client._sync.admin import (
     Users,
 )
 from roost.client._sync.auth import Auth
+from roost.client._sync.database import (
+    Analytics,
+    Audit,
+    Collection,
+    Database,
+    Schema,
+)
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -142,6 +149,34 @@ class Client(ModeSelecting):
     def tenants(self) -> Tenants:
         """Tenants of the platform (platform admins)."""
         return Tenants(self)
+
+    @cached_property
+    def database(self) -> Database:
+        """Rows of the tenant's tables: records and the query builder."""
+        return Database(self)
+
+    @cached_property
+    def schema(self) -> Schema:
+        """Tables and their changes (recorded migrations)."""
+        return Schema(self)
+
+    @cached_property
+    def analytics(self) -> Analytics:
+        """Saved read-only queries."""
+        return Analytics(self)
+
+    @cached_property
+    def audit(self) -> Audit:
+        """The audit log of secure tables."""
+        return Audit(self)
+
+    def collection(self, name: str) -> Collection:
+        """Schemaless JSON documents of one collection.
+
+        Example:
+            users = client.collection("users")
+        """
+        return Collection(self, name)
 
     @cached_property
     def health(self) -> Health:

@@ -1,0 +1,496 @@
+"""The database capability through the SDK, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from roost import (
+    AsyncClient,
+    AuthenticationError,
+    AuthorizationError,
+    ConflictError,
+    NotFoundError,
+    SecureTableError,
+    ValidationError,
+)
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+
+PRODUCT_COLUMNS = [
+    {"name": "sku", "type": "varchar(20)", "constraints": ["NOT NULL", "UNIQUE"]},
+    {"name": "name", "type": "text"},
+    {"name": "price", "type": "DECIMAL(10,2)", "constraints": ["CHECK (price >= 0)"]},
+    {"name": "stock", "type": "integer", "default": 0},
+    {"name": "active", "type": "boolean", "default": True},
+    {"name": "released", "type": "date"},
+    {"name": "tags", "type": "json"},
+]
+
+
+async def _admin(client: AsyncClient) -> AsyncClient:
+    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+
+
+async def _products(admin: AsyncClient) -> str:
+    table = unique("products_")
+    await admin.schema.add_table(table, PRODUCT_COLUMNS)
+    await admin.database.create(
+        table,
+        [
+            {
+                "sku": "A1",
+                "name": "Apple",
+                "price": "1.50",
+                "stock": 10,
+                "released": "2026-01-05",
+                "tags": ["fruit"],
+            },
+            {"sku": "B2", "name": "banana", "price": 0.25, "stock": 0, "active": False},
+            {"sku": "C3", "name": "Cherry pie", "price": "12.00", "stock": 3},
+            {"sku": "D4", "name": None, "price": "7.10", "stock": 7},
+        ],
+    )
+    return table
+
+
+@pytest.mark.anyio
+async def test_tables_get_id_timestamps_and_describe_shows_constraints(
+    server: RunningServer,
+) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        info = await admin.database.describe(table)
+        columns = {c["name"]: c for c in info["columns"]}
+        assert list(columns)[:2] == ["id", "sku"]
+        assert {"created_at", "updated_at"} <= set(columns)
+        assert columns["sku"]["unique"]
+        assert not columns["sku"]["nullable"]
+        assert columns["price"]["type"] == "decimal(10,2)"
+        assert columns["price"]["check"] == '"price" >= 0'
+        assert table in [t["name"] for t in await admin.database.tables()]
+
+
+@pytest.mark.anyio
+async def test_records_round_trip_with_types(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        apple = await admin.database.query(table).filter("sku", "eq", "A1").first()
+        assert apple is not None
+        assert (apple["price"], apple["released"], apple["tags"], apple["active"]) == (
+            "1.50",
+            "2026-01-05",
+            ["fruit"],
+            True,
+        )
+        same = await admin.database.get(table, record_id=apple["id"])
+        assert same == apple
+        updated = await admin.database.update(table, record_id=apple["id"], data={"stock": 11})
+        assert updated["stock"] == 11
+        assert updated["updated_at"] >= apple["updated_at"]
+        many = await admin.database.update(table, data=[{"id": apple["id"], "name": "Green apple"}])
+        assert many[0]["name"] == "Green apple"
+        by_filter = await admin.database.update(table, {"active": True}, filters={"active": False})
+        assert [r["sku"] for r in by_filter] == ["B2"]
+        assert await admin.database.delete(table, record_id=apple["id"]) == 1
+        with pytest.raises(NotFoundError):
+            await admin.database.get(table, record_id=apple["id"])
+        assert await admin.database.delete(table, filters=[["stock", "lt", 5]]) == 2
+        with pytest.raises(ValidationError):
+            await admin.database.delete(table)
+        assert await admin.database.delete(table, all=True) == 1
+
+
+@pytest.mark.anyio
+async def test_bulk_create_is_all_or_nothing(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        with pytest.raises(ConflictError) as caught:
+            await admin.database.bulk_insert(table, [{"sku": "NEW"}, {"sku": "A1"}])
+        assert caught.value.code == "unique_violation"
+        assert await admin.database.query(table).filter("sku", "eq", "NEW").count() == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("op", "value", "expected"),
+    [
+        ("eq", "A1", ["A1"]),
+        ("ne", "A1", ["B2", "C3", "D4"]),
+        ("gt", 3, ["A1", "D4"]),
+        ("gte", 3, ["A1", "C3", "D4"]),
+        ("lt", 3, ["B2"]),
+        ("lte", 3, ["B2", "C3"]),
+        ("in", ["A1", "C3"], ["A1", "C3"]),
+        ("not_in", ["A1", "C3"], ["B2", "D4"]),
+        ("contains", "an", ["B2"]),
+        ("icontains", "AN", ["B2"]),
+        ("startswith", "Ch", ["C3"]),
+        ("endswith", "pie", ["C3"]),
+        ("is_null", True, ["D4"]),
+        ("between", [1, 8], ["C3", "D4"]),
+    ],
+)
+async def test_each_filter_operator(
+    server: RunningServer, op: str, value: Any, expected: list[str]
+) -> None:
+    field = {
+        "eq": "sku",
+        "ne": "sku",
+        "in": "sku",
+        "not_in": "sku",
+        "contains": "name",
+        "icontains": "name",
+        "startswith": "name",
+        "endswith": "name",
+        "is_null": "name",
+    }.get(op, "stock")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        rows = await admin.database.query(table).filter(field, op, value).sort("sku").get()
+        assert [r["sku"] for r in rows] == expected
+
+
+@pytest.mark.anyio
+async def test_sort_pages_select_first_and_count(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        query = admin.database.query(table).sort("price", "desc").page_size(2)
+        assert [r["sku"] for r in await query.page(1).get()] == ["C3", "D4"]
+        assert [r["sku"] for r in await query.page(2).get()] == ["A1", "B2"]
+        assert await query.page(3).get() == []
+        page = await query.fetch()
+        assert (page["total"], page["page"], page["page_size"]) == (4, 1, 2)
+        assert list(await query.select("sku").first() or {}) == ["sku"]
+        assert await admin.database.query(table).filter("stock", "gt", 0).count() == 3
+
+
+@pytest.mark.anyio
+async def test_dominus_query_form_returns_rows_and_total(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        result = await admin.database.query(
+            table,
+            filters={"sku": ["A1", "B2", "C3"], "active": True},
+            sort_by="sku",
+            sort_order="desc",
+            limit=1,
+            offset=1,
+        )
+        assert [r["sku"] for r in result["rows"]] == ["A1"]
+        assert result["total"] == 2
+
+
+@pytest.mark.anyio
+async def test_populate_replaces_references_by_rows(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        customers, orders = unique("customers_"), unique("orders_")
+        await admin.schema.add_table(customers, [{"name": "name", "type": "text"}])
+        await admin.schema.add_table(
+            orders,
+            [
+                {
+                    "name": "customer",
+                    "type": "bigint",
+                    "constraints": [f"REFERENCES {customers}(id) ON DELETE CASCADE"],
+                },
+                {"name": "total", "type": "integer"},
+            ],
+        )
+        ann, bob = await admin.database.create(customers, [{"name": "ann"}, {"name": "bob"}])
+        await admin.database.create(
+            orders,
+            [
+                {"customer": ann["id"], "total": 1},
+                {"customer": bob["id"], "total": 2},
+                {"customer": None, "total": 3},
+            ],
+        )
+        rows = await admin.database.query(orders).populate("customer").sort("total").get()
+        assert [r["customer"] and r["customer"]["name"] for r in rows] == ["ann", "bob", None]
+        with pytest.raises(ConflictError) as caught:
+            await admin.database.create(orders, {"customer": 999999, "total": 9})
+        assert caught.value.code == "foreign_key_violation"
+        with pytest.raises(ValidationError):
+            await admin.database.query(orders).populate("total").get()
+        await admin.database.delete(customers, record_id=ann["id"])
+        assert await admin.database.query(orders).count() == 2  # ON DELETE CASCADE
+        with pytest.raises(ConflictError):
+            await admin.schema.drop_table(customers)
+
+
+@pytest.mark.anyio
+async def test_collections_store_and_query_documents(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        people = admin.collection(unique("people_"))
+        await people.set("ann", {"name": "Ann", "age": 31, "city": "Oslo"})
+        await people.set("bob", {"name": "Bob", "age": 17})
+        await people.set("cid", {"name": "Cid", "age": 45, "city": "Rome"})
+        await people.update("bob", {"age": 18, "city": None})
+        assert await people.get("bob") == {"id": "bob", "name": "Bob", "age": 18}
+        adults = (
+            await people.query().where("age", ">=", 18).order_by("age", descending=True).execute()
+        )
+        assert [d["id"] for d in adults] == ["cid", "ann", "bob"]
+        first = await people.query().where("city", "==", "Oslo").first()
+        assert first is not None
+        assert first["name"] == "Ann"
+        assert await people.query().where("age", "in", [17, 18]).limit(5).execute() == [
+            {"id": "bob", "name": "Bob", "age": 18}
+        ]
+        await people.delete("bob")
+        with pytest.raises(NotFoundError):
+            await people.get("bob")
+        with pytest.raises(ValidationError):
+            people.query().where("age", "~", 1)
+
+
+@pytest.mark.anyio
+async def test_secure_tables_need_reason_and_actor_and_are_audited(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = unique("patients_")
+        await admin.schema.add_table(table, [{"name": "name", "type": "text"}], secure=True)
+        with pytest.raises(SecureTableError):
+            await admin.database.create(table, {"name": "Pat"})
+        created = await admin.database.create(
+            table, {"name": "Pat"}, reason="intake", actor="nurse.joy"
+        )
+        with pytest.raises(SecureTableError):
+            await admin.database.query(table).get()
+        rows = await admin.database.query(table).audited("follow-up", "dr.who").get()
+        assert [r["name"] for r in rows] == ["Pat"]
+        with pytest.raises(SecureTableError):
+            await admin.database.get(table, created["id"], reason="x")
+        entries = await admin.audit.query(table)
+        assert [(e["operation"], e["actor"], e["reason"]) for e in entries] == [
+            ("query", "dr.who", "follow-up"),
+            ("create", "nurse.joy", "intake"),
+        ]
+        assert entries[0]["record_ids"] == [created["id"]]
+        assert entries[0]["username"] == ADMIN_USERNAME
+
+
+@pytest.mark.anyio
+async def test_analytics_runs_saved_read_only_queries(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        name = unique("stock_")
+        await admin.analytics.define(
+            name,
+            f"SELECT sku, stock FROM {table} WHERE stock >= :minimum AND coalesce(name, '') <> 'x:y' "
+            "ORDER BY sku",
+            {"minimum": "int"},
+        )
+        result = await admin.analytics.execute(name, {"minimum": 5})
+        assert result["data"] == [{"sku": "A1", "stock": 10}, {"sku": "D4", "stock": 7}]
+        assert name in [q["name"] for q in await admin.analytics.list()]
+        refused = [
+            f"DELETE FROM {table}",
+            f"SELECT 1; DELETE FROM {table}",
+            "SELECT * FROM roost_users",
+            f"SELECT * FROM public.{table}",
+            f"SELECT pg_sleep(1) FROM {table}",
+            "SELECT * FROM nowhere",
+        ]
+        for sql in refused:
+            with pytest.raises(ValidationError):
+                await admin.analytics.define(unique("bad_"), sql)
+        with pytest.raises(ValidationError):
+            await admin.analytics.define(unique("p_"), f"SELECT * FROM {table} WHERE stock > :n")
+        with pytest.raises(ValidationError):
+            await admin.analytics.execute(name, {})
+        with pytest.raises(ValidationError):
+            await admin.analytics.execute(name, {"minimum": "lots"})
+        await admin.analytics.delete(name)
+        with pytest.raises(NotFoundError):
+            await admin.analytics.execute(name, {"minimum": 1})
+
+
+@pytest.mark.anyio
+async def test_schema_changes_are_recorded_and_a_refused_change_leaves_nothing(
+    server: RunningServer,
+) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        await admin.schema.add_column(table, "status", "VARCHAR(20)", default="'new'")
+        await admin.schema.rename_column(table, "status", "state")
+        await admin.schema.add_index(table, ["state"])
+        rows = await admin.database.query(table).filter("state", "eq", "new").get()
+        assert len(rows) == 4
+        await admin.schema.drop_column(table, "state")
+        history = [m["operation"] for m in await admin.schema.migrations(table)]
+        assert history == ["drop_column", "add_index", "rename_column", "add_column", "add_table"]
+        before = await admin.database.describe(table)
+        with pytest.raises(ConflictError):  # NOT NULL without a default, on a table with rows
+            await admin.schema.add_column(table, "must", "integer", constraints=["NOT NULL"])
+        assert await admin.database.describe(table) == before
+        await admin.database.create(table, {"sku": "E5", "stock": 3})  # stock 3 twice now
+        with pytest.raises(ConflictError):
+            await admin.schema.add_index(table, ["stock"], unique=True)
+        assert await admin.database.describe(table) == before
+        assert len(await admin.schema.migrations(table)) == 5
+
+
+@pytest.mark.anyio
+async def test_bad_input_gets_a_clear_error_and_changes_nothing(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        cases: list[tuple[Any, str | None]] = [
+            (lambda: admin.database.query(table).filter("nope", "eq", 1).get(), "filters[0]"),
+            (
+                lambda: admin.database.query(table).filter("name; DROP TABLE x", "eq", 1).get(),
+                "filters[0]",
+            ),
+            (lambda: admin.database.query(table).filter("stock", "eq", "many").get(), "filters[0]"),
+            (
+                lambda: admin.database.query(table).filter("stock", "contains", "1").get(),
+                "filters[0]",
+            ),
+            (lambda: admin.database.query(table).page_size(5000).get(), "page_size"),
+            (lambda: admin.database.create(table, {"sku": "X" * 30}), "rows[0].sku"),
+            (lambda: admin.database.create(table, {"sku": "Z9", "price": "-1"}), None),
+            (
+                lambda: admin.database.create(table, {"sku": "Z9", "price": "1.234"}),
+                "rows[0].price",
+            ),
+            (lambda: admin.database.create(table, {"sku": "Z9", "unknown": 1}), "rows[0].unknown"),
+            (lambda: admin.database.create(table, {"sku": None}), "rows[0].sku"),
+            (lambda: admin.schema.add_table("Bad-Name", [{"name": "a", "type": "text"}]), "name"),
+            (lambda: admin.schema.add_table("roost_x", [{"name": "a", "type": "text"}]), "name"),
+            (
+                lambda: admin.schema.add_table(unique("t"), [{"name": "a", "type": "money"}]),
+                "columns[0].type",
+            ),
+            (
+                lambda: admin.schema.add_table(
+                    unique("t"),
+                    [{"name": "a", "type": "text", "constraints": ["CHECK (a = (SELECT 1))"]}],
+                ),
+                "columns[0].constraints[0]",
+            ),
+            (
+                lambda: admin.schema.add_table(
+                    unique("t"),
+                    [{"name": "a", "type": "text", "default": "now()); DROP TABLE x; --"}],
+                ),
+                "columns[0].default",
+            ),
+        ]
+        with pytest.raises(NotFoundError):
+            await admin.database.query("no_such_table").get()
+        for call, field in cases:
+            with pytest.raises(ValidationError) as caught:
+                print(await call())  # shows what was accepted, should the test fail
+            if field is not None:
+                assert caught.value.details.get("field") == field, caught.value
+        assert await admin.database.query(table).count() == 4
+
+
+@pytest.mark.anyio
+async def test_tenants_never_see_each_others_tables(server: RunningServer) -> None:
+    tenant = unique("db")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        await admin.tenants.create(tenant, admin_username="root", admin_password="root-password")
+        async with AsyncClient(api_url=server.url, tenant=tenant) as other:
+            root = await other.auth.sign_in_with_password("root", "root-password")
+            assert await root.database.tables() == []
+            with pytest.raises(NotFoundError):
+                await root.database.query(table).get()
+            # the same table name in the other tenant is another table
+            await root.schema.add_table(table, [{"name": "sku", "type": "text"}])
+            await root.database.create(table, {"sku": "ONLY-HERE"})
+            assert [r["sku"] for r in await root.database.query(table).get()] == ["ONLY-HERE"]
+            assert "ONLY-HERE" not in [r["sku"] for r in await admin.database.query(table).get()]
+            assert await admin.database.query(table).count() == 4
+            # credentials of one tenant are refused on the other, both ways
+            admin_key = (await admin.api_keys.create(unique("k")))["key"]
+            root_key = (await root.api_keys.create(unique("k")))["key"]
+            with pytest.raises(AuthenticationError):
+                await (await other.auth.sign_in_with_token(admin_key, "api_key")).database.tables()
+            async with AsyncClient(api_url=server.url, tenant="default") as default:
+                stolen = await default.auth.sign_in_with_token(root_key, "api_key")
+                with pytest.raises(AuthenticationError):
+                    await stolen.database.tables()
+        await admin.tenants.delete(tenant)
+        assert table in [t["name"] for t in await admin.database.tables()]
+
+
+@pytest.mark.anyio
+async def test_categories_provision_tenants_with_their_tables(server: RunningServer) -> None:
+    category, tenant = unique("clinic_"), unique("prov")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        await admin.tenants.create_category(
+            category,
+            [
+                {"name": "doctors", "columns": [{"name": "name", "type": "text"}]},
+                {
+                    "name": "visits",
+                    "columns": [
+                        {
+                            "name": "doctor",
+                            "type": "bigint",
+                            "constraints": ["REFERENCES doctors(id)"],
+                        }
+                    ],
+                },
+            ],
+        )
+        assert category in [c["name"] for c in await admin.tenants.categories()]
+        with pytest.raises(ValidationError):
+            await admin.tenants.create_category(
+                unique("broken_"),
+                [
+                    {
+                        "name": "visits",
+                        "columns": [
+                            {
+                                "name": "doctor",
+                                "type": "bigint",
+                                "constraints": ["REFERENCES doctors(id)"],
+                            }
+                        ],
+                    }
+                ],
+            )
+        await admin.schema.provision_tenant(tenant, category_slug=category)
+        with pytest.raises(ConflictError):
+            await admin.schema.provision_tenant(tenant, category)
+        async with AsyncClient(api_url=server.url, tenant=tenant) as other:
+            await other.auth.register("clerk", "clerk-password")
+            clerk = await other.auth.sign_in_with_password("clerk", "clerk-password")
+            with pytest.raises(AuthorizationError):
+                await clerk.database.tables()  # members have no database scope
+        await admin.tenants.delete(tenant)
+
+
+@pytest.mark.anyio
+async def test_database_scopes_are_enforced(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        table = await _products(admin)
+        reader_key = await admin.api_keys.create(unique("reader"), ["database:read"])
+        reader = await client.auth.sign_in_with_token(reader_key["key"], "api_key")
+        assert await reader.database.query(table).count() == 4
+        for call in (
+            lambda: reader.database.create(table, {"sku": "R1"}),
+            lambda: reader.schema.add_column(table, "x", "text"),
+            lambda: reader.analytics.define(unique("a_"), f"SELECT 1 AS one FROM {table}"),
+            lambda: reader.audit.query(),
+        ):
+            with pytest.raises(AuthorizationError):
+                await call()
