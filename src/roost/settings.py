@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     login_failures_per_address: Annotated[int, Field(ge=1)] = 30
     login_failure_window: Seconds = 900
     idempotency_ttl: Seconds = 86400
+    analytics_time_limit: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     @field_validator("database_url")
     @classmethod

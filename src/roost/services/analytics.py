@@ -35,7 +35,6 @@ from roost.wire.database import (
     ExecuteAnalyticsRequest,
 )
 
-TIME_LIMIT_SECONDS = 10.0
 _PARAM_TYPES: dict[str, Any] = {
     "str": str,
     "int": int,
@@ -212,7 +211,9 @@ async def execute(ctx: Context, params: ExecuteAnalyticsRequest) -> AnalyticsRes
         tuple(bound[name] for name in order) if ctx.platform.db.dialect == "postgresql" else bound
     )
     async with ctx.platform.db.read(ctx.tenant) as conn:
-        rows = await _run_read_only(conn, sql, driver_params, params.limit)
+        rows = await _run_read_only(
+            conn, sql, driver_params, params.limit, ctx.platform.settings.analytics_time_limit
+        )
     return AnalyticsResult(data=rows)
 
 
@@ -237,7 +238,7 @@ def _bind(declared: dict[str, str], given: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _run_read_only(
-    conn: AsyncConnection, sql: str, bound: Any, limit: int
+    conn: AsyncConnection, sql: str, bound: Any, limit: int, seconds: float
 ) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
         result = await conn.exec_driver_sql(sql, bound)
@@ -246,35 +247,34 @@ async def _run_read_only(
     try:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SET TRANSACTION READ ONLY"))
-            await conn.execute(
-                text(f"SET LOCAL statement_timeout = {int(TIME_LIMIT_SECONDS * 1000)}")
-            )
+            await conn.execute(text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
             return await run()
-        return await _run_on_sqlite(conn, run)
+        return await _run_on_sqlite(conn, run, seconds)
     except DBAPIError as exc:
         message = str(exc.orig).strip().splitlines()[0][:300] if exc.orig else ""
         if "timeout" in message or "interrupt" in message or "cancel" in message:
-            raise _too_slow() from None
+            raise _too_slow(seconds) from None
         raise ValidationError(
             f"the database refused the query: {message}", details={"field": "sql"}
         ) from None
 
 
-async def _run_on_sqlite(conn: AsyncConnection, run: Any) -> list[dict[str, Any]]:
+async def _run_on_sqlite(conn: AsyncConnection, run: Any, seconds: float) -> list[dict[str, Any]]:
     raw = await conn.get_raw_connection()
-    sqlite = getattr(raw.driver_connection, "_conn", None)
+    driver: Any = raw.driver_connection
+    sqlite = driver._conn  # the sqlite3 connection inside aiosqlite's thread
     await conn.exec_driver_sql("PRAGMA query_only = ON")
+    # interrupt() is thread-safe; armed on a timer it stops the statement where it runs (a
+    # wait_for would first wait for the cancelled call, which waits for the statement)
+    timer = asyncio.get_running_loop().call_later(seconds, sqlite.interrupt)
     clean = False
     try:
-        rows: list[dict[str, Any]] = await asyncio.wait_for(run(), TIME_LIMIT_SECONDS)
+        rows: list[dict[str, Any]] = await run()
         clean = True
         return rows
-    except TimeoutError:
-        if sqlite is not None:
-            sqlite.interrupt()  # thread-safe: stops the statement in aiosqlite's thread
-        raise _too_slow() from None
     finally:
-        # A pooled connection left read-only (or mid-statement) would break later writes.
+        timer.cancel()
+        # a pooled connection left read-only would break later writes: reset it or drop it
         try:
             if not clean:
                 raise RuntimeError("discard")
@@ -283,9 +283,9 @@ async def _run_on_sqlite(conn: AsyncConnection, run: Any) -> list[dict[str, Any]
             await conn.invalidate()
 
 
-def _too_slow() -> ServiceUnavailableError:
+def _too_slow(seconds: float) -> ServiceUnavailableError:
     return ServiceUnavailableError(
-        f"the query ran longer than {TIME_LIMIT_SECONDS:g} s and was stopped; narrow it"
+        f"the query ran longer than {seconds:g} s and was stopped; narrow it"
     )
 
 
