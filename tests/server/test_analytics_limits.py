@@ -9,8 +9,9 @@ import pytest
 from roost import Client, ServiceUnavailableError
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer
 
-ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-           "SELECT count(*) AS n FROM c")
+ENDLESS = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) AS n FROM c"
+)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -108,11 +108,11 @@ def test_query_builder_returns_what_a_python_filter_returns(
     expected = [i for i, row in rows.items() if all(_matches(row, *f) for f in filters)]
 
     def key(i: int) -> tuple[bool, int, int]:
-        # NULL is the largest value; ties go by id, ascending
+        # NULL is the smallest value; ties go by id, ascending
         n = rows[i]["n"]
         if descending:
-            return (n is not None, -(n or 0), i)
-        return (n is None, n or 0, i)
+            return (n is None, -(n or 0), i)
+        return (n is not None, n or 0, i)
 
     expected.sort(key=key)
     assert got == expected
@@ -136,16 +136,18 @@ def test_populate_runs_one_query_per_reference_not_per_row(server: RunningServer
         people = admin.database.create(customers, [{"name": f"c{i}"} for i in range(30)])
         admin.database.create(orders, [{"customer": p["id"]} for p in people * 2])
         statements: list[str] = []
-        engine = platform_of(server).db._engine("default").sync_engine
+        engines = platform_of(server).db.engines_of("default")
 
         def watch(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
             statements.append(statement)
 
-        event.listen(engine, "before_cursor_execute", watch)
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", watch)
         try:
             rows = admin.database.query(orders).populate("customer").page_size(60).get()
         finally:
-            event.remove(engine, "before_cursor_execute", watch)
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", watch)
         assert len(rows) == 60
         assert all(row["customer"]["name"].startswith("c") for row in rows)
         assert sum(customers in s for s in statements) == 1, statements

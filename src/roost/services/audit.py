@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
 
 from roost.backends.sql.tables import audit_log
 from roost.errors import SecureTableError
@@ -45,20 +44,20 @@ def require_access(definition: TableDef, reason: str | None, actor: str | None) 
     return Access(reason, actor)
 
 
-async def record(
-    conn: AsyncConnection,
+def record(
+    conn: Connection,
     ctx: Context,
     access: Access,
     operation_name: str,
     table: str,
     record_ids: Sequence[Any],
 ) -> None:
-    """Append one entry, in the caller's transaction."""
+    """Append one entry, in the caller's transaction (from async code: `conn.run_sync`)."""
     principal = ctx.require_principal()
     ids = [str(i) if not isinstance(i, int | str) else i for i in record_ids[:_MAX_IDS]]
     if len(record_ids) > _MAX_IDS:
         ids.append(f"... and {len(record_ids) - _MAX_IDS} more")
-    await conn.execute(
+    conn.execute(
         audit_log.insert().values(
             username=principal.username,
             principal=(principal.api_key_id and f"api_key:{principal.api_key_id}") or "user",

@@ -7,9 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, and_, func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import documents
 from roost.errors import ValidationError
@@ -107,9 +106,13 @@ def _sqlite_text_match(expr: ColumnElement[Any], op: str, value: str) -> ColumnE
     return func.substr(expr, -len(value)) == value
 
 
-def ordered(expr: Any, direction: str) -> Any:
-    """ORDER BY with NULL as the largest value on every engine (SQLite's default differs)."""
-    return expr.desc().nulls_first() if direction == "desc" else expr.asc().nulls_last()
+def ordered(expr: Any, direction: str, dialect: str, nullable: bool = True) -> Any:
+    """ORDER BY with NULL as the smallest value on every engine. That is SQLite's own order,
+    so SQLite gets plain ASC/DESC and can use its indexes; PostgreSQL is told NULLS FIRST/LAST
+    (and its indexes made by schema.add_index are built NULLS FIRST to serve it)."""
+    if dialect != "postgresql" or not nullable:
+        return expr.desc() if direction == "desc" else expr.asc()
+    return expr.desc().nulls_last() if direction == "desc" else expr.asc().nulls_first()
 
 
 def table_conditions(
@@ -210,25 +213,32 @@ async def query(ctx: Context, params: QueryRequest) -> QueryResult:
     conditions = table_conditions(definition, table, params.filters, ctx.platform.db.dialect)
     columns = _selected(definition, table, params.select, params.populate)
     statement = select(*columns).where(*conditions)
+    dialect = ctx.platform.db.dialect
     for index, (name, direction) in enumerate(params.sort):
-        column = table.c[definition.require_column(name, f"sort[{index}]").name]
-        statement = statement.order_by(ordered(column, direction))
+        column = definition.require_column(name, f"sort[{index}]")
+        statement = statement.order_by(
+            ordered(table.c[column.name], direction, dialect, column.nullable)
+        )
     statement = statement.order_by(table.c[definition.primary_key.name])
-    async with connection_for(ctx, access) as conn:
-        total = await _count(conn, table, conditions) if params.count != "none" else None
+
+    def work(conn: Connection) -> QueryResult:
+        total = _count(conn, table, conditions) if params.count != "none" else None
         rows: list[Row] = []
         if params.count != "only":
-            result = await conn.execute(statement.limit(page.limit).offset(page.offset))
+            result = conn.execute(statement.limit(page.limit).offset(page.offset))
             rows = [dict(row) for row in result.mappings()]
-            rows = await populate(
+            rows = populate(
                 ctx, conn, schema, definition, rows, params.populate, params.reason, params.actor
             )
         if access is not None:
             ids = [row.get(definition.primary_key.name) for row in rows]
-            await audit.record(conn, ctx, access, "query", definition.name, ids)
-    return QueryResult(
-        rows=rows, total=total, page=page.number, page_size=page.limit if page.number else None
-    )
+            audit.record(conn, ctx, access, "query", definition.name, ids)
+        return QueryResult(
+            rows=rows, total=total, page=page.number, page_size=page.limit if page.number else None
+        )
+
+    # a read of a secure table writes its audit entry in the same transaction
+    return await ctx.platform.db.run(ctx.tenant, work, write=access is not None)
 
 
 def _selected(
@@ -241,20 +251,14 @@ def _selected(
     return [table.c[n] for n in names]
 
 
-async def _count(conn: AsyncConnection, table: Table, conditions: list[ColumnElement[bool]]) -> int:
+def _count(conn: Connection, table: Table, conditions: list[ColumnElement[bool]]) -> int:
     statement: Select[Any] = select(func.count()).select_from(table).where(*conditions)
-    return int((await conn.execute(statement)).scalar_one())
+    return int(conn.execute(statement).scalar_one())
 
 
-def connection_for(ctx: Context, access: audit.Access | None) -> Any:
-    """Reads of a secure table run in a write transaction, so the audit entry goes with them."""
-    db = ctx.platform.db
-    return db.write(ctx.tenant) if access is not None else db.read(ctx.tenant)
-
-
-async def populate(
+def populate(
     ctx: Context,
-    conn: AsyncConnection,
+    conn: Connection,
     schema: TenantSchema,
     definition: TableDef,
     rows: list[Row],
@@ -278,15 +282,13 @@ async def populate(
         target_table = schema.tables[target.name]
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]
-            result = await conn.execute(
-                select(target_table).where(target_table.c[ref.column].in_(chunk))
-            )
+            result = conn.execute(select(target_table).where(target_table.c[ref.column].in_(chunk)))
             found.update({row[ref.column]: dict(row) for row in result.mappings()})
         for row in rows:
             row[name] = found.get(row.get(name))
         if access is not None and found:
             pk = target.primary_key.name
-            await audit.record(
+            audit.record(
                 conn, ctx, access, "populate", target.name, [r[pk] for r in found.values()]
             )
     return rows
@@ -306,17 +308,20 @@ async def _query_documents(ctx: Context, params: QueryRequest, page: Page) -> Qu
     statement = select(documents.c.id, documents.c.data).where(*conditions)
     for name, direction in params.sort:
         expr = document_field(name, dialect)
-        statement = statement.order_by(ordered(expr, direction))
+        statement = statement.order_by(ordered(expr, direction, dialect))
     statement = statement.order_by(documents.c.id)
-    async with ctx.platform.db.read(ctx.tenant) as conn:
-        total = await _count(conn, documents, conditions) if params.count != "none" else None
+
+    def work(conn: Connection) -> QueryResult:
+        total = _count(conn, documents, conditions) if params.count != "none" else None
         rows: list[Row] = []
         if params.count != "only":
-            result = await conn.execute(statement.limit(page.limit).offset(page.offset))
+            result = conn.execute(statement.limit(page.limit).offset(page.offset))
             rows = [_document_row(r.id, r.data, params.select) for r in result]
-    return QueryResult(
-        rows=rows, total=total, page=page.number, page_size=page.limit if page.number else None
-    )
+        return QueryResult(
+            rows=rows, total=total, page=page.number, page_size=page.limit if page.number else None
+        )
+
+    return await ctx.platform.db.run(ctx.tenant, work)
 
 
 def _document_row(doc_id: str, data: dict[str, Any], chosen: list[str] | None) -> Row:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cached_property, lru_cache
 from typing import Annotated, Any
 
 import msgspec
@@ -141,8 +142,12 @@ class TableDef:
     secure: bool = False
     timestamps: bool = True
 
+    @cached_property
+    def by_name(self) -> dict[str, ColumnDef]:
+        return {c.name: c for c in self.columns}
+
     def column(self, name: str) -> ColumnDef | None:
-        return next((c for c in self.columns if c.name == name), None)
+        return self.by_name.get(name)
 
     def require_column(self, name: str, field_name: str = "field") -> ColumnDef:
         found = self.column(name) if isinstance(name, str) else None
@@ -388,8 +393,13 @@ def sa_type(column_type: str) -> TypeEngine[Any]:
 def build_table(definition: TableDef, metadata: MetaData, dialect: str) -> Table:
     """The SQLAlchemy table of a definition (referenced tables must be in `metadata` too)."""
     columns = [_build_column(c, dialect) for c in definition.columns]
-    indexes = [Index(i.name, *i.columns, unique=i.unique) for i in definition.indexes]
-    return Table(definition.name, metadata, *columns, *indexes)
+    table = Table(definition.name, metadata, *columns)
+    for index in definition.indexes:
+        parts: list[Any] = [table.c[name] for name in index.columns]
+        if dialect == "postgresql":  # NULL sorts first in queries; the index matches that
+            parts = [part.asc().nulls_first() for part in parts]
+        Index(index.name, *parts, unique=index.unique)
+    return table
 
 
 def _build_column(column: ColumnDef, dialect: str) -> Column[Any]:
@@ -450,7 +460,6 @@ class Coercer:
     """Turns JSON/MessagePack values into the Python values a column binds."""
 
     table: TableDef
-    _types: dict[str, Any] = field(default_factory=dict)
 
     def value(self, column: ColumnDef, value: Any, field_name: str) -> Any:
         if value is None:
@@ -461,7 +470,7 @@ class Coercer:
                 )
             return None
         try:
-            result = msgspec.convert(value, self._python_type(column))
+            result = msgspec.convert(value, _python_type(column.type))
         except msgspec.ValidationError as exc:
             raise ValidationError(
                 f"{self.table.name}.{column.name} ({column.type}): {exc}".replace(" - at `$`", ""),
@@ -473,14 +482,11 @@ class Coercer:
             result = result.astimezone(UTC).replace(tzinfo=None)
         return result
 
-    def _python_type(self, column: ColumnDef) -> Any:
-        python_type = self._types.get(column.type)
-        if python_type is None:
-            python_type = self._types[column.type] = _python_type(column.type)
-        return python_type
 
-
+@lru_cache(maxsize=512)
 def _python_type(column_type: str) -> Any:
+    """The type msgspec converts a value of a column type to (cached: msgspec compiles each
+    new type, and an Annotated type built per call would be new every time)."""
     if column_type.startswith("varchar("):
         return Annotated[str, msgspec.Meta(max_length=int(column_type[8:-1]))]
     if column_type.startswith("decimal("):

@@ -29,7 +29,7 @@ class AsyncQuery(QueryBuilder):
         Example:
             adults = await client.database.query("users").filter("age", "gte", 18).get()
         """
-        return (await self.fetch())["rows"]  # type: ignore[no-any-return]
+        return (await self.fetch(with_total=False))["rows"]  # type: ignore[no-any-return]
 
     async def fetch(self, *, with_total: bool = True) -> dict[str, Any]:
         """`{"rows", "total", "page", "page_size"}` of the current page.

@@ -30,7 +30,7 @@ class Query(QueryBuilder):
         Example:
             adults = client.database.query("users").filter("age", "gte", 18).get()
         """
-        return (self.fetch())["rows"]  # type: ignore[no-any-return]
+        return (self.fetch(with_total=False))["rows"]  # type: ignore[no-any-return]
 
     def fetch(self, *, with_total: bool = True) -> dict[str, Any]:
         """`{"rows", "total", "page", "page_size"}` of the current page.
