@@ -17,27 +17,12 @@ from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.schema import TenantSchema, load_schema
 from roost.services.tabledefs import Coercer, ColumnDef, TableDef, check_identifier
+from roost.wire.database import FILTER_OPERATORS as OPERATORS
 from roost.wire.database import Filter, QueryRequest, QueryResult, Row
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 _TEXT_OPERATORS = {"contains", "icontains", "startswith", "endswith"}
-OPERATORS = (
-    "eq",
-    "ne",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "in",
-    "not_in",
-    "contains",
-    "icontains",
-    "startswith",
-    "endswith",
-    "is_null",
-    "between",
-)
 
 
 # -- conditions ----------------------------------------------------------------------------

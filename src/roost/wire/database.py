@@ -10,6 +10,22 @@ from msgspec import Meta, Struct
 Name = Annotated[str, Meta(min_length=1, max_length=63)]  # checked further by the services
 Reason = Annotated[str, Meta(min_length=1, max_length=1000)]
 Actor = Annotated[str, Meta(min_length=1, max_length=200)]
+FILTER_OPERATORS = (
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "contains",
+    "icontains",
+    "startswith",
+    "endswith",
+    "is_null",
+    "between",
+)
 Filter = tuple[str, str, Any]
 """`[field, operator, value]`: eq ne gt gte lt lte in not_in contains icontains startswith
 endswith is_null between."""

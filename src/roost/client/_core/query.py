@@ -7,23 +7,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Self
 
 from roost.errors import ValidationError
+from roost.wire.database import FILTER_OPERATORS as OPERATORS
 
-OPERATORS = (
-    "eq",
-    "ne",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "in",
-    "not_in",
-    "contains",
-    "icontains",
-    "startswith",
-    "endswith",
-    "is_null",
-    "between",
-)
 DOTDO_OPERATORS = {
     "==": "eq",
     "!=": "ne",
