@@ -296,7 +296,7 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
         "unique_violation": ConflictError,
         "foreign_key_violation": ConflictError,
         "not_null_violation": ValidationError,
-        "check_violation": ValidationError,
+        "check_violation": ConflictError,
     },
 )
 

@@ -62,6 +62,6 @@ def _integrity(exc: IntegrityError) -> RoostError:
     text = _MESSAGES.get(code, "the change conflicts with existing data")
     if constraint:
         text += f" ({constraint})"
-    if code in ("not_null_violation", "check_violation"):
+    if code == "not_null_violation":  # a missing value: the request is incomplete
         return ValidationError(text, code=code, details=details)
     return ConflictError(text, code=code, details=details)

@@ -360,7 +360,6 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(server: RunningS
             ),
             (lambda: admin.database.query(table).page_size(5000).get(), "page_size"),
             (lambda: admin.database.create(table, {"sku": "X" * 30}), "rows[0].sku"),
-            (lambda: admin.database.create(table, {"sku": "Z9", "price": "-1"}), None),
             (
                 lambda: admin.database.create(table, {"sku": "Z9", "price": "1.234"}),
                 "rows[0].price",
@@ -390,6 +389,10 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(server: RunningS
         ]
         with pytest.raises(NotFoundError):
             await admin.database.query("no_such_table").get()
+        with pytest.raises(ConflictError) as broken:
+            await admin.database.create(table, {"sku": "Z9", "price": "-1"})
+        assert broken.value.code == "check_violation"
+        assert broken.value.details["constraint"] == "ck_price"
         for call, field in cases:
             with pytest.raises(ValidationError) as caught:
                 print(await call())  # shows what was accepted, should the test fail

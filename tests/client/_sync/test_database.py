@@ -349,7 +349,6 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(server: RunningServer)
             ),
             (lambda: admin.database.query(table).page_size(5000).get(), "page_size"),
             (lambda: admin.database.create(table, {"sku": "X" * 30}), "rows[0].sku"),
-            (lambda: admin.database.create(table, {"sku": "Z9", "price": "-1"}), None),
             (
                 lambda: admin.database.create(table, {"sku": "Z9", "price": "1.234"}),
                 "rows[0].price",
@@ -379,6 +378,10 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(server: RunningServer)
         ]
         with pytest.raises(NotFoundError):
             admin.database.query("no_such_table").get()
+        with pytest.raises(ConflictError) as broken:
+            admin.database.create(table, {"sku": "Z9", "price": "-1"})
+        assert broken.value.code == "check_violation"
+        assert broken.value.details["constraint"] == "ck_price"
         for call, field in cases:
             with pytest.raises(ValidationError) as caught:
                 print(call())  # shows what was accepted, should the test fail
