@@ -191,3 +191,15 @@ def silent_port() -> Iterator[int]:
 def platform_of(running: RunningServer) -> Any:
     """The Platform inside a test server (for tests that watch its backends)."""
     return running._server.config.app.dispatcher.platform
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 protocol server on loopback (moto), for the S3 storage backend."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

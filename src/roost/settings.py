@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         default=None,
         description="sqlite+aiosqlite:///path or postgresql://...; default: SQLite in data_dir",
     )
+    storage_url: str | None = Field(
+        default=None,
+        description="file:///path or s3://[key:secret@]bucket?endpoint=...; default data_dir/files",
+    )
     pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")
     secret_key: str | None = Field(
         default=None, min_length=32, description="JWT signing key; default: a key file in data_dir"
@@ -52,6 +56,13 @@ class Settings(BaseSettings):
     login_failure_window: Seconds = 900
     idempotency_ttl: Seconds = 86400
     analytics_time_limit: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file://", "s3://")):
+            raise ValueError("must start with file:// or s3://")
+        return value
 
     @field_validator("database_url")
     @classmethod

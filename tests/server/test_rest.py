@@ -42,6 +42,27 @@ def test_health_answers_get_with_every_backend(http: httpx.Client, server: Runni
     report = http.get("/api/v1/health").json()
     assert report["status"] == "ok"
     assert report["backends"]["sql"]["backend"] == server.backend
+    assert report["backends"]["storage"]["status"] == "ok"
+    assert report["backends"]["storage"]["backend"] == "file"
+
+
+def test_s3_storage_is_prepared_at_start_and_checked_by_health(
+    make_server: Callable[..., RunningServer], s3_endpoint: str
+) -> None:
+    url = f"s3://test:test@{unique('roost-')}?endpoint={s3_endpoint}&region=us-east-1"
+    on_s3 = make_server(storage_url=url)
+    with httpx.Client(base_url=on_s3.url) as http:
+        storage = http.get("/api/v1/health").json()["backends"]["storage"]
+    assert (storage["status"], storage["backend"]) == ("ok", "s3")
+
+
+def test_bad_storage_url_is_refused_at_start() -> None:
+    from roost.errors import ConfigurationError
+    from roost.settings import load_settings
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(storage_url="ftp://x")
+    assert "ROOST_STORAGE_URL" in caught.value.message
 
 
 def test_malformed_json_is_a_400_that_says_so(http: httpx.Client) -> None:

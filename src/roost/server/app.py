@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from roost.backends.blob import open_blob_store
 from roost.backends.ratelimit import MemoryRateLimiter
 from roost.backends.sql import Database
 from roost.errors import APIError, NotFoundError, ValidationError
@@ -41,6 +42,7 @@ def build_platform(settings: Settings) -> Platform:
         ),
         limiter=MemoryRateLimiter(),
         access_tokens=AccessTokens(settings.signing_key(), settings.access_token_ttl),
+        blobs=open_blob_store(settings.storage_url, settings.data_dir),
         principals=PrincipalCache(settings.auth_cache_seconds),
     )
 
@@ -50,6 +52,7 @@ async def start_platform(platform: Platform) -> None:
     settings = platform.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await migrate_all(platform)
+    await platform.blobs.prepare()
     if settings.admin_password:
         created = await ensure_admin(
             platform, settings.admin_username, settings.admin_email or "", settings.admin_password
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None) -> RestDoor:
             yield
         finally:
             await platform.db.close()
+            await platform.blobs.close()
 
     async def openapi_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from roost.backends.blob import BlobStore
 from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
 from roost.errors import AuthorizationError, NotAuthenticatedError
@@ -114,6 +115,7 @@ class Platform:
     db: Database
     limiter: RateLimiter
     access_tokens: AccessTokens
+    blobs: BlobStore
     principals: PrincipalCache
     known_tenants: dict[str, float] = field(default_factory=dict)
     schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)

@@ -1,0 +1,82 @@
+"""Object bytes: one protocol, a local folder (default) or S3-compatible storage.
+
+Keys are chosen by the platform (`<tenant>/<bucket id>/<object id>`), never by users, so they
+are always plain ASCII paths. Object names, content types and metadata live in the SQL
+backend; a blob store only keeps bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from roost.errors import ConfigurationError
+
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    size: int
+    sha256: str  # hex digest of the bytes
+    etag: str
+
+
+class BlobStore(Protocol):
+    kind: str  # "file" or "s3", as health checks report it
+
+    async def put(
+        self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None
+    ) -> StoredBlob:
+        """Store the bytes under `key`, replacing any. Readers see the old bytes or the new,
+        never part of them. Past `max_bytes` it raises PayloadTooLargeError and keeps nothing."""
+        ...
+
+    def get(self, key: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes from `start` to `end` (inclusive), in chunks; NotFoundError if no such key."""
+        ...
+
+    async def size(self, key: str) -> int | None:
+        """The size of the bytes under `key`, or None if there are none."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove `key`. Removing a key that does not exist is a no-op."""
+        ...
+
+    async def copy(self, source: str, destination: str) -> None:
+        """Copy the bytes of `source` to `destination` (NotFoundError if no source)."""
+        ...
+
+    async def prepare(self) -> None:
+        """Create what the store needs (the folder, the bucket); harmless when it exists."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_blob_store(url: str | None, data_dir: Path) -> BlobStore:
+    """The store a `ROOST_STORAGE_URL` names: `file:///path` (default: `<data dir>/files`) or
+    `s3://[key:secret@]bucket?endpoint=http://host:port&region=...`."""
+    from roost.backends.blob.files import FileBlobStore
+
+    if not url:
+        return FileBlobStore(data_dir / "files")
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return FileBlobStore(Path(unquote(parts.path)))
+    if parts.scheme == "s3":
+        from roost.backends.blob.s3 import S3BlobStore, S3Location
+
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if not parts.hostname:
+            raise ConfigurationError("ROOST_STORAGE_URL s3:// needs a bucket: s3://bucket?...")
+        return S3BlobStore(
+            S3Location.from_parts(
+                parts.hostname, query, unquote(parts.username or ""), unquote(parts.password or "")
+            )
+        )
+    raise ConfigurationError(f"ROOST_STORAGE_URL must start with file:// or s3://, not {url!r}")
