@@ -297,6 +297,7 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
         "foreign_key_violation": ConflictError,
         "not_null_violation": ValidationError,
         "check_violation": ConflictError,
+        "range_not_satisfiable": ValidationError,
     },
 )
 

@@ -18,6 +18,7 @@ from roost.backends.ratelimit import MemoryRateLimiter
 from roost.backends.sql import Database
 from roost.errors import APIError, NotFoundError, ValidationError
 from roost.server.dispatch import Dispatcher
+from roost.server.files import file_routes
 from roost.server.openapi import docs_page, openapi_document
 from roost.server.responses import compressed, error_reply, request_id, response_codec
 from roost.server.rest import RestDoor
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> RestDoor:
         ).as_response()
 
     routes = [
+        *file_routes(dispatcher),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
         Route("/docs", docs_endpoint, methods=["GET"]),
         Route("/", root, methods=["GET"]),

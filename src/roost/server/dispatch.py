@@ -86,6 +86,16 @@ class Dispatcher:
         return await op.handler(ctx, params)
 
 
+def require_scope(ctx: Context, scope: str, what: str) -> None:
+    """For doors outside the registry (file streams): a principal holding `scope`."""
+    if ctx.principal is None:
+        raise NotAuthenticatedError(f"{what} needs a credential: sign in, or send an API key")
+    if not ctx.principal.allows(scope):
+        raise AuthorizationError(
+            f"{what} needs the scope {scope!r}", code="missing_scope", details={"scope": scope}
+        )
+
+
 def check_access(ctx: Context, op: Operation) -> None:
     if op.access == "public":
         return

@@ -18,6 +18,7 @@ def build_registry() -> Registry:
         query,
         records,
         schema,
+        storage,
         tenants,
         users,
     )

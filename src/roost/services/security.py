@@ -111,6 +111,10 @@ class AccessTokens:
         self._key = key
         self.ttl = ttl
 
+    def derive(self, purpose: str) -> bytes:
+        """A key for another use (signed links, ...), derived so the signing key is not shared."""
+        return hmac.new(self._key.encode(), f"roost:{purpose}".encode(), hashlib.sha256).digest()
+
     def issue(self, user_id: str, tenant: str, session_id: str) -> tuple[str, float]:
         now = int(time.time())
         exp = now + self.ttl

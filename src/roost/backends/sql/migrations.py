@@ -114,6 +114,7 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
     Migration(6, "audit log", _create(tables.audit_log)),
     Migration(7, "audit log is append-only", _append_only_audit),
     Migration(8, "analytics queries", _create(tables.analytics_queries)),
+    Migration(9, "storage buckets and objects", _create(tables.buckets, tables.objects)),
 )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -236,4 +237,38 @@ analytics_queries = Table(
     Column("params", JSON, nullable=False),
     Column("description", String(1000), nullable=False, default=""),
     Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+)
+
+buckets = Table(
+    "roost_buckets",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("description", String(1000), nullable=False, default=""),
+    Column("visibility", String(10), nullable=False, default="private"),
+    Column("max_file_size", BigInteger, nullable=True),
+    Column("allowed_mime_types", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+)
+
+# One row per stored file. The bytes live in the blob store under <tenant>/<bucket id>/<id>;
+# replacing a file writes new bytes under a new id, then swaps the row.
+objects = Table(
+    "roost_objects",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "bucket_id", String(32), ForeignKey("roost_buckets.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(1024), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("etag", String(128), nullable=False),
+    Column("metadata", _json, nullable=False),
+    Column("visibility", String(10), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    UniqueConstraint("bucket_id", "name", name="uq_roost_objects_bucket_name"),
 )

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -44,24 +45,35 @@ def prepare(
     """A request for one operation. Non-idempotent ones carry a fresh Idempotency-Key, so
     that retrying them is safe: the server runs each key once."""
     codec = codec_for(config.format)
-    headers = {
-        "Content-Type": codec.content_type,
-        "Accept": codec.content_type,
-        "User-Agent": USER_AGENT,
-    }
+    headers = {"Content-Type": codec.content_type, **identity_headers(config, credential)}
     content = codec.encode(dict(payload or {}))
     if config.compression:
         headers["Accept-Encoding"] = "gzip"
         if len(content) > 1024:
             content = gzip.compress(content, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
+    if not idempotent:
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+    return PreparedRequest("POST", path, headers, content)
+
+
+def identity_headers(config: ClientConfig, credential: Credential | None) -> dict[str, str]:
+    """What every request says of who sends it: format, tenant, credential."""
+    codec = codec_for(config.format)
+    headers = {"Accept": codec.content_type, "User-Agent": USER_AGENT}
     if config.tenant:
         headers["X-Roost-Tenant"] = config.tenant
     if credential is not None:
         headers.update(credential.headers())
-    if not idempotent:
-        headers["Idempotency-Key"] = uuid.uuid4().hex
-    return PreparedRequest("POST", path, headers, content)
+    return headers
+
+
+def object_path(bucket: str, name: str) -> str:
+    """The REST path of a file."""
+    # every character encoded, dots too: HTTP clients would otherwise resolve `..` segments
+    # away, and the server's own check of the name would never see them
+    encoded = quote(name, safe="").replace(".", "%2E")
+    return f"/api/v1/storage/buckets/{quote(bucket, safe='')}/objects/{encoded}"
 
 
 def read_response(

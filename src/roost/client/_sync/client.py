@@ -28,11 +28,18 @@ from roost.client._sync.database import (
     Database,
     Schema,
 )
+from roost.client._sync.storage import Storage
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
 from roost.client._core.modes import ModeSelecting
-from roost.client._core.protocol import PreparedRequest, operation_path, prepare, read_response
+from roost.client._core.protocol import (
+    PreparedRequest,
+    identity_headers,
+    operation_path,
+    prepare,
+    read_response,
+)
 from roost.client._core.results import BatchItemResult
 from roost.client._core.retry import RETRY_STATUSES, Backoff, Retry, parse_retry_after
 from roost.errors import AuthenticationError, ConnectionError, NetworkError, TimeoutError
@@ -179,6 +186,11 @@ class Client(ModeSelecting):
         return Collection(self, name)
 
     @cached_property
+    def storage(self) -> Storage:
+        """Buckets and files."""
+        return Storage(self)
+
+    @cached_property
     def health(self) -> Health:
         """Whether the server and its backends answer."""
         return Health(self)
@@ -305,6 +317,36 @@ class Client(ModeSelecting):
                     raise error
                 return response
             time.sleep(delay)
+
+    def _raw(
+        self, method: str, path: str, *, content: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
+        """A request whose body is not an operation's parameters (file uploads); not retried,
+        since its body may be a stream that cannot be sent twice."""
+        self._shared.breaker.before_call(self._config.api_url)
+        all_headers = self._fresh_headers(headers)
+        try:
+            response = self._shared.http.request(
+                method, path, content=content, headers=all_headers
+            )
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(
+                f"no answer from {self._config.api_url} ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ConnectionError(f"cannot reach {self._config.api_url}: {exc}") from None
+        return read_response(
+            response.status_code,
+            response.headers,
+            response.content,
+            parse_retry_after(response.headers.get("retry-after")),
+        )
+
+    def _fresh_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Headers naming this client (refreshing its access token first if it is due)."""
+        if self._session is not None and self._session.needs_refresh():
+            self._refresh_session()
+        return {**identity_headers(self._config, self._current_credential()), **(extra or {})}
 
     def _current_credential(self) -> Credential | None:
         if self._session is not None:

@@ -1,0 +1,479 @@
+"""Storage: buckets and the files in them, per tenant.
+
+File metadata lives in the SQL backend (`roost_buckets`, `roost_objects`), file bytes in the
+blob store under `<tenant>/<bucket id>/<object id>`. Uploading over an existing name writes
+the new bytes under a new id and then swaps the row, so readers see the old file or the new
+one, never a mix; bytes nobody points to any more are deleted after the swap.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import unicodedata
+from collections.abc import AsyncIterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from roost.backends.sql.tables import buckets, objects, utcnow
+from roost.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from roost.services.context import Context, Platform
+from roost.services.query import compare
+from roost.services.registry import operation
+from roost.services.security import new_id
+from roost.wire.auth import Done
+from roost.wire.common import Empty
+from roost.wire.storage import (
+    Bucket,
+    BucketRef,
+    CopyObjectRequest,
+    CreateBucketRequest,
+    DeleteBucketRequest,
+    DeleteObjectsRequest,
+    ListObjectsRequest,
+    ObjectRef,
+    SignedUrl,
+    SignedUrlRequest,
+    StoredObject,
+    UpdateBucketRequest,
+    UpdateObjectRequest,
+)
+
+MAX_METADATA_BYTES = 8192
+
+
+def check_object_name(name: str, field: str = "name") -> str:
+    """A file name: 1-1024 bytes of UTF-8, no `..` segment, no leading `/`, no control
+    characters or backslashes."""
+    encoded = name.encode("utf-8", "surrogatepass")
+    problem = None
+    if not 1 <= len(encoded) <= 1024:
+        problem = "must be 1 to 1024 bytes"
+    elif name.startswith("/"):
+        problem = "may not start with /"
+    elif ".." in name.split("/"):
+        problem = "may not have a .. segment"
+    elif any(unicodedata.category(c) in ("Cc", "Cs") for c in name) or "\\" in name:
+        problem = "may not hold control characters or backslashes"
+    if problem:
+        raise ValidationError(f"file name {name[:60]!r} {problem}", details={"field": field})
+    return name
+
+
+def blob_key(tenant: str, bucket_id: str, object_id: str) -> str:
+    return f"{tenant}/{bucket_id}/{object_id}"
+
+
+# -- buckets -------------------------------------------------------------------------------
+
+
+@operation("storage.create_bucket", scope="storage:admin")
+async def create_bucket(ctx: Context, params: CreateBucketRequest) -> Bucket:
+    """Create a bucket (private unless `visibility="public"`), optionally limiting file size
+    and mime types."""
+    try:
+        async with ctx.platform.db.write(ctx.tenant) as conn:
+            await conn.execute(
+                buckets.insert().values(
+                    id=new_id(),
+                    name=params.name,
+                    description=params.description,
+                    visibility=params.visibility,
+                    max_file_size=params.max_file_size,
+                    allowed_mime_types=params.allowed_mime_types,
+                )
+            )
+    except IntegrityError:
+        raise ConflictError(f"bucket {params.name!r} exists", details={"field": "name"}) from None
+    return _bucket(await find_bucket(ctx.platform, ctx.tenant, params.name))
+
+
+@operation("storage.list_buckets", scope="storage:read", read_only=True)
+async def list_buckets(ctx: Context, params: Empty) -> list[Bucket]:
+    """Every bucket of the tenant."""
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        rows = (await conn.execute(select(buckets).order_by(buckets.c.name))).mappings().all()
+    return [_bucket(row) for row in rows]
+
+
+@operation("storage.get_bucket", scope="storage:read", read_only=True)
+async def get_bucket(ctx: Context, params: BucketRef) -> Bucket:
+    """One bucket."""
+    return _bucket(await find_bucket(ctx.platform, ctx.tenant, params.name))
+
+
+@operation("storage.update_bucket", scope="storage:admin")
+async def update_bucket(ctx: Context, params: UpdateBucketRequest) -> Bucket:
+    """Change a bucket's description, visibility or limits (fields left out stay)."""
+    changes = {
+        k: getattr(params, k)
+        for k in ("description", "visibility", "max_file_size", "allowed_mime_types")
+        if getattr(params, k) is not None
+    }
+    await find_bucket(ctx.platform, ctx.tenant, params.name)
+    if changes:
+        async with ctx.platform.db.write(ctx.tenant) as conn:
+            await conn.execute(
+                buckets.update().where(buckets.c.name == params.name).values(**changes)
+            )
+    return _bucket(await find_bucket(ctx.platform, ctx.tenant, params.name))
+
+
+@operation("storage.delete_bucket", scope="storage:admin")
+async def delete_bucket(ctx: Context, params: DeleteBucketRequest) -> Done:
+    """Delete a bucket; one that still holds files only with `force=True` (files go too)."""
+    bucket = await find_bucket(ctx.platform, ctx.tenant, params.name)
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        ids = list(
+            (
+                await conn.execute(select(objects.c.id).where(objects.c.bucket_id == bucket["id"]))
+            ).scalars()
+        )
+        if ids and not params.force:
+            raise ConflictError(
+                f"bucket {params.name!r} holds {len(ids)} files; delete them or pass force=True",
+                details={"field": "name"},
+            )
+        await conn.execute(buckets.delete().where(buckets.c.id == bucket["id"]))
+    for object_id in ids:
+        await ctx.platform.blobs.delete(blob_key(ctx.tenant, bucket["id"], object_id))
+    return Done(count=len(ids))
+
+
+async def find_bucket(platform: Platform, tenant: str, name: str) -> RowMapping:
+    async with platform.db.read(tenant) as conn:
+        row = (await conn.execute(select(buckets).where(buckets.c.name == name))).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no bucket named {name!r}", details={"field": "bucket"})
+    return row
+
+
+def _bucket(row: RowMapping) -> Bucket:
+    return Bucket(
+        name=row["name"],
+        description=row["description"],
+        visibility=row["visibility"],
+        max_file_size=row["max_file_size"],
+        allowed_mime_types=row["allowed_mime_types"],
+        created_at=row["created_at"],
+    )
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+async def store_file(
+    ctx: Context,
+    bucket_name: str,
+    name: str,
+    content_type: str,
+    metadata: dict[str, Any],
+    chunks: AsyncIterable[bytes],
+    sha256: str | None = None,
+) -> StoredObject:
+    """Stream a file into a bucket, checking its name, type, size and (if given) sha256."""
+    check_object_name(name)
+    bucket = await find_bucket(ctx.platform, ctx.tenant, bucket_name)
+    content_type = content_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
+    allowed = bucket["allowed_mime_types"]
+    if allowed and not any(_mime_matches(content_type, pattern) for pattern in allowed):
+        raise ValidationError(
+            f"bucket {bucket_name!r} does not take {content_type} files "
+            f"(it takes {', '.join(allowed)})",
+            details={"field": "content_type"},
+        )
+    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+        raise ValidationError(
+            f"metadata is at most {MAX_METADATA_BYTES} bytes of JSON", details={"field": "metadata"}
+        )
+    object_id = new_id()
+    key = blob_key(ctx.tenant, bucket["id"], object_id)
+    stored = await ctx.platform.blobs.put(key, chunks, max_bytes=bucket["max_file_size"])
+    try:
+        if sha256 is not None and sha256.lower() != stored.sha256:
+            raise ValidationError(
+                "the file's sha256 is not the one sent; nothing was stored",
+                details={"field": "sha256", "received": stored.sha256},
+            )
+        row = {
+            "id": object_id,
+            "bucket_id": bucket["id"],
+            "name": name,
+            "size": stored.size,
+            "content_type": content_type,
+            "sha256": stored.sha256,
+            "etag": stored.etag,
+            "metadata": metadata,
+        }
+        replaced = await ctx.platform.db.run(ctx.tenant, lambda conn: _swap(conn, row), write=True)
+    except BaseException:
+        await ctx.platform.blobs.delete(key)
+        raise
+    if replaced is not None:
+        await ctx.platform.blobs.delete(blob_key(ctx.tenant, bucket["id"], replaced))
+    return await describe_file(ctx, bucket_name, name)
+
+
+def _swap(conn: Connection, row: dict[str, Any]) -> str | None:
+    where = (objects.c.bucket_id == row["bucket_id"]) & (objects.c.name == row["name"])
+    old = conn.execute(select(objects.c.id).where(where)).scalar_one_or_none()
+    if old is not None:
+        conn.execute(objects.delete().where(objects.c.id == old))
+    conn.execute(objects.insert().values(**row))
+    return old
+
+
+def _mime_matches(content_type: str, pattern: str) -> bool:
+    if pattern.endswith("/*"):
+        return content_type.startswith(pattern[:-1])
+    return content_type == pattern
+
+
+async def find_file(
+    platform: Platform, tenant: str, bucket_name: str, name: str
+) -> tuple[RowMapping, RowMapping]:
+    """The bucket and the file row; NotFoundError for either."""
+    bucket = await find_bucket(platform, tenant, bucket_name)
+    async with platform.db.read(tenant) as conn:
+        row = (
+            (
+                await conn.execute(
+                    select(objects).where(
+                        objects.c.bucket_id == bucket["id"], objects.c.name == name
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise NotFoundError(
+            f"no file {name!r} in bucket {bucket_name!r}", details={"field": "name"}
+        )
+    return bucket, row
+
+
+async def describe_file(ctx: Context, bucket_name: str, name: str) -> StoredObject:
+    bucket, row = await find_file(ctx.platform, ctx.tenant, bucket_name, name)
+    return _object(bucket, row)
+
+
+def _object(bucket: RowMapping, row: RowMapping) -> StoredObject:
+    return StoredObject(
+        id=row["id"],
+        bucket=bucket["name"],
+        name=row["name"],
+        size=row["size"],
+        content_type=row["content_type"],
+        sha256=row["sha256"],
+        etag=row["etag"],
+        metadata=row["metadata"],
+        visibility=row["visibility"] or bucket["visibility"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+@operation("storage.stat", scope="storage:read", read_only=True)
+async def stat(ctx: Context, params: ObjectRef) -> StoredObject:
+    """A file's size, type, hashes and metadata."""
+    return await describe_file(ctx, params.bucket, params.name)
+
+
+_LIST_FIELDS = {
+    "name": objects.c.name,
+    "mimetype": objects.c.content_type,
+    "content_type": objects.c.content_type,
+    "size": objects.c.size,
+    "created_at": objects.c.created_at,
+}
+
+
+@operation("storage.list", scope="storage:read", read_only=True)
+async def list_files(ctx: Context, params: ListObjectsRequest) -> list[StoredObject]:
+    """Files of a bucket by name, under a prefix, matching filters on name, mimetype, size,
+    created_at or `metadata.<key>`."""
+    bucket = await find_bucket(ctx.platform, ctx.tenant, params.bucket)
+    conditions = [objects.c.bucket_id == bucket["id"]]
+    if params.prefix:
+        conditions.append(objects.c.name.startswith(params.prefix, autoescape=True))
+    dialect = ctx.platform.db.dialect
+    for index, (field, op, value) in enumerate(params.filters):
+        where = f"filters[{index}]"
+        if field.startswith("metadata."):
+            key = field.removeprefix("metadata.")
+            expr: Any = (
+                objects.c.metadata.op("->>")(key)
+                if dialect == "postgresql"
+                else func.json_extract(objects.c.metadata, f'$."{key}"')
+            )
+        elif field in _LIST_FIELDS:
+            expr = _LIST_FIELDS[field]
+        else:
+            raise ValidationError(
+                f"files are filtered on name, mimetype, size, created_at or "
+                f"metadata.<key>, not {field!r}",
+                details={"field": where},
+            )
+        convert = (lambda v: datetime.fromisoformat(v)) if field == "created_at" else (lambda v: v)
+        conditions.append(compare(expr, op, value, convert, where, dialect))
+    statement = (
+        select(objects)
+        .where(*conditions)
+        .order_by(objects.c.name)
+        .limit(params.limit)
+        .offset(params.offset)
+    )
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        rows = (await conn.execute(statement)).mappings().all()
+    return [_object(bucket, row) for row in rows]
+
+
+@operation("storage.update", scope="storage:write")
+async def update_file(ctx: Context, params: UpdateObjectRequest) -> StoredObject:
+    """Rename a file, or change its visibility or metadata."""
+    _, row = await find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
+    changes: dict[str, Any] = {}
+    if params.new_name is not None:
+        changes["name"] = check_object_name(params.new_name, "new_name")
+    if params.visibility is not None:
+        changes["visibility"] = params.visibility
+    if params.metadata is not None:
+        if len(json.dumps(params.metadata)) > MAX_METADATA_BYTES:
+            raise ValidationError("metadata is too large", details={"field": "metadata"})
+        changes["metadata"] = params.metadata
+    if changes:
+        try:
+            async with ctx.platform.db.write(ctx.tenant) as conn:
+                await conn.execute(
+                    objects.update()
+                    .where(objects.c.id == row["id"])
+                    .values(**changes, updated_at=utcnow())
+                )
+        except IntegrityError:
+            raise ConflictError(
+                f"a file named {params.new_name!r} exists", details={"field": "new_name"}
+            ) from None
+    return await describe_file(ctx, params.bucket, changes.get("name", params.name))
+
+
+@operation("storage.delete", scope="storage:write")
+async def delete_files(ctx: Context, params: DeleteObjectsRequest) -> Done:
+    """Delete files by name; names that do not exist are skipped (see `count`)."""
+    bucket = await find_bucket(ctx.platform, ctx.tenant, params.bucket)
+    for index, name in enumerate(params.names):
+        check_object_name(name, f"names[{index}]")
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        ids = list(
+            (
+                await conn.execute(
+                    objects.delete()
+                    .where(objects.c.bucket_id == bucket["id"], objects.c.name.in_(params.names))
+                    .returning(objects.c.id)
+                )
+            ).scalars()
+        )
+    for object_id in ids:
+        await ctx.platform.blobs.delete(blob_key(ctx.tenant, bucket["id"], object_id))
+    return Done(count=len(ids))
+
+
+@operation("storage.copy_object", scope="storage:write")
+async def copy_object(ctx: Context, params: CopyObjectRequest) -> StoredObject:
+    """Copy a file to another bucket or name (a file there is replaced)."""
+    return await _copy(ctx, params, move=False)
+
+
+@operation("storage.move_object", scope="storage:write")
+async def move_object(ctx: Context, params: CopyObjectRequest) -> StoredObject:
+    """Move a file to another bucket or name."""
+    return await _copy(ctx, params, move=True)
+
+
+async def _copy(ctx: Context, params: CopyObjectRequest, *, move: bool) -> StoredObject:
+    source_bucket, row = await find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
+    target_name = check_object_name(params.destination_name or params.name, "destination_name")
+    target = await find_bucket(ctx.platform, ctx.tenant, params.destination_bucket)
+    if (source_bucket["id"], row["name"]) == (target["id"], target_name):
+        raise ValidationError(
+            "the destination is the file itself", details={"field": "destination_name"}
+        )
+    if target["max_file_size"] is not None and row["size"] > target["max_file_size"]:
+        raise ValidationError(
+            f"bucket {target['name']!r} takes files up to {target['max_file_size']} bytes",
+            details={"field": "destination_bucket"},
+        )
+    object_id = new_id()
+    key = blob_key(ctx.tenant, target["id"], object_id)
+    await ctx.platform.blobs.copy(blob_key(ctx.tenant, source_bucket["id"], row["id"]), key)
+    copied = {
+        **dict(row),
+        "id": object_id,
+        "bucket_id": target["id"],
+        "name": target_name,
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+    }
+    try:
+        replaced = await ctx.platform.db.run(
+            ctx.tenant, lambda conn: _swap(conn, copied), write=True
+        )
+    except BaseException:
+        await ctx.platform.blobs.delete(key)
+        raise
+    if replaced is not None:
+        await ctx.platform.blobs.delete(blob_key(ctx.tenant, target["id"], replaced))
+    if move:
+        await delete_files(ctx, DeleteObjectsRequest(bucket=params.bucket, names=[params.name]))
+    return await describe_file(ctx, target["name"], target_name)
+
+
+# -- links without credentials ---------------------------------------------------------------
+
+
+@operation("storage.create_signed_url", scope="storage:read")
+async def create_signed_url(ctx: Context, params: SignedUrlRequest) -> SignedUrl:
+    """A link that downloads the file without credentials until it expires."""
+    await find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
+    expires = int(time.time()) + params.expires_in
+    token = sign_link(ctx.platform, ctx.tenant, params.bucket, params.name, expires)
+    path = f"/api/v1/storage/signed/{token}"
+    return SignedUrl(signed_url=path, path=path, expires_at=datetime.fromtimestamp(expires, tz=UTC))
+
+
+def sign_link(platform: Platform, tenant: str, bucket: str, name: str, expires: int) -> str:
+    payload = json.dumps([tenant, bucket, name, expires], separators=(",", ":")).encode()
+    body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+    return f"{body}.{_mac(platform, body)}"
+
+
+def read_link(platform: Platform, token: str) -> tuple[str, str, str]:
+    """(tenant, bucket, name) of a signed link; AuthenticationError if tampered or expired."""
+    body, _, mac = token.partition(".")
+    if not mac or not hmac.compare_digest(mac, _mac(platform, body)):
+        raise AuthenticationError("this link is not valid", code="invalid_credentials")
+    try:
+        tenant, bucket, name, expires = json.loads(
+            base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        )
+    except (ValueError, TypeError):
+        raise AuthenticationError("this link is not valid", code="invalid_credentials") from None
+    if expires < time.time():
+        raise AuthenticationError("this link has expired; ask for a new one", code="token_expired")
+    return str(tenant), str(bucket), str(name)
+
+
+def _mac(platform: Platform, body: str) -> str:
+    key = platform.access_tokens.derive("signed-links")
+    return (
+        base64.urlsafe_b64encode(hmac.new(key, body.encode(), hashlib.sha256).digest())
+        .rstrip(b"=")
+        .decode()
+    )
