@@ -156,3 +156,35 @@ def test_roost_serve_starts_the_platform(tmp_path: Path) -> None:
         process.terminate()
         output = process.communicate(timeout=10)[0].decode()
     assert "Roost" in output
+
+
+def test_storage_commands_move_files_with_a_progress_bar(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data")
+    try:
+        with Client(api_url=server.url) as client:
+            admin = client.auth.sign_in_with_password("admin", "admin-password-1")
+            admin.storage.create_bucket("docs")
+            key = admin.api_keys.create("cli")["key"]
+        source = tmp_path / "report.txt"
+        source.write_bytes(b"quarterly numbers\n" * 5000)
+        common = ["--api-url", server.url, "--api-key", key]
+        uploaded = runner.invoke(app, ["storage", "upload", "docs", str(source), *common])
+        assert uploaded.exit_code == 0, uploaded.output
+        assert "stored docs/report.txt" in uploaded.output
+        listed = runner.invoke(app, ["storage", "ls", "docs", *common])
+        assert "report.txt" in listed.output
+        target = tmp_path / "back.txt"
+        downloaded = runner.invoke(
+            app, ["storage", "download", "docs", "report.txt", str(target), *common]
+        )
+        assert downloaded.exit_code == 0, downloaded.output
+        assert target.read_bytes() == source.read_bytes()
+        removed = runner.invoke(app, ["storage", "rm", "docs", "report.txt", *common])
+        assert "deleted 1 of 1" in removed.output
+        missing = runner.invoke(
+            app, ["storage", "download", "docs", "report.txt", str(target), *common]
+        )
+        assert missing.exit_code == 2
+        assert "no file" in missing.output
+    finally:
+        server.stop()

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from roost._version import __version__
+from roost.cli.storage import app as storage_app
 from roost.errors import RoostError
 
 T = TypeVar("T")
@@ -21,6 +22,7 @@ admin_app = typer.Typer(help="Administer users.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
+app.add_typer(storage_app, name="storage")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Data folder [env ROOST_DATA_DIR].")]

@@ -37,6 +37,7 @@ from roost.wire.storage import (
     CreateBucketRequest,
     DeleteBucketRequest,
     DeleteObjectsRequest,
+    FileIdRef,
     ListObjectsRequest,
     ObjectRef,
     SignedUrl,
@@ -279,6 +280,38 @@ def _object(bucket: RowMapping, row: RowMapping) -> StoredObject:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+async def _by_id(ctx: Context, file_id: str) -> tuple[RowMapping, RowMapping]:
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        found = (
+            (
+                await conn.execute(
+                    select(objects, buckets.c.name.label("bucket_name"))
+                    .join(buckets, buckets.c.id == objects.c.bucket_id)
+                    .where(objects.c.id == file_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if found is None:
+        raise NotFoundError(f"no file with id {file_id!r}", details={"field": "id"})
+    return await find_file(ctx.platform, ctx.tenant, found["bucket_name"], found["name"])
+
+
+@operation("storage.stat_by_id", scope="storage:read", read_only=True)
+async def stat_by_id(ctx: Context, params: FileIdRef) -> StoredObject:
+    """A file by its id (the Dominus files form names files by id)."""
+    bucket, row = await _by_id(ctx, params.id)
+    return _object(bucket, row)
+
+
+@operation("storage.delete_by_id", scope="storage:write")
+async def delete_by_id(ctx: Context, params: FileIdRef) -> Done:
+    """Delete a file by its id."""
+    bucket, row = await _by_id(ctx, params.id)
+    return await delete_files(ctx, DeleteObjectsRequest(bucket=bucket["name"], names=[row["name"]]))
 
 
 @operation("storage.stat", scope="storage:read", read_only=True)

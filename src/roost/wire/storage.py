@@ -82,6 +82,10 @@ class ObjectRef(Struct, forbid_unknown_fields=True):
     name: ObjectName
 
 
+class FileIdRef(Struct, forbid_unknown_fields=True):
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
 class UpdateObjectRequest(Struct, forbid_unknown_fields=True):
     bucket: BucketName
     name: ObjectName

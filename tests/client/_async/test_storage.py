@@ -201,3 +201,20 @@ async def test_files_on_s3_storage(
         await files.copy_object("clip.bin", "media", "again.bin")
         assert await files.download("again.bin") == data
         await admin.storage.delete_bucket("media", force=True)
+
+
+@pytest.mark.anyio
+async def test_dominus_files_form_names_files_by_id(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        category = unique("reports-")
+        await admin.storage.create_bucket(category)
+        report = await admin.files.upload(b"%PDF-1.7 ...", "q3.pdf", category=category)
+        assert report["content_type"] == "application/pdf"
+        assert [f["id"] for f in await admin.files.list(category)] == [report["id"]]
+        found = await admin.files.download(report["id"])
+        async with httpx.AsyncClient() as anonymous:
+            assert (await anonymous.get(found["download_url"])).content == b"%PDF-1.7 ..."
+        await admin.files.delete(report["id"])
+        with pytest.raises(NotFoundError):
+            await admin.files.download(report["id"])

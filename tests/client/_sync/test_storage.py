@@ -195,3 +195,19 @@ def test_files_on_s3_storage(
         files.copy_object("clip.bin", "media", "again.bin")
         assert files.download("again.bin") == data
         admin.storage.delete_bucket("media", force=True)
+
+
+def test_dominus_files_form_names_files_by_id(server: RunningServer) -> None:
+    with Client(api_url=server.url) as client:
+        admin = _admin(client)
+        category = unique("reports-")
+        admin.storage.create_bucket(category)
+        report = admin.files.upload(b"%PDF-1.7 ...", "q3.pdf", category=category)
+        assert report["content_type"] == "application/pdf"
+        assert [f["id"] for f in admin.files.list(category)] == [report["id"]]
+        found = admin.files.download(report["id"])
+        with httpx.Client() as anonymous:
+            assert (anonymous.get(found["download_url"])).content == b"%PDF-1.7 ..."
+        admin.files.delete(report["id"])
+        with pytest.raises(NotFoundError):
+            admin.files.download(report["id"])

@@ -26,7 +26,7 @@ from roost.client._async.database import (
     AsyncDatabase,
     AsyncSchema,
 )
-from roost.client._async.storage import AsyncStorage
+from roost.client._async.storage import AsyncFiles, AsyncStorage
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -187,6 +187,11 @@ class AsyncClient(ModeSelecting):
     def storage(self) -> AsyncStorage:
         """Buckets and files."""
         return AsyncStorage(self)
+
+    @cached_property
+    def files(self) -> AsyncFiles:
+        """Files by id in categories (the Dominus form of storage)."""
+        return AsyncFiles(self)
 
     @cached_property
     def health(self) -> AsyncHealth:

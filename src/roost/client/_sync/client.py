@@ -28,7 +28,7 @@ from roost.client._sync.database import (
     Database,
     Schema,
 )
-from roost.client._sync.storage import Storage
+from roost.client._sync.storage import Files, Storage
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -189,6 +189,11 @@ class Client(ModeSelecting):
     def storage(self) -> Storage:
         """Buckets and files."""
         return Storage(self)
+
+    @cached_property
+    def files(self) -> Files:
+        """Files by id in categories (the Dominus form of storage)."""
+        return Files(self)
 
     @cached_property
     def health(self) -> Health:

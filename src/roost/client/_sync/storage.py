@@ -312,3 +312,60 @@ class BucketFiles:
 def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
     while chunk := handle.read(CHUNK):
         yield chunk
+
+
+class Files:
+    """The Dominus files form: a category is a bucket, files are named by id."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def upload(
+        self,
+        data: bytes | str | Path | IO[bytes],
+        filename: str,
+        category: str,
+        *,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload into the bucket `category`; the answer's `id` names the file from then on.
+
+        Example:
+            report = client.files.upload(pdf_bytes, "report.pdf", category="reports")
+        """
+        files = BucketFiles(self._client, category)
+        item = {"file": data, "name": filename, "content_type": content_type}
+        return (files.upload([item]))[0]
+
+    def download(self, file_id: str, *, expires_in: int = 3600) -> dict[str, Any]:
+        """The file's details with a `download_url` that works without credentials.
+
+        Example:
+            url = (client.files.download(report["id"]))["download_url"]
+        """
+        found = self._client.call("storage.stat_by_id", {"id": file_id}, idempotent=True)
+        link = BucketFiles(self._client, found["bucket"]).create_signed_url(
+            found["name"], expires_in
+        )
+        result: dict[str, Any] = {
+            **found,
+            "download_url": link["signed_url"],
+            "expires_at": link["expires_at"],
+        }
+        return result
+
+    def list(self, category: str, prefix: str = "") -> list[dict[str, Any]]:
+        """The files of a category.
+
+        Example:
+            reports = client.files.list("reports", prefix="2026/")
+        """
+        return BucketFiles(self._client, category).list(prefix)
+
+    def delete(self, file_id: str) -> None:
+        """Delete a file by its id.
+
+        Example:
+            client.files.delete(report["id"])
+        """
+        self._client.call("storage.delete_by_id", {"id": file_id})
