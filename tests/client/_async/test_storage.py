@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -119,6 +120,11 @@ async def test_signed_links_and_public_buckets_need_no_credentials(server: Runni
             assert (await anonymous.get(link["signed_url"])).content == b"secret"
             tampered = await anonymous.get(link["signed_url"][:-3] + "abc")
             assert tampered.status_code == 401
+            brief = await files.create_signed_url("s.txt", expires_in=1)
+            await asyncio.sleep(1.5)
+            expired = await anonymous.get(brief["signed_url"])
+            assert expired.status_code == 401
+            assert expired.json()["error"]["code"] == "token_expired"
             public_url = f"{server.url}/api/v1/storage/public/default/{name}/s.txt"
             assert (await anonymous.get(public_url)).status_code == 404
             await admin.storage.update_bucket(name, {"visibility": "public"})

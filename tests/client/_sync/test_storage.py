@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import hashlib
 import io
 import os
@@ -116,6 +118,11 @@ def test_signed_links_and_public_buckets_need_no_credentials(server: RunningServ
             assert (anonymous.get(link["signed_url"])).content == b"secret"
             tampered = anonymous.get(link["signed_url"][:-3] + "abc")
             assert tampered.status_code == 401
+            brief = files.create_signed_url("s.txt", expires_in=1)
+            time.sleep(1.5)
+            expired = anonymous.get(brief["signed_url"])
+            assert expired.status_code == 401
+            assert expired.json()["error"]["code"] == "token_expired"
             public_url = f"{server.url}/api/v1/storage/public/default/{name}/s.txt"
             assert (anonymous.get(public_url)).status_code == 404
             admin.storage.update_bucket(name, {"visibility": "public"})
