@@ -63,6 +63,19 @@ def postgres_available() -> bool:
     return True
 
 
+REDIS_URL = os.environ.get("ROOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_redis() -> None:
+    parts = urlsplit(REDIS_URL)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 3).close()
+    except OSError:
+        if os.environ.get("ROOST_REQUIRE_SERVICES"):
+            pytest.fail(f"Redis at {REDIS_URL} is unreachable and ROOST_REQUIRE_SERVICES is set")
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable")
+
+
 def require_postgres() -> None:
     if postgres_available():
         return

@@ -32,7 +32,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 @pytest.mark.anyio
 async def test_migrations_apply_once(db: Database) -> None:
-    assert await migrate(db, CONTROL) == [1, 2]
+    assert await migrate(db, CONTROL) == [1, 2, 3]
     assert await migrate(db, "acme") == [m.version for m in TENANT_MIGRATIONS]
     assert await migrate(db, "acme") == []
     async with db.read("acme") as conn:

@@ -88,6 +88,7 @@ async def _append_only_audit(conn: AsyncConnection) -> None:
 CONTROL_MIGRATIONS: Sequence[Migration] = (
     Migration(1, "tenants", _create(tables.tenants)),
     Migration(2, "tenant categories", _create(tables.tenant_categories)),
+    Migration(3, "embedded KV cache", _create(tables.kv_entries)),
 )
 
 TENANT_MIGRATIONS: Sequence[Migration] = (

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -271,4 +272,16 @@ objects = Table(
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
     UniqueConstraint("bucket_id", "name", name="uq_roost_objects_bucket_name"),
+)
+
+# The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a
+# JSON object of field -> JSON text. Expired rows are invisible and swept from time to time.
+kv_entries = Table(
+    "roost_kv",
+    control_metadata,
+    Column("space", String(8), primary_key=True),  # "kv" or "lock"
+    Column("key", String(700), primary_key=True),
+    Column("kind", String(8), nullable=False),  # "string", "hash" or "lock"
+    Column("value", Text, nullable=False),
+    Column("expires_at", Float, nullable=True, index=True),
 )

@@ -1,0 +1,102 @@
+"""KV on Redis: native commands; releasing a lock is a Lua compare-and-delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from roost.backends.kv import NO_EXPIRY, Entry
+
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+    "else return 0 end"
+)
+_PREFIX = "roost:kv:"
+_LOCKS = "roost:lock:"
+
+
+class RedisKVStore:
+    kind = "redis"
+
+    def __init__(self, url: str) -> None:
+        self._redis: Any = Redis.from_url(url, decode_responses=True)
+        self._release = self._redis.register_script(_RELEASE)
+
+    async def set(
+        self, key: str, value: str, *, ttl: int | None = None, nx: bool = False, xx: bool = False
+    ) -> bool:
+        return bool(await self._redis.set(_PREFIX + key, value, ex=ttl, nx=nx, xx=xx))
+
+    async def get(self, key: str) -> Entry | None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                value, ttl = await pipe.get(_PREFIX + key).ttl(_PREFIX + key).execute()
+        except ResponseError as exc:  # WRONGTYPE: the key holds a hash
+            raise ValueError(str(exc)) from None
+        if value is None:
+            return None
+        return Entry(value, NO_EXPIRY if ttl < 0 else int(ttl))
+
+    async def delete(self, keys: list[str]) -> int:
+        return int(await self._redis.delete(*[_PREFIX + k for k in keys])) if keys else 0
+
+    async def incr(self, key: str, amount: int) -> int:
+        try:
+            return int(await self._redis.incrby(_PREFIX + key, amount))
+        except ResponseError as exc:
+            raise ValueError(str(exc)) from None
+
+    async def scan(
+        self, prefix: str, cursor: str | None, count: int
+    ) -> tuple[list[str], str | None]:
+        pattern = _PREFIX + _glob_escape(prefix) + "*"
+        next_cursor, keys = await self._redis.scan(
+            cursor=int(cursor or 0), match=pattern, count=count
+        )
+        return [k[len(_PREFIX) :] for k in keys], (
+            None if int(next_cursor) == 0 else str(next_cursor)
+        )
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        return bool(await self._redis.expire(_PREFIX + key, ttl))
+
+    async def hset(self, key: str, fields: dict[str, str], ttl: int | None = None) -> int:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(_PREFIX + key, mapping=fields)
+                if ttl is not None:
+                    pipe.expire(_PREFIX + key, ttl)
+                added = (await pipe.execute())[0]
+        except ResponseError as exc:
+            raise ValueError(str(exc)) from None
+        return int(added)
+
+    async def hget(self, key: str, field: str) -> str | None:
+        return await self._hash("hget", key, field)  # type: ignore[no-any-return]
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        return dict(await self._hash("hgetall", key))
+
+    async def hdel(self, key: str, fields: list[str]) -> int:
+        return int(await self._hash("hdel", key, *fields)) if fields else 0
+
+    async def _hash(self, command: str, key: str, *args: str) -> Any:
+        try:
+            return await getattr(self._redis, command)(_PREFIX + key, *args)
+        except ResponseError as exc:  # WRONGTYPE: the key holds a plain value
+            raise ValueError(str(exc)) from None
+
+    async def acquire(self, name: str, token: str, ttl: int) -> bool:
+        return bool(await self._redis.set(_LOCKS + name, token, ex=ttl, nx=True))
+
+    async def release(self, name: str, token: str) -> bool:
+        return bool(await self._release(keys=[_LOCKS + name], args=[token]))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

@@ -1,0 +1,213 @@
+"""KV on the SQL backend's control database: the embedded default, no other service needed."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, or_, select, text
+
+from roost.backends.kv import NO_EXPIRY, Entry
+from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.tables import kv_entries as kv
+
+_KV, _LOCK = "kv", "lock"
+
+
+def _live(now: float) -> Any:
+    return or_(kv.c.expires_at.is_(None), kv.c.expires_at > now)
+
+
+def _lock(conn: Connection, space: str, *keys: str) -> None:
+    """Order writers of the same keys. SQLite has one writer already; PostgreSQL takes a
+    transaction-scoped advisory lock per key (sorted, so two writers never deadlock)."""
+    if conn.dialect.name == "postgresql":
+        for key in sorted(set(keys)):
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{space}:{key}"}
+            )
+
+
+def _row(conn: Connection, space: str, key: str, now: float) -> Any:
+    return conn.execute(select(kv).where(kv.c.space == space, kv.c.key == key, _live(now))).first()
+
+
+def _put(
+    conn: Connection, space: str, key: str, kind: str, value: str, expires_at: float | None
+) -> None:
+    conn.execute(delete(kv).where(kv.c.space == space, kv.c.key == key))
+    conn.execute(
+        kv.insert().values(space=space, key=key, kind=kind, value=value, expires_at=expires_at)
+    )
+    if random.random() < 0.01:  # sweep what has expired now and then
+        conn.execute(delete(kv).where(kv.c.expires_at <= time.time()))
+
+
+def _expiry(ttl: int | None) -> float | None:
+    return None if ttl is None else time.time() + ttl
+
+
+def _kind(row: Any, wanted: str) -> None:
+    if row is not None and row.kind != wanted:
+        raise ValueError(f"the key holds a {row.kind}, not a {wanted}")
+
+
+class SqlKVStore:
+    kind = "sql"
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def set(
+        self, key: str, value: str, *, ttl: int | None = None, nx: bool = False, xx: bool = False
+    ) -> bool:
+        def work(conn: Connection) -> bool:
+            _lock(conn, _KV, key)
+            exists = _row(conn, _KV, key, time.time()) is not None
+            if (nx and exists) or (xx and not exists):
+                return False
+            _put(conn, _KV, key, "string", value, _expiry(ttl))
+            return True
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def get(self, key: str) -> Entry | None:
+        def work(conn: Connection) -> Entry | None:
+            now = time.time()
+            row = _row(conn, _KV, key, now)
+            if row is None:
+                return None
+            _kind(row, "string")
+            ttl = NO_EXPIRY if row.expires_at is None else max(int(row.expires_at - now + 0.999), 0)
+            return Entry(row.value, ttl)
+
+        return await self._db.run(CONTROL, work)
+
+    async def delete(self, keys: list[str]) -> int:
+        def work(conn: Connection) -> int:
+            _lock(conn, _KV, *keys)
+            where = and_(kv.c.space == _KV, kv.c.key.in_(keys))
+            live = conn.execute(select(kv.c.key).where(where, _live(time.time()))).all()
+            conn.execute(delete(kv).where(where))
+            return len(live)
+
+        return await self._db.run(CONTROL, work, write=True) if keys else 0
+
+    async def incr(self, key: str, amount: int) -> int:
+        def work(conn: Connection) -> int:
+            _lock(conn, _KV, key)
+            row = _row(conn, _KV, key, time.time())
+            _kind(row, "string")
+            current = 0 if row is None else json.loads(row.value)
+            if isinstance(current, bool) or not isinstance(current, int):
+                raise ValueError("the value is not an integer")
+            result = current + amount
+            if not -(2**63) <= result < 2**63:
+                raise ValueError("the result is out of the 64-bit range")
+            _put(conn, _KV, key, "string", str(result), None if row is None else row.expires_at)
+            return result
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def scan(
+        self, prefix: str, cursor: str | None, count: int
+    ) -> tuple[list[str], str | None]:
+        def work(conn: Connection) -> tuple[list[str], str | None]:
+            query = (
+                select(kv.c.key)
+                .where(
+                    kv.c.space == _KV,
+                    _live(time.time()),
+                    kv.c.key.startswith(prefix, autoescape=True),
+                )
+                .order_by(kv.c.key)
+                .limit(count)
+            )
+            if cursor:
+                query = query.where(kv.c.key > cursor)
+            keys = [row.key for row in conn.execute(query)]
+            return keys, (keys[-1] if len(keys) == count else None)
+
+        return await self._db.run(CONTROL, work)
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        def work(conn: Connection) -> bool:
+            _lock(conn, _KV, key)
+            if _row(conn, _KV, key, time.time()) is None:
+                return False
+            conn.execute(
+                kv.update()
+                .where(kv.c.space == _KV, kv.c.key == key)
+                .values(expires_at=_expiry(ttl))
+            )
+            return True
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def hset(self, key: str, fields: dict[str, str], ttl: int | None = None) -> int:
+        def work(conn: Connection) -> int:
+            _lock(conn, _KV, key)
+            row = _row(conn, _KV, key, time.time())
+            _kind(row, "hash")
+            current = {} if row is None else json.loads(row.value)
+            added = len(set(fields) - set(current))
+            expires = _expiry(ttl) if ttl is not None else (None if row is None else row.expires_at)
+            _put(conn, _KV, key, "hash", json.dumps({**current, **fields}), expires)
+            return added
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def hget(self, key: str, field: str) -> str | None:
+        return (await self.hgetall(key)).get(field)
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        def work(conn: Connection) -> dict[str, str]:
+            row = _row(conn, _KV, key, time.time())
+            _kind(row, "hash")
+            return {} if row is None else dict(json.loads(row.value))
+
+        return await self._db.run(CONTROL, work)
+
+    async def hdel(self, key: str, fields: list[str]) -> int:
+        def work(conn: Connection) -> int:
+            _lock(conn, _KV, key)
+            row = _row(conn, _KV, key, time.time())
+            _kind(row, "hash")
+            if row is None:
+                return 0
+            current = json.loads(row.value)
+            removed = [f for f in fields if f in current]
+            remaining = {k: v for k, v in current.items() if k not in fields}
+            if remaining:
+                _put(conn, _KV, key, "hash", json.dumps(remaining), row.expires_at)
+            else:  # an empty hash does not exist, as in Redis
+                conn.execute(delete(kv).where(kv.c.space == _KV, kv.c.key == key))
+            return len(removed)
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def acquire(self, name: str, token: str, ttl: int) -> bool:
+        def work(conn: Connection) -> bool:
+            _lock(conn, _LOCK, name)
+            if _row(conn, _LOCK, name, time.time()) is not None:
+                return False
+            _put(conn, _LOCK, name, "lock", token, _expiry(ttl))
+            return True
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def release(self, name: str, token: str) -> bool:
+        def work(conn: Connection) -> bool:
+            result = conn.execute(
+                delete(kv).where(
+                    kv.c.space == _LOCK, kv.c.key == name, kv.c.value == token, _live(time.time())
+                )
+            )
+            return bool(result.rowcount)
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def close(self) -> None:
+        return None

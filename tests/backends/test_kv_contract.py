@@ -1,0 +1,156 @@
+"""One contract for every KV store: SQL (SQLite and PostgreSQL) and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from roost.backends.kv import NO_EXPIRY, KVStore
+from roost.backends.kv.redis import RedisKVStore
+from roost.backends.kv.sql import SqlKVStore
+from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.migrations import migrate
+from tests.conftest import POSTGRES_URL, REDIS_URL, drop_pg_schemas, require_postgres, require_redis
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KVStore]:
+    if request.param == "redis":
+        require_redis()
+        redis_store = RedisKVStore(REDIS_URL)
+        yield redis_store
+        await redis_store.close()
+        return
+    prefix = f"rt{secrets.token_hex(4)}"
+    if request.param == "postgresql":
+        require_postgres()
+        url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'roost.db'}"
+    db = Database(url, data_dir=tmp_path, pg_schema_prefix=prefix)
+    await migrate(db, CONTROL)
+    yield SqlKVStore(db)
+    await db.close()
+    if request.param == "postgresql":
+        drop_pg_schemas(prefix)
+
+
+@pytest.fixture
+def ns() -> str:
+    """A key prefix no other test run uses (Redis is shared)."""
+    return f"t{secrets.token_hex(4)}:"
+
+
+@pytest.mark.anyio
+async def test_set_get_and_ttl(store: KVStore, ns: str) -> None:
+    assert await store.set(ns + "a", json.dumps({"x": 1}))
+    entry = await store.get(ns + "a")
+    assert entry is not None
+    assert (json.loads(entry.value), entry.ttl) == ({"x": 1}, NO_EXPIRY)
+    await store.set(ns + "b", "1", ttl=100)
+    timed = await store.get(ns + "b")
+    assert timed is not None
+    assert 0 < timed.ttl <= 100
+    assert await store.get(ns + "missing") is None
+
+
+@pytest.mark.anyio
+async def test_nx_and_xx(store: KVStore, ns: str) -> None:
+    assert not await store.set(ns + "k", "1", xx=True)
+    assert await store.set(ns + "k", "1", nx=True)
+    assert not await store.set(ns + "k", "2", nx=True)
+    assert await store.set(ns + "k", "3", xx=True)
+    entry = await store.get(ns + "k")
+    assert entry is not None
+    assert entry.value == "3"
+
+
+@pytest.mark.anyio
+async def test_expired_keys_are_never_returned(store: KVStore, ns: str) -> None:
+    await store.set(ns + "short", "1", ttl=1)
+    await store.hset(ns + "h", {"f": "1"}, ttl=1)
+    assert await store.acquire(ns + "lock", "me", ttl=1)
+    await asyncio.sleep(1.2)
+    assert await store.get(ns + "short") is None
+    assert await store.hgetall(ns + "h") == {}
+    assert await store.set(ns + "short", "2", nx=True)  # absent again
+    assert await store.acquire(ns + "lock", "you", ttl=5)
+    keys, _ = await store.scan(ns + "h", None, 100)
+    assert keys == []
+
+
+@pytest.mark.anyio
+async def test_delete_counts_keys_that_existed(store: KVStore, ns: str) -> None:
+    await store.set(ns + "1", "1")
+    await store.set(ns + "2", "2")
+    assert await store.delete([ns + "1", ns + "2", ns + "3"]) == 2
+    assert await store.delete([]) == 0
+
+
+@pytest.mark.anyio
+async def test_incr_is_atomic_and_refuses_non_integers(store: KVStore, ns: str) -> None:
+    assert await store.incr(ns + "n", 5) == 5
+    await asyncio.gather(*(store.incr(ns + "n", 1) for _ in range(40)))
+    assert await store.incr(ns + "n", -45) == 0
+    await store.set(ns + "s", json.dumps("text"))
+    with pytest.raises(ValueError):  # noqa: PT011 - the stores raise plain ValueError
+        await store.incr(ns + "s", 1)
+    await store.hset(ns + "hash", {"a": "1"})
+    with pytest.raises(ValueError):  # noqa: PT011
+        await store.get(ns + "hash")
+
+
+@pytest.mark.anyio
+async def test_a_full_scan_returns_every_key(store: KVStore, ns: str) -> None:
+    wanted = {f"{ns}scan:{i:02d}" for i in range(25)}
+    for key in wanted:
+        await store.set(key, "1")
+    await store.set(ns + "other", "1")
+    seen: set[str] = set()
+    cursor: str | None = None
+    for _ in range(100):
+        keys, cursor = await store.scan(ns + "scan:", cursor, 10)
+        seen.update(keys)
+        if cursor is None:
+            break
+    assert seen == wanted
+
+
+@pytest.mark.anyio
+async def test_expire(store: KVStore, ns: str) -> None:
+    assert not await store.expire(ns + "nope", 10)
+    await store.set(ns + "e", "1")
+    assert await store.expire(ns + "e", 50)
+    entry = await store.get(ns + "e")
+    assert entry is not None
+    assert 0 < entry.ttl <= 50
+
+
+@pytest.mark.anyio
+async def test_hashes(store: KVStore, ns: str) -> None:
+    assert await store.hset(ns + "user", {"name": '"ann"', "age": "31"}) == 2
+    assert await store.hset(ns + "user", {"age": "32", "city": '"Oslo"'}) == 1
+    assert await store.hget(ns + "user", "age") == "32"
+    assert await store.hget(ns + "user", "nope") is None
+    assert await store.hgetall(ns + "user") == {"name": '"ann"', "age": "32", "city": '"Oslo"'}
+    assert await store.hdel(ns + "user", ["age", "nope"]) == 1
+    assert await store.hdel(ns + "user", ["name", "city"]) == 2
+    assert await store.hgetall(ns + "user") == {}
+    await store.set(ns + "plain", "1")
+    with pytest.raises(ValueError):  # noqa: PT011
+        await store.hset(ns + "plain", {"a": "1"})
+
+
+@pytest.mark.anyio
+async def test_only_the_owner_releases_a_lock(store: KVStore, ns: str) -> None:
+    assert await store.acquire(ns + "job", "owner", ttl=30)
+    assert not await store.acquire(ns + "job", "thief", ttl=30)
+    assert not await store.release(ns + "job", "thief")
+    assert await store.release(ns + "job", "owner")
+    assert not await store.release(ns + "job", "owner")
+    assert await store.acquire(ns + "job", "next", ttl=30)
