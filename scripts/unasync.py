@@ -31,6 +31,7 @@ RULES: list[tuple[str, str]] = [
     (r"\basync with\b", "with"),
     (r"\basync for\b", "for"),
     (r"\baiter_bytes\b", "iter_bytes"),
+    (r"\basynccontextmanager\b", "contextmanager"),
     (r"\baread\b", "read"),
     (r"\bawait ", ""),
     (r"\b__aenter__\b", "__enter__"),

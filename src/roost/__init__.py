@@ -9,7 +9,7 @@ with Client(api_url="http://127.0.0.1:8787") as client:
 from roost._version import __version__
 from roost.client._async.client import AsyncClient
 from roost.client._core.config import ClientConfig
-from roost.client._core.results import BatchItemResult
+from roost.client._core.results import BatchItemResult, GetResult, ScanResult, SetResult
 from roost.client._sync.client import Client
 from roost.errors import (
     APIError,
@@ -45,6 +45,9 @@ __all__ = [
     "ClientConfig",
     # results
     "BatchItemResult",
+    "GetResult",
+    "ScanResult",
+    "SetResult",
     # errors
     "APIError",
     "AuthenticationError",

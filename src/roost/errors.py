@@ -298,6 +298,9 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
         "not_null_violation": ValidationError,
         "check_violation": ConflictError,
         "range_not_satisfiable": ValidationError,
+        "not_an_integer": ValidationError,
+        "wrong_type": ValidationError,
+        "lock_held": ConflictError,
     },
 )
 

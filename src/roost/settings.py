@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         default=None,
         description="file:///path or s3://[key:secret@]bucket?endpoint=...; default data_dir/files",
     )
+    redis_url: str | None = Field(
+        default=None, pattern=r"^rediss?://", description="with it, KV lives in Redis"
+    )
+    kv_min_ttl: Annotated[int, Field(ge=1)] | None = None
+    kv_max_ttl: Annotated[int, Field(ge=1)] | None = None
+    kv_max_value_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1024 * 1024
     pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")
     secret_key: str | None = Field(
         default=None, min_length=32, description="JWT signing key; default: a key file in data_dir"

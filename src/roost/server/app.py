@@ -14,6 +14,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from roost.backends.blob import open_blob_store
+from roost.backends.kv import KVStore
+from roost.backends.kv.redis import RedisKVStore
+from roost.backends.kv.sql import SqlKVStore
 from roost.backends.ratelimit import MemoryRateLimiter
 from roost.backends.sql import Database
 from roost.errors import APIError, NotFoundError, ValidationError
@@ -34,13 +37,16 @@ logger = logging.getLogger("roost.server")
 
 def build_platform(settings: Settings) -> Platform:
     """The backends a server runs on, chosen by the settings (nothing is connected yet)."""
+    db = Database(
+        settings.resolved_database_url,
+        data_dir=settings.data_dir,
+        pg_schema_prefix=settings.pg_schema_prefix,
+    )
+    kv: KVStore = RedisKVStore(settings.redis_url) if settings.redis_url else SqlKVStore(db)
     return Platform(
         settings=settings,
-        db=Database(
-            settings.resolved_database_url,
-            data_dir=settings.data_dir,
-            pg_schema_prefix=settings.pg_schema_prefix,
-        ),
+        db=db,
+        kv=kv,
         limiter=MemoryRateLimiter(),
         access_tokens=AccessTokens(settings.signing_key(), settings.access_token_ttl),
         blobs=open_blob_store(settings.storage_url, settings.data_dir),
@@ -79,6 +85,7 @@ def create_app(settings: Settings | None = None) -> RestDoor:
         finally:
             await platform.db.close()
             await platform.blobs.close()
+            await platform.kv.close()
 
     async def openapi_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")

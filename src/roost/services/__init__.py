@@ -15,6 +15,7 @@ def build_registry() -> Registry:
         categories,
         documents,
         health,
+        kv,
         query,
         records,
         schema,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from roost.backends.blob import BlobStore
+from roost.backends.kv import KVStore
 from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
 from roost.errors import AuthorizationError, NotAuthenticatedError
@@ -116,6 +117,7 @@ class Platform:
     limiter: RateLimiter
     access_tokens: AccessTokens
     blobs: BlobStore
+    kv: KVStore
     principals: PrincipalCache
     known_tenants: dict[str, float] = field(default_factory=dict)
     schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)

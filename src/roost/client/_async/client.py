@@ -26,6 +26,7 @@ from roost.client._async.database import (
     AsyncDatabase,
     AsyncSchema,
 )
+from roost.client._async.kv import AsyncKV
 from roost.client._async.storage import AsyncFiles, AsyncStorage
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
@@ -187,6 +188,11 @@ class AsyncClient(ModeSelecting):
     def storage(self) -> AsyncStorage:
         """Buckets and files."""
         return AsyncStorage(self)
+
+    @cached_property
+    def kv(self) -> AsyncKV:
+        """The KV cache: values, counters, hashes, scans and locks."""
+        return AsyncKV(self)
 
     @cached_property
     def files(self) -> AsyncFiles:

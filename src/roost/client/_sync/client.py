@@ -28,6 +28,7 @@ from roost.client._sync.database import (
     Database,
     Schema,
 )
+from roost.client._sync.kv import KV
 from roost.client._sync.storage import Files, Storage
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
@@ -189,6 +190,11 @@ class Client(ModeSelecting):
     def storage(self) -> Storage:
         """Buckets and files."""
         return Storage(self)
+
+    @cached_property
+    def kv(self) -> KV:
+        """The KV cache: values, counters, hashes, scans and locks."""
+        return KV(self)
 
     @cached_property
     def files(self) -> Files:
