@@ -7,13 +7,14 @@ backend; a blob store only keeps bytes.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from roost.errors import ConfigurationError
+from roost.errors import ConfigurationError, PayloadTooLargeError
 
 CHUNK = 256 * 1024
 
@@ -23,6 +24,29 @@ class StoredBlob:
     size: int
     sha256: str  # hex digest of the bytes
     etag: str
+
+
+class Measured:
+    """Counts and hashes the chunks that pass through, refusing them past `max_bytes`."""
+
+    def __init__(self, max_bytes: int | None) -> None:
+        self.size = 0
+        self._max = max_bytes
+        self._digest = hashlib.sha256()
+
+    async def chunks(self, source: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in source:
+            self.size += len(chunk)
+            if self._max is not None and self.size > self._max:
+                raise PayloadTooLargeError(
+                    f"the file is larger than {self._max} bytes", details={"limit": self._max}
+                )
+            self._digest.update(chunk)
+            yield chunk
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
 
 
 class BlobStore(Protocol):

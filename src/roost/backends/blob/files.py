@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from roost.backends.blob import CHUNK, StoredBlob
-from roost.errors import NotFoundError, PayloadTooLargeError
+from roost.backends.blob import CHUNK, Measured, StoredBlob
+from roost.errors import NotFoundError
 
 
 class FileBlobStore:
@@ -35,15 +34,9 @@ class FileBlobStore:
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         handle: BinaryIO = await asyncio.to_thread(open, temporary, "wb")
-        digest, size = hashlib.sha256(), 0
+        measured = Measured(max_bytes)
         try:
-            async for chunk in chunks:
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise PayloadTooLargeError(
-                        f"the file is larger than {max_bytes} bytes", details={"limit": max_bytes}
-                    )
-                digest.update(chunk)
+            async for chunk in measured.chunks(chunks):
                 await asyncio.to_thread(handle.write, chunk)
             await asyncio.to_thread(_flush_and_sync, handle)
             handle.close()
@@ -52,8 +45,7 @@ class FileBlobStore:
             handle.close()
             temporary.unlink(missing_ok=True)
             raise
-        sha = digest.hexdigest()
-        return StoredBlob(size=size, sha256=sha, etag=sha)
+        return StoredBlob(size=measured.size, sha256=measured.sha256, etag=measured.sha256)
 
     async def get(
         self, key: str, *, start: int = 0, end: int | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
@@ -12,12 +11,11 @@ from urllib.parse import quote
 
 import httpx
 
-from roost.backends.blob import CHUNK, StoredBlob
+from roost.backends.blob import CHUNK, Measured, StoredBlob
 from roost.backends.blob.sigv4 import EMPTY_SHA256, sign
 from roost.errors import (
     ConfigurationError,
     NotFoundError,
-    PayloadTooLargeError,
     ServiceUnavailableError,
 )
 
@@ -108,16 +106,10 @@ class S3BlobStore:
     ) -> StoredBlob:
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
         try:
-            digest, size = hashlib.sha256(), 0
-            async for chunk in chunks:
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise PayloadTooLargeError(
-                        f"the file is larger than {max_bytes} bytes", details={"limit": max_bytes}
-                    )
-                digest.update(chunk)
+            measured = Measured(max_bytes)
+            async for chunk in measured.chunks(chunks):
                 await asyncio.to_thread(spool.write, chunk)
-            sha = digest.hexdigest()
+            size, sha = measured.size, measured.sha256
             spool.seek(0)
 
             async def body() -> AsyncIterator[bytes]:
