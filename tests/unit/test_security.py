@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from roost.backends.ratelimit import MemoryRateLimiter
 from roost.errors import AuthenticationError, ConfigurationError
 from roost.services.security import (
     AccessTokens,
@@ -55,20 +54,6 @@ def test_access_tokens_refuse_other_keys_and_expiry() -> None:
     with pytest.raises(AuthenticationError) as caught:
         tokens.read(expired)
     assert caught.value.code == "token_expired"
-
-
-@pytest.mark.anyio
-async def test_limiter_blocks_past_limit_and_resets() -> None:
-    limiter = MemoryRateLimiter()
-    for _ in range(3):
-        await limiter.hit("k", window=60)
-    assert await limiter.blocked_for("k", limit=4, window=60) is None
-    await limiter.hit("k", window=60)
-    wait = await limiter.blocked_for("k", limit=4, window=60)
-    assert wait is not None
-    assert 0 < wait <= 60
-    await limiter.reset("k")
-    assert await limiter.blocked_for("k", limit=4, window=60) is None
 
 
 def test_bad_settings_name_the_variable() -> None:

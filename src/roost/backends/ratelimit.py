@@ -7,8 +7,9 @@ counts across replicas. Both follow `RateLimiter`.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class RateLimiter(Protocol):
@@ -23,6 +24,8 @@ class RateLimiter(Protocol):
     async def reset(self, key: str) -> None:
         """Forget every event of `key`. Resetting an unknown key is a no-op."""
         ...
+
+    async def close(self) -> None: ...
 
 
 class MemoryRateLimiter:
@@ -56,3 +59,42 @@ class MemoryRateLimiter:
 
     async def reset(self, key: str) -> None:
         self._hits.pop(key, None)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisRateLimiter:
+    """Sliding windows in Redis sorted sets, so every replica counts the same events."""
+
+    def __init__(self, url: str) -> None:
+        from redis.asyncio import Redis
+
+        self._redis: Any = Redis.from_url(url)
+
+    async def blocked_for(self, key: str, limit: int, window: float) -> float | None:
+        name, now = _PREFIX + key, time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(name, "-inf", now - window)
+            pipe.zrevrange(name, limit - 1, limit - 1, withscores=True)
+            _, nth_newest = await pipe.execute()
+        if not nth_newest:
+            return None
+        return max(float(nth_newest[0][1]) + window - now, 0.001)
+
+    async def hit(self, key: str, window: float) -> None:
+        name, now = _PREFIX + key, time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(name, "-inf", now - window)
+            pipe.zadd(name, {f"{now}:{uuid.uuid4().hex}": now})
+            pipe.expire(name, int(window) + 1)
+            await pipe.execute()
+
+    async def reset(self, key: str) -> None:
+        await self._redis.delete(_PREFIX + key)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+_PREFIX = "roost:limit:"

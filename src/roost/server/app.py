@@ -17,7 +17,7 @@ from roost.backends.blob import open_blob_store
 from roost.backends.kv import KVStore
 from roost.backends.kv.redis import RedisKVStore
 from roost.backends.kv.sql import SqlKVStore
-from roost.backends.ratelimit import MemoryRateLimiter
+from roost.backends.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from roost.backends.sql import Database
 from roost.errors import APIError, NotFoundError, ValidationError
 from roost.server.dispatch import Dispatcher
@@ -47,7 +47,7 @@ def build_platform(settings: Settings) -> Platform:
         settings=settings,
         db=db,
         kv=kv,
-        limiter=MemoryRateLimiter(),
+        limiter=RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter(),
         access_tokens=AccessTokens(settings.signing_key(), settings.access_token_ttl),
         blobs=open_blob_store(settings.storage_url, settings.data_dir),
         principals=PrincipalCache(settings.auth_cache_seconds),
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> RestDoor:
             await platform.db.close()
             await platform.blobs.close()
             await platform.kv.close()
+            await platform.limiter.close()
 
     async def openapi_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")

@@ -320,3 +320,35 @@ async def test_an_expired_api_key_is_refused(server: RunningServer) -> None:
         assert caught.value.code == "token_expired"
         with pytest.raises(ValidationError):
             await admin.api_keys.create(unique("past"), expires_at=soon - timedelta(days=1))
+
+
+@pytest.mark.anyio
+async def test_failed_logins_count_across_replicas_on_redis(make_server: object) -> None:
+    from tests.conftest import REDIS_URL, require_redis
+
+    require_redis()
+    secret = "s" * 40
+    first = make_server(
+        redis_url=REDIS_URL,
+        secret_key=secret,
+        login_failures_per_account=2,  # type: ignore[operator]
+        login_failures_per_address=1000,
+    )
+    second = make_server(
+        redis_url=REDIS_URL,
+        secret_key=secret,
+        login_failures_per_account=2,  # type: ignore[operator]
+        login_failures_per_address=1000,
+    )
+    name = unique("victim")
+    async with (
+        AsyncClient(api_url=first.url, max_retries=0) as one,
+        AsyncClient(api_url=second.url, max_retries=0) as two,
+    ):
+        await one.auth.register(name, "right-password")
+        await two.auth.register(name, "right-password")  # each replica here has its own users
+        for _ in range(2):
+            with pytest.raises(AuthenticationError):
+                await one.auth.login(name, "wrong-password")
+        with pytest.raises(RateLimitError):
+            await two.auth.login(name, "right-password")

@@ -1,0 +1,50 @@
+"""One contract for the failure counters: in this process, and in Redis (shared)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from roost.backends.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from tests.conftest import REDIS_URL, require_redis
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+    if request.param == "memory":
+        yield MemoryRateLimiter()
+        return
+    require_redis()
+    shared = RedisRateLimiter(REDIS_URL)
+    yield shared
+    await shared.close()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"test:{secrets.token_hex(4)}"
+
+
+@pytest.mark.anyio
+async def test_blocks_past_the_limit_and_resets(limiter: RateLimiter, key: str) -> None:
+    for _ in range(3):
+        await limiter.hit(key, window=60)
+    assert await limiter.blocked_for(key, limit=4, window=60) is None
+    await limiter.hit(key, window=60)
+    wait = await limiter.blocked_for(key, limit=4, window=60)
+    assert wait is not None
+    assert 0 < wait <= 60
+    await limiter.reset(key)
+    assert await limiter.blocked_for(key, limit=4, window=60) is None
+
+
+@pytest.mark.anyio
+async def test_old_hits_stop_counting(limiter: RateLimiter, key: str) -> None:
+    await limiter.hit(key, window=0.5)
+    await limiter.hit(key, window=0.5)
+    assert await limiter.blocked_for(key, limit=2, window=0.5) is not None
+    await asyncio.sleep(0.6)
+    assert await limiter.blocked_for(key, limit=2, window=0.5) is None
