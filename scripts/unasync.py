@@ -102,12 +102,16 @@ def main() -> int:
 def _describe(source: Path, target: Path, expected: str, current: str | None) -> str:
     if current is None:
         return f"{target}: missing (generated from {source})"
-    source_lines = HEADER.splitlines() + source.read_text().splitlines()
+    # the async line behind each generated line (a rule may turn one line into two)
+    origins = ["(header)"]
+    for line in source.read_text().splitlines(keepends=True):
+        produced = unasync_line(line, set())
+        origins += [line.rstrip("\n")] * max(produced.count("\n"), 1)
     for number, (want, have) in enumerate(
         zip(expected.splitlines(), current.splitlines(), strict=False), start=1
     ):
         if want != have:
-            origin = source_lines[number - 1] if number <= len(source_lines) else ""
+            origin = origins[number - 1] if number <= len(origins) else ""
             return (
                 f"{target}:{number} is stale\n  async:    {origin}\n"
                 f"  expected: {want}\n  actual:   {have}"
