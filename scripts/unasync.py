@@ -102,11 +102,12 @@ def main() -> int:
 def _describe(source: Path, target: Path, expected: str, current: str | None) -> str:
     if current is None:
         return f"{target}: missing (generated from {source})"
-    # the async line behind each generated line (a rule may turn one line into two)
+    # the async line behind each generated line (rules remove lines and split lines)
     origins = ["(header)"]
     for line in source.read_text().splitlines(keepends=True):
         produced = unasync_line(line, set())
-        origins += [line.rstrip("\n")] * max(produced.count("\n"), 1)
+        lines = produced.count("\n") + (0 if produced.endswith("\n") or not produced else 1)
+        origins += [line.rstrip("\n")] * lines  # 0 for a removed line, 2 for a split one
     for number, (want, have) in enumerate(
         zip(expected.splitlines(), current.splitlines(), strict=False), start=1
     ):
