@@ -14,7 +14,7 @@ import hmac
 import json
 import time
 import unicodedata
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -212,6 +212,9 @@ async def store_file(
             "sha256": stored.sha256,
             "etag": stored.etag,
             "metadata": metadata,
+            "visibility": None,
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
         }
         replaced = await ctx.platform.db.run(ctx.tenant, lambda conn: _swap(conn, row), write=True)
     except BaseException:
@@ -219,7 +222,7 @@ async def store_file(
         raise
     if replaced is not None:
         await ctx.platform.blobs.delete(blob_key(ctx.tenant, bucket["id"], replaced))
-    return await describe_file(ctx, bucket_name, name)
+    return _object(bucket, row)  # the row as written: no need to read it back
 
 
 def _swap(conn: Connection, row: dict[str, Any]) -> str | None:
@@ -266,7 +269,7 @@ async def describe_file(ctx: Context, bucket_name: str, name: str) -> StoredObje
     return _object(bucket, row)
 
 
-def _object(bucket: RowMapping, row: RowMapping) -> StoredObject:
+def _object(bucket: Mapping[Any, Any], row: Mapping[Any, Any]) -> StoredObject:
     return StoredObject(
         id=row["id"],
         bucket=bucket["name"],
@@ -465,7 +468,7 @@ async def _copy(ctx: Context, params: CopyObjectRequest, *, move: bool) -> Store
         await ctx.platform.blobs.delete(blob_key(ctx.tenant, target["id"], replaced))
     if move:
         await delete_files(ctx, DeleteObjectsRequest(bucket=params.bucket, names=[params.name]))
-    return await describe_file(ctx, target["name"], target_name)
+    return _object(target, copied)
 
 
 # -- links without credentials ---------------------------------------------------------------
