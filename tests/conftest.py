@@ -163,7 +163,8 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     def make(backend: str = "sqlite", **overrides: Any) -> RunningServer:
         if backend == "postgresql":
             require_postgres()
-        running = start_server(tmp_path / f"data{len(started)}", backend, **overrides)
+        data_dir = overrides.pop("data_dir", tmp_path / f"data{len(started)}")
+        running = start_server(data_dir, backend, **overrides)
         started.append(running)
         return running
 

@@ -9,7 +9,16 @@ with Client(api_url="http://127.0.0.1:8787") as client:
 from roost._version import __version__
 from roost.client._async.client import AsyncClient
 from roost.client._core.config import ClientConfig
-from roost.client._core.results import BatchItemResult, GetResult, ScanResult, SetResult
+from roost.client._core.results import (
+    BatchItemResult,
+    GetResult,
+    NackResult,
+    PublishResult,
+    QueueMessage,
+    QueueStats,
+    ScanResult,
+    SetResult,
+)
 from roost.client._sync.client import Client
 from roost.errors import (
     APIError,
@@ -46,6 +55,10 @@ __all__ = [
     # results
     "BatchItemResult",
     "GetResult",
+    "NackResult",
+    "PublishResult",
+    "QueueMessage",
+    "QueueStats",
     "ScanResult",
     "SetResult",
     # errors

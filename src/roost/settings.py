@@ -33,11 +33,18 @@ class Settings(BaseSettings):
         description="file:///path or s3://[key:secret@]bucket?endpoint=...; default data_dir/files",
     )
     redis_url: str | None = Field(
-        default=None, pattern=r"^rediss?://", description="with it, KV lives in Redis"
+        default=None,
+        pattern=r"^rediss?://",
+        description="with it, KV, queues, streams and pub/sub live in Redis (for replicas)",
     )
     kv_min_ttl: Annotated[int, Field(ge=1)] | None = None
     kv_max_ttl: Annotated[int, Field(ge=1)] | None = None
     kv_max_value_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1024 * 1024
+    message_max_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1024 * 1024
+    stream_max_events: Annotated[int, Field(ge=1)] = 100_000
+    stream_max_age: Annotated[int, Field(ge=1)] | None = 7 * 86400
+    ws_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    ws_max_outbound_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")
     secret_key: str | None = Field(
         default=None, min_length=32, description="JWT signing key; default: a key file in data_dir"

@@ -14,9 +14,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from roost.backends.blob import open_blob_store
+from roost.backends.bus import Bus, MemoryBus
+from roost.backends.bus.redis import RedisBus
 from roost.backends.kv import KVStore
 from roost.backends.kv.redis import RedisKVStore
 from roost.backends.kv.sql import SqlKVStore
+from roost.backends.queue import QueueStore
+from roost.backends.queue.redis import RedisQueueStore
+from roost.backends.queue.sql import SqlQueueStore
 from roost.backends.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from roost.backends.sql import Database
 from roost.errors import APIError, NotFoundError, ValidationError
@@ -42,12 +47,17 @@ def build_platform(settings: Settings) -> Platform:
         data_dir=settings.data_dir,
         pg_schema_prefix=settings.pg_schema_prefix,
     )
-    kv: KVStore = RedisKVStore(settings.redis_url) if settings.redis_url else SqlKVStore(db)
+    redis = settings.redis_url
+    kv: KVStore = RedisKVStore(redis) if redis else SqlKVStore(db)
+    queues: QueueStore = RedisQueueStore(redis) if redis else SqlQueueStore(db)
+    bus: Bus = RedisBus(redis) if redis else MemoryBus()
     return Platform(
         settings=settings,
         db=db,
         kv=kv,
-        limiter=RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter(),
+        queues=queues,
+        bus=bus,
+        limiter=RedisRateLimiter(redis) if redis else MemoryRateLimiter(),
         access_tokens=AccessTokens(settings.signing_key(), settings.access_token_ttl),
         blobs=open_blob_store(settings.storage_url, settings.data_dir),
         principals=PrincipalCache(settings.auth_cache_seconds),
@@ -60,6 +70,7 @@ async def start_platform(platform: Platform) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await migrate_all(platform)
     await platform.blobs.prepare()
+    await platform.bus.start()
     if settings.admin_password:
         created = await ensure_admin(
             platform, settings.admin_username, settings.admin_email or "", settings.admin_password
@@ -86,6 +97,8 @@ def create_app(settings: Settings | None = None) -> RestDoor:
             await platform.db.close()
             await platform.blobs.close()
             await platform.kv.close()
+            await platform.queues.close()
+            await platform.bus.close()
             await platform.limiter.close()
 
     async def openapi_endpoint(request: Request) -> Response:

@@ -17,6 +17,7 @@ def build_registry() -> Registry:
         health,
         kv,
         query,
+        queue,
         records,
         schema,
         storage,

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from roost.backends.blob import BlobStore
+from roost.backends.bus import Bus
 from roost.backends.kv import KVStore
+from roost.backends.queue import QueueStore
 from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
 from roost.errors import AuthorizationError, NotAuthenticatedError
@@ -118,6 +120,8 @@ class Platform:
     access_tokens: AccessTokens
     blobs: BlobStore
     kv: KVStore
+    queues: QueueStore
+    bus: Bus
     principals: PrincipalCache
     known_tenants: dict[str, float] = field(default_factory=dict)
     schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)

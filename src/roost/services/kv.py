@@ -14,6 +14,7 @@ import msgspec
 
 from roost.errors import ValidationError
 from roost.services.context import Context
+from roost.services.payloads import json_text
 from roost.services.registry import operation
 from roost.wire.kv import (
     CountAnswer,
@@ -44,14 +45,7 @@ def _key(ctx: Context, key: str, field: str = "key") -> str:
 
 
 def _encode(ctx: Context, value: Any, field: str = "value") -> str:
-    text = msgspec.json.encode(value).decode()
-    limit = ctx.platform.settings.kv_max_value_bytes
-    if len(text) > limit:
-        raise ValidationError(
-            f"{field} is {len(text)} bytes of JSON; the limit is {limit}",
-            details={"field": field, "limit": limit},
-        )
-    return text
+    return json_text(value, field, ctx.platform.settings.kv_max_value_bytes)
 
 
 def _ttl(ctx: Context, ttl: int | None) -> int | None:

@@ -89,6 +89,7 @@ CONTROL_MIGRATIONS: Sequence[Migration] = (
     Migration(1, "tenants", _create(tables.tenants)),
     Migration(2, "tenant categories", _create(tables.tenant_categories)),
     Migration(3, "embedded KV cache", _create(tables.kv_entries)),
+    Migration(4, "embedded work queues", _create(tables.queues, tables.queue_messages)),
 )
 
 TENANT_MIGRATIONS: Sequence[Migration] = (

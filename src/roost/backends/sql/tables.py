@@ -18,6 +18,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -284,4 +285,29 @@ kv_entries = Table(
     Column("kind", String(8), nullable=False),  # "string", "hash" or "lock"
     Column("value", Text, nullable=False),
     Column("expires_at", Float, nullable=True, index=True),
+)
+
+queues = Table(
+    "roost_queues",
+    control_metadata,
+    Column("name", String(300), primary_key=True),  # "<tenant>:<queue>"
+    Column("max_deliveries", Integer, nullable=False),
+)
+
+queue_messages = Table(
+    "roost_queue_messages",
+    control_metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # publish order
+    Column("id", String(40), nullable=False, unique=True),
+    Column("queue", String(300), nullable=False),
+    Column("state", String(8), nullable=False),  # "ready", "inflight" or "dead"
+    Column("priority", Integer, nullable=False),
+    Column("due_at", Float, nullable=False),  # ready: deliverable from; inflight: ack deadline
+    Column("deliveries", Integer, nullable=False),
+    Column("max_deliveries", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("published_at", Float, nullable=False),
+    Index("roost_queue_next", "queue", "state", "priority", "seq"),
+    Index("roost_queue_due", "queue", "state", "due_at"),
 )

@@ -42,3 +42,42 @@ class ScanResult:
     keys: list[str]
     cursor: str | None
     has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """`queue.publish`: the message's id and how many ready messages are ahead of it."""
+
+    message_id: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMessage:
+    """A consumed message: ack it (or nack it) by `message_id` before its deadline."""
+
+    message_id: str
+    message: Any
+    priority: int
+    retry_count: int
+    headers: dict[str, str]
+    published_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NackResult:
+    """`queue.nack`: `action` is "requeued" or "dead_lettered"."""
+
+    success: bool
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """How many messages of a queue are ready, delayed, in flight and dead."""
+
+    queue: str
+    ready: int
+    delayed: int
+    in_flight: int
+    dead: int

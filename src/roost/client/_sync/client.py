@@ -29,6 +29,7 @@ from roost.client._sync.database import (
     Schema,
 )
 from roost.client._sync.kv import KV
+from roost.client._sync.queue import Queue
 from roost.client._sync.storage import Files, Storage
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
@@ -197,6 +198,11 @@ class Client(ModeSelecting):
         return KV(self)
 
     @cached_property
+    def queue(self) -> Queue:
+        """Work queues: publish, consume, ack/nack, dead letters."""
+        return Queue(self)
+
+    @cached_property
     def files(self) -> Files:
         """Files by id in categories (the Dominus form of storage)."""
         return Files(self)
@@ -238,14 +244,20 @@ class Client(ModeSelecting):
         *,
         idempotent: bool = False,
         authenticated: bool = True,
+        wait: float = 0,
     ) -> Any:
-        """Run any operation by name (`"auth.me"`) and return its decoded result.
+        """Run any operation by name (`"auth.me"`) and return its decoded result. `wait`:
+        seconds the server may hold the call (long polls), added to the client's timeout.
 
         Example:
             me = client.call("auth.me", idempotent=True)
         """
         return self._request(
-            operation_path(operation), params, idempotent=idempotent, authenticated=authenticated
+            operation_path(operation),
+            params,
+            idempotent=idempotent,
+            authenticated=authenticated,
+            wait=wait,
         )
 
     def batch(self, commands: list[dict[str, Any]]) -> list[BatchItemResult]:
@@ -270,25 +282,34 @@ class Client(ModeSelecting):
         *,
         idempotent: bool,
         authenticated: bool = True,
+        wait: float = 0,
     ) -> Any:
         if authenticated and self._session is not None and self._session.needs_refresh():
             self._refresh_session()
         try:
             return self._send(
-                path, params, idempotent=idempotent, authenticated=authenticated
+                path, params, idempotent=idempotent, authenticated=authenticated, wait=wait
             )
         except AuthenticationError as exc:
             if exc.code != "token_expired" or self._session is None or not authenticated:
                 raise
         self._refresh_session(force=True)
-        return self._send(path, params, idempotent=idempotent, authenticated=authenticated)
+        return self._send(
+            path, params, idempotent=idempotent, authenticated=authenticated, wait=wait
+        )
 
     def _send(
-        self, path: str, params: dict[str, Any] | None, *, idempotent: bool, authenticated: bool
+        self,
+        path: str,
+        params: dict[str, Any] | None,
+        *,
+        idempotent: bool,
+        authenticated: bool,
+        wait: float = 0,
     ) -> Any:
         credential = self._current_credential() if authenticated else None
         request = prepare(self._config, path, params, credential=credential, idempotent=idempotent)
-        response = self._send_with_retries(request)
+        response = self._send_with_retries(request, wait)
         return read_response(
             response.status_code,
             response.headers,
@@ -296,21 +317,27 @@ class Client(ModeSelecting):
             parse_retry_after(response.headers.get("retry-after")),
         )
 
-    def _send_with_retries(self, request: PreparedRequest) -> httpx.Response:
+    def _send_with_retries(self, request: PreparedRequest, wait: float = 0) -> httpx.Response:
         shared = self._shared
         failures = 0
+        seconds = self._config.timeout + wait
+        timeout = httpx.Timeout(seconds, pool=self._config.pool_timeout or seconds)
         while True:
             shared.breaker.before_call(self._config.api_url)
             error: NetworkError | None = None
             retry_after = None
             try:
                 response = shared.http.request(
-                    request.method, request.path, content=request.content, headers=request.headers
+                    request.method,
+                    request.path,
+                    content=request.content,
+                    headers=request.headers,
+                    timeout=timeout,
                 )
             except httpx.TimeoutException as exc:
                 error = TimeoutError(
                     f"no answer from {self._config.api_url} within "
-                    f"{self._config.timeout} s ({type(exc).__name__})"
+                    f"{seconds} s ({type(exc).__name__})"
                 )
             except httpx.TransportError as exc:
                 error = ConnectionError(f"cannot reach {self._config.api_url}: {exc}")

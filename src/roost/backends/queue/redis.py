@@ -1,0 +1,212 @@
+"""Work queues on Redis: every move is one Lua script, so it is atomic across replicas.
+
+Per queue (the `{...}` hash tag keeps a queue's keys on one cluster slot):
+`ready` a sorted set scored by priority then publish order, `delayed` and `inflight` sorted sets
+scored by the time (ms) they are due, `dead` a sorted set in publish order, `msg` a hash of
+message envelopes, `seq` the publish counter and `cfg` the queue's settings. Times come from
+the Redis server's clock, so replicas with skewed clocks agree on every deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from redis.asyncio import Redis
+
+from roost.backends.queue import DEFAULT_MAX_DELIVERIES, Delivery, NackAction, QueueCounts
+
+_NOW = (
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+)
+_RANK = "local function rank(env) return (9 - env.p) * 1e12 + env.s end "
+
+_PUBLISH = (
+    _NOW
+    + _RANK
+    + """
+local seq = redis.call('INCR', KEYS[4])
+local max = tonumber(redis.call('HGET', KEYS[5], 'max_deliveries') or ARGV[6])
+local env = {b = ARGV[2], p = tonumber(ARGV[3]), h = ARGV[4], d = 0, m = max, s = seq, t = now}
+redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(env))
+local delay = tonumber(ARGV[5])
+if delay > 0 then
+  redis.call('ZADD', KEYS[2], now + delay, ARGV[1])
+  return redis.call('ZCARD', KEYS[1])
+end
+redis.call('ZADD', KEYS[1], rank(env), ARGV[1])
+return redis.call('ZRANK', KEYS[1], ARGV[1])
+"""
+)
+
+_CLAIM = (
+    _NOW
+    + _RANK
+    + """
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 500)) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[1], rank(cjson.decode(redis.call('HGET', KEYS[5], id))), id)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 500)) do
+  redis.call('ZREM', KEYS[3], id)
+  local env = cjson.decode(redis.call('HGET', KEYS[5], id))
+  if env.d >= env.m then redis.call('ZADD', KEYS[4], env.s, id)
+  else redis.call('ZADD', KEYS[1], rank(env), id) end
+end
+local top = redis.call('ZRANGE', KEYS[1], 0, 0)
+if #top == 0 then return false end
+local id = top[1]
+redis.call('ZREM', KEYS[1], id)
+local env = cjson.decode(redis.call('HGET', KEYS[5], id))
+env.d = env.d + 1
+local raw = cjson.encode(env)
+redis.call('HSET', KEYS[5], id, raw)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), id)
+return {id, raw}
+"""
+)
+
+_ACK = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+_NACK = (
+    _RANK
+    + """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return false end
+local env = cjson.decode(redis.call('HGET', KEYS[4], ARGV[1]))
+if ARGV[2] == '1' and env.d < env.m then
+  redis.call('ZADD', KEYS[2], rank(env), ARGV[1])
+  return 'requeued'
+end
+redis.call('ZADD', KEYS[3], env.s, ARGV[1])
+return 'dead_lettered'
+"""
+)
+
+_EXTEND = (
+    _NOW
+    + """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+)
+
+_PURGE = """
+local n = 0
+for i = 1, 2 do
+  local ids = redis.call('ZRANGE', KEYS[i], 0, -1)
+  for _, id in ipairs(ids) do redis.call('HDEL', KEYS[3], id) end
+  n = n + #ids
+  redis.call('DEL', KEYS[i])
+end
+return n
+"""
+
+
+class _Keys:
+    def __init__(self, queue: str) -> None:
+        base = f"roost:q:{{{queue}}}:"
+        self.ready, self.delayed, self.inflight = (
+            base + "ready",
+            base + "delayed",
+            base + "inflight",
+        )
+        self.dead, self.msg, self.seq, self.cfg = (
+            base + "dead",
+            base + "msg",
+            base + "seq",
+            base + "cfg",
+        )
+
+
+def _delivery(message_id: str, raw: str) -> Delivery:
+    env = json.loads(raw)
+    return Delivery(
+        id=message_id,
+        body=env["b"],
+        priority=int(env["p"]),
+        headers=json.loads(env["h"]),
+        retry_count=max(int(env["d"]) - 1, 0),
+        published_at=env["t"] / 1000,
+    )
+
+
+class RedisQueueStore:
+    kind = "redis"
+
+    def __init__(self, url: str) -> None:
+        self._redis: Any = Redis.from_url(url, decode_responses=True)
+        script = self._redis.register_script
+        self._publish, self._claim, self._ack = script(_PUBLISH), script(_CLAIM), script(_ACK)
+        self._nack, self._extend, self._purge = script(_NACK), script(_EXTEND), script(_PURGE)
+
+    async def publish(
+        self, queue: str, body: str, *, priority: int, headers: dict[str, str], delay: float
+    ) -> tuple[str, int]:
+        k, message_id = _Keys(queue), secrets.token_hex(12)
+        ahead = await self._publish(
+            keys=[k.ready, k.delayed, k.msg, k.seq, k.cfg],
+            args=[
+                message_id,
+                body,
+                priority,
+                json.dumps(headers),
+                int(delay * 1000),
+                DEFAULT_MAX_DELIVERIES,
+            ],
+        )
+        return message_id, int(ahead)
+
+    async def claim(self, queue: str, ack_deadline: float) -> Delivery | None:
+        k = _Keys(queue)
+        found = await self._claim(
+            keys=[k.ready, k.delayed, k.inflight, k.dead, k.msg], args=[int(ack_deadline * 1000)]
+        )
+        return None if not found else _delivery(found[0], found[1])
+
+    async def ack(self, queue: str, message_id: str) -> bool:
+        k = _Keys(queue)
+        return bool(await self._ack(keys=[k.inflight, k.msg], args=[message_id]))
+
+    async def nack(self, queue: str, message_id: str, *, requeue: bool) -> NackAction | None:
+        k = _Keys(queue)
+        action = await self._nack(
+            keys=[k.inflight, k.ready, k.dead, k.msg], args=[message_id, int(requeue)]
+        )
+        return action or None
+
+    async def extend(self, queue: str, message_id: str, seconds: float) -> bool:
+        k = _Keys(queue)
+        return bool(await self._extend(keys=[k.inflight], args=[message_id, int(seconds * 1000)]))
+
+    async def counts(self, queue: str) -> QueueCounts:
+        k = _Keys(queue)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in (k.ready, k.delayed, k.inflight, k.dead):
+                pipe.zcard(key)
+            ready, delayed, in_flight, dead = await pipe.execute()
+        return QueueCounts(ready=ready, delayed=delayed, in_flight=in_flight, dead=dead)
+
+    async def purge(self, queue: str) -> int:
+        k = _Keys(queue)
+        return int(await self._purge(keys=[k.ready, k.delayed, k.msg]))
+
+    async def dead_letters(self, queue: str, limit: int) -> list[Delivery]:
+        k = _Keys(queue)
+        ids = await self._redis.zrange(k.dead, 0, limit - 1)
+        if not ids:
+            return []
+        raws = await self._redis.hmget(k.msg, ids)
+        return [_delivery(i, raw) for i, raw in zip(ids, raws, strict=True) if raw is not None]
+
+    async def configure(self, queue: str, max_deliveries: int) -> None:
+        await self._redis.hset(_Keys(queue).cfg, "max_deliveries", max_deliveries)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

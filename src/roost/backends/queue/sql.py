@@ -1,0 +1,199 @@
+"""Work queues on the SQL backend's control database: the embedded default.
+
+Every move is one transaction. SQLite has a single writer; on PostgreSQL a claim picks its
+message with `FOR UPDATE SKIP LOCKED`, so racing consumers never take the same one.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, select, update
+
+from roost.backends.queue import DEFAULT_MAX_DELIVERIES, Delivery, NackAction, QueueCounts
+from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.tables import queue_messages as qm
+from roost.backends.sql.tables import queues
+
+_READY, _INFLIGHT, _DEAD = "ready", "inflight", "dead"
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        body=row.body,
+        priority=row.priority,
+        headers=json.loads(row.headers),
+        retry_count=max(row.deliveries - 1, 0),
+        published_at=row.published_at,
+    )
+
+
+def _settle_overdue(conn: Connection, queue: str, now: float) -> None:
+    """In-flight messages past their deadline: back to ready, or dead when out of deliveries."""
+    overdue = and_(qm.c.queue == queue, qm.c.state == _INFLIGHT, qm.c.due_at <= now)
+    conn.execute(
+        update(qm)
+        .where(overdue, qm.c.deliveries >= qm.c.max_deliveries)
+        .values(state=_DEAD, due_at=now)
+    )
+    conn.execute(update(qm).where(overdue).values(state=_READY, due_at=now))
+
+
+class SqlQueueStore:
+    kind = "sql"
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def publish(
+        self, queue: str, body: str, *, priority: int, headers: dict[str, str], delay: float
+    ) -> tuple[str, int]:
+        message_id = secrets.token_hex(12)
+
+        def work(conn: Connection) -> int:
+            now = time.time()
+            limit = conn.execute(
+                select(queues.c.max_deliveries).where(queues.c.name == queue)
+            ).scalar()
+            conn.execute(
+                qm.insert().values(
+                    id=message_id,
+                    queue=queue,
+                    state=_READY,
+                    priority=priority,
+                    due_at=now + delay,
+                    deliveries=0,
+                    max_deliveries=limit or DEFAULT_MAX_DELIVERIES,
+                    body=body,
+                    headers=json.dumps(headers),
+                    published_at=now,
+                )
+            )
+            ahead = select(func.count()).where(
+                qm.c.queue == queue,
+                qm.c.state == _READY,
+                qm.c.priority >= priority,
+                qm.c.id != message_id,
+            )
+            return int(conn.execute(ahead).scalar_one())
+
+        return message_id, await self._db.run(CONTROL, work, write=True)
+
+    async def claim(self, queue: str, ack_deadline: float) -> Delivery | None:
+        def work(conn: Connection) -> Delivery | None:
+            now = time.time()
+            _settle_overdue(conn, queue, now)
+            pick = (
+                select(qm)
+                .where(qm.c.queue == queue, qm.c.state == _READY, qm.c.due_at <= now)
+                .order_by(qm.c.priority.desc(), qm.c.seq)
+                .limit(1)
+            )
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            row = conn.execute(pick).first()
+            if row is None:
+                return None
+            conn.execute(
+                update(qm)
+                .where(qm.c.seq == row.seq)
+                .values(state=_INFLIGHT, due_at=now + ack_deadline, deliveries=row.deliveries + 1)
+            )
+            return replace(_delivery(row), retry_count=row.deliveries)
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def ack(self, queue: str, message_id: str) -> bool:
+        def work(conn: Connection) -> bool:
+            gone = conn.execute(delete(qm).where(*_in_flight(queue, message_id)))
+            return gone.rowcount > 0
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def nack(self, queue: str, message_id: str, *, requeue: bool) -> NackAction | None:
+        def work(conn: Connection) -> NackAction | None:
+            row = conn.execute(
+                select(qm.c.deliveries, qm.c.max_deliveries).where(*_in_flight(queue, message_id))
+            ).first()
+            if row is None:
+                return None
+            action: NackAction = (
+                "requeued" if requeue and row.deliveries < row.max_deliveries else "dead_lettered"
+            )
+            state = _READY if action == "requeued" else _DEAD
+            conn.execute(
+                update(qm)
+                .where(*_in_flight(queue, message_id))
+                .values(state=state, due_at=time.time())
+            )
+            return action
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def extend(self, queue: str, message_id: str, seconds: float) -> bool:
+        def work(conn: Connection) -> bool:
+            moved = conn.execute(
+                update(qm)
+                .where(*_in_flight(queue, message_id))
+                .values(due_at=time.time() + seconds)
+            )
+            return moved.rowcount > 0
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def counts(self, queue: str) -> QueueCounts:
+        def work(conn: Connection) -> QueueCounts:
+            now = time.time()
+            delayed = and_(qm.c.state == _READY, qm.c.due_at > now)
+            rows = conn.execute(
+                select(qm.c.state, delayed.label("delayed"), func.count())
+                .where(qm.c.queue == queue)
+                .group_by(qm.c.state, delayed)
+            ).all()
+            tally = {(state, bool(later)): n for state, later, n in rows}
+            return QueueCounts(
+                ready=tally.get((_READY, False), 0),
+                delayed=tally.get((_READY, True), 0),
+                in_flight=sum(n for (state, _), n in tally.items() if state == _INFLIGHT),
+                dead=sum(n for (state, _), n in tally.items() if state == _DEAD),
+            )
+
+        return await self._db.run(CONTROL, work)
+
+    async def purge(self, queue: str) -> int:
+        def work(conn: Connection) -> int:
+            gone = conn.execute(delete(qm).where(qm.c.queue == queue, qm.c.state == _READY))
+            return int(gone.rowcount)
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def dead_letters(self, queue: str, limit: int) -> list[Delivery]:
+        def work(conn: Connection) -> list[Delivery]:
+            rows = conn.execute(
+                select(qm)
+                .where(qm.c.queue == queue, qm.c.state == _DEAD)
+                .order_by(qm.c.seq)
+                .limit(limit)
+            )
+            return [_delivery(row) for row in rows]
+
+        return await self._db.run(CONTROL, work)
+
+    async def configure(self, queue: str, max_deliveries: int) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(delete(queues).where(queues.c.name == queue))
+            conn.execute(queues.insert().values(name=queue, max_deliveries=max_deliveries))
+
+        await self._db.run(CONTROL, work, write=True)
+
+    async def close(self) -> None:
+        """Nothing of its own to close: the database belongs to the platform."""
+
+
+def _in_flight(queue: str, message_id: str) -> tuple[Any, ...]:
+    return (qm.c.queue == queue, qm.c.id == message_id, qm.c.state == _INFLIGHT)

@@ -1,0 +1,158 @@
+"""Work queues, per tenant: publish, long-poll consume, ack/nack, deadlines and dead letters.
+
+A queue exists once something is published to it. Delivery is at least once: a message stays
+in flight until acked, and one whose ack deadline passes is delivered again with its
+`retry_count` one higher, until `max_deliveries` (default 5) sends it to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from roost.backends.bus import wait_for
+from roost.backends.queue import Delivery
+from roost.errors import NotFoundError
+from roost.services.context import Context
+from roost.services.payloads import from_json, json_text
+from roost.services.registry import operation
+from roost.wire.queue import (
+    ConfigureRequest,
+    ConsumeAnswer,
+    ConsumeRequest,
+    DeadLettersAnswer,
+    DeadLettersRequest,
+    Done,
+    ExtendRequest,
+    MessageRef,
+    NackAnswer,
+    NackRequest,
+    PublishAnswer,
+    PublishRequest,
+    PurgeAnswer,
+    QueueMessage,
+    QueueRef,
+    StatsAnswer,
+)
+
+_POLL = 1.0
+"""A waiting consumer looks again this often even unwoken (delays end, deadlines pass)."""
+
+
+def _queue(ctx: Context, queue: str) -> str:
+    return f"{ctx.tenant}:{queue}"
+
+
+def _wake_channel(name: str) -> str:
+    return f"queue:{name}"
+
+
+def _wire(delivery: Delivery) -> QueueMessage:
+    return QueueMessage(
+        message_id=delivery.id,
+        message=from_json(delivery.body),
+        priority=delivery.priority,
+        retry_count=delivery.retry_count,
+        headers=delivery.headers,
+        published_at=delivery.published_at,
+    )
+
+
+def _not_in_flight(queue: str, message_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"message {message_id!r} is not in flight on queue {queue!r}: it was acked already, "
+        "dead-lettered, never existed, or went back to the queue after its deadline",
+        code="message_not_found",
+        details={"field": "message_id"},
+    )
+
+
+@operation("queue.publish", scope="queue:write")
+async def publish(ctx: Context, params: PublishRequest) -> PublishAnswer:
+    """Add a message (priority 0-9, 9 first; `delay` seconds before it may be consumed)."""
+    name = _queue(ctx, params.queue)
+    body = json_text(params.message, "message", ctx.platform.settings.message_max_bytes)
+    message_id, ahead = await ctx.platform.queues.publish(
+        name, body, priority=params.priority, headers=params.headers or {}, delay=params.delay
+    )
+    if not params.delay:
+        await ctx.platform.bus.publish(_wake_channel(name), b"")
+    return PublishAnswer(message_id=message_id, position=ahead)
+
+
+@operation("queue.consume", scope="queue:consume")
+async def consume(ctx: Context, params: ConsumeRequest) -> ConsumeAnswer:
+    """The next message, waiting up to `timeout` seconds for one; it must be acked within
+    `ack_deadline` seconds or it is delivered again."""
+    platform, name = ctx.platform, _queue(ctx, params.queue)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + params.timeout
+    while True:
+        delivery = await platform.queues.claim(name, params.ack_deadline)
+        if delivery is not None:
+            return ConsumeAnswer(message=_wire(delivery))
+        left = give_up - loop.time()
+        if left <= 0:
+            return ConsumeAnswer(message=None)
+        await wait_for(platform.bus, _wake_channel(name), min(left, _POLL))
+
+
+@operation("queue.ack", scope="queue:consume")
+async def ack(ctx: Context, params: MessageRef) -> Done:
+    """Done with a message: it is removed for good."""
+    if not await ctx.platform.queues.ack(_queue(ctx, params.queue), params.message_id):
+        raise _not_in_flight(params.queue, params.message_id)
+    return Done()
+
+
+@operation("queue.nack", scope="queue:consume")
+async def nack(ctx: Context, params: NackRequest) -> NackAnswer:
+    """Give a message back: requeued (if it has deliveries left) or dead-lettered."""
+    name = _queue(ctx, params.queue)
+    action = await ctx.platform.queues.nack(name, params.message_id, requeue=params.requeue)
+    if action is None:
+        raise _not_in_flight(params.queue, params.message_id)
+    if action == "requeued":
+        await ctx.platform.bus.publish(_wake_channel(name), b"")
+    return NackAnswer(success=True, action=action)
+
+
+@operation("queue.extend", scope="queue:consume")
+async def extend(ctx: Context, params: ExtendRequest) -> Done:
+    """More time for a message in flight: its deadline becomes `seconds` from now."""
+    name = _queue(ctx, params.queue)
+    if not await ctx.platform.queues.extend(name, params.message_id, params.seconds):
+        raise _not_in_flight(params.queue, params.message_id)
+    return Done()
+
+
+@operation("queue.stats", scope="queue:read", read_only=True)
+async def stats(ctx: Context, params: QueueRef) -> StatsAnswer:
+    """How many messages are ready, delayed, in flight and dead."""
+    counts = await ctx.platform.queues.counts(_queue(ctx, params.queue))
+    return StatsAnswer(
+        queue=params.queue,
+        ready=counts.ready,
+        delayed=counts.delayed,
+        in_flight=counts.in_flight,
+        dead=counts.dead,
+    )
+
+
+@operation("queue.purge", scope="queue:write")
+async def purge(ctx: Context, params: QueueRef) -> PurgeAnswer:
+    """Drop every ready and delayed message (those in flight or dead stay)."""
+    return PurgeAnswer(purged=await ctx.platform.queues.purge(_queue(ctx, params.queue)))
+
+
+@operation("queue.dead_letters", scope="queue:read", read_only=True)
+async def dead_letters(ctx: Context, params: DeadLettersRequest) -> DeadLettersAnswer:
+    """The dead-letter queue, oldest first."""
+    dead = await ctx.platform.queues.dead_letters(_queue(ctx, params.queue), params.limit)
+    return DeadLettersAnswer(messages=[_wire(d) for d in dead])
+
+
+@operation("queue.configure", scope="queue:write")
+async def configure(ctx: Context, params: ConfigureRequest) -> Done:
+    """Set the queue's `max_deliveries` (for messages published from now on)."""
+    await ctx.platform.queues.configure(_queue(ctx, params.queue), params.max_deliveries)
+    return Done()

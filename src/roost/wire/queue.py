@@ -1,0 +1,102 @@
+"""Types of the queue operations (Synap queue)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta, Struct
+
+QueueName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
+MessageId = Annotated[str, Meta(min_length=1, max_length=40)]
+Deadline = Annotated[float, Meta(ge=0.1, le=12 * 3600)]
+Headers = dict[
+    Annotated[str, Meta(min_length=1, max_length=200)], Annotated[str, Meta(max_length=4096)]
+]
+
+
+class PublishRequest(Struct, forbid_unknown_fields=True):
+    queue: QueueName
+    message: Any
+    priority: Annotated[int, Meta(ge=0, le=9)] = 5
+    headers: Annotated[Headers, Meta(max_length=64)] | None = None
+    delay: Annotated[float, Meta(ge=0, le=7 * 86400)] = 0
+
+
+class PublishAnswer(Struct):
+    message_id: str
+    position: int  # ready messages ahead of this one
+
+
+class ConsumeRequest(Struct, forbid_unknown_fields=True):
+    queue: QueueName
+    timeout: Annotated[float, Meta(ge=0, le=60)] = 0
+    ack_deadline: Deadline = 30
+
+
+class QueueMessage(Struct):
+    message_id: str
+    message: Any
+    priority: int
+    retry_count: int
+    headers: dict[str, str]
+    published_at: float
+
+
+class ConsumeAnswer(Struct):
+    message: QueueMessage | None
+
+
+class MessageRef(Struct, forbid_unknown_fields=True):
+    queue: QueueName
+    message_id: MessageId
+
+
+class NackRequest(Struct, forbid_unknown_fields=True):
+    queue: QueueName
+    message_id: MessageId
+    requeue: bool = True
+
+
+class NackAnswer(Struct):
+    success: bool
+    action: Literal["requeued", "dead_lettered"]
+
+
+class ExtendRequest(Struct, forbid_unknown_fields=True):
+    queue: QueueName
+    message_id: MessageId
+    seconds: Deadline
+
+
+class QueueRef(Struct, forbid_unknown_fields=True):
+    queue: QueueName
+
+
+class ConfigureRequest(Struct, forbid_unknown_fields=True):
+    queue: QueueName
+    max_deliveries: Annotated[int, Meta(ge=1, le=1000)]
+
+
+class DeadLettersRequest(Struct, forbid_unknown_fields=True):
+    queue: QueueName
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class StatsAnswer(Struct):
+    queue: str
+    ready: int
+    delayed: int
+    in_flight: int
+    dead: int
+
+
+class PurgeAnswer(Struct):
+    purged: int
+
+
+class DeadLettersAnswer(Struct):
+    messages: list[QueueMessage]
+
+
+class Done(Struct):
+    success: bool = True

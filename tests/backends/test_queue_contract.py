@@ -1,0 +1,167 @@
+"""One contract for every queue store: SQL (SQLite and PostgreSQL) and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from roost.backends.queue import QueueStore
+from roost.backends.queue.redis import RedisQueueStore
+from roost.backends.queue.sql import SqlQueueStore
+from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.migrations import migrate
+from tests.conftest import POSTGRES_URL, REDIS_URL, drop_pg_schemas, require_postgres, require_redis
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[QueueStore]:
+    if request.param == "redis":
+        require_redis()
+        redis_store = RedisQueueStore(REDIS_URL)
+        yield redis_store
+        await redis_store.close()
+        return
+    prefix = f"rt{secrets.token_hex(4)}"
+    if request.param == "postgresql":
+        require_postgres()
+        url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'roost.db'}"
+    db = Database(url, data_dir=tmp_path, pg_schema_prefix=prefix)
+    await migrate(db, CONTROL)
+    yield SqlQueueStore(db)
+    await db.close()
+    if request.param == "postgresql":
+        drop_pg_schemas(prefix)
+
+
+@pytest.fixture
+def q() -> str:
+    """A queue name no other test run uses (Redis is shared)."""
+    return f"t{secrets.token_hex(4)}:jobs"
+
+
+async def publish(store: QueueStore, q: str, body: str, priority: int = 5, delay: float = 0) -> str:
+    message_id, _ = await store.publish(q, body, priority=priority, headers={}, delay=delay)
+    return message_id
+
+
+async def test_highest_priority_then_oldest_first(store: QueueStore, q: str) -> None:
+    first = await store.publish(q, '"low"', priority=1, headers={"from": "test"}, delay=0)
+    second = await store.publish(q, '"high-1"', priority=9, headers={}, delay=0)
+    third = await store.publish(q, '"high-2"', priority=9, headers={}, delay=0)
+    assert [first[1], second[1], third[1]] == [0, 0, 1]  # ready messages ahead of each
+    bodies = []
+    for _ in range(3):
+        delivery = await store.claim(q, 30)
+        assert delivery is not None
+        bodies.append(delivery.body)
+        if delivery.id == first[0]:
+            assert delivery.headers == {"from": "test"}
+            assert delivery.priority == 1
+            assert delivery.retry_count == 0
+    assert bodies == ['"high-1"', '"high-2"', '"low"']
+    assert await store.claim(q, 30) is None
+
+
+async def test_ack_removes_for_good_and_only_once(store: QueueStore, q: str) -> None:
+    await publish(store, q, "1")
+    delivery = await store.claim(q, 30)
+    assert delivery is not None
+    assert await store.ack(q, delivery.id) is True
+    assert await store.ack(q, delivery.id) is False
+    assert await store.ack(q, "no-such-message") is False
+    counts = await store.counts(q)
+    assert (counts.ready, counts.in_flight, counts.dead) == (0, 0, 0)
+
+
+async def test_nack_requeues_then_dead_letters(store: QueueStore, q: str) -> None:
+    await store.configure(q, 2)
+    message_id = await publish(store, q, '{"n": 1}')
+    first = await store.claim(q, 30)
+    assert first is not None
+    assert first.retry_count == 0
+    assert await store.nack(q, message_id, requeue=True) == "requeued"
+    second = await store.claim(q, 30)
+    assert second is not None
+    assert second.id == message_id
+    assert second.retry_count == 1
+    assert await store.nack(q, message_id, requeue=True) == "dead_lettered"  # out of deliveries
+    assert await store.nack(q, message_id, requeue=True) is None  # no longer in flight
+    assert await store.claim(q, 30) is None
+    dead = await store.dead_letters(q, 10)
+    assert [d.id for d in dead] == [message_id]
+    assert dead[0].body == '{"n": 1}'
+    other = await publish(store, q, "2")
+    await store.claim(q, 30)
+    assert await store.nack(q, other, requeue=False) == "dead_lettered"
+    assert (await store.counts(q)).dead == 2
+
+
+async def test_missed_deadline_redelivers_then_dead_letters(store: QueueStore, q: str) -> None:
+    await store.configure(q, 2)
+    message_id = await publish(store, q, "1")
+    assert (await store.claim(q, 0.2)) is not None
+    assert await store.claim(q, 0.2) is None  # held until its deadline
+    await asyncio.sleep(0.3)
+    again = await store.claim(q, 0.2)
+    assert again is not None
+    assert again.id == message_id
+    assert again.retry_count == 1
+    await asyncio.sleep(0.3)
+    assert await store.claim(q, 0.2) is None  # two deliveries missed: dead now
+    assert [d.id for d in await store.dead_letters(q, 10)] == [message_id]
+
+
+async def test_late_ack_still_counts_until_someone_else_claims(store: QueueStore, q: str) -> None:
+    await publish(store, q, "1")
+    delivery = await store.claim(q, 0.1)
+    assert delivery is not None
+    await asyncio.sleep(0.2)
+    assert await store.ack(q, delivery.id) is True
+    assert await store.claim(q, 30) is None
+
+
+async def test_delay_and_extend(store: QueueStore, q: str) -> None:
+    await publish(store, q, "later", delay=0.3)
+    assert await store.claim(q, 30) is None
+    assert (await store.counts(q)).delayed == 1
+    await asyncio.sleep(0.4)
+    delivery = await store.claim(q, 0.3)
+    assert delivery is not None
+    assert delivery.body == "later"
+    assert await store.extend(q, delivery.id, 30) is True
+    await asyncio.sleep(0.4)
+    assert await store.claim(q, 30) is None  # the extension kept it
+    assert await store.extend(q, "no-such-message", 30) is False
+
+
+async def test_counts_and_purge(store: QueueStore, q: str) -> None:
+    for n in range(3):
+        await publish(store, q, str(n))
+    await publish(store, q, "later", delay=60)
+    assert await store.claim(q, 30) is not None
+    counts = await store.counts(q)
+    assert (counts.ready, counts.delayed, counts.in_flight, counts.dead) == (2, 1, 1, 0)
+    assert await store.purge(q) == 3
+    counts = await store.counts(q)
+    assert (counts.ready, counts.delayed, counts.in_flight) == (0, 0, 1)
+
+
+async def test_racing_consumers_take_each_message_once(store: QueueStore, q: str) -> None:
+    sent = {await publish(store, q, str(n)) for n in range(120)}
+    taken: list[str] = []
+
+    async def consumer() -> None:
+        while (delivery := await store.claim(q, 30)) is not None:
+            taken.append(delivery.id)
+            assert await store.ack(q, delivery.id)
+
+    await asyncio.gather(*(consumer() for _ in range(6)))
+    assert sorted(taken) == sorted(sent)

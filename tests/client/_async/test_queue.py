@@ -1,0 +1,145 @@
+"""Work queues through the SDK, on the embedded store and on Redis replicas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from roost import AsyncClient, AuthorizationError, NotFoundError, ValidationError
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    RunningServer,
+    unique,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def _admin(client: AsyncClient) -> AsyncClient:
+    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+
+
+async def test_publish_consume_ack_nack_and_dead_letters(server: RunningServer) -> None:
+    name = unique("jobs")
+    async with AsyncClient(api_url=server.url) as client:
+        queue = (await _admin(client)).queue
+        await queue.configure(name, max_deliveries=2)
+        await queue.publish(name, {"n": 1}, priority=1)
+        urgent = await queue.publish(name, {"n": 2}, priority=9, headers={"source": "test"})
+        assert urgent.position == 0
+        msg = await queue.consume(name)
+        assert msg is not None
+        assert (msg.message, msg.headers, msg.retry_count) == ({"n": 2}, {"source": "test"}, 0)
+        await queue.ack(name, msg.message_id)
+        with pytest.raises(NotFoundError) as caught:
+            await queue.ack(name, msg.message_id)
+        assert caught.value.code == "message_not_found"
+        low = await queue.consume(name)
+        assert low is not None
+        assert (await queue.nack(name, low.message_id)).action == "requeued"
+        again = await queue.consume(name)
+        assert again is not None
+        assert (again.message_id, again.retry_count) == (low.message_id, 1)
+        result = await queue.nack(name, again.message_id)
+        assert (result.success, result.action) == (True, "dead_lettered")
+        assert [m.message for m in await queue.dead_letters(name)] == [{"n": 1}]
+        stats = await queue.stats(name)
+        assert (stats.ready, stats.in_flight, stats.dead) == (0, 0, 1)
+        assert await queue.consume(name) is None
+
+
+async def test_delay_purge_and_the_deadline(server: RunningServer) -> None:
+    name = unique("later")
+    async with AsyncClient(api_url=server.url) as client:
+        queue = (await _admin(client)).queue
+        await queue.publish(name, "later", delay=60)
+        await queue.publish(name, "now")
+        assert (await queue.stats(name)).delayed == 1
+        msg = await queue.consume(name, ack_deadline=0.2)
+        assert msg is not None
+        assert msg.message == "now"
+        redelivered = await queue.consume(name, timeout=5)
+        assert redelivered is not None
+        assert (redelivered.message_id, redelivered.retry_count) == (msg.message_id, 1)
+        await queue.ack(name, msg.message_id)
+        assert await queue.purge(name) == 1
+        assert (await queue.stats(name)).delayed == 0
+
+
+async def test_queue_refusals(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        bad_calls = {
+            "queue": [
+                lambda: admin.queue.publish("", 1),
+                lambda: admin.queue.publish("q" * 201, 1),
+                lambda: admin.queue.publish("no spaces", 1),
+                lambda: admin.queue.consume("{braces}"),
+            ],
+            "priority": [
+                lambda: admin.queue.publish("q", 1, priority=10),
+                lambda: admin.queue.publish("q", 1, priority=-1),
+            ],
+            "message": [lambda: admin.queue.publish("q", "x" * (1024 * 1024 + 10))],
+            "ack_deadline": [lambda: admin.queue.consume("q", ack_deadline=0)],
+            "timeout": [lambda: admin.queue.consume("q", timeout=61)],
+        }
+        for field, calls in bad_calls.items():
+            for call in calls:
+                with pytest.raises(ValidationError) as caught:
+                    await call()
+                assert field in str(caught.value), caught.value
+        for refused in (
+            lambda: admin.queue.ack("q", "no-such-id"),
+            lambda: admin.queue.nack("q", "no-such-id"),
+            lambda: admin.queue.extend("q", "no-such-id", 10),
+        ):
+            with pytest.raises(NotFoundError):
+                await refused()
+        key = await admin.api_keys.create(unique("pub"), ["queue:write", "queue:read"])
+        publisher = await client.auth.sign_in_with_token(key["key"], "api_key")
+        await publisher.queue.publish(unique("q"), 1)
+        with pytest.raises(AuthorizationError):
+            await publisher.queue.consume("q")
+
+
+async def test_tenants_have_their_own_queues(server: RunningServer) -> None:
+    tenant, name = unique("t"), unique("shared")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        await admin.tenants.create(tenant, "Queue tenant")
+        await admin.queue.publish(name, "for the default tenant")
+        async with AsyncClient(api_url=server.url, tenant=tenant) as other:
+            await other.auth.register("worker", "worker-password")
+            worker = await other.auth.sign_in_with_password("worker", "worker-password")
+            with pytest.raises(AuthorizationError):
+                await worker.queue.consume(name)  # a plain user has no queue scopes
+        assert (await admin.queue.stats(name)).ready == 1
+        await admin.queue.purge(name)
+
+
+async def test_unacked_messages_survive_a_restart(
+    make_server: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    data = tmp_path / "kept"
+    first = make_server(data_dir=data)
+    async with AsyncClient(api_url=first.url) as client:
+        queue = (await _admin(client)).queue
+        for n in range(3):
+            await queue.publish("work", n)
+        taken = await queue.consume("work", ack_deadline=0.5)
+        assert taken is not None
+        await queue.ack("work", taken.message_id)
+        assert await queue.consume("work", ack_deadline=0.5) is not None  # never acked
+    first.stop()
+    second = make_server(data_dir=data)
+    async with AsyncClient(api_url=second.url) as client:
+        queue = (await _admin(client)).queue
+        seen = []
+        while (msg := await queue.consume("work", timeout=2)) is not None:
+            seen.append(msg.message)
+            await queue.ack("work", msg.message_id)
+        assert sorted(seen) == [1, 2]
