@@ -24,6 +24,9 @@ from roost.backends.queue.redis import RedisQueueStore
 from roost.backends.queue.sql import SqlQueueStore
 from roost.backends.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from roost.backends.sql import Database
+from roost.backends.stream import StreamStore
+from roost.backends.stream.redis import RedisStreamStore
+from roost.backends.stream.sql import SqlStreamStore
 from roost.errors import APIError, NotFoundError, ValidationError
 from roost.server.dispatch import Dispatcher
 from roost.server.files import file_routes
@@ -50,12 +53,14 @@ def build_platform(settings: Settings) -> Platform:
     redis = settings.redis_url
     kv: KVStore = RedisKVStore(redis) if redis else SqlKVStore(db)
     queues: QueueStore = RedisQueueStore(redis) if redis else SqlQueueStore(db)
+    streams: StreamStore = RedisStreamStore(redis) if redis else SqlStreamStore(db)
     bus: Bus = RedisBus(redis) if redis else MemoryBus()
     return Platform(
         settings=settings,
         db=db,
         kv=kv,
         queues=queues,
+        streams=streams,
         bus=bus,
         limiter=RedisRateLimiter(redis) if redis else MemoryRateLimiter(),
         access_tokens=AccessTokens(settings.signing_key(), settings.access_token_ttl),
@@ -98,6 +103,7 @@ def create_app(settings: Settings | None = None) -> RestDoor:
             await platform.blobs.close()
             await platform.kv.close()
             await platform.queues.close()
+            await platform.streams.close()
             await platform.bus.close()
             await platform.limiter.close()
 

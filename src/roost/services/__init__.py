@@ -21,6 +21,7 @@ def build_registry() -> Registry:
         records,
         schema,
         storage,
+        stream,
         tenants,
         users,
     )

@@ -14,6 +14,7 @@ from roost.backends.kv import KVStore
 from roost.backends.queue import QueueStore
 from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
+from roost.backends.stream import StreamStore
 from roost.errors import AuthorizationError, NotAuthenticatedError
 from roost.services.security import AccessTokens, scope_allows
 from roost.settings import Settings
@@ -121,6 +122,7 @@ class Platform:
     blobs: BlobStore
     kv: KVStore
     queues: QueueStore
+    streams: StreamStore
     bus: Bus
     principals: PrincipalCache
     known_tenants: dict[str, float] = field(default_factory=dict)

@@ -7,10 +7,11 @@ import random
 import time
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, or_, select, text
+from sqlalchemy import Connection, and_, delete, or_, select
 
 from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.locking import serialize_writers
 from roost.backends.sql.tables import kv_entries as kv
 
 _KV, _LOCK = "kv", "lock"
@@ -18,16 +19,6 @@ _KV, _LOCK = "kv", "lock"
 
 def _live(now: float) -> Any:
     return or_(kv.c.expires_at.is_(None), kv.c.expires_at > now)
-
-
-def _lock(conn: Connection, space: str, *keys: str) -> None:
-    """Order writers of the same keys. SQLite has one writer already; PostgreSQL takes a
-    transaction-scoped advisory lock per key (sorted, so two writers never deadlock)."""
-    if conn.dialect.name == "postgresql":
-        for key in sorted(set(keys)):
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{space}:{key}"}
-            )
 
 
 def _row(conn: Connection, space: str, key: str, now: float) -> Any:
@@ -64,7 +55,7 @@ class SqlKVStore:
         self, key: str, value: str, *, ttl: int | None = None, nx: bool = False, xx: bool = False
     ) -> bool:
         def work(conn: Connection) -> bool:
-            _lock(conn, _KV, key)
+            serialize_writers(conn, _KV, key)
             exists = _row(conn, _KV, key, time.time()) is not None
             if (nx and exists) or (xx and not exists):
                 return False
@@ -87,7 +78,7 @@ class SqlKVStore:
 
     async def delete(self, keys: list[str]) -> int:
         def work(conn: Connection) -> int:
-            _lock(conn, _KV, *keys)
+            serialize_writers(conn, _KV, *keys)
             where = and_(kv.c.space == _KV, kv.c.key.in_(keys))
             live = conn.execute(select(kv.c.key).where(where, _live(time.time()))).all()
             conn.execute(delete(kv).where(where))
@@ -97,7 +88,7 @@ class SqlKVStore:
 
     async def incr(self, key: str, amount: int) -> int:
         def work(conn: Connection) -> int:
-            _lock(conn, _KV, key)
+            serialize_writers(conn, _KV, key)
             row = _row(conn, _KV, key, time.time())
             _kind(row, "string")
             current = 0 if row is None else json.loads(row.value)
@@ -134,7 +125,7 @@ class SqlKVStore:
 
     async def expire(self, key: str, ttl: int) -> bool:
         def work(conn: Connection) -> bool:
-            _lock(conn, _KV, key)
+            serialize_writers(conn, _KV, key)
             if _row(conn, _KV, key, time.time()) is None:
                 return False
             conn.execute(
@@ -148,7 +139,7 @@ class SqlKVStore:
 
     async def hset(self, key: str, fields: dict[str, str], ttl: int | None = None) -> int:
         def work(conn: Connection) -> int:
-            _lock(conn, _KV, key)
+            serialize_writers(conn, _KV, key)
             row = _row(conn, _KV, key, time.time())
             _kind(row, "hash")
             current = {} if row is None else json.loads(row.value)
@@ -172,7 +163,7 @@ class SqlKVStore:
 
     async def hdel(self, key: str, fields: list[str]) -> int:
         def work(conn: Connection) -> int:
-            _lock(conn, _KV, key)
+            serialize_writers(conn, _KV, key)
             row = _row(conn, _KV, key, time.time())
             _kind(row, "hash")
             if row is None:
@@ -190,7 +181,7 @@ class SqlKVStore:
 
     async def acquire(self, name: str, token: str, ttl: int) -> bool:
         def work(conn: Connection) -> bool:
-            _lock(conn, _LOCK, name)
+            serialize_writers(conn, _LOCK, name)
             if _row(conn, _LOCK, name, time.time()) is not None:
                 return False
             _put(conn, _LOCK, name, "lock", token, _expiry(ttl))

@@ -90,6 +90,7 @@ CONTROL_MIGRATIONS: Sequence[Migration] = (
     Migration(2, "tenant categories", _create(tables.tenant_categories)),
     Migration(3, "embedded KV cache", _create(tables.kv_entries)),
     Migration(4, "embedded work queues", _create(tables.queues, tables.queue_messages)),
+    Migration(5, "embedded event streams", _create(tables.stream_rooms, tables.stream_events)),
 )
 
 TENANT_MIGRATIONS: Sequence[Migration] = (

@@ -311,3 +311,25 @@ queue_messages = Table(
     Index("roost_queue_next", "queue", "state", "priority", "seq"),
     Index("roost_queue_due", "queue", "state", "due_at"),
 )
+
+stream_rooms = Table(
+    "roost_stream_rooms",
+    control_metadata,
+    Column("room", String(300), primary_key=True),  # "<tenant>:<room>"
+    Column("next_offset", BigInteger, nullable=False),
+    Column("max_events", Integer, nullable=True),
+    Column("max_age", Integer, nullable=True),
+)
+
+stream_events = Table(
+    "roost_stream_events",
+    control_metadata,
+    Column("room", String(300), primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("id", String(40), nullable=False),
+    Column("event_type", String(200), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Index("roost_stream_age", "room", "timestamp"),
+)

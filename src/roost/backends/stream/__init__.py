@@ -1,0 +1,62 @@
+"""Event streams: an append-only log per room with dense offsets (0, 1, 2, ...).
+
+One protocol, SQL tables (embedded default) or Redis (`ROOST_REDIS_URL`). Room names given to a
+store are already namespaced by the service (`<tenant>:<room>`). Retention drops the oldest
+events past a room's `max_events` or `max_age`; offsets never restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: str
+    offset: int
+    event_type: str
+    data: str  # JSON text
+    metadata: dict[str, str]
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Events of a room in offset order, with the oldest retained and newest offsets
+    (an empty room has oldest = newest + 1)."""
+
+    events: list[StoredEvent]
+    oldest: int
+    newest: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    max_events: int
+    max_age: int | None  # seconds
+
+
+class StreamStore(Protocol):
+    kind: str
+
+    async def append(
+        self,
+        room: str,
+        event_type: str,
+        data: str,
+        metadata: dict[str, str],
+        default_retention: Retention,
+    ) -> StoredEvent:
+        """Add an event at the room's next offset, then apply its retention (the room's own,
+        if configured, else `default_retention`)."""
+        ...
+
+    async def read(self, room: str, from_offset: int, to_offset: int | None, limit: int) -> Page:
+        """Up to `limit` events with `from_offset <= offset <= to_offset` (no upper bound when
+        None). A negative `from_offset` means the last `-from_offset` events."""
+        ...
+
+    async def configure(self, room: str, retention: Retention) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,101 @@
+"""Event streams on Redis: a sorted set per room scored by offset, appended by one Lua script
+(offset, retention and the event in one atomic step, timed by the Redis clock)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from redis.asyncio import Redis
+
+from roost.backends.stream import Page, Retention, StoredEvent
+
+_APPEND = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local offset = redis.call('INCR', KEYS[1]) - 1
+local event = cjson.encode(
+  {i = ARGV[1], o = offset, e = ARGV[2], d = ARGV[3], m = ARGV[4], t = now})
+redis.call('ZADD', KEYS[2], offset, event)
+local keep = tonumber(redis.call('HGET', KEYS[3], 'max_events') or ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', offset - keep)
+local age = tonumber(redis.call('HGET', KEYS[3], 'max_age') or ARGV[6])
+if age > 0 then
+  for _ = 1, 1000 do
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0)
+    if #first == 0 or cjson.decode(first[1]).t >= now - age * 1000 then break end
+    redis.call('ZREM', KEYS[2], first[1])
+  end
+end
+return event
+"""
+
+_READ = """
+local newest = tonumber(redis.call('GET', KEYS[1]) or '0') - 1
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local oldest = newest + 1
+if #first > 0 then oldest = tonumber(first[2]) end
+local from = tonumber(ARGV[1])
+if from < 0 then from = math.max(newest + 1 + from, 0) end
+local events = redis.call('ZRANGEBYSCORE', KEYS[2], from, ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+return {oldest, newest, events}
+"""
+
+
+def _keys(room: str) -> list[str]:
+    base = f"roost:s:{{{room}}}:"
+    return [base + "seq", base + "events", base + "cfg"]
+
+
+def _event(raw: str) -> StoredEvent:
+    e = json.loads(raw)
+    return StoredEvent(e["i"], int(e["o"]), e["e"], e["d"], json.loads(e["m"]), e["t"] / 1000)
+
+
+class RedisStreamStore:
+    kind = "redis"
+
+    def __init__(self, url: str) -> None:
+        self._redis: Any = Redis.from_url(url, decode_responses=True)
+        self._append = self._redis.register_script(_APPEND)
+        self._read = self._redis.register_script(_READ)
+
+    async def append(
+        self,
+        room: str,
+        event_type: str,
+        data: str,
+        metadata: dict[str, str],
+        default_retention: Retention,
+    ) -> StoredEvent:
+        raw = await self._append(
+            keys=_keys(room),
+            args=[
+                secrets.token_hex(12),
+                event_type,
+                data,
+                json.dumps(metadata),
+                default_retention.max_events,
+                default_retention.max_age or 0,
+            ],
+        )
+        return _event(raw)
+
+    async def read(self, room: str, from_offset: int, to_offset: int | None, limit: int) -> Page:
+        upper = "+inf" if to_offset is None else to_offset
+        oldest, newest, raws = await self._read(keys=_keys(room), args=[from_offset, upper, limit])
+        return Page([_event(raw) for raw in raws], int(oldest), int(newest))
+
+    async def configure(self, room: str, retention: Retention) -> None:
+        cfg = _keys(room)[2]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(cfg, "max_events", retention.max_events)
+            if retention.max_age is None:
+                pipe.hdel(cfg, "max_age")
+            else:
+                pipe.hset(cfg, "max_age", retention.max_age)
+            await pipe.execute()
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,144 @@
+"""Event streams, per tenant: rooms of events with dense offsets, history and live feeds.
+
+A publish appends to the room's log (SQL or Redis) and then announces the event on the bus.
+A live feed registers on the bus first, then reads the log from where it starts, and after
+that delivers each announced event in offset order: an event it already delivered is skipped,
+and a jump in offsets is filled from the log, so there is no gap and no duplicate even when
+announcements from several replicas arrive out of order or are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from roost.backends.stream import Retention, StoredEvent
+from roost.services.context import Context
+from roost.services.feeds import Feed, Push
+from roost.services.payloads import from_json, json_text
+from roost.services.registry import operation
+from roost.wire.queue import Done
+from roost.wire.stream import (
+    HistoryAnswer,
+    HistoryRequest,
+    RetentionRequest,
+    StreamEvent,
+    StreamPublishAnswer,
+    StreamPublishRequest,
+    StreamSubscribeRequest,
+)
+
+_PAGE = 500
+
+
+def _room(ctx: Context, room: str) -> str:
+    return f"{ctx.tenant}:{room}"
+
+
+def _channel(name: str) -> str:
+    return f"stream:{name}"
+
+
+def _default_retention(ctx: Context) -> Retention:
+    settings = ctx.platform.settings
+    return Retention(settings.stream_max_events, settings.stream_max_age)
+
+
+def _wire(event: StoredEvent, room: str) -> StreamEvent:
+    return StreamEvent(
+        event_id=event.id,
+        offset=event.offset,
+        event_type=event.event_type,
+        data=from_json(event.data),
+        metadata=event.metadata,
+        timestamp=event.timestamp,
+        room=room,
+    )
+
+
+@operation("stream.publish", scope="stream:write")
+async def publish(ctx: Context, params: StreamPublishRequest) -> StreamPublishAnswer:
+    """Append an event to a room and push it to the room's live subscribers."""
+    platform, name = ctx.platform, _room(ctx, params.room)
+    data = json_text(params.data, "data", platform.settings.message_max_bytes)
+    stored, interest = await asyncio.gather(
+        platform.streams.append(
+            name, params.event_type, data, params.metadata or {}, _default_retention(ctx)
+        ),
+        platform.bus.interest(_channel(name)),
+    )
+    event = _wire(stored, params.room)
+    await platform.bus.publish(_channel(name), msgspec.json.encode(event))
+    return StreamPublishAnswer(
+        event_id=stored.id,
+        offset=stored.offset,
+        subscribers_notified=interest.get(_channel(name), 0),
+    )
+
+
+@operation("stream.history", scope="stream:read", read_only=True)
+async def history(ctx: Context, params: HistoryRequest) -> HistoryAnswer:
+    """Events of a room by offset (`from_offset` < 0: the last N), oldest first."""
+    start = 0 if params.from_offset is None else params.from_offset
+    page = await ctx.platform.streams.read(
+        _room(ctx, params.room), start, params.to_offset, params.limit
+    )
+    return HistoryAnswer(
+        events=[_wire(e, params.room) for e in page.events],
+        oldest_offset=page.oldest,
+        newest_offset=page.newest,
+    )
+
+
+@operation("stream.configure", scope="stream:write")
+async def configure(ctx: Context, params: RetentionRequest) -> Done:
+    """A room's retention: keep at most `max_events` events, none older than `max_age` s."""
+    retention = Retention(params.max_events, params.max_age)
+    await ctx.platform.streams.configure(_room(ctx, params.room), retention)
+    return Done()
+
+
+async def open_stream_feed(ctx: Context, params: StreamSubscribeRequest, push: Push) -> Feed:
+    """A live feed of a room. Without `from_offset` it starts after the newest event (or,
+    with `replay`, at the oldest retained one); a negative `from_offset` means the last N."""
+    platform, name = ctx.platform, _room(ctx, params.room)
+    channel = _channel(name)
+    inbox: asyncio.Queue[StreamEvent] = asyncio.Queue()
+    feed = Feed()
+    feed.on_close(platform.bus.listen(channel, lambda raw: inbox.put_nowait(_decode(raw))))
+    await platform.bus.add_interest(channel)
+    feed.on_close(lambda: platform.bus.drop_interest(channel))
+
+    async def catch_up(start: int, upper: int | None) -> int:
+        """Deliver the log from `start` to `upper`; returns the next offset to deliver."""
+        while True:
+            page = await platform.streams.read(name, start, upper, _PAGE)
+            for event in page.events:
+                push(_wire(event, params.room))
+                start = event.offset + 1
+            if len(page.events) < _PAGE:
+                return max(start, page.oldest)  # skips what retention dropped
+
+    async def follow() -> None:
+        if params.from_offset is not None:
+            start = params.from_offset
+        else:
+            newest = await platform.streams.read(name, -1, None, 1)
+            start = newest.oldest if params.replay else newest.newest + 1
+        next_offset = await catch_up(start, None)
+        while True:
+            event = await inbox.get()
+            if event.offset < next_offset:
+                continue  # delivered already (from the log, or announced twice)
+            if event.offset > next_offset:
+                next_offset = await catch_up(next_offset, event.offset - 1)
+            push(event)
+            next_offset = event.offset + 1
+
+    feed.run(follow)
+    return feed
+
+
+def _decode(raw: bytes) -> StreamEvent:
+    return msgspec.json.decode(raw, type=StreamEvent)

@@ -1,0 +1,95 @@
+"""One contract for every stream store: SQL (SQLite and PostgreSQL) and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.migrations import migrate
+from roost.backends.stream import Retention, StreamStore
+from roost.backends.stream.redis import RedisStreamStore
+from roost.backends.stream.sql import SqlStreamStore
+from tests.conftest import POSTGRES_URL, REDIS_URL, drop_pg_schemas, require_postgres, require_redis
+
+pytestmark = pytest.mark.anyio
+
+KEEP = Retention(max_events=1000, max_age=None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StreamStore]:
+    if request.param == "redis":
+        require_redis()
+        redis_store = RedisStreamStore(REDIS_URL)
+        yield redis_store
+        await redis_store.close()
+        return
+    prefix = f"rt{secrets.token_hex(4)}"
+    if request.param == "postgresql":
+        require_postgres()
+        url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'roost.db'}"
+    db = Database(url, data_dir=tmp_path, pg_schema_prefix=prefix)
+    await migrate(db, CONTROL)
+    yield SqlStreamStore(db)
+    await db.close()
+    if request.param == "postgresql":
+        drop_pg_schemas(prefix)
+
+
+@pytest.fixture
+def room() -> str:
+    return f"t{secrets.token_hex(4)}:chat"
+
+
+async def test_offsets_are_dense_from_zero(store: StreamStore, room: str) -> None:
+    empty = await store.read(room, 0, None, 10)
+    assert (empty.events, empty.oldest, empty.newest) == ([], 0, -1)
+    before = time.time()
+    for n in range(5):
+        event = await store.append(room, "message", f'{{"n": {n}}}', {"by": "ann"}, KEEP)
+        assert event.offset == n
+    page = await store.read(room, 0, None, 10)
+    assert [e.offset for e in page.events] == [0, 1, 2, 3, 4]
+    assert (page.oldest, page.newest) == (0, 4)
+    first = page.events[0]
+    assert (first.event_type, first.data, first.metadata) == ("message", '{"n": 0}', {"by": "ann"})
+    assert first.timestamp >= before - 1
+    assert len({e.id for e in page.events}) == 5
+
+
+async def test_ranges_limits_and_the_last_n(store: StreamStore, room: str) -> None:
+    for n in range(10):
+        await store.append(room, "tick", str(n), {}, KEEP)
+    assert [e.data for e in (await store.read(room, 3, 5, 10)).events] == ["3", "4", "5"]
+    assert [e.offset for e in (await store.read(room, 2, None, 3)).events] == [2, 3, 4]
+    assert [e.offset for e in (await store.read(room, -3, None, 10)).events] == [7, 8, 9]
+    assert [e.offset for e in (await store.read(room, -50, None, 100)).events] == list(range(10))
+
+
+async def test_retention_by_count_and_by_age(store: StreamStore, room: str) -> None:
+    for n in range(6):
+        await store.append(room, "tick", str(n), {}, Retention(max_events=4, max_age=None))
+    page = await store.read(room, 0, None, 10)
+    assert [e.offset for e in page.events] == [2, 3, 4, 5]
+    assert (page.oldest, page.newest) == (2, 5)
+    aged = room + "-aged"
+    await store.configure(aged, Retention(max_events=100, max_age=1))
+    await store.append(aged, "old", "1", {}, KEEP)
+    await asyncio.sleep(1.2)
+    await store.append(aged, "new", "2", {}, KEEP)
+    page = await store.read(aged, 0, None, 10)
+    assert [e.event_type for e in page.events] == ["new"]
+    assert (page.oldest, page.newest) == (1, 1)
+
+
+async def test_concurrent_appends_get_distinct_dense_offsets(store: StreamStore, room: str) -> None:
+    events = await asyncio.gather(*(store.append(room, "x", str(n), {}, KEEP) for n in range(40)))
+    assert sorted(e.offset for e in events) == list(range(40))
