@@ -127,7 +127,8 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         port=port,
         log_level="warning",
         lifespan="on",
-        ws="none",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from roost.backends.blob import open_blob_store
 from roost.backends.bus import Bus, MemoryBus
@@ -33,6 +34,7 @@ from roost.server.files import file_routes
 from roost.server.openapi import docs_page, openapi_document
 from roost.server.responses import compressed, error_reply, request_id, response_codec
 from roost.server.rest import RestDoor
+from roost.server.ws import WebSocketDoor
 from roost.services import build_registry
 from roost.services.context import Platform, PrincipalCache
 from roost.services.security import AccessTokens
@@ -143,4 +145,12 @@ def create_app(settings: Settings | None = None) -> RestDoor:
     pages = Starlette(
         routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan
     )
-    return RestDoor(dispatcher, fallback=pages)
+    websocket = WebSocketDoor(dispatcher)
+
+    async def other_doors(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await websocket(scope, receive, send)
+        else:
+            await pages(scope, receive, send)
+
+    return RestDoor(dispatcher, fallback=other_doors)

@@ -1,0 +1,283 @@
+"""The WebSocket door: every operation as RPC on one connection, plus live subscriptions.
+
+A plain ASGI app. The connection is authenticated like an HTTP request (headers, or the
+`access_token` / `api_key` query parameters for browsers) and re-identified at most once a
+second, so a revoked credential stops working on open connections too. Calls run
+concurrently, at most `ws_max_in_flight` at a time. Everything the server sends goes through
+one outbox; when a client reads so slowly that the outbox passes `ws_max_outbound_bytes`, the
+server drops the connection (close code 4008) instead of letting its memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import Receive, Scope, Send
+
+from roost.errors import (
+    AuthenticationError,
+    NotFoundError,
+    RateLimitError,
+    RoostError,
+    ValidationError,
+)
+from roost.server.dispatch import Dispatcher, decode_body, require_scope
+from roost.server.responses import as_roost_error
+from roost.services.context import Context
+from roost.services.feeds import Feed, Push
+from roost.services.pubsub import open_pubsub_feed
+from roost.services.stream import open_stream_feed
+from roost.wire.codec import JSON, MSGPACK, Codec
+from roost.wire.pubsub import PubSubSubscribeRequest
+from roost.wire.stream import StreamSubscribeRequest
+from roost.wire.ws import CallFrame, Subscribed, UnsubscribeRequest
+
+PATH = "/api/v1/ws"
+SLOW_CONSUMER = 4008
+_REIDENTIFY = 1.0
+_MAX_SUBSCRIPTIONS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """How one kind of subscription is opened."""
+
+    params: type[Any]
+    scope: str
+    open: Callable[[Context, Any, Push], Awaitable[Feed]]
+
+
+SUBSCRIBERS: dict[str, Subscriber] = {
+    "stream.subscribe": Subscriber(StreamSubscribeRequest, "stream:read", open_stream_feed),
+    "pubsub.subscribe": Subscriber(PubSubSubscribeRequest, "pubsub:read", open_pubsub_feed),
+}
+
+
+class WebSocketDoor:
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] != PATH:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 4404, "reason": f"use {PATH}"})
+            return
+        await _Connection(self.dispatcher, scope, receive, send).serve()
+
+
+class _Connection:
+    def __init__(self, dispatcher: Dispatcher, scope: Scope, receive: Receive, send: Send):
+        self.dispatcher = dispatcher
+        self.scope, self.receive, self.send = scope, receive, send
+        settings = dispatcher.platform.settings
+        self.max_in_flight, self.max_outbound = (
+            settings.ws_max_in_flight,
+            settings.ws_max_outbound_bytes,
+        )
+        self.headers = _headers(scope)
+        self.ctx: Context | None = None
+        self.identified_at = 0.0
+        self.calls: set[asyncio.Task[None]] = set()
+        self.feeds: dict[str, Feed] = {}
+        self.outbox: deque[tuple[bytes, Codec]] = deque()
+        self.queued = 0
+        self.wake = asyncio.Event()
+        self.closing = False
+
+    async def serve(self) -> None:
+        await self.receive()  # websocket.connect
+        try:
+            await self._context()
+        except Exception as exc:
+            error = as_roost_error(exc, "")
+            await self.send({"type": "websocket.accept"})
+            await self.send(
+                {
+                    "type": "websocket.send",
+                    "text": JSON.encode({"id": None, "error": error.to_dict()}).decode(),
+                }
+            )
+            code = 4401 if isinstance(error, AuthenticationError) else 4403
+            await self.send({"type": "websocket.close", "code": code, "reason": error.code})
+            return
+        await self.send({"type": "websocket.accept"})
+        writer = asyncio.create_task(self._write())
+        try:
+            while not self.closing:
+                message = await self.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("bytes") is not None:
+                    self._on_frame(message["bytes"], MSGPACK)
+                elif message.get("text") is not None:
+                    self._on_frame(message["text"].encode(), JSON)
+        finally:
+            self.closing = True
+            writer.cancel()
+            for task in list(self.calls):
+                task.cancel()
+            for feed in self.feeds.values():
+                await feed.close()
+            self.feeds.clear()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    # -- frames in ---------------------------------------------------------------------------
+
+    def _on_frame(self, data: bytes, codec: Codec) -> None:
+        try:
+            frame = decode_body(data, codec, CallFrame, "frame")
+        except RoostError as exc:
+            exc.code = "invalid_frame" if exc.code == "validation_error" else exc.code
+            self._answer(codec, None, error=exc)
+            return
+        if frame.type == "ping":
+            self._queue(codec, {"type": "pong"})
+            return
+        if frame.method is None:
+            self._answer(
+                codec,
+                frame.id,
+                error=ValidationError(
+                    "a frame needs a `method` (or type ping)",
+                    code="invalid_frame",
+                    details={"field": "method"},
+                ),
+            )
+            return
+        if len(self.calls) >= self.max_in_flight:
+            error = RateLimitError(
+                f"{self.max_in_flight} calls are in flight on this connection already; "
+                "wait for answers before sending more",
+                code="too_many_in_flight",
+                retry_after=0.1,
+            )
+            self._answer(codec, frame.id, error=error)
+            return
+        task = asyncio.create_task(self._call(frame, codec))
+        self.calls.add(task)
+        task.add_done_callback(self.calls.discard)
+
+    async def _call(self, frame: CallFrame, codec: Codec) -> None:
+        method, params = frame.method or "", bytes(frame.params)
+        try:
+            ctx = await self._context()
+            if method in SUBSCRIBERS:
+                result: Any = await self._subscribe(ctx, SUBSCRIBERS[method], method, params, codec)
+            elif method == "unsubscribe":
+                result = await self._unsubscribe(params, codec)
+            else:
+                op = self.dispatcher.operation(method)
+                result = await self.dispatcher.invoke(ctx, op, params, codec)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._answer(codec, frame.id, error=as_roost_error(exc, str(frame.id)))
+        else:
+            self._answer(codec, frame.id, result=result)
+
+    async def _context(self) -> Context:
+        now = time.monotonic()
+        if self.ctx is None or now - self.identified_at > _REIDENTIFY:
+            client = self.scope.get("client")
+            self.ctx = await self.dispatcher.identify(
+                self.headers,
+                host=self.headers.get("host", ""),
+                client_address=client[0] if client else "",
+            )
+            self.identified_at = now
+        return self.ctx
+
+    async def _subscribe(
+        self, ctx: Context, kind: Subscriber, method: str, params: bytes, codec: Codec
+    ) -> Subscribed:
+        require_scope(ctx, kind.scope, method)
+        request = decode_body(params, codec, kind.params, f"parameters for {method}")
+        if len(self.feeds) >= _MAX_SUBSCRIPTIONS:
+            raise RateLimitError(
+                f"this connection holds {_MAX_SUBSCRIPTIONS} subscriptions; unsubscribe first",
+                code="too_many_subscriptions",
+            )
+        sub = secrets.token_hex(6)
+
+        def push(event: Any) -> None:
+            self._queue(codec, {"sub": sub, "event": event})
+
+        self.feeds[sub] = await kind.open(ctx, request, push)
+        return Subscribed(sub=sub)
+
+    async def _unsubscribe(self, params: bytes, codec: Codec) -> dict[str, bool]:
+        request = decode_body(params, codec, UnsubscribeRequest, "parameters for unsubscribe")
+        feed = self.feeds.pop(request.sub, None)
+        if feed is None:
+            raise NotFoundError(
+                f"no subscription {request.sub!r} on this connection",
+                code="subscription_not_found",
+                details={"field": "sub"},
+            )
+        await feed.close()
+        return {"success": True}
+
+    # -- frames out --------------------------------------------------------------------------
+
+    def _answer(
+        self, codec: Codec, frame_id: Any, *, result: Any = None, error: RoostError | None = None
+    ) -> None:
+        if error is not None:
+            self._queue(codec, {"id": frame_id, "error": error.to_dict()})
+        else:
+            self._queue(codec, {"id": frame_id, "result": result})
+
+    def _queue(self, codec: Codec, payload: Any) -> None:
+        if self.closing:
+            return
+        data = codec.encode(payload)
+        self.outbox.append((data, codec))
+        self.queued += len(data)
+        if self.queued > self.max_outbound:
+            self._drop_slow_consumer()
+            return
+        self.wake.set()
+
+    def _drop_slow_consumer(self) -> None:
+        self.closing = True
+        self.outbox.clear()
+        reason = f"more than {self.max_outbound} bytes waited to be sent: read faster"
+        asyncio.create_task(self._close(SLOW_CONSUMER, reason))  # noqa: RUF006 - ends with the connection
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+
+    async def _write(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.outbox and not self.closing:
+                data, codec = self.outbox.popleft()
+                self.queued -= len(data)
+                if codec is JSON:
+                    await self.send({"type": "websocket.send", "text": data.decode()})
+                else:
+                    await self.send({"type": "websocket.send", "bytes": data})
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    if "authorization" not in headers:
+        if "access_token" in query:
+            headers["authorization"] = f"Bearer {query['access_token']}"
+        elif "api_key" in query:
+            headers["authorization"] = f"Api-Key {query['api_key']}"
+    if "tenant" in query and "x-roost-tenant" not in headers:
+        headers["x-roost-tenant"] = query["tenant"]
+    return headers

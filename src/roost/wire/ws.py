@@ -1,0 +1,32 @@
+"""Frames of the WebSocket door (`/api/v1/ws`).
+
+Client → server: `{"id", "method", "params"}` calls any operation (or `stream.subscribe`,
+`pubsub.subscribe`, `database.subscribe`, `unsubscribe`); `{"type": "ping"}` asks for a pong.
+Server → client: `{"id", "result"}` or `{"id", "error"}` answers a call; `{"sub", "event"}`
+pushes an event of a subscription; `{"type": "pong"}`. Text frames carry JSON, binary frames
+MessagePack; each answer uses the format of the frame it answers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct
+
+FrameId = int | Annotated[str, Meta(max_length=100)] | None
+
+
+class CallFrame(Struct, forbid_unknown_fields=True):
+    id: FrameId = None
+    method: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+    params: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b""))
+    type: Annotated[str, Meta(max_length=20)] | None = None
+
+
+class UnsubscribeRequest(Struct, forbid_unknown_fields=True):
+    sub: Annotated[str, Meta(min_length=1, max_length=100)]
+
+
+class Subscribed(Struct):
+    sub: str

@@ -1,0 +1,187 @@
+"""The WebSocket door, spoken to frame by frame with a plain WebSocket client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from roost import AsyncClient
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+
+pytestmark = pytest.mark.anyio
+
+
+async def api_key(server: RunningServer, scopes: list[str]) -> str:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        created = await admin.api_keys.create(unique("ws"), scopes)
+        return str(created["key"])
+
+
+@asynccontextmanager
+async def socket(server: RunningServer, key: str | None) -> AsyncIterator[ClientConnection]:
+    url = server.url.replace("http://", "ws://") + "/api/v1/ws"
+    headers = {"Authorization": f"Api-Key {key}"} if key else {}
+    async with connect(url, additional_headers=headers, max_size=None) as ws:
+        yield ws
+
+
+async def call(ws: ClientConnection, frame_id: int, method: str, **params: Any) -> Any:
+    await ws.send(json.dumps({"id": frame_id, "method": method, "params": params}))
+    return json.loads(await ws.recv())
+
+
+async def test_calls_answer_by_id_with_many_in_flight(server: RunningServer) -> None:
+    key, prefix = await api_key(server, ["kv:*"]), unique("ws")
+    async with socket(server, key) as ws:
+        for n in range(100):
+            await ws.send(
+                json.dumps(
+                    {"id": n, "method": "kv.set", "params": {"key": f"{prefix}{n}", "value": n}}
+                )
+            )
+        answers = [json.loads(await ws.recv()) for _ in range(100)]
+        assert sorted(a["id"] for a in answers) == list(range(100))
+        assert all(a["result"] == {"success": True} for a in answers)
+        got = await call(ws, 500, "kv.get", key=f"{prefix}7")
+        assert got == {"id": 500, "result": {"found": True, "value": 7, "ttl": -1}}
+
+
+async def test_msgpack_frames_get_msgpack_answers(server: RunningServer) -> None:
+    key = await api_key(server, ["kv:*"])
+    async with socket(server, key) as ws:
+        frame = {"id": "a", "method": "kv.incr", "params": {"key": unique("n"), "amount": 3}}
+        await ws.send(msgspec.msgpack.encode(frame))
+        answer = await ws.recv()
+        assert isinstance(answer, bytes)
+        assert msgspec.msgpack.decode(answer) == {"id": "a", "result": {"value": 3}}
+
+
+async def test_bad_frames_are_answered_and_the_connection_survives(server: RunningServer) -> None:
+    key = await api_key(server, ["kv:*"])
+    async with socket(server, key) as ws:
+        await ws.send("this is not json")
+        error = json.loads(await ws.recv())
+        assert error["id"] is None
+        assert error["error"]["code"] == "invalid_frame"
+        await ws.send(b"\xc1")  # never valid MessagePack
+        assert msgspec.msgpack.decode(await ws.recv())["error"]["code"] == "invalid_frame"
+        assert (await call(ws, 1, "no.such_method"))["error"]["code"] == "not_found"
+        assert (await call(ws, 2, "kv.get", key=""))["error"]["details"]["field"] == "key"
+        await ws.send(json.dumps({"id": 3}))
+        missing = json.loads(await ws.recv())
+        assert missing["error"]["details"]["field"] == "method"
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+
+
+async def test_credentials_are_checked_like_http(server: RunningServer) -> None:
+    async with socket(server, "not-a-key") as ws:
+        error = json.loads(await ws.recv())
+        assert error["error"]["code"] in ("invalid_credentials", "authentication_failed")
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4401
+    async with socket(server, None) as anonymous:
+        answer = await call(anonymous, 1, "kv.get", key="x")
+        assert answer["error"]["code"] == "not_authenticated"
+    reader = await api_key(server, ["kv:read"])
+    async with socket(server, reader) as ws:
+        assert (await call(ws, 1, "kv.set", key="x", value=1))["error"]["code"] == "missing_scope"
+        refused = await call(ws, 2, "stream.subscribe", room="r")
+        assert refused["error"]["code"] == "missing_scope"
+
+
+async def test_stream_and_pubsub_subscriptions_push_events(server: RunningServer) -> None:
+    key, room = await api_key(server, ["stream:*", "pubsub:*"]), unique("room")
+    async with socket(server, key) as ws, socket(server, key) as publisher:
+        for n in range(3):
+            await call(publisher, n, "stream.publish", room=room, event_type="old", data=n)
+        sub = (await call(ws, 1, "stream.subscribe", room=room, from_offset=1))["result"]["sub"]
+        replayed = [json.loads(await ws.recv()) for _ in range(2)]
+        assert [(f["sub"], f["event"]["offset"]) for f in replayed] == [(sub, 1), (sub, 2)]
+        sent = await call(
+            publisher, 9, "stream.publish", room=room, event_type="new", data={"x": 1}
+        )
+        assert sent["result"]["offset"] == 3
+        assert sent["result"]["subscribers_notified"] == 1
+        live = json.loads(await ws.recv())
+        assert live["event"]["event_type"] == "new"
+        assert live["event"]["data"] == {"x": 1}
+        assert (await call(ws, 2, "unsubscribe", sub=sub))["result"] == {"success": True}
+        assert (await call(ws, 3, "unsubscribe", sub=sub))["error"][
+            "code"
+        ] == "subscription_not_found"
+
+        topic = unique("orders")
+        ps = await call(ws, 4, "pubsub.subscribe", patterns=[f"{topic}.*.created", f"{topic}.#.eu"])
+        assert "sub" in ps["result"]
+        sent = await call(publisher, 10, "pubsub.publish", topic=f"{topic}.a.b.eu", message="eu")
+        assert sent["result"]["subscribers_matched"] == 1
+        missed = await call(publisher, 11, "pubsub.publish", topic=f"{topic}.a.b.us", message="us")
+        assert missed["result"]["subscribers_matched"] == 0
+        await call(publisher, 12, "pubsub.publish", topic=f"{topic}.x.created", message="new")
+        pushed = [json.loads(await ws.recv())["event"] for _ in range(2)]
+        assert [(p["topic"], p["message"]) for p in pushed] == [
+            (f"{topic}.a.b.eu", "eu"),
+            (f"{topic}.x.created", "new"),
+        ]
+        bad = await call(ws, 5, "pubsub.subscribe", patterns=["a..b"])
+        assert bad["error"]["details"]["field"] == "patterns[0]"
+
+
+async def test_in_flight_calls_are_limited_per_connection(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    limited = make_server(ws_max_in_flight=2)
+    key = await api_key(limited, ["queue:*"])
+    async with socket(limited, key) as ws:
+        for n in range(5):
+            params = {"queue": "idle", "timeout": 1}
+            await ws.send(json.dumps({"id": n, "method": "queue.consume", "params": params}))
+        answers = [json.loads(await ws.recv()) for _ in range(5)]
+        refused = [a for a in answers if "error" in a]
+        assert len(refused) == 3
+        assert {a["error"]["code"] for a in refused} == {"too_many_in_flight"}
+
+
+async def test_a_client_that_does_not_read_is_dropped(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    limited = make_server(ws_max_outbound_bytes=256 * 1024)
+    key, room = await api_key(limited, ["stream:*"]), unique("flood")
+    async with socket(limited, key) as reader, socket(limited, key) as publisher:
+        await call(reader, 1, "stream.subscribe", room=room)
+        payload = "x" * 100_000
+        for n in range(300):  # 30 MB, far more than the socket buffers hold
+            await publisher.send(
+                json.dumps(
+                    {
+                        "id": n,
+                        "method": "stream.publish",
+                        "params": {"room": room, "event_type": "big", "data": payload},
+                    }
+                )
+            )
+        for _ in range(300):
+            await publisher.recv()
+        await asyncio.sleep(0.5)
+
+        async def read_until_closed() -> None:
+            async with asyncio.timeout(30):  # without the limit it would read all 30 MB, then wait
+                while True:
+                    await reader.recv()
+
+        with pytest.raises(ConnectionClosed) as closed:
+            await read_until_closed()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4008
