@@ -27,11 +27,19 @@ class FlakyProxy:
         self.refused = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._open: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
         self._closed = True
         self._listener.close()
+
+    def cut_all(self) -> None:
+        """Cut every open connection (as a network failure would); new ones still pass."""
+        with self._lock:
+            open_sockets, self._open = self._open, []
+        for sock in open_sockets:
+            _cut(sock)
 
     def _accept(self) -> None:
         while not self._closed:
@@ -47,6 +55,8 @@ class FlakyProxy:
                 threading.Thread(target=self._refuse, args=(client, status), daemon=True).start()
                 continue
             upstream = socket.create_connection(self._target)
+            with self._lock:
+                self._open += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._answer, args=(upstream, client), daemon=True).start()
 

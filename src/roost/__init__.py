@@ -9,15 +9,20 @@ with Client(api_url="http://127.0.0.1:8787") as client:
 from roost._version import __version__
 from roost.client._async.client import AsyncClient
 from roost.client._core.config import ClientConfig
+from roost.client._core.realtime import AsyncSubscription, Subscription
 from roost.client._core.results import (
     BatchItemResult,
     GetResult,
+    HistoryResult,
     NackResult,
     PublishResult,
+    PubSubPublishResult,
     QueueMessage,
     QueueStats,
     ScanResult,
     SetResult,
+    StreamEvent,
+    StreamPublishResult,
 )
 from roost.client._sync.client import Client
 from roost.errors import (
@@ -55,12 +60,18 @@ __all__ = [
     # results
     "BatchItemResult",
     "GetResult",
+    "HistoryResult",
     "NackResult",
     "PublishResult",
+    "PubSubPublishResult",
     "QueueMessage",
     "QueueStats",
     "ScanResult",
     "SetResult",
+    "StreamEvent",
+    "StreamPublishResult",
+    "Subscription",
+    "AsyncSubscription",
     # errors
     "APIError",
     "AuthenticationError",

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from roost.backends.sql import CONTROL, Database
-from roost.backends.sql.migrations import TENANT_MIGRATIONS, migrate
+from roost.backends.sql.migrations import CONTROL_MIGRATIONS, TENANT_MIGRATIONS, migrate
 from roost.backends.sql.tables import roles
 from tests.conftest import POSTGRES_URL, drop_pg_schemas, require_postgres
 
@@ -32,7 +32,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 @pytest.mark.anyio
 async def test_migrations_apply_once(db: Database) -> None:
-    assert await migrate(db, CONTROL) == [1, 2, 3]
+    assert await migrate(db, CONTROL) == [m.version for m in CONTROL_MIGRATIONS]
     assert await migrate(db, "acme") == [m.version for m in TENANT_MIGRATIONS]
     assert await migrate(db, "acme") == []
     async with db.read("acme") as conn:

@@ -6,6 +6,7 @@ The sync client is generated from the async source by scripts/unasync.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -27,8 +28,10 @@ from roost.client._async.database import (
     AsyncSchema,
 )
 from roost.client._async.kv import AsyncKV
+from roost.client._async.pubsub import AsyncPubSub
 from roost.client._async.queue import AsyncQueue
 from roost.client._async.storage import AsyncFiles, AsyncStorage
+from roost.client._async.stream import AsyncStream
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -40,6 +43,7 @@ from roost.client._core.protocol import (
     prepare,
     read_response,
 )
+from roost.client._core.realtime import AsyncRealtime, Event, websocket_url
 from roost.client._core.results import BatchItemResult
 from roost.client._core.retry import RETRY_STATUSES, Backoff, Retry, parse_retry_after
 from roost.errors import AuthenticationError, ConnectionError, NetworkError, TimeoutError
@@ -64,6 +68,7 @@ class _Shared:
             Backoff(config.retry_delay, config.retry_multiplier, config.retry_max_delay),
             config.max_retries,
         )
+        self.realtimes: list[AsyncRealtime] = []
 
 
 class AsyncClient(ModeSelecting):
@@ -199,6 +204,42 @@ class AsyncClient(ModeSelecting):
     def queue(self) -> AsyncQueue:
         """Work queues: publish, consume, ack/nack, dead letters."""
         return AsyncQueue(self)
+
+    @cached_property
+    def stream(self) -> AsyncStream:
+        """Event streams: rooms of ordered events, live subscriptions and history."""
+        return AsyncStream(self)
+
+    @cached_property
+    def pubsub(self) -> AsyncPubSub:
+        """Publish/subscribe on topics with `*` and `#` wildcards."""
+        return AsyncPubSub(self)
+
+    @cached_property
+    def realtime(self) -> AsyncRealtime:
+        """The WebSocket connection (opened on first use) that carries subscriptions; its
+        `call(method, params)` runs any operation over it.
+
+        Example:
+            value = await client.realtime.call("kv.get", {"key": "k"})
+        """
+        engine = AsyncRealtime(
+            websocket_url(self._config.api_url),
+            self._fresh_headers,
+            binary=self._config.format == "msgpack",
+            timeout=self._config.timeout,
+        )
+        self._shared.realtimes.append(engine)
+        return engine
+
+    def on(self, event: Event, handler: Callable[..., Any]) -> None:
+        """Call `handler` when the realtime connection is "connected" or "disconnected", or
+        on an "error" (handler(exception)). Handlers may be async.
+
+        Example:
+            client.on("disconnected", lambda: print("offline, reconnecting"))
+        """
+        self.realtime.on(event, handler)
 
     @cached_property
     def files(self) -> AsyncFiles:
@@ -406,7 +447,11 @@ class AsyncClient(ModeSelecting):
     # -- lifetime -----------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the connection pool (shared with every client derived from this one)."""
+        """Close the connection pool and realtime connections (shared with every client
+        derived from this one)."""
+        for engine in self._shared.realtimes:
+            await engine.close()
+        self._shared.realtimes.clear()
         await self._shared.http.aclose()
 
     async def __aenter__(self) -> AsyncClient:

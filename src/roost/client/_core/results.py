@@ -81,3 +81,44 @@ class QueueStats:
     delayed: int
     in_flight: int
     dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """An event of a stream room; `offset` is its place in the room (0, 1, 2, ...)."""
+
+    event_id: str
+    offset: int
+    event_type: str
+    data: Any
+    metadata: dict[str, str]
+    timestamp: float
+    room: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPublishResult:
+    """`stream.publish`: the event's id and offset, and how many subscribers it reached."""
+
+    event_id: str
+    offset: int
+    subscribers_notified: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResult:
+    """`stream.history`: events in offset order, and the room's oldest and newest offsets
+    (an empty room has oldest = newest + 1)."""
+
+    events: list[StreamEvent]
+    oldest_offset: int
+    newest_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class PubSubPublishResult:
+    """`pubsub.publish`: the message's id and how many subscriptions matched its topic."""
+
+    message_id: str
+    topic: str
+    subscribers_matched: int

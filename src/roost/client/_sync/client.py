@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -29,8 +30,10 @@ from roost.client._sync.database import (
     Schema,
 )
 from roost.client._sync.kv import KV
+from roost.client._sync.pubsub import PubSub
 from roost.client._sync.queue import Queue
 from roost.client._sync.storage import Files, Storage
+from roost.client._sync.stream import Stream
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -42,6 +45,7 @@ from roost.client._core.protocol import (
     prepare,
     read_response,
 )
+from roost.client._core.realtime import Realtime, Event, websocket_url
 from roost.client._core.results import BatchItemResult
 from roost.client._core.retry import RETRY_STATUSES, Backoff, Retry, parse_retry_after
 from roost.errors import AuthenticationError, ConnectionError, NetworkError, TimeoutError
@@ -66,6 +70,7 @@ class _Shared:
             Backoff(config.retry_delay, config.retry_multiplier, config.retry_max_delay),
             config.max_retries,
         )
+        self.realtimes: list[Realtime] = []
 
 
 class Client(ModeSelecting):
@@ -201,6 +206,42 @@ class Client(ModeSelecting):
     def queue(self) -> Queue:
         """Work queues: publish, consume, ack/nack, dead letters."""
         return Queue(self)
+
+    @cached_property
+    def stream(self) -> Stream:
+        """Event streams: rooms of ordered events, live subscriptions and history."""
+        return Stream(self)
+
+    @cached_property
+    def pubsub(self) -> PubSub:
+        """Publish/subscribe on topics with `*` and `#` wildcards."""
+        return PubSub(self)
+
+    @cached_property
+    def realtime(self) -> Realtime:
+        """The WebSocket connection (opened on first use) that carries subscriptions; its
+        `call(method, params)` runs any operation over it.
+
+        Example:
+            value = client.realtime.call("kv.get", {"key": "k"})
+        """
+        engine = Realtime(
+            websocket_url(self._config.api_url),
+            self._fresh_headers,
+            binary=self._config.format == "msgpack",
+            timeout=self._config.timeout,
+        )
+        self._shared.realtimes.append(engine)
+        return engine
+
+    def on(self, event: Event, handler: Callable[..., Any]) -> None:
+        """Call `handler` when the realtime connection is "connected" or "disconnected", or
+        on an "error" (handler(exception)). Handlers may be async.
+
+        Example:
+            client.on("disconnected", lambda: print("offline, reconnecting"))
+        """
+        self.realtime.on(event, handler)
 
     @cached_property
     def files(self) -> Files:
@@ -408,7 +449,11 @@ class Client(ModeSelecting):
     # -- lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection pool (shared with every client derived from this one)."""
+        """Close the connection pool and realtime connections (shared with every client
+        derived from this one)."""
+        for engine in self._shared.realtimes:
+            engine.close()
+        self._shared.realtimes.clear()
         self._shared.http.close()
 
     def __enter__(self) -> Client:

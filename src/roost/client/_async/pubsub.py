@@ -1,0 +1,48 @@
+"""`client.pubsub`: publish/subscribe on topics with AMQP wildcards (Synap pubsub)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from roost.client._core.realtime import AsyncSubscription
+from roost.client._core.results import PubSubPublishResult
+
+if TYPE_CHECKING:
+    from roost.client._async.client import AsyncClient
+
+
+class AsyncPubSub:
+    """Fire-and-forget messages on dot-separated topics; nothing is kept for later."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def publish(
+        self, topic: str, message: Any, metadata: dict[str, str] | None = None
+    ) -> PubSubPublishResult:
+        """Send a message to every subscription whose patterns match `topic`.
+
+        Example:
+            await client.pubsub.publish("notifications.email.user", {"to": "a@example.com"})
+        """
+        params: dict[str, Any] = {"topic": topic, "message": message}
+        if metadata:
+            params["metadata"] = metadata
+        return PubSubPublishResult(**await self._client.call("pubsub.publish", params))
+
+    async def subscribe(
+        self, patterns: list[str], callback: Callable[[str, Any], Any]
+    ) -> AsyncSubscription:
+        """Receive messages whose topic matches a pattern: `*` is exactly one word, `#` zero
+        or more (`events.#`, `a.*.c`, `a.#.b`). `callback(topic, message)` may be async.
+
+        Example:
+            sub = await client.pubsub.subscribe(["orders.*.created"], lambda t, m: print(t, m))
+        """
+        return await self._client.realtime.subscribe(
+            "pubsub.subscribe",
+            {"patterns": patterns},
+            lambda event: callback(event["topic"], event["message"]),
+            ",".join(patterns),
+        )

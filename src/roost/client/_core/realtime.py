@@ -1,0 +1,470 @@
+"""The realtime connection: one WebSocket per client for subscriptions and RPC calls.
+
+`AsyncRealtime` is the engine, on asyncio. It connects on first use, answers calls by frame id,
+hands each subscription's events to its callback in order (plain or async callbacks), and when
+the connection drops it reconnects with backoff and subscribes again. A subscription whose
+events carry an `offset` (streams, table changes) resumes after the last offset it received,
+so a reconnect neither loses nor repeats an event.
+
+`Realtime` is the same engine for the sync client: it runs on an event loop in a daemon thread
+of its own, and callbacks run on that thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import json
+import logging
+import random
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from roost.errors import AuthenticationError, ConnectionError, RoostError, error_from_payload
+
+logger = logging.getLogger("roost.realtime")
+
+T = TypeVar("T")
+Event = Literal["connected", "disconnected", "error"]
+EVENTS: tuple[Event, ...] = ("connected", "disconnected", "error")
+HeaderSource = Callable[[], Awaitable[dict[str, str]] | dict[str, str]]
+
+
+def websocket_url(api_url: str) -> str:
+    """`http(s)://host` → `ws(s)://host/api/v1/ws`."""
+    return api_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/api/v1/ws"
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+@dataclass
+class _Subscription:
+    method: str
+    params: dict[str, Any]
+    on_event: Callable[[Any], Any]
+    room: str
+    server_id: str | None = None
+    last_offset: int | None = None
+    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+    def resume_params(self) -> dict[str, Any]:
+        """Subscribe again from just after the last event received, if events are offset."""
+        if self.last_offset is None:
+            return self.params
+        return {**self.params, "from_offset": self.last_offset + 1}
+
+    def accept(self, event: Any) -> bool:
+        """Whether to deliver `event`: an offset at or below the last one is a repeat."""
+        offset = event.get("offset") if isinstance(event, dict) else None
+        if isinstance(offset, int):
+            if self.last_offset is not None and offset <= self.last_offset:
+                return False
+            self.last_offset = offset
+        return True
+
+
+class AsyncSubscription:
+    """A live subscription; `unsubscribe()` ends it."""
+
+    def __init__(self, realtime: AsyncRealtime, state: _Subscription) -> None:
+        self._realtime = realtime
+        self._state = state
+
+    @property
+    def room(self) -> str:
+        """The room, table or patterns this subscription follows."""
+        return self._state.room
+
+    @property
+    def active(self) -> bool:
+        return self._state in self._realtime._subscriptions
+
+    async def unsubscribe(self) -> None:
+        """Stop receiving events (safe to call twice)."""
+        await self._realtime._unsubscribe(self._state)
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self._state.method} {self.room!r}>"
+
+
+class AsyncRealtime:
+    """The WebSocket engine of one client."""
+
+    def __init__(
+        self,
+        url: str,
+        headers: HeaderSource,
+        *,
+        binary: bool = False,
+        timeout: float = 30.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.url = url
+        self._headers = headers
+        self._binary = binary
+        self._timeout = timeout
+        self._max_backoff = max_backoff
+        self._hooks: dict[Event, list[Callable[..., Any]]] = {e: [] for e in EVENTS}
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._subscriptions: list[_Subscription] = []
+        self._by_server_id: dict[str, _Subscription] = {}
+        self._opening: dict[int, _Subscription] = {}
+        self._ws: ClientConnection | None = None
+        self._ready: asyncio.Event | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._fatal: RoostError | None = None
+        self._last_error: str = ""
+        self._closed = False
+
+    # -- public -------------------------------------------------------------------------------
+
+    def on(self, event: Event, handler: Callable[..., Any]) -> None:
+        """Call `handler` on "connected", "disconnected" or "error" (with the exception)."""
+        if event not in self._hooks:
+            raise ValueError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
+        self._hooks[event].append(handler)
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Run an operation over the WebSocket and return its result."""
+        return await self._send(await self._connection(), method, params or {})
+
+    async def subscribe(
+        self, method: str, params: dict[str, Any], on_event: Callable[[Any], Any], room: str
+    ) -> AsyncSubscription:
+        """Open a subscription; `on_event` gets each pushed event (a dict), in order."""
+        state = _Subscription(method, params, on_event, room)
+        await self._send(await self._connection(), method, params, opening=state)
+        self._subscriptions.append(state)
+        state.task = asyncio.create_task(self._deliver(state))
+        return AsyncSubscription(self, state)
+
+    async def _send(
+        self,
+        ws: ClientConnection,
+        method: str,
+        params: dict[str, Any],
+        opening: _Subscription | None = None,
+    ) -> Any:
+        """Send a call and wait for its answer. For a subscription (`opening`), the reader
+        files it under its server id as the answer arrives, before any event behind it."""
+        frame_id = next(self._ids)
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[frame_id] = answer
+        if opening is not None:
+            self._opening[frame_id] = opening
+        try:
+            await ws.send(self._encode({"id": frame_id, "method": method, "params": params}))
+            return await answer
+        finally:
+            self._pending.pop(frame_id, None)
+            self._opening.pop(frame_id, None)
+
+    async def close(self) -> None:
+        """Close the connection; subscriptions end, pending calls fail."""
+        self._closed = True
+        for state in list(self._subscriptions):
+            await self._stop(state)
+        if self._ws is not None:
+            await self._ws.close()  # before the supervisor: it forgets the socket as it ends
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+        self._ws = None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    async def _connection(self) -> ClientConnection:
+        if self._closed:
+            raise ConnectionError("this realtime connection is closed")
+        if self._fatal is not None:
+            raise self._fatal
+        if self._ready is None:
+            self._ready = asyncio.Event()
+            self._supervisor = asyncio.create_task(self._supervise())
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._ready.wait()
+        except TimeoutError:
+            raise ConnectionError(
+                f"cannot open the realtime connection to {self.url} within "
+                f"{self._timeout} s: {self._fatal or self._last_error or 'no answer'}"
+            ) from None
+        if self._fatal is not None:
+            raise self._fatal
+        assert self._ws is not None
+        return self._ws
+
+    async def _supervise(self) -> None:
+        """Connect, read until the connection drops, reconnect with backoff; until closed."""
+        assert self._ready is not None
+        failures = 0
+        while not self._closed:
+            try:
+                ws = await connect(
+                    self.url,
+                    additional_headers=await _maybe_await(self._headers()),
+                    max_size=None,
+                    compression=None,
+                    open_timeout=self._timeout,
+                )
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                self._last_error = str(exc) or type(exc).__name__
+                failures += 1
+                await asyncio.sleep(self._backoff(failures))
+                continue
+            failures = 0
+            self._ws = ws
+            reader = asyncio.create_task(self._read(ws))
+            try:
+                await self._resubscribe()
+                if self._fatal is None:
+                    self._ready.set()
+                    await self._emit("connected")
+                await reader
+            finally:
+                reader.cancel()
+                self._ws = None
+                self._ready.clear()
+                self._fail_pending(
+                    ConnectionError(f"the realtime connection to {self.url} dropped")
+                )
+            if self._fatal is not None:
+                self._ready.set()  # let waiting calls see the fatal error
+                await self._emit("error", self._fatal)
+                return
+            if not self._closed:
+                await self._emit("disconnected")
+                await asyncio.sleep(self._backoff(1))
+
+    def _backoff(self, failures: int) -> float:
+        delay: float = min(0.1 * 2.0 ** (failures - 1), self._max_backoff)
+        return delay * random.uniform(0.8, 1.2)
+
+    async def _resubscribe(self) -> None:
+        """After a reconnect: each subscription again, resuming after its last offset."""
+        self._by_server_id.clear()
+        assert self._ws is not None
+        for state in list(self._subscriptions):
+            try:
+                await self._send(self._ws, state.method, state.resume_params(), opening=state)
+            except RoostError as exc:
+                await self._emit("error", exc)
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for raw in ws:
+                self._dispatch(self._decode(raw))
+        except ConnectionClosed:
+            pass
+        close = ws.close_code
+        if close in (4401, 4403) and self._fatal is None:
+            self._fatal = AuthenticationError(
+                f"the server refused the realtime connection ({ws.close_reason or close})",
+                code=ws.close_reason or "authentication_failed",
+            )
+
+    def _dispatch(self, frame: Any) -> None:
+        if not isinstance(frame, dict):
+            return
+        if "sub" in frame:
+            state = self._by_server_id.get(frame["sub"])
+            if state is not None and state.accept(frame.get("event")):
+                state.inbox.put_nowait(frame.get("event"))
+            return
+        if "id" not in frame:
+            return  # pong
+        answer = self._pending.get(frame["id"]) if frame["id"] is not None else None
+        if "error" in frame:
+            error = error_from_payload(400, {"error": frame["error"]})
+            if answer is None:
+                if error.code in ("invalid_credentials", "authentication_failed", "token_expired"):
+                    self._fatal = error
+                self._spawn(self._emit("error", error))
+            elif not answer.done():
+                answer.set_exception(error)
+        elif answer is not None and not answer.done():
+            result = frame.get("result")
+            opening = self._opening.pop(frame["id"], None)
+            if opening is not None and isinstance(result, dict):
+                opening.server_id = result.get("sub")
+                self._by_server_id[str(opening.server_id)] = opening
+            answer.set_result(result)
+
+    def _fail_pending(self, error: RoostError) -> None:
+        for answer in self._pending.values():
+            if not answer.done():
+                answer.set_exception(error)
+        self._pending.clear()
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    async def _deliver(self, state: _Subscription) -> None:
+        while True:
+            event = await state.inbox.get()
+            try:
+                await _maybe_await(state.on_event(event))
+            except Exception as exc:  # a failing callback must not end the subscription
+                logger.exception("a subscription callback failed")
+                await self._emit("error", exc)
+
+    async def _unsubscribe(self, state: _Subscription) -> None:
+        if state not in self._subscriptions:
+            return
+        server_id = state.server_id
+        await self._stop(state)
+        if server_id is not None and self._ws is not None:
+            with contextlib.suppress(RoostError):
+                await self.call("unsubscribe", {"sub": server_id})
+
+    async def _stop(self, state: _Subscription) -> None:
+        if state in self._subscriptions:
+            self._subscriptions.remove(state)
+        if state.server_id is not None:
+            self._by_server_id.pop(state.server_id, None)
+        if state.task is not None:
+            state.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await state.task
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _emit(self, event: Event, *args: Any) -> None:
+        for handler in list(self._hooks[event]):
+            try:
+                await _maybe_await(handler(*args))
+            except Exception:
+                logger.exception("a %r handler failed", event)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    def _encode(self, frame: dict[str, Any]) -> str | bytes:
+        if self._binary:
+            return msgspec.msgpack.encode(frame)
+        return json.dumps(frame, separators=(",", ":"))
+
+    def _decode(self, raw: str | bytes) -> Any:
+        try:
+            if isinstance(raw, bytes):
+                return msgspec.msgpack.decode(raw)
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            logger.warning("ignored a frame that is not JSON or MessagePack")
+            return None
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+class _Portal:
+    """An event loop in a daemon thread, for running the engine under the sync client."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=_run_until_stopped,
+                    args=(self._loop,),
+                    name="roost-realtime",
+                    daemon=True,
+                )
+                self._thread.start()
+            return self._loop
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)
+        return future.result()
+
+    def stop(self) -> None:
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+
+
+def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
+class Subscription:
+    """A live subscription of the sync client; `unsubscribe()` ends it."""
+
+    def __init__(self, portal: _Portal, subscription: AsyncSubscription) -> None:
+        self._portal = portal
+        self._subscription = subscription
+
+    @property
+    def room(self) -> str:
+        """The room, table or patterns this subscription follows."""
+        return self._subscription.room
+
+    @property
+    def active(self) -> bool:
+        return self._subscription.active
+
+    def unsubscribe(self) -> None:
+        """Stop receiving events (safe to call twice)."""
+        self._portal.run(self._subscription.unsubscribe())
+
+    def __repr__(self) -> str:
+        return repr(self._subscription)
+
+
+class Realtime:
+    """The engine for the sync client: the same `AsyncRealtime`, on a loop of its own."""
+
+    def __init__(self, url: str, headers: HeaderSource, **options: Any) -> None:
+        self._portal = _Portal()
+        self._engine = AsyncRealtime(url, headers, **options)
+
+    def on(self, event: Event, handler: Callable[..., Any]) -> None:
+        self._engine.on(event, handler)
+
+    @property
+    def connected(self) -> bool:
+        return self._engine.connected
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        return self._portal.run(self._engine.call(method, params))
+
+    def subscribe(
+        self, method: str, params: dict[str, Any], on_event: Callable[[Any], Any], room: str
+    ) -> Subscription:
+        subscription = self._portal.run(self._engine.subscribe(method, params, on_event, room))
+        return Subscription(self._portal, subscription)
+
+    def close(self) -> None:
+        self._portal.run(self._engine.close())
+        self._portal.stop()

@@ -1,0 +1,121 @@
+"""Streams, pub/sub and calls over the SDK's realtime connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from roost import AsyncClient, AuthorizationError, StreamEvent, ValidationError
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+
+
+async def _admin(client: AsyncClient) -> AsyncClient:
+    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the condition did not come true in time")
+
+
+@pytest.mark.anyio
+async def test_stream_subscription_replays_then_follows(server: RunningServer) -> None:
+    room = unique("room")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        for n in range(3):
+            published = await admin.stream.publish(room, "msg", {"n": n}, {"by": "test"})
+            assert published.offset == n
+        received: list[StreamEvent] = []
+
+        async def on_event(event: StreamEvent) -> None:  # async callbacks are awaited
+            received.append(event)
+
+        sub = await admin.stream.subscribe(room, on_event, from_offset=-2)
+        assert sub.room == room
+        await wait_until(lambda: len(received) == 2)
+        result = await admin.stream.publish(room, "msg", {"n": 3})
+        assert result.subscribers_notified == 1
+        await wait_until(lambda: len(received) == 3)
+        assert [e.offset for e in received] == [1, 2, 3]
+        assert (received[0].data, received[0].metadata, received[0].room) == (
+            {"n": 1},
+            {"by": "test"},
+            room,
+        )
+        await sub.unsubscribe()
+        await sub.unsubscribe()  # twice is harmless
+        assert (await admin.stream.publish(room, "msg", 4)).subscribers_notified == 0
+
+        plain: list[int] = []
+        live = await admin.stream.subscribe(room, lambda e: plain.append(e.offset))
+        await admin.stream.publish(room, "msg", 5)
+        await wait_until(lambda: plain == [5])  # no from_offset: only what comes next
+        await live.unsubscribe()
+
+
+@pytest.mark.anyio
+async def test_stream_history_and_retention(server: RunningServer) -> None:
+    room = unique("hist")
+    async with AsyncClient(api_url=server.url) as client:
+        stream = (await _admin(client)).stream
+        empty = await stream.history(room)
+        assert (empty.events, empty.oldest_offset, empty.newest_offset) == ([], 0, -1)
+        await stream.configure(room, max_events=5)
+        for n in range(8):
+            await stream.publish(room, "tick", n)
+        history = await stream.history(room)
+        assert [e.data for e in history.events] == [3, 4, 5, 6, 7]
+        assert (history.oldest_offset, history.newest_offset) == (3, 7)
+        assert [e.offset for e in (await stream.history(room, 4, 5)).events] == [4, 5]
+        assert [e.offset for e in (await stream.history(room, -2)).events] == [6, 7]
+
+
+@pytest.mark.anyio
+async def test_pubsub_delivers_by_pattern(server: RunningServer) -> None:
+    base = unique("shop")
+    async with AsyncClient(api_url=server.url) as client:
+        pubsub = (await _admin(client)).pubsub
+        got: list[tuple[str, Any]] = []
+        sub = await pubsub.subscribe(
+            [f"{base}.*.created", f"{base}.#.eu"], lambda topic, msg: got.append((topic, msg))
+        )
+        assert (await pubsub.publish(f"{base}.order.created", {"id": 1})).subscribers_matched == 1
+        assert (await pubsub.publish(f"{base}.order.x.eu", "eu")).subscribers_matched == 1
+        assert (await pubsub.publish(f"{base}.order.x.us", "us")).subscribers_matched == 0
+        await wait_until(lambda: len(got) == 2)
+        assert got == [(f"{base}.order.created", {"id": 1}), (f"{base}.order.x.eu", "eu")]
+        await sub.unsubscribe()
+        assert (await pubsub.publish(f"{base}.order.created", 2)).subscribers_matched == 0
+
+
+@pytest.mark.anyio
+async def test_realtime_calls_and_refusals(server: RunningServer) -> None:
+    key = unique("rt")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        connected: list[bool] = []
+        admin.on("connected", lambda: connected.append(True))
+        assert await admin.realtime.call("kv.set", {"key": key, "value": 1}) == {"success": True}
+        assert (await admin.realtime.call("kv.get", {"key": key}))["value"] == 1
+        assert connected == [True]
+        with pytest.raises(ValidationError):
+            await admin.realtime.call("kv.get", {"key": ""})
+        with pytest.raises(ValidationError):
+            await admin.pubsub.subscribe(["bad..pattern"], print)
+        with pytest.raises(ValidationError):
+            await admin.stream.publish("", "x", 1)
+        with pytest.raises(ValueError, match="unknown event"):
+            admin.on("exploded", print)  # type: ignore[arg-type]
+        reader = await admin.api_keys.create(unique("r"), ["stream:read"])
+        limited = await client.auth.sign_in_with_token(reader["key"], "api_key")
+        with pytest.raises(AuthorizationError):
+            await limited.stream.publish("room", "x", 1)
+        with pytest.raises(AuthorizationError):
+            await limited.pubsub.subscribe(["a.#"], print)

@@ -1,0 +1,61 @@
+"""The realtime connection survives a network cut: it reconnects, resubscribes and resumes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from roost import AsyncClient, StreamEvent
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.proxy import FlakyProxy
+
+pytestmark = pytest.mark.anyio
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 15) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the condition did not come true in time")
+
+
+async def test_a_cut_connection_resumes_streams_without_gap_or_repeat(
+    server: RunningServer, flaky_proxy: Callable[[str], FlakyProxy]
+) -> None:
+    proxy, room, topic = flaky_proxy(server.url), unique("room"), unique("t")
+    async with (
+        AsyncClient(api_url=proxy.url) as cut_off,
+        AsyncClient(api_url=server.url) as direct,
+    ):
+        listener = await cut_off.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        publisher = await direct.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        hooks: list[str] = []
+        listener.on("connected", lambda: hooks.append("connected"))
+        listener.on("disconnected", lambda: hooks.append("disconnected"))
+        events: list[StreamEvent] = []
+        messages: list[object] = []
+        await listener.stream.subscribe(room, events.append, replay=True)
+        await listener.pubsub.subscribe([f"{topic}.#"], lambda _, message: messages.append(message))
+        for n in range(5):
+            await publisher.stream.publish(room, "before", n)
+        await wait_until(lambda: len(events) == 5)
+
+        proxy.cut_all()
+        await wait_until(lambda: "disconnected" in hooks)
+        for n in range(5, 10):  # published while the listener is away
+            await publisher.stream.publish(room, "during", n)
+        await wait_until(lambda: hooks.count("connected") == 2)
+        for n in range(10, 15):
+            await publisher.stream.publish(room, "after", n)
+        await wait_until(lambda: len(events) >= 15)
+        await asyncio.sleep(0.2)
+        assert [e.offset for e in events] == list(range(15))  # no gap, no repeat
+        assert [e.data for e in events] == list(range(15))
+
+        # pub/sub keeps no history, but the subscription itself is restored
+        result = await publisher.pubsub.publish(f"{topic}.after", "hello")
+        assert result.subscribers_matched == 1
+        await wait_until(lambda: messages == ["hello"])
