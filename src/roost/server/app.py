@@ -78,6 +78,7 @@ async def start_platform(platform: Platform) -> None:
     await migrate_all(platform)
     await platform.blobs.prepare()
     await platform.bus.start()
+    platform.listen_for_revocations()
     if settings.admin_password:
         created = await ensure_admin(
             platform, settings.admin_username, settings.admin_email or "", settings.admin_password

@@ -99,7 +99,7 @@ async def revoke(ctx: Context, params: ApiKeyRef) -> Done:
         result = await conn.execute(query.values(revoked_at=utcnow()))
     if result.rowcount == 0:
         raise NotFoundError(f"no API key with id {params.id!r}", details={"field": "id"})
-    ctx.platform.principals.clear()
+    await ctx.platform.forget_principals()
     return Done(count=result.rowcount)
 
 

@@ -107,7 +107,7 @@ async def refresh(ctx: Context, params: RefreshRequest) -> TokenPair:
             )
             return await _issue(ctx, conn, session["id"], session["user_id"])
     if reused:
-        ctx.platform.principals.clear()
+        await ctx.platform.forget_principals()
     raise AuthenticationError(
         "this refresh token was already used, so it may be stolen: its session is now revoked; "
         "sign in again",
@@ -141,7 +141,7 @@ async def logout(ctx: Context, params: Empty) -> Done:
         return Done(count=0)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         count = await _revoke(conn, sessions.c.id == principal.session_id, utcnow())
-    ctx.platform.principals.clear()
+    await ctx.platform.forget_principals()
     return Done(count=count)
 
 
@@ -205,7 +205,7 @@ async def change_password(ctx: Context, params: ChangePasswordRequest) -> Done:
             (sessions.c.user_id == principal.user_id) & (sessions.c.id != principal.session_id),
             utcnow(),
         )
-    ctx.platform.principals.clear()
+    await ctx.platform.forget_principals()
     return Done(count=count)
 
 
@@ -251,7 +251,7 @@ async def revoke_session(ctx: Context, params: SessionRef) -> Done:
         count = await _revoke(conn, where, utcnow())
     if count == 0:
         raise NotFoundError(f"no live session with id {params.id!r}", details={"field": "id"})
-    ctx.platform.principals.clear()
+    await ctx.platform.forget_principals()
     return Done(count=count)
 
 
@@ -261,7 +261,7 @@ async def revoke_all_sessions(ctx: Context, params: Empty) -> Done:
     principal = ctx.require_principal()
     async with ctx.platform.db.write(ctx.tenant) as conn:
         count = await _revoke(conn, sessions.c.user_id == principal.user_id, utcnow())
-    ctx.platform.principals.clear()
+    await ctx.platform.forget_principals()
     return Done(count=count)
 
 

@@ -48,7 +48,8 @@ class PrincipalCache:
     """Recently resolved credentials, so that a request costs no database round trip.
 
     An entry lives `ttl` seconds at most and never past the credential's own expiry.
-    Revocations clear the cache of this process at once; other processes see them within `ttl`.
+    Revocations clear the cache of this process at once, and of other replicas when the bus
+    brings them the news (`Platform.forget_principals`); `ttl` bounds it if the bus is down.
     """
 
     def __init__(self, ttl: float, max_entries: int = 50_000) -> None:
@@ -127,6 +128,18 @@ class Platform:
     principals: PrincipalCache
     known_tenants: dict[str, float] = field(default_factory=dict)
     schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)
+
+    async def forget_principals(self) -> None:
+        """After a revocation: drop cached credentials here at once, and on every other
+        replica as soon as the bus reaches it (`listen_for_revocations`)."""
+        self.principals.clear()
+        await self.bus.publish(REVOCATIONS, b"")
+
+    def listen_for_revocations(self) -> None:
+        self.bus.listen(REVOCATIONS, lambda _: self.principals.clear())
+
+
+REVOCATIONS = "principals:revoked"
 
 
 @dataclass(slots=True)

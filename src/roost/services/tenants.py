@@ -138,6 +138,6 @@ async def forget(platform: Platform, name: str) -> bool:
         result = await conn.execute(delete(tenants).where(tenants.c.name == name))
     platform.known_tenants.pop(name, None)
     platform.schemas.pop(name, None)
-    platform.principals.clear()
+    await platform.forget_principals()
     await platform.db.drop_namespace(name)
     return bool(result.rowcount)

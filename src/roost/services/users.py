@@ -88,7 +88,7 @@ async def delete_user(ctx: Context, params: UserRef) -> Done:
     async with ctx.platform.db.write(ctx.tenant) as conn:
         row = await accounts.find_by_username(conn, params.username)
         await conn.execute(delete(users).where(users.c.id == row["id"]))
-    ctx.platform.principals.clear()
+    await ctx.platform.forget_principals()
     return Done(count=1)
 
 
