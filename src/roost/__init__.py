@@ -23,6 +23,7 @@ from roost.client._core.results import (
     SetResult,
     StreamEvent,
     StreamPublishResult,
+    TableChange,
 )
 from roost.client._sync.client import Client
 from roost.errors import (
@@ -70,6 +71,7 @@ __all__ = [
     "SetResult",
     "StreamEvent",
     "StreamPublishResult",
+    "TableChange",
     "Subscription",
     "AsyncSubscription",
     # errors

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     message_max_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1024 * 1024
     stream_max_events: Annotated[int, Field(ge=1)] = 100_000
     stream_max_age: Annotated[int, Field(ge=1)] | None = 7 * 86400
+    change_feed_max_events: Annotated[int, Field(ge=1)] = 10_000
+    change_feed_max_age: Annotated[int, Field(ge=1)] | None = 86400
     ws_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1000
     ws_max_outbound_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")

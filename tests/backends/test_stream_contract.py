@@ -12,7 +12,7 @@ import pytest
 
 from roost.backends.sql import CONTROL, Database
 from roost.backends.sql.migrations import migrate
-from roost.backends.stream import Retention, StreamStore
+from roost.backends.stream import NewEvent, Retention, StoredEvent, StreamStore
 from roost.backends.stream.redis import RedisStreamStore
 from roost.backends.stream.sql import SqlStreamStore
 from tests.conftest import POSTGRES_URL, REDIS_URL, drop_pg_schemas, require_postgres, require_redis
@@ -44,6 +44,17 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         drop_pg_schemas(prefix)
 
 
+async def append(
+    store: StreamStore,
+    room: str,
+    event_type: str,
+    data: str,
+    metadata: dict[str, str],
+    retention: Retention,
+) -> StoredEvent:
+    return (await store.append(room, [NewEvent(event_type, data, metadata)], retention))[0]
+
+
 @pytest.fixture
 def room() -> str:
     return f"t{secrets.token_hex(4)}:chat"
@@ -54,7 +65,7 @@ async def test_offsets_are_dense_from_zero(store: StreamStore, room: str) -> Non
     assert (empty.events, empty.oldest, empty.newest) == ([], 0, -1)
     before = time.time()
     for n in range(5):
-        event = await store.append(room, "message", f'{{"n": {n}}}', {"by": "ann"}, KEEP)
+        event = await append(store, room, "message", f'{{"n": {n}}}', {"by": "ann"}, KEEP)
         assert event.offset == n
     page = await store.read(room, 0, None, 10)
     assert [e.offset for e in page.events] == [0, 1, 2, 3, 4]
@@ -67,7 +78,7 @@ async def test_offsets_are_dense_from_zero(store: StreamStore, room: str) -> Non
 
 async def test_ranges_limits_and_the_last_n(store: StreamStore, room: str) -> None:
     for n in range(10):
-        await store.append(room, "tick", str(n), {}, KEEP)
+        await append(store, room, "tick", str(n), {}, KEEP)
     assert [e.data for e in (await store.read(room, 3, 5, 10)).events] == ["3", "4", "5"]
     assert [e.offset for e in (await store.read(room, 2, None, 3)).events] == [2, 3, 4]
     assert [e.offset for e in (await store.read(room, -3, None, 10)).events] == [7, 8, 9]
@@ -76,20 +87,32 @@ async def test_ranges_limits_and_the_last_n(store: StreamStore, room: str) -> No
 
 async def test_retention_by_count_and_by_age(store: StreamStore, room: str) -> None:
     for n in range(6):
-        await store.append(room, "tick", str(n), {}, Retention(max_events=4, max_age=None))
+        await append(store, room, "tick", str(n), {}, Retention(max_events=4, max_age=None))
     page = await store.read(room, 0, None, 10)
     assert [e.offset for e in page.events] == [2, 3, 4, 5]
     assert (page.oldest, page.newest) == (2, 5)
     aged = room + "-aged"
     await store.configure(aged, Retention(max_events=100, max_age=1))
-    await store.append(aged, "old", "1", {}, KEEP)
+    await append(store, aged, "old", "1", {}, KEEP)
     await asyncio.sleep(1.2)
-    await store.append(aged, "new", "2", {}, KEEP)
+    await append(store, aged, "new", "2", {}, KEEP)
     page = await store.read(aged, 0, None, 10)
     assert [e.event_type for e in page.events] == ["new"]
     assert (page.oldest, page.newest) == (1, 1)
 
 
 async def test_concurrent_appends_get_distinct_dense_offsets(store: StreamStore, room: str) -> None:
-    events = await asyncio.gather(*(store.append(room, "x", str(n), {}, KEEP) for n in range(40)))
+    events = await asyncio.gather(*(append(store, room, "x", str(n), {}, KEEP) for n in range(40)))
     assert sorted(e.offset for e in events) == list(range(40))
+
+
+async def test_a_batch_takes_consecutive_offsets_at_once(store: StreamStore, room: str) -> None:
+    await append(store, room, "first", "0", {}, KEEP)
+    batch = [NewEvent("change", str(n), {"n": str(n)}) for n in range(1, 4)]
+    stored = await store.append(room, batch, KEEP)
+    assert [(e.offset, e.data, e.metadata) for e in stored] == [
+        (1, "1", {"n": "1"}),
+        (2, "2", {"n": "2"}),
+        (3, "3", {"n": "3"}),
+    ]
+    assert (await store.read(room, 0, None, 10)).newest == 3

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from roost import AsyncClient, StreamEvent
+from roost import AsyncClient, StreamEvent, TableChange
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 from tests.proxy import FlakyProxy
 
@@ -59,3 +59,30 @@ async def test_a_cut_connection_resumes_streams_without_gap_or_repeat(
         result = await publisher.pubsub.publish(f"{topic}.after", "hello")
         assert result.subscribers_matched == 1
         await wait_until(lambda: messages == ["hello"])
+
+
+async def test_a_cut_connection_misses_no_table_change(
+    server: RunningServer, flaky_proxy: Callable[[str], FlakyProxy]
+) -> None:
+    proxy, table = flaky_proxy(server.url), unique("items")
+    async with (
+        AsyncClient(api_url=proxy.url) as cut_off,
+        AsyncClient(api_url=server.url) as direct,
+    ):
+        listener = await cut_off.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        writer = await direct.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        await writer.schema.add_table(table, [{"name": "n", "type": "integer"}])
+        hooks: list[str] = []
+        listener.on("connected", lambda: hooks.append("connected"))
+        changes: list[TableChange] = []
+        await listener.database.subscribe(table, changes.append)
+        await writer.database.insert(table, {"n": 0})
+        await wait_until(lambda: len(changes) == 1)
+        proxy.cut_all()
+        for n in range(1, 4):  # while the listener is away: the table's interest lingers
+            await writer.database.insert(table, {"n": n})
+        await wait_until(lambda: hooks.count("connected") == 2)
+        await writer.database.insert(table, {"n": 4})
+        await wait_until(lambda: len(changes) >= 5)
+        await asyncio.sleep(0.2)
+        assert [c.record["n"] for c in changes] == [0, 1, 2, 3, 4]

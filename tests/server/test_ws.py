@@ -14,6 +14,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from roost import AsyncClient
+from roost.backends.sql import Database
+from roost.backends.stream.sql import SqlStreamStore
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 pytestmark = pytest.mark.anyio
@@ -146,7 +148,7 @@ async def test_in_flight_calls_are_limited_per_connection(
     key = await api_key(limited, ["queue:*"])
     async with socket(limited, key) as ws:
         for n in range(5):
-            params = {"queue": "idle", "timeout": 1}
+            params = {"queue": "idle", "timeout": 3}  # held while the others arrive
             await ws.send(json.dumps({"id": n, "method": "queue.consume", "params": params}))
         answers = [json.loads(await ws.recv()) for _ in range(5)]
         refused = [a for a in answers if "error" in a]
@@ -185,3 +187,43 @@ async def test_a_client_that_does_not_read_is_dropped(
             await read_until_closed()
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4008
+
+
+async def test_table_changes_are_logged_only_while_someone_listens(
+    server: RunningServer,
+) -> None:
+    table = unique("quiet")
+    key = await api_key(server, ["*"])
+    settings = server.settings
+    db = Database(
+        settings.resolved_database_url,
+        data_dir=settings.data_dir,
+        pg_schema_prefix=settings.pg_schema_prefix,
+    )
+    log = SqlStreamStore(db)  # the server's own change log, read beside it
+
+    async def logged() -> list[int]:
+        page = await log.read(f"default:$db:{table}", 0, None, 100)
+        return [e.offset for e in page.events]
+
+    async with socket(server, key) as ws:
+        columns = [{"name": "n", "type": "integer"}]
+        assert "result" in await call(ws, 1, "schema.add_table", name=table, columns=columns)
+        await call(ws, 2, "database.create", table=table, rows=[{"n": 1}])
+        assert await logged() == []  # nobody follows the table: its writes cost nothing more
+        sub = await call(ws, 3, "database.subscribe", table=table, events=["insert"])
+        assert "sub" in sub["result"]
+        await ws.send(
+            json.dumps(
+                {
+                    "id": 4,
+                    "method": "database.create",
+                    "params": {"table": table, "rows": [{"n": 2}]},
+                }
+            )
+        )
+        frames = [json.loads(await ws.recv()) for _ in range(2)]  # the answer and the change
+        pushed = next(f for f in frames if "sub" in f)
+        assert pushed["event"]["data"]["record"]["n"] == 2
+        assert await logged() == [0]
+    await db.close()

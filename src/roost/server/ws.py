@@ -31,11 +31,13 @@ from roost.errors import (
 )
 from roost.server.dispatch import Dispatcher, decode_body, require_scope
 from roost.server.responses import as_roost_error
+from roost.services.changes import open_table_feed
 from roost.services.context import Context
 from roost.services.feeds import Feed, Push
 from roost.services.pubsub import open_pubsub_feed
 from roost.services.stream import open_stream_feed
 from roost.wire.codec import JSON, MSGPACK, Codec
+from roost.wire.database import TableSubscribeRequest
 from roost.wire.pubsub import PubSubSubscribeRequest
 from roost.wire.stream import StreamSubscribeRequest
 from roost.wire.ws import CallFrame, Subscribed, UnsubscribeRequest
@@ -58,6 +60,7 @@ class Subscriber:
 SUBSCRIBERS: dict[str, Subscriber] = {
     "stream.subscribe": Subscriber(StreamSubscribeRequest, "stream:read", open_stream_feed),
     "pubsub.subscribe": Subscriber(PubSubSubscribeRequest, "pubsub:read", open_pubsub_feed),
+    "database.subscribe": Subscriber(TableSubscribeRequest, "database:read", open_table_feed),
 }
 
 

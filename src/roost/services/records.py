@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.errors import NotFoundError, ValidationError
 from roost.services import audit
+from roost.services.changes import record_changes
 from roost.services.context import Context
 from roost.services.query import populate, table_conditions
 from roost.services.registry import operation
@@ -96,6 +97,7 @@ async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
             if access is not None:
                 ids = [r[definition.primary_key.name] for r in rows]
                 await _audit(conn, ctx, access, "create", definition.name, ids)
+            await record_changes(ctx, definition, "insert", rows)
     return RecordsResult(rows=rows, count=len(rows))
 
 
@@ -123,6 +125,7 @@ async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsR
             if access is not None:
                 ids = [r[definition.primary_key.name] for r in rows]
                 await _audit(conn, ctx, access, "update", definition.name, ids)
+            await record_changes(ctx, definition, "update", rows)
     return RecordsResult(rows=rows, count=len(rows))
 
 
@@ -161,6 +164,8 @@ async def delete_records(ctx: Context, params: DeleteRecordsRequest) -> Done:
                 )
             if access is not None:
                 await _audit(conn, ctx, access, "delete", definition.name, deleted)
+            pk_name = definition.primary_key.name
+            await record_changes(ctx, definition, "delete", [{pk_name: k} for k in deleted])
     return Done(count=len(deleted))
 
 

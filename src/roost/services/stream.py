@@ -10,10 +10,12 @@ announcements from several replicas arrive out of order or are lost.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
-from roost.backends.stream import Retention, StoredEvent
+from roost.backends.stream import NewEvent, Retention, StoredEvent
 from roost.services.context import Context
 from roost.services.feeds import Feed, Push
 from roost.services.payloads import from_json, json_text
@@ -57,23 +59,45 @@ def _wire(event: StoredEvent, room: str) -> StreamEvent:
     )
 
 
+async def append(
+    ctx: Context,
+    room: str,
+    events: list[tuple[str, Any, dict[str, str]]],
+    retention: Retention | None = None,
+) -> tuple[list[StoredEvent], int]:
+    """Append `(event_type, data, metadata)` events to a room of the caller's tenant and
+    announce them; returns them as stored and how many subscribers the room has."""
+    platform, name = ctx.platform, _room(ctx, room)
+    limit = platform.settings.message_max_bytes
+    texts = [NewEvent(kind, json_text(data, "data", limit), meta) for kind, data, meta in events]
+    stored, interest = await asyncio.gather(
+        platform.streams.append(name, texts, retention or _default_retention(ctx)),
+        platform.bus.interest(_channel(name)),
+    )
+    announced = [
+        StreamEvent(
+            event_id=e.id,
+            offset=e.offset,
+            event_type=e.event_type,
+            data=data,
+            metadata=e.metadata,
+            timestamp=e.timestamp,
+            room=room,
+        )
+        for e, (_, data, _) in zip(stored, events, strict=True)
+    ]
+    await platform.bus.publish(_channel(name), msgspec.json.encode(announced))
+    return stored, interest.get(_channel(name), 0)
+
+
 @operation("stream.publish", scope="stream:write")
 async def publish(ctx: Context, params: StreamPublishRequest) -> StreamPublishAnswer:
     """Append an event to a room and push it to the room's live subscribers."""
-    platform, name = ctx.platform, _room(ctx, params.room)
-    data = json_text(params.data, "data", platform.settings.message_max_bytes)
-    stored, interest = await asyncio.gather(
-        platform.streams.append(
-            name, params.event_type, data, params.metadata or {}, _default_retention(ctx)
-        ),
-        platform.bus.interest(_channel(name)),
+    stored, subscribers = await append(
+        ctx, params.room, [(params.event_type, params.data, params.metadata or {})]
     )
-    event = _wire(stored, params.room)
-    await platform.bus.publish(_channel(name), msgspec.json.encode(event))
     return StreamPublishAnswer(
-        event_id=stored.id,
-        offset=stored.offset,
-        subscribers_notified=interest.get(_channel(name), 0),
+        event_id=stored[0].id, offset=stored[0].offset, subscribers_notified=subscribers
     )
 
 
@@ -99,14 +123,29 @@ async def configure(ctx: Context, params: RetentionRequest) -> Done:
     return Done()
 
 
-async def open_stream_feed(ctx: Context, params: StreamSubscribeRequest, push: Push) -> Feed:
+async def open_stream_feed(
+    ctx: Context,
+    params: StreamSubscribeRequest,
+    push: Push,
+    wanted: Callable[[StreamEvent], bool] | None = None,
+) -> Feed:
     """A live feed of a room. Without `from_offset` it starts after the newest event (or,
-    with `replay`, at the oldest retained one); a negative `from_offset` means the last N."""
+    with `replay`, at the oldest retained one); a negative `from_offset` means the last N.
+    With `wanted`, only the events it accepts are pushed."""
     platform, name = ctx.platform, _room(ctx, params.room)
     channel = _channel(name)
     inbox: asyncio.Queue[StreamEvent] = asyncio.Queue()
     feed = Feed()
-    feed.on_close(platform.bus.listen(channel, lambda raw: inbox.put_nowait(_decode(raw))))
+
+    def announced(raw: bytes) -> None:
+        for event in msgspec.json.decode(raw, type=list[StreamEvent]):
+            inbox.put_nowait(event)
+
+    def deliver(event: StreamEvent) -> None:
+        if wanted is None or wanted(event):
+            push(event)
+
+    feed.on_close(platform.bus.listen(channel, announced))
     await platform.bus.add_interest(channel)
     feed.on_close(lambda: platform.bus.drop_interest(channel))
 
@@ -115,7 +154,7 @@ async def open_stream_feed(ctx: Context, params: StreamSubscribeRequest, push: P
         while True:
             page = await platform.streams.read(name, start, upper, _PAGE)
             for event in page.events:
-                push(_wire(event, params.room))
+                deliver(_wire(event, params.room))
                 start = event.offset + 1
             if len(page.events) < _PAGE:
                 return max(start, page.oldest)  # skips what retention dropped
@@ -133,12 +172,8 @@ async def open_stream_feed(ctx: Context, params: StreamSubscribeRequest, push: P
                 continue  # delivered already (from the log, or announced twice)
             if event.offset > next_offset:
                 next_offset = await catch_up(next_offset, event.offset - 1)
-            push(event)
+            deliver(event)
             next_offset = event.offset + 1
 
     feed.run(follow)
     return feed
-
-
-def _decode(raw: bytes) -> StreamEvent:
-    return msgspec.json.decode(raw, type=StreamEvent)

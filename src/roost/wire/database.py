@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import msgspec
 from msgspec import Meta, Struct
 
 Name = Annotated[str, Meta(min_length=1, max_length=63)]  # checked further by the services
@@ -293,3 +294,11 @@ class ProvisionRequest(Struct, forbid_unknown_fields=True):
     tenant: Annotated[str, Meta(pattern=r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")]
     category: Name
     display_name: str = ""
+
+
+class TableSubscribeRequest(Struct, forbid_unknown_fields=True):
+    table: Name
+    events: Annotated[
+        list[Literal["insert", "update", "delete"]], Meta(min_length=1, max_length=3)
+    ] = msgspec.field(default_factory=lambda: ["insert", "update", "delete"])
+    from_offset: Annotated[int, Meta(ge=-1_000_000)] | None = None

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from roost import AsyncClient, AuthorizationError, StreamEvent, ValidationError
+from roost import (
+    AsyncClient,
+    AuthorizationError,
+    NotFoundError,
+    SecureTableError,
+    StreamEvent,
+    TableChange,
+    ValidationError,
+)
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
@@ -119,3 +127,41 @@ async def test_realtime_calls_and_refusals(server: RunningServer) -> None:
             await limited.stream.publish("room", "x", 1)
         with pytest.raises(AuthorizationError):
             await limited.pubsub.subscribe(["a.#"], print)
+
+
+@pytest.mark.anyio
+async def test_database_subscribe_delivers_changes_in_order(server: RunningServer) -> None:
+    table, secret = unique("orders"), unique("secret")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        await admin.schema.add_table(table, [{"name": "item", "type": "text"}])
+        changes: list[TableChange] = []
+        deletes: list[TableChange] = []
+        sub = await admin.database.subscribe(table, changes.append)
+        await admin.database.subscribe(table, deletes.append, events=["delete"])
+        created = await admin.database.bulk_insert(table, [{"item": "a"}, {"item": "b"}])
+        first_id = created[0]["id"]
+        await admin.database.update(table, record_id=first_id, data={"item": "a2"})
+        await admin.database.delete(table, record_id=first_id)
+        await wait_until(lambda: len(changes) == 4 and len(deletes) == 1)
+        assert [(c.type, c.record.get("item")) for c in changes] == [
+            ("insert", "a"),
+            ("insert", "b"),
+            ("update", "a2"),
+            ("delete", None),
+        ]
+        assert deletes[0].record == {"id": first_id}
+        assert changes[0].table == table
+        assert sub.room == table
+        replayed: list[TableChange] = []
+        await admin.database.subscribe(table, replayed.append, from_offset=-2)
+        await wait_until(lambda: len(replayed) == 2)
+        assert [c.type for c in replayed] == ["update", "delete"]
+
+        await admin.schema.add_table(secret, [{"name": "ssn", "type": "text"}], secure=True)
+        with pytest.raises(SecureTableError):
+            await admin.database.subscribe(secret, print)
+        with pytest.raises(NotFoundError):
+            await admin.database.subscribe(unique("missing"), print)
+        with pytest.raises(ValidationError):
+            await admin.database.subscribe(table, print, events=["truncate"])

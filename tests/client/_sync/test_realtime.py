@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from roost import Client, AuthorizationError, StreamEvent, ValidationError
+from roost import (
+    Client,
+    AuthorizationError,
+    NotFoundError,
+    SecureTableError,
+    StreamEvent,
+    TableChange,
+    ValidationError,
+)
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
@@ -117,3 +125,40 @@ def test_realtime_calls_and_refusals(server: RunningServer) -> None:
             limited.stream.publish("room", "x", 1)
         with pytest.raises(AuthorizationError):
             limited.pubsub.subscribe(["a.#"], print)
+
+
+def test_database_subscribe_delivers_changes_in_order(server: RunningServer) -> None:
+    table, secret = unique("orders"), unique("secret")
+    with Client(api_url=server.url) as client:
+        admin = _admin(client)
+        admin.schema.add_table(table, [{"name": "item", "type": "text"}])
+        changes: list[TableChange] = []
+        deletes: list[TableChange] = []
+        sub = admin.database.subscribe(table, changes.append)
+        admin.database.subscribe(table, deletes.append, events=["delete"])
+        created = admin.database.bulk_insert(table, [{"item": "a"}, {"item": "b"}])
+        first_id = created[0]["id"]
+        admin.database.update(table, record_id=first_id, data={"item": "a2"})
+        admin.database.delete(table, record_id=first_id)
+        wait_until(lambda: len(changes) == 4 and len(deletes) == 1)
+        assert [(c.type, c.record.get("item")) for c in changes] == [
+            ("insert", "a"),
+            ("insert", "b"),
+            ("update", "a2"),
+            ("delete", None),
+        ]
+        assert deletes[0].record == {"id": first_id}
+        assert changes[0].table == table
+        assert sub.room == table
+        replayed: list[TableChange] = []
+        admin.database.subscribe(table, replayed.append, from_offset=-2)
+        wait_until(lambda: len(replayed) == 2)
+        assert [c.type for c in replayed] == ["update", "delete"]
+
+        admin.schema.add_table(secret, [{"name": "ssn", "type": "text"}], secure=True)
+        with pytest.raises(SecureTableError):
+            admin.database.subscribe(secret, print)
+        with pytest.raises(NotFoundError):
+            admin.database.subscribe(unique("missing"), print)
+        with pytest.raises(ValidationError):
+            admin.database.subscribe(table, print, events=["truncate"])

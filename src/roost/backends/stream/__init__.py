@@ -22,6 +22,13 @@ class StoredEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class NewEvent:
+    event_type: str
+    data: str  # JSON text
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """Events of a room in offset order, with the oldest retained and newest offsets
     (an empty room has oldest = newest + 1)."""
@@ -41,15 +48,10 @@ class StreamStore(Protocol):
     kind: str
 
     async def append(
-        self,
-        room: str,
-        event_type: str,
-        data: str,
-        metadata: dict[str, str],
-        default_retention: Retention,
-    ) -> StoredEvent:
-        """Add an event at the room's next offset, then apply its retention (the room's own,
-        if configured, else `default_retention`)."""
+        self, room: str, events: list[NewEvent], default_retention: Retention
+    ) -> list[StoredEvent]:
+        """Add events at the room's next offsets (one atomic step), then apply its retention
+        (the room's own, if configured, else `default_retention`)."""
         ...
 
     async def read(self, room: str, from_offset: int, to_offset: int | None, limit: int) -> Page:

@@ -9,18 +9,25 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from roost.backends.stream import Page, Retention, StoredEvent
+from roost.backends.stream import NewEvent, Page, Retention, StoredEvent
 
 _APPEND = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local offset = redis.call('INCR', KEYS[1]) - 1
-local event = cjson.encode(
-  {i = ARGV[1], o = offset, e = ARGV[2], d = ARGV[3], m = ARGV[4], t = now})
-redis.call('ZADD', KEYS[2], offset, event)
-local keep = tonumber(redis.call('HGET', KEYS[3], 'max_events') or ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', offset - keep)
-local age = tonumber(redis.call('HGET', KEYS[3], 'max_age') or ARGV[6])
+local count = tonumber(ARGV[3])
+local last = redis.call('INCRBY', KEYS[1], count) - 1
+local out = {}
+for i = 1, count do
+  local base = 3 + (i - 1) * 4
+  local offset = last - count + i
+  local event = cjson.encode({i = ARGV[base + 1], o = offset, e = ARGV[base + 2],
+                              d = ARGV[base + 3], m = ARGV[base + 4], t = now})
+  redis.call('ZADD', KEYS[2], offset, event)
+  out[i] = event
+end
+local keep = tonumber(redis.call('HGET', KEYS[3], 'max_events') or ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', last - keep)
+local age = tonumber(redis.call('HGET', KEYS[3], 'max_age') or ARGV[2])
 if age > 0 then
   for _ = 1, 1000 do
     local first = redis.call('ZRANGE', KEYS[2], 0, 0)
@@ -28,7 +35,7 @@ if age > 0 then
     redis.call('ZREM', KEYS[2], first[1])
   end
 end
-return event
+return out
 """
 
 _READ = """
@@ -62,25 +69,17 @@ class RedisStreamStore:
         self._read = self._redis.register_script(_READ)
 
     async def append(
-        self,
-        room: str,
-        event_type: str,
-        data: str,
-        metadata: dict[str, str],
-        default_retention: Retention,
-    ) -> StoredEvent:
-        raw = await self._append(
-            keys=_keys(room),
-            args=[
-                secrets.token_hex(12),
-                event_type,
-                data,
-                json.dumps(metadata),
-                default_retention.max_events,
-                default_retention.max_age or 0,
-            ],
-        )
-        return _event(raw)
+        self, room: str, events: list[NewEvent], default_retention: Retention
+    ) -> list[StoredEvent]:
+        args: list[str | int] = [
+            default_retention.max_events,
+            default_retention.max_age or 0,
+            len(events),
+        ]
+        for e in events:
+            args += [secrets.token_hex(12), e.event_type, e.data, json.dumps(e.metadata)]
+        raws = await self._append(keys=_keys(room), args=args)
+        return [_event(raw) for raw in raws]
 
     async def read(self, room: str, from_offset: int, to_offset: int | None, limit: int) -> Page:
         upper = "+inf" if to_offset is None else to_offset

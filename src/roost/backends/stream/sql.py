@@ -17,7 +17,7 @@ from roost.backends.sql import CONTROL, Database
 from roost.backends.sql.locking import serialize_writers
 from roost.backends.sql.tables import stream_events as ev
 from roost.backends.sql.tables import stream_rooms as rooms
-from roost.backends.stream import Page, Retention, StoredEvent
+from roost.backends.stream import NewEvent, Page, Retention, StoredEvent
 
 
 def _event(row: Any) -> StoredEvent:
@@ -38,44 +38,45 @@ class SqlStreamStore:
         self._db = db
 
     async def append(
-        self,
-        room: str,
-        event_type: str,
-        data: str,
-        metadata: dict[str, str],
-        default_retention: Retention,
-    ) -> StoredEvent:
-        def work(conn: Connection) -> StoredEvent:
+        self, room: str, events: list[NewEvent], default_retention: Retention
+    ) -> list[StoredEvent]:
+        def work(conn: Connection) -> list[StoredEvent]:
             serialize_writers(conn, "stream", room)
             state = conn.execute(select(rooms).where(rooms.c.room == room)).first()
             if state is None:
                 conn.execute(rooms.insert().values(room=room, next_offset=0))
-                offset, max_events, max_age = 0, None, None
+                first, max_events, max_age = 0, None, None
             else:
-                offset, max_events, max_age = state.next_offset, state.max_events, state.max_age
-            event = StoredEvent(
-                secrets.token_hex(12), offset, event_type, data, metadata, time.time()
-            )
+                first, max_events, max_age = state.next_offset, state.max_events, state.max_age
+            now = time.time()
+            stored = [
+                StoredEvent(secrets.token_hex(12), first + i, e.event_type, e.data, e.metadata, now)
+                for i, e in enumerate(events)
+            ]
             conn.execute(
-                ev.insert().values(
-                    room=room,
-                    offset=offset,
-                    id=event.id,
-                    event_type=event_type,
-                    data=data,
-                    metadata=json.dumps(metadata),
-                    timestamp=event.timestamp,
-                )
+                ev.insert(),
+                [
+                    {
+                        "room": room,
+                        "offset": e.offset,
+                        "id": e.id,
+                        "event_type": e.event_type,
+                        "data": e.data,
+                        "metadata": json.dumps(e.metadata),
+                        "timestamp": now,
+                    }
+                    for e in stored
+                ],
             )
-            conn.execute(update(rooms).where(rooms.c.room == room).values(next_offset=offset + 1))
+            last = first + len(events) - 1
+            conn.execute(update(rooms).where(rooms.c.room == room).values(next_offset=last + 1))
             keep = max_events or default_retention.max_events
-            if offset >= keep:
-                conn.execute(delete(ev).where(ev.c.room == room, ev.c.offset <= offset - keep))
+            if last >= keep:
+                conn.execute(delete(ev).where(ev.c.room == room, ev.c.offset <= last - keep))
             age = max_age or default_retention.max_age
             if age is not None:
-                cutoff = event.timestamp - age
-                conn.execute(delete(ev).where(ev.c.room == room, ev.c.timestamp < cutoff))
-            return event
+                conn.execute(delete(ev).where(ev.c.room == room, ev.c.timestamp < now - age))
+            return stored
 
         return await self._db.run(CONTROL, work, write=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -13,6 +13,8 @@ from roost.client._core.query import (
     QueryState,
     normalize_filters,
 )
+from roost.client._core.realtime import AsyncSubscription
+from roost.client._core.results import TableChange
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
@@ -335,6 +337,37 @@ class AsyncDatabase:
             "database.describe", {"table": table}, idempotent=True
         )
         return result
+
+    async def subscribe(
+        self,
+        table: str,
+        callback: Callable[[TableChange], Any],
+        events: Sequence[str] = ("insert", "update", "delete"),
+        from_offset: int | None = None,
+    ) -> AsyncSubscription:
+        """Receive the table's inserts, updates and deletes made through the API, in commit
+        order; `callback(change)` may be async. `from_offset` replays the change log from
+        there first (negative: the last N changes).
+
+        Example:
+            sub = await client.database.subscribe("orders", lambda c: print(c.type, c.record))
+        """
+        params: dict[str, Any] = {"table": table, "events": list(events)}
+        if from_offset is not None:
+            params["from_offset"] = from_offset
+
+        def change(event: dict[str, Any]) -> Any:
+            return callback(
+                TableChange(
+                    type=event["event_type"],
+                    table=event["data"]["table"],
+                    record=event["data"]["record"],
+                    offset=event["offset"],
+                    timestamp=event["timestamp"],
+                )
+            )
+
+        return await self._client.realtime.subscribe("database.subscribe", params, change, table)
 
 
 class AsyncSchema:

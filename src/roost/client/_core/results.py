@@ -122,3 +122,15 @@ class PubSubPublishResult:
     message_id: str
     topic: str
     subscribers_matched: int
+
+
+@dataclass(frozen=True, slots=True)
+class TableChange:
+    """A change of a table: `type` is "insert", "update" or "delete"; `record` is the row as
+    stored (for a delete, only its primary key); `offset` orders the table's changes."""
+
+    type: str
+    table: str
+    record: dict[str, Any]
+    offset: int
+    timestamp: float

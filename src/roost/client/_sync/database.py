@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -14,6 +14,8 @@ from roost.client._core.query import (
     QueryState,
     normalize_filters,
 )
+from roost.client._core.realtime import Subscription
+from roost.client._core.results import TableChange
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
@@ -336,6 +338,37 @@ class Database:
             "database.describe", {"table": table}, idempotent=True
         )
         return result
+
+    def subscribe(
+        self,
+        table: str,
+        callback: Callable[[TableChange], Any],
+        events: Sequence[str] = ("insert", "update", "delete"),
+        from_offset: int | None = None,
+    ) -> Subscription:
+        """Receive the table's inserts, updates and deletes made through the API, in commit
+        order; `callback(change)` may be async. `from_offset` replays the change log from
+        there first (negative: the last N changes).
+
+        Example:
+            sub = client.database.subscribe("orders", lambda c: print(c.type, c.record))
+        """
+        params: dict[str, Any] = {"table": table, "events": list(events)}
+        if from_offset is not None:
+            params["from_offset"] = from_offset
+
+        def change(event: dict[str, Any]) -> Any:
+            return callback(
+                TableChange(
+                    type=event["event_type"],
+                    table=event["data"]["table"],
+                    record=event["data"]["record"],
+                    offset=event["offset"],
+                    timestamp=event["timestamp"],
+                )
+            )
+
+        return self._client.realtime.subscribe("database.subscribe", params, change, table)
 
 
 class Schema:

@@ -1,0 +1,96 @@
+"""Change feeds of tables, on top of event streams.
+
+While a table has subscribers, every insert, update and delete made through the API is
+appended, inside the write's own transaction (so events follow commit order), to the tenant's
+stream room `$db:<table>` (a name no user room can take). `database.subscribe` is a stream
+subscription to that room, filtered by kind of change, so it resumes after a reconnect like any
+stream. Interest lingers `LINGER` seconds after the last subscriber leaves, so a client that
+reconnects within that time misses nothing; a table nobody follows pays nothing on writes.
+Secure tables have no feed: their reads must name a reason and an actor, and are audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+from roost.backends.stream import Retention
+from roost.errors import SecureTableError
+from roost.services import stream
+from roost.services.context import Context
+from roost.services.feeds import Feed, Push
+from roost.services.schema import load_schema
+from roost.services.tabledefs import TableDef
+from roost.wire.database import TableSubscribeRequest
+from roost.wire.stream import StreamSubscribeRequest
+
+ROOM_PREFIX = "$db:"
+LINGER = 120.0
+
+_lingering: set[asyncio.TimerHandle] = set()
+_dropping: set[asyncio.Task[None]] = set()
+
+Change = Literal["insert", "update", "delete"]
+
+
+async def record_changes(
+    ctx: Context, definition: TableDef, change: Change, rows: list[dict[str, Any]]
+) -> None:
+    """Append one event per changed row: `{"table", "record"}` (for a delete, the record
+    holds only the primary key)."""
+    if definition.secure or not rows:
+        return
+    key = _interest_key(ctx, definition.name)
+    if not (await ctx.platform.bus.interest(key)).get(key):
+        return
+    settings = ctx.platform.settings
+    retention = Retention(settings.change_feed_max_events, settings.change_feed_max_age)
+    events: list[tuple[str, Any, dict[str, str]]] = [
+        (change, {"table": definition.name, "record": row}, {}) for row in rows
+    ]
+    await stream.append(ctx, ROOM_PREFIX + definition.name, events, retention)
+
+
+async def open_table_feed(ctx: Context, params: TableSubscribeRequest, push: Push) -> Feed:
+    """A live feed of a table's changes of the kinds in `params.events`."""
+    schema = await load_schema(ctx.platform, ctx.tenant)
+    definition = schema.definition(params.table)
+    if definition.secure:
+        raise SecureTableError(
+            f"table {definition.name!r} is secure and has no change feed: each read of it "
+            "must carry a reason and an actor",
+            details={"table": definition.name},
+        )
+    kinds = set(params.events)
+    bus, key = ctx.platform.bus, _interest_key(ctx, definition.name)
+    await bus.add_interest(key)
+    room = StreamSubscribeRequest(
+        room=ROOM_PREFIX + definition.name, from_offset=params.from_offset
+    )
+    try:
+        feed = await stream.open_stream_feed(
+            ctx, room, push, wanted=lambda event: event.event_type in kinds
+        )
+    except BaseException:
+        await bus.drop_interest(key)
+        raise
+    feed.on_close(lambda: _later(LINGER, lambda: bus.drop_interest(key)))
+    return feed
+
+
+def _interest_key(ctx: Context, table: str) -> str:
+    return f"changes:{ctx.tenant}:{table}"
+
+
+def _later(seconds: float, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def run() -> None:
+        _lingering.discard(handle)
+        task = loop.create_task(work())
+        _dropping.add(task)
+        task.add_done_callback(_dropping.discard)
+
+    handle = loop.call_later(seconds, run)
+    _lingering.add(handle)
