@@ -45,6 +45,13 @@ def _create(*selected: Table) -> Step:
     return step
 
 
+def _drop(*selected: Table) -> Step:
+    async def step(conn: AsyncConnection) -> None:
+        await conn.run_sync(lambda sync: selected[0].metadata.drop_all(sync, tables=selected))
+
+    return step
+
+
 async def _builtin_roles(conn: AsyncConnection) -> None:
     await conn.execute(
         tables.roles.insert(),
@@ -118,6 +125,11 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
     Migration(7, "audit log is append-only", _append_only_audit),
     Migration(8, "analytics queries", _create(tables.analytics_queries)),
     Migration(9, "storage buckets and objects", _create(tables.buckets, tables.objects)),
+    Migration(
+        10,
+        "idempotency keys move to the KV store (shared by replicas)",
+        _drop(tables.idempotency_keys),
+    ),
 )
 
 

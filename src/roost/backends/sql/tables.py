@@ -163,6 +163,8 @@ api_keys = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
 )
 
+# Dropped by tenant migration 10 (idempotency keys now live in the KV store); kept so that
+# migration 3 still describes what it created.
 idempotency_keys = Table(
     "roost_idempotency_keys",
     tenant_metadata,

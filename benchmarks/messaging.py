@@ -1,0 +1,307 @@
+"""Messaging figures: KV over HTTP and WebSocket, queues, pub/sub fan-out, vs redis-py.
+
+    python benchmarks/messaging.py [--seconds 3] [--messages 2000] [--subscribers 100]
+
+Each server (Roost on the embedded backends, Roost on Redis, a bare Starlette endpoint) runs in
+a process of its own under uvicorn (uvloop, httptools, one worker); the load runs here. Prints,
+per backend:
+1. KV get and set through the sync SDK over HTTP, one call after another, next to a bare
+   Starlette endpoint answering the same JSON to the same kind of client (goal for get: >= 0.8x);
+2. KV get and set over the SDK's WebSocket (`client.realtime.call`), 100 calls in flight, next
+   to redis-py's own GET/SET against the same Redis, sequential and pipelined by 100 (the
+   physical reference; goal for get: >= 0.5x of pipelined);
+3. queue publish + consume + ack, 8 producers and 8 consumers through the async SDK, msgs/s;
+4. pub/sub fan-out: one publisher, `--subscribers` subscribers on connections of their own;
+   deliveries/s and the p99 latency from publish to callback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ADMIN, PASSWORD = "admin", "benchmark-password"
+REDIS_URL = os.environ.get("ROOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def bare_app() -> object:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def endpoint(request: Request) -> Response:
+        msgspec.json.decode(await request.body())
+        body = msgspec.json.encode({"found": True, "value": {"n": 1}, "ttl": -1})
+        return Response(body, media_type="application/json")
+
+    return Starlette(routes=[Route("/api/v1/kv/get", endpoint, methods=["POST"])])
+
+
+def serve(kind: str, port: int, data_dir: str, secret: str) -> None:
+    import uvicorn
+
+    if kind == "bare":
+        app = bare_app()
+    else:
+        from roost.server import create_app
+        from roost.settings import load_settings
+
+        app = create_app(
+            load_settings(
+                data_dir=Path(data_dir),
+                secret_key=secret,
+                admin_username=ADMIN,
+                admin_password=PASSWORD,
+                redis_url=REDIS_URL if kind == "redis" else None,
+            )
+        )
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        loop="uvloop",  # type: ignore[arg-type]
+        http="httptools",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        access_log=False,
+    )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(kind: str, data_dir: str, secret: str) -> tuple[multiprocessing.Process, str]:
+    port = free_port()
+    process = multiprocessing.Process(
+        target=serve, args=(kind, port, data_dir, secret), daemon=True
+    )
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    probe = "/api/v1/kv/get" if kind == "bare" else "/api/v1/health"
+    for _ in range(300):
+        try:
+            if kind == "bare":
+                httpx.post(url + probe, json={}, timeout=1)
+            else:
+                httpx.get(url + probe, timeout=1)
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{kind} server did not start")
+
+
+def per_second(call: Callable[[], object], seconds: float) -> float:
+    for _ in range(50):
+        call()
+    count, begin = 0, time.perf_counter()
+    while time.perf_counter() - begin < seconds:
+        call()
+        count += 1
+    return count / (time.perf_counter() - begin)
+
+
+async def per_second_async(
+    batch: Callable[[], Awaitable[object]], size: int, seconds: float
+) -> float:
+    """Ops/s of `batch()`, which runs `size` operations at once."""
+    await batch()
+    count, begin = 0, time.perf_counter()
+    while time.perf_counter() - begin < seconds:
+        await batch()
+        count += size
+    return count / (time.perf_counter() - begin)
+
+
+def redis_reference(seconds: float) -> dict[str, float]:
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL)
+    key = f"bench:{secrets.token_hex(4)}"
+    r.set(key, '{"n": 1}')
+
+    def pipelined(command: str) -> Callable[[], object]:
+        def run() -> object:
+            pipe = r.pipeline(transaction=False)
+            for _ in range(100):
+                if command == "get":
+                    pipe.get(key)
+                else:
+                    pipe.set(key, '{"n": 1}')
+            return pipe.execute()
+
+        return run
+
+    figures = {
+        "get": per_second(lambda: r.get(key), seconds),
+        "set": per_second(lambda: r.set(key, '{"n": 1}'), seconds),
+        "get_pipelined": 100 * per_second(pipelined("get"), seconds),
+        "set_pipelined": 100 * per_second(pipelined("set"), seconds),
+    }
+    r.delete(key)
+    r.close()
+    return figures
+
+
+def kv_http(url: str, bare_url: str, seconds: float) -> dict[str, float]:
+    from roost import Client
+
+    with Client(api_url=url) as anonymous, httpx.Client(base_url=bare_url) as raw:
+        client = anonymous.auth.sign_in_with_password(ADMIN, PASSWORD)
+        key = f"bench:{secrets.token_hex(4)}"
+        client.kv.set(key, {"n": 1})
+        body = msgspec.json.encode({"key": key})
+        headers = {"content-type": "application/json"}
+        return {
+            "get": per_second(lambda: client.kv.get(key), seconds),
+            "set": per_second(lambda: client.kv.set(key, {"n": 1}), seconds),
+            "bare": per_second(
+                lambda: raw.post("/api/v1/kv/get", content=body, headers=headers).json(), seconds
+            ),
+        }
+
+
+async def kv_websocket(url: str, seconds: float) -> dict[str, float]:
+    from roost import AsyncClient
+
+    async with AsyncClient(api_url=url) as anonymous:
+        client = await anonymous.auth.sign_in_with_password(ADMIN, PASSWORD)
+        key = f"bench:{secrets.token_hex(4)}"
+        call = client.realtime.call
+        await call("kv.set", {"key": key, "value": {"n": 1}})
+
+        def batch(method: str, params: dict[str, Any]) -> Callable[[], Awaitable[object]]:
+            return lambda: asyncio.gather(*(call(method, params) for _ in range(100)))
+
+        return {
+            "get": await per_second_async(batch("kv.get", {"key": key}), 100, seconds),
+            "set": await per_second_async(
+                batch("kv.set", {"key": key, "value": {"n": 1}}), 100, seconds
+            ),
+        }
+
+
+async def queue_throughput(url: str, messages: int) -> float:
+    from roost import AsyncClient
+
+    async with AsyncClient(api_url=url, pool_size=32) as anonymous:
+        client = await anonymous.auth.sign_in_with_password(ADMIN, PASSWORD)
+        queue, name = client.queue, f"bench-{secrets.token_hex(4)}"
+        per_worker = messages // 8
+        done = 0
+
+        async def produce() -> None:
+            for n in range(per_worker):
+                await queue.publish(name, {"n": n})
+
+        async def consume() -> None:
+            nonlocal done
+            while done < per_worker * 8:
+                msg = await queue.consume(name, timeout=1)
+                if msg is not None:
+                    await queue.ack(name, msg.message_id)
+                    done += 1
+
+        begin = time.perf_counter()
+        await asyncio.gather(*(produce() for _ in range(8)), *(consume() for _ in range(8)))
+        return done / (time.perf_counter() - begin)
+
+
+async def fan_out(url: str, subscribers: int, messages: int) -> tuple[float, float]:
+    from roost import AsyncClient
+
+    topic = f"bench.{secrets.token_hex(4)}"
+    latencies: list[float] = []
+    async with AsyncClient(api_url=url) as anonymous:
+        publisher = await anonymous.auth.sign_in_with_password(ADMIN, PASSWORD)
+        listeners = [
+            await (AsyncClient(api_url=url)).auth.sign_in_with_password(ADMIN, PASSWORD)
+            for _ in range(subscribers)
+        ]
+
+        def received(_: str, message: Any) -> None:
+            latencies.append(time.perf_counter() - message["sent"])
+
+        for listener in listeners:
+            await listener.pubsub.subscribe([topic + ".#"], received)
+        expected = subscribers * messages
+        begin = time.perf_counter()
+        for _ in range(messages):
+            result = await publisher.pubsub.publish(topic + ".x", {"sent": time.perf_counter()})
+            assert result.subscribers_matched == subscribers, result
+        while len(latencies) < expected and time.perf_counter() - begin < 60:
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - begin
+        for listener in listeners:
+            await listener.close()
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan")
+    return len(latencies) / elapsed, p99 * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Roost messaging figures")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--subscribers", type=int, default=100)
+    args = parser.parse_args()
+    secret = secrets.token_urlsafe(40)
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+        f"{args.seconds:g} s per rate"
+    )
+    reference = redis_reference(args.seconds)
+    print(
+        f"redis-py on the same Redis: GET {reference['get']:,.0f}/s, SET {reference['set']:,.0f}/s"
+        f" sequential; GET {reference['get_pipelined']:,.0f}/s, SET "
+        f"{reference['set_pipelined']:,.0f}/s pipelined by 100"
+    )
+    bare, bare_url = start("bare", tempfile.mkdtemp(), secret)
+    for backend in ("embedded", "redis"):
+        process, url = start(backend, tempfile.mkdtemp(prefix="roost-bench-"), secret)
+        http = kv_http(url, bare_url, args.seconds)
+        ws = asyncio.run(kv_websocket(url, args.seconds))
+        queue_rate = asyncio.run(queue_throughput(url, args.messages))
+        fan_rate, p99 = asyncio.run(fan_out(url, args.subscribers, max(args.messages // 20, 20)))
+        process.terminate()
+        print(f"\n[{backend}]")
+        print(
+            f"1. KV over HTTP, sequential: get {http['get']:,.0f}/s, set {http['set']:,.0f}/s; "
+            f"bare Starlette {http['bare']:,.0f}/s; get ratio {http['get'] / http['bare']:.2f}x "
+            "(goal >= 0.8x)"
+        )
+        print(
+            f"2. KV over WebSocket, 100 in flight: get {ws['get']:,.0f}/s, set {ws['set']:,.0f}/s;"
+            f" get vs redis-py pipelined {ws['get'] / reference['get_pipelined']:.2f}x "
+            f"(goal >= 0.5x), vs sequential {ws['get'] / reference['get']:.2f}x"
+        )
+        print(f"3. queue publish + consume + ack: {queue_rate:,.0f} msgs/s (8 + 8 workers)")
+        print(
+            f"4. pub/sub fan-out to {args.subscribers} subscribers: {fan_rate:,.0f} deliveries/s,"
+            f" p99 {p99:.1f} ms"
+        )
+    bare.terminate()
+
+
+if __name__ == "__main__":
+    main()
