@@ -7,7 +7,7 @@ import random
 import time
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select
 
 from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.sql import CONTROL, Database
@@ -21,8 +21,16 @@ def _live(now: float) -> Any:
     return or_(kv.c.expires_at.is_(None), kv.c.expires_at > now)
 
 
+# Built once: constructing the statement costs more than running it on SQLite.
+_LIVE_ROW = select(kv).where(
+    kv.c.space == bindparam("space"),
+    kv.c.key == bindparam("key"),
+    or_(kv.c.expires_at.is_(None), kv.c.expires_at > bindparam("now")),
+)
+
+
 def _row(conn: Connection, space: str, key: str, now: float) -> Any:
-    return conn.execute(select(kv).where(kv.c.space == space, kv.c.key == key, _live(now))).first()
+    return conn.execute(_LIVE_ROW, {"space": space, "key": key, "now": now}).first()
 
 
 def _put(
