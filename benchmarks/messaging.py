@@ -10,7 +10,8 @@ per backend:
 2. KV get and set over the SDK's WebSocket (`client.realtime.call`), 100 calls in flight, next
    to redis-py's own GET/SET against the same Redis, sequential and pipelined by 100 (the
    physical reference; goal for get: >= 0.5x of pipelined);
-3. queue publish + consume + ack, 8 producers and 8 consumers through the async SDK, msgs/s;
+3. queue publish + consume + ack, 8 producers and 8 consumers through the async SDK, msgs/s,
+   over HTTP and over the WebSocket;
 4. pub/sub fan-out: one publisher, `--subscribers` subscribers on connections of their own;
    deliveries/s and the p99 latency from publish to callback.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import secrets
@@ -201,25 +203,31 @@ async def kv_websocket(url: str, seconds: float) -> dict[str, float]:
         }
 
 
-async def queue_throughput(url: str, messages: int) -> float:
+async def queue_throughput(url: str, messages: int, websocket: bool) -> float:
+    """Msgs/s of 8 producers and 8 consumers (consume + ack), through the SDK's queue calls
+    over HTTP or the same operations over its WebSocket."""
     from roost import AsyncClient
 
     async with AsyncClient(api_url=url, pool_size=32) as anonymous:
         client = await anonymous.auth.sign_in_with_password(ADMIN, PASSWORD)
-        queue, name = client.queue, f"bench-{secrets.token_hex(4)}"
-        per_worker = messages // 8
-        done = 0
+        name = f"bench-{secrets.token_hex(4)}"
+        per_worker, done = messages // 8, 0
+
+        async def call(method: str, params: dict[str, Any]) -> Any:
+            if websocket:
+                return await client.realtime.call(method, params)
+            return await client.call(method, params, wait=params.get("timeout", 0))
 
         async def produce() -> None:
             for n in range(per_worker):
-                await queue.publish(name, {"n": n})
+                await call("queue.publish", {"queue": name, "message": {"n": n}})
 
         async def consume() -> None:
             nonlocal done
             while done < per_worker * 8:
-                msg = await queue.consume(name, timeout=1)
-                if msg is not None:
-                    await queue.ack(name, msg.message_id)
+                found = (await call("queue.consume", {"queue": name, "timeout": 1}))["message"]
+                if found is not None:
+                    await call("queue.ack", {"queue": name, "message_id": found["message_id"]})
                     done += 1
 
         begin = time.perf_counter()
@@ -239,18 +247,21 @@ async def fan_out(url: str, subscribers: int, messages: int) -> tuple[float, flo
             for _ in range(subscribers)
         ]
 
+        all_in = asyncio.Event()
+
         def received(_: str, message: Any) -> None:
             latencies.append(time.perf_counter() - message["sent"])
+            if len(latencies) >= subscribers * messages:
+                all_in.set()
 
         for listener in listeners:
             await listener.pubsub.subscribe([topic + ".#"], received)
-        expected = subscribers * messages
         begin = time.perf_counter()
         for _ in range(messages):
             result = await publisher.pubsub.publish(topic + ".x", {"sent": time.perf_counter()})
             assert result.subscribers_matched == subscribers, result
-        while len(latencies) < expected and time.perf_counter() - begin < 60:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_in.wait(), 60)
         elapsed = time.perf_counter() - begin
         for listener in listeners:
             await listener.close()
@@ -281,7 +292,8 @@ def main() -> None:
         process, url = start(backend, tempfile.mkdtemp(prefix="roost-bench-"), secret)
         http = kv_http(url, bare_url, args.seconds)
         ws = asyncio.run(kv_websocket(url, args.seconds))
-        queue_rate = asyncio.run(queue_throughput(url, args.messages))
+        queue_http = asyncio.run(queue_throughput(url, args.messages, websocket=False))
+        queue_ws = asyncio.run(queue_throughput(url, args.messages, websocket=True))
         fan_rate, p99 = asyncio.run(fan_out(url, args.subscribers, max(args.messages // 20, 20)))
         process.terminate()
         print(f"\n[{backend}]")
@@ -295,7 +307,10 @@ def main() -> None:
             f" get vs redis-py pipelined {ws['get'] / reference['get_pipelined']:.2f}x "
             f"(goal >= 0.5x), vs sequential {ws['get'] / reference['get']:.2f}x"
         )
-        print(f"3. queue publish + consume + ack: {queue_rate:,.0f} msgs/s (8 + 8 workers)")
+        print(
+            f"3. queue publish + consume + ack, 8 producers + 8 consumers: {queue_http:,.0f} "
+            f"msgs/s over HTTP, {queue_ws:,.0f} msgs/s over the WebSocket"
+        )
         print(
             f"4. pub/sub fan-out to {args.subscribers} subscribers: {fan_rate:,.0f} deliveries/s,"
             f" p99 {p99:.1f} ms"

@@ -85,6 +85,19 @@ class SqlQueueStore:
         return message_id, await self._db.run(CONTROL, work, write=True)
 
     async def claim(self, queue: str, ack_deadline: float) -> Delivery | None:
+        def anything_due(conn: Connection) -> bool:
+            now = time.time()
+            due = select(qm.c.seq).where(
+                qm.c.queue == queue,
+                qm.c.state.in_((_READY, _INFLIGHT)),
+                qm.c.due_at <= now,
+            )
+            return conn.execute(due.limit(1)).first() is not None
+
+        # Idle consumers poll: a read first spares the writer lock when there is nothing to do.
+        if not await self._db.run(CONTROL, anything_due):
+            return None
+
         def work(conn: Connection) -> Delivery | None:
             now = time.time()
             _settle_overdue(conn, queue, now)
