@@ -165,3 +165,38 @@ async def test_database_subscribe_delivers_changes_in_order(server: RunningServe
             await admin.database.subscribe(unique("missing"), print)
         with pytest.raises(ValidationError):
             await admin.database.subscribe(table, print, events=["truncate"])
+
+
+@pytest.mark.anyio
+async def test_stream_and_pubsub_refusals(server: RunningServer) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        too_big = "x" * (1024 * 1024 + 10)
+        refused = {
+            "room": [
+                lambda: admin.stream.publish("", "t", 1),
+                lambda: admin.stream.publish("r" * 201, "t", 1),
+                lambda: admin.stream.publish("no spaces", "t", 1),
+                lambda: admin.stream.history("$db:orders"),  # the change feeds' rooms
+            ],
+            "event_type": [lambda: admin.stream.publish("room", "", 1)],
+            "data": [lambda: admin.stream.publish("room", "t", too_big)],
+            "limit": [lambda: admin.stream.history("room", limit=0)],
+            "topic": [
+                lambda: admin.pubsub.publish("", 1),
+                lambda: admin.pubsub.publish("t" * 256, 1),
+                lambda: admin.pubsub.publish("a..b", 1),
+                lambda: admin.pubsub.publish("orders.*", 1),  # wildcards only in patterns
+            ],
+            "message": [lambda: admin.pubsub.publish("a.b", too_big)],
+            "patterns": [
+                lambda: admin.pubsub.subscribe([], print),
+                lambda: admin.pubsub.subscribe(["a.b*"], print),
+                lambda: admin.pubsub.subscribe(["a..b"], print),
+            ],
+        }
+        for field, calls in refused.items():
+            for call in calls:
+                with pytest.raises(ValidationError) as caught:
+                    await call()
+                assert field in str(caught.value), caught.value
