@@ -128,6 +128,9 @@ class Platform:
     principals: PrincipalCache
     known_tenants: dict[str, float] = field(default_factory=dict)
     schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)
+    kv_ttl_bounds: dict[str, tuple[float, tuple[int | None, int | None]]] = field(
+        default_factory=dict
+    )
 
     async def forget_principals(self) -> None:
         """After a revocation: drop cached credentials here at once, and on every other
@@ -137,9 +140,11 @@ class Platform:
 
     def listen_for_revocations(self) -> None:
         self.bus.listen(REVOCATIONS, lambda _: self.principals.clear())
+        self.bus.listen(TENANT_SETTINGS, lambda _: self.kv_ttl_bounds.clear())
 
 
 REVOCATIONS = "principals:revoked"
+TENANT_SETTINGS = "tenants:settings"
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from roost.errors import ValidationError
 from roost.services.context import Context
 from roost.services.payloads import json_text
 from roost.services.registry import operation
+from roost.services.tenants import kv_ttl_bounds
 from roost.wire.kv import (
     CountAnswer,
     ExpireRequest,
@@ -48,9 +49,9 @@ def _encode(ctx: Context, value: Any, field: str = "value") -> str:
     return json_text(value, field, ctx.platform.settings.kv_max_value_bytes)
 
 
-def _ttl(ctx: Context, ttl: int | None) -> int | None:
-    settings = ctx.platform.settings
-    low, high = settings.kv_min_ttl, settings.kv_max_ttl
+async def _ttl(ctx: Context, ttl: int | None) -> int | None:
+    """`ttl`, checked against the tenant's bounds (or the server's)."""
+    low, high = await kv_ttl_bounds(ctx.platform, ctx.tenant)
     if ttl is None and high is not None:
         raise ValidationError(
             f"this server needs a ttl of at most {high} s", details={"field": "ttl"}
@@ -76,7 +77,7 @@ async def set_value(ctx: Context, params: SetRequest) -> SetAnswer:
     stored = await ctx.platform.kv.set(
         _key(ctx, params.key),
         _encode(ctx, params.value),
-        ttl=_ttl(ctx, params.ttl),
+        ttl=await _ttl(ctx, params.ttl),
         nx=params.nx,
         xx=params.xx,
     )
@@ -127,7 +128,7 @@ async def scan(ctx: Context, params: ScanRequest) -> ScanAnswer:
 @operation("kv.expire", scope="kv:write")
 async def expire(ctx: Context, params: ExpireRequest) -> SetAnswer:
     """Give a key a ttl; success=False if there is no such key."""
-    ttl = _ttl(ctx, params.ttl)
+    ttl = await _ttl(ctx, params.ttl)
     assert ttl is not None
     return SetAnswer(success=await ctx.platform.kv.expire(_key(ctx, params.key), ttl))
 
@@ -139,7 +140,7 @@ async def hset(ctx: Context, params: HSetRequest) -> CountAnswer:
         added = await ctx.platform.kv.hset(
             _key(ctx, params.key),
             {params.field: _encode(ctx, params.value)},
-            ttl=_ttl(ctx, params.ttl) if params.ttl else None,
+            ttl=await _ttl(ctx, params.ttl) if params.ttl else None,
         )
     except ValueError as exc:
         raise _wrong(exc) from None

@@ -13,15 +13,23 @@ from sqlalchemy.exc import IntegrityError
 
 from roost.backends.sql import CONTROL
 from roost.backends.sql.migrations import migrate
-from roost.backends.sql.tables import tenants
+from roost.backends.sql.tables import tenant_kv_bounds, tenants
 from roost.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
-from roost.services.context import Context, Platform
+from roost.services.context import TENANT_SETTINGS, Context, Platform
 from roost.services.registry import operation
-from roost.wire.auth import CreateTenantRequest, Done, Tenant, TenantRef
+from roost.wire.auth import (
+    CreateTenantRequest,
+    Done,
+    KVTtlBounds,
+    KVTtlBoundsRequest,
+    Tenant,
+    TenantRef,
+)
 from roost.wire.common import Empty
 
 DEFAULT_TENANT = "default"
 _KNOWN_FOR_SECONDS = 5.0
+_BOUNDS_CACHE_SECONDS = 5.0
 
 
 async def ensure_exists(platform: Platform, name: str) -> None:
@@ -119,6 +127,42 @@ async def list_tenants(ctx: Context, params: Empty) -> list[Tenant]:
         Tenant(name=r["name"], display_name=r["display_name"], created_at=r["created_at"])
         for r in rows
     ]
+
+
+@operation("tenants.set_kv_ttl_bounds", scope="tenants:admin")
+async def set_kv_ttl_bounds(ctx: Context, params: KVTtlBoundsRequest) -> KVTtlBounds:
+    """Bound the ttl of the tenant's KV keys (None: the server's own bounds apply)."""
+    require_platform_admin(ctx)
+    low, high = params.min_ttl, params.max_ttl
+    if low is not None and high is not None and low > high:
+        raise ValidationError("min_ttl is above max_ttl", details={"field": "min_ttl"})
+    await get(ctx, TenantRef(name=params.name))  # NotFoundError for an unknown tenant
+    async with ctx.platform.db.write(CONTROL) as conn:
+        await conn.execute(delete(tenant_kv_bounds).where(tenant_kv_bounds.c.tenant == params.name))
+        if low is not None or high is not None:
+            await conn.execute(
+                tenant_kv_bounds.insert().values(tenant=params.name, min_ttl=low, max_ttl=high)
+            )
+    ctx.platform.kv_ttl_bounds.clear()
+    await ctx.platform.bus.publish(TENANT_SETTINGS, b"")
+    return KVTtlBounds(name=params.name, min_ttl=low, max_ttl=high)
+
+
+async def kv_ttl_bounds(platform: Platform, tenant: str) -> tuple[int | None, int | None]:
+    """The tenant's KV ttl bounds, else the server's (cached for a few seconds)."""
+    cached = platform.kv_ttl_bounds.get(tenant)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    async with platform.db.read(CONTROL) as conn:
+        row = (
+            await conn.execute(select(tenant_kv_bounds).where(tenant_kv_bounds.c.tenant == tenant))
+        ).first()
+    settings = platform.settings
+    bounds = (
+        (settings.kv_min_ttl, settings.kv_max_ttl) if row is None else (row.min_ttl, row.max_ttl)
+    )
+    platform.kv_ttl_bounds[tenant] = (time.monotonic() + _BOUNDS_CACHE_SECONDS, bounds)
+    return bounds
 
 
 @operation("tenants.delete", scope="tenants:admin")

@@ -208,6 +208,18 @@ class TenantRef(Struct, forbid_unknown_fields=True):
     name: TenantName
 
 
+class KVTtlBoundsRequest(Struct, forbid_unknown_fields=True):
+    name: TenantName
+    min_ttl: Annotated[int, Meta(ge=1)] | None = None
+    max_ttl: Annotated[int, Meta(ge=1)] | None = None
+
+
+class KVTtlBounds(Struct):
+    name: str
+    min_ttl: int | None
+    max_ttl: int | None
+
+
 class Tenant(Struct):
     name: str
     display_name: str

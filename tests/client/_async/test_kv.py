@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from roost import AsyncClient, AuthorizationError, ConflictError, ValidationError
+from roost import AsyncClient, AuthorizationError, ConflictError, NotFoundError, ValidationError
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -131,3 +131,29 @@ async def test_two_replicas_on_redis_share_keys_and_locks(
                 async with b.lock(name, wait=0.2):
                     pass
         await a.delete(key, key + ":n")
+
+
+@pytest.mark.anyio
+async def test_a_tenant_can_have_ttl_bounds_of_its_own(server: RunningServer) -> None:
+    tenant = unique("ttl")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await _admin(client)
+        await admin.tenants.create(tenant, admin_username="boss", admin_password="boss-password-1")
+        bounds = await admin.tenants.set_kv_ttl_bounds(tenant, min_ttl=60, max_ttl=86400)
+        assert bounds == {"name": tenant, "min_ttl": 60, "max_ttl": 86400}
+        async with AsyncClient(api_url=server.url, tenant=tenant) as other:
+            boss = await other.auth.sign_in_with_password("boss", "boss-password-1")
+            assert (await boss.kv.set("ok", 1, ttl=3600)).success
+            for ttl in (None, 10, 90000):
+                with pytest.raises(ValidationError) as caught:
+                    await boss.kv.set("bad", 1, ttl=ttl)
+                assert caught.value.details["field"] == "ttl"
+            assert (await admin.kv.set(unique("free"), 1)).success  # other tenants unbound
+            await admin.tenants.set_kv_ttl_bounds(tenant)  # back to the server's bounds
+            assert (await boss.kv.set("free", 1)).success
+            with pytest.raises(AuthorizationError):
+                await boss.tenants.set_kv_ttl_bounds(tenant, max_ttl=10)
+        with pytest.raises(ValidationError):
+            await admin.tenants.set_kv_ttl_bounds(tenant, min_ttl=100, max_ttl=10)
+        with pytest.raises(NotFoundError):
+            await admin.tenants.set_kv_ttl_bounds(unique("none"), max_ttl=10)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from roost import Client, AuthorizationError, ConflictError, ValidationError
+from roost import Client, AuthorizationError, ConflictError, NotFoundError, ValidationError
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -126,3 +126,28 @@ def test_two_replicas_on_redis_share_keys_and_locks(
                 with b.lock(name, wait=0.2):
                     pass
         a.delete(key, key + ":n")
+
+
+def test_a_tenant_can_have_ttl_bounds_of_its_own(server: RunningServer) -> None:
+    tenant = unique("ttl")
+    with Client(api_url=server.url) as client:
+        admin = _admin(client)
+        admin.tenants.create(tenant, admin_username="boss", admin_password="boss-password-1")
+        bounds = admin.tenants.set_kv_ttl_bounds(tenant, min_ttl=60, max_ttl=86400)
+        assert bounds == {"name": tenant, "min_ttl": 60, "max_ttl": 86400}
+        with Client(api_url=server.url, tenant=tenant) as other:
+            boss = other.auth.sign_in_with_password("boss", "boss-password-1")
+            assert (boss.kv.set("ok", 1, ttl=3600)).success
+            for ttl in (None, 10, 90000):
+                with pytest.raises(ValidationError) as caught:
+                    boss.kv.set("bad", 1, ttl=ttl)
+                assert caught.value.details["field"] == "ttl"
+            assert (admin.kv.set(unique("free"), 1)).success  # other tenants unbound
+            admin.tenants.set_kv_ttl_bounds(tenant)  # back to the server's bounds
+            assert (boss.kv.set("free", 1)).success
+            with pytest.raises(AuthorizationError):
+                boss.tenants.set_kv_ttl_bounds(tenant, max_ttl=10)
+        with pytest.raises(ValidationError):
+            admin.tenants.set_kv_ttl_bounds(tenant, min_ttl=100, max_ttl=10)
+        with pytest.raises(NotFoundError):
+            admin.tenants.set_kv_ttl_bounds(unique("none"), max_ttl=10)

@@ -98,6 +98,7 @@ CONTROL_MIGRATIONS: Sequence[Migration] = (
     Migration(3, "embedded KV cache", _create(tables.kv_entries)),
     Migration(4, "embedded work queues", _create(tables.queues, tables.queue_messages)),
     Migration(5, "embedded event streams", _create(tables.stream_rooms, tables.stream_events)),
+    Migration(6, "KV ttl bounds per tenant", _create(tables.tenant_kv_bounds)),
 )
 
 TENANT_MIGRATIONS: Sequence[Migration] = (

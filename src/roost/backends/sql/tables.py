@@ -65,6 +65,14 @@ tenants = Table(
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
 )
 
+tenant_kv_bounds = Table(
+    "roost_tenant_kv_bounds",
+    control_metadata,
+    Column("tenant", String(40), primary_key=True),
+    Column("min_ttl", Integer, nullable=True),
+    Column("max_ttl", Integer, nullable=True),
+)
+
 tenant_metadata = MetaData()
 
 users = Table(

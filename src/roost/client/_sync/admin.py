@@ -192,6 +192,20 @@ class Tenants(_Namespace):
         result: dict[str, Any] = self._client.call("tenants.create", params)
         return result
 
+    def set_kv_ttl_bounds(
+        self, name: str, min_ttl: int | None = None, max_ttl: int | None = None
+    ) -> dict[str, Any]:
+        """Bound the ttl of a tenant's KV keys (both None: the server's bounds apply again).
+
+        Example:
+            admin.tenants.set_kv_ttl_bounds("acme", min_ttl=60, max_ttl=86400)
+        """
+        params = {"name": name, "min_ttl": min_ttl, "max_ttl": max_ttl}
+        result: dict[str, Any] = self._client.call(
+            "tenants.set_kv_ttl_bounds", params, idempotent=True
+        )
+        return result
+
     def create_category(
         self, name: str, tables: list[dict[str, Any]], description: str = ""
     ) -> dict[str, Any]:
