@@ -18,14 +18,13 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_overhead import ADMIN, PASSWORD, start
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import per_second
+from benchmarks.http_overhead import ADMIN, PASSWORD, start
 from roost import Client
 
 COLUMNS = [
@@ -41,16 +40,6 @@ def rows(count: int, seed: int) -> list[dict[str, object]]:
         {"category": f"c{rng.randrange(20)}", "price": rng.randrange(1000), "name": f"item {i}"}
         for i in range(count)
     ]
-
-
-def per_second(call: Callable[[], object], seconds: float) -> float:
-    for _ in range(10):
-        call()
-    count, begin = 0, time.perf_counter()
-    while time.perf_counter() - begin < seconds:
-        call()
-        count += 1
-    return count / (time.perf_counter() - begin)
 
 
 def main() -> None:
@@ -106,8 +95,8 @@ def main() -> None:
             .offset(40)
         )
         assert [r["id"] for r in query.get()] == [r["id"] for r in _direct_page(direct, statement)]
-        sdk = per_second(query.get, args.seconds) * 20
-        raw = per_second(lambda: _direct_page(direct, statement), args.seconds) * 20
+        sdk = per_second(query.get, args.seconds, warmup=10) * 20
+        raw = per_second(lambda: _direct_page(direct, statement), args.seconds, warmup=10) * 20
         print(
             f"1. query, 20-row page: SDK {sdk:,.0f} rows/s; SQLAlchemy direct {raw:,.0f} rows/s; "
             f"ratio {sdk / raw:.2f}x (goal >= 0.5x)"

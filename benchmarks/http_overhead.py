@@ -22,13 +22,14 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import per_second, start_process
 
 ADMIN, PASSWORD = "admin", "benchmark-password"
 
@@ -69,7 +70,7 @@ def roost_app(data_dir: str, secret: str) -> object:
     )
 
 
-def serve(kind: str, port: int, data_dir: str, secret: str) -> None:
+def serve(kind: str, data_dir: str, secret: str, port: int) -> None:
     import uvicorn
 
     app = bare_app() if kind == "bare" else roost_app(data_dir, secret)
@@ -84,28 +85,12 @@ def serve(kind: str, port: int, data_dir: str, secret: str) -> None:
     )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start(kind: str, data_dir: str, secret: str) -> tuple[multiprocessing.Process, str]:
-    port = free_port()
-    process = multiprocessing.Process(
-        target=serve, args=(kind, port, data_dir, secret), daemon=True
+    return start_process(
+        serve,
+        (kind, data_dir, secret),
+        lambda url: httpx.post(f"{url}/api/v1/auth/whoami", json={}, timeout=1),
     )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.post(f"{url}/api/v1/auth/whoami", json={}, timeout=1)
-            return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{kind} server did not start")
 
 
 # -- a keep-alive HTTP/1.1 load generator (runs in its own process) --------------------------
@@ -167,16 +152,6 @@ def requests_per_second(
     return rate
 
 
-def calls_per_second(call: Callable[[], object], seconds: float) -> float:
-    for _ in range(20):
-        call()
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        call()
-        count += 1
-    return count / (time.perf_counter() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Roost HTTP overhead")
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -210,8 +185,8 @@ def main() -> None:
     )
 
     with Client(api_url=url, token=token) as sdk, httpx.Client(base_url=url) as raw:
-        sdk_rate = calls_per_second(lambda: sdk.auth.whoami(), args.seconds)
-        raw_rate = calls_per_second(
+        sdk_rate = per_second(lambda: sdk.auth.whoami(), args.seconds)
+        raw_rate = per_second(
             lambda: raw.post(
                 "/api/v1/auth/whoami",
                 content=b"{}",
@@ -228,7 +203,7 @@ def main() -> None:
         async with AsyncClient(api_url=url, token=token) as aclient:
             return await aclient.auth.whoami()
 
-    per_call_rate = calls_per_second(lambda: asyncio.run(one_async_call()), min(args.seconds, 3))
+    per_call_rate = per_second(lambda: asyncio.run(one_async_call()), min(args.seconds, 3))
     print(
         f"3. SDK sync: {sdk_rate:,.0f} calls/s; asyncio.run per call: {per_call_rate:,.0f} "
         f"calls/s; ratio {sdk_rate / per_call_rate:.1f}x (expect >= 10x)"

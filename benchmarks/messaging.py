@@ -36,6 +36,8 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import per_second, start_process
+
 ADMIN, PASSWORD = "admin", "benchmark-password"
 REDIS_URL = os.environ.get("ROOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -54,7 +56,7 @@ def bare_app() -> object:
     return Starlette(routes=[Route("/api/v1/kv/get", endpoint, methods=["POST"])])
 
 
-def serve(kind: str, port: int, data_dir: str, secret: str) -> None:
+def serve(kind: str, data_dir: str, secret: str, port: int) -> None:
     import uvicorn
 
     if kind == "bare":
@@ -85,42 +87,13 @@ def serve(kind: str, port: int, data_dir: str, secret: str) -> None:
     )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start(kind: str, data_dir: str, secret: str) -> tuple[multiprocessing.Process, str]:
-    port = free_port()
-    process = multiprocessing.Process(
-        target=serve, args=(kind, port, data_dir, secret), daemon=True
-    )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    probe = "/api/v1/kv/get" if kind == "bare" else "/api/v1/health"
-    for _ in range(300):
-        try:
-            if kind == "bare":
-                httpx.post(url + probe, json={}, timeout=1)
-            else:
-                httpx.get(url + probe, timeout=1)
-            return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{kind} server did not start")
+    def probe(url: str) -> object:
+        if kind == "bare":
+            return httpx.post(url + "/api/v1/kv/get", json={}, timeout=1)
+        return httpx.get(url + "/api/v1/health", timeout=1)
 
-
-def per_second(call: Callable[[], object], seconds: float) -> float:
-    for _ in range(50):
-        call()
-    count, begin = 0, time.perf_counter()
-    while time.perf_counter() - begin < seconds:
-        call()
-        count += 1
-    return count / (time.perf_counter() - begin)
+    return start_process(serve, (kind, data_dir, secret), probe)
 
 
 async def per_second_async(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from tests.conftest import (
     unique,
 )
 from tests.replicas import Cluster, Replica
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -42,14 +43,6 @@ async def clients(cluster: Cluster) -> AsyncIterator[tuple[AsyncClient, AsyncCli
             await one.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD),
             await two.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD),
         )
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = 15) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the condition did not come true in time")
 
 
 async def test_pubsub_crosses_replicas(clients: tuple[AsyncClient, AsyncClient]) -> None:

@@ -13,9 +13,8 @@ import pytest
 from roost.backends.kv import NO_EXPIRY, KVStore
 from roost.backends.kv.redis import RedisKVStore
 from roost.backends.kv.sql import SqlKVStore
-from roost.backends.sql import CONTROL, Database
-from roost.backends.sql.migrations import migrate
-from tests.conftest import POSTGRES_URL, REDIS_URL, drop_pg_schemas, require_postgres, require_redis
+from tests.backends.databases import sql_database
+from tests.conftest import REDIS_URL, require_redis
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "redis"])
@@ -26,18 +25,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield redis_store
         await redis_store.close()
         return
-    prefix = f"rt{secrets.token_hex(4)}"
-    if request.param == "postgresql":
-        require_postgres()
-        url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://")
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'roost.db'}"
-    db = Database(url, data_dir=tmp_path, pg_schema_prefix=prefix)
-    await migrate(db, CONTROL)
-    yield SqlKVStore(db)
-    await db.close()
-    if request.param == "postgresql":
-        drop_pg_schemas(prefix)
+    async with sql_database(request.param, tmp_path) as db:
+        yield SqlKVStore(db)
 
 
 @pytest.fixture

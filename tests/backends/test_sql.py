@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,22 +11,13 @@ from sqlalchemy import select, text
 from roost.backends.sql import CONTROL, Database
 from roost.backends.sql.migrations import CONTROL_MIGRATIONS, TENANT_MIGRATIONS, migrate
 from roost.backends.sql.tables import roles
-from tests.conftest import POSTGRES_URL, drop_pg_schemas, require_postgres
+from tests.backends.databases import sql_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    prefix = f"rt{secrets.token_hex(4)}"
-    if request.param == "postgresql":
-        require_postgres()
-        url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://")
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'roost.db'}"
-    database = Database(url, data_dir=tmp_path, pg_schema_prefix=prefix)
-    yield database
-    await database.close()
-    if request.param == "postgresql":
-        drop_pg_schemas(prefix)
+    async with sql_database(request.param, tmp_path, migrated=False) as database:
+        yield database
 
 
 @pytest.mark.anyio

@@ -10,16 +10,9 @@ import pytest
 from roost import AsyncClient, StreamEvent, TableChange
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 from tests.proxy import FlakyProxy
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = 15) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the condition did not come true in time")
 
 
 async def test_a_cut_connection_resumes_streams_without_gap_or_repeat(
