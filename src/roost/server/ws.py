@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import msgspec
 from starlette.types import Receive, Scope, Send
 
 from roost.errors import (
@@ -40,7 +41,7 @@ from roost.wire.codec import JSON, MSGPACK, Codec
 from roost.wire.database import TableSubscribeRequest
 from roost.wire.pubsub import PubSubSubscribeRequest
 from roost.wire.stream import StreamSubscribeRequest
-from roost.wire.ws import CallFrame, Subscribed, UnsubscribeRequest
+from roost.wire.ws import CallFrame, Frames, Subscribed, UnsubscribeRequest
 
 PATH = "/api/v1/ws"
 SLOW_CONSUMER = 4008
@@ -93,6 +94,7 @@ class _Connection:
         self.outbox: deque[tuple[bytes, Codec]] = deque()
         self.queued = 0
         self.wake = asyncio.Event()
+        self.batching = False
         self.closing = False
 
     async def serve(self) -> None:
@@ -137,11 +139,24 @@ class _Connection:
 
     def _on_frame(self, data: bytes, codec: Codec) -> None:
         try:
-            frame = decode_body(data, codec, CallFrame, "frame")
+            frames: CallFrame | list[CallFrame] = decode_body(
+                data,
+                codec,
+                Frames,  # type: ignore[arg-type]  # a union is a type to msgspec, not to mypy
+                "frame",
+            )
         except RoostError as exc:
             exc.code = "invalid_frame" if exc.code == "validation_error" else exc.code
             self._answer(codec, None, error=exc)
             return
+        if isinstance(frames, CallFrame):
+            self._on_call(frames, codec)
+            return
+        self.batching = True  # the client reads arrays: answers may leave together too
+        for frame in frames:
+            self._on_call(frame, codec)
+
+    def _on_call(self, frame: CallFrame, codec: Codec) -> None:
         if frame.type == "ping":
             self._queue(codec, {"type": "pong"})
             return
@@ -267,6 +282,14 @@ class _Connection:
             while self.outbox and not self.closing:
                 data, codec = self.outbox.popleft()
                 self.queued -= len(data)
+                if self.batching and self.outbox and self.outbox[0][1] is codec:
+                    together = [msgspec.Raw(data)]
+                    while self.outbox and self.outbox[0][1] is codec and len(together) < 1000:
+                        more, _ = self.outbox.popleft()
+                        self.queued -= len(more)
+                        together.append(msgspec.Raw(more))
+                    encoder = msgspec.json if codec is JSON else msgspec.msgpack
+                    data = encoder.encode(together)
                 if codec is JSON:
                     await self.send({"type": "websocket.send", "text": data.decode()})
                 else:

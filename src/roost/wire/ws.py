@@ -4,7 +4,9 @@ Client → server: `{"id", "method", "params"}` calls any operation (or `stream.
 `pubsub.subscribe`, `database.subscribe`, `unsubscribe`); `{"type": "ping"}` asks for a pong.
 Server → client: `{"id", "result"}` or `{"id", "error"}` answers a call; `{"sub", "event"}`
 pushes an event of a subscription; `{"type": "pong"}`. Text frames carry JSON, binary frames
-MessagePack; each answer uses the format of the frame it answers.
+MessagePack; each answer uses the format of the frame it answers. A frame may also carry an
+array of calls; a client that sends one gets its answers and events in arrays as well, as many
+as are ready together (one frame instead of a hundred is what makes 100 calls in flight cheap).
 """
 
 from __future__ import annotations
@@ -30,3 +32,6 @@ class UnsubscribeRequest(Struct, forbid_unknown_fields=True):
 
 class Subscribed(Struct):
     sub: str
+
+
+Frames = CallFrame | Annotated[list[CallFrame], Meta(min_length=1, max_length=1000)]

@@ -8,12 +8,13 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from roost.backends.kv import NO_EXPIRY, Entry
+from roost.backends.redis_line import RedisLine, RedisReplyError
 
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
     "else return 0 end"
 )
-# One round trip for the value and its ttl (measured: 168 µs against 204 µs for a pipeline).
+# One round trip for the value and its ttl.
 _GET = (
     "local v = redis.call('GET', KEYS[1]) if not v then return false end "
     "return {v, redis.call('TTL', KEYS[1])}"
@@ -28,17 +29,22 @@ class RedisKVStore:
     def __init__(self, url: str) -> None:
         self._redis: Any = Redis.from_url(url, decode_responses=True)
         self._release = self._redis.register_script(_RELEASE)
-        self._get = self._redis.register_script(_GET)
+        self._line = RedisLine(url)  # the hot path: get and set
 
     async def set(
         self, key: str, value: str, *, ttl: int | None = None, nx: bool = False, xx: bool = False
     ) -> bool:
-        return bool(await self._redis.set(_PREFIX + key, value, ex=ttl, nx=nx, xx=xx))
+        args: list[Any] = ["SET", _PREFIX + key, value]
+        if ttl is not None:
+            args += ["EX", ttl]
+        if nx or xx:
+            args.append("NX" if nx else "XX")
+        return await self._line.command(*args) is not None
 
     async def get(self, key: str) -> Entry | None:
         try:
-            found = await self._get(keys=[_PREFIX + key])
-        except ResponseError as exc:  # WRONGTYPE: the key holds a hash
+            found = await self._line.script(_GET, [_PREFIX + key], [])
+        except RedisReplyError as exc:  # WRONGTYPE: the key holds a hash
             raise ValueError(str(exc)) from None
         if not found:
             return None
@@ -106,6 +112,7 @@ class RedisKVStore:
         return bool(await self._release(keys=[_LOCKS + name], args=[token]))
 
     async def close(self) -> None:
+        await self._line.close()
         await self._redis.aclose()
 
 

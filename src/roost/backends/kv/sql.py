@@ -29,6 +29,12 @@ _LIVE_ROW = select(kv).where(
 )
 
 
+_LIVE_ROW_SQLITE = (
+    "SELECT kind, value, expires_at FROM roost_kv "
+    "WHERE space = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)"
+)
+
+
 def _row(conn: Connection, space: str, key: str, now: float) -> Any:
     return conn.execute(_LIVE_ROW, {"space": space, "key": key, "now": now}).first()
 
@@ -73,16 +79,22 @@ class SqlKVStore:
         return await self._db.run(CONTROL, work, write=True)
 
     async def get(self, key: str) -> Entry | None:
-        def work(conn: Connection) -> Entry | None:
-            now = time.time()
+        def work(conn: Connection) -> Any:
             row = _row(conn, _KV, key, now)
-            if row is None:
-                return None
-            _kind(row, "string")
-            ttl = NO_EXPIRY if row.expires_at is None else max(int(row.expires_at - now + 0.999), 0)
-            return Entry(row.value, ttl)
+            return None if row is None else (row.kind, row.value, row.expires_at)
 
-        return await self._db.run(CONTROL, work)
+        now = time.time()
+        if self._db.dialect == "sqlite":  # the hottest read: a primary-key lookup, inline
+            row = self._db.lookup(CONTROL, _LIVE_ROW_SQLITE, (_KV, key, now))
+        else:
+            row = await self._db.run(CONTROL, work)
+        if row is None:
+            return None
+        kind, value, expires_at = row
+        if kind != "string":
+            raise ValueError(f"the key holds a {kind}, not a string")
+        ttl = NO_EXPIRY if expires_at is None else max(int(expires_at - now + 0.999), 0)
+        return Entry(value, ttl)
 
     async def delete(self, keys: list[str]) -> int:
         def work(conn: Connection) -> int:

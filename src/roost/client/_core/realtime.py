@@ -122,6 +122,7 @@ class AsyncRealtime:
         self._subscriptions: list[_Subscription] = []
         self._by_server_id: dict[str, _Subscription] = {}
         self._opening: dict[int, _Subscription] = {}
+        self._outgoing: list[dict[str, Any]] = []
         self._ws: ClientConnection | None = None
         self._ready: asyncio.Event | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -170,7 +171,7 @@ class AsyncRealtime:
         if opening is not None:
             self._opening[frame_id] = opening
         try:
-            await ws.send(self._encode({"id": frame_id, "method": method, "params": params}))
+            self._post(ws, {"id": frame_id, "method": method, "params": params})
             return await answer
         finally:
             self._pending.pop(frame_id, None)
@@ -282,6 +283,10 @@ class AsyncRealtime:
             )
 
     def _dispatch(self, frame: Any) -> None:
+        if isinstance(frame, list):  # answers and events that left the server together
+            for each in frame:
+                self._dispatch(each)
+            return
         if not isinstance(frame, dict):
             return
         if "sub" in frame:
@@ -307,6 +312,19 @@ class AsyncRealtime:
                 opening.server_id = result.get("sub")
                 self._by_server_id[str(opening.server_id)] = opening
             answer.set_result(result)
+
+    def _post(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
+        """Queue a frame; the frames queued during one event-loop turn leave together, as one
+        array frame (one WebSocket frame for a hundred calls in flight)."""
+        if not self._outgoing:
+            self._spawn(self._flush(ws))
+        self._outgoing.append(frame)
+
+    async def _flush(self, ws: ClientConnection) -> None:
+        await asyncio.sleep(0)  # let this turn's other calls join
+        frames, self._outgoing = self._outgoing, []
+        with contextlib.suppress(ConnectionClosed):  # the supervisor fails the calls, reconnects
+            await ws.send(self._encode(frames[0] if len(frames) == 1 else frames))
 
     def _fail_pending(self, error: RoostError) -> None:
         for answer in self._pending.values():
@@ -358,7 +376,7 @@ class AsyncRealtime:
         _background.add(task)
         task.add_done_callback(_background.discard)
 
-    def _encode(self, frame: dict[str, Any]) -> str | bytes:
+    def _encode(self, frame: dict[str, Any] | list[dict[str, Any]]) -> str | bytes:
         if self._binary:
             return msgspec.msgpack.encode(frame)
         return json.dumps(frame, separators=(",", ":"))
