@@ -47,9 +47,10 @@ class RedisBus:
     kind = "redis"
 
     def __init__(self, url: str) -> None:
-        self._redis: Any = Redis.from_url(url)
-        self._local = LocalListeners()
         self._replica = secrets.token_hex(8)
+        self.name = f"roost-bus-{self._replica}"
+        self._redis: Any = Redis.from_url(url, client_name=self.name)
+        self._local = LocalListeners()
         self._sum = self._redis.register_script(_SUM_INTEREST)
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()

@@ -1,0 +1,74 @@
+"""The bus between replicas: delivery, interest counts, and surviving a cut connection."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from roost.backends.bus import Bus, MemoryBus, wait_for
+from roost.backends.bus.redis import RedisBus
+from tests.conftest import REDIS_URL, require_redis
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    if request.param == "redis":
+        require_redis()
+        made: Bus = RedisBus(REDIS_URL)
+    else:
+        made = MemoryBus()
+    await made.start()
+    yield made
+    await made.close()
+
+
+async def test_listeners_get_what_is_published_on_their_channel(bus: Bus) -> None:
+    channel, got = f"test:{secrets.token_hex(4)}", []
+    stop = bus.listen(channel, got.append)
+    bus.listen(channel + "-other", lambda _: got.append(b"wrong"))
+    await bus.publish(channel, b"one")
+    await wait_until(lambda: got == [b"one"])
+    stop()
+    delivered = asyncio.create_task(wait_for(bus, channel, 5))
+    await asyncio.sleep(0)
+    await bus.publish(channel, b"two")
+    assert await delivered is True  # "two" went out, and reached only the waiter
+    assert got == [b"one"]
+
+
+async def test_interest_is_counted_and_released(bus: Bus) -> None:
+    prefix = f"test:{secrets.token_hex(4)}:"
+    await bus.add_interest(prefix + "a")
+    await bus.add_interest(prefix + "a")
+    await bus.add_interest(prefix + "b")
+    assert await bus.interest(prefix) == {prefix + "a": 2, prefix + "b": 1}
+    await bus.drop_interest(prefix + "a")
+    await bus.drop_interest(prefix + "b")
+    assert await bus.interest(prefix) == {prefix + "a": 1}
+
+
+async def test_the_redis_bus_resubscribes_after_its_connection_is_cut() -> None:
+    require_redis()
+    bus = RedisBus(REDIS_URL)
+    await bus.start()
+    channel, got = f"test:{secrets.token_hex(4)}", []
+    bus.listen(channel, got.append)
+    admin = Redis.from_url(REDIS_URL, decode_responses=True)
+    mine = [c for c in await admin.client_list(_type="pubsub") if c["name"] == bus.name]
+    assert len(mine) == 1
+    await admin.client_kill_filter(_id=mine[0]["id"])
+    for _ in range(200):  # messages sent while it reconnects are lost: that is pub/sub
+        await bus.publish(channel, b"again")
+        if got:
+            break
+        await asyncio.sleep(0.05)
+    assert got
+    await admin.aclose()
+    await bus.close()
