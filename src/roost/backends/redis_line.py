@@ -75,9 +75,13 @@ class RedisLine:
         protocol = self._protocol or await self._connect()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting.append(future)
-        if not self._outgoing:
-            asyncio.get_running_loop().call_soon(self._flush, protocol)
-        self._outgoing.append(_pack(args))
+        transport = protocol.transport
+        if len(self.waiting) == 1 and transport is not None and not transport.is_closing():
+            transport.write(_pack(args))  # alone on the line: no turn to wait for company
+        else:
+            if not self._outgoing:
+                asyncio.get_running_loop().call_soon(self._flush, protocol)
+            self._outgoing.append(_pack(args))
         return await future
 
     async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:

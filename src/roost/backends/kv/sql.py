@@ -35,6 +35,10 @@ _LIVE_ROW_SQLITE = (
 )
 
 
+_DELETE_ONE = delete(kv).where(kv.c.space == bindparam("space_"), kv.c.key == bindparam("key_"))
+_INSERT = kv.insert()
+
+
 def _row(conn: Connection, space: str, key: str, now: float) -> Any:
     return conn.execute(_LIVE_ROW, {"space": space, "key": key, "now": now}).first()
 
@@ -42,9 +46,10 @@ def _row(conn: Connection, space: str, key: str, now: float) -> Any:
 def _put(
     conn: Connection, space: str, key: str, kind: str, value: str, expires_at: float | None
 ) -> None:
-    conn.execute(delete(kv).where(kv.c.space == space, kv.c.key == key))
+    conn.execute(_DELETE_ONE, {"space_": space, "key_": key})
     conn.execute(
-        kv.insert().values(space=space, key=key, kind=kind, value=value, expires_at=expires_at)
+        _INSERT,
+        {"space": space, "key": key, "kind": kind, "value": value, "expires_at": expires_at},
     )
     if random.random() < 0.01:  # sweep what has expired now and then
         conn.execute(delete(kv).where(kv.c.expires_at <= time.time()))

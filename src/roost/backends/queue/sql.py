@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 
 from roost.backends.queue import DEFAULT_MAX_DELIVERIES, Delivery, NackAction, QueueCounts
 from roost.backends.sql import CONTROL, Database
@@ -33,15 +33,47 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
+# The hot statements are built once: on SQLite, building one costs more than running it.
+_Q: Any = bindparam("q_")
+_NOW: Any = bindparam("now_")
+_ID: Any = bindparam("id_")
+_OVERDUE = and_(qm.c.queue == _Q, qm.c.state == _INFLIGHT, qm.c.due_at <= _NOW)
+_TO_DEAD = (
+    update(qm)
+    .where(_OVERDUE, qm.c.deliveries >= qm.c.max_deliveries)
+    .values(state=_DEAD, due_at=_NOW)
+)
+_TO_READY = update(qm).where(_OVERDUE).values(state=_READY, due_at=_NOW)
+_ANYTHING_DUE = (
+    select(qm.c.seq)
+    .where(qm.c.queue == _Q, qm.c.state.in_((_READY, _INFLIGHT)), qm.c.due_at <= _NOW)
+    .limit(1)
+)
+_NEXT = (
+    select(qm)
+    .where(qm.c.queue == _Q, qm.c.state == _READY, qm.c.due_at <= _NOW)
+    .order_by(qm.c.priority.desc(), qm.c.seq)
+    .limit(1)
+)
+_NEXT_LOCKED = _NEXT.with_for_update(skip_locked=True)
+_TAKE = (
+    update(qm)
+    .where(qm.c.seq == bindparam("seq_"))
+    .values(state=_INFLIGHT, due_at=bindparam("deadline_"), deliveries=bindparam("deliveries_"))
+)
+_IN_FLIGHT = and_(qm.c.queue == _Q, qm.c.id == _ID, qm.c.state == _INFLIGHT)
+_ACK = delete(qm).where(_IN_FLIGHT)
+_MAX_DELIVERIES = select(queues.c.max_deliveries).where(queues.c.name == _Q)
+_INSERT = qm.insert()
+_AHEAD = select(func.count()).where(
+    qm.c.queue == _Q, qm.c.state == _READY, qm.c.priority >= bindparam("p_"), qm.c.id != _ID
+)
+
+
 def _settle_overdue(conn: Connection, queue: str, now: float) -> None:
     """In-flight messages past their deadline: back to ready, or dead when out of deliveries."""
-    overdue = and_(qm.c.queue == queue, qm.c.state == _INFLIGHT, qm.c.due_at <= now)
-    conn.execute(
-        update(qm)
-        .where(overdue, qm.c.deliveries >= qm.c.max_deliveries)
-        .values(state=_DEAD, due_at=now)
-    )
-    conn.execute(update(qm).where(overdue).values(state=_READY, due_at=now))
+    conn.execute(_TO_DEAD, {"q_": queue, "now_": now})
+    conn.execute(_TO_READY, {"q_": queue, "now_": now})
 
 
 class SqlQueueStore:
@@ -57,42 +89,32 @@ class SqlQueueStore:
 
         def work(conn: Connection) -> int:
             now = time.time()
-            limit = conn.execute(
-                select(queues.c.max_deliveries).where(queues.c.name == queue)
-            ).scalar()
+            limit = conn.execute(_MAX_DELIVERIES, {"q_": queue}).scalar()
             conn.execute(
-                qm.insert().values(
-                    id=message_id,
-                    queue=queue,
-                    state=_READY,
-                    priority=priority,
-                    due_at=now + delay,
-                    deliveries=0,
-                    max_deliveries=limit or DEFAULT_MAX_DELIVERIES,
-                    body=body,
-                    headers=json.dumps(headers),
-                    published_at=now,
-                )
+                _INSERT,
+                {
+                    "id": message_id,
+                    "queue": queue,
+                    "state": _READY,
+                    "priority": priority,
+                    "due_at": now + delay,
+                    "deliveries": 0,
+                    "max_deliveries": limit or DEFAULT_MAX_DELIVERIES,
+                    "body": body,
+                    "headers": json.dumps(headers),
+                    "published_at": now,
+                },
             )
-            ahead = select(func.count()).where(
-                qm.c.queue == queue,
-                qm.c.state == _READY,
-                qm.c.priority >= priority,
-                qm.c.id != message_id,
-            )
-            return int(conn.execute(ahead).scalar_one())
+            ahead = {"q_": queue, "p_": priority, "id_": message_id}
+            return int(conn.execute(_AHEAD, ahead).scalar_one())
 
         return message_id, await self._db.run(CONTROL, work, write=True)
 
     async def claim(self, queue: str, ack_deadline: float) -> Delivery | None:
         def anything_due(conn: Connection) -> bool:
-            now = time.time()
-            due = select(qm.c.seq).where(
-                qm.c.queue == queue,
-                qm.c.state.in_((_READY, _INFLIGHT)),
-                qm.c.due_at <= now,
+            return (
+                conn.execute(_ANYTHING_DUE, {"q_": queue, "now_": time.time()}).first() is not None
             )
-            return conn.execute(due.limit(1)).first() is not None
 
         # Idle consumers poll: a read first spares the writer lock when there is nothing to do.
         if not await self._db.run(CONTROL, anything_due):
@@ -101,30 +123,23 @@ class SqlQueueStore:
         def work(conn: Connection) -> Delivery | None:
             now = time.time()
             _settle_overdue(conn, queue, now)
-            pick = (
-                select(qm)
-                .where(qm.c.queue == queue, qm.c.state == _READY, qm.c.due_at <= now)
-                .order_by(qm.c.priority.desc(), qm.c.seq)
-                .limit(1)
-            )
-            if conn.dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
-            row = conn.execute(pick).first()
+            pick = _NEXT_LOCKED if conn.dialect.name == "postgresql" else _NEXT
+            row = conn.execute(pick, {"q_": queue, "now_": now}).first()
             if row is None:
                 return None
-            conn.execute(
-                update(qm)
-                .where(qm.c.seq == row.seq)
-                .values(state=_INFLIGHT, due_at=now + ack_deadline, deliveries=row.deliveries + 1)
-            )
+            taken = {
+                "seq_": row.seq,
+                "deadline_": now + ack_deadline,
+                "deliveries_": row.deliveries + 1,
+            }
+            conn.execute(_TAKE, taken)
             return replace(_delivery(row), retry_count=row.deliveries)
 
         return await self._db.run(CONTROL, work, write=True)
 
     async def ack(self, queue: str, message_id: str) -> bool:
         def work(conn: Connection) -> bool:
-            gone = conn.execute(delete(qm).where(*_in_flight(queue, message_id)))
-            return gone.rowcount > 0
+            return conn.execute(_ACK, {"q_": queue, "id_": message_id}).rowcount > 0
 
         return await self._db.run(CONTROL, work, write=True)
 

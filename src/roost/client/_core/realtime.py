@@ -193,6 +193,9 @@ class AsyncRealtime:
     # -- connection ---------------------------------------------------------------------------
 
     async def _connection(self) -> ClientConnection:
+        ws = self._ws
+        if ws is not None and self._ready is not None and self._ready.is_set() and not self._fatal:
+            return ws  # connected: the common case costs no timer
         if self._closed:
             raise ConnectionError("this realtime connection is closed")
         if self._fatal is not None:
