@@ -9,7 +9,8 @@ per backend:
    Starlette endpoint answering the same JSON to the same kind of client (goal for get: >= 0.8x);
 2. KV get and set over the SDK's WebSocket (`client.realtime.call`), 100 calls in flight, next
    to redis-py's own GET/SET against the same Redis, sequential and pipelined by 100 (the
-   physical reference; goal for get: >= 0.5x of pipelined);
+   physical reference; goal for get: >= 0.5x of pipelined), and an empty call (`auth.whoami`)
+   the same way: what the door costs with no backend at all;
 3. queue publish + consume + ack, 8 producers and 8 consumers through the async SDK, msgs/s,
    over HTTP and over the WebSocket;
 4. pub/sub fan-out: one publisher, `--subscribers` subscribers on connections of their own;
@@ -169,6 +170,7 @@ async def kv_websocket(url: str, seconds: float) -> dict[str, float]:
             return lambda: asyncio.gather(*(call(method, params) for _ in range(100)))
 
         return {
+            "empty": await per_second_async(batch("auth.whoami", {}), 100, seconds),
             "get": await per_second_async(batch("kv.get", {"key": key}), 100, seconds),
             "set": await per_second_async(
                 batch("kv.set", {"key": key, "value": {"n": 1}}), 100, seconds
@@ -278,7 +280,9 @@ def main() -> None:
         print(
             f"2. KV over WebSocket, 100 in flight: get {ws['get']:,.0f}/s, set {ws['set']:,.0f}/s;"
             f" get vs redis-py pipelined {ws['get'] / reference['get_pipelined']:.2f}x "
-            f"(goal >= 0.5x), vs sequential {ws['get'] / reference['get']:.2f}x"
+            f"(goal >= 0.5x), vs sequential {ws['get'] / reference['get']:.2f}x; an empty call "
+            f"(auth.whoami), the door's own ceiling: {ws['empty']:,.0f}/s "
+            f"({ws['empty'] / reference['get_pipelined']:.2f}x)"
         )
         print(
             f"3. queue publish + consume + ack, 8 producers + 8 consumers: {queue_http:,.0f} "
