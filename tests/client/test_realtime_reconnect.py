@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from roost import AsyncClient, StreamEvent, TableChange
+from roost import AsyncClient, AuthenticationError, StreamEvent, TableChange
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 from tests.proxy import FlakyProxy
 from tests.waiting import wait_until
@@ -79,3 +79,42 @@ async def test_a_cut_connection_misses_no_table_change(
         await wait_until(lambda: len(changes) >= 5)
         await asyncio.sleep(0.2)
         assert [c.record["n"] for c in changes] == [0, 1, 2, 3, 4]
+
+
+async def test_an_expired_access_token_is_renewed_without_losing_events(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    short = make_server(access_token_ttl=2)
+    room = unique("room")
+    async with AsyncClient(api_url=short.url) as client:
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        events: list[StreamEvent] = []
+        await admin.stream.subscribe(room, events.append, replay=True)
+        await admin.stream.publish(room, "before", 0)
+        await asyncio.sleep(7)  # the token expires; the server's watch closes the socket
+        for n in range(1, 4):
+            await admin.stream.publish(room, "after", n)
+        assert await admin.realtime.call("auth.whoami") is not None
+        await wait_until(lambda: len(events) >= 4)
+        await asyncio.sleep(0.2)
+        assert [e.offset for e in events] == [0, 1, 2, 3]
+
+
+async def test_a_revoked_key_ends_its_subscriptions(server: RunningServer) -> None:
+    room = unique("room")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        key = await admin.api_keys.create(unique("k"), ["stream:*"])
+        holder = await client.auth.sign_in_with_token(key["key"], "api_key")
+        errors: list[Exception] = []
+        holder.on("error", errors.append)
+        events: list[StreamEvent] = []
+        await holder.stream.subscribe(room, events.append)
+        await admin.stream.publish(room, "seen", 0)
+        await wait_until(lambda: len(events) == 1)
+        await admin.api_keys.revoke(key["id"])
+        await wait_until(lambda: bool(errors), seconds=15)
+        assert isinstance(errors[0], AuthenticationError)
+        await admin.stream.publish(room, "unseen", 1)
+        await asyncio.sleep(0.5)
+        assert [e.offset for e in events] == [0]

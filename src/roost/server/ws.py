@@ -46,6 +46,7 @@ from roost.wire.ws import CallFrame, Frames, Subscribed, UnsubscribeRequest
 PATH = "/api/v1/ws"
 SLOW_CONSUMER = 4008
 _REIDENTIFY = 1.0
+_WATCH = 5.0  # how often a connection with subscriptions checks its credential still holds
 _MAX_SUBSCRIPTIONS = 1000
 
 
@@ -115,6 +116,7 @@ class _Connection:
             return
         await self.send({"type": "websocket.accept"})
         writer = asyncio.create_task(self._write())
+        watcher = asyncio.create_task(self._watch())
         try:
             while not self.closing:
                 message = await self.receive()
@@ -127,6 +129,7 @@ class _Connection:
         finally:
             self.closing = True
             writer.cancel()
+            watcher.cancel()
             for task in list(self.calls):
                 task.cancel()
             for feed in self.feeds.values():
@@ -201,6 +204,20 @@ class _Connection:
             self._answer(codec, frame.id, error=as_roost_error(exc, str(frame.id)))
         else:
             self._answer(codec, frame.id, result=result)
+
+    async def _watch(self) -> None:
+        """Subscriptions end when the credential does (revoked, expired, user disabled): the
+        connection is closed with 4401 and the reason's code, so the client can sign in again."""
+        while True:
+            await asyncio.sleep(_WATCH)
+            if not self.feeds:
+                continue
+            try:
+                await self._context()
+            except AuthenticationError as exc:
+                self.closing = True
+                await self._close(4401, exc.code)
+                return
 
     async def _context(self) -> Context:
         now = time.monotonic()

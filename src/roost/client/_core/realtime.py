@@ -124,6 +124,7 @@ class AsyncRealtime:
         self._opening: dict[int, _Subscription] = {}
         self._outgoing: list[dict[str, Any]] = []
         self._ws: ClientConnection | None = None
+        self._dropped: asyncio.Event | None = None  # set once the current connection is gone
         self._ready: asyncio.Event | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._fatal: RoostError | None = None
@@ -144,6 +145,19 @@ class AsyncRealtime:
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """Run an operation over the WebSocket and return its result."""
+        ws = await self._connection()
+        try:
+            return await self._send(ws, method, params or {})
+        except AuthenticationError as exc:
+            if exc.code != "token_expired":
+                raise
+        # The connection was opened with an access token that has expired since: open it
+        # again (the header source refreshes the session) and run the call once more.
+        dropped = self._dropped
+        if self._ws is ws and dropped is not None:
+            await ws.close()
+            async with asyncio.timeout(self._timeout):
+                await dropped.wait()  # the supervisor has let go of the old connection
         return await self._send(await self._connection(), method, params or {})
 
     async def subscribe(
@@ -235,7 +249,7 @@ class AsyncRealtime:
                 await asyncio.sleep(self._backoff(failures))
                 continue
             failures = 0
-            self._ws = ws
+            self._ws, self._dropped = ws, asyncio.Event()
             reader = asyncio.create_task(self._read(ws))
             try:
                 await self._resubscribe()
@@ -246,6 +260,7 @@ class AsyncRealtime:
             finally:
                 reader.cancel()
                 self._ws = None
+                self._dropped.set()
                 self._ready.clear()
                 self._fail_pending(
                     ConnectionError(f"the realtime connection to {self.url} dropped")
@@ -279,7 +294,8 @@ class AsyncRealtime:
         except ConnectionClosed:
             pass
         close = ws.close_code
-        if close in (4401, 4403) and self._fatal is None:
+        renewable = ws.close_reason == "token_expired"  # a fresh token is a reconnect away
+        if close in (4401, 4403) and self._fatal is None and not renewable:
             self._fatal = AuthenticationError(
                 f"the server refused the realtime connection ({ws.close_reason or close})",
                 code=ws.close_reason or "authentication_failed",
