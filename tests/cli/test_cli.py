@@ -92,6 +92,12 @@ def test_keys_for_unknown_user_fail_with_a_message(tmp_path: Path) -> None:
     assert "no user named 'ghost'" in result.output
 
 
+def test_several_workers_without_redis_are_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--workers", "2", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "ROOST_REDIS_URL" in result.output
+
+
 def test_short_password_is_refused(tmp_path: Path) -> None:
     result = runner.invoke(
         app,

@@ -54,6 +54,13 @@ def serve(
     if database_url:
         os.environ["ROOST_DATABASE_URL"] = database_url
     settings = _or_exit(load_settings)
+    if workers > 1 and not settings.redis_url:
+        console.print(
+            "[red]error:[/] several workers need ROOST_REDIS_URL: live events, pub/sub, queue "
+            "wake-ups and revocations travel between server processes through Redis. Set it, "
+            "or run one worker."
+        )
+        raise typer.Exit(2)
     backend = "PostgreSQL" if settings.resolved_database_url.startswith("postgresql") else "SQLite"
     console.print(
         f"[bold]Roost {__version__}[/] on http://{host}:{port}  "
