@@ -159,12 +159,19 @@ async def open_stream_feed(
             if len(page.events) < _PAGE:
                 return max(start, page.oldest)  # skips what retention dropped
 
-    async def follow() -> None:
-        if params.from_offset is not None:
-            start = params.from_offset
-        else:
+    # Where to start is settled before the subscription is confirmed: an event published
+    # after the confirmation must not be taken for one from before it.
+    if params.from_offset is not None:
+        start = params.from_offset
+    else:
+        try:
             newest = await platform.streams.read(name, -1, None, 1)
-            start = newest.oldest if params.replay else newest.newest + 1
+        except BaseException:
+            await feed.close()  # lets go of the listener and the interest
+            raise
+        start = newest.oldest if params.replay else newest.newest + 1
+
+    async def follow() -> None:
         next_offset = await catch_up(start, None)
         while True:
             event = await inbox.get()
