@@ -200,3 +200,17 @@ async def test_stream_and_pubsub_refusals(server: RunningServer) -> None:
                 with pytest.raises(ValidationError) as caught:
                     await call()
                 assert field in str(caught.value), caught.value
+
+
+@pytest.mark.anyio
+async def test_the_realtime_connection_speaks_msgpack_too(server: RunningServer) -> None:
+    room = unique("packed")
+    async with AsyncClient(api_url=server.url, format="msgpack") as client:
+        admin = await _admin(client)
+        got: list[StreamEvent] = []
+        await admin.stream.subscribe(room, got.append)
+        assert (await admin.realtime.call("kv.set", {"key": room, "value": [1, "x"]}))["success"]
+        assert (await admin.realtime.call("kv.get", {"key": room}))["value"] == [1, "x"]
+        await admin.stream.publish(room, "bin", {"bytes": "ok"})
+        await wait_until(lambda: len(got) == 1)
+        assert got[0].data == {"bytes": "ok"}

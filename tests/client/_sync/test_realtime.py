@@ -196,3 +196,16 @@ def test_stream_and_pubsub_refusals(server: RunningServer) -> None:
                 with pytest.raises(ValidationError) as caught:
                     call()
                 assert field in str(caught.value), caught.value
+
+
+def test_the_realtime_connection_speaks_msgpack_too(server: RunningServer) -> None:
+    room = unique("packed")
+    with Client(api_url=server.url, format="msgpack") as client:
+        admin = _admin(client)
+        got: list[StreamEvent] = []
+        admin.stream.subscribe(room, got.append)
+        assert (admin.realtime.call("kv.set", {"key": room, "value": [1, "x"]}))["success"]
+        assert (admin.realtime.call("kv.get", {"key": room}))["value"] == [1, "x"]
+        admin.stream.publish(room, "bin", {"bytes": "ok"})
+        wait_until(lambda: len(got) == 1)
+        assert got[0].data == {"bytes": "ok"}
