@@ -86,6 +86,11 @@ class Dispatcher:
         return await op.handler(ctx, params)
 
 
+def headers_of(scope: Mapping[str, Any]) -> dict[str, str]:
+    """An ASGI scope's headers as one dict (lower-case names), for O(1) lookups."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
 def require_scope(ctx: Context, scope: str, what: str) -> None:
     """For doors outside the registry (file streams): a principal holding `scope`."""
     if ctx.principal is None:

@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError, ValidationError
-from roost.server.dispatch import Dispatcher, require_scope
+from roost.server.dispatch import Dispatcher, headers_of, require_scope
 from roost.server.responses import as_roost_error, encoded, error_reply, request_id, response_codec
 from roost.services.context import Context
 from roost.services.storage import blob_key, find_file, read_link, store_file
@@ -54,7 +54,7 @@ def _guarded(endpoint: Endpoint) -> Endpoint:
 
 
 async def _context(dispatcher: Dispatcher, request: Request) -> Context:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+    headers = headers_of(request.scope)
     return await dispatcher.identify(
         headers,
         host=headers.get("host", ""),

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roost.errors import APIError, PayloadTooLargeError, RoostError, ValidationError
 from roost.server import idempotency
-from roost.server.dispatch import Dispatcher, decode_body
+from roost.server.dispatch import Dispatcher, decode_body, headers_of
 from roost.server.responses import (
     Reply,
     as_roost_error,
@@ -69,8 +69,7 @@ class RestDoor:
         await reply.send(send)
 
     async def _handle(self, route: _Route, scope: Scope, receive: Receive) -> Reply:
-        # One dict of the headers: every lookup below is then O(1).
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = headers_of(scope)
         rid = request_id(headers.get("x-request-id"))
         codec = response_codec(headers.get("accept"))
         try:

@@ -30,7 +30,7 @@ from roost.errors import (
     RoostError,
     ValidationError,
 )
-from roost.server.dispatch import Dispatcher, decode_body, require_scope
+from roost.server.dispatch import Dispatcher, decode_body, headers_of, require_scope
 from roost.server.responses import as_roost_error
 from roost.services.changes import open_table_feed
 from roost.services.context import Context
@@ -314,7 +314,7 @@ class _Connection:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    headers = headers_of(scope)
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
     if "authorization" not in headers:
         if "access_token" in query:

@@ -28,8 +28,7 @@ from roost.wire.stream import StreamSubscribeRequest
 ROOM_PREFIX = "$db:"
 LINGER = 120.0
 
-_lingering: set[asyncio.TimerHandle] = set()
-_dropping: set[asyncio.Task[None]] = set()
+_dropping: set[asyncio.Task[None]] = set()  # tasks are weakly held by the loop; timers are not
 
 Change = Literal["insert", "update", "delete"]
 
@@ -87,10 +86,8 @@ def _later(seconds: float, work: Callable[[], Coroutine[Any, Any, None]]) -> Non
     loop = asyncio.get_running_loop()
 
     def run() -> None:
-        _lingering.discard(handle)
         task = loop.create_task(work())
         _dropping.add(task)
         task.add_done_callback(_dropping.discard)
 
-    handle = loop.call_later(seconds, run)
-    _lingering.add(handle)
+    loop.call_later(seconds, run)

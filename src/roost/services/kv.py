@@ -10,11 +10,9 @@ import re
 import secrets
 from typing import Any
 
-import msgspec
-
 from roost.errors import ValidationError
 from roost.services.context import Context
-from roost.services.payloads import json_text
+from roost.services.payloads import from_json, json_text
 from roost.services.registry import operation
 from roost.services.tenants import kv_ttl_bounds
 from roost.wire.kv import (
@@ -95,7 +93,7 @@ async def get_value(ctx: Context, params: KeyRef) -> GetAnswer:
         raise _wrong(exc) from None
     if entry is None:
         return GetAnswer(found=False)
-    return GetAnswer(found=True, value=msgspec.json.decode(entry.value), ttl=entry.ttl)
+    return GetAnswer(found=True, value=from_json(entry.value), ttl=entry.ttl)
 
 
 @operation("kv.delete", scope="kv:write")
@@ -156,9 +154,7 @@ async def hget(ctx: Context, params: HFieldRef) -> GetAnswer:
         value = await ctx.platform.kv.hget(_key(ctx, params.key), params.field)
     except ValueError as exc:
         raise _wrong(exc) from None
-    return GetAnswer(
-        found=value is not None, value=None if value is None else msgspec.json.decode(value)
-    )
+    return GetAnswer(found=value is not None, value=None if value is None else from_json(value))
 
 
 @operation("kv.hgetall", scope="kv:read", read_only=True)
@@ -168,7 +164,7 @@ async def hgetall(ctx: Context, params: KeyRef) -> HashAnswer:
         fields = await ctx.platform.kv.hgetall(_key(ctx, params.key))
     except ValueError as exc:
         raise _wrong(exc) from None
-    return HashAnswer(fields={k: msgspec.json.decode(v) for k, v in fields.items()})
+    return HashAnswer(fields={k: from_json(v) for k, v in fields.items()})
 
 
 @operation("kv.hdel", scope="kv:write")

@@ -47,12 +47,13 @@ def _default_retention(ctx: Context) -> Retention:
     return Retention(settings.stream_max_events, settings.stream_max_age)
 
 
-def _wire(event: StoredEvent, room: str) -> StreamEvent:
+def _wire(event: StoredEvent, room: str, data: Any) -> StreamEvent:
+    """The event as subscribers see it; `data` is its decoded JSON."""
     return StreamEvent(
         event_id=event.id,
         offset=event.offset,
         event_type=event.event_type,
-        data=from_json(event.data),
+        data=data,
         metadata=event.metadata,
         timestamp=event.timestamp,
         room=room,
@@ -74,18 +75,7 @@ async def append(
         platform.streams.append(name, texts, retention or _default_retention(ctx)),
         platform.bus.interest(_channel(name)),
     )
-    announced = [
-        StreamEvent(
-            event_id=e.id,
-            offset=e.offset,
-            event_type=e.event_type,
-            data=data,
-            metadata=e.metadata,
-            timestamp=e.timestamp,
-            room=room,
-        )
-        for e, (_, data, _) in zip(stored, events, strict=True)
-    ]
+    announced = [_wire(e, room, data) for e, (_, data, _) in zip(stored, events, strict=True)]
     await platform.bus.publish(_channel(name), msgspec.json.encode(announced))
     return stored, interest.get(_channel(name), 0)
 
@@ -109,7 +99,7 @@ async def history(ctx: Context, params: HistoryRequest) -> HistoryAnswer:
         _room(ctx, params.room), start, params.to_offset, params.limit
     )
     return HistoryAnswer(
-        events=[_wire(e, params.room) for e in page.events],
+        events=[_wire(e, params.room, from_json(e.data)) for e in page.events],
         oldest_offset=page.oldest,
         newest_offset=page.newest,
     )
@@ -154,7 +144,7 @@ async def open_stream_feed(
         while True:
             page = await platform.streams.read(name, start, upper, _PAGE)
             for event in page.events:
-                deliver(_wire(event, params.room))
+                deliver(_wire(event, params.room, from_json(event.data)))
                 start = event.offset + 1
             if len(page.events) < _PAGE:
                 return max(start, page.oldest)  # skips what retention dropped

@@ -144,9 +144,11 @@ class SqlQueueStore:
         return await self._db.run(CONTROL, work, write=True)
 
     async def nack(self, queue: str, message_id: str, *, requeue: bool) -> NackAction | None:
+        which = {"q_": queue, "id_": message_id}
+
         def work(conn: Connection) -> NackAction | None:
             row = conn.execute(
-                select(qm.c.deliveries, qm.c.max_deliveries).where(*_in_flight(queue, message_id))
+                select(qm.c.deliveries, qm.c.max_deliveries).where(_IN_FLIGHT), which
             ).first()
             if row is None:
                 return None
@@ -155,9 +157,7 @@ class SqlQueueStore:
             )
             state = _READY if action == "requeued" else _DEAD
             conn.execute(
-                update(qm)
-                .where(*_in_flight(queue, message_id))
-                .values(state=state, due_at=time.time())
+                update(qm).where(_IN_FLIGHT).values(state=state, due_at=time.time()), which
             )
             return action
 
@@ -166,9 +166,8 @@ class SqlQueueStore:
     async def extend(self, queue: str, message_id: str, seconds: float) -> bool:
         def work(conn: Connection) -> bool:
             moved = conn.execute(
-                update(qm)
-                .where(*_in_flight(queue, message_id))
-                .values(due_at=time.time() + seconds)
+                update(qm).where(_IN_FLIGHT).values(due_at=time.time() + seconds),
+                {"q_": queue, "id_": message_id},
             )
             return moved.rowcount > 0
 
@@ -221,7 +220,3 @@ class SqlQueueStore:
 
     async def close(self) -> None:
         """Nothing of its own to close: the database belongs to the platform."""
-
-
-def _in_flight(queue: str, message_id: str) -> tuple[Any, ...]:
-    return (qm.c.queue == queue, qm.c.id == message_id, qm.c.state == _INFLIGHT)
