@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from roost.errors import AuthenticationError, ConfigurationError
+from roost.services.context import Principal, PrincipalCache
 from roost.services.security import (
     AccessTokens,
     hash_password,
@@ -72,3 +75,26 @@ def test_key_file_readable_by_others_is_refused(tmp_path: object) -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_settings(data_dir=data).signing_key()
     assert "chmod 600" in caught.value.message
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_waiter_does_not_cancel_a_shared_credential_load() -> None:
+    cache = PrincipalCache(ttl=60)
+    gate = asyncio.Event()
+    principal = Principal("user", "default", "u1", "ann", (frozenset({"*"}),))
+
+    async def load() -> tuple[Principal, float | None]:
+        await gate.wait()
+        return principal, None
+
+    loader = asyncio.create_task(cache.get_or_load("k", load))
+    await asyncio.sleep(0)
+    impatient = asyncio.create_task(cache.get_or_load("k", load))
+    patient = asyncio.create_task(cache.get_or_load("k", load))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    assert await loader is principal
+    assert await patient is principal
+    assert cache.get("k") is principal

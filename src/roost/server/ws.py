@@ -31,6 +31,7 @@ from roost.errors import (
     ValidationError,
 )
 from roost.server.dispatch import Dispatcher, decode_body, headers_of, require_scope
+from roost.server.eager import Starter
 from roost.server.responses import as_roost_error
 from roost.services.changes import open_table_feed
 from roost.services.context import Context
@@ -69,18 +70,22 @@ SUBSCRIBERS: dict[str, Subscriber] = {
 class WebSocketDoor:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
+        self.starter = Starter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] != PATH:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 4404, "reason": f"use {PATH}"})
             return
-        await _Connection(self.dispatcher, scope, receive, send).serve()
+        await _Connection(self.dispatcher, self.starter, scope, receive, send).serve()
 
 
 class _Connection:
-    def __init__(self, dispatcher: Dispatcher, scope: Scope, receive: Receive, send: Send):
+    def __init__(
+        self, dispatcher: Dispatcher, starter: Starter, scope: Scope, receive: Receive, send: Send
+    ):
         self.dispatcher = dispatcher
+        self.starter = starter
         self.scope, self.receive, self.send = scope, receive, send
         settings = dispatcher.platform.settings
         self.max_in_flight, self.max_outbound = (
@@ -183,9 +188,10 @@ class _Connection:
             )
             self._answer(codec, frame.id, error=error)
             return
-        task = asyncio.create_task(self._call(frame, codec))
-        self.calls.add(task)
-        task.add_done_callback(self.calls.discard)
+        task = self.starter.start(frame.method, self._call(frame, codec))
+        if task is not None:  # it waits for something: in flight until it answers
+            self.calls.add(task)
+            task.add_done_callback(self.calls.discard)
 
     async def _call(self, frame: CallFrame, codec: Codec) -> None:
         method, params = frame.method or "", bytes(frame.params)

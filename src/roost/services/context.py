@@ -85,7 +85,8 @@ class PrincipalCache:
                 return principal
             finally:
                 del self._loading[key]
-        return (await pending)[0]
+        # shielded: a waiter that is cancelled must not cancel the load the others wait on
+        return (await asyncio.shield(pending))[0]
 
     def get(self, key: str) -> Principal | None:
         entry = self._entries.get(key)
