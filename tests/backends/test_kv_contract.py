@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.backends.kv import NO_EXPIRY, KVStore
+from roost.backends.kv import NO_EXPIRY, Entry, KVStore
 from roost.backends.kv.redis import RedisKVStore
 from roost.backends.kv.sql import SqlKVStore
 from tests.backends.databases import sql_database
@@ -46,6 +46,26 @@ async def test_set_get_and_ttl(store: KVStore, ns: str) -> None:
     assert timed is not None
     assert 0 < timed.ttl <= 100
     assert await store.get(ns + "missing") is None
+
+
+@pytest.mark.anyio
+async def test_get_many_answers_each_key_in_its_place(store: KVStore, ns: str) -> None:
+    await store.set(ns + "a", '"A"')
+    await store.set(ns + "b", '"B"', ttl=100)
+    await store.set(ns + "gone", '"G"', ttl=1)
+    await store.hset(ns + "h", {"f": "1"})
+    await asyncio.sleep(1.1)
+    keys = ["b", "missing", "h", "a", "gone", "a"]
+    found = await store.get_many([ns + key for key in keys])
+    b, missing, wrong, a, gone, a_again = found
+    assert isinstance(b, Entry)
+    assert b.value == '"B"'
+    assert 0 < b.ttl <= 100
+    assert missing is None
+    assert gone is None  # expired keys are never returned
+    assert isinstance(wrong, ValueError)
+    assert a == a_again == Entry('"A"', NO_EXPIRY)
+    assert await store.get_many([]) == []
 
 
 @pytest.mark.anyio

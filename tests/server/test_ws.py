@@ -16,7 +16,15 @@ from websockets.exceptions import ConnectionClosed
 from roost import AsyncClient
 from roost.backends.sql import Database
 from roost.backends.stream.sql import SqlStreamStore
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    REDIS_URL,
+    RunningServer,
+    platform_of,
+    require_redis,
+    unique,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -55,6 +63,78 @@ async def test_calls_answer_by_id_with_many_in_flight(server: RunningServer) -> 
         assert all(a["result"] == {"success": True} for a in answers)
         got = await call(ws, 500, "kv.get", key=f"{prefix}7")
         assert got == {"id": 500, "result": {"found": True, "value": 7, "ttl": -1}}
+
+
+async def answers_to(ws: ClientConnection, frames: list[dict[str, Any]]) -> dict[Any, Any]:
+    """Send `frames` as one array frame; every answer, by id (they may come in arrays)."""
+    await ws.send(json.dumps(frames))
+    answers: dict[Any, Any] = {}
+    while len(answers) < len(frames):
+        received = json.loads(await ws.recv())
+        for answer in received if isinstance(received, list) else [received]:
+            answers[answer["id"]] = answer
+    return answers
+
+
+async def check_a_run_of_gets(server: RunningServer) -> None:
+    key, prefix = await api_key(server, ["kv:*"]), unique("run")
+    async with socket(server, key) as ws:
+        await call(ws, 1, "kv.set", key=f"{prefix}a", value={"n": 1})
+        await call(ws, 2, "kv.hset", key=f"{prefix}h", field="f", value=1)
+
+        def get(frame_id: int, key: Any) -> dict[str, Any]:
+            return {"id": frame_id, "method": "kv.get", "params": {"key": key}}
+
+        answers = await answers_to(
+            ws,
+            [
+                get(10, f"{prefix}a"),
+                get(11, f"{prefix}missing"),
+                get(12, ""),
+                get(13, f"{prefix}h"),
+                get(14, f"{prefix}\x07bell"),
+                get(15, 42),
+                {"id": 16, "method": "kv.hget", "params": {"key": f"{prefix}h", "field": "f"}},
+                get(17, f"{prefix}a"),
+            ],
+        )
+    assert answers[10]["result"] == {"found": True, "value": {"n": 1}, "ttl": -1}
+    assert answers[11]["result"] == {"found": False, "value": None, "ttl": None}
+    for bad in (12, 14, 15):
+        assert answers[bad]["error"]["code"] == "validation_error"
+        assert answers[bad]["error"]["details"]["field"] == "key"
+    assert answers[13]["error"]["code"] == "wrong_type"
+    assert answers[16]["result"]["value"] == 1  # another operation ends the run
+    assert answers[17]["result"]["value"] == {"n": 1}
+
+
+async def test_a_run_of_gets_in_one_frame_is_answered_call_by_call(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = platform_of(server).kv
+    reads: list[int] = []
+    get_many = store.get_many
+
+    async def counted(keys: list[str]) -> Any:
+        reads.append(len(keys))
+        return await get_many(keys)
+
+    monkeypatch.setattr(store, "get_many", counted)
+    await check_a_run_of_gets(server)
+    assert reads == [3]  # one trip to the store for the run, the invalid keys left out
+
+
+async def test_a_run_of_gets_on_redis(make_server: Callable[..., RunningServer]) -> None:
+    require_redis()
+    await check_a_run_of_gets(make_server(redis_url=REDIS_URL))
+
+
+async def test_a_run_of_calls_is_refused_call_by_call(server: RunningServer) -> None:
+    key = await api_key(server, ["queue:*"])
+    async with socket(server, key) as ws:
+        frames = [{"id": n, "method": "kv.get", "params": {"key": "k"}} for n in range(3)]
+        answers = await answers_to(ws, frames)
+    assert {answers[n]["error"]["code"] for n in range(3)} == {"missing_scope"}
 
 
 async def test_msgpack_frames_get_msgpack_answers(server: RunningServer) -> None:

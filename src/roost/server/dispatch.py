@@ -28,6 +28,7 @@ from roost.wire.codec import Codec, invalid
 
 T = TypeVar("T")
 
+_PENDING = object()
 _TENANT = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 
@@ -84,6 +85,26 @@ class Dispatcher:
         check_access(ctx, op)
         params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
         return await op.handler(ctx, params)
+
+    async def invoke_many(
+        self, ctx: Context, op: Operation, bodies: list[bytes], codec: Codec
+    ) -> list[Any]:
+        """`invoke` for many calls of an operation that has a batch handler: a result or the
+        RoostError of each call, in order. Access is checked once, for all of them."""
+        assert op.batch is not None
+        check_access(ctx, op)
+        outcomes: list[Any] = []
+        valid: list[Any] = []
+        for body in bodies:
+            try:
+                params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
+            except ValidationError as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(_PENDING)
+                valid.append(params)
+        answers = iter(await op.batch(ctx, valid) if valid else [])
+        return [next(answers) if outcome is _PENDING else outcome for outcome in outcomes]
 
 
 def headers_of(scope: Mapping[str, Any]) -> dict[str, str]:

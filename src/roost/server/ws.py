@@ -3,7 +3,9 @@
 A plain ASGI app. The connection is authenticated like an HTTP request (headers, or the
 `access_token` / `api_key` query parameters for browsers) and re-identified at most once a
 second, so a revoked credential stops working on open connections too. Calls run
-concurrently, at most `ws_max_in_flight` at a time. Everything the server sends goes through
+concurrently, at most `ws_max_in_flight` at a time, each started eagerly (a call that needs
+no wait answers inline); a run of calls to an operation with a batch handler in one array
+frame (a hundred kv.get) goes to the backend once. Everything the server sends goes through
 one outbox; when a client reads so slowly that the outbox passes `ws_max_outbound_bytes`, the
 server drops the connection (close code 4008) instead of letting its memory grow.
 """
@@ -15,7 +17,7 @@ import contextlib
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -95,7 +97,8 @@ class _Connection:
         self.headers = _headers(scope)
         self.ctx: Context | None = None
         self.identified_at = 0.0
-        self.calls: set[asyncio.Task[None]] = set()
+        self.calls: dict[asyncio.Task[None], int] = {}  # the calls waiting, by how many each runs
+        self.in_flight = 0
         self.feeds: dict[str, Feed] = {}
         self.outbox: deque[tuple[bytes, Codec]] = deque()
         self.queued = 0
@@ -161,7 +164,39 @@ class _Connection:
             self._on_call(frames, codec)
             return
         self.batching = True  # the client reads arrays: answers may leave together too
+        for run in self._runs(frames):
+            if len(run) == 1:
+                self._on_call(run[0], codec)
+            else:
+                self._on_run(run, codec)
+
+    def _runs(self, frames: list[CallFrame]) -> Iterator[list[CallFrame]]:
+        """The calls in order, each run of calls to one operation with a batch handler (a
+        hundred kv.get in flight) together, so that it costs one trip to the backend."""
+        run: list[CallFrame] = []
         for frame in frames:
+            if run and frame.method == run[0].method and frame.type is None:
+                run.append(frame)
+                continue
+            if run:
+                yield run
+            run = [frame]
+            if frame.type is not None or not self._batches(frame.method):
+                yield run
+                run = []
+        if run:
+            yield run
+
+    def _batches(self, method: str | None) -> bool:
+        op = self.dispatcher.registry.get(method) if method else None
+        return op is not None and op.batch is not None
+
+    def _on_run(self, run: list[CallFrame], codec: Codec) -> None:
+        room = max(self.max_in_flight - self.in_flight, 0)
+        if room > 1:
+            self._start(run[0].method or "", self._call_run(run[:room], codec), min(room, len(run)))
+            run = run[room:]
+        for frame in run:  # refused, or alone
             self._on_call(frame, codec)
 
     def _on_call(self, frame: CallFrame, codec: Codec) -> None:
@@ -179,7 +214,7 @@ class _Connection:
                 ),
             )
             return
-        if len(self.calls) >= self.max_in_flight:
+        if self.in_flight >= self.max_in_flight:
             error = RateLimitError(
                 f"{self.max_in_flight} calls are in flight on this connection already; "
                 "wait for answers before sending more",
@@ -188,10 +223,17 @@ class _Connection:
             )
             self._answer(codec, frame.id, error=error)
             return
-        task = self.starter.start(frame.method, self._call(frame, codec))
+        self._start(frame.method, self._call(frame, codec), 1)
+
+    def _start(self, method: str, call: Coroutine[Any, Any, None], size: int) -> None:
+        task = self.starter.start(method, call)
         if task is not None:  # it waits for something: in flight until it answers
-            self.calls.add(task)
-            task.add_done_callback(self.calls.discard)
+            self.calls[task] = size
+            self.in_flight += size
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight -= self.calls.pop(task, 0)
 
     async def _call(self, frame: CallFrame, codec: Codec) -> None:
         method, params = frame.method or "", bytes(frame.params)
@@ -210,6 +252,24 @@ class _Connection:
             self._answer(codec, frame.id, error=as_roost_error(exc, str(frame.id)))
         else:
             self._answer(codec, frame.id, result=result)
+
+    async def _call_run(self, run: list[CallFrame], codec: Codec) -> None:
+        """Calls to one operation with a batch handler, run together, each answered alone."""
+        try:
+            ctx = await self._context()
+            op = self.dispatcher.operation(run[0].method or "")
+            bodies = [bytes(frame.params) for frame in run]
+            outcomes = await self.dispatcher.invoke_many(ctx, op, bodies, codec)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            error = as_roost_error(exc, str(run[0].id))
+            outcomes = [error] * len(run)
+        for frame, outcome in zip(run, outcomes, strict=True):
+            if isinstance(outcome, RoostError):
+                self._answer(codec, frame.id, error=outcome)
+            else:
+                self._answer(codec, frame.id, result=outcome)
 
     async def _watch(self) -> None:
         """Subscriptions end when the credential does (revoked, expired, user disabled): the

@@ -10,7 +10,8 @@ import re
 import secrets
 from typing import Any
 
-from roost.errors import ValidationError
+from roost.backends.kv import Entry
+from roost.errors import RoostError, ValidationError
 from roost.services.context import Context
 from roost.services.payloads import from_json, json_text
 from roost.services.registry import operation
@@ -84,13 +85,37 @@ async def set_value(ctx: Context, params: SetRequest) -> SetAnswer:
     return SetAnswer(success=stored)
 
 
-@operation("kv.get", scope="kv:read", read_only=True)
+async def get_values(ctx: Context, requests: list[KeyRef]) -> list[GetAnswer | RoostError]:
+    """Many kv.get calls in one trip to the store, each answered in its place."""
+    answers: list[GetAnswer | RoostError | None] = []
+    keys: list[str] = []
+    for request in requests:
+        try:
+            keys.append(_key(ctx, request.key))
+            answers.append(None)
+        except ValidationError as exc:
+            answers.append(exc)
+    entries = iter(await ctx.platform.kv.get_many(keys) if keys else [])
+    outcomes: list[GetAnswer | RoostError] = []
+    for answer in answers:
+        if answer is None:
+            entry = next(entries)
+            answer = _wrong(entry) if isinstance(entry, ValueError) else _answer(entry)
+        outcomes.append(answer)
+    return outcomes
+
+
+@operation("kv.get", scope="kv:read", read_only=True, batch=get_values)
 async def get_value(ctx: Context, params: KeyRef) -> GetAnswer:
     """The value with its remaining ttl (-1: never expires); found=False if absent."""
     try:
         entry = await ctx.platform.kv.get(_key(ctx, params.key))
     except ValueError as exc:
         raise _wrong(exc) from None
+    return _answer(entry)
+
+
+def _answer(entry: Entry | None) -> GetAnswer:
     if entry is None:
         return GetAnswer(found=False)
     return GetAnswer(found=True, value=from_json(entry.value), ttl=entry.ttl)

@@ -17,6 +17,8 @@ from roost.services.context import Context
 
 Access = Literal["public", "authenticated"]
 Handler = Callable[[Context, Any], Awaitable[Any]]
+# Many calls of one operation at once: a result, or the RoostError of that call, per input.
+BatchHandler = Callable[[Context, list[Any]], Awaitable[list[Any]]]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
@@ -33,6 +35,7 @@ class Operation:
     read_only: bool
     summary: str
     aliases: tuple[tuple[str, str], ...] = ()  # extra REST routes: (method, path under /api/v1)
+    batch: BatchHandler | None = None  # runs many calls in one trip to the backend
 
     @property
     def module(self) -> str:
@@ -70,11 +73,14 @@ def operation(
     access: Access = "authenticated",
     read_only: bool = False,
     aliases: tuple[tuple[str, str], ...] = (),
+    batch: BatchHandler | None = None,
 ) -> Callable[[F], F]:
     """Declare an operation. Input and output types come from the handler's annotations.
 
     `scope=None` with `access="authenticated"` means any signed-in caller; `access="public"`
-    means no credential is needed (a credential sent anyway is still checked).
+    means no credential is needed (a credential sent anyway is still checked). `batch`, for
+    a hot read, answers many calls in one trip to the backend: the WebSocket door hands it
+    the calls of one frame that ask for this operation one after another.
     """
     if not _NAME.match(name):
         raise ValueError(f"bad operation name {name!r}")
@@ -95,6 +101,7 @@ def operation(
                 read_only=read_only,
                 summary=inspect.getdoc(handler) or "",
                 aliases=aliases,
+                batch=batch,
             )
         )
         return handler

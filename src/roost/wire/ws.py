@@ -7,6 +7,8 @@ pushes an event of a subscription; `{"type": "pong"}`. Text frames carry JSON, b
 MessagePack; each answer uses the format of the frame it answers. A frame may also carry an
 array of calls; a client that sends one gets its answers and events in arrays as well, as many
 as are ready together (one frame instead of a hundred is what makes 100 calls in flight cheap).
+Calls in flight together run concurrently, in no set order: send a call that depends on
+another once that one has answered.
 """
 
 from __future__ import annotations

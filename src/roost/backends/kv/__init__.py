@@ -34,6 +34,11 @@ class KVStore(Protocol):
         come back)."""
         ...
 
+    async def get_many(self, keys: list[str]) -> list[Entry | ValueError | None]:
+        """`get` of each key, read at one moment in one trip to the store; a key that holds a
+        hash gives its ValueError in its place instead of failing the others."""
+        ...
+
     async def delete(self, keys: list[str]) -> int:
         """Remove keys; returns how many existed. Absent keys are skipped."""
         ...

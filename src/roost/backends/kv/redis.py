@@ -19,6 +19,25 @@ _GET = (
     "local v = redis.call('GET', KEYS[1]) if not v then return false end "
     "return {v, redis.call('TTL', KEYS[1])}"
 )
+# Many at once: value and ttl of each key, flat; a ttl of -3 marks a key of another type.
+_GET_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.pcall('GET', key)
+  if type(value) == 'table' then
+    out[2 * i - 1] = false
+    out[2 * i] = -3
+  elseif not value then
+    out[2 * i - 1] = false
+    out[2 * i] = -2
+  else
+    out[2 * i - 1] = value
+    out[2 * i] = redis.call('TTL', key)
+  end
+end
+return out
+"""
+_WRONG_TYPE = -3
 _PREFIX = "roost:kv:"
 _LOCKS = "roost:lock:"
 
@@ -50,6 +69,20 @@ class RedisKVStore:
             return None
         value, ttl = found
         return Entry(value, NO_EXPIRY if ttl < 0 else int(ttl))
+
+    async def get_many(self, keys: list[str]) -> list[Entry | ValueError | None]:
+        if not keys:
+            return []
+        flat = await self._line.script(_GET_MANY, [_PREFIX + key for key in keys], [])
+        found: list[Entry | ValueError | None] = []
+        for value, ttl in zip(flat[::2], flat[1::2], strict=True):
+            if ttl == _WRONG_TYPE:
+                found.append(ValueError("the key holds a hash, not a string"))
+            elif value is None:
+                found.append(None)
+            else:
+                found.append(Entry(value, NO_EXPIRY if ttl < 0 else int(ttl)))
+        return found
 
     async def delete(self, keys: list[str]) -> int:
         return int(await self._redis.delete(*[_PREFIX + k for k in keys])) if keys else 0

@@ -33,6 +33,10 @@ _LIVE_ROW_SQLITE = (
     "SELECT kind, value, expires_at FROM roost_kv "
     "WHERE space = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)"
 )
+_LIVE_ROWS_SQLITE = (
+    "SELECT key, kind, value, expires_at FROM roost_kv "
+    "WHERE space = ? AND (expires_at IS NULL OR expires_at > ?) AND key IN ({})"
+)
 
 
 _DELETE_ONE = delete(kv).where(kv.c.space == bindparam("space_"), kv.c.key == bindparam("key_"))
@@ -57,6 +61,16 @@ def _put(
 
 def _expiry(ttl: int | None) -> float | None:
     return None if ttl is None else time.time() + ttl
+
+
+def _entry(row: Any, now: float) -> Entry | ValueError | None:
+    """A (kind, value, expires_at) row as what `get` answers; a hash's row is an error."""
+    if row is None:
+        return None
+    kind, value, expires_at = row
+    if kind != "string":
+        return ValueError(f"the key holds a {kind}, not a string")
+    return Entry(value, NO_EXPIRY if expires_at is None else max(int(expires_at - now + 0.999), 0))
 
 
 def _kind(row: Any, wanted: str) -> None:
@@ -93,13 +107,26 @@ class SqlKVStore:
             row = self._db.lookup(CONTROL, _LIVE_ROW_SQLITE, (_KV, key, now))
         else:
             row = await self._db.run(CONTROL, work)
-        if row is None:
-            return None
-        kind, value, expires_at = row
-        if kind != "string":
-            raise ValueError(f"the key holds a {kind}, not a string")
-        ttl = NO_EXPIRY if expires_at is None else max(int(expires_at - now + 0.999), 0)
-        return Entry(value, ttl)
+        entry = _entry(row, now)
+        if isinstance(entry, ValueError):
+            raise entry
+        return entry
+
+    async def get_many(self, keys: list[str]) -> list[Entry | ValueError | None]:
+        def work(conn: Connection) -> list[Any]:
+            query = select(kv.c.key, kv.c.kind, kv.c.value, kv.c.expires_at).where(
+                kv.c.space == _KV, kv.c.key.in_(wanted), _live(now)
+            )
+            return list(conn.execute(query).all())
+
+        wanted, now = list(dict.fromkeys(keys)), time.time()
+        if self._db.dialect == "sqlite":
+            sql = _LIVE_ROWS_SQLITE.format(",".join("?" * len(wanted)))
+            rows = self._db.lookup_rows(CONTROL, sql, (_KV, now, *wanted))
+        else:
+            rows = await self._db.run(CONTROL, work)
+        found = {row[0]: tuple(row[1:]) for row in rows}
+        return [_entry(found.get(key), now) for key in keys]
 
     async def delete(self, keys: list[str]) -> int:
         def work(conn: Connection) -> int:

@@ -98,6 +98,14 @@ class Database:
         run right here on the event loop. A thread hop costs ~60 µs and SQLAlchemy's
         connection and transaction ~90 µs more, both far above such a read; in WAL mode a
         reader never waits for the writer. Never for scans."""
+        return self._inline_connection(namespace).execute(sql, params).fetchone()
+
+    def lookup_rows(self, namespace: str, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """SQLite only: every row of a few primary-key lookups in one statement, inline like
+        `lookup`."""
+        return self._inline_connection(namespace).execute(sql, params).fetchall()
+
+    def _inline_connection(self, namespace: str) -> sqlite3.Connection:
         conn = self._inline.get(namespace)
         if conn is None:
             conn = sqlite3.connect(
@@ -105,7 +113,7 @@ class Database:
             )
             conn.execute("PRAGMA query_only=ON")
             self._inline[namespace] = conn
-        return conn.execute(sql, params).fetchone()
+        return conn
 
     def _run_sqlite(self, namespace: str, work: Callable[[Connection], T], mode: str) -> T:
         with self._sync_engine(namespace).connect() as conn:
