@@ -154,6 +154,7 @@ class AccessTokens:
 
 def scope_allows(granted: Iterable[str], needed: str) -> bool:
     """Whether a set of scopes grants `needed` (`*` grants all, `module:*` a whole module)."""
-    granted = set(granted)
+    if not isinstance(granted, set | frozenset):
+        granted = set(granted)
     module = needed.split(":", 1)[0]
     return "*" in granted or needed in granted or f"{module}:*" in granted

@@ -30,6 +30,9 @@ def format_of(media_type: str | None) -> WireFormat | None:
     """The wire format named by a Content-Type or Accept value, `None` if it names neither."""
     if not media_type:
         return None
+    known = _MEDIA_TYPES.get(media_type)  # the common case: exactly one of ours
+    if known is not None:
+        return known
     for part in media_type.split(","):
         base = part.split(";", 1)[0].strip().lower()
         if base in _MEDIA_TYPES:

@@ -37,11 +37,13 @@ from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
 from roost.client._core.modes import ModeSelecting
 from roost.client._core.protocol import (
+    USER_AGENT,
     PreparedRequest,
     identity_headers,
     operation_path,
     prepare,
     read_response,
+    timeout_of,
 )
 from roost.client._core.realtime import AsyncRealtime, Event, websocket_url
 from roost.client._core.results import BatchItemResult
@@ -59,7 +61,10 @@ class _Shared:
         )
         timeout = httpx.Timeout(config.timeout, pool=config.pool_timeout or config.timeout)
         self.http = http or httpx.AsyncClient(
-            base_url=config.api_url, limits=limits, timeout=timeout
+            base_url=config.api_url,
+            limits=limits,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
         )
         self.breaker = CircuitBreaker(
             config.circuit_breaker_threshold, config.circuit_breaker_reset
@@ -360,7 +365,7 @@ class AsyncClient(ModeSelecting):
         shared = self._shared
         failures = 0
         seconds = self._config.timeout + wait
-        timeout = httpx.Timeout(seconds, pool=self._config.pool_timeout or seconds)
+        timeout = timeout_of(seconds, self._config.pool_timeout)
         while True:
             shared.breaker.before_call(self._config.api_url)
             error: NetworkError | None = None

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import inspect
 import itertools
-import json
 import logging
 import random
 import threading
@@ -145,7 +144,9 @@ class AsyncRealtime:
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """Run an operation over the WebSocket and return its result."""
-        ws = await self._connection()
+        ws = self._ws
+        if ws is None or self._fatal is not None or not self._ready_now():
+            ws = await self._connection()
         try:
             return await self._send(ws, method, params or {})
         except AuthenticationError as exc:
@@ -206,9 +207,12 @@ class AsyncRealtime:
 
     # -- connection ---------------------------------------------------------------------------
 
+    def _ready_now(self) -> bool:
+        return self._ready is not None and self._ready.is_set()
+
     async def _connection(self) -> ClientConnection:
         ws = self._ws
-        if ws is not None and self._ready is not None and self._ready.is_set() and not self._fatal:
+        if ws is not None and self._ready_now() and not self._fatal:
             return ws  # connected: the common case costs no timer
         if self._closed:
             raise ConnectionError("this realtime connection is closed")
@@ -301,12 +305,21 @@ class AsyncRealtime:
                 code=ws.close_reason or "authentication_failed",
             )
 
-    def _dispatch(self, frame: Any) -> None:
-        if isinstance(frame, list):  # answers and events that left the server together
-            for each in frame:
-                self._dispatch(each)
-            return
+    def _dispatch(self, received: Any) -> None:
+        # answers and events that left the server together come as an array
+        for frame in received if isinstance(received, list) else (received,):
+            self._dispatch_one(frame)
+
+    def _dispatch_one(self, frame: Any) -> None:
         if not isinstance(frame, dict):
+            return
+        result = frame.get("result", _MISSING)
+        if result is not _MISSING:  # the common case: an answer
+            answer = self._pending.get(frame.get("id"))  # type: ignore[arg-type]  # any id
+            if answer is not None and not answer.done():
+                if self._opening:
+                    self._opened(frame["id"], result)
+                answer.set_result(result)
             return
         if "sub" in frame:
             state = self._by_server_id.get(frame["sub"])
@@ -324,13 +337,13 @@ class AsyncRealtime:
                 self._spawn(self._emit("error", error))
             elif not answer.done():
                 answer.set_exception(error)
-        elif answer is not None and not answer.done():
-            result = frame.get("result")
-            opening = self._opening.pop(frame["id"], None)
-            if opening is not None and isinstance(result, dict):
-                opening.server_id = result.get("sub")
-                self._by_server_id[str(opening.server_id)] = opening
-            answer.set_result(result)
+
+    def _opened(self, frame_id: Any, result: Any) -> None:
+        """If `frame_id` opened a subscription: file it under the id the server gave it."""
+        opening = self._opening.pop(frame_id, None)
+        if opening is not None and isinstance(result, dict):
+            opening.server_id = result.get("sub")
+            self._by_server_id[str(opening.server_id)] = opening
 
     def _post(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         """Queue a frame; the frames queued during one event-loop turn leave together, as one
@@ -398,7 +411,7 @@ class AsyncRealtime:
     def _encode(self, frame: dict[str, Any] | list[dict[str, Any]]) -> str | bytes:
         if self._binary:
             return msgspec.msgpack.encode(frame)
-        return json.dumps(frame, separators=(",", ":"))
+        return msgspec.json.encode(frame).decode()
 
     def _decode(self, raw: str | bytes) -> Any:
         try:
@@ -411,6 +424,7 @@ class AsyncRealtime:
 
 
 _background: set[asyncio.Task[None]] = set()
+_MISSING = object()
 
 
 class _Portal:
