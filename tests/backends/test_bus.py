@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from roost.backends.bus import Bus, MemoryBus, wait_for
+from roost.backends.bus import Bus, MemoryBus, Wakeup
 from roost.backends.bus.redis import RedisBus
 from tests.conftest import REDIS_URL, require_redis
 from tests.waiting import wait_until
@@ -36,11 +36,24 @@ async def test_listeners_get_what_is_published_on_their_channel(bus: Bus) -> Non
     await bus.publish(channel, b"one")
     await wait_until(lambda: got == [b"one"])
     stop()
-    delivered = asyncio.create_task(wait_for(bus, channel, 5))
-    await asyncio.sleep(0)
-    await bus.publish(channel, b"two")
-    assert await delivered is True  # "two" went out, and reached only the waiter
+    with Wakeup(bus, channel) as wakeup:
+        delivered = asyncio.create_task(wakeup.wait(5))
+        await asyncio.sleep(0)
+        await bus.publish(channel, b"two")
+        assert await delivered is True  # "two" went out, and reached only the waiter
     assert got == [b"one"]
+
+
+async def test_a_wakeup_counts_a_publish_made_before_its_wait(bus: Bus) -> None:
+    channel = f"test:{secrets.token_hex(4)}"
+    with Wakeup(bus, channel) as wakeup:
+        got: list[bytes] = []
+        stop = bus.listen(channel, got.append)
+        await bus.publish(channel, b"early")  # while the caller is still looking for work
+        await wait_until(lambda: got == [b"early"])
+        stop()
+        assert await wakeup.wait(5) is True
+        assert await wakeup.wait(0.05) is False  # each publish wakes one wait, not every one
 
 
 async def test_interest_is_counted_and_released(bus: Bus) -> None:

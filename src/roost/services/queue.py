@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from roost.backends.bus import wait_for
+from roost.backends.bus import Wakeup
 from roost.backends.queue import Delivery
 from roost.errors import NotFoundError
 from roost.services.context import Context
@@ -86,14 +86,15 @@ async def consume(ctx: Context, params: ConsumeRequest) -> ConsumeAnswer:
     platform, name = ctx.platform, _queue(ctx, params.queue)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + params.timeout
-    while True:
-        delivery = await platform.queues.claim(name, params.ack_deadline)
-        if delivery is not None:
-            return ConsumeAnswer(message=_wire(delivery))
-        left = give_up - loop.time()
-        if left <= 0:
-            return ConsumeAnswer(message=None)
-        await wait_for(platform.bus, _wake_channel(name), min(left, _POLL))
+    with Wakeup(platform.bus, _wake_channel(name)) as wakeup:  # listening before looking
+        while True:
+            delivery = await platform.queues.claim(name, params.ack_deadline)
+            if delivery is not None:
+                return ConsumeAnswer(message=_wire(delivery))
+            left = give_up - loop.time()
+            if left <= 0:
+                return ConsumeAnswer(message=None)
+            await wakeup.wait(min(left, _POLL))
 
 
 @operation("queue.ack", scope="queue:consume")

@@ -111,15 +111,26 @@ class MemoryBus:
         """Nothing to close."""
 
 
-async def wait_for(bus: Bus, channel: str, seconds: float) -> bool:
-    """Wait until something is published on `channel` or `seconds` pass; True if it was."""
-    woken = asyncio.Event()
-    stop = bus.listen(channel, lambda _: woken.set())
-    try:
-        async with asyncio.timeout(seconds):
-            await woken.wait()
+class Wakeup:
+    """A listener on one channel from the moment it is made, so that a caller can check for
+    work, then wait: a publish that comes between the check and the wait still wakes it."""
+
+    def __init__(self, bus: Bus, channel: str) -> None:
+        self._woken = asyncio.Event()
+        self._stop = bus.listen(channel, lambda _: self._woken.set())
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait for a publish since the last wait, or `seconds`; True if one came."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._woken.wait()
+        except TimeoutError:
+            return False
+        self._woken.clear()
         return True
-    except TimeoutError:
-        return False
-    finally:
-        stop()
+
+    def __enter__(self) -> Wakeup:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop()
