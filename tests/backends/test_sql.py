@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Connection, event, select, text
 
 from roost.backends.sql import CONTROL, Database
 from roost.backends.sql.migrations import CONTROL_MIGRATIONS, TENANT_MIGRATIONS, migrate
@@ -77,3 +78,34 @@ async def test_namespaces_are_isolated_and_droppable(db: Database) -> None:
         ).first() is None
     await db.drop_namespace("one")
     assert await migrate(db, "one") == [m.version for m in TENANT_MIGRATIONS]
+
+
+@pytest.mark.anyio
+async def test_concurrent_writes_commit_together_and_fail_alone(db: Database) -> None:
+    await migrate(db, "acme")
+    commits: list[int] = []
+    for engine in db.engines_of("acme"):
+        event.listen(engine, "commit", lambda _conn: commits.append(1))
+
+    def insert(name: str, fail: bool = False) -> Callable[[Connection], str]:
+        def work(conn: Connection) -> str:
+            conn.execute(roles.insert().values(name=name, scopes=[], builtin=False))
+            if fail:
+                raise LookupError(f"{name} fails after its insert")
+            return name
+
+        return work
+
+    names = [f"r{n}" for n in range(20)]
+    outcomes = await asyncio.gather(
+        *(db.run("acme", insert(name, fail=name == "r7"), write=True) for name in names),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[7], LookupError)
+    assert [o for n, o in enumerate(outcomes) if n != 7] == [n for n in names if n != "r7"]
+    async with db.read("acme") as conn:
+        stored = set((await conn.execute(select(roles.c.name))).scalars())
+    assert stored >= set(names) - {"r7"}
+    assert "r7" not in stored  # undone alone
+    if db.dialect == "sqlite":
+        assert len(commits) == 1  # twenty writers, one commit
