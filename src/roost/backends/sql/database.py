@@ -139,12 +139,18 @@ class Database:
             with conn.begin():
                 if len(works) == 1:  # alone: its own transaction, no savepoint needed
                     return [(True, works[0](conn))]
+                # Savepoints straight on the driver's connection: through SQLAlchemy each
+                # costs more than a small write does.
+                driver = conn.connection.dbapi_connection
+                assert driver is not None
                 for work in works:
+                    driver.execute("SAVEPOINT roost_group")
                     try:
-                        with conn.begin_nested():
-                            outcomes.append((True, work(conn)))
+                        outcomes.append((True, work(conn)))
                     except Exception as exc:
+                        driver.execute("ROLLBACK TO roost_group")
                         outcomes.append((False, exc))
+                    driver.execute("RELEASE roost_group")
         return outcomes
 
     def lookup(self, namespace: str, sql: str, params: tuple[Any, ...]) -> Any:
