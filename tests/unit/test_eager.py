@@ -110,3 +110,28 @@ async def test_the_starter_sends_kinds_that_wait_straight_into_tasks() -> None:
         pass
 
     assert starter.start("fast", quick()) is None
+
+
+async def test_a_timeout_entered_eagerly_ends_the_coroutine_not_the_caller() -> None:
+    async def waits_too_long() -> None:
+        async with asyncio.timeout(0.01):  # entered before the coroutine's first wait
+            await asyncio.sleep(3600)
+
+    task = start_eagerly(waits_too_long())
+    assert task is not None
+    await asyncio.sleep(0.05)  # the caller goes on: it is not the one the timeout cancels
+    with pytest.raises(TimeoutError):
+        await task
+
+
+async def test_while_eager_the_current_task_is_not_the_callers() -> None:
+    caller = asyncio.current_task()
+    seen: list[object] = []
+
+    async def look() -> None:
+        seen.append(asyncio.current_task())
+
+    assert start_eagerly(look()) is None
+    assert seen[0] is not None
+    assert seen[0] is not caller
+    assert asyncio.current_task() is caller

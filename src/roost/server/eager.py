@@ -1,16 +1,21 @@
 """Start a coroutine right away and make it a task only if it has to wait.
 
-Python 3.12 has this as `asyncio.eager_task_factory`; on 3.11 it is written here. Most calls
-on the WebSocket door answer without waiting (a cached credential, an embedded KV read, a
+Python 3.12 has this (`eager_start`), and it is used there; on 3.11 it is written here. Most
+calls on the WebSocket door answer without waiting (a cached credential, an embedded KV read, a
 whoami): run inline, they skip the task's creation and its trip through the event loop, about a
 third of what such a call costs. A call that does wait goes on in a task, in the same context,
 exactly where it stopped.
+
+While the coroutine runs inline, `asyncio.current_task()` answers a stand-in for the task it
+may move into, not the caller's task: `asyncio.timeout` or a TaskGroup entered there cancels
+that task later, never the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -20,18 +25,61 @@ T = TypeVar("T")
 def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T] | None:
     """Run `coro` up to its first wait. `None` if it finished (its result is dropped: use it
     for coroutines that deliver their own outcome); else the task that runs the rest."""
+    loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
+    if sys.version_info >= (3, 12):
+        task = asyncio.Task(coro, loop=loop, context=context, eager_start=True)
+        if task.done():
+            task.result()  # raises what the coroutine raised
+            return None
+        return task
+    stand_in = _TaskToBe()
+    caller = asyncio.current_task(loop)
+    _swap_current(loop, caller, stand_in)
     try:
         awaited = context.run(coro.send, None)
     except StopIteration:
         return None
+    finally:
+        _swap_current(loop, stand_in, caller)
     if awaited is not None:
         # A future raises "await wasn't used with future" when awaited while this flag, set by
         # its own await, is on; a task clears it as it takes the future. Until our task does,
         # other coroutines started eagerly may await the same future (a credential being
         # loaded): clear it now, `_Resumed` sets it again for the task.
         awaited._asyncio_future_blocking = False
-    return asyncio.get_running_loop().create_task(_rest(coro, awaited), context=context)
+    stand_in.task = loop.create_task(_rest(coro, awaited), context=context)
+    return stand_in.task
+
+
+def _swap_current(loop: asyncio.AbstractEventLoop, leaving: Any, entering: Any) -> None:
+    # asyncio's own bookkeeping of the running task (what Task.__step does around each step)
+    if leaving is not None:
+        asyncio.tasks._leave_task(loop, leaving)
+    if entering is not None:
+        asyncio.tasks._enter_task(loop, entering)
+
+
+class _TaskToBe:
+    """The current task while a coroutine runs eagerly. Whoever keeps it (asyncio.timeout,
+    TaskGroup) gets the task the coroutine moves into once it waits; nothing can cancel it
+    before, since the coroutine runs without a break until then."""
+
+    task: asyncio.Task[Any] | None = None
+
+    def cancel(self, msg: Any = None) -> bool:
+        return self.task.cancel(msg) if self.task is not None else False
+
+    def cancelling(self) -> int:
+        return self.task.cancelling() if self.task is not None else 0
+
+    def uncancel(self) -> int:
+        return self.task.uncancel() if self.task is not None else 0
+
+    def __getattr__(self, name: str) -> Any:
+        if self.task is None:
+            raise AttributeError(f"{name}: the task of an eager start does not exist yet")
+        return getattr(self.task, name)
 
 
 async def _rest(coro: Coroutine[Any, Any, T], awaited: Any) -> T:
