@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, event, select, text
+from sqlalchemy import Connection, bindparam, event, func, select, text, update
 
 from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.fast import execute
 from roost.backends.sql.migrations import CONTROL_MIGRATIONS, TENANT_MIGRATIONS, migrate
-from roost.backends.sql.tables import roles
+from roost.backends.sql.tables import kv_entries, roles
 from tests.backends.databases import sql_database
 
 
@@ -109,3 +110,40 @@ async def test_concurrent_writes_commit_together_and_fail_alone(db: Database) ->
     assert "r7" not in stored  # undone alone
     if db.dialect == "sqlite":
         assert len(commits) == 1  # twenty writers, one commit
+
+
+_KV_ROW = select(kv_entries).where(
+    kv_entries.c.space == "kv", kv_entries.c.key == bindparam("key_")
+)
+_KV_COUNT = select(func.count()).select_from(kv_entries).where(kv_entries.c.space == "kv")
+_KV_TOUCH = update(kv_entries).where(kv_entries.c.key == bindparam("key_")).values(kind="hash")
+_KV_IN = select(kv_entries).where(kv_entries.c.key.in_(["a", "b"]))
+
+
+@pytest.mark.anyio
+async def test_fast_statements_answer_like_sqlalchemy(db: Database) -> None:
+    await migrate(db, CONTROL)
+
+    def work(conn: Connection) -> None:
+        for key in ("a", "b"):
+            row = {"space": "kv", "key": key, "kind": "string", "value": key, "expires_at": None}
+            execute(conn, kv_entries.insert(), row)
+        found = execute(conn, _KV_ROW, {"key_": "a"}).first()
+        assert (found.key, found.kind, found.value, found.expires_at) == ("a", "string", "a", None)
+        assert execute(conn, _KV_ROW, {"key_": "zz"}).first() is None
+        assert execute(conn, _KV_COUNT).scalar_one() == 2
+        assert execute(conn, _KV_TOUCH, {"key_": "b"}).rowcount == 1
+        assert [r.kind for r in execute(conn, _KV_ROW, {"key_": "b"}).all()] == ["hash"]
+
+    await db.run(CONTROL, work, write=True)
+
+
+@pytest.mark.anyio
+async def test_fast_statements_refuse_a_list_in_an_in(tmp_path: Path) -> None:
+    async with sql_database("sqlite", tmp_path) as sqlite_db:
+
+        def work(conn: Connection) -> None:
+            execute(conn, _KV_IN)
+
+        with pytest.raises(ValueError, match="IN"):
+            await sqlite_db.run(CONTROL, work)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import random
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, or_, select
 
 from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.fast import execute
 from roost.backends.sql.locking import serialize_writers
 from roost.backends.sql.tables import kv_entries as kv
 
@@ -43,46 +44,21 @@ _DELETE_ONE = delete(kv).where(kv.c.space == bindparam("space_"), kv.c.key == bi
 _INSERT = kv.insert()
 
 
-class _Row(NamedTuple):
-    kind: str
-    value: str
-    expires_at: float | None
-
-
-# On SQLite the writes below go straight to the driver's connection, inside the transaction
-# SQLAlchemy began: through SQLAlchemy each statement costs ~20 µs, more than SQLite's work.
-_DELETE_ONE_SQLITE = "DELETE FROM roost_kv WHERE space = ? AND key = ?"
-_INSERT_SQLITE = "INSERT INTO roost_kv (space, key, kind, value, expires_at) VALUES (?, ?, ?, ?, ?)"
-
-
-def _row(conn: Connection, space: str, key: str, now: float) -> _Row | None:
-    if conn.dialect.name == "sqlite":
-        found = _driver(conn).execute(_LIVE_ROW_SQLITE, (space, key, now)).fetchone()
-    else:
-        found = conn.execute(_LIVE_ROW, {"space": space, "key": key, "now": now}).first()
-        found = None if found is None else (found.kind, found.value, found.expires_at)
-    return None if found is None else _Row(*found)
+def _row(conn: Connection, space: str, key: str, now: float) -> Any:
+    return execute(conn, _LIVE_ROW, {"space": space, "key": key, "now": now}).first()
 
 
 def _put(
     conn: Connection, space: str, key: str, kind: str, value: str, expires_at: float | None
 ) -> None:
-    if conn.dialect.name == "sqlite":
-        driver = _driver(conn)
-        driver.execute(_DELETE_ONE_SQLITE, (space, key))
-        driver.execute(_INSERT_SQLITE, (space, key, kind, value, expires_at))
-    else:
-        conn.execute(_DELETE_ONE, {"space_": space, "key_": key})
-        conn.execute(
-            _INSERT,
-            {"space": space, "key": key, "kind": kind, "value": value, "expires_at": expires_at},
-        )
+    execute(conn, _DELETE_ONE, {"space_": space, "key_": key})
+    execute(
+        conn,
+        _INSERT,
+        {"space": space, "key": key, "kind": kind, "value": value, "expires_at": expires_at},
+    )
     if random.random() < 0.01:  # sweep what has expired now and then
         conn.execute(delete(kv).where(kv.c.expires_at <= time.time()))
-
-
-def _driver(conn: Connection) -> Any:
-    return conn.connection.dbapi_connection
 
 
 def _expiry(ttl: int | None) -> float | None:

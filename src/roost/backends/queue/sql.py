@@ -12,10 +12,11 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from roost.backends.queue import DEFAULT_MAX_DELIVERIES, Delivery, NackAction, QueueCounts
 from roost.backends.sql import CONTROL, Database
+from roost.backends.sql.fast import execute, sqlite_text
 from roost.backends.sql.tables import queue_messages as qm
 from roost.backends.sql.tables import queues
 
@@ -46,7 +47,11 @@ _TO_DEAD = (
 _TO_READY = update(qm).where(_OVERDUE).values(state=_READY, due_at=_NOW)
 _ANYTHING_DUE = (
     select(qm.c.seq)
-    .where(qm.c.queue == _Q, qm.c.state.in_((_READY, _INFLIGHT)), qm.c.due_at <= _NOW)
+    .where(
+        qm.c.queue == _Q,
+        or_(qm.c.state == _READY, qm.c.state == _INFLIGHT),  # an IN would vary its SQL
+        qm.c.due_at <= _NOW,
+    )
     .limit(1)
 )
 _NEXT = (
@@ -72,8 +77,8 @@ _AHEAD = select(func.count()).where(
 
 def _settle_overdue(conn: Connection, queue: str, now: float) -> None:
     """In-flight messages past their deadline: back to ready, or dead when out of deliveries."""
-    conn.execute(_TO_DEAD, {"q_": queue, "now_": now})
-    conn.execute(_TO_READY, {"q_": queue, "now_": now})
+    execute(conn, _TO_DEAD, {"q_": queue, "now_": now})
+    execute(conn, _TO_READY, {"q_": queue, "now_": now})
 
 
 class SqlQueueStore:
@@ -89,8 +94,9 @@ class SqlQueueStore:
 
         def work(conn: Connection) -> int:
             now = time.time()
-            limit = conn.execute(_MAX_DELIVERIES, {"q_": queue}).scalar()
-            conn.execute(
+            limit = execute(conn, _MAX_DELIVERIES, {"q_": queue}).scalar()
+            execute(
+                conn,
                 _INSERT,
                 {
                     "id": message_id,
@@ -106,25 +112,28 @@ class SqlQueueStore:
                 },
             )
             ahead = {"q_": queue, "p_": priority, "id_": message_id}
-            return int(conn.execute(_AHEAD, ahead).scalar_one())
+            return int(execute(conn, _AHEAD, ahead).scalar_one())
 
         return message_id, await self._db.run(CONTROL, work, write=True)
 
     async def claim(self, queue: str, ack_deadline: float) -> Delivery | None:
         def anything_due(conn: Connection) -> bool:
-            return (
-                conn.execute(_ANYTHING_DUE, {"q_": queue, "now_": time.time()}).first() is not None
-            )
+            return execute(conn, _ANYTHING_DUE, due).first() is not None
 
-        # Idle consumers poll: a read first spares the writer lock when there is nothing to do.
-        if not await self._db.run(CONTROL, anything_due):
+        # Idle consumers poll: a read first spares the writer lock when there is nothing to do
+        # (on SQLite, a read that takes microseconds, inline).
+        due = {"q_": queue, "now_": time.time()}
+        if self._db.dialect == "sqlite":
+            if self._db.lookup(CONTROL, *sqlite_text(_ANYTHING_DUE, due)) is None:
+                return None
+        elif not await self._db.run(CONTROL, anything_due):
             return None
 
         def work(conn: Connection) -> Delivery | None:
             now = time.time()
             _settle_overdue(conn, queue, now)
             pick = _NEXT_LOCKED if conn.dialect.name == "postgresql" else _NEXT
-            row = conn.execute(pick, {"q_": queue, "now_": now}).first()
+            row = execute(conn, pick, {"q_": queue, "now_": now}).first()
             if row is None:
                 return None
             taken = {
@@ -132,14 +141,14 @@ class SqlQueueStore:
                 "deadline_": now + ack_deadline,
                 "deliveries_": row.deliveries + 1,
             }
-            conn.execute(_TAKE, taken)
+            execute(conn, _TAKE, taken)
             return replace(_delivery(row), retry_count=row.deliveries)
 
         return await self._db.run(CONTROL, work, write=True)
 
     async def ack(self, queue: str, message_id: str) -> bool:
         def work(conn: Connection) -> bool:
-            return conn.execute(_ACK, {"q_": queue, "id_": message_id}).rowcount > 0
+            return bool(execute(conn, _ACK, {"q_": queue, "id_": message_id}).rowcount > 0)
 
         return await self._db.run(CONTROL, work, write=True)
 
