@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -147,3 +149,20 @@ async def test_fast_statements_refuse_a_list_in_an_in(tmp_path: Path) -> None:
 
         with pytest.raises(ValueError, match="IN"):
             await sqlite_db.run(CONTROL, work)
+
+
+@pytest.mark.anyio
+async def test_a_writer_is_told_when_its_group_commit_is_stopped(tmp_path: Path) -> None:
+    async with sql_database("sqlite", tmp_path) as sqlite_db:
+        started = threading.Event()
+
+        def slow(conn: Connection) -> None:
+            started.set()
+            time.sleep(0.2)
+
+        write = asyncio.create_task(sqlite_db.run(CONTROL, slow, write=True))
+        await asyncio.to_thread(started.wait, 5)
+        for committer in list(sqlite_db._committers):
+            committer.cancel()
+        with pytest.raises(RuntimeError, match="commit was confirmed"):
+            await write  # told, rather than left waiting for ever

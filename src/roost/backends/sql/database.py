@@ -26,6 +26,7 @@ CONTROL = "_control"
 """The namespace of the control plane (the tenant list). Never a valid tenant name."""
 
 Dialect = Literal["sqlite", "postgresql"]
+_UNCONFIRMED = "the server stopped before this write's commit was confirmed"
 T = TypeVar("T")
 
 
@@ -43,7 +44,9 @@ class Database:
         self._write_locks: dict[str, asyncio.Lock] = {}
         self._sync_engines: dict[str, Engine] = {}
         self._inline: dict[str, sqlite3.Connection] = {}
-        self._queued_writes: dict[str, list[tuple[Callable[[Connection], Any], Any]]] = {}
+        self._queued_writes: dict[
+            str, list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
+        ] = {}
         self._committing: set[str] = set()  # namespaces whose group commits are under way
         self._committers: set[asyncio.Task[None]] = set()
 
@@ -113,8 +116,9 @@ class Database:
         return result
 
     async def _commit_groups(self, namespace: str) -> None:
+        group: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         try:
-            while group := self._queued_writes.pop(namespace, None):
+            while group := self._queued_writes.pop(namespace, []):
                 async with self._write_locks.setdefault(namespace, asyncio.Lock()):
                     works = [work for work, _ in group]
                     try:
@@ -127,6 +131,11 @@ class Database:
                             answer.set_result(value)
                         else:
                             answer.set_exception(value)
+        except BaseException:  # cancelled (the loop is closing): no writer may wait forever
+            for _, answer in group + self._queued_writes.pop(namespace, []):
+                if not answer.done():
+                    answer.set_exception(RuntimeError(_UNCONFIRMED))
+            raise
         finally:
             self._committing.discard(namespace)
 
