@@ -162,7 +162,7 @@ async def test_a_writer_is_told_when_its_group_commit_is_stopped(tmp_path: Path)
 
         write = asyncio.create_task(sqlite_db.run(CONTROL, slow, write=True))
         await asyncio.to_thread(started.wait, 5)
-        for committer in list(sqlite_db._committers):
+        for committer in list(sqlite_db._committers.values()):
             committer.cancel()
         with pytest.raises(RuntimeError, match="commit was confirmed"):
             await write  # told, rather than left waiting for ever

@@ -22,13 +22,12 @@ from roost.errors import (
 )
 from roost.services.context import Context, Platform
 from roost.services.principals import Credential, authenticate
-from roost.services.registry import Operation, Registry
+from roost.services.registry import Operation, Registry, each_valid
 from roost.services.tenants import DEFAULT_TENANT, ensure_exists
 from roost.wire.codec import Codec, invalid
 
 T = TypeVar("T")
 
-_PENDING = object()
 _TENANT = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 
@@ -91,20 +90,15 @@ class Dispatcher:
     ) -> list[Any]:
         """`invoke` for many calls of an operation that has a batch handler: a result or the
         RoostError of each call, in order. Access is checked once, for all of them."""
-        assert op.batch is not None
+        batch = op.batch
+        assert batch is not None
         check_access(ctx, op)
-        outcomes: list[Any] = []
-        valid: list[Any] = []
-        for body in bodies:
-            try:
-                params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
-            except ValidationError as exc:
-                outcomes.append(exc)
-            else:
-                outcomes.append(_PENDING)
-                valid.append(params)
-        answers = iter(await op.batch(ctx, valid) if valid else [])
-        return [next(answers) if outcome is _PENDING else outcome for outcome in outcomes]
+        what = f"parameters for {op.name}"
+        return await each_valid(
+            bodies,
+            lambda body: decode_body(body, codec, op.input_type, what),
+            lambda params: batch(ctx, params),
+        )
 
 
 def headers_of(scope: Mapping[str, Any]) -> dict[str, str]:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -170,26 +171,18 @@ class _Connection:
             else:
                 self._on_run(run, codec)
 
-    def _runs(self, frames: list[CallFrame]) -> Iterator[list[CallFrame]]:
+    def _runs(self, frames: list[CallFrame]) -> list[list[CallFrame]]:
         """The calls in order, each run of calls to one operation with a batch handler (a
         hundred kv.get in flight) together, so that it costs one trip to the backend."""
-        run: list[CallFrame] = []
-        for frame in frames:
-            if run and frame.method == run[0].method and frame.type is None:
-                run.append(frame)
-                continue
-            if run:
-                yield run
-            run = [frame]
-            if frame.type is not None or not self._batches(frame.method):
-                yield run
-                run = []
-        if run:
-            yield run
+        return [list(run) for _, run in itertools.groupby(frames, key=self._run_of)]
 
-    def _batches(self, method: str | None) -> bool:
-        op = self.dispatcher.registry.get(method) if method else None
-        return op is not None and op.batch is not None
+    def _run_of(self, frame: CallFrame) -> object:
+        """What a frame groups by: a call to an operation with a batch handler, its method;
+        anything else a key of its own, so it stands alone."""
+        op = self.dispatcher.registry.get(frame.method) if frame.method else None
+        if frame.type is None and op is not None and op.batch is not None:
+            return frame.method
+        return object()
 
     def _on_run(self, run: list[CallFrame], codec: Codec) -> None:
         room = max(self.max_in_flight - self.in_flight, 0)

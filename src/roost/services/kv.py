@@ -14,7 +14,7 @@ from roost.backends.kv import Entry
 from roost.errors import RoostError, ValidationError
 from roost.services.context import Context
 from roost.services.payloads import from_json, json_text
-from roost.services.registry import operation
+from roost.services.registry import each_valid, operation
 from roost.services.tenants import kv_ttl_bounds
 from roost.wire.kv import (
     CountAnswer,
@@ -87,22 +87,12 @@ async def set_value(ctx: Context, params: SetRequest) -> SetAnswer:
 
 async def get_values(ctx: Context, requests: list[KeyRef]) -> list[GetAnswer | RoostError]:
     """Many kv.get calls in one trip to the store, each answered in its place."""
-    answers: list[GetAnswer | RoostError | None] = []
-    keys: list[str] = []
-    for request in requests:
-        try:
-            keys.append(_key(ctx, request.key))
-            answers.append(None)
-        except ValidationError as exc:
-            answers.append(exc)
-    entries = iter(await ctx.platform.kv.get_many(keys) if keys else [])
-    outcomes: list[GetAnswer | RoostError] = []
-    for answer in answers:
-        if answer is None:
-            entry = next(entries)
-            answer = _wrong(entry) if isinstance(entry, ValueError) else _answer(entry)
-        outcomes.append(answer)
-    return outcomes
+
+    async def read(keys: list[str]) -> list[GetAnswer | RoostError]:
+        entries = await ctx.platform.kv.get_many(keys)
+        return [_wrong(e) if isinstance(e, ValueError) else _answer(e) for e in entries]
+
+    return await each_valid(requests, lambda request: _key(ctx, request.key), read)
 
 
 @operation("kv.get", scope="kv:read", read_only=True, batch=get_values)

@@ -23,17 +23,13 @@ def _live(now: float) -> Any:
 
 
 # Built once: constructing the statement costs more than running it on SQLite.
-_LIVE_ROW = select(kv).where(
+_LIVE_ROW = select(kv.c.kind, kv.c.value, kv.c.expires_at).where(
     kv.c.space == bindparam("space"),
     kv.c.key == bindparam("key"),
     or_(kv.c.expires_at.is_(None), kv.c.expires_at > bindparam("now")),
 )
 
 
-_LIVE_ROW_SQLITE = (
-    "SELECT kind, value, expires_at FROM roost_kv "
-    "WHERE space = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)"
-)
 _LIVE_ROWS_SQLITE = (
     "SELECT key, kind, value, expires_at FROM roost_kv "
     "WHERE space = ? AND (expires_at IS NULL OR expires_at > ?) AND key IN ({})"
@@ -100,15 +96,8 @@ class SqlKVStore:
         return await self._db.run(CONTROL, work, write=True)
 
     async def get(self, key: str) -> Entry | None:
-        def work(conn: Connection) -> Any:
-            row = _row(conn, _KV, key, now)
-            return None if row is None else (row.kind, row.value, row.expires_at)
-
-        now = time.time()
-        if self._db.dialect == "sqlite":  # the hottest read: a primary-key lookup, inline
-            row = self._db.lookup(CONTROL, _LIVE_ROW_SQLITE, (_KV, key, now))
-        else:
-            row = await self._db.run(CONTROL, work)
+        now = time.time()  # the hottest read: a primary-key lookup, inline on SQLite
+        row = await self._db.first_row(CONTROL, _LIVE_ROW, {"space": _KV, "key": key, "now": now})
         entry = _entry(row, now)
         if isinstance(entry, ValueError):
             raise entry

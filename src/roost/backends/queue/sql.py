@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, u
 
 from roost.backends.queue import DEFAULT_MAX_DELIVERIES, Delivery, NackAction, QueueCounts
 from roost.backends.sql import CONTROL, Database
-from roost.backends.sql.fast import execute, sqlite_text
+from roost.backends.sql.fast import execute
 from roost.backends.sql.tables import queue_messages as qm
 from roost.backends.sql.tables import queues
 
@@ -117,16 +117,9 @@ class SqlQueueStore:
         return message_id, await self._db.run(CONTROL, work, write=True)
 
     async def claim(self, queue: str, ack_deadline: float) -> Delivery | None:
-        def anything_due(conn: Connection) -> bool:
-            return execute(conn, _ANYTHING_DUE, due).first() is not None
-
-        # Idle consumers poll: a read first spares the writer lock when there is nothing to do
-        # (on SQLite, a read that takes microseconds, inline).
+        # Idle consumers poll: a read first spares the writer lock when there is nothing to do.
         due = {"q_": queue, "now_": time.time()}
-        if self._db.dialect == "sqlite":
-            if self._db.lookup(CONTROL, *sqlite_text(_ANYTHING_DUE, due)) is None:
-                return None
-        elif not await self._db.run(CONTROL, anything_due):
+        if await self._db.first_row(CONTROL, _ANYTHING_DUE, due) is None:
             return None
 
         def work(conn: Connection) -> Delivery | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -21,6 +21,9 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.expression import Executable
+
+from roost.backends.sql.fast import execute, sqlite_text
 
 CONTROL = "_control"
 """The namespace of the control plane (the tenant list). Never a valid tenant name."""
@@ -47,8 +50,7 @@ class Database:
         self._queued_writes: dict[
             str, list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
         ] = {}
-        self._committing: set[str] = set()  # namespaces whose group commits are under way
-        self._committers: set[asyncio.Task[None]] = set()
+        self._committers: dict[str, asyncio.Task[None]] = {}  # group commits under way
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -107,11 +109,8 @@ class Database:
         caller only. A hundred concurrent writers cost about what three did one by one."""
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued_writes.setdefault(namespace, []).append((work, answer))
-        if namespace not in self._committing:
-            self._committing.add(namespace)
-            task = asyncio.create_task(self._commit_groups(namespace))
-            self._committers.add(task)
-            task.add_done_callback(self._committers.discard)
+        if namespace not in self._committers:
+            self._committers[namespace] = asyncio.create_task(self._commit_groups(namespace))
         result: T = await answer
         return result
 
@@ -137,7 +136,7 @@ class Database:
                     answer.set_exception(RuntimeError(_UNCONFIRMED))
             raise
         finally:
-            self._committing.discard(namespace)
+            del self._committers[namespace]
 
     def _run_group(
         self, namespace: str, works: list[Callable[[Connection], Any]]
@@ -162,16 +161,22 @@ class Database:
                     driver.execute("RELEASE roost_group")
         return outcomes
 
-    def lookup(self, namespace: str, sql: str, params: tuple[Any, ...]) -> Any:
-        """SQLite only: the first row of a read that takes microseconds (a primary-key lookup),
-        run right here on the event loop. A thread hop costs ~60 µs and SQLAlchemy's
-        connection and transaction ~90 µs more, both far above such a read; in WAL mode a
-        reader never waits for the writer. Never for scans."""
-        return self._inline_connection(namespace).execute(sql, params).fetchone()
+    async def first_row(
+        self, namespace: str, statement: Executable, params: Mapping[str, Any]
+    ) -> Any:
+        """The first row (a tuple) of a read that takes microseconds, such as a primary-key
+        lookup; `statement` is built once, as `fast.execute` wants. On SQLite it runs right
+        here on the event loop: a thread hop costs ~60 µs and SQLAlchemy's connection and
+        transaction ~90 µs more, both far above such a read, and in WAL mode a reader never
+        waits for the writer. Never for scans."""
+        if self.dialect == "sqlite":
+            sql, values = sqlite_text(statement, params)
+            return self._inline_connection(namespace).execute(sql, values).fetchone()
+        return await self.run(namespace, lambda conn: execute(conn, statement, params).first())
 
     def lookup_rows(self, namespace: str, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        """SQLite only: every row of a few primary-key lookups in one statement, inline like
-        `lookup`."""
+        """SQLite only: every row of a few primary-key lookups in one statement (SQL text, for
+        an IN of a list), inline like `first_row`."""
         return self._inline_connection(namespace).execute(sql, params).fetchall()
 
     def _inline_connection(self, namespace: str) -> sqlite3.Connection:

@@ -5,7 +5,7 @@ run it. `execute(conn, statement, params)` runs a statement built once (at modul
 the connection SQLAlchemy holds, inside its transaction: on SQLite the statement is compiled
 once into SQL text with `?` placeholders and handed to the sqlite3 driver; on PostgreSQL it is
 plain `conn.execute`. Either way the result answers `first()`, `scalar()`, `scalar_one()`,
-`all()`, `rowcount` and iteration, with rows whose columns are attributes.
+`all()` and `rowcount`, with rows whose columns are attributes.
 
 Only for statements over plain columns (text, integers, reals): the driver converts no types
 (no JSON, dates or booleans), as SQLAlchemy would.
@@ -14,7 +14,7 @@ Only for statements over plain columns (text, integers, reals): the driver conve
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -86,6 +86,3 @@ class _Result:
         if found is None:
             raise LookupError("the statement returned no row")
         return found[0]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.all())

@@ -144,9 +144,7 @@ class AsyncRealtime:
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """Run an operation over the WebSocket and return its result."""
-        ws = self._ws
-        if ws is None or self._fatal is not None or not self._ready_now():
-            ws = await self._connection()
+        ws = await self._connection()
         try:
             return await self._send(ws, method, params or {})
         except AuthenticationError as exc:
@@ -207,12 +205,9 @@ class AsyncRealtime:
 
     # -- connection ---------------------------------------------------------------------------
 
-    def _ready_now(self) -> bool:
-        return self._ready is not None and self._ready.is_set()
-
     async def _connection(self) -> ClientConnection:
         ws = self._ws
-        if ws is not None and self._ready_now() and not self._fatal:
+        if ws is not None and self._ready is not None and self._ready.is_set() and not self._fatal:
             return ws  # connected: the common case costs no timer
         if self._closed:
             raise ConnectionError("this realtime connection is closed")
