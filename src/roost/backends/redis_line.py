@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -23,7 +25,32 @@ class RedisReplyError(Exception):
     """Redis answered with an error (WRONGTYPE, NOSCRIPT, ...)."""
 
 
-def _pack(args: tuple[Any, ...]) -> bytes:
+@dataclass(frozen=True, slots=True)
+class RedisAddress:
+    """Where Redis is and how to log in, read from a redis:// or rediss:// URL."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    db: int
+    ssl: bool
+
+    @classmethod
+    def parse(cls, url: str) -> RedisAddress:
+        parts = urlsplit(url)
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            db=int(parts.path.strip("/") or 0),
+            ssl=parts.scheme == "rediss",
+        )
+
+
+def pack_command(args: Sequence[Any]) -> bytes:
+    """One command in the Redis protocol."""
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
@@ -58,12 +85,7 @@ class _Protocol(asyncio.Protocol):
 
 class RedisLine:
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 6379
-        self._password = unquote(parts.password) if parts.password else None
-        self._username = unquote(parts.username) if parts.username else None
-        self._db = int(parts.path.strip("/") or 0)
-        self._ssl = parts.scheme == "rediss"
+        self.address = RedisAddress.parse(url)
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
         self.waiting: deque[asyncio.Future[Any]] = deque()
@@ -77,11 +99,11 @@ class RedisLine:
         self.waiting.append(future)
         transport = protocol.transport
         if len(self.waiting) == 1 and transport is not None and not transport.is_closing():
-            transport.write(_pack(args))  # alone on the line: no turn to wait for company
+            transport.write(pack_command(args))  # alone on the line: no turn to wait for company
         else:
             if not self._outgoing:
                 asyncio.get_running_loop().call_soon(self._flush, protocol)
-            self._outgoing.append(_pack(args))
+            self._outgoing.append(pack_command(args))
         return await future
 
     async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
@@ -110,16 +132,17 @@ class RedisLine:
             if self._protocol is not None:
                 return self._protocol
             loop = asyncio.get_running_loop()
+            address = self.address
             _, protocol = await loop.create_connection(
-                lambda: _Protocol(self), self._host, self._port, ssl=self._ssl or None
+                lambda: _Protocol(self), address.host, address.port, ssl=address.ssl or None
             )
             self._protocol = protocol
             setup: list[tuple[Any, ...]] = []
-            if self._password is not None:
-                auth = ("AUTH", self._username, self._password) if self._username else None
-                setup.append(auth or ("AUTH", self._password))
-            if self._db:
-                setup.append(("SELECT", self._db))
+            if address.password is not None:
+                auth = ("AUTH", address.username, address.password) if address.username else None
+                setup.append(auth or ("AUTH", address.password))
+            if address.db:
+                setup.append(("SELECT", address.db))
             for args in setup:
                 await self.command(*args)
             return protocol
