@@ -122,6 +122,22 @@ async def test_kv_lock_taken_on_one_replica_is_refused_on_the_other(
         pass
 
 
+async def test_a_kv_value_changed_on_one_replica_is_read_new_on_the_other(
+    clients: tuple[AsyncClient, AsyncClient],
+) -> None:
+    a, b = clients
+    key = unique("near")
+    await a.kv.set(key, 1)
+    for _ in range(20):  # b keeps the value in memory once its tracking of Redis is on
+        assert (await b.kv.get(key)).value == 1
+    await a.kv.set(key, 2)
+    assert (await b.kv.get(key)).value == 2
+    await a.kv.incr(key, 3)
+    assert (await b.kv.get(key)).value == 5
+    await a.kv.delete(key)
+    assert not (await b.kv.get(key)).found
+
+
 async def test_a_revoked_key_stops_working_on_every_replica_at_once(
     cluster: Cluster, clients: tuple[AsyncClient, AsyncClient], tmp_path: Path
 ) -> None:

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     )
     kv_min_ttl: Annotated[int, Field(ge=1)] | None = None
     kv_max_ttl: Annotated[int, Field(ge=1)] | None = None
+    kv_near_cache_bytes: Annotated[int, Field(ge=0)] = Field(
+        default=64 * 1024 * 1024,
+        description="with redis_url: memory each server keeps for KV values it has read, kept "
+        "fresh by Redis' invalidations (0: every read goes to Redis)",
+    )
     kv_max_value_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1024 * 1024
     message_max_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1024 * 1024
     stream_max_events: Annotated[int, Field(ge=1)] = 100_000

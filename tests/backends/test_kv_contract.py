@@ -21,7 +21,7 @@ from tests.conftest import REDIS_URL, require_redis
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KVStore]:
     if request.param == "redis":
         require_redis()
-        redis_store = RedisKVStore(REDIS_URL)
+        redis_store = RedisKVStore(REDIS_URL, near_cache_bytes=1 << 20)  # as servers run it
         yield redis_store
         await redis_store.close()
         return

@@ -61,9 +61,10 @@ def test_access_tokens_refuse_other_keys_and_expiry() -> None:
 
 def test_bad_settings_name_the_variable() -> None:
     with pytest.raises(ConfigurationError) as caught:
-        load_settings(database_url="mysql://x", access_token_ttl=0)
+        load_settings(database_url="mysql://x", access_token_ttl=0, kv_near_cache_bytes=-1)
     assert "ROOST_DATABASE_URL" in caught.value.message
     assert "ROOST_ACCESS_TOKEN_TTL" in caught.value.message
+    assert "ROOST_KV_NEAR_CACHE_BYTES" in caught.value.message
 
 
 def test_key_file_readable_by_others_is_refused(tmp_path: object) -> None:

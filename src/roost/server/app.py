@@ -53,7 +53,11 @@ def build_platform(settings: Settings) -> Platform:
         pg_schema_prefix=settings.pg_schema_prefix,
     )
     redis = settings.redis_url
-    kv: KVStore = RedisKVStore(redis) if redis else SqlKVStore(db)
+    kv: KVStore = (
+        RedisKVStore(redis, near_cache_bytes=settings.kv_near_cache_bytes)
+        if redis
+        else SqlKVStore(db)
+    )
     queues: QueueStore = RedisQueueStore(redis) if redis else SqlQueueStore(db)
     streams: StreamStore = RedisStreamStore(redis) if redis else SqlStreamStore(db)
     bus: Bus = RedisBus(redis) if redis else MemoryBus()

@@ -1,25 +1,33 @@
-"""KV on Redis: native commands; releasing a lock is a Lua compare-and-delete."""
+"""KV on Redis: native commands; releasing a lock is a Lua compare-and-delete.
+
+Reads go through a near cache (`near.py`) when it is given room: values Redis has answered
+are kept in memory until Redis reports them changed.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from roost.backends.kv import NO_EXPIRY, Entry
+from roost.backends.kv.near import NearCache
 from roost.backends.redis_line import RedisLine, RedisReplyError
 
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
     "else return 0 end"
 )
-# One round trip for the value and its ttl.
+# One round trip for the value and its ttl in milliseconds.
 _GET = (
     "local v = redis.call('GET', KEYS[1]) if not v then return false end "
-    "return {v, redis.call('TTL', KEYS[1])}"
+    "return {v, redis.call('PTTL', KEYS[1])}"
 )
-# Many at once: value and ttl of each key, flat; a ttl of -3 marks a key of another type.
+# Many at once: value and ttl (ms) of each key, flat; a ttl of -3 marks a key of another type.
 _GET_MANY = """
 local out = {}
 for i, key in ipairs(KEYS) do
@@ -32,7 +40,7 @@ for i, key in ipairs(KEYS) do
     out[2 * i] = -2
   else
     out[2 * i - 1] = value
-    out[2 * i] = redis.call('TTL', key)
+    out[2 * i] = redis.call('PTTL', key)
   end
 end
 return out
@@ -45,10 +53,26 @@ _LOCKS = "roost:lock:"
 class RedisKVStore:
     kind = "redis"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, near_cache_bytes: int = 0) -> None:
+        """`near_cache_bytes`: room for values kept in memory (0: every read goes to Redis)."""
         self._redis: Any = Redis.from_url(url, decode_responses=True)
         self._release = self._redis.register_script(_RELEASE)
         self._line = RedisLine(url)  # the hot path: get and set
+        self.near = (
+            NearCache(self._line.address, _PREFIX, near_cache_bytes) if near_cache_bytes else None
+        )
+
+    @contextmanager
+    def _changing(self, *keys: str) -> Iterator[None]:
+        """Around a write: the near cache forgets the keys before and after it."""
+        if self.near is None:
+            yield
+            return
+        self.near.forget(list(keys))
+        try:
+            yield
+        finally:
+            self.near.forget(list(keys))
 
     async def set(
         self, key: str, value: str, *, ttl: int | None = None, nx: bool = False, xx: bool = False
@@ -58,38 +82,68 @@ class RedisKVStore:
             args += ["EX", ttl]
         if nx or xx:
             args.append("NX" if nx else "XX")
-        return await self._line.command(*args) is not None
+        with self._changing(args[1]):
+            return await self._line.command(*args) is not None
 
     async def get(self, key: str) -> Entry | None:
+        full = [_PREFIX + key]
+        if self.near is None:
+            return _entry(await self._get(full[0]))
+        if (cached := self.near.lookup(full)[0]) is not None:
+            return cached
+        tokens, sent_at, found = self.near.reserve(full), time.monotonic(), None
         try:
-            found = await self._line.script(_GET, [_PREFIX + key], [])
+            found = await self._get(full[0])
+        finally:
+            self.near.settle(full, tokens, [found], sent_at=sent_at)
+        return _entry(found)
+
+    async def _get(self, full_key: str) -> tuple[str, int] | None:
+        """The value and its PTTL, in one round trip."""
+        try:
+            found = await self._line.script(_GET, [full_key], [])
         except RedisReplyError as exc:  # WRONGTYPE: the key holds a hash
             raise ValueError(str(exc)) from None
-        if not found:
-            return None
-        value, ttl = found
-        return Entry(value, NO_EXPIRY if ttl < 0 else int(ttl))
+        return (found[0], found[1]) if found else None
 
     async def get_many(self, keys: list[str]) -> list[Entry | ValueError | None]:
-        if not keys:
-            return []
-        flat = await self._line.script(_GET_MANY, [_PREFIX + key for key in keys], [])
-        found: list[Entry | ValueError | None] = []
-        for value, ttl in zip(flat[::2], flat[1::2], strict=True):
-            if ttl == _WRONG_TYPE:
-                found.append(ValueError("the key holds a hash, not a string"))
-            elif value is None:
-                found.append(None)
-            else:
-                found.append(Entry(value, NO_EXPIRY if ttl < 0 else int(ttl)))
-        return found
+        full = [_PREFIX + key for key in keys]
+        near = self.near
+        entries: list[Entry | ValueError | None] = [None] * len(keys)
+        if near is not None:
+            entries[:] = near.lookup(full)
+        missing = [i for i, entry in enumerate(entries) if entry is None]
+        if not missing:
+            return entries
+        asked = [full[i] for i in missing]
+        tokens, sent_at = near.reserve(asked) if near else None, time.monotonic()
+        found: list[tuple[str, int] | None] = [None] * len(asked)
+        try:
+            flat = await self._line.script(_GET_MANY, asked, [])
+            for n, (i, value, ttl_ms) in enumerate(
+                zip(missing, flat[::2], flat[1::2], strict=True)
+            ):
+                if ttl_ms == _WRONG_TYPE:
+                    entries[i] = ValueError("the key holds a hash, not a string")
+                elif value is not None:
+                    found[n] = (value, ttl_ms)
+                    entries[i] = _entry(found[n])
+        finally:
+            if near is not None:
+                near.settle(asked, tokens, found, sent_at=sent_at)
+        return entries
 
     async def delete(self, keys: list[str]) -> int:
-        return int(await self._redis.delete(*[_PREFIX + k for k in keys])) if keys else 0
+        if not keys:
+            return 0
+        full = [_PREFIX + k for k in keys]
+        with self._changing(*full):
+            return int(await self._redis.delete(*full))
 
     async def incr(self, key: str, amount: int) -> int:
         try:
-            return int(await self._redis.incrby(_PREFIX + key, amount))
+            with self._changing(_PREFIX + key):
+                return int(await self._redis.incrby(_PREFIX + key, amount))
         except ResponseError as exc:
             raise ValueError(str(exc)) from None
 
@@ -110,9 +164,11 @@ class RedisKVStore:
         return [k[len(_PREFIX) :] for k in found], (None if int(position) == 0 else str(position))
 
     async def expire(self, key: str, ttl: int) -> bool:
-        return bool(await self._redis.expire(_PREFIX + key, ttl))
+        with self._changing(_PREFIX + key):
+            return bool(await self._redis.expire(_PREFIX + key, ttl))
 
     async def hset(self, key: str, fields: dict[str, str], ttl: int | None = None) -> int:
+        # No near cache to tell: it holds strings only, and a hash write refuses a string key.
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(_PREFIX + key, mapping=fields)
@@ -145,8 +201,18 @@ class RedisKVStore:
         return bool(await self._release(keys=[_LOCKS + name], args=[token]))
 
     async def close(self) -> None:
+        if self.near is not None:
+            await self.near.close()
         await self._line.close()
         await self._redis.aclose()
+
+
+def _entry(found: tuple[str, int] | None) -> Entry | None:
+    """An entry from a value and its PTTL (rounded to seconds as Redis' TTL rounds)."""
+    if found is None:
+        return None
+    value, ttl_ms = found
+    return Entry(value, NO_EXPIRY if ttl_ms < 0 else (ttl_ms + 500) // 1000)
 
 
 def _glob_escape(text: str) -> str:
