@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio
 
 from roost.backends.kv import NO_EXPIRY, Entry
+from roost.backends.kv.near import NearCache
 from roost.backends.kv.redis import RedisKVStore
 from tests.conftest import REDIS_URL, require_redis
 
@@ -52,6 +53,14 @@ async def cached(store: RedisKVStore, key: str) -> Entry | None:
             return entry
         await asyncio.sleep(0.01)
     raise AssertionError(f"{key} never reached the near cache")
+
+
+async def kept(store: RedisKVStore, key: str, value: str) -> NearCache:
+    """Set `key` and read it until the near cache holds it; returns the cache."""
+    await store.set(key, value)
+    await cached(store, key)
+    assert store.near is not None
+    return store.near
 
 
 async def dropped(store: RedisKVStore, key: str) -> None:
@@ -127,10 +136,7 @@ async def test_a_replica_reads_its_own_writes_at_once(store: RedisKVStore, key: 
 async def test_a_read_that_races_a_change_is_not_kept(
     store: RedisKVStore, elsewhere: Any, key: str
 ) -> None:
-    near = store.near
-    assert near is not None
-    await store.set(key, '"older"')
-    await cached(store, key)  # tracking is on
+    near = await kept(store, key, '"older"')
     full = PREFIX + key
     tokens = near.reserve([full])
     await elsewhere.set(full, '"newer"')  # lands while "our" read of the old value travels
@@ -153,23 +159,18 @@ async def test_a_value_with_a_ttl_is_kept_no_longer_than_its_ttl(
 
 
 async def test_flushing_any_database_drops_everything(store: RedisKVStore, key: str) -> None:
-    await store.set(key, "1")
-    await cached(store, key)
-    assert store.near is not None
+    near = await kept(store, key, "1")
     other = redis.asyncio.Redis.from_url(REDIS_URL.rsplit("/", 1)[0] + "/15")
     await other.flushdb()  # a database no test uses: Redis still says "flush everything"
     await other.aclose()
     await dropped(store, key)
-    assert store.near.size == 0
+    assert near.size == 0
 
 
 async def test_a_lost_tracking_connection_empties_the_cache_until_it_is_back(
     store: RedisKVStore, elsewhere: Any, key: str
 ) -> None:
-    near = store.near
-    assert near is not None
-    await store.set(key, "1")
-    await cached(store, key)
+    near = await kept(store, key, "1")
     killed = 0
     for client in await elsewhere.client_list():
         if client["name"] == "roost-kv-near-cache":
