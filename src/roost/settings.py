@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,6 +58,11 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, min_length=32, description="JWT signing key; default: a key file in data_dir"
     )
+    master_key: str | None = Field(
+        default=None,
+        description="base64 of 32 random bytes: the key that encrypts each tenant's secrets; "
+        "default: a key file in data_dir (replicas must share one)",
+    )
     base_domain: str | None = Field(
         default=None, description="with it, host `<tenant>.<base_domain>` selects the tenant"
     )
@@ -106,14 +113,33 @@ class Settings(BaseSettings):
 
     def signing_key(self) -> str:
         """The JWT key: ROOST_SECRET_KEY, else a 0600 key file made once in the data dir."""
-        if self.secret_key:
-            return self.secret_key
-        path = self.data_dir / "secret.key"
+        return self.secret_key or self._key_file("secret.key", lambda: secrets.token_urlsafe(48))
+
+    def master_key_bytes(self) -> bytes:
+        """The secrets master key: ROOST_MASTER_KEY, else a 0600 key file made once in the
+        data dir (`master.key`). Either way 32 bytes, written as base64."""
+        text = self.master_key or self._key_file(
+            "master.key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        )
+        try:
+            key = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            where = "ROOST_MASTER_KEY" if self.master_key else str(self.data_dir / "master.key")
+            raise ConfigurationError(
+                f"{where} must be 32 bytes written as base64; make one with: python -c "
+                "'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+            )
+        return key
+
+    def _key_file(self, name: str, make: Callable[[], str]) -> str:
+        path = self.data_dir / name
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
+                handle.write(make())
         if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigurationError(f"{path} is readable by others; run: chmod 600 {path}")
         return path.read_text().strip()

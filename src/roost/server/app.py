@@ -40,6 +40,7 @@ from roost.services.context import Platform, PrincipalCache
 from roost.services.security import AccessTokens
 from roost.services.tenants import migrate_all
 from roost.services.users import ensure_admin
+from roost.services.vault import Vault
 from roost.settings import Settings, load_settings
 
 logger = logging.getLogger("roost.server")
@@ -72,6 +73,7 @@ def build_platform(settings: Settings) -> Platform:
         access_tokens=AccessTokens(settings.signing_key(), settings.access_token_ttl),
         blobs=open_blob_store(settings.storage_url, settings.data_dir),
         principals=PrincipalCache(settings.auth_cache_seconds),
+        vault=Vault(settings.master_key_bytes()),
     )
 
 

@@ -17,6 +17,7 @@ from roost.backends.sql import Database
 from roost.backends.stream import StreamStore
 from roost.errors import AuthorizationError, NotAuthenticatedError
 from roost.services.security import AccessTokens, scope_allows
+from roost.services.vault import Vault
 from roost.settings import Settings
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class Platform:
     streams: StreamStore
     bus: Bus
     principals: PrincipalCache
+    vault: Vault
     known_tenants: dict[str, float] = field(default_factory=dict)
     schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)
     kv_ttl_bounds: dict[str, tuple[float, tuple[int | None, int | None]]] = field(

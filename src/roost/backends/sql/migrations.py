@@ -131,6 +131,11 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         "idempotency keys move to the KV store (shared by replicas)",
         _drop(tables.idempotency_keys),
     ),
+    Migration(
+        11,
+        "secrets, their versions and the tenant's wrapped data key",
+        _create(tables.secret_keys, tables.secrets, tables.secret_versions),
+    ),
 )
 
 

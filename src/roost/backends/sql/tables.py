@@ -285,6 +285,49 @@ objects = Table(
     UniqueConstraint("bucket_id", "name", name="uq_roost_objects_bucket_name"),
 )
 
+# Secrets (services/secrets.py): each value is AES-256-GCM ciphertext under the tenant's data
+# key, which is itself kept wrapped by the server's master key in roost_secret_keys. `app` is
+# "" for a tenant-wide secret; an app's own secret of the same key overrides it.
+secret_keys = Table(
+    "roost_secret_keys",
+    tenant_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+secrets = Table(
+    "roost_secrets",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("app", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("secret_type", String(64), nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("comment", String(1000), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    UniqueConstraint("app", "key", name="uq_roost_secrets_app_key"),
+)
+
+# Every value a secret has had, the current one included (its row's `version`).
+secret_versions = Table(
+    "roost_secret_versions",
+    tenant_metadata,
+    Column(
+        "secret_id",
+        String(32),
+        ForeignKey("roost_secrets.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("comment", String(1000), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("created_by", String(150), nullable=False),
+)
+
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a
 # JSON object of field -> JSON text. Expired rows are invisible and swept from time to time.
 kv_entries = Table(
