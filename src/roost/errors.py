@@ -13,7 +13,8 @@ RoostError
 │   ├── NotFoundError                404
 │   │   ├── KeyNotFoundError
 │   │   ├── QueueNotFoundError
-│   │   └── RoomNotFoundError
+│   │   ├── RoomNotFoundError
+│   │   └── SecretNotFoundError
 │   ├── ConflictError                409
 │   ├── RateLimitError               429  (retry_after)
 │   ├── ServerError                  500
@@ -56,6 +57,7 @@ __all__ = [
     "RateLimitError",
     "ResponseError",
     "RoomNotFoundError",
+    "SecretNotFoundError",
     "RoostError",
     "RpcError",
     "SecureTableError",
@@ -175,6 +177,12 @@ class RoomNotFoundError(NotFoundError):
     default_code = "room_not_found"
 
 
+class SecretNotFoundError(NotFoundError):
+    """No such secret (for the app asked, nor tenant-wide), or no such version of it."""
+
+    default_code = "secret_not_found"
+
+
 class ConflictError(APIError):
     """The change conflicts with the current state (duplicate name, constraint, race)."""
 
@@ -280,6 +288,7 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
     KeyNotFoundError,
     QueueNotFoundError,
     RoomNotFoundError,
+    SecretNotFoundError,
     ConflictError,
     RateLimitError,
     ServerError,
@@ -301,6 +310,9 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
         "not_an_integer": ValidationError,
         "wrong_type": ValidationError,
         "lock_held": ConflictError,
+        "tags_not_present": ValidationError,
+        "secret_unreadable": ServerError,
+        "wrong_master_key": ServerError,
     },
 )
 

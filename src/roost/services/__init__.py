@@ -20,6 +20,7 @@ def build_registry() -> Registry:
         queue,
         records,
         schema,
+        secrets,
         storage,
         stream,
         tenants,

@@ -30,6 +30,7 @@ from roost.client._async.database import (
 from roost.client._async.kv import AsyncKV
 from roost.client._async.pubsub import AsyncPubSub
 from roost.client._async.queue import AsyncQueue
+from roost.client._async.secrets import AsyncSecrets
 from roost.client._async.storage import AsyncFiles, AsyncStorage
 from roost.client._async.stream import AsyncStream
 from roost.client._core.breaker import CircuitBreaker
@@ -199,6 +200,29 @@ class AsyncClient(ModeSelecting):
     def storage(self) -> AsyncStorage:
         """Buckets and files."""
         return AsyncStorage(self)
+
+    @cached_property
+    def secrets(self) -> AsyncSecrets:
+        """Secrets: encrypted at rest, versioned, with app overrides."""
+        return AsyncSecrets(self)
+
+    async def get(self, key: str, app: str | None = None) -> str:
+        """The value of the secret `key` (the app's own if `app` has one, else tenant-wide).
+
+        Example:
+            db_url = await client.get("DATABASE_URL")
+        """
+        return str((await self.secrets.get_secret(key, app))["value"])
+
+    async def upsert(
+        self, key: str, value: str, comment: str = "", app: str | None = None
+    ) -> dict[str, Any]:
+        """Create the secret `key` or give it a new value; returns it without its value.
+
+        Example:
+            await client.upsert("API_KEY", "new-value", comment="rotated")
+        """
+        return await self.secrets.set(key, value, comment=comment, app=app)
 
     @cached_property
     def kv(self) -> AsyncKV:

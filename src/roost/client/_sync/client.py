@@ -32,6 +32,7 @@ from roost.client._sync.database import (
 from roost.client._sync.kv import KV
 from roost.client._sync.pubsub import PubSub
 from roost.client._sync.queue import Queue
+from roost.client._sync.secrets import Secrets
 from roost.client._sync.storage import Files, Storage
 from roost.client._sync.stream import Stream
 from roost.client._core.breaker import CircuitBreaker
@@ -201,6 +202,29 @@ class Client(ModeSelecting):
     def storage(self) -> Storage:
         """Buckets and files."""
         return Storage(self)
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        """Secrets: encrypted at rest, versioned, with app overrides."""
+        return Secrets(self)
+
+    def get(self, key: str, app: str | None = None) -> str:
+        """The value of the secret `key` (the app's own if `app` has one, else tenant-wide).
+
+        Example:
+            db_url = client.get("DATABASE_URL")
+        """
+        return str((self.secrets.get_secret(key, app))["value"])
+
+    def upsert(
+        self, key: str, value: str, comment: str = "", app: str | None = None
+    ) -> dict[str, Any]:
+        """Create the secret `key` or give it a new value; returns it without its value.
+
+        Example:
+            client.upsert("API_KEY", "new-value", comment="rotated")
+        """
+        return self.secrets.set(key, value, comment=comment, app=app)
 
     @cached_property
     def kv(self) -> KV:
