@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     stream_max_age: Annotated[int, Field(ge=1)] | None = 7 * 86400
     change_feed_max_events: Annotated[int, Field(ge=1)] = 10_000
     change_feed_max_age: Annotated[int, Field(ge=1)] | None = 86400
+    logs_max_age: Seconds = Field(
+        default=30 * 86400, description="how long structured log entries are kept (seconds)"
+    )
     ws_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1000
     ws_max_outbound_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")

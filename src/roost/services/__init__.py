@@ -16,6 +16,7 @@ def build_registry() -> Registry:
         documents,
         health,
         kv,
+        logs,
         query,
         queue,
         records,

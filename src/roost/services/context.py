@@ -130,6 +130,7 @@ class Platform:
     principals: PrincipalCache
     vault: Vault
     known_tenants: dict[str, float] = field(default_factory=dict)
+    logs_swept_at: dict[str, float] = field(default_factory=dict)  # tenant -> monotonic time
     schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)
     kv_ttl_bounds: dict[str, tuple[float, tuple[int | None, int | None]]] = field(
         default_factory=dict

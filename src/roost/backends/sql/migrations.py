@@ -136,6 +136,7 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         "secrets, their versions and the tenant's wrapped data key",
         _create(tables.secret_keys, tables.secrets, tables.secret_versions),
     ),
+    Migration(12, "structured logs", _create(tables.logs)),
 )
 
 

@@ -328,6 +328,23 @@ secret_versions = Table(
     Column("created_by", String(150), nullable=False),
 )
 
+# Structured logs written by applications (services/logs.py), newest read first; `level_no`
+# orders levels so that "warn and above" is one range.
+logs = Table(
+    "roost_logs",
+    tenant_metadata,
+    Column("id", _big_id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, default=utcnow, index=True),
+    Column("level_no", Integer, nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("data", _json, nullable=True),
+    Column("exception", Text, nullable=True),
+    Column("source", JSON, nullable=True),
+    Column("username", String(150), nullable=False),
+    Index("ix_roost_logs_category_id", "category", "id"),
+)
+
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a
 # JSON object of field -> JSON text. Expired rows are invisible and swept from time to time.
 kv_entries = Table(

@@ -28,6 +28,7 @@ from roost.client._async.database import (
     AsyncSchema,
 )
 from roost.client._async.kv import AsyncKV
+from roost.client._async.logs import AsyncLogs
 from roost.client._async.pubsub import AsyncPubSub
 from roost.client._async.queue import AsyncQueue
 from roost.client._async.secrets import AsyncSecrets
@@ -200,6 +201,11 @@ class AsyncClient(ModeSelecting):
     def storage(self) -> AsyncStorage:
         """Buckets and files."""
         return AsyncStorage(self)
+
+    @cached_property
+    def logs(self) -> AsyncLogs:
+        """Structured logs: write entries, query them."""
+        return AsyncLogs(self)
 
     @cached_property
     def secrets(self) -> AsyncSecrets:

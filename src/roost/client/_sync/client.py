@@ -30,6 +30,7 @@ from roost.client._sync.database import (
     Schema,
 )
 from roost.client._sync.kv import KV
+from roost.client._sync.logs import Logs
 from roost.client._sync.pubsub import PubSub
 from roost.client._sync.queue import Queue
 from roost.client._sync.secrets import Secrets
@@ -202,6 +203,11 @@ class Client(ModeSelecting):
     def storage(self) -> Storage:
         """Buckets and files."""
         return Storage(self)
+
+    @cached_property
+    def logs(self) -> Logs:
+        """Structured logs: write entries, query them."""
+        return Logs(self)
 
     @cached_property
     def secrets(self) -> Secrets:
