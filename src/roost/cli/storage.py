@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
 from rich.table import Table
 
-from roost.client._sync.client import Client
-from roost.errors import RoostError
+from roost.cli.remote import ApiKey, ApiUrl, Tenant, console, remote_client, reporting_errors
 
 app = typer.Typer(
     help="Upload, download, list and delete files on a running server.", no_args_is_help=True
 )
-console = Console()
-
-ApiUrl = Annotated[str | None, typer.Option(help="Server URL [env ROOST_API_URL].")]
-ApiKey = Annotated[str | None, typer.Option(help="API key [env ROOST_API_KEY].")]
-Tenant = Annotated[str | None, typer.Option(help="Tenant [env ROOST_TENANT].")]
-
-
-def _client(api_url: str | None, api_key: str | None, tenant: str | None) -> Client:
-    return Client(
-        api_url=api_url, token=api_key, token_type="api_key" if api_key else None, tenant=tenant
-    )
 
 
 def _progress() -> Progress:
@@ -65,8 +50,8 @@ def upload(
 ) -> None:
     """Upload a file (streamed, with a progress bar)."""
     with (
-        _guard(),
-        _client(api_url, api_key, tenant) as client,
+        reporting_errors(),
+        remote_client(api_url, api_key, tenant) as client,
         _progress() as progress,
         path.open("rb") as handle,
     ):
@@ -91,7 +76,11 @@ def download(
 ) -> None:
     """Download a file (streamed to a temporary file, then renamed; with a progress bar)."""
     target = destination or Path(Path(name).name)
-    with _guard(), _client(api_url, api_key, tenant) as client, _progress() as progress:
+    with (
+        reporting_errors(),
+        remote_client(api_url, api_key, tenant) as client,
+        _progress() as progress,
+    ):
         size = client.call("storage.stat", {"bucket": bucket, "name": name}, idempotent=True)[
             "size"
         ]
@@ -114,7 +103,7 @@ def list_files(
     tenant: Tenant = None,
 ) -> None:
     """List the files of a bucket."""
-    with _guard(), _client(api_url, api_key, tenant) as client:
+    with reporting_errors(), remote_client(api_url, api_key, tenant) as client:
         files = client.storage.from_(bucket).list(prefix, limit=1000)
     table = Table("name", "size", "type", "updated")
     for item in files:
@@ -131,16 +120,6 @@ def remove(
     tenant: Tenant = None,
 ) -> None:
     """Delete files."""
-    with _guard(), _client(api_url, api_key, tenant) as client:
+    with reporting_errors(), remote_client(api_url, api_key, tenant) as client:
         count = client.storage.from_(bucket).delete(names)
     console.print(f"deleted {count} of {len(names)}")
-
-
-@contextmanager
-def _guard() -> Iterator[None]:
-    """A RoostError ends the command with its message and exit code 2."""
-    try:
-        yield
-    except RoostError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        raise typer.Exit(2) from None
