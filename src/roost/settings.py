@@ -39,6 +39,17 @@ class Settings(BaseSettings):
         pattern=r"^rediss?://",
         description="with it, KV, queues, streams and pub/sub live in Redis (for replicas)",
     )
+    smtp_url: str | None = Field(
+        default=None,
+        pattern=r"^smtps?://",
+        description="smtp://user:password@host:587 or smtps://host:465; without it mail goes "
+        "to the outbox (development)",
+    )
+    mail_from: str = Field(
+        default="Roost <no-reply@localhost>",
+        max_length=320,
+        description="the sender of mail that names none",
+    )
     kv_min_ttl: Annotated[int, Field(ge=1)] | None = None
     kv_max_ttl: Annotated[int, Field(ge=1)] | None = None
     kv_near_cache_bytes: Annotated[int, Field(ge=0)] = Field(

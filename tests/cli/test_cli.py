@@ -16,7 +16,13 @@ runner = CliRunner()
 
 def test_version_and_help() -> None:
     assert runner.invoke(app, ["version"]).stdout.strip() == __version__
-    for command in ([], ["serve"], ["admin", "create-user"], ["keys", "create"]):
+    for command in (
+        [],
+        ["serve"],
+        ["admin", "create-user"],
+        ["keys", "create"],
+        ["mail", "outbox"],
+    ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
@@ -192,5 +198,25 @@ def test_storage_commands_move_files_with_a_progress_bar(tmp_path: Path) -> None
         )
         assert missing.exit_code == 2
         assert "no file" in missing.output
+    finally:
+        server.stop()
+
+
+def test_mail_outbox_shows_what_the_server_kept(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data")
+    try:
+        with Client(api_url=server.url) as client:
+            admin = client.auth.sign_in_with_password("admin", "admin-password-1")
+            admin.mail.send_welcome("ann@example.com", {"name": "Ann"})
+            key = admin.api_keys.create("cli")["key"]
+        common = ["--api-url", server.url, "--api-key", key]
+        shown = runner.invoke(app, ["mail", "outbox", "--full", *common], terminal_width=200)
+        assert shown.exit_code == 0, shown.output
+        assert "Welcome, Ann" in shown.output
+        assert "ann@example.com" in shown.output
+        assert "your account is ready" in shown.output
+        refused = runner.invoke(app, ["mail", "outbox", "--limit", "0", *common])
+        assert refused.exit_code == 2
+        assert "limit" in refused.output
     finally:
         server.stop()

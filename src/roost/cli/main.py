@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from roost._version import __version__
+from roost.cli.mail import app as mail_app
 from roost.cli.storage import app as storage_app
 from roost.errors import RoostError
 
@@ -23,6 +24,7 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(storage_app, name="storage")
+app.add_typer(mail_app, name="mail")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Data folder [env ROOST_DATA_DIR].")]

@@ -20,6 +20,7 @@ from roost.backends.bus.redis import RedisBus
 from roost.backends.kv import KVStore
 from roost.backends.kv.redis import RedisKVStore
 from roost.backends.kv.sql import SqlKVStore
+from roost.backends.mail import open_mailer
 from roost.backends.queue import QueueStore
 from roost.backends.queue.redis import RedisQueueStore
 from roost.backends.queue.sql import SqlQueueStore
@@ -74,6 +75,7 @@ def build_platform(settings: Settings) -> Platform:
         blobs=open_blob_store(settings.storage_url, settings.data_dir),
         principals=PrincipalCache(settings.auth_cache_seconds),
         vault=Vault(settings.master_key_bytes()),
+        mailer=open_mailer(settings.smtp_url),
     )
 
 

@@ -17,6 +17,7 @@ def build_registry() -> Registry:
         health,
         kv,
         logs,
+        mail,
         query,
         queue,
         records,

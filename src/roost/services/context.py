@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from roost.backends.blob import BlobStore
 from roost.backends.bus import Bus
 from roost.backends.kv import KVStore
+from roost.backends.mail import Mailer
 from roost.backends.queue import QueueStore
 from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
@@ -129,6 +130,7 @@ class Platform:
     bus: Bus
     principals: PrincipalCache
     vault: Vault
+    mailer: Mailer
     known_tenants: dict[str, float] = field(default_factory=dict)
     logs_swept_at: dict[str, float] = field(default_factory=dict)  # tenant -> monotonic time
     schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)

@@ -137,6 +137,9 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         _create(tables.secret_keys, tables.secrets, tables.secret_versions),
     ),
     Migration(12, "structured logs", _create(tables.logs)),
+    Migration(
+        13, "mail templates and sent mail", _create(tables.mail_templates, tables.mail_messages)
+    ),
 )
 
 

@@ -345,6 +345,34 @@ logs = Table(
     Index("ix_roost_logs_category_id", "category", "id"),
 )
 
+# Mail (services/mail.py): the tenant's own templates (they override the built-in ones of the
+# same alias), and every message sent, with its status ("sent", "outbox" or "failed").
+mail_templates = Table(
+    "roost_mail_templates",
+    tenant_metadata,
+    Column("alias", String(100), primary_key=True),
+    Column("subject", String(500), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("html", Text, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+mail_messages = Table(
+    "roost_mail",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("at", UTCDateTime, nullable=False, default=utcnow, index=True),
+    Column("template", String(100), nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("recipient_list", Text, nullable=False),  # "\n" + lower-cased addresses + "\n"
+    Column("subject", String(500), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("html", Text, nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("error", Text, nullable=True),
+)
+
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a
 # JSON object of field -> JSON text. Expired rows are invisible and swept from time to time.
 kv_entries = Table(

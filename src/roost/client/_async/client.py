@@ -29,6 +29,7 @@ from roost.client._async.database import (
 )
 from roost.client._async.kv import AsyncKV
 from roost.client._async.logs import AsyncLogs
+from roost.client._async.mail import AsyncMail
 from roost.client._async.pubsub import AsyncPubSub
 from roost.client._async.queue import AsyncQueue
 from roost.client._async.secrets import AsyncSecrets
@@ -206,6 +207,11 @@ class AsyncClient(ModeSelecting):
     def logs(self) -> AsyncLogs:
         """Structured logs: write entries, query them."""
         return AsyncLogs(self)
+
+    @cached_property
+    def mail(self) -> AsyncMail:
+        """Mail from templates, and the outbox."""
+        return AsyncMail(self)
 
     @cached_property
     def secrets(self) -> AsyncSecrets:

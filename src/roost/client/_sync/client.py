@@ -31,6 +31,7 @@ from roost.client._sync.database import (
 )
 from roost.client._sync.kv import KV
 from roost.client._sync.logs import Logs
+from roost.client._sync.mail import Mail
 from roost.client._sync.pubsub import PubSub
 from roost.client._sync.queue import Queue
 from roost.client._sync.secrets import Secrets
@@ -208,6 +209,11 @@ class Client(ModeSelecting):
     def logs(self) -> Logs:
         """Structured logs: write entries, query them."""
         return Logs(self)
+
+    @cached_property
+    def mail(self) -> Mail:
+        """Mail from templates, and the outbox."""
+        return Mail(self)
 
     @cached_property
     def secrets(self) -> Secrets:

@@ -1,0 +1,74 @@
+"""Types of the mail operations (Dominus courier)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta, Struct
+
+Alias = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_\-]*$", max_length=100)]
+Address = Annotated[
+    str, Meta(max_length=254, pattern=r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+]
+Sender = Annotated[
+    str,
+    Meta(
+        max_length=320,
+        pattern=r"^([^<>@\r\n\"]{0,200}<[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+>"
+        r"|[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+)$",
+        description="an address, or Name <address>",
+    ),
+]
+Status = Literal["sent", "outbox", "failed"]
+
+
+class SendMailRequest(Struct, forbid_unknown_fields=True):
+    template_alias: Alias
+    to: Annotated[list[Address], Meta(min_length=1, max_length=50)]
+    from_email: Sender | None = None
+    model: dict[str, Any] = {}
+
+
+class SentMail(Struct):
+    id: str
+    status: Status
+    to: list[str]
+
+
+class TemplateSpec(Struct, forbid_unknown_fields=True):
+    alias: Alias
+    subject: Annotated[str, Meta(min_length=1, max_length=500)]
+    text: Annotated[str, Meta(min_length=1, max_length=100_000)]
+    html: Annotated[str, Meta(max_length=500_000)] | None = None
+
+
+class TemplateRef(Struct, forbid_unknown_fields=True):
+    alias: Alias
+
+
+class MailTemplate(Struct):
+    alias: str
+    subject: str
+    text: str
+    html: str | None
+    builtin: bool  # the platform's own, not (or no longer) replaced by the tenant
+    updated_at: datetime | None
+
+
+class OutboxQuery(Struct, forbid_unknown_fields=True):
+    to: Address | None = None
+    limit: Annotated[int, Meta(ge=1, le=500)] = 50
+
+
+class MailMessage(Struct):
+    id: str
+    at: datetime
+    template: str
+    sender: str
+    to: list[str]
+    subject: str
+    text: str
+    html: str | None
+    status: Status
+    error: str | None
