@@ -72,16 +72,28 @@ async def send(ctx: Context, params: SendMailRequest) -> SentMail:
     """Fill a template with `model` and send it to `to` (every address sees the others). The
     message is recorded whatever happens: "sent", "outbox" (no relay configured) or "failed"
     (then the call fails too)."""
-    template = await _template(ctx, params.template_alias)
-    subject = " ".join(_render(template.subject, params.model, template.alias).split())
+    return await send_template(
+        ctx, params.template_alias, params.to, params.model, params.from_email
+    )
+
+
+async def send_template(
+    ctx: Context,
+    alias: str,
+    to: list[str],
+    model: dict[str, Any],
+    sender: str | None = None,
+) -> SentMail:
+    """Render the tenant's (or the built-in) template `alias`, deliver it and record it. A
+    relay that refuses raises ServiceUnavailableError after the record is written."""
+    template = await _template(ctx, alias)
+    subject = " ".join(_render(template.subject, model, alias).split())
     letter = Letter(
-        sender=params.from_email or ctx.platform.settings.mail_from,
-        to=params.to,
+        sender=sender or ctx.platform.settings.mail_from,
+        to=to,
         subject=subject,
-        text=_render(template.text, params.model, template.alias),
-        html=_render(template.html, params.model, template.alias, escape=True)
-        if template.html
-        else None,
+        text=_render(template.text, model, alias),
+        html=_render(template.html, model, alias, escape=True) if template.html else None,
     )
     mailer, error = ctx.platform.mailer, None
     try:
@@ -95,7 +107,7 @@ async def send(ctx: Context, params: SendMailRequest) -> SentMail:
             mail_messages.insert().values(
                 id=message_id,
                 at=utcnow(),
-                template=template.alias,
+                template=alias,
                 sender=letter.sender,
                 recipients=letter.to,
                 recipient_list="\n" + "\n".join(a.lower() for a in letter.to) + "\n",
