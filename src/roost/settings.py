@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     api_key_default_ttl: Seconds | None = None
     auth_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
 
+    auth_link_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://.*\{token\}",
+        description="where verification and password reset mails link to, with {token} (and "
+        "optionally {action}: verify_email or reset_password), e.g. "
+        "https://app.example.com/auth/{action}?token={token}; without it they carry the token",
+    )
+    email_verification_ttl: Seconds = 3 * 86400
+    password_reset_ttl: Seconds = 3600
     allow_signup: bool = True
     admin_username: str = "admin"
     admin_email: str | None = None

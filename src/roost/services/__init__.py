@@ -21,6 +21,7 @@ def build_registry() -> Registry:
         query,
         queue,
         records,
+        recovery,
         schema,
         secrets,
         storage,

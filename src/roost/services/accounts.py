@@ -1,15 +1,17 @@
-"""Users and their roles in a tenant's database: the queries the auth services share."""
+"""Users, their roles and sessions in a tenant's database: the queries the auth services
+share."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roost.backends.sql.tables import roles, user_roles, users, utcnow
+from roost.backends.sql.tables import roles, sessions, user_roles, users, utcnow
 from roost.errors import ConflictError, NotFoundError, ValidationError
 from roost.services.security import hash_password, new_id
 from roost.wire.auth import RegisterRequest, User
@@ -75,6 +77,7 @@ async def to_user(conn: AsyncConnection, user: RowMapping) -> User:
         scopes=sorted(scopes),
         created_at=user["created_at"],
         last_login=user["last_login"],
+        email_verified=user["email_verified_at"] is not None,
     )
 
 
@@ -129,3 +132,11 @@ async def create_user(
 async def _taken(conn: AsyncConnection, column: Any, value: str) -> bool:
     found = await conn.execute(select(column).where(func.lower(column) == value.lower()).limit(1))
     return found.first() is not None
+
+
+async def revoke_sessions(conn: AsyncConnection, where: ColumnElement[bool], now: datetime) -> int:
+    """Sign out the live sessions `where` selects; returns how many."""
+    result = await conn.execute(
+        update(sessions).where(where, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return result.rowcount

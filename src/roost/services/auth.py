@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import refresh_tokens, sessions, users, utcnow
 from roost.errors import AuthenticationError, AuthorizationError, NotFoundError, RateLimitError
-from roost.services import accounts
+from roost.services import accounts, recovery
 from roost.services.context import Context
 from roost.services.principals import Credential, authenticate
 from roost.services.registry import operation
@@ -95,7 +95,7 @@ async def refresh(ctx: Context, params: RefreshRequest) -> TokenPair:
             .one()
         )
         if row.used_at is not None:
-            await _revoke(conn, sessions.c.id == session["id"], now)
+            await accounts.revoke_sessions(conn, sessions.c.id == session["id"], now)
             reused = True
         else:
             reused = False
@@ -140,7 +140,9 @@ async def logout(ctx: Context, params: Empty) -> Done:
     if principal.session_id is None:
         return Done(count=0)
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        count = await _revoke(conn, sessions.c.id == principal.session_id, utcnow())
+        count = await accounts.revoke_sessions(
+            conn, sessions.c.id == principal.session_id, utcnow()
+        )
     await ctx.platform.forget_principals()
     return Done(count=count)
 
@@ -174,12 +176,15 @@ async def whoami(ctx: Context, params: Empty) -> Whoami:
 
 @operation("auth.register", access="public")
 async def register(ctx: Context, params: RegisterRequest) -> User:
-    """Create an account with the `member` role, when the server allows sign-up."""
+    """Create an account with the `member` role, when the server allows sign-up. With an
+    email, a verification link is mailed to it."""
     if not ctx.platform.settings.allow_signup:
         raise AuthorizationError("sign-up is disabled on this server; ask an admin for an account")
     async with ctx.platform.db.write(ctx.tenant) as conn:
         user = await accounts.create_user(conn, params, role_names=["member"])
-        return await accounts.to_user(conn, user)
+        created = await accounts.to_user(conn, user)
+    await recovery.send_verification(ctx, user)
+    return created
 
 
 @operation("auth.change_password")
@@ -200,7 +205,7 @@ async def change_password(ctx: Context, params: ChangePasswordRequest) -> Done:
         await conn.execute(
             users.update().where(users.c.id == principal.user_id).values(password_hash=new_hash)
         )
-        count = await _revoke(
+        count = await accounts.revoke_sessions(
             conn,
             (sessions.c.user_id == principal.user_id) & (sessions.c.id != principal.session_id),
             utcnow(),
@@ -248,7 +253,7 @@ async def revoke_session(ctx: Context, params: SessionRef) -> Done:
     principal = ctx.require_principal()
     where = (sessions.c.id == params.id) & (sessions.c.user_id == principal.user_id)
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        count = await _revoke(conn, where, utcnow())
+        count = await accounts.revoke_sessions(conn, where, utcnow())
     if count == 0:
         raise NotFoundError(f"no live session with id {params.id!r}", details={"field": "id"})
     await ctx.platform.forget_principals()
@@ -260,7 +265,9 @@ async def revoke_all_sessions(ctx: Context, params: Empty) -> Done:
     """Sign out every session of the caller, this one included."""
     principal = ctx.require_principal()
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        count = await _revoke(conn, sessions.c.user_id == principal.user_id, utcnow())
+        count = await accounts.revoke_sessions(
+            conn, sessions.c.user_id == principal.user_id, utcnow()
+        )
     await ctx.platform.forget_principals()
     return Done(count=count)
 
@@ -301,13 +308,6 @@ async def _issue(ctx: Context, conn: AsyncConnection, session_id: str, user_id: 
         expires_in=ctx.platform.access_tokens.ttl,
         session_id=session_id,
     )
-
-
-async def _revoke(conn: AsyncConnection, where: ColumnElement[bool], now: datetime) -> int:
-    result = await conn.execute(
-        update(sessions).where(where, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
-    )
-    return result.rowcount
 
 
 def _check_live(revoked_at: datetime | None, expires_at: datetime, now: datetime) -> None:

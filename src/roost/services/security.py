@@ -23,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from roost.errors import AuthenticationError
 
-OpaqueKind = Literal["rak", "rst", "rrt"]
+OpaqueKind = Literal["rak", "rst", "rrt", "rev", "rpr"]
 """rak: API key, rst: session token, rrt: refresh token."""
 
 _hasher = PasswordHasher()
@@ -89,7 +89,13 @@ def parse_opaque(token: str, kind: OpaqueKind) -> OpaqueToken:
     return OpaqueToken(kind, parts[1], parts[2], token)
 
 
-_KIND_NAMES = {"rak": "API key", "rst": "session token", "rrt": "refresh token"}
+_KIND_NAMES = {
+    "rak": "API key",
+    "rst": "session token",
+    "rrt": "refresh token",
+    "rev": "email verification token",
+    "rpr": "password reset token",
+}
 
 
 def same_hash(a: str, b: str) -> bool:

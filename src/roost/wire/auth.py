@@ -65,6 +65,19 @@ class VerifyResult(Struct, omit_defaults=True):
     reason: str | None = None
 
 
+class EmailRequest(Struct, forbid_unknown_fields=True):
+    email: Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class TokenRequest(Struct, forbid_unknown_fields=True):
+    token: Annotated[str, Meta(min_length=1, max_length=300)]
+
+
+class PasswordResetRequest(Struct, forbid_unknown_fields=True):
+    token: Annotated[str, Meta(min_length=1, max_length=300)]
+    new_password: Password
+
+
 class User(Struct):
     id: str
     username: str
@@ -78,6 +91,7 @@ class User(Struct):
     scopes: list[str]
     created_at: datetime
     last_login: datetime | None = None
+    email_verified: bool = False
 
 
 class Whoami(Struct, omit_defaults=True):

@@ -52,6 +52,35 @@ def _drop(*selected: Table) -> Step:
     return step
 
 
+def _add_columns(table: Table, *names: str) -> Step:
+    """ALTER TABLE ... ADD COLUMN for columns declared on `table` after it was created. A
+    namespace made after the declaration already has them (its first step creates the table
+    as declared now), so columns present are skipped."""
+
+    async def step(conn: AsyncConnection) -> None:
+        for name in names:
+            if await _has_column(conn, table.name, name):
+                continue
+            kind = table.c[name].type.compile(dialect=conn.dialect)
+            await conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+
+    return step
+
+
+async def _has_column(conn: AsyncConnection, table: str, column: str) -> bool:
+    if conn.dialect.name == "sqlite":
+        rows = (await conn.execute(text(f"PRAGMA table_info({table})"))).all()
+        return any(row[1] == column for row in rows)
+    found = await conn.scalar(
+        text(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = :table AND column_name = :column"
+        ),
+        {"table": table, "column": column},
+    )
+    return found is not None
+
+
 async def _builtin_roles(conn: AsyncConnection) -> None:
     await conn.execute(
         tables.roles.insert(),
@@ -140,6 +169,8 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
     Migration(
         13, "mail templates and sent mail", _create(tables.mail_templates, tables.mail_messages)
     ),
+    Migration(14, "users' email verification", _add_columns(tables.users, "email_verified_at")),
+    Migration(15, "one-time tokens sent by mail", _create(tables.user_tokens)),
 )
 
 

@@ -90,6 +90,7 @@ users = Table(
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
     Column("last_login", UTCDateTime, nullable=True),
+    Column("email_verified_at", UTCDateTime, nullable=True),  # added by tenant migration 14
 )
 
 roles = Table(
@@ -371,6 +372,27 @@ mail_messages = Table(
     Column("html", Text, nullable=True),
     Column("status", String(10), nullable=False),
     Column("error", Text, nullable=True),
+)
+
+# One-time tokens sent by mail (services/recovery.py): email verification and password
+# reset. Only their hash is kept; a token is spent by its first use.
+user_tokens = Table(
+    "roost_user_tokens",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("roost_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("purpose", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
 )
 
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a

@@ -171,6 +171,44 @@ class Auth:
         )
         return result
 
+    def verify_email(self, token: str) -> None:
+        """Confirm an email address with the token from a verification mail.
+
+        Example:
+            client.auth.verify_email(token_from_the_link)
+        """
+        self._client.call("auth.verify_email", {"token": token}, authenticated=False)
+
+    def resend_verification(self, email: str) -> None:
+        """Mail a new verification link to `email` if an account has it unverified (the
+        answer is the same whether or not one does).
+
+        Example:
+            client.auth.resend_verification("bob@example.com")
+        """
+        self._client.call("auth.resend_verification", {"email": email}, authenticated=False)
+
+    def request_password_reset(self, email: str) -> None:
+        """Mail a password reset link to the account with `email`, if there is one (the answer
+        is the same either way).
+
+        Example:
+            client.auth.request_password_reset("bob@example.com")
+        """
+        self._client.call(
+            "auth.request_password_reset", {"email": email}, authenticated=False
+        )
+
+    def confirm_password_reset(self, token: str, new_password: str) -> None:
+        """Set a new password with the token from a reset mail; every session of the account
+        is signed out.
+
+        Example:
+            client.auth.confirm_password_reset(token_from_the_link, "a-new-long-password")
+        """
+        params = {"token": token, "new_password": new_password}
+        self._client.call("auth.confirm_password_reset", params, authenticated=False)
+
     def change_password(self, old_password: str, new_password: str) -> dict[str, Any]:
         """Change the signed-in user's password; their other sessions are signed out.
 

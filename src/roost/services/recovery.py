@@ -1,0 +1,207 @@
+"""Email verification and password reset: one-time tokens sent by mail.
+
+- A token is an opaque string (`rev_...` to verify an address, `rpr_...` to reset a
+  password); only its SHA-256 is kept (`roost_user_tokens`), with the address it was sent to,
+  an expiry (`ROOST_EMAIL_VERIFICATION_TTL`, `ROOST_PASSWORD_RESET_TTL`) and when it was used.
+  Its first use spends it.
+- Asking for a mail answers the same whether an account has that address or not, and a mail
+  that cannot be delivered is recorded in the outbox, not reported: nobody learns which
+  addresses have accounts. Requests are rate limited per address and per client address.
+- The mails link to `ROOST_AUTH_LINK_URL` with the token in it (or carry the token alone).
+- A password reset signs the user out everywhere. A verification marks the address the token
+  was sent to, and only while it is still the user's address.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roost.backends.sql.tables import sessions, user_tokens, users, utcnow
+from roost.errors import AuthenticationError, RateLimitError, ServiceUnavailableError
+from roost.services.accounts import revoke_sessions
+from roost.services.context import Context
+from roost.services.mail import send_template
+from roost.services.registry import operation
+from roost.services.security import (
+    hash_password,
+    make_opaque,
+    new_id,
+    parse_opaque,
+    same_hash,
+)
+from roost.wire.auth import Done, EmailRequest, PasswordResetRequest, TokenRequest
+
+logger = logging.getLogger("roost.auth")
+
+Purpose = Literal["verify_email", "reset_password"]
+_KINDS: dict[Purpose, Literal["rev", "rpr"]] = {"verify_email": "rev", "reset_password": "rpr"}
+_TEMPLATES: dict[Purpose, str] = {
+    "verify_email": "email_verification",
+    "reset_password": "password_reset",
+}
+_MAILS_PER_ADDRESS = 5  # each hour, for each purpose
+_MAILS_PER_CLIENT = 30  # each hour, from one client address
+_HOUR = 3600
+
+
+@operation("auth.request_password_reset", access="public")
+async def request_password_reset(ctx: Context, params: EmailRequest) -> Done:
+    """Mail a password reset link to the account with this address, if there is one (the
+    answer is the same either way)."""
+    await _mail_token(ctx, params.email, "reset_password")
+    return Done()
+
+
+@operation("auth.confirm_password_reset", access="public")
+async def confirm_password_reset(ctx: Context, params: PasswordResetRequest) -> Done:
+    """Set a new password with the token from a reset mail; every session is signed out."""
+    new_hash = await hash_password(params.new_password)
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        token = await _spend(ctx, conn, params.token, "reset_password")
+        now = utcnow()
+        await conn.execute(
+            users.update().where(users.c.id == token["user_id"]).values(password_hash=new_hash)
+        )
+        count = await revoke_sessions(conn, sessions.c.user_id == token["user_id"], now)
+    await ctx.platform.forget_principals()
+    return Done(count=count)
+
+
+@operation("auth.resend_verification", access="public")
+async def resend_verification(ctx: Context, params: EmailRequest) -> Done:
+    """Mail a new verification link to this address if an account has it unverified (the
+    answer is the same either way)."""
+    await _mail_token(ctx, params.email, "verify_email")
+    return Done()
+
+
+@operation("auth.verify_email", access="public")
+async def verify_email(ctx: Context, params: TokenRequest) -> Done:
+    """Mark the address a verification mail was sent to as verified."""
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        token = await _spend(ctx, conn, params.token, "verify_email")
+        result = await conn.execute(
+            users.update()
+            .where(users.c.id == token["user_id"], users.c.email == token["email"])
+            .values(email_verified_at=utcnow())
+        )
+    if result.rowcount == 0:
+        raise _invalid("this link is for an address the account no longer has")
+    return Done(count=1)
+
+
+async def send_verification(ctx: Context, user: RowMapping) -> None:
+    """After sign-up: mail the new user a verification link (best effort)."""
+    if user["email"]:
+        await _deliver(ctx, user, "verify_email")
+
+
+async def _mail_token(ctx: Context, email: str, purpose: Purpose) -> None:
+    await _count_request(ctx, email, purpose)
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        user = (
+            (
+                await conn.execute(
+                    select(users).where(
+                        func.lower(users.c.email) == email.lower(), users.c.is_active.is_(True)
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if user is None or (purpose == "verify_email" and user["email_verified_at"] is not None):
+        return
+    await _deliver(ctx, user, purpose)
+
+
+async def _deliver(ctx: Context, user: RowMapping, purpose: Purpose) -> None:
+    settings = ctx.platform.settings
+    ttl = (
+        settings.email_verification_ttl
+        if purpose == "verify_email"
+        else settings.password_reset_ttl
+    )
+    row_id = new_id()
+    token = make_opaque(_KINDS[purpose], ctx.tenant, row_id)
+    now = utcnow()
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        await conn.execute(
+            user_tokens.insert().values(
+                id=row_id,
+                user_id=user["id"],
+                purpose=purpose,
+                token_hash=token.hash,
+                email=user["email"],
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+            )
+        )
+    link = token.token
+    if settings.auth_link_url:
+        link = settings.auth_link_url.replace("{action}", purpose).replace("{token}", token.token)
+    model = {
+        "name": user["first_name"] or user["username"],
+        "username": user["username"],
+        "link": link,
+        "token": token.token,
+    }
+    try:
+        await send_template(ctx, _TEMPLATES[purpose], [user["email"]], model)
+    except ServiceUnavailableError as exc:  # kept as failed in the outbox; not for the caller
+        logger.warning("%s mail for user %s not delivered: %s", purpose, user["id"], exc.message)
+
+
+async def _count_request(ctx: Context, email: str, purpose: Purpose) -> None:
+    limiter = ctx.platform.limiter
+    keys = (
+        (f"mail:{purpose}:{ctx.tenant}:{email.lower()}", _MAILS_PER_ADDRESS),
+        (f"mail-from:{ctx.client_address}", _MAILS_PER_CLIENT),
+    )
+    for key, limit in keys:
+        wait = await limiter.blocked_for(key, limit, _HOUR)
+        if wait is not None:
+            raise RateLimitError(
+                f"too many mails asked for; try again in {int(wait) + 1} s",
+                retry_after=float(int(wait) + 1),
+            )
+    for key, _ in keys:
+        await limiter.hit(key, _HOUR)
+
+
+async def _spend(ctx: Context, conn: AsyncConnection, token: str, purpose: Purpose) -> RowMapping:
+    """The token's row, marked used; AuthenticationError for any token that does not work."""
+    try:
+        parsed = parse_opaque(token, _KINDS[purpose])
+    except AuthenticationError:
+        raise _invalid("this link is not valid") from None
+    if parsed.tenant != ctx.tenant:
+        raise _invalid("this link is for another tenant")
+    row = (
+        (await conn.execute(select(user_tokens).where(user_tokens.c.id == parsed.id)))
+        .mappings()
+        .first()
+    )
+    now = utcnow()
+    if row is None or row["purpose"] != purpose or not same_hash(row["token_hash"], parsed.hash):
+        raise _invalid("this link is not valid")
+    if row["used_at"] is not None:
+        raise _invalid("this link was used already")
+    if row["expires_at"] <= now:
+        raise _invalid("this link has expired")
+    await conn.execute(
+        user_tokens.update().where(user_tokens.c.id == row["id"]).values(used_at=now)
+    )
+    return row
+
+
+def _invalid(why: str) -> AuthenticationError:
+    return AuthenticationError(
+        f"{why}; ask for a new mail", code="invalid_token", details={"field": "token"}
+    )

@@ -1,0 +1,59 @@
+"""Verification and reset mails: where their links point, when their tokens expire, and the
+migration that gives older tenants' users the email_verified_at column."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from roost import AsyncClient, AuthenticationError
+from roost.backends.sql.migrations import migrate
+from roost.backends.sql.tables import users
+from tests.backends.databases import sql_database
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_mails_link_to_the_configured_page_and_expire(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    running = make_server(
+        auth_link_url="https://app.example.com/auth/{action}?token={token}",
+        password_reset_ttl=1,
+    )
+    name = unique("link")
+    email = f"{name}@example.com"
+    async with AsyncClient(api_url=running.url) as client:
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        await client.auth.register(name, "member-password", email=email)
+        await client.auth.request_password_reset(email)
+        [reset, verification] = await admin.mail.outbox(to=email)
+        assert "https://app.example.com/auth/verify_email?token=rev_" in verification["text"]
+        found = re.search(
+            r"https://app\.example\.com/auth/reset_password\?token=(rpr_\S+)", reset["text"]
+        )
+        assert found, reset["text"]
+        await asyncio.sleep(1.2)
+        with pytest.raises(AuthenticationError) as caught:
+            await client.auth.confirm_password_reset(found.group(1), "new-password-2")
+        assert "expired" in caught.value.message
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_an_older_tenant_gets_the_new_column(tmp_path: Path, kind: str) -> None:
+    async with sql_database(kind, tmp_path) as db:
+        await migrate(db, "older")
+        async with db.write("older") as conn:  # as the tenant was before migration 14
+            await conn.execute(text("ALTER TABLE roost_users DROP COLUMN email_verified_at"))
+            await conn.execute(text("DELETE FROM roost_migrations WHERE version >= 14"))
+        assert await migrate(db, "older") == [14, 15]
+        async with db.write("older") as conn:
+            await conn.execute(users.insert().values(id="u1", username="u1", password_hash="x"))
+            verified = await conn.scalar(select(users.c.email_verified_at))
+        assert verified is None
