@@ -140,3 +140,8 @@ async def revoke_sessions(conn: AsyncConnection, where: ColumnElement[bool], now
         update(sessions).where(where, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
     )
     return result.rowcount
+
+
+async def email_taken(conn: AsyncConnection, email: str) -> bool:
+    """Whether a user has this email (in any case)."""
+    return await _taken(conn, users.c.email, email)

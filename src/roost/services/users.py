@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roost.backends.sql.tables import roles, users
-from roost.errors import ConflictError, NotFoundError, ValidationError
+from roost.backends.sql.tables import roles, sessions, user_roles, users, utcnow
+from roost.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from roost.services import accounts
 from roost.services.context import Context, Platform
 from roost.services.registry import operation
+from roost.services.security import hash_password
 from roost.wire.auth import (
     CreateRoleRequest,
     CreateUserRequest,
     Done,
     ListUsersRequest,
     Role,
+    RoleAssignment,
+    RoleRef,
+    UpdateRoleRequest,
+    UpdateUserRequest,
     User,
     UserPage,
     UserRef,
@@ -26,7 +33,8 @@ from roost.wire.common import Empty
 
 @operation("users.create_user", scope="users:write")
 async def create_user(ctx: Context, params: CreateUserRequest) -> User:
-    """Create a user with the given roles (`member` when none are given)."""
+    """Create a user with the given roles (`member` when none are given; only roles whose
+    scopes you hold yourself)."""
     flags = {
         "is_active": params.is_active,
         "is_staff": params.is_staff,
@@ -37,6 +45,7 @@ async def create_user(ctx: Context, params: CreateUserRequest) -> User:
             "only a superuser may create a superuser", details={"field": "is_superuser"}
         )
     async with ctx.platform.db.write(ctx.tenant) as conn:
+        await _check_grantable(ctx, conn, params.roles)
         row = await accounts.create_user(
             conn, params, role_names=params.roles or ["member"], flags=flags
         )
@@ -92,9 +101,93 @@ async def delete_user(ctx: Context, params: UserRef) -> Done:
     return Done(count=1)
 
 
+@operation("users.update_user", scope="users:write")
+async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
+    """Change a user's fields; what is left out stays. A new email must be verified again; a
+    new password or a deactivation signs the user out everywhere."""
+    changes = {
+        name: getattr(params, name)
+        for name in ("email", "first_name", "last_name", "is_active", "is_staff")
+        if getattr(params, name) is not None
+    }
+    if params.password is not None:
+        changes["password_hash"] = await hash_password(params.password)
+    if not changes:
+        raise ValidationError(
+            "nothing to update: send email, first_name, last_name, is_active, is_staff or password",
+            details={"field": "username"},
+        )
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        row = await accounts.find_by_username(conn, params.username)
+        if params.email is not None and params.email.lower() != row["email"].lower():
+            if params.email and await accounts.email_taken(conn, params.email):
+                raise ConflictError(
+                    f"email {params.email!r} belongs to another user", details={"field": "email"}
+                )
+            changes["email_verified_at"] = None
+        await conn.execute(users.update().where(users.c.id == row["id"]).values(**changes))
+        if params.password is not None or params.is_active is False:
+            await accounts.revoke_sessions(conn, sessions.c.user_id == row["id"], utcnow())
+        updated = await accounts.to_user(
+            conn, await accounts.find_by_username(conn, row["username"])
+        )
+    await ctx.platform.forget_principals()
+    return updated
+
+
+@operation("users.assign_roles", scope="users:write")
+async def assign_roles(ctx: Context, params: RoleAssignment) -> Done:
+    """Give roles to users, until `expires_at` if given (again: the new expiry replaces the
+    old). You may only give roles whose scopes you hold yourself."""
+    if params.expires_at is not None and (
+        params.expires_at.tzinfo is None or params.expires_at <= utcnow()
+    ):
+        raise ValidationError(
+            "expires_at must be a future time with a time zone", details={"field": "expires_at"}
+        )
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        if missing := sorted(set(params.roles) - await _check_grantable(ctx, conn, params.roles)):
+            raise _no_role(missing[0])
+        user_ids = [
+            (await accounts.find_by_username(conn, name))["id"] for name in params.usernames
+        ]
+        await conn.execute(
+            delete(user_roles).where(
+                user_roles.c.user_id.in_(user_ids), user_roles.c.role.in_(params.roles)
+            )
+        )
+        await conn.execute(
+            user_roles.insert(),
+            [
+                {"user_id": user_id, "role": role, "expires_at": params.expires_at}
+                for user_id in user_ids
+                for role in params.roles
+            ],
+        )
+    await ctx.platform.forget_principals()
+    return Done(count=len(user_ids) * len(params.roles))
+
+
+@operation("users.revoke_roles", scope="users:write")
+async def revoke_roles(ctx: Context, params: RoleAssignment) -> Done:
+    """Take roles from users; returns how many assignments there were."""
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        user_ids = [
+            (await accounts.find_by_username(conn, name))["id"] for name in params.usernames
+        ]
+        result = await conn.execute(
+            delete(user_roles).where(
+                user_roles.c.user_id.in_(user_ids), user_roles.c.role.in_(params.roles)
+            )
+        )
+    await ctx.platform.forget_principals()
+    return Done(count=result.rowcount)
+
+
 @operation("roles.create", scope="roles:write")
 async def create_role(ctx: Context, params: CreateRoleRequest) -> Role:
-    """Create a role that carries scopes."""
+    """Create a role that carries scopes (only scopes you hold yourself)."""
+    _check_held(ctx, params.scopes)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         try:
             await conn.execute(
@@ -120,10 +213,88 @@ async def list_roles(ctx: Context, params: Empty) -> list[Role]:
     """Every role of the tenant."""
     async with ctx.platform.db.read(ctx.tenant) as conn:
         rows = (await conn.execute(select(roles).order_by(roles.c.name))).mappings().all()
-    return [
-        Role(name=r["name"], scopes=r["scopes"], description=r["description"], builtin=r["builtin"])
-        for r in rows
-    ]
+    return [_role(row) for row in rows]
+
+
+@operation("roles.update", scope="roles:write")
+async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
+    """Change a role's scopes or description; its users have the new scopes at once. The
+    built-in `admin` role cannot change."""
+    if params.name == "admin":
+        raise AuthorizationError("the built-in admin role cannot change", details={"field": "name"})
+    if params.scopes is not None:
+        _check_held(ctx, params.scopes)
+    changes = {
+        name: getattr(params, name)
+        for name in ("scopes", "description")
+        if getattr(params, name) is not None
+    }
+    if "scopes" in changes:
+        changes["scopes"] = sorted(set(changes["scopes"]))
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        if changes:
+            await conn.execute(roles.update().where(roles.c.name == params.name).values(**changes))
+        row = (
+            (await conn.execute(select(roles).where(roles.c.name == params.name)))
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise _no_role(params.name)
+    await ctx.platform.forget_principals()
+    return _role(row)
+
+
+@operation("roles.delete", scope="roles:write")
+async def delete_role(ctx: Context, params: RoleRef) -> Done:
+    """Delete a role; its users lose it. Built-in roles cannot be deleted."""
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        row = (
+            (await conn.execute(select(roles).where(roles.c.name == params.name)))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise _no_role(params.name)
+        if row["builtin"]:
+            raise AuthorizationError(
+                f"the built-in role {params.name!r} cannot be deleted", details={"field": "name"}
+            )
+        await conn.execute(delete(user_roles).where(user_roles.c.role == params.name))
+        await conn.execute(delete(roles).where(roles.c.name == params.name))
+    await ctx.platform.forget_principals()
+    return Done(count=1)
+
+
+def _check_held(ctx: Context, scopes: list[str]) -> None:
+    """A caller may only hand on scopes they hold (no escalation through roles)."""
+    principal = ctx.require_principal()
+    if refused := sorted({scope for scope in scopes if not principal.allows(scope)}):
+        raise AuthorizationError(
+            f"you cannot grant scopes you do not hold: {', '.join(refused)}",
+            code="missing_scope",
+            details={"scopes": refused},
+        )
+
+
+async def _check_grantable(ctx: Context, conn: AsyncConnection, names: list[str]) -> set[str]:
+    """The roles of `names` that exist, once the caller is known to hold all their scopes."""
+    rows = (await conn.execute(select(roles).where(roles.c.name.in_(names)))).mappings().all()
+    _check_held(ctx, [scope for row in rows for scope in row["scopes"]])
+    return {row["name"] for row in rows}
+
+
+def _no_role(name: str) -> NotFoundError:
+    return NotFoundError(f"no role {name!r}", details={"field": "roles", "role": name})
+
+
+def _role(row: RowMapping) -> Role:
+    return Role(
+        name=row["name"],
+        scopes=row["scopes"],
+        description=row["description"],
+        builtin=row["builtin"],
+    )
 
 
 async def ensure_admin(

@@ -203,6 +203,32 @@ class CreateRoleRequest(Struct, forbid_unknown_fields=True):
     description: Annotated[str, Meta(max_length=500)] = ""
 
 
+class UpdateRoleRequest(Struct, forbid_unknown_fields=True):
+    name: RoleName
+    scopes: Annotated[list[Scope], Meta(max_length=200)] | None = None
+    description: Annotated[str, Meta(max_length=500)] | None = None
+
+
+class RoleRef(Struct, forbid_unknown_fields=True):
+    name: RoleName
+
+
+class RoleAssignment(Struct, forbid_unknown_fields=True):
+    roles: Annotated[list[RoleName], Meta(min_length=1, max_length=50)]
+    usernames: Annotated[list[Username], Meta(min_length=1, max_length=500)]
+    expires_at: datetime | None = None  # the roles lapse then (assign_roles only)
+
+
+class UpdateUserRequest(Struct, forbid_unknown_fields=True):
+    username: Username
+    email: Email | None = None
+    first_name: Annotated[str, Meta(max_length=150)] | None = None
+    last_name: Annotated[str, Meta(max_length=150)] | None = None
+    is_active: bool | None = None
+    is_staff: bool | None = None
+    password: Password | None = None
+
+
 class Role(Struct):
     name: str
     scopes: list[str]

@@ -127,6 +127,60 @@ class Users(_Namespace):
         )
         return result
 
+    def update_user(
+        self,
+        username: str,
+        *,
+        email: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        is_active: bool | None = None,
+        is_staff: bool | None = None,
+        password: str | None = None,
+    ) -> dict[str, Any]:
+        """Change a user's fields (scope `users:write`); what is left out stays. A new
+        password or `is_active=False` signs the user out everywhere.
+
+        Example:
+            admin.users.update_user("bob", is_active=False)
+        """
+        fields = {
+            "email": email,
+            "first_name": first_name,
+            "last_name": last_name,
+            "is_active": is_active,
+            "is_staff": is_staff,
+            "password": password,
+        }
+        params = {"username": username} | {k: v for k, v in fields.items() if v is not None}
+        result: dict[str, Any] = self._client.call("users.update_user", params)
+        return result
+
+    def assign_roles(
+        self, roles: list[str], usernames: list[str], expires_at: datetime | None = None
+    ) -> int:
+        """Give roles to users, until `expires_at` if given (scope `users:write`; only roles
+        whose scopes you hold). Returns how many assignments were made.
+
+        Example:
+            admin.users.assign_roles(["auditor"], ["bob"], expires_at=next_week)
+        """
+        params: dict[str, Any] = {"roles": roles, "usernames": usernames}
+        if expires_at is not None:
+            params["expires_at"] = expires_at.isoformat()
+        result = self._client.call("users.assign_roles", params, idempotent=True)
+        return int(result["count"])
+
+    def revoke_roles(self, roles: list[str], usernames: list[str]) -> int:
+        """Take roles from users (scope `users:write`); returns how many they had.
+
+        Example:
+            admin.users.revoke_roles(["auditor"], ["bob"])
+        """
+        params = {"roles": roles, "usernames": usernames}
+        result = self._client.call("users.revoke_roles", params, idempotent=True)
+        return int(result["count"])
+
     def delete_user(self, username: str) -> dict[str, Any]:
         """Delete a user with their sessions and keys (scope `users:write`).
 
@@ -152,6 +206,31 @@ class Roles(_Namespace):
             "roles.create", {"name": name, "scopes": scopes or [], "description": description}
         )
         return result
+
+    def update(
+        self, name: str, scopes: list[str] | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        """Change a role's scopes or description (scope `roles:write`); its users have the
+        new scopes at once. The built-in `admin` role cannot change.
+
+        Example:
+            admin.roles.update("member", ["api_keys:read", "api_keys:write", "kv:read"])
+        """
+        params: dict[str, Any] = {"name": name}
+        if scopes is not None:
+            params["scopes"] = scopes
+        if description is not None:
+            params["description"] = description
+        result: dict[str, Any] = self._client.call("roles.update", params, idempotent=True)
+        return result
+
+    def delete(self, name: str) -> None:
+        """Delete a role; its users lose it (scope `roles:write`; not a built-in role).
+
+        Example:
+            admin.roles.delete("auditor")
+        """
+        self._client.call("roles.delete", {"name": name})
 
     def list(self) -> list[dict[str, Any]]:
         """Every role of the tenant (scope `roles:read`).
