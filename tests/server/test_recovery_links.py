@@ -46,14 +46,15 @@ async def test_mails_link_to_the_configured_page_and_expire(
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-async def test_an_older_tenant_gets_the_new_column(tmp_path: Path, kind: str) -> None:
+async def test_an_older_tenant_gets_the_new_columns(tmp_path: Path, kind: str) -> None:
     async with sql_database(kind, tmp_path) as db:
         await migrate(db, "older")
         async with db.write("older") as conn:  # as the tenant was before migration 14
             await conn.execute(text("ALTER TABLE roost_users DROP COLUMN email_verified_at"))
+            await conn.execute(text("ALTER TABLE roost_users DROP COLUMN preferences"))
             await conn.execute(text("DELETE FROM roost_migrations WHERE version >= 14"))
-        assert await migrate(db, "older") == [14, 15]
+        assert await migrate(db, "older") == [14, 15, 16]
         async with db.write("older") as conn:
             await conn.execute(users.insert().values(id="u1", username="u1", password_hash="x"))
-            verified = await conn.scalar(select(users.c.email_verified_at))
-        assert verified is None
+            row = (await conn.execute(select(users))).mappings().one()
+        assert (row["email_verified_at"], row["preferences"]) == (None, None)

@@ -18,6 +18,7 @@ def build_registry() -> Registry:
         kv,
         logs,
         mail,
+        profile,
         query,
         queue,
         records,

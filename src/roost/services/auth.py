@@ -31,6 +31,8 @@ from roost.wire.auth import (
     ChangePasswordRequest,
     Done,
     LoginRequest,
+    MintedToken,
+    MintRequest,
     RefreshRequest,
     RegisterRequest,
     Session,
@@ -307,6 +309,37 @@ async def _issue(ctx: Context, conn: AsyncConnection, session_id: str, user_id: 
         refresh=refresh_token.token,
         expires_in=ctx.platform.access_tokens.ttl,
         session_id=session_id,
+    )
+
+
+@operation("auth.mint_jwt", scope="auth:mint")
+async def mint_jwt(ctx: Context, params: MintRequest) -> MintedToken:
+    """An access token for another user (a service acting for them), in a session of its own
+    that ends with the token; no refresh token. You may only mint for a user whose scopes you
+    hold yourself."""
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        user = await accounts.find_by_username(conn, params.username)
+        if not user["is_active"]:
+            raise AuthorizationError(
+                f"user {params.username!r} is disabled", details={"field": "username"}
+            )
+        _, scopes = await accounts.roles_and_scopes(conn, user)
+        ctx.require_held(sorted(scopes))
+        session_id = new_id()
+        await conn.execute(
+            sessions.insert().values(
+                id=session_id,
+                user_id=user["id"],
+                expires_at=utcnow() + timedelta(seconds=params.expires_in),
+                user_agent=f"minted by {ctx.require_principal().username}"[:400],
+                address=ctx.client_address[:64],
+            )
+        )
+    access, _ = ctx.platform.access_tokens.issue(
+        user["id"], ctx.tenant, session_id, ttl=params.expires_in
+    )
+    return MintedToken(
+        access=access, expires_in=params.expires_in, session_id=session_id, user_id=user["id"]
     )
 
 

@@ -169,6 +169,17 @@ class Context:
             raise NotAuthenticatedError("this operation needs a credential; sign in first")
         return self.principal
 
+    def require_held(self, scopes: list[str]) -> None:
+        """Refuse to hand on (through a role, a user, a key or a token) any scope the caller
+        does not hold: no escalation through administration."""
+        principal = self.require_principal()
+        if refused := sorted({scope for scope in scopes if not principal.allows(scope)}):
+            raise AuthorizationError(
+                f"you cannot grant scopes you do not hold: {', '.join(refused)}",
+                code="missing_scope",
+                details={"scopes": refused},
+            )
+
     def require_user(self) -> Principal:
         """The calling user; API keys are refused for operations that act on the login itself."""
         principal = self.require_principal()

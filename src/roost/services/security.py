@@ -121,9 +121,11 @@ class AccessTokens:
         """A key for another use (signed links, ...), derived so the signing key is not shared."""
         return hmac.new(self._key.encode(), f"roost:{purpose}".encode(), hashlib.sha256).digest()
 
-    def issue(self, user_id: str, tenant: str, session_id: str) -> tuple[str, float]:
+    def issue(
+        self, user_id: str, tenant: str, session_id: str, ttl: int | None = None
+    ) -> tuple[str, float]:
         now = int(time.time())
-        exp = now + self.ttl
+        exp = now + (ttl or self.ttl)
         claims = {
             "sub": user_id,
             "tnt": tenant,

@@ -187,7 +187,7 @@ async def revoke_roles(ctx: Context, params: RoleAssignment) -> Done:
 @operation("roles.create", scope="roles:write")
 async def create_role(ctx: Context, params: CreateRoleRequest) -> Role:
     """Create a role that carries scopes (only scopes you hold yourself)."""
-    _check_held(ctx, params.scopes)
+    ctx.require_held(params.scopes)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         try:
             await conn.execute(
@@ -223,7 +223,7 @@ async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
     if params.name == "admin":
         raise AuthorizationError("the built-in admin role cannot change", details={"field": "name"})
     if params.scopes is not None:
-        _check_held(ctx, params.scopes)
+        ctx.require_held(params.scopes)
     changes = {
         name: getattr(params, name)
         for name in ("scopes", "description")
@@ -266,21 +266,10 @@ async def delete_role(ctx: Context, params: RoleRef) -> Done:
     return Done(count=1)
 
 
-def _check_held(ctx: Context, scopes: list[str]) -> None:
-    """A caller may only hand on scopes they hold (no escalation through roles)."""
-    principal = ctx.require_principal()
-    if refused := sorted({scope for scope in scopes if not principal.allows(scope)}):
-        raise AuthorizationError(
-            f"you cannot grant scopes you do not hold: {', '.join(refused)}",
-            code="missing_scope",
-            details={"scopes": refused},
-        )
-
-
 async def _check_grantable(ctx: Context, conn: AsyncConnection, names: list[str]) -> set[str]:
     """The roles of `names` that exist, once the caller is known to hold all their scopes."""
     rows = (await conn.execute(select(roles).where(roles.c.name.in_(names)))).mappings().all()
-    _check_held(ctx, [scope for row in rows for scope in row["scopes"]])
+    ctx.require_held([scope for row in rows for scope in row["scopes"]])
     return {row["name"] for row in rows}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
@@ -76,6 +76,30 @@ class TokenRequest(Struct, forbid_unknown_fields=True):
 class PasswordResetRequest(Struct, forbid_unknown_fields=True):
     token: Annotated[str, Meta(min_length=1, max_length=300)]
     new_password: Password
+
+
+class MintRequest(Struct, forbid_unknown_fields=True):
+    username: Username
+    expires_in: Annotated[int, Meta(ge=60, le=86400)] = 900
+
+
+class MintedToken(Struct):
+    access: str
+    expires_in: int
+    session_id: str
+    user_id: str
+    token_type: str = "Bearer"
+
+
+class ProfileUpdate(Struct, forbid_unknown_fields=True):
+    email: Email | None = None
+    first_name: Annotated[str, Meta(max_length=150)] | None = None
+    last_name: Annotated[str, Meta(max_length=150)] | None = None
+
+
+class PreferencesUpdate(Struct, forbid_unknown_fields=True):
+    preferences: dict[str, Any]
+    replace: bool = False  # False: merge top-level keys (a null value removes its key)
 
 
 class User(Struct):

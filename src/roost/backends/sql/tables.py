@@ -91,6 +91,7 @@ users = Table(
     Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
     Column("last_login", UTCDateTime, nullable=True),
     Column("email_verified_at", UTCDateTime, nullable=True),  # added by tenant migration 14
+    Column("preferences", JSON, nullable=True),  # added by tenant migration 16
 )
 
 roles = Table(

@@ -103,6 +103,85 @@ class Auth:
         result: dict[str, Any] = self._client.call("auth.me", idempotent=True)
         return result
 
+    def validate_jwt(self, token: str) -> dict[str, Any]:
+        """The claims of an access token if it is valid now: `{"valid", "user_id", "tenant",
+        "expires_at"}`, or `{"valid": False, "reason"}`.
+
+        Example:
+            claims = client.auth.validate_jwt(minted["access"])
+        """
+        result: dict[str, Any] = self._client.call(
+            "auth.verify",
+            {"token": token, "token_type": "jwt"},
+            idempotent=True,
+            authenticated=False,
+        )
+        return result
+
+    def mint_jwt(self, username: str, expires_in: int = 900) -> dict[str, Any]:
+        """An access token for another user, `{"access", "expires_in", "session_id",
+        "user_id"}`, for a service acting on their behalf (scope `auth:mint`; only for users
+        whose scopes you hold). No refresh token: it simply ends.
+
+        Example:
+            token = (admin.auth.mint_jwt("bob", expires_in=300))["access"]
+        """
+        params = {"username": username, "expires_in": expires_in}
+        result: dict[str, Any] = self._client.call("auth.mint_jwt", params)
+        return result
+
+    def get_profile(self) -> dict[str, Any]:
+        """Your own account (the same as `get_current_user`).
+
+        Example:
+            name = (signed_in.auth.get_profile())["first_name"]
+        """
+        return self.get_current_user()
+
+    def update_profile(
+        self,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        email: str | None = None,
+    ) -> dict[str, Any]:
+        """Change your names or email; a new email is unverified until you follow the link
+        mailed to it.
+
+        Example:
+            signed_in.auth.update_profile(first_name="Ann")
+        """
+        fields = {"first_name": first_name, "last_name": last_name, "email": email}
+        params = {name: value for name, value in fields.items() if value is not None}
+        result: dict[str, Any] = self._client.call(
+            "auth.update_profile", params, idempotent=True
+        )
+        return result
+
+    def get_preferences(self) -> dict[str, Any]:
+        """Your preferences, a JSON object (empty until you set some).
+
+        Example:
+            theme = (signed_in.auth.get_preferences()).get("theme", "light")
+        """
+        result: dict[str, Any] = self._client.call("auth.get_preferences", idempotent=True)
+        return result
+
+    def update_preferences(
+        self, preferences: dict[str, Any], *, replace: bool = False
+    ) -> dict[str, Any]:
+        """Merge keys into your preferences (`None` removes a key), or with `replace` set them
+        as given; returns them all.
+
+        Example:
+            signed_in.auth.update_preferences({"theme": "dark"})
+        """
+        params = {"preferences": preferences, "replace": replace}
+        result: dict[str, Any] = self._client.call(
+            "auth.update_preferences", params, idempotent=True
+        )
+        return result
+
     def whoami(self) -> dict[str, Any]:
         """What the server knows of this client's credential: `kind` ("user" or "api_key"),
         `tenant`, `user_id`, `username`, `scopes`. Cheap: no database read on the server.
