@@ -53,7 +53,7 @@ async def test_an_older_tenant_gets_the_new_columns(tmp_path: Path, kind: str) -
             await conn.execute(text("ALTER TABLE roost_users DROP COLUMN email_verified_at"))
             await conn.execute(text("ALTER TABLE roost_users DROP COLUMN preferences"))
             await conn.execute(text("DELETE FROM roost_migrations WHERE version >= 14"))
-        assert await migrate(db, "older") == [14, 15, 16]
+        assert (await migrate(db, "older"))[:3] == [14, 15, 16]  # and any later ones
         async with db.write("older") as conn:
             await conn.execute(users.insert().values(id="u1", username="u1", password_hash="x"))
             row = (await conn.execute(select(users))).mappings().one()

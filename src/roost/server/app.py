@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -38,6 +40,7 @@ from roost.server.rest import RestDoor
 from roost.server.ws import WebSocketDoor
 from roost.services import build_registry
 from roost.services.context import Platform, PrincipalCache
+from roost.services.metering import Meter
 from roost.services.security import AccessTokens
 from roost.services.tenants import migrate_all
 from roost.services.users import ensure_admin
@@ -76,6 +79,7 @@ def build_platform(settings: Settings) -> Platform:
         principals=PrincipalCache(settings.auth_cache_seconds),
         vault=Vault(settings.master_key_bytes()),
         mailer=open_mailer(settings.smtp_url),
+        meter=Meter(),
     )
 
 
@@ -107,9 +111,13 @@ def create_app(settings: Settings | None = None) -> RestDoor:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await start_platform(platform)
+        metering = asyncio.create_task(platform.meter.run(platform.db))
         try:
             yield
         finally:
+            metering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await metering
             await platform.db.close()
             await platform.blobs.close()
             await platform.kv.close()

@@ -72,6 +72,8 @@ class RestDoor:
         headers = headers_of(scope)
         rid = request_id(headers.get("x-request-id"))
         codec = response_codec(headers.get("accept"))
+        ctx: Context | None = None
+        body = b""
         try:
             if scope["method"] not in route.methods:
                 raise ValidationError(
@@ -100,7 +102,7 @@ class RestDoor:
                 )
             else:
                 status, payload = await route.run(ctx, body, in_codec)
-            return encoded(
+            reply = encoded(
                 payload,
                 codec,
                 status,
@@ -108,7 +110,16 @@ class RestDoor:
                 accept_encoding=headers.get("accept-encoding"),
             )
         except Exception as exc:
-            return error_reply(as_roost_error(exc, rid), codec, rid)
+            reply = error_reply(as_roost_error(exc, rid), codec, rid)
+        if ctx is not None:  # a caller the server could not identify is not metered
+            principal = ctx.principal
+            self.dispatcher.platform.meter.count(
+                ctx.tenant,
+                principal.api_key_id if principal else None,
+                len(body),
+                len(reply.body),
+            )
+        return reply
 
     async def _run_batch(self, ctx: Context, body: bytes, codec: Codec) -> Outcome:
         batch = decode_body(body, codec, BatchRequest, "batch")

@@ -242,9 +242,10 @@ class _Connection:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            self._answer(codec, frame.id, error=as_roost_error(exc, str(frame.id)))
+            sent = self._answer(codec, frame.id, error=as_roost_error(exc, str(frame.id)))
         else:
-            self._answer(codec, frame.id, result=result)
+            sent = self._answer(codec, frame.id, result=result)
+        self._meter(1, len(params), sent)
 
     async def _call_run(self, run: list[CallFrame], codec: Codec) -> None:
         """Calls to one operation with a batch handler, run together, each answered alone."""
@@ -258,11 +259,21 @@ class _Connection:
         except BaseException as exc:
             error = as_roost_error(exc, str(run[0].id))
             outcomes = [error] * len(run)
+        sent = 0
         for frame, outcome in zip(run, outcomes, strict=True):
             if isinstance(outcome, RoostError):
-                self._answer(codec, frame.id, error=outcome)
+                sent += self._answer(codec, frame.id, error=outcome)
             else:
-                self._answer(codec, frame.id, result=outcome)
+                sent += self._answer(codec, frame.id, result=outcome)
+        self._meter(len(run), sum(len(frame.params) for frame in run), sent)
+
+    def _meter(self, calls: int, bytes_in: int, bytes_out: int) -> None:
+        if self.ctx is not None:  # a caller the server could not identify is not metered
+            principal = self.ctx.principal
+            key = principal.api_key_id if principal else None
+            self.dispatcher.platform.meter.count(
+                self.ctx.tenant, key, bytes_in, bytes_out, calls=calls
+            )
 
     async def _watch(self) -> None:
         """Subscriptions end when the credential does (revoked, expired, user disabled): the
@@ -324,22 +335,23 @@ class _Connection:
 
     def _answer(
         self, codec: Codec, frame_id: Any, *, result: Any = None, error: RoostError | None = None
-    ) -> None:
+    ) -> int:
+        """Queue the answer to a call; returns its size in bytes."""
         if error is not None:
-            self._queue(codec, {"id": frame_id, "error": error.to_dict()})
-        else:
-            self._queue(codec, {"id": frame_id, "result": result})
+            return self._queue(codec, {"id": frame_id, "error": error.to_dict()})
+        return self._queue(codec, {"id": frame_id, "result": result})
 
-    def _queue(self, codec: Codec, payload: Any) -> None:
+    def _queue(self, codec: Codec, payload: Any) -> int:
         if self.closing:
-            return
+            return 0
         data = codec.encode(payload)
         self.outbox.append((data, codec))
         self.queued += len(data)
         if self.queued > self.max_outbound:
             self._drop_slow_consumer()
-            return
+            return len(data)
         self.wake.set()
+        return len(data)
 
     def _drop_slow_consumer(self) -> None:
         self.closing = True

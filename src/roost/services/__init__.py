@@ -28,6 +28,7 @@ def build_registry() -> Registry:
         storage,
         stream,
         tenants,
+        usage,
         users,
     )
 

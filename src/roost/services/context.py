@@ -17,6 +17,7 @@ from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
 from roost.backends.stream import StreamStore
 from roost.errors import AuthorizationError, NotAuthenticatedError
+from roost.services.metering import Meter
 from roost.services.security import AccessTokens, scope_allows
 from roost.services.vault import Vault
 from roost.settings import Settings
@@ -131,6 +132,7 @@ class Platform:
     principals: PrincipalCache
     vault: Vault
     mailer: Mailer
+    meter: Meter
     known_tenants: dict[str, float] = field(default_factory=dict)
     logs_swept_at: dict[str, float] = field(default_factory=dict)  # tenant -> monotonic time
     schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)

@@ -172,6 +172,7 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
     Migration(14, "users' email verification", _add_columns(tables.users, "email_verified_at")),
     Migration(15, "one-time tokens sent by mail", _create(tables.user_tokens)),
     Migration(16, "users' preferences", _add_columns(tables.users, "preferences")),
+    Migration(17, "usage by hour and API key", _create(tables.usage)),
 )
 
 

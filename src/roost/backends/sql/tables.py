@@ -396,6 +396,18 @@ user_tokens = Table(
     Column("used_at", UTCDateTime, nullable=True),
 )
 
+# Metering (services/usage.py): calls and bytes by hour and API key ("" for a signed-in user),
+# added to by every replica every few seconds.
+usage = Table(
+    "roost_usage",
+    tenant_metadata,
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("api_key_id", String(32), primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("bytes_in", BigInteger, nullable=False),
+    Column("bytes_out", BigInteger, nullable=False),
+)
+
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a
 # JSON object of field -> JSON text. Expired rows are invisible and swept from time to time.
 kv_entries = Table(

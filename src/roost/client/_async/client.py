@@ -35,6 +35,7 @@ from roost.client._async.queue import AsyncQueue
 from roost.client._async.secrets import AsyncSecrets
 from roost.client._async.storage import AsyncFiles, AsyncStorage
 from roost.client._async.stream import AsyncStream
+from roost.client._async.usage import AsyncUsage
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -212,6 +213,11 @@ class AsyncClient(ModeSelecting):
     def mail(self) -> AsyncMail:
         """Mail from templates, and the outbox."""
         return AsyncMail(self)
+
+    @cached_property
+    def usage(self) -> AsyncUsage:
+        """What the tenant's calls cost: requests and bytes by period and API key."""
+        return AsyncUsage(self)
 
     @cached_property
     def secrets(self) -> AsyncSecrets:

@@ -37,6 +37,7 @@ from roost.client._sync.queue import Queue
 from roost.client._sync.secrets import Secrets
 from roost.client._sync.storage import Files, Storage
 from roost.client._sync.stream import Stream
+from roost.client._sync.usage import Usage
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -214,6 +215,11 @@ class Client(ModeSelecting):
     def mail(self) -> Mail:
         """Mail from templates, and the outbox."""
         return Mail(self)
+
+    @cached_property
+    def usage(self) -> Usage:
+        """What the tenant's calls cost: requests and bytes by period and API key."""
+        return Usage(self)
 
     @cached_property
     def secrets(self) -> Secrets:

@@ -1,0 +1,89 @@
+"""Metering: how many calls and bytes each tenant's users and API keys cost, by hour.
+
+The doors count every call in memory (`Meter.count`, a dict update); every few seconds, at
+shutdown, and before answering `usage.get`, each server adds what it counted to the tenant's
+`roost_usage` rows (one per hour and API key) with an upsert, so replicas add up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from roost.backends.sql import Database
+from roost.backends.sql.tables import usage
+
+logger = logging.getLogger("roost.usage")
+
+FLUSH_SECONDS = 5.0
+
+
+class Meter:
+    """Calls and bytes counted in memory per (tenant, API key, hour), until flushed."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, int], list[int]] = {}
+
+    def count(
+        self, tenant: str, api_key_id: str | None, bytes_in: int, bytes_out: int, calls: int = 1
+    ) -> None:
+        key = (tenant, api_key_id or "", int(time.time()) // 3600 * 3600)
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = [0, 0, 0]
+        counts[0] += calls
+        counts[1] += bytes_in
+        counts[2] += bytes_out
+
+    async def flush(self, db: Database, tenant: str | None = None) -> None:
+        """Add what was counted (for one tenant, or all) to the database."""
+        taken = {k: v for k, v in self._counts.items() if tenant is None or k[0] == tenant}
+        for key in taken:
+            del self._counts[key]
+        by_tenant: dict[str, list[tuple[str, int, list[int]]]] = {}
+        for (name, api_key_id, hour), counts in taken.items():
+            by_tenant.setdefault(name, []).append((api_key_id, hour, counts))
+        for name, rows in by_tenant.items():
+            try:
+                await _add(db, name, rows)
+            except Exception:  # a tenant deleted meanwhile, a database away: keep the rest going
+                logger.exception("usage of tenant %s could not be written", name)
+
+    async def run(self, db: Database) -> None:
+        """Flush every few seconds until cancelled, then once more."""
+        try:
+            while True:
+                await asyncio.sleep(FLUSH_SECONDS)
+                await self.flush(db)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.flush(db))
+
+
+async def _add(db: Database, tenant: str, rows: list[tuple[str, int, list[int]]]) -> None:
+    async with db.write(tenant) as conn:
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        for api_key_id, hour, (requests, bytes_in, bytes_out) in rows:
+            statement = insert(usage).values(
+                hour=datetime.fromtimestamp(hour, tz=UTC),
+                api_key_id=api_key_id,
+                requests=requests,
+                bytes_in=bytes_in,
+                bytes_out=bytes_out,
+            )
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[usage.c.hour, usage.c.api_key_id],
+                    set_={
+                        "requests": usage.c.requests + statement.excluded.requests,
+                        "bytes_in": usage.c.bytes_in + statement.excluded.bytes_in,
+                        "bytes_out": usage.c.bytes_out + statement.excluded.bytes_out,
+                    },
+                )
+            )
