@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -143,14 +144,7 @@ async def put_template(ctx: Context, params: TemplateSpec) -> MailTemplate:
                 updated_at=now,
             )
         )
-    return MailTemplate(
-        alias=params.alias,
-        subject=params.subject,
-        text=params.text,
-        html=params.html,
-        builtin=False,
-        updated_at=now,
-    )
+    return _as_template(params, builtin=False, updated_at=now)
 
 
 @operation("mail.get_template", scope="mail:read", read_only=True)
@@ -166,7 +160,10 @@ async def list_templates(ctx: Context, params: Empty) -> list[MailTemplate]:
     async with ctx.platform.db.read(ctx.tenant) as conn:
         rows = (await conn.execute(select(mail_templates))).mappings().all()
     own = {row["alias"]: _from_row(row) for row in rows}
-    builtin = {alias: _builtin(spec) for alias, spec in BUILTIN_TEMPLATES.items()}
+    builtin = {
+        alias: _as_template(spec, builtin=True, updated_at=None)
+        for alias, spec in BUILTIN_TEMPLATES.items()
+    }
     return [template for _, template in sorted((builtin | own).items())]
 
 
@@ -220,7 +217,7 @@ async def _template(ctx: Context, alias: str) -> MailTemplate:
     if row is not None:
         return _from_row(row)
     if alias in BUILTIN_TEMPLATES:
-        return _builtin(BUILTIN_TEMPLATES[alias])
+        return _as_template(BUILTIN_TEMPLATES[alias], builtin=True, updated_at=None)
     raise _no_template(alias)
 
 
@@ -251,14 +248,14 @@ def _from_row(row: RowMapping) -> MailTemplate:
     )
 
 
-def _builtin(spec: TemplateSpec) -> MailTemplate:
+def _as_template(spec: TemplateSpec, *, builtin: bool, updated_at: datetime | None) -> MailTemplate:
     return MailTemplate(
         alias=spec.alias,
         subject=spec.subject,
         text=spec.text,
         html=spec.html,
-        builtin=True,
-        updated_at=None,
+        builtin=builtin,
+        updated_at=updated_at,
     )
 
 

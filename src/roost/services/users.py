@@ -234,11 +234,7 @@ async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
     async with ctx.platform.db.write(ctx.tenant) as conn:
         if changes:
             await conn.execute(roles.update().where(roles.c.name == params.name).values(**changes))
-        row = (
-            (await conn.execute(select(roles).where(roles.c.name == params.name)))
-            .mappings()
-            .first()
-        )
+        row = await _find_role(conn, params.name)
     if row is None:
         raise _no_role(params.name)
     await ctx.platform.forget_principals()
@@ -249,11 +245,7 @@ async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
 async def delete_role(ctx: Context, params: RoleRef) -> Done:
     """Delete a role; its users lose it. Built-in roles cannot be deleted."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        row = (
-            (await conn.execute(select(roles).where(roles.c.name == params.name)))
-            .mappings()
-            .first()
-        )
+        row = await _find_role(conn, params.name)
         if row is None:
             raise _no_role(params.name)
         if row["builtin"]:
@@ -271,6 +263,10 @@ async def _check_grantable(ctx: Context, conn: AsyncConnection, names: list[str]
     rows = (await conn.execute(select(roles).where(roles.c.name.in_(names)))).mappings().all()
     ctx.require_held([scope for row in rows for scope in row["scopes"]])
     return {row["name"] for row in rows}
+
+
+async def _find_role(conn: AsyncConnection, name: str) -> RowMapping | None:
+    return (await conn.execute(select(roles).where(roles.c.name == name))).mappings().first()
 
 
 def _no_role(name: str) -> NotFoundError:
