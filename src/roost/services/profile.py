@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,6 +12,7 @@ from roost.backends.sql.tables import users
 from roost.errors import AuthenticationError, ConflictError, ValidationError
 from roost.services import accounts, recovery
 from roost.services.context import Context
+from roost.services.payloads import merged_object
 from roost.services.registry import operation
 from roost.wire.auth import PreferencesUpdate, ProfileUpdate, User
 from roost.wire.common import Empty
@@ -67,15 +67,13 @@ async def update_preferences(ctx: Context, params: PreferencesUpdate) -> dict[st
     principal = ctx.require_principal()
     async with ctx.platform.db.write(ctx.tenant) as conn:
         user = await _me(conn, principal.user_id)
-        merged = {} if params.replace else dict(user["preferences"] or {})
-        merged.update(params.preferences)
-        merged = {key: value for key, value in merged.items() if value is not None}
-        size = len(msgspec.json.encode(merged))
-        if size > _PREFERENCES_LIMIT:
-            raise ValidationError(
-                f"preferences would be {size} bytes of JSON; the limit is {_PREFERENCES_LIMIT}",
-                details={"field": "preferences", "limit": _PREFERENCES_LIMIT},
-            )
+        merged = merged_object(
+            user["preferences"],
+            params.preferences,
+            replace=params.replace,
+            field="preferences",
+            limit=_PREFERENCES_LIMIT,
+        )
         await conn.execute(
             users.update().where(users.c.id == user["id"]).values(preferences=merged)
         )

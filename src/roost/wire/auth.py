@@ -102,6 +102,11 @@ class PreferencesUpdate(Struct, forbid_unknown_fields=True):
     replace: bool = False  # False: merge top-level keys (a null value removes its key)
 
 
+class SiteSettingsUpdate(Struct, forbid_unknown_fields=True):
+    settings: dict[str, Any]
+    replace: bool = False  # False: merge top-level keys (a null value removes its key)
+
+
 class User(Struct):
     id: str
     username: str

@@ -173,6 +173,8 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
     Migration(15, "one-time tokens sent by mail", _create(tables.user_tokens)),
     Migration(16, "users' preferences", _add_columns(tables.users, "preferences")),
     Migration(17, "usage by hour and API key", _create(tables.usage)),
+    Migration(18, "site settings", _create(tables.site_settings)),
+    Migration(19, "pages and the scopes they need", _create(tables.pages)),
 )
 
 

@@ -408,6 +408,28 @@ usage = Table(
     Column("bytes_out", BigInteger, nullable=False),
 )
 
+# The tenant's site settings (services/site.py): one JSON object, in one row.
+site_settings = Table(
+    "roost_site_settings",
+    tenant_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+# Pages of the tenant's app and the scopes each needs (services/pages.py): the navigation a
+# caller sees is the tree of pages whose scopes they hold.
+pages = Table(
+    "roost_pages",
+    tenant_metadata,
+    Column("path", String(255), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("parent", String(255), nullable=True),
+    Column("scopes", JSON, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a
 # JSON object of field -> JSON text. Expired rows are invisible and swept from time to time.
 kv_entries = Table(

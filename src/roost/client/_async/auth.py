@@ -181,6 +181,28 @@ class AsyncAuth:
         )
         return result
 
+    async def get_navigation(self) -> list[dict[str, Any]]:
+        """The tree of pages you may open: `[{"path", "title", "children": [...]}]`.
+
+        Example:
+            menu = await signed_in.auth.get_navigation()
+        """
+        result: list[dict[str, Any]] = await self._client.call(
+            "auth.get_navigation", idempotent=True
+        )
+        return result
+
+    async def check_page_access(self, path: str) -> dict[str, Any]:
+        """Whether you may open a page: `{"path", "allowed", "missing_scopes"}`.
+
+        Example:
+            if not (await signed_in.auth.check_page_access("/admin"))["allowed"]: ...
+        """
+        result: dict[str, Any] = await self._client.call(
+            "auth.check_page_access", {"path": path}, idempotent=True
+        )
+        return result
+
     async def whoami(self) -> dict[str, Any]:
         """What the server knows of this client's credential: `kind` ("user" or "api_key"),
         `tenant`, `user_id`, `username`, `scopes`. Cheap: no database read on the server.

@@ -30,9 +30,11 @@ from roost.client._async.database import (
 from roost.client._async.kv import AsyncKV
 from roost.client._async.logs import AsyncLogs
 from roost.client._async.mail import AsyncMail
+from roost.client._async.pages import AsyncPages
 from roost.client._async.pubsub import AsyncPubSub
 from roost.client._async.queue import AsyncQueue
 from roost.client._async.secrets import AsyncSecrets
+from roost.client._async.site import AsyncSiteSettings
 from roost.client._async.storage import AsyncFiles, AsyncStorage
 from roost.client._async.stream import AsyncStream
 from roost.client._async.usage import AsyncUsage
@@ -218,6 +220,16 @@ class AsyncClient(ModeSelecting):
     def usage(self) -> AsyncUsage:
         """What the tenant's calls cost: requests and bytes by period and API key."""
         return AsyncUsage(self)
+
+    @cached_property
+    def settings(self) -> AsyncSiteSettings:
+        """The tenant's site settings: one JSON object."""
+        return AsyncSiteSettings(self)
+
+    @cached_property
+    def pages(self) -> AsyncPages:
+        """The pages of your app and the scopes each needs."""
+        return AsyncPages(self)
 
     @cached_property
     def secrets(self) -> AsyncSecrets:

@@ -32,9 +32,11 @@ from roost.client._sync.database import (
 from roost.client._sync.kv import KV
 from roost.client._sync.logs import Logs
 from roost.client._sync.mail import Mail
+from roost.client._sync.pages import Pages
 from roost.client._sync.pubsub import PubSub
 from roost.client._sync.queue import Queue
 from roost.client._sync.secrets import Secrets
+from roost.client._sync.site import SiteSettings
 from roost.client._sync.storage import Files, Storage
 from roost.client._sync.stream import Stream
 from roost.client._sync.usage import Usage
@@ -220,6 +222,16 @@ class Client(ModeSelecting):
     def usage(self) -> Usage:
         """What the tenant's calls cost: requests and bytes by period and API key."""
         return Usage(self)
+
+    @cached_property
+    def settings(self) -> SiteSettings:
+        """The tenant's site settings: one JSON object."""
+        return SiteSettings(self)
+
+    @cached_property
+    def pages(self) -> Pages:
+        """The pages of your app and the scopes each needs."""
+        return Pages(self)
 
     @cached_property
     def secrets(self) -> Secrets:

@@ -1,0 +1,131 @@
+"""Pages of the tenant's app and the scopes each needs: admins declare them, every caller gets
+the navigation tree of the pages they may open (a page needs its own scopes and those of every
+page above it) and can ask about one page."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roost.backends.sql.tables import pages, utcnow
+from roost.errors import ConflictError, NotFoundError, ValidationError
+from roost.services.context import Context, Principal
+from roost.services.registry import operation
+from roost.wire.auth import Done
+from roost.wire.common import Empty
+from roost.wire.pages import NavigationNode, Page, PageAccess, PageRef, PageSpec
+
+
+@operation("pages.create", scope="pages:write")
+async def create_page(ctx: Context, params: PageSpec) -> Page:
+    """Declare a page under `parent` (which must exist), opened by callers holding `scopes`."""
+    if params.parent == params.path:
+        raise ValidationError("a page cannot be its own parent", details={"field": "parent"})
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        if params.parent is not None and await _find(conn, params.parent) is None:
+            raise NotFoundError(
+                f"no page {params.parent!r} to put this one under", details={"field": "parent"}
+            )
+        try:
+            await conn.execute(
+                pages.insert().values(
+                    path=params.path,
+                    title=params.title,
+                    parent=params.parent,
+                    scopes=sorted(set(params.scopes)),
+                    position=params.position,
+                    created_at=utcnow(),
+                )
+            )
+        except IntegrityError:
+            raise ConflictError(f"page {params.path!r} exists", details={"field": "path"}) from None
+        created = await _find(conn, params.path)
+    assert created is not None
+    return _page(created)
+
+
+@operation("pages.list", scope="pages:read", read_only=True)
+async def list_pages(ctx: Context, params: Empty) -> list[Page]:
+    """Every page, by path, with the scopes it needs."""
+    return [_page(row) for row in await _all(ctx)]
+
+
+@operation("pages.delete", scope="pages:write")
+async def delete_page(ctx: Context, params: PageRef) -> Done:
+    """Delete a page that has no pages under it."""
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        if await _find(conn, params.path) is None:
+            raise _no_page(params.path)
+        child = await conn.scalar(select(pages.c.path).where(pages.c.parent == params.path))
+        if child is not None:
+            raise ConflictError(
+                f"page {params.path!r} has pages under it ({child!r}); delete those first",
+                details={"field": "path"},
+            )
+        await conn.execute(delete(pages).where(pages.c.path == params.path))
+    return Done(count=1)
+
+
+@operation("auth.get_navigation", read_only=True)
+async def get_navigation(ctx: Context, params: Empty) -> list[NavigationNode]:
+    """The tree of pages you may open, each level in `position` order."""
+    principal = ctx.require_principal()
+    rows = await _all(ctx)
+    children: dict[str | None, list[RowMapping]] = {}
+    for row in sorted(rows, key=lambda r: (r["position"], r["path"])):
+        children.setdefault(row["parent"], []).append(row)
+
+    def branch(parent: str | None) -> list[NavigationNode]:
+        return [
+            NavigationNode(path=row["path"], title=row["title"], children=branch(row["path"]))
+            for row in children.get(parent, [])
+            if _allowed(principal, row["scopes"])
+        ]
+
+    return branch(None)
+
+
+@operation("auth.check_page_access", read_only=True)
+async def check_page_access(ctx: Context, params: PageRef) -> PageAccess:
+    """Whether you may open a page, and which scopes you lack for it (or above it)."""
+    principal = ctx.require_principal()
+    by_path = {row["path"]: row for row in await _all(ctx)}
+    if params.path not in by_path:
+        raise _no_page(params.path)
+    missing: set[str] = set()
+    path: str | None = params.path
+    while path is not None and path in by_path:
+        row = by_path[path]
+        missing |= {scope for scope in row["scopes"] if not principal.allows(scope)}
+        path = row["parent"]
+    return PageAccess(path=params.path, allowed=not missing, missing_scopes=sorted(missing))
+
+
+def _allowed(principal: Principal, scopes: list[str]) -> bool:
+    return all(principal.allows(scope) for scope in scopes)
+
+
+async def _all(ctx: Context) -> list[RowMapping]:
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        return list((await conn.execute(select(pages).order_by(pages.c.path))).mappings().all())
+
+
+async def _find(conn: AsyncConnection, path: str) -> RowMapping | None:
+    return (await conn.execute(select(pages).where(pages.c.path == path))).mappings().first()
+
+
+def _page(row: RowMapping) -> Page:
+    return Page(
+        path=row["path"],
+        title=row["title"],
+        parent=row["parent"],
+        scopes=row["scopes"],
+        position=row["position"],
+        created_at=row["created_at"],
+    )
+
+
+def _no_page(path: str) -> NotFoundError:
+    return NotFoundError(f"no page {path!r}", details={"field": "path"})
