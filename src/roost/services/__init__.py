@@ -25,6 +25,7 @@ def build_registry() -> Registry:
         records,
         recovery,
         schema,
+        scopes,
         secrets,
         site,
         storage,

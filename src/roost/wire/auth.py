@@ -107,6 +107,21 @@ class SiteSettingsUpdate(Struct, forbid_unknown_fields=True):
     replace: bool = False  # False: merge top-level keys (a null value removes its key)
 
 
+class ScopeSpec(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(pattern=r"^[a-z_]+:[a-z_]+$", max_length=64)]
+    description: Annotated[str, Meta(max_length=500)] = ""
+
+
+class ScopeRef(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(pattern=r"^[a-z_]+:[a-z_]+$", max_length=64)]
+
+
+class ScopeInfo(Struct):
+    name: str
+    description: str
+    builtin: bool  # one the platform's operations check
+
+
 class User(Struct):
     id: str
     username: str

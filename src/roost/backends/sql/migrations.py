@@ -175,6 +175,7 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
     Migration(17, "usage by hour and API key", _create(tables.usage)),
     Migration(18, "site settings", _create(tables.site_settings)),
     Migration(19, "pages and the scopes they need", _create(tables.pages)),
+    Migration(20, "tenant-defined scopes", _create(tables.custom_scopes)),
 )
 
 

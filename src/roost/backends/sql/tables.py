@@ -430,6 +430,15 @@ pages = Table(
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
 )
 
+# Scopes a tenant defines for its own app (services/scopes.py), next to the platform's.
+custom_scopes = Table(
+    "roost_scopes",
+    tenant_metadata,
+    Column("name", String(64), primary_key=True),
+    Column("description", String(500), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a
 # JSON object of field -> JSON text. Expired rows are invisible and swept from time to time.
 kv_entries = Table(

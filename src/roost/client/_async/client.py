@@ -16,6 +16,7 @@ from roost.client._async.admin import (
     AsyncApiKeys,
     AsyncHealth,
     AsyncRoles,
+    AsyncScopes,
     AsyncTenants,
     AsyncUsers,
 )
@@ -167,6 +168,11 @@ class AsyncClient(ModeSelecting):
     def roles(self) -> AsyncRoles:
         """Roles and their scopes (admins)."""
         return AsyncRoles(self)
+
+    @cached_property
+    def scopes(self) -> AsyncScopes:
+        """Scopes to give: the platform's and your tenant's own."""
+        return AsyncScopes(self)
 
     @cached_property
     def tenants(self) -> AsyncTenants:

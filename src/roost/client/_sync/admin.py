@@ -242,6 +242,37 @@ class Roles(_Namespace):
         return result
 
 
+class Scopes(_Namespace):
+    def create(self, name: str, description: str = "") -> dict[str, Any]:
+        """Define a scope for your app, `module:action` (scope `roles:write`).
+
+        Example:
+            admin.scopes.create("reports:export", "download reports as CSV")
+        """
+        result: dict[str, Any] = self._client.call(
+            "scopes.create", {"name": name, "description": description}
+        )
+        return result
+
+    def delete(self, name: str) -> None:
+        """Delete a scope your tenant defined (scope `roles:write`).
+
+        Example:
+            admin.scopes.delete("reports:export")
+        """
+        self._client.call("scopes.delete", {"name": name})
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every scope there is to give, the platform's (`builtin`) and your own (scope
+        `roles:read`).
+
+        Example:
+            names = [scope["name"] for scope in admin.scopes.list()]
+        """
+        result: list[dict[str, Any]] = self._client.call("scopes.list", idempotent=True)
+        return result
+
+
 class Tenants(_Namespace):
     def create(
         self,

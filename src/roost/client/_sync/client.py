@@ -18,6 +18,7 @@ from roost.client._sync.admin import (
     ApiKeys,
     Health,
     Roles,
+    Scopes,
     Tenants,
     Users,
 )
@@ -169,6 +170,11 @@ class Client(ModeSelecting):
     def roles(self) -> Roles:
         """Roles and their scopes (admins)."""
         return Roles(self)
+
+    @cached_property
+    def scopes(self) -> Scopes:
+        """Scopes to give: the platform's and your tenant's own."""
+        return Scopes(self)
 
     @cached_property
     def tenants(self) -> Tenants:
