@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import roles, sessions, user_roles, users, utcnow
-from roost.errors import ConflictError, NotFoundError, ValidationError
+from roost.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from roost.services.security import hash_password, new_id
 from roost.wire.auth import RegisterRequest, User
 
@@ -42,6 +42,14 @@ async def find_by_username(conn: AsyncConnection, username: str) -> RowMapping:
 
 async def find_by_id(conn: AsyncConnection, user_id: str) -> RowMapping | None:
     return (await conn.execute(select(users).where(users.c.id == user_id))).mappings().first()
+
+
+async def live_user(conn: AsyncConnection, user_id: str) -> RowMapping:
+    """The row of the user a credential names; one deleted since is refused as revoked."""
+    user = await find_by_id(conn, user_id)
+    if user is None:
+        raise AuthenticationError("this user no longer exists", code="token_revoked")
+    return user
 
 
 async def roles_and_scopes(conn: AsyncConnection, user: RowMapping) -> tuple[list[str], set[str]]:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import refresh_tokens, sessions, users, utcnow
-from roost.errors import AuthenticationError, AuthorizationError, NotFoundError, RateLimitError
+from roost.errors import AuthenticationError, AuthorizationError, NotFoundError
 from roost.services import accounts, recovery
 from roost.services.context import Context
 from roost.services.principals import Credential, authenticate
@@ -25,6 +25,7 @@ from roost.services.security import (
     needs_rehash,
     new_id,
     parse_opaque,
+    refuse_if_limited,
     verify_password,
 )
 from roost.wire.auth import (
@@ -154,10 +155,7 @@ async def me(ctx: Context, params: Empty) -> User:
     """The signed-in user (for an API key: its owner)."""
     principal = ctx.require_principal()
     async with ctx.platform.db.read(ctx.tenant) as conn:
-        user = await accounts.find_by_id(conn, principal.user_id)
-        if user is None:
-            raise AuthenticationError("this user no longer exists", code="token_revoked")
-        return await accounts.to_user(conn, user)
+        return await accounts.to_user(conn, await accounts.live_user(conn, principal.user_id))
 
 
 @operation("auth.whoami", read_only=True)
@@ -364,13 +362,8 @@ class _LoginLimits:
         self._address = (f"login-from:{ctx.client_address}", settings.login_failures_per_address)
 
     async def check(self) -> None:
-        for key, limit in (self._account, self._address):
-            wait = await self._limiter.blocked_for(key, limit, self._window)
-            if wait is not None:
-                raise RateLimitError(
-                    f"too many failed sign-ins; try again in {int(wait) + 1} s",
-                    retry_after=float(int(wait) + 1),
-                )
+        limits = (self._account, self._address)
+        await refuse_if_limited(self._limiter, limits, self._window, "failed sign-ins")
 
     async def failed(self) -> None:
         for key, _ in (self._account, self._address):

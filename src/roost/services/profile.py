@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from roost.backends.sql.tables import users
-from roost.errors import AuthenticationError, ConflictError, ValidationError
+from roost.errors import ConflictError, ValidationError
 from roost.services import accounts, recovery
 from roost.services.context import Context
 from roost.services.payloads import merged_object
@@ -35,7 +32,7 @@ async def update_profile(ctx: Context, params: ProfileUpdate) -> User:
             "nothing to update: send email, first_name or last_name", details={"field": "email"}
         )
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        user = await _me(conn, principal.user_id)
+        user = await accounts.live_user(conn, principal.user_id)
         new_email = params.email is not None and params.email.lower() != user["email"].lower()
         if new_email:
             if params.email and await accounts.email_taken(conn, params.email):
@@ -44,7 +41,7 @@ async def update_profile(ctx: Context, params: ProfileUpdate) -> User:
                 )
             changes["email_verified_at"] = None
         await conn.execute(users.update().where(users.c.id == user["id"]).values(**changes))
-        user = await _me(conn, principal.user_id)
+        user = await accounts.live_user(conn, principal.user_id)
         answer = await accounts.to_user(conn, user)
     if new_email:
         await recovery.send_verification(ctx, user)
@@ -56,7 +53,7 @@ async def get_preferences(ctx: Context, params: Empty) -> dict[str, Any]:
     """Your preferences (an empty object until you set some)."""
     principal = ctx.require_principal()
     async with ctx.platform.db.read(ctx.tenant) as conn:
-        user = await _me(conn, principal.user_id)
+        user = await accounts.live_user(conn, principal.user_id)
     return dict(user["preferences"] or {})
 
 
@@ -66,7 +63,7 @@ async def update_preferences(ctx: Context, params: PreferencesUpdate) -> dict[st
     set them as given. At most 64 KiB of JSON."""
     principal = ctx.require_principal()
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        user = await _me(conn, principal.user_id)
+        user = await accounts.live_user(conn, principal.user_id)
         merged = merged_object(
             user["preferences"],
             params.preferences,
@@ -78,10 +75,3 @@ async def update_preferences(ctx: Context, params: PreferencesUpdate) -> dict[st
             users.update().where(users.c.id == user["id"]).values(preferences=merged)
         )
     return merged
-
-
-async def _me(conn: AsyncConnection, user_id: str) -> RowMapping:
-    user = await accounts.find_by_id(conn, user_id)
-    if user is None:
-        raise AuthenticationError("this user no longer exists", code="token_revoked")
-    return user

@@ -23,7 +23,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import sessions, user_tokens, users, utcnow
-from roost.errors import AuthenticationError, RateLimitError, ServiceUnavailableError
+from roost.errors import AuthenticationError, ServiceUnavailableError
 from roost.services.accounts import revoke_sessions
 from roost.services.context import Context
 from roost.services.mail import send_template
@@ -33,6 +33,7 @@ from roost.services.security import (
     make_opaque,
     new_id,
     parse_opaque,
+    refuse_if_limited,
     same_hash,
 )
 from roost.wire.auth import Done, EmailRequest, PasswordResetRequest, TokenRequest
@@ -164,13 +165,7 @@ async def _count_request(ctx: Context, email: str, purpose: Purpose) -> None:
         (f"mail:{purpose}:{ctx.tenant}:{email.lower()}", _MAILS_PER_ADDRESS),
         (f"mail-from:{ctx.client_address}", _MAILS_PER_CLIENT),
     )
-    for key, limit in keys:
-        wait = await limiter.blocked_for(key, limit, _HOUR)
-        if wait is not None:
-            raise RateLimitError(
-                f"too many mails asked for; try again in {int(wait) + 1} s",
-                retry_after=float(int(wait) + 1),
-            )
+    await refuse_if_limited(limiter, keys, _HOUR, "mails asked for")
     for key, _ in keys:
         await limiter.hit(key, _HOUR)
 

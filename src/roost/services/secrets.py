@@ -12,13 +12,14 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import secret_versions, secrets, utcnow
-from roost.errors import ConflictError, SecretNotFoundError, ValidationError
+from roost.errors import ConflictError, SecretNotFoundError, ServerError, ValidationError
 from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.security import new_id
@@ -85,7 +86,7 @@ async def get_secret(ctx: Context, params: GetSecretRequest) -> Secret:
             f"secret {params.key!r} has no version {version} (see secrets.versions)",
             details={"field": "version"},
         )
-    return await _open(ctx, row, params.app, version, bytes(sealed))
+    return _open(ctx, await _data_key(ctx), row, params.app, version, bytes(sealed))
 
 
 @operation("secrets.get_many", scope="secrets:read", read_only=True)
@@ -94,30 +95,24 @@ async def get_secrets(ctx: Context, params: GetSecretsRequest) -> dict[str, Secr
     not exist are left out of the answer."""
     async with ctx.platform.db.read(ctx.tenant) as conn:
         found = await _lookup(conn, params.keys, params.app)
-        sealed = (
-            {
-                row["secret_id"]: bytes(row["ciphertext"])
-                for row in (
-                    await conn.execute(
-                        select(secret_versions.c.secret_id, secret_versions.c.ciphertext).where(
-                            or_(
-                                *(
-                                    and_(
-                                        secret_versions.c.secret_id == row["id"],
-                                        secret_versions.c.version == row["version"],
-                                    )
-                                    for row in found.values()
-                                )
-                            )
-                        )
-                    )
-                ).mappings()
-            }
-            if found
-            else {}
+        if not found:
+            return {}
+        current = or_(
+            *(
+                and_(
+                    secret_versions.c.secret_id == row["id"],
+                    secret_versions.c.version == row["version"],
+                )
+                for row in found.values()
+            )
         )
+        rows = await conn.execute(
+            select(secret_versions.c.secret_id, secret_versions.c.ciphertext).where(current)
+        )
+        sealed = {secret_id: bytes(ciphertext) for secret_id, ciphertext in rows}
+    data_key = await _data_key(ctx)  # once for every secret answered
     return {
-        key: await _open(ctx, row, params.app, row["version"], sealed[row["id"]])
+        key: _open(ctx, data_key, row, params.app, row["version"], sealed[row["id"]])
         for key, row in found.items()
     }
 
@@ -220,79 +215,92 @@ async def _write(
     *,
     create: bool,
 ) -> SecretInfo:
-    principal = ctx.require_principal()
     data_key = await ctx.platform.vault.data_key(ctx.platform.db, ctx.tenant, create=True)
     assert data_key is not None
+    try:
+        return await _write_once(ctx, data_key, key, app, value, fields, create=create)
+    except IntegrityError:  # a concurrent first set of the same key won: now this one updates
+        pass
+    try:
+        return await _write_once(ctx, data_key, key, app, value, fields, create=create)
+    except IntegrityError:
+        raise ConflictError(
+            f"secret {key!r} is being written by another request; try again",
+            details={"field": "key"},
+        ) from None
+
+
+async def _write_once(
+    ctx: Context,
+    data_key: AESGCM,
+    key: str,
+    app: str | None,
+    value: str | None,
+    fields: SetSecretRequest | UpdateSecretRequest,
+    *,
+    create: bool,
+) -> SecretInfo:
+    """One transaction of `_write`: insert or update the secret, and seal a new version."""
+    principal = ctx.require_principal()
     place = app or _TENANT_WIDE
-    for attempt in range(2):
-        try:
-            async with ctx.platform.db.write(ctx.tenant) as conn:
-                row = (
-                    (
-                        await conn.execute(
-                            select(secrets)
-                            .where(secrets.c.key == key, secrets.c.app == place)
-                            .with_for_update()
-                        )
-                    )
-                    .mappings()
-                    .first()
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        row = (
+            (
+                await conn.execute(
+                    select(secrets)
+                    .where(secrets.c.key == key, secrets.c.app == place)
+                    .with_for_update()
                 )
-                if row is None and not create:
-                    raise _not_found(key, app)
-                now = utcnow()
-                changes: dict[str, Any] = {
-                    name: getattr(fields, name)
-                    for name in ("secret_type", "tags", "comment")
-                    if getattr(fields, name) is not None
-                }
-                if row is None:
-                    secret_id, version = new_id(), 1
-                    await conn.execute(
-                        secrets.insert().values(
-                            id=secret_id,
-                            app=place,
-                            key=key,
-                            version=version,
-                            created_at=now,
-                            updated_at=now,
-                            **{"secret_type": "generic", "tags": [], "comment": ""} | changes,
-                        )
-                    )
-                else:
-                    secret_id = row["id"]
-                    version = row["version"] + (value is not None)
-                    await conn.execute(
-                        secrets.update()
-                        .where(secrets.c.id == secret_id)
-                        .values(version=version, updated_at=now, **changes)
-                    )
-                if value is not None:
-                    await conn.execute(
-                        secret_versions.insert().values(
-                            secret_id=secret_id,
-                            version=version,
-                            ciphertext=ctx.platform.vault.seal(
-                                data_key, secret_place(ctx.tenant, place, key, version), value
-                            ),
-                            comment=fields.comment or "",
-                            created_at=now,
-                            created_by=principal.username,
-                        )
-                    )
-                stored = (
-                    (await conn.execute(select(secrets).where(secrets.c.id == secret_id)))
-                    .mappings()
-                    .one()
+            )
+            .mappings()
+            .first()
+        )
+        if row is None and not create:
+            raise _not_found(key, app)
+        now = utcnow()
+        changes: dict[str, Any] = {
+            name: getattr(fields, name)
+            for name in ("secret_type", "tags", "comment")
+            if getattr(fields, name) is not None
+        }
+        if row is None:
+            secret_id, version = new_id(), 1
+            await conn.execute(
+                secrets.insert().values(
+                    id=secret_id,
+                    app=place,
+                    key=key,
+                    version=version,
+                    created_at=now,
+                    updated_at=now,
+                    **{"secret_type": "generic", "tags": [], "comment": ""} | changes,
                 )
-            return _info(stored)
-        except IntegrityError:  # a concurrent first set of the same key won the race
-            if attempt:
-                raise ConflictError(
-                    f"secret {key!r} is being written by another request; try again",
-                    details={"field": "key"},
-                ) from None
-    raise AssertionError("unreachable")
+            )
+        else:
+            secret_id = row["id"]
+            version = row["version"] + (value is not None)
+            await conn.execute(
+                secrets.update()
+                .where(secrets.c.id == secret_id)
+                .values(version=version, updated_at=now, **changes)
+            )
+        if value is not None:
+            await conn.execute(
+                secret_versions.insert().values(
+                    secret_id=secret_id,
+                    version=version,
+                    ciphertext=ctx.platform.vault.seal(
+                        data_key, secret_place(ctx.tenant, place, key, version), value
+                    ),
+                    comment=fields.comment or "",
+                    created_at=now,
+                    created_by=principal.username,
+                )
+            )
+        stored = (
+            (await conn.execute(select(secrets).where(secrets.c.id == secret_id))).mappings().one()
+        )
+    return _info(stored)
 
 
 async def _lookup(
@@ -316,12 +324,22 @@ async def _lookup(
     return found
 
 
-async def _open(
-    ctx: Context, row: RowMapping, asked_app: str | None, version: int, sealed: bytes
-) -> Secret:
+async def _data_key(ctx: Context) -> AESGCM:
+    """The tenant's data key, which exists since the tenant's first secret was set."""
     data_key = await ctx.platform.vault.data_key(ctx.platform.db, ctx.tenant, create=False)
     if data_key is None:
-        raise _not_found(row["key"], asked_app)
+        raise ServerError("this tenant has secrets but no data key", code="secret_unreadable")
+    return data_key
+
+
+def _open(
+    ctx: Context,
+    data_key: AESGCM,
+    row: RowMapping,
+    asked_app: str | None,
+    version: int,
+    sealed: bytes,
+) -> Secret:
     place = secret_place(ctx.tenant, row["app"], row["key"], version)
     info = _info(row)
     return Secret(

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,7 +21,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from roost.errors import AuthenticationError
+from roost.backends.ratelimit import RateLimiter
+from roost.errors import AuthenticationError, RateLimitError
 
 OpaqueKind = Literal["rak", "rst", "rrt", "rev", "rpr"]
 """rak: API key, rst: session token, rrt: refresh token."""
@@ -49,6 +50,19 @@ def _verify(password_hash: str, password: str, real: str | None) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
+
+
+async def refuse_if_limited(
+    limiter: RateLimiter, limits: Sequence[tuple[str, int]], window: float, what: str
+) -> None:
+    """RateLimitError ("too many <what>", with Retry-After) if any (key, limit) is reached."""
+    for key, limit in limits:
+        wait = await limiter.blocked_for(key, limit, window)
+        if wait is not None:
+            raise RateLimitError(
+                f"too many {what}; try again in {int(wait) + 1} s",
+                retry_after=float(int(wait) + 1),
+            )
 
 
 def new_id() -> str:

@@ -52,15 +52,13 @@ async def get_usage(ctx: Context, params: UsageQuery) -> UsageReport:
                 bytes_out=0,
                 api_keys={} if params.by_api_key else None,
             )
-        for figures in (bucket, totals):
+        adding: list[UsageBucket | UsageFigures] = [bucket, totals]
+        if bucket.api_keys is not None:
+            adding.append(bucket.api_keys.setdefault(row["api_key_id"], UsageFigures()))
+        for figures in adding:
             figures.requests += row["requests"]
             figures.bytes_in += row["bytes_in"]
             figures.bytes_out += row["bytes_out"]
-        if bucket.api_keys is not None:
-            per_key = bucket.api_keys.setdefault(row["api_key_id"], UsageFigures())
-            per_key.requests += row["requests"]
-            per_key.bytes_in += row["bytes_in"]
-            per_key.bytes_out += row["bytes_out"]
     return UsageReport(
         period=params.period,
         since=since,
