@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         max_length=320,
         description="the sender of mail that names none",
     )
+    mail_max_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = Field(
+        default=256 * 1024,
+        description="the largest a rendered mail (subject, text and html together, in bytes) "
+        "may be; a template and model that would render larger are refused before sending",
+    )
     kv_min_ttl: Annotated[int, Field(ge=1)] | None = None
     kv_max_ttl: Annotated[int, Field(ge=1)] | None = None
     kv_near_cache_bytes: Annotated[int, Field(ge=0)] = Field(

@@ -2,7 +2,9 @@
 
 With the outbox (the development default) nothing leaves the machine: the service records
 each message as it always does, with the status "outbox", and the API (`mail.outbox`) and the
-CLI (`roost mail outbox`) show it.
+CLI (`roost mail outbox`) show it, one-time tokens redacted. The letter itself, tokens and
+all, is "delivered" to the server's console: logged at INFO on `roost.mail`, where the
+developer (and nobody over the API) reads the links of reset and verification mails.
 
 `smtp://[user:password@]host[:port]` speaks plain SMTP and upgrades with STARTTLS when the
 server offers it (`?starttls=require` refuses a server that does not; `?starttls=off` never
@@ -11,7 +13,8 @@ asks); `smtps://` is TLS from the first byte (port 465).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -19,6 +22,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 from roost.errors import ConfigurationError
+
+logger = logging.getLogger("roost.mail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,15 @@ class Letter:
     subject: str
     text: str
     html: str | None = None
+
+    def redacted(self, secret: str, mark: str) -> Letter:
+        """This letter with every occurrence of `secret` replaced by `mark` (to be kept)."""
+        return replace(
+            self,
+            subject=self.subject.replace(secret, mark),
+            text=self.text.replace(secret, mark),
+            html=None if self.html is None else self.html.replace(secret, mark),
+        )
 
     def as_message(self) -> EmailMessage:
         message = EmailMessage()
@@ -56,7 +70,14 @@ class OutboxMailer:
     kind = "outbox"
 
     async def deliver(self, letter: Letter) -> None:
-        return None  # recorded by the service; nothing leaves the machine
+        # Nothing leaves the machine: the console is the inbox of development.
+        logger.info(
+            "mail (no ROOST_SMTP_URL) from %s to %s: %s\n%s",
+            letter.sender,
+            ", ".join(letter.to),
+            letter.subject,
+            letter.text,
+        )
 
 
 class SmtpMailer:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -76,9 +77,24 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=_log_config(log_level),
         proxy_headers=False,
         ws_per_message_deflate=False,  # costs ~27% on small frames; see architecture.md
     )
+
+
+def _log_config(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging, with Roost's own loggers on the console at the same level (without a
+    relay, that is where mail is "delivered": see backends/mail.py)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["roost"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 @admin_app.command("create-user")

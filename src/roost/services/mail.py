@@ -3,18 +3,23 @@ email_verification, invitation) that a tenant may replace, its own templates, se
 the platform's mailer (`backends/mail.py`) and a record of every message (the outbox).
 
 Templates hold `{{ name }}` or `{{ user.name }}` placeholders filled from the model sent with
-each message; in the HTML body the values are HTML-escaped. A placeholder the model lacks is
-refused by name, so a half-filled message never leaves.
+each message; in the HTML body the values are HTML-escaped. A placeholder the model lacks, a
+control character or a message over `ROOST_MAIL_MAX_BYTES` is refused by name before anything
+is recorded or sent, so a half-filled (or refused-after-sending) message never leaves.
+
+Each message is recorded ("sending") before the relay sees it, then marked "sent", "outbox" or
+"failed". A security mail's one-time token reaches the relay only: its record says
+"[redacted]" instead, so `mail:read` never reads a token (see services/mail_render.py for where
+such a template may put its link).
 """
 
 from __future__ import annotations
 
-import html
+import logging
 import re
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
@@ -22,6 +27,7 @@ from roost.backends.mail import Letter, MailDeliveryError
 from roost.backends.sql.tables import mail_messages, mail_templates, utcnow
 from roost.errors import NotFoundError, ServiceUnavailableError, ValidationError
 from roost.services.context import Context
+from roost.services.mail_render import LINK_TEMPLATES, Budget, check_link_placement, render
 from roost.services.registry import operation
 from roost.services.security import new_id
 from roost.wire.auth import Done
@@ -37,7 +43,11 @@ from roost.wire.mail import (
     TemplateSpec,
 )
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
+logger = logging.getLogger("roost.mail")
+
+REDACTED = "[redacted]"
+_TOKEN = re.compile(r"\b(?:rpr|rev)_[A-Za-z0-9_\-]+")  # see security.make_opaque
+_SUBJECT_MAX = 500  # the outbox's column
 
 BUILTIN_TEMPLATES: dict[str, TemplateSpec] = {
     spec.alias: spec
@@ -72,7 +82,8 @@ BUILTIN_TEMPLATES: dict[str, TemplateSpec] = {
 async def send(ctx: Context, params: SendMailRequest) -> SentMail:
     """Fill a template with `model` and send it to `to` (every address sees the others). The
     message is recorded whatever happens: "sent", "outbox" (no relay configured) or "failed"
-    (then the call fails too)."""
+    (then the call fails too). A refused request (a bad field, a model that renders too large)
+    sends and records nothing."""
     return await send_template(
         ctx, params.template_alias, params.to, params.model, params.from_email
     )
@@ -84,24 +95,16 @@ async def send_template(
     to: list[str],
     model: dict[str, Any],
     sender: str | None = None,
+    *,
+    secret: str | None = None,
 ) -> SentMail:
-    """Render the tenant's (or the built-in) template `alias`, deliver it and record it. A
-    relay that refuses raises ServiceUnavailableError after the record is written."""
-    template = await _template(ctx, alias)
-    subject = " ".join(_render(template.subject, model, alias).split())
-    letter = Letter(
-        sender=sender or ctx.platform.settings.mail_from,
-        to=to,
-        subject=subject,
-        text=_render(template.text, model, alias),
-        html=_render(template.html, model, alias, escape=True) if template.html else None,
-    )
-    mailer, error = ctx.platform.mailer, None
-    try:
-        await mailer.deliver(letter)
-    except MailDeliveryError as exc:
-        error = str(exc)
-    status: Status = "failed" if error else ("sent" if mailer.kind == "smtp" else "outbox")
+    """Render the tenant's (or the built-in) template `alias`, record it, deliver it and record
+    how that went. Everything that can be refused is refused before the record and the relay
+    see anything. `secret` (a one-time token) goes to the relay only: the record holds
+    "[redacted]" in its place. A relay that refuses raises ServiceUnavailableError after the
+    record says so."""
+    letter = await _letter(ctx, alias, to, model, sender)
+    kept = letter if secret is None else letter.redacted(secret, REDACTED)
     message_id = new_id()
     async with ctx.platform.db.write(ctx.tenant) as conn:
         await conn.execute(
@@ -109,15 +112,26 @@ async def send_template(
                 id=message_id,
                 at=utcnow(),
                 template=alias,
-                sender=letter.sender,
-                recipients=letter.to,
-                recipient_list="\n" + "\n".join(a.lower() for a in letter.to) + "\n",
-                subject=letter.subject,
-                text=letter.text,
-                html=letter.html,
-                status=status,
-                error=error,
+                sender=kept.sender,
+                recipients=kept.to,
+                recipient_list="\n" + "\n".join(a.lower() for a in kept.to) + "\n",
+                subject=kept.subject,
+                text=kept.text,
+                html=kept.html,
+                status="sending",
             )
+        )
+    mailer, error = ctx.platform.mailer, None
+    try:
+        await mailer.deliver(letter)
+    except MailDeliveryError as exc:
+        error = str(exc)
+    status: Status = "failed" if error else ("sent" if mailer.kind == "smtp" else "outbox")
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        await conn.execute(
+            mail_messages.update()
+            .where(mail_messages.c.id == message_id)
+            .values(status=status, error=error)
         )
     if error:
         raise ServiceUnavailableError(
@@ -129,9 +143,41 @@ async def send_template(
     return SentMail(id=message_id, status=status, to=letter.to)
 
 
+async def _letter(
+    ctx: Context, alias: str, to: list[str], model: dict[str, Any], sender: str | None
+) -> Letter:
+    """The message as it will leave, or the refusal (nothing has happened yet)."""
+    template = await _template(ctx, alias)
+    if alias in LINK_TEMPLATES and not template.builtin:
+        try:
+            check_link_placement(template)
+        except ValidationError:  # saved before links were checked: the platform's wording
+            logger.warning("mail template %r misplaces its link; the built-in one is used", alias)
+            template = _as_template(BUILTIN_TEMPLATES[alias], builtin=True, updated_at=None)
+    budget = Budget(ctx.platform.settings.mail_max_bytes, alias)
+    subject = " ".join(render(template.subject, model, alias, budget).split())
+    if len(subject) > _SUBJECT_MAX:
+        raise ValidationError(
+            f"template {alias!r} filled with this model has a subject longer than "
+            f"{_SUBJECT_MAX} characters",
+            details={"field": "model"},
+        )
+    return Letter(
+        sender=sender or ctx.platform.settings.mail_from,
+        to=to,
+        subject=subject,
+        text=render(template.text, model, alias, budget),
+        html=render(template.html, model, alias, budget, escape=True) if template.html else None,
+    )
+
+
 @operation("mail.put_template", scope="mail:admin")
 async def put_template(ctx: Context, params: TemplateSpec) -> MailTemplate:
-    """Create or replace a template (a built-in alias: this tenant's version of it)."""
+    """Create or replace a template (a built-in alias: this tenant's version of it). A
+    security mail's template (password_reset, email_verification) places the server's
+    `{{ link }}` once, on a line of its own; see services/mail_render.py."""
+    if params.alias in LINK_TEMPLATES:
+        check_link_placement(params)
     now = utcnow()
     async with ctx.platform.db.write(ctx.tenant) as conn:
         await conn.execute(mail_templates.delete().where(mail_templates.c.alias == params.alias))
@@ -190,21 +236,29 @@ async def outbox(ctx: Context, params: OutboxQuery) -> list[MailMessage]:
         )
     async with ctx.platform.db.read(ctx.tenant) as conn:
         rows = (await conn.execute(statement)).mappings().all()
-    return [
-        MailMessage(
-            id=row["id"],
-            at=row["at"],
-            template=row["template"],
-            sender=row["sender"],
-            to=row["recipients"],
-            subject=row["subject"],
-            text=row["text"],
-            html=row["html"],
-            status=row["status"],
-            error=row["error"],
-        )
-        for row in rows
-    ]
+    return [_as_message(row) for row in rows]
+
+
+def _as_message(row: RowMapping) -> MailMessage:
+    scrub = _scrub if row["template"] in LINK_TEMPLATES else str
+    return MailMessage(
+        id=row["id"],
+        at=row["at"],
+        template=row["template"],
+        sender=row["sender"],
+        to=row["recipients"],
+        subject=scrub(row["subject"]),
+        text=scrub(row["text"]),
+        html=None if row["html"] is None else scrub(row["html"]),
+        status=row["status"],
+        error=row["error"],
+    )
+
+
+def _scrub(text: str) -> str:
+    """`text` with any reset or verification token redacted: a message recorded before tokens
+    were redacted as they are sent may still hold one, valid until it expires."""
+    return _TOKEN.sub(REDACTED, text)
 
 
 async def _template(ctx: Context, alias: str) -> MailTemplate:
@@ -219,22 +273,6 @@ async def _template(ctx: Context, alias: str) -> MailTemplate:
     if alias in BUILTIN_TEMPLATES:
         return _as_template(BUILTIN_TEMPLATES[alias], builtin=True, updated_at=None)
     raise _no_template(alias)
-
-
-def _render(text: str, model: dict[str, Any], alias: str, *, escape: bool = False) -> str:
-    def fill(match: re.Match[str]) -> str:
-        value: Any = model
-        for part in match.group(1).split("."):
-            if not isinstance(value, dict) or part not in value:
-                raise ValidationError(
-                    f"template {alias!r} needs model.{match.group(1)}",
-                    details={"field": "model", "missing": match.group(1)},
-                )
-            value = value[part]
-        shown = value if isinstance(value, str) else msgspec.json.encode(value).decode()
-        return html.escape(shown) if escape else shown
-
-    return _PLACEHOLDER.sub(fill, text)
 
 
 def _from_row(row: RowMapping) -> MailTemplate:

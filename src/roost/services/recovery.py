@@ -8,7 +8,11 @@
   that cannot be delivered is recorded in the outbox, not reported: nobody learns which
   addresses have accounts. Requests are rate limited per address and per client address.
 - The mails link to `ROOST_AUTH_LINK_URL` with the token in it (or carry the token alone).
-- A password reset signs the user out everywhere. A verification marks the address the token
+  The server builds that link; a tenant's template only places it (services/mail_render.py).
+  The token goes to the relay alone: the outbox keeps "[redacted]" in its place, and without
+  a relay the mail is logged to the server console (development).
+- A password reset signs the user out everywhere and spends every other reset token the user
+  still holds. A verification marks the address the token
   was sent to, and only while it is still the user's address.
 """
 
@@ -23,7 +27,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import sessions, user_tokens, users, utcnow
-from roost.errors import AuthenticationError, ServiceUnavailableError
+from roost.errors import AuthenticationError, ServiceUnavailableError, ValidationError
 from roost.services.accounts import revoke_sessions
 from roost.services.context import Context
 from roost.services.mail import send_template
@@ -61,13 +65,23 @@ async def request_password_reset(ctx: Context, params: EmailRequest) -> Done:
 
 @operation("auth.confirm_password_reset", access="public")
 async def confirm_password_reset(ctx: Context, params: PasswordResetRequest) -> Done:
-    """Set a new password with the token from a reset mail; every session is signed out."""
+    """Set a new password with the token from a reset mail; every session is signed out and
+    every other reset mail of the user stops working."""
     new_hash = await hash_password(params.new_password)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         token = await _spend(ctx, conn, params.token, "reset_password")
         now = utcnow()
         await conn.execute(
             users.update().where(users.c.id == token["user_id"]).values(password_hash=new_hash)
+        )
+        await conn.execute(
+            user_tokens.update()
+            .where(
+                user_tokens.c.user_id == token["user_id"],
+                user_tokens.c.purpose == "reset_password",
+                user_tokens.c.used_at.is_(None),
+            )
+            .values(used_at=now)
         )
         count = await revoke_sessions(conn, sessions.c.user_id == token["user_id"], now)
     await ctx.platform.forget_principals()
@@ -147,15 +161,17 @@ async def _deliver(ctx: Context, user: RowMapping, purpose: Purpose) -> None:
     link = token.token
     if settings.auth_link_url:
         link = settings.auth_link_url.replace("{action}", purpose).replace("{token}", token.token)
+    # The token is no template value: a template places the server's link, never builds one.
     model = {
         "name": user["first_name"] or user["username"],
         "username": user["username"],
         "link": link,
-        "token": token.token,
     }
     try:
-        await send_template(ctx, _TEMPLATES[purpose], [user["email"]], model)
-    except ServiceUnavailableError as exc:  # kept as failed in the outbox; not for the caller
+        await send_template(ctx, _TEMPLATES[purpose], [user["email"]], model, secret=token.token)
+    except (ServiceUnavailableError, ValidationError) as exc:
+        # Kept as failed in the outbox, or refused (a tenant's template too large): either way
+        # not for the caller, who must not learn whether the address has an account.
         logger.warning("%s mail for user %s not delivered: %s", purpose, user["id"], exc.message)
 
 

@@ -8,19 +8,22 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta, Struct
 
 Alias = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_\-]*$", max_length=100)]
-Address = Annotated[
-    str, Meta(max_length=254, pattern=r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
-]
+# No control character anywhere in an address or a name: a NUL or a line break in a header is
+# refused here, before anything is sent (PostgreSQL cannot even store a NUL).
+_PART = r"[^@\s<>,;\"\x00-\x1f\x7f]+"
+_ADDRESS = rf"{_PART}@{_PART}\.{_PART}"
+Address = Annotated[str, Meta(max_length=254, pattern=rf"^{_ADDRESS}$")]
 Sender = Annotated[
     str,
     Meta(
         max_length=320,
-        pattern=r"^([^<>@\r\n\"]{0,200}<[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+>"
-        r"|[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+)$",
+        pattern=rf"^([^<>@\"\x00-\x1f\x7f]{{0,200}}<{_ADDRESS}>|{_ADDRESS})$",
         description="an address, or Name <address>",
     ),
 ]
-Status = Literal["sent", "outbox", "failed"]
+# Template text: line breaks and tabs, but no NUL and no other control character.
+_NO_CONTROLS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+Status = Literal["sending", "sent", "outbox", "failed"]
 
 
 class SendMailRequest(Struct, forbid_unknown_fields=True):
@@ -38,9 +41,9 @@ class SentMail(Struct):
 
 class TemplateSpec(Struct, forbid_unknown_fields=True):
     alias: Alias
-    subject: Annotated[str, Meta(min_length=1, max_length=500)]
-    text: Annotated[str, Meta(min_length=1, max_length=100_000)]
-    html: Annotated[str, Meta(max_length=500_000)] | None = None
+    subject: Annotated[str, Meta(min_length=1, max_length=500, pattern=_NO_CONTROLS)]
+    text: Annotated[str, Meta(min_length=1, max_length=100_000, pattern=_NO_CONTROLS)]
+    html: Annotated[str, Meta(max_length=500_000, pattern=_NO_CONTROLS)] | None = None
 
 
 class TemplateRef(Struct, forbid_unknown_fields=True):

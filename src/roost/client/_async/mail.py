@@ -78,8 +78,9 @@ class AsyncMail:
         return await self.send("invitation", to, model=model)
 
     async def outbox(self, to: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Messages sent by the tenant, newest first, each with its `status` ("sent", "outbox"
-        or "failed") and, for a failure, its `error`.
+        """Messages sent by the tenant, newest first, each with its `status` ("sending",
+        "sent", "outbox" or "failed") and, for a failure, its `error`. One-time tokens of
+        reset and verification mails read "[redacted]".
 
         Example:
             last = (await admin.mail.outbox(to="ann@example.com", limit=1))[0]

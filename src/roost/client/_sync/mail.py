@@ -79,8 +79,9 @@ class Mail:
         return self.send("invitation", to, model=model)
 
     def outbox(self, to: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Messages sent by the tenant, newest first, each with its `status` ("sent", "outbox"
-        or "failed") and, for a failure, its `error`.
+        """Messages sent by the tenant, newest first, each with its `status` ("sending",
+        "sent", "outbox" or "failed") and, for a failure, its `error`. One-time tokens of
+        reset and verification mails read "[redacted]".
 
         Example:
             last = (admin.mail.outbox(to="ann@example.com", limit=1))[0]

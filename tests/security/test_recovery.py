@@ -1,0 +1,171 @@
+"""Attacks on password reset and email verification tokens (issue 11), each against a real
+server on SQLite and PostgreSQL: reading a superuser's token in the outbox, pointing the reset
+link at another site by replacing the template, and reusing an older reset mail."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import create_engine
+
+from roost import AsyncClient, AuthenticationError, ValidationError
+from roost.backends.sql.tables import mail_messages, mail_templates, utcnow
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.inbox import console_inbox
+from tests.smtp_relay import Relay, smtp_relay
+
+pytestmark = pytest.mark.anyio
+BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+
+ADMIN_EMAIL = "root@example.com"
+LINK_URL = "https://app.example.com/auth/{action}?token={token}"
+
+
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    with smtp_relay() as running:
+        yield running
+
+
+async def _key_holder(client: AsyncClient, scopes: list[str]) -> AsyncClient:
+    admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+    key = await admin.api_keys.create(unique("key"), scopes)
+    return await client.auth.sign_in_with_token(key["key"], "api_key")
+
+
+@BACKENDS
+async def test_a_mail_reader_cannot_take_the_superuser_through_the_outbox(
+    make_server: Callable[..., RunningServer], relay: Relay, backend: str
+) -> None:
+    running = make_server(
+        backend, admin_email=ADMIN_EMAIL, auth_link_url=LINK_URL, smtp_url=relay.url
+    )
+    async with AsyncClient(api_url=running.url, max_retries=0) as client:
+        reader = await _key_holder(client, ["mail:read"])
+        await client.auth.request_password_reset(ADMIN_EMAIL)
+        [kept] = await reader.mail.outbox(to=ADMIN_EMAIL)
+        stolen = "".join(str(kept[part]) for part in ("subject", "text", "html"))
+        assert "rpr_" not in stolen
+        assert "https://app.example.com/auth/reset_password?token=[redacted]" in kept["text"]
+        [delivered] = relay.texts()  # the superuser's own inbox has the working link
+        found = re.search(r"reset_password\?token=(rpr_\S+)", delivered)
+        assert found, delivered
+        await client.auth.confirm_password_reset(found.group(1), "taken-back-password-1")
+
+
+@BACKENDS
+async def test_without_a_relay_the_token_reaches_the_console_and_not_the_api(
+    make_server: Callable[..., RunningServer], backend: str
+) -> None:
+    running = make_server(backend, admin_email=ADMIN_EMAIL)
+    async with AsyncClient(api_url=running.url) as client:
+        reader = await _key_holder(client, ["mail:read"])
+        with console_inbox() as inbox:
+            await client.auth.request_password_reset(ADMIN_EMAIL)
+        token = inbox.token(ADMIN_EMAIL, "rpr")
+        [kept] = await reader.mail.outbox(to=ADMIN_EMAIL)
+        assert (kept["status"], token in str(kept)) == ("outbox", False)
+        assert "[redacted]" in kept["text"]
+        await client.auth.confirm_password_reset(token, "taken-back-password-1")
+
+
+@BACKENDS
+async def test_a_mail_admin_cannot_point_the_reset_link_at_another_site(
+    make_server: Callable[..., RunningServer], relay: Relay, backend: str
+) -> None:
+    running = make_server(
+        backend, admin_email=ADMIN_EMAIL, auth_link_url=LINK_URL, smtp_url=relay.url
+    )
+    evil = "https://evil.example/?t="
+    attacks = [
+        ("text", "Reset here: " + evil + "{{ token }}\n{{ link }}\n", None),
+        ("text", "Reset here:\n" + evil + "{{ link }}\n", None),
+        ("text", "Reset here: {{ link }} and again {{ link }}\n", None),
+        ("text", "No link at all, {{ name }}.\n", None),
+        ("subject", "{{ link }}\n{{ link }}", None),
+        ("html", "{{ link }}\n", f'<a href="{evil}{{{{ link }}}}">reset</a>'),
+        ("html", "{{ link }}\n", '<img src="{{ link }}">'),
+        ("html", "{{ link }}\n", '<a href="{{ link }}" ping="https://evil.example/">go</a>'),
+        ("html", "{{ link }}\n", '<base href="https://evil.example/"><a href="{{ link }}">g</a>'),
+    ]
+    async with AsyncClient(api_url=running.url, max_retries=0) as client:
+        mail_admin = (await _key_holder(client, ["mail:admin", "mail:read"])).mail
+        for field, text, markup in attacks:
+            subject = text if field == "subject" else "Reset"
+            body = "{{ link }}\n" if field == "subject" else text
+            for alias in ("password_reset", "email_verification"):
+                with pytest.raises(ValidationError) as caught:
+                    await mail_admin.templates.put(alias, subject.split("\n")[0], body, markup)
+                assert caught.value.details["field"] == field, (field, text, markup)
+        reworded = "Hi {{ name }}, a new password?\n  {{ link }}  \nCheers\n"
+        button = '<p>Hi {{ name }}</p><a href="{{ link }}" class="button">Reset</a>'
+        await mail_admin.templates.put("password_reset", "Reset", reworded, button)
+        await client.auth.request_password_reset(ADMIN_EMAIL)
+    [message] = relay.received
+    for part in ("plain", "html"):
+        content = str(message.get_body((part,)).get_content())
+        tokens = re.findall(r"rpr_[\w\-]+", content)
+        assert len(tokens) == 1, content
+        assert "evil" not in content
+        assert f"https://app.example.com/auth/reset_password?token={tokens[0]}" in content
+
+
+@BACKENDS
+async def test_a_reset_spends_every_other_reset_mail_of_the_user(
+    make_server: Callable[..., RunningServer], relay: Relay, backend: str
+) -> None:
+    running = make_server(backend, smtp_url=relay.url)
+    name = unique("twice")
+    email = f"{name}@example.com"
+    async with AsyncClient(api_url=running.url) as client:
+        await client.auth.register(name, "old-password-1", email=email)
+        await client.auth.request_password_reset(email)
+        await client.auth.request_password_reset(email)
+        first, second = (re.findall(r"rpr_[\w\-]+", text)[0] for text in relay.texts()[1:])
+        await client.auth.confirm_password_reset(second, "new-password-2")
+        with pytest.raises(AuthenticationError) as caught:
+            await client.auth.confirm_password_reset(first, "attacker-password-3")
+        assert caught.value.code == "invalid_token"
+        await client.auth.sign_in_with_password(name, "new-password-2")
+
+
+async def test_what_an_older_server_kept_does_not_leak_a_token(
+    make_server: Callable[..., RunningServer], relay: Relay
+) -> None:
+    """Rows written as a server before the fix wrote them (straight into the tenant's SQLite
+    file): a template that builds its own link, and a kept message that holds a token."""
+    running = make_server(admin_email=ADMIN_EMAIL, auth_link_url=LINK_URL, smtp_url=relay.url)
+    engine = create_engine(f"sqlite:///{running.settings.data_dir / 'tenants' / 'default.db'}")
+    with engine.begin() as conn:
+        conn.execute(
+            mail_templates.insert().values(
+                alias="password_reset",
+                subject="Reset",
+                text="Go to https://evil.example/?t={{ token }}\n",
+                updated_at=utcnow(),
+            )
+        )
+        conn.execute(
+            mail_messages.insert().values(
+                id="old1",
+                at=utcnow(),
+                template="password_reset",
+                sender="a@example.com",
+                recipients=[ADMIN_EMAIL],
+                recipient_list=f"\n{ADMIN_EMAIL}\n",
+                subject="Reset",
+                text="open https://app.example.com/x?token=rpr_default_old1_s3cr-et_x\n",
+                status="sent",
+            )
+        )
+    engine.dispose()
+    async with AsyncClient(api_url=running.url, max_retries=0) as client:
+        reader = await _key_holder(client, ["mail:read"])
+        [old] = await reader.mail.outbox(to=ADMIN_EMAIL)
+        assert old["text"] == "open https://app.example.com/x?token=[redacted]\n"
+        await client.auth.request_password_reset(ADMIN_EMAIL)
+    [delivered] = relay.texts()  # the built-in wording, not the template that builds a link
+    assert "evil" not in delivered
+    assert "https://app.example.com/auth/reset_password?token=rpr_" in delivered
