@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import uvicorn
@@ -32,6 +32,15 @@ ADMIN_PASSWORD = "admin-password-1"
 POSTGRES_URL = os.environ.get(
     "ROOST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+"""A superuser: the tests' own setup and inspection, never a server."""
+SERVER_PG_ROLE = "roost_test"
+SERVER_POSTGRES_URL = urlunsplit(
+    urlsplit(POSTGRES_URL)._replace(
+        netloc=f"{SERVER_PG_ROLE}@{urlsplit(POSTGRES_URL).netloc.rsplit('@', 1)[-1]}"
+    )
+)
+"""What test servers connect as: a role with LOGIN, CREATEROLE and CREATE on the database
+(`ensure_server_role`), as the README tells a deployment to make, never a superuser."""
 
 
 @dataclass
@@ -86,26 +95,71 @@ def require_postgres() -> None:
     pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable")
 
 
-def drop_pg_schemas(prefix: str) -> None:
+def _as_superuser(work: Callable[[Any], Any]) -> None:
+    """`await work(connection)` on a superuser connection, in a thread of its own (callers
+    may be inside a running event loop: async fixtures)."""
     import asyncpg
 
-    async def drop() -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(POSTGRES_URL)
         try:
-            names = await conn.fetch(
-                "SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $2",
-                prefix,
-                prefix + "\\_%",
-            )
-            for row in names:
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{row["nspname"]}" CASCADE')
+            await work(conn)
         finally:
             await conn.close()
 
-    # its own thread: callers may be inside a running event loop (async fixtures)
-    worker = threading.Thread(target=asyncio.run, args=(drop(),))
+    failures: list[BaseException] = []
+
+    def thread() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=thread)
     worker.start()
     worker.join()
+    if failures:
+        raise failures[0]
+
+
+def drop_pg_schemas(prefix: str) -> None:
+    """Drop the schemas of a schema prefix, and the roles its tenants' analytics ran as."""
+
+    async def drop(conn: Any) -> None:
+        pattern = prefix + "\\_%"
+        names = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $2",
+            prefix,
+            pattern,
+        )
+        for row in names:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{row["nspname"]}" CASCADE')
+        roles = await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE $1", pattern)
+        for row in roles:
+            await conn.execute(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
+
+    _as_superuser(drop)
+
+
+_server_role_ready = False
+
+
+def ensure_server_role() -> None:
+    """Create the test servers' role once (idempotent; test processes may race for it)."""
+    global _server_role_ready
+    if _server_role_ready:
+        return
+
+    async def create(conn: Any) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('roost-test-role'))")
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", SERVER_PG_ROLE):
+                await conn.execute(f"CREATE ROLE {SERVER_PG_ROLE} LOGIN CREATEROLE")
+            database = urlsplit(POSTGRES_URL).path.lstrip("/") or "postgres"
+            await conn.execute(f'GRANT CREATE ON DATABASE "{database}" TO {SERVER_PG_ROLE}')
+
+    _as_superuser(create)
+    _server_role_ready = True
 
 
 def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> RunningServer:
@@ -116,7 +170,8 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         "secret_key": secrets.token_urlsafe(40),
     }
     if backend == "postgresql":
-        values["database_url"] = POSTGRES_URL
+        ensure_server_role()
+        values["database_url"] = SERVER_POSTGRES_URL
         values["pg_schema_prefix"] = f"rt{secrets.token_hex(4)}"
     values.update(overrides)
     settings = load_settings(**values)

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ADMIN_PASSWORD, POSTGRES_URL, REDIS_URL, free_port
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    REDIS_URL,
+    SERVER_POSTGRES_URL,
+    ensure_server_role,
+    free_port,
+)
 
 
 @dataclass
@@ -47,10 +53,11 @@ class Cluster:
         self.replicas: list[Replica] = []
 
     def start(self) -> Replica:
+        ensure_server_role()
         port, n = free_port(), len(self.replicas)
         env = {
             **os.environ,
-            "ROOST_DATABASE_URL": POSTGRES_URL,
+            "ROOST_DATABASE_URL": SERVER_POSTGRES_URL,
             "ROOST_PG_SCHEMA_PREFIX": self.prefix,
             "ROOST_REDIS_URL": REDIS_URL,
             "ROOST_SECRET_KEY": self.secret,

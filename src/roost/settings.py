@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     ws_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1000
     ws_max_outbound_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    pg_allow_superuser: bool = Field(
+        default=False,
+        description="let the server connect to PostgreSQL as a superuser; without it the server "
+        "refuses to start as one (it needs LOGIN, CREATEROLE and CREATE on the database)",
+    )
     secret_key: str | None = Field(
         default=None, min_length=32, description="JWT signing key; default: a key file in data_dir"
     )

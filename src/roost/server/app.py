@@ -31,7 +31,7 @@ from roost.backends.sql import Database
 from roost.backends.stream import StreamStore
 from roost.backends.stream.redis import RedisStreamStore
 from roost.backends.stream.sql import SqlStreamStore
-from roost.errors import APIError, NotFoundError, ValidationError
+from roost.errors import APIError, ConfigurationError, NotFoundError, ValidationError
 from roost.server.dispatch import Dispatcher
 from roost.server.files import file_routes
 from roost.server.openapi import docs_page, openapi_document
@@ -56,6 +56,7 @@ def build_platform(settings: Settings) -> Platform:
         settings.resolved_database_url,
         data_dir=settings.data_dir,
         pg_schema_prefix=settings.pg_schema_prefix,
+        role_key=settings.master_key_bytes(),
     )
     redis = settings.redis_url
     kv: KVStore = (
@@ -87,6 +88,13 @@ async def start_platform(platform: Platform) -> None:
     """Bring every tenant's tables up to date and create the first admin if configured."""
     settings = platform.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.pg_allow_superuser and await platform.db.connects_as_superuser():
+        # a superuser passes every check the database makes for tenants (analytics' roles)
+        raise ConfigurationError(
+            "the server connects to PostgreSQL as a superuser; connect as a role with LOGIN, "
+            "CREATEROLE and CREATE on the database (see README), or set "
+            "ROOST_PG_ALLOW_SUPERUSER=true"
+        )
     await migrate_all(platform)
     await platform.blobs.prepare()
     await platform.bus.start()

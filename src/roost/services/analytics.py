@@ -1,26 +1,29 @@
 """Analytics: named, saved, parameterised read-only queries over a tenant's own tables.
 
 A query is checked when it is defined and again when it runs: one SELECT (WITH and UNION
-allowed), tables only from the tenant's own (no schema-qualified names, which on PostgreSQL
-could reach another tenant, and no platform tables), functions from an allow-list, parameters
-as `:name` placeholders that are always bound. What runs is sqlglot's rendering of the checked
-tree, in a read-only transaction, under a time limit.
+allowed), tables only from the tenant's own (no schema-qualified names, no catalogs, no
+platform tables; a CTE shadows a table only within its own WITH), functions from an
+allow-list, parameters as `:name` placeholders that are always bound. That check is the
+first line only: what runs (sqlglot's rendering of the checked tree) runs where the database
+itself confines it to the tenant's tables (`roost.backends.sql.confined`), read-only, under a
+time limit. A query over a secure table needs a reason and is audited.
 """
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import msgspec
 import sqlglot
-from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
+from sqlglot import exp
 
+from roost.backends.sql.confined import ReadRefused, ReadTooSlow
 from roost.backends.sql.tables import analytics_queries
 from roost.errors import NotFoundError, ServiceUnavailableError, ValidationError
+from roost.services import audit
 from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.schema import TenantSchema, load_schema
@@ -95,9 +98,51 @@ _ALLOWED_FUNCTIONS = {
 }
 
 
-def checked_sql(sql: str, dialect: str, schema: TenantSchema) -> tuple[str, list[str]]:
-    """The query rendered for the driver of `dialect` (sqlite3 `:name`, asyncpg `$n`) and its
-    placeholder names in `$n` order, if it passes every check."""
+_CATALOGS = ("pg_", "sqlite_", "information_schema")
+_SQLITE_FUNCTIONS = frozenset(
+    # what sqlglot renders the functions above as on SQLite, and the operators it calls
+    # through functions (LIKE, GLOB); the authorizer refuses any other
+    {
+        *_ALLOWED_FUNCTIONS,
+        "total",
+        "ifnull",
+        "iif",
+        "instr",
+        "ltrim",
+        "rtrim",
+        "ceiling",
+        "concat_ws",
+        "printf",
+        "format",
+        "time",
+        "datetime",
+        "julianday",
+        "unixepoch",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        "group_concat",
+        "like",
+        "glob",
+        "typeof",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    """A query that passed the checks, rendered for the driver of its dialect."""
+
+    sql: str
+    placeholders: list[str]
+    """the `:name` placeholders in driver (`$n`) order"""
+    tables: frozenset[str]
+    """the tenant's tables it reads (not counting CTEs)"""
+
+
+def check_query(sql: str, dialect: str, schema: TenantSchema) -> CheckedQuery:
+    """The query rendered for the driver of `dialect` (sqlite3 `:name`, asyncpg `$n`), if it
+    passes every check. The first line only: the database confines what runs (`confined`)."""
     read = "postgres" if dialect == "postgresql" else "sqlite"
     try:
         statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
@@ -105,45 +150,81 @@ def checked_sql(sql: str, dialect: str, schema: TenantSchema) -> tuple[str, list
         raise ValidationError(
             f"cannot parse the query: {str(exc).splitlines()[0][:200]}", details={"field": "sql"}
         ) from None
-    if len(statements) != 1 or not isinstance(statements[0], sqlglot.exp.Query):
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise ValidationError(
             "an analytics query is one SELECT statement", details={"field": "sql"}
         )
     tree = statements[0]
-    ctes = {cte.alias_or_name for cte in tree.find_all(sqlglot.exp.CTE)}
-    for table in tree.find_all(sqlglot.exp.Table):
-        if table.args.get("db") or table.args.get("catalog"):
-            raise ValidationError(
-                f"{table.sql()} names a schema; use the tenant's own tables",
-                details={"field": "sql"},
-            )
-        if table.name not in ctes and table.name not in schema.definitions:
-            raise ValidationError(
-                f"no table named {table.name!r} (database.tables() lists them)",
-                details={"field": "sql"},
-            )
-    for function in tree.find_all(sqlglot.exp.Func):
-        name = (
-            function.name
-            if isinstance(function, sqlglot.exp.Anonymous)
-            else type(function).__name__
-        ).lower()
-        if name not in _ALLOWED_FUNCTIONS and not isinstance(function, sqlglot.exp.Connector):
-            raise ValidationError(
-                f"function {name!r} is not allowed in analytics queries", details={"field": "sql"}
-            )
+    tables = {_checked_table(table, schema) for table in tree.find_all(exp.Table)}
+    _check_functions(tree)
     order: list[str] = []
 
-    def driver_placeholder(node: sqlglot.exp.Expression) -> sqlglot.exp.Expression:
-        if not isinstance(node, sqlglot.exp.Placeholder):
+    def driver_placeholder(node: exp.Expression) -> exp.Expression:
+        if not isinstance(node, exp.Placeholder):
             return node
         check_identifier(node.name, "sql")
         if node.name not in order:
             order.append(node.name)
         marker = f"${order.index(node.name) + 1}" if read == "postgres" else f":{node.name}"
-        return sqlglot.exp.Var(this=marker)
+        return exp.Var(this=marker)
 
-    return tree.transform(driver_placeholder).sql(dialect=read), order
+    rendered = tree.transform(driver_placeholder).sql(dialect=read)
+    return CheckedQuery(rendered, order, frozenset(tables) - {""})
+
+
+def _checked_table(table: exp.Table, schema: TenantSchema) -> str:
+    """The tenant table `table` names ("" for a CTE), or a ValidationError."""
+    if table.args.get("db") or table.args.get("catalog"):
+        raise ValidationError(
+            f"{table.sql()} names a schema; use the tenant's own tables", details={"field": "sql"}
+        )
+    if table.name.lower().startswith(_CATALOGS):
+        raise ValidationError(
+            f"{table.name} is a database catalog; analytics reads the tenant's own tables",
+            details={"field": "sql"},
+        )
+    if table.name in _ctes_in_scope(table):
+        return ""
+    if table.name not in schema.definitions:
+        raise ValidationError(
+            f"no table named {table.name!r} (database.tables() lists them)",
+            details={"field": "sql"},
+        )
+    return table.name
+
+
+def _ctes_in_scope(node: exp.Expr) -> set[str]:
+    """The CTE names a table reference at `node` sees. A CTE shadows a table only within its
+    own WITH: in the query the WITH belongs to and in the later CTEs of that WITH (in every
+    CTE of a WITH RECURSIVE), never in a sibling subquery outside it."""
+    names: set[str] = set()
+    child: exp.Expr | None = node
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.With):
+            ctes = parent.expressions
+            if parent.args.get("recursive"):
+                names.update(cte.alias_or_name for cte in ctes)
+            else:
+                position = next((i for i, cte in enumerate(ctes) if cte is child), len(ctes))
+                names.update(cte.alias_or_name for cte in ctes[:position])
+        else:
+            with_ = parent.args.get("with_") or parent.args.get("with")
+            if isinstance(with_, exp.With) and with_ is not child:
+                names.update(cte.alias_or_name for cte in with_.expressions)
+        child, parent = parent, parent.parent
+    return names
+
+
+def _check_functions(tree: exp.Expr) -> None:
+    for function in tree.find_all(exp.Func):
+        name = (
+            function.name if isinstance(function, exp.Anonymous) else type(function).__name__
+        ).lower()
+        if name not in _ALLOWED_FUNCTIONS and not isinstance(function, exp.Connector):
+            raise ValidationError(
+                f"function {name!r} is not allowed in analytics queries", details={"field": "sql"}
+            )
 
 
 @operation("analytics.define", scope="analytics:define")
@@ -153,7 +234,7 @@ async def define(ctx: Context, params: DefineAnalyticsRequest) -> AnalyticsQuery
     for param in params.params:
         check_identifier(param, "params")
     schema = await load_schema(ctx.platform, ctx.tenant)
-    _, placeholders = checked_sql(params.sql, ctx.platform.db.dialect, schema)
+    placeholders = check_query(params.sql, ctx.platform.db.dialect, schema).placeholders
     if set(placeholders) != set(params.params):
         raise ValidationError(
             f"the query's placeholders {sorted(placeholders)} and params {sorted(params.params)} "
@@ -202,19 +283,60 @@ async def delete(ctx: Context, params: AnalyticsRef) -> Done:
 
 @operation("analytics.execute", scope="analytics:execute", read_only=True)
 async def execute(ctx: Context, params: ExecuteAnalyticsRequest) -> AnalyticsResult:
-    """Run a saved query with its parameters bound; `{"data": rows}`."""
+    """Run a saved query with its parameters bound; `{"data": rows}`. A query that reads a
+    secure table needs `reason`; the caller is the actor, and the read is audited."""
     saved = await _load(ctx, params.name)
     schema = await load_schema(ctx.platform, ctx.tenant)
-    sql, order = checked_sql(saved.sql, ctx.platform.db.dialect, schema)
+    checked = check_query(saved.sql, ctx.platform.db.dialect, schema)
     bound = _bind(saved.params, params.params)
     driver_params: Any = (
-        tuple(bound[name] for name in order) if ctx.platform.db.dialect == "postgresql" else bound
+        tuple(bound[name] for name in checked.placeholders)
+        if ctx.platform.db.dialect == "postgresql"
+        else bound
     )
-    async with ctx.platform.db.read(ctx.tenant) as conn:
-        rows = await _run_read_only(
-            conn, sql, driver_params, params.limit, ctx.platform.settings.analytics_time_limit
+    await _audit_secure_reads(ctx, schema, checked.tables, params.reason)
+    seconds = ctx.platform.settings.analytics_time_limit
+    try:
+        rows = await ctx.platform.db.confined.read(
+            ctx.tenant,
+            checked.sql,
+            driver_params,
+            tables=checked.tables,
+            functions=_SQLITE_FUNCTIONS,
+            limit=params.limit,
+            seconds=seconds,
         )
+    except ReadTooSlow:
+        raise ServiceUnavailableError(
+            f"the query ran longer than {seconds:g} s and was stopped; narrow it"
+        ) from None
+    except ReadRefused as exc:
+        raise ValidationError(
+            f"the database refused the query: {exc}", details={"field": "sql"}
+        ) from None
     return AnalyticsResult(data=rows)
+
+
+async def _audit_secure_reads(
+    ctx: Context, schema: TenantSchema, tables: frozenset[str], reason: str | None
+) -> None:
+    """Refuse a read of secure tables without a reason; else write it down, before it runs,
+    as `database.get` does: one entry per secure table, the caller as the actor."""
+    actor = ctx.require_principal().username
+    accesses = [
+        (name, audit.require_access(schema.definitions[name], reason, actor))
+        for name in sorted(tables)
+    ]
+    secure = [(name, access) for name, access in accesses if access is not None]
+    if not secure:
+        return
+
+    def record(conn: Connection) -> None:
+        for name, access in secure:
+            audit.record(conn, ctx, access, "analytics", name, [])
+
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        await conn.run_sync(record)
 
 
 def _bind(declared: dict[str, str], given: dict[str, Any]) -> dict[str, Any]:
@@ -235,58 +357,6 @@ def _bind(declared: dict[str, str], given: dict[str, Any]) -> dict[str, Any]:
                 f"parameter {name} must be {type_name}: {exc}", details={"field": f"params.{name}"}
             ) from None
     return bound
-
-
-async def _run_read_only(
-    conn: AsyncConnection, sql: str, bound: Any, limit: int, seconds: float
-) -> list[dict[str, Any]]:
-    async def run() -> list[dict[str, Any]]:
-        result = await conn.exec_driver_sql(sql, bound)
-        return [dict(row) for row in result.mappings().fetchmany(limit)]
-
-    try:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SET TRANSACTION READ ONLY"))
-            await conn.execute(text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
-            return await run()
-        return await _run_on_sqlite(conn, run, seconds)
-    except DBAPIError as exc:
-        message = str(exc.orig).strip().splitlines()[0][:300] if exc.orig else ""
-        if "timeout" in message or "interrupt" in message or "cancel" in message:
-            raise _too_slow(seconds) from None
-        raise ValidationError(
-            f"the database refused the query: {message}", details={"field": "sql"}
-        ) from None
-
-
-async def _run_on_sqlite(conn: AsyncConnection, run: Any, seconds: float) -> list[dict[str, Any]]:
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
-    sqlite = driver._conn  # the sqlite3 connection inside aiosqlite's thread
-    await conn.exec_driver_sql("PRAGMA query_only = ON")
-    # interrupt() is thread-safe; armed on a timer it stops the statement where it runs (a
-    # wait_for would first wait for the cancelled call, which waits for the statement)
-    timer = asyncio.get_running_loop().call_later(seconds, sqlite.interrupt)
-    clean = False
-    try:
-        rows: list[dict[str, Any]] = await run()
-        clean = True
-        return rows
-    finally:
-        timer.cancel()
-        # a pooled connection left read-only would break later writes: reset it or drop it
-        try:
-            if not clean:
-                raise RuntimeError("discard")
-            await conn.exec_driver_sql("PRAGMA query_only = OFF")
-        except Exception:
-            await conn.invalidate()
-
-
-def _too_slow(seconds: float) -> ServiceUnavailableError:
-    return ServiceUnavailableError(
-        f"the query ran longer than {seconds:g} s and was stopped; narrow it"
-    )
 
 
 async def _load(ctx: Context, name: str) -> AnalyticsQuery:

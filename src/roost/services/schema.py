@@ -184,6 +184,7 @@ async def add_table(ctx: Context, params: TableSpec) -> TableInfo:
         validate_references(definition, schema)
         new = build_schema({**schema.definitions, definition.name: definition}, conn.dialect.name)
         await conn.run_sync(lambda sync: new.tables[definition.name].create(sync))
+        await ctx.platform.db.confined.grant(conn, ctx.tenant, definition.name)
         return definition
 
     return table_info(await _apply(ctx, "add_table", definition.name, _to_dict(params), change))

@@ -51,6 +51,7 @@ async def provision(platform: Platform, name: str, display_name: str = "") -> bo
     Returns whether the tenant was new.
     """
     await migrate(platform.db, name)
+    await platform.db.confined.prepare(name)  # PostgreSQL: the role its analytics run as
     try:
         async with platform.db.write(CONTROL) as conn:
             await conn.execute(tenants.insert().values(name=name, display_name=display_name))

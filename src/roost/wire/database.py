@@ -269,9 +269,13 @@ class AnalyticsRef(Struct, forbid_unknown_fields=True):
 
 
 class ExecuteAnalyticsRequest(Struct, forbid_unknown_fields=True):
+    """`reason` is required when the query reads a secure table; it goes to the audit log with
+    the caller as the actor."""
+
     name: Name
     params: dict[str, Any] = {}
     limit: Annotated[int, Meta(ge=1, le=100000)] = 10000
+    reason: Reason | None = None
 
 
 class AnalyticsResult(Struct):

@@ -11,6 +11,7 @@ without a schema.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import Executable
 
+from roost.backends.sql.confined import ConfinedReads
 from roost.backends.sql.fast import execute, sqlite_text
 
 CONTROL = "_control"
@@ -36,7 +38,16 @@ T = TypeVar("T")
 class Database:
     """Connections to the SQL backend, one namespace at a time."""
 
-    def __init__(self, url: str, *, data_dir: Path, pg_schema_prefix: str = "roost") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        data_dir: Path,
+        pg_schema_prefix: str = "roost",
+        role_key: bytes | None = None,
+    ) -> None:
+        """`role_key`: the key the passwords of the per-namespace PostgreSQL roles of
+        `confined` derive from; replicas must share one (default: random, one process)."""
         self.url = make_url(url)
         self.dialect: Dialect = (
             "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
@@ -51,6 +62,8 @@ class Database:
             str, list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
         ] = {}
         self._committers: dict[str, asyncio.Task[None]] = {}  # group commits under way
+        self.confined = ConfinedReads(self, role_key or secrets.token_bytes(32))
+        """Reads the database confines to a namespace's own tables (analytics)."""
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -219,6 +232,16 @@ class Database:
             await conn.execute(text("SELECT 1"))
         return (time.perf_counter() - start) * 1000
 
+    async def connects_as_superuser(self) -> bool:
+        """PostgreSQL: whether the server's own role is a superuser (SQLite: False)."""
+        if self.dialect != "postgresql":
+            return False
+        async with self.read(CONTROL) as conn:
+            found = await conn.scalar(
+                text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            )
+        return bool(found)
+
     async def drop_namespace(self, namespace: str) -> None:
         """Delete a namespace and all its data. Dropping one that does not exist is a no-op."""
         if self.dialect == "postgresql":
@@ -226,6 +249,7 @@ class Database:
                 await conn.execute(
                     text(f'DROP SCHEMA IF EXISTS "{self.schema_of(namespace)}" CASCADE')
                 )
+                await self.confined.forget(conn, namespace)
             return
         engine = self._engines.pop(namespace, None)
         if engine is not None:
@@ -240,6 +264,7 @@ class Database:
         await asyncio.to_thread(_remove_sqlite_files, path)
 
     async def close(self) -> None:
+        await self.confined.close()
         for inline in self._inline.values():
             inline.close()
         self._inline.clear()

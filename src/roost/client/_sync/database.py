@@ -519,18 +519,23 @@ class Analytics:
         return result
 
     def execute(
-        self, name: str, params: dict[str, Any] | None = None, *, limit: int = 10000
+        self,
+        name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        limit: int = 10000,
+        reason: str | None = None,
     ) -> dict[str, Any]:
-        """Run a saved query: `{"data": rows}`.
+        """Run a saved query: `{"data": rows}`. A query over a secure table needs `reason`;
+        it is audited with you as the actor.
 
         Example:
             n = (client.analytics.execute("big_orders", {"min": 100}))["data"][0]["n"]
         """
-        result: dict[str, Any] = self._client.call(
-            "analytics.execute",
-            {"name": name, "params": params or {}, "limit": limit},
-            idempotent=True,
-        )
+        body: dict[str, Any] = {"name": name, "params": params or {}, "limit": limit}
+        if reason is not None:
+            body["reason"] = reason
+        result: dict[str, Any] = self._client.call("analytics.execute", body, idempotent=True)
         return result
 
     def list(self) -> list[dict[str, Any]]:
