@@ -99,6 +99,21 @@ async def test_delete_and_copy(store: BlobStore) -> None:
     assert await _read(store, "t/c/dst") == b"payload"
 
 
+@pytest.mark.anyio
+async def test_delete_prefix_removes_every_key_under_the_folder_only(store: BlobStore) -> None:
+    for key in ("t/b/one", "t/c/two", "tt/b/kept"):
+        await store.put(key, _chunks(key.encode()))
+    await store.delete_prefix("t/")
+    assert await store.size("t/b/one") is None
+    assert await store.size("t/c/two") is None
+    with pytest.raises(NotFoundError):
+        await _read(store, "t/b/one")
+    assert await _read(store, "tt/b/kept") == b"tt/b/kept"
+    await store.delete_prefix("t/")  # nothing left: a no-op
+    with pytest.raises(ValueError, match="folder"):
+        await store.delete_prefix("t")
+
+
 def test_file_store_leaves_no_temporary_files(tmp_path: Path) -> None:
     import asyncio
 
@@ -111,3 +126,4 @@ def test_file_store_leaves_no_temporary_files(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert sorted(p.name for p in (tmp_path / "t" / "b").iterdir()) == ["ok"]
+    assert list((tmp_path / ".uploads").iterdir()) == []

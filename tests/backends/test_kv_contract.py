@@ -163,3 +163,26 @@ async def test_only_the_owner_releases_a_lock(store: KVStore, ns: str) -> None:
     assert await store.release(ns + "job", "owner")
     assert not await store.release(ns + "job", "owner")
     assert await store.acquire(ns + "job", "next", ttl=30)
+
+
+@pytest.mark.anyio
+async def test_delete_prefix_removes_keys_hashes_and_locks_under_it_only(
+    store: KVStore, ns: str
+) -> None:
+    longer = ns[:-1] + "x:"  # starts like ns, yet is another name
+    await store.set(ns + "a", '"A"')
+    await store.set(ns + "b", "2", ttl=100)
+    await store.hset(ns + "h", {"f": "1"})
+    assert await store.acquire(ns + "lock", "old-owner", 100)
+    await store.set(longer + "a", '"kept"')
+    assert await store.get(ns + "a") == Entry('"A"', NO_EXPIRY)  # now in any near cache
+    assert await store.delete_prefix(ns + "*") == 0  # wildcards are plain characters
+    assert await store.delete_prefix(ns + "%") == 0
+    assert await store.delete_prefix(ns) == 4
+    assert await store.get(ns + "a") is None
+    assert await store.get_many([ns + "a", ns + "b"]) == [None, None]
+    assert await store.hgetall(ns + "h") == {}
+    assert await store.scan(ns, None, 100) == ([], None)
+    assert await store.acquire(ns + "lock", "new-owner", 100)  # the old lock went too
+    assert await store.get(longer + "a") == Entry('"kept"', NO_EXPIRY)
+    assert await store.delete_prefix(ns + "nothing-here:") == 0

@@ -154,3 +154,33 @@ async def test_racing_consumers_take_each_message_once(store: QueueStore, q: str
 
     await asyncio.gather(*(consumer() for _ in range(6)))
     assert sorted(taken) == sorted(sent)
+
+
+async def test_delete_prefix_removes_every_message_and_setting_of_its_queues(
+    store: QueueStore, q: str
+) -> None:
+    tenant = q.split(":")[0] + ":"
+    other = q.split(":")[0] + "x:jobs"  # starts like the prefix, yet is another name
+    await store.configure(q, 1)
+    await publish(store, q, "ready")
+    await publish(store, q, "delayed", delay=60)
+    claimed = await store.claim(q, 30)
+    assert claimed is not None
+    assert await store.nack(q, claimed.id, requeue=True) == "dead_lettered"  # 1 delivery
+    await publish(store, q, "in flight")
+    assert await store.claim(q, 30) is not None
+    await publish(store, q, "ready again")
+    await publish(store, other, "kept")
+    await store.delete_prefix(tenant)
+    counts = await store.counts(q)
+    assert (counts.ready, counts.delayed, counts.in_flight, counts.dead) == (0, 0, 0, 0)
+    assert await store.claim(q, 30) is None
+    assert await store.dead_letters(q, 10) == []
+    await publish(store, q, "after")  # the queue's setting went too: 5 deliveries again
+    again = await store.claim(q, 30)
+    assert again is not None
+    assert await store.nack(q, again.id, requeue=True) == "requeued"
+    kept = await store.claim(other, 30)
+    assert kept is not None
+    assert kept.body == "kept"
+    await store.delete_prefix(tenant + "nothing-here:")

@@ -105,3 +105,23 @@ async def test_a_batch_takes_consecutive_offsets_at_once(store: StreamStore, roo
         (3, "3", {"n": "3"}),
     ]
     assert (await store.read(room, 0, None, 10)).newest == 3
+
+
+async def test_delete_prefix_removes_rooms_events_offsets_and_retention(
+    store: StreamStore, room: str
+) -> None:
+    tenant = room.split(":")[0] + ":"
+    other = room.split(":")[0] + "x:chat"  # starts like the prefix, yet is another name
+    await store.configure(room, Retention(max_events=2, max_age=None))
+    for n in range(3):
+        await append(store, room, "old", str(n), {}, KEEP)
+    await append(store, other, "kept", "0", {}, KEEP)
+    await store.delete_prefix(tenant)
+    page = await store.read(room, 0, None, 10)
+    assert (page.events, page.oldest, page.newest) == ([], 0, -1)
+    for n in range(3):  # offsets start again at 0, and the retention of 2 is gone
+        await append(store, room, "new", str(n), {}, KEEP)
+    page = await store.read(room, 0, None, 10)
+    assert [(e.offset, e.event_type) for e in page.events] == [(0, "new"), (1, "new"), (2, "new")]
+    assert [e.event_type for e in (await store.read(other, 0, None, 10)).events] == ["kept"]
+    await store.delete_prefix(tenant + "nothing-here:")

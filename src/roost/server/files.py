@@ -99,6 +99,7 @@ def _download(dispatcher: Dispatcher) -> Endpoint:
 def _signed(dispatcher: Dispatcher) -> Endpoint:
     async def signed(request: Request) -> Response:
         tenant, bucket, name = read_link(dispatcher.platform, request.path_params["token"])
+        await ensure_exists(dispatcher.platform, tenant)  # a deleted tenant's links: 404
         return await _serve(dispatcher, request, tenant, bucket, name)
 
     return signed

@@ -26,6 +26,11 @@ _NOT_RECORDED = {408, 409, 429}
 Outcome = tuple[int, Any]
 
 
+def slot_prefix(tenant: str) -> str:
+    """The start of the KV key of every idempotency record of `tenant` (purged with it)."""
+    return f"{_SPACE}{tenant}:"
+
+
 async def run_once(
     ctx: Context, key: str, request: bytes, call: Callable[[], Awaitable[Outcome]]
 ) -> Outcome:
@@ -36,7 +41,7 @@ async def run_once(
             details={"field": "Idempotency-Key"},
         )
     who = ctx.principal.user_id if ctx.principal else f"anonymous@{ctx.client_address}"
-    slot = _SPACE + ctx.tenant + ":" + _sha256(f"{who}\0{key}".encode())
+    slot = slot_prefix(ctx.tenant) + _sha256(f"{who}\0{key}".encode())
     request_hash = _sha256(request)
     kv, ttl = ctx.platform.kv, ctx.platform.settings.idempotency_ttl
     running = msgspec.json.encode({"request": request_hash}).decode()

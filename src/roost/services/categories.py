@@ -13,7 +13,7 @@ from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.schema import add_table, build_schema, table_from_spec, validate_references
 from roost.services.tabledefs import TableDef, check_identifier
-from roost.services.tenants import forget, provision, require_platform_admin
+from roost.services.tenants import exclusive, forget, provision, require_platform_admin
 from roost.services.tenants import get as get_tenant
 from roost.wire.auth import Tenant, TenantRef
 from roost.wire.common import Empty
@@ -76,16 +76,17 @@ async def provision_tenant(ctx: Context, params: ProvisionRequest) -> Tenant:
     if found is None:
         raise NotFoundError(f"no category named {params.category!r}", details={"field": "category"})
     tables = msgspec.convert(found, list[TableSpec])
-    if not await provision(ctx.platform, params.tenant, params.display_name):
-        raise ConflictError(f"tenant {params.tenant!r} exists", details={"field": "tenant"})
-    tenant_ctx = Context(platform=ctx.platform, tenant=params.tenant, principal=ctx.principal)
-    try:
-        for spec in tables:
-            await add_table(tenant_ctx, spec)
-    except BaseException:
-        await forget(ctx.platform, params.tenant)
-        raise
-    return await get_tenant(ctx, TenantRef(name=params.tenant))
+    async with exclusive(ctx.platform, params.tenant, field="tenant"):
+        if not await provision(ctx.platform, params.tenant, params.display_name):
+            raise ConflictError(f"tenant {params.tenant!r} exists", details={"field": "tenant"})
+        tenant_ctx = Context(platform=ctx.platform, tenant=params.tenant, principal=ctx.principal)
+        try:
+            for spec in tables:
+                await add_table(tenant_ctx, spec)
+        except BaseException:
+            await forget(ctx.platform, params.tenant)
+            raise
+        return await get_tenant(ctx, TenantRef(name=params.tenant))
 
 
 def _check_tables(specs: list[TableSpec]) -> None:

@@ -140,6 +140,31 @@ class Platform:
         default_factory=dict
     )
 
+    background: set[asyncio.Task[None]] = field(default_factory=set)  # kept until done
+
+    async def forget_tenant(self, name: str) -> None:
+        """After a tenant's deletion: drop what this replica remembers of it at once, and every
+        other replica as soon as the bus reaches it (`listen_for_revocations`)."""
+        self._drop_tenant_caches(name)
+        await self.forget_principals()
+        await self.bus.publish(TENANT_DELETED, name.encode())
+
+    def _drop_tenant_caches(self, name: str) -> None:
+        self.known_tenants.pop(name, None)
+        self.schemas.pop(name, None)
+        self.kv_ttl_bounds.pop(name, None)
+        self.logs_swept_at.pop(name, None)
+        self.meter.forget(name)
+
+    def _on_tenant_deleted(self, payload: bytes) -> None:
+        name = payload.decode()
+        self._drop_tenant_caches(name)
+        # SQLite connections of another process would go on reading the deleted file, and a
+        # tenant made again under the name must open the new one.
+        task = asyncio.get_running_loop().create_task(self.db.close_namespace(name))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
     async def forget_principals(self) -> None:
         """After a revocation: drop cached credentials here at once, and on every other
         replica as soon as the bus reaches it (`listen_for_revocations`)."""
@@ -149,10 +174,12 @@ class Platform:
     def listen_for_revocations(self) -> None:
         self.bus.listen(REVOCATIONS, lambda _: self.principals.clear())
         self.bus.listen(TENANT_SETTINGS, lambda _: self.kv_ttl_bounds.clear())
+        self.bus.listen(TENANT_DELETED, self._on_tenant_deleted)
 
 
 REVOCATIONS = "principals:revoked"
 TENANT_SETTINGS = "tenants:settings"
+TENANT_DELETED = "tenants:deleted"
 
 
 @dataclass(slots=True)

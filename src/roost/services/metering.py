@@ -41,6 +41,11 @@ class Meter:
         counts[1] += bytes_in
         counts[2] += bytes_out
 
+    def forget(self, tenant: str) -> None:
+        """Drop what was counted for a deleted tenant (its database is gone)."""
+        for key in [k for k in self._counts if k[0] == tenant]:
+            del self._counts[key]
+
     async def flush(self, db: Database, tenant: str | None = None) -> None:
         """Add what was counted (for one tenant, or all) to the database."""
         taken = {k: v for k, v in self._counts.items() if tenant is None or k[0] == tenant}

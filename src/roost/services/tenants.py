@@ -2,18 +2,30 @@
 
 Tenants are managed by the platform admins: users of the `default` tenant with the scope
 `tenants:admin`. A tenant's admins (even superusers) cannot create or see other tenants.
+
+Deleting a tenant leaves nothing behind. In one transaction its row goes and a purge record
+(`roost_tenant_purges`) comes; then every backend drops what lives under the tenant's prefix
+(KV keys, locks and idempotency records, queues, stream rooms, files) and its database, and
+the record goes last. A purge that a stop or a failing backend interrupted is finished at the
+next start, or by the next create of the name before anything else: a new tenant never sees
+the old one's data. Create and delete of one name take a lock (in the KV store, so across
+replicas) and answer 409 to each other.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from roost.backends.sql import CONTROL
 from roost.backends.sql.migrations import migrate
-from roost.backends.sql.tables import tenant_kv_bounds, tenants
+from roost.backends.sql.tables import tenant_kv_bounds, tenant_purges, tenants
 from roost.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from roost.services.context import TENANT_SETTINGS, Context, Platform
 from roost.services.registry import operation
@@ -27,9 +39,13 @@ from roost.wire.auth import (
 )
 from roost.wire.common import Empty
 
+logger = logging.getLogger("roost.tenants")
+
 DEFAULT_TENANT = "default"
 _KNOWN_FOR_SECONDS = 5.0
 _BOUNDS_CACHE_SECONDS = 5.0
+_LOCK = "$tenant:"  # KV lock names of tenants start with the tenant name, never with "$"
+_LOCK_SECONDS = 600  # longer than any create or purge; frees the name if its holder died
 
 
 async def ensure_exists(platform: Platform, name: str) -> None:
@@ -45,11 +61,27 @@ async def ensure_exists(platform: Platform, name: str) -> None:
     platform.known_tenants[name] = time.monotonic()
 
 
-async def provision(platform: Platform, name: str, display_name: str = "") -> bool:
-    """Create a tenant and its tables, or bring an existing one's tables up to date.
+@asynccontextmanager
+async def exclusive(platform: Platform, name: str, field: str = "name") -> AsyncIterator[None]:
+    """Hold the name while a tenant is created or deleted: a create and a delete of the same
+    name at once would migrate and drop one database together. ConflictError if taken."""
+    token = secrets.token_hex(16)
+    if not await platform.kv.acquire(_LOCK + name, token, _LOCK_SECONDS):
+        raise ConflictError(
+            f"tenant {name!r} is being created or deleted; try again", details={"field": field}
+        )
+    try:
+        yield
+    finally:
+        await platform.kv.release(_LOCK + name, token)
 
-    Returns whether the tenant was new.
-    """
+
+async def provision(platform: Platform, name: str, display_name: str = "") -> bool:
+    """Create a tenant and its tables, or bring an existing one's tables up to date; call it
+    under `exclusive(name)`. A purge of an earlier tenant of that name left unfinished is
+    finished first. Returns whether the tenant was new."""
+    if await _purge_pending(platform, name):
+        await purge(platform, name)
     await migrate(platform.db, name)
     await platform.db.confined.prepare(name)  # PostgreSQL: the role its analytics run as
     try:
@@ -61,8 +93,9 @@ async def provision(platform: Platform, name: str, display_name: str = "") -> bo
 
 
 async def migrate_all(platform: Platform) -> None:
-    """At start: the control plane, the default tenant, then every other tenant."""
+    """At start: the control plane, unfinished purges, the default tenant, then every other."""
     await migrate(platform.db, CONTROL)
+    await finish_purges(platform)
     await provision(platform, DEFAULT_TENANT, "Default")
     async with platform.db.read(CONTROL) as conn:
         names = list((await conn.execute(select(tenants.c.name))).scalars())
@@ -88,19 +121,20 @@ async def create(ctx: Context, params: CreateTenantRequest) -> Tenant:
         raise ValidationError(
             "give admin_username and admin_password together", details={"field": "admin_password"}
         )
-    if not await provision(ctx.platform, params.name, params.display_name):
-        raise ConflictError(f"tenant {params.name!r} exists", details={"field": "name"})
-    if params.admin_username and params.admin_password:
-        from roost.services.users import ensure_admin
+    async with exclusive(ctx.platform, params.name):
+        if not await provision(ctx.platform, params.name, params.display_name):
+            raise ConflictError(f"tenant {params.name!r} exists", details={"field": "name"})
+        if params.admin_username and params.admin_password:
+            from roost.services.users import ensure_admin
 
-        await ensure_admin(
-            ctx.platform,
-            params.admin_username,
-            params.admin_email,
-            params.admin_password,
-            tenant=params.name,
-        )
-    return await get(ctx, TenantRef(name=params.name))
+            await ensure_admin(
+                ctx.platform,
+                params.admin_username,
+                params.admin_email,
+                params.admin_password,
+                tenant=params.name,
+            )
+        return await get(ctx, TenantRef(name=params.name))
 
 
 @operation("tenants.get", scope="tenants:admin", read_only=True)
@@ -172,17 +206,60 @@ async def delete_tenant(ctx: Context, params: TenantRef) -> Done:
     require_platform_admin(ctx)
     if params.name == DEFAULT_TENANT:
         raise ValidationError("the default tenant cannot be deleted", details={"field": "name"})
-    if not await forget(ctx.platform, params.name):
-        raise NotFoundError(f"tenant {params.name!r} does not exist", details={"field": "name"})
+    async with exclusive(ctx.platform, params.name):
+        if not await forget(ctx.platform, params.name):
+            raise NotFoundError(f"tenant {params.name!r} does not exist", details={"field": "name"})
     return Done(count=1)
 
 
 async def forget(platform: Platform, name: str) -> bool:
-    """Remove a tenant and all its data; returns whether it existed."""
+    """Remove a tenant and all its data (under `exclusive(name)`); returns whether it existed.
+    Nothing is touched for a tenant that does not exist: it may be one being created."""
     async with platform.db.write(CONTROL) as conn:
         result = await conn.execute(delete(tenants).where(tenants.c.name == name))
-    platform.known_tenants.pop(name, None)
-    platform.schemas.pop(name, None)
-    await platform.forget_principals()
+        if not result.rowcount:
+            return False
+        await conn.execute(delete(tenant_kv_bounds).where(tenant_kv_bounds.c.tenant == name))
+        await conn.execute(delete(tenant_purges).where(tenant_purges.c.name == name))
+        await conn.execute(tenant_purges.insert().values(name=name))
+    await platform.forget_tenant(name)
+    await purge(platform, name)
+    return True
+
+
+async def purge(platform: Platform, name: str) -> None:
+    """Remove what the deleted tenant `name` owned on every backend, then its purge record.
+    Every step is a no-op once done, so an interrupted purge simply runs again."""
+    from roost.server.idempotency import slot_prefix  # the server names those KV keys
+
+    await platform.kv.delete_prefix(f"{name}:")
+    await platform.kv.delete_prefix(slot_prefix(name))
+    await platform.queues.delete_prefix(f"{name}:")
+    await platform.streams.delete_prefix(f"{name}:")
+    await platform.blobs.delete_prefix(f"{name}/")
     await platform.db.drop_namespace(name)
-    return bool(result.rowcount)
+    async with platform.db.write(CONTROL) as conn:
+        await conn.execute(delete(tenant_purges).where(tenant_purges.c.name == name))
+
+
+async def finish_purges(platform: Platform) -> None:
+    """At start: finish the purges that a stop interrupted (those another replica is doing
+    now hold their name's lock and are left to it)."""
+    async with platform.db.read(CONTROL) as conn:
+        names = list((await conn.execute(select(tenant_purges.c.name))).scalars())
+    for name in names:
+        try:
+            async with exclusive(platform, name):
+                if await _purge_pending(platform, name):
+                    logger.info("finishing the purge of deleted tenant %r", name)
+                    await purge(platform, name)
+        except ConflictError:
+            continue
+        except Exception:  # a backend away: the record stays for the next start or create
+            logger.exception("the purge of deleted tenant %r could not be finished", name)
+
+
+async def _purge_pending(platform: Platform, name: str) -> bool:
+    async with platform.db.read(CONTROL) as conn:
+        found = await conn.execute(select(tenant_purges.c.name).where(tenant_purges.c.name == name))
+        return found.first() is not None

@@ -75,8 +75,15 @@ class BlobStore(Protocol):
         """Copy the bytes of `source` to `destination` (NotFoundError if no source)."""
         ...
 
+    async def delete_prefix(self, prefix: str) -> None:
+        """Remove every key under the folder `prefix` (it ends with "/", as `<tenant>/` does;
+        anything else raises ValueError). With no such key it is a no-op, so a purge that was
+        interrupted can simply run again."""
+        ...
+
     async def prepare(self) -> None:
-        """Create what the store needs (the folder, the bucket); harmless when it exists."""
+        """Create what the store needs (the folder, the bucket) and clear what a crash left
+        (unfinished uploads); harmless when it exists."""
         ...
 
     async def close(self) -> None: ...

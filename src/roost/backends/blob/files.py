@@ -1,9 +1,17 @@
-"""Blobs in a local folder: written to a temporary file, fsynced, then renamed into place."""
+"""Blobs in a local folder: written to a temporary file, fsynced, then renamed into place.
+
+Temporary files live in one folder of their own, `<root>/.uploads/` (never a tenant's: tenant
+names start with a letter), so that what a killed server left there is found without walking
+every tenant's files.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
@@ -11,6 +19,11 @@ from typing import BinaryIO
 
 from roost.backends.blob import CHUNK, Measured, StoredBlob
 from roost.errors import NotFoundError
+
+UPLOADS = ".uploads"
+ABANDONED_AFTER = 3600.0
+"""Seconds since its last write after which an upload's temporary file is taken for one a
+crash left behind: younger ones may belong to another worker on the same folder, still busy."""
 
 
 class FileBlobStore:
@@ -32,7 +45,8 @@ class FileBlobStore:
     ) -> StoredBlob:
         path = self._path(key)
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        temporary = self.root / UPLOADS / f"{uuid.uuid4().hex}.tmp"
+        await asyncio.to_thread(temporary.parent.mkdir, exist_ok=True)
         handle: BinaryIO = await asyncio.to_thread(open, temporary, "wb")
         measured = Measured(max_bytes)
         try:
@@ -90,11 +104,40 @@ class FileBlobStore:
 
         await self.put(destination, again())
 
+    async def delete_prefix(self, prefix: str) -> None:
+        if not prefix.endswith("/"):
+            raise ValueError(f"blob prefix {prefix!r} is not a folder (it must end with '/')")
+        folder = self._path(prefix)
+        if folder == self.root.resolve():
+            raise ValueError("refusing to delete the whole storage folder")
+        await asyncio.to_thread(_remove_tree, folder)
+
     async def prepare(self) -> None:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_sweep_uploads, self.root / UPLOADS)
 
     async def close(self) -> None:
         return None
+
+
+def _remove_tree(folder: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):  # nothing was ever stored there, or is left
+        shutil.rmtree(folder)
+
+
+def _sweep_uploads(folder: Path) -> None:
+    """Remove the temporary files of uploads that a crash (kill -9) left unfinished."""
+    cutoff = time.time() - ABANDONED_AFTER
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+        except FileNotFoundError:  # another worker swept it, or its upload just finished
+            continue
 
 
 def _flush_and_sync(handle: BinaryIO) -> None:

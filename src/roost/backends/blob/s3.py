@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import html
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +24,11 @@ from roost.errors import (
 )
 
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
+_PAGE = 1000  # the most keys S3 lists, or deletes, in one request
+# Our keys are plain ASCII paths (see BlobStore), so these two elements are all we read of
+# S3's XML answers.
+_KEY = re.compile(r"<Key>([^<]*)</Key>")
+_ERROR = re.compile(r"<Error>.*?<Code>([^<]*)</Code>", re.S)
 
 
 @dataclass(frozen=True)
@@ -82,10 +91,11 @@ class S3BlobStore:
         method: str,
         key: str = "",
         headers: dict[str, str] | None = None,
-        content: AsyncIterable[bytes] | None = None,
+        content: bytes | AsyncIterable[bytes] | None = None,
         payload_sha256: str = EMPTY_SHA256,
+        query: str = "",
     ) -> httpx.Response:
-        url = self._url(key)
+        url = self._url(key) + (f"?{query}" if query else "")
         try:
             return await self._http.request(
                 method,
@@ -166,6 +176,33 @@ class S3BlobStore:
         if response.status_code == 404:
             raise NotFoundError(f"no blob {source!r}")
         _check(response, "copy the file")
+
+    async def delete_prefix(self, prefix: str) -> None:
+        if not prefix.endswith("/") or prefix == "/":
+            raise ValueError(f"blob prefix {prefix!r} is not a folder (it must end with '/')")
+        # Each round lists from the start what is left: deleted keys drop out of the listing,
+        # so no continuation token has to survive the deletions.
+        while keys := await self._list(prefix):
+            await self._delete_many(keys)
+
+    async def _list(self, prefix: str) -> list[str]:
+        query = f"list-type=2&max-keys={_PAGE}&prefix={quote(prefix, safe='')}"
+        response = await self._request("GET", query=query)
+        _check(response, "list the files")
+        return [html.unescape(key) for key in _KEY.findall(response.text)]
+
+    async def _delete_many(self, keys: list[str]) -> None:
+        objects = "".join(f"<Object><Key>{html.escape(key)}</Key></Object>" for key in keys)
+        body = f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
+        md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+        headers = {"content-md5": md5, "content-type": "application/xml"}
+        sha = hashlib.sha256(body).hexdigest()
+        response = await self._request("POST", "", headers, body, sha, query="delete")
+        _check(response, "delete the files")
+        if failed := _ERROR.search(response.text):
+            raise ServiceUnavailableError(
+                f"object storage could not delete the files: {failed.group(1)}"
+            )
 
     async def close(self) -> None:
         await self._http.aclose()

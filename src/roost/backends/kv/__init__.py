@@ -77,4 +77,10 @@ class KVStore(Protocol):
         """Release the lock if `token` holds it; False otherwise (never frees another's)."""
         ...
 
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every key, hash and lock whose name starts with `prefix` (a tenant's, when it
+        is deleted); returns how many keys went. Keys written while it runs may stay. With no
+        such key it is a no-op, so a purge that was interrupted can simply run again."""
+        ...
+
     async def close(self) -> None: ...

@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 
 from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.kv.near import NearCache
+from roost.backends.redis_keys import glob_escape, matching_batches
 from roost.backends.redis_line import RedisLine, RedisReplyError
 
 _RELEASE = (
@@ -150,7 +151,7 @@ class RedisKVStore:
     async def scan(
         self, prefix: str, cursor: str | None, count: int
     ) -> tuple[list[str], str | None]:
-        pattern = _PREFIX + _glob_escape(prefix) + "*"
+        pattern = _PREFIX + glob_escape(prefix) + "*"
         position, found = int(cursor or 0), []
         # SCAN visits slots of the whole keyspace and MATCH filters after: go on until a
         # page is full (or 20 rounds), so that pages are not empty while other keys abound.
@@ -200,6 +201,14 @@ class RedisKVStore:
     async def release(self, name: str, token: str) -> bool:
         return bool(await self._release(keys=[_LOCKS + name], args=[token]))
 
+    async def delete_prefix(self, prefix: str) -> int:
+        gone = 0
+        for space in (_PREFIX, _LOCKS):
+            async for keys in matching_batches(self._redis, space + glob_escape(prefix) + "*"):
+                with self._changing(*keys):
+                    gone += int(await self._redis.unlink(*keys))
+        return gone
+
     async def close(self) -> None:
         if self.near is not None:
             await self.near.close()
@@ -213,7 +222,3 @@ def _entry(found: tuple[str, int] | None) -> Entry | None:
         return None
     value, ttl_ms = found
     return Entry(value, NO_EXPIRY if ttl_ms < 0 else (ttl_ms + 500) // 1000)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

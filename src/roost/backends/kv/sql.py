@@ -243,5 +243,12 @@ class SqlKVStore:
 
         return await self._db.run(CONTROL, work, write=True)
 
+    async def delete_prefix(self, prefix: str) -> int:
+        def work(conn: Connection) -> int:
+            doomed = kv.c.key.startswith(prefix, autoescape=True)  # keys and locks alike
+            return int(conn.execute(delete(kv).where(doomed)).rowcount)
+
+        return await self._db.run(CONTROL, work, write=True)
+
     async def close(self) -> None:
         return None

@@ -77,4 +77,10 @@ class QueueStore(Protocol):
         (applies to messages published from now on)."""
         ...
 
+    async def delete_prefix(self, prefix: str) -> None:
+        """Remove every queue whose name starts with `prefix` (a tenant's, when it is
+        deleted): its messages in every state and its settings. With no such queue it is a
+        no-op, so a purge that was interrupted can simply run again."""
+        ...
+
     async def close(self) -> None: ...

@@ -16,6 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from roost.backends.queue import DEFAULT_MAX_DELIVERIES, Delivery, NackAction, QueueCounts
+from roost.backends.redis_keys import glob_escape, matching_batches
 
 _NOW = (
     "local t = redis.call('TIME') "
@@ -109,9 +110,12 @@ return n
 """
 
 
+_BASE = "roost:q:{"
+
+
 class _Keys:
     def __init__(self, queue: str) -> None:
-        base = f"roost:q:{{{queue}}}:"
+        base = f"{_BASE}{queue}}}:"
         self.ready, self.delayed, self.inflight = (
             base + "ready",
             base + "delayed",
@@ -207,6 +211,10 @@ class RedisQueueStore:
 
     async def configure(self, queue: str, max_deliveries: int) -> None:
         await self._redis.hset(_Keys(queue).cfg, "max_deliveries", max_deliveries)
+
+    async def delete_prefix(self, prefix: str) -> None:
+        async for keys in matching_batches(self._redis, _BASE + glob_escape(prefix) + "*"):
+            await self._redis.unlink(*keys)
 
     async def close(self) -> None:
         await self._redis.aclose()

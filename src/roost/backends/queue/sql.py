@@ -220,5 +220,12 @@ class SqlQueueStore:
 
         await self._db.run(CONTROL, work, write=True)
 
+    async def delete_prefix(self, prefix: str) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(delete(qm).where(qm.c.queue.startswith(prefix, autoescape=True)))
+            conn.execute(delete(queues).where(queues.c.name.startswith(prefix, autoescape=True)))
+
+        await self._db.run(CONTROL, work, write=True)
+
     async def close(self) -> None:
         """Nothing of its own to close: the database belongs to the platform."""

@@ -251,6 +251,21 @@ class Database:
                 )
                 await self.confined.forget(conn, namespace)
             return
+        # Under the namespace's write lock, so that no write of this process is under way
+        # in a file that disappears beneath it (SQLite answers that with "disk I/O error").
+        async with self._write_locks.setdefault(namespace, asyncio.Lock()):
+            await self._close_sqlite(namespace)
+            await asyncio.to_thread(_remove_sqlite_files, self.sqlite_path_of(namespace))
+
+    async def close_namespace(self, namespace: str) -> None:
+        """Close this process' connections to a namespace that another process dropped: on
+        SQLite they would go on reading the deleted file, and a namespace made again under
+        the same name must be opened afresh. Harmless on PostgreSQL (one engine for all)."""
+        if self.dialect == "sqlite":
+            async with self._write_locks.setdefault(namespace, asyncio.Lock()):
+                await self._close_sqlite(namespace)
+
+    async def _close_sqlite(self, namespace: str) -> None:
         engine = self._engines.pop(namespace, None)
         if engine is not None:
             await engine.dispose()
@@ -260,8 +275,6 @@ class Database:
         inline = self._inline.pop(namespace, None)
         if inline is not None:
             inline.close()
-        path = self.sqlite_path_of(namespace)
-        await asyncio.to_thread(_remove_sqlite_files, path)
 
     async def close(self) -> None:
         await self.confined.close()

@@ -128,6 +128,7 @@ CONTROL_MIGRATIONS: Sequence[Migration] = (
     Migration(4, "embedded work queues", _create(tables.queues, tables.queue_messages)),
     Migration(5, "embedded event streams", _create(tables.stream_rooms, tables.stream_events)),
     Migration(6, "KV ttl bounds per tenant", _create(tables.tenant_kv_bounds)),
+    Migration(7, "tenants being deleted", _create(tables.tenant_purges)),
 )
 
 TENANT_MIGRATIONS: Sequence[Migration] = (

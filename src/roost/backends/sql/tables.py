@@ -73,6 +73,16 @@ tenant_kv_bounds = Table(
     Column("max_ttl", Integer, nullable=True),
 )
 
+# A tenant being deleted: written with the removal of its row, removed once everything it
+# owned on every backend is gone. Its name cannot be taken again while the row is here, and
+# start-up finishes the purges that a stop interrupted.
+tenant_purges = Table(
+    "roost_tenant_purges",
+    control_metadata,
+    Column("name", String(40), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
 tenant_metadata = MetaData()
 
 users = Table(

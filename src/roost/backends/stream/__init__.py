@@ -61,4 +61,10 @@ class StreamStore(Protocol):
 
     async def configure(self, room: str, retention: Retention) -> None: ...
 
+    async def delete_prefix(self, prefix: str) -> None:
+        """Remove every room whose name starts with `prefix` (a tenant's, when it is deleted):
+        its events, its offsets (a room made again starts at 0) and its retention. With no
+        such room it is a no-op, so a purge that was interrupted can simply run again."""
+        ...
+
     async def close(self) -> None: ...

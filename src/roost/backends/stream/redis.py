@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from roost.backends.redis_keys import glob_escape, matching_batches
 from roost.backends.stream import NewEvent, Page, Retention, StoredEvent
 
 _APPEND = """
@@ -50,8 +51,11 @@ return {oldest, newest, events}
 """
 
 
+_BASE = "roost:s:{"
+
+
 def _keys(room: str) -> list[str]:
-    base = f"roost:s:{{{room}}}:"
+    base = f"{_BASE}{room}}}:"
     return [base + "seq", base + "events", base + "cfg"]
 
 
@@ -95,6 +99,10 @@ class RedisStreamStore:
             else:
                 pipe.hset(cfg, "max_age", retention.max_age)
             await pipe.execute()
+
+    async def delete_prefix(self, prefix: str) -> None:
+        async for keys in matching_batches(self._redis, _BASE + glob_escape(prefix) + "*"):
+            await self._redis.unlink(*keys)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -107,5 +107,12 @@ class SqlStreamStore:
 
         await self._db.run(CONTROL, work, write=True)
 
+    async def delete_prefix(self, prefix: str) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(delete(ev).where(ev.c.room.startswith(prefix, autoescape=True)))
+            conn.execute(delete(rooms).where(rooms.c.room.startswith(prefix, autoescape=True)))
+
+        await self._db.run(CONTROL, work, write=True)
+
     async def close(self) -> None:
         """Nothing of its own to close: the database belongs to the platform."""
