@@ -111,7 +111,19 @@ class Settings(BaseSettings):
     admin_password: str | None = Field(default=None, min_length=8)
 
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 34)] = 16 * 1024 * 1024
-    login_failures_per_account: Annotated[int, Field(ge=1)] = 5
+    login_failures_per_account: int = Field(
+        default=5,
+        ge=1,
+        description="sign-in attempts that may fail for one account from one client address "
+        "in login_failure_window (a success clears them)",
+    )
+    login_failures_per_account_global: int = Field(
+        default=100,
+        ge=1,
+        description="sign-in attempts that may fail for one account from all addresses "
+        "together in login_failure_window; larger than login_failures_per_account, so that "
+        "others cannot lock the owner out at the low limit",
+    )
     login_failures_per_address: Annotated[int, Field(ge=1)] = 30
     login_failure_window: Seconds = 900
     idempotency_ttl: Seconds = 86400

@@ -48,3 +48,27 @@ async def test_old_hits_stop_counting(limiter: RateLimiter, key: str) -> None:
     assert await limiter.blocked_for(key, limit=2, window=0.5) is not None
     await asyncio.sleep(0.6)
     assert await limiter.blocked_for(key, limit=2, window=0.5) is None
+
+
+@pytest.mark.anyio
+async def test_take_counts_at_most_the_limit_of_concurrent_events(
+    limiter: RateLimiter, key: str
+) -> None:
+    waits = await asyncio.gather(
+        *(limiter.take(key, limit=5, window=60, event=f"e{i}") for i in range(20))
+    )
+    assert sum(wait is None for wait in waits) == 5
+    assert all(0 < wait <= 60 for wait in waits if wait is not None)
+    assert await limiter.blocked_for(key, limit=5, window=60) is not None
+
+
+@pytest.mark.anyio
+async def test_release_uncounts_one_taken_event(limiter: RateLimiter, key: str) -> None:
+    assert await limiter.take(key, limit=2, window=60, event="first") is None
+    assert await limiter.take(key, limit=2, window=60, event="second") is None
+    assert await limiter.take(key, limit=2, window=60, event="third") is not None
+    await limiter.release(key, "first")
+    await limiter.release(key, "never-taken")
+    await limiter.release(f"{key}:unknown", "first")
+    assert await limiter.take(key, limit=2, window=60, event="third") is None
+    assert await limiter.take(key, limit=2, window=60, event="fourth") is not None

@@ -1,7 +1,11 @@
-"""Counting failures per key over a sliding window (failed logins, abusive callers).
+"""Counting events per key over a sliding window (sign-in attempts, abusive callers).
 
 The embedded limiter counts in this process; the Redis one (with the messaging backends)
 counts across replicas. Both follow `RateLimiter`.
+
+`take` counts and checks in one atomic step, so that of many concurrent callers at most
+`limit` are let through: checking first and counting afterwards lets every caller that
+checked before the first one counted through.
 """
 
 from __future__ import annotations
@@ -21,6 +25,17 @@ class RateLimiter(Protocol):
         """Count one event for `key`; events older than `window` seconds stop counting."""
         ...
 
+    async def take(self, key: str, limit: int, window: float, event: str) -> float | None:
+        """Count the event named `event` for `key` unless `limit` events already count in
+        `window`: None when it was counted, else the seconds until one may be (and nothing is
+        counted). Atomic: of concurrent calls, at most `limit` are counted."""
+        ...
+
+    async def release(self, key: str, event: str) -> None:
+        """Stop counting one event `take` counted (a success that should not use up a
+        limit). Releasing an event that is not counted is a no-op."""
+        ...
+
     async def reset(self, key: str) -> None:
         """Forget every event of `key`. Resetting an unknown key is a no-op."""
         ...
@@ -32,30 +47,55 @@ class MemoryRateLimiter:
     """Sliding windows kept in this process; bounded by `max_keys` (oldest keys dropped)."""
 
     def __init__(self, max_keys: int = 100_000) -> None:
-        self._hits: dict[str, deque[float]] = {}
+        self._hits: dict[str, deque[tuple[float, str]]] = {}
         self._max_keys = max_keys
 
     async def blocked_for(self, key: str, limit: int, window: float) -> float | None:
         hits = self._hits.get(key)
         if not hits:
             return None
-        now = time.monotonic()
-        while hits and hits[0] <= now - window:
-            hits.popleft()
-        if len(hits) < limit:
-            return None
-        return max(hits[-limit] + window - now, 0.001)
+        return self._wait(hits, limit, window, time.monotonic())
 
     async def hit(self, key: str, window: float) -> None:
         now = time.monotonic()
+        self._live(key, window, now).append((now, ""))
+
+    async def take(self, key: str, limit: int, window: float, event: str) -> float | None:
+        # no await between the check and the append: atomic on the event loop
+        now = time.monotonic()
+        hits = self._live(key, window, now)
+        wait = self._wait(hits, limit, window, now)
+        if wait is None:
+            hits.append((now, event))
+        return wait
+
+    async def release(self, key: str, event: str) -> None:
+        hits = self._hits.get(key, deque())
+        for hit in hits:
+            if hit[1] == event:
+                hits.remove(hit)
+                return
+
+    def _live(self, key: str, window: float, now: float) -> deque[tuple[float, str]]:
+        """The events of `key` still inside `window` (older ones dropped)."""
         hits = self._hits.get(key)
         if hits is None:
             if len(self._hits) >= self._max_keys:
                 self._hits.pop(next(iter(self._hits)))
             hits = self._hits[key] = deque()
-        while hits and hits[0] <= now - window:
+        while hits and hits[0][0] <= now - window:
             hits.popleft()
-        hits.append(now)
+        return hits
+
+    @staticmethod
+    def _wait(
+        hits: deque[tuple[float, str]], limit: int, window: float, now: float
+    ) -> float | None:
+        while hits and hits[0][0] <= now - window:
+            hits.popleft()
+        if len(hits) < limit:
+            return None
+        return max(hits[-limit][0] + window - now, 0.001)
 
     async def reset(self, key: str) -> None:
         self._hits.pop(key, None)
@@ -71,6 +111,7 @@ class RedisRateLimiter:
         from redis.asyncio import Redis
 
         self._redis: Any = Redis.from_url(url)
+        self._take: Any = self._redis.register_script(_TAKE)
 
     async def blocked_for(self, key: str, limit: int, window: float) -> float | None:
         name, now = _PREFIX + key, time.time()
@@ -90,6 +131,13 @@ class RedisRateLimiter:
             pipe.expire(name, int(window) + 1)
             await pipe.execute()
 
+    async def take(self, key: str, limit: int, window: float, event: str) -> float | None:
+        wait = await self._take(keys=[_PREFIX + key], args=[time.time(), window, limit, event])
+        return None if wait is None else float(wait)
+
+    async def release(self, key: str, event: str) -> None:
+        await self._redis.zrem(_PREFIX + key, event)
+
     async def reset(self, key: str) -> None:
         await self._redis.delete(_PREFIX + key)
 
@@ -98,3 +146,18 @@ class RedisRateLimiter:
 
 
 _PREFIX = "roost:limit:"
+
+# One script so the check and the count are one step for every replica. The event is the
+# member (scored by time); the answer is the wait as a string (Lua numbers come back as
+# integers), or nil when the event was counted.
+_TAKE = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local nth = redis.call('ZREVRANGE', KEYS[1], limit - 1, limit - 1, 'WITHSCORES')
+if #nth > 0 then
+  return tostring(math.max(tonumber(nth[2]) + window - now, 0.001))
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.floor(window) + 1)
+return false
+"""

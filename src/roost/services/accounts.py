@@ -12,7 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import roles, sessions, user_roles, users, utcnow
-from roost.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from roost.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
+from roost.services.context import Principal
 from roost.services.security import hash_password, new_id
 from roost.wire.auth import RegisterRequest, User
 
@@ -70,6 +77,29 @@ async def roles_and_scopes(conn: AsyncConnection, user: RowMapping) -> tuple[lis
     return names, scopes
 
 
+async def ensure_may_act_on(actor: Principal, conn: AsyncConnection, target: RowMapping) -> None:
+    """Refuse (AuthorizationError) to let `actor` act on `target` (change, disable, delete,
+    sign out, give or take roles, mint tokens, revoke keys) when the target holds any scope
+    the actor lacks: otherwise a lesser admin could take over a greater one, e.g. reset a
+    superuser's password. A role counts by the scopes it carries; a superuser holds `*`, which
+    only `*` covers. The same rule as granting: nobody reaches past what they hold."""
+    _, scopes = await roles_and_scopes(conn, target)
+    if refused := sorted(scope for scope in scopes if not actor.allows(scope)):
+        raise AuthorizationError(
+            f"you cannot act on user {target['username']!r}: they hold scopes you do not "
+            f"({', '.join(refused)})",
+            code="missing_scope",
+            details={"field": "username", "username": target["username"], "scopes": refused},
+        )
+
+
+async def find_target(actor: Principal, conn: AsyncConnection, username: str) -> RowMapping:
+    """The user named `username`, once `actor` is known to be allowed to act on them."""
+    target = await find_by_username(conn, username)
+    await ensure_may_act_on(actor, conn, target)
+    return target
+
+
 async def to_user(conn: AsyncConnection, user: RowMapping) -> User:
     names, scopes = await roles_and_scopes(conn, user)
     return User(
@@ -97,21 +127,10 @@ async def create_user(
     flags: dict[str, bool] | None = None,
 ) -> RowMapping:
     """Insert a user with its roles; a taken username or email is a ConflictError."""
-    if request.confirm_password is not None and request.confirm_password != request.password:
-        raise ValidationError(
-            "confirm_password does not match password", details={"field": "confirm_password"}
-        )
-    if await _taken(conn, users.c.username, request.username):
-        raise ConflictError(
-            f"username {request.username!r} is taken", details={"field": "username"}
-        )
+    await _check_new(conn, request)
     if request.email and await _taken(conn, users.c.email, request.email):
         raise ConflictError("a user with this email exists", details={"field": "email"})
-    known = set(
-        (await conn.execute(select(roles.c.name).where(roles.c.name.in_(role_names)))).scalars()
-    )
-    if missing := sorted(set(role_names) - known):
-        raise ValidationError(f"no role named {', '.join(missing)}", details={"field": "roles"})
+    await _role_scopes(conn, role_names)
     user_id = new_id()
     values: dict[str, Any] = {
         "id": user_id,
@@ -135,6 +154,59 @@ async def create_user(
     row = await find_by_id(conn, user_id)
     assert row is not None
     return row
+
+
+async def unsaved_user(
+    conn: AsyncConnection, request: RegisterRequest, *, role_names: list[str]
+) -> User:
+    """The user `create_user` would answer for `request`, not stored: what a sign-up with an
+    address another account has gets, so that it reads like any other. It checks the same
+    fields and spends a password hash too, so it also takes as long."""
+    await _check_new(conn, request)
+    scopes = await _role_scopes(conn, role_names)
+    await hash_password(request.password)
+    return User(
+        id=new_id(),
+        username=request.username,
+        email=request.email,
+        first_name=request.first_name,
+        last_name=request.last_name,
+        is_active=True,
+        is_staff=False,
+        is_superuser=False,
+        roles=sorted(set(role_names)),
+        scopes=sorted(scopes),
+        created_at=utcnow(),
+    )
+
+
+async def _check_new(conn: AsyncConnection, request: RegisterRequest) -> None:
+    if request.confirm_password is not None and request.confirm_password != request.password:
+        raise ValidationError(
+            "confirm_password does not match password", details={"field": "confirm_password"}
+        )
+    if await _taken(conn, users.c.username, request.username):
+        raise ConflictError(
+            f"username {request.username!r} is taken", details={"field": "username"}
+        )
+
+
+async def _role_scopes(conn: AsyncConnection, role_names: list[str]) -> set[str]:
+    """The scopes the roles carry; a role that does not exist is a ValidationError."""
+    rows = (
+        await conn.execute(select(roles.c.name, roles.c.scopes).where(roles.c.name.in_(role_names)))
+    ).all()
+    if missing := sorted(set(role_names) - {row.name for row in rows}):
+        raise ValidationError(f"no role named {', '.join(missing)}", details={"field": "roles"})
+    return {scope for row in rows for scope in row.scopes}
+
+
+async def find_by_email(conn: AsyncConnection, email: str) -> RowMapping | None:
+    """The user with this email (in any case); None for an empty one."""
+    if not email:
+        return None
+    query = select(users).where(func.lower(users.c.email) == email.lower()).limit(1)
+    return (await conn.execute(query)).mappings().first()
 
 
 async def _taken(conn: AsyncConnection, column: Any, value: str) -> bool:

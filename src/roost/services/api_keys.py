@@ -9,6 +9,7 @@ from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import api_keys, utcnow
 from roost.errors import AuthorizationError, NotFoundError, ValidationError
+from roost.services import accounts
 from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.security import make_opaque, new_id, scope_allows
@@ -90,15 +91,22 @@ async def list_keys(ctx: Context, params: Empty) -> list[ApiKey]:
 
 @operation("api_keys.revoke", scope="api_keys:write")
 async def revoke(ctx: Context, params: ApiKeyRef) -> Done:
-    """Revoke one of the caller's keys (an admin with `users:write` may revoke anyone's)."""
+    """Revoke one of the caller's keys (an admin with `users:write` may revoke the keys of
+    users whose scopes they hold)."""
     principal = ctx.require_principal()
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        query = api_keys.update().where(api_keys.c.id == params.id)
-        if not principal.allows("users:write"):
-            query = query.where(api_keys.c.user_id == principal.user_id)
-        result = await conn.execute(query.values(revoked_at=utcnow()))
-    if result.rowcount == 0:
-        raise NotFoundError(f"no API key with id {params.id!r}", details={"field": "id"})
+        owner_id = (
+            await conn.execute(select(api_keys.c.user_id).where(api_keys.c.id == params.id))
+        ).scalar()
+        if owner_id is None or (
+            owner_id != principal.user_id and not principal.allows("users:write")
+        ):
+            raise NotFoundError(f"no API key with id {params.id!r}", details={"field": "id"})
+        if owner_id != principal.user_id and (owner := await accounts.find_by_id(conn, owner_id)):
+            await accounts.ensure_may_act_on(principal, conn, owner)
+        result = await conn.execute(
+            api_keys.update().where(api_keys.c.id == params.id).values(revoked_at=utcnow())
+        )
     await ctx.platform.forget_principals()
     return Done(count=result.rowcount)
 

@@ -8,15 +8,23 @@ every token that names them.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import refresh_tokens, sessions, users, utcnow
-from roost.errors import AuthenticationError, AuthorizationError, NotFoundError
+from roost.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from roost.services import accounts, recovery
 from roost.services.context import Context
+from roost.services.mail import send_template
 from roost.services.principals import Credential, authenticate
 from roost.services.registry import operation
 from roost.services.security import (
@@ -25,7 +33,7 @@ from roost.services.security import (
     needs_rehash,
     new_id,
     parse_opaque,
-    refuse_if_limited,
+    take_or_refuse,
     verify_password,
 )
 from roost.wire.auth import (
@@ -46,22 +54,22 @@ from roost.wire.auth import (
 )
 from roost.wire.common import Empty
 
+logger = logging.getLogger("roost.auth")
+
 _BAD_LOGIN = "invalid username or password"
 
 
 @operation("auth.login", access="public")
 async def login(ctx: Context, params: LoginRequest) -> TokenPair:
     """Exchange a username (or email) and password for an access and a refresh token."""
-    limits = _LoginLimits(ctx, params.username)
-    await limits.check()
     async with ctx.platform.db.read(ctx.tenant) as conn:
         user = await accounts.find_by_login(conn, params.username)
+    limits = _LoginLimits(ctx, user["id"] if user is not None else None, params.username)
+    await limits.attempt()
     password_hash = user["password_hash"] if user is not None else None
     if not await verify_password(password_hash, params.password) or user is None:
-        await limits.failed()
         raise AuthenticationError(_BAD_LOGIN, code="invalid_credentials")
     if not user["is_active"]:
-        await limits.failed()
         raise AuthenticationError("this user is disabled", code="invalid_credentials")
     await limits.succeeded()
     new_hash = await hash_password(params.password) if needs_rehash(user["password_hash"]) else None
@@ -177,29 +185,58 @@ async def whoami(ctx: Context, params: Empty) -> Whoami:
 @operation("auth.register", access="public")
 async def register(ctx: Context, params: RegisterRequest) -> User:
     """Create an account with the `member` role, when the server allows sign-up. With an
-    email, a verification link is mailed to it."""
+    email, a verification link is mailed to it.
+
+    An email another account has gets the same answer, for an account that is not created,
+    and its owner a notice by mail: sign-up tells nobody which addresses have accounts. A
+    taken username is still a 409: usernames are public handles one must be able to pick.
+    """
     if not ctx.platform.settings.allow_signup:
         raise AuthorizationError("sign-up is disabled on this server; ask an admin for an account")
+    new_user: RowMapping | None = None
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        user = await accounts.create_user(conn, params, role_names=["member"])
-        created = await accounts.to_user(conn, user)
-    await recovery.send_verification(ctx, user)
-    return created
+        owner = await accounts.find_by_email(conn, params.email)
+        if owner is None:
+            new_user = await accounts.create_user(conn, params, role_names=["member"])
+            answer = await accounts.to_user(conn, new_user)
+        else:
+            answer = await accounts.unsaved_user(conn, params, role_names=["member"])
+    if new_user is not None:
+        await recovery.send_verification(ctx, new_user)
+    elif owner is not None:
+        await _tell_owner(ctx, owner)
+    return answer
+
+
+async def _tell_owner(ctx: Context, owner: RowMapping) -> None:
+    """Mail the owner of an address someone tried to sign up with; a few an hour at most, so
+    that sign-ups cannot flood a mailbox, and never a failure for the sign-up."""
+    key = f"mail:account_exists:{ctx.tenant}:{owner['id']}"
+    if await ctx.platform.limiter.take(key, _NOTICES_PER_HOUR, 3600, new_id()) is not None:
+        return
+    model = {"name": owner["first_name"] or owner["username"], "username": owner["username"]}
+    try:
+        await send_template(ctx, "account_exists", [owner["email"]], model)
+    except ServiceUnavailableError as exc:  # kept as failed in the outbox; not for the caller
+        logger.warning("account_exists mail for user %s not delivered: %s", owner["id"], exc)
+
+
+_NOTICES_PER_HOUR = 5
 
 
 @operation("auth.change_password")
 async def change_password(ctx: Context, params: ChangePasswordRequest) -> Done:
     """Change the caller's password; every other session of the user is signed out."""
     principal = ctx.require_user()
-    limits = _LoginLimits(ctx, principal.username)
-    await limits.check()
+    limits = _LoginLimits(ctx, principal.user_id, principal.username)
+    await limits.attempt()
     async with ctx.platform.db.read(ctx.tenant) as conn:
         user = await accounts.find_by_id(conn, principal.user_id)
     if user is None or not await verify_password(user["password_hash"], params.old_password):
-        await limits.failed()
         raise AuthenticationError(
             "old_password is wrong", code="invalid_credentials", details={"field": "old_password"}
         )
+    await limits.succeeded()
     new_hash = await hash_password(params.new_password)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         await conn.execute(
@@ -316,13 +353,11 @@ async def mint_jwt(ctx: Context, params: MintRequest) -> MintedToken:
     that ends with the token; no refresh token. You may only mint for a user whose scopes you
     hold yourself."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        user = await accounts.find_by_username(conn, params.username)
+        user = await accounts.find_target(ctx.require_principal(), conn, params.username)
         if not user["is_active"]:
             raise AuthorizationError(
                 f"user {params.username!r} is disabled", details={"field": "username"}
             )
-        _, scopes = await accounts.roles_and_scopes(conn, user)
-        ctx.require_held(sorted(scopes))
         session_id = new_id()
         await conn.execute(
             sessions.insert().values(
@@ -349,25 +384,43 @@ def _check_live(revoked_at: datetime | None, expires_at: datetime, now: datetime
 
 
 class _LoginLimits:
-    """Failed sign-ins counted per account and per client address (429 once over the limit)."""
+    """Password attempts, each counted before the password is checked (so concurrent tries
+    cannot all pass the check), refused with 429 once a limit is reached:
 
-    def __init__(self, ctx: Context, login_name: str) -> None:
+    - per account and client address (`login_failures_per_account`): stops a guesser;
+    - per account from every address (`login_failures_per_account_global`, larger): stops a
+      spread-out guesser without letting anyone lock the owner out at the low limit;
+    - per client address (`login_failures_per_address`): stops one address trying many
+      accounts.
+
+    The account is the user id, so its username and email count as one. A success clears
+    its account-and-address count and uncounts itself from the others, so only failures
+    use up a limit.
+    """
+
+    def __init__(self, ctx: Context, user_id: str | None, login_name: str) -> None:
         settings = ctx.platform.settings
         self._limiter = ctx.platform.limiter
         self._window = settings.login_failure_window
-        self._account = (
-            f"login:{ctx.tenant}:{login_name.lower()}",
-            settings.login_failures_per_account,
+        self._event = new_id()
+        # an unknown name is limited like an account, so it answers like one
+        account = f"login:{ctx.tenant}:" + (
+            f"user:{user_id}" if user_id is not None else f"name:{login_name.lower()}"
         )
-        self._address = (f"login-from:{ctx.client_address}", settings.login_failures_per_address)
+        self._pair = f"{account}:from:{ctx.client_address}"
+        self._limits = (
+            (self._pair, settings.login_failures_per_account),
+            (account, settings.login_failures_per_account_global),
+            (f"login-from:{ctx.client_address}", settings.login_failures_per_address),
+        )
 
-    async def check(self) -> None:
-        limits = (self._account, self._address)
-        await refuse_if_limited(self._limiter, limits, self._window, "failed sign-ins")
-
-    async def failed(self) -> None:
-        for key, _ in (self._account, self._address):
-            await self._limiter.hit(key, self._window)
+    async def attempt(self) -> None:
+        """Count this attempt, or raise RateLimitError if a limit is reached."""
+        await take_or_refuse(
+            self._limiter, self._limits, self._window, "failed sign-ins", self._event
+        )
 
     async def succeeded(self) -> None:
-        await self._limiter.reset(self._account[0])
+        await self._limiter.reset(self._pair)
+        for key, _ in self._limits[1:]:
+            await self._limiter.release(key, self._event)

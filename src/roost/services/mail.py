@@ -74,6 +74,13 @@ BUILTIN_TEMPLATES: dict[str, TemplateSpec] = {
             text="Hello,\n\n{{ inviter }} invited you to join. To accept, open this link:\n"
             "{{ link }}\n",
         ),
+        TemplateSpec(
+            alias="account_exists",
+            subject="Someone tried to sign up with your address",
+            text="Hello {{ name }},\n\nsomeone tried to create an account with this address, "
+            "which your account {{ username }} already has. If it was you, sign in, or ask for "
+            "a password reset if you forgot it. If not, nothing changed: ignore this message.\n",
+        ),
     )
 }
 

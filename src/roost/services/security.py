@@ -59,10 +59,32 @@ async def refuse_if_limited(
     for key, limit in limits:
         wait = await limiter.blocked_for(key, limit, window)
         if wait is not None:
-            raise RateLimitError(
-                f"too many {what}; try again in {int(wait) + 1} s",
-                retry_after=float(int(wait) + 1),
-            )
+            raise _too_many(what, wait)
+
+
+async def take_or_refuse(
+    limiter: RateLimiter,
+    limits: Sequence[tuple[str, int]],
+    window: float,
+    what: str,
+    event: str,
+) -> None:
+    """Count `event` against every (key, limit) before the work it limits is done; when any
+    limit is reached it counts nowhere and RateLimitError ("too many <what>") is raised."""
+    taken: list[str] = []
+    for key, limit in limits:
+        wait = await limiter.take(key, limit, window, event)
+        if wait is not None:
+            for done in taken:  # a refused attempt must not extend the others' lockouts
+                await limiter.release(done, event)
+            raise _too_many(what, wait)
+        taken.append(key)
+
+
+def _too_many(what: str, wait: float) -> RateLimitError:
+    return RateLimitError(
+        f"too many {what}; try again in {int(wait) + 1} s", retry_after=float(int(wait) + 1)
+    )
 
 
 def new_id() -> str:

@@ -93,9 +93,9 @@ async def list_users(ctx: Context, params: ListUsersRequest) -> UserPage:
 
 @operation("users.delete_user", scope="users:write")
 async def delete_user(ctx: Context, params: UserRef) -> Done:
-    """Delete a user with their sessions and API keys."""
+    """Delete a user with their sessions and API keys (only a user whose scopes you hold)."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        row = await accounts.find_by_username(conn, params.username)
+        row = await accounts.find_target(ctx.require_principal(), conn, params.username)
         await conn.execute(delete(users).where(users.c.id == row["id"]))
     await ctx.platform.forget_principals()
     return Done(count=1)
@@ -104,7 +104,8 @@ async def delete_user(ctx: Context, params: UserRef) -> Done:
 @operation("users.update_user", scope="users:write")
 async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
     """Change a user's fields; what is left out stays. A new email must be verified again; a
-    new password or a deactivation signs the user out everywhere."""
+    new password or a deactivation signs the user out everywhere. Only for a user whose
+    scopes you hold yourself."""
     changes = {
         name: getattr(params, name)
         for name in ("email", "first_name", "last_name", "is_active", "is_staff")
@@ -118,7 +119,7 @@ async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
             details={"field": "username"},
         )
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        row = await accounts.find_by_username(conn, params.username)
+        row = await accounts.find_target(ctx.require_principal(), conn, params.username)
         if params.email is not None and params.email.lower() != row["email"].lower():
             if params.email and await accounts.email_taken(conn, params.email):
                 raise ConflictError(
@@ -138,7 +139,8 @@ async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
 @operation("users.assign_roles", scope="users:write")
 async def assign_roles(ctx: Context, params: RoleAssignment) -> Done:
     """Give roles to users, until `expires_at` if given (again: the new expiry replaces the
-    old). You may only give roles whose scopes you hold yourself."""
+    old). You may only give roles whose scopes you hold yourself, to users whose scopes you
+    hold."""
     if params.expires_at is not None and (
         params.expires_at.tzinfo is None or params.expires_at <= utcnow()
     ):
@@ -148,9 +150,7 @@ async def assign_roles(ctx: Context, params: RoleAssignment) -> Done:
     async with ctx.platform.db.write(ctx.tenant) as conn:
         if missing := sorted(set(params.roles) - await _check_grantable(ctx, conn, params.roles)):
             raise _no_role(missing[0])
-        user_ids = [
-            (await accounts.find_by_username(conn, name))["id"] for name in params.usernames
-        ]
+        user_ids = await _target_ids(ctx, conn, params.usernames)
         await conn.execute(
             delete(user_roles).where(
                 user_roles.c.user_id.in_(user_ids), user_roles.c.role.in_(params.roles)
@@ -170,11 +170,10 @@ async def assign_roles(ctx: Context, params: RoleAssignment) -> Done:
 
 @operation("users.revoke_roles", scope="users:write")
 async def revoke_roles(ctx: Context, params: RoleAssignment) -> Done:
-    """Take roles from users; returns how many assignments there were."""
+    """Take roles from users (only users whose scopes you hold); returns how many
+    assignments there were."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        user_ids = [
-            (await accounts.find_by_username(conn, name))["id"] for name in params.usernames
-        ]
+        user_ids = await _target_ids(ctx, conn, params.usernames)
         result = await conn.execute(
             delete(user_roles).where(
                 user_roles.c.user_id.in_(user_ids), user_roles.c.role.in_(params.roles)
@@ -263,6 +262,11 @@ async def _check_grantable(ctx: Context, conn: AsyncConnection, names: list[str]
     rows = (await conn.execute(select(roles).where(roles.c.name.in_(names)))).mappings().all()
     ctx.require_held([scope for row in rows for scope in row["scopes"]])
     return {row["name"] for row in rows}
+
+
+async def _target_ids(ctx: Context, conn: AsyncConnection, usernames: list[str]) -> list[str]:
+    actor = ctx.require_principal()
+    return [(await accounts.find_target(actor, conn, name))["id"] for name in usernames]
 
 
 async def _find_role(conn: AsyncConnection, name: str) -> RowMapping | None:

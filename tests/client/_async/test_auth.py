@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -323,20 +324,25 @@ async def test_an_expired_api_key_is_refused(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_failed_logins_count_across_replicas_on_redis(make_server: object) -> None:
+async def test_failed_logins_count_across_replicas_on_redis(
+    make_server: object, tmp_path: Path
+) -> None:
     from tests.conftest import REDIS_URL, require_redis
 
     require_redis()
     secret = "s" * 40
+    shared = tmp_path / "replicas"  # replicas share one database: the same user, the same id
     first = make_server(
         redis_url=REDIS_URL,
         secret_key=secret,
+        data_dir=shared,
         login_failures_per_account=2,  # type: ignore[operator]
         login_failures_per_address=1000,
     )
     second = make_server(
         redis_url=REDIS_URL,
         secret_key=secret,
+        data_dir=shared,
         login_failures_per_account=2,  # type: ignore[operator]
         login_failures_per_address=1000,
     )
@@ -346,7 +352,6 @@ async def test_failed_logins_count_across_replicas_on_redis(make_server: object)
         AsyncClient(api_url=second.url, max_retries=0) as two,
     ):
         await one.auth.register(name, "right-password")
-        await two.auth.register(name, "right-password")  # each replica here has its own users
         for _ in range(2):
             with pytest.raises(AuthenticationError):
                 await one.auth.login(name, "wrong-password")

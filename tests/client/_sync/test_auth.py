@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -305,20 +306,25 @@ def test_an_expired_api_key_is_refused(server: RunningServer) -> None:
             admin.api_keys.create(unique("past"), expires_at=soon - timedelta(days=1))
 
 
-def test_failed_logins_count_across_replicas_on_redis(make_server: object) -> None:
+def test_failed_logins_count_across_replicas_on_redis(
+    make_server: object, tmp_path: Path
+) -> None:
     from tests.conftest import REDIS_URL, require_redis
 
     require_redis()
     secret = "s" * 40
+    shared = tmp_path / "replicas"  # replicas share one database: the same user, the same id
     first = make_server(
         redis_url=REDIS_URL,
         secret_key=secret,
+        data_dir=shared,
         login_failures_per_account=2,  # type: ignore[operator]
         login_failures_per_address=1000,
     )
     second = make_server(
         redis_url=REDIS_URL,
         secret_key=secret,
+        data_dir=shared,
         login_failures_per_account=2,  # type: ignore[operator]
         login_failures_per_address=1000,
     )
@@ -328,7 +334,6 @@ def test_failed_logins_count_across_replicas_on_redis(make_server: object) -> No
         Client(api_url=second.url, max_retries=0) as two,
     ):
         one.auth.register(name, "right-password")
-        two.auth.register(name, "right-password")  # each replica here has its own users
         for _ in range(2):
             with pytest.raises(AuthenticationError):
                 one.auth.login(name, "wrong-password")
