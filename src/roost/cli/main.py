@@ -48,8 +48,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the platform (embedded default: SQLite and ./roost-data)."""
-    import uvicorn
-
+    from roost.server.serving import serve as run_server
+    from roost.server.serving import server_config
     from roost.settings import load_settings
 
     _use_data_dir(data_dir)
@@ -69,16 +69,17 @@ def serve(
         f"(data: {settings.data_dir.resolve()}, SQL: {backend}, workers: {workers})"
     )
     console.print(f"API docs: http://{host}:{port}/docs")
-    uvicorn.run(
+    # each worker builds its app from the same environment; the config carries the limits
+    config = server_config(
         "roost.server.app:create_app",
-        factory=True,
+        settings,
         host=host,
         port=port,
+        factory=True,
         workers=workers,
         log_level=log_level,
-        proxy_headers=False,
-        ws_per_message_deflate=False,  # costs ~27% on small frames; see architecture.md
     )
+    run_server(config)
 
 
 @admin_app.command("create-user")
