@@ -24,6 +24,7 @@ import pytest
 import uvicorn
 
 from roost.server import create_app
+from roost.server.serving import server_config
 from roost.settings import Settings, load_settings
 from tests.proxy import FlakyProxy
 
@@ -176,14 +177,14 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
     values.update(overrides)
     settings = load_settings(**values)
     port = free_port()
-    config = uvicorn.Config(
+    # the same uvicorn setup as `roost serve`: header limits, log redaction, ws implementation
+    config = server_config(
         create_app(settings),
+        settings,
         host="127.0.0.1",
         port=port,
         log_level="warning",
         lifespan="on",
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -307,6 +307,7 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
         "not_null_violation": ValidationError,
         "check_violation": ConflictError,
         "range_not_satisfiable": ValidationError,
+        "headers_too_large": ValidationError,
         "not_an_integer": ValidationError,
         "wrong_type": ValidationError,
         "lock_held": ConflictError,
@@ -327,6 +328,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     413: PayloadTooLargeError,
     415: ValidationError,
     422: ValidationError,
+    431: ValidationError,
     429: RateLimitError,
     503: ServiceUnavailableError,
 }

@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     admin_password: str | None = Field(default=None, min_length=8)
 
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 34)] = 16 * 1024 * 1024
+    max_header_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = Field(
+        default=64 * 1024,
+        description="bytes a request's line and headers may take (also a WebSocket handshake); "
+        "past it the server answers 431 and closes the connection",
+    )
+    max_header_count: Annotated[int, Field(ge=16, le=10_000)] = Field(
+        default=100,
+        description="headers a request may carry; past it 431 and the connection closes",
+    )
     login_failures_per_account: int = Field(
         default=5,
         ge=1,

@@ -5,6 +5,7 @@ link at another site by replacing the template, and reusing an older reset mail.
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import create_engine
 from roost import AsyncClient, AuthenticationError, ValidationError
 from roost.backends.sql.tables import mail_messages, mail_templates, utcnow
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-from tests.inbox import console_inbox
+from tests.inbox import mail_inbox
 from tests.smtp_relay import Relay, smtp_relay
 
 pytestmark = pytest.mark.anyio
@@ -56,18 +57,21 @@ async def test_a_mail_reader_cannot_take_the_superuser_through_the_outbox(
 
 
 @BACKENDS
-async def test_without_a_relay_the_token_reaches_the_console_and_not_the_api(
+async def test_without_a_relay_the_token_reaches_the_mail_folder_and_not_the_api(
     make_server: Callable[..., RunningServer], backend: str
 ) -> None:
     running = make_server(backend, admin_email=ADMIN_EMAIL)
     async with AsyncClient(api_url=running.url) as client:
         reader = await _key_holder(client, ["mail:read"])
-        with console_inbox() as inbox:
+        with mail_inbox(running) as inbox:
             await client.auth.request_password_reset(ADMIN_EMAIL)
         token = inbox.token(ADMIN_EMAIL, "rpr")
         [kept] = await reader.mail.outbox(to=ADMIN_EMAIL)
         assert (kept["status"], token in str(kept)) == ("outbox", False)
         assert "[redacted]" in kept["text"]
+        folder = running.settings.data_dir / "mail"
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert {stat.S_IMODE(p.stat().st_mode) for p in folder.glob("*.eml")} == {0o600}
         await client.auth.confirm_password_reset(token, "taken-back-password-1")
 
 

@@ -8,6 +8,7 @@ import email.policy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,5 +116,5 @@ def test_a_bad_smtp_url_is_refused_naming_the_variable(tmp_path: object) -> None
         load_settings(smtp_url="mail://relay")
     assert "ROOST_SMTP_URL" in caught.value.message
     with pytest.raises(ConfigurationError) as caught:
-        open_mailer("smtp://relay:587?starttls=maybe")
+        open_mailer("smtp://relay:587?starttls=maybe", Path("unused"))
     assert "ROOST_SMTP_URL" in caught.value.message

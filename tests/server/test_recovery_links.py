@@ -16,7 +16,7 @@ from roost.backends.sql.migrations import migrate
 from roost.backends.sql.tables import users
 from tests.backends.databases import sql_database
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-from tests.inbox import console_inbox
+from tests.inbox import mail_inbox
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +32,7 @@ async def test_mails_link_to_the_configured_page_and_expire(
     email = f"{name}@example.com"
     async with AsyncClient(api_url=running.url) as client:
         admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-        with console_inbox() as inbox:
+        with mail_inbox(running) as inbox:
             await client.auth.register(name, "member-password", email=email)
             await client.auth.request_password_reset(email)
         [reset, verification] = await admin.mail.outbox(to=email)

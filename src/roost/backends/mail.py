@@ -3,8 +3,9 @@
 With the outbox (the development default) nothing leaves the machine: the service records
 each message as it always does, with the status "outbox", and the API (`mail.outbox`) and the
 CLI (`roost mail outbox`) show it, one-time tokens redacted. The letter itself, tokens and
-all, is "delivered" to the server's console: logged at INFO on `roost.mail`, where the
-developer (and nobody over the API) reads the links of reset and verification mails.
+all, is "delivered" to `<data dir>/mail/` as an `.eml` file readable by the server's user
+only: there the developer (and nobody over the API, nor any log) reads the links of reset and
+verification mails.
 
 `smtp://[user:password@]host[:port]` speaks plain SMTP and upgrades with STARTTLS when the
 server offers it (`?starttls=require` refuses a server that does not; `?starttls=off` never
@@ -13,9 +14,14 @@ asks); `smtps://` is TLS from the first byte (port 465).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import secrets
+import time
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -67,17 +73,32 @@ class Mailer(Protocol):
 
 
 class OutboxMailer:
+    """Development: nothing leaves the machine. Each letter, tokens and all, is written to
+    `folder` as an `.eml` file only the server's user may read (the developer's inbox); the
+    log says where, and no log line or API answer carries a token."""
+
     kind = "outbox"
 
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
     async def deliver(self, letter: Letter) -> None:
-        # Nothing leaves the machine: the console is the inbox of development.
+        path = await asyncio.to_thread(self._write, letter)
         logger.info(
-            "mail (no ROOST_SMTP_URL) from %s to %s: %s\n%s",
-            letter.sender,
+            "mail to %s (%s) kept in %s (no ROOST_SMTP_URL)",
             ", ".join(letter.to),
             letter.subject,
-            letter.text,
+            path,
         )
+
+    def _write(self, letter: Letter) -> Path:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # nanoseconds first: the files sort in the order they were written
+        path = self.folder / f"{time.time_ns()}-{secrets.token_hex(4)}.eml"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(letter.as_message().as_bytes())
+        return path
 
 
 class SmtpMailer:
@@ -117,5 +138,6 @@ class SmtpMailer:
             raise MailDeliveryError(str(exc) or type(exc).__name__) from exc
 
 
-def open_mailer(url: str | None) -> Mailer:
-    return SmtpMailer(url) if url else OutboxMailer()
+def open_mailer(url: str | None, outbox_folder: Path) -> Mailer:
+    """The SMTP relay of `url`, or without one the development outbox in `outbox_folder`."""
+    return SmtpMailer(url) if url else OutboxMailer(outbox_folder)

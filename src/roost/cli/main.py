@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -49,8 +48,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the platform (embedded default: SQLite and ./roost-data)."""
-    import uvicorn
-
+    from roost.server.serving import serve as run_server
+    from roost.server.serving import server_config
     from roost.settings import load_settings
 
     _use_data_dir(data_dir)
@@ -70,31 +69,17 @@ def serve(
         f"(data: {settings.data_dir.resolve()}, SQL: {backend}, workers: {workers})"
     )
     console.print(f"API docs: http://{host}:{port}/docs")
-    uvicorn.run(
+    # each worker builds its app from the same environment; the config carries the limits
+    config = server_config(
         "roost.server.app:create_app",
-        factory=True,
+        settings,
         host=host,
         port=port,
+        factory=True,
         workers=workers,
         log_level=log_level,
-        log_config=_log_config(log_level),
-        proxy_headers=False,
-        ws_per_message_deflate=False,  # costs ~27% on small frames; see architecture.md
     )
-
-
-def _log_config(log_level: str) -> dict[str, Any]:
-    """uvicorn's logging, with Roost's own loggers on the console at the same level (without a
-    relay, that is where mail is "delivered": see backends/mail.py)."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["roost"] = {
-        "handlers": ["default"],
-        "level": log_level.upper(),
-        "propagate": False,
-    }
-    return config
+    run_server(config)
 
 
 @admin_app.command("create-user")

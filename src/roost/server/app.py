@@ -79,7 +79,7 @@ def build_platform(settings: Settings) -> Platform:
         blobs=open_blob_store(settings.storage_url, settings.data_dir),
         principals=PrincipalCache(settings.auth_cache_seconds),
         vault=Vault(settings.master_key_bytes()),
-        mailer=open_mailer(settings.smtp_url),
+        mailer=open_mailer(settings.smtp_url, settings.data_dir / "mail"),
         meter=Meter(),
     )
 

@@ -1,6 +1,11 @@
 """The file door: streamed uploads and downloads (with Range), signed links, public buckets.
 
 Bodies stream in chunks in both directions and are never held whole in memory.
+
+A user's file is served from the API's origin (and the dashboard's, at `/_/`), so it must never
+run there as a page: every file answer says `Content-Disposition: attachment` (inline only for
+raster images, which a browser shows as nothing but an image), `X-Content-Type-Options: nosniff`
+and `Content-Security-Policy: default-src 'none'; sandbox`.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import quote
 
 from sqlalchemy.engine import RowMapping
 from starlette.requests import Request
@@ -22,6 +28,8 @@ from roost.services.storage import blob_key, find_file, read_link, store_file
 from roost.services.tenants import ensure_exists
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
+_PLAIN_NAME = re.compile(r"[^A-Za-z0-9._ -]")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -136,6 +144,7 @@ async def _serve(
         "ETag": f'"{row["etag"]}"',
         "Accept-Ranges": "bytes",
         "X-Roost-Sha256": row["sha256"],
+        **_contained(name, row["content_type"]),
     }
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
@@ -153,6 +162,23 @@ async def _serve(
     return StreamingResponse(
         chunks, status_code=status, headers=headers, media_type=row["content_type"]
     )
+
+
+def _contained(name: str, content_type: str) -> dict[str, str]:
+    """The headers that keep a user's file from acting as a page of the API's origin."""
+    essence = content_type.split(";", 1)[0].strip().lower()
+    filename = name.rsplit("/", 1)[-1] or "file"
+    # an ASCII stand-in for old clients (no quote, backslash or line break can get in), and
+    # the exact name percent-encoded (RFC 6266 / 8187)
+    plain = _PLAIN_NAME.sub("_", filename)
+    disposition = "inline" if essence in _INLINE_TYPES else "attachment"
+    return {
+        "Content-Disposition": (
+            f"{disposition}; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
 
 
 async def _nothing() -> AsyncIterator[bytes]:

@@ -5,23 +5,40 @@ that a retry would only repeat), in the KV store (SQL, or Redis when replicas sh
 `idempotency_ttl`. A retry gets that answer back; a retry while the first still
 runs gets 409; the same key with a different request gets 400. Server errors and rate limits
 are not recorded, so a retry after them runs again.
+
+A record keeps no secret at rest, though answers carry some (`auth.login` tokens, the key of
+`api_keys.create`). Three values are derived (HKDF-SHA256) from the idempotency key, which only
+the client holds, salted by a server key and bound to the tenant and caller: the record's KV
+key, a MAC key that fingerprints the request (a plain hash of a login body would let a store
+reader test passwords), and the AES-256-GCM key that seals the answer. A replay with the same
+idempotency key opens the answer; without that key, the store (even with the server's keys)
+opens nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import os
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from roost.errors import APIError, ConflictError, ValidationError
+from roost.errors import APIError, ConflictError, ServerError, ValidationError
 from roost.services.context import Context
 
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 _SPACE = "$idempotency:"  # KV keys of tenants start with the tenant name, never with "$"
 _NOT_RECORDED = {408, 409, 429}
+_NONCE = 12
 
 Outcome = tuple[int, Any]
 
@@ -40,16 +57,15 @@ async def run_once(
             "Idempotency-Key must be 8-128 letters, digits or _ . : -",
             details={"field": "Idempotency-Key"},
         )
-    who = ctx.principal.user_id if ctx.principal else f"anonymous@{ctx.client_address}"
-    slot = slot_prefix(ctx.tenant) + _sha256(f"{who}\0{key}".encode())
-    request_hash = _sha256(request)
+    record = _Record.derive(ctx, key)
+    fingerprint = record.fingerprint(request)
     kv, ttl = ctx.platform.kv, ctx.platform.settings.idempotency_ttl
-    running = msgspec.json.encode({"request": request_hash}).decode()
-    if not await kv.set(slot, running, ttl=ttl, nx=True):
-        entry = await kv.get(slot)
+    running = msgspec.json.encode(_Stored(fingerprint)).decode()
+    if not await kv.set(record.slot, running, ttl=ttl, nx=True):
+        entry = await kv.get(record.slot)
         if entry is not None:
-            return _replay(msgspec.json.decode(entry.value, type=_Recorded), request_hash)
-        if not await kv.set(slot, running, ttl=ttl, nx=True):  # it expired just now
+            return record.replay(msgspec.json.decode(entry.value, type=_Stored), fingerprint)
+        if not await kv.set(record.slot, running, ttl=ttl, nx=True):  # it expired just now
             raise ConflictError(
                 "a request with this Idempotency-Key is running; retry later",
                 code="idempotency_in_progress",
@@ -62,41 +78,83 @@ async def run_once(
             and exc.status_code < 500
             and exc.status_code not in _NOT_RECORDED
         ):
-            await _record(ctx, slot, request_hash, exc.status_code, {"error": exc.to_dict()})
+            await record.save(ctx, fingerprint, exc.status_code, {"error": exc.to_dict()})
         else:
-            await kv.delete([slot])
+            await kv.delete([record.slot])
         raise
     except BaseException:
-        await kv.delete([slot])
+        await kv.delete([record.slot])
         raise
-    await _record(ctx, slot, request_hash, status, payload)
+    await record.save(ctx, fingerprint, status, payload)
     return status, payload
 
 
-class _Recorded(msgspec.Struct):
+class _Stored(msgspec.Struct, omit_defaults=True):
+    """What the KV store holds: the request's MAC, then the sealed answer (base64)."""
+
     request: str
-    status: int | None = None
-    body: Any = None
+    sealed: str | None = None
 
 
-def _replay(recorded: _Recorded, request_hash: str) -> Outcome:
-    if recorded.request != request_hash:
-        raise ValidationError(
-            "this Idempotency-Key was used for a different request; use a new key",
-            details={"field": "Idempotency-Key"},
+class _Answer(msgspec.Struct, array_like=True):
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """One idempotency record: where it lives and the keys that read it, all from the key."""
+
+    slot: str
+    mac_key: bytes
+    aead: AESGCM
+
+    @classmethod
+    def derive(cls, ctx: Context, key: str) -> _Record:
+        who = ctx.principal.user_id if ctx.principal else f"anonymous@{ctx.client_address}"
+        okm = HKDF(
+            algorithm=hashes.SHA256(),
+            length=96,
+            salt=ctx.platform.access_tokens.derive("idempotency"),
+            info=b"roost idempotency v1\0" + f"{ctx.tenant}\0{who}".encode(),
+        ).derive(key.encode())
+        return cls(slot_prefix(ctx.tenant) + okm[:32].hex(), okm[32:64], AESGCM(okm[64:]))
+
+    def fingerprint(self, request: bytes) -> str:
+        return hmac.new(self.mac_key, request, hashlib.sha256).hexdigest()
+
+    async def save(self, ctx: Context, fingerprint: str, status: int, body: Any) -> None:
+        nonce = os.urandom(_NONCE)
+        plain = msgspec.json.encode(_Answer(status, body))
+        sealed = nonce + self.aead.encrypt(nonce, plain, self._bound(fingerprint))
+        stored = _Stored(fingerprint, base64.b64encode(sealed).decode())
+        await ctx.platform.kv.set(
+            self.slot,
+            msgspec.json.encode(stored).decode(),
+            ttl=ctx.platform.settings.idempotency_ttl,
         )
-    if recorded.status is None:
-        raise ConflictError(
-            "a request with this Idempotency-Key is still running; retry later",
-            code="idempotency_in_progress",
-        )
-    return recorded.status, recorded.body
 
+    def replay(self, stored: _Stored, fingerprint: str) -> Outcome:
+        if not hmac.compare_digest(stored.request, fingerprint):
+            raise ValidationError(
+                "this Idempotency-Key was used for a different request; use a new key",
+                details={"field": "Idempotency-Key"},
+            )
+        if stored.sealed is None:
+            raise ConflictError(
+                "a request with this Idempotency-Key is still running; retry later",
+                code="idempotency_in_progress",
+            )
+        sealed = base64.b64decode(stored.sealed)
+        try:
+            plain = self.aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], self._bound(fingerprint))
+        except InvalidTag:
+            raise ServerError(
+                "the recorded answer for this Idempotency-Key does not open; use a new key"
+            ) from None
+        answer = msgspec.json.decode(plain, type=_Answer)
+        return answer.status, answer.body
 
-async def _record(ctx: Context, slot: str, request_hash: str, status: int, body: Any) -> None:
-    answer = msgspec.json.encode(_Recorded(request_hash, status, body)).decode()
-    await ctx.platform.kv.set(slot, answer, ttl=ctx.platform.settings.idempotency_ttl)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    def _bound(self, fingerprint: str) -> bytes:
+        # associated data: a sealed answer copied to another record or request does not open
+        return f"{self.slot}\0{fingerprint}".encode()

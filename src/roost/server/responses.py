@@ -38,14 +38,19 @@ def response_codec(accept: str | None, fallback: Codec = JSON) -> Codec:
     return codec_for(fmt) if fmt else fallback
 
 
+# A browser must take an answer for the type it is labelled with, never guess at HTML in it.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+
+
 @dataclass(slots=True)
 class Reply:
-    """An HTTP answer: sent as is by the ASGI doors, or handed to Starlette."""
+    """An HTTP answer (labelled `nosniff`): sent as is by the ASGI doors, or handed to
+    Starlette."""
 
     status: int
     body: bytes
     media_type: str
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=lambda: dict(NOSNIFF))
 
     async def send(self, send: Send) -> None:
         raw = [
@@ -69,7 +74,9 @@ def compressed(
     accept_encoding: str | None = None,
 ) -> Reply:
     """An answer, gzipped when it is large and the client accepts gzip."""
-    headers = {"X-Request-Id": request_id} if request_id else {}
+    headers = dict(NOSNIFF)
+    if request_id:
+        headers["X-Request-Id"] = request_id
     if len(body) >= _GZIP_MIN and accept_encoding and "gzip" in accept_encoding.lower():
         body = gzip.compress(body, compresslevel=6)
         headers["Content-Encoding"] = "gzip"

@@ -10,7 +10,7 @@
 - The mails link to `ROOST_AUTH_LINK_URL` with the token in it (or carry the token alone).
   The server builds that link; a tenant's template only places it (services/mail_render.py).
   The token goes to the relay alone: the outbox keeps "[redacted]" in its place, and without
-  a relay the mail is logged to the server console (development).
+  a relay the letter is kept in the data dir's `mail/` folder (development).
 - A password reset signs the user out everywhere and spends every other reset token the user
   still holds. A verification marks the address the token
   was sent to, and only while it is still the user's address.

@@ -1,6 +1,6 @@
 """Email verification and password reset through the SDK, on SQLite and PostgreSQL. With no
-relay in tests the mails land in the outbox (tokens redacted) and on the server's console,
-where the test reads the token a user would find in their inbox."""
+relay in tests the mails land in the outbox (tokens redacted) and, whole, in the data dir's
+`mail/` folder, where the test reads the token a user would find in their inbox."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from roost import AsyncClient, AuthenticationError, RateLimitError, ValidationError
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-from tests.inbox import console_inbox
+from tests.inbox import mail_inbox
 
 
 async def _admin(client: AsyncClient) -> AsyncClient:
@@ -23,7 +23,7 @@ async def test_signing_up_mails_a_link_that_verifies_the_address_once(
     email = f"{name}@example.com"
     async with AsyncClient(api_url=server.url) as client:
         admin = await _admin(client)
-        with console_inbox() as inbox:
+        with mail_inbox(server) as inbox:
             created = await client.auth.register(name, "member-password", email=email)
         assert created["email_verified"] is False
         [mail] = await admin.mail.outbox(to=email)
@@ -50,7 +50,7 @@ async def test_a_password_reset_sets_the_password_and_signs_out_everywhere(
     async with AsyncClient(api_url=server.url) as client:
         await client.auth.register(name, "old-password-1", email=email)
         signed_in = await client.auth.sign_in_with_password(name, "old-password-1")
-        with console_inbox() as inbox:
+        with mail_inbox(server) as inbox:
             await client.auth.request_password_reset(email.upper())  # any case finds it
         token = inbox.token(email, "rpr")
         await client.auth.confirm_password_reset(token, "new-password-2")
@@ -69,7 +69,7 @@ async def test_tokens_that_do_not_work_are_refused(server: RunningServer) -> Non
     name = unique("tok")
     email = f"{name}@example.com"
     async with AsyncClient(api_url=server.url) as client:
-        with console_inbox() as inbox:
+        with mail_inbox(server) as inbox:
             await client.auth.register(name, "member-password", email=email)
         verification = inbox.token(email, "rev")
         for token in ("garbage", verification, verification[:-4] + "AAAA", "rpr_x_y_z"):

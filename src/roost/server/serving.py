@@ -1,0 +1,180 @@
+"""How Roost runs under uvicorn: one config builder for `roost serve` and the tests.
+
+uvicorn's httptools protocol has no limit on a request's head: a 32 MB header line was read
+whole, and eight connections sending 48 MB each grew a server by 500 MB. `BoundedHttpTools`
+feeds the parser at most `max_header_bytes` of a head (request line and headers; the
+WebSocket handshake is such a head too) and counts headers, and past either limit answers 431
+and closes: a connection holds at most the limit plus one socket read of a head, however much
+it sends, and one head at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+from uvicorn.supervisors import Multiprocess
+
+from roost.errors import ValidationError
+from roost.server.redaction import log_config
+from roost.settings import Settings
+from roost.wire.codec import JSON
+
+_LINGER = 1.0  # seconds a refused client has to read the 431 before the socket closes
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    """How large a request head may be: bytes of the request line and headers, and headers."""
+
+    max_bytes: int = 64 * 1024
+    max_count: int = 100
+
+
+class ServerConfig(uvicorn.Config):
+    """uvicorn's Config plus the head limits its protocol reads (picklable, for workers)."""
+
+    def __init__(self, app: Any, *, head_limits: HeadLimits, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.head_limits = head_limits
+
+
+class BoundedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with each request head bounded (431 past the limits)."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = config.head_limits if isinstance(config, ServerConfig) else HeadLimits()
+        self.in_head = True  # between requests, or inside a request line and headers
+        self.head_bytes = 0
+        self.header_count = 0
+        self.refusal: str | None = None  # why this request is refused, once it is
+        self.closer: asyncio.TimerHandle | None = None  # set when the 431 has gone out
+
+    def data_received(self, data: bytes) -> None:
+        # A head reaches the parser at most `max_bytes` at a time, and only until it passes
+        # the limit: httptools keeps an unfinished header line whole in memory.
+        while data and not self.transport.is_closing() and self.transport.get_protocol() is self:
+            if self.closer is not None:
+                return  # refused: read and dropped while the 431 lingers
+            if not self.in_head:
+                super().data_received(data)
+                return
+            room = self.limits.max_bytes - self.head_bytes
+            if room <= 0:
+                self.refuse(f"the request line and headers pass {self.limits.max_bytes} bytes")
+                return
+            piece, data = data[:room], data[room:]
+            self.head_bytes += len(piece)
+            super().data_received(piece)
+
+    def on_message_begin(self) -> None:
+        self.header_count = 0
+        super().on_message_begin()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_count += 1
+        if self.header_count > self.limits.max_count:
+            self.refusal = f"a request may carry at most {self.limits.max_count} headers"
+            return  # refused when the head ends; the parser has the rest of this piece to go
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        if self.refusal is not None:
+            self.refuse(self.refusal)  # and no app, no body, no upgrade for this request
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self.refusal is None:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.refusal is None:
+            super().on_message_complete()
+        self.in_head, self.head_bytes = True, 0
+
+    def handle_websocket_upgrade(self) -> None:
+        if self.refusal is None:
+            super().handle_websocket_upgrade()
+
+    def refuse(self, message: str) -> None:
+        """Answer 431 and close; what the client still sends meanwhile is read and dropped."""
+        if self.closer is not None:
+            return
+        self.refusal = message
+        error = ValidationError(
+            message,
+            code="headers_too_large",
+            status_code=431,
+            details={
+                "field": "headers",
+                "max_bytes": self.limits.max_bytes,
+                "max_count": self.limits.max_count,
+            },
+        )
+        body = JSON.encode({"error": error.to_dict()})
+        head = [STATUS_LINE[431]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"x-content-type-options: nosniff\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        # closing at once with unread input would reset the connection and could lose the 431
+        self.closer = self.loop.call_later(_LINGER, self.transport.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closer is not None:
+            self.closer.cancel()
+        super().connection_lost(exc)
+
+
+def server_config(
+    app: Any, settings: Settings, *, host: str, port: int, **options: Any
+) -> ServerConfig:
+    """The uvicorn config every Roost server runs with (`roost serve` in every mode, and the
+    test servers): bounded request heads, redacted logs, the WebSocket implementation."""
+    defaults: dict[str, Any] = {
+        "http": BoundedHttpTools,
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,  # costs ~27% on small frames; see architecture.md
+        "log_config": log_config(),
+        "proxy_headers": False,
+        # a worker answers the supervisor's ping only once spawned and imported; uvicorn's 5 s
+        # killed and respawned workers in a loop on a busy machine
+        "timeout_worker_healthcheck": 30,
+    }
+    limits = HeadLimits(settings.max_header_bytes, settings.max_header_count)
+    return ServerConfig(app, head_limits=limits, host=host, port=port, **{**defaults, **options})
+
+
+def serve(config: ServerConfig) -> None:
+    """Run the server in this process, or under a supervisor of `config.workers` processes
+    (what `uvicorn.run` does, for a config built here)."""
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        if config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            return
+        server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)

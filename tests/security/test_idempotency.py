@@ -1,0 +1,147 @@
+"""Attack: read the idempotency replay cache at rest and find the credentials it answered.
+
+`auth.login` (tokens) and `api_keys.create` (the key) with an Idempotency-Key used to leave
+their whole answer in the KV store for 24 hours. The raw rows (SQLite files, PostgreSQL,
+Redis) must hold no token, no key, no idempotency key and no plain hash of the request; a
+replay with the same idempotency key still gets the first answer back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+
+import asyncpg
+import httpx
+import pytest
+import redis
+
+from roost.backends.sql import CONTROL
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    POSTGRES_URL,
+    REDIS_URL,
+    RunningServer,
+    platform_of,
+    require_redis,
+    unique,
+)
+
+BACKENDS = ["sqlite", "postgresql", "redis"]
+
+
+def _start(make_server: Callable[..., RunningServer], backend: str) -> RunningServer:
+    if backend == "redis":
+        require_redis()
+        return make_server("sqlite", redis_url=REDIS_URL)
+    return make_server(backend)
+
+
+def _raw_store(running: RunningServer) -> bytes:
+    """Everything the KV store holds, read around the server."""
+    if running.settings.redis_url:
+        client = redis.Redis.from_url(running.settings.redis_url)
+        dumped = []
+        for key in client.scan_iter(count=1000):
+            kind = client.type(key)
+            if kind == b"string":
+                dumped.append(key + b"=" + (client.get(key) or b""))
+            elif kind == b"hash":
+                dumped.append(key + b"=" + repr(client.hgetall(key)).encode())
+        client.close()
+        return b"\n".join(dumped)
+    if running.backend == "postgresql":
+        schema = platform_of(running).db.schema_of(CONTROL)
+
+        async def rows() -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(POSTGRES_URL)
+            try:
+                return await conn.fetch(f'SELECT space, key, value FROM "{schema}".roost_kv')
+            finally:
+                await conn.close()
+
+        return "\n".join(repr(tuple(row)) for row in asyncio.run(rows())).encode()
+    # SQLite: every byte of every database file, WAL included
+    files = sorted(running.settings.data_dir.rglob("*.db*"))
+    return b"\n".join(path.read_bytes() for path in files)
+
+
+def _post(http: httpx.Client, path: str, body: dict[str, object], **headers: str) -> httpx.Response:
+    return http.post(path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_replay_cache_keeps_no_issued_credential_at_rest(
+    make_server: Callable[..., RunningServer], backend: str
+) -> None:
+    running = _start(make_server, backend)
+    login = {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+    login_key, create_key = uuid.uuid4().hex, uuid.uuid4().hex
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        first = _post(http, "/api/v1/auth/login", login, **{"idempotency-key": login_key})
+        again = _post(http, "/api/v1/auth/login", login, **{"idempotency-key": login_key})
+        assert first.status_code == again.status_code == 200
+        assert again.json() == first.json()  # the replay opens the sealed answer
+        tokens = first.json()
+        bearer = {"authorization": f"Bearer {tokens['access']}"}
+        request = {"name": unique("ci-")}
+        created = _post(
+            http, "/api/v1/api_keys/create", request, **bearer, **{"idempotency-key": create_key}
+        )
+        replayed = _post(
+            http, "/api/v1/api_keys/create", request, **bearer, **{"idempotency-key": create_key}
+        )
+        assert created.status_code == replayed.status_code == 200
+        assert replayed.json()["key"] == created.json()["key"]
+    stored = _raw_store(running)
+    assert stored  # the records are there, only sealed
+    for secret in (
+        tokens["access"],
+        tokens["refresh"],
+        tokens["access"].split(".")[2],  # the JWT's signature alone
+        tokens["refresh"].rsplit("_", 1)[1],
+        created.json()["key"],
+        created.json()["key"].rsplit("_", 1)[1],
+        ADMIN_PASSWORD,
+        login_key,
+        create_key,
+    ):
+        assert secret.encode() not in stored, secret
+    # a plain hash of the login request would let a reader of the store test passwords
+    body = json.dumps(login).encode()
+    plain = hashlib.sha256(b"/api/v1/auth/login\0" + body).hexdigest()
+    assert plain.encode() not in stored
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_replay_still_refuses_another_request_and_another_caller(
+    make_server: Callable[..., RunningServer], backend: str
+) -> None:
+    running = _start(make_server, backend)
+    key = uuid.uuid4().hex
+    login = {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        access = http.post("/api/v1/auth/login", json=login).json()["access"]
+        bearer = {"authorization": f"Bearer {access}"}
+        request = {"name": unique("ci-")}
+        first = _post(
+            http, "/api/v1/api_keys/create", request, **bearer, **{"idempotency-key": key}
+        )
+        assert first.status_code == 200
+        other = _post(
+            http,
+            "/api/v1/api_keys/create",
+            {"name": unique("other-")},
+            **bearer,
+            **{"idempotency-key": key},
+        )
+        assert other.status_code == 400
+        assert other.json()["error"]["details"] == {"field": "Idempotency-Key"}
+        # the same idempotency key from an anonymous caller finds nothing of the admin's
+        stranger = _post(http, "/api/v1/api_keys/create", request, **{"idempotency-key": key})
+        assert stranger.status_code == 401
+        assert "key" not in stranger.json()
