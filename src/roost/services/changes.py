@@ -15,6 +15,8 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
+from sqlalchemy import Connection
+
 from roost.backends.stream import Retention
 from roost.errors import SecureTableError
 from roost.services import stream
@@ -33,15 +35,38 @@ _dropping: set[asyncio.Task[None]] = set()  # tasks are weakly held by the loop;
 Change = Literal["insert", "update", "delete"]
 
 
-async def record_changes(
+async def write_with_changes(
+    ctx: Context,
+    definition: TableDef,
+    change: Change,
+    work: Callable[[Connection], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """Run `work` in one write transaction of the tenant's database and return the rows it
+    returns, which are the rows it changed: one event `{"table", "record"}` per row goes to
+    the table's feed (for a delete, the record holds only the primary key).
+
+    A table nobody follows takes `Database.run(write=True)`: on SQLite the write shares a
+    group commit with those queued beside it. A followed table's writes go one at a time and
+    append their events before they commit, so that the events follow commit order."""
+    db, key = ctx.platform.db, _interest_key(ctx, definition.name)
+    if not await _followed(ctx, key, definition):
+        return await db.run(ctx.tenant, work, write=True)
+    async with db.write(ctx.tenant, serial=key) as conn:
+        rows = await conn.run_sync(work)
+        await _append(ctx, definition, change, rows)
+    return rows
+
+
+async def _followed(ctx: Context, key: str, definition: TableDef) -> bool:
+    if definition.secure:
+        return False
+    return bool((await ctx.platform.bus.interest(key)).get(key))
+
+
+async def _append(
     ctx: Context, definition: TableDef, change: Change, rows: list[dict[str, Any]]
 ) -> None:
-    """Append one event per changed row: `{"table", "record"}` (for a delete, the record
-    holds only the primary key)."""
-    if definition.secure or not rows:
-        return
-    key = _interest_key(ctx, definition.name)
-    if not (await ctx.platform.bus.interest(key)).get(key):
+    if not rows:
         return
     settings = ctx.platform.settings
     retention = Retention(settings.change_feed_max_events, settings.change_feed_max_age)

@@ -1,7 +1,8 @@
 """Documents (DotDo collections): schemaless JSON objects by collection and id.
 
 Queried with `database.query(collection=...)` like tables, on top-level fields (SQLite JSON1,
-PostgreSQL jsonb); the collection and id are the primary key.
+PostgreSQL jsonb); the collection and id are the primary key. Writes go through
+`Database.run(write=True)`, so on SQLite those that arrive together share one commit.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from roost.backends.sql.tables import documents, utcnow
 from roost.errors import NotFoundError, ValidationError
@@ -43,17 +44,16 @@ async def get(ctx: Context, params: DocumentRef) -> Row:
 async def set_document(ctx: Context, params: DocumentWrite) -> Row:
     """Create or replace a document."""
     collection, data = _checked(params)
-    async with ctx.platform.db.write(ctx.tenant) as conn:
-        where = (documents.c.collection == collection) & (documents.c.id == params.id)
-        exists = (await conn.execute(select(documents.c.id).where(where))).first() is not None
+    where = (documents.c.collection == collection) & (documents.c.id == params.id)
+
+    def work(conn: Connection) -> None:
+        exists = conn.execute(select(documents.c.id).where(where)).first() is not None
         if exists:
-            await conn.execute(
-                documents.update().where(where).values(data=data, updated_at=utcnow())
-            )
+            conn.execute(documents.update().where(where).values(data=data, updated_at=utcnow()))
         else:
-            await conn.execute(
-                documents.insert().values(collection=collection, id=params.id, data=data)
-            )
+            conn.execute(documents.insert().values(collection=collection, id=params.id, data=data))
+
+    await ctx.platform.db.run(ctx.tenant, work, write=True)
     return {"id": params.id, **data}
 
 
@@ -61,15 +61,19 @@ async def set_document(ctx: Context, params: DocumentWrite) -> Row:
 async def update_document(ctx: Context, params: DocumentWrite) -> Row:
     """Merge fields into an existing document (top level; a field set to null is removed)."""
     collection, changes = _checked(params)
-    async with ctx.platform.db.write(ctx.tenant) as conn:
-        where = (documents.c.collection == collection) & (documents.c.id == params.id)
-        current = (await conn.execute(select(documents.c.data).where(where))).scalar_one_or_none()
+    where = (documents.c.collection == collection) & (documents.c.id == params.id)
+
+    def work(conn: Connection) -> dict[str, Any]:
+        current = conn.execute(select(documents.c.data).where(where)).scalar_one_or_none()
         if current is None:
             raise NotFoundError(
                 f"no document {params.id!r} in {collection}", details={"field": "id"}
             )
         merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
-        await conn.execute(documents.update().where(where).values(data=merged, updated_at=utcnow()))
+        conn.execute(documents.update().where(where).values(data=merged, updated_at=utcnow()))
+        return merged
+
+    merged = await ctx.platform.db.run(ctx.tenant, work, write=True)
     return {"id": params.id, **merged}
 
 
@@ -77,13 +81,13 @@ async def update_document(ctx: Context, params: DocumentWrite) -> Row:
 async def delete_document(ctx: Context, params: DocumentRef) -> Done:
     """Delete a document; deleting one that does not exist is a no-op (count 0)."""
     collection = check_identifier(params.collection, "collection")
-    async with ctx.platform.db.write(ctx.tenant) as conn:
-        result = await conn.execute(
-            documents.delete().where(
-                documents.c.collection == collection, documents.c.id == params.id
-            )
-        )
-    return Done(count=result.rowcount)
+    statement = documents.delete().where(
+        documents.c.collection == collection, documents.c.id == params.id
+    )
+    count = await ctx.platform.db.run(
+        ctx.tenant, lambda conn: conn.execute(statement).rowcount, write=True
+    )
+    return Done(count=count)
 
 
 def _checked(params: DocumentWrite) -> tuple[str, dict[str, Any]]:

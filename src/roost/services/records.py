@@ -1,4 +1,9 @@
-"""Records of a tenant's tables: get, create (one or many, in one transaction), update, delete."""
+"""Records of a tenant's tables: get, create (one or many, in one transaction), update, delete.
+
+Writes are plain functions of a connection, run by `changes.write_with_changes`: on SQLite
+those that arrive together share one transaction (group commit), each in a savepoint of its
+own, so a create that breaks a unique constraint fails alone.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.errors import NotFoundError, ValidationError
 from roost.services import audit
-from roost.services.changes import record_changes
+from roost.services.changes import write_with_changes
 from roost.services.context import Context
 from roost.services.query import populate, table_conditions
 from roost.services.registry import operation
@@ -82,22 +86,25 @@ async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
     if pk.default == "uuid()":  # known keys let the rows be matched to what the database returns
         for row in values:
             row.setdefault(pk.name, uuid.uuid4())
-    stored: list[Row | None] = [None] * len(values)
     # executemany needs one key set per statement: insert rows grouped by their keys
     groups: dict[tuple[str, ...], list[int]] = {}
     for index, row in enumerate(values):
         groups.setdefault(tuple(sorted(row)), []).append(index)
+
+    def work(conn: Connection) -> list[Row]:
+        stored: list[Row | None] = [None] * len(values)
+        for indexes in groups.values():
+            inserted = _insert_group(conn, table, pk.name, [values[i] for i in indexes])
+            for index, row in zip(indexes, inserted, strict=True):
+                stored[index] = row
+        rows = [row for row in stored if row is not None]
+        if access is not None:
+            ids = [r[pk.name] for r in rows]
+            audit.record(conn, ctx, access, "create", definition.name, ids)
+        return rows
+
     with database_errors():
-        async with ctx.platform.db.write(ctx.tenant) as conn:
-            for indexes in groups.values():
-                inserted = await _insert_group(conn, table, pk.name, [values[i] for i in indexes])
-                for index, row in zip(indexes, inserted, strict=True):
-                    stored[index] = row
-            rows = [row for row in stored if row is not None]
-            if access is not None:
-                ids = [r[definition.primary_key.name] for r in rows]
-                await _audit(conn, ctx, access, "create", definition.name, ids)
-            await record_changes(ctx, definition, "insert", rows)
+        rows = await write_with_changes(ctx, definition, "insert", work)
     return RecordsResult(rows=rows, count=len(rows))
 
 
@@ -110,22 +117,25 @@ async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsR
     access = audit.require_access(definition, params.reason, params.actor)
     table = schema.tables[definition.name]
     changes = _changes(definition, table, params, ctx.platform.db.dialect)
-    rows: list[Row] = []
+
+    def work(conn: Connection) -> list[Row]:
+        rows: list[Row] = []
+        for where, data, must_exist in changes:
+            statement = update(table).where(*where).values(data).returning(*table.c)
+            found = [dict(r) for r in conn.execute(statement).mappings()]
+            if must_exist and not found:
+                raise NotFoundError(
+                    f"no row of {definition.name} with that id; nothing was changed",
+                    details={"field": "id"},
+                )
+            rows.extend(found)
+        if access is not None:
+            ids = [r[definition.primary_key.name] for r in rows]
+            audit.record(conn, ctx, access, "update", definition.name, ids)
+        return rows
+
     with database_errors():
-        async with ctx.platform.db.write(ctx.tenant) as conn:
-            for where, data, must_exist in changes:
-                statement = update(table).where(*where).values(data).returning(*table.c)
-                found = [dict(r) for r in (await conn.execute(statement)).mappings()]
-                if must_exist and not found:
-                    raise NotFoundError(
-                        f"no row of {definition.name} with that id; nothing was changed",
-                        details={"field": "id"},
-                    )
-                rows.extend(found)
-            if access is not None:
-                ids = [r[definition.primary_key.name] for r in rows]
-                await _audit(conn, ctx, access, "update", definition.name, ids)
-            await record_changes(ctx, definition, "update", rows)
+        rows = await write_with_changes(ctx, definition, "update", work)
     return RecordsResult(rows=rows, count=len(rows))
 
 
@@ -153,49 +163,35 @@ async def delete_records(ctx: Context, params: DeleteRecordsRequest) -> Done:
             "deleting every row needs all=True; or give id, ids or filters",
             details={"field": "filters"},
         )
-    with database_errors():
-        async with ctx.platform.db.write(ctx.tenant) as conn:
-            deleted = list(
-                (await conn.execute(delete(table).where(*where).returning(pk))).scalars()
+    pk_name = definition.primary_key.name
+
+    def work(conn: Connection) -> list[Row]:
+        deleted = list(conn.execute(delete(table).where(*where).returning(pk)).scalars())
+        if params.id is not None and not deleted:
+            raise NotFoundError(
+                f"no row of {definition.name} with id {params.id!r}", details={"field": "id"}
             )
-            if params.id is not None and not deleted:
-                raise NotFoundError(
-                    f"no row of {definition.name} with id {params.id!r}", details={"field": "id"}
-                )
-            if access is not None:
-                await _audit(conn, ctx, access, "delete", definition.name, deleted)
-            pk_name = definition.primary_key.name
-            await record_changes(ctx, definition, "delete", [{pk_name: k} for k in deleted])
+        if access is not None:
+            audit.record(conn, ctx, access, "delete", definition.name, deleted)
+        return [{pk_name: key} for key in deleted]
+
+    with database_errors():
+        deleted = await write_with_changes(ctx, definition, "delete", work)
     return Done(count=len(deleted))
 
 
-async def _audit(
-    conn: AsyncConnection,
-    ctx: Context,
-    access: audit.Access,
-    operation: str,
-    table: str,
-    ids: list[Any],
-) -> None:
-    await conn.run_sync(lambda sync: audit.record(sync, ctx, access, operation, table, ids))
-
-
-async def _insert_group(
-    conn: AsyncConnection, table: Table, pk: str, rows: list[dict[str, Any]]
-) -> list[Row]:
+def _insert_group(conn: Connection, table: Table, pk: str, rows: list[dict[str, Any]]) -> list[Row]:
     """Insert rows that share one key set; return them as stored, in the order given."""
     if not rows[0]:
         statement = table.insert().values({}).returning(*table.c)
-        return [dict((await conn.execute(statement)).mappings().one()) for _ in rows]
+        return [dict(conn.execute(statement).mappings().one()) for _ in rows]
     if conn.dialect.name != "sqlite":
         ordered = table.insert().returning(*table.c, sort_by_parameter_order=True)
-        return [dict(r) for r in (await conn.execute(ordered, rows)).mappings()]
+        return [dict(r) for r in conn.execute(ordered, rows).mappings()]
     # On SQLite, ordered RETURNING makes SQLAlchemy insert row by row (50x slower for 10k
     # rows); batched, the rows come back and are put in order here: by their key when they
     # carry one, else by the autoincrement id, which rises in insertion order.
-    result = [
-        dict(r) for r in (await conn.execute(table.insert().returning(*table.c), rows)).mappings()
-    ]
+    result = [dict(r) for r in conn.execute(table.insert().returning(*table.c), rows).mappings()]
     if pk in rows[0]:
         by_key = {row[pk]: row for row in result}
         return [by_key[row[pk]] for row in rows]

@@ -11,6 +11,7 @@ without a schema.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 import time
@@ -56,6 +57,7 @@ class Database:
         self._prefix = pg_schema_prefix
         self._engines: dict[str, AsyncEngine] = {}
         self._write_locks: dict[str, asyncio.Lock] = {}
+        self._serial_locks: dict[str, asyncio.Lock] = {}  # PostgreSQL: `write(serial=...)`
         self._sync_engines: dict[str, Engine] = {}
         self._inline: dict[str, sqlite3.Connection] = {}
         self._queued_writes: dict[
@@ -86,8 +88,15 @@ class Database:
             yield await self._scoped(conn, namespace)
 
     @asynccontextmanager
-    async def write(self, namespace: str) -> AsyncIterator[AsyncConnection]:
-        """A transaction: committed when the block ends, rolled back if it raises."""
+    async def write(
+        self, namespace: str, *, serial: str | None = None
+    ) -> AsyncIterator[AsyncConnection]:
+        """A transaction: committed when the block ends, rolled back if it raises.
+
+        Writes that give the same `serial` key run one at a time, in the order they came (on
+        SQLite every write of a namespace does): for work inside the transaction that must
+        follow commit order. On PostgreSQL it also bounds how many of them wait, each holding
+        a pooled connection, for a second one (a change feed's append)."""
         if self.dialect == "sqlite":
             lock = self._write_locks.setdefault(namespace, asyncio.Lock())
             async with lock, self._engine(namespace).connect() as conn:
@@ -95,7 +104,12 @@ class Database:
                 async with conn.begin():
                     yield conn
         else:
-            async with self._engine(namespace).connect() as conn, conn.begin():
+            turn = self._serial_locks.setdefault(serial, asyncio.Lock()) if serial else None
+            async with (
+                turn or contextlib.nullcontext(),
+                self._engine(namespace).connect() as conn,
+                conn.begin(),
+            ):
                 yield await self._scoped(conn, namespace)
 
     async def run(
