@@ -11,8 +11,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-import msgspec
-
 from roost.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -24,7 +22,7 @@ from roost.services.context import Context, Platform
 from roost.services.principals import Credential, authenticate
 from roost.services.registry import Operation, Registry, each_valid
 from roost.services.tenants import DEFAULT_TENANT, ensure_exists
-from roost.wire.codec import Codec, invalid
+from roost.wire.codec import Codec
 
 T = TypeVar("T")
 
@@ -131,12 +129,7 @@ def check_access(ctx: Context, op: Operation) -> None:
 
 def decode_body(body: bytes, codec: Codec, into: type[T], what: str) -> T:
     """`body` decoded into `into`; a bad body is a ValidationError naming the field at fault."""
-    try:
-        return codec.decode(body or _empty(codec), into)
-    except msgspec.ValidationError as exc:
-        raise invalid(exc, what) from None
-    except msgspec.DecodeError as exc:
-        raise ValidationError(f"the body is not valid {codec.format}: {exc}") from None
+    return codec.decode_input(body or _empty(codec), into, what)
 
 
 def _empty(codec: Codec) -> bytes:

@@ -10,9 +10,9 @@ and `Content-Security-Policy: default-src 'none'; sandbox`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy.engine import RowMapping
@@ -26,6 +26,7 @@ from roost.server.responses import as_roost_error, encoded, error_reply, request
 from roost.services.context import Context
 from roost.services.storage import blob_key, find_file, read_link, store_file
 from roost.services.tenants import ensure_exists
+from roost.wire.codec import JSON
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
@@ -52,6 +53,7 @@ def file_routes(dispatcher: Dispatcher) -> list[Route]:
 def _guarded(endpoint: Endpoint) -> Endpoint:
     async def guarded(request: Request) -> Response:
         try:
+            _refuse_nul(request.path_params)
             return await endpoint(request)
         except Exception as exc:
             rid = request_id(request.headers.get("x-request-id"))
@@ -59,6 +61,14 @@ def _guarded(endpoint: Endpoint) -> Endpoint:
             return error_reply(as_roost_error(exc, rid), codec, rid).as_response()
 
     return guarded
+
+
+def _refuse_nul(params: dict[str, str]) -> None:
+    """Path parameters are text: none holds NUL, which PostgreSQL text cannot (a lookup of
+    one would fail in the driver), on every backend alike."""
+    for name, value in params.items():
+        if "\x00" in value:
+            raise ValidationError(f"{name} may not contain NUL (U+0000)", details={"field": name})
 
 
 async def _context(dispatcher: Dispatcher, request: Request) -> Context:
@@ -209,15 +219,14 @@ def _unsatisfiable(header: str, size: int) -> RoostError:
     )
 
 
-def _metadata(header: str | None) -> dict[str, object]:
+def _metadata(header: str | None) -> dict[str, Any]:
+    """The X-Roost-Metadata header, decoded and checked like any request body."""
     if not header:
         return {}
     try:
-        value = json.loads(header)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise ValidationError(
-            "X-Roost-Metadata must be a JSON object", details={"field": "metadata"}
-        )
-    return value
+        # Starlette decodes headers as latin-1: back to the bytes the client sent.
+        return JSON.decode_input(header.encode("latin-1"), dict[str, Any], "X-Roost-Metadata")
+    except ValidationError as exc:
+        field = exc.details.get("field")
+        exc.details["field"] = f"metadata.{field}" if field else "metadata"
+        raise

@@ -35,7 +35,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from roost.errors import APIError, ConflictError, ServerError, ValidationError
 from roost.services.context import Context
 
-_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+KEY_PATTERN = r"^[A-Za-z0-9_.:-]{8,128}$"
+_KEY = re.compile(KEY_PATTERN)
 _SPACE = "$idempotency:"  # KV keys of tenants start with the tenant name, never with "$"
 _NOT_RECORDED = {408, 409, 429}
 _NONCE = 12

@@ -9,7 +9,9 @@ from typing import Any
 import msgspec
 
 from roost._version import __version__
+from roost.server.idempotency import KEY_PATTERN
 from roost.services.registry import Operation, Registry
+from roost.wire.auth import TenantName
 from roost.wire.common import BatchRequest, BatchResponse, ErrorResponse
 
 _REF = "#/components/schemas/{name}"
@@ -81,17 +83,19 @@ def _path_item(op: Operation, input_schema: Any, output_schema: Any) -> dict[str
             },
         },
         "parameters": [
+            # The headers' own constraints, so that a client (or a fuzzer) can tell a valid
+            # value from one the server refuses before it reaches the operation.
             {
                 "name": "X-Roost-Tenant",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string"},
+                "schema": msgspec.json.schema(TenantName),
             },
             {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "pattern": KEY_PATTERN},
             },
         ],
     }

@@ -19,6 +19,7 @@ from roost.services.schema import TenantSchema, load_schema
 from roost.services.tabledefs import Coercer, ColumnDef, TableDef, check_identifier
 from roost.wire.database import FILTER_OPERATORS as OPERATORS
 from roost.wire.database import Filter, QueryRequest, QueryResult, Row
+from roost.wire.limits import INT64_MAX
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -177,7 +178,13 @@ def page_of(params: QueryRequest) -> Page:
     size = params.page_size or DEFAULT_PAGE
     if size > MAX_PAGE:
         raise ValidationError(f"page_size is at most {MAX_PAGE}", details={"field": "page_size"})
-    return Page(size, (params.page - 1) * size, params.page)
+    offset = (params.page - 1) * size
+    if offset > INT64_MAX:  # past what SQL can skip: there is no such page
+        raise ValidationError(
+            f"page {params.page} of {size} rows starts past the last row SQL can count",
+            details={"field": "page"},
+        )
+    return Page(size, offset, params.page)
 
 
 @operation("database.query", scope="database:read", read_only=True)

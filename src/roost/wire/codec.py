@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar, cast
 import msgspec
 
 from roost.errors import ValidationError
+from roost.wire.limits import InputRefused, check_input, too_deep
 
 T = TypeVar("T")
 
@@ -59,6 +60,22 @@ class Codec:
         result: T = decoder.decode(data)
         return result
 
+    def decode_input(self, data: bytes, type: type[T], what: str) -> T:
+        """`decode` for what a client sent, held to the rules of `roost.wire.limits`: anything
+        refused is a ValidationError (`what` names the input) naming the field at fault."""
+        try:
+            value = self.decode(data, type)
+            check_input(value, data, self.format)
+        except msgspec.ValidationError as exc:
+            raise invalid(exc, what) from None
+        except msgspec.DecodeError as exc:
+            raise ValidationError(f"the body is not valid {self.format}: {exc}") from None
+        except RecursionError:  # msgspec's own limit, far past ours: the same refusal
+            raise _refused(too_deep(), what) from None
+        except InputRefused as exc:
+            raise _refused(exc, what) from None
+        return value
+
 
 @lru_cache(maxsize=2)
 def _encoder(fmt: WireFormat) -> msgspec.json.Encoder | msgspec.msgpack.Encoder:
@@ -89,6 +106,15 @@ def invalid(exc: msgspec.ValidationError, what: str) -> ValidationError:
     match = _FIELD.search(str(exc))
     return ValidationError(
         f"invalid {what}: {exc}", details={"field": match.group(1)} if match else {}
+    )
+
+
+def _refused(exc: InputRefused, what: str) -> ValidationError:
+    """Our ValidationError for a value `roost.wire.limits` refused."""
+    field = exc.field
+    at = f" - at `$.{field}`" if field else ""
+    return ValidationError(
+        f"invalid {what}: {exc.reason}{at}", details={"field": field} if field else {}
     )
 
 

@@ -144,7 +144,7 @@ class QueryRequest(Struct, forbid_unknown_fields=True):
     collection: Name | None = None
     filters: Annotated[list[Filter], Meta(max_length=100)] = []
     sort: Annotated[list[Sort], Meta(max_length=10)] = []
-    select: Annotated[list[Name], Meta(max_length=500)] | None = None
+    select: Annotated[list[Name], Meta(min_length=1, max_length=500)] | None = None
     populate: Annotated[list[Name], Meta(max_length=20)] = []
     page_size: Annotated[int, Meta(ge=1)] | None = None
     page: Annotated[int, Meta(ge=1)] = 1
@@ -165,7 +165,7 @@ class QueryResult(Struct, omit_defaults=True):
 class GetRecordRequest(Struct, forbid_unknown_fields=True):
     table: Name
     id: Any
-    select: list[Name] | None = None
+    select: Annotated[list[Name], Meta(min_length=1, max_length=500)] | None = None
     populate: list[Name] = []
     reason: Reason | None = None
     actor: Actor | None = None
