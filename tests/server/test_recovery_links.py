@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from roost import AsyncClient, AuthenticationError
 from roost.backends.sql.migrations import migrate
@@ -52,11 +52,7 @@ async def test_mails_link_to_the_configured_page_and_expire(
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 async def test_an_older_tenant_gets_the_new_columns(tmp_path: Path, kind: str) -> None:
     async with sql_database(kind, tmp_path) as db:
-        await migrate(db, "older")
-        async with db.write("older") as conn:  # as the tenant was before migration 14
-            await conn.execute(text("ALTER TABLE roost_users DROP COLUMN email_verified_at"))
-            await conn.execute(text("ALTER TABLE roost_users DROP COLUMN preferences"))
-            await conn.execute(text("DELETE FROM roost_migrations WHERE version >= 14"))
+        await migrate(db, "older", target=13)  # as the tenant was before migration 14
         assert (await migrate(db, "older"))[:3] == [14, 15, 16]  # and any later ones
         async with db.write("older") as conn:
             await conn.execute(users.insert().values(id="u1", username="u1", password_hash="x"))

@@ -1,31 +1,153 @@
 """Versioned migrations of the platform's own tables, applied at start, each in a transaction.
 
-A migration is a numbered step that is never edited once released: a later change to a table
-is a new step that alters it. Each namespace records the steps it has in `roost_migrations`.
-Concurrent starts (several workers, several replicas) are ordered by the write lock (SQLite)
-or a transaction-scoped advisory lock (PostgreSQL), so each step runs once.
+A migration is a numbered step whose SQL is frozen: it is rendered from the definitions in
+`frozen.py` (the tables as the step made them), never from the live ones in `tables.py`, so a
+namespace made today and one upgraded step by step from the first get the same schema. A
+released step is never edited; a later change is a new step. tests/backends/test_migrations.py
+records a fingerprint of each released step's SQL, and checks that the steps build what
+`tables.py` declares.
+
+Each namespace records the steps it has in `roost_migrations`. Concurrent starts (several
+workers, several replicas) are ordered by the write lock (SQLite) or a transaction-scoped
+advisory lock (PostgreSQL), so each step runs once.
 """
 
 from __future__ import annotations
 
+import json
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select, text
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, select, text
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+from sqlalchemy.engine import Dialect as SQLDialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.types import TypeEngine
 
-from roost.backends.sql import tables
-from roost.backends.sql.database import CONTROL, Database
+from roost.backends.sql import frozen, tables
+from roost.backends.sql.database import CONTROL, Database, Dialect
 
-Step = Callable[[AsyncConnection], Awaitable[None]]
+# DDL is rendered by these dialects, not by the connection's own, so that what runs is
+# exactly what the fingerprints were taken of.
+_DIALECTS: Mapping[str, SQLDialect] = {
+    "sqlite": SQLiteDialect(),
+    "postgresql": PGDialect(),  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
+}
+
+
+class Change(Protocol):
+    """One part of a migration step."""
+
+    def sql(self, dialect: SQLDialect) -> list[str]:
+        """What the change runs on `dialect`, as text (its fingerprint is taken of this)."""
+        ...
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        """Run the change in the migration's transaction."""
+        ...
+
+
+class _Statements(ABC):
+    """A change that is nothing but its SQL statements."""
+
+    @abstractmethod
+    def sql(self, dialect: SQLDialect) -> list[str]: ...
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        for statement in self.sql(_DIALECTS[conn.dialect.name]):
+            await conn.exec_driver_sql(statement)
+
+
+class CreateTables(_Statements):
+    """CREATE TABLE, then CREATE INDEX for its indexes, for each (frozen) table in order."""
+
+    def __init__(self, *created: Table) -> None:
+        self.tables = created
+
+    def sql(self, dialect: SQLDialect) -> list[str]:
+        statements = []
+        for table in self.tables:
+            statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+            for index in sorted(table.indexes, key=lambda index: str(index.name)):
+                statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+        return statements
+
+
+class DropTables(_Statements):
+    """DROP TABLE, in order (their indexes go with them)."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def sql(self, dialect: SQLDialect) -> list[str]:
+        return [f"DROP TABLE {name}" for name in self.names]
+
+
+class AddColumn(_Statements):
+    """ALTER TABLE ... ADD COLUMN: a nullable column (existing rows get NULL)."""
+
+    def __init__(self, table: str, name: str, kind: TypeEngine[Any]) -> None:
+        self.table, self.name, self.kind = table, name, kind
+
+    def sql(self, dialect: SQLDialect) -> list[str]:
+        kind = self.kind.compile(dialect=dialect)
+        return [f"ALTER TABLE {self.table} ADD COLUMN {self.name} {kind}"]
+
+
+class RawSQL(_Statements):
+    """Statements written for each engine (triggers, functions)."""
+
+    def __init__(self, *, sqlite: Sequence[str], postgresql: Sequence[str]) -> None:
+        self.statements = {"sqlite": list(sqlite), "postgresql": list(postgresql)}
+
+    def sql(self, dialect: SQLDialect) -> list[str]:
+        return self.statements[dialect.name]
+
+
+class InsertRows:
+    """Rows for a (frozen) table; the `stamped` column gets the time the step runs (naive
+    UTC, as `tables.UTCDateTime` stores it)."""
+
+    def __init__(self, table: Table, rows: Sequence[Mapping[str, Any]], stamped: str) -> None:
+        self.table, self.rows, self.stamped = table, rows, stamped
+
+    def sql(self, dialect: SQLDialect) -> list[str]:
+        # Not the compiled INSERT: its parameter style is the driver's, not the step's.
+        columns = ", ".join(column.name for column in self.table.columns)
+        rows = json.dumps(list(self.rows), sort_keys=True)
+        return [f"INSERT INTO {self.table.name} ({columns})", rows]
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        await conn.execute(self.table.insert(), [{**row, self.stamped: now} for row in self.rows])
 
 
 @dataclass(frozen=True)
 class Migration:
+    """One numbered step of a namespace's migrations: its changes, in order."""
+
     version: int
     description: str
-    apply: Step
+    changes: tuple[Change, ...]
+
+    def sql(self, dialect: Dialect) -> list[str]:
+        """Everything the step runs on an engine, as text."""
+        return [line for change in self.changes for line in change.sql(_DIALECTS[dialect])]
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        for change in self.changes:
+            await change.apply(conn)
+
+
+def step(version: int, description: str, *changes: Change) -> Migration:
+    """A migration step made of `changes`."""
+    return Migration(version, description, changes)
 
 
 _version_metadata = MetaData()
@@ -37,151 +159,102 @@ _versions = Table(
     Column("applied_at", tables.UTCDateTime, nullable=False, default=tables.utcnow),
 )
 
+_APPEND_ONLY_AUDIT = RawSQL(
+    sqlite=[
+        f"CREATE TRIGGER roost_audit_no_{action.lower()} BEFORE {action} ON roost_audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        for action in ("UPDATE", "DELETE")
+    ],
+    postgresql=[
+        "CREATE FUNCTION roost_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$",
+        "CREATE TRIGGER roost_audit_append_only BEFORE UPDATE OR DELETE ON roost_audit "
+        "FOR EACH STATEMENT EXECUTE FUNCTION roost_audit_append_only()",
+    ],
+)
 
-def _create(*selected: Table) -> Step:
-    async def step(conn: AsyncConnection) -> None:
-        await conn.run_sync(lambda sync: selected[0].metadata.create_all(sync, tables=selected))
-
-    return step
-
-
-def _drop(*selected: Table) -> Step:
-    async def step(conn: AsyncConnection) -> None:
-        await conn.run_sync(lambda sync: selected[0].metadata.drop_all(sync, tables=selected))
-
-    return step
-
-
-def _add_columns(table: Table, *names: str) -> Step:
-    """ALTER TABLE ... ADD COLUMN for columns declared on `table` after it was created. A
-    namespace made after the declaration already has them (its first step creates the table
-    as declared now), so columns present are skipped."""
-
-    async def step(conn: AsyncConnection) -> None:
-        for name in names:
-            if await _has_column(conn, table.name, name):
-                continue
-            kind = table.c[name].type.compile(dialect=conn.dialect)
-            await conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
-
-    return step
-
-
-async def _has_column(conn: AsyncConnection, table: str, column: str) -> bool:
-    if conn.dialect.name == "sqlite":
-        rows = (await conn.execute(text(f"PRAGMA table_info({table})"))).all()
-        return any(row[1] == column for row in rows)
-    found = await conn.scalar(
-        text(
-            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND table_name = :table AND column_name = :column"
-        ),
-        {"table": table, "column": column},
-    )
-    return found is not None
-
-
-async def _builtin_roles(conn: AsyncConnection) -> None:
-    await conn.execute(
-        tables.roles.insert(),
-        [
-            {"name": "admin", "scopes": ["*"], "description": "every scope", "builtin": True},
-            {
-                "name": "member",
-                "scopes": ["api_keys:read", "api_keys:write"],
-                "description": "what every user may do for themselves",
-                "builtin": True,
-            },
-        ],
-    )
-
-
-async def _append_only_audit(conn: AsyncConnection) -> None:
-    """Refuse UPDATE and DELETE on the audit log in the database itself."""
-    if conn.dialect.name == "sqlite":
-        for action in ("UPDATE", "DELETE"):
-            await conn.execute(
-                text(
-                    f"CREATE TRIGGER roost_audit_no_{action.lower()} BEFORE {action} "
-                    "ON roost_audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
-                )
-            )
-        return
-    await conn.execute(
-        text(
-            "CREATE FUNCTION roost_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$"
-        )
-    )
-    await conn.execute(
-        text(
-            "CREATE TRIGGER roost_audit_append_only BEFORE UPDATE OR DELETE ON roost_audit "
-            "FOR EACH STATEMENT EXECUTE FUNCTION roost_audit_append_only()"
-        )
-    )
-
+_BUILTIN_ROLES = InsertRows(
+    frozen.roles,
+    [
+        {"name": "admin", "scopes": ["*"], "description": "every scope", "builtin": True},
+        {
+            "name": "member",
+            "scopes": ["api_keys:read", "api_keys:write"],
+            "description": "what every user may do for themselves",
+            "builtin": True,
+        },
+    ],
+    stamped="created_at",
+)
 
 CONTROL_MIGRATIONS: Sequence[Migration] = (
-    Migration(1, "tenants", _create(tables.tenants)),
-    Migration(2, "tenant categories", _create(tables.tenant_categories)),
-    Migration(3, "embedded KV cache", _create(tables.kv_entries)),
-    Migration(4, "embedded work queues", _create(tables.queues, tables.queue_messages)),
-    Migration(5, "embedded event streams", _create(tables.stream_rooms, tables.stream_events)),
-    Migration(6, "KV ttl bounds per tenant", _create(tables.tenant_kv_bounds)),
-    Migration(7, "tenants being deleted", _create(tables.tenant_purges)),
+    step(1, "tenants", CreateTables(frozen.tenants)),
+    step(2, "tenant categories", CreateTables(frozen.tenant_categories)),
+    step(3, "embedded KV cache", CreateTables(frozen.kv_entries)),
+    step(4, "embedded work queues", CreateTables(frozen.queues, frozen.queue_messages)),
+    step(5, "embedded event streams", CreateTables(frozen.stream_rooms, frozen.stream_events)),
+    step(6, "KV ttl bounds per tenant", CreateTables(frozen.tenant_kv_bounds)),
+    step(7, "tenants being deleted", CreateTables(frozen.tenant_purges)),
 )
 
 TENANT_MIGRATIONS: Sequence[Migration] = (
-    Migration(
+    step(
         1,
         "users, roles, sessions, refresh tokens, API keys",
-        _create(
-            tables.users,
-            tables.roles,
-            tables.user_roles,
-            tables.sessions,
-            tables.refresh_tokens,
-            tables.api_keys,
+        CreateTables(
+            frozen.users,
+            frozen.roles,
+            frozen.user_roles,
+            frozen.sessions,
+            frozen.refresh_tokens,
+            frozen.api_keys,
         ),
     ),
-    Migration(2, "built-in roles admin and member", _builtin_roles),
-    Migration(3, "idempotency keys", _create(tables.idempotency_keys)),
-    Migration(
+    step(2, "built-in roles admin and member", _BUILTIN_ROLES),
+    step(3, "idempotency keys", CreateTables(frozen.idempotency_keys)),
+    step(
         4,
         "user table definitions and their migrations",
-        _create(tables.user_tables, tables.schema_migrations),
+        CreateTables(frozen.user_tables, frozen.schema_migrations),
     ),
-    Migration(5, "documents", _create(tables.documents)),
-    Migration(6, "audit log", _create(tables.audit_log)),
-    Migration(7, "audit log is append-only", _append_only_audit),
-    Migration(8, "analytics queries", _create(tables.analytics_queries)),
-    Migration(9, "storage buckets and objects", _create(tables.buckets, tables.objects)),
-    Migration(
+    step(5, "documents", CreateTables(frozen.documents)),
+    step(6, "audit log", CreateTables(frozen.audit_log)),
+    step(7, "audit log is append-only", _APPEND_ONLY_AUDIT),
+    step(8, "analytics queries", CreateTables(frozen.analytics_queries)),
+    step(9, "storage buckets and objects", CreateTables(frozen.buckets, frozen.objects)),
+    step(
         10,
         "idempotency keys move to the KV store (shared by replicas)",
-        _drop(tables.idempotency_keys),
+        DropTables("roost_idempotency_keys"),
     ),
-    Migration(
+    step(
         11,
         "secrets, their versions and the tenant's wrapped data key",
-        _create(tables.secret_keys, tables.secrets, tables.secret_versions),
+        CreateTables(frozen.secret_keys, frozen.secrets, frozen.secret_versions),
     ),
-    Migration(12, "structured logs", _create(tables.logs)),
-    Migration(
-        13, "mail templates and sent mail", _create(tables.mail_templates, tables.mail_messages)
+    step(12, "structured logs", CreateTables(frozen.logs)),
+    step(
+        13,
+        "mail templates and sent mail",
+        CreateTables(frozen.mail_templates, frozen.mail_messages),
     ),
-    Migration(14, "users' email verification", _add_columns(tables.users, "email_verified_at")),
-    Migration(15, "one-time tokens sent by mail", _create(tables.user_tokens)),
-    Migration(16, "users' preferences", _add_columns(tables.users, "preferences")),
-    Migration(17, "usage by hour and API key", _create(tables.usage)),
-    Migration(18, "site settings", _create(tables.site_settings)),
-    Migration(19, "pages and the scopes they need", _create(tables.pages)),
-    Migration(20, "tenant-defined scopes", _create(tables.custom_scopes)),
+    step(
+        14,
+        "users' email verification",
+        AddColumn("roost_users", "email_verified_at", DateTime()),
+    ),
+    step(15, "one-time tokens sent by mail", CreateTables(frozen.user_tokens)),
+    step(16, "users' preferences", AddColumn("roost_users", "preferences", JSON())),
+    step(17, "usage by hour and API key", CreateTables(frozen.usage)),
+    step(18, "site settings", CreateTables(frozen.site_settings)),
+    step(19, "pages and the scopes they need", CreateTables(frozen.pages)),
+    step(20, "tenant-defined scopes", CreateTables(frozen.custom_scopes)),
 )
 
 
-async def migrate(db: Database, namespace: str) -> list[int]:
-    """Bring one namespace up to date; return the versions applied now."""
+async def migrate(db: Database, namespace: str, *, target: int | None = None) -> list[int]:
+    """Bring one namespace up to date, or up to step `target` (none later); return the
+    versions applied now."""
     steps = CONTROL_MIGRATIONS if namespace == CONTROL else TENANT_MIGRATIONS
     async with db.write(namespace) as conn:
         if db.dialect == "postgresql":
@@ -192,7 +265,7 @@ async def migrate(db: Database, namespace: str) -> list[int]:
         done = set((await conn.execute(select(_versions.c.version))).scalars())
         applied = []
         for migration in steps:
-            if migration.version in done:
+            if migration.version in done or (target is not None and migration.version > target):
                 continue
             await migration.apply(conn)
             await conn.execute(

@@ -2,6 +2,11 @@
 
 Their names start with `roost_`, a prefix refused for user tables, so that a tenant's own
 tables (which share its database) never collide with them.
+
+These are the live definitions services query through. The migrations never create from
+them: they run frozen copies (`frozen.py`) and later steps that alter those, so a change here
+needs a new step in `migrations.py` that makes it; tests/backends/test_migrations.py checks
+that the steps build exactly what is declared here.
 """
 
 from __future__ import annotations
@@ -181,20 +186,6 @@ api_keys = Table(
     Column("expires_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
-)
-
-# Dropped by tenant migration 10 (idempotency keys now live in the KV store); kept so that
-# migration 3 still describes what it created.
-idempotency_keys = Table(
-    "roost_idempotency_keys",
-    tenant_metadata,
-    Column("key_hash", String(64), primary_key=True),
-    Column("operation", String(80), nullable=False),
-    Column("request_hash", String(64), nullable=False),
-    Column("status_code", Integer, nullable=True),  # NULL while the first request runs
-    Column("body", LargeBinary, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
-    Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
 
 _big_id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
