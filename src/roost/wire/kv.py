@@ -70,10 +70,15 @@ class LockRelease(Struct, forbid_unknown_fields=True):
 
 
 class SetAnswer(Struct):
+    """`kv.set` (the SDK's `SetResult`): whether the value was stored (false when nx/xx said
+    no)."""
+
     success: bool
 
 
 class GetAnswer(Struct):
+    """`kv.get` (the SDK's `GetResult`): whether the key exists, its value and its ttl."""
+
     found: bool
     value: Any = None
     ttl: int | None = None  # seconds left; -1 when the key never expires
@@ -88,6 +93,8 @@ class IntAnswer(Struct):
 
 
 class ScanAnswer(Struct):
+    """A page of `kv.scan` (the SDK's `ScanResult`); pass `cursor` back while `has_more`."""
+
     keys: list[str]
     cursor: str | None
     has_more: bool

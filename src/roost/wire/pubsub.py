@@ -25,6 +25,9 @@ class PubSubPublishRequest(Struct, forbid_unknown_fields=True):
 
 
 class PubSubPublishAnswer(Struct):
+    """`pubsub.publish` (the SDK's `PubSubPublishResult`): the message's id and how many
+    subscriptions matched its topic."""
+
     message_id: str
     topic: str
     subscribers_matched: int

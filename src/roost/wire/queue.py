@@ -23,6 +23,8 @@ class PublishRequest(Struct, forbid_unknown_fields=True):
 
 
 class PublishAnswer(Struct):
+    """`queue.publish` (the SDK's `PublishResult`): the message's id and its place."""
+
     message_id: str
     position: int  # ready messages ahead of this one
 
@@ -34,6 +36,8 @@ class ConsumeRequest(Struct, forbid_unknown_fields=True):
 
 
 class QueueMessage(Struct):
+    """A consumed message: ack it (or nack it) by `message_id` before its deadline."""
+
     message_id: str
     message: Any
     priority: int
@@ -58,6 +62,9 @@ class NackRequest(Struct, forbid_unknown_fields=True):
 
 
 class NackAnswer(Struct):
+    """`queue.nack` (the SDK's `NackResult`): whether the message was requeued or
+    dead-lettered."""
+
     success: bool
     action: Literal["requeued", "dead_lettered"]
 
@@ -83,6 +90,8 @@ class DeadLettersRequest(Struct, forbid_unknown_fields=True):
 
 
 class StatsAnswer(Struct):
+    """`queue.stats` (the SDK's `QueueStats`): ready, delayed, in-flight and dead counts."""
+
     queue: str
     ready: int
     delayed: int

@@ -21,6 +21,9 @@ class StreamPublishRequest(Struct, forbid_unknown_fields=True):
 
 
 class StreamPublishAnswer(Struct):
+    """`stream.publish` (the SDK's `StreamPublishResult`): the event's id and offset, and
+    how many subscribers it reached."""
+
     event_id: str
     offset: int
     subscribers_notified: int
@@ -34,6 +37,8 @@ class HistoryRequest(Struct, forbid_unknown_fields=True):
 
 
 class StreamEvent(Struct):
+    """An event of a stream room; `offset` is its place in the room (0, 1, 2, ...)."""
+
     event_id: str
     offset: int
     event_type: str
@@ -44,6 +49,9 @@ class StreamEvent(Struct):
 
 
 class HistoryAnswer(Struct):
+    """`stream.history` (the SDK's `HistoryResult`): events in offset order, and the room's
+    oldest and newest offsets (an empty room has oldest = newest + 1)."""
+
     events: list[StreamEvent]
     oldest_offset: int
     newest_offset: int

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from roost.client._core.results import GetResult, ScanResult, SetResult
+from roost.client._core.results import GetResult, ScanResult, SetResult, decode
 from roost.errors import ConflictError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class AsyncKV:
         if ttl is not None:
             params["ttl"] = ttl
         # not idempotent: a retried nx set must replay its first answer, not report False
-        return SetResult(**await self._client.call("kv.set", params))
+        return decode(await self._client.call("kv.set", params), SetResult)
 
     async def setnx(self, key: str, value: Any, ttl: int | None = None) -> SetResult:
         """Store only if the key is absent.
@@ -49,7 +49,8 @@ class AsyncKV:
         Example:
             result = await client.kv.get("session:abc")
         """
-        return GetResult(**await self._client.call("kv.get", {"key": key}, idempotent=True))
+        answer = await self._client.call("kv.get", {"key": key}, idempotent=True)
+        return decode(answer, GetResult)
 
     async def delete(self, *keys: str) -> int:
         """Delete keys; returns how many existed.
@@ -86,7 +87,7 @@ class AsyncKV:
         params: dict[str, Any] = {"prefix": prefix, "count": count}
         if cursor is not None:
             params["cursor"] = cursor
-        return ScanResult(**await self._client.call("kv.scan", params, idempotent=True))
+        return decode(await self._client.call("kv.scan", params, idempotent=True), ScanResult)
 
     async def expire(self, key: str, ttl: int) -> bool:
         """Give a key a ttl; False if there is no such key.

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.realtime import AsyncSubscription
-from roost.client._core.results import PubSubPublishResult
+from roost.client._core.results import PubSubPublishResult, decode
+from roost.wire.pubsub import PubSubMessage
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
@@ -29,7 +30,7 @@ class AsyncPubSub:
         params: dict[str, Any] = {"topic": topic, "message": message}
         if metadata:
             params["metadata"] = metadata
-        return PubSubPublishResult(**await self._client.call("pubsub.publish", params))
+        return decode(await self._client.call("pubsub.publish", params), PubSubPublishResult)
 
     async def subscribe(
         self, patterns: list[str], callback: Callable[[str, Any], Any]
@@ -40,9 +41,11 @@ class AsyncPubSub:
         Example:
             sub = await client.pubsub.subscribe(["orders.*.created"], lambda t, m: print(t, m))
         """
+
+        def deliver(event: Any) -> Any:
+            message = decode(event, PubSubMessage)
+            return callback(message.topic, message.message)
+
         return await self._client.realtime.subscribe(
-            "pubsub.subscribe",
-            {"patterns": patterns},
-            lambda event: callback(event["topic"], event["message"]),
-            ",".join(patterns),
+            "pubsub.subscribe", {"patterns": patterns}, deliver, ",".join(patterns)
         )

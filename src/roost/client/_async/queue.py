@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from roost.client._core.results import NackResult, PublishResult, QueueMessage, QueueStats
+from roost.client._core.results import NackResult, PublishResult, QueueMessage, QueueStats, decode
+from roost.wire.queue import ConsumeAnswer, DeadLettersAnswer
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
@@ -34,7 +35,7 @@ class AsyncQueue:
             params["headers"] = headers
         if delay:
             params["delay"] = delay
-        return PublishResult(**await self._client.call("queue.publish", params))
+        return decode(await self._client.call("queue.publish", params), PublishResult)
 
     async def consume(
         self,
@@ -52,8 +53,7 @@ class AsyncQueue:
         """
         params = {"queue": queue, "timeout": timeout, "ack_deadline": ack_deadline}
         answer = await self._client.call("queue.consume", params, wait=timeout)
-        found = answer["message"]
-        return None if found is None else QueueMessage(**found)
+        return decode(answer, ConsumeAnswer).message
 
     async def ack(self, queue: str, message_id: str) -> None:
         """Done with a message: it is removed for good (NotFoundError if it is not in flight).
@@ -70,7 +70,7 @@ class AsyncQueue:
             result = await client.queue.nack("emails", msg.message_id)
         """
         params = {"queue": queue, "message_id": message_id, "requeue": requeue}
-        return NackResult(**await self._client.call("queue.nack", params))
+        return decode(await self._client.call("queue.nack", params), NackResult)
 
     async def extend(self, queue: str, message_id: str, seconds: float) -> None:
         """More time to process a message: its deadline becomes `seconds` from now.
@@ -88,7 +88,7 @@ class AsyncQueue:
             print((await client.queue.stats("emails")).ready)
         """
         answer = await self._client.call("queue.stats", {"queue": queue}, idempotent=True)
-        return QueueStats(**answer)
+        return decode(answer, QueueStats)
 
     async def purge(self, queue: str) -> int:
         """Drop every ready and delayed message; returns how many.
@@ -107,7 +107,7 @@ class AsyncQueue:
         """
         params = {"queue": queue, "limit": limit}
         answer = await self._client.call("queue.dead_letters", params, idempotent=True)
-        return [QueueMessage(**m) for m in answer["messages"]]
+        return decode(answer, DeadLettersAnswer).messages
 
     async def configure(self, queue: str, *, max_deliveries: int) -> None:
         """How many deliveries a message gets before the dead-letter queue (default 5).

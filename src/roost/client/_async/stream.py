@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.realtime import AsyncSubscription
-from roost.client._core.results import HistoryResult, StreamEvent, StreamPublishResult
+from roost.client._core.results import HistoryResult, StreamEvent, StreamPublishResult, decode
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
@@ -29,7 +29,7 @@ class AsyncStream:
         params: dict[str, Any] = {"room": room, "event_type": event_type, "data": data}
         if metadata:
             params["metadata"] = metadata
-        return StreamPublishResult(**await self._client.call("stream.publish", params))
+        return decode(await self._client.call("stream.publish", params), StreamPublishResult)
 
     async def history(
         self,
@@ -49,11 +49,7 @@ class AsyncStream:
         if to_offset is not None:
             params["to_offset"] = to_offset
         answer = await self._client.call("stream.history", params, idempotent=True)
-        return HistoryResult(
-            events=[StreamEvent(**e) for e in answer["events"]],
-            oldest_offset=answer["oldest_offset"],
-            newest_offset=answer["newest_offset"],
-        )
+        return decode(answer, HistoryResult)
 
     async def subscribe(
         self,
@@ -76,7 +72,7 @@ class AsyncStream:
         if from_offset is not None:
             params["from_offset"] = from_offset
         return await self._client.realtime.subscribe(
-            "stream.subscribe", params, lambda event: callback(StreamEvent(**event)), room
+            "stream.subscribe", params, lambda event: callback(decode(event, StreamEvent)), room
         )
 
     async def configure(self, room: str, *, max_events: int, max_age: int | None = None) -> None:

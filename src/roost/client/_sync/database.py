@@ -15,7 +15,7 @@ from roost.client._core.query import (
     normalize_filters,
 )
 from roost.client._core.realtime import Subscription
-from roost.client._core.results import TableChange
+from roost.client._core.results import StreamEvent, TableChange, decode
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
@@ -357,14 +357,16 @@ class Database:
         if from_offset is not None:
             params["from_offset"] = from_offset
 
-        def change(event: dict[str, Any]) -> Any:
+        def change(event: Any) -> Any:
+            # a change travels as a stream event whose data is {"table", "record"}
+            found = decode(event, StreamEvent)
             return callback(
                 TableChange(
-                    type=event["event_type"],
-                    table=event["data"]["table"],
-                    record=event["data"]["record"],
-                    offset=event["offset"],
-                    timestamp=event["timestamp"],
+                    type=found.event_type,
+                    table=found.data["table"],
+                    record=found.data["record"],
+                    offset=found.offset,
+                    timestamp=found.timestamp,
                 )
             )
 

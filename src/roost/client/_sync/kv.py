@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from roost.client._core.results import GetResult, ScanResult, SetResult
+from roost.client._core.results import GetResult, ScanResult, SetResult, decode
 from roost.errors import ConflictError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class KV:
         if ttl is not None:
             params["ttl"] = ttl
         # not idempotent: a retried nx set must replay its first answer, not report False
-        return SetResult(**self._client.call("kv.set", params))
+        return decode(self._client.call("kv.set", params), SetResult)
 
     def setnx(self, key: str, value: Any, ttl: int | None = None) -> SetResult:
         """Store only if the key is absent.
@@ -51,7 +51,8 @@ class KV:
         Example:
             result = client.kv.get("session:abc")
         """
-        return GetResult(**self._client.call("kv.get", {"key": key}, idempotent=True))
+        answer = self._client.call("kv.get", {"key": key}, idempotent=True)
+        return decode(answer, GetResult)
 
     def delete(self, *keys: str) -> int:
         """Delete keys; returns how many existed.
@@ -88,7 +89,7 @@ class KV:
         params: dict[str, Any] = {"prefix": prefix, "count": count}
         if cursor is not None:
             params["cursor"] = cursor
-        return ScanResult(**self._client.call("kv.scan", params, idempotent=True))
+        return decode(self._client.call("kv.scan", params, idempotent=True), ScanResult)
 
     def expire(self, key: str, ttl: int) -> bool:
         """Give a key a ttl; False if there is no such key.

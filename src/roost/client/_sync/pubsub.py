@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.realtime import Subscription
-from roost.client._core.results import PubSubPublishResult
+from roost.client._core.results import PubSubPublishResult, decode
+from roost.wire.pubsub import PubSubMessage
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
@@ -30,7 +31,7 @@ class PubSub:
         params: dict[str, Any] = {"topic": topic, "message": message}
         if metadata:
             params["metadata"] = metadata
-        return PubSubPublishResult(**self._client.call("pubsub.publish", params))
+        return decode(self._client.call("pubsub.publish", params), PubSubPublishResult)
 
     def subscribe(
         self, patterns: list[str], callback: Callable[[str, Any], Any]
@@ -41,9 +42,11 @@ class PubSub:
         Example:
             sub = client.pubsub.subscribe(["orders.*.created"], lambda t, m: print(t, m))
         """
+
+        def deliver(event: Any) -> Any:
+            message = decode(event, PubSubMessage)
+            return callback(message.topic, message.message)
+
         return self._client.realtime.subscribe(
-            "pubsub.subscribe",
-            {"patterns": patterns},
-            lambda event: callback(event["topic"], event["message"]),
-            ",".join(patterns),
+            "pubsub.subscribe", {"patterns": patterns}, deliver, ",".join(patterns)
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from roost.client._core.results import NackResult, PublishResult, QueueMessage, QueueStats
+from roost.client._core.results import NackResult, PublishResult, QueueMessage, QueueStats, decode
+from roost.wire.queue import ConsumeAnswer, DeadLettersAnswer
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
@@ -35,7 +36,7 @@ class Queue:
             params["headers"] = headers
         if delay:
             params["delay"] = delay
-        return PublishResult(**self._client.call("queue.publish", params))
+        return decode(self._client.call("queue.publish", params), PublishResult)
 
     def consume(
         self,
@@ -53,8 +54,7 @@ class Queue:
         """
         params = {"queue": queue, "timeout": timeout, "ack_deadline": ack_deadline}
         answer = self._client.call("queue.consume", params, wait=timeout)
-        found = answer["message"]
-        return None if found is None else QueueMessage(**found)
+        return decode(answer, ConsumeAnswer).message
 
     def ack(self, queue: str, message_id: str) -> None:
         """Done with a message: it is removed for good (NotFoundError if it is not in flight).
@@ -71,7 +71,7 @@ class Queue:
             result = client.queue.nack("emails", msg.message_id)
         """
         params = {"queue": queue, "message_id": message_id, "requeue": requeue}
-        return NackResult(**self._client.call("queue.nack", params))
+        return decode(self._client.call("queue.nack", params), NackResult)
 
     def extend(self, queue: str, message_id: str, seconds: float) -> None:
         """More time to process a message: its deadline becomes `seconds` from now.
@@ -89,7 +89,7 @@ class Queue:
             print((client.queue.stats("emails")).ready)
         """
         answer = self._client.call("queue.stats", {"queue": queue}, idempotent=True)
-        return QueueStats(**answer)
+        return decode(answer, QueueStats)
 
     def purge(self, queue: str) -> int:
         """Drop every ready and delayed message; returns how many.
@@ -108,7 +108,7 @@ class Queue:
         """
         params = {"queue": queue, "limit": limit}
         answer = self._client.call("queue.dead_letters", params, idempotent=True)
-        return [QueueMessage(**m) for m in answer["messages"]]
+        return decode(answer, DeadLettersAnswer).messages
 
     def configure(self, queue: str, *, max_deliveries: int) -> None:
         """How many deliveries a message gets before the dead-letter queue (default 5).

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.realtime import Subscription
-from roost.client._core.results import HistoryResult, StreamEvent, StreamPublishResult
+from roost.client._core.results import HistoryResult, StreamEvent, StreamPublishResult, decode
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
@@ -30,7 +30,7 @@ class Stream:
         params: dict[str, Any] = {"room": room, "event_type": event_type, "data": data}
         if metadata:
             params["metadata"] = metadata
-        return StreamPublishResult(**self._client.call("stream.publish", params))
+        return decode(self._client.call("stream.publish", params), StreamPublishResult)
 
     def history(
         self,
@@ -50,11 +50,7 @@ class Stream:
         if to_offset is not None:
             params["to_offset"] = to_offset
         answer = self._client.call("stream.history", params, idempotent=True)
-        return HistoryResult(
-            events=[StreamEvent(**e) for e in answer["events"]],
-            oldest_offset=answer["oldest_offset"],
-            newest_offset=answer["newest_offset"],
-        )
+        return decode(answer, HistoryResult)
 
     def subscribe(
         self,
@@ -77,7 +73,7 @@ class Stream:
         if from_offset is not None:
             params["from_offset"] = from_offset
         return self._client.realtime.subscribe(
-            "stream.subscribe", params, lambda event: callback(StreamEvent(**event)), room
+            "stream.subscribe", params, lambda event: callback(decode(event, StreamEvent)), room
         )
 
     def configure(self, room: str, *, max_events: int, max_age: int | None = None) -> None:

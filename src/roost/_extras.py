@@ -1,0 +1,47 @@
+"""Optional dependencies: `pip install roost` is the SDK; the server and the `roost` command
+need the `server` extra, and say so in one line when it is missing."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+INSTALL_SERVER = 'pip install "roost[server]"'
+
+#: The top-level modules of the distributions of the `server` extra (see pyproject.toml).
+SERVER_MODULES = (
+    "starlette",
+    "uvicorn",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "argon2",
+    "jwt",
+    "cryptography",
+    "pydantic_settings",
+    "sqlglot",
+    "redis",
+    "typer",
+    "rich",
+    "aiosmtplib",
+)
+
+
+def require_server_extra() -> None:
+    """Raise ModuleNotFoundError naming the extra to install if a server module is missing.
+
+    Looked up without importing, so the check costs little and runs before any server import
+    could fail halfway with a bare "No module named ..." deep in a traceback.
+    """
+    for module in SERVER_MODULES:
+        if not _installed(module):
+            raise ModuleNotFoundError(
+                f"the Roost server is not installed (no module {module!r}): {INSTALL_SERVER}",
+                name=module,
+            )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a stub without a spec
+        return False
