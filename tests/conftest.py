@@ -44,6 +44,15 @@ SERVER_POSTGRES_URL = urlunsplit(
 (`ensure_server_role`), as the README tells a deployment to make, never a superuser."""
 
 
+FAST_PASSWORD_HASH = {
+    "password_hash_memory_kib": 1024,
+    "password_hash_time_cost": 1,
+    "password_hash_parallelism": 1,
+}
+"""Test servers hash passwords cheaply: at the production cost every sign-in spends a third of
+a second of CPU, minutes over the suite (as Django's test settings swap in a fast hasher)."""
+
+
 @dataclass
 class RunningServer:
     url: str
@@ -169,6 +178,9 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         "admin_username": ADMIN_USERNAME,
         "admin_password": ADMIN_PASSWORD,
         "secret_key": secrets.token_urlsafe(40),
+        **FAST_PASSWORD_HASH,
+        # a revoked credential ends its subscriptions within half a second, not five
+        "ws_credential_watch_seconds": 0.5,
     }
     if backend == "postgresql":
         ensure_server_role()

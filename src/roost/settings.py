@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from roost.errors import ConfigurationError
@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     )
     ws_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1000
     ws_max_outbound_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    ws_reidentify_seconds: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=1.0,
+        description="how long a WebSocket connection trusts the credential it checked last "
+        "before it checks it again for the next call",
+    )
+    ws_credential_watch_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=5.0,
+        description="how often a WebSocket connection with subscriptions checks that its "
+        "credential still holds (revoked, expired or disabled: the connection is closed)",
+    )
     pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")
     pg_allow_superuser: bool = Field(
         default=False,
@@ -110,6 +120,19 @@ class Settings(BaseSettings):
     admin_email: str | None = None
     admin_password: str | None = Field(default=None, min_length=8)
 
+    password_hash_memory_kib: Annotated[int, Field(ge=8, le=4 * 1024 * 1024)] = Field(
+        default=19456,
+        description="argon2id memory cost of password hashes, in KiB (at least 8 per lane of "
+        "password_hash_parallelism); the default is OWASP's recommendation. Hashes made at "
+        "another cost keep working and are remade at this one on the next sign-in",
+    )
+    password_hash_time_cost: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=2, description="argon2id passes over the memory (OWASP: 2 with 19 MiB)"
+    )
+    password_hash_parallelism: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=1, description="argon2id lanes (threads) per password hash (OWASP: 1)"
+    )
+
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 34)] = 16 * 1024 * 1024
     max_header_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = Field(
         default=64 * 1024,
@@ -137,6 +160,17 @@ class Settings(BaseSettings):
     login_failure_window: Seconds = 900
     idempotency_ttl: Seconds = 86400
     analytics_time_limit: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+    @field_validator("password_hash_parallelism")
+    @classmethod
+    def _enough_hash_memory(cls, value: int, info: ValidationInfo) -> int:
+        memory = info.data.get("password_hash_memory_kib")
+        if memory is not None and memory < 8 * value:
+            raise ValueError(
+                f"needs password_hash_memory_kib of at least 8 per lane ({8 * value}); "
+                f"it is {memory}"
+            )
+        return value
 
     @field_validator("storage_url")
     @classmethod

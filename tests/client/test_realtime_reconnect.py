@@ -84,14 +84,19 @@ async def test_a_cut_connection_misses_no_table_change(
 async def test_an_expired_access_token_is_renewed_without_losing_events(
     make_server: Callable[..., RunningServer],
 ) -> None:
-    short = make_server(access_token_ttl=2)
+    short = make_server(
+        access_token_ttl=2, ws_credential_watch_seconds=0.2, ws_reidentify_seconds=0.1
+    )
     room = unique("room")
     async with AsyncClient(api_url=short.url) as client:
         admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        hooks: list[str] = []
+        admin.on("disconnected", lambda: hooks.append("disconnected"))
         events: list[StreamEvent] = []
         await admin.stream.subscribe(room, events.append, replay=True)
         await admin.stream.publish(room, "before", 0)
-        await asyncio.sleep(7)  # the token expires; the server's watch closes the socket
+        # the token expires; the server's watch closes the socket
+        await wait_until(lambda: "disconnected" in hooks)
         for n in range(1, 4):
             await admin.stream.publish(room, "after", n)
         assert await admin.realtime.call("auth.whoami") is not None

@@ -10,13 +10,12 @@ from roost.errors import AuthenticationError, ConfigurationError
 from roost.services.context import Principal, PrincipalCache
 from roost.services.security import (
     AccessTokens,
-    hash_password,
+    Passwords,
     make_opaque,
     parse_opaque,
     scope_allows,
-    verify_password,
 )
-from roost.settings import load_settings
+from roost.settings import Settings, load_settings
 
 
 def test_scope_wildcards() -> None:
@@ -39,11 +38,28 @@ def test_opaque_tokens_round_trip_and_refuse_other_kinds() -> None:
 
 @pytest.mark.anyio
 async def test_passwords_are_argon2id_and_verify() -> None:
-    hashed = await hash_password("correct horse")
-    assert hashed.startswith("$argon2id$")
-    assert await verify_password(hashed, "correct horse")
-    assert not await verify_password(hashed, "wrong horse")
-    assert not await verify_password(None, "anything")
+    passwords = Passwords(memory_kib=1024, time_cost=1, parallelism=1)
+    hashed = await passwords.hash("correct horse")
+    assert hashed.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+    assert await passwords.verify(hashed, "correct horse")
+    assert not await passwords.verify(hashed, "wrong horse")
+    assert not await passwords.verify(None, "anything")
+
+
+@pytest.mark.anyio
+async def test_a_hash_made_at_another_cost_verifies_and_needs_rehash() -> None:
+    old = Passwords(memory_kib=2048, time_cost=1, parallelism=1)
+    new = Passwords(memory_kib=1024, time_cost=2, parallelism=1)
+    hashed = await old.hash("correct horse")
+    assert await new.verify(hashed, "correct horse")
+    assert new.needs_rehash(hashed)
+    assert not old.needs_rehash(hashed)
+
+
+def test_the_default_password_cost_is_owasps_argon2id() -> None:
+    fields = Settings.model_fields
+    cost = [fields[f"password_hash_{name}"].default for name in ("memory_kib", "time_cost")]
+    assert (*cost, fields["password_hash_parallelism"].default) == (19456, 2, 1)
 
 
 def test_access_tokens_refuse_other_keys_and_expiry() -> None:

@@ -41,7 +41,7 @@ from roost.server.ws import WebSocketDoor
 from roost.services import build_registry
 from roost.services.context import Platform, PrincipalCache
 from roost.services.metering import Meter
-from roost.services.security import AccessTokens
+from roost.services.security import AccessTokens, Passwords
 from roost.services.tenants import migrate_all
 from roost.services.users import ensure_admin
 from roost.services.vault import Vault
@@ -76,6 +76,11 @@ def build_platform(settings: Settings) -> Platform:
         bus=bus,
         limiter=RedisRateLimiter(redis) if redis else MemoryRateLimiter(),
         access_tokens=AccessTokens(settings.signing_key(), settings.access_token_ttl),
+        passwords=Passwords(
+            settings.password_hash_memory_kib,
+            settings.password_hash_time_cost,
+            settings.password_hash_parallelism,
+        ),
         blobs=open_blob_store(settings.storage_url, settings.data_dir),
         principals=PrincipalCache(settings.auth_cache_seconds),
         vault=Vault(settings.master_key_bytes()),

@@ -49,8 +49,6 @@ from roost.wire.ws import CallFrame, Frames, Subscribed, UnsubscribeRequest
 
 PATH = "/api/v1/ws"
 SLOW_CONSUMER = 4008
-_REIDENTIFY = 1.0
-_WATCH = 5.0  # how often a connection with subscriptions checks its credential still holds
 _MAX_SUBSCRIPTIONS = 1000
 
 
@@ -279,7 +277,7 @@ class _Connection:
         """Subscriptions end when the credential does (revoked, expired, user disabled): the
         connection is closed with 4401 and the reason's code, so the client can sign in again."""
         while True:
-            await asyncio.sleep(_WATCH)
+            await asyncio.sleep(self.dispatcher.platform.settings.ws_credential_watch_seconds)
             if not self.feeds:
                 continue
             try:
@@ -291,7 +289,8 @@ class _Connection:
 
     async def _context(self) -> Context:
         now = time.monotonic()
-        if self.ctx is None or now - self.identified_at > _REIDENTIFY:
+        settings = self.dispatcher.platform.settings
+        if self.ctx is None or now - self.identified_at > settings.ws_reidentify_seconds:
             client = self.scope.get("client")
             self.ctx = await self.dispatcher.identify(
                 self.headers,

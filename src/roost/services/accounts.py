@@ -20,7 +20,7 @@ from roost.errors import (
     ValidationError,
 )
 from roost.services.context import Principal
-from roost.services.security import hash_password, new_id
+from roost.services.security import Passwords, new_id
 from roost.wire.auth import RegisterRequest, User
 
 
@@ -121,6 +121,7 @@ async def to_user(conn: AsyncConnection, user: RowMapping) -> User:
 
 async def create_user(
     conn: AsyncConnection,
+    passwords: Passwords,
     request: RegisterRequest,
     *,
     role_names: list[str],
@@ -136,7 +137,7 @@ async def create_user(
         "id": user_id,
         "username": request.username,
         "email": request.email,
-        "password_hash": await hash_password(request.password),
+        "password_hash": await passwords.hash(request.password),
         "first_name": request.first_name,
         "last_name": request.last_name,
         **(flags or {}),
@@ -157,14 +158,18 @@ async def create_user(
 
 
 async def unsaved_user(
-    conn: AsyncConnection, request: RegisterRequest, *, role_names: list[str]
+    conn: AsyncConnection,
+    passwords: Passwords,
+    request: RegisterRequest,
+    *,
+    role_names: list[str],
 ) -> User:
     """The user `create_user` would answer for `request`, not stored: what a sign-up with an
     address another account has gets, so that it reads like any other. It checks the same
     fields and spends a password hash too, so it also takes as long."""
     await _check_new(conn, request)
     scopes = await _role_scopes(conn, role_names)
-    await hash_password(request.password)
+    await passwords.hash(request.password)
     return User(
         id=new_id(),
         username=request.username,

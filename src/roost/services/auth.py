@@ -28,13 +28,10 @@ from roost.services.mail import send_template
 from roost.services.principals import Credential, authenticate
 from roost.services.registry import operation
 from roost.services.security import (
-    hash_password,
     make_opaque,
-    needs_rehash,
     new_id,
     parse_opaque,
     take_or_refuse,
-    verify_password,
 )
 from roost.wire.auth import (
     ChangePasswordRequest,
@@ -67,12 +64,14 @@ async def login(ctx: Context, params: LoginRequest) -> TokenPair:
     limits = _LoginLimits(ctx, user["id"] if user is not None else None, params.username)
     await limits.attempt()
     password_hash = user["password_hash"] if user is not None else None
-    if not await verify_password(password_hash, params.password) or user is None:
+    passwords = ctx.platform.passwords
+    if not await passwords.verify(password_hash, params.password) or user is None:
         raise AuthenticationError(_BAD_LOGIN, code="invalid_credentials")
     if not user["is_active"]:
         raise AuthenticationError("this user is disabled", code="invalid_credentials")
     await limits.succeeded()
-    new_hash = await hash_password(params.password) if needs_rehash(user["password_hash"]) else None
+    rehash = passwords.needs_rehash(user["password_hash"])  # the cost setting changed
+    new_hash = await passwords.hash(params.password) if rehash else None
     async with ctx.platform.db.write(ctx.tenant) as conn:
         values: dict[str, object] = {"last_login": utcnow()}
         if new_hash:
@@ -197,10 +196,14 @@ async def register(ctx: Context, params: RegisterRequest) -> User:
     async with ctx.platform.db.write(ctx.tenant) as conn:
         owner = await accounts.find_by_email(conn, params.email)
         if owner is None:
-            new_user = await accounts.create_user(conn, params, role_names=["member"])
+            new_user = await accounts.create_user(
+                conn, ctx.platform.passwords, params, role_names=["member"]
+            )
             answer = await accounts.to_user(conn, new_user)
         else:
-            answer = await accounts.unsaved_user(conn, params, role_names=["member"])
+            answer = await accounts.unsaved_user(
+                conn, ctx.platform.passwords, params, role_names=["member"]
+            )
     if new_user is not None:
         await recovery.send_verification(ctx, new_user)
     elif owner is not None:
@@ -232,12 +235,13 @@ async def change_password(ctx: Context, params: ChangePasswordRequest) -> Done:
     await limits.attempt()
     async with ctx.platform.db.read(ctx.tenant) as conn:
         user = await accounts.find_by_id(conn, principal.user_id)
-    if user is None or not await verify_password(user["password_hash"], params.old_password):
+    passwords = ctx.platform.passwords
+    if user is None or not await passwords.verify(user["password_hash"], params.old_password):
         raise AuthenticationError(
             "old_password is wrong", code="invalid_credentials", details={"field": "old_password"}
         )
     await limits.succeeded()
-    new_hash = await hash_password(params.new_password)
+    new_hash = await passwords.hash(params.new_password)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         await conn.execute(
             users.update().where(users.c.id == principal.user_id).values(password_hash=new_hash)

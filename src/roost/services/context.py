@@ -18,7 +18,7 @@ from roost.backends.sql import Database
 from roost.backends.stream import StreamStore
 from roost.errors import AuthorizationError, NotAuthenticatedError
 from roost.services.metering import Meter
-from roost.services.security import AccessTokens, scope_allows
+from roost.services.security import AccessTokens, Passwords, scope_allows
 from roost.services.vault import Vault
 from roost.settings import Settings
 
@@ -124,6 +124,7 @@ class Platform:
     db: Database
     limiter: RateLimiter
     access_tokens: AccessTokens
+    passwords: Passwords
     blobs: BlobStore
     kv: KVStore
     queues: QueueStore

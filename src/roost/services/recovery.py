@@ -33,7 +33,6 @@ from roost.services.context import Context
 from roost.services.mail import send_template
 from roost.services.registry import operation
 from roost.services.security import (
-    hash_password,
     make_opaque,
     new_id,
     parse_opaque,
@@ -67,7 +66,7 @@ async def request_password_reset(ctx: Context, params: EmailRequest) -> Done:
 async def confirm_password_reset(ctx: Context, params: PasswordResetRequest) -> Done:
     """Set a new password with the token from a reset mail; every session is signed out and
     every other reset mail of the user stops working."""
-    new_hash = await hash_password(params.new_password)
+    new_hash = await ctx.platform.passwords.hash(params.new_password)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         token = await _spend(ctx, conn, params.token, "reset_password")
         now = utcnow()

@@ -3,7 +3,7 @@
 Opaque tokens (API keys, session tokens, refresh tokens) read `<kind>_<tenant>_<id>_<secret>`:
 the tenant and row id let the server find the row without a scan, the secret is random, and
 only the SHA-256 of the whole token is stored (the secret has 256 bits, so a slow hash would
-add nothing). Passwords are argon2id.
+add nothing). Passwords are argon2id, at the cost the settings give (`Passwords`).
 """
 
 from __future__ import annotations
@@ -27,29 +27,45 @@ from roost.errors import AuthenticationError, RateLimitError
 OpaqueKind = Literal["rak", "rst", "rrt", "rev", "rpr"]
 """rak: API key, rst: session token, rrt: refresh token."""
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("a password nobody has")
 
+class Passwords:
+    """Hashes and checks passwords with argon2id at the configured cost.
 
-async def hash_password(password: str) -> str:
-    """The argon2id hash of a password (computed off the event loop)."""
-    return await asyncio.to_thread(_hasher.hash, password)
+    argon2 writes its parameters into each hash, so a hash made at another cost still
+    verifies; `needs_rehash` says when it should be made again at this cost.
+    """
 
+    def __init__(self, memory_kib: int, time_cost: int, parallelism: int) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
+        )
+        self._dummy: str | None = None
 
-async def verify_password(password_hash: str | None, password: str) -> bool:
-    """Whether `password` matches; with no hash it still spends the same time."""
-    return await asyncio.to_thread(_verify, password_hash or _DUMMY_HASH, password, password_hash)
+    async def hash(self, password: str) -> str:
+        """The argon2id hash of a password (computed off the event loop)."""
+        return await asyncio.to_thread(self._hasher.hash, password)
 
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """Whether `password` matches; with no hash (no such user) it still spends the time
+        of a verification at this cost, so the answer does not tell which users exist."""
+        return await asyncio.to_thread(self._verify, password_hash, password)
 
-def _verify(password_hash: str, password: str, real: str | None) -> bool:
-    try:
-        return _hasher.verify(password_hash, password) and real is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether a stored hash was made at another cost (or with another algorithm)."""
+        return self._hasher.check_needs_rehash(password_hash)
 
+    def _verify(self, password_hash: str | None, password: str) -> bool:
+        try:
+            matches = self._hasher.verify(password_hash or self._dummy_hash(), password)
+        except (VerificationError, InvalidHashError):
+            return False
+        return matches and bool(password_hash)
 
-def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    def _dummy_hash(self) -> str:
+        # made on first use, not at import: every CLI start and test collection imports this
+        if self._dummy is None:
+            self._dummy = self._hasher.hash("a password nobody has")
+        return self._dummy
 
 
 async def refuse_if_limited(

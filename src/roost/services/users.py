@@ -12,7 +12,6 @@ from roost.errors import AuthorizationError, ConflictError, NotFoundError, Valid
 from roost.services import accounts
 from roost.services.context import Context, Platform
 from roost.services.registry import operation
-from roost.services.security import hash_password
 from roost.wire.auth import (
     CreateRoleRequest,
     CreateUserRequest,
@@ -47,7 +46,7 @@ async def create_user(ctx: Context, params: CreateUserRequest) -> User:
     async with ctx.platform.db.write(ctx.tenant) as conn:
         await _check_grantable(ctx, conn, params.roles)
         row = await accounts.create_user(
-            conn, params, role_names=params.roles or ["member"], flags=flags
+            conn, ctx.platform.passwords, params, role_names=params.roles or ["member"], flags=flags
         )
         return await accounts.to_user(conn, row)
 
@@ -112,7 +111,7 @@ async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
         if getattr(params, name) is not None
     }
     if params.password is not None:
-        changes["password_hash"] = await hash_password(params.password)
+        changes["password_hash"] = await ctx.platform.passwords.hash(params.password)
     if not changes:
         raise ValidationError(
             "nothing to update: send email, first_name, last_name, is_active, is_staff or password",
@@ -301,6 +300,10 @@ async def ensure_admin(
         except NotFoundError:
             pass
         await accounts.create_user(
-            conn, request, role_names=["admin"], flags={"is_staff": True, "is_superuser": True}
+            conn,
+            platform.passwords,
+            request,
+            role_names=["admin"],
+            flags={"is_staff": True, "is_superuser": True},
         )
     return True

@@ -21,14 +21,10 @@ from roost import (
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
 @pytest.mark.anyio
 async def test_sign_in_returns_a_new_authenticated_client(server: RunningServer) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         assert admin.is_authenticated
         assert not client.is_authenticated
         me = await admin.auth.get_current_user()
@@ -54,10 +50,12 @@ async def test_call_without_credential_is_refused(server: RunningServer) -> None
 
 
 @pytest.mark.anyio
-async def test_sign_in_with_token_sends_each_header_form(server: RunningServer) -> None:
+async def test_sign_in_with_token_sends_each_header_form(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
         tokens = await client.auth.login(ADMIN_USERNAME, ADMIN_PASSWORD, session_token=True)
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         key = await admin.api_keys.create(unique("key"))
         for token, kind in (
             (tokens["access"], "jwt"),
@@ -138,10 +136,10 @@ async def test_register_refuses_a_short_password_naming_the_field(server: Runnin
 
 @pytest.mark.anyio
 async def test_api_keys_are_shown_once_listed_without_secret_and_revocable(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         created = await admin.api_keys.create(unique("svc"), ["api_keys:read"], expires_in=3600)
         assert created["key"].startswith(created["prefix"] + "_")
         listed = {key["id"]: key for key in await admin.api_keys.list()}
@@ -159,9 +157,11 @@ async def test_api_keys_are_shown_once_listed_without_secret_and_revocable(
 
 
 @pytest.mark.anyio
-async def test_missing_scope_is_refused_naming_the_scope(server: RunningServer) -> None:
+async def test_missing_scope_is_refused_naming_the_scope(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         key = await admin.api_keys.create(unique("narrow"), ["api_keys:read"])
         narrow = await client.auth.sign_in_with_token(key["key"], "api_key")
         with pytest.raises(AuthorizationError) as caught:
@@ -177,9 +177,9 @@ async def test_missing_scope_is_refused_naming_the_scope(server: RunningServer) 
 
 
 @pytest.mark.anyio
-async def test_users_and_roles_admin(server: RunningServer) -> None:
+async def test_users_and_roles_admin(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         role = unique("auditor")
         await admin.roles.create(role, ["users:read"])
         name = unique("aud")
@@ -195,10 +195,12 @@ async def test_users_and_roles_admin(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_credentials_of_one_tenant_are_refused_on_another(server: RunningServer) -> None:
+async def test_credentials_of_one_tenant_are_refused_on_another(
+    server: RunningServer, admin_token: str
+) -> None:
     tenant = unique("t")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.tenants.create(tenant, "Test tenant")
         assert tenant in [t["name"] for t in await admin.tenants.list()]
         async with AsyncClient(api_url=server.url, tenant=tenant) as other:
@@ -219,9 +221,11 @@ async def test_credentials_of_one_tenant_are_refused_on_another(server: RunningS
 
 
 @pytest.mark.anyio
-async def test_batch_runs_each_operation_with_its_own_status(server: RunningServer) -> None:
+async def test_batch_runs_each_operation_with_its_own_status(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         results = await admin.batch(
             [
                 {"command": "auth.me", "payload": {}},
@@ -236,9 +240,11 @@ async def test_batch_runs_each_operation_with_its_own_status(server: RunningServ
 
 
 @pytest.mark.anyio
-async def test_msgpack_and_gzip_give_the_same_results(server: RunningServer) -> None:
+async def test_msgpack_and_gzip_give_the_same_results(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url, format="msgpack", compression=True) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         me = await admin.auth.get_current_user()
         assert me["username"] == ADMIN_USERNAME
         assert isinstance(me["created_at"], str)
@@ -254,7 +260,7 @@ async def test_expired_access_token_is_refused_and_a_signed_in_client_refreshes(
     async with AsyncClient(api_url=short.url) as client:
         tokens = await client.auth.login(ADMIN_USERNAME, ADMIN_PASSWORD)
         raw = await client.auth.sign_in_with_token(tokens["access"])
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         await asyncio.sleep(1.5)
         with pytest.raises(AuthenticationError) as caught:
             await raw.auth.get_current_user()
@@ -308,9 +314,9 @@ async def _works(client: AsyncClient) -> bool:
 
 
 @pytest.mark.anyio
-async def test_an_expired_api_key_is_refused(server: RunningServer) -> None:
+async def test_an_expired_api_key_is_refused(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         soon = datetime.now(UTC) + timedelta(seconds=1)
         key = await admin.api_keys.create(unique("brief"), expires_at=soon)
         service = await client.auth.sign_in_with_token(key["key"], "api_key")

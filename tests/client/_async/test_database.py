@@ -15,7 +15,7 @@ from roost import (
     SecureTableError,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 PRODUCT_COLUMNS = [
     {"name": "sku", "type": "varchar(20)", "constraints": ["NOT NULL", "UNIQUE"]},
@@ -26,10 +26,6 @@ PRODUCT_COLUMNS = [
     {"name": "released", "type": "date"},
     {"name": "tags", "type": "json"},
 ]
-
-
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
 
 
 async def _products(admin: AsyncClient) -> str:
@@ -56,10 +52,10 @@ async def _products(admin: AsyncClient) -> str:
 
 @pytest.mark.anyio
 async def test_tables_get_id_timestamps_and_describe_shows_constraints(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         info = await admin.database.describe(table)
         columns = {c["name"]: c for c in info["columns"]}
@@ -73,9 +69,9 @@ async def test_tables_get_id_timestamps_and_describe_shows_constraints(
 
 
 @pytest.mark.anyio
-async def test_records_round_trip_with_types(server: RunningServer) -> None:
+async def test_records_round_trip_with_types(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         apple = await admin.database.query(table).filter("sku", "eq", "A1").first()
         assert apple is not None
@@ -104,9 +100,9 @@ async def test_records_round_trip_with_types(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_bulk_create_is_all_or_nothing(server: RunningServer) -> None:
+async def test_bulk_create_is_all_or_nothing(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         with pytest.raises(ConflictError) as caught:
             await admin.database.bulk_insert(table, [{"sku": "NEW"}, {"sku": "A1"}])
@@ -135,7 +131,7 @@ async def test_bulk_create_is_all_or_nothing(server: RunningServer) -> None:
     ],
 )
 async def test_each_filter_operator(
-    server: RunningServer, op: str, value: Any, expected: list[str]
+    server: RunningServer, op: str, value: Any, expected: list[str], admin_token: str
 ) -> None:
     field = {
         "eq": "sku",
@@ -149,16 +145,16 @@ async def test_each_filter_operator(
         "is_null": "name",
     }.get(op, "stock")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         rows = await admin.database.query(table).filter(field, op, value).sort("sku").get()
         assert [r["sku"] for r in rows] == expected
 
 
 @pytest.mark.anyio
-async def test_sort_pages_select_first_and_count(server: RunningServer) -> None:
+async def test_sort_pages_select_first_and_count(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         query = admin.database.query(table).sort("price", "desc").page_size(2)
         assert [r["sku"] for r in await query.page(1).get()] == ["C3", "D4"]
@@ -171,9 +167,11 @@ async def test_sort_pages_select_first_and_count(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_dominus_query_form_returns_rows_and_total(server: RunningServer) -> None:
+async def test_dominus_query_form_returns_rows_and_total(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         result = await admin.database.query(
             table,
@@ -188,9 +186,11 @@ async def test_dominus_query_form_returns_rows_and_total(server: RunningServer) 
 
 
 @pytest.mark.anyio
-async def test_populate_replaces_references_by_rows(server: RunningServer) -> None:
+async def test_populate_replaces_references_by_rows(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         customers, orders = unique("customers_"), unique("orders_")
         await admin.schema.add_table(customers, [{"name": "name", "type": "text"}])
         await admin.schema.add_table(
@@ -227,9 +227,11 @@ async def test_populate_replaces_references_by_rows(server: RunningServer) -> No
 
 
 @pytest.mark.anyio
-async def test_collections_store_and_query_documents(server: RunningServer) -> None:
+async def test_collections_store_and_query_documents(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         people = admin.collection(unique("people_"))
         await people.set("ann", {"name": "Ann", "age": 31, "city": "Oslo"})
         await people.set("bob", {"name": "Bob", "age": 17})
@@ -254,9 +256,11 @@ async def test_collections_store_and_query_documents(server: RunningServer) -> N
 
 
 @pytest.mark.anyio
-async def test_secure_tables_need_reason_and_actor_and_are_audited(server: RunningServer) -> None:
+async def test_secure_tables_need_reason_and_actor_and_are_audited(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = unique("patients_")
         await admin.schema.add_table(table, [{"name": "name", "type": "text"}], secure=True)
         with pytest.raises(SecureTableError):
@@ -280,9 +284,11 @@ async def test_secure_tables_need_reason_and_actor_and_are_audited(server: Runni
 
 
 @pytest.mark.anyio
-async def test_analytics_runs_saved_read_only_queries(server: RunningServer) -> None:
+async def test_analytics_runs_saved_read_only_queries(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         name = unique("stock_")
         await admin.analytics.define(
@@ -318,10 +324,10 @@ async def test_analytics_runs_saved_read_only_queries(server: RunningServer) -> 
 
 @pytest.mark.anyio
 async def test_schema_changes_are_recorded_and_a_refused_change_leaves_nothing(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         await admin.schema.add_column(table, "status", "VARCHAR(20)", default="'new'")
         await admin.schema.rename_column(table, "status", "state")
@@ -343,9 +349,11 @@ async def test_schema_changes_are_recorded_and_a_refused_change_leaves_nothing(
 
 
 @pytest.mark.anyio
-async def test_bad_input_gets_a_clear_error_and_changes_nothing(server: RunningServer) -> None:
+async def test_bad_input_gets_a_clear_error_and_changes_nothing(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         cases: list[tuple[Any, str | None]] = [
             (lambda: admin.database.query(table).filter("nope", "eq", 1).get(), "filters[0]"),
@@ -402,10 +410,12 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(server: RunningS
 
 
 @pytest.mark.anyio
-async def test_tenants_never_see_each_others_tables(server: RunningServer) -> None:
+async def test_tenants_never_see_each_others_tables(
+    server: RunningServer, admin_token: str
+) -> None:
     tenant = unique("db")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         await admin.tenants.create(tenant, admin_username="root", admin_password="root-password")
         async with AsyncClient(api_url=server.url, tenant=tenant) as other:
@@ -433,10 +443,12 @@ async def test_tenants_never_see_each_others_tables(server: RunningServer) -> No
 
 
 @pytest.mark.anyio
-async def test_categories_provision_tenants_with_their_tables(server: RunningServer) -> None:
+async def test_categories_provision_tenants_with_their_tables(
+    server: RunningServer, admin_token: str
+) -> None:
     category, tenant = unique("clinic_"), unique("prov")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.tenants.create_category(
             category,
             [
@@ -482,9 +494,9 @@ async def test_categories_provision_tenants_with_their_tables(server: RunningSer
 
 
 @pytest.mark.anyio
-async def test_database_scopes_are_enforced(server: RunningServer) -> None:
+async def test_database_scopes_are_enforced(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         table = await _products(admin)
         reader_key = await admin.api_keys.create(unique("reader"), ["database:read"])
         reader = await client.auth.sign_in_with_token(reader_key["key"], "api_key")

@@ -17,15 +17,11 @@ from tests.conftest import (
 )
 
 
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
 @pytest.mark.anyio
-async def test_values_counters_and_hashes(server: RunningServer) -> None:
+async def test_values_counters_and_hashes(server: RunningServer, admin_token: str) -> None:
     ns = unique("kv") + ":"
     async with AsyncClient(api_url=server.url) as client:
-        kv = (await _admin(client)).kv
+        kv = (await client.auth.sign_in_with_token(admin_token)).kv
         assert (await kv.set(ns + "session", {"user": 1}, ttl=60)).success
         got = await kv.get(ns + "session")
         assert (got.found, got.value) == (True, {"user": 1})
@@ -49,10 +45,12 @@ async def test_values_counters_and_hashes(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_scan_pages_through_every_key_of_the_tenant(server: RunningServer) -> None:
+async def test_scan_pages_through_every_key_of_the_tenant(
+    server: RunningServer, admin_token: str
+) -> None:
     ns = unique("scan") + ":"
     async with AsyncClient(api_url=server.url) as client:
-        kv = (await _admin(client)).kv
+        kv = (await client.auth.sign_in_with_token(admin_token)).kv
         for i in range(12):
             await kv.set(f"{ns}{i:02d}", i)
         seen: list[str] = []
@@ -65,10 +63,12 @@ async def test_scan_pages_through_every_key_of_the_tenant(server: RunningServer)
 
 
 @pytest.mark.anyio
-async def test_lock_is_held_for_the_block_and_refused_meanwhile(server: RunningServer) -> None:
+async def test_lock_is_held_for_the_block_and_refused_meanwhile(
+    server: RunningServer, admin_token: str
+) -> None:
     name = unique("lock")
     async with AsyncClient(api_url=server.url) as client:
-        kv = (await _admin(client)).kv
+        kv = (await client.auth.sign_in_with_token(admin_token)).kv
         async with kv.lock(name, ttl=30):
             with pytest.raises(ConflictError):
                 async with kv.lock(name, wait=0.2):
@@ -78,9 +78,9 @@ async def test_lock_is_held_for_the_block_and_refused_meanwhile(server: RunningS
 
 
 @pytest.mark.anyio
-async def test_kv_refusals(server: RunningServer) -> None:
+async def test_kv_refusals(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         with pytest.raises(ValidationError):
             await admin.kv.set("", 1)
         with pytest.raises(ValidationError):
@@ -105,7 +105,7 @@ async def test_ttl_bounds_of_the_server_are_enforced(
 ) -> None:
     bounded = make_server(kv_min_ttl=60, kv_max_ttl=86400)
     async with AsyncClient(api_url=bounded.url) as client:
-        kv = (await _admin(client)).kv
+        kv = (await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).kv
         assert (await kv.set("ok", 1, ttl=3600)).success
         for ttl in (None, 10, 90000):
             with pytest.raises(ValidationError) as caught:
@@ -121,7 +121,10 @@ async def test_two_replicas_on_redis_share_keys_and_locks(
     first, second = make_server(redis_url=REDIS_URL), make_server(redis_url=REDIS_URL)
     key, name = unique("shared"), unique("lock")
     async with AsyncClient(api_url=first.url) as one, AsyncClient(api_url=second.url) as two:
-        a, b = (await _admin(one)).kv, (await _admin(two)).kv
+        a, b = (
+            (await one.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).kv,
+            (await two.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).kv,
+        )
         await a.set(key, {"from": "first"})
         assert (await b.get(key)).value == {"from": "first"}
         assert await a.incr(key + ":n") == 1
@@ -134,10 +137,12 @@ async def test_two_replicas_on_redis_share_keys_and_locks(
 
 
 @pytest.mark.anyio
-async def test_a_tenant_can_have_ttl_bounds_of_its_own(server: RunningServer) -> None:
+async def test_a_tenant_can_have_ttl_bounds_of_its_own(
+    server: RunningServer, admin_token: str
+) -> None:
     tenant = unique("ttl")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.tenants.create(tenant, admin_username="boss", admin_password="boss-password-1")
         bounds = await admin.tenants.set_kv_ttl_bounds(tenant, min_ttl=60, max_ttl=86400)
         assert bounds == {"name": tenant, "min_ttl": 60, "max_ttl": 86400}

@@ -8,18 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from roost import AsyncClient, AuthorizationError, ValidationError
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-
-
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
 @pytest.mark.anyio
-async def test_each_level_is_written_with_where_it_came_from(server: RunningServer) -> None:
+async def test_each_level_is_written_with_where_it_came_from(
+    server: RunningServer, admin_token: str
+) -> None:
     category = unique("orders")
     async with AsyncClient(api_url=server.url) as client:
-        logs = (await _admin(client)).logs
+        logs = (await client.auth.sign_in_with_token(admin_token)).logs
         await logs.debug("looked up", {"key": "user:1"}, category=category)
         await logs.info("order placed", {"order_id": 42}, category=category)
         await logs.notice("price list reloaded", category=category)
@@ -53,10 +51,12 @@ async def test_each_level_is_written_with_where_it_came_from(server: RunningServ
 
 
 @pytest.mark.anyio
-async def test_queries_filter_by_level_text_time_and_page(server: RunningServer) -> None:
+async def test_queries_filter_by_level_text_time_and_page(
+    server: RunningServer, admin_token: str
+) -> None:
     category = unique("batch")
     async with AsyncClient(api_url=server.url) as client:
-        logs = (await _admin(client)).logs
+        logs = (await client.auth.sign_in_with_token(admin_token)).logs
         before = datetime.now(UTC) - timedelta(seconds=1)
         written = await logs.batch(
             [
@@ -98,11 +98,11 @@ async def test_queries_filter_by_level_text_time_and_page(server: RunningServer)
 
 @pytest.mark.anyio
 async def test_bad_entries_are_refused_naming_the_field_and_nothing_is_written(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     category = unique("bad")
     async with AsyncClient(api_url=server.url) as client:
-        logs = (await _admin(client)).logs
+        logs = (await client.auth.sign_in_with_token(admin_token)).logs
         refusals = [
             ("level", lambda: logs.batch([{"level": "loud", "message": "m"}])),
             ("message", lambda: logs.info("")),
@@ -127,10 +127,12 @@ async def test_bad_entries_are_refused_naming_the_field_and_nothing_is_written(
 
 
 @pytest.mark.anyio
-async def test_writing_needs_logs_write_and_reading_logs_read(server: RunningServer) -> None:
+async def test_writing_needs_logs_write_and_reading_logs_read(
+    server: RunningServer, admin_token: str
+) -> None:
     category = unique("scoped")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         writer_key = await admin.api_keys.create(unique("writer"), ["logs:write"])
         writer = await client.auth.sign_in_with_token(writer_key["key"], "api_key")
         await writer.logs.info("from a service", category=category)

@@ -7,18 +7,16 @@ from __future__ import annotations
 import pytest
 
 from roost import AsyncClient, AuthorizationError, NotFoundError, ValidationError
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-
-
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+from tests.conftest import RunningServer, unique
 
 
 @pytest.mark.anyio
-async def test_built_in_templates_fill_and_land_in_the_outbox(server: RunningServer) -> None:
+async def test_built_in_templates_fill_and_land_in_the_outbox(
+    server: RunningServer, admin_token: str
+) -> None:
     to = f"{unique('ann')}@example.com"
     async with AsyncClient(api_url=server.url) as client:
-        mail = (await _admin(client)).mail
+        mail = (await client.auth.sign_in_with_token(admin_token)).mail
         sent = await mail.send_welcome(to, {"name": "Ann"})
         assert (sent["status"], sent["to"]) == ("outbox", [to])
         await mail.send_password_reset(to, {"name": "Ann", "link": "https://x.test/r/abc"})
@@ -40,10 +38,10 @@ async def test_built_in_templates_fill_and_land_in_the_outbox(server: RunningSer
 
 
 @pytest.mark.anyio
-async def test_tenant_templates_replace_and_escape(server: RunningServer) -> None:
+async def test_tenant_templates_replace_and_escape(server: RunningServer, admin_token: str) -> None:
     alias, to = unique("shipped"), f"{unique('bo')}@example.com"
     async with AsyncClient(api_url=server.url) as client:
-        mail = (await _admin(client)).mail
+        mail = (await client.auth.sign_in_with_token(admin_token)).mail
         made = await mail.templates.put(
             alias,
             "Order {{ order.id }} shipped",
@@ -76,21 +74,21 @@ async def test_tenant_templates_replace_and_escape(server: RunningServer) -> Non
 
 
 @pytest.mark.anyio
-async def test_a_model_value_cannot_add_a_header(server: RunningServer) -> None:
+async def test_a_model_value_cannot_add_a_header(server: RunningServer, admin_token: str) -> None:
     to = f"{unique('cy')}@example.com"
     async with AsyncClient(api_url=server.url) as client:
-        mail = (await _admin(client)).mail
+        mail = (await client.auth.sign_in_with_token(admin_token)).mail
         await mail.send_welcome(to, {"name": "Cy\r\nBcc: thief@example.com"})
         assert (await mail.outbox(to=to))[0]["subject"] == "Welcome, Cy Bcc: thief@example.com"
 
 
 @pytest.mark.anyio
 async def test_bad_input_is_refused_naming_the_field_and_nothing_is_sent(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     to = f"{unique('di')}@example.com"
     async with AsyncClient(api_url=server.url) as client:
-        mail = (await _admin(client)).mail
+        mail = (await client.auth.sign_in_with_token(admin_token)).mail
         refusals = [
             ("model.name", lambda: mail.send_welcome(to, {})),
             ("model.link", lambda: mail.send("invitation", to, model={"inviter": "x"})),
@@ -119,11 +117,11 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_sent(
 
 @pytest.mark.anyio
 async def test_sending_reading_and_changing_templates_need_their_scopes(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     to = f"{unique('ed')}@example.com"
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         sender_key = await admin.api_keys.create(unique("sender"), ["mail:send"])
         sender = await client.auth.sign_in_with_token(sender_key["key"], "api_key")
         await sender.mail.send_welcome(to, {"name": "Ed"})

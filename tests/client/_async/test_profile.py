@@ -13,11 +13,7 @@ from roost import (
     NotFoundError,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-
-
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
 async def _member(client: AsyncClient, **fields: str) -> tuple[str, AsyncClient]:
@@ -27,9 +23,9 @@ async def _member(client: AsyncClient, **fields: str) -> tuple[str, AsyncClient]
 
 
 @pytest.mark.anyio
-async def test_a_user_changes_their_own_profile(server: RunningServer) -> None:
+async def test_a_user_changes_their_own_profile(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         name, member = await _member(client)
         changed = await member.auth.update_profile(first_name="Ann", last_name="Lee")
         assert (changed["first_name"], changed["last_name"]) == ("Ann", "Lee")
@@ -69,10 +65,10 @@ async def test_preferences_merge_remove_replace_and_stay_small(server: RunningSe
 
 @pytest.mark.anyio
 async def test_a_minted_token_acts_for_its_user_and_no_one_mints_above_themselves(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         name, member = await _member(client)
         minted = await admin.auth.mint_jwt(name, expires_in=120)
         assert minted["expires_in"] == 120

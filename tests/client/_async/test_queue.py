@@ -18,14 +18,12 @@ from tests.conftest import (
 pytestmark = pytest.mark.anyio
 
 
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
-async def test_publish_consume_ack_nack_and_dead_letters(server: RunningServer) -> None:
+async def test_publish_consume_ack_nack_and_dead_letters(
+    server: RunningServer, admin_token: str
+) -> None:
     name = unique("jobs")
     async with AsyncClient(api_url=server.url) as client:
-        queue = (await _admin(client)).queue
+        queue = (await client.auth.sign_in_with_token(admin_token)).queue
         await queue.configure(name, max_deliveries=2)
         await queue.publish(name, {"n": 1}, priority=1)
         urgent = await queue.publish(name, {"n": 2}, priority=9, headers={"source": "test"})
@@ -51,10 +49,10 @@ async def test_publish_consume_ack_nack_and_dead_letters(server: RunningServer) 
         assert await queue.consume(name) is None
 
 
-async def test_delay_purge_and_the_deadline(server: RunningServer) -> None:
+async def test_delay_purge_and_the_deadline(server: RunningServer, admin_token: str) -> None:
     name = unique("later")
     async with AsyncClient(api_url=server.url) as client:
-        queue = (await _admin(client)).queue
+        queue = (await client.auth.sign_in_with_token(admin_token)).queue
         await queue.publish(name, "later", delay=60)
         await queue.publish(name, "now")
         assert (await queue.stats(name)).delayed == 1
@@ -69,9 +67,9 @@ async def test_delay_purge_and_the_deadline(server: RunningServer) -> None:
         assert (await queue.stats(name)).delayed == 0
 
 
-async def test_queue_refusals(server: RunningServer) -> None:
+async def test_queue_refusals(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         bad_calls = {
             "queue": [
                 lambda: admin.queue.publish("", 1),
@@ -106,10 +104,10 @@ async def test_queue_refusals(server: RunningServer) -> None:
             await publisher.queue.consume("q")
 
 
-async def test_tenants_have_their_own_queues(server: RunningServer) -> None:
+async def test_tenants_have_their_own_queues(server: RunningServer, admin_token: str) -> None:
     tenant, name = unique("t"), unique("shared")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.tenants.create(tenant, "Queue tenant")
         await admin.queue.publish(name, "for the default tenant")
         async with AsyncClient(api_url=server.url, tenant=tenant) as other:
@@ -127,7 +125,7 @@ async def test_unacked_messages_survive_a_restart(
     data = tmp_path / "kept"
     first = make_server(data_dir=data)
     async with AsyncClient(api_url=first.url) as client:
-        queue = (await _admin(client)).queue
+        queue = (await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).queue
         for n in range(3):
             await queue.publish("work", n)
         taken = await queue.consume("work", ack_deadline=0.5)
@@ -137,7 +135,7 @@ async def test_unacked_messages_survive_a_restart(
     first.stop()
     second = make_server(data_dir=data)
     async with AsyncClient(api_url=second.url) as client:
-        queue = (await _admin(client)).queue
+        queue = (await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).queue
         seen = []
         while (msg := await queue.consume("work", timeout=2)) is not None:
             seen.append(msg.message)

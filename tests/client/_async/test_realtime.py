@@ -17,11 +17,7 @@ from roost import (
     TableChange,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-
-
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+from tests.conftest import RunningServer, unique
 
 
 async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
@@ -33,10 +29,12 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None
 
 
 @pytest.mark.anyio
-async def test_stream_subscription_replays_then_follows(server: RunningServer) -> None:
+async def test_stream_subscription_replays_then_follows(
+    server: RunningServer, admin_token: str
+) -> None:
     room = unique("room")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         for n in range(3):
             published = await admin.stream.publish(room, "msg", {"n": n}, {"by": "test"})
             assert published.offset == n
@@ -69,10 +67,10 @@ async def test_stream_subscription_replays_then_follows(server: RunningServer) -
 
 
 @pytest.mark.anyio
-async def test_stream_history_and_retention(server: RunningServer) -> None:
+async def test_stream_history_and_retention(server: RunningServer, admin_token: str) -> None:
     room = unique("hist")
     async with AsyncClient(api_url=server.url) as client:
-        stream = (await _admin(client)).stream
+        stream = (await client.auth.sign_in_with_token(admin_token)).stream
         empty = await stream.history(room)
         assert (empty.events, empty.oldest_offset, empty.newest_offset) == ([], 0, -1)
         await stream.configure(room, max_events=5)
@@ -86,10 +84,10 @@ async def test_stream_history_and_retention(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_pubsub_delivers_by_pattern(server: RunningServer) -> None:
+async def test_pubsub_delivers_by_pattern(server: RunningServer, admin_token: str) -> None:
     base = unique("shop")
     async with AsyncClient(api_url=server.url) as client:
-        pubsub = (await _admin(client)).pubsub
+        pubsub = (await client.auth.sign_in_with_token(admin_token)).pubsub
         got: list[tuple[str, Any]] = []
         sub = await pubsub.subscribe(
             [f"{base}.*.created", f"{base}.#.eu"], lambda topic, msg: got.append((topic, msg))
@@ -104,10 +102,10 @@ async def test_pubsub_delivers_by_pattern(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_realtime_calls_and_refusals(server: RunningServer) -> None:
+async def test_realtime_calls_and_refusals(server: RunningServer, admin_token: str) -> None:
     key = unique("rt")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         connected: list[bool] = []
         admin.on("connected", lambda: connected.append(True))
         assert await admin.realtime.call("kv.set", {"key": key, "value": 1}) == {"success": True}
@@ -130,10 +128,12 @@ async def test_realtime_calls_and_refusals(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_database_subscribe_delivers_changes_in_order(server: RunningServer) -> None:
+async def test_database_subscribe_delivers_changes_in_order(
+    server: RunningServer, admin_token: str
+) -> None:
     table, secret = unique("orders"), unique("secret")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.schema.add_table(table, [{"name": "item", "type": "text"}])
         changes: list[TableChange] = []
         deletes: list[TableChange] = []
@@ -168,9 +168,9 @@ async def test_database_subscribe_delivers_changes_in_order(server: RunningServe
 
 
 @pytest.mark.anyio
-async def test_stream_and_pubsub_refusals(server: RunningServer) -> None:
+async def test_stream_and_pubsub_refusals(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         too_big = "x" * (1024 * 1024 + 10)
         refused = {
             "room": [
@@ -203,10 +203,12 @@ async def test_stream_and_pubsub_refusals(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_realtime_connection_speaks_msgpack_too(server: RunningServer) -> None:
+async def test_the_realtime_connection_speaks_msgpack_too(
+    server: RunningServer, admin_token: str
+) -> None:
     room = unique("packed")
     async with AsyncClient(api_url=server.url, format="msgpack") as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         got: list[StreamEvent] = []
         await admin.stream.subscribe(room, got.append)
         assert (await admin.realtime.call("kv.set", {"key": room, "value": [1, "x"]}))["success"]

@@ -7,22 +7,18 @@ from __future__ import annotations
 import pytest
 
 from roost import AsyncClient, AuthenticationError, RateLimitError, ValidationError
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import RunningServer, unique
 from tests.inbox import mail_inbox
-
-
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
 
 
 @pytest.mark.anyio
 async def test_signing_up_mails_a_link_that_verifies_the_address_once(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     name = unique("ver")
     email = f"{name}@example.com"
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         with mail_inbox(server) as inbox:
             created = await client.auth.register(name, "member-password", email=email)
         assert created["email_verified"] is False
@@ -84,11 +80,11 @@ async def test_tokens_that_do_not_work_are_refused(server: RunningServer) -> Non
 
 @pytest.mark.anyio
 async def test_asking_for_an_unknown_address_looks_the_same_and_sends_nothing(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     email = f"{unique('nobody')}@example.com"
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await client.auth.request_password_reset(email)
         await client.auth.resend_verification(email)
         assert await admin.mail.outbox(to=email) == []

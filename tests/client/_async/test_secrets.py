@@ -12,18 +12,16 @@ from roost import (
     SecretNotFoundError,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-
-
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
 @pytest.mark.anyio
-async def test_a_secret_keeps_every_value_as_a_version(server: RunningServer) -> None:
+async def test_a_secret_keeps_every_value_as_a_version(
+    server: RunningServer, admin_token: str
+) -> None:
     key = unique("API_KEY_")
     async with AsyncClient(api_url=server.url) as client:
-        secrets = (await _admin(client)).secrets
+        secrets = (await client.auth.sign_in_with_token(admin_token)).secrets
         made = await secrets.set(key, "first", "api_key", ["payment", "prod"], comment="new")
         assert (made["key"], made["version"], made["secret_type"]) == (key, 1, "api_key")
         assert "value" not in made  # writes never echo a value
@@ -47,10 +45,12 @@ async def test_a_secret_keeps_every_value_as_a_version(server: RunningServer) ->
 
 
 @pytest.mark.anyio
-async def test_an_app_secret_overrides_the_tenant_wide_one(server: RunningServer) -> None:
+async def test_an_app_secret_overrides_the_tenant_wide_one(
+    server: RunningServer, admin_token: str
+) -> None:
     url, token = unique("DATABASE_URL_"), unique("TOKEN_")
     async with AsyncClient(api_url=server.url) as client:
-        secrets = (await _admin(client)).secrets
+        secrets = (await client.auth.sign_in_with_token(admin_token)).secrets
         await secrets.set(url, "postgres://shared")
         await secrets.set(url, "postgres://prod", app="production")
         await secrets.set(token, "t-shared")
@@ -77,10 +77,12 @@ async def test_an_app_secret_overrides_the_tenant_wide_one(server: RunningServer
 
 
 @pytest.mark.anyio
-async def test_tags_asked_for_must_all_be_on_the_secret(server: RunningServer) -> None:
+async def test_tags_asked_for_must_all_be_on_the_secret(
+    server: RunningServer, admin_token: str
+) -> None:
     key = unique("STRIPE_KEY_")
     async with AsyncClient(api_url=server.url) as client:
-        secrets = (await _admin(client)).secrets
+        secrets = (await client.auth.sign_in_with_token(admin_token)).secrets
         await secrets.set(key, "sk_live", tags=["payment", "production"])
         assert (await secrets.get_secret(key, tags=["payment"]))["value"] == "sk_live"
         with pytest.raises(ValidationError) as caught:
@@ -91,10 +93,12 @@ async def test_tags_asked_for_must_all_be_on_the_secret(server: RunningServer) -
 
 
 @pytest.mark.anyio
-async def test_listing_filters_and_pages_without_values(server: RunningServer) -> None:
+async def test_listing_filters_and_pages_without_values(
+    server: RunningServer, admin_token: str
+) -> None:
     base = unique("LIST_")
     async with AsyncClient(api_url=server.url) as client:
-        secrets = (await _admin(client)).secrets
+        secrets = (await client.auth.sign_in_with_token(admin_token)).secrets
         for n in range(5):
             await secrets.set(f"{base}{n}", f"v{n}", "api_key" if n % 2 else "password", ["ci"])
         await secrets.set(f"{base}0", "for-billing", app="billing")
@@ -121,20 +125,22 @@ async def test_listing_filters_and_pages_without_values(server: RunningServer) -
 
 
 @pytest.mark.anyio
-async def test_root_shortcuts(server: RunningServer) -> None:
+async def test_root_shortcuts(server: RunningServer, admin_token: str) -> None:
     key = unique("SHORT_")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         assert (await admin.upsert(key, "one", comment="first"))["version"] == 1
         assert (await admin.upsert(key, "two"))["version"] == 2
         assert await admin.get(key) == "two"
 
 
 @pytest.mark.anyio
-async def test_bad_input_is_refused_naming_the_field(server: RunningServer) -> None:
+async def test_bad_input_is_refused_naming_the_field(
+    server: RunningServer, admin_token: str
+) -> None:
     key = unique("BAD_")
     async with AsyncClient(api_url=server.url) as client:
-        secrets = (await _admin(client)).secrets
+        secrets = (await client.auth.sign_in_with_token(admin_token)).secrets
         refusals = [
             ("key", lambda: secrets.set("has space", "v")),
             ("key", lambda: secrets.set("1starts_with_digit", "v")),
@@ -166,11 +172,11 @@ async def test_bad_input_is_refused_naming_the_field(server: RunningServer) -> N
 
 @pytest.mark.anyio
 async def test_reading_needs_secrets_read_and_writing_secrets_write(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     key = unique("SCOPED_")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.secrets.set(key, "hidden")
         reader_key = await admin.api_keys.create(unique("reader"), ["secrets:read"])
         reader = await client.auth.sign_in_with_token(reader_key["key"], "api_key")
@@ -195,10 +201,12 @@ async def test_reading_needs_secrets_read_and_writing_secrets_write(
 
 
 @pytest.mark.anyio
-async def test_tenants_never_see_each_others_secrets(server: RunningServer) -> None:
+async def test_tenants_never_see_each_others_secrets(
+    server: RunningServer, admin_token: str
+) -> None:
     tenant, key = unique("sec"), unique("SHARED_NAME_")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.secrets.set(key, "default-tenant")
         await admin.tenants.create(tenant, admin_username="root", admin_password="root-password")
         async with AsyncClient(api_url=server.url, tenant=tenant) as other:

@@ -24,14 +24,12 @@ from roost import (
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
 @pytest.mark.anyio
-async def test_buckets_are_created_listed_updated_and_deleted(server: RunningServer) -> None:
+async def test_buckets_are_created_listed_updated_and_deleted(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         name = unique("b-")
         bucket = await admin.storage.create_bucket(name, "docs", max_file_size=1000)
         assert (bucket["visibility"], bucket["max_file_size"]) == ("private", 1000)
@@ -47,13 +45,13 @@ async def test_buckets_are_created_listed_updated_and_deleted(server: RunningSer
 
 @pytest.mark.anyio
 async def test_files_stream_up_and_down_with_their_hashes(
-    server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path, admin_token: str
 ) -> None:
     data = os.urandom(700_000)
     source = tmp_path / "blob.bin"
     source.write_bytes(data)
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         name = unique("f-")
         await admin.storage.create_bucket(name)
         files = admin.storage.from_(name)
@@ -83,9 +81,9 @@ async def test_files_stream_up_and_down_with_their_hashes(
 
 
 @pytest.mark.anyio
-async def test_update_copy_move_delete(server: RunningServer) -> None:
+async def test_update_copy_move_delete(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         first, second = unique("m-"), unique("m-")
         await admin.storage.create_bucket(first)
         await admin.storage.create_bucket(second)
@@ -108,9 +106,11 @@ async def test_update_copy_move_delete(server: RunningServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_signed_links_and_public_buckets_need_no_credentials(server: RunningServer) -> None:
+async def test_signed_links_and_public_buckets_need_no_credentials(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         name = unique("p-")
         await admin.storage.create_bucket(name)
         files = admin.storage.from_(name)
@@ -135,9 +135,11 @@ async def test_signed_links_and_public_buckets_need_no_credentials(server: Runni
 
 
 @pytest.mark.anyio
-async def test_bad_uploads_are_refused_and_leave_nothing(server: RunningServer) -> None:
+async def test_bad_uploads_are_refused_and_leave_nothing(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         name = unique("r-")
         await admin.storage.create_bucket(
             name, max_file_size=100_000, allowed_mime_types=["text/*"]
@@ -162,7 +164,8 @@ async def test_bad_uploads_are_refused_and_leave_nothing(server: RunningServer) 
 async def test_storage_is_per_tenant_and_scoped(server: RunningServer) -> None:
     tenant = unique("st")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        # a session of its own: the test signs it out at the end
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         name = unique("t-")
         await admin.storage.create_bucket(name)
         await admin.storage.from_(name).upload([{"file": b"mine", "name": "m.txt"}])
@@ -193,7 +196,7 @@ async def test_files_on_s3_storage(
     on_s3 = make_server(storage_url=url)
     data = os.urandom(400_000)
     async with AsyncClient(api_url=on_s3.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         await admin.storage.create_bucket("media", max_file_size=500_000)
         files = admin.storage.from_("media")
         await files.upload([{"file": data, "name": "clip.bin"}])
@@ -210,9 +213,11 @@ async def test_files_on_s3_storage(
 
 
 @pytest.mark.anyio
-async def test_dominus_files_form_names_files_by_id(server: RunningServer) -> None:
+async def test_dominus_files_form_names_files_by_id(
+    server: RunningServer, admin_token: str
+) -> None:
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         category = unique("reports-")
         await admin.storage.create_bucket(category)
         report = await admin.files.upload(b"%PDF-1.7 ...", "q3.pdf", category=category)

@@ -17,18 +17,16 @@ from roost import (
     NotFoundError,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-
-
-async def _admin(client: AsyncClient) -> AsyncClient:
-    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+from tests.conftest import RunningServer, unique
 
 
 @pytest.mark.anyio
-async def test_updating_a_user_changes_only_what_is_sent(server: RunningServer) -> None:
+async def test_updating_a_user_changes_only_what_is_sent(
+    server: RunningServer, admin_token: str
+) -> None:
     name = unique("upd")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.users.create_user(name, "first-password", email=f"{name}@example.com")
         signed_in = await client.auth.sign_in_with_password(name, "first-password")
         updated = await admin.users.update_user(name, first_name="Ann", is_staff=True)
@@ -58,10 +56,12 @@ async def test_updating_a_user_changes_only_what_is_sent(server: RunningServer) 
 
 
 @pytest.mark.anyio
-async def test_roles_are_assigned_lapse_and_are_taken_back(server: RunningServer) -> None:
+async def test_roles_are_assigned_lapse_and_are_taken_back(
+    server: RunningServer, admin_token: str
+) -> None:
     name, role = unique("rol"), unique("reader")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.roles.create(role, ["users:read"])
         await admin.users.create_user(name, "member-password")
         assert await admin.users.assign_roles([role], [name]) == 1
@@ -84,10 +84,12 @@ async def test_roles_are_assigned_lapse_and_are_taken_back(server: RunningServer
 
 
 @pytest.mark.anyio
-async def test_changing_a_role_changes_its_users_at_once(server: RunningServer) -> None:
+async def test_changing_a_role_changes_its_users_at_once(
+    server: RunningServer, admin_token: str
+) -> None:
     name, role = unique("chg"), unique("ops")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.roles.create(role, ["users:read"], "operators")
         await admin.users.create_user(name, "member-password", roles=[role])
         user = await client.auth.sign_in_with_password(name, "member-password")
@@ -108,10 +110,10 @@ async def test_changing_a_role_changes_its_users_at_once(server: RunningServer) 
 
 
 @pytest.mark.anyio
-async def test_nobody_grants_more_than_they_hold(server: RunningServer) -> None:
+async def test_nobody_grants_more_than_they_hold(server: RunningServer, admin_token: str) -> None:
     name, role = unique("esc"), unique("narrow")
     async with AsyncClient(api_url=server.url) as client:
-        admin = await _admin(client)
+        admin = await client.auth.sign_in_with_token(admin_token)
         await admin.roles.create(role, ["users:read", "users:write", "roles:write"])
         await admin.users.create_user(name, "member-password", roles=[role])
         manager = await client.auth.sign_in_with_password(name, "member-password")

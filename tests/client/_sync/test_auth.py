@@ -23,13 +23,9 @@ from roost import (
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
 def test_sign_in_returns_a_new_authenticated_client(server: RunningServer) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         assert admin.is_authenticated
         assert not client.is_authenticated
         me = admin.auth.get_current_user()
@@ -52,10 +48,12 @@ def test_call_without_credential_is_refused(server: RunningServer) -> None:
             client.auth.get_current_user()
 
 
-def test_sign_in_with_token_sends_each_header_form(server: RunningServer) -> None:
+def test_sign_in_with_token_sends_each_header_form(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
         tokens = client.auth.login(ADMIN_USERNAME, ADMIN_PASSWORD, session_token=True)
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         key = admin.api_keys.create(unique("key"))
         for token, kind in (
             (tokens["access"], "jwt"),
@@ -130,10 +128,10 @@ def test_register_refuses_a_short_password_naming_the_field(server: RunningServe
 
 
 def test_api_keys_are_shown_once_listed_without_secret_and_revocable(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         created = admin.api_keys.create(unique("svc"), ["api_keys:read"], expires_in=3600)
         assert created["key"].startswith(created["prefix"] + "_")
         listed = {key["id"]: key for key in admin.api_keys.list()}
@@ -150,9 +148,11 @@ def test_api_keys_are_shown_once_listed_without_secret_and_revocable(
         assert caught.value.code == "token_revoked"
 
 
-def test_missing_scope_is_refused_naming_the_scope(server: RunningServer) -> None:
+def test_missing_scope_is_refused_naming_the_scope(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         key = admin.api_keys.create(unique("narrow"), ["api_keys:read"])
         narrow = client.auth.sign_in_with_token(key["key"], "api_key")
         with pytest.raises(AuthorizationError) as caught:
@@ -167,9 +167,9 @@ def test_missing_scope_is_refused_naming_the_scope(server: RunningServer) -> Non
             member.api_keys.create("too-wide", ["users:write"])
 
 
-def test_users_and_roles_admin(server: RunningServer) -> None:
+def test_users_and_roles_admin(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         role = unique("auditor")
         admin.roles.create(role, ["users:read"])
         name = unique("aud")
@@ -184,10 +184,12 @@ def test_users_and_roles_admin(server: RunningServer) -> None:
             auditor.users.get_user(ADMIN_USERNAME)
 
 
-def test_credentials_of_one_tenant_are_refused_on_another(server: RunningServer) -> None:
+def test_credentials_of_one_tenant_are_refused_on_another(
+    server: RunningServer, admin_token: str
+) -> None:
     tenant = unique("t")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.tenants.create(tenant, "Test tenant")
         assert tenant in [t["name"] for t in admin.tenants.list()]
         with Client(api_url=server.url, tenant=tenant) as other:
@@ -207,9 +209,11 @@ def test_credentials_of_one_tenant_are_refused_on_another(server: RunningServer)
         admin.tenants.delete(tenant)
 
 
-def test_batch_runs_each_operation_with_its_own_status(server: RunningServer) -> None:
+def test_batch_runs_each_operation_with_its_own_status(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         results = admin.batch(
             [
                 {"command": "auth.me", "payload": {}},
@@ -223,9 +227,11 @@ def test_batch_runs_each_operation_with_its_own_status(server: RunningServer) ->
         assert results[1].error["code"] == "not_found"
 
 
-def test_msgpack_and_gzip_give_the_same_results(server: RunningServer) -> None:
+def test_msgpack_and_gzip_give_the_same_results(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url, format="msgpack", compression=True) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         me = admin.auth.get_current_user()
         assert me["username"] == ADMIN_USERNAME
         assert isinstance(me["created_at"], str)
@@ -240,7 +246,7 @@ def test_expired_access_token_is_refused_and_a_signed_in_client_refreshes(
     with Client(api_url=short.url) as client:
         tokens = client.auth.login(ADMIN_USERNAME, ADMIN_PASSWORD)
         raw = client.auth.sign_in_with_token(tokens["access"])
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         time.sleep(1.5)
         with pytest.raises(AuthenticationError) as caught:
             raw.auth.get_current_user()
@@ -291,9 +297,9 @@ def _works(client: Client) -> bool:
     return True
 
 
-def test_an_expired_api_key_is_refused(server: RunningServer) -> None:
+def test_an_expired_api_key_is_refused(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         soon = datetime.now(UTC) + timedelta(seconds=1)
         key = admin.api_keys.create(unique("brief"), expires_at=soon)
         service = client.auth.sign_in_with_token(key["key"], "api_key")

@@ -16,7 +16,7 @@ from roost import (
     SecureTableError,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 PRODUCT_COLUMNS = [
     {"name": "sku", "type": "varchar(20)", "constraints": ["NOT NULL", "UNIQUE"]},
@@ -27,10 +27,6 @@ PRODUCT_COLUMNS = [
     {"name": "released", "type": "date"},
     {"name": "tags", "type": "json"},
 ]
-
-
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
 
 
 def _products(admin: Client) -> str:
@@ -56,10 +52,10 @@ def _products(admin: Client) -> str:
 
 
 def test_tables_get_id_timestamps_and_describe_shows_constraints(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         info = admin.database.describe(table)
         columns = {c["name"]: c for c in info["columns"]}
@@ -72,9 +68,9 @@ def test_tables_get_id_timestamps_and_describe_shows_constraints(
         assert table in [t["name"] for t in admin.database.tables()]
 
 
-def test_records_round_trip_with_types(server: RunningServer) -> None:
+def test_records_round_trip_with_types(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         apple = admin.database.query(table).filter("sku", "eq", "A1").first()
         assert apple is not None
@@ -102,9 +98,9 @@ def test_records_round_trip_with_types(server: RunningServer) -> None:
         assert admin.database.delete(table, all=True) == 1
 
 
-def test_bulk_create_is_all_or_nothing(server: RunningServer) -> None:
+def test_bulk_create_is_all_or_nothing(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         with pytest.raises(ConflictError) as caught:
             admin.database.bulk_insert(table, [{"sku": "NEW"}, {"sku": "A1"}])
@@ -132,7 +128,7 @@ def test_bulk_create_is_all_or_nothing(server: RunningServer) -> None:
     ],
 )
 def test_each_filter_operator(
-    server: RunningServer, op: str, value: Any, expected: list[str]
+    server: RunningServer, op: str, value: Any, expected: list[str], admin_token: str
 ) -> None:
     field = {
         "eq": "sku",
@@ -146,15 +142,15 @@ def test_each_filter_operator(
         "is_null": "name",
     }.get(op, "stock")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         rows = admin.database.query(table).filter(field, op, value).sort("sku").get()
         assert [r["sku"] for r in rows] == expected
 
 
-def test_sort_pages_select_first_and_count(server: RunningServer) -> None:
+def test_sort_pages_select_first_and_count(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         query = admin.database.query(table).sort("price", "desc").page_size(2)
         assert [r["sku"] for r in query.page(1).get()] == ["C3", "D4"]
@@ -166,9 +162,11 @@ def test_sort_pages_select_first_and_count(server: RunningServer) -> None:
         assert admin.database.query(table).filter("stock", "gt", 0).count() == 3
 
 
-def test_dominus_query_form_returns_rows_and_total(server: RunningServer) -> None:
+def test_dominus_query_form_returns_rows_and_total(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         result = admin.database.query(
             table,
@@ -182,9 +180,11 @@ def test_dominus_query_form_returns_rows_and_total(server: RunningServer) -> Non
         assert result["total"] == 2
 
 
-def test_populate_replaces_references_by_rows(server: RunningServer) -> None:
+def test_populate_replaces_references_by_rows(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         customers, orders = unique("customers_"), unique("orders_")
         admin.schema.add_table(customers, [{"name": "name", "type": "text"}])
         admin.schema.add_table(
@@ -220,9 +220,11 @@ def test_populate_replaces_references_by_rows(server: RunningServer) -> None:
             admin.schema.drop_table(customers)
 
 
-def test_collections_store_and_query_documents(server: RunningServer) -> None:
+def test_collections_store_and_query_documents(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         people = admin.collection(unique("people_"))
         people.set("ann", {"name": "Ann", "age": 31, "city": "Oslo"})
         people.set("bob", {"name": "Bob", "age": 17})
@@ -246,9 +248,11 @@ def test_collections_store_and_query_documents(server: RunningServer) -> None:
             people.query().where("age", "~", 1)
 
 
-def test_secure_tables_need_reason_and_actor_and_are_audited(server: RunningServer) -> None:
+def test_secure_tables_need_reason_and_actor_and_are_audited(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = unique("patients_")
         admin.schema.add_table(table, [{"name": "name", "type": "text"}], secure=True)
         with pytest.raises(SecureTableError):
@@ -271,9 +275,11 @@ def test_secure_tables_need_reason_and_actor_and_are_audited(server: RunningServ
         assert entries[0]["username"] == ADMIN_USERNAME
 
 
-def test_analytics_runs_saved_read_only_queries(server: RunningServer) -> None:
+def test_analytics_runs_saved_read_only_queries(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         name = unique("stock_")
         admin.analytics.define(
@@ -308,10 +314,10 @@ def test_analytics_runs_saved_read_only_queries(server: RunningServer) -> None:
 
 
 def test_schema_changes_are_recorded_and_a_refused_change_leaves_nothing(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         admin.schema.add_column(table, "status", "VARCHAR(20)", default="'new'")
         admin.schema.rename_column(table, "status", "state")
@@ -332,9 +338,11 @@ def test_schema_changes_are_recorded_and_a_refused_change_leaves_nothing(
         assert len(admin.schema.migrations(table)) == 5
 
 
-def test_bad_input_gets_a_clear_error_and_changes_nothing(server: RunningServer) -> None:
+def test_bad_input_gets_a_clear_error_and_changes_nothing(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         cases: list[tuple[Any, str | None]] = [
             (lambda: admin.database.query(table).filter("nope", "eq", 1).get(), "filters[0]"),
@@ -390,10 +398,12 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(server: RunningServer)
         assert admin.database.query(table).count() == 4
 
 
-def test_tenants_never_see_each_others_tables(server: RunningServer) -> None:
+def test_tenants_never_see_each_others_tables(
+    server: RunningServer, admin_token: str
+) -> None:
     tenant = unique("db")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         admin.tenants.create(tenant, admin_username="root", admin_password="root-password")
         with Client(api_url=server.url, tenant=tenant) as other:
@@ -420,10 +430,12 @@ def test_tenants_never_see_each_others_tables(server: RunningServer) -> None:
         assert table in [t["name"] for t in admin.database.tables()]
 
 
-def test_categories_provision_tenants_with_their_tables(server: RunningServer) -> None:
+def test_categories_provision_tenants_with_their_tables(
+    server: RunningServer, admin_token: str
+) -> None:
     category, tenant = unique("clinic_"), unique("prov")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.tenants.create_category(
             category,
             [
@@ -468,9 +480,9 @@ def test_categories_provision_tenants_with_their_tables(server: RunningServer) -
         admin.tenants.delete(tenant)
 
 
-def test_database_scopes_are_enforced(server: RunningServer) -> None:
+def test_database_scopes_are_enforced(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         table = _products(admin)
         reader_key = admin.api_keys.create(unique("reader"), ["database:read"])
         reader = client.auth.sign_in_with_token(reader_key["key"], "api_key")

@@ -18,14 +18,10 @@ from tests.conftest import (
 )
 
 
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
-def test_values_counters_and_hashes(server: RunningServer) -> None:
+def test_values_counters_and_hashes(server: RunningServer, admin_token: str) -> None:
     ns = unique("kv") + ":"
     with Client(api_url=server.url) as client:
-        kv = (_admin(client)).kv
+        kv = (client.auth.sign_in_with_token(admin_token)).kv
         assert (kv.set(ns + "session", {"user": 1}, ttl=60)).success
         got = kv.get(ns + "session")
         assert (got.found, got.value) == (True, {"user": 1})
@@ -48,10 +44,12 @@ def test_values_counters_and_hashes(server: RunningServer) -> None:
         assert kv.delete(ns + "session", ns + "views", ns + "gone") == 2
 
 
-def test_scan_pages_through_every_key_of_the_tenant(server: RunningServer) -> None:
+def test_scan_pages_through_every_key_of_the_tenant(
+    server: RunningServer, admin_token: str
+) -> None:
     ns = unique("scan") + ":"
     with Client(api_url=server.url) as client:
-        kv = (_admin(client)).kv
+        kv = (client.auth.sign_in_with_token(admin_token)).kv
         for i in range(12):
             kv.set(f"{ns}{i:02d}", i)
         seen: list[str] = []
@@ -63,10 +61,12 @@ def test_scan_pages_through_every_key_of_the_tenant(server: RunningServer) -> No
         assert sorted(seen) == [f"{ns}{i:02d}" for i in range(12)]
 
 
-def test_lock_is_held_for_the_block_and_refused_meanwhile(server: RunningServer) -> None:
+def test_lock_is_held_for_the_block_and_refused_meanwhile(
+    server: RunningServer, admin_token: str
+) -> None:
     name = unique("lock")
     with Client(api_url=server.url) as client:
-        kv = (_admin(client)).kv
+        kv = (client.auth.sign_in_with_token(admin_token)).kv
         with kv.lock(name, ttl=30):
             with pytest.raises(ConflictError):
                 with kv.lock(name, wait=0.2):
@@ -75,9 +75,9 @@ def test_lock_is_held_for_the_block_and_refused_meanwhile(server: RunningServer)
             pass
 
 
-def test_kv_refusals(server: RunningServer) -> None:
+def test_kv_refusals(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         with pytest.raises(ValidationError):
             admin.kv.set("", 1)
         with pytest.raises(ValidationError):
@@ -101,7 +101,7 @@ def test_ttl_bounds_of_the_server_are_enforced(
 ) -> None:
     bounded = make_server(kv_min_ttl=60, kv_max_ttl=86400)
     with Client(api_url=bounded.url) as client:
-        kv = (_admin(client)).kv
+        kv = (client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).kv
         assert (kv.set("ok", 1, ttl=3600)).success
         for ttl in (None, 10, 90000):
             with pytest.raises(ValidationError) as caught:
@@ -116,7 +116,10 @@ def test_two_replicas_on_redis_share_keys_and_locks(
     first, second = make_server(redis_url=REDIS_URL), make_server(redis_url=REDIS_URL)
     key, name = unique("shared"), unique("lock")
     with Client(api_url=first.url) as one, Client(api_url=second.url) as two:
-        a, b = (_admin(one)).kv, (_admin(two)).kv
+        a, b = (
+            (one.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).kv,
+            (two.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).kv,
+        )
         a.set(key, {"from": "first"})
         assert (b.get(key)).value == {"from": "first"}
         assert a.incr(key + ":n") == 1
@@ -128,10 +131,12 @@ def test_two_replicas_on_redis_share_keys_and_locks(
         a.delete(key, key + ":n")
 
 
-def test_a_tenant_can_have_ttl_bounds_of_its_own(server: RunningServer) -> None:
+def test_a_tenant_can_have_ttl_bounds_of_its_own(
+    server: RunningServer, admin_token: str
+) -> None:
     tenant = unique("ttl")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.tenants.create(tenant, admin_username="boss", admin_password="boss-password-1")
         bounds = admin.tenants.set_kv_ttl_bounds(tenant, min_ttl=60, max_ttl=86400)
         assert bounds == {"name": tenant, "min_ttl": 60, "max_ttl": 86400}

@@ -9,17 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from roost import Client, AuthorizationError, ValidationError
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
-def test_each_level_is_written_with_where_it_came_from(server: RunningServer) -> None:
+def test_each_level_is_written_with_where_it_came_from(
+    server: RunningServer, admin_token: str
+) -> None:
     category = unique("orders")
     with Client(api_url=server.url) as client:
-        logs = (_admin(client)).logs
+        logs = (client.auth.sign_in_with_token(admin_token)).logs
         logs.debug("looked up", {"key": "user:1"}, category=category)
         logs.info("order placed", {"order_id": 42}, category=category)
         logs.notice("price list reloaded", category=category)
@@ -52,10 +50,12 @@ def test_each_level_is_written_with_where_it_came_from(server: RunningServer) ->
         assert page["next_cursor"] is None
 
 
-def test_queries_filter_by_level_text_time_and_page(server: RunningServer) -> None:
+def test_queries_filter_by_level_text_time_and_page(
+    server: RunningServer, admin_token: str
+) -> None:
     category = unique("batch")
     with Client(api_url=server.url) as client:
-        logs = (_admin(client)).logs
+        logs = (client.auth.sign_in_with_token(admin_token)).logs
         before = datetime.now(UTC) - timedelta(seconds=1)
         written = logs.batch(
             [
@@ -96,11 +96,11 @@ def test_queries_filter_by_level_text_time_and_page(server: RunningServer) -> No
 
 
 def test_bad_entries_are_refused_naming_the_field_and_nothing_is_written(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     category = unique("bad")
     with Client(api_url=server.url) as client:
-        logs = (_admin(client)).logs
+        logs = (client.auth.sign_in_with_token(admin_token)).logs
         refusals = [
             ("level", lambda: logs.batch([{"level": "loud", "message": "m"}])),
             ("message", lambda: logs.info("")),
@@ -124,10 +124,12 @@ def test_bad_entries_are_refused_naming_the_field_and_nothing_is_written(
         assert (logs.query(category=category))["entries"] == []  # all or nothing
 
 
-def test_writing_needs_logs_write_and_reading_logs_read(server: RunningServer) -> None:
+def test_writing_needs_logs_write_and_reading_logs_read(
+    server: RunningServer, admin_token: str
+) -> None:
     category = unique("scoped")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         writer_key = admin.api_keys.create(unique("writer"), ["logs:write"])
         writer = client.auth.sign_in_with_token(writer_key["key"], "api_key")
         writer.logs.info("from a service", category=category)

@@ -8,17 +8,15 @@ from __future__ import annotations
 import pytest
 
 from roost import Client, AuthorizationError, NotFoundError, ValidationError
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import RunningServer, unique
 
 
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
-def test_built_in_templates_fill_and_land_in_the_outbox(server: RunningServer) -> None:
+def test_built_in_templates_fill_and_land_in_the_outbox(
+    server: RunningServer, admin_token: str
+) -> None:
     to = f"{unique('ann')}@example.com"
     with Client(api_url=server.url) as client:
-        mail = (_admin(client)).mail
+        mail = (client.auth.sign_in_with_token(admin_token)).mail
         sent = mail.send_welcome(to, {"name": "Ann"})
         assert (sent["status"], sent["to"]) == ("outbox", [to])
         mail.send_password_reset(to, {"name": "Ann", "link": "https://x.test/r/abc"})
@@ -39,10 +37,10 @@ def test_built_in_templates_fill_and_land_in_the_outbox(server: RunningServer) -
         assert (mail.outbox(to=to, limit=1))[0]["template"] == "invitation"
 
 
-def test_tenant_templates_replace_and_escape(server: RunningServer) -> None:
+def test_tenant_templates_replace_and_escape(server: RunningServer, admin_token: str) -> None:
     alias, to = unique("shipped"), f"{unique('bo')}@example.com"
     with Client(api_url=server.url) as client:
-        mail = (_admin(client)).mail
+        mail = (client.auth.sign_in_with_token(admin_token)).mail
         made = mail.templates.put(
             alias,
             "Order {{ order.id }} shipped",
@@ -74,20 +72,20 @@ def test_tenant_templates_replace_and_escape(server: RunningServer) -> None:
         assert caught.value.code == "template_not_found"
 
 
-def test_a_model_value_cannot_add_a_header(server: RunningServer) -> None:
+def test_a_model_value_cannot_add_a_header(server: RunningServer, admin_token: str) -> None:
     to = f"{unique('cy')}@example.com"
     with Client(api_url=server.url) as client:
-        mail = (_admin(client)).mail
+        mail = (client.auth.sign_in_with_token(admin_token)).mail
         mail.send_welcome(to, {"name": "Cy\r\nBcc: thief@example.com"})
         assert (mail.outbox(to=to))[0]["subject"] == "Welcome, Cy Bcc: thief@example.com"
 
 
 def test_bad_input_is_refused_naming_the_field_and_nothing_is_sent(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     to = f"{unique('di')}@example.com"
     with Client(api_url=server.url) as client:
-        mail = (_admin(client)).mail
+        mail = (client.auth.sign_in_with_token(admin_token)).mail
         refusals = [
             ("model.name", lambda: mail.send_welcome(to, {})),
             ("model.link", lambda: mail.send("invitation", to, model={"inviter": "x"})),
@@ -115,11 +113,11 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_sent(
 
 
 def test_sending_reading_and_changing_templates_need_their_scopes(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     to = f"{unique('ed')}@example.com"
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         sender_key = admin.api_keys.create(unique("sender"), ["mail:send"])
         sender = client.auth.sign_in_with_token(sender_key["key"], "api_key")
         sender.mail.send_welcome(to, {"name": "Ed"})

@@ -14,11 +14,7 @@ from roost import (
     NotFoundError,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-
-
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
 def _member(client: Client, **fields: str) -> tuple[str, Client]:
@@ -27,9 +23,9 @@ def _member(client: Client, **fields: str) -> tuple[str, Client]:
     return name, client.auth.sign_in_with_password(name, "member-password")
 
 
-def test_a_user_changes_their_own_profile(server: RunningServer) -> None:
+def test_a_user_changes_their_own_profile(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         name, member = _member(client)
         changed = member.auth.update_profile(first_name="Ann", last_name="Lee")
         assert (changed["first_name"], changed["last_name"]) == ("Ann", "Lee")
@@ -67,10 +63,10 @@ def test_preferences_merge_remove_replace_and_stay_small(server: RunningServer) 
 
 
 def test_a_minted_token_acts_for_its_user_and_no_one_mints_above_themselves(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         name, member = _member(client)
         minted = admin.auth.mint_jwt(name, expires_in=120)
         assert minted["expires_in"] == 120

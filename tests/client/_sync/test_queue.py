@@ -19,14 +19,12 @@ from tests.conftest import (
 pytestmark = pytest.mark.anyio
 
 
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
-def test_publish_consume_ack_nack_and_dead_letters(server: RunningServer) -> None:
+def test_publish_consume_ack_nack_and_dead_letters(
+    server: RunningServer, admin_token: str
+) -> None:
     name = unique("jobs")
     with Client(api_url=server.url) as client:
-        queue = (_admin(client)).queue
+        queue = (client.auth.sign_in_with_token(admin_token)).queue
         queue.configure(name, max_deliveries=2)
         queue.publish(name, {"n": 1}, priority=1)
         urgent = queue.publish(name, {"n": 2}, priority=9, headers={"source": "test"})
@@ -52,10 +50,10 @@ def test_publish_consume_ack_nack_and_dead_letters(server: RunningServer) -> Non
         assert queue.consume(name) is None
 
 
-def test_delay_purge_and_the_deadline(server: RunningServer) -> None:
+def test_delay_purge_and_the_deadline(server: RunningServer, admin_token: str) -> None:
     name = unique("later")
     with Client(api_url=server.url) as client:
-        queue = (_admin(client)).queue
+        queue = (client.auth.sign_in_with_token(admin_token)).queue
         queue.publish(name, "later", delay=60)
         queue.publish(name, "now")
         assert (queue.stats(name)).delayed == 1
@@ -70,9 +68,9 @@ def test_delay_purge_and_the_deadline(server: RunningServer) -> None:
         assert (queue.stats(name)).delayed == 0
 
 
-def test_queue_refusals(server: RunningServer) -> None:
+def test_queue_refusals(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         bad_calls = {
             "queue": [
                 lambda: admin.queue.publish("", 1),
@@ -107,10 +105,10 @@ def test_queue_refusals(server: RunningServer) -> None:
             publisher.queue.consume("q")
 
 
-def test_tenants_have_their_own_queues(server: RunningServer) -> None:
+def test_tenants_have_their_own_queues(server: RunningServer, admin_token: str) -> None:
     tenant, name = unique("t"), unique("shared")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.tenants.create(tenant, "Queue tenant")
         admin.queue.publish(name, "for the default tenant")
         with Client(api_url=server.url, tenant=tenant) as other:
@@ -128,7 +126,7 @@ def test_unacked_messages_survive_a_restart(
     data = tmp_path / "kept"
     first = make_server(data_dir=data)
     with Client(api_url=first.url) as client:
-        queue = (_admin(client)).queue
+        queue = (client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).queue
         for n in range(3):
             queue.publish("work", n)
         taken = queue.consume("work", ack_deadline=0.5)
@@ -138,7 +136,7 @@ def test_unacked_messages_survive_a_restart(
     first.stop()
     second = make_server(data_dir=data)
     with Client(api_url=second.url) as client:
-        queue = (_admin(client)).queue
+        queue = (client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)).queue
         seen = []
         while (msg := queue.consume("work", timeout=2)) is not None:
             seen.append(msg.message)

@@ -19,11 +19,7 @@ from roost import (
     TableChange,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
-
-
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+from tests.conftest import RunningServer, unique
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
@@ -34,10 +30,12 @@ def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
     raise AssertionError("the condition did not come true in time")
 
 
-def test_stream_subscription_replays_then_follows(server: RunningServer) -> None:
+def test_stream_subscription_replays_then_follows(
+    server: RunningServer, admin_token: str
+) -> None:
     room = unique("room")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         for n in range(3):
             published = admin.stream.publish(room, "msg", {"n": n}, {"by": "test"})
             assert published.offset == n
@@ -69,10 +67,10 @@ def test_stream_subscription_replays_then_follows(server: RunningServer) -> None
         live.unsubscribe()
 
 
-def test_stream_history_and_retention(server: RunningServer) -> None:
+def test_stream_history_and_retention(server: RunningServer, admin_token: str) -> None:
     room = unique("hist")
     with Client(api_url=server.url) as client:
-        stream = (_admin(client)).stream
+        stream = (client.auth.sign_in_with_token(admin_token)).stream
         empty = stream.history(room)
         assert (empty.events, empty.oldest_offset, empty.newest_offset) == ([], 0, -1)
         stream.configure(room, max_events=5)
@@ -85,10 +83,10 @@ def test_stream_history_and_retention(server: RunningServer) -> None:
         assert [e.offset for e in (stream.history(room, -2)).events] == [6, 7]
 
 
-def test_pubsub_delivers_by_pattern(server: RunningServer) -> None:
+def test_pubsub_delivers_by_pattern(server: RunningServer, admin_token: str) -> None:
     base = unique("shop")
     with Client(api_url=server.url) as client:
-        pubsub = (_admin(client)).pubsub
+        pubsub = (client.auth.sign_in_with_token(admin_token)).pubsub
         got: list[tuple[str, Any]] = []
         sub = pubsub.subscribe(
             [f"{base}.*.created", f"{base}.#.eu"], lambda topic, msg: got.append((topic, msg))
@@ -102,10 +100,10 @@ def test_pubsub_delivers_by_pattern(server: RunningServer) -> None:
         assert (pubsub.publish(f"{base}.order.created", 2)).subscribers_matched == 0
 
 
-def test_realtime_calls_and_refusals(server: RunningServer) -> None:
+def test_realtime_calls_and_refusals(server: RunningServer, admin_token: str) -> None:
     key = unique("rt")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         connected: list[bool] = []
         admin.on("connected", lambda: connected.append(True))
         assert admin.realtime.call("kv.set", {"key": key, "value": 1}) == {"success": True}
@@ -127,10 +125,12 @@ def test_realtime_calls_and_refusals(server: RunningServer) -> None:
             limited.pubsub.subscribe(["a.#"], print)
 
 
-def test_database_subscribe_delivers_changes_in_order(server: RunningServer) -> None:
+def test_database_subscribe_delivers_changes_in_order(
+    server: RunningServer, admin_token: str
+) -> None:
     table, secret = unique("orders"), unique("secret")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.schema.add_table(table, [{"name": "item", "type": "text"}])
         changes: list[TableChange] = []
         deletes: list[TableChange] = []
@@ -164,9 +164,9 @@ def test_database_subscribe_delivers_changes_in_order(server: RunningServer) -> 
             admin.database.subscribe(table, print, events=["truncate"])
 
 
-def test_stream_and_pubsub_refusals(server: RunningServer) -> None:
+def test_stream_and_pubsub_refusals(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         too_big = "x" * (1024 * 1024 + 10)
         refused = {
             "room": [
@@ -198,10 +198,12 @@ def test_stream_and_pubsub_refusals(server: RunningServer) -> None:
                 assert field in str(caught.value), caught.value
 
 
-def test_the_realtime_connection_speaks_msgpack_too(server: RunningServer) -> None:
+def test_the_realtime_connection_speaks_msgpack_too(
+    server: RunningServer, admin_token: str
+) -> None:
     room = unique("packed")
     with Client(api_url=server.url, format="msgpack") as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         got: list[StreamEvent] = []
         admin.stream.subscribe(room, got.append)
         assert (admin.realtime.call("kv.set", {"key": room, "value": [1, "x"]}))["success"]

@@ -8,21 +8,17 @@ from __future__ import annotations
 import pytest
 
 from roost import Client, AuthenticationError, RateLimitError, ValidationError
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import RunningServer, unique
 from tests.inbox import mail_inbox
 
 
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
 def test_signing_up_mails_a_link_that_verifies_the_address_once(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     name = unique("ver")
     email = f"{name}@example.com"
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         with mail_inbox(server) as inbox:
             created = client.auth.register(name, "member-password", email=email)
         assert created["email_verified"] is False
@@ -81,11 +77,11 @@ def test_tokens_that_do_not_work_are_refused(server: RunningServer) -> None:
 
 
 def test_asking_for_an_unknown_address_looks_the_same_and_sends_nothing(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     email = f"{unique('nobody')}@example.com"
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         client.auth.request_password_reset(email)
         client.auth.resend_verification(email)
         assert admin.mail.outbox(to=email) == []

@@ -13,17 +13,15 @@ from roost import (
     SecretNotFoundError,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
-def test_a_secret_keeps_every_value_as_a_version(server: RunningServer) -> None:
+def test_a_secret_keeps_every_value_as_a_version(
+    server: RunningServer, admin_token: str
+) -> None:
     key = unique("API_KEY_")
     with Client(api_url=server.url) as client:
-        secrets = (_admin(client)).secrets
+        secrets = (client.auth.sign_in_with_token(admin_token)).secrets
         made = secrets.set(key, "first", "api_key", ["payment", "prod"], comment="new")
         assert (made["key"], made["version"], made["secret_type"]) == (key, 1, "api_key")
         assert "value" not in made  # writes never echo a value
@@ -46,10 +44,12 @@ def test_a_secret_keeps_every_value_as_a_version(server: RunningServer) -> None:
             secrets.get_secret(key)
 
 
-def test_an_app_secret_overrides_the_tenant_wide_one(server: RunningServer) -> None:
+def test_an_app_secret_overrides_the_tenant_wide_one(
+    server: RunningServer, admin_token: str
+) -> None:
     url, token = unique("DATABASE_URL_"), unique("TOKEN_")
     with Client(api_url=server.url) as client:
-        secrets = (_admin(client)).secrets
+        secrets = (client.auth.sign_in_with_token(admin_token)).secrets
         secrets.set(url, "postgres://shared")
         secrets.set(url, "postgres://prod", app="production")
         secrets.set(token, "t-shared")
@@ -75,10 +75,12 @@ def test_an_app_secret_overrides_the_tenant_wide_one(server: RunningServer) -> N
         assert (secrets.get_secret(url, app="production"))["value"] == "postgres://shared"
 
 
-def test_tags_asked_for_must_all_be_on_the_secret(server: RunningServer) -> None:
+def test_tags_asked_for_must_all_be_on_the_secret(
+    server: RunningServer, admin_token: str
+) -> None:
     key = unique("STRIPE_KEY_")
     with Client(api_url=server.url) as client:
-        secrets = (_admin(client)).secrets
+        secrets = (client.auth.sign_in_with_token(admin_token)).secrets
         secrets.set(key, "sk_live", tags=["payment", "production"])
         assert (secrets.get_secret(key, tags=["payment"]))["value"] == "sk_live"
         with pytest.raises(ValidationError) as caught:
@@ -88,10 +90,12 @@ def test_tags_asked_for_must_all_be_on_the_secret(server: RunningServer) -> None
         assert "sk_live" not in caught.value.message
 
 
-def test_listing_filters_and_pages_without_values(server: RunningServer) -> None:
+def test_listing_filters_and_pages_without_values(
+    server: RunningServer, admin_token: str
+) -> None:
     base = unique("LIST_")
     with Client(api_url=server.url) as client:
-        secrets = (_admin(client)).secrets
+        secrets = (client.auth.sign_in_with_token(admin_token)).secrets
         for n in range(5):
             secrets.set(f"{base}{n}", f"v{n}", "api_key" if n % 2 else "password", ["ci"])
         secrets.set(f"{base}0", "for-billing", app="billing")
@@ -117,19 +121,21 @@ def test_listing_filters_and_pages_without_values(server: RunningServer) -> None
         assert (secrets.list_secrets(prefix=base, tags=["ci", "nope"]))["results"] == []
 
 
-def test_root_shortcuts(server: RunningServer) -> None:
+def test_root_shortcuts(server: RunningServer, admin_token: str) -> None:
     key = unique("SHORT_")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         assert (admin.upsert(key, "one", comment="first"))["version"] == 1
         assert (admin.upsert(key, "two"))["version"] == 2
         assert admin.get(key) == "two"
 
 
-def test_bad_input_is_refused_naming_the_field(server: RunningServer) -> None:
+def test_bad_input_is_refused_naming_the_field(
+    server: RunningServer, admin_token: str
+) -> None:
     key = unique("BAD_")
     with Client(api_url=server.url) as client:
-        secrets = (_admin(client)).secrets
+        secrets = (client.auth.sign_in_with_token(admin_token)).secrets
         refusals = [
             ("key", lambda: secrets.set("has space", "v")),
             ("key", lambda: secrets.set("1starts_with_digit", "v")),
@@ -160,11 +166,11 @@ def test_bad_input_is_refused_naming_the_field(server: RunningServer) -> None:
 
 
 def test_reading_needs_secrets_read_and_writing_secrets_write(
-    server: RunningServer,
+    server: RunningServer, admin_token: str
 ) -> None:
     key = unique("SCOPED_")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.secrets.set(key, "hidden")
         reader_key = admin.api_keys.create(unique("reader"), ["secrets:read"])
         reader = client.auth.sign_in_with_token(reader_key["key"], "api_key")
@@ -188,10 +194,12 @@ def test_reading_needs_secrets_read_and_writing_secrets_write(
         assert admin.get(key) == "hidden"
 
 
-def test_tenants_never_see_each_others_secrets(server: RunningServer) -> None:
+def test_tenants_never_see_each_others_secrets(
+    server: RunningServer, admin_token: str
+) -> None:
     tenant, key = unique("sec"), unique("SHARED_NAME_")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.secrets.set(key, "default-tenant")
         admin.tenants.create(tenant, admin_username="root", admin_password="root-password")
         with Client(api_url=server.url, tenant=tenant) as other:

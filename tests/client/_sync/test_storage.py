@@ -26,13 +26,11 @@ from roost import (
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
-def test_buckets_are_created_listed_updated_and_deleted(server: RunningServer) -> None:
+def test_buckets_are_created_listed_updated_and_deleted(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         name = unique("b-")
         bucket = admin.storage.create_bucket(name, "docs", max_file_size=1000)
         assert (bucket["visibility"], bucket["max_file_size"]) == ("private", 1000)
@@ -47,13 +45,13 @@ def test_buckets_are_created_listed_updated_and_deleted(server: RunningServer) -
 
 
 def test_files_stream_up_and_down_with_their_hashes(
-    server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path, admin_token: str
 ) -> None:
     data = os.urandom(700_000)
     source = tmp_path / "blob.bin"
     source.write_bytes(data)
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         name = unique("f-")
         admin.storage.create_bucket(name)
         files = admin.storage.from_(name)
@@ -82,9 +80,9 @@ def test_files_stream_up_and_down_with_their_hashes(
         assert len(files.filter("mimetype", "startswith", "text/").list()) == 2
 
 
-def test_update_copy_move_delete(server: RunningServer) -> None:
+def test_update_copy_move_delete(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         first, second = unique("m-"), unique("m-")
         admin.storage.create_bucket(first)
         admin.storage.create_bucket(second)
@@ -106,9 +104,11 @@ def test_update_copy_move_delete(server: RunningServer) -> None:
         admin.storage.delete_bucket(second, force=True)
 
 
-def test_signed_links_and_public_buckets_need_no_credentials(server: RunningServer) -> None:
+def test_signed_links_and_public_buckets_need_no_credentials(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         name = unique("p-")
         admin.storage.create_bucket(name)
         files = admin.storage.from_(name)
@@ -132,9 +132,11 @@ def test_signed_links_and_public_buckets_need_no_credentials(server: RunningServ
             ).status_code == 401
 
 
-def test_bad_uploads_are_refused_and_leave_nothing(server: RunningServer) -> None:
+def test_bad_uploads_are_refused_and_leave_nothing(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         name = unique("r-")
         admin.storage.create_bucket(
             name, max_file_size=100_000, allowed_mime_types=["text/*"]
@@ -158,7 +160,8 @@ def test_bad_uploads_are_refused_and_leave_nothing(server: RunningServer) -> Non
 def test_storage_is_per_tenant_and_scoped(server: RunningServer) -> None:
     tenant = unique("st")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        # a session of its own: the test signs it out at the end
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         name = unique("t-")
         admin.storage.create_bucket(name)
         admin.storage.from_(name).upload([{"file": b"mine", "name": "m.txt"}])
@@ -188,7 +191,7 @@ def test_files_on_s3_storage(
     on_s3 = make_server(storage_url=url)
     data = os.urandom(400_000)
     with Client(api_url=on_s3.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         admin.storage.create_bucket("media", max_file_size=500_000)
         files = admin.storage.from_("media")
         files.upload([{"file": data, "name": "clip.bin"}])
@@ -204,9 +207,11 @@ def test_files_on_s3_storage(
         admin.storage.delete_bucket("media", force=True)
 
 
-def test_dominus_files_form_names_files_by_id(server: RunningServer) -> None:
+def test_dominus_files_form_names_files_by_id(
+    server: RunningServer, admin_token: str
+) -> None:
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         category = unique("reports-")
         admin.storage.create_bucket(category)
         report = admin.files.upload(b"%PDF-1.7 ...", "q3.pdf", category=category)

@@ -19,17 +19,15 @@ from roost import (
     NotFoundError,
     ValidationError,
 )
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import RunningServer, unique
 
 
-def _admin(client: Client) -> Client:
-    return client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-
-
-def test_updating_a_user_changes_only_what_is_sent(server: RunningServer) -> None:
+def test_updating_a_user_changes_only_what_is_sent(
+    server: RunningServer, admin_token: str
+) -> None:
     name = unique("upd")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.users.create_user(name, "first-password", email=f"{name}@example.com")
         signed_in = client.auth.sign_in_with_password(name, "first-password")
         updated = admin.users.update_user(name, first_name="Ann", is_staff=True)
@@ -58,10 +56,12 @@ def test_updating_a_user_changes_only_what_is_sent(server: RunningServer) -> Non
             admin.users.update_user(unique("ghost"), first_name="x")
 
 
-def test_roles_are_assigned_lapse_and_are_taken_back(server: RunningServer) -> None:
+def test_roles_are_assigned_lapse_and_are_taken_back(
+    server: RunningServer, admin_token: str
+) -> None:
     name, role = unique("rol"), unique("reader")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.roles.create(role, ["users:read"])
         admin.users.create_user(name, "member-password")
         assert admin.users.assign_roles([role], [name]) == 1
@@ -83,10 +83,12 @@ def test_roles_are_assigned_lapse_and_are_taken_back(server: RunningServer) -> N
             admin.users.assign_roles([role], [name], expires_at=datetime.now(UTC))
 
 
-def test_changing_a_role_changes_its_users_at_once(server: RunningServer) -> None:
+def test_changing_a_role_changes_its_users_at_once(
+    server: RunningServer, admin_token: str
+) -> None:
     name, role = unique("chg"), unique("ops")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.roles.create(role, ["users:read"], "operators")
         admin.users.create_user(name, "member-password", roles=[role])
         user = client.auth.sign_in_with_password(name, "member-password")
@@ -106,10 +108,10 @@ def test_changing_a_role_changes_its_users_at_once(server: RunningServer) -> Non
             admin.roles.update(role, description="gone")
 
 
-def test_nobody_grants_more_than_they_hold(server: RunningServer) -> None:
+def test_nobody_grants_more_than_they_hold(server: RunningServer, admin_token: str) -> None:
     name, role = unique("esc"), unique("narrow")
     with Client(api_url=server.url) as client:
-        admin = _admin(client)
+        admin = client.auth.sign_in_with_token(admin_token)
         admin.roles.create(role, ["users:read", "users:write", "roles:write"])
         admin.users.create_user(name, "member-password", roles=[role])
         manager = client.auth.sign_in_with_password(name, "member-password")
