@@ -66,10 +66,13 @@ def admin(server: RunningServer) -> Iterator[Client]:
 
 @pytest.fixture
 def checker_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The text checker passes anything, so what the database does is all that stands."""
+    """The text checker passes anything, so what the database does is all that stands. It
+    lets the database allow every table of the tenant but the secure ones (other tests of the
+    shared server make some), whose reads need a reason."""
 
     def anything(sql: str, dialect: str, schema: TenantSchema) -> analytics.CheckedQuery:
-        return analytics.CheckedQuery(sql, [], frozenset(schema.definitions))
+        readable = {name for name, table in schema.definitions.items() if not table.secure}
+        return analytics.CheckedQuery(sql, [], frozenset(readable))
 
     monkeypatch.setattr(analytics, "check_query", anything)
 
