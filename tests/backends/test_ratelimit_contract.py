@@ -48,3 +48,14 @@ async def test_old_hits_stop_counting(limiter: RateLimiter, key: str) -> None:
     assert await limiter.blocked_for(key, limit=2, window=0.5) is not None
     await asyncio.sleep(0.6)
     assert await limiter.blocked_for(key, limit=2, window=0.5) is None
+
+
+@pytest.mark.anyio
+async def test_counters_add_up_and_are_forgotten_after_their_ttl(
+    limiter: RateLimiter, key: str
+) -> None:
+    other = key + ":other"
+    assert await limiter.count({key: 3, other: 1}, ttl=1) == {key: 3, other: 1}
+    assert await limiter.count({key: 2}, ttl=1) == {key: 5}
+    await asyncio.sleep(2.1)  # the ttl is what is being tested
+    assert await limiter.count({key: 1}, ttl=1) == {key: 1}
