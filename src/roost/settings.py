@@ -83,6 +83,45 @@ class Settings(BaseSettings):
         description="how often a WebSocket connection with subscriptions checks that its "
         "credential still holds (revoked, expired or disabled: the connection is closed)",
     )
+
+    # Noisy neighbours (server/limits.py). A principal is the user a credential acts for (an
+    # API key counts as its owner; an anonymous caller is its client address). Connections,
+    # subscriptions and calls in flight are counted per server process; rates across replicas.
+    max_subscriptions_per_connection: Annotated[int, Field(ge=1)] = Field(
+        default=1000, description="live subscriptions one WebSocket connection may hold"
+    )
+    max_subscriptions_per_principal: Annotated[int, Field(ge=0)] = Field(
+        default=5000, description="live subscriptions of one principal, per server (0: no limit)"
+    )
+    max_subscriptions_per_tenant: Annotated[int, Field(ge=0)] = Field(
+        default=10_000, description="live subscriptions of one tenant, per server (0: no limit)"
+    )
+    max_connections_per_principal: Annotated[int, Field(ge=0)] = Field(
+        default=256, description="WebSocket connections of one principal, per server (0: no limit)"
+    )
+    max_connections_per_tenant: Annotated[int, Field(ge=0)] = Field(
+        default=4096, description="WebSocket connections of one tenant, per server (0: no limit)"
+    )
+    max_in_flight_per_principal: Annotated[int, Field(ge=0)] = Field(
+        default=2000,
+        description="calls of one principal running at once, all doors, per server (0: no limit)",
+    )
+    max_in_flight_per_tenant: Annotated[int, Field(ge=0)] = Field(
+        default=10_000,
+        description="calls of one tenant running at once, all doors, per server (0: no limit)",
+    )
+    rate_per_principal: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="calls one principal may make per rate_window, over all replicas (0: no "
+        "limit; the right figure depends on the hardware, so none is guessed)",
+    )
+    rate_per_tenant: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="calls one tenant may make per rate_window, over all replicas (0: no limit)",
+    )
+    rate_window: Annotated[float, Field(ge=0.1, le=3600)] = Field(
+        default=1.0, description="the window of rate_per_principal and rate_per_tenant (seconds)"
+    )
     pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")
     pg_allow_superuser: bool = Field(
         default=False,

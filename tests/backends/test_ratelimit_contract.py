@@ -72,3 +72,14 @@ async def test_release_uncounts_one_taken_event(limiter: RateLimiter, key: str) 
     await limiter.release(f"{key}:unknown", "first")
     assert await limiter.take(key, limit=2, window=60, event="third") is None
     assert await limiter.take(key, limit=2, window=60, event="fourth") is not None
+
+
+@pytest.mark.anyio
+async def test_counters_add_up_and_are_forgotten_after_their_ttl(
+    limiter: RateLimiter, key: str
+) -> None:
+    other = key + ":other"
+    assert await limiter.count({key: 3, other: 1}, ttl=1) == {key: 3, other: 1}
+    assert await limiter.count({key: 2}, ttl=1) == {key: 5}
+    await asyncio.sleep(2.1)  # the ttl is what is being tested
+    assert await limiter.count({key: 1}, ttl=1) == {key: 1}

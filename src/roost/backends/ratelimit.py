@@ -1,4 +1,5 @@
-"""Counting events per key over a sliding window (sign-in attempts, abusive callers).
+"""Counting events per key: failures over a sliding window (sign-in attempts, abusive callers),
+and calls in fixed windows (request rates, `server/limits.py`).
 
 The embedded limiter counts in this process; the Redis one (with the messaging backends)
 counts across replicas. Both follow `RateLimiter`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 
@@ -40,6 +42,12 @@ class RateLimiter(Protocol):
         """Forget every event of `key`. Resetting an unknown key is a no-op."""
         ...
 
+    async def count(self, counts: Mapping[str, int], ttl: float) -> dict[str, int]:
+        """Add `counts[key]` to the counter of each key and return the counters' totals (as
+        every process added to them). A counter is forgotten `ttl` seconds after it starts;
+        name a key after its window (`<who>:<window number>`) to count per fixed window."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -49,6 +57,7 @@ class MemoryRateLimiter:
     def __init__(self, max_keys: int = 100_000) -> None:
         self._hits: dict[str, deque[tuple[float, str]]] = {}
         self._max_keys = max_keys
+        self._counters: dict[str, tuple[float, int]] = {}  # key -> (forget at, total)
 
     async def blocked_for(self, key: str, limit: int, window: float) -> float | None:
         hits = self._hits.get(key)
@@ -100,6 +109,19 @@ class MemoryRateLimiter:
     async def reset(self, key: str) -> None:
         self._hits.pop(key, None)
 
+    async def count(self, counts: Mapping[str, int], ttl: float) -> dict[str, int]:
+        now = time.monotonic()
+        if len(self._counters) >= self._max_keys:
+            self._counters = {k: v for k, v in self._counters.items() if v[0] > now}
+        totals = {}
+        for key, n in counts.items():
+            until, total = self._counters.get(key, (now + ttl, 0))
+            if until <= now:
+                until, total = now + ttl, 0
+            self._counters[key] = (until, total + n)
+            totals[key] = total + n
+        return totals
+
     async def close(self) -> None:
         return None
 
@@ -140,6 +162,15 @@ class RedisRateLimiter:
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(_PREFIX + key)
+
+    async def count(self, counts: Mapping[str, int], ttl: float) -> dict[str, int]:
+        keys = list(counts)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.incrby(_PREFIX + key, counts[key])
+                pipe.expire(_PREFIX + key, max(int(ttl + 0.999), 1))
+            replies = await pipe.execute()
+        return {key: int(total) for key, total in zip(keys, replies[::2], strict=True)}
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> RestDoor:
             await platform.queues.close()
             await platform.streams.close()
             await platform.bus.close()
+            await dispatcher.limits.close()  # its reports go through the limiter
             await platform.limiter.close()
 
     async def openapi_endpoint(request: Request) -> Response:

@@ -1,8 +1,10 @@
 """The one path every call takes, whatever door it came through.
 
 `identify` turns a request's headers into a Context (tenant + principal) once per request;
-`invoke` checks access and scope, decodes the parameters and runs the handler. Errors are
-RoostErrors from here on; the doors only turn them into responses or frames.
+`invoke` checks access and scope, decodes the parameters, admits the call past the caller's
+limits (`server/limits.py`: calls in flight and rate, per principal and per tenant) and runs
+the handler. Errors are RoostErrors from here on; the doors only turn them into responses or
+frames.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from roost.errors import (
     NotFoundError,
     ValidationError,
 )
+from roost.server.limits import Limits
 from roost.services.context import Context, Platform
 from roost.services.principals import Credential, authenticate
 from roost.services.registry import Operation, Registry, each_valid
@@ -35,6 +38,7 @@ class Dispatcher:
     def __init__(self, platform: Platform, registry: Registry) -> None:
         self.platform = platform
         self.registry = registry
+        self.limits = Limits(platform.settings, platform.limiter)
 
     def operation(self, name: str) -> Operation:
         op = self.registry.get(name)
@@ -81,22 +85,31 @@ class Dispatcher:
         """Check that the caller may run `op`, decode its parameters and run it."""
         check_access(ctx, op)
         params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
-        return await op.handler(ctx, params)
+        who = self.limits.enter(ctx)
+        try:
+            return await op.handler(ctx, params)
+        finally:
+            self.limits.leave(who, ctx.tenant)
 
     async def invoke_many(
         self, ctx: Context, op: Operation, bodies: list[bytes], codec: Codec
     ) -> list[Any]:
         """`invoke` for many calls of an operation that has a batch handler: a result or the
-        RoostError of each call, in order. Access is checked once, for all of them."""
+        RoostError of each call, in order. Access and limits are checked once, for all of them
+        (a run past a limit is refused whole)."""
         batch = op.batch
         assert batch is not None
         check_access(ctx, op)
         what = f"parameters for {op.name}"
-        return await each_valid(
-            bodies,
-            lambda body: decode_body(body, codec, op.input_type, what),
-            lambda params: batch(ctx, params),
-        )
+        who = self.limits.enter(ctx, len(bodies))
+        try:
+            return await each_valid(
+                bodies,
+                lambda body: decode_body(body, codec, op.input_type, what),
+                lambda params: batch(ctx, params),
+            )
+        finally:
+            self.limits.leave(who, ctx.tenant, len(bodies))
 
 
 def headers_of(scope: Mapping[str, Any]) -> dict[str, str]:

@@ -14,6 +14,7 @@ that task later, never the caller.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextvars
 import sys
 from collections.abc import Coroutine, Generator
@@ -46,9 +47,9 @@ def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T] | None:
         # A future raises "await wasn't used with future" when awaited while this flag, set by
         # its own await, is on; a task clears it as it takes the future. Until our task does,
         # other coroutines started eagerly may await the same future (a credential being
-        # loaded): clear it now, `_Resumed` sets it again for the task.
+        # loaded): clear it now, `_Rest` sets it again for the task.
         awaited._asyncio_future_blocking = False
-    stand_in.task = loop.create_task(_rest(coro, awaited), context=context)
+    stand_in.task = loop.create_task(_Rest(coro, awaited), context=context)
     return stand_in.task
 
 
@@ -82,40 +83,38 @@ class _TaskToBe:
         return getattr(self.task, name)
 
 
-async def _rest(coro: Coroutine[Any, Any, T], awaited: Any) -> T:
-    result: T = await _Resumed(coro, awaited)
-    return result
-
-
-class _Resumed:
+class _Rest(collections.abc.Coroutine[Any, Any, T]):
     """The rest of a coroutine that stopped at `awaited` (the future it waits on, or None for
-    a bare yield): the task gets that future, and every send and throw after it goes through
-    to the coroutine, as if the task had run it from the start."""
+    a bare yield), as a task's own coroutine: the task's first step takes that future, and
+    every send and throw after it goes through to the coroutine, as if the task had run it
+    from the start. A throw goes through even before the first step: a task cancelled before
+    it ever ran still cancels the coroutine where it waits, so that the coroutine lets go of
+    what it holds (a coroutine function here would end at once and leave it hanging)."""
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], awaited: Any) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, T], awaited: Any) -> None:
         self._coro = coro
         self._awaited = awaited
+        self._started = False
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, value = self._coro, self._awaited
-        if value is not None:
-            value._asyncio_future_blocking = True  # a task takes a future only with it on
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # the task throws CancelledError in
-                try:
-                    value = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    value = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
+    def send(self, value: Any) -> Any:
+        if self._started:
+            return self._coro.send(value)
+        self._started = True
+        if self._awaited is not None:
+            self._awaited._asyncio_future_blocking = True  # a task takes a future only with it on
+        return self._awaited
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._started = True
+        if val is None and tb is None:
+            return self._coro.throw(typ)
+        return self._coro.throw(typ, val, tb)  # pragma: no cover - asyncio throws instances
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        raise TypeError("the rest of an eager start is run by its task, not awaited")
 
 
 class Starter:

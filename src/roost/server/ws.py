@@ -8,6 +8,12 @@ no wait answers inline); a run of calls to an operation with a batch handler in 
 frame (a hundred kv.get) goes to the backend once. Everything the server sends goes through
 one outbox; when a client reads so slowly that the outbox passes `ws_max_outbound_bytes`, the
 server drops the connection (close code 4008) instead of letting its memory grow.
+
+Connections and subscriptions count against the caller's limits (`server/limits.py`): a
+connection past them gets an error frame and the close code 4429; a subscription past them
+is refused (429 `too_many_subscriptions`) and the connection is kept. When a connection ends,
+its calls are cancelled and waited for, then every subscription it holds is closed, so that
+nothing it opened outlives it.
 """
 
 from __future__ import annotations
@@ -35,10 +41,11 @@ from roost.errors import (
 )
 from roost.server.dispatch import Dispatcher, decode_body, headers_of, require_scope
 from roost.server.eager import Starter
+from roost.server.limits import refusal
 from roost.server.responses import as_roost_error
 from roost.services.changes import open_table_feed
 from roost.services.context import Context
-from roost.services.feeds import Feed, Push
+from roost.services.feeds import Feed, Push, end_tasks
 from roost.services.pubsub import open_pubsub_feed
 from roost.services.stream import open_stream_feed
 from roost.wire.codec import JSON, MSGPACK, Codec
@@ -49,7 +56,10 @@ from roost.wire.ws import CallFrame, Frames, Subscribed, UnsubscribeRequest
 
 PATH = "/api/v1/ws"
 SLOW_CONSUMER = 4008
-_MAX_SUBSCRIPTIONS = 1000
+TOO_MANY = 4429  # a limit of the caller's (connections) refuses the connection
+_CALLS_END = 10.0  # how long a closing connection waits for its cancelled calls
+
+_ending: set[asyncio.Task[None]] = set()  # the loop holds tasks weakly
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +103,15 @@ class _Connection:
             settings.ws_max_in_flight,
             settings.ws_max_outbound_bytes,
         )
+        self.max_subscriptions = settings.max_subscriptions_per_connection
+        self.limits = dispatcher.limits
         self.headers = _headers(scope)
         self.ctx: Context | None = None
         self.identified_at = 0.0
         self.calls: dict[asyncio.Task[None], int] = {}  # the calls waiting, by how many each runs
         self.in_flight = 0
         self.feeds: dict[str, Feed] = {}
+        self.opening = 0  # subscriptions being opened, not in `feeds` yet
         self.outbox: deque[tuple[bytes, Codec]] = deque()
         self.queued = 0
         self.wake = asyncio.Event()
@@ -108,18 +121,9 @@ class _Connection:
     async def serve(self) -> None:
         await self.receive()  # websocket.connect
         try:
-            await self._context()
+            release = self.limits.hold_connection(await self._context())
         except Exception as exc:
-            error = as_roost_error(exc, "")
-            await self.send({"type": "websocket.accept"})
-            await self.send(
-                {
-                    "type": "websocket.send",
-                    "text": JSON.encode({"id": None, "error": error.to_dict()}).decode(),
-                }
-            )
-            code = 4401 if isinstance(error, AuthenticationError) else 4403
-            await self.send({"type": "websocket.close", "code": code, "reason": error.code})
+            await self._refuse(as_roost_error(exc, ""))
             return
         await self.send({"type": "websocket.accept"})
         writer = asyncio.create_task(self._write())
@@ -137,13 +141,49 @@ class _Connection:
             self.closing = True
             writer.cancel()
             watcher.cancel()
-            for task in list(self.calls):
-                task.cancel()
-            for feed in self.feeds.values():
-                await feed.close()
-            self.feeds.clear()
+            # The server may cancel this task once the client is gone: the release runs in a
+            # task of its own, to its end.
+            ending = asyncio.create_task(self._let_go(release))
+            _ending.add(ending)
+            ending.add_done_callback(_ending.discard)
+            await asyncio.shield(ending)
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
+
+    async def _let_go(self, release: Callable[[], None]) -> None:
+        """End the calls still running, close every subscription, release the connection."""
+        try:
+            await self._end_calls()
+            await self._close_feeds()
+        finally:
+            release()
+
+    async def _refuse(self, error: RoostError) -> None:
+        """Accept only to say why, then close: 4401 unauthenticated, 4429 past a limit."""
+        await self.send({"type": "websocket.accept"})
+        await self.send(
+            {
+                "type": "websocket.send",
+                "text": JSON.encode({"id": None, "error": error.to_dict()}).decode(),
+            }
+        )
+        if isinstance(error, AuthenticationError):
+            code = 4401
+        else:
+            code = TOO_MANY if isinstance(error, RateLimitError) else 4403
+        await self.send({"type": "websocket.close", "code": code, "reason": error.code})
+
+    async def _end_calls(self) -> None:
+        """Cancel the calls still running and wait for them, so that a subscription being
+        opened is either in `feeds` or released when this returns."""
+        await end_tasks(list(self.calls), patience=_CALLS_END)
+
+    async def _close_feeds(self) -> None:
+        """Close every subscription (one at a time off the dict: closing waits, and nothing
+        may iterate `feeds` across a wait)."""
+        while self.feeds:
+            _, feed = self.feeds.popitem()
+            await feed.close()
 
     # -- frames in ---------------------------------------------------------------------------
 
@@ -230,10 +270,8 @@ class _Connection:
         method, params = frame.method or "", bytes(frame.params)
         try:
             ctx = await self._context()
-            if method in SUBSCRIBERS:
-                result: Any = await self._subscribe(ctx, SUBSCRIBERS[method], method, params, codec)
-            elif method == "unsubscribe":
-                result = await self._unsubscribe(params, codec)
+            if method in SUBSCRIBERS or method == "unsubscribe":
+                result: Any = await self._call_subscription(ctx, method, params, codec)
             else:
                 op = self.dispatcher.operation(method)
                 result = await self.dispatcher.invoke(ctx, op, params, codec)
@@ -300,22 +338,50 @@ class _Connection:
             self.identified_at = now
         return self.ctx
 
+    async def _call_subscription(
+        self, ctx: Context, method: str, params: bytes, codec: Codec
+    ) -> Subscribed | dict[str, bool]:
+        """(Un)subscribe, admitted like any call (calls in flight, rate)."""
+        who = self.limits.enter(ctx)
+        try:
+            if method == "unsubscribe":
+                return await self._unsubscribe(params, codec)
+            return await self._subscribe(ctx, SUBSCRIBERS[method], method, params, codec)
+        finally:
+            self.limits.leave(who, ctx.tenant)
+
     async def _subscribe(
         self, ctx: Context, kind: Subscriber, method: str, params: bytes, codec: Codec
     ) -> Subscribed:
         require_scope(ctx, kind.scope, method)
         request = decode_body(params, codec, kind.params, f"parameters for {method}")
-        if len(self.feeds) >= _MAX_SUBSCRIPTIONS:
-            raise RateLimitError(
-                f"this connection holds {_MAX_SUBSCRIPTIONS} subscriptions; unsubscribe first",
-                code="too_many_subscriptions",
+        if len(self.feeds) + self.opening >= self.max_subscriptions:
+            raise refusal(
+                "too_many_subscriptions",
+                f"this connection holds {self.max_subscriptions} subscriptions; unsubscribe first",
+                "connection",
+                self.max_subscriptions,
+                "max_subscriptions_per_connection",
             )
+        release = self.limits.hold_subscription(ctx)
         sub = secrets.token_hex(6)
 
         def push(event: Any) -> None:
             self._queue(codec, {"sub": sub, "event": event})
 
-        self.feeds[sub] = await kind.open(ctx, request, push)
+        self.opening += 1
+        try:
+            feed = await kind.open(ctx, request, push)
+        except BaseException:
+            release()
+            raise
+        finally:
+            self.opening -= 1
+        feed.on_close(release)
+        if self.closing:  # the connection ended while the feed was being opened
+            await feed.close()
+            raise asyncio.CancelledError
+        self.feeds[sub] = feed
         return Subscribed(sub=sub)
 
     async def _unsubscribe(self, params: bytes, codec: Codec) -> dict[str, bool]:

@@ -88,11 +88,11 @@ async def open_table_feed(ctx: Context, params: TableSubscribeRequest, push: Pus
         )
     kinds = set(params.events)
     bus, key = ctx.platform.bus, _interest_key(ctx, definition.name)
-    await bus.add_interest(key)
     room = StreamSubscribeRequest(
         room=ROOM_PREFIX + definition.name, from_offset=params.from_offset
     )
     try:
+        await bus.add_interest(key)  # counts at once, so the drop below always matches it
         feed = await stream.open_stream_feed(
             ctx, room, push, wanted=lambda event: event.event_type in kinds
         )

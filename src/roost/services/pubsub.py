@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import msgspec
 
 from roost.services.context import Context
-from roost.services.feeds import Feed, Push
+from roost.services.feeds import Feed, Push, opening
 from roost.services.payloads import json_text
 from roost.services.registry import operation
 from roost.wire.pubsub import (
@@ -96,8 +96,8 @@ async def open_pubsub_feed(ctx: Context, params: PubSubSubscribeRequest, push: P
         if any(topic_matches(p, words) for p in patterns):
             push(message)
 
-    feed = Feed()
-    feed.on_close(bus.listen(_channel(ctx), deliver))
-    await bus.add_interest(interest_key)
-    feed.on_close(lambda: bus.drop_interest(interest_key))
+    async with opening() as feed:
+        feed.on_close(bus.listen(_channel(ctx), deliver))
+        feed.on_close(lambda: bus.drop_interest(interest_key))  # as many drops as adds
+        await bus.add_interest(interest_key)
     return feed

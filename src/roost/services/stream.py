@@ -17,7 +17,7 @@ import msgspec
 
 from roost.backends.stream import NewEvent, Retention, StoredEvent
 from roost.services.context import Context
-from roost.services.feeds import Feed, Push
+from roost.services.feeds import Feed, Push, opening
 from roost.services.payloads import from_json, json_text
 from roost.services.registry import operation
 from roost.wire.queue import Done
@@ -125,7 +125,6 @@ async def open_stream_feed(
     platform, name = ctx.platform, _room(ctx, params.room)
     channel = _channel(name)
     inbox: asyncio.Queue[StreamEvent] = asyncio.Queue()
-    feed = Feed()
 
     def announced(raw: bytes) -> None:
         for event in msgspec.json.decode(raw, type=list[StreamEvent]):
@@ -135,31 +134,27 @@ async def open_stream_feed(
         if wanted is None or wanted(event):
             push(event)
 
-    feed.on_close(platform.bus.listen(channel, announced))
-    await platform.bus.add_interest(channel)
-    feed.on_close(lambda: platform.bus.drop_interest(channel))
-
     async def catch_up(start: int, upper: int | None) -> int:
         """Deliver the log from `start` to `upper`; returns the next offset to deliver."""
         while True:
-            page = await platform.streams.read(name, start, upper, _PAGE)
+            page = await platform.streams.read(name, start, upper, _PAGE, live=True)
             for event in page.events:
                 deliver(_wire(event, params.room, from_json(event.data)))
                 start = event.offset + 1
             if len(page.events) < _PAGE:
                 return max(start, page.oldest)  # skips what retention dropped
 
-    # Where to start is settled before the subscription is confirmed: an event published
-    # after the confirmation must not be taken for one from before it.
-    if params.from_offset is not None:
-        start = params.from_offset
-    else:
-        try:
-            newest = await platform.streams.read(name, -1, None, 1)
-        except BaseException:
-            await feed.close()  # lets go of the listener and the interest
-            raise
-        start = newest.oldest if params.replay else newest.newest + 1
+    async with opening() as feed:
+        feed.on_close(platform.bus.listen(channel, announced))
+        feed.on_close(lambda: platform.bus.drop_interest(channel))  # as many drops as adds
+        await platform.bus.add_interest(channel)
+        # Where to start is settled before the subscription is confirmed: an event published
+        # after the confirmation must not be taken for one from before it.
+        if params.from_offset is not None:
+            start = params.from_offset
+        else:
+            newest = await platform.streams.read(name, -1, None, 1, live=True)
+            start = newest.oldest if params.replay else newest.newest + 1
 
     async def follow() -> None:
         next_offset = await catch_up(start, None)

@@ -38,9 +38,15 @@ class Bus(Protocol):
         """Call `listener` for every payload published on `channel`; returns the way to stop."""
         ...
 
-    async def add_interest(self, key: str) -> None: ...
+    async def add_interest(self, key: str) -> None:
+        """One more subscriber of this process under `key`. It counts at once, before any
+        wait (so a caller may arrange the matching `drop_interest` before awaiting it); it
+        returns once publishers of every replica can see it."""
+        ...
 
-    async def drop_interest(self, key: str) -> None: ...
+    async def drop_interest(self, key: str) -> None:
+        """One subscriber fewer under `key`, counted at once like `add_interest`."""
+        ...
 
     async def interest(self, prefix: str) -> dict[str, int]:
         """Subscriber counts of every key starting with `prefix`, summed over live replicas."""

@@ -5,6 +5,12 @@ listeners, so it sees every notification of every tenant: simple, and fine up to
 pub/sub connection carries. Interest lives in `roost:bus:interest:<replica>`, rewritten by a
 heartbeat every few seconds from this process' own counts (so it survives a Redis restart);
 replicas that stop beating are left out of the sums within `_ALIVE` seconds.
+
+Subscriptions never take a connection each: the counts they change are written by one writer,
+all the keys changed meanwhile in one pipeline, and each subscriber waits for the write that
+carries its key. A burst of thousands of subscriptions costs a few round trips on one
+connection, and the pool stays with publishers. The pool waits (up to `_POOL_WAIT` s) rather
+than failing when every connection is busy.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from roost.backends.bus import Listener, LocalListeners
 
@@ -27,6 +33,7 @@ _CHANNELS = "roost:bus:"
 _REPLICAS = "roost:bus:replicas"
 _INTEREST = "roost:bus:interest:"
 _BEAT, _ALIVE = 5.0, 20.0
+_POOL_SIZE, _POOL_WAIT = 64, 10.0
 
 _SUM_INTEREST = """
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
@@ -49,11 +56,17 @@ class RedisBus:
     def __init__(self, url: str) -> None:
         self._replica = secrets.token_hex(8)
         self.name = f"roost-bus-{self._replica}"
-        self._redis: Any = Redis.from_url(url, client_name=self.name)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT, client_name=self.name
+        )
+        self._redis: Any = Redis.from_pool(pool)
         self._local = LocalListeners()
         self._sum = self._redis.register_script(_SUM_INTEREST)
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+        self._changed: set[str] = set()  # interest keys whose counts wait to be written
+        self._written: asyncio.Future[None] | None = None  # resolved when they are
+        self._writer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._tasks:
@@ -80,12 +93,37 @@ class RedisBus:
         await self._mirror(key)
 
     async def _mirror(self, key: str) -> None:
-        """Write this replica's count of `key` (absolute, so it races no heartbeat)."""
-        count = self._local.interest.get(key, 0)
-        if count:
-            await self._redis.hset(_INTEREST + self._replica, key, count)
-        else:
-            await self._redis.hdel(_INTEREST + self._replica, key)
+        """Write this replica's count of `key` (with every count changed meanwhile) and wait
+        until it is written."""
+        loop = asyncio.get_running_loop()
+        self._changed.add(key)
+        if self._written is None:
+            self._written = loop.create_future()
+        written = self._written
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_changed(), name="roost-bus-interest")
+        await asyncio.shield(written)  # a subscriber that gives up must not stop the others'
+
+    async def _write_changed(self) -> None:
+        """Write the changed counts (absolute, so they race no heartbeat) until none is left."""
+        try:
+            while self._changed and self._written is not None:
+                keys, self._changed = self._changed, set()
+                written, self._written = self._written, None
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for key in keys:
+                            count = self._local.interest.get(key, 0)
+                            if count:
+                                pipe.hset(_INTEREST + self._replica, key, count)
+                            else:
+                                pipe.hdel(_INTEREST + self._replica, key)
+                        await pipe.execute()
+                except Exception:  # the heartbeat writes every count again soon
+                    logger.warning("could not write interest counts", exc_info=True)
+                written.set_result(None)
+        finally:
+            self._writer = None
 
     async def interest(self, prefix: str) -> dict[str, int]:
         flat = await self._sum(keys=[_REPLICAS], args=[time.time() - _ALIVE, prefix, _INTEREST])
@@ -96,6 +134,8 @@ class RedisBus:
         return total
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._tasks.append(self._writer)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

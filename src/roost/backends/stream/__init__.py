@@ -54,9 +54,13 @@ class StreamStore(Protocol):
         (the room's own, if configured, else `default_retention`)."""
         ...
 
-    async def read(self, room: str, from_offset: int, to_offset: int | None, limit: int) -> Page:
+    async def read(
+        self, room: str, from_offset: int, to_offset: int | None, limit: int, *, live: bool = False
+    ) -> Page:
         """Up to `limit` events with `from_offset <= offset <= to_offset` (no upper bound when
-        None). A negative `from_offset` means the last `-from_offset` events."""
+        None). A negative `from_offset` means the last `-from_offset` events. `live` marks
+        the reads of live feeds: a store with connections of its own keeps them apart (and
+        bounded), so that a burst of subscriptions cannot take the connections calls need."""
         ...
 
     async def configure(self, room: str, retention: Retention) -> None: ...

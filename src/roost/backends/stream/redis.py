@@ -1,5 +1,11 @@
 """Event streams on Redis: a sorted set per room scored by offset, appended by one Lua script
-(offset, retention and the event in one atomic step, timed by the Redis clock)."""
+(offset, retention and the event in one atomic step, timed by the Redis clock).
+
+The reads of live feeds (a subscription's start and its catch-ups) go through a small pool
+of their own that waits when all its connections are busy: a burst of thousands of
+subscriptions queues there instead of taking every connection of the pool calls use (whose
+exhaustion answered ordinary calls with errors).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import json
 import secrets
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from roost.backends.redis_keys import glob_escape, matching_batches
 from roost.backends.stream import NewEvent, Page, Retention, StoredEvent
@@ -39,6 +45,8 @@ end
 return out
 """
 
+_LIVE_CONNECTIONS = 8
+
 _READ = """
 local newest = tonumber(redis.call('GET', KEYS[1]) or '0') - 1
 local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
@@ -69,8 +77,13 @@ class RedisStreamStore:
 
     def __init__(self, url: str) -> None:
         self._redis: Any = Redis.from_url(url, decode_responses=True)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=_LIVE_CONNECTIONS, timeout=None, decode_responses=True
+        )
+        self._live: Any = Redis.from_pool(pool)
         self._append = self._redis.register_script(_APPEND)
         self._read = self._redis.register_script(_READ)
+        self._live_read = self._live.register_script(_READ)
 
     async def append(
         self, room: str, events: list[NewEvent], default_retention: Retention
@@ -85,9 +98,12 @@ class RedisStreamStore:
         raws = await self._append(keys=_keys(room), args=args)
         return [_event(raw) for raw in raws]
 
-    async def read(self, room: str, from_offset: int, to_offset: int | None, limit: int) -> Page:
+    async def read(
+        self, room: str, from_offset: int, to_offset: int | None, limit: int, *, live: bool = False
+    ) -> Page:
         upper = "+inf" if to_offset is None else to_offset
-        oldest, newest, raws = await self._read(keys=_keys(room), args=[from_offset, upper, limit])
+        script = self._live_read if live else self._read
+        oldest, newest, raws = await script(keys=_keys(room), args=[from_offset, upper, limit])
         return Page([_event(raw) for raw in raws], int(oldest), int(newest))
 
     async def configure(self, room: str, retention: Retention) -> None:
@@ -106,3 +122,4 @@ class RedisStreamStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+        await self._live.aclose()

@@ -80,7 +80,9 @@ class SqlStreamStore:
 
         return await self._db.run(CONTROL, work, write=True)
 
-    async def read(self, room: str, from_offset: int, to_offset: int | None, limit: int) -> Page:
+    async def read(
+        self, room: str, from_offset: int, to_offset: int | None, limit: int, *, live: bool = False
+    ) -> Page:
         def work(conn: Connection) -> Page:
             next_offset = conn.execute(
                 select(rooms.c.next_offset).where(rooms.c.room == room)
