@@ -31,7 +31,10 @@ class FlakyProxy:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
+        """Stop accepting: from now on connections are refused (open ones go on)."""
         self._closed = True
+        with contextlib.suppress(OSError):  # wakes the accepting thread, which close() doesn't
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
 
     def cut_all(self) -> None:

@@ -18,7 +18,7 @@ RoostError
 │   ├── ConflictError                409
 │   ├── RateLimitError               429  (retry_after)
 │   ├── ServerError                  500
-│   └── ServiceUnavailableError      503
+│   └── ServiceUnavailableError      503  (retry_after)
 ├── NetworkError                            (no answer from the server)
 │   ├── TimeoutError                        (also a builtin TimeoutError)
 │   ├── ConnectionError                     (also a builtin ConnectionError)
@@ -190,11 +190,9 @@ class ConflictError(APIError):
     default_status = 409
 
 
-class RateLimitError(APIError):
-    """Too many requests; `retry_after` says how many seconds to wait."""
-
-    default_code = "rate_limited"
-    default_status = 429
+class _RetryLater(APIError):
+    """An error that says, in `retry_after`, how many seconds to wait before trying again
+    (sent as the Retry-After header, and read back from it by the SDK)."""
 
     def __init__(
         self,
@@ -214,6 +212,13 @@ class RateLimitError(APIError):
         self.retry_after = retry_after
 
 
+class RateLimitError(_RetryLater):
+    """Too many requests; `retry_after` says how many seconds to wait."""
+
+    default_code = "rate_limited"
+    default_status = 429
+
+
 class ServerError(APIError):
     """The server failed; the request may be retried."""
 
@@ -221,8 +226,9 @@ class ServerError(APIError):
     default_status = 500
 
 
-class ServiceUnavailableError(APIError):
-    """The server or one of its backends is not available right now."""
+class ServiceUnavailableError(_RetryLater):
+    """The server or one of its backends is not available right now; `retry_after` says when
+    to try again, if the server said."""
 
     default_code = "service_unavailable"
     default_status = 503
@@ -350,8 +356,8 @@ def error_from_payload(status: int, payload: Any, retry_after: float | None = No
         or _BY_STATUS.get(status)
         or (ServerError if status >= 500 else APIError)
     )
-    if cls is RateLimitError or issubclass(cls, RateLimitError):
-        return RateLimitError(
+    if issubclass(cls, _RetryLater):
+        return cls(
             message, retry_after=retry_after, code=code or None, status_code=status, details=details
         )
     return cls(message, code=code or None, status_code=status, details=details)

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
-from roost.backends.bus import Bus, MemoryBus, Wakeup
+from roost.backends.bus import Bus, Wakeup
 from roost.backends.bus.redis import RedisBus
 from tests.conftest import REDIS_URL, require_redis
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
-    if request.param == "redis":
-        require_redis()
-        made: Bus = RedisBus(REDIS_URL)
-    else:
-        made = MemoryBus()
-    await made.start()
-    yield made
-    await made.close()
 
 
 async def test_listeners_get_what_is_published_on_their_channel(bus: Bus) -> None:

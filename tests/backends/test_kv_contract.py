@@ -5,28 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from roost.backends.kv import NO_EXPIRY, Entry, KVStore
-from roost.backends.kv.redis import RedisKVStore
-from roost.backends.kv.sql import SqlKVStore
-from tests.backends.databases import sql_database
-from tests.conftest import REDIS_URL, require_redis
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KVStore]:
-    if request.param == "redis":
-        require_redis()
-        redis_store = RedisKVStore(REDIS_URL, near_cache_bytes=1 << 20)  # as servers run it
-        yield redis_store
-        await redis_store.close()
-        return
-    async with sql_database(request.param, tmp_path) as db:
-        yield SqlKVStore(db)
+@pytest.fixture
+def store(kv_store: KVStore) -> KVStore:
+    """The store under contract: one per backend of `tests/backends/conftest.py`."""
+    return kv_store
 
 
 @pytest.fixture

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from roost.backends.queue import QueueStore
-from roost.backends.queue.redis import RedisQueueStore
-from roost.backends.queue.sql import SqlQueueStore
-from tests.backends.databases import sql_database
-from tests.conftest import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[QueueStore]:
-    if request.param == "redis":
-        require_redis()
-        redis_store = RedisQueueStore(REDIS_URL)
-        yield redis_store
-        await redis_store.close()
-        return
-    async with sql_database(request.param, tmp_path) as db:
-        yield SqlQueueStore(db)
+@pytest.fixture
+def store(queue_store: QueueStore) -> QueueStore:
+    """The store under contract: one per backend of `tests/backends/conftest.py`."""
+    return queue_store
 
 
 @pytest.fixture

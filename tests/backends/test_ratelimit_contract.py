@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 
-from roost.backends.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from tests.conftest import REDIS_URL, require_redis
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
-    if request.param == "memory":
-        yield MemoryRateLimiter()
-        return
-    require_redis()
-    shared = RedisRateLimiter(REDIS_URL)
-    yield shared
-    await shared.close()
+from roost.backends.ratelimit import RateLimiter
 
 
 @pytest.fixture

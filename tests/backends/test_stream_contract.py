@@ -5,32 +5,20 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from roost.backends.stream import NewEvent, Retention, StoredEvent, StreamStore
-from roost.backends.stream.redis import RedisStreamStore
-from roost.backends.stream.sql import SqlStreamStore
-from tests.backends.databases import sql_database
-from tests.conftest import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.anyio
 
 KEEP = Retention(max_events=1000, max_age=None)
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StreamStore]:
-    if request.param == "redis":
-        require_redis()
-        redis_store = RedisStreamStore(REDIS_URL)
-        yield redis_store
-        await redis_store.close()
-        return
-    async with sql_database(request.param, tmp_path) as db:
-        yield SqlStreamStore(db)
+@pytest.fixture
+def store(stream_store: StreamStore) -> StreamStore:
+    """The store under contract: one per backend of `tests/backends/conftest.py`."""
+    return stream_store
 
 
 async def append(

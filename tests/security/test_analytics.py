@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from roost import Client, ConfigurationError, SecureTableError, ValidationError
-from roost.server.app import build_platform, start_platform
+from roost.server.platform import open_platform
 from roost.services import analytics
 from roost.services.schema import TenantSchema
 from roost.settings import load_settings
@@ -295,13 +295,10 @@ def test_the_server_refuses_to_start_as_a_postgresql_superuser(
         pg_schema_prefix=prefix,
         secret_key="k" * 40,
     )
-    platform = build_platform(settings)
 
     async def start() -> None:
-        try:
-            await start_platform(platform)
-        finally:
-            await platform.db.close()
+        async with open_platform(settings):
+            pass
 
     with pytest.raises(ConfigurationError) as caught:
         asyncio.run(start())

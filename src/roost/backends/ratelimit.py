@@ -17,6 +17,9 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from roost.backends import messaging_backend
+from roost.backends.errors import redis_outage, translate_errors
+
 
 class RateLimiter(Protocol):
     async def blocked_for(self, key: str, limit: int, window: float) -> float | None:
@@ -126,6 +129,7 @@ class MemoryRateLimiter:
         return None
 
 
+@translate_errors("Redis", redis_outage)
 class RedisRateLimiter:
     """Sliding windows in Redis sorted sets, so every replica counts the same events."""
 
@@ -176,17 +180,26 @@ class RedisRateLimiter:
         await self._redis.aclose()
 
 
+def open_limiter(url: str | None) -> RateLimiter:
+    """The rate limiter of a `redis_url`: counts shared in Redis, or without one this
+    process' own."""
+    if url is not None and messaging_backend(url) == "redis":
+        return RedisRateLimiter(url)
+    return MemoryRateLimiter()
+
+
 _PREFIX = "roost:limit:"
 
 # One script so the check and the count are one step for every replica. The event is the
 # member (scored by time); the answer is the wait as a string (Lua numbers come back as
-# integers), or nil when the event was counted.
+# integers), or nil when the event was counted. Concurrent callers' clocks are read before
+# their scripts run, in any order: a wait is never longer than the window.
 _TAKE = """
 local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local nth = redis.call('ZREVRANGE', KEYS[1], limit - 1, limit - 1, 'WITHSCORES')
 if #nth > 0 then
-  return tostring(math.max(tonumber(nth[2]) + window - now, 0.001))
+  return tostring(math.min(math.max(tonumber(nth[2]) + window - now, 0.001), window))
 end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('EXPIRE', KEYS[1], math.floor(window) + 1)

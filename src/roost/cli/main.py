@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +16,9 @@ from roost._version import __version__
 from roost.cli.mail import app as mail_app
 from roost.cli.storage import app as storage_app
 from roost.errors import RoostError
+
+if TYPE_CHECKING:
+    from roost.services.context import Platform
 
 T = TypeVar("T")
 
@@ -125,18 +129,13 @@ def create_key(
     _use_data_dir(data_dir)
 
     async def run() -> str:
-        from roost.services import accounts, api_keys
-        from roost.services.context import Context, Principal
+        from roost.services import api_keys, principals
+        from roost.services.context import Context
         from roost.wire.auth import CreateApiKeyRequest
         from roost.wire.codec import build
 
         async with _platform() as platform:
-            async with platform.db.read(tenant) as conn:
-                user = await accounts.find_by_username(conn, username)
-                _, scopes = await accounts.roles_and_scopes(conn, user)
-            principal = Principal(
-                "user", tenant, user["id"], user["username"], (frozenset(scopes),)
-            )
+            principal = await principals.of_user(platform, tenant, username)
             ctx = Context(platform=platform, tenant=tenant, principal=principal)
             request = build(
                 CreateApiKeyRequest, name=name, scopes=scope or [], expires_in=expires_in
@@ -155,19 +154,13 @@ def version() -> None:
     print(__version__)
 
 
-class _platform:
-    """The platform with its tables up to date, for commands that act on the data directly."""
+def _platform() -> AbstractAsyncContextManager[Platform]:
+    """The platform of the environment's settings, started and closed as the server does it,
+    for commands that act on the data directly."""
+    from roost.server.platform import open_platform
+    from roost.settings import load_settings
 
-    async def __aenter__(self):  # type: ignore[no-untyped-def]
-        from roost.server.app import build_platform, start_platform
-        from roost.settings import load_settings
-
-        self.platform = build_platform(load_settings())
-        await start_platform(self.platform)
-        return self.platform
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.platform.db.close()
+    return open_platform(load_settings())
 
 
 def _or_exit(action: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:

@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.responses import Response
 from starlette.types import Send
 
@@ -103,16 +102,12 @@ def encoded(
 
 
 def as_roost_error(exc: BaseException, request_id: str) -> RoostError:
-    """The RoostError to answer with; anything unexpected is logged and becomes a 500/503."""
+    """The RoostError to answer with; anything unexpected is logged and becomes a 500.
+
+    Backend outages arrive here as ServiceUnavailableError already: each backend translates
+    its driver's errors itself (`backends/errors.py`), so no door knows a driver."""
     if isinstance(exc, RoostError):
         return exc
-    if isinstance(exc, OperationalError | OSError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        logger.warning("backend unavailable (request %s): %s", request_id, exc)
-        return ServiceUnavailableError(
-            f"a backend is unavailable; retry later (request id {request_id})"
-        )
     logger.exception("unexpected error in request %s", request_id, exc_info=exc)
     return ServerError(
         f"internal error; the server log has the details under request id {request_id}"
@@ -122,6 +117,6 @@ def as_roost_error(exc: BaseException, request_id: str) -> RoostError:
 def error_reply(exc: RoostError, codec: Codec, request_id: str | None = None) -> Reply:
     """`{"error": {"code", "message", "details"}}` with the error's status (and Retry-After)."""
     reply = encoded({"error": exc.to_dict()}, codec, exc.status_code or 500, request_id=request_id)
-    if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+    if isinstance(exc, RateLimitError | ServiceUnavailableError) and exc.retry_after is not None:
         reply.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     return reply

@@ -37,6 +37,18 @@ async def authenticate(platform: Platform, credential: Credential) -> Principal:
     )
 
 
+async def of_user(platform: Platform, tenant: str, username: str) -> Principal:
+    """A user's principal, as a session of theirs would carry it: for the CLI, which acts for
+    a user from the server's own host. A disabled user gets none."""
+    await ensure_exists(platform, tenant)
+    async with platform.db.read(tenant) as conn:
+        user = await accounts.find_by_username(conn, username)
+        if not user["is_active"]:
+            raise AuthenticationError(f"user {username!r} is disabled", code="token_revoked")
+        _, scopes = await accounts.roles_and_scopes(conn, user)
+    return Principal("user", tenant, user["id"], user["username"], (frozenset(scopes),))
+
+
 async def _from_session(platform: Platform, credential: Credential) -> tuple[Principal, float]:
     if credential.kind == "jwt":
         claims = platform.access_tokens.read(credential.token)

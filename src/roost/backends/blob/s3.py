@@ -17,6 +17,7 @@ import httpx
 
 from roost.backends.blob import CHUNK, Measured, StoredBlob
 from roost.backends.blob.sigv4 import EMPTY_SHA256, sign
+from roost.backends.errors import unavailable
 from roost.errors import (
     ConfigurationError,
     NotFoundError,
@@ -104,7 +105,7 @@ class S3BlobStore:
                 headers=self._headers(method, url, headers, payload_sha256),
             )
         except httpx.TransportError as exc:
-            raise ServiceUnavailableError(f"object storage is unreachable: {exc}") from None
+            raise unavailable("object storage", exc) from None
 
     async def prepare(self) -> None:
         """Create the bucket if it does not exist."""
@@ -146,7 +147,7 @@ class S3BlobStore:
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise ServiceUnavailableError(f"object storage is unreachable: {exc}") from None
+            raise unavailable("object storage", exc) from None
         try:
             if response.status_code == 404:
                 raise NotFoundError(f"no blob {key!r}")

@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
+from roost.backends import messaging_backend
+
 logger = logging.getLogger("roost.bus")
 
 Listener = Callable[[bytes], None]
@@ -115,6 +117,15 @@ class MemoryBus:
 
     async def close(self) -> None:
         """Nothing to close."""
+
+
+def open_bus(url: str | None) -> Bus:
+    """The bus of a `redis_url`: Redis pub/sub across replicas, or without one this process."""
+    if url is not None and messaging_backend(url) == "redis":
+        from roost.backends.bus.redis import RedisBus
+
+        return RedisBus(url)
+    return MemoryBus()
 
 
 class Wakeup:

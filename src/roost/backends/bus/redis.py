@@ -26,6 +26,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from roost.backends.bus import Listener, LocalListeners
+from roost.backends.errors import redis_outage, translate_errors
 
 logger = logging.getLogger("roost.bus")
 
@@ -50,6 +51,7 @@ return out
 """
 
 
+@translate_errors("Redis", redis_outage)
 class RedisBus:
     kind = "redis"
 

@@ -7,7 +7,12 @@ Keys given to a store are already namespaced by the service (`<tenant>:<key>`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from roost.backends import messaging_backend
+
+if TYPE_CHECKING:
+    from roost.backends.sql import Database
 
 NO_EXPIRY = -1
 """What `ttl` answers for a key that never expires."""
@@ -84,3 +89,15 @@ class KVStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def open_kv_store(url: str | None, db: Database, *, near_cache_bytes: int = 0) -> KVStore:
+    """The KV store of a `redis_url`: Redis (with a near cache of `near_cache_bytes`), or
+    without one the tables of the SQL database `db`."""
+    if url is not None and messaging_backend(url) == "redis":
+        from roost.backends.kv.redis import RedisKVStore
+
+        return RedisKVStore(url, near_cache_bytes=near_cache_bytes)
+    from roost.backends.kv.sql import SqlKVStore
+
+    return SqlKVStore(db)

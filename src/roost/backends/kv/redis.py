@@ -14,6 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from roost.backends.errors import redis_outage, translate_errors
 from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.kv.near import NearCache
 from roost.backends.redis_keys import glob_escape, matching_batches
@@ -51,6 +52,7 @@ _PREFIX = "roost:kv:"
 _LOCKS = "roost:lock:"
 
 
+@translate_errors("Redis", redis_outage)
 class RedisKVStore:
     kind = "redis"
 

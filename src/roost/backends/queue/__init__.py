@@ -10,7 +10,12 @@ by the service (`<tenant>:<queue>`). Bodies are JSON text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from roost.backends import messaging_backend
+
+if TYPE_CHECKING:
+    from roost.backends.sql import Database
 
 DEFAULT_MAX_DELIVERIES = 5
 
@@ -84,3 +89,14 @@ class QueueStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def open_queue_store(url: str | None, db: Database) -> QueueStore:
+    """The queue store of a `redis_url`: Redis, or without one the tables of `db`."""
+    if url is not None and messaging_backend(url) == "redis":
+        from roost.backends.queue.redis import RedisQueueStore
+
+        return RedisQueueStore(url)
+    from roost.backends.queue.sql import SqlQueueStore
+
+    return SqlQueueStore(db)

@@ -15,6 +15,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from roost.backends.errors import redis_outage, translate_errors
 from roost.backends.queue import DEFAULT_MAX_DELIVERIES, Delivery, NackAction, QueueCounts
 from roost.backends.redis_keys import glob_escape, matching_batches
 
@@ -141,6 +142,7 @@ def _delivery(message_id: str, raw: str) -> Delivery:
     )
 
 
+@translate_errors("Redis", redis_outage)
 class RedisQueueStore:
     kind = "redis"
 

@@ -32,6 +32,8 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from roost.backends.sql.errors import sql_outage
+
 if TYPE_CHECKING:
     from roost.backends.sql.database import Database
 
@@ -80,12 +82,13 @@ class ConfinedReads:
         SQLite also allows only `functions` (PostgreSQL: what the role may run, which is
         confined by its privileges). Raises ReadRefused or ReadTooSlow.
         """
-        if self._db.dialect == "sqlite":
-            return await self._read_sqlite(
-                namespace, sql, params, tables, functions, limit, seconds
-            )
-        await self.prepare(namespace, tables)
-        return await self._read_postgresql(namespace, sql, params, limit, seconds)
+        with self._db.outages():
+            if self._db.dialect == "sqlite":
+                return await self._read_sqlite(
+                    namespace, sql, params, tables, functions, limit, seconds
+                )
+            await self.prepare(namespace, tables)
+            return await self._read_postgresql(namespace, sql, params, limit, seconds)
 
     # -- PostgreSQL roles ------------------------------------------------------------------
 
@@ -167,6 +170,8 @@ class ConfinedReads:
                 result = await conn.exec_driver_sql(sql, params)
                 return [dict(row) for row in result.mappings().fetchmany(limit)]
         except DBAPIError as exc:
+            if sql_outage(exc):
+                raise  # the database is away, not the read at fault (503, by `outages`)
             message = _first_line(exc.orig)
             if "statement timeout" in message or "canceling statement" in message:
                 raise ReadTooSlow(message) from None

@@ -25,7 +25,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import Executable
 
+from roost.backends.errors import map_errors
 from roost.backends.sql.confined import ConfinedReads
+from roost.backends.sql.errors import sql_outage
 from roost.backends.sql.fast import execute, sqlite_text
 
 CONTROL = "_control"
@@ -81,11 +83,17 @@ class Database:
 
     # -- connections ----------------------------------------------------------------------
 
+    def outages(self) -> contextlib.AbstractContextManager[None]:
+        """Around any use of the database: an outage raises ServiceUnavailableError (503);
+        every other error passes unchanged. `read`, `write`, `run` and the lookups apply it."""
+        return map_errors("SQLite" if self.dialect == "sqlite" else "PostgreSQL", sql_outage)
+
     @asynccontextmanager
     async def read(self, namespace: str) -> AsyncIterator[AsyncConnection]:
         """A connection for reads; whatever it changes is rolled back."""
-        async with self._engine(namespace).connect() as conn:
-            yield await self._scoped(conn, namespace)
+        with self.outages():
+            async with self._engine(namespace).connect() as conn:
+                yield await self._scoped(conn, namespace)
 
     @asynccontextmanager
     async def write(
@@ -97,6 +105,14 @@ class Database:
         SQLite every write of a namespace does): for work inside the transaction that must
         follow commit order. On PostgreSQL it also bounds how many of them wait, each holding
         a pooled connection, for a second one (a change feed's append)."""
+        with self.outages():
+            async with self._transaction(namespace, serial) as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _transaction(
+        self, namespace: str, serial: str | None
+    ) -> AsyncIterator[AsyncConnection]:
         if self.dialect == "sqlite":
             lock = self._write_locks.setdefault(namespace, asyncio.Lock())
             async with lock, self._engine(namespace).connect() as conn:
@@ -125,9 +141,10 @@ class Database:
             context = self.write(namespace) if write else self.read(namespace)
             async with context as conn:
                 return await conn.run_sync(work)
-        if not write:
-            return await asyncio.to_thread(self._run_sqlite, namespace, work, "DEFERRED")
-        return await self._group_write(namespace, work)
+        with self.outages():
+            if not write:
+                return await asyncio.to_thread(self._run_sqlite, namespace, work, "DEFERRED")
+            return await self._group_write(namespace, work)
 
     async def _group_write(self, namespace: str, work: Callable[[Connection], T]) -> T:
         """SQLite: a write in the next group commit of its namespace. The writes that arrive
@@ -198,13 +215,15 @@ class Database:
         waits for the writer. Never for scans."""
         if self.dialect == "sqlite":
             sql, values = sqlite_text(statement, params)
-            return self._inline_connection(namespace).execute(sql, values).fetchone()
+            with self.outages():
+                return self._inline_connection(namespace).execute(sql, values).fetchone()
         return await self.run(namespace, lambda conn: execute(conn, statement, params).first())
 
     def lookup_rows(self, namespace: str, sql: str, params: tuple[Any, ...]) -> list[Any]:
         """SQLite only: every row of a few primary-key lookups in one statement (SQL text, for
         an IN of a list), inline like `first_row`."""
-        return self._inline_connection(namespace).execute(sql, params).fetchall()
+        with self.outages():
+            return self._inline_connection(namespace).execute(sql, params).fetchall()
 
     def _inline_connection(self, namespace: str) -> sqlite3.Connection:
         conn = self._inline.get(namespace)

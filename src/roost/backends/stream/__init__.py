@@ -8,7 +8,12 @@ events past a room's `max_events` or `max_age`; offsets never restart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from roost.backends import messaging_backend
+
+if TYPE_CHECKING:
+    from roost.backends.sql import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +77,14 @@ class StreamStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def open_stream_store(url: str | None, db: Database) -> StreamStore:
+    """The stream store of a `redis_url`: Redis, or without one the tables of `db`."""
+    if url is not None and messaging_backend(url) == "redis":
+        from roost.backends.stream.redis import RedisStreamStore
+
+        return RedisStreamStore(url)
+    from roost.backends.stream.sql import SqlStreamStore
+
+    return SqlStreamStore(db)

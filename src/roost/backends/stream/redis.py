@@ -15,6 +15,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from roost.backends.errors import redis_outage, translate_errors
 from roost.backends.redis_keys import glob_escape, matching_batches
 from roost.backends.stream import NewEvent, Page, Retention, StoredEvent
 
@@ -72,6 +73,7 @@ def _event(raw: str) -> StoredEvent:
     return StoredEvent(e["i"], int(e["o"]), e["e"], e["d"], json.loads(e["m"]), e["t"] / 1000)
 
 
+@translate_errors("Redis", redis_outage)
 class RedisStreamStore:
     kind = "redis"
 
