@@ -1,26 +1,35 @@
-"""The one path every call takes, whatever door it came through.
+"""The one path every call takes, whatever door it came through, and the door kit.
 
 `identify` turns a request's headers into a Context (tenant + principal) once per request;
 `invoke` checks access and scope, decodes the parameters, admits the call past the caller's
 limits (`server/limits.py`: calls in flight and rate, per principal and per tenant) and runs
 the handler. Errors are RoostErrors from here on; the doors only turn them into responses or
 frames.
+
+The door kit is what every door (REST and batch, WebSocket, files) does around a call, written
+once here: `context_from_scope` builds the Context of an ASGI request, `guard` maps any error
+to the one error shape under a request id, and `meter` / `metered` count the call and its
+bytes (file bodies as they stream) against the caller.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any, TypeVar
+
+from starlette.types import Scope
 
 from roost.errors import (
     AuthenticationError,
     AuthorizationError,
     NotAuthenticatedError,
     NotFoundError,
+    RoostError,
     ValidationError,
 )
 from roost.server.limits import Limits
+from roost.server.responses import Reply, as_roost_error, error_reply
 from roost.services.context import Context, Platform
 from roost.services.principals import Credential, authenticate
 from roost.services.registry import Operation, Registry, each_valid
@@ -81,9 +90,58 @@ class Dispatcher:
             user_agent=headers.get("user-agent", ""),
         )
 
+    async def context_from_scope(
+        self,
+        scope: Scope,
+        headers: Mapping[str, str],
+        request_id: str = "",
+        *,
+        tenant: str | None = None,
+    ) -> Context:
+        """The Context of an ASGI request (HTTP or WebSocket, `headers` as `headers_of` gives
+        them). Its caller is identified from its headers; with `tenant`, it is an anonymous
+        caller of that tenant whose authority is the link it followed (a signed link, a public
+        file), so nothing is checked here: the service that serves the link does."""
+        client = scope.get("client")
+        address = client[0] if client else ""
+        if tenant is not None:
+            return Context(
+                platform=self.platform,
+                tenant=tenant,
+                principal=None,
+                request_id=request_id,
+                client_address=address,
+                user_agent=headers.get("user-agent", ""),
+            )
+        return await self.identify(
+            headers, host=headers.get("host", ""), client_address=address, request_id=request_id
+        )
+
+    def meter(
+        self, ctx: Context | None, bytes_in: int = 0, bytes_out: int = 0, *, calls: int = 1
+    ) -> None:
+        """Count `calls` calls and their bytes against the caller of `ctx`; a caller the server
+        could not identify (`ctx` None) is not metered."""
+        if ctx is not None:
+            principal = ctx.principal
+            key = principal.api_key_id if principal else None
+            self.platform.meter.count(ctx.tenant, key, bytes_in, bytes_out, calls=calls)
+
+    async def metered(
+        self, ctx: Context, chunks: AsyncIterable[bytes], *, incoming: bool
+    ) -> AsyncIterator[bytes]:
+        """`chunks` (a file body going in or out), each counted against the caller as it
+        passes: a transfer cut short is metered for what it moved."""
+        async for chunk in chunks:
+            if incoming:
+                self.meter(ctx, len(chunk), calls=0)
+            else:
+                self.meter(ctx, bytes_out=len(chunk), calls=0)
+            yield chunk
+
     async def invoke(self, ctx: Context, op: Operation, body: bytes, codec: Codec) -> Any:
         """Check that the caller may run `op`, decode its parameters and run it."""
-        check_access(ctx, op)
+        check_access(ctx, op.scope, op.name, public=op.access == "public")
         params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
         who = self.limits.enter(ctx)
         try:
@@ -99,7 +157,7 @@ class Dispatcher:
         (a run past a limit is refused whole)."""
         batch = op.batch
         assert batch is not None
-        check_access(ctx, op)
+        check_access(ctx, op.scope, op.name, public=op.access == "public")
         what = f"parameters for {op.name}"
         who = self.limits.enter(ctx, len(bodies))
         try:
@@ -117,27 +175,32 @@ def headers_of(scope: Mapping[str, Any]) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def require_scope(ctx: Context, scope: str, what: str) -> None:
-    """For doors outside the registry (file streams): a principal holding `scope`."""
-    if ctx.principal is None:
-        raise NotAuthenticatedError(f"{what} needs a credential: sign in, or send an API key")
-    if not ctx.principal.allows(scope):
-        raise AuthorizationError(
-            f"{what} needs the scope {scope!r}", code="missing_scope", details={"scope": scope}
-        )
-
-
-def check_access(ctx: Context, op: Operation) -> None:
-    if op.access == "public":
+def check_access(ctx: Context, scope: str | None, what: str, *, public: bool = False) -> None:
+    """The one access check of every door: unless `what` (an operation, a subscription, a
+    file transfer) is public, a signed-in caller, holding `scope` when one is named."""
+    if public:
         return
     if ctx.principal is None:
-        raise NotAuthenticatedError(f"{op.name} needs a credential: sign in, or send an API key")
-    if op.scope is not None and not ctx.principal.allows(op.scope):
+        raise NotAuthenticatedError(f"{what} needs a credential: sign in, or send an API key")
+    if scope is not None and not ctx.principal.allows(scope):
         raise AuthorizationError(
-            f"{op.name} needs the scope {op.scope!r}, which this credential does not have",
+            f"{what} needs the scope {scope!r}, which this credential does not have",
             code="missing_scope",
-            details={"scope": op.scope},
+            details={"scope": scope},
         )
+
+
+def guard(exc: BaseException, request_id: str) -> RoostError:
+    """The one error mapping of every door: the RoostError to answer `exc` with. Anything
+    unexpected is logged under `request_id` (which the answer carries) and answered without
+    internals."""
+    return as_roost_error(exc, request_id)
+
+
+def error_response(exc: BaseException, request_id: str, codec: Codec) -> Reply:
+    """An HTTP door's answer to a call that failed: `{"error": {...}}` with the error's status
+    and the X-Request-Id header."""
+    return error_reply(guard(exc, request_id), codec, request_id)
 
 
 def decode_body(body: bytes, codec: Codec, into: type[T], what: str) -> T:

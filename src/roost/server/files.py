@@ -1,6 +1,9 @@
 """The file door: streamed uploads and downloads (with Range), signed links, public buckets.
 
-Bodies stream in chunks in both directions and are never held whole in memory.
+Bodies stream in chunks in both directions and are never held whole in memory, and are metered
+as they pass. The door only speaks HTTP: which file a request may read, and its bytes, come
+from `services/storage.py`; context, errors, request ids and metering from the door kit
+(`server/dispatch.py`).
 
 A user's file is served from the API's origin (and the dashboard's, at `/_/`), so it must never
 run there as a page: every file answer says `Content-Disposition: attachment` (inline only for
@@ -11,56 +14,151 @@ and `Content-Security-Policy: default-src 'none'; sandbox`.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy.engine import RowMapping
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from roost.errors import NotFoundError, RoostError, ValidationError
-from roost.server.dispatch import Dispatcher, headers_of, require_scope
-from roost.server.responses import as_roost_error, encoded, error_reply, request_id, response_codec
+from roost.errors import RoostError, ValidationError
+from roost.server.dispatch import Dispatcher, check_access, error_response, headers_of
+from roost.server.responses import encoded, request_id, response_codec
 from roost.services.context import Context
-from roost.services.storage import blob_key, find_file, read_link, store_file
-from roost.services.tenants import ensure_exists
+from roost.services.storage import (
+    Download,
+    open_download,
+    open_public_download,
+    open_signed_download,
+    store_file,
+)
 from roost.wire.codec import JSON
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
 _PLAIN_NAME = re.compile(r"[^A-Za-z0-9._ -]")
-Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(slots=True)
+class _Call:
+    """One request through the file door: its id, and its caller once known (for metering)."""
+
+    request: Request
+    request_id: str
+    headers: dict[str, str]
+    ctx: Context | None = None
+
+
+Endpoint = Callable[[_Call], Awaitable[Response]]
 
 
 def file_routes(dispatcher: Dispatcher) -> list[Route]:
+    door = FileDoor(dispatcher)
     object_path = "/api/v1/storage/buckets/{bucket}/objects/{name:path}"
     return [
-        Route(object_path, _guarded(_upload(dispatcher)), methods=["PUT"]),
-        Route(object_path, _guarded(_download(dispatcher)), methods=["GET", "HEAD"]),
-        Route(
-            "/api/v1/storage/signed/{token}", _guarded(_signed(dispatcher)), methods=["GET", "HEAD"]
-        ),
+        Route(object_path, door.route(door.upload), methods=["PUT"]),
+        Route(object_path, door.route(door.download), methods=["GET", "HEAD"]),
+        Route("/api/v1/storage/signed/{token}", door.route(door.signed), methods=["GET", "HEAD"]),
         Route(
             "/api/v1/storage/public/{tenant}/{bucket}/{name:path}",
-            _guarded(_public(dispatcher)),
+            door.route(door.public),
             methods=["GET", "HEAD"],
         ),
     ]
 
 
-def _guarded(endpoint: Endpoint) -> Endpoint:
-    async def guarded(request: Request) -> Response:
-        try:
-            _refuse_nul(request.path_params)
-            return await endpoint(request)
-        except Exception as exc:
-            rid = request_id(request.headers.get("x-request-id"))
-            codec = response_codec(request.headers.get("accept"))
-            return error_reply(as_roost_error(exc, rid), codec, rid).as_response()
+class FileDoor:
+    """HTTP around `services/storage.py`: streamed bodies, Range, ETags, safe headers. Each
+    request goes through the door kit (context, errors, request id, metering) like any call."""
 
-    return guarded
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def route(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            headers = headers_of(request.scope)
+            call = _Call(request, request_id(headers.get("x-request-id")), headers)
+            try:
+                _refuse_nul(request.path_params)
+                response = await endpoint(call)
+            except Exception as exc:
+                codec = response_codec(headers.get("accept"))
+                response = error_response(exc, call.request_id, codec).as_response()
+            # a streamed body is metered as it goes (`Dispatcher.metered`)
+            sent = 0 if isinstance(response, StreamingResponse) else len(response.body)
+            self.dispatcher.meter(call.ctx, bytes_out=sent)
+            response.headers["X-Request-Id"] = call.request_id
+            return response
+
+        return guarded
+
+    async def _identify(self, call: _Call, tenant: str | None = None) -> Context:
+        call.ctx = await self.dispatcher.context_from_scope(
+            call.request.scope, call.headers, call.request_id, tenant=tenant
+        )
+        return call.ctx
+
+    async def upload(self, call: _Call) -> Response:
+        ctx = await self._identify(call)
+        check_access(ctx, "storage:write", "uploading a file")
+        request = call.request
+        stored = await store_file(
+            ctx,
+            request.path_params["bucket"],
+            request.path_params["name"],
+            call.headers.get("content-type", "application/octet-stream"),
+            _metadata(request.headers.get("x-roost-metadata")),
+            self.dispatcher.metered(ctx, request.stream(), incoming=True),
+            sha256=call.headers.get("x-roost-sha256"),
+        )
+        return encoded(stored, response_codec(call.headers.get("accept"))).as_response()
+
+    async def download(self, call: _Call) -> Response:
+        ctx = await self._identify(call)
+        check_access(ctx, "storage:read", "downloading a file")
+        params = call.request.path_params
+        return self._serve(call, await open_download(ctx, params["bucket"], params["name"]))
+
+    async def signed(self, call: _Call) -> Response:
+        token = call.request.path_params["token"]
+        found = await open_signed_download(self.dispatcher.platform, token)
+        await self._identify(call, found.tenant)
+        return self._serve(call, found)
+
+    async def public(self, call: _Call) -> Response:
+        params = call.request.path_params
+        found = await open_public_download(
+            self.dispatcher.platform, params["tenant"], params["bucket"], params["name"]
+        )
+        await self._identify(call, found.tenant)
+        return self._serve(call, found)
+
+    def _serve(self, call: _Call, found: Download) -> Response:
+        info = found.info
+        headers = {
+            "ETag": f'"{info.etag}"',
+            "Accept-Ranges": "bytes",
+            "X-Roost-Sha256": info.sha256,
+            **_contained(info.name, info.content_type),
+        }
+        if call.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        start, end, status = 0, info.size - 1, 200
+        wanted = call.headers.get("range")
+        if wanted:
+            start, end = _range(wanted, info.size)
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+        headers["Content-Length"] = str(max(end - start + 1, 0))
+        if call.request.method == "HEAD":
+            return Response(status_code=status, headers=headers, media_type=info.content_type)
+        assert call.ctx is not None
+        chunks = self.dispatcher.metered(call.ctx, found.chunks(start, end), incoming=False)
+        return StreamingResponse(
+            chunks, status_code=status, headers=headers, media_type=info.content_type
+        )
 
 
 def _refuse_nul(params: dict[str, str]) -> None:
@@ -69,109 +167,6 @@ def _refuse_nul(params: dict[str, str]) -> None:
     for name, value in params.items():
         if "\x00" in value:
             raise ValidationError(f"{name} may not contain NUL (U+0000)", details={"field": name})
-
-
-async def _context(dispatcher: Dispatcher, request: Request) -> Context:
-    headers = headers_of(request.scope)
-    return await dispatcher.identify(
-        headers,
-        host=headers.get("host", ""),
-        client_address=request.client.host if request.client else "",
-    )
-
-
-def _upload(dispatcher: Dispatcher) -> Endpoint:
-    async def upload(request: Request) -> Response:
-        ctx = await _context(dispatcher, request)
-        require_scope(ctx, "storage:write", "uploading a file")
-        metadata = _metadata(request.headers.get("x-roost-metadata"))
-        stored = await store_file(
-            ctx,
-            request.path_params["bucket"],
-            request.path_params["name"],
-            request.headers.get("content-type", "application/octet-stream"),
-            metadata,
-            request.stream(),
-            sha256=request.headers.get("x-roost-sha256"),
-        )
-        return encoded(stored, response_codec(request.headers.get("accept"))).as_response()
-
-    return upload
-
-
-def _download(dispatcher: Dispatcher) -> Endpoint:
-    async def download(request: Request) -> Response:
-        ctx = await _context(dispatcher, request)
-        require_scope(ctx, "storage:read", "downloading a file")
-        return await _serve(
-            dispatcher,
-            request,
-            ctx.tenant,
-            request.path_params["bucket"],
-            request.path_params["name"],
-        )
-
-    return download
-
-
-def _signed(dispatcher: Dispatcher) -> Endpoint:
-    async def signed(request: Request) -> Response:
-        tenant, bucket, name = read_link(dispatcher.platform, request.path_params["token"])
-        await ensure_exists(dispatcher.platform, tenant)  # a deleted tenant's links: 404
-        return await _serve(dispatcher, request, tenant, bucket, name)
-
-    return signed
-
-
-def _public(dispatcher: Dispatcher) -> Endpoint:
-    async def public(request: Request) -> Response:
-        tenant = request.path_params["tenant"]
-        found: tuple[RowMapping, RowMapping] | None
-        try:
-            await ensure_exists(dispatcher.platform, tenant)
-            found = await find_file(
-                dispatcher.platform,
-                tenant,
-                request.path_params["bucket"],
-                request.path_params["name"],
-            )
-        except (NotFoundError, ValidationError):
-            found = None
-        if found is None or (found[1]["visibility"] or found[0]["visibility"]) != "public":
-            # the same answer whether the file is missing or private: nothing to learn here
-            raise NotFoundError("no public file here")
-        return await _serve(dispatcher, request, tenant, found[0]["name"], found[1]["name"])
-
-    return public
-
-
-async def _serve(
-    dispatcher: Dispatcher, request: Request, tenant: str, bucket_name: str, name: str
-) -> Response:
-    bucket, row = await find_file(dispatcher.platform, tenant, bucket_name, name)
-    size = row["size"]
-    headers = {
-        "ETag": f'"{row["etag"]}"',
-        "Accept-Ranges": "bytes",
-        "X-Roost-Sha256": row["sha256"],
-        **_contained(name, row["content_type"]),
-    }
-    if request.headers.get("if-none-match") == headers["ETag"]:
-        return Response(status_code=304, headers=headers)
-    start, end, status = 0, size - 1, 200
-    wanted = request.headers.get("range")
-    if wanted:
-        start, end = _range(wanted, size)
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    headers["Content-Length"] = str(max(end - start + 1, 0))
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=row["content_type"])
-    key = blob_key(tenant, bucket["id"], row["id"])
-    chunks = dispatcher.platform.blobs.get(key, start=start, end=end) if size else _nothing()
-    return StreamingResponse(
-        chunks, status_code=status, headers=headers, media_type=row["content_type"]
-    )
 
 
 def _contained(name: str, content_type: str) -> dict[str, str]:
@@ -189,11 +184,6 @@ def _contained(name: str, content_type: str) -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
     }
-
-
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield b""
 
 
 def _range(header: str, size: int) -> tuple[int, int]:

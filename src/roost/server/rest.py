@@ -14,17 +14,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from roost.errors import APIError, PayloadTooLargeError, RoostError, ValidationError
+from roost.errors import PayloadTooLargeError, RoostError, ValidationError
 from roost.server import idempotency
-from roost.server.dispatch import Dispatcher, decode_body, headers_of
-from roost.server.responses import (
-    Reply,
-    as_roost_error,
-    encoded,
-    error_reply,
-    request_id,
-    response_codec,
-)
+from roost.server.dispatch import Dispatcher, decode_body, error_response, guard, headers_of
+from roost.server.responses import Reply, encoded, request_id, response_codec
 from roost.services.context import Context
 from roost.services.registry import Operation
 from roost.wire.codec import JSON, Codec, codec_for, format_of
@@ -87,13 +80,7 @@ class RestDoor:
             )
             in_codec = _request_codec(headers.get("content-type"), body)
             codec = response_codec(headers.get("accept"), fallback=in_codec)
-            client = scope.get("client")
-            ctx = await self.dispatcher.identify(
-                headers,
-                host=headers.get("host", ""),
-                client_address=client[0] if client else "",
-                request_id=rid,
-            )
+            ctx = await self.dispatcher.context_from_scope(scope, headers, rid)
             key = headers.get("idempotency-key")
             if route.mutating and key is not None:
                 request = scope["path"].encode() + b"\0" + body
@@ -110,15 +97,8 @@ class RestDoor:
                 accept_encoding=headers.get("accept-encoding"),
             )
         except Exception as exc:
-            reply = error_reply(as_roost_error(exc, rid), codec, rid)
-        if ctx is not None:  # a caller the server could not identify is not metered
-            principal = ctx.principal
-            self.dispatcher.platform.meter.count(
-                ctx.tenant,
-                principal.api_key_id if principal else None,
-                len(body),
-                len(reply.body),
-            )
+            reply = error_response(exc, rid, codec)
+        self.dispatcher.meter(ctx, len(body), len(reply.body))
         return reply
 
     async def _run_batch(self, ctx: Context, body: bytes, codec: Codec) -> Outcome:
@@ -129,8 +109,8 @@ class RestDoor:
                 op = self.dispatcher.operation(item.command)
                 payload = await self.dispatcher.invoke(ctx, op, bytes(item.payload), codec)
                 results.append(BatchResult(status="success", payload=payload))
-            except APIError as exc:
-                error = ErrorBody(code=exc.code, message=exc.message, details=exc.details)
+            except Exception as exc:  # the calls before it ran: each answers for itself
+                error = ErrorBody(**guard(exc, ctx.request_id).to_dict())
                 results.append(BatchResult(status="error", error=error))
         return 200, BatchResponse(results=results)
 

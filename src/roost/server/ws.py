@@ -39,10 +39,10 @@ from roost.errors import (
     RoostError,
     ValidationError,
 )
-from roost.server.dispatch import Dispatcher, decode_body, headers_of, require_scope
+from roost.server.dispatch import Dispatcher, check_access, decode_body, guard, headers_of
 from roost.server.eager import Starter
 from roost.server.limits import refusal
-from roost.server.responses import as_roost_error
+from roost.server.responses import request_id
 from roost.services.changes import open_table_feed
 from roost.services.context import Context
 from roost.services.feeds import Feed, Push, end_tasks
@@ -123,7 +123,8 @@ class _Connection:
         try:
             release = self.limits.hold_connection(await self._context())
         except Exception as exc:
-            await self._refuse(as_roost_error(exc, ""))
+            rid = request_id(self.headers.get("x-request-id"))
+            await self._refuse(guard(exc, rid), rid)
             return
         await self.send({"type": "websocket.accept"})
         writer = asyncio.create_task(self._write())
@@ -158,15 +159,11 @@ class _Connection:
         finally:
             release()
 
-    async def _refuse(self, error: RoostError) -> None:
+    async def _refuse(self, error: RoostError, rid: str) -> None:
         """Accept only to say why, then close: 4401 unauthenticated, 4429 past a limit."""
         await self.send({"type": "websocket.accept"})
-        await self.send(
-            {
-                "type": "websocket.send",
-                "text": JSON.encode({"id": None, "error": error.to_dict()}).decode(),
-            }
-        )
+        frame = {"id": None, "error": error.to_dict(), "request_id": rid}
+        await self.send({"type": "websocket.send", "text": JSON.encode(frame).decode()})
         if isinstance(error, AuthenticationError):
             code = 4401
         else:
@@ -278,13 +275,14 @@ class _Connection:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            sent = self._answer(codec, frame.id, error=as_roost_error(exc, str(frame.id)))
+            sent = self._answer(codec, frame.id, error=exc)
         else:
             sent = self._answer(codec, frame.id, result=result)
-        self._meter(1, len(params), sent)
+        self.dispatcher.meter(self.ctx, len(params), sent)
 
     async def _call_run(self, run: list[CallFrame], codec: Codec) -> None:
         """Calls to one operation with a batch handler, run together, each answered alone."""
+        rid: str | None = None
         try:
             ctx = await self._context()
             op = self.dispatcher.operation(run[0].method or "")
@@ -293,23 +291,16 @@ class _Connection:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            error = as_roost_error(exc, str(run[0].id))
-            outcomes = [error] * len(run)
+            rid = request_id(None)  # one failure, logged once: every answer names it
+            outcomes = [guard(exc, rid)] * len(run)
         sent = 0
         for frame, outcome in zip(run, outcomes, strict=True):
             if isinstance(outcome, RoostError):
-                sent += self._answer(codec, frame.id, error=outcome)
+                sent += self._answer(codec, frame.id, error=outcome, rid=rid)
             else:
                 sent += self._answer(codec, frame.id, result=outcome)
-        self._meter(len(run), sum(len(frame.params) for frame in run), sent)
-
-    def _meter(self, calls: int, bytes_in: int, bytes_out: int) -> None:
-        if self.ctx is not None:  # a caller the server could not identify is not metered
-            principal = self.ctx.principal
-            key = principal.api_key_id if principal else None
-            self.dispatcher.platform.meter.count(
-                self.ctx.tenant, key, bytes_in, bytes_out, calls=calls
-            )
+        bytes_in = sum(len(frame.params) for frame in run)
+        self.dispatcher.meter(self.ctx, bytes_in, sent, calls=len(run))
 
     async def _watch(self) -> None:
         """Subscriptions end when the credential does (revoked, expired, user disabled): the
@@ -329,12 +320,7 @@ class _Connection:
         now = time.monotonic()
         settings = self.dispatcher.platform.settings
         if self.ctx is None or now - self.identified_at > settings.ws_reidentify_seconds:
-            client = self.scope.get("client")
-            self.ctx = await self.dispatcher.identify(
-                self.headers,
-                host=self.headers.get("host", ""),
-                client_address=client[0] if client else "",
-            )
+            self.ctx = await self.dispatcher.context_from_scope(self.scope, self.headers)
             self.identified_at = now
         return self.ctx
 
@@ -353,7 +339,7 @@ class _Connection:
     async def _subscribe(
         self, ctx: Context, kind: Subscriber, method: str, params: bytes, codec: Codec
     ) -> Subscribed:
-        require_scope(ctx, kind.scope, method)
+        check_access(ctx, kind.scope, method)
         request = decode_body(params, codec, kind.params, f"parameters for {method}")
         if len(self.feeds) + self.opening >= self.max_subscriptions:
             raise refusal(
@@ -399,11 +385,21 @@ class _Connection:
     # -- frames out --------------------------------------------------------------------------
 
     def _answer(
-        self, codec: Codec, frame_id: Any, *, result: Any = None, error: RoostError | None = None
+        self,
+        codec: Codec,
+        frame_id: Any,
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+        rid: str | None = None,
     ) -> int:
-        """Queue the answer to a call; returns its size in bytes."""
+        """Queue the answer to a call; returns its size in bytes. An error carries a request
+        id (`rid`, else one of its own: frame ids are the client's, and repeat), under which
+        the server logs what went wrong."""
         if error is not None:
-            return self._queue(codec, {"id": frame_id, "error": error.to_dict()})
+            rid = rid or request_id(None)
+            body = guard(error, rid).to_dict()
+            return self._queue(codec, {"id": frame_id, "error": body, "request_id": rid})
         return self._queue(codec, {"id": frame_id, "result": result})
 
     def _queue(self, codec: Codec, payload: Any) -> int:

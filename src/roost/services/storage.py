@@ -4,6 +4,12 @@ File metadata lives in the SQL backend (`roost_buckets`, `roost_objects`), file 
 blob store under `<tenant>/<bucket id>/<object id>`. Uploading over an existing name writes
 the new bytes under a new id and then swaps the row, so readers see the old file or the new
 one, never a mix; bytes nobody points to any more are deleted after the swap.
+
+The file door (`server/files.py`) only speaks HTTP: who may read a file (a caller's tenant, a
+signed link, a public bucket), whether its tenant exists and where its bytes are is decided
+here, by `store_file` and the three `open_*download` calls, which answer with Structs.
+A signed link names a bucket by its id, so a bucket (or tenant) deleted and made again under
+the same name is a different bucket to the links made before.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import hmac
 import json
 import time
 import unicodedata
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,12 +29,14 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from roost.backends.blob import BlobStore
 from roost.backends.sql.tables import buckets, objects, utcnow
 from roost.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from roost.services.context import Context, Platform
 from roost.services.query import compare
 from roost.services.registry import operation
 from roost.services.security import new_id
+from roost.services.tenants import ensure_exists
 from roost.wire.auth import Done
 from roost.wire.common import Empty
 from roost.wire.storage import (
@@ -93,7 +102,7 @@ async def create_bucket(ctx: Context, params: CreateBucketRequest) -> Bucket:
             )
     except IntegrityError:
         raise ConflictError(f"bucket {params.name!r} exists", details={"field": "name"}) from None
-    return _bucket(await find_bucket(ctx.platform, ctx.tenant, params.name))
+    return _bucket(await _find_bucket(ctx.platform, ctx.tenant, params.name))
 
 
 @operation("storage.list_buckets", scope="storage:read", read_only=True)
@@ -107,7 +116,7 @@ async def list_buckets(ctx: Context, params: Empty) -> list[Bucket]:
 @operation("storage.get_bucket", scope="storage:read", read_only=True)
 async def get_bucket(ctx: Context, params: BucketRef) -> Bucket:
     """One bucket."""
-    return _bucket(await find_bucket(ctx.platform, ctx.tenant, params.name))
+    return _bucket(await _find_bucket(ctx.platform, ctx.tenant, params.name))
 
 
 @operation("storage.update_bucket", scope="storage:admin")
@@ -118,19 +127,19 @@ async def update_bucket(ctx: Context, params: UpdateBucketRequest) -> Bucket:
         for k in ("description", "visibility", "max_file_size", "allowed_mime_types")
         if getattr(params, k) is not None
     }
-    await find_bucket(ctx.platform, ctx.tenant, params.name)
+    await _find_bucket(ctx.platform, ctx.tenant, params.name)
     if changes:
         async with ctx.platform.db.write(ctx.tenant) as conn:
             await conn.execute(
                 buckets.update().where(buckets.c.name == params.name).values(**changes)
             )
-    return _bucket(await find_bucket(ctx.platform, ctx.tenant, params.name))
+    return _bucket(await _find_bucket(ctx.platform, ctx.tenant, params.name))
 
 
 @operation("storage.delete_bucket", scope="storage:admin")
 async def delete_bucket(ctx: Context, params: DeleteBucketRequest) -> Done:
     """Delete a bucket; one that still holds files only with `force=True` (files go too)."""
-    bucket = await find_bucket(ctx.platform, ctx.tenant, params.name)
+    bucket = await _find_bucket(ctx.platform, ctx.tenant, params.name)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         ids = list(
             (
@@ -148,9 +157,13 @@ async def delete_bucket(ctx: Context, params: DeleteBucketRequest) -> Done:
     return Done(count=len(ids))
 
 
-async def find_bucket(platform: Platform, tenant: str, name: str) -> RowMapping:
+async def _find_bucket(
+    platform: Platform, tenant: str, name: str, *, by_id: bool = False
+) -> RowMapping:
+    """The bucket named `name` (with `by_id`, the bucket whose id is `name`)."""
+    column = buckets.c.id if by_id else buckets.c.name
     async with platform.db.read(tenant) as conn:
-        row = (await conn.execute(select(buckets).where(buckets.c.name == name))).mappings().first()
+        row = (await conn.execute(select(buckets).where(column == name))).mappings().first()
     if row is None:
         raise NotFoundError(f"no bucket named {name!r}", details={"field": "bucket"})
     return row
@@ -181,7 +194,7 @@ async def store_file(
 ) -> StoredObject:
     """Stream a file into a bucket, checking its name, type, size and (if given) sha256."""
     check_object_name(name)
-    bucket = await find_bucket(ctx.platform, ctx.tenant, bucket_name)
+    bucket = await _find_bucket(ctx.platform, ctx.tenant, bucket_name)
     content_type = content_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
     allowed = bucket["allowed_mime_types"]
     if allowed and not any(_mime_matches(content_type, pattern) for pattern in allowed):
@@ -240,11 +253,12 @@ def _mime_matches(content_type: str, pattern: str) -> bool:
     return content_type == pattern
 
 
-async def find_file(
-    platform: Platform, tenant: str, bucket_name: str, name: str
+async def _find_file(
+    platform: Platform, tenant: str, bucket_name: str, name: str, *, by_id: bool = False
 ) -> tuple[RowMapping, RowMapping]:
-    """The bucket and the file row; NotFoundError for either."""
-    bucket = await find_bucket(platform, tenant, bucket_name)
+    """The bucket (by name, or by id with `by_id`) and the file row; NotFoundError for
+    either."""
+    bucket = await _find_bucket(platform, tenant, bucket_name, by_id=by_id)
     async with platform.db.read(tenant) as conn:
         row = (
             (
@@ -264,8 +278,8 @@ async def find_file(
     return bucket, row
 
 
-async def describe_file(ctx: Context, bucket_name: str, name: str) -> StoredObject:
-    bucket, row = await find_file(ctx.platform, ctx.tenant, bucket_name, name)
+async def _describe_file(ctx: Context, bucket_name: str, name: str) -> StoredObject:
+    bucket, row = await _find_file(ctx.platform, ctx.tenant, bucket_name, name)
     return _object(bucket, row)
 
 
@@ -300,7 +314,7 @@ async def _by_id(ctx: Context, file_id: str) -> tuple[RowMapping, RowMapping]:
         )
     if found is None:
         raise NotFoundError(f"no file with id {file_id!r}", details={"field": "id"})
-    return await find_file(ctx.platform, ctx.tenant, found["bucket_name"], found["name"])
+    return await _find_file(ctx.platform, ctx.tenant, found["bucket_name"], found["name"])
 
 
 @operation("storage.stat_by_id", scope="storage:read", read_only=True)
@@ -320,7 +334,7 @@ async def delete_by_id(ctx: Context, params: FileIdRef) -> Done:
 @operation("storage.stat", scope="storage:read", read_only=True)
 async def stat(ctx: Context, params: ObjectRef) -> StoredObject:
     """A file's size, type, hashes and metadata."""
-    return await describe_file(ctx, params.bucket, params.name)
+    return await _describe_file(ctx, params.bucket, params.name)
 
 
 _LIST_FIELDS = {
@@ -336,7 +350,7 @@ _LIST_FIELDS = {
 async def list_files(ctx: Context, params: ListObjectsRequest) -> list[StoredObject]:
     """Files of a bucket by name, under a prefix, matching filters on name, mimetype, size,
     created_at or `metadata.<key>`."""
-    bucket = await find_bucket(ctx.platform, ctx.tenant, params.bucket)
+    bucket = await _find_bucket(ctx.platform, ctx.tenant, params.bucket)
     conditions = [objects.c.bucket_id == bucket["id"]]
     if params.prefix:
         conditions.append(objects.c.name.startswith(params.prefix, autoescape=True))
@@ -375,7 +389,7 @@ async def list_files(ctx: Context, params: ListObjectsRequest) -> list[StoredObj
 @operation("storage.update", scope="storage:write")
 async def update_file(ctx: Context, params: UpdateObjectRequest) -> StoredObject:
     """Rename a file, or change its visibility or metadata."""
-    _, row = await find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
+    _, row = await _find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
     changes: dict[str, Any] = {}
     if params.new_name is not None:
         changes["name"] = check_object_name(params.new_name, "new_name")
@@ -397,13 +411,13 @@ async def update_file(ctx: Context, params: UpdateObjectRequest) -> StoredObject
             raise ConflictError(
                 f"a file named {params.new_name!r} exists", details={"field": "new_name"}
             ) from None
-    return await describe_file(ctx, params.bucket, changes.get("name", params.name))
+    return await _describe_file(ctx, params.bucket, changes.get("name", params.name))
 
 
 @operation("storage.delete", scope="storage:write")
 async def delete_files(ctx: Context, params: DeleteObjectsRequest) -> Done:
     """Delete files by name; names that do not exist are skipped (see `count`)."""
-    bucket = await find_bucket(ctx.platform, ctx.tenant, params.bucket)
+    bucket = await _find_bucket(ctx.platform, ctx.tenant, params.bucket)
     for index, name in enumerate(params.names):
         check_object_name(name, f"names[{index}]")
     async with ctx.platform.db.write(ctx.tenant) as conn:
@@ -434,9 +448,9 @@ async def move_object(ctx: Context, params: CopyObjectRequest) -> StoredObject:
 
 
 async def _copy(ctx: Context, params: CopyObjectRequest, *, move: bool) -> StoredObject:
-    source_bucket, row = await find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
+    source_bucket, row = await _find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
     target_name = check_object_name(params.destination_name or params.name, "destination_name")
-    target = await find_bucket(ctx.platform, ctx.tenant, params.destination_bucket)
+    target = await _find_bucket(ctx.platform, ctx.tenant, params.destination_bucket)
     if (source_bucket["id"], row["name"]) == (target["id"], target_name):
         raise ValidationError(
             "the destination is the file itself", details={"field": "destination_name"}
@@ -471,27 +485,93 @@ async def _copy(ctx: Context, params: CopyObjectRequest, *, move: bool) -> Store
     return _object(target, copied)
 
 
+# -- reading files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A file found and allowed to its reader: what it is, and its bytes on demand (an
+    answer that sends no body, HEAD or 304, reads none)."""
+
+    tenant: str
+    info: StoredObject
+    _blobs: BlobStore
+    _key: str
+
+    def chunks(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes from `start` to `end` (inclusive, the last byte when None), in chunks."""
+        if self.info.size == 0:
+            return _nothing()
+        return self._blobs.get(self._key, start=start, end=end)
+
+
+async def open_download(ctx: Context, bucket_name: str, name: str) -> Download:
+    """A file of the caller's tenant (the door has checked `storage:read`)."""
+    bucket, row = await _find_file(ctx.platform, ctx.tenant, bucket_name, name)
+    return _download(ctx.platform, ctx.tenant, bucket, row)
+
+
+async def open_public_download(
+    platform: Platform, tenant: str, bucket_name: str, name: str
+) -> Download:
+    """A public file (its own visibility, else its bucket's), for anyone. A missing tenant,
+    bucket or file and a private file answer alike, so nothing is learnt from asking."""
+    try:
+        await ensure_exists(platform, tenant)
+        bucket, row = await _find_file(platform, tenant, bucket_name, name)
+    except (NotFoundError, ValidationError):
+        raise NotFoundError("no public file here") from None
+    if (row["visibility"] or bucket["visibility"]) != "public":
+        raise NotFoundError("no public file here")
+    return _download(platform, tenant, bucket, row)
+
+
+async def open_signed_download(platform: Platform, token: str) -> Download:
+    """The file a signed link names (AuthenticationError if the link is tampered with or
+    expired). A link outlives nothing it names: once its tenant or bucket is deleted it
+    answers 404, even after one of the same name is made again."""
+    tenant, bucket_id, name = read_link(platform, token)
+    try:
+        await ensure_exists(platform, tenant)
+        bucket, row = await _find_file(platform, tenant, bucket_id, name, by_id=True)
+    except NotFoundError:
+        raise NotFoundError("the file of this link no longer exists") from None
+    return _download(platform, tenant, bucket, row)
+
+
+def _download(platform: Platform, tenant: str, bucket: RowMapping, row: RowMapping) -> Download:
+    key = blob_key(tenant, bucket["id"], row["id"])
+    return Download(tenant, _object(bucket, row), platform.blobs, key)
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
 # -- links without credentials ---------------------------------------------------------------
 
 
 @operation("storage.create_signed_url", scope="storage:read")
 async def create_signed_url(ctx: Context, params: SignedUrlRequest) -> SignedUrl:
     """A link that downloads the file without credentials until it expires."""
-    await find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
+    bucket, _ = await _find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
     expires = int(time.time()) + params.expires_in
-    token = sign_link(ctx.platform, ctx.tenant, params.bucket, params.name, expires)
+    token = sign_link(ctx.platform, ctx.tenant, bucket["id"], params.name, expires)
     path = f"/api/v1/storage/signed/{token}"
     return SignedUrl(signed_url=path, path=path, expires_at=datetime.fromtimestamp(expires, tz=UTC))
 
 
-def sign_link(platform: Platform, tenant: str, bucket: str, name: str, expires: int) -> str:
-    payload = json.dumps([tenant, bucket, name, expires], separators=(",", ":")).encode()
+def sign_link(platform: Platform, tenant: str, bucket_id: str, name: str, expires: int) -> str:
+    """A token for the file `name` of the bucket whose id is `bucket_id`, until `expires`."""
+    payload = json.dumps([tenant, bucket_id, name, expires], separators=(",", ":")).encode()
     body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
     return f"{body}.{_mac(platform, body)}"
 
 
 def read_link(platform: Platform, token: str) -> tuple[str, str, str]:
-    """(tenant, bucket, name) of a signed link; AuthenticationError if tampered or expired."""
+    """(tenant, bucket id, name) of a signed link; AuthenticationError if tampered or
+    expired."""
     body, _, mac = token.partition(".")
     if not mac or not hmac.compare_digest(mac, _mac(platform, body)):
         raise AuthenticationError("this link is not valid", code="invalid_credentials")
@@ -507,7 +587,9 @@ def read_link(platform: Platform, token: str) -> tuple[str, str, str]:
 
 
 def _mac(platform: Platform, body: str) -> str:
-    key = platform.access_tokens.derive("signed-links")
+    # "v2": links name a bucket by id. Links of before (by name) are refused as not valid,
+    # never read as naming a bucket whose id is that name.
+    key = platform.access_tokens.derive("signed-links-v2")
     return (
         base64.urlsafe_b64encode(hmac.new(key, body.encode(), hashlib.sha256).digest())
         .rstrip(b"=")

@@ -2,7 +2,8 @@
 
 Client → server: `{"id", "method", "params"}` calls any operation (or `stream.subscribe`,
 `pubsub.subscribe`, `database.subscribe`, `unsubscribe`); `{"type": "ping"}` asks for a pong.
-Server → client: `{"id", "result"}` or `{"id", "error"}` answers a call; `{"sub", "event"}`
+Server → client: `{"id", "result"}` or `{"id", "error", "request_id"}` (the id the server logged
+the error under) answers a call; `{"sub", "event"}`
 pushes an event of a subscription; `{"type": "pong"}`. Text frames carry JSON, binary frames
 MessagePack; each answer uses the format of the frame it answers. A frame may also carry an
 array of calls; a client that sends one gets its answers and events in arrays as well, as many
