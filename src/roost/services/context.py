@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 from roost.backends.blob import BlobStore
 from roost.backends.bus import Bus
@@ -17,13 +17,11 @@ from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
 from roost.backends.stream import StreamStore
 from roost.errors import AuthorizationError, NotAuthenticatedError
+from roost.services.caching import TTLCache
 from roost.services.metering import Meter
 from roost.services.security import AccessTokens, Passwords, scope_allows
 from roost.services.vault import Vault
 from roost.settings import Settings
-
-if TYPE_CHECKING:
-    from roost.services.schema import TenantSchema
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +132,9 @@ class Platform:
     vault: Vault
     mailer: Mailer
     meter: Meter
-    known_tenants: dict[str, float] = field(default_factory=dict)
-    logs_swept_at: dict[str, float] = field(default_factory=dict)  # tenant -> monotonic time
-    schemas: dict[str, tuple[float, TenantSchema]] = field(default_factory=dict)
-    kv_ttl_bounds: dict[str, tuple[float, tuple[int | None, int | None]]] = field(
-        default_factory=dict
-    )
+    caches: dict[str, TTLCache[Any]] = field(default_factory=dict)
+    """the services' caches by tenant (`services/caching.TenantCache`), kept here so that a
+    tenant can be forgotten in all of them at once"""
 
     background: set[asyncio.Task[None]] = field(default_factory=set)  # kept until done
 
@@ -150,11 +145,13 @@ class Platform:
         await self.forget_principals()
         await self.bus.publish(TENANT_DELETED, name.encode())
 
+    def forget_cached(self, name: str) -> None:
+        """Drop what every service cached of tenant `name` in this process."""
+        for cache in self.caches.values():
+            cache.pop(name)
+
     def _drop_tenant_caches(self, name: str) -> None:
-        self.known_tenants.pop(name, None)
-        self.schemas.pop(name, None)
-        self.kv_ttl_bounds.pop(name, None)
-        self.logs_swept_at.pop(name, None)
+        self.forget_cached(name)
         self.meter.forget(name)
 
     def _on_tenant_deleted(self, payload: bytes) -> None:
@@ -174,7 +171,7 @@ class Platform:
 
     def listen_for_revocations(self) -> None:
         self.bus.listen(REVOCATIONS, lambda _: self.principals.clear())
-        self.bus.listen(TENANT_SETTINGS, lambda _: self.kv_ttl_bounds.clear())
+        self.bus.listen(TENANT_SETTINGS, lambda payload: self.forget_cached(payload.decode()))
         self.bus.listen(TENANT_DELETED, self._on_tenant_deleted)
 
 

@@ -5,8 +5,6 @@ that age (and at least hourly)."""
 
 from __future__ import annotations
 
-import math
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +13,7 @@ from sqlalchemy import func, select
 
 from roost.backends.sql.tables import logs, utcnow
 from roost.errors import ValidationError
+from roost.services.caching import TenantCache
 from roost.services.context import Context
 from roost.services.registry import operation
 from roost.wire.auth import Done
@@ -29,6 +28,7 @@ from roost.wire.logs import (
 )
 
 _DATA_LIMIT = 64 * 1024
+_SWEPT = TenantCache[bool]("logs.swept", ttl=3600)  # tenants whose old entries went lately
 _LEVEL_NAMES: dict[int, Level] = {number: name for name, number in LEVELS.items()}
 
 
@@ -61,9 +61,9 @@ async def write(ctx: Context, params: WriteLogsRequest) -> Done:
     async with ctx.platform.db.write(ctx.tenant) as conn:
         await conn.execute(logs.insert(), rows)
         max_age = ctx.platform.settings.logs_max_age
-        swept = ctx.platform.logs_swept_at
-        if time.monotonic() - swept.get(ctx.tenant, -math.inf) >= min(max_age / 100, 3600):
-            swept[ctx.tenant] = time.monotonic()
+        swept = _SWEPT.of(ctx.platform)
+        if not swept.get(ctx.tenant):
+            swept.put(ctx.tenant, True, ttl=min(max_age / 100, 3600))
             await conn.execute(logs.delete().where(logs.c.at < now - timedelta(seconds=max_age)))
     return Done(count=len(rows))
 

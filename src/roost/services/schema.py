@@ -7,7 +7,6 @@ per tenant for a few seconds; a change clears the cache of this process at once.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlglot import exp
 
 from roost.backends.sql.tables import schema_migrations, user_tables, utcnow
 from roost.errors import ConflictError, NotFoundError, ValidationError
+from roost.services.caching import TenantCache
 from roost.services.context import Context, Platform
 from roost.services.registry import operation
 from roost.services.tabledefs import (
@@ -53,7 +53,7 @@ from roost.wire.database import (
     TableSummary,
 )
 
-_CACHE_SECONDS = 2.0
+_SCHEMAS = TenantCache["TenantSchema"]("schema.tables", ttl=2.0)
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,12 @@ def build_schema(definitions: dict[str, TableDef], dialect: str) -> TenantSchema
 
 async def load_schema(platform: Platform, tenant: str) -> TenantSchema:
     """The tenant's tables, from the cache when it is fresh."""
-    cached = platform.schemas.get(tenant)
-    if cached is not None and time.monotonic() - cached[0] < _CACHE_SECONDS:
-        return cached[1]
-    async with platform.db.read(tenant) as conn:
-        schema = await _read_schema(conn, platform.db.dialect)
-    platform.schemas[tenant] = (time.monotonic(), schema)
-    return schema
+
+    async def load() -> TenantSchema:
+        async with platform.db.read(tenant) as conn:
+            return await _read_schema(conn, platform.db.dialect)
+
+    return await _SCHEMAS.of(platform).get_or_load(tenant, load)
 
 
 async def _read_schema(conn: AsyncConnection, dialect: str) -> TenantSchema:
@@ -372,7 +371,7 @@ async def _apply(
             details={"table": table},
         ) from None
     finally:
-        ctx.platform.schemas.pop(ctx.tenant, None)
+        _SCHEMAS.of(ctx.platform).pop(ctx.tenant)
     return result
 
 

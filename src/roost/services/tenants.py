@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +26,7 @@ from roost.backends.sql import CONTROL
 from roost.backends.sql.migrations import migrate
 from roost.backends.sql.tables import tenant_kv_bounds, tenant_purges, tenants
 from roost.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
+from roost.services.caching import TenantCache
 from roost.services.context import TENANT_SETTINGS, Context, Platform
 from roost.services.registry import operation
 from roost.wire.auth import (
@@ -42,23 +42,23 @@ from roost.wire.common import Empty
 logger = logging.getLogger("roost.tenants")
 
 DEFAULT_TENANT = "default"
-_KNOWN_FOR_SECONDS = 5.0
-_BOUNDS_CACHE_SECONDS = 5.0
+_KNOWN = TenantCache[bool]("tenants.known", ttl=5.0)
+_KV_TTL_BOUNDS = TenantCache[tuple[int | None, int | None]]("tenants.kv_ttl_bounds", ttl=5.0)
 _LOCK = "$tenant:"  # KV lock names of tenants start with the tenant name, never with "$"
 _LOCK_SECONDS = 600  # longer than any create or purge; frees the name if its holder died
 
 
 async def ensure_exists(platform: Platform, name: str) -> None:
     """Raise NotFoundError unless the tenant exists (answers from memory for a few seconds)."""
-    seen = platform.known_tenants.get(name)
-    if seen is not None and time.monotonic() - seen < _KNOWN_FOR_SECONDS:
+    known = _KNOWN.of(platform)
+    if known.get(name):
         return
     async with platform.db.read(CONTROL) as conn:
         found = (await conn.execute(select(tenants.c.name).where(tenants.c.name == name))).first()
     if found is None:
-        platform.known_tenants.pop(name, None)
+        known.pop(name)
         raise NotFoundError(f"tenant {name!r} does not exist", details={"field": "tenant"})
-    platform.known_tenants[name] = time.monotonic()
+    known.put(name, True)
 
 
 @asynccontextmanager
@@ -178,26 +178,27 @@ async def set_kv_ttl_bounds(ctx: Context, params: KVTtlBoundsRequest) -> KVTtlBo
             await conn.execute(
                 tenant_kv_bounds.insert().values(tenant=params.name, min_ttl=low, max_ttl=high)
             )
-    ctx.platform.kv_ttl_bounds.clear()
-    await ctx.platform.bus.publish(TENANT_SETTINGS, b"")
+    ctx.platform.forget_cached(params.name)
+    await ctx.platform.bus.publish(TENANT_SETTINGS, params.name.encode())
     return KVTtlBounds(name=params.name, min_ttl=low, max_ttl=high)
 
 
 async def kv_ttl_bounds(platform: Platform, tenant: str) -> tuple[int | None, int | None]:
     """The tenant's KV ttl bounds, else the server's (cached for a few seconds)."""
-    cached = platform.kv_ttl_bounds.get(tenant)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    async with platform.db.read(CONTROL) as conn:
-        row = (
-            await conn.execute(select(tenant_kv_bounds).where(tenant_kv_bounds.c.tenant == tenant))
-        ).first()
-    settings = platform.settings
-    bounds = (
-        (settings.kv_min_ttl, settings.kv_max_ttl) if row is None else (row.min_ttl, row.max_ttl)
-    )
-    platform.kv_ttl_bounds[tenant] = (time.monotonic() + _BOUNDS_CACHE_SECONDS, bounds)
-    return bounds
+
+    async def load() -> tuple[int | None, int | None]:
+        async with platform.db.read(CONTROL) as conn:
+            row = (
+                await conn.execute(
+                    select(tenant_kv_bounds).where(tenant_kv_bounds.c.tenant == tenant)
+                )
+            ).first()
+        settings = platform.settings
+        if row is None:
+            return settings.kv_min_ttl, settings.kv_max_ttl
+        return row.min_ttl, row.max_ttl
+
+    return await _KV_TTL_BOUNDS.of(platform).get_or_load(tenant, load)
 
 
 @operation("tenants.delete", scope="tenants:admin")

@@ -1,0 +1,102 @@
+"""Short-lived caches of what services read per tenant, owned by the services that fill them.
+
+A service declares its cache once, at module level (`_SCHEMAS = TenantCache("schemas", 2.0)`),
+and reads it through the platform it serves (`_SCHEMAS.of(platform)`), so two servers in one
+process (the tests run many) never share entries. The platform only keeps them, so that it can
+forget a tenant in every cache at once (`Platform.forget_cached`) when the tenant is deleted or
+its settings change, on this replica and, through the bus, on the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from roost.services.context import Platform
+
+V = TypeVar("V")
+Clock = Callable[[], float]
+
+
+class TTLCache(Generic[V]):
+    """Values (never None) by key, each kept `ttl` seconds after it was put (oldest dropped
+    past `max_entries`). `get_or_load` loads a missing key once for all concurrent callers, and a
+    load that a `pop` or `clear` overtook is answered but not kept (it may be stale)."""
+
+    def __init__(self, ttl: float, *, clock: Clock = time.monotonic, max_entries: int = 10_000):
+        self.ttl = ttl
+        self._clock = clock
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, V]] = {}  # key -> (expires at, value)
+        self._loading: dict[str, asyncio.Future[V]] = {}
+        self._generation = 0
+
+    def get(self, key: str) -> V | None:
+        """The value, if it was put less than `ttl` seconds ago."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: str, value: V, ttl: float | None = None) -> None:
+        """Keep `value` for `ttl` seconds (the cache's own by default)."""
+        if len(self._entries) >= self._max and key not in self._entries:
+            self._entries.pop(next(iter(self._entries)))  # dicts keep insertion order
+        self._entries[key] = (self._clock() + (self.ttl if ttl is None else ttl), value)
+
+    def pop(self, key: str) -> None:
+        """Forget `key` (a no-op if it is not kept); a load under way for it is not kept."""
+        self._entries.pop(key, None)
+        self._generation += 1
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._generation += 1
+
+    async def get_or_load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        """The kept value, else the result of one `load()` shared by every concurrent caller:
+        when an entry expires under load, one read refills it, not one per request."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = asyncio.get_running_loop().create_future()
+        self._loading[key] = pending
+        generation = self._generation
+        try:
+            value = await load()
+        except BaseException as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: a load nobody else waited for logs nothing
+            raise
+        else:
+            pending.set_result(value)
+            if generation == self._generation:
+                self.put(key, value)
+            return value
+        finally:
+            self._loading.pop(key, None)
+
+
+class TenantCache(Generic[V]):
+    """A cache keyed by tenant name, declared by the service that owns it; each platform
+    holds its own `TTLCache` for it, made on first use."""
+
+    def __init__(self, name: str, ttl: float) -> None:
+        self.name = name
+        self.ttl = ttl
+
+    def of(self, platform: Platform) -> TTLCache[V]:
+        cache: Any = platform.caches.get(self.name)
+        if cache is None:
+            cache = platform.caches[self.name] = TTLCache[V](self.ttl)
+        typed: TTLCache[V] = cache
+        return typed

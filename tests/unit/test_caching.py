@@ -1,0 +1,91 @@
+"""The services' TTL cache, on an injected clock (no sleeping)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from roost.services.caching import TTLCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_entry_lives_its_ttl_then_is_gone() -> None:
+    clock = Clock()
+    cache = TTLCache[str](2.0, clock=clock)
+    cache.put("acme", "schema")
+    clock.now += 1.9
+    assert cache.get("acme") == "schema"
+    clock.now += 0.2
+    assert cache.get("acme") is None
+    cache.put("acme", "swept", ttl=10)
+    clock.now += 9
+    assert cache.get("acme") == "swept"
+
+
+def test_the_oldest_entry_goes_first_when_full() -> None:
+    cache = TTLCache[int](60, clock=Clock(), max_entries=2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    cache.put("c", 3)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (None, 2, 3)
+
+
+@pytest.mark.anyio
+async def test_concurrent_misses_load_once() -> None:
+    cache = TTLCache[int](60, clock=Clock())
+    loads = 0
+    release = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return 7
+
+    waiting = [asyncio.create_task(cache.get_or_load("acme", load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == [7] * 20
+    assert loads == 1
+    assert cache.get("acme") == 7
+
+
+@pytest.mark.anyio
+async def test_a_load_overtaken_by_a_pop_is_answered_but_not_kept() -> None:
+    cache = TTLCache[str](60, clock=Clock())
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def load() -> str:
+        started.set()
+        await release.wait()
+        return "before the change"
+
+    loading = asyncio.create_task(cache.get_or_load("acme", load))
+    await started.wait()
+    cache.pop("acme")  # the table changed while the old schema was being read
+    release.set()
+    assert await loading == "before the change"
+    assert cache.get("acme") is None
+
+
+@pytest.mark.anyio
+async def test_a_failed_load_raises_to_every_waiter_and_keeps_nothing() -> None:
+    cache = TTLCache[int](60, clock=Clock())
+
+    async def load() -> int:
+        await asyncio.sleep(0)
+        raise LookupError("gone")
+
+    results = await asyncio.gather(
+        *(cache.get_or_load("acme", load) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(result, LookupError) for result in results)
+    assert cache.get("acme") is None
