@@ -41,6 +41,7 @@ from roost.server.ws import WebSocketDoor
 from roost.services import build_registry
 from roost.services.context import Platform, PrincipalCache
 from roost.services.metering import Meter
+from roost.services.registry import Registry
 from roost.services.security import AccessTokens, Passwords
 from roost.services.tenants import migrate_all
 from roost.services.users import ensure_admin
@@ -112,11 +113,12 @@ async def start_platform(platform: Platform) -> None:
             logger.info("created admin user %r", settings.admin_username)
 
 
-def create_app(settings: Settings | None = None) -> RestDoor:
-    """The Roost ASGI app. Without settings, they are read from the environment."""
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> RestDoor:
+    """The Roost ASGI app. Without settings, they are read from the environment; without a
+    registry, it serves the platform's (`roost.services.build_registry()`)."""
     settings = settings or load_settings()
     platform = build_platform(settings)
-    registry = build_registry()
+    registry = build_registry() if registry is None else registry
     dispatcher = Dispatcher(platform, registry)
     openapi = json.dumps(openapi_document(registry)).encode()
     page = docs_page(registry).encode()

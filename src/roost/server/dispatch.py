@@ -3,14 +3,15 @@
 `identify` turns a request's headers into a Context (tenant + principal) once per request;
 `invoke` checks access and scope, decodes the parameters, admits the call past the caller's
 limits (`server/limits.py`: calls in flight and rate, per principal and per tenant) and runs
-the handler. Errors are RoostErrors from here on; the doors only turn them into responses or
-frames.
+the handler; `stream` does the same for a streamed operation and yields its items (the call
+counts as in flight until the stream ends). Errors are RoostErrors from here on; the doors
+only turn them into responses or frames.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, TypeVar
 
 from roost.errors import (
@@ -83,6 +84,7 @@ class Dispatcher:
 
     async def invoke(self, ctx: Context, op: Operation, body: bytes, codec: Codec) -> Any:
         """Check that the caller may run `op`, decode its parameters and run it."""
+        require_kind(op, "unary")
         check_access(ctx, op)
         params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
         who = self.limits.enter(ctx)
@@ -90,6 +92,26 @@ class Dispatcher:
             return await op.handler(ctx, params)
         finally:
             self.limits.leave(who, ctx.tenant)
+
+    async def stream(
+        self, ctx: Context, op: Operation, body: bytes, codec: Codec
+    ) -> AsyncGenerator[Any, None]:
+        """`invoke` for a streamed operation: its items, in order. Nothing runs until the first
+        item is asked for (a refusal is raised there); closing this iterator closes the
+        handler's generator."""
+        require_kind(op, "stream")
+        check_access(ctx, op)
+        params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
+        who = self.limits.enter(ctx)
+        items = op.handler(ctx, params)
+        try:
+            async for item in items:
+                yield item
+        finally:
+            try:
+                await items.aclose()
+            finally:
+                self.limits.leave(who, ctx.tenant)
 
     async def invoke_many(
         self, ctx: Context, op: Operation, bodies: list[bytes], codec: Codec
@@ -124,6 +146,21 @@ def require_scope(ctx: Context, scope: str, what: str) -> None:
     if not ctx.principal.allows(scope):
         raise AuthorizationError(
             f"{what} needs the scope {scope!r}", code="missing_scope", details={"scope": scope}
+        )
+
+
+def require_kind(op: Operation, kind: str) -> None:
+    """Refuse to run `op` the way of another kind (a stream called as unary, ...)."""
+    if op.kind != kind:
+        how = {
+            "unary": "call it as usual (one answer)",
+            "stream": "read it as a stream: NDJSON over HTTP, or chunk frames on the WebSocket",
+            "subscription": "subscribe to it on the WebSocket door (/api/v1/ws)",
+        }[op.kind]
+        raise ValidationError(
+            f"{op.name} is a {op.kind} operation: {how}",
+            code="wrong_operation_kind",
+            details={"operation": op.name, "kind": op.kind},
         )
 
 

@@ -7,8 +7,10 @@ Anything else (docs, OpenAPI, unknown paths, lifespan) goes on to the Starlette 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ from roost.errors import APIError, PayloadTooLargeError, RoostError, ValidationE
 from roost.server import idempotency
 from roost.server.dispatch import Dispatcher, decode_body, headers_of
 from roost.server.responses import (
+    NOSNIFF,
     Reply,
     as_roost_error,
     encoded,
@@ -40,6 +43,7 @@ class _Route:
     methods: frozenset[str]
     mutating: bool
     name: str
+    streamed: Operation | None = None  # a streamed operation: NDJSON lines, not one answer
 
 
 class RestDoor:
@@ -52,8 +56,11 @@ class RestDoor:
             "/api/v1/batch": _Route(self._run_batch, frozenset({"POST"}), True, "batch")
         }
         for op in dispatcher.registry:
+            if op.kind == "subscription":
+                continue  # served on the WebSocket door only
             methods = frozenset({"POST", "GET"} if op.read_only else {"POST"})
-            route = _Route(_runner(dispatcher, op), methods, not op.read_only, op.name)
+            streamed = op if op.kind == "stream" else None
+            route = _Route(_runner(dispatcher, op), methods, not op.read_only, op.name, streamed)
             self.routes[f"/api/v1/{op.module}/{op.name.split('.', 1)[1]}"] = route
             for method, path in op.aliases:
                 self.routes[f"/api/v1{path}"] = _Route(
@@ -65,6 +72,9 @@ class RestDoor:
         if route is None:
             await self.fallback(scope, receive, send)
             return
+        if route.streamed is not None:
+            await self._stream(route, route.streamed, scope, receive, send)
+            return
         reply = await self._handle(route, scope, receive)
         await reply.send(send)
 
@@ -75,13 +85,7 @@ class RestDoor:
         ctx: Context | None = None
         body = b""
         try:
-            if scope["method"] not in route.methods:
-                raise ValidationError(
-                    f"{scope['method']} is not allowed on {scope['path']}; use "
-                    f"{' or '.join(sorted(route.methods))}",
-                    code="method_not_allowed",
-                    status_code=405,
-                )
+            _check_method(route, scope)
             body = await _read_body(
                 receive, headers, self.dispatcher.platform.settings.max_body_bytes
             )
@@ -111,15 +115,61 @@ class RestDoor:
             )
         except Exception as exc:
             reply = error_reply(as_roost_error(exc, rid), codec, rid)
+        self._meter(ctx, len(body), len(reply.body))
+        return reply
+
+    def _meter(self, ctx: Context | None, bytes_in: int, bytes_out: int) -> None:
         if ctx is not None:  # a caller the server could not identify is not metered
             principal = ctx.principal
             self.dispatcher.platform.meter.count(
-                ctx.tenant,
-                principal.api_key_id if principal else None,
-                len(body),
-                len(reply.body),
+                ctx.tenant, principal.api_key_id if principal else None, bytes_in, bytes_out
             )
-        return reply
+
+    async def _stream(
+        self, route: _Route, op: Operation, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A streamed operation as NDJSON: `{"chunk": item}` lines, then `{"end": true}` or
+        `{"error": {...}}`. A refusal before the first item is an ordinary error answer. The
+        next item is asked for only once the last one is written (the server's flow control),
+        and the handler's generator is closed when the client goes away."""
+        headers = headers_of(scope)
+        rid = request_id(headers.get("x-request-id"))
+        ctx: Context | None = None
+        body = b""
+        try:
+            _check_method(route, scope)
+            body = await _read_body(
+                receive, headers, self.dispatcher.platform.settings.max_body_bytes
+            )
+            in_codec = _request_codec(headers.get("content-type"), body)
+            client = scope.get("client")
+            ctx = await self.dispatcher.identify(
+                headers,
+                host=headers.get("host", ""),
+                client_address=client[0] if client else "",
+                request_id=rid,
+            )
+            items = self.dispatcher.stream(ctx, op, body, in_codec)
+            first = await anext(items, _NOTHING)
+        except Exception as exc:
+            codec = response_codec(headers.get("accept"))
+            reply = error_reply(as_roost_error(exc, rid), codec, rid)
+            self._meter(ctx, len(body), len(reply.body))
+            await reply.send(send)
+            return
+        lines = _Lines(send, rid)
+        pump = asyncio.create_task(lines.write(first, items))
+        gone = asyncio.create_task(_disconnected(receive))
+        try:
+            await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, gone):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            with contextlib.suppress(asyncio.CancelledError):
+                await gone
+            self._meter(ctx, len(body), lines.sent)
 
     async def _run_batch(self, ctx: Context, body: bytes, codec: Codec) -> Outcome:
         batch = decode_body(body, codec, BatchRequest, "batch")
@@ -133,6 +183,58 @@ class RestDoor:
                 error = ErrorBody(code=exc.code, message=exc.message, details=exc.details)
                 results.append(BatchResult(status="error", error=error))
         return 200, BatchResponse(results=results)
+
+
+_NOTHING: Any = object()
+
+
+class _Lines:
+    """Writes a stream's items as NDJSON lines, counting the bytes sent."""
+
+    def __init__(self, send: Send, rid: str) -> None:
+        self.send, self.rid, self.sent = send, rid, 0
+
+    async def write(self, first: Any, items: AsyncGenerator[Any, None]) -> None:
+        raw = [
+            (b"content-type", b"application/x-ndjson"),
+            (b"x-request-id", self.rid.encode()),
+            *((name.lower().encode(), value.encode()) for name, value in NOSNIFF.items()),
+        ]
+        await self.send({"type": "http.response.start", "status": 200, "headers": raw})
+        async with contextlib.aclosing(items):
+            try:
+                if first is not _NOTHING:
+                    await self._line({"chunk": first})
+                    async for item in items:
+                        await self._line({"chunk": item})
+                last: dict[str, Any] = {"end": True}
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # after some items: the last line says why it stopped
+                last = {"error": as_roost_error(exc, self.rid).to_dict()}
+        await self._line(last)
+        await self.send({"type": "http.response.body", "body": b""})
+
+    async def _line(self, payload: Any) -> None:
+        data = JSON.encode(payload) + b"\n"
+        self.sent += len(data)
+        await self.send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client has gone away (the body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _check_method(route: _Route, scope: Scope) -> None:
+    if scope["method"] not in route.methods:
+        raise ValidationError(
+            f"{scope['method']} is not allowed on {scope['path']}; use "
+            f"{' or '.join(sorted(route.methods))}",
+            code="method_not_allowed",
+            status_code=405,
+        )
 
 
 def _runner(dispatcher: Dispatcher, op: Operation) -> Runner:
