@@ -186,12 +186,13 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         ensure_server_role()
         values["database_url"] = SERVER_POSTGRES_URL
         values["pg_schema_prefix"] = f"rt{secrets.token_hex(4)}"
+    registry = overrides.pop("registry", None)  # a test's own operations beside the platform's
     values.update(overrides)
     settings = load_settings(**values)
     port = free_port()
     # the same uvicorn setup as `roost serve`: header limits, log redaction, ws implementation
     config = server_config(
-        create_app(settings),
+        create_app(settings, registry),
         settings,
         host="127.0.0.1",
         port=port,

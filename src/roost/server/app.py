@@ -24,16 +24,18 @@ from roost.server.responses import compressed, error_reply, request_id, response
 from roost.server.rest import RestDoor
 from roost.server.ws import WebSocketDoor
 from roost.services import build_registry
+from roost.services.registry import Registry
 from roost.settings import Settings, load_settings
 
 logger = logging.getLogger("roost.server")
 
 
-def create_app(settings: Settings | None = None) -> RestDoor:
-    """The Roost ASGI app. Without settings, they are read from the environment."""
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> RestDoor:
+    """The Roost ASGI app. Without settings, they are read from the environment; without a
+    registry, it serves the platform's (`roost.services.build_registry()`)."""
     settings = settings or load_settings()
     platform = build_platform(settings)
-    registry = build_registry()
+    registry = build_registry() if registry is None else registry
     dispatcher = Dispatcher(platform, registry)
     openapi = json.dumps(openapi_document(registry)).encode()
     page = docs_page(registry).encode()

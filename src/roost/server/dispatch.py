@@ -3,8 +3,9 @@
 `identify` turns a request's headers into a Context (tenant + principal) once per request;
 `invoke` checks access and scope, decodes the parameters, admits the call past the caller's
 limits (`server/limits.py`: calls in flight and rate, per principal and per tenant) and runs
-the handler. Errors are RoostErrors from here on; the doors only turn them into responses or
-frames.
+the handler; `stream` does the same for a streamed operation and yields its items (the call
+counts as in flight until the stream ends). Errors are RoostErrors from here on; the doors
+only turn them into responses or frames.
 
 The door kit is what every door (REST and batch, WebSocket, files) does around a call, written
 once here: `context_from_scope` builds the Context of an ASGI request, `guard` maps any error
@@ -15,7 +16,7 @@ bytes (file bodies as they stream) against the caller.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from typing import Any, TypeVar
 
 from starlette.types import Scope
@@ -141,13 +142,32 @@ class Dispatcher:
 
     async def invoke(self, ctx: Context, op: Operation, body: bytes, codec: Codec) -> Any:
         """Check that the caller may run `op`, decode its parameters and run it."""
-        check_access(ctx, op.scope, op.name, public=op.access == "public")
+        check_operation(ctx, op, "unary")
         params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
         who = self.limits.enter(ctx)
         try:
             return await op.handler(ctx, params)
         finally:
             self.limits.leave(who, ctx.tenant)
+
+    async def stream(
+        self, ctx: Context, op: Operation, body: bytes, codec: Codec
+    ) -> AsyncGenerator[Any, None]:
+        """`invoke` for a streamed operation: its items, in order. Nothing runs until the first
+        item is asked for (a refusal is raised there); closing this iterator closes the
+        handler's generator."""
+        check_operation(ctx, op, "stream")
+        params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
+        who = self.limits.enter(ctx)
+        items = op.handler(ctx, params)
+        try:
+            async for item in items:
+                yield item
+        finally:
+            try:
+                await items.aclose()
+            finally:
+                self.limits.leave(who, ctx.tenant)
 
     async def invoke_many(
         self, ctx: Context, op: Operation, bodies: list[bytes], codec: Codec
@@ -157,7 +177,7 @@ class Dispatcher:
         (a run past a limit is refused whole)."""
         batch = op.batch
         assert batch is not None
-        check_access(ctx, op.scope, op.name, public=op.access == "public")
+        check_operation(ctx, op, "unary")
         what = f"parameters for {op.name}"
         who = self.limits.enter(ctx, len(bodies))
         try:
@@ -173,6 +193,27 @@ class Dispatcher:
 def headers_of(scope: Mapping[str, Any]) -> dict[str, str]:
     """An ASGI scope's headers as one dict (lower-case names), for O(1) lookups."""
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def check_operation(ctx: Context, op: Operation, kind: str) -> None:
+    """The caller may run `op`, and runs it as what it is (`kind`)."""
+    require_kind(op, kind)
+    check_access(ctx, op.scope, op.name, public=op.access == "public")
+
+
+def require_kind(op: Operation, kind: str) -> None:
+    """Refuse to run `op` the way of another kind (a stream called as unary, ...)."""
+    if op.kind != kind:
+        how = {
+            "unary": "call it as usual (one answer)",
+            "stream": "read it as a stream: NDJSON over HTTP, or chunk frames on the WebSocket",
+            "subscription": "subscribe to it on the WebSocket door (/api/v1/ws)",
+        }[op.kind]
+        raise ValidationError(
+            f"{op.name} is a {op.kind} operation: {how}",
+            code="wrong_operation_kind",
+            details={"operation": op.name, "kind": op.kind},
+        )
 
 
 def check_access(ctx: Context, scope: str | None, what: str, *, public: bool = False) -> None:

@@ -1,4 +1,9 @@
-"""The OpenAPI document, generated from the operation registry, and the `/docs` page."""
+"""The OpenAPI document, generated from the operation registry, and the `/docs` page.
+
+Unary and streamed operations are paths (a streamed one answers NDJSON lines); subscriptions,
+which only the WebSocket door serves, are listed under `x-roost-subscriptions` with their
+parameters, event and scope.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import msgspec
 
 from roost._version import __version__
 from roost.server.idempotency import KEY_PATTERN
+from roost.server.ws import PATH as WS_PATH
 from roost.services.registry import Operation, Registry
 from roost.wire.auth import TenantName
 from roost.wire.common import BatchRequest, BatchResponse, ErrorResponse
@@ -24,8 +30,12 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
     schemas, components = msgspec.json.schema_components(types, ref_template=_REF)
     by_type = iter(schemas)
     paths: dict[str, Any] = {}
+    subscriptions: dict[str, Any] = {}
     for op in ops:
         input_schema, output_schema = next(by_type), next(by_type)
+        if op.kind == "subscription":
+            subscriptions[op.name] = _subscription_item(op, input_schema, output_schema)
+            continue
         item = _path_item(op, input_schema, output_schema)
         paths[f"/api/v1/{op.module}/{op.name.split('.', 1)[1]}"] = item
         for method, path in op.aliases:
@@ -52,6 +62,7 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
             '`{"error": {"code", "message", "details"}}`.',
         },
         "paths": paths,
+        "x-roost-subscriptions": subscriptions,
         "components": {
             "schemas": components,
             "securitySchemes": {
@@ -68,7 +79,27 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
     }
 
 
+def _subscription_item(op: Operation, params: Any, event: Any) -> dict[str, Any]:
+    return {
+        "summary": op.summary.split("\n", 1)[0],
+        "description": op.summary,
+        "scope": op.scope,
+        "frame": f'{{"id", "method": "{op.name}", "params"}} on {WS_PATH}; events come as '
+        '{"sub", "event"} frames',
+        "params": params,
+        "event": event,
+    }
+
+
 def _path_item(op: Operation, input_schema: Any, output_schema: Any) -> dict[str, Any]:
+    answer = {"description": "success", "content": _content(output_schema)}
+    if op.kind == "stream":
+        answer = {
+            "description": 'one JSON line per item, `{"chunk": item}`, then `{"end": true}`, or '
+            '`{"error": {...}}` after the items sent so far. On the WebSocket door: '
+            '`{"id", "chunk"}` frames, then `{"id", "end": true}`.',
+            "content": {"application/x-ndjson": {"schema": _line(output_schema)}},
+        }
     post: dict[str, Any] = {
         "operationId": op.name,
         "tags": [op.module],
@@ -76,7 +107,7 @@ def _path_item(op: Operation, input_schema: Any, output_schema: Any) -> dict[str
         "description": op.summary + (f"\n\nScope: `{op.scope}`" if op.scope else ""),
         "requestBody": {"required": False, "content": _content(input_schema)},
         "responses": {
-            "200": {"description": "success", "content": _content(output_schema)},
+            "200": answer,
             "default": {
                 "description": "error",
                 "content": _content({"$ref": _REF.format(name="ErrorResponse")}),
@@ -99,9 +130,23 @@ def _path_item(op: Operation, input_schema: Any, output_schema: Any) -> dict[str
             },
         ],
     }
+    if op.kind != "unary":
+        post["x-roost-kind"] = op.kind
     if op.access != "public":
         post["security"] = [{"bearer": []}, {"apiKey": []}, {"sessionToken": []}]
     return {"post": post}
+
+
+def _line(item: Any) -> dict[str, Any]:
+    """One NDJSON line of a streamed answer."""
+    return {
+        "type": "object",
+        "properties": {
+            "chunk": item,
+            "end": {"type": "boolean"},
+            "error": {"$ref": _REF.format(name="ErrorBody")},
+        },
+    }
 
 
 def _content(schema: Any) -> dict[str, Any]:
@@ -119,12 +164,20 @@ def docs_page(registry: Registry) -> str:
             if op.access == "public"
             else (f"scope <code>{op.scope}</code>" if op.scope else "signed in")
         )
-        schema = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        if op.kind == "subscription":
+            where = f"<b>subscription</b> on <code>{WS_PATH}</code>: events as sub frames"
+            schema = document["x-roost-subscriptions"][op.name]["params"]
+        else:
+            where = f"<b>POST</b> <code>{path}</code>"
+            if op.kind == "stream":
+                where += " · <b>streamed</b>: NDJSON lines, or chunk frames on the WebSocket"
+            body = document["paths"][path]["post"]["requestBody"]
+            schema = body["content"]["application/json"]["schema"]
         sections.append(
             f'<section id="{op.name}"><h3><code>{op.name}</code></h3>'
-            f"<p><b>POST</b> <code>{path}</code> · {access}</p>"
+            f"<p>{where} · {access}</p>"
             f"<p>{html.escape(op.summary)}</p><details><summary>parameters</summary>"
-            f"<pre>{html.escape(json.dumps(schema['schema'], indent=2))}</pre></details></section>"
+            f"<pre>{html.escape(json.dumps(schema, indent=2))}</pre></details></section>"
         )
     return _PAGE.format(version=__version__, count=len(registry), body="\n".join(sections))
 
@@ -133,8 +186,10 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Roost API</ti
 <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
 code,pre{{background:#f4f4f4;padding:.1rem .3rem}}section{{border-top:1px solid #ddd}}</style>
 </head><body><h1>Roost API {version}</h1>
-<p>{count} operations. Each is <code>POST /api/v1/&lt;module&gt;/&lt;operation&gt;</code> with a
-JSON or MessagePack body; the machine-readable form is
+<p>{count} operations (streamed ones answer NDJSON; subscriptions are served on the
+WebSocket door only). Each of the others is
+<code>POST /api/v1/&lt;module&gt;/&lt;operation&gt;</code> with a JSON or MessagePack body; the
+machine-readable form is
 <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>. Authenticate with
 <code>Authorization: Bearer &lt;jwt&gt;</code>, <code>Authorization: Api-Key &lt;key&gt;</code> or
 <code>X-Session-Token</code>; choose a tenant with <code>X-Roost-Tenant</code>.</p>

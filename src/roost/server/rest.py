@@ -7,8 +7,10 @@ Anything else (docs, OpenAPI, unknown paths, lifespan) goes on to the Starlette 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from roost.errors import PayloadTooLargeError, RoostError, ValidationError
 from roost.server import idempotency
 from roost.server.dispatch import Dispatcher, decode_body, error_response, guard, headers_of
-from roost.server.responses import Reply, encoded, request_id, response_codec
+from roost.server.responses import NOSNIFF, Reply, encoded, request_id, response_codec
 from roost.services.context import Context
 from roost.services.registry import Operation
 from roost.wire.codec import JSON, Codec, codec_for, format_of
@@ -33,6 +35,7 @@ class _Route:
     methods: frozenset[str]
     mutating: bool
     name: str
+    streamed: Operation | None = None  # a streamed operation: NDJSON lines, not one answer
 
 
 class RestDoor:
@@ -45,8 +48,11 @@ class RestDoor:
             "/api/v1/batch": _Route(self._run_batch, frozenset({"POST"}), True, "batch")
         }
         for op in dispatcher.registry:
+            if op.kind == "subscription":
+                continue  # served on the WebSocket door only
             methods = frozenset({"POST", "GET"} if op.read_only else {"POST"})
-            route = _Route(_runner(dispatcher, op), methods, not op.read_only, op.name)
+            streamed = op if op.kind == "stream" else None
+            route = _Route(_runner(dispatcher, op), methods, not op.read_only, op.name, streamed)
             self.routes[f"/api/v1/{op.module}/{op.name.split('.', 1)[1]}"] = route
             for method, path in op.aliases:
                 self.routes[f"/api/v1{path}"] = _Route(
@@ -58,6 +64,9 @@ class RestDoor:
         if route is None:
             await self.fallback(scope, receive, send)
             return
+        if route.streamed is not None:
+            await self._stream(route, route.streamed, scope, receive, send)
+            return
         reply = await self._handle(route, scope, receive)
         await reply.send(send)
 
@@ -68,13 +77,7 @@ class RestDoor:
         ctx: Context | None = None
         body = b""
         try:
-            if scope["method"] not in route.methods:
-                raise ValidationError(
-                    f"{scope['method']} is not allowed on {scope['path']}; use "
-                    f"{' or '.join(sorted(route.methods))}",
-                    code="method_not_allowed",
-                    status_code=405,
-                )
+            _check_method(route, scope)
             body = await _read_body(
                 receive, headers, self.dispatcher.platform.settings.max_body_bytes
             )
@@ -101,6 +104,46 @@ class RestDoor:
         self.dispatcher.meter(ctx, len(body), len(reply.body))
         return reply
 
+    async def _stream(
+        self, route: _Route, op: Operation, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A streamed operation as NDJSON: `{"chunk": item}` lines, then `{"end": true}` or
+        `{"error": {...}}`. A refusal before the first item is an ordinary error answer. The
+        next item is asked for only once the last one is written (the server's flow control),
+        and the handler's generator is closed when the client goes away."""
+        headers = headers_of(scope)
+        rid = request_id(headers.get("x-request-id"))
+        ctx: Context | None = None
+        body = b""
+        try:
+            _check_method(route, scope)
+            body = await _read_body(
+                receive, headers, self.dispatcher.platform.settings.max_body_bytes
+            )
+            in_codec = _request_codec(headers.get("content-type"), body)
+            ctx = await self.dispatcher.context_from_scope(scope, headers, rid)
+            items = self.dispatcher.stream(ctx, op, body, in_codec)
+            first = await anext(items, _NOTHING)
+        except Exception as exc:
+            codec = response_codec(headers.get("accept"))
+            reply = error_response(exc, rid, codec)
+            self.dispatcher.meter(ctx, len(body), len(reply.body))
+            await reply.send(send)
+            return
+        lines = _Lines(send, rid)
+        pump = asyncio.create_task(lines.write(first, items))
+        gone = asyncio.create_task(_disconnected(receive))
+        try:
+            await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, gone):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            with contextlib.suppress(asyncio.CancelledError):
+                await gone
+            self.dispatcher.meter(ctx, len(body), lines.sent)
+
     async def _run_batch(self, ctx: Context, body: bytes, codec: Codec) -> Outcome:
         batch = decode_body(body, codec, BatchRequest, "batch")
         results = []
@@ -113,6 +156,58 @@ class RestDoor:
                 error = ErrorBody(**guard(exc, ctx.request_id).to_dict())
                 results.append(BatchResult(status="error", error=error))
         return 200, BatchResponse(results=results)
+
+
+_NOTHING: Any = object()
+
+
+class _Lines:
+    """Writes a stream's items as NDJSON lines, counting the bytes sent."""
+
+    def __init__(self, send: Send, rid: str) -> None:
+        self.send, self.rid, self.sent = send, rid, 0
+
+    async def write(self, first: Any, items: AsyncGenerator[Any, None]) -> None:
+        raw = [
+            (b"content-type", b"application/x-ndjson"),
+            (b"x-request-id", self.rid.encode()),
+            *((name.lower().encode(), value.encode()) for name, value in NOSNIFF.items()),
+        ]
+        await self.send({"type": "http.response.start", "status": 200, "headers": raw})
+        async with contextlib.aclosing(items):
+            try:
+                if first is not _NOTHING:
+                    await self._line({"chunk": first})
+                    async for item in items:
+                        await self._line({"chunk": item})
+                last: dict[str, Any] = {"end": True}
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # after some items: the last line says why it stopped
+                last = {"error": guard(exc, self.rid).to_dict()}
+        await self._line(last)
+        await self.send({"type": "http.response.body", "body": b""})
+
+    async def _line(self, payload: Any) -> None:
+        data = JSON.encode(payload) + b"\n"
+        self.sent += len(data)
+        await self.send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client has gone away (the body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _check_method(route: _Route, scope: Scope) -> None:
+    if scope["method"] not in route.methods:
+        raise ValidationError(
+            f"{scope['method']} is not allowed on {scope['path']}; use "
+            f"{' or '.join(sorted(route.methods))}",
+            code="method_not_allowed",
+            status_code=405,
+        )
 
 
 def _runner(dispatcher: Dispatcher, op: Operation) -> Runner:

@@ -1,4 +1,5 @@
-"""The WebSocket door: every operation as RPC on one connection, plus live subscriptions.
+"""The WebSocket door: every operation as RPC on one connection, streamed operations as chunk
+frames, plus live subscriptions.
 
 A plain ASGI app. The connection is authenticated like an HTTP request (headers, or the
 `access_token` / `api_key` query parameters for browsers) and re-identified at most once a
@@ -7,7 +8,11 @@ concurrently, at most `ws_max_in_flight` at a time, each started eagerly (a call
 no wait answers inline); a run of calls to an operation with a batch handler in one array
 frame (a hundred kv.get) goes to the backend once. Everything the server sends goes through
 one outbox; when a client reads so slowly that the outbox passes `ws_max_outbound_bytes`, the
-server drops the connection (close code 4008) instead of letting its memory grow.
+server drops the connection (close code 4008) instead of letting its memory grow. A streamed
+operation sends `{"id", "chunk"}` frames then `{"id", "end": true}` (or `{"id", "error"}`); it
+asks its handler for the next item only while the outbox holds less than a quarter of that
+bound, so a slow reader holds the producer back rather than filling the server's memory.
+`{"type": "cancel", "id"}` cancels the call of that id (a stream's generator is closed).
 
 Connections and subscriptions count against the caller's limits (`server/limits.py`): a
 connection past them gets an error frame and the close code 4429; a subscription past them
@@ -20,12 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,20 +44,15 @@ from roost.errors import (
     RoostError,
     ValidationError,
 )
-from roost.server.dispatch import Dispatcher, check_access, decode_body, guard, headers_of
+from roost.server.dispatch import Dispatcher, check_operation, decode_body, guard, headers_of
 from roost.server.eager import Starter
 from roost.server.limits import refusal
 from roost.server.responses import request_id
-from roost.services.changes import open_table_feed
 from roost.services.context import Context
-from roost.services.feeds import Feed, Push, end_tasks
-from roost.services.pubsub import open_pubsub_feed
-from roost.services.stream import open_stream_feed
+from roost.services.feeds import Feed, end_tasks
+from roost.services.registry import Operation
 from roost.wire.codec import JSON, MSGPACK, Codec
-from roost.wire.database import TableSubscribeRequest
-from roost.wire.pubsub import PubSubSubscribeRequest
-from roost.wire.stream import StreamSubscribeRequest
-from roost.wire.ws import CallFrame, Frames, Subscribed, UnsubscribeRequest
+from roost.wire.ws import CallFrame, FrameId, Frames, Subscribed, UnsubscribeRequest
 
 PATH = "/api/v1/ws"
 SLOW_CONSUMER = 4008
@@ -60,22 +60,6 @@ TOO_MANY = 4429  # a limit of the caller's (connections) refuses the connection
 _CALLS_END = 10.0  # how long a closing connection waits for its cancelled calls
 
 _ending: set[asyncio.Task[None]] = set()  # the loop holds tasks weakly
-
-
-@dataclass(frozen=True, slots=True)
-class Subscriber:
-    """How one kind of subscription is opened."""
-
-    params: type[Any]
-    scope: str
-    open: Callable[[Context, Any, Push], Awaitable[Feed]]
-
-
-SUBSCRIBERS: dict[str, Subscriber] = {
-    "stream.subscribe": Subscriber(StreamSubscribeRequest, "stream:read", open_stream_feed),
-    "pubsub.subscribe": Subscriber(PubSubSubscribeRequest, "pubsub:read", open_pubsub_feed),
-    "database.subscribe": Subscriber(TableSubscribeRequest, "database:read", open_table_feed),
-}
 
 
 class WebSocketDoor:
@@ -109,12 +93,16 @@ class _Connection:
         self.ctx: Context | None = None
         self.identified_at = 0.0
         self.calls: dict[asyncio.Task[None], int] = {}  # the calls waiting, by how many each runs
+        self.by_id: dict[FrameId, asyncio.Task[None]] = {}  # the calls waiting, for cancel frames
         self.in_flight = 0
         self.feeds: dict[str, Feed] = {}
         self.opening = 0  # subscriptions being opened, not in `feeds` yet
         self.outbox: deque[tuple[bytes, Codec]] = deque()
         self.queued = 0
         self.wake = asyncio.Event()
+        self.stream_window = self.max_outbound // 4
+        self.drained = asyncio.Event()  # set while the outbox has room for streamed items
+        self.drained.set()
         self.batching = False
         self.closing = False
 
@@ -231,6 +219,9 @@ class _Connection:
         if frame.type == "ping":
             self._queue(codec, {"type": "pong"})
             return
+        if frame.type == "cancel":
+            self._cancel(frame.id)
+            return
         if frame.method is None:
             self._answer(
                 codec,
@@ -251,26 +242,46 @@ class _Connection:
             )
             self._answer(codec, frame.id, error=error)
             return
-        self._start(frame.method, self._call(frame, codec), 1)
+        task = self._start(frame.method, self._call(frame, codec), 1)
+        if task is not None and frame.id is not None:
+            self.by_id[frame.id] = task
+            task.add_done_callback(functools.partial(self._forget, frame.id))
 
-    def _start(self, method: str, call: Coroutine[Any, Any, None], size: int) -> None:
+    def _start(
+        self, method: str, call: Coroutine[Any, Any, None], size: int
+    ) -> asyncio.Task[None] | None:
         task = self.starter.start(method, call)
         if task is not None:  # it waits for something: in flight until it answers
             self.calls[task] = size
             self.in_flight += size
             task.add_done_callback(self._finished)
+        return task
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.in_flight -= self.calls.pop(task, 0)
+
+    def _forget(self, frame_id: FrameId, task: asyncio.Task[None]) -> None:
+        if self.by_id.get(frame_id) is task:
+            del self.by_id[frame_id]
+
+    def _cancel(self, frame_id: FrameId) -> None:
+        """A cancel frame: end the call of that id, if it still runs (nothing more is sent
+        for it; a call that has answered already is not an error)."""
+        task = self.by_id.pop(frame_id, None)
+        if task is not None:
+            task.cancel()
 
     async def _call(self, frame: CallFrame, codec: Codec) -> None:
         method, params = frame.method or "", bytes(frame.params)
         try:
             ctx = await self._context()
-            if method in SUBSCRIBERS or method == "unsubscribe":
-                result: Any = await self._call_subscription(ctx, method, params, codec)
+            op = None if method == "unsubscribe" else self.dispatcher.operation(method)
+            if op is not None and op.kind == "stream":
+                await self._stream(ctx, op, frame, codec)
+                return
+            if op is None or op.kind == "subscription":
+                result: Any = await self._call_subscription(ctx, op, params, codec)
             else:
-                op = self.dispatcher.operation(method)
                 result = await self.dispatcher.invoke(ctx, op, params, codec)
         except asyncio.CancelledError:
             raise
@@ -279,6 +290,30 @@ class _Connection:
         else:
             sent = self._answer(codec, frame.id, result=result)
         self.dispatcher.meter(self.ctx, len(params), sent)
+
+    async def _stream(self, ctx: Context, op: Operation, frame: CallFrame, codec: Codec) -> None:
+        """A streamed operation: a chunk frame per item, then an end frame (or an error frame
+        after the items sent so far). The next item is pulled only when the outbox has room."""
+        sent = 0
+        items = self.dispatcher.stream(ctx, op, bytes(frame.params), codec)
+        try:
+            async with contextlib.aclosing(items):
+                async for item in items:
+                    sent += self._queue(codec, {"id": frame.id, "chunk": item})
+                    await self._room()
+            sent += self._queue(codec, {"id": frame.id, "end": True})
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            sent += self._answer(codec, frame.id, error=exc)
+        finally:
+            self.dispatcher.meter(ctx, len(frame.params), sent)
+
+    async def _room(self) -> None:
+        """Wait until the outbox has room for more streamed items (or the connection ends)."""
+        while self.queued > self.stream_window and not self.closing:
+            self.drained.clear()
+            await self.drained.wait()
 
     async def _call_run(self, run: list[CallFrame], codec: Codec) -> None:
         """Calls to one operation with a batch handler, run together, each answered alone."""
@@ -325,22 +360,22 @@ class _Connection:
         return self.ctx
 
     async def _call_subscription(
-        self, ctx: Context, method: str, params: bytes, codec: Codec
+        self, ctx: Context, op: Operation | None, params: bytes, codec: Codec
     ) -> Subscribed | dict[str, bool]:
-        """(Un)subscribe, admitted like any call (calls in flight, rate)."""
+        """(Un)subscribe (`op` None), admitted like any call (calls in flight, rate)."""
         who = self.limits.enter(ctx)
         try:
-            if method == "unsubscribe":
+            if op is None:
                 return await self._unsubscribe(params, codec)
-            return await self._subscribe(ctx, SUBSCRIBERS[method], method, params, codec)
+            return await self._subscribe(ctx, op, params, codec)
         finally:
             self.limits.leave(who, ctx.tenant)
 
     async def _subscribe(
-        self, ctx: Context, kind: Subscriber, method: str, params: bytes, codec: Codec
+        self, ctx: Context, op: Operation, params: bytes, codec: Codec
     ) -> Subscribed:
-        check_access(ctx, kind.scope, method)
-        request = decode_body(params, codec, kind.params, f"parameters for {method}")
+        check_operation(ctx, op, "subscription")
+        request = decode_body(params, codec, op.input_type, f"parameters for {op.name}")
         if len(self.feeds) + self.opening >= self.max_subscriptions:
             raise refusal(
                 "too_many_subscriptions",
@@ -357,7 +392,7 @@ class _Connection:
 
         self.opening += 1
         try:
-            feed = await kind.open(ctx, request, push)
+            feed: Feed = await op.handler(ctx, request, push)
         except BaseException:
             release()
             raise
@@ -417,6 +452,7 @@ class _Connection:
     def _drop_slow_consumer(self) -> None:
         self.closing = True
         self.outbox.clear()
+        self.drained.set()  # streams waiting for room see the connection end
         reason = f"more than {self.max_outbound} bytes waited to be sent: read faster"
         asyncio.create_task(self._close(SLOW_CONSUMER, reason))  # noqa: RUF006 - ends with the connection
 
@@ -443,6 +479,8 @@ class _Connection:
                     await self.send({"type": "websocket.send", "text": data.decode()})
                 else:
                     await self.send({"type": "websocket.send", "bytes": data})
+                if self.queued <= self.stream_window:
+                    self.drained.set()
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -1,41 +1,58 @@
-"""One module per capability: plain async operations over the backends."""
+"""One module per capability: plain async operations over the backends.
+
+`MODULES` is the one list of the modules that declare operations, streamed operations or
+subscriptions; `build_registry()` collects them. Nothing is registered by importing a module,
+so a module left out of the list is simply not served (and `tests/services/test_registry.py`
+fails), rather than served or not depending on what else happened to be imported.
+"""
 
 from __future__ import annotations
 
-from roost.services.registry import Registry, declared_operations
+import functools
+import importlib
+
+from roost.services.registry import Registry
+
+MODULES = (
+    "analytics",
+    "api_keys",
+    "audit",
+    "auth",
+    "categories",
+    "changes",
+    "documents",
+    "health",
+    "kv",
+    "logs",
+    "mail",
+    "pages",
+    "profile",
+    "pubsub",
+    "query",
+    "queue",
+    "records",
+    "recovery",
+    "schema",
+    "scopes",
+    "secrets",
+    "site",
+    "storage",
+    "stream",
+    "tenants",
+    "usage",
+    "users",
+)
 
 
 def build_registry() -> Registry:
-    """The registry of every operation the platform serves."""
-    from roost.services import (  # noqa: F401 - importing declares their operations
-        analytics,
-        api_keys,
-        audit,
-        auth,
-        categories,
-        documents,
-        health,
-        kv,
-        logs,
-        mail,
-        pages,
-        profile,
-        query,
-        queue,
-        records,
-        recovery,
-        schema,
-        scopes,
-        secrets,
-        site,
-        storage,
-        stream,
-        tenants,
-        usage,
-        users,
-    )
-
+    """The registry of every operation the platform serves (a new one at each call)."""
     registry = Registry()
-    for op in declared_operations():
-        registry.add(op)
+    for name in MODULES:
+        registry.add_module(importlib.import_module(f"roost.services.{name}"))
     return registry
+
+
+@functools.cache
+def platform_registry() -> Registry:
+    """The platform's registry, built once (for services that read it: the scope catalogue)."""
+    return build_registry()

@@ -22,10 +22,11 @@ from roost.errors import SecureTableError
 from roost.services import stream
 from roost.services.context import Context
 from roost.services.feeds import Feed, Push
+from roost.services.registry import subscription
 from roost.services.schema import load_schema
 from roost.services.tabledefs import TableDef
 from roost.wire.database import TableSubscribeRequest
-from roost.wire.stream import StreamSubscribeRequest
+from roost.wire.stream import StreamEvent, StreamSubscribeRequest
 
 ROOM_PREFIX = "$db:"
 LINGER = 120.0
@@ -76,6 +77,7 @@ async def _append(
     await stream.append(ctx, ROOM_PREFIX + definition.name, events, retention)
 
 
+@subscription("database.subscribe", scope="database:read", event=StreamEvent)
 async def open_table_feed(ctx: Context, params: TableSubscribeRequest, push: Push) -> Feed:
     """A live feed of a table's changes of the kinds in `params.events`."""
     schema = await load_schema(ctx.platform, ctx.tenant)

@@ -16,7 +16,7 @@ import msgspec
 from roost.services.context import Context
 from roost.services.feeds import Feed, Push, opening
 from roost.services.payloads import json_text
-from roost.services.registry import operation
+from roost.services.registry import operation, subscription
 from roost.wire.pubsub import (
     PubSubMessage,
     PubSubPublishAnswer,
@@ -85,6 +85,7 @@ async def publish(ctx: Context, params: PubSubPublishRequest) -> PubSubPublishAn
     )
 
 
+@subscription("pubsub.subscribe", scope="pubsub:read", event=PubSubMessage)
 async def open_pubsub_feed(ctx: Context, params: PubSubSubscribeRequest, push: Push) -> Feed:
     """A live feed of the messages whose topic matches any of the patterns."""
     bus, patterns = ctx.platform.bus, [p.split(".") for p in params.patterns]

@@ -3,7 +3,7 @@ and the DotDo collections; filters, sort, pages, counts, `select` and `populate`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +14,11 @@ from roost.backends.sql.tables import documents
 from roost.errors import ValidationError
 from roost.services import audit
 from roost.services.context import Context
-from roost.services.registry import operation
+from roost.services.registry import operation, streamed
 from roost.services.schema import TenantSchema, load_schema
 from roost.services.tabledefs import Coercer, ColumnDef, TableDef, check_identifier
 from roost.wire.database import FILTER_OPERATORS as OPERATORS
-from roost.wire.database import Filter, QueryRequest, QueryResult, Row
+from roost.wire.database import ExportRequest, Filter, QueryRequest, QueryResult, Row
 from roost.wire.limits import INT64_MAX
 
 MAX_PAGE = 1000
@@ -231,6 +231,36 @@ async def query(ctx: Context, params: QueryRequest) -> QueryResult:
 
     # a read of a secure table writes its audit entry in the same transaction
     return await ctx.platform.db.run(ctx.tenant, work, write=access is not None)
+
+
+@streamed("database.export", scope="database:read", read_only=True)
+async def export(ctx: Context, params: ExportRequest) -> AsyncIterator[Row]:
+    """Every row of a table matching the filters, in primary-key order, one item per row: a
+    whole table without paging by hand. Rows are read `page_size` at a time, each page when
+    the reader is ready for it (a page of a secure table is audited like a query)."""
+    schema = await load_schema(ctx.platform, ctx.tenant)
+    key = schema.definition(params.table).primary_key.name
+    select = params.select
+    if select is not None and key not in select:
+        select = [*select, key]  # the next page starts after the last key
+    after: list[Filter] = []
+    while True:
+        page = await query(
+            ctx,
+            QueryRequest(
+                table=params.table,
+                filters=[*params.filters, *after],
+                select=select,
+                limit=params.page_size,
+                reason=params.reason,
+                actor=params.actor,
+            ),
+        )
+        for row in page.rows:
+            yield row
+        if len(page.rows) < params.page_size:
+            return
+        after = [(key, "gt", page.rows[-1][key])]
 
 
 def _selected(

@@ -1,28 +1,46 @@
-"""The operation registry: every capability is a named async function with typed input/output.
+"""The operation registry: every capability is a named function with typed input and output.
 
-A service module declares its operations with `@operation(...)`; the REST, batch and WebSocket
-doors all serve the same registry, and the shared path (`roost.server.dispatch`) checks the
-credential and scope before any handler runs.
+An operation is one of three kinds, each declared by its own decorator in the service module
+that owns it:
+
+- `@operation`: unary, `async def f(ctx, params: In) -> Out`;
+- `@streamed`: server-streamed, `async def f(ctx, params: In) -> AsyncIterator[Item]` (a
+  handler that yields). The WebSocket door sends each item as a `{"id", "chunk"}` frame and
+  then `{"id", "end"}`; over HTTP the items are NDJSON lines;
+- `@subscription`: a live feed, `async def f(ctx, params: In, push) -> Feed`, opened on the
+  WebSocket door; `push` takes each event.
+
+The decorators only mark the function (no module-level list fills as modules are imported):
+`roost.services.build_registry()` collects the marked functions of an explicit list of
+modules. Every door, the OpenAPI document and the scope catalogue read that one registry, and
+the shared path (`roost.server.dispatch`) checks the credential and scope before any handler
+runs.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, get_type_hints
+from types import ModuleType
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from roost.errors import ValidationError
 from roost.services.context import Context
 
 Access = Literal["public", "authenticated"]
-Handler = Callable[[Context, Any], Awaitable[Any]]
+Kind = Literal["unary", "stream", "subscription"]
+Handler = Callable[..., Any]
+"""unary: `(ctx, params) -> Awaitable[Out]`; stream: `(ctx, params) -> AsyncIterator[Item]`;
+subscription: `(ctx, params, push) -> Awaitable[Feed]`."""
 # Many calls of one operation at once: a result, or the RoostError of that call, per input.
 BatchHandler = Callable[[Context, list[Any]], Awaitable[list[Any]]]
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+F = TypeVar("F", bound=Callable[..., Any])
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+_MARK = "__roost_operation__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +48,14 @@ class Operation:
     name: str
     handler: Handler
     input_type: type[Any]
-    output_type: Any
+    output_type: Any  # for a stream, the type of one item; for a subscription, of one event
     scope: str | None
     access: Access
     read_only: bool
     summary: str
     aliases: tuple[tuple[str, str], ...] = ()  # extra REST routes: (method, path under /api/v1)
     batch: BatchHandler | None = None  # runs many calls in one trip to the backend
+    kind: Kind = "unary"
 
     @property
     def module(self) -> str:
@@ -54,14 +73,33 @@ class Registry:
             raise ValueError(f"operation {op.name} is registered twice")
         self._ops[op.name] = op
 
+    def add_module(self, module: ModuleType) -> None:
+        """Add every operation that `module` itself declares (not those it imports)."""
+        for op in operations_of(module):
+            self.add(op)
+
     def get(self, name: str) -> Operation | None:
         return self._ops.get(name)
+
+    def scopes(self) -> set[str]:
+        """Every scope some operation checks."""
+        return {op.scope for op in self._ops.values() if op.scope is not None}
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(sorted(self._ops.values(), key=lambda op: op.name))
 
     def __len__(self) -> int:
         return len(self._ops)
+
+
+def operations_of(module: ModuleType) -> list[Operation]:
+    """The operations declared in `module`, in the order they appear in it."""
+    found = []
+    for value in vars(module).values():
+        op = getattr(value, _MARK, None)
+        if isinstance(op, Operation) and getattr(value, "__module__", None) == module.__name__:
+            found.append(op)
+    return found
 
 
 async def each_valid(
@@ -85,7 +123,6 @@ async def each_valid(
 
 
 _ACCEPTED = object()
-_declared: list[Operation] = []
 
 
 def operation(
@@ -97,40 +134,84 @@ def operation(
     aliases: tuple[tuple[str, str], ...] = (),
     batch: BatchHandler | None = None,
 ) -> Callable[[F], F]:
-    """Declare an operation. Input and output types come from the handler's annotations.
+    """Declare a unary operation. Input and output types come from the handler's annotations.
 
     `scope=None` with `access="authenticated"` means any signed-in caller; `access="public"`
     means no credential is needed (a credential sent anyway is still checked). `batch`, for
     a hot read, answers many calls in one trip to the backend: the WebSocket door hands it
     the calls of one frame that ask for this operation one after another.
     """
+    return _declare(
+        name,
+        "unary",
+        2,
+        scope=scope,
+        access=access,
+        read_only=read_only,
+        aliases=aliases,
+        batch=batch,
+    )
+
+
+def streamed(
+    name: str, *, scope: str | None = None, access: Access = "authenticated", read_only: bool
+) -> Callable[[F], F]:
+    """Declare a server-streamed operation: `async def f(ctx, params: In) ->
+    AsyncIterator[Item]` yields its items in order. The doors pull the next item only when
+    the connection has room for it, and close the generator (GeneratorExit at its `yield`,
+    or CancelledError at its `await`) when the caller cancels or goes away: release what it
+    holds in a `finally`."""
+    return _declare(name, "stream", 2, scope=scope, access=access, read_only=read_only)
+
+
+def subscription(name: str, *, scope: str, event: type[Any]) -> Callable[[F], F]:
+    """Declare a live subscription: `async def f(ctx, params: In, push) -> Feed` opens a feed
+    that calls `push(event)` (never blocking) for each `event` of type `event`."""
+    return _declare(name, "subscription", 3, scope=scope, read_only=True, output=event)
+
+
+def _declare(
+    name: str,
+    kind: Kind,
+    arity: int,
+    *,
+    scope: str | None,
+    access: Access = "authenticated",
+    read_only: bool,
+    aliases: tuple[tuple[str, str], ...] = (),
+    batch: BatchHandler | None = None,
+    output: Any = None,
+) -> Callable[[F], F]:
     if not _NAME.match(name):
         raise ValueError(f"bad operation name {name!r}")
 
-    def register(handler: F) -> F:
+    def mark(handler: F) -> F:
         hints = get_type_hints(handler)
         params = list(inspect.signature(handler).parameters)
-        if len(params) != 2 or "return" not in hints:
-            raise TypeError(f"{name}: a handler is `async def f(ctx, params: In) -> Out`")
-        _declared.append(
-            Operation(
-                name=name,
-                handler=handler,
-                input_type=hints[params[1]],
-                output_type=hints["return"],
-                scope=scope,
-                access=access,
-                read_only=read_only,
-                summary=inspect.getdoc(handler) or "",
-                aliases=aliases,
-                batch=batch,
-            )
+        if len(params) < arity or "return" not in hints:
+            raise TypeError(f"{name}: a {kind} handler takes {arity} arguments, typed")
+        op = Operation(
+            name=name,
+            handler=handler,
+            input_type=hints[params[1]],
+            output_type=output if output is not None else _output(name, kind, hints["return"]),
+            scope=scope,
+            access=access,
+            read_only=read_only,
+            summary=inspect.getdoc(handler) or "",
+            aliases=aliases,
+            batch=batch,
+            kind=kind,
         )
+        setattr(handler, _MARK, op)
         return handler
 
-    return register
+    return mark
 
 
-def declared_operations() -> list[Operation]:
-    """Every operation declared by the modules imported so far."""
-    return list(_declared)
+def _output(name: str, kind: Kind, returned: Any) -> Any:
+    if kind != "stream":
+        return returned
+    if get_origin(returned) not in (collections.abc.AsyncIterator, collections.abc.AsyncGenerator):
+        raise TypeError(f"{name}: a streamed handler returns AsyncIterator[Item]")
+    return get_args(returned)[0]

@@ -8,15 +8,16 @@ from sqlalchemy.exc import IntegrityError
 
 from roost.backends.sql.tables import custom_scopes, utcnow
 from roost.errors import ConflictError, NotFoundError
+from roost.services import platform_registry
 from roost.services.context import Context
-from roost.services.registry import declared_operations, operation
+from roost.services.registry import operation
 from roost.wire.auth import Done, ScopeInfo, ScopeRef, ScopeSpec
 from roost.wire.common import Empty
 
 
 def builtin_scopes() -> set[str]:
-    """Every scope some operation of the platform checks."""
-    return {op.scope for op in declared_operations() if op.scope is not None}
+    """Every scope some operation of the platform checks: unary, streamed or subscription."""
+    return platform_registry().scopes()
 
 
 @operation("scopes.list", scope="roles:read", read_only=True)

@@ -19,7 +19,7 @@ from roost.backends.stream import NewEvent, Retention, StoredEvent
 from roost.services.context import Context
 from roost.services.feeds import Feed, Push, opening
 from roost.services.payloads import from_json, json_text
-from roost.services.registry import operation
+from roost.services.registry import operation, subscription
 from roost.wire.queue import Done
 from roost.wire.stream import (
     HistoryAnswer,
@@ -113,6 +113,7 @@ async def configure(ctx: Context, params: RetentionRequest) -> Done:
     return Done()
 
 
+@subscription("stream.subscribe", scope="stream:read", event=StreamEvent)
 async def open_stream_feed(
     ctx: Context,
     params: StreamSubscribeRequest,

@@ -155,6 +155,17 @@ class QueryRequest(Struct, forbid_unknown_fields=True):
     actor: Actor | None = None
 
 
+class ExportRequest(Struct, forbid_unknown_fields=True):
+    """`database.export`: every row of a table matching the filters, in primary-key order."""
+
+    table: Name
+    filters: Annotated[list[Filter], Meta(max_length=99)] = []
+    select: Annotated[list[Name], Meta(min_length=1, max_length=500)] | None = None
+    page_size: Annotated[int, Meta(ge=1, le=1000)] = 200
+    reason: Reason | None = None
+    actor: Actor | None = None
+
+
 class QueryResult(Struct, omit_defaults=True):
     rows: list[Row]
     total: int | None = None

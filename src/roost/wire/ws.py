@@ -1,13 +1,17 @@
 """Frames of the WebSocket door (`/api/v1/ws`).
 
-Client → server: `{"id", "method", "params"}` calls any operation (or `stream.subscribe`,
-`pubsub.subscribe`, `database.subscribe`, `unsubscribe`); `{"type": "ping"}` asks for a pong.
-Server → client: `{"id", "result"}` or `{"id", "error", "request_id"}` (the id the server logged
-the error under) answers a call; `{"sub", "event"}`
-pushes an event of a subscription; `{"type": "pong"}`. Text frames carry JSON, binary frames
-MessagePack; each answer uses the format of the frame it answers. A frame may also carry an
-array of calls; a client that sends one gets its answers and events in arrays as well, as many
-as are ready together (one frame instead of a hundred is what makes 100 calls in flight cheap).
+Client → server: `{"id", "method", "params"}` calls any operation (or a subscription:
+`stream.subscribe`, `pubsub.subscribe`, `database.subscribe`; or `unsubscribe`);
+`{"type": "cancel", "id"}` cancels the call of that id (a streamed operation stops, its
+generator is closed; nothing more is sent for that id); `{"type": "ping"}` asks for a pong.
+Server → client: `{"id", "result"}` or `{"id", "error", "request_id"}` (the id the server
+logged the error under) answers a call; a streamed operation
+answers `{"id", "chunk"}` per item, then `{"id", "end": true}`, or `{"id", "error"}` after the
+items sent so far; `{"sub", "event"}` pushes an event of a subscription; `{"type": "pong"}`.
+Text frames carry JSON, binary frames MessagePack; each answer uses the format of the frame it
+answers. A frame may also carry an array of calls; a client that sends one gets its answers
+and events in arrays as well, as many as are ready together (one frame instead of a hundred is
+what makes 100 calls in flight cheap).
 Calls in flight together run concurrently, in no set order: send a call that depends on
 another once that one has answered.
 """

@@ -1,0 +1,122 @@
+"""The registry is explicit and complete: what a fresh interpreter builds is what a server
+serves, every scope any operation checks is in `scopes.list` (so none can be taken as a
+tenant's own), and subscriptions and streamed operations are documented."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+import roost.services
+from roost.services import MODULES, build_registry
+from roost.services.registry import operations_of
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer
+
+_FRESH = """
+import json
+from roost.services import build_registry
+print(json.dumps(sorted([op.name, op.kind, op.scope] for op in build_registry())))
+"""
+
+
+def admin_headers(http: httpx.Client) -> dict[str, str]:
+    tokens = http.post(
+        "/api/v1/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+    ).json()
+    return {"Authorization": f"Bearer {tokens['access']}"}
+
+
+def test_registry_built_in_a_fresh_interpreter_is_what_the_server_serves(
+    server: RunningServer,
+) -> None:
+    fresh = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", _FRESH], capture_output=True, text=True, check=True
+    )
+    built = {name: (kind, scope) for name, kind, scope in json.loads(fresh.stdout)}
+    assert {"pubsub.publish", "pubsub.subscribe", "database.export"} <= set(built)
+    document = httpx.get(f"{server.url}/api/v1/openapi.json").json()
+    served = {
+        item["post"]["operationId"]: item["post"].get("x-roost-kind", "unary")
+        for path, item in document["paths"].items()
+        if "post" in item and path != "/api/v1/batch"
+    }
+    served |= {name: "subscription" for name in document["x-roost-subscriptions"]}
+    assert served == {name: kind for name, (kind, _) in built.items()}
+    for name, sub in document["x-roost-subscriptions"].items():
+        assert sub["scope"] == built[name][1]
+
+
+def test_every_module_that_declares_operations_is_in_the_list() -> None:
+    declaring = set()
+    for info in pkgutil.iter_modules(roost.services.__path__):
+        module = importlib.import_module(f"roost.services.{info.name}")
+        if operations_of(module):
+            declaring.add(info.name)
+    assert declaring == set(MODULES)
+
+
+def test_every_scope_an_operation_checks_is_in_scopes_list(server: RunningServer) -> None:
+    needed = build_registry().scopes()
+    assert {"pubsub:read", "pubsub:write", "stream:read", "database:read"} <= needed
+    with httpx.Client(base_url=server.url) as http:
+        headers = admin_headers(http)
+        listed = http.post("/api/v1/scopes/list", headers=headers).json()
+        builtin = {scope["name"] for scope in listed if scope["builtin"]}
+        assert needed <= builtin
+        # a platform scope cannot be taken as the tenant's own (it was: pubsub:read)
+        for scope in ("pubsub:read", "database:read"):
+            taken = http.post(
+                "/api/v1/scopes/create",
+                json={"name": scope, "description": "mine"},
+                headers=headers,
+            )
+            assert taken.status_code == 409, taken.text
+            assert taken.json()["error"]["details"] == {"field": "name"}
+
+
+def test_subscriptions_and_streams_are_in_openapi_and_docs(server: RunningServer) -> None:
+    document = httpx.get(f"{server.url}/api/v1/openapi.json").json()
+    subscriptions = document["x-roost-subscriptions"]
+    assert set(subscriptions) == {"stream.subscribe", "pubsub.subscribe", "database.subscribe"}
+    pubsub = subscriptions["pubsub.subscribe"]
+    assert pubsub["scope"] == "pubsub:read"
+    assert pubsub["params"] == {"$ref": "#/components/schemas/PubSubSubscribeRequest"}
+    assert pubsub["event"] == {"$ref": "#/components/schemas/PubSubMessage"}
+    export = document["paths"]["/api/v1/database/export"]["post"]
+    assert export["x-roost-kind"] == "stream"
+    line = export["responses"]["200"]["content"]["application/x-ndjson"]["schema"]
+    assert set(line["properties"]) == {"chunk", "end", "error"}
+    page = httpx.get(f"{server.url}/docs").text
+    for name in ("stream.subscribe", "pubsub.subscribe", "database.subscribe", "database.export"):
+        assert f'id="{name}"' in page
+
+
+def test_a_subscription_is_not_served_over_http_and_a_stream_not_as_a_call(
+    server: RunningServer,
+) -> None:
+    with httpx.Client(base_url=server.url) as http:
+        headers = admin_headers(http)
+        answer = http.post("/api/v1/pubsub/subscribe", json={"patterns": ["a"]}, headers=headers)
+        assert answer.status_code == 404
+        batch = http.post(
+            "/api/v1/batch",
+            json={"operations": [{"command": "stream.subscribe", "payload": {"room": "r"}}]},
+            headers=headers,
+        )
+        error = batch.json()["results"][0]["error"]
+        assert error["code"] == "wrong_operation_kind"
+        assert "WebSocket" in error["message"]
+
+
+@pytest.mark.parametrize("name", ["stream.subscribe", "pubsub.subscribe", "database.subscribe"])
+def test_subscriptions_are_registry_entries_with_a_scope(name: str) -> None:
+    op = build_registry().get(name)
+    assert op is not None
+    assert op.kind == "subscription"
+    assert op.scope is not None
