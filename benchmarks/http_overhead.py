@@ -70,6 +70,12 @@ def roost_app(data_dir: str, secret: str) -> object:
     )
 
 
+def _bounded_protocol() -> type:
+    from roost.server.serving import BoundedHttpTools
+
+    return BoundedHttpTools
+
+
 def serve(kind: str, data_dir: str, secret: str, port: int) -> None:
     import uvicorn
 
@@ -80,7 +86,8 @@ def serve(kind: str, data_dir: str, secret: str, port: int) -> None:
         port=port,
         log_level="error",
         loop="uvloop",  # type: ignore[arg-type]
-        http="httptools",
+        # Roost runs on the protocol `roost serve` uses (bounded request heads)
+        http="httptools" if kind == "bare" else _bounded_protocol(),
         access_log=False,
     )
 

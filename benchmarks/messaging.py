@@ -61,6 +61,12 @@ def bare_app() -> object:
     return Starlette(routes=[Route("/api/v1/kv/get", endpoint, methods=["POST"])])
 
 
+def _bounded_protocol() -> type:
+    from roost.server.serving import BoundedHttpTools
+
+    return BoundedHttpTools
+
+
 def serve(kind: str, data_dir: str, secret: str, port: int) -> None:
     import uvicorn
 
@@ -85,7 +91,8 @@ def serve(kind: str, data_dir: str, secret: str, port: int) -> None:
         port=port,
         log_level="error",
         loop="uvloop",  # type: ignore[arg-type]
-        http="httptools",
+        # Roost runs on the protocol `roost serve` uses (bounded request heads)
+        http="httptools" if kind == "bare" else _bounded_protocol(),
         ws="websockets-sansio",
         ws_per_message_deflate=False,
         access_log=False,
