@@ -122,7 +122,14 @@ class Settings(BaseSettings):
     rate_window: Annotated[float, Field(ge=0.1, le=3600)] = Field(
         default=1.0, description="the window of rate_per_principal and rate_per_tenant (seconds)"
     )
-    pg_schema_prefix: str = Field(default="roost", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    # a tenant's schema is `<prefix>_<tenant>`: 22 + 1 + 40 (the longest tenant name) = 63,
+    # PostgreSQL's longest identifier
+    pg_schema_prefix: str = Field(
+        default="roost",
+        pattern=r"^[a-z][a-z0-9_]{0,21}$",
+        description="PostgreSQL: the schemas' prefix (at most 22 characters, so that every "
+        "tenant's schema name fits PostgreSQL's 63)",
+    )
     pg_allow_superuser: bool = Field(
         default=False,
         description="let the server connect to PostgreSQL as a superuser; without it the server "

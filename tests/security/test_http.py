@@ -4,7 +4,8 @@
   closes, in `roost serve` (one process and `--workers`) and in the test servers alike; eight
   48 MB headers at once leave the server's peak memory where it was.
 - An uploaded `text/html` file downloads as an attachment, `nosniff`, sandboxed.
-- `?api_key=`, `?access_token=` and signed-link tokens never reach the server's log.
+- `?api_key=`, `?access_token=` (percent-encoded names and values too) and signed-link tokens
+  never reach the server's log; a control character a client sends is escaped there.
 """
 
 from __future__ import annotations
@@ -294,7 +295,12 @@ def test_api_answers_say_nosniff(server: RunningServer) -> None:
 
 def _websocket_with_query_credentials(url: str, access: str, key: str) -> None:
     ws_url = url.replace("http://", "ws://") + "/api/v1/ws"
-    for query in (f"api_key={key}", f"access_token={access}"):
+    # Starlette percent-decodes names and values: these authenticate as well as the plain ones
+    encoded = (
+        f"api%5Fkey={key.replace('_', '%5F')}",
+        f"access%5Ftoken={access.replace('.', '%2E')}",
+    )
+    for query in (f"api_key={key}", f"access_token={access}", *encoded):
         with connect(f"{ws_url}?{query}", open_timeout=60) as ws:
             ws.send(json.dumps({"id": 1, "method": "auth.whoami", "params": {}}))
             assert json.loads(ws.recv(timeout=60))["id"] == 1
@@ -308,6 +314,8 @@ def _assert_no_credential_logged(log: Path, access: str, key: str) -> None:
         assert time.monotonic() < deadline, f"the WebSocket lines were never logged: {text}"
         time.sleep(0.1)
     for secret in (access, access.split(".")[2], key, key.rsplit("_", 1)[1]):
+        assert secret not in text
+    for secret in (access.replace(".", "%2E"), key.replace("_", "%5F")):
         assert secret not in text
 
 
@@ -329,3 +337,25 @@ def test_credentials_never_reach_the_log(served: tuple[str, Path, int]) -> None:
     token = link.rsplit("/", 1)[1]
     assert token not in text
     assert "/api/v1/storage/signed/[redacted]" in text
+
+
+def test_control_characters_a_client_sends_are_escaped_in_the_log(tmp_path: Path) -> None:
+    # at debug level the handshake's headers are logged one a line; a header value may hold a
+    # tab (and nothing the HTTP parsers let through may start a line of its own)
+    handshake = (
+        b"GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"X-Forged: a\tINFO:     forged\r\n\r\n"
+    )
+    with roost_serve(tmp_path, "--log-level", "debug") as (url, log, _):
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname or "", parts.port or 80)) as sock:
+            sock.settimeout(60)
+            sock.sendall(handshake)
+            assert sock.recv(64).startswith(b"HTTP/1.1 101 ")
+        deadline = time.monotonic() + 15
+        while "x-forged:" not in (text := log.read_text()):
+            assert time.monotonic() < deadline, f"the header was never logged: {text}"
+            time.sleep(0.1)
+    assert "\t" not in text
+    assert "x-forged: a\\tINFO:     forged" in text

@@ -2,13 +2,14 @@
 
 Each attack goes over real HTTP (and WebSocket) to a server on SQLite and on PostgreSQL: NUL
 in text, integers past 64 bits, `select: []`, JSON and MessagePack nested past the limit,
-MessagePack extension types, deep upload metadata and settings.
+MessagePack extension types and non-text map keys, datetimes with no UTC form, deep upload
+metadata and settings; and a schema prefix too long for a tenant's schema name.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ import msgspec
 import pytest
 from websockets.sync.client import connect
 
+from roost.settings import ConfigurationError, load_settings
 from roost.wire.limits import MAX_DEPTH
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
@@ -332,6 +334,150 @@ def test_msgpack_ext_types_are_a_400(http: httpx.Client) -> None:
 def test_msgpack_datetimes_as_strings_still_work(http: httpx.Client) -> None:
     body = msgspec.msgpack.encode({"since": "2020-01-01T00:00:00Z", "limit": 1})
     assert http.post("/api/v1/logs/query", content=body, headers=MSGPACK).status_code == 200
+
+
+# -- datetimes with no UTC form (every backend stores UTC) ------------------------------------
+
+NO_UTC = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")
+
+
+@pytest.mark.parametrize("moment", NO_UTC)
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/api_keys/create", {"name": "k", "expires_at": "@"}, "expires_at"),
+        (
+            "/api/v1/users/assign_roles",
+            {"roles": ["member"], "usernames": [ADMIN_USERNAME], "expires_at": "@"},
+            "expires_at",
+        ),
+        ("/api/v1/audit/query", {"since": "@"}, "since"),
+        ("/api/v1/audit/query", {"until": "@"}, "until"),
+        ("/api/v1/logs/query", {"since": "@"}, "since"),
+        ("/api/v1/usage/get", {"since": "@"}, "since"),
+    ],
+)
+def test_a_datetime_with_no_utc_form_is_a_400(
+    http: httpx.Client, moment: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    body = {name: moment if value == "@" else value for name, value in body.items()}
+    assert "outside years 1-9999" in refused(http.post(path, json=body), field)
+    msgpack = msgspec.msgpack.encode(body)
+    refused(http.post(path, content=msgpack, headers=MSGPACK), field)
+    still_serving(http)
+
+
+@pytest.fixture(scope="module")
+def typed_table(http: httpx.Client) -> str:
+    name = unique("typed_")
+    columns = [
+        {"name": "at", "type": "timestamptz"},
+        {"name": "local", "type": "timestamp"},
+        {"name": "doc", "type": "json"},
+    ]
+    created = http.post("/api/v1/schema/add_table", json={"name": name, "columns": columns})
+    assert created.status_code == 200, created.text
+    return name
+
+
+@pytest.mark.parametrize("moment", NO_UTC)
+@pytest.mark.parametrize("column", ["at", "local"])
+def test_a_record_datetime_with_no_utc_form_is_a_400_naming_the_column(
+    http: httpx.Client, typed_table: str, moment: str, column: str
+) -> None:
+    rows = {"table": typed_table, "rows": [{column: moment}]}
+    message = refused(http.post("/api/v1/database/create", json=rows), f"rows[0].{column}")
+    assert column in message
+    fine = {"table": typed_table, "rows": [{column: "0001-01-01T00:00:00-01:00"}]}
+    assert http.post("/api/v1/database/create", json=fine).status_code == 200
+    still_serving(http)
+
+
+def test_a_websocket_datetime_with_no_utc_form_gets_a_validation_error(
+    server: RunningServer, http: httpx.Client
+) -> None:
+    token = http.headers["authorization"].split(" ", 1)[1]
+    url = server.url.replace("http://", "ws://") + f"/api/v1/ws?access_token={token}"
+    with connect(url) as ws:
+        for number, moment in enumerate(NO_UTC):
+            ws.send(json.dumps({"id": number, "method": "logs.query", "params": {"since": moment}}))
+            answer = json.loads(ws.recv(timeout=30))
+            assert answer["id"] == number
+            assert answer["error"]["code"] == "validation_error", answer
+            assert answer["error"]["details"]["field"] == "since"
+
+
+# -- MessagePack map keys JSON cannot carry -----------------------------------------------------
+
+
+def _map_with_key(key: bytes) -> bytes:
+    """A MessagePack map of one entry whose key is `key` (raw MessagePack) and value 1."""
+    return b"\x81" + key + b"\x01"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [b"\xc0", b"\xc2", b"\xc3", b"\x91\x01", b"\x05"],
+    ids=["nil", "false", "true", "array", "int"],
+)
+@pytest.mark.parametrize(
+    ("path", "before", "field"),
+    [
+        ("/api/v1/kv/set", {"key": "k"}, "value"),
+        ("/api/v1/documents/set", {"collection": "c", "id": "d"}, "data"),
+        ("/api/v1/queue/publish", {"queue": "q"}, "message"),
+    ],
+)
+def test_msgpack_map_keys_other_than_text_are_a_400(
+    http: httpx.Client, key: bytes, path: str, before: dict[str, Any], field: str
+) -> None:
+    # the request's own map with one more entry: `field` -> {"inner": the map keyed by `key`}
+    head = msgspec.msgpack.encode(before)
+    inner = b"\x81" + msgspec.msgpack.encode("inner") + _map_with_key(key)
+    body = bytes([head[0] + 1]) + head[1:] + msgspec.msgpack.encode(field) + inner
+    assert "map keys must be text" in refused(
+        http.post(path, content=body, headers=MSGPACK), f"{field}.inner"
+    )
+    still_serving(http)
+
+
+def test_msgpack_map_keys_other_than_text_in_a_json_column_are_a_400(
+    http: httpx.Client, typed_table: str
+) -> None:
+    body = (
+        b"\x82"
+        + msgspec.msgpack.encode("table")
+        + msgspec.msgpack.encode(typed_table)
+        + msgspec.msgpack.encode("rows")
+        + b"\x91\x81"
+        + msgspec.msgpack.encode("doc")
+        + _map_with_key(b"\xc0")
+    )
+    refused(http.post("/api/v1/database/create", content=body, headers=MSGPACK), "rows[0].doc")
+    still_serving(http)
+
+
+# -- PostgreSQL schema names ------------------------------------------------------------------
+
+
+def test_every_tenant_name_fits_the_longest_schema_prefix(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    with pytest.raises(ConfigurationError, match="PG_SCHEMA_PREFIX"):
+        load_settings(pg_schema_prefix="p" * 23)
+    running = make_server(backend="postgresql", pg_schema_prefix=f"rt{unique('')}".ljust(22, "x"))
+    with httpx.Client(base_url=running.url, timeout=60) as client:
+        login = {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+        access = client.post("/api/v1/auth/login", json=login).json()["access"]
+        client.headers["authorization"] = f"Bearer {access}"
+        name = unique("t").ljust(40, "a")
+        assert len(name) == 40
+        created = client.post(
+            "/api/v1/tenants/create",
+            json={"name": name, "admin_username": "root", "admin_password": "root-password-1"},
+        )
+        assert created.status_code == 200, created.text
+        assert client.post("/api/v1/tenants/delete", json={"name": name}).status_code == 200
 
 
 # -- WebSocket ------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """A deleted tenant leaves nothing behind: a tenant made again under its name sees none of its
 KV keys, queue messages, stream events or files, whose bytes are gone from disk and from S3;
-its signed links answer 404; racing creates and deletes of one name never answer 5xx; and
-uploads that a killed server left half-written are swept at start."""
+its signed links answer 404; its open WebSockets close at once (4404) and receive nothing of
+the new tenant; racing creates and deletes of one name never answer 5xx; and uploads that a
+killed server left half-written are swept at start."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import sqlite3
@@ -16,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from roost import AsyncClient, AuthenticationError
 from roost.backends.blob.files import ABANDONED_AFTER, UPLOADS
@@ -278,3 +282,49 @@ async def test_an_interrupted_purge_is_finished_before_the_name_is_used_again(
                 await new_client.auth.sign_in_with_password(ROOT, ROOT_PASSWORD)
             )
     assert _bytes_on_disk(data_dir) == []
+
+
+async def _read_until_closed(ws: ClientConnection, frames: list[str | bytes]) -> None:
+    while True:  # the timeout is a safety net against a hung test, not a timing assertion
+        frames.append(await asyncio.wait_for(ws.recv(), 30))
+
+
+@pytest.mark.parametrize("bus", ["local", "redis"])
+async def test_a_deleted_tenants_websockets_close_at_once(
+    make_server: Callable[..., RunningServer], bus: str
+) -> None:
+    if bus == "redis":
+        require_redis()
+    running = make_server(redis_url=REDIS_URL) if bus == "redis" else make_server()
+    tenant = unique("ws-")
+    async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
+        admin = await _login(http, "default", ADMIN_USERNAME, ADMIN_PASSWORD)
+        owner = {"name": tenant, "admin_username": ROOT, "admin_password": ROOT_PASSWORD}
+        assert (await http.post("/api/v1/tenants/create", json=owner, headers=admin)).is_success
+        old = await _login(http, tenant, ROOT, ROOT_PASSWORD)
+        token = old["authorization"].split(" ", 1)[1]
+        url = running.url.replace("http://", "ws://") + f"/api/v1/ws?access_token={token}"
+        async with connect(f"{url}&tenant={tenant}") as ws:
+            subscriptions = [
+                ("pubsub.subscribe", {"patterns": ["news"]}),
+                ("stream.subscribe", {"room": "r1"}),
+            ]
+            for number, (method, params) in enumerate(subscriptions):
+                await ws.send(json.dumps({"id": number, "method": method, "params": params}))
+                assert "result" in json.loads(await ws.recv()), "not subscribed"
+            gone = await http.post("/api/v1/tenants/delete", json={"name": tenant}, headers=admin)
+            assert gone.is_success
+            new = {"name": tenant, "admin_username": "nb", "admin_password": "new-owner-pass-1"}
+            assert (await http.post("/api/v1/tenants/create", json=new, headers=admin)).is_success
+            headers = await _login(http, tenant, "nb", "new-owner-pass-1")
+            for _ in range(3):
+                news = {"topic": "news", "message": "NEW-TENANT-SECRET"}
+                await http.post("/api/v1/pubsub/publish", json=news, headers=headers)
+                event = {"room": "r1", "event_type": "m", "data": "NEW-STREAM"}
+                await http.post("/api/v1/stream/publish", json=event, headers=headers)
+            frames: list[str | bytes] = []
+            with pytest.raises(ConnectionClosed) as closed:
+                await _read_until_closed(ws, frames)
+    assert frames == [], "the old tenant's socket got the new tenant's events"
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4404, "tenant_deleted")

@@ -18,7 +18,9 @@ Connections and subscriptions count against the caller's limits (`server/limits.
 connection past them gets an error frame and the close code 4429; a subscription past them
 is refused (429 `too_many_subscriptions`) and the connection is kept. When a connection ends,
 its calls are cancelled and waited for, then every subscription it holds is closed, so that
-nothing it opened outlives it.
+nothing it opened outlives it. When a tenant is deleted (the bus tells every replica), each
+connection of the tenant is closed at once (4404 `tenant_deleted`) and its subscriptions
+released: nothing of a tenant made again under the name reaches a socket of the old one.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from roost.wire.ws import CallFrame, FrameId, Frames, Subscribed, UnsubscribeReq
 
 PATH = "/api/v1/ws"
 SLOW_CONSUMER = 4008
+TENANT_GONE = 4404
 TOO_MANY = 4429  # a limit of the caller's (connections) refuses the connection
 _CALLS_END = 10.0  # how long a closing connection waits for its cancelled calls
 
@@ -66,20 +69,33 @@ class WebSocketDoor:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
         self.starter = Starter()
+        self.open: dict[str, set[_Connection]] = {}  # the accepted connections, by tenant
+        dispatcher.platform.on_tenant_deleted.append(self._end_tenant)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] != PATH:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 4404, "reason": f"use {PATH}"})
             return
-        await _Connection(self.dispatcher, self.starter, scope, receive, send).serve()
+        await _Connection(self.dispatcher, self.starter, scope, receive, send, self.open).serve()
+
+    def _end_tenant(self, name: str) -> None:
+        for connection in list(self.open.get(name, ())):
+            connection.end(TENANT_GONE, "tenant_deleted")
 
 
 class _Connection:
     def __init__(
-        self, dispatcher: Dispatcher, starter: Starter, scope: Scope, receive: Receive, send: Send
+        self,
+        dispatcher: Dispatcher,
+        starter: Starter,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        open_connections: dict[str, set[_Connection]],
     ):
         self.dispatcher = dispatcher
+        self.open_connections = open_connections
         self.starter = starter
         self.scope, self.receive, self.send = scope, receive, send
         settings = dispatcher.platform.settings
@@ -115,6 +131,9 @@ class _Connection:
             await self._refuse(guard(exc, rid), rid)
             return
         await self.send({"type": "websocket.accept"})
+        tenant = self.ctx.tenant if self.ctx else ""
+        of_tenant = self.open_connections.setdefault(tenant, set())
+        of_tenant.add(self)
         writer = asyncio.create_task(self._write())
         watcher = asyncio.create_task(self._watch())
         try:
@@ -127,6 +146,9 @@ class _Connection:
                 elif message.get("text") is not None:
                     self._on_frame(message["text"].encode(), JSON)
         finally:
+            of_tenant.discard(self)
+            if not of_tenant:
+                self.open_connections.pop(tenant, None)
             self.closing = True
             writer.cancel()
             watcher.cancel()
@@ -138,6 +160,22 @@ class _Connection:
             await asyncio.shield(ending)
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
+
+    def end(self, code: int, reason: str) -> None:
+        """Close the connection from outside, at once: nothing more is sent on it, and every
+        subscription it holds is released now rather than when the client answers the close."""
+        if self.closing:
+            return
+        self.closing = True
+        self.outbox.clear()
+        self.drained.set()  # streams waiting for room see the connection end
+        ending = asyncio.create_task(self._end(code, reason))
+        _ending.add(ending)
+        ending.add_done_callback(_ending.discard)
+
+    async def _end(self, code: int, reason: str) -> None:
+        await self._close(code, reason)
+        await self._close_feeds()
 
     async def _let_go(self, release: Callable[[], None]) -> None:
         """End the calls still running, close every subscription, release the connection."""

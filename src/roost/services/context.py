@@ -137,6 +137,9 @@ class Platform:
     tenant can be forgotten in all of them at once"""
 
     background: set[asyncio.Task[None]] = field(default_factory=set)  # kept until done
+    on_tenant_deleted: list[Callable[[str], None]] = field(default_factory=list)
+    """what else lets go of a deleted tenant on this replica when the bus says so (the
+    WebSocket door closes the tenant's connections)"""
 
     async def forget_tenant(self, name: str) -> None:
         """After a tenant's deletion: drop what this replica remembers of it at once, and every
@@ -157,6 +160,8 @@ class Platform:
     def _on_tenant_deleted(self, payload: bytes) -> None:
         name = payload.decode()
         self._drop_tenant_caches(name)
+        for hook in self.on_tenant_deleted:
+            hook(name)
         # SQLite connections of another process would go on reading the deleted file, and a
         # tenant made again under the name must open the new one.
         task = asyncio.get_running_loop().create_task(self.db.close_namespace(name))

@@ -47,6 +47,7 @@ from sqlalchemy.types import TypeEngine
 from sqlglot import exp
 
 from roost.errors import ValidationError
+from roost.wire.limits import datetime_refusal
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RESERVED_PREFIX = "roost_"
@@ -478,6 +479,11 @@ class Coercer:
             ) from None
         if column.type.startswith("decimal("):
             _check_decimal(result, column, field_name)
+        if isinstance(result, datetime) and result.tzinfo and (why := datetime_refusal(result)):
+            raise ValidationError(
+                f"{self.table.name}.{column.name} ({column.type}): {why}",
+                details={"field": field_name},
+            )
         if column.type == "timestamp" and isinstance(result, datetime) and result.tzinfo:
             result = result.astimezone(UTC).replace(tzinfo=None)
         return result

@@ -98,7 +98,8 @@ def codec_for(fmt: WireFormat) -> Codec:
     return JSON if fmt == "json" else MSGPACK
 
 
-_FIELD = re.compile(r"at `\$\.?([^`]*)`")
+# "- at `$.rows[0].name`", and for a map's key "- at `key` in `$.data`"
+_FIELD = re.compile(r"at `(?:key` in `)?\$\.?([^`]*)`")
 
 
 def invalid(exc: msgspec.ValidationError, what: str) -> ValidationError:

@@ -11,16 +11,19 @@ whether JSON or MessagePack carried it:
   are finite (JSON has no NaN or Infinity);
 - free-form values (documents, records, KV values, settings, metadata: anything typed `Any`)
   are JSON values: MessagePack bin, extension types and timestamps are refused there, as JSON
-  cannot carry them (datetimes go as RFC 3339 strings, binary data as base64 text).
+  cannot carry them (datetimes go as RFC 3339 strings, binary data as base64 text), and so are
+  map keys other than text (MessagePack may key a map by nil, a boolean or an array);
+- a datetime has a UTC form (`0001-01-01T00:00:00+14:00` has none): every backend stores UTC.
 
-Walking a decoded value costs far more than decoding it, so a cheap scan of the raw bytes
-decides first whether a value could break a rule at all; most requests skip the walk.
+Walking a decoded value costs far more than decoding it, so for JSON a cheap scan of the raw
+bytes decides first whether a value could break a rule at all; most requests skip the walk.
+MessagePack bodies are always walked: a map's non-text key has no byte of its own to scan for.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from functools import cache
 from typing import Any, Literal, get_args
 
@@ -34,11 +37,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _JSON_NUL = b"\\u0000"
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _LONG_NUMBER = b"0" * 19
-# MessagePack: maps and arrays (fix, 16, 32); and the bytes that may start a str holding NUL
-# (its length), a uint64, a float, a bin or an extension. These bytes also occur inside other
-# values; that only costs a walk that finds nothing.
-_MSGPACK_CONTAINERS = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
-_MSGPACK_SUSPECT = bytes([0x00, *range(0xC4, 0xCC), 0xCF, *range(0xD4, 0xD9)])
+# only the first and the last year hold datetimes whose UTC form may fall outside them
+_EDGE_YEARS = (b"0001-", b"9999-")
 _NOT_JSON = (bytes, bytearray, memoryview, msgspec.msgpack.Ext, date, time)
 
 
@@ -70,15 +70,23 @@ def too_deep() -> InputRefused:
     return InputRefused(f"values are nested deeper than {MAX_DEPTH} levels")
 
 
+def datetime_refusal(value: datetime) -> str | None:
+    """Why `value` cannot be stored (it has no UTC form), or None if it can."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return f"{value.isoformat()} lies outside years 1-9999 in UTC"
+    return None
+
+
 def _may_break_rules(data: bytes, fmt: Literal["json", "msgpack"]) -> bool:
-    if fmt == "json":
-        if data.count(b"[") + data.count(b"{") > MAX_DEPTH or _JSON_NUL in data:
-            return True
-        return _LONG_NUMBER in data.translate(_DIGITS_AS_ZERO)
-    size = len(data)
-    if len(data.translate(None, _MSGPACK_SUSPECT)) < size:
+    if fmt == "msgpack":
         return True
-    return size - len(data.translate(None, _MSGPACK_CONTAINERS)) > MAX_DEPTH
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH or _JSON_NUL in data:
+        return True
+    if any(year in data for year in _EDGE_YEARS):
+        return True
+    return _LONG_NUMBER in data.translate(_DIGITS_AS_ZERO)
 
 
 def _walk(value: Any, depth: int, *, free: bool) -> None:
@@ -97,6 +105,8 @@ def _walk(value: Any, depth: int, *, free: bool) -> None:
             raise InputRefused("numbers must be finite (JSON has no NaN or Infinity)")
     elif isinstance(value, dict):
         for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputRefused(f"map keys must be text, not {type(key).__name__}")
             try:
                 _walk(key, depth + 1, free=True)
                 _walk(item, depth + 1, free=True)
@@ -118,6 +128,9 @@ def _walk(value: Any, depth: int, *, free: bool) -> None:
             except InputRefused as refused:
                 refused.path.append(wire)
                 raise
+    elif isinstance(value, datetime) and not free and value.tzinfo is not None:
+        if reason := datetime_refusal(value):
+            raise InputRefused(reason)
     elif free and isinstance(value, _NOT_JSON):
         raise InputRefused(
             "only JSON values are accepted here: no MessagePack bin, extension or timestamp "
