@@ -181,6 +181,8 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         **FAST_PASSWORD_HASH,
         # a revoked credential ends its subscriptions within half a second, not five
         "ws_credential_watch_seconds": 0.5,
+        # every test calls from 127.0.0.1: the shared servers must not run out of auth mails
+        "mails_per_client": 100_000,
     }
     if backend == "postgresql":
         ensure_server_role()

@@ -203,6 +203,18 @@ class Settings(BaseSettings):
         "others cannot lock the owner out at the low limit",
     )
     login_failures_per_address: Annotated[int, Field(ge=1)] = 30
+    mails_per_address: int = Field(
+        default=5,
+        ge=1,
+        description="auth mails (verification, reset, account notice) one address may get of "
+        "each kind in an hour; past it none is sent",
+    )
+    mails_per_client: int = Field(
+        default=30,
+        ge=1,
+        description="auth mails the calls from one client address may cause in an hour "
+        "(sign-up, email change, reset, resend); past it none is sent",
+    )
     login_failure_window: Seconds = 900
     idempotency_ttl: Seconds = 86400
     analytics_time_limit: Annotated[float, Field(gt=0, le=3600)] = 10.0

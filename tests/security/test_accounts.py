@@ -177,3 +177,39 @@ async def test_register_still_refuses_a_taken_username(server: RunningServer) ->
         with pytest.raises(ConflictError) as caught:
             await client.auth.register(name, "some-password-1", email=f"{unique('x')}@example.com")
         assert caught.value.details["field"] == "username"
+
+
+@pytest.mark.anyio
+async def test_emptying_or_deleting_a_stronger_users_role_is_acting_on_them(
+    server: RunningServer,
+) -> None:
+    """A `roles:write` + `users:write` holder emptied the CFO's role (only new scopes were
+    checked), then reset the CFO's password."""
+    cfo, finance, desk = unique("cfo"), unique("finance"), unique("desk")
+    async with AsyncClient(api_url=server.url, max_retries=0) as client:
+        admin = await _admin(client)
+        await admin.roles.create(finance, ["secrets:read", "secrets:write"])
+        await admin.roles.create(desk, ["users:read", "users:write", "roles:read", "roles:write"])
+        await admin.users.create_user(cfo, "cfo-password-11", roles=[finance])
+        helper_name = unique("helper")
+        await admin.users.create_user(helper_name, "helper-password-1", roles=[desk])
+        helper = await client.auth.sign_in_with_password(helper_name, "helper-password-1")
+        attempts: list[Callable[[], Awaitable[Any]]] = [
+            lambda: helper.roles.update(finance, scopes=[]),
+            lambda: helper.roles.update(finance, scopes=["users:read"]),
+            lambda: helper.roles.delete(finance),
+            lambda: helper.users.revoke_roles([finance], [cfo]),
+        ]
+        for attempt in attempts:
+            with pytest.raises(AuthorizationError) as caught:
+                await attempt()
+            assert caught.value.status_code == 403
+            assert caught.value.details["username"] == cfo
+        with pytest.raises(AuthorizationError):
+            await helper.users.update_user(cfo, password="owned-password-1")
+        assert (await admin.users.get_user(cfo))["scopes"] == ["secrets:read", "secrets:write"]
+        await client.auth.sign_in_with_password(cfo, "cfo-password-11")
+        # a role whose holders the helper may act on still changes and goes
+        await admin.roles.update(finance, scopes=["users:read"])
+        assert (await helper.roles.update(finance, scopes=[]))["scopes"] == []
+        await helper.roles.delete(finance)

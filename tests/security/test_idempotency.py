@@ -145,3 +145,48 @@ def test_replay_still_refuses_another_request_and_another_caller(
         stranger = _post(http, "/api/v1/api_keys/create", request, **{"idempotency-key": key})
         assert stranger.status_code == 401
         assert "key" not in stranger.json()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_replay_is_access_checked_and_bound_to_the_credential(
+    make_server: Callable[..., RunningServer], backend: str
+) -> None:
+    """A narrow API key (kv:read) replayed the admin's api_keys.create with the same
+    Idempotency-Key and got the admin's full-scope key back."""
+    running = _start(make_server, backend)
+    key = uuid.uuid4().hex
+    login = {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        admin = {
+            "authorization": f"Bearer {http.post('/api/v1/auth/login', json=login).json()['access']}"
+        }
+        narrow_key = _post(
+            http, "/api/v1/api_keys/create", {"name": unique("n-"), "scopes": ["kv:read"]}, **admin
+        )
+        narrow = {"authorization": f"Api-Key {narrow_key.json()['key']}"}
+        request = {"name": unique("ci-")}
+        first = _post(http, "/api/v1/api_keys/create", request, **admin, **{"idempotency-key": key})
+        assert first.status_code == 200
+        replayed = _post(
+            http, "/api/v1/api_keys/create", request, **narrow, **{"idempotency-key": key}
+        )
+        assert replayed.status_code == 403, replayed.text
+        assert replayed.json()["error"]["code"] == "missing_scope"
+        assert first.json()["key"] not in replayed.text
+        # another session of the same admin, which may create keys, does not find it either
+        relogin = http.post("/api/v1/auth/login", json=login).json()["access"]
+        wide = {"authorization": f"Bearer {relogin}"}
+        other = _post(http, "/api/v1/api_keys/create", request, **wide, **{"idempotency-key": key})
+        assert other.status_code == 200
+        assert other.json()["key"] != first.json()["key"]
+        # a batch is admitted whole before its record is looked up
+        batch = {"operations": [{"command": "api_keys.create", "payload": request}]}
+        batch_key = uuid.uuid4().hex
+        done = _post(http, "/api/v1/batch", batch, **admin, **{"idempotency-key": batch_key})
+        assert done.json()["results"][0]["status"] == "success"
+        refused = _post(http, "/api/v1/batch", batch, **narrow, **{"idempotency-key": batch_key})
+        assert refused.status_code == 403
+        assert done.json()["results"][0]["payload"]["key"] not in refused.text
+        # the admin's own retry still gets the first answer
+        again = _post(http, "/api/v1/api_keys/create", request, **admin, **{"idempotency-key": key})
+        assert again.json()["key"] == first.json()["key"]

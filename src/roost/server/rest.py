@@ -18,7 +18,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roost.errors import PayloadTooLargeError, RoostError, ValidationError
 from roost.server import idempotency
-from roost.server.dispatch import Dispatcher, decode_body, error_response, guard, headers_of
+from roost.server.dispatch import (
+    Dispatcher,
+    check_operation,
+    decode_body,
+    error_response,
+    guard,
+    headers_of,
+)
 from roost.server.responses import NOSNIFF, Reply, encoded, request_id, response_codec
 from roost.services.context import Context
 from roost.services.registry import Operation
@@ -27,11 +34,13 @@ from roost.wire.common import BatchRequest, BatchResponse, BatchResult, ErrorBod
 
 Outcome = tuple[int, Any]
 Runner = Callable[[Context, bytes, Codec], Awaitable[Outcome]]
+Admit = Callable[[Context, bytes, Codec], None]
 
 
 @dataclass(frozen=True, slots=True)
 class _Route:
     run: Runner
+    admit: Admit  # the access check, run before an Idempotency-Key's recorded answer is read
     methods: frozenset[str]
     mutating: bool
     name: str
@@ -45,18 +54,22 @@ class RestDoor:
         self.dispatcher = dispatcher
         self.fallback = fallback
         self.routes: dict[str, _Route] = {
-            "/api/v1/batch": _Route(self._run_batch, frozenset({"POST"}), True, "batch")
+            "/api/v1/batch": _Route(
+                self._run_batch, self._admit_batch, frozenset({"POST"}), True, "batch"
+            )
         }
         for op in dispatcher.registry:
             if op.kind == "subscription":
                 continue  # served on the WebSocket door only
             methods = frozenset({"POST", "GET"} if op.read_only else {"POST"})
             streamed = op if op.kind == "stream" else None
-            route = _Route(_runner(dispatcher, op), methods, not op.read_only, op.name, streamed)
+            route = _Route(
+                _runner(dispatcher, op), _admitter(op), methods, not op.read_only, op.name, streamed
+            )
             self.routes[f"/api/v1/{op.module}/{op.name.split('.', 1)[1]}"] = route
             for method, path in op.aliases:
                 self.routes[f"/api/v1{path}"] = _Route(
-                    route.run, frozenset({method}), route.mutating, op.name
+                    route.run, route.admit, frozenset({method}), route.mutating, op.name
                 )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,6 +99,9 @@ class RestDoor:
             ctx = await self.dispatcher.context_from_scope(scope, headers, rid)
             key = headers.get("idempotency-key")
             if route.mutating and key is not None:
+                # a replay answers only a caller who may make the request: a narrow key
+                # replaying an admin's api_keys.create must not get the admin's key
+                route.admit(ctx, body, in_codec)
                 request = scope["path"].encode() + b"\0" + body
                 status, payload = await idempotency.run_once(
                     ctx, key, request, lambda: route.run(ctx, body, in_codec)
@@ -143,6 +159,12 @@ class RestDoor:
             with contextlib.suppress(asyncio.CancelledError):
                 await gone
             self.dispatcher.meter(ctx, len(body), lines.sent)
+
+    def _admit_batch(self, ctx: Context, body: bytes, codec: Codec) -> None:
+        """With an Idempotency-Key a batch is admitted whole: every operation in it must be
+        one the caller may run (without one, each refusal answers for its own item)."""
+        for item in decode_body(body, codec, BatchRequest, "batch").operations:
+            check_operation(ctx, self.dispatcher.operation(item.command), "unary")
 
     async def _run_batch(self, ctx: Context, body: bytes, codec: Codec) -> Outcome:
         batch = decode_body(body, codec, BatchRequest, "batch")
@@ -208,6 +230,13 @@ def _check_method(route: _Route, scope: Scope) -> None:
             code="method_not_allowed",
             status_code=405,
         )
+
+
+def _admitter(op: Operation) -> Admit:
+    def admit(ctx: Context, body: bytes, codec: Codec) -> None:
+        check_operation(ctx, op, "unary")
+
+    return admit
 
 
 def _runner(dispatcher: Dispatcher, op: Operation) -> Runner:

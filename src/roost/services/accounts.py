@@ -84,12 +84,44 @@ async def ensure_may_act_on(actor: Principal, conn: AsyncConnection, target: Row
     superuser's password. A role counts by the scopes it carries; a superuser holds `*`, which
     only `*` covers. The same rule as granting: nobody reaches past what they hold."""
     _, scopes = await roles_and_scopes(conn, target)
+    _refuse_if_beyond(actor, target["username"], scopes)
+
+
+async def ensure_may_act_on_holders(actor: Principal, conn: AsyncConnection, role: str) -> None:
+    """Changing or deleting a role acts on every user who holds it (emptying a stronger user's
+    role would leave them open to `users:write`): refuse as `ensure_may_act_on` would for
+    the first holder who holds a scope the actor lacks. One query, however many holders."""
+    now = utcnow()
+    live = or_(user_roles.c.expires_at.is_(None), user_roles.c.expires_at > now)
+    holding = user_roles.alias("holding")
+    holders = select(holding.c.user_id).where(
+        holding.c.role == role, or_(holding.c.expires_at.is_(None), holding.c.expires_at > now)
+    )
+    rows = await conn.execute(
+        select(users.c.username, users.c.is_superuser, roles.c.scopes)
+        .select_from(
+            users.outerjoin(user_roles, (user_roles.c.user_id == users.c.id) & live).outerjoin(
+                roles, roles.c.name == user_roles.c.role
+            )
+        )
+        .where(users.c.id.in_(holders))
+        .order_by(users.c.username)
+    )
+    held: dict[str, set[str]] = {}
+    for row in rows:
+        scopes = held.setdefault(row.username, {"*"} if row.is_superuser else set())
+        scopes.update(row.scopes or ())
+    for username, scopes in held.items():
+        _refuse_if_beyond(actor, username, scopes)
+
+
+def _refuse_if_beyond(actor: Principal, username: str, scopes: set[str]) -> None:
     if refused := sorted(scope for scope in scopes if not actor.allows(scope)):
         raise AuthorizationError(
-            f"you cannot act on user {target['username']!r}: they hold scopes you do not "
+            f"you cannot act on user {username!r}: they hold scopes you do not "
             f"({', '.join(refused)})",
             code="missing_scope",
-            details={"field": "username", "username": target["username"], "scopes": refused},
+            details={"field": "username", "username": username, "scopes": refused},
         )
 
 

@@ -212,19 +212,15 @@ async def register(ctx: Context, params: RegisterRequest) -> User:
 
 
 async def _tell_owner(ctx: Context, owner: RowMapping) -> None:
-    """Mail the owner of an address someone tried to sign up with; a few an hour at most, so
+    """Mail the owner of an address someone tried to sign up with; within the mail limits, so
     that sign-ups cannot flood a mailbox, and never a failure for the sign-up."""
-    key = f"mail:account_exists:{ctx.tenant}:{owner['id']}"
-    if await ctx.platform.limiter.take(key, _NOTICES_PER_HOUR, 3600, new_id()) is not None:
+    if not await recovery.may_mail(ctx, "account_exists", owner["email"]):
         return
     model = {"name": owner["first_name"] or owner["username"], "username": owner["username"]}
     try:
         await send_template(ctx, "account_exists", [owner["email"]], model)
     except ServiceUnavailableError as exc:  # kept as failed in the outbox; not for the caller
         logger.warning("account_exists mail for user %s not delivered: %s", owner["id"], exc)
-
-
-_NOTICES_PER_HOUR = 5
 
 
 @operation("auth.change_password")

@@ -6,7 +6,8 @@
   Its first use spends it.
 - Asking for a mail answers the same whether an account has that address or not, and a mail
   that cannot be delivered is recorded in the outbox, not reported: nobody learns which
-  addresses have accounts. Requests are rate limited per address and per client address.
+  addresses have accounts. Every mail the auth flows send (these, and the ones sign-up and an
+  email change send) counts against limits per address and per client address (`may_mail`).
 - The mails link to `ROOST_AUTH_LINK_URL` with the token in it (or carry the token alone).
   The server builds that link; a tenant's template only places it (services/mail_render.py).
   The token goes to the relay alone: the outbox keeps "[redacted]" in its place, and without
@@ -27,7 +28,12 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import sessions, user_tokens, users, utcnow
-from roost.errors import AuthenticationError, ServiceUnavailableError, ValidationError
+from roost.errors import (
+    AuthenticationError,
+    RateLimitError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from roost.services.accounts import revoke_sessions
 from roost.services.context import Context
 from roost.services.mail import send_template
@@ -36,8 +42,8 @@ from roost.services.security import (
     make_opaque,
     new_id,
     parse_opaque,
-    refuse_if_limited,
     same_hash,
+    take_or_refuse,
 )
 from roost.wire.auth import Done, EmailRequest, PasswordResetRequest, TokenRequest
 
@@ -49,8 +55,6 @@ _TEMPLATES: dict[Purpose, str] = {
     "verify_email": "email_verification",
     "reset_password": "password_reset",
 }
-_MAILS_PER_ADDRESS = 5  # each hour, for each purpose
-_MAILS_PER_CLIENT = 30  # each hour, from one client address
 _HOUR = 3600
 
 
@@ -111,13 +115,38 @@ async def verify_email(ctx: Context, params: TokenRequest) -> Done:
 
 
 async def send_verification(ctx: Context, user: RowMapping) -> None:
-    """After sign-up: mail the new user a verification link (best effort)."""
-    if user["email"]:
+    """After sign-up or an email change: mail the user a verification link (best effort, and
+    within the mail limits: past them no mail goes, and `auth.resend_verification` sends one
+    later)."""
+    if user["email"] and await may_mail(ctx, "verify_email", user["email"]):
         await _deliver(ctx, user, "verify_email")
 
 
+async def may_mail(ctx: Context, kind: str, address: str) -> bool:
+    """Count one `kind` mail to `address` asked for from the caller's client address; False
+    (nothing counted) once either is past its limit for the hour. Every mail the auth flows
+    send passes here, so no anonymous or signed-in call floods a mailbox."""
+    try:
+        await _count_mail(ctx, kind, address)
+    except RateLimitError:
+        logger.info("%s mail not sent: past the hourly mail limits", kind)
+        return False
+    return True
+
+
+async def _count_mail(ctx: Context, kind: str, address: str) -> None:
+    """Count one mail against the limits per address and per client address, or raise
+    RateLimitError (nothing counted)."""
+    settings = ctx.platform.settings
+    limits = (
+        (f"mail:{kind}:{ctx.tenant}:{address.lower()}", settings.mails_per_address),
+        (f"mail-from:{ctx.client_address}", settings.mails_per_client),
+    )
+    await take_or_refuse(ctx.platform.limiter, limits, _HOUR, "mails asked for", new_id())
+
+
 async def _mail_token(ctx: Context, email: str, purpose: Purpose) -> None:
-    await _count_request(ctx, email, purpose)
+    await _count_mail(ctx, purpose, email)
     async with ctx.platform.db.read(ctx.tenant) as conn:
         user = (
             (
@@ -172,17 +201,6 @@ async def _deliver(ctx: Context, user: RowMapping, purpose: Purpose) -> None:
         # Kept as failed in the outbox, or refused (a tenant's template too large): either way
         # not for the caller, who must not learn whether the address has an account.
         logger.warning("%s mail for user %s not delivered: %s", purpose, user["id"], exc.message)
-
-
-async def _count_request(ctx: Context, email: str, purpose: Purpose) -> None:
-    limiter = ctx.platform.limiter
-    keys = (
-        (f"mail:{purpose}:{ctx.tenant}:{email.lower()}", _MAILS_PER_ADDRESS),
-        (f"mail-from:{ctx.client_address}", _MAILS_PER_CLIENT),
-    )
-    await refuse_if_limited(limiter, keys, _HOUR, "mails asked for")
-    for key, _ in keys:
-        await limiter.hit(key, _HOUR)
 
 
 async def _spend(ctx: Context, conn: AsyncConnection, token: str, purpose: Purpose) -> RowMapping:

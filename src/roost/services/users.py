@@ -217,7 +217,8 @@ async def list_roles(ctx: Context, params: Empty) -> list[Role]:
 @operation("roles.update", scope="roles:write")
 async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
     """Change a role's scopes or description; its users have the new scopes at once. The
-    built-in `admin` role cannot change."""
+    built-in `admin` role cannot change, and the scopes of a role change only if none of its
+    holders holds a scope you lack (changing their role acts on them)."""
     if params.name == "admin":
         raise AuthorizationError("the built-in admin role cannot change", details={"field": "name"})
     if params.scopes is not None:
@@ -230,6 +231,8 @@ async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
     if "scopes" in changes:
         changes["scopes"] = sorted(set(changes["scopes"]))
     async with ctx.platform.db.write(ctx.tenant) as conn:
+        if "scopes" in changes:
+            await accounts.ensure_may_act_on_holders(ctx.require_principal(), conn, params.name)
         if changes:
             await conn.execute(roles.update().where(roles.c.name == params.name).values(**changes))
         row = await _find_role(conn, params.name)
@@ -241,7 +244,8 @@ async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
 
 @operation("roles.delete", scope="roles:write")
 async def delete_role(ctx: Context, params: RoleRef) -> Done:
-    """Delete a role; its users lose it. Built-in roles cannot be deleted."""
+    """Delete a role; its users lose it. Built-in roles cannot be deleted, nor a role one of
+    whose holders holds a scope you lack (deleting it acts on them)."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
         row = await _find_role(conn, params.name)
         if row is None:
@@ -250,6 +254,7 @@ async def delete_role(ctx: Context, params: RoleRef) -> Done:
             raise AuthorizationError(
                 f"the built-in role {params.name!r} cannot be deleted", details={"field": "name"}
             )
+        await accounts.ensure_may_act_on_holders(ctx.require_principal(), conn, params.name)
         await conn.execute(delete(user_roles).where(user_roles.c.role == params.name))
         await conn.execute(delete(roles).where(roles.c.name == params.name))
     await ctx.platform.forget_principals()
