@@ -103,9 +103,9 @@ def test_replay_cache_keeps_no_issued_credential_at_rest(
         tokens["access"],
         tokens["refresh"],
         tokens["access"].split(".")[2],  # the JWT's signature alone
-        tokens["refresh"].rsplit("_", 1)[1],
+        tokens["refresh"].split("_", 3)[3],  # the secret (it may hold "_" itself)
         created.json()["key"],
-        created.json()["key"].rsplit("_", 1)[1],
+        created.json()["key"].split("_", 3)[3],
         ADMIN_PASSWORD,
         login_key,
         create_key,
