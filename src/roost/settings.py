@@ -218,6 +218,28 @@ class Settings(BaseSettings):
     login_failure_window: Seconds = 900
     idempotency_ttl: Seconds = 86400
     analytics_time_limit: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    analytics_max_concurrent: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="analytics queries that run at once in all tenants together (SQLite: the "
+        "threads of their own executor; PostgreSQL: their connections); others wait, and "
+        "the wait counts against analytics_time_limit",
+    )
+    analytics_max_per_tenant: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="analytics queries of one tenant that run at once, so that one tenant "
+        "cannot hold every turn of analytics_max_concurrent",
+    )
+    analytics_max_result_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="bytes an analytics result may come to (counted as it is fetched; on "
+        "SQLite also the longest string or blob inside the query); a larger one is refused "
+        "with 413",
+    )
 
     @field_validator("password_hash_parallelism")
     @classmethod

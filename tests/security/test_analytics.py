@@ -3,20 +3,30 @@
 The attacks of issue 11: a CTE that shadows a platform table's name, the PostgreSQL catalogs
 (other tenants' schemas, column statistics, settings, live queries, password hashes), another
 tenant's tables, secure tables read without a reason; and a server that runs as a PostgreSQL
-superuser. Where the text checker refuses an attack, a second test turns the checker off and
+superuser. And of the second round: a quoted CTE name that PostgreSQL does not fold hiding a
+secure table, functions called as `(expr).name`, casts to catalog types, one tenant's
+queries taking every turn, results of many megabytes, a time limit armed too early. Where the text checker refuses an attack, a second test turns the checker off and
 shows that the database refuses it on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from roost import Client, ConfigurationError, SecureTableError, ValidationError
+from roost import (
+    Client,
+    ConfigurationError,
+    PayloadTooLargeError,
+    SecureTableError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from roost.server.platform import open_platform
 from roost.services import analytics
 from roost.services.schema import TenantSchema
@@ -278,10 +288,10 @@ def test_a_tenants_analytics_role_goes_with_the_tenant(
     with Client(api_url=server.url, max_retries=0) as client:
         admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         admin.tenants.create(tenant)
-        role = db.confined.role_of(tenant)
-        assert _pg_roles(role) == [role]
+        roles = [db.confined.role_of(tenant, secure=secure) for secure in (False, True)]
+        assert [_pg_roles(role) for role in roles] == [[role] for role in roles]
         admin.tenants.delete(tenant)
-    assert _pg_roles(role) == []
+    assert [_pg_roles(role) for role in roles] == [[], []]
     assert _pg_roles(SERVER_PG_ROLE) == [SERVER_PG_ROLE]
 
 
@@ -308,3 +318,163 @@ def test_the_server_refuses_to_start_as_a_postgresql_superuser(
     allowed = make_server("postgresql", database_url=POSTGRES_URL, pg_allow_superuser=True)
     with Client(api_url=allowed.url, max_retries=0) as client:
         client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+
+
+# -- second round ----------------------------------------------------------------------------
+
+
+def _secure_table(admin: Client) -> str:
+    table = unique("secret_")
+    admin.schema.add_table(table, [{"name": "ssn", "type": "text"}], secure=True)
+    admin.database.create(table, {"ssn": "123-45-6789"}, reason="setup", actor="admin")
+    return table
+
+
+def test_a_quoted_cte_name_does_not_hide_a_secure_table_on_postgresql(
+    admin: Client, server: RunningServer
+) -> None:
+    if server.backend != "postgresql":
+        pytest.skip("PostgreSQL folds unquoted names to lower case; SQLite ignores case")
+    table = _secure_table(admin)
+    name = unique("case_")
+    shout = table.upper()
+    admin.analytics.define(name, f'WITH "{shout}" AS (SELECT 1 AS a) SELECT ssn FROM {shout}')
+    with pytest.raises(SecureTableError):
+        admin.analytics.execute(name)
+    assert admin.audit.query(table, operation="analytics") == []
+    assert admin.analytics.execute(name, reason="ticket 1")["data"] == [{"ssn": "123-45-6789"}]
+    assert len(admin.audit.query(table, operation="analytics")) == 1
+
+
+@pytest.mark.usefixtures("checker_off")
+def test_on_postgresql_only_the_secure_role_reads_secure_tables(
+    admin: Client, server: RunningServer
+) -> None:
+    if server.backend != "postgresql":
+        pytest.skip("PostgreSQL's roles")
+    db = platform_of(server).db
+    secret = _secure_table(admin)
+    plain = _numbers(admin)
+    assert _run(admin, f"SELECT count(*) AS c FROM {plain}") == [{"c": 2}]  # roles set up
+    assert "permission denied" in _refused(admin, f"SELECT ssn FROM {secret}").message
+    # a table made secure loses the plain role's SELECT, and gets it back when it is not
+    admin.schema.set_secure(plain, True)
+    assert "permission denied" in _refused(admin, f"SELECT n FROM {plain}").message
+    admin.schema.set_secure(plain, False)
+    assert _run(admin, f"SELECT count(*) AS c FROM {plain}") == [{"c": 2}]
+    # a grant that slipped through is taken back by the next read
+    schema, role = db.schema_of("default"), db.confined.role_of("default")
+    _as_superuser(f'GRANT SELECT ON "{schema}"."{secret}" TO "{role}"', "SELECT 1")
+    assert _run(admin, f"SELECT count(*) AS c FROM {plain}") == [{"c": 2}]
+    assert "permission denied" in _refused(admin, f"SELECT ssn FROM {secret}").message
+
+
+FIELD_ACCESS_AND_CASTS = [
+    "SELECT (CAST('server_version' AS text)).current_setting AS v",
+    "SELECT (CAST('SELECT usename FROM pg_user' AS text)).ts_stat AS v",
+    "SELECT (CAST(42 AS bigint)).pg_advisory_xact_lock AS v",
+    "SELECT (CAST(5 AS float8)).pg_sleep AS v",
+    "SELECT ('data_directory').current_setting AS v",
+    "SELECT CAST(2200 AS regnamespace) AS v",
+    "SELECT CAST('pg_authid' AS regclass) AS v",
+    "SELECT CAST(1 AS oid) AS v",
+    "SELECT 'roost_test'::regrole AS v",
+]
+
+
+@pytest.mark.parametrize("sql", FIELD_ACCESS_AND_CASTS)
+def test_field_access_and_catalog_casts_are_refused(admin: Client, sql: str) -> None:
+    _refused(admin, sql)
+
+
+def test_casts_to_value_types_still_work(admin: Client) -> None:
+    table = _numbers(admin)
+    rows = _run(
+        admin,
+        f"SELECT CAST(n AS text) AS t, CAST(n AS bigint) + 1 AS b, t0.n AS n "
+        f"FROM {table} AS t0 WHERE n = 2",
+    )
+    assert rows == [{"t": "2", "b": 3, "n": 2}]
+
+
+DOUBLING = (
+    "WITH RECURSIVE r(s, n) AS (SELECT 'x', 0 UNION ALL SELECT s || s, n + 1 FROM r "
+    "WHERE n < 20) SELECT s FROM r WHERE n >= 19"
+)
+MANY_ROWS = (
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5000) "
+    "SELECT n, 'padding padding padding padding padding padding' AS p FROM r"
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_result_past_its_byte_limit_is_refused_with_413(
+    make_server: Callable[..., RunningServer], backend: str
+) -> None:
+    server = make_server(backend, analytics_max_result_bytes=65536)
+    with Client(api_url=server.url, max_retries=0) as client:
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        for sql, limit in [(DOUBLING, 100), (MANY_ROWS, 10000)]:
+            with pytest.raises(PayloadTooLargeError) as caught:
+                _run(admin, sql, limit=limit)
+            assert "analytics_max_result_bytes" in caught.value.message
+        assert len(_run(admin, MANY_ROWS, limit=100)) == 100  # a narrower read answers
+
+
+ENDLESS = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) AS n FROM c"
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_one_tenants_slow_queries_take_one_turn_and_leave_the_others_theirs(
+    make_server: Callable[..., RunningServer], backend: str
+) -> None:
+    server = make_server(
+        backend, analytics_time_limit=3, analytics_max_concurrent=2, analytics_max_per_tenant=1
+    )
+    confined = platform_of(server).db.confined
+    with Client(api_url=server.url, max_retries=0) as client:
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        other = unique("calm")
+        admin.tenants.create(other, admin_username="root", admin_password="root-password")
+        admin.analytics.define("endless", ENDLESS)
+    outcomes: list[BaseException | None] = []
+
+    def slow() -> None:
+        with Client(api_url=server.url, max_retries=0) as client:
+            signed_in = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+            try:
+                signed_in.analytics.execute("endless")
+                outcomes.append(None)
+            except ServiceUnavailableError as exc:
+                outcomes.append(exc)
+
+    workers = [threading.Thread(target=slow) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    with Client(api_url=server.url, tenant=other, max_retries=0) as client:
+        calm = client.auth.sign_in_with_password("root", "root-password")
+        table = _numbers(calm)
+        while not any(confined.running.values()):  # the slow ones hold their turn
+            threading.Event().wait(0.01)
+        # the other tenant still gets a turn of its own while they run or wait
+        assert _run(calm, f"SELECT count(*) AS c FROM {table}") == [{"c": 2}]
+        assert calm.database.query(table).count() == 2
+    for worker in workers:
+        worker.join()
+    assert len(outcomes) == 3
+    assert all(outcome is not None for outcome in outcomes)
+    assert max(confined.most_running.values()) == 1  # never two of one tenant at once
+
+
+def test_a_tiny_time_limit_stops_a_sqlite_query_that_has_not_started(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    server = make_server("sqlite", analytics_time_limit=0.001)
+    with Client(api_url=server.url, max_retries=0) as client:
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        admin.analytics.define("endless", ENDLESS)
+        for _ in range(3):
+            with pytest.raises(ServiceUnavailableError):
+                admin.analytics.execute("endless")

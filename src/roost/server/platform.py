@@ -22,6 +22,7 @@ from roost.backends.mail import open_mailer
 from roost.backends.queue import open_queue_store
 from roost.backends.ratelimit import open_limiter
 from roost.backends.sql import Database
+from roost.backends.sql.confined import ReadLimits
 from roost.backends.stream import open_stream_store
 from roost.errors import ConfigurationError
 from roost.services.context import Platform, PrincipalCache
@@ -43,6 +44,11 @@ def build_platform(settings: Settings) -> Platform:
         data_dir=settings.data_dir,
         pg_schema_prefix=settings.pg_schema_prefix,
         role_key=settings.master_key_bytes(),
+        read_limits=ReadLimits(
+            concurrent=settings.analytics_max_concurrent,
+            per_namespace=settings.analytics_max_per_tenant,
+            result_bytes=settings.analytics_max_result_bytes,
+        ),
     )
     messaging = settings.redis_url
     return Platform(

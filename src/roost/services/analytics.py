@@ -3,10 +3,15 @@
 A query is checked when it is defined and again when it runs: one SELECT (WITH and UNION
 allowed), tables only from the tenant's own (no schema-qualified names, no catalogs, no
 platform tables; a CTE shadows a table only within its own WITH), functions from an
-allow-list, parameters as `:name` placeholders that are always bound. That check is the
+allow-list, CASTs to plain value types only (no `reg*`/`oid` catalog lookups), no `(expr).name`
+field access (PostgreSQL calls a function that way), parameters as `:name` placeholders
+that are always bound. Names resolve as the dialect resolves them (PostgreSQL folds unquoted
+ones to lower case, SQLite ignores case), so a CTE named `"SECRET"` is not taken for a table
+named `SECRET` that the database reads as `secret`. That check is the
 first line only: what runs (sqlglot's rendering of the checked tree) runs where the database
 itself confines it to the tenant's tables (`roost.backends.sql.confined`), read-only, under a
-time limit. A query over a secure table needs a reason and is audited.
+time limit, one or two at a time per tenant, with a bounded result. A query over a secure table
+needs a reason, is audited, and only then runs where the database lets it read secure tables.
 """
 
 from __future__ import annotations
@@ -19,10 +24,16 @@ import msgspec
 import sqlglot
 from sqlalchemy import Connection, select
 from sqlglot import exp
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
-from roost.backends.sql.confined import ReadRefused, ReadTooSlow
+from roost.backends.sql.confined import ReadRefused, ReadTooLarge, ReadTooSlow
 from roost.backends.sql.tables import analytics_queries
-from roost.errors import NotFoundError, ServiceUnavailableError, ValidationError
+from roost.errors import (
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from roost.services import audit
 from roost.services.context import Context
 from roost.services.registry import operation
@@ -96,7 +107,29 @@ _ALLOWED_FUNCTIONS = {
     "totimestamp",
     "tochar",
 }
-
+_T = exp.DataType.Type
+_CAST_TYPES = frozenset(
+    # value types only: a cast to regclass, regnamespace, oid and the like looks up catalogs
+    {
+        _T.TEXT,
+        _T.VARCHAR,
+        _T.CHAR,
+        _T.INT,
+        _T.BIGINT,
+        _T.SMALLINT,
+        _T.DECIMAL,
+        _T.FLOAT,
+        _T.DOUBLE,
+        _T.BOOLEAN,
+        _T.DATE,
+        _T.TIME,
+        _T.TIMESTAMP,
+        _T.TIMESTAMPTZ,
+        _T.INTERVAL,
+        _T.JSON,
+        _T.JSONB,
+    }
+)
 
 _CATALOGS = ("pg_", "sqlite_", "information_schema")
 _SQLITE_FUNCTIONS = frozenset(
@@ -154,9 +187,12 @@ def check_query(sql: str, dialect: str, schema: TenantSchema) -> CheckedQuery:
         raise ValidationError(
             "an analytics query is one SELECT statement", details={"field": "sql"}
         )
-    tree = statements[0]
+    # resolve names as the database will, and render what was checked
+    tree = normalize_identifiers(statements[0], dialect=read)
     tables = {_checked_table(table, schema) for table in tree.find_all(exp.Table)}
     _check_functions(tree)
+    _check_field_access(tree)
+    _check_casts(tree)
     order: list[str] = []
 
     def driver_placeholder(node: exp.Expression) -> exp.Expression:
@@ -227,6 +263,28 @@ def _check_functions(tree: exp.Expr) -> None:
             )
 
 
+def _check_field_access(tree: exp.Expr) -> None:
+    """Columns are `column` or `table.column`: PostgreSQL reads `(expr).name` (and a longer
+    dotted path) as a call of the function `name`, past the allow-list above."""
+    for node in tree.find_all(exp.Dot, exp.Column):
+        if isinstance(node, exp.Dot) or node.args.get("db") or node.args.get("catalog"):
+            raise ValidationError(
+                f"{node.sql()[:80]}: field access is not allowed; name a column as "
+                "column or table.column",
+                details={"field": "sql"},
+            )
+
+
+def _check_casts(tree: exp.Expr) -> None:
+    for node in tree.find_all(exp.DataType):
+        if node.this not in _CAST_TYPES:
+            raise ValidationError(
+                f"a cast to {node.sql()[:40]} is not allowed in analytics queries; cast to "
+                "text, numbers, boolean, date/time types or json",
+                details={"field": "sql"},
+            )
+
+
 @operation("analytics.define", scope="analytics:define")
 async def define(ctx: Context, params: DefineAnalyticsRequest) -> AnalyticsQuery:
     """Save (or replace) a named query; `params` maps each `:name` placeholder to its type."""
@@ -294,7 +352,7 @@ async def execute(ctx: Context, params: ExecuteAnalyticsRequest) -> AnalyticsRes
         if ctx.platform.db.dialect == "postgresql"
         else bound
     )
-    await _audit_secure_reads(ctx, schema, checked.tables, params.reason)
+    secure = await _audit_secure_reads(ctx, schema, checked.tables, params.reason)
     seconds = ctx.platform.settings.analytics_time_limit
     try:
         rows = await ctx.platform.db.confined.read(
@@ -302,6 +360,8 @@ async def execute(ctx: Context, params: ExecuteAnalyticsRequest) -> AnalyticsRes
             checked.sql,
             driver_params,
             tables=checked.tables,
+            secure_tables=frozenset(n for n, d in schema.definitions.items() if d.secure),
+            secure=secure,
             functions=_SQLITE_FUNCTIONS,
             limit=params.limit,
             seconds=seconds,
@@ -309,6 +369,13 @@ async def execute(ctx: Context, params: ExecuteAnalyticsRequest) -> AnalyticsRes
     except ReadTooSlow:
         raise ServiceUnavailableError(
             f"the query ran longer than {seconds:g} s and was stopped; narrow it"
+        ) from None
+    except ReadTooLarge:
+        limit = ctx.platform.settings.analytics_max_result_bytes
+        raise PayloadTooLargeError(
+            f"the result is larger than analytics_max_result_bytes ({limit}); "
+            "narrow the query or lower its limit",
+            details={"field": "limit", "setting": "analytics_max_result_bytes"},
         ) from None
     except ReadRefused as exc:
         raise ValidationError(
@@ -319,9 +386,10 @@ async def execute(ctx: Context, params: ExecuteAnalyticsRequest) -> AnalyticsRes
 
 async def _audit_secure_reads(
     ctx: Context, schema: TenantSchema, tables: frozenset[str], reason: str | None
-) -> None:
+) -> bool:
     """Refuse a read of secure tables without a reason; else write it down, before it runs,
-    as `database.get` does: one entry per secure table, the caller as the actor."""
+    as `database.get` does: one entry per secure table, the caller as the actor. Whether
+    it reads any secure table."""
     actor = ctx.require_principal().username
     accesses = [
         (name, audit.require_access(schema.definitions[name], reason, actor))
@@ -329,7 +397,7 @@ async def _audit_secure_reads(
     ]
     secure = [(name, access) for name, access in accesses if access is not None]
     if not secure:
-        return
+        return False
 
     def record(conn: Connection) -> None:
         for name, access in secure:
@@ -337,6 +405,7 @@ async def _audit_secure_reads(
 
     async with ctx.platform.db.write(ctx.tenant) as conn:
         await conn.run_sync(record)
+    return True
 
 
 def _bind(declared: dict[str, str], given: dict[str, Any]) -> dict[str, Any]:

@@ -183,7 +183,9 @@ async def add_table(ctx: Context, params: TableSpec) -> TableInfo:
         validate_references(definition, schema)
         new = build_schema({**schema.definitions, definition.name: definition}, conn.dialect.name)
         await conn.run_sync(lambda sync: new.tables[definition.name].create(sync))
-        await ctx.platform.db.confined.grant(conn, ctx.tenant, definition.name)
+        await ctx.platform.db.confined.grant(
+            conn, ctx.tenant, definition.name, secure=definition.secure
+        )
         return definition
 
     return table_info(await _apply(ctx, "add_table", definition.name, _to_dict(params), change))
@@ -338,7 +340,10 @@ async def set_secure(ctx: Context, params: SetSecureRequest) -> TableInfo:
     """Mark a table secure: every access then needs `reason` and `actor`, and is audited."""
 
     async def change(conn: AsyncConnection, schema: TenantSchema) -> TableDef:
-        return replace(schema.definition(params.table), secure=params.secure)
+        changed = replace(schema.definition(params.table), secure=params.secure)
+        # PostgreSQL: the plain analytics role loses (or regains) SELECT on it
+        await ctx.platform.db.confined.grant(conn, ctx.tenant, changed.name, secure=changed.secure)
+        return changed
 
     return table_info(await _apply(ctx, "set_secure", params.table, _to_dict(params), change))
 

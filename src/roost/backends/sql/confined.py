@@ -7,14 +7,22 @@ one trick away), so the database enforces it:
   `query_only`), with an authorizer that allows SELECT, reads of the given tables (and of CTEs)
   and the given functions, and denies everything else: other tables (`roost_*`,
   `sqlite_master`), PRAGMA, ATTACH, writes.
-- PostgreSQL: a login role per namespace (`role_of`) with USAGE on the namespace's schema and
-  SELECT on its declared tables only, so the database refuses every other schema, `pg_shadow`
-  and the like, and `pg_stats` shows only those tables' columns. The read runs in a READ ONLY
-  transaction, `search_path` pinned to the schema, under `statement_timeout`. The server logs
-  in AS that role instead of `SET ROLE` to it: a query can undo a SET ROLE
+- PostgreSQL: two login roles per namespace (`role_of`) with USAGE on the namespace's schema:
+  the plain one has SELECT on its tables that are not secure, the secure one on all of them
+  and is used only for a read that needs a secure table (given a reason, and audited). So the
+  database refuses every other schema, `pg_shadow` and the like, `pg_stats` shows only those
+  tables' columns, and a checker fooled into a secure read without a reason is refused. The
+  read runs in a READ ONLY transaction, `search_path` pinned to the schema, under
+  `statement_timeout`. The server logs in AS that role instead of `SET ROLE` to it: a query
+  can undo a SET ROLE
   (`set_config('role', ...)`, then `query_to_xml(...)` runs as the server), but it cannot
   change the user its session logged in as. The role's password is derived from a key the
   replicas share, so any replica can (re)set it.
+
+Reads take turns (`ReadLimits`): a few at a time in all, on an executor of their own (SQLite)
+or over as many connections (PostgreSQL), and fewer per namespace, so one tenant's reads
+cannot take the server from the others; the wait counts against the time limit. A result is
+bounded in bytes while it is fetched.
 """
 
 from __future__ import annotations
@@ -23,12 +31,18 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import itertools
 import sqlite3
+import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import NullPool, text
+import asyncpg  # type: ignore[import-untyped]  # no stubs; only its error root is used
+from sqlalchemy import Connection, NullPool, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -38,7 +52,20 @@ if TYPE_CHECKING:
     from roost.backends.sql.database import Database
 
 Rows = list[dict[str, Any]]
-_ROLE_SUFFIX = "_analytics"
+_ROLE_SUFFIXES = {False: "_analytics", True: "_analytics_secure"}
+_PRIVILEGES_HOLD = text(
+    # the plain role may read the open tables and no secure one, the secure role all wanted
+    "SELECT (SELECT coalesce(bool_and(has_table_privilege(CAST(:plain AS text), "
+    "format('%I.%I', CAST(:schema AS text), t), 'SELECT')), true) "
+    "FROM unnest(CAST(:open AS text[])) AS t) "
+    "AND (SELECT coalesce(bool_and(has_table_privilege(CAST(:guarded AS text), "
+    "format('%I.%I', CAST(:schema AS text), t), 'SELECT')), true) "
+    "FROM unnest(CAST(:tables AS text[])) AS t) "
+    "AND NOT (SELECT coalesce(bool_or(has_table_privilege(CAST(:plain AS text), "
+    "format('%I.%I', CAST(:schema AS text), t), 'SELECT')), false) "
+    "FROM unnest(CAST(:closed AS text[])) AS t)"
+)
+_PROGRESS_STEPS = 1000  # SQLite VM steps between two looks at the deadline
 _MAX_IDENTIFIER = 63  # PostgreSQL cuts longer names, and two cut names could be the same
 
 
@@ -50,20 +77,48 @@ class ReadTooSlow(Exception):
     """The read ran past its time limit and was stopped."""
 
 
+@dataclass(frozen=True)
+class ReadLimits:
+    """How many confined reads run at once, and how large a result may grow."""
+
+    concurrent: int = 2
+    """in all (SQLite: the threads of their executor; PostgreSQL: their connections)"""
+    per_namespace: int = 1
+    """of one namespace; the others wait for their turn"""
+    result_bytes: int = 8 * 1024 * 1024
+    """of one result, counted as it is fetched"""
+
+
+class ReadTooLarge(Exception):
+    """The read's result grew past its byte limit and was dropped."""
+
+
 class ConfinedReads:
     """Confined reads of one Database, and (PostgreSQL) the per-namespace roles they run as."""
 
-    def __init__(self, db: Database, key: bytes) -> None:
+    def __init__(self, db: Database, key: bytes, limits: ReadLimits | None = None) -> None:
         self._db = db
         self._key = hmac.new(key, b"roost analytics roles", hashlib.sha256).digest()
-        self._engines: dict[str, AsyncEngine] = {}  # namespaces whose role this process set up
+        self._engines: dict[str, AsyncEngine] = {}  # by role: the roles this process set up
+        self.limits = limits or ReadLimits()
+        self._executor = ThreadPoolExecutor(
+            self.limits.concurrent, thread_name_prefix="roost-analytics"
+        )
+        self._all = asyncio.Semaphore(self.limits.concurrent)
+        self._turns: dict[str, asyncio.Semaphore] = {}
+        self.running: Counter[str] = Counter()
+        """reads running now, by namespace"""
+        self.most_running: Counter[str] = Counter()
+        """the most reads of a namespace that ever ran at once"""
 
-    def role_of(self, namespace: str) -> str:
-        """PostgreSQL: the role a namespace's confined reads log in as."""
-        name = f"{self._db.schema_of(namespace)}{_ROLE_SUFFIX}"
+    def role_of(self, namespace: str, *, secure: bool = False) -> str:
+        """PostgreSQL: the role a namespace's confined reads log in as (`secure`: the one
+        that may also read its secure tables)."""
+        suffix = _ROLE_SUFFIXES[secure]
+        name = f"{self._db.schema_of(namespace)}{suffix}"
         if len(name) > _MAX_IDENTIFIER:
             digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-            name = f"{name[: _MAX_IDENTIFIER - len(_ROLE_SUFFIX) - 13]}_{digest}{_ROLE_SUFFIX}"
+            name = f"{name[: _MAX_IDENTIFIER - len(suffix) - 13]}_{digest}{suffix}"
         return name
 
     async def read(
@@ -73,106 +128,182 @@ class ConfinedReads:
         params: Any,
         *,
         tables: frozenset[str],
+        secure_tables: frozenset[str] = frozenset(),
+        secure: bool = False,
         functions: frozenset[str],
         limit: int,
         seconds: float,
     ) -> Rows:
-        """The first `limit` rows of one SELECT that may read `tables` of `namespace` only.
+        """The first `limit` rows of one SELECT that may read `tables` of `namespace` only,
+        and of those the `secure_tables` (all of the namespace's) only when `secure` (the
+        caller has checked the reason and audited the read).
 
         SQLite also allows only `functions` (PostgreSQL: what the role may run, which is
-        confined by its privileges). Raises ReadRefused or ReadTooSlow.
+        confined by its privileges). Raises ReadRefused, ReadTooSlow (also when it waited
+        its time limit for a turn) or ReadTooLarge.
         """
+        allowed = tables if secure else tables - secure_tables
         with self._db.outages():
-            if self._db.dialect == "sqlite":
-                return await self._read_sqlite(
-                    namespace, sql, params, tables, functions, limit, seconds
-                )
-            await self.prepare(namespace, tables)
-            return await self._read_postgresql(namespace, sql, params, limit, seconds)
+            if self._db.dialect == "postgresql":
+                await self.prepare(namespace, tables, secure_tables)
+            async with self._turn(namespace, seconds) as left:
+                if self._db.dialect == "sqlite":
+                    return await self._read_sqlite(
+                        namespace, sql, params, allowed, functions, limit, left
+                    )
+                role = self.role_of(namespace, secure=secure)
+                return await self._read_postgresql(namespace, role, sql, params, limit, left)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, namespace: str, seconds: float) -> AsyncIterator[float]:
+        """Wait for a turn of the namespace, then one of all; yields the seconds left."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        mine = self._turns.setdefault(namespace, asyncio.Semaphore(self.limits.per_namespace))
+        try:
+            async with asyncio.timeout(seconds):
+                async with contextlib.AsyncExitStack() as held:
+                    await mine.acquire()
+                    held.callback(mine.release)
+                    await self._all.acquire()
+                    held.callback(self._all.release)
+                    releases = held.pop_all()
+        except TimeoutError:
+            raise ReadTooSlow(f"no turn to run within {seconds:g} s") from None
+        self.running[namespace] += 1
+        self.most_running[namespace] = max(self.most_running[namespace], self.running[namespace])
+        try:
+            yield max(seconds - (loop.time() - start), 0.001)
+        finally:
+            self.running[namespace] -= 1
+            await releases.aclose()
 
     # -- PostgreSQL roles ------------------------------------------------------------------
 
-    async def prepare(self, namespace: str, tables: Iterable[str] = ()) -> None:
-        """PostgreSQL: make sure the namespace's role exists, logs in with this server's
-        password and may read `tables`. Cheap once this process has set the role up: a
-        privilege check, and grants only for tables created where the role was not there."""
+    async def prepare(
+        self, namespace: str, tables: Iterable[str] = (), secure_tables: Iterable[str] = ()
+    ) -> None:
+        """PostgreSQL: make sure the namespace's roles exist and log in with this server's
+        password, that both may read `tables` but the plain role none of `secure_tables`
+        (every secure table of the namespace: a table made secure while a role lacked
+        the revoke loses it here). Cheap once this process has set the roles up: a
+        privilege check, and grants only for tables changed where a role was not there."""
         if self._db.dialect != "postgresql":
             return
-        wanted = sorted(set(tables))
-        if namespace in self._engines and await self._may_read(namespace, wanted):
+        wanted, closed = sorted(set(tables)), sorted(set(secure_tables))
+        plain, guarded = self.role_of(namespace), self.role_of(namespace, secure=True)
+        if {plain, guarded} <= self._engines.keys() and await self._privileges_hold(
+            namespace, wanted, closed
+        ):
             return
-        role, schema = self.role_of(namespace), self._db.schema_of(namespace)
-        password = hmac.new(self._key, role.encode(), hashlib.sha256).hexdigest()
+        schema = self._db.schema_of(namespace)
         async with self._db.write(namespace) as conn:
-            # one role creation at a time across replicas (CREATE ROLE has no IF NOT EXISTS)
-            lock = zlib.crc32(f"roost-role:{role}".encode())
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
-            verb = "ALTER" if await _role_exists(conn, role) else "CREATE"
-            await conn.execute(
-                text(f"{verb} ROLE \"{role}\" LOGIN NOINHERIT PASSWORD '{password}'")
-            )
-            await conn.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+            for role in (plain, guarded):
+                await self._set_up_role(conn, role, schema)
             for table in wanted:
-                await conn.execute(text(f'GRANT SELECT ON "{schema}"."{table}" TO "{role}"'))
-        if namespace not in self._engines:
-            url = self._db.url.set(username=role, password=password)
-            self._engines[namespace] = create_async_engine(url, poolclass=NullPool)
+                await conn.execute(text(f'GRANT SELECT ON "{schema}"."{table}" TO "{guarded}"'))
+                if table not in closed:
+                    await conn.execute(text(f'GRANT SELECT ON "{schema}"."{table}" TO "{plain}"'))
+            for table in closed:
+                # names: the schema's and checked table names (`check_identifier`)
+                revoke = f'REVOKE SELECT ON "{schema}"."{table}" FROM "{plain}"'  # noqa: S608
+                await conn.execute(text(revoke))
+        for role in (plain, guarded):
+            if role not in self._engines:
+                url = self._db.url.set(username=role, password=self._password(role))
+                self._engines[role] = create_async_engine(url, poolclass=NullPool)
 
-    async def grant(self, conn: AsyncConnection, namespace: str, table: str) -> None:
-        """PostgreSQL: let the namespace's role read a table just created (in `conn`'s
-        transaction); a no-op while the role does not exist (`prepare` grants it then)."""
+    async def _set_up_role(self, conn: AsyncConnection, role: str, schema: str) -> None:
+        # one role creation at a time across replicas (CREATE ROLE has no IF NOT EXISTS)
+        lock = zlib.crc32(f"roost-role:{role}".encode())
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+        verb = "ALTER" if await _role_exists(conn, role) else "CREATE"
+        password = self._password(role)
+        await conn.execute(text(f"{verb} ROLE \"{role}\" LOGIN NOINHERIT PASSWORD '{password}'"))
+        await conn.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+
+    def _password(self, role: str) -> str:
+        return hmac.new(self._key, role.encode(), hashlib.sha256).hexdigest()
+
+    async def grant(
+        self, conn: AsyncConnection, namespace: str, table: str, *, secure: bool
+    ) -> None:
+        """PostgreSQL: let the namespace's roles read a table just created or made (not)
+        secure, in `conn`'s transaction: the secure role always, the plain one only while
+        the table is not secure. A no-op for a role that does not exist yet (`prepare`
+        grants it then)."""
         if conn.dialect.name != "postgresql":
             return
-        role = self.role_of(namespace)
-        if await _role_exists(conn, role):
-            schema = self._db.schema_of(namespace)
-            await conn.execute(text(f'GRANT SELECT ON "{schema}"."{table}" TO "{role}"'))
+        schema = self._db.schema_of(namespace)
+        plain, guarded = self.role_of(namespace), self.role_of(namespace, secure=True)
+        if await _role_exists(conn, guarded):
+            await conn.execute(text(f'GRANT SELECT ON "{schema}"."{table}" TO "{guarded}"'))
+        if await _role_exists(conn, plain):
+            change = "REVOKE SELECT ON {} FROM" if secure else "GRANT SELECT ON {} TO"
+            target = f'"{schema}"."{table}"'
+            await conn.execute(text(f'{change.format(target)} "{plain}"'))
 
     async def forget(self, conn: AsyncConnection, namespace: str) -> None:
-        """PostgreSQL: drop the namespace's role (after its schema, which holds its grants)."""
-        engine = self._engines.pop(namespace, None)
-        if engine is not None:
-            await engine.dispose()
-        await conn.execute(text(f'DROP ROLE IF EXISTS "{self.role_of(namespace)}"'))
+        """PostgreSQL: drop the namespace's roles (after its schema, which holds their
+        grants)."""
+        self._turns.pop(namespace, None)
+        self.running.pop(namespace, None)
+        self.most_running.pop(namespace, None)
+        for secure in (False, True):
+            role = self.role_of(namespace, secure=secure)
+            engine = self._engines.pop(role, None)
+            if engine is not None:
+                await engine.dispose()
+            await conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
 
     async def close(self) -> None:
         for engine in self._engines.values():
             await engine.dispose()
         self._engines.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _may_read(self, namespace: str, tables: Sequence[str]) -> bool:
-        if not tables:
+    async def _privileges_hold(
+        self, namespace: str, tables: list[str], secure_tables: list[str]
+    ) -> bool:
+        if not tables and not secure_tables:
             return True
         async with self._db.read(namespace) as conn:
-            allowed = await conn.scalar(
-                text(
-                    "SELECT bool_and(has_table_privilege(:role, "
-                    "format('%I.%I', CAST(:schema AS text), t), 'SELECT')) "
-                    "FROM unnest(CAST(:tables AS text[])) AS t"
-                ),
+            holds = await conn.scalar(
+                _PRIVILEGES_HOLD,
                 {
-                    "role": self.role_of(namespace),
+                    "plain": self.role_of(namespace),
+                    "guarded": self.role_of(namespace, secure=True),
                     "schema": self._db.schema_of(namespace),
-                    "tables": list(tables),
+                    "open": [t for t in tables if t not in secure_tables],
+                    "tables": tables,
+                    "closed": secure_tables,
                 },
             )
-        return bool(allowed)
+        return bool(holds)
 
     async def _read_postgresql(
-        self, namespace: str, sql: str, params: Any, limit: int, seconds: float
+        self, namespace: str, role: str, sql: str, params: Any, limit: int, seconds: float
     ) -> Rows:
         schema = self._db.schema_of(namespace)
+        max_bytes = self.limits.result_bytes
+
+        def fetch(sync: Connection) -> Rows:
+            # a server-side cursor, so that a large result is refused before it is all here
+            result = sync.execution_options(stream_results=True, max_row_buffer=64)
+            rows = result.exec_driver_sql(sql, params).mappings()
+            return _collect((dict(row) for row in rows), limit, max_bytes)
+
         try:
-            async with self._engines[namespace].connect() as conn:
+            async with self._engines[role].connect() as conn:
                 await conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                 await conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
                 await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(seconds * 1000)}")
-                result = await conn.exec_driver_sql(sql, params)
-                return [dict(row) for row in result.mappings().fetchmany(limit)]
-        except DBAPIError as exc:
+                return await conn.run_sync(fetch)
+        except (DBAPIError, asyncpg.PostgresError) as exc:
+            # (a server-side cursor's fetch raises asyncpg's own errors, unwrapped)
             if sql_outage(exc):
                 raise  # the database is away, not the read at fault (503, by `outages`)
-            message = _first_line(exc.orig)
+            message = _first_line(exc.orig if isinstance(exc, DBAPIError) else exc)
             if "statement timeout" in message or "canceling statement" in message:
                 raise ReadTooSlow(message) from None
             raise ReadRefused(message) from None
@@ -193,10 +324,15 @@ class ConfinedReads:
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA query_only = ON")
         conn.set_authorizer(_authorizer(tables, functions))
-        # interrupt() is thread-safe and stops the statement where it runs
-        timer = asyncio.get_running_loop().call_later(seconds, _interrupt, conn)
+        # no string or blob inside the query may outgrow the result
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.limits.result_bytes)
+        # the statement looks at its deadline as it runs (an interrupt() that comes before
+        # sqlite3_step starts is lost)
+        deadline = time.monotonic() + seconds
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
+        fetch = _fetcher(conn, sql, params, limit, self.limits.result_bytes)
         try:
-            return await asyncio.to_thread(_fetch_and_close, conn, sql, params, limit)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fetch)
         except asyncio.CancelledError:
             _interrupt(conn)  # the thread would otherwise run on, unbounded
             raise
@@ -204,9 +340,9 @@ class ConfinedReads:
             message = _first_line(exc)
             if "interrupted" in message:
                 raise ReadTooSlow(message) from None
+            if "too big" in message:
+                raise ReadTooLarge(message) from None
             raise ReadRefused(message) from None
-        finally:
-            timer.cancel()
 
 
 def _authorizer(
@@ -229,13 +365,37 @@ def _authorizer(
     return decide
 
 
-def _fetch_and_close(conn: sqlite3.Connection, sql: str, params: Any, limit: int) -> Rows:
-    try:
-        cursor = conn.execute(sql, params)
-        names = [column[0] for column in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchmany(limit)]
-    finally:
-        conn.close()
+def _fetcher(
+    conn: sqlite3.Connection, sql: str, params: Any, limit: int, max_bytes: int
+) -> Callable[[], Rows]:
+    def fetch_and_close() -> Rows:
+        try:
+            cursor = conn.execute(sql, params)
+            names = [column[0] for column in cursor.description or ()]
+            rows = (dict(zip(names, row, strict=True)) for row in cursor)
+            return _collect(rows, limit, max_bytes)
+        finally:
+            conn.close()
+
+    return fetch_and_close
+
+
+def _collect(rows: Iterator[dict[str, Any]], limit: int, max_bytes: int) -> Rows:
+    """The first `limit` rows, unless they come to more than `max_bytes` (ReadTooLarge)."""
+    collected: Rows = []
+    size = 0
+    for row in itertools.islice(rows, limit):
+        size += sum(len(name) + _size(value) for name, value in row.items())
+        if size > max_bytes:
+            raise ReadTooLarge(f"the result came to more than {max_bytes} bytes")
+        collected.append(row)
+    return collected
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str | bytes | bytearray | memoryview):
+        return len(value)
+    return 8
 
 
 def _interrupt(conn: sqlite3.Connection) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.expression import Executable
 
 from roost.backends.errors import map_errors
-from roost.backends.sql.confined import ConfinedReads
+from roost.backends.sql.confined import ConfinedReads, ReadLimits
 from roost.backends.sql.errors import sql_outage
 from roost.backends.sql.fast import execute, sqlite_text
 
@@ -48,9 +48,11 @@ class Database:
         data_dir: Path,
         pg_schema_prefix: str = "roost",
         role_key: bytes | None = None,
+        read_limits: ReadLimits | None = None,
     ) -> None:
         """`role_key`: the key the passwords of the per-namespace PostgreSQL roles of
-        `confined` derive from; replicas must share one (default: random, one process)."""
+        `confined` derive from; replicas must share one (default: random, one process).
+        `read_limits`: how many confined reads run at once and how large their results."""
         self.url = make_url(url)
         self.dialect: Dialect = (
             "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
@@ -66,7 +68,7 @@ class Database:
             str, list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
         ] = {}
         self._committers: dict[str, asyncio.Task[None]] = {}  # group commits under way
-        self.confined = ConfinedReads(self, role_key or secrets.token_bytes(32))
+        self.confined = ConfinedReads(self, role_key or secrets.token_bytes(32), read_limits)
         """Reads the database confines to a namespace's own tables (analytics)."""
 
     # -- naming ---------------------------------------------------------------------------
