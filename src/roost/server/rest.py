@@ -20,6 +20,7 @@ from roost.errors import PayloadTooLargeError, RoostError, ValidationError
 from roost.server import idempotency
 from roost.server.dispatch import (
     Dispatcher,
+    check_access,
     check_operation,
     decode_body,
     error_response,
@@ -162,9 +163,12 @@ class RestDoor:
 
     def _admit_batch(self, ctx: Context, body: bytes, codec: Codec) -> None:
         """With an Idempotency-Key a batch is admitted whole: every operation in it must be
-        one the caller may run (without one, each refusal answers for its own item)."""
+        one the caller may run (without one, each refusal answers for its own item). An
+        unknown operation, or one of another kind, still answers for its own item."""
         for item in decode_body(body, codec, BatchRequest, "batch").operations:
-            check_operation(ctx, self.dispatcher.operation(item.command), "unary")
+            op = self.dispatcher.registry.get(item.command)
+            if op is not None:
+                check_access(ctx, op.scope, op.name, public=op.access == "public")
 
     async def _run_batch(self, ctx: Context, body: bytes, codec: Codec) -> Outcome:
         batch = decode_body(body, codec, BatchRequest, "batch")
