@@ -37,7 +37,6 @@ RULES: list[tuple[str, str]] = [
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),
     (r"\baclose\b", "close"),
-    (r"Coroutine\[Any, Any, (dict\[str, Any\])\]", r"\1"),
     (r"\bAsync([A-Z]\w*)", r"\1"),
     (r"\b_async\b", "_sync"),
     (r'MODE: ClassVar\[str\] = "async"', 'MODE: ClassVar[str] = "sync"'),

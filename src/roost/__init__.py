@@ -9,7 +9,6 @@ with Client(api_url="http://127.0.0.1:8787") as client:
 from roost._version import __version__
 from roost.client._async.client import AsyncClient
 from roost.client._core.config import ClientConfig
-from roost.client._core.realtime import AsyncSubscription, Subscription
 from roost.client._core.results import (
     BatchItemResult,
     GetResult,
@@ -25,6 +24,7 @@ from roost.client._core.results import (
     StreamPublishResult,
     TableChange,
 )
+from roost.client._realtime import AsyncSubscription, Subscription
 from roost.client._sync.client import Client
 from roost.errors import (
     APIError,

@@ -6,17 +6,17 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.credentials import Credential, TokenSession
+from roost.client._core.namespace import Namespace
 from roost.errors import AuthenticationError
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 
-class AsyncAuth:
+class AsyncAuth(Namespace):
     """Signing in returns a new client; the client you call it on is left as it was."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def sign_in_with_password(self, username: str, password: str) -> AsyncClient:
         """Sign in and return a client that sends the access token and refreshes it itself.

@@ -12,33 +12,29 @@ from typing import Any, ClassVar
 
 import httpx
 
-from roost.client._async.admin import (
-    AsyncApiKeys,
-    AsyncHealth,
-    AsyncRoles,
-    AsyncScopes,
-    AsyncTenants,
-    AsyncUsers,
-)
+from roost.client._async.analytics import AsyncAnalytics
+from roost.client._async.api_keys import AsyncApiKeys
+from roost.client._async.audit import AsyncAudit
 from roost.client._async.auth import AsyncAuth
-from roost.client._async.database import (
-    AsyncAnalytics,
-    AsyncAudit,
-    AsyncCollection,
-    AsyncDatabase,
-    AsyncSchema,
-)
+from roost.client._async.collection import AsyncCollection
+from roost.client._async.database import AsyncDatabase
+from roost.client._async.health import AsyncHealth
 from roost.client._async.kv import AsyncKV
 from roost.client._async.logs import AsyncLogs
 from roost.client._async.mail import AsyncMail
 from roost.client._async.pages import AsyncPages
 from roost.client._async.pubsub import AsyncPubSub
 from roost.client._async.queue import AsyncQueue
+from roost.client._async.roles import AsyncRoles
+from roost.client._async.schema import AsyncSchema
+from roost.client._async.scopes import AsyncScopes
 from roost.client._async.secrets import AsyncSecrets
 from roost.client._async.site import AsyncSiteSettings
 from roost.client._async.storage import AsyncFiles, AsyncStorage
 from roost.client._async.stream import AsyncStream
+from roost.client._async.tenants import AsyncTenants
 from roost.client._async.usage import AsyncUsage
+from roost.client._async.users import AsyncUsers
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -49,13 +45,20 @@ from roost.client._core.protocol import (
     identity_headers,
     operation_path,
     prepare,
-    read_response,
-    timeout_of,
 )
-from roost.client._core.realtime import AsyncRealtime, Event, websocket_url
 from roost.client._core.results import BatchItemResult
-from roost.client._core.retry import RETRY_STATUSES, Backoff, Retry, parse_retry_after
-from roost.errors import AuthenticationError, ConnectionError, NetworkError, TimeoutError
+from roost.client._core.retry import (
+    Backoff,
+    CallFlow,
+    Reply,
+    Retry,
+    Send,
+    Sleep,
+    call_flow,
+    decode_response,
+    network_error,
+)
+from roost.client._realtime import AsyncRealtime, Event, websocket_url
 
 
 class _Shared:
@@ -388,77 +391,50 @@ class AsyncClient(ModeSelecting):
         authenticated: bool = True,
         wait: float = 0,
     ) -> Any:
-        if authenticated and self._session is not None and self._session.needs_refresh():
-            await self._refresh_session()
-        try:
-            return await self._send(
-                path, params, idempotent=idempotent, authenticated=authenticated, wait=wait
-            )
-        except AuthenticationError as exc:
-            if exc.code != "token_expired" or self._session is None or not authenticated:
-                raise
-        await self._refresh_session(force=True)
-        return await self._send(
-            path, params, idempotent=idempotent, authenticated=authenticated, wait=wait
-        )
+        def build() -> PreparedRequest:
+            credential = self._current_credential() if authenticated else None
+            return prepare(self._config, path, params, credential=credential, idempotent=idempotent)
 
-    async def _send(
-        self,
-        path: str,
-        params: dict[str, Any] | None,
-        *,
-        idempotent: bool,
-        authenticated: bool,
-        wait: float = 0,
-    ) -> Any:
-        credential = self._current_credential() if authenticated else None
-        request = prepare(self._config, path, params, credential=credential, idempotent=idempotent)
-        response = await self._send_with_retries(request, wait)
-        return read_response(
-            response.status_code,
-            response.headers,
-            response.content,
-            parse_retry_after(response.headers.get("retry-after")),
-        )
-
-    async def _send_with_retries(self, request: PreparedRequest, wait: float = 0) -> httpx.Response:
         shared = self._shared
-        failures = 0
-        seconds = self._config.timeout + wait
-        timeout = timeout_of(seconds, self._config.pool_timeout)
+        flow = call_flow(
+            build,
+            self._config,
+            retry=shared.retry,
+            breaker=shared.breaker,
+            session=self._session if authenticated else None,
+            wait=wait,
+        )
+        return await self._drive(flow)
+
+    async def _drive(self, flow: CallFlow) -> Any:
+        """Run a call's flow (`_core/retry.py`): do the I/O each step asks for and send back
+        what came of it, until the flow returns the result or raises."""
+        reply: Reply = None
         while True:
-            shared.breaker.before_call(self._config.api_url)
-            error: NetworkError | None = None
-            retry_after = None
             try:
-                response = await shared.http.request(
-                    request.method,
-                    request.path,
-                    content=request.content,
-                    headers=request.headers,
-                    timeout=timeout,
-                )
-            except httpx.TimeoutException as exc:
-                error = TimeoutError(
-                    f"no answer from {self._config.api_url} within "
-                    f"{seconds} s ({type(exc).__name__})"
-                )
-            except httpx.TransportError as exc:
-                error = ConnectionError(f"cannot reach {self._config.api_url}: {exc}")
+                step = flow.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply = None
+            if isinstance(step, Send):
+                reply = await self._transmit(step)
+            elif isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
             else:
-                if response.status_code not in RETRY_STATUSES:
-                    shared.breaker.record_success()
-                    return response
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if error is not None or response.status_code >= 500:
-                shared.breaker.record_failure()
-            failures += 1
-            delay = shared.retry.delay(failures, retry_after=retry_after)
-            if delay is None:
-                if error is not None:
-                    raise error
-                return response
-            await asyncio.sleep(delay)
+                await self._refresh_session(force=step.force)
+
+    async def _transmit(self, step: Send) -> httpx.Response | httpx.TransportError:
+        request = step.request
+        try:
+            return await self._shared.http.request(
+                request.method,
+                request.path,
+                content=request.content,
+                headers=request.headers,
+                timeout=step.timeout,
+            )
+        except httpx.TransportError as exc:
+            return exc
 
     async def _raw(
         self, method: str, path: str, *, content: Any = None, headers: dict[str, str] | None = None
@@ -471,18 +447,9 @@ class AsyncClient(ModeSelecting):
             response = await self._shared.http.request(
                 method, path, content=content, headers=all_headers
             )
-        except httpx.TimeoutException as exc:
-            raise TimeoutError(
-                f"no answer from {self._config.api_url} ({type(exc).__name__})"
-            ) from None
         except httpx.TransportError as exc:
-            raise ConnectionError(f"cannot reach {self._config.api_url}: {exc}") from None
-        return read_response(
-            response.status_code,
-            response.headers,
-            response.content,
-            parse_retry_after(response.headers.get("retry-after")),
-        )
+            raise network_error(exc, self._config.api_url, None) from None
+        return decode_response(response)
 
     async def _fresh_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """Headers naming this client (refreshing its access token first if it is due)."""
@@ -501,7 +468,7 @@ class AsyncClient(ModeSelecting):
         async with self._refresh_lock:
             if not force and not session.needs_refresh():
                 return  # another task refreshed while this one waited
-            tokens = await self._send(
+            tokens = await self._request(
                 "/api/v1/auth/refresh",
                 {"refresh": session.refresh},
                 idempotent=False,

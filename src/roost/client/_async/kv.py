@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
 from roost.client._core.results import GetResult, ScanResult, SetResult, decode
 from roost.errors import ConflictError
 
@@ -15,11 +16,10 @@ if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 
-class AsyncKV:
+class AsyncKV(Namespace):
     """Values with optional ttls, counters, hashes, scans and locks, per tenant."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def set(
         self, key: str, value: Any, ttl: int | None = None, *, nx: bool = False, xx: bool = False

@@ -8,17 +8,18 @@ from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
+
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 
-class AsyncLogs:
+class AsyncLogs(Namespace):
     """Write entries with `debug` ... `critical` (the calling file, function and line are
     recorded), many at once with `batch`; read them with `query`. Writing needs the scope
     `logs:write`, reading `logs:read`."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def debug(
         self,

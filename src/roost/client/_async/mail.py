@@ -6,17 +6,18 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
+
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 
-class AsyncMail:
+class AsyncMail(Namespace):
     """Send mail from templates (`{{ name }}` placeholders filled from `model`). Sending needs
     the scope `mail:send`; the outbox and templates need `mail:read`, changing templates
     `mail:admin`. Without an SMTP relay on the server, mail stays in the outbox."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     @cached_property
     def templates(self) -> AsyncMailTemplates:
@@ -94,12 +95,11 @@ class AsyncMail:
         return result
 
 
-class AsyncMailTemplates:
+class AsyncMailTemplates(Namespace):
     """`client.mail.templates`: a tenant's own template replaces the built-in one of the same
     alias (welcome, password_reset, email_verification, invitation)."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def put(
         self, alias: str, subject: str, text: str, html: str | None = None

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
+
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 
-class AsyncPages:
+class AsyncPages(Namespace):
     """Declare pages (scope `pages:write`) and list them (`pages:read`)."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def create(
         self,

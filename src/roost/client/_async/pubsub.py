@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from roost.client._core.realtime import AsyncSubscription
+from roost.client._core.namespace import Namespace
 from roost.client._core.results import PubSubPublishResult, decode
+from roost.client._realtime import AsyncSubscription
 from roost.wire.pubsub import PubSubMessage
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 
-class AsyncPubSub:
+class AsyncPubSub(Namespace):
     """Fire-and-forget messages on dot-separated topics; nothing is kept for later."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def publish(
         self, topic: str, message: Any, metadata: dict[str, str] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
 from roost.client._core.results import NackResult, PublishResult, QueueMessage, QueueStats, decode
 from roost.wire.queue import ConsumeAnswer, DeadLettersAnswer
 
@@ -11,11 +12,10 @@ if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 
-class AsyncQueue:
+class AsyncQueue(Namespace):
     """At-least-once work queues, per tenant. A queue exists once something is published."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def publish(
         self,

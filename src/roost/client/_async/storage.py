@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 
+from roost.client._core.namespace import Namespace
 from roost.client._core.protocol import object_path, read_response
 from roost.errors import ValidationError
 
@@ -18,11 +19,10 @@ if TYPE_CHECKING:
 CHUNK = 256 * 1024
 
 
-class AsyncStorage:
+class AsyncStorage(Namespace):
     """Buckets of files (Taruvi storage)."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     def from_(self, bucket: str) -> AsyncBucketFiles:
         """The files of one bucket.
@@ -102,13 +102,15 @@ class AsyncStorage:
         return result
 
 
-class AsyncBucketFiles:
+class AsyncBucketFiles(Namespace):
     """The files of one bucket. `.filter()` returns a new view; the other calls act."""
+
+    _client: AsyncClient
 
     def __init__(
         self, client: AsyncClient, bucket: str, filters: tuple[tuple[str, str, Any], ...] = ()
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self.bucket = bucket
         self._filters = filters
 
@@ -312,11 +314,10 @@ async def _chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-class AsyncFiles:
+class AsyncFiles(Namespace):
     """The Dominus files form: a category is a bucket, files are named by id."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def upload(
         self,

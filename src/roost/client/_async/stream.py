@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from roost.client._core.realtime import AsyncSubscription
+from roost.client._core.namespace import Namespace
 from roost.client._core.results import HistoryResult, StreamEvent, StreamPublishResult, decode
+from roost.client._realtime import AsyncSubscription
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 
-class AsyncStream:
+class AsyncStream(Namespace):
     """Rooms of events with dense offsets; subscribe live, resume, or read the history."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def publish(
         self, room: str, event_type: str, data: Any, metadata: dict[str, str] | None = None

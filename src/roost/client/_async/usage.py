@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
+
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 
-class AsyncUsage:
+class AsyncUsage(Namespace):
     """Calls and bytes of the tenant, by hour, day or month (scope `usage:read`)."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    _client: AsyncClient
 
     async def get(
         self,

@@ -3,6 +3,7 @@ all become the parameters of one server operation, `database.query`."""
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Self
 
@@ -20,6 +21,12 @@ DOTDO_OPERATORS = {
     "not_in": "not_in",
 }
 Filters = dict[str, Any] | list[tuple[str, str, Any]] | list[list[Any]] | None
+
+# What `database.query(table, filters=...)` (the Dominus form, api.md) gives: `{"rows", "total"}`
+# from the sync client, a coroutine of it from the async one. Named by the SDK's convention
+# (`AsyncX` → `X`), so scripts/unasync.py generates the sync signature with no rule of its own.
+QueryAnswer = dict[str, Any]
+AsyncQueryAnswer = Coroutine[Any, Any, QueryAnswer]
 
 
 def normalize_filters(filters: Filters) -> list[list[Any]]:

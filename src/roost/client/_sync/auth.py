@@ -7,17 +7,17 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.credentials import Credential, TokenSession
+from roost.client._core.namespace import Namespace
 from roost.errors import AuthenticationError
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class Auth:
+class Auth(Namespace):
     """Signing in returns a new client; the client you call it on is left as it was."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def sign_in_with_password(self, username: str, password: str) -> Client:
         """Sign in and return a client that sends the access token and refreshes it itself.

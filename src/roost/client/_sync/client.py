@@ -14,33 +14,29 @@ from typing import Any, ClassVar
 
 import httpx
 
-from roost.client._sync.admin import (
-    ApiKeys,
-    Health,
-    Roles,
-    Scopes,
-    Tenants,
-    Users,
-)
+from roost.client._sync.analytics import Analytics
+from roost.client._sync.api_keys import ApiKeys
+from roost.client._sync.audit import Audit
 from roost.client._sync.auth import Auth
-from roost.client._sync.database import (
-    Analytics,
-    Audit,
-    Collection,
-    Database,
-    Schema,
-)
+from roost.client._sync.collection import Collection
+from roost.client._sync.database import Database
+from roost.client._sync.health import Health
 from roost.client._sync.kv import KV
 from roost.client._sync.logs import Logs
 from roost.client._sync.mail import Mail
 from roost.client._sync.pages import Pages
 from roost.client._sync.pubsub import PubSub
 from roost.client._sync.queue import Queue
+from roost.client._sync.roles import Roles
+from roost.client._sync.schema import Schema
+from roost.client._sync.scopes import Scopes
 from roost.client._sync.secrets import Secrets
 from roost.client._sync.site import SiteSettings
 from roost.client._sync.storage import Files, Storage
 from roost.client._sync.stream import Stream
+from roost.client._sync.tenants import Tenants
 from roost.client._sync.usage import Usage
+from roost.client._sync.users import Users
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
 from roost.client._core.credentials import Credential, TokenSession
@@ -51,13 +47,20 @@ from roost.client._core.protocol import (
     identity_headers,
     operation_path,
     prepare,
-    read_response,
-    timeout_of,
 )
-from roost.client._core.realtime import Realtime, Event, websocket_url
 from roost.client._core.results import BatchItemResult
-from roost.client._core.retry import RETRY_STATUSES, Backoff, Retry, parse_retry_after
-from roost.errors import AuthenticationError, ConnectionError, NetworkError, TimeoutError
+from roost.client._core.retry import (
+    Backoff,
+    CallFlow,
+    Reply,
+    Retry,
+    Send,
+    Sleep,
+    call_flow,
+    decode_response,
+    network_error,
+)
+from roost.client._realtime import Realtime, Event, websocket_url
 
 
 class _Shared:
@@ -390,77 +393,50 @@ class Client(ModeSelecting):
         authenticated: bool = True,
         wait: float = 0,
     ) -> Any:
-        if authenticated and self._session is not None and self._session.needs_refresh():
-            self._refresh_session()
-        try:
-            return self._send(
-                path, params, idempotent=idempotent, authenticated=authenticated, wait=wait
-            )
-        except AuthenticationError as exc:
-            if exc.code != "token_expired" or self._session is None or not authenticated:
-                raise
-        self._refresh_session(force=True)
-        return self._send(
-            path, params, idempotent=idempotent, authenticated=authenticated, wait=wait
-        )
+        def build() -> PreparedRequest:
+            credential = self._current_credential() if authenticated else None
+            return prepare(self._config, path, params, credential=credential, idempotent=idempotent)
 
-    def _send(
-        self,
-        path: str,
-        params: dict[str, Any] | None,
-        *,
-        idempotent: bool,
-        authenticated: bool,
-        wait: float = 0,
-    ) -> Any:
-        credential = self._current_credential() if authenticated else None
-        request = prepare(self._config, path, params, credential=credential, idempotent=idempotent)
-        response = self._send_with_retries(request, wait)
-        return read_response(
-            response.status_code,
-            response.headers,
-            response.content,
-            parse_retry_after(response.headers.get("retry-after")),
-        )
-
-    def _send_with_retries(self, request: PreparedRequest, wait: float = 0) -> httpx.Response:
         shared = self._shared
-        failures = 0
-        seconds = self._config.timeout + wait
-        timeout = timeout_of(seconds, self._config.pool_timeout)
+        flow = call_flow(
+            build,
+            self._config,
+            retry=shared.retry,
+            breaker=shared.breaker,
+            session=self._session if authenticated else None,
+            wait=wait,
+        )
+        return self._drive(flow)
+
+    def _drive(self, flow: CallFlow) -> Any:
+        """Run a call's flow (`_core/retry.py`): do the I/O each step asks for and send back
+        what came of it, until the flow returns the result or raises."""
+        reply: Reply = None
         while True:
-            shared.breaker.before_call(self._config.api_url)
-            error: NetworkError | None = None
-            retry_after = None
             try:
-                response = shared.http.request(
-                    request.method,
-                    request.path,
-                    content=request.content,
-                    headers=request.headers,
-                    timeout=timeout,
-                )
-            except httpx.TimeoutException as exc:
-                error = TimeoutError(
-                    f"no answer from {self._config.api_url} within "
-                    f"{seconds} s ({type(exc).__name__})"
-                )
-            except httpx.TransportError as exc:
-                error = ConnectionError(f"cannot reach {self._config.api_url}: {exc}")
+                step = flow.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply = None
+            if isinstance(step, Send):
+                reply = self._transmit(step)
+            elif isinstance(step, Sleep):
+                time.sleep(step.seconds)
             else:
-                if response.status_code not in RETRY_STATUSES:
-                    shared.breaker.record_success()
-                    return response
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if error is not None or response.status_code >= 500:
-                shared.breaker.record_failure()
-            failures += 1
-            delay = shared.retry.delay(failures, retry_after=retry_after)
-            if delay is None:
-                if error is not None:
-                    raise error
-                return response
-            time.sleep(delay)
+                self._refresh_session(force=step.force)
+
+    def _transmit(self, step: Send) -> httpx.Response | httpx.TransportError:
+        request = step.request
+        try:
+            return self._shared.http.request(
+                request.method,
+                request.path,
+                content=request.content,
+                headers=request.headers,
+                timeout=step.timeout,
+            )
+        except httpx.TransportError as exc:
+            return exc
 
     def _raw(
         self, method: str, path: str, *, content: Any = None, headers: dict[str, str] | None = None
@@ -473,18 +449,9 @@ class Client(ModeSelecting):
             response = self._shared.http.request(
                 method, path, content=content, headers=all_headers
             )
-        except httpx.TimeoutException as exc:
-            raise TimeoutError(
-                f"no answer from {self._config.api_url} ({type(exc).__name__})"
-            ) from None
         except httpx.TransportError as exc:
-            raise ConnectionError(f"cannot reach {self._config.api_url}: {exc}") from None
-        return read_response(
-            response.status_code,
-            response.headers,
-            response.content,
-            parse_retry_after(response.headers.get("retry-after")),
-        )
+            raise network_error(exc, self._config.api_url, None) from None
+        return decode_response(response)
 
     def _fresh_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """Headers naming this client (refreshing its access token first if it is due)."""
@@ -503,7 +470,7 @@ class Client(ModeSelecting):
         with self._refresh_lock:
             if not force and not session.needs_refresh():
                 return  # another task refreshed while this one waited
-            tokens = self._send(
+            tokens = self._request(
                 "/api/v1/auth/refresh",
                 {"refresh": session.refresh},
                 idempotent=False,

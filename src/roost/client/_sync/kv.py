@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
 from roost.client._core.results import GetResult, ScanResult, SetResult, decode
 from roost.errors import ConflictError
 
@@ -17,11 +18,10 @@ if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class KV:
+class KV(Namespace):
     """Values with optional ttls, counters, hashes, scans and locks, per tenant."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def set(
         self, key: str, value: Any, ttl: int | None = None, *, nx: bool = False, xx: bool = False

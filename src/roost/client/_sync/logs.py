@@ -9,17 +9,18 @@ from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
+
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class Logs:
+class Logs(Namespace):
     """Write entries with `debug` ... `critical` (the calling file, function and line are
     recorded), many at once with `batch`; read them with `query`. Writing needs the scope
     `logs:write`, reading `logs:read`."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def debug(
         self,

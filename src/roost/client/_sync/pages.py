@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
+
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class Pages:
+class Pages(Namespace):
     """Declare pages (scope `pages:write`) and list them (`pages:read`)."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def create(
         self,

@@ -6,19 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from roost.client._core.realtime import Subscription
+from roost.client._core.namespace import Namespace
 from roost.client._core.results import PubSubPublishResult, decode
+from roost.client._realtime import Subscription
 from roost.wire.pubsub import PubSubMessage
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class PubSub:
+class PubSub(Namespace):
     """Fire-and-forget messages on dot-separated topics; nothing is kept for later."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def publish(
         self, topic: str, message: Any, metadata: dict[str, str] | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
 from roost.client._core.results import NackResult, PublishResult, QueueMessage, QueueStats, decode
 from roost.wire.queue import ConsumeAnswer, DeadLettersAnswer
 
@@ -12,11 +13,10 @@ if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class Queue:
+class Queue(Namespace):
     """At-least-once work queues, per tenant. A queue exists once something is published."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def publish(
         self,

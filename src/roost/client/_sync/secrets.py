@@ -7,19 +7,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
+
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class Secrets:
+class Secrets(Namespace):
     """A tenant's secrets. Reading needs the scope `secrets:read`, writing `secrets:write`.
 
     A secret is tenant-wide or an app's own (`app="billing"`); asking for an app's secret falls
     back to the tenant-wide one of the same key (the answer's `inherited` says so).
     """
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def set(
         self,

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
+
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class SiteSettings:
+class SiteSettings(Namespace):
     """One JSON object per tenant (site name, theme, feature flags): every signed-in caller
     reads it, `settings:write` changes it. Keep secrets in `client.secrets`, not here."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def get(self) -> dict[str, Any]:
         """The site settings (an empty object until an admin sets some).

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 
+from roost.client._core.namespace import Namespace
 from roost.client._core.protocol import object_path, read_response
 from roost.errors import ValidationError
 
@@ -20,11 +21,10 @@ if TYPE_CHECKING:
 CHUNK = 256 * 1024
 
 
-class Storage:
+class Storage(Namespace):
     """Buckets of files (Taruvi storage)."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def from_(self, bucket: str) -> BucketFiles:
         """The files of one bucket.
@@ -104,13 +104,15 @@ class Storage:
         return result
 
 
-class BucketFiles:
+class BucketFiles(Namespace):
     """The files of one bucket. `.filter()` returns a new view; the other calls act."""
+
+    _client: Client
 
     def __init__(
         self, client: Client, bucket: str, filters: tuple[tuple[str, str, Any], ...] = ()
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self.bucket = bucket
         self._filters = filters
 
@@ -314,11 +316,10 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-class Files:
+class Files(Namespace):
     """The Dominus files form: a category is a bucket, files are named by id."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def upload(
         self,

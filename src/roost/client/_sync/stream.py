@@ -6,18 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from roost.client._core.realtime import Subscription
+from roost.client._core.namespace import Namespace
 from roost.client._core.results import HistoryResult, StreamEvent, StreamPublishResult, decode
+from roost.client._realtime import Subscription
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class Stream:
+class Stream(Namespace):
     """Rooms of events with dense offsets; subscribe live, resume, or read the history."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def publish(
         self, room: str, event_type: str, data: Any, metadata: dict[str, str] | None = None

@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.namespace import Namespace
+
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
 
 
-class Usage:
+class Usage(Namespace):
     """Calls and bytes of the tenant, by hour, day or month (scope `usage:read`)."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _client: Client
 
     def get(
         self,

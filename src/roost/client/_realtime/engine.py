@@ -6,8 +6,7 @@ the connection drops it reconnects with backoff and subscribes again. A subscrip
 events carry an `offset` (streams, table changes) resumes after the last offset it received,
 so a reconnect neither loses nor repeats an event.
 
-`Realtime` is the same engine for the sync client: it runs on an event loop in a daemon thread
-of its own, and callbacks run on that thread.
+The sync client runs this same engine on a loop of its own (`portal.py`).
 """
 
 from __future__ import annotations
@@ -18,11 +17,9 @@ import inspect
 import itertools
 import logging
 import random
-import threading
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator
-from concurrent.futures import Future
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
@@ -32,7 +29,6 @@ from roost.errors import AuthenticationError, ConnectionError, RoostError, error
 
 logger = logging.getLogger("roost.realtime")
 
-T = TypeVar("T")
 Event = Literal["connected", "disconnected", "error"]
 EVENTS: tuple[Event, ...] = ("connected", "disconnected", "error")
 HeaderSource = Callable[[], Awaitable[dict[str, str]] | dict[str, str]]
@@ -236,11 +232,20 @@ class AsyncRealtime:
     # -- connection ---------------------------------------------------------------------------
 
     async def _connection(self) -> ClientConnection:
+        """The open connection, opening it (and waiting for it) if need be."""
         ws = self._ws
         if ws is not None and self._ready is not None and self._ready.is_set() and not self._fatal:
             return ws  # connected: the common case costs no timer
         if self._closed:
             raise ConnectionError("this realtime connection is closed")
+        await self._wait_ready()
+        if self._fatal is not None:
+            raise self._fatal
+        assert self._ws is not None
+        return self._ws
+
+    async def _wait_ready(self) -> None:
+        """Start the supervisor on first use, and wait for it to connect (or give up)."""
         if self._fatal is not None:
             raise self._fatal
         if self._ready is None:
@@ -254,10 +259,6 @@ class AsyncRealtime:
                 f"cannot open the realtime connection to {self.url} within "
                 f"{self._timeout} s: {self._fatal or self._last_error or 'no answer'}"
             ) from None
-        if self._fatal is not None:
-            raise self._fatal
-        assert self._ws is not None
-        return self._ws
 
     async def _supervise(self) -> None:
         """Connect, read until the connection drops, reconnect with backoff; until closed."""
@@ -338,37 +339,47 @@ class AsyncRealtime:
     def _dispatch_one(self, frame: Any) -> None:
         if not isinstance(frame, dict):
             return
-        result = frame.get("result", _MISSING)
-        if result is not _MISSING:  # the common case: an answer
-            answer = self._pending.get(frame.get("id"))  # type: ignore[arg-type]  # any id
-            if answer is not None and not answer.done():
-                if self._opening:
-                    self._opened(frame["id"], result)
-                answer.set_result(result)
-            return
-        stream = self._streams.get(frame.get("id"))  # type: ignore[arg-type]  # any id
-        if stream is not None:
-            if "error" in frame:
-                stream.put_nowait(error_from_payload(400, {"error": frame["error"]}))
-            else:
-                stream.put_nowait(frame)
-            return
-        if "sub" in frame:
-            state = self._by_server_id.get(frame["sub"])
-            if state is not None and state.accept(frame.get("event")):
-                state.inbox.put_nowait(frame.get("event"))
-            return
-        if "id" not in frame:
-            return  # pong
-        answer = self._pending.get(frame["id"]) if frame["id"] is not None else None
+        frame_id = frame.get("id")
+        if "result" in frame:  # the common case: an answer
+            self._answered(frame_id, frame["result"])
+        elif frame_id in self._streams:
+            self._streamed(self._streams[frame_id], frame)
+        elif "sub" in frame:
+            self._pushed(frame["sub"], frame.get("event"))
+        elif "id" in frame and "error" in frame:  # a frame without an id is a pong
+            self._refused(frame_id, error_from_payload(400, {"error": frame["error"]}))
+
+    def _answered(self, frame_id: Any, result: Any) -> None:
+        """A call's result: settle its future (and file a subscription it opened)."""
+        answer = self._pending.get(frame_id)
+        if answer is not None and not answer.done():
+            if self._opening:
+                self._opened(frame_id, result)
+            answer.set_result(result)
+
+    @staticmethod
+    def _streamed(frames: asyncio.Queue[Any], frame: dict[str, Any]) -> None:
+        """A frame of a streamed operation: an item, its end, or its error."""
         if "error" in frame:
-            error = error_from_payload(400, {"error": frame["error"]})
-            if answer is None:
-                if error.code in ("invalid_credentials", "authentication_failed", "token_expired"):
-                    self._fatal = error
-                self._spawn(self._emit("error", error))
-            elif not answer.done():
-                answer.set_exception(error)
+            frames.put_nowait(error_from_payload(400, {"error": frame["error"]}))
+        else:
+            frames.put_nowait(frame)
+
+    def _pushed(self, server_id: Any, event: Any) -> None:
+        """An event of a subscription, queued for its callback unless it is a repeat."""
+        state = self._by_server_id.get(server_id)
+        if state is not None and state.accept(event):
+            state.inbox.put_nowait(event)
+
+    def _refused(self, frame_id: Any, error: RoostError) -> None:
+        """An error: a call's, or (without a pending call) the connection's own."""
+        answer = self._pending.get(frame_id)
+        if answer is None:
+            if error.code in _FATAL_CODES:
+                self._fatal = error
+            self._spawn(self._emit("error", error))
+        elif not answer.done():
+            answer.set_exception(error)
 
     def _opened(self, frame_id: Any, result: Any) -> None:
         """If `frame_id` opened a subscription: file it under the id the server gave it."""
@@ -458,115 +469,5 @@ class AsyncRealtime:
 
 
 _background: set[asyncio.Task[None]] = set()
-_MISSING = object()
-
-
-class _Portal:
-    """An event loop in a daemon thread, for running the engine under the sync client."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(
-                    target=_run_until_stopped,
-                    args=(self._loop,),
-                    name="roost-realtime",
-                    daemon=True,
-                )
-                self._thread.start()
-            return self._loop
-
-    def run(self, work: Coroutine[Any, Any, T]) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)
-        return future.result()
-
-    def stop(self) -> None:
-        with self._lock:
-            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-        if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=5)
-
-
-async def _next(items: AsyncGenerator[Any, None]) -> Any:
-    return await anext(items)
-
-
-def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_forever()
-    finally:
-        loop.close()
-
-
-class Subscription:
-    """A live subscription of the sync client; `unsubscribe()` ends it."""
-
-    def __init__(self, portal: _Portal, subscription: AsyncSubscription) -> None:
-        self._portal = portal
-        self._subscription = subscription
-
-    @property
-    def room(self) -> str:
-        """The room, table or patterns this subscription follows."""
-        return self._subscription.room
-
-    @property
-    def active(self) -> bool:
-        return self._subscription.active
-
-    def unsubscribe(self) -> None:
-        """Stop receiving events (safe to call twice)."""
-        self._portal.run(self._subscription.unsubscribe())
-
-    def __repr__(self) -> str:
-        return repr(self._subscription)
-
-
-class Realtime:
-    """The engine for the sync client: the same `AsyncRealtime`, on a loop of its own."""
-
-    def __init__(self, url: str, headers: HeaderSource, **options: Any) -> None:
-        self._portal = _Portal()
-        self._engine = AsyncRealtime(url, headers, **options)
-
-    def on(self, event: Event, handler: Callable[..., Any]) -> None:
-        self._engine.on(event, handler)
-
-    @property
-    def connected(self) -> bool:
-        return self._engine.connected
-
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        return self._portal.run(self._engine.call(method, params))
-
-    def stream(self, method: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
-        """Run a streamed operation and yield its items in order; leaving the loop early
-        cancels it on the server."""
-        items = self._engine.stream(method, params)
-        try:
-            while True:
-                try:
-                    yield self._portal.run(_next(items))
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._portal.run(items.aclose())
-
-    def subscribe(
-        self, method: str, params: dict[str, Any], on_event: Callable[[Any], Any], room: str
-    ) -> Subscription:
-        subscription = self._portal.run(self._engine.subscribe(method, params, on_event, room))
-        return Subscription(self._portal, subscription)
-
-    def close(self) -> None:
-        self._portal.run(self._engine.close())
-        self._portal.stop()
+# errors that end the connection for good: no reconnect makes them right
+_FATAL_CODES = frozenset({"invalid_credentials", "authentication_failed", "token_expired"})

@@ -1,0 +1,148 @@
+"""`client.users`: users of the tenant (admins)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from roost.client._core.namespace import Namespace
+
+if TYPE_CHECKING:
+    from roost.client._async.client import AsyncClient
+
+
+class AsyncUsers(Namespace):
+    _client: AsyncClient
+
+    async def create_user(
+        self,
+        username: str,
+        password: str,
+        *,
+        email: str = "",
+        confirm_password: str | None = None,
+        first_name: str = "",
+        last_name: str = "",
+        is_active: bool = True,
+        is_staff: bool = False,
+        is_superuser: bool = False,
+        roles: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Create a user (scope `users:write`); without roles the user gets `member`.
+
+        Example:
+            bob = await admin.users.create_user("bob", "a-long-password", roles=["member"])
+        """
+        params: dict[str, Any] = {
+            "username": username,
+            "password": password,
+            "email": email,
+            "first_name": first_name,
+            "last_name": last_name,
+            "is_active": is_active,
+            "is_staff": is_staff,
+            "is_superuser": is_superuser,
+            "roles": roles or [],
+        }
+        if confirm_password is not None:
+            params["confirm_password"] = confirm_password
+        result: dict[str, Any] = await self._client.call("users.create_user", params)
+        return result
+
+    async def get_user(self, username: str) -> dict[str, Any]:
+        """One user by username (scope `users:read`).
+
+        Example:
+            bob = await admin.users.get_user("bob")
+        """
+        result: dict[str, Any] = await self._client.call(
+            "users.get_user", {"username": username}, idempotent=True
+        )
+        return result
+
+    async def list_users(
+        self,
+        search: str | None = None,
+        is_active: bool | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> dict[str, Any]:
+        """`{"items", "total", "page", "page_size"}` of users (scope `users:read`).
+
+        Example:
+            page = await admin.users.list_users(search="bo", page_size=20)
+        """
+        params: dict[str, Any] = {"page": page, "page_size": page_size}
+        if search is not None:
+            params["search"] = search
+        if is_active is not None:
+            params["is_active"] = is_active
+        result: dict[str, Any] = await self._client.call(
+            "users.list_users", params, idempotent=True
+        )
+        return result
+
+    async def update_user(
+        self,
+        username: str,
+        *,
+        email: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        is_active: bool | None = None,
+        is_staff: bool | None = None,
+        password: str | None = None,
+    ) -> dict[str, Any]:
+        """Change a user's fields (scope `users:write`); what is left out stays. A new
+        password or `is_active=False` signs the user out everywhere.
+
+        Example:
+            await admin.users.update_user("bob", is_active=False)
+        """
+        fields = {
+            "email": email,
+            "first_name": first_name,
+            "last_name": last_name,
+            "is_active": is_active,
+            "is_staff": is_staff,
+            "password": password,
+        }
+        params = {"username": username} | {k: v for k, v in fields.items() if v is not None}
+        result: dict[str, Any] = await self._client.call("users.update_user", params)
+        return result
+
+    async def assign_roles(
+        self, roles: list[str], usernames: list[str], expires_at: datetime | None = None
+    ) -> int:
+        """Give roles to users, until `expires_at` if given (scope `users:write`; only roles
+        whose scopes you hold). Returns how many assignments were made.
+
+        Example:
+            await admin.users.assign_roles(["auditor"], ["bob"], expires_at=next_week)
+        """
+        params: dict[str, Any] = {"roles": roles, "usernames": usernames}
+        if expires_at is not None:
+            params["expires_at"] = expires_at.isoformat()
+        result = await self._client.call("users.assign_roles", params, idempotent=True)
+        return int(result["count"])
+
+    async def revoke_roles(self, roles: list[str], usernames: list[str]) -> int:
+        """Take roles from users (scope `users:write`); returns how many they had.
+
+        Example:
+            await admin.users.revoke_roles(["auditor"], ["bob"])
+        """
+        params = {"roles": roles, "usernames": usernames}
+        result = await self._client.call("users.revoke_roles", params, idempotent=True)
+        return int(result["count"])
+
+    async def delete_user(self, username: str) -> dict[str, Any]:
+        """Delete a user with their sessions and keys (scope `users:write`).
+
+        Example:
+            await admin.users.delete_user("bob")
+        """
+        result: dict[str, Any] = await self._client.call(
+            "users.delete_user", {"username": username}
+        )
+        return result
