@@ -54,11 +54,27 @@ def test_registry_built_in_a_fresh_interpreter_is_what_the_server_serves(
 
 def test_every_module_that_declares_operations_is_in_the_list() -> None:
     declaring = set()
-    for info in pkgutil.iter_modules(roost.services.__path__):
-        module = importlib.import_module(f"roost.services.{info.name}")
+    for info in pkgutil.walk_packages(roost.services.__path__, "roost.services."):
+        module = importlib.import_module(info.name)
         if operations_of(module):
-            declaring.add(info.name)
+            declaring.add(info.name.removeprefix("roost.services."))
+    assert {"auth.sessions", "auth.navigation", "roles", "settings"} <= declaring
     assert declaring == set(MODULES)
+
+
+def test_each_operation_lives_in_the_module_its_name_names() -> None:
+    """`x.y` is in `services/x.py` or the package `services/x/`: its name says where it is."""
+    misplaced = {}
+    for op in build_registry():
+        home = f"roost.services.{op.module}"
+        found = op.handler.__module__
+        if found != home and not found.startswith(f"{home}.") and op.module not in _NOT_YET:
+            misplaced[op.name] = found
+    assert misplaced == {}
+
+
+# `database.*` is still spread over changes, query, records and schema (to move next).
+_NOT_YET = {"database"}
 
 
 def test_every_scope_an_operation_checks_is_in_scopes_list(server: RunningServer) -> None:

@@ -36,10 +36,11 @@ from roost.services.principals import Credential, authenticate
 from roost.services.registry import Operation, Registry, each_valid
 from roost.services.tenants import DEFAULT_TENANT, ensure_exists
 from roost.wire.codec import Codec
+from roost.wire.common import TENANT_NAME
 
 T = TypeVar("T")
 
-_TENANT = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_TENANT = re.compile(TENANT_NAME)
 
 
 class Dispatcher:

@@ -17,8 +17,7 @@ from roost._version import __version__
 from roost.server.idempotency import KEY_PATTERN
 from roost.server.ws import PATH as WS_PATH
 from roost.services.registry import Operation, Registry
-from roost.wire.auth import TenantName
-from roost.wire.common import BatchRequest, BatchResponse, ErrorResponse
+from roost.wire.common import BatchRequest, BatchResponse, ErrorResponse, TenantName
 
 _REF = "#/components/schemas/{name}"
 

@@ -2,8 +2,11 @@
 
 `MODULES` is the one list of the modules that declare operations, streamed operations or
 subscriptions; `build_registry()` collects them. Nothing is registered by importing a module,
-so a module left out of the list is simply not served (and `tests/services/test_registry.py`
+so a module left out of the list is simply not served (and `tests/security/test_registry.py`
 fails), rather than served or not depending on what else happened to be imported.
+
+An operation named `x.y` lives in `services/x.py`, or in a module of the package
+`services/x/` (listed as `x.part`), so its name says where to find it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ MODULES = (
     "analytics",
     "api_keys",
     "audit",
-    "auth",
-    "categories",
+    "auth.navigation",
+    "auth.profile",
+    "auth.recovery",
+    "auth.sessions",
     "changes",
     "documents",
     "health",
@@ -26,16 +31,15 @@ MODULES = (
     "logs",
     "mail",
     "pages",
-    "profile",
     "pubsub",
     "query",
     "queue",
     "records",
-    "recovery",
+    "roles",
     "schema",
     "scopes",
     "secrets",
-    "site",
+    "settings",
     "storage",
     "stream",
     "tenants",

@@ -39,8 +39,7 @@ from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.schema import TenantSchema, load_schema
 from roost.services.tabledefs import check_identifier
-from roost.wire.auth import Done
-from roost.wire.common import Empty
+from roost.wire.common import Done, Empty
 from roost.wire.database import (
     AnalyticsQuery,
     AnalyticsRef,

@@ -13,8 +13,8 @@ from roost.services import accounts
 from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.security import make_opaque, new_id, scope_allows
-from roost.wire.auth import ApiKey, ApiKeyRef, CreateApiKeyRequest, CreatedApiKey, Done
-from roost.wire.common import Empty
+from roost.wire.auth import ApiKey, ApiKeyRef, CreateApiKeyRequest, CreatedApiKey
+from roost.wire.common import Done, Empty
 
 
 @operation("api_keys.create", scope="api_keys:write")

@@ -17,7 +17,7 @@ from roost.errors import NotFoundError, ValidationError
 from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.tabledefs import check_identifier
-from roost.wire.auth import Done
+from roost.wire.common import Done
 from roost.wire.database import DocumentRef, DocumentWrite, Row
 
 _MAX_BYTES = 1024 * 1024

@@ -16,7 +16,7 @@ from roost.errors import ValidationError
 from roost.services.caching import TenantCache
 from roost.services.context import Context
 from roost.services.registry import operation
-from roost.wire.auth import Done
+from roost.wire.common import Done
 from roost.wire.logs import (
     LEVELS,
     Level,

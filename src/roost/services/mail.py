@@ -30,8 +30,7 @@ from roost.services.context import Context
 from roost.services.mail_render import LINK_TEMPLATES, Budget, check_link_placement, render
 from roost.services.registry import operation
 from roost.services.security import new_id
-from roost.wire.auth import Done
-from roost.wire.common import Empty
+from roost.wire.common import Done, Empty
 from roost.wire.mail import (
     MailMessage,
     MailTemplate,

@@ -1,6 +1,6 @@
-"""Pages of the tenant's app and the scopes each needs: admins declare them, every caller gets
-the navigation tree of the pages they may open (a page needs its own scopes and those of every
-page above it) and can ask about one page."""
+"""Pages of the tenant's app and the scopes each needs: admins declare them here; every caller
+gets the navigation tree of the pages they may open from `auth.get_navigation`
+(services/auth/navigation.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import pages, utcnow
 from roost.errors import ConflictError, NotFoundError, ValidationError
-from roost.services.context import Context, Principal
+from roost.services.context import Context
 from roost.services.registry import operation
-from roost.wire.auth import Done
-from roost.wire.common import Empty
-from roost.wire.pages import NavigationNode, Page, PageAccess, PageRef, PageSpec
+from roost.wire.common import Done, Empty
+from roost.wire.pages import Page, PageRef, PageSpec
 
 
 @operation("pages.create", scope="pages:write")
@@ -49,7 +48,7 @@ async def create_page(ctx: Context, params: PageSpec) -> Page:
 @operation("pages.list", scope="pages:read", read_only=True)
 async def list_pages(ctx: Context, params: Empty) -> list[Page]:
     """Every page, by path, with the scopes it needs."""
-    return [_page(row) for row in await _all(ctx)]
+    return [_page(row) for row in await all_pages(ctx)]
 
 
 @operation("pages.delete", scope="pages:write")
@@ -57,7 +56,7 @@ async def delete_page(ctx: Context, params: PageRef) -> Done:
     """Delete a page that has no pages under it."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
         if await _find(conn, params.path) is None:
-            raise _no_page(params.path)
+            raise no_page(params.path)
         child = await conn.scalar(select(pages.c.path).where(pages.c.parent == params.path))
         if child is not None:
             raise ConflictError(
@@ -68,46 +67,8 @@ async def delete_page(ctx: Context, params: PageRef) -> Done:
     return Done(count=1)
 
 
-@operation("auth.get_navigation", read_only=True)
-async def get_navigation(ctx: Context, params: Empty) -> list[NavigationNode]:
-    """The tree of pages you may open, each level in `position` order."""
-    principal = ctx.require_principal()
-    rows = await _all(ctx)
-    children: dict[str | None, list[RowMapping]] = {}
-    for row in sorted(rows, key=lambda r: (r["position"], r["path"])):
-        children.setdefault(row["parent"], []).append(row)
-
-    def branch(parent: str | None) -> list[NavigationNode]:
-        return [
-            NavigationNode(path=row["path"], title=row["title"], children=branch(row["path"]))
-            for row in children.get(parent, [])
-            if _allowed(principal, row["scopes"])
-        ]
-
-    return branch(None)
-
-
-@operation("auth.check_page_access", read_only=True)
-async def check_page_access(ctx: Context, params: PageRef) -> PageAccess:
-    """Whether you may open a page, and which scopes you lack for it (or above it)."""
-    principal = ctx.require_principal()
-    by_path = {row["path"]: row for row in await _all(ctx)}
-    if params.path not in by_path:
-        raise _no_page(params.path)
-    missing: set[str] = set()
-    path: str | None = params.path
-    while path is not None and path in by_path:
-        row = by_path[path]
-        missing |= {scope for scope in row["scopes"] if not principal.allows(scope)}
-        path = row["parent"]
-    return PageAccess(path=params.path, allowed=not missing, missing_scopes=sorted(missing))
-
-
-def _allowed(principal: Principal, scopes: list[str]) -> bool:
-    return all(principal.allows(scope) for scope in scopes)
-
-
-async def _all(ctx: Context) -> list[RowMapping]:
+async def all_pages(ctx: Context) -> list[RowMapping]:
+    """Every page of the tenant, by path."""
     async with ctx.platform.db.read(ctx.tenant) as conn:
         return list((await conn.execute(select(pages).order_by(pages.c.path))).mappings().all())
 
@@ -127,5 +88,6 @@ def _page(row: RowMapping) -> Page:
     )
 
 
-def _no_page(path: str) -> NotFoundError:
+def no_page(path: str) -> NotFoundError:
+    """The error for a page that does not exist."""
     return NotFoundError(f"no page {path!r}", details={"field": "path"})

@@ -15,13 +15,13 @@ from roost.errors import NotFoundError
 from roost.services.context import Context
 from roost.services.payloads import from_json, json_text
 from roost.services.registry import operation
+from roost.wire.common import Done
 from roost.wire.queue import (
     ConfigureRequest,
     ConsumeAnswer,
     ConsumeRequest,
     DeadLettersAnswer,
     DeadLettersRequest,
-    Done,
     ExtendRequest,
     MessageRef,
     NackAnswer,

@@ -22,7 +22,7 @@ from roost.services.registry import operation
 from roost.services.schema import load_schema
 from roost.services.sqlerrors import database_errors
 from roost.services.tabledefs import Coercer, TableDef
-from roost.wire.auth import Done
+from roost.wire.common import Done
 from roost.wire.database import (
     CreateRecordsRequest,
     DeleteRecordsRequest,

@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from roost.errors import ValidationError
 from roost.services.context import Context
+from roost.wire.common import OPERATION_NAME
 
 Access = Literal["public", "authenticated"]
 Kind = Literal["unary", "stream", "subscription"]
@@ -39,7 +40,7 @@ subscription: `(ctx, params, push) -> Awaitable[Feed]`."""
 BatchHandler = Callable[[Context, list[Any]], Awaitable[list[Any]]]
 F = TypeVar("F", bound=Callable[..., Any])
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+_NAME = re.compile(OPERATION_NAME)
 _MARK = "__roost_operation__"
 
 

@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateColumn
 from sqlglot import exp
 
-from roost.backends.sql.tables import schema_migrations, user_tables, utcnow
+from roost.backends.sql import CONTROL
+from roost.backends.sql.tables import schema_migrations, tenant_categories, user_tables, utcnow
 from roost.errors import ConflictError, NotFoundError, ValidationError
+from roost.services import tenants
 from roost.services.caching import TenantCache
 from roost.services.context import Context, Platform
 from roost.services.registry import operation
@@ -29,13 +31,15 @@ from roost.services.tabledefs import (
     IndexDef,
     TableDef,
     build_table,
+    check_check,
     check_columns,
     check_identifier,
     parse_column,
-    with_platform_columns,
+    table_from_spec,
+    validate_references,
 )
-from roost.wire.auth import Done
-from roost.wire.common import Empty
+from roost.wire.auth import Tenant, TenantRef
+from roost.wire.common import Done, Empty
 from roost.wire.database import (
     AddColumnRequest,
     AddIndexRequest,
@@ -44,6 +48,7 @@ from roost.wire.database import (
     IndexInfo,
     Migration,
     MigrationsRequest,
+    ProvisionRequest,
     ReferenceInfo,
     RenameColumnRequest,
     SetSecureRequest,
@@ -180,7 +185,7 @@ async def add_table(ctx: Context, params: TableSpec) -> TableInfo:
     async def change(conn: AsyncConnection, schema: TenantSchema) -> TableDef:
         if definition.name in schema.definitions:
             raise ConflictError(f"table {definition.name!r} exists", details={"field": "name"})
-        validate_references(definition, schema)
+        validate_references(definition, schema.definitions)
         new = build_schema({**schema.definitions, definition.name: definition}, conn.dialect.name)
         await conn.run_sync(lambda sync: new.tables[definition.name].create(sync))
         await ctx.platform.db.confined.grant(
@@ -209,8 +214,8 @@ async def add_column(ctx: Context, params: AddColumnRequest) -> TableInfo:
                 f"{params.table}.{column.name} exists", details={"field": "column.name"}
             )
         updated = replace(definition, columns=(*definition.columns, column))
-        _check_check(updated, column)
-        validate_references(updated, schema)
+        check_check(updated, column)
+        validate_references(updated, schema.definitions)
         new = build_schema({**schema.definitions, updated.name: updated}, conn.dialect.name)
         await conn.execute(text(_add_column_sql(conn, new.tables[updated.name], column)))
         return updated
@@ -351,6 +356,35 @@ async def set_secure(ctx: Context, params: SetSecureRequest) -> TableInfo:
 # -- the shared steps ------------------------------------------------------------------------
 
 
+@operation("schema.provision_tenant", scope="tenants:admin")
+async def provision_tenant(ctx: Context, params: ProvisionRequest) -> Tenant:
+    """Create a tenant with the tables of a category. If a table cannot be created, the tenant
+    is removed again: it exists complete or not at all."""
+    tenants.require_platform_admin(ctx)
+    async with ctx.platform.db.read(CONTROL) as conn:
+        found = (
+            await conn.execute(
+                select(tenant_categories.c.tables).where(
+                    tenant_categories.c.name == params.category
+                )
+            )
+        ).scalar_one_or_none()
+    if found is None:
+        raise NotFoundError(f"no category named {params.category!r}", details={"field": "category"})
+    tables = msgspec.convert(found, list[TableSpec])
+    async with tenants.exclusive(ctx.platform, params.tenant, field="tenant"):
+        if not await tenants.provision(ctx.platform, params.tenant, params.display_name):
+            raise ConflictError(f"tenant {params.tenant!r} exists", details={"field": "tenant"})
+        tenant_ctx = Context(platform=ctx.platform, tenant=params.tenant, principal=ctx.principal)
+        try:
+            for spec in tables:
+                await add_table(tenant_ctx, spec)
+        except BaseException:
+            await tenants.forget(ctx.platform, params.tenant)
+            raise
+        return await tenants.get(ctx, TenantRef(name=params.tenant))
+
+
 async def _apply(
     ctx: Context, operation_name: str, table: str, change_json: dict[str, Any], change: Any
 ) -> Any:
@@ -394,63 +428,6 @@ async def _store(conn: AsyncConnection, definition: TableDef) -> None:
             .where(user_tables.c.name == definition.name)
             .values(definition=definition.to_json(), updated_at=utcnow())
         )
-
-
-def table_from_spec(spec: TableSpec) -> TableDef:
-    name = check_identifier(spec.name, "name")
-    columns = [parse_column(_to_dict(c), f"columns[{i}]") for i, c in enumerate(spec.columns)]
-    names = [c.name for c in columns]
-    if duplicates := sorted({n for n in names if names.count(n) > 1}):
-        raise ValidationError(
-            f"duplicate column {', '.join(duplicates)}", details={"field": "columns"}
-        )
-    if sum(c.primary_key for c in columns) > 1:
-        raise ValidationError("one PRIMARY KEY column at most", details={"field": "columns"})
-    definition = TableDef(
-        name,
-        with_platform_columns(columns, spec.timestamps),
-        secure=spec.secure,
-        timestamps=spec.timestamps,
-    )
-    for column in definition.columns:
-        _check_check(definition, column)
-    return definition
-
-
-def validate_references(definition: TableDef, schema: TenantSchema) -> None:
-    """Each REFERENCES names an existing table's primary key or unique column of a like type."""
-    for column in definition.columns:
-        ref = column.references
-        if ref is None:
-            continue
-        target = definition if ref.table == definition.name else schema.definitions.get(ref.table)
-        if target is None:
-            raise ValidationError(
-                f"{column.name} references {ref.table}, which does not exist",
-                details={"field": column.name},
-            )
-        target_column = target.column(ref.column)
-        if target_column is None or not (target_column.primary_key or target_column.unique):
-            raise ValidationError(
-                f"{column.name} must reference a primary key or unique column of {ref.table}",
-                details={"field": column.name},
-            )
-        if _kind(target_column.type) != _kind(column.type):
-            raise ValidationError(
-                f"{column.name} is {column.type} but {ref.table}.{ref.column} "
-                f"is {target_column.type}",
-                details={"field": column.name},
-            )
-
-
-def _kind(column_type: str) -> str:
-    return "integer" if column_type in ("integer", "bigint") else column_type
-
-
-def _check_check(definition: TableDef, column: ColumnDef) -> None:
-    if column.check:
-        for name in check_columns(column.check):
-            definition.require_column(name, f"{column.name}.check")
 
 
 def _referencing(schema: TenantSchema, table: str, column: str) -> list[str]:

@@ -11,8 +11,8 @@ from roost.errors import ConflictError, NotFoundError
 from roost.services import platform_registry
 from roost.services.context import Context
 from roost.services.registry import operation
-from roost.wire.auth import Done, ScopeInfo, ScopeRef, ScopeSpec
-from roost.wire.common import Empty
+from roost.wire.auth import ScopeInfo, ScopeRef, ScopeSpec
+from roost.wire.common import Done, Empty
 
 
 def builtin_scopes() -> set[str]:

@@ -24,7 +24,7 @@ from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.security import new_id
 from roost.services.vault import secret_place
-from roost.wire.auth import Done
+from roost.wire.common import Done
 from roost.wire.secrets import (
     GetSecretRequest,
     GetSecretsRequest,

@@ -37,8 +37,7 @@ from roost.services.query import compare
 from roost.services.registry import operation
 from roost.services.security import new_id
 from roost.services.tenants import ensure_exists
-from roost.wire.auth import Done
-from roost.wire.common import Empty
+from roost.wire.common import Done, Empty
 from roost.wire.storage import (
     Bucket,
     BucketRef,

@@ -20,7 +20,7 @@ from roost.services.context import Context
 from roost.services.feeds import Feed, Push, opening
 from roost.services.payloads import from_json, json_text
 from roost.services.registry import operation, subscription
-from roost.wire.queue import Done
+from roost.wire.common import Done
 from roost.wire.stream import (
     HistoryAnswer,
     HistoryRequest,

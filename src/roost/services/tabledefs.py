@@ -47,6 +47,7 @@ from sqlalchemy.types import TypeEngine
 from sqlglot import exp
 
 from roost.errors import ValidationError
+from roost.wire.database import TableSpec
 from roost.wire.limits import datetime_refusal
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -524,3 +525,82 @@ def _check_decimal(value: Decimal, column: ColumnDef, field_name: str) -> None:
             f"{value} has more than {scale} decimal places ({column.type}); round it first",
             details={"field": field_name},
         )
+
+
+def table_from_spec(spec: TableSpec) -> TableDef:
+    """The definition of a table spec (schema.add_table), its columns and CHECKs parsed."""
+    name = check_identifier(spec.name, "name")
+    columns = [
+        parse_column(msgspec.to_builtins(c), f"columns[{i}]") for i, c in enumerate(spec.columns)
+    ]
+    names = [c.name for c in columns]
+    if duplicates := sorted({n for n in names if names.count(n) > 1}):
+        raise ValidationError(
+            f"duplicate column {', '.join(duplicates)}", details={"field": "columns"}
+        )
+    if sum(c.primary_key for c in columns) > 1:
+        raise ValidationError("one PRIMARY KEY column at most", details={"field": "columns"})
+    definition = TableDef(
+        name,
+        with_platform_columns(columns, spec.timestamps),
+        secure=spec.secure,
+        timestamps=spec.timestamps,
+    )
+    for column in definition.columns:
+        check_check(definition, column)
+    return definition
+
+
+def validate_references(definition: TableDef, definitions: dict[str, TableDef]) -> None:
+    """Each REFERENCES names an existing table's primary key or unique column of a like type."""
+    for column in definition.columns:
+        ref = column.references
+        if ref is None:
+            continue
+        target = definition if ref.table == definition.name else definitions.get(ref.table)
+        if target is None:
+            raise ValidationError(
+                f"{column.name} references {ref.table}, which does not exist",
+                details={"field": column.name},
+            )
+        target_column = target.column(ref.column)
+        if target_column is None or not (target_column.primary_key or target_column.unique):
+            raise ValidationError(
+                f"{column.name} must reference a primary key or unique column of {ref.table}",
+                details={"field": column.name},
+            )
+        if _kind(target_column.type) != _kind(column.type):
+            raise ValidationError(
+                f"{column.name} is {column.type} but {ref.table}.{ref.column} "
+                f"is {target_column.type}",
+                details={"field": column.name},
+            )
+
+
+def _kind(column_type: str) -> str:
+    return "integer" if column_type in ("integer", "bigint") else column_type
+
+
+def check_check(definition: TableDef, column: ColumnDef) -> None:
+    """A column's CHECK names only columns of its table."""
+    if column.check:
+        for name in check_columns(column.check):
+            definition.require_column(name, f"{column.name}.check")
+
+
+def check_tables(specs: list[TableSpec]) -> None:
+    """Each table parses and references only tables defined before it."""
+    definitions: dict[str, TableDef] = {}
+    for index, spec in enumerate(specs):
+        try:
+            definition = table_from_spec(spec)
+            validate_references(definition, definitions)
+        except ValidationError as exc:
+            raise ValidationError(
+                f"tables[{index}]: {exc.message}", details={"field": f"tables[{index}]"}
+            ) from None
+        if definition.name in definitions:
+            raise ValidationError(
+                f"table {definition.name} twice", details={"field": f"tables[{index}]"}
+            )
+        definitions[definition.name] = definition

@@ -19,25 +19,21 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import msgspec
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from roost.backends.sql import CONTROL
 from roost.backends.sql.migrations import migrate
-from roost.backends.sql.tables import tenant_kv_bounds, tenant_purges, tenants
+from roost.backends.sql.tables import tenant_categories, tenant_kv_bounds, tenant_purges, tenants
 from roost.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from roost.services.caching import TenantCache
 from roost.services.context import TENANT_SETTINGS, Context, Platform
 from roost.services.registry import operation
-from roost.wire.auth import (
-    CreateTenantRequest,
-    Done,
-    KVTtlBounds,
-    KVTtlBoundsRequest,
-    Tenant,
-    TenantRef,
-)
-from roost.wire.common import Empty
+from roost.services.tabledefs import check_identifier, check_tables
+from roost.wire.auth import CreateTenantRequest, KVTtlBounds, KVTtlBoundsRequest, Tenant, TenantRef
+from roost.wire.common import Done, Empty
+from roost.wire.database import Category, CategorySpec
 
 logger = logging.getLogger("roost.tenants")
 
@@ -264,3 +260,43 @@ async def _purge_pending(platform: Platform, name: str) -> bool:
     async with platform.db.read(CONTROL) as conn:
         found = await conn.execute(select(tenant_purges.c.name).where(tenant_purges.c.name == name))
         return found.first() is not None
+
+
+@operation("tenants.create_category", scope="tenants:admin")
+async def create_category(ctx: Context, params: CategorySpec) -> Category:
+    """Save a template of tables (each like schema.add_table) that new tenants can start with."""
+    require_platform_admin(ctx)
+    name = check_identifier(params.name, "name")
+    check_tables(params.tables)
+    try:
+        async with ctx.platform.db.write(CONTROL) as conn:
+            await conn.execute(
+                tenant_categories.insert().values(
+                    name=name,
+                    description=params.description,
+                    tables=msgspec.to_builtins(params.tables),
+                )
+            )
+    except IntegrityError:
+        raise ConflictError(f"category {name!r} exists", details={"field": "name"}) from None
+    return Category(
+        name=name, description=params.description, tables=[t.name for t in params.tables]
+    )
+
+
+@operation("tenants.categories", scope="tenants:admin", read_only=True)
+async def categories(ctx: Context, params: Empty) -> list[Category]:
+    """Every category."""
+    require_platform_admin(ctx)
+    async with ctx.platform.db.read(CONTROL) as conn:
+        rows = (
+            (await conn.execute(select(tenant_categories).order_by(tenant_categories.c.name)))
+            .mappings()
+            .all()
+        )
+    return [
+        Category(
+            name=r["name"], description=r["description"], tables=[t["name"] for t in r["tables"]]
+        )
+        for r in rows
+    ]

@@ -1,33 +1,28 @@
-"""Managing a tenant's users and roles (admins)."""
+"""Managing a tenant's users and who holds which role (admins); the roles themselves are
+`roles.*` (services/roles.py)."""
 
 from __future__ import annotations
 
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import roles, sessions, user_roles, users, utcnow
-from roost.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
+from roost.errors import ConflictError, NotFoundError, ValidationError
 from roost.services import accounts
 from roost.services.context import Context, Platform
 from roost.services.registry import operation
+from roost.services.roles import no_role
 from roost.wire.auth import (
-    CreateRoleRequest,
     CreateUserRequest,
-    Done,
     ListUsersRequest,
-    Role,
     RoleAssignment,
-    RoleRef,
-    UpdateRoleRequest,
     UpdateUserRequest,
     User,
     UserPage,
     UserRef,
 )
 from roost.wire.codec import build
-from roost.wire.common import Empty
+from roost.wire.common import Done
 
 
 @operation("users.create_user", scope="users:write")
@@ -148,7 +143,7 @@ async def assign_roles(ctx: Context, params: RoleAssignment) -> Done:
         )
     async with ctx.platform.db.write(ctx.tenant) as conn:
         if missing := sorted(set(params.roles) - await _check_grantable(ctx, conn, params.roles)):
-            raise _no_role(missing[0])
+            raise no_role(missing[0])
         user_ids = await _target_ids(ctx, conn, params.usernames)
         await conn.execute(
             delete(user_roles).where(
@@ -182,85 +177,6 @@ async def revoke_roles(ctx: Context, params: RoleAssignment) -> Done:
     return Done(count=result.rowcount)
 
 
-@operation("roles.create", scope="roles:write")
-async def create_role(ctx: Context, params: CreateRoleRequest) -> Role:
-    """Create a role that carries scopes (only scopes you hold yourself)."""
-    ctx.require_held(params.scopes)
-    async with ctx.platform.db.write(ctx.tenant) as conn:
-        try:
-            await conn.execute(
-                roles.insert().values(
-                    name=params.name,
-                    scopes=sorted(set(params.scopes)),
-                    description=params.description,
-                    builtin=False,
-                )
-            )
-        except IntegrityError:
-            raise ConflictError(f"role {params.name!r} exists", details={"field": "name"}) from None
-    return Role(
-        name=params.name,
-        scopes=sorted(set(params.scopes)),
-        description=params.description,
-        builtin=False,
-    )
-
-
-@operation("roles.list", scope="roles:read", read_only=True)
-async def list_roles(ctx: Context, params: Empty) -> list[Role]:
-    """Every role of the tenant."""
-    async with ctx.platform.db.read(ctx.tenant) as conn:
-        rows = (await conn.execute(select(roles).order_by(roles.c.name))).mappings().all()
-    return [_role(row) for row in rows]
-
-
-@operation("roles.update", scope="roles:write")
-async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
-    """Change a role's scopes or description; its users have the new scopes at once. The
-    built-in `admin` role cannot change, and the scopes of a role change only if none of its
-    holders holds a scope you lack (changing their role acts on them)."""
-    if params.name == "admin":
-        raise AuthorizationError("the built-in admin role cannot change", details={"field": "name"})
-    if params.scopes is not None:
-        ctx.require_held(params.scopes)
-    changes = {
-        name: getattr(params, name)
-        for name in ("scopes", "description")
-        if getattr(params, name) is not None
-    }
-    if "scopes" in changes:
-        changes["scopes"] = sorted(set(changes["scopes"]))
-    async with ctx.platform.db.write(ctx.tenant) as conn:
-        if "scopes" in changes:
-            await accounts.ensure_may_act_on_holders(ctx.require_principal(), conn, params.name)
-        if changes:
-            await conn.execute(roles.update().where(roles.c.name == params.name).values(**changes))
-        row = await _find_role(conn, params.name)
-    if row is None:
-        raise _no_role(params.name)
-    await ctx.platform.forget_principals()
-    return _role(row)
-
-
-@operation("roles.delete", scope="roles:write")
-async def delete_role(ctx: Context, params: RoleRef) -> Done:
-    """Delete a role; its users lose it. Built-in roles cannot be deleted, nor a role one of
-    whose holders holds a scope you lack (deleting it acts on them)."""
-    async with ctx.platform.db.write(ctx.tenant) as conn:
-        row = await _find_role(conn, params.name)
-        if row is None:
-            raise _no_role(params.name)
-        if row["builtin"]:
-            raise AuthorizationError(
-                f"the built-in role {params.name!r} cannot be deleted", details={"field": "name"}
-            )
-        await accounts.ensure_may_act_on_holders(ctx.require_principal(), conn, params.name)
-        await conn.execute(delete(user_roles).where(user_roles.c.role == params.name))
-        await conn.execute(delete(roles).where(roles.c.name == params.name))
-    await ctx.platform.forget_principals()
-    return Done(count=1)
-
-
 async def _check_grantable(ctx: Context, conn: AsyncConnection, names: list[str]) -> set[str]:
     """The roles of `names` that exist, once the caller is known to hold all their scopes."""
     rows = (await conn.execute(select(roles).where(roles.c.name.in_(names)))).mappings().all()
@@ -271,23 +187,6 @@ async def _check_grantable(ctx: Context, conn: AsyncConnection, names: list[str]
 async def _target_ids(ctx: Context, conn: AsyncConnection, usernames: list[str]) -> list[str]:
     actor = ctx.require_principal()
     return [(await accounts.find_target(actor, conn, name))["id"] for name in usernames]
-
-
-async def _find_role(conn: AsyncConnection, name: str) -> RowMapping | None:
-    return (await conn.execute(select(roles).where(roles.c.name == name))).mappings().first()
-
-
-def _no_role(name: str) -> NotFoundError:
-    return NotFoundError(f"no role {name!r}", details={"field": "roles", "role": name})
-
-
-def _role(row: RowMapping) -> Role:
-    return Role(
-        name=row["name"],
-        scopes=row["scopes"],
-        description=row["description"],
-        builtin=row["builtin"],
-    )
 
 
 async def ensure_admin(

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
+from roost.wire.common import TenantName
+
 Username = Annotated[
     str,
     Meta(
@@ -21,13 +23,6 @@ Password = Annotated[str, Meta(min_length=8, max_length=1024)]
 AnyPassword = Annotated[str, Meta(min_length=1, max_length=1024)]
 Scope = Annotated[str, Meta(pattern=r"^(\*|[a-z_]+:(\*|[a-z_]+))$", max_length=64)]
 RoleName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
-TenantName = Annotated[
-    str,
-    Meta(
-        pattern=r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$",
-        description="lower-case letters, digits and hyphens, at most 40",
-    ),
-]
 Token = Annotated[str, Meta(min_length=1, max_length=4096)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 TokenType = Literal["jwt", "api_key", "session_token"]
@@ -200,13 +195,6 @@ class UserPage(Struct):
 class ChangePasswordRequest(Struct, forbid_unknown_fields=True):
     old_password: AnyPassword
     new_password: Password
-
-
-class Done(Struct):
-    """The answer of an operation whose only result is that it happened."""
-
-    ok: bool = True
-    count: int | None = None
 
 
 class CreateApiKeyRequest(Struct, forbid_unknown_fields=True):

@@ -1,4 +1,4 @@
-"""Types every module uses: errors, batch, health."""
+"""Types every module uses: names, errors, `Done`, batch, health."""
 
 from __future__ import annotations
 
@@ -7,11 +7,28 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-OperationName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", max_length=80)]
+OPERATION_NAME = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+"""`module.operation`: the service module that owns an operation, then its name there."""
+OperationName = Annotated[str, Meta(pattern=OPERATION_NAME, max_length=80)]
+TENANT_NAME = r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$"
+TenantName = Annotated[
+    str,
+    Meta(
+        pattern=TENANT_NAME,
+        description="lower-case letters, digits and hyphens, at most 40",
+    ),
+]
 
 
 class Empty(Struct, forbid_unknown_fields=True):
     """An operation that takes no parameters."""
+
+
+class Done(Struct):
+    """The answer of an operation whose only result is that it happened."""
+
+    ok: bool = True
+    count: int | None = None
 
 
 class ErrorBody(Struct):

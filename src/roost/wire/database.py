@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from roost.wire.common import TenantName
+
 Name = Annotated[str, Meta(min_length=1, max_length=63)]  # checked further by the services
 Reason = Annotated[str, Meta(min_length=1, max_length=1000)]
 Actor = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -306,7 +308,7 @@ class Category(Struct):
 
 
 class ProvisionRequest(Struct, forbid_unknown_fields=True):
-    tenant: Annotated[str, Meta(pattern=r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")]
+    tenant: TenantName
     category: Name
     display_name: str = ""
 

@@ -105,7 +105,3 @@ class PurgeAnswer(Struct):
 
 class DeadLettersAnswer(Struct):
     messages: list[QueueMessage]
-
-
-class Done(Struct):
-    success: bool = True

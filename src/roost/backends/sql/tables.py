@@ -376,7 +376,7 @@ mail_messages = Table(
     Column("error", Text, nullable=True),
 )
 
-# One-time tokens sent by mail (services/recovery.py): email verification and password
+# One-time tokens sent by mail (services/auth/recovery.py): email verification and password
 # reset. Only their hash is kept; a token is spent by its first use.
 user_tokens = Table(
     "roost_user_tokens",
@@ -409,7 +409,7 @@ usage = Table(
     Column("bytes_out", BigInteger, nullable=False),
 )
 
-# The tenant's site settings (services/site.py): one JSON object, in one row.
+# The tenant's site settings (services/settings.py): one JSON object, in one row.
 site_settings = Table(
     "roost_site_settings",
     tenant_metadata,

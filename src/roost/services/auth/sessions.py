@@ -22,7 +22,8 @@ from roost.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from roost.services import accounts, recovery
+from roost.services import accounts
+from roost.services.auth import recovery
 from roost.services.context import Context
 from roost.services.mail import send_template
 from roost.services.principals import Credential, authenticate
@@ -35,7 +36,6 @@ from roost.services.security import (
 )
 from roost.wire.auth import (
     ChangePasswordRequest,
-    Done,
     LoginRequest,
     MintedToken,
     MintRequest,
@@ -49,7 +49,7 @@ from roost.wire.auth import (
     VerifyResult,
     Whoami,
 )
-from roost.wire.common import Empty
+from roost.wire.common import Done, Empty
 
 logger = logging.getLogger("roost.auth")
 

@@ -45,7 +45,8 @@ from roost.services.security import (
     same_hash,
     take_or_refuse,
 )
-from roost.wire.auth import Done, EmailRequest, PasswordResetRequest, TokenRequest
+from roost.wire.auth import EmailRequest, PasswordResetRequest, TokenRequest
+from roost.wire.common import Done
 
 logger = logging.getLogger("roost.auth")
 

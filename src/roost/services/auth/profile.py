@@ -7,7 +7,8 @@ from typing import Any
 
 from roost.backends.sql.tables import users
 from roost.errors import ConflictError, ValidationError
-from roost.services import accounts, recovery
+from roost.services import accounts
+from roost.services.auth import recovery
 from roost.services.context import Context
 from roost.services.payloads import merged_object
 from roost.services.registry import operation
