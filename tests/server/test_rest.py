@@ -301,3 +301,19 @@ def test_host_prefix_selects_the_tenant(make_server: Callable[..., RunningServer
         assert in_default.status_code == 401
         unknown = http.post("/api/v1/auth/login", json=body, headers={"host": "nope.roost.test"})
         assert unknown.status_code == 404
+
+
+def test_queue_changes_answer_success_as_they_always_have(http: httpx.Client) -> None:
+    headers = _admin_headers(http)
+    queue = unique("q")
+
+    def post(path: str, body: dict[str, Any]) -> Any:
+        answer = http.post(f"/api/v1/{path}", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    post("queue/publish", {"queue": queue, "message": {"n": 1}})
+    message = post("queue/consume", {"queue": queue})["message"]
+    assert post("queue/ack", {"queue": queue, "message_id": message["message_id"]}) == {
+        "success": True
+    }

@@ -15,7 +15,6 @@ from roost.errors import NotFoundError
 from roost.services.context import Context
 from roost.services.payloads import from_json, json_text
 from roost.services.registry import operation
-from roost.wire.common import Done
 from roost.wire.queue import (
     ConfigureRequest,
     ConsumeAnswer,
@@ -32,6 +31,7 @@ from roost.wire.queue import (
     QueueMessage,
     QueueRef,
     StatsAnswer,
+    Succeeded,
 )
 
 _POLL = 1.0
@@ -98,11 +98,11 @@ async def consume(ctx: Context, params: ConsumeRequest) -> ConsumeAnswer:
 
 
 @operation("queue.ack", scope="queue:consume")
-async def ack(ctx: Context, params: MessageRef) -> Done:
+async def ack(ctx: Context, params: MessageRef) -> Succeeded:
     """Done with a message: it is removed for good."""
     if not await ctx.platform.queues.ack(_queue(ctx, params.queue), params.message_id):
         raise _not_in_flight(params.queue, params.message_id)
-    return Done()
+    return Succeeded()
 
 
 @operation("queue.nack", scope="queue:consume")
@@ -118,12 +118,12 @@ async def nack(ctx: Context, params: NackRequest) -> NackAnswer:
 
 
 @operation("queue.extend", scope="queue:consume")
-async def extend(ctx: Context, params: ExtendRequest) -> Done:
+async def extend(ctx: Context, params: ExtendRequest) -> Succeeded:
     """More time for a message in flight: its deadline becomes `seconds` from now."""
     name = _queue(ctx, params.queue)
     if not await ctx.platform.queues.extend(name, params.message_id, params.seconds):
         raise _not_in_flight(params.queue, params.message_id)
-    return Done()
+    return Succeeded()
 
 
 @operation("queue.stats", scope="queue:read", read_only=True)
@@ -153,7 +153,7 @@ async def dead_letters(ctx: Context, params: DeadLettersRequest) -> DeadLettersA
 
 
 @operation("queue.configure", scope="queue:write")
-async def configure(ctx: Context, params: ConfigureRequest) -> Done:
+async def configure(ctx: Context, params: ConfigureRequest) -> Succeeded:
     """Set the queue's `max_deliveries` (for messages published from now on)."""
     await ctx.platform.queues.configure(_queue(ctx, params.queue), params.max_deliveries)
-    return Done()
+    return Succeeded()

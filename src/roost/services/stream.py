@@ -20,7 +20,7 @@ from roost.services.context import Context
 from roost.services.feeds import Feed, Push, opening
 from roost.services.payloads import from_json, json_text
 from roost.services.registry import operation, subscription
-from roost.wire.common import Done
+from roost.wire.queue import Succeeded
 from roost.wire.stream import (
     HistoryAnswer,
     HistoryRequest,
@@ -106,11 +106,11 @@ async def history(ctx: Context, params: HistoryRequest) -> HistoryAnswer:
 
 
 @operation("stream.configure", scope="stream:write")
-async def configure(ctx: Context, params: RetentionRequest) -> Done:
+async def configure(ctx: Context, params: RetentionRequest) -> Succeeded:
     """A room's retention: keep at most `max_events` events, none older than `max_age` s."""
     retention = Retention(params.max_events, params.max_age)
     await ctx.platform.streams.configure(_room(ctx, params.room), retention)
-    return Done()
+    return Succeeded()
 
 
 @subscription("stream.subscribe", scope="stream:read", event=StreamEvent)

@@ -69,6 +69,13 @@ class NackAnswer(Struct):
     action: Literal["requeued", "dead_lettered"]
 
 
+class Succeeded(Struct):
+    """The answer of a queue or stream change whose only result is that it happened. Its field
+    is `success`, as these operations have always answered (elsewhere: `common.Done`)."""
+
+    success: bool = True
+
+
 class ExtendRequest(Struct, forbid_unknown_fields=True):
     queue: QueueName
     message_id: MessageId
