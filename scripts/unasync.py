@@ -32,6 +32,7 @@ RULES: list[tuple[str, str]] = [
     (r"\basync for\b", "for"),
     (r"\baiter_bytes\b", "iter_bytes"),
     (r"\basynccontextmanager\b", "contextmanager"),
+    (r"\bAwaitable\[(\w+)\]", r"\1"),
     (r"\baread\b", "read"),
     (r"\bawait ", ""),
     (r"\b__aenter__\b", "__enter__"),

@@ -24,7 +24,10 @@ import pytest
 import uvicorn
 
 from roost.server import create_app
+from roost.server.dispatch import Dispatcher
+from roost.server.rest import RestDoor
 from roost.server.serving import server_config
+from roost.services.context import Platform
 from roost.settings import Settings, load_settings
 from tests.proxy import FlakyProxy
 
@@ -274,9 +277,16 @@ def silent_port() -> Iterator[int]:
     listener.close()
 
 
-def platform_of(running: RunningServer) -> Any:
+def dispatcher_of(running: RunningServer) -> Dispatcher:
+    """The Dispatcher inside a test server (for tests that watch its limits)."""
+    app = running._server.config.app
+    assert isinstance(app, RestDoor)  # what `create_app` returns
+    return app.dispatcher
+
+
+def platform_of(running: RunningServer) -> Platform:
     """The Platform inside a test server (for tests that watch its backends)."""
-    return running._server.config.app.dispatcher.platform
+    return dispatcher_of(running).platform
 
 
 @pytest.fixture(scope="session")

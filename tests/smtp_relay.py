@@ -31,12 +31,19 @@ class Relay:
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         content = envelope.content if isinstance(envelope.content, bytes) else b""
         message = email.message_from_bytes(content, policy=email.policy.default)
-        self.received.append(message)  # type: ignore[arg-type]
+        self.received.append(message)
         return "250 OK"
 
     def texts(self) -> list[str]:
         """The plain text body of each message received."""
-        return [str(message.get_body(("plain",)).get_content()) for message in self.received]
+        return [body_of(message, "plain") for message in self.received]
+
+
+def body_of(message: EmailMessage, subtype: str) -> str:
+    """The text of a message's `text/<subtype>` part (`plain` or `html`)."""
+    part = message.get_body((subtype,))
+    assert part is not None, f"the message has no text/{subtype} part"
+    return str(part.get_content())
 
 
 @contextmanager

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_listeners_get_what_is_published_on_their_channel(bus: Bus) -> None:
-    channel, got = f"test:{secrets.token_hex(4)}", []
+    channel = f"test:{secrets.token_hex(4)}"
+    got: list[bytes] = []
     stop = bus.listen(channel, got.append)
     bus.listen(channel + "-other", lambda _: got.append(b"wrong"))
     await bus.publish(channel, b"one")
@@ -58,7 +59,8 @@ async def test_the_redis_bus_resubscribes_after_its_connection_is_cut() -> None:
     require_redis()
     bus = RedisBus(REDIS_URL)
     await bus.start()
-    channel, got = f"test:{secrets.token_hex(4)}", []
+    channel = f"test:{secrets.token_hex(4)}"
+    got: list[bytes] = []
     bus.listen(channel, got.append)
     admin = Redis.from_url(REDIS_URL, decode_responses=True)
     mine = [c for c in await admin.client_list(_type="pubsub") if c["name"] == bus.name]

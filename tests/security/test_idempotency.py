@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import asyncpg
 import httpx
@@ -60,7 +60,10 @@ def _raw_store(running: RunningServer) -> bytes:
         async def rows() -> list[asyncpg.Record]:
             conn = await asyncpg.connect(POSTGRES_URL)
             try:
-                return await conn.fetch(f'SELECT space, key, value FROM "{schema}".roost_kv')
+                found: list[asyncpg.Record] = await conn.fetch(
+                    f'SELECT space, key, value FROM "{schema}".roost_kv'
+                )
+                return found
             finally:
                 await conn.close()
 
@@ -70,7 +73,9 @@ def _raw_store(running: RunningServer) -> bytes:
     return b"\n".join(path.read_bytes() for path in files)
 
 
-def _post(http: httpx.Client, path: str, body: dict[str, object], **headers: str) -> httpx.Response:
+def _post(
+    http: httpx.Client, path: str, body: Mapping[str, object], **headers: str
+) -> httpx.Response:
     return http.post(path, json=body, headers=headers)
 
 

@@ -18,7 +18,8 @@ import msgspec
 import pytest
 from websockets.sync.client import connect
 
-from roost.settings import ConfigurationError, load_settings
+from roost.errors import ConfigurationError
+from roost.settings import load_settings
 from roost.wire.limits import MAX_DEPTH
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
@@ -501,7 +502,7 @@ def test_a_websocket_frame_100k_deep_gets_an_error_and_the_connection_stays(
         assert answer["id"] == 8
         assert answer["error"]["code"] == "validation_error"
         ws.send(msgspec.msgpack.encode({"id": 9, "method": "kv.set", "params": deep}))
-        assert msgspec.msgpack.decode(ws.recv(timeout=30))["id"] == 9
+        assert msgspec.msgpack.decode(ws.recv(timeout=30, decode=False))["id"] == 9
         key = unique("ws")
         ws.send(json.dumps({"id": 10, "method": "kv.set", "params": {"key": key, "value": 1}}))
         assert json.loads(ws.recv(timeout=30)) == {"id": 10, "result": {"success": True}}

@@ -23,11 +23,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from roost import AsyncClient
+from roost.backends.bus import MemoryBus
+from roost.backends.bus.redis import RedisBus
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     REDIS_URL,
     RunningServer,
+    dispatcher_of,
     platform_of,
     require_redis,
     unique,
@@ -104,13 +107,14 @@ def rest(server: RunningServer, api_key: str, method: str, /, **params: Any) -> 
 def held(server: RunningServer) -> dict[str, int]:
     """What the server still holds for subscriptions: bus listeners, interest counts (but
     the table change feeds', which linger on purpose) and the limits' own count."""
-    platform = platform_of(server)
-    local = platform.bus._local
+    bus = platform_of(server).bus
+    assert isinstance(bus, MemoryBus | RedisBus)
+    local = bus._local
     interest = {k: n for k, n in local.interest.items() if not k.startswith("changes:")}
     return {
         "listeners": sum(len(listeners) for listeners in local._listeners.values()),
         "interest": sum(interest.values()),
-        "counted": server._server.config.app.dispatcher.limits.subscriptions(),
+        "counted": dispatcher_of(server).limits.subscriptions(),
     }
 
 
@@ -152,12 +156,14 @@ async def test_subscriptions_of_closed_connections_are_released_on_redis(
     running = make_server(redis_url=REDIS_URL)
     await check_cycles_release_everything(running)
     bus = platform_of(running).bus
-    redis = Redis.from_url(REDIS_URL)
+    assert isinstance(bus, RedisBus)
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         mirrored = await redis.hgetall(f"roost:bus:interest:{bus._replica}")
     finally:
         await redis.aclose()
-    assert {k: v for k, v in mirrored.items() if not k.startswith(b"changes:")} == {}
+    # decoded (redis-py types a hash's keys `bytes | str` whatever the client decodes)
+    assert {k: v for k, v in mirrored.items() if not str(k).startswith("changes:")} == {}
 
 
 # -- subscription limits -----------------------------------------------------------------------
@@ -315,7 +321,7 @@ async def test_connections_are_limited_per_principal_and_per_tenant(
 
 
 def held_in_flight(running: RunningServer) -> int:
-    return sum(running._server.config.app.dispatcher.limits._in_flight.tenants.values())
+    return sum(dispatcher_of(running).limits._in_flight.tenants.values())
 
 
 async def test_calls_in_flight_are_limited_per_principal_across_doors(

@@ -106,7 +106,7 @@ def _keys_in_s3(running: RunningServer, prefix: str) -> list[str]:
 
     from roost.backends.blob.s3 import S3BlobStore
 
-    blobs = running._server.config.app.dispatcher.platform.blobs
+    blobs = platform_of(running).blobs
     assert isinstance(blobs, S3BlobStore)
     where = blobs.location
     s3 = boto3.client(

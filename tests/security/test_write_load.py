@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,7 +33,7 @@ from tests.conftest import (
 from tests.waiting import wait_until
 
 CLIENTS = 200
-COLUMNS = [
+COLUMNS: list[dict[str, Any]] = [
     {"name": "code", "type": "varchar(40)", "constraints": ["UNIQUE"]},
     {"name": "client", "type": "integer"},
     {"name": "tags", "type": "json"},
@@ -52,9 +52,9 @@ async def _all_rows(admin: AsyncClient, table: str) -> list[dict[str, Any]]:
     return rows
 
 
-async def _outcomes(calls: list[Callable[[], Any]]) -> list[Any]:
+async def _outcomes(calls: Sequence[Awaitable[Any]]) -> list[Any]:
     """Every call at once; each one's answer or the error it raised."""
-    return await asyncio.gather(*(call() for call in calls), return_exceptions=True)
+    return await asyncio.gather(*calls, return_exceptions=True)
 
 
 @pytest.mark.anyio
@@ -64,9 +64,7 @@ async def test_concurrent_creates_all_land_exactly_once(server: RunningServer) -
         await admin.schema.add_table(table, COLUMNS)
         answers = await _outcomes(
             [
-                lambda n=n: admin.database.create(
-                    table, {"code": f"c{n}", "client": n, "tags": {"n": n}}
-                )
+                admin.database.create(table, {"code": f"c{n}", "client": n, "tags": {"n": n}})
                 for n in range(CLIENTS)
             ]
         )
@@ -101,7 +99,7 @@ async def test_a_unique_violation_among_concurrent_creates_fails_alone(
             return [{"code": f"c{n}", "client": n}]
 
         answers = await _outcomes(
-            [lambda n=n: admin.database.create(table, rows_of(n)) for n in range(CLIENTS)]
+            [admin.database.create(table, rows_of(n)) for n in range(CLIENTS)]
         )
         for n, answer in enumerate(answers):
             if n in clashing | bulk_clashing:
@@ -138,7 +136,7 @@ async def test_concurrent_updates_and_deletes_fail_alone(server: RunningServer) 
                 return admin.database.update(table, {"code": "c1"}, record_id=ids[n])
             return admin.database.update(table, {"client": n * 10}, record_id=ids[n])
 
-        answers = await _outcomes([lambda n=n: change(n) for n in range(CLIENTS)])
+        answers = await _outcomes([change(n) for n in range(CLIENTS)])
         for n, answer in enumerate(answers):
             expected_error = {1: NotFoundError, 2: ConflictError}.get(n % 4)
             if expected_error is not None:
@@ -173,17 +171,11 @@ async def _check_change_feed(server: RunningServer) -> None:
         changes: list[TableChange] = []
         await admin.database.subscribe(table, changes.append)
         created = await _outcomes(
-            [
-                lambda n=n: admin.database.create(table, {"code": f"c{n}", "client": n})
-                for n in range(CLIENTS)
-            ]
+            [admin.database.create(table, {"code": f"c{n}", "client": n}) for n in range(CLIENTS)]
         )
         target = created[0]["id"]
         await _outcomes(
-            [
-                lambda n=n: admin.database.update(table, {"client": n}, record_id=target)
-                for n in range(1, 51)
-            ]
+            [admin.database.update(table, {"client": n}, record_id=target) for n in range(1, 51)]
         )
         await wait_until(lambda: len(changes) == CLIENTS + 50)
         inserts = [c for c in changes if c.type == "insert"]
@@ -203,7 +195,7 @@ async def test_concurrent_creates_in_a_secure_table_are_each_audited(
         await admin.schema.add_table(table, COLUMNS, secure=True)
         answers = await _outcomes(
             [
-                lambda n=n: admin.database.create(
+                admin.database.create(
                     table, {"code": f"c{n}", "client": n}, reason="intake", actor=f"nurse{n}"
                 )
                 for n in range(50)
@@ -228,10 +220,7 @@ async def test_concurrent_creates_share_commits_on_sqlite(
         for engine in engines:
             event.listen(engine, "commit", lambda _conn: commits.append(1))
         answers = await _outcomes(
-            [
-                lambda n=n: admin.database.create(table, {"code": f"c{n}", "client": n})
-                for n in range(CLIENTS)
-            ]
+            [admin.database.create(table, {"code": f"c{n}", "client": n}) for n in range(CLIENTS)]
         )
         assert [a for a in answers if isinstance(a, BaseException)] == []
         assert len(await _all_rows(admin, table)) == CLIENTS
@@ -243,16 +232,14 @@ async def test_concurrent_creates_share_commits_on_sqlite(
 async def test_concurrent_document_writes_all_land(server: RunningServer) -> None:
     async with _admin(server) as admin:
         collection = admin.collection(unique("docs_"))
-        await _outcomes([lambda n=n: collection.set(f"d{n}", {"n": n}) for n in range(100)])
+        await _outcomes([collection.set(f"d{n}", {"n": n}) for n in range(100)])
         answers = await _outcomes(
-            [lambda n=n: collection.update(f"d{n}", {"m": n * 2}) for n in range(100)]
-            + [lambda: collection.update("nobody", {"m": 1})]
+            [collection.update(f"d{n}", {"m": n * 2}) for n in range(100)]
+            + [collection.update("nobody", {"m": 1})]
         )
         assert isinstance(answers[-1], NotFoundError)
         assert answers[:-1] == [{"id": f"d{n}", "n": n, "m": n * 2} for n in range(100)]
-        deleted = await _outcomes(
-            [lambda n=n: collection.delete(f"d{n}") for n in range(0, 100, 2)]
-        )
+        deleted = await _outcomes([collection.delete(f"d{n}") for n in range(0, 100, 2)])
         assert all(not isinstance(d, BaseException) for d in deleted)
         left = await collection.query().limit(1000).execute()
         assert sorted(d["n"] for d in left) == list(range(1, 100, 2))

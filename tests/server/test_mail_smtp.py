@@ -19,6 +19,7 @@ from roost import AsyncClient, ServiceUnavailableError
 from roost.errors import ConfigurationError
 from roost.settings import load_settings
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, free_port
+from tests.smtp_relay import body_of
 
 pytestmark = pytest.mark.anyio
 
@@ -36,7 +37,7 @@ class Relay:
             return self.refuse_with
         content = envelope.content if isinstance(envelope.content, bytes) else b""
         message = email.message_from_bytes(content, policy=email.policy.default)
-        self.received.append((envelope, message))  # type: ignore[arg-type]
+        self.received.append((envelope, message))
         return "250 OK"
 
 
@@ -87,8 +88,8 @@ async def test_mail_reaches_the_relay_with_its_parts(
     assert envelope.rcpt_tos == ["ann@example.com", "bo@example.com"]
     assert envelope.mail_from == "noreply@roost.test"
     assert (message["Subject"], message["From"]) == ("Hi Ann", "Roost Test <noreply@roost.test>")
-    assert message.get_body(("plain",)).get_content().strip() == "Plain Ann"
-    assert message.get_body(("html",)).get_content().strip() == "<p>Ann</p>"
+    assert body_of(message, "plain").strip() == "Plain Ann"
+    assert body_of(message, "html").strip() == "<p>Ann</p>"
 
 
 async def test_a_refused_or_missing_relay_fails_the_call_and_keeps_the_message(

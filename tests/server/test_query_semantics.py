@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -70,10 +70,10 @@ def _filters() -> st.SearchStrategy[list[tuple[str, str, Any]]]:
 def _matches(row: dict[str, Any], field: str, op: str, value: Any) -> bool:
     x = row[field]
     if op == "is_null":
-        return (x is None) == value
+        return bool((x is None) == value)
     if x is None:  # SQL: a comparison with NULL is never true
         return False
-    checks = {
+    checks: dict[str, Callable[[], bool]] = {
         "eq": lambda: x == value,
         "ne": lambda: x != value,
         "gt": lambda: x > value,

@@ -43,7 +43,7 @@ async def test_a_coroutine_that_waits_goes_on_in_a_task_with_its_result() -> Non
 
 
 async def test_several_eager_coroutines_may_wait_on_one_future() -> None:
-    shared = asyncio.get_running_loop().create_future()
+    shared: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     async def waiter(n: int) -> int:
         return n + await shared

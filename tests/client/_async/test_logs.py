@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from roost import AsyncClient, AuthorizationError, ValidationError
+from tests.client._async.calls import Call
 from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
@@ -103,7 +104,7 @@ async def test_bad_entries_are_refused_naming_the_field_and_nothing_is_written(
     category = unique("bad")
     async with AsyncClient(api_url=server.url) as client:
         logs = (await client.auth.sign_in_with_token(admin_token)).logs
-        refusals = [
+        refusals: list[tuple[str, Call]] = [
             ("level", lambda: logs.batch([{"level": "loud", "message": "m"}])),
             ("message", lambda: logs.info("")),
             ("category", lambda: logs.info("m", category="has space")),

@@ -12,6 +12,7 @@ from roost import (
     NotFoundError,
     ValidationError,
 )
+from tests.client._async.calls import Call
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
@@ -67,13 +68,14 @@ async def test_bad_pages_are_refused(server: RunningServer) -> None:
         admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         await admin.pages.create(base, "Base")
         await admin.pages.create(base + "/child", "Child", base)
-        for field, bad in (
+        bad_calls: list[tuple[str, Call]] = [
             ("path", lambda: admin.pages.create("no-slash", "x")),
             ("path", lambda: admin.pages.create(base + "/Upper Case", "x")),
             ("title", lambda: admin.pages.create(base + "/t", "")),
             ("scopes", lambda: admin.pages.create(base + "/s", "x", scopes=["not a scope"])),
             ("parent", lambda: admin.pages.create(base + "/self", "x", base + "/self")),
-        ):
+        ]
+        for field, bad in bad_calls:
             with pytest.raises(ValidationError) as caught:
                 await bad()
             assert field in str(caught.value.details) + caught.value.message, field

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from roost import AsyncClient, AuthorizationError, NotFoundError, ValidationError
+from tests.client._async.calls import Call
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -70,7 +71,7 @@ async def test_delay_purge_and_the_deadline(server: RunningServer, admin_token: 
 async def test_queue_refusals(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
         admin = await client.auth.sign_in_with_token(admin_token)
-        bad_calls = {
+        bad_calls: dict[str, list[Call]] = {
             "queue": [
                 lambda: admin.queue.publish("", 1),
                 lambda: admin.queue.publish("q" * 201, 1),

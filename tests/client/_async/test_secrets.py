@@ -12,6 +12,7 @@ from roost import (
     SecretNotFoundError,
     ValidationError,
 )
+from tests.client._async.calls import Call
 from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
@@ -141,7 +142,7 @@ async def test_bad_input_is_refused_naming_the_field(
     key = unique("BAD_")
     async with AsyncClient(api_url=server.url) as client:
         secrets = (await client.auth.sign_in_with_token(admin_token)).secrets
-        refusals = [
+        refusals: list[tuple[str, Call]] = [
             ("key", lambda: secrets.set("has space", "v")),
             ("key", lambda: secrets.set("1starts_with_digit", "v")),
             ("value", lambda: secrets.set(key, "x" * 65537)),
@@ -156,18 +157,19 @@ async def test_bad_input_is_refused_naming_the_field(
             with pytest.raises(ValidationError) as caught:
                 await call()
             assert field in str(caught.value.details) + caught.value.message, field
-        for missing in (
+        missing_calls: list[Call] = [
             lambda: secrets.get_secret(key),
             lambda: secrets.update(key, value="v"),
             lambda: secrets.delete(key),
             lambda: secrets.versions(key),
-        ):
+        ]
+        for missing in missing_calls:
             with pytest.raises(SecretNotFoundError):
                 await missing()
         await secrets.set(key, "v")
-        with pytest.raises(SecretNotFoundError) as caught:
+        with pytest.raises(SecretNotFoundError) as no_such_version:
             await secrets.get_secret(key, version=7)
-        assert caught.value.details["field"] == "version"
+        assert no_such_version.value.details["field"] == "version"
 
 
 @pytest.mark.anyio

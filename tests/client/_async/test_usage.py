@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from roost import AsyncClient, AuthorizationError, ValidationError
+from tests.client._async.calls import Call
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
@@ -48,11 +49,12 @@ async def test_usage_refusals(server: RunningServer) -> None:
     async with AsyncClient(api_url=server.url) as client:
         admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         now = datetime.now(UTC)
-        for bad in (
+        bad_calls: list[Call] = [
             lambda: admin.usage.get("week"),
             lambda: admin.usage.get(since=now, until=now - timedelta(hours=1)),
             lambda: admin.usage.get(since=datetime(2026, 1, 1)),  # no time zone
-        ):
+        ]
+        for bad in bad_calls:
             with pytest.raises(ValidationError):
                 await bad()
         name = unique("nometer")

@@ -18,7 +18,7 @@ from roost import (
 )
 from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
-PRODUCT_COLUMNS = [
+PRODUCT_COLUMNS: list[dict[str, Any]] = [
     {"name": "sku", "type": "varchar(20)", "constraints": ["NOT NULL", "UNIQUE"]},
     {"name": "name", "type": "text"},
     {"name": "price", "type": "DECIMAL(10,2)", "constraints": ["CHECK (price >= 0)"]},

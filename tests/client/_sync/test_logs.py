@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from roost import Client, AuthorizationError, ValidationError
+from tests.client._sync.calls import Call
 from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
@@ -101,7 +102,7 @@ def test_bad_entries_are_refused_naming_the_field_and_nothing_is_written(
     category = unique("bad")
     with Client(api_url=server.url) as client:
         logs = (client.auth.sign_in_with_token(admin_token)).logs
-        refusals = [
+        refusals: list[tuple[str, Call]] = [
             ("level", lambda: logs.batch([{"level": "loud", "message": "m"}])),
             ("message", lambda: logs.info("")),
             ("category", lambda: logs.info("m", category="has space")),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from roost import Client, AuthorizationError, NotFoundError, ValidationError
+from tests.client._sync.calls import Call
 from tests.conftest import RunningServer, unique
 
 
@@ -86,7 +87,7 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_sent(
     to = f"{unique('di')}@example.com"
     with Client(api_url=server.url) as client:
         mail = (client.auth.sign_in_with_token(admin_token)).mail
-        refusals = [
+        refusals: list[tuple[str, Call]] = [
             ("model.name", lambda: mail.send_welcome(to, {})),
             ("model.link", lambda: mail.send("invitation", to, model={"inviter": "x"})),
             ("to", lambda: mail.send("welcome", "not-an-address", model={"name": "x"})),

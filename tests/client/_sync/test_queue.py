@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from roost import Client, AuthorizationError, NotFoundError, ValidationError
+from tests.client._sync.calls import Call
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -71,7 +72,7 @@ def test_delay_purge_and_the_deadline(server: RunningServer, admin_token: str) -
 def test_queue_refusals(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
         admin = client.auth.sign_in_with_token(admin_token)
-        bad_calls = {
+        bad_calls: dict[str, list[Call]] = {
             "queue": [
                 lambda: admin.queue.publish("", 1),
                 lambda: admin.queue.publish("q" * 201, 1),

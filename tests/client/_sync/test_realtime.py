@@ -19,6 +19,7 @@ from roost import (
     TableChange,
     ValidationError,
 )
+from tests.client._sync.calls import Call
 from tests.conftest import RunningServer, unique
 
 
@@ -168,7 +169,7 @@ def test_stream_and_pubsub_refusals(server: RunningServer, admin_token: str) -> 
     with Client(api_url=server.url) as client:
         admin = client.auth.sign_in_with_token(admin_token)
         too_big = "x" * (1024 * 1024 + 10)
-        refused = {
+        refused: dict[str, list[Call]] = {
             "room": [
                 lambda: admin.stream.publish("", "t", 1),
                 lambda: admin.stream.publish("r" * 201, "t", 1),

@@ -13,6 +13,7 @@ from roost import (
     SecretNotFoundError,
     ValidationError,
 )
+from tests.client._sync.calls import Call
 from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
@@ -136,7 +137,7 @@ def test_bad_input_is_refused_naming_the_field(
     key = unique("BAD_")
     with Client(api_url=server.url) as client:
         secrets = (client.auth.sign_in_with_token(admin_token)).secrets
-        refusals = [
+        refusals: list[tuple[str, Call]] = [
             ("key", lambda: secrets.set("has space", "v")),
             ("key", lambda: secrets.set("1starts_with_digit", "v")),
             ("value", lambda: secrets.set(key, "x" * 65537)),
@@ -151,18 +152,19 @@ def test_bad_input_is_refused_naming_the_field(
             with pytest.raises(ValidationError) as caught:
                 call()
             assert field in str(caught.value.details) + caught.value.message, field
-        for missing in (
+        missing_calls: list[Call] = [
             lambda: secrets.get_secret(key),
             lambda: secrets.update(key, value="v"),
             lambda: secrets.delete(key),
             lambda: secrets.versions(key),
-        ):
+        ]
+        for missing in missing_calls:
             with pytest.raises(SecretNotFoundError):
                 missing()
         secrets.set(key, "v")
-        with pytest.raises(SecretNotFoundError) as caught:
+        with pytest.raises(SecretNotFoundError) as no_such_version:
             secrets.get_secret(key, version=7)
-        assert caught.value.details["field"] == "version"
+        assert no_such_version.value.details["field"] == "version"
 
 
 def test_reading_needs_secrets_read_and_writing_secrets_write(

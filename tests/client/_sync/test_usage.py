@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from roost import Client, AuthorizationError, ValidationError
+from tests.client._sync.calls import Call
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
@@ -47,11 +48,12 @@ def test_usage_refusals(server: RunningServer) -> None:
     with Client(api_url=server.url) as client:
         admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         now = datetime.now(UTC)
-        for bad in (
+        bad_calls: list[Call] = [
             lambda: admin.usage.get("week"),
             lambda: admin.usage.get(since=now, until=now - timedelta(hours=1)),
             lambda: admin.usage.get(since=datetime(2026, 1, 1)),  # no time zone
-        ):
+        ]
+        for bad in bad_calls:
             with pytest.raises(ValidationError):
                 bad()
         name = unique("nometer")

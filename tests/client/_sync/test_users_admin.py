@@ -19,6 +19,7 @@ from roost import (
     NotFoundError,
     ValidationError,
 )
+from tests.client._sync.calls import Call
 from tests.conftest import RunningServer, unique
 
 
@@ -115,7 +116,7 @@ def test_nobody_grants_more_than_they_hold(server: RunningServer, admin_token: s
         admin.roles.create(role, ["users:read", "users:write", "roles:write"])
         admin.users.create_user(name, "member-password", roles=[role])
         manager = client.auth.sign_in_with_password(name, "member-password")
-        refusals = [
+        refusals: list[Call] = [
             lambda: manager.users.assign_roles(["admin"], [name]),
             lambda: manager.roles.create(unique("wide"), ["*"]),
             lambda: manager.roles.update(role, ["users:read", "secrets:read"]),
