@@ -36,16 +36,20 @@ def unavailable(backend: str, exc: BaseException) -> ServiceUnavailableError:
     )
 
 
+def _raise_outage(exc: Exception, backend: str, is_outage: IsOutage) -> None:
+    """Raise ServiceUnavailableError for `exc` if it is an outage of `backend` (never for one of
+    our own errors); return to let the caller re-raise it unchanged otherwise."""
+    if not isinstance(exc, RoostError) and is_outage(exc):
+        raise unavailable(backend, exc) from exc
+
+
 @contextmanager
 def map_errors(backend: str, is_outage: IsOutage) -> Iterator[None]:
     """Raise `ServiceUnavailableError` for a driver error that `is_outage` recognises."""
     try:
         yield
-    except RoostError:
-        raise
     except Exception as exc:
-        if is_outage(exc):
-            raise unavailable(backend, exc) from exc
+        _raise_outage(exc, backend, is_outage)
         raise
 
 
@@ -71,11 +75,8 @@ def _translated(
     async def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return await method(*args, **kwargs)
-        except RoostError:
-            raise
         except Exception as exc:
-            if is_outage(exc):
-                raise unavailable(backend, exc) from exc
+            _raise_outage(exc, backend, is_outage)
             raise
 
     return call
