@@ -68,13 +68,9 @@ def test_each_operation_lives_in_the_module_its_name_names() -> None:
     for op in build_registry():
         home = f"roost.services.{op.module}"
         found = op.handler.__module__
-        if found != home and not found.startswith(f"{home}.") and op.module not in _NOT_YET:
+        if found != home and not found.startswith(f"{home}."):
             misplaced[op.name] = found
     assert misplaced == {}
-
-
-# `database.*` is still spread over changes, query, records and schema (to move next).
-_NOT_YET = {"database"}
 
 
 def test_every_scope_an_operation_checks_is_in_scopes_list(server: RunningServer) -> None:

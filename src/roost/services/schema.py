@@ -1,4 +1,6 @@
-"""A tenant's own tables: their definitions, the DDL that changes them, and its record.
+"""A tenant's own tables: their definitions, the DDL that changes them (`schema.*`), and its
+record. Reading them under `database:read` is `database.tables` and `database.describe`
+(`services/database/tables.py`), on top of `load_schema` and `table_info` here.
 
 Every change runs in one transaction with the registry update (`roost_tables`) and its record
 (`roost_schema_migrations`); if any part fails, the schema is as it was. Definitions are cached
@@ -39,7 +41,7 @@ from roost.services.tabledefs import (
     validate_references,
 )
 from roost.wire.auth import Tenant, TenantRef
-from roost.wire.common import Done, Empty
+from roost.wire.common import Done
 from roost.wire.database import (
     AddColumnRequest,
     AddIndexRequest,
@@ -55,7 +57,6 @@ from roost.wire.database import (
     TableInfo,
     TableRef,
     TableSpec,
-    TableSummary,
 )
 
 _SCHEMAS = TenantCache["TenantSchema"]("schema.tables", ttl=2.0)
@@ -107,24 +108,8 @@ async def _read_schema(conn: AsyncConnection, dialect: str) -> TenantSchema:
 # -- reading -------------------------------------------------------------------------------
 
 
-@operation("database.tables", scope="database:read", read_only=True)
-async def tables(ctx: Context, params: Empty) -> list[TableSummary]:
-    """The tenant's tables with their column names."""
-    schema = await load_schema(ctx.platform, ctx.tenant)
-    return [
-        TableSummary(name=d.name, secure=d.secure, columns=[c.name for c in d.columns])
-        for d in sorted(schema.definitions.values(), key=lambda d: d.name)
-    ]
-
-
-@operation("database.describe", scope="database:read", read_only=True)
-async def describe(ctx: Context, params: TableRef) -> TableInfo:
-    """A table's columns (type, constraints, default, reference), indexes and flags."""
-    schema = await load_schema(ctx.platform, ctx.tenant)
-    return table_info(schema.definition(params.table))
-
-
 def table_info(definition: TableDef) -> TableInfo:
+    """A table as callers see it: `database.describe` and every `schema.*` change answer this."""
     columns = [
         ColumnInfo(
             name=c.name,

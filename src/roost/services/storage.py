@@ -33,7 +33,7 @@ from roost.backends.blob import BlobStore
 from roost.backends.sql.tables import buckets, objects, utcnow
 from roost.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from roost.services.context import Context, Platform
-from roost.services.query import compare
+from roost.services.database.filters import compare
 from roost.services.registry import operation
 from roost.services.security import new_id
 from roost.services.tenants import ensure_exists

@@ -15,12 +15,13 @@ from sqlalchemy import Connection, Table, delete, select, update
 
 from roost.errors import NotFoundError, ValidationError
 from roost.services import audit
-from roost.services.changes import write_with_changes
 from roost.services.context import Context
-from roost.services.query import populate, table_conditions
+from roost.services.database.changes import write_with_changes
+from roost.services.database.filters import table_conditions
+from roost.services.database.query import populate
+from roost.services.database.sqlerrors import database_errors
 from roost.services.registry import operation
 from roost.services.schema import load_schema
-from roost.services.sqlerrors import database_errors
 from roost.services.tabledefs import Coercer, TableDef
 from roost.wire.common import Done
 from roost.wire.database import (
