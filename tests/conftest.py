@@ -4,6 +4,9 @@
 (`ROOST_TEST_POSTGRES_URL`, default postgresql://postgres@127.0.0.1:5432/test) in a schema
 prefix of its own. PostgreSQL tests skip when it is unreachable, unless
 `ROOST_REQUIRE_SERVICES` is set (CI sets it), where they fail instead.
+
+Every test server runs on a `ShiftedClock` (`running.clock`): a test that checks an expiry
+moves the clock past it instead of sleeping (on its own server, or on `clocked_server`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from roost.server.rest import RestDoor
 from roost.server.serving import server_config
 from roost.services.context import Platform
 from roost.settings import Settings, load_settings
+from tests.clocks import ShiftedClock
 from tests.proxy import FlakyProxy
 
 ADMIN_USERNAME = "admin"
@@ -63,6 +67,8 @@ class RunningServer:
     backend: str
     _server: uvicorn.Server
     _thread: threading.Thread
+    clock: ShiftedClock
+    """the clock every expiry of this server is measured on; `clock.advance(s)` ages it"""
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -194,10 +200,11 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
     registry = overrides.pop("registry", None)  # a test's own operations beside the platform's
     values.update(overrides)
     settings = load_settings(**values)
+    clock = ShiftedClock()
     port = free_port()
     # the same uvicorn setup as `roost serve`: header limits, log redaction, ws implementation
     config = server_config(
-        create_app(settings, registry),
+        create_app(settings, registry, clock=clock),
         settings,
         host="127.0.0.1",
         port=port,
@@ -212,14 +219,12 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    return RunningServer(f"http://127.0.0.1:{port}", settings, backend, server, thread)
+    return RunningServer(f"http://127.0.0.1:{port}", settings, backend, server, thread, clock)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def server(
+def _session_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    """A server per backend with an admin user, shared by the whole session."""
     backend: str = request.param
     if backend == "postgresql":
         require_postgres()
@@ -228,6 +233,27 @@ def server(
     running.stop()
     if backend == "postgresql":
         drop_pg_schemas(running.settings.pg_schema_prefix)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A server per backend with an admin user, shared by the whole session. Its clock is
+    never moved: tests may reckon times on it from the machine's."""
+    yield from _session_server(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def clocked_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A server per backend for tests that move its clock past an expiry instead of waiting
+    for it (`clocked_server.clock.advance(seconds)`), shared by the whole session. Its clock
+    runs ahead of the machine's by what they moved it: reckon times on it from
+    `clocked_server.clock.now()`, and sign in within the test (a token kept from an earlier
+    test may have expired)."""
+    yield from _session_server(request, tmp_path_factory)
 
 
 @pytest.fixture

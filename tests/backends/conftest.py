@@ -19,6 +19,7 @@ from roost.backends.ratelimit import RateLimiter, open_limiter
 from roost.backends.sql import Database
 from roost.backends.stream import StreamStore, open_stream_store
 from tests.backends.databases import sql_database
+from tests.clocks import ShiftedClock
 from tests.conftest import REDIS_URL, require_redis
 
 STORES = {
@@ -93,8 +94,17 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     await made.close()
 
 
+@pytest.fixture
+def clock() -> ShiftedClock:
+    """The clock of what a test times in this process (the `limiter`'s windows, the KV near
+    cache): the test moves it forward instead of waiting."""
+    return ShiftedClock()
+
+
 @pytest.fixture(params=list(IN_PROCESS))
-async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
-    made = open_limiter(_in_process(request))
+async def limiter(
+    request: pytest.FixtureRequest, clock: ShiftedClock
+) -> AsyncIterator[RateLimiter]:
+    made = open_limiter(_in_process(request), clock=clock)
     yield made
     await made.close()

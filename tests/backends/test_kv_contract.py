@@ -9,6 +9,10 @@ import secrets
 import pytest
 
 from roost.backends.kv import NO_EXPIRY, Entry, KVStore
+from tests.waiting import wait_for
+
+BRIEF = 0.05
+"""A ttl that runs out while a test waits: Redis times it itself, so tests wait for it."""
 
 
 @pytest.fixture
@@ -40,9 +44,13 @@ async def test_set_get_and_ttl(store: KVStore, ns: str) -> None:
 async def test_get_many_answers_each_key_in_its_place(store: KVStore, ns: str) -> None:
     await store.set(ns + "a", '"A"')
     await store.set(ns + "b", '"B"', ttl=100)
-    await store.set(ns + "gone", '"G"', ttl=1)
+    await store.set(ns + "gone", '"G"', ttl=BRIEF)
     await store.hset(ns + "h", {"f": "1"})
-    await asyncio.sleep(1.1)
+
+    async def expired() -> bool:
+        return await store.get_many([ns + "gone"]) == [None]
+
+    await wait_for(expired, seconds=5)
     keys = ["b", "missing", "h", "a", "gone", "a"]
     found = await store.get_many([ns + key for key in keys])
     b, missing, wrong, a, gone, a_again = found
@@ -69,14 +77,18 @@ async def test_nx_and_xx(store: KVStore, ns: str) -> None:
 
 @pytest.mark.anyio
 async def test_expired_keys_are_never_returned(store: KVStore, ns: str) -> None:
-    await store.set(ns + "short", "1", ttl=1)
-    await store.hset(ns + "h", {"f": "1"}, ttl=1)
-    assert await store.acquire(ns + "lock", "me", ttl=1)
-    await asyncio.sleep(1.2)
+    await store.set(ns + "short", "1", ttl=BRIEF)
+    await store.hset(ns + "h", {"f": "1"}, ttl=BRIEF)
+    assert await store.acquire(ns + "lock", "me", ttl=BRIEF)
+
+    async def lock_taken_over() -> bool:  # the lock expires last: it was taken last
+        return await store.acquire(ns + "lock", "you", ttl=5)
+
+    await wait_for(lock_taken_over, seconds=5)
     assert await store.get(ns + "short") is None
     assert await store.hgetall(ns + "h") == {}
     assert await store.set(ns + "short", "2", nx=True)  # absent again
-    assert await store.acquire(ns + "lock", "you", ttl=5)
+    assert not await store.acquire(ns + "lock", "me", ttl=5)  # "you" holds it now
     keys, _ = await store.scan(ns + "h", None, 100)
     assert keys == []
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ import redis.asyncio
 from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.kv.near import NearCache
 from roost.backends.kv.redis import RedisKVStore
+from tests.clocks import ShiftedClock
 from tests.conftest import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.anyio
@@ -24,9 +24,9 @@ PREFIX = "roost:kv:"
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[RedisKVStore]:
+async def store(clock: ShiftedClock) -> AsyncIterator[RedisKVStore]:
     require_redis()
-    kv = RedisKVStore(REDIS_URL, near_cache_bytes=1 << 20)
+    kv = RedisKVStore(REDIS_URL, near_cache_bytes=1 << 20, clock=clock.monotonic)
     yield kv
     await kv.close()
 
@@ -141,21 +141,29 @@ async def test_a_read_that_races_a_change_is_not_kept(
     tokens = near.reserve([full])
     await elsewhere.set(full, '"newer"')  # lands while "our" read of the old value travels
     await asyncio.sleep(0.05)  # its invalidation arrives
-    near.settle([full], tokens, [('"older"', -1)], sent_at=time.monotonic())
+    near.settle([full], tokens, [('"older"', -1)], sent_at=near.clock())
     assert full not in near
     assert await store.get(key) == Entry('"newer"', NO_EXPIRY)
     await elsewhere.delete(full)
 
 
 async def test_a_value_with_a_ttl_is_kept_no_longer_than_its_ttl(
-    store: RedisKVStore, key: str
+    store: RedisKVStore, clock: ShiftedClock, key: str
 ) -> None:
-    await store.set(key, "1", ttl=1)
+    await store.set(key, "1", ttl=60)
     entry = await cached(store, key)
     assert entry is not None
-    assert entry.ttl == 1
-    await asyncio.sleep(1.1)
-    assert await store.get(key) is None
+    assert entry.ttl == 60
+    assert store.near is not None
+    clock.advance(55)
+    [found] = store.near.lookup([PREFIX + key])
+    assert found is not None
+    assert found.value == "1"
+    assert 0 < found.ttl <= 5
+    clock.advance(5)
+    # Redis has a minute yet to go: this is the cache's own count running out
+    assert store.near.lookup([PREFIX + key]) == [None]
+    await store.delete([key])
 
 
 async def test_flushing_any_database_drops_everything(store: RedisKVStore, key: str) -> None:
@@ -168,7 +176,7 @@ async def test_flushing_any_database_drops_everything(store: RedisKVStore, key: 
 
 
 async def test_a_lost_tracking_connection_empties_the_cache_until_it_is_back(
-    store: RedisKVStore, elsewhere: Any, key: str
+    store: RedisKVStore, elsewhere: Any, clock: ShiftedClock, key: str
 ) -> None:
     near = await kept(store, key, "1")
     killed = 0
@@ -180,7 +188,7 @@ async def test_a_lost_tracking_connection_empties_the_cache_until_it_is_back(
     assert await store.get(key) == Entry("2", NO_EXPIRY)  # the loss is seen, nothing is stale
     assert not near.tracking
     assert near.size == 0
-    await asyncio.sleep(1.1)  # tracking is tried again after a second
+    clock.advance(1)  # tracking is tried again after a second
     assert await cached(store, key) == Entry("2", NO_EXPIRY)
     assert near.tracking
     await store.delete([key])

@@ -7,7 +7,8 @@ import secrets
 
 import pytest
 
-from roost.backends.queue import QueueStore
+from roost.backends.queue import Delivery, QueueStore
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -81,26 +82,41 @@ async def test_nack_requeues_then_dead_letters(store: QueueStore, q: str) -> Non
     assert (await store.counts(q)).dead == 2
 
 
+async def claimed(store: QueueStore, q: str, ack_deadline: float) -> Delivery:
+    """The next delivery, once there is one: deadlines and delays are timed by the store (on
+    Redis by its own clock), so a test waits for them."""
+    found: list[Delivery] = []
+
+    async def claim() -> bool:
+        delivery = await store.claim(q, ack_deadline)
+        found.extend([delivery] if delivery else [])
+        return bool(found)
+
+    await wait_for(claim, seconds=5)
+    return found[0]
+
+
 async def test_missed_deadline_redelivers_then_dead_letters(store: QueueStore, q: str) -> None:
     await store.configure(q, 2)
     message_id = await publish(store, q, "1")
     assert (await store.claim(q, 0.2)) is not None
     assert await store.claim(q, 0.2) is None  # held until its deadline
-    await asyncio.sleep(0.3)
-    again = await store.claim(q, 0.2)
-    assert again is not None
+    again = await claimed(store, q, 0.05)
     assert again.id == message_id
     assert again.retry_count == 1
-    await asyncio.sleep(0.3)
-    assert await store.claim(q, 0.2) is None  # two deliveries missed: dead now
-    assert [d.id for d in await store.dead_letters(q, 10)] == [message_id]
+
+    async def dead() -> bool:
+        assert await store.claim(q, 30) is None  # two deliveries missed: never delivered again
+        return [d.id for d in await store.dead_letters(q, 10)] == [message_id]
+
+    await wait_for(dead, seconds=5)
 
 
 async def test_late_ack_still_counts_until_someone_else_claims(store: QueueStore, q: str) -> None:
     await publish(store, q, "1")
-    delivery = await store.claim(q, 0.1)
+    delivery = await store.claim(q, 0.01)
     assert delivery is not None
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.05)  # past the deadline, which nothing shows but a claim
     assert await store.ack(q, delivery.id) is True
     assert await store.claim(q, 30) is None
 
@@ -109,12 +125,10 @@ async def test_delay_and_extend(store: QueueStore, q: str) -> None:
     await publish(store, q, "later", delay=0.3)
     assert await store.claim(q, 30) is None
     assert (await store.counts(q)).delayed == 1
-    await asyncio.sleep(0.4)
-    delivery = await store.claim(q, 0.3)
-    assert delivery is not None
+    delivery = await claimed(store, q, 0.01)
     assert delivery.body == "later"
     assert await store.extend(q, delivery.id, 30) is True
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.05)  # past the deadline it had before
     assert await store.claim(q, 30) is None  # the extension kept it
     assert await store.extend(q, "no-such-message", 30) is False
 

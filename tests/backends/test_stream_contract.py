@@ -9,6 +9,7 @@ import time
 import pytest
 
 from roost.backends.stream import NewEvent, Retention, StoredEvent, StreamStore
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -68,14 +69,25 @@ async def test_retention_by_count_and_by_age(store: StreamStore, room: str) -> N
     page = await store.read(room, 0, None, 10)
     assert [e.offset for e in page.events] == [2, 3, 4, 5]
     assert (page.oldest, page.newest) == (2, 5)
-    aged = room + "-aged"
-    await store.configure(aged, Retention(max_events=100, max_age=1))
-    await append(store, aged, "old", "1", {}, KEEP)
-    await asyncio.sleep(1.2)
-    await append(store, aged, "new", "2", {}, KEEP)
-    page = await store.read(aged, 0, None, 10)
-    assert [e.event_type for e in page.events] == ["new"]
-    assert (page.oldest, page.newest) == (1, 1)
+    brief = Retention(max_events=100, max_age=0.05)
+    aged, kept = room + "-aged", room + "-kept"
+    await store.configure(kept, Retention(max_events=100, max_age=3600))  # beats the default
+    await append(store, kept, "old", "1", {}, brief)
+    old = await append(store, aged, "old", "1", {}, brief)
+    newest: list[StoredEvent] = []
+
+    async def old_one_dropped() -> bool:
+        newest.append(await append(store, aged, "new", "2", {}, brief))
+        return (await store.read(aged, 0, None, 1)).oldest > old.offset
+
+    # Redis times events itself, so the age is waited for; each append applies retention
+    await wait_for(old_one_dropped, seconds=5)
+    page = await store.read(aged, 0, None, 1000)
+    assert page.events[-1].id == newest[-1].id  # what is younger than max_age stays
+    assert {e.event_type for e in page.events} == {"new"}
+    assert (page.oldest, page.newest) == (page.events[0].offset, newest[-1].offset)
+    await append(store, kept, "new", "2", {}, brief)
+    assert [e.event_type for e in (await store.read(kept, 0, None, 10)).events] == ["old", "new"]
 
 
 async def test_concurrent_appends_get_distinct_dense_offsets(store: StreamStore, room: str) -> None:

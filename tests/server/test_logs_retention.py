@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -16,10 +15,13 @@ from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer
 async def test_entries_past_the_age_limit_are_swept(
     make_server: Callable[..., RunningServer], backend: str
 ) -> None:
-    running = make_server(backend, logs_max_age=1)
+    running = make_server(backend, logs_max_age=60)
     async with AsyncClient(api_url=running.url) as client:
         admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         await admin.logs.info("old")
-        await asyncio.sleep(1.2)
+        running.clock.advance(30)
+        await admin.logs.info("younger")
+        running.clock.advance(31)  # "old" is 61 s old, "younger" 31 s
         await admin.logs.info("new")
-        assert [e["message"] for e in (await admin.logs.query())["entries"]] == ["new"]
+        entries = (await admin.logs.query())["entries"]
+        assert [e["message"] for e in entries] == ["new", "younger"]

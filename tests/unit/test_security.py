@@ -75,6 +75,21 @@ def test_access_tokens_refuse_other_keys_and_expiry() -> None:
     assert caught.value.code == "token_expired"
 
 
+def test_access_tokens_expire_on_the_clock_they_are_given() -> None:
+    now = [1_000_000.0]
+    tokens = AccessTokens("k" * 40, ttl=60, clock=lambda: now[0])
+    token, expires_at = tokens.issue("u1", "default", "s1")
+    assert expires_at == 1_000_060
+    now[0] += 59.9
+    assert tokens.read(token).expires_at == expires_at
+    # another replica whose clock is a minute behind still takes it (no "not yet valid")
+    assert AccessTokens("k" * 40, ttl=60, clock=lambda: now[0] - 60).read(token)
+    now[0] += 0.1
+    with pytest.raises(AuthenticationError) as caught:
+        tokens.read(token)
+    assert caught.value.code == "token_expired"
+
+
 def test_bad_settings_name_the_variable() -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_settings(database_url="mysql://x", access_token_ttl=0, kv_near_cache_bytes=-1)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from roost.backends import messaging_backend
 from roost.backends.errors import redis_outage, translate_errors
+from roost.clock import Clock
 
 
 class RateLimiter(Protocol):
@@ -55,9 +56,13 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    """Sliding windows kept in this process; bounded by `max_keys` (oldest keys dropped)."""
+    """Sliding windows kept in this process; bounded by `max_keys` (oldest keys dropped).
+    `clock`: monotonic seconds."""
 
-    def __init__(self, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, max_keys: int = 100_000, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
         self._hits: dict[str, deque[tuple[float, str]]] = {}
         self._max_keys = max_keys
         self._counters: dict[str, tuple[float, int]] = {}  # key -> (forget at, total)
@@ -66,15 +71,15 @@ class MemoryRateLimiter:
         hits = self._hits.get(key)
         if not hits:
             return None
-        return self._wait(hits, limit, window, time.monotonic())
+        return self._wait(hits, limit, window, self._clock())
 
     async def hit(self, key: str, window: float) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._live(key, window, now).append((now, ""))
 
     async def take(self, key: str, limit: int, window: float, event: str) -> float | None:
         # no await between the check and the append: atomic on the event loop
-        now = time.monotonic()
+        now = self._clock()
         hits = self._live(key, window, now)
         wait = self._wait(hits, limit, window, now)
         if wait is None:
@@ -113,7 +118,7 @@ class MemoryRateLimiter:
         self._hits.pop(key, None)
 
     async def count(self, counts: Mapping[str, int], ttl: float) -> dict[str, int]:
-        now = time.monotonic()
+        now = self._clock()
         if len(self._counters) >= self._max_keys:
             self._counters = {k: v for k, v in self._counters.items() if v[0] > now}
         totals = {}
@@ -131,16 +136,19 @@ class MemoryRateLimiter:
 
 @translate_errors("Redis", redis_outage)
 class RedisRateLimiter:
-    """Sliding windows in Redis sorted sets, so every replica counts the same events."""
+    """Sliding windows in Redis sorted sets, so every replica counts the same events, timed
+    by `clock` (wall time: replicas share the windows). Counters expire by Redis' clock."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
         from redis.asyncio import Redis
 
+        self._clock = clock
         self._redis: Any = Redis.from_url(url)
         self._take: Any = self._redis.register_script(_TAKE)
+        self._count: Any = self._redis.register_script(_COUNT)
 
     async def blocked_for(self, key: str, limit: int, window: float) -> float | None:
-        name, now = _PREFIX + key, time.time()
+        name, now = _PREFIX + key, self._clock()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(name, "-inf", now - window)
             pipe.zrevrange(name, limit - 1, limit - 1, withscores=True)
@@ -150,7 +158,7 @@ class RedisRateLimiter:
         return max(float(nth_newest[0][1]) + window - now, 0.001)
 
     async def hit(self, key: str, window: float) -> None:
-        name, now = _PREFIX + key, time.time()
+        name, now = _PREFIX + key, self._clock()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(name, "-inf", now - window)
             pipe.zadd(name, {f"{now}:{uuid.uuid4().hex}": now})
@@ -158,7 +166,7 @@ class RedisRateLimiter:
             await pipe.execute()
 
     async def take(self, key: str, limit: int, window: float, event: str) -> float | None:
-        wait = await self._take(keys=[_PREFIX + key], args=[time.time(), window, limit, event])
+        wait = await self._take(keys=[_PREFIX + key], args=[self._clock(), window, limit, event])
         return None if wait is None else float(wait)
 
     async def release(self, key: str, event: str) -> None:
@@ -168,24 +176,24 @@ class RedisRateLimiter:
         await self._redis.delete(_PREFIX + key)
 
     async def count(self, counts: Mapping[str, int], ttl: float) -> dict[str, int]:
-        keys = list(counts)
+        keys, ttl_ms = list(counts), max(round(ttl * 1000), 1)
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.incrby(_PREFIX + key, counts[key])
-                pipe.expire(_PREFIX + key, max(int(ttl + 0.999), 1))
+                await self._count(keys=[_PREFIX + key], args=[counts[key], ttl_ms], client=pipe)
             replies = await pipe.execute()
-        return {key: int(total) for key, total in zip(keys, replies[::2], strict=True)}
+        return {key: int(total) for key, total in zip(keys, replies, strict=True)}
 
     async def close(self) -> None:
         await self._redis.aclose()
 
 
-def open_limiter(url: str | None) -> RateLimiter:
+def open_limiter(url: str | None, *, clock: Clock | None = None) -> RateLimiter:
     """The rate limiter of a `redis_url`: counts shared in Redis, or without one this
-    process' own."""
+    process' own. Its windows are timed by `clock` (the machine's by default)."""
+    clock = clock or Clock()
     if url is not None and messaging_backend(url) == "redis":
-        return RedisRateLimiter(url)
-    return MemoryRateLimiter()
+        return RedisRateLimiter(url, clock=clock.time)
+    return MemoryRateLimiter(clock=clock.monotonic)
 
 
 _PREFIX = "roost:limit:"
@@ -204,4 +212,12 @@ end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('EXPIRE', KEYS[1], math.floor(window) + 1)
 return false
+"""
+
+# A counter's expiry is set when it starts, never pushed back by later counts. A script: the
+# key cannot expire between the two calls (it would then live on without one).
+_COUNT = """
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return total
 """

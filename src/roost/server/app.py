@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from roost.clock import Clock
 from roost.errors import APIError, NotFoundError, ValidationError
 from roost.server.dispatch import Dispatcher
 from roost.server.files import file_routes
@@ -30,11 +31,17 @@ from roost.settings import Settings, load_settings
 logger = logging.getLogger("roost.server")
 
 
-def create_app(settings: Settings | None = None, registry: Registry | None = None) -> RestDoor:
+def create_app(
+    settings: Settings | None = None,
+    registry: Registry | None = None,
+    *,
+    clock: Clock | None = None,
+) -> RestDoor:
     """The Roost ASGI app. Without settings, they are read from the environment; without a
-    registry, it serves the platform's (`roost.services.build_registry()`)."""
+    registry, it serves the platform's (`roost.services.build_registry()`); without a clock,
+    its expiries run on the machine's (`roost.clock`)."""
     settings = settings or load_settings()
-    platform = build_platform(settings)
+    platform = build_platform(settings, clock=clock)
     registry = build_registry() if registry is None else registry
     dispatcher = Dispatcher(platform, registry)
     openapi = json.dumps(openapi_document(registry)).encode()

@@ -24,6 +24,7 @@ from roost.backends.ratelimit import open_limiter
 from roost.backends.sql import Database
 from roost.backends.sql.confined import ReadLimits
 from roost.backends.stream import open_stream_store
+from roost.clock import Clock
 from roost.errors import ConfigurationError
 from roost.services.context import Platform, PrincipalCache
 from roost.services.metering import Meter
@@ -36,9 +37,11 @@ from roost.settings import Settings
 logger = logging.getLogger("roost.server")
 
 
-def build_platform(settings: Settings) -> Platform:
+def build_platform(settings: Settings, *, clock: Clock | None = None) -> Platform:
     """The backends a server runs on, each chosen by the scheme of its URL (nothing is
-    connected yet; `open_platform` starts and closes them)."""
+    connected yet; `open_platform` starts and closes them). `clock`: the time its expiries
+    are measured on (`roost.clock`), the machine's by default."""
+    clock = clock or Clock()
     db = Database(
         settings.resolved_database_url,
         data_dir=settings.data_dir,
@@ -58,18 +61,21 @@ def build_platform(settings: Settings) -> Platform:
         queues=open_queue_store(messaging, db),
         streams=open_stream_store(messaging, db),
         bus=open_bus(messaging),
-        limiter=open_limiter(messaging),
-        access_tokens=AccessTokens(settings.signing_key(), settings.access_token_ttl),
+        limiter=open_limiter(messaging, clock=clock),
+        access_tokens=AccessTokens(
+            settings.signing_key(), settings.access_token_ttl, clock=clock.time
+        ),
         passwords=Passwords(
             settings.password_hash_memory_kib,
             settings.password_hash_time_cost,
             settings.password_hash_parallelism,
         ),
         blobs=open_blob_store(settings.storage_url, settings.data_dir),
-        principals=PrincipalCache(settings.auth_cache_seconds),
+        principals=PrincipalCache(settings.auth_cache_seconds, clock=clock.time),
         vault=Vault(settings.master_key_bytes()),
         mailer=open_mailer(settings.smtp_url, settings.data_dir / "mail"),
         meter=Meter(),
+        clock=clock,
     )
 
 

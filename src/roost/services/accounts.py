@@ -59,9 +59,11 @@ async def live_user(conn: AsyncConnection, user_id: str) -> RowMapping:
     return user
 
 
-async def roles_and_scopes(conn: AsyncConnection, user: RowMapping) -> tuple[list[str], set[str]]:
-    """The user's unexpired roles and the union of their scopes (`*` for a superuser)."""
-    now = utcnow()
+async def roles_and_scopes(
+    conn: AsyncConnection, user: RowMapping, now: datetime
+) -> tuple[list[str], set[str]]:
+    """The user's roles unexpired at `now` and the union of their scopes (`*` for a
+    superuser)."""
     rows = (
         await conn.execute(
             select(roles.c.name, roles.c.scopes)
@@ -77,21 +79,24 @@ async def roles_and_scopes(conn: AsyncConnection, user: RowMapping) -> tuple[lis
     return names, scopes
 
 
-async def ensure_may_act_on(actor: Principal, conn: AsyncConnection, target: RowMapping) -> None:
+async def ensure_may_act_on(
+    actor: Principal, conn: AsyncConnection, target: RowMapping, now: datetime
+) -> None:
     """Refuse (AuthorizationError) to let `actor` act on `target` (change, disable, delete,
     sign out, give or take roles, mint tokens, revoke keys) when the target holds any scope
     the actor lacks: otherwise a lesser admin could take over a greater one, e.g. reset a
     superuser's password. A role counts by the scopes it carries; a superuser holds `*`, which
     only `*` covers. The same rule as granting: nobody reaches past what they hold."""
-    _, scopes = await roles_and_scopes(conn, target)
+    _, scopes = await roles_and_scopes(conn, target, now)
     _refuse_if_beyond(actor, target["username"], scopes)
 
 
-async def ensure_may_act_on_holders(actor: Principal, conn: AsyncConnection, role: str) -> None:
+async def ensure_may_act_on_holders(
+    actor: Principal, conn: AsyncConnection, role: str, now: datetime
+) -> None:
     """Changing or deleting a role acts on every user who holds it (emptying a stronger user's
     role would leave them open to `users:write`): refuse as `ensure_may_act_on` would for
     the first holder who holds a scope the actor lacks. One query, however many holders."""
-    now = utcnow()
     live = or_(user_roles.c.expires_at.is_(None), user_roles.c.expires_at > now)
     holding = user_roles.alias("holding")
     holders = select(holding.c.user_id).where(
@@ -125,15 +130,19 @@ def _refuse_if_beyond(actor: Principal, username: str, scopes: set[str]) -> None
         )
 
 
-async def find_target(actor: Principal, conn: AsyncConnection, username: str) -> RowMapping:
-    """The user named `username`, once `actor` is known to be allowed to act on them."""
+async def find_target(
+    actor: Principal, conn: AsyncConnection, username: str, now: datetime
+) -> RowMapping:
+    """The user named `username`, once `actor` is known to be allowed to act on them (with
+    the roles they hold at `now`)."""
     target = await find_by_username(conn, username)
-    await ensure_may_act_on(actor, conn, target)
+    await ensure_may_act_on(actor, conn, target, now)
     return target
 
 
-async def to_user(conn: AsyncConnection, user: RowMapping) -> User:
-    names, scopes = await roles_and_scopes(conn, user)
+async def to_user(conn: AsyncConnection, user: RowMapping, now: datetime) -> User:
+    """The user as the API shows them, with the roles they hold at `now`."""
+    names, scopes = await roles_and_scopes(conn, user, now)
     return User(
         id=user["id"],
         username=user["username"],

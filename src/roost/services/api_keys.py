@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
-from roost.backends.sql.tables import api_keys, utcnow
+from roost.backends.sql.tables import api_keys
 from roost.errors import AuthorizationError, NotFoundError, ValidationError
 from roost.services import accounts
 from roost.services.context import Context
@@ -25,7 +25,7 @@ async def create(ctx: Context, params: CreateApiKeyRequest) -> CreatedApiKey:
     the owner holds. A key never grants more than its owner currently has.
     """
     principal = ctx.require_user()
-    now = utcnow()
+    now = ctx.now()
     expires_at = params.expires_at
     if params.expires_in is not None:
         expires_at = now + timedelta(seconds=params.expires_in)
@@ -103,9 +103,9 @@ async def revoke(ctx: Context, params: ApiKeyRef) -> Done:
         ):
             raise NotFoundError(f"no API key with id {params.id!r}", details={"field": "id"})
         if owner_id != principal.user_id and (owner := await accounts.find_by_id(conn, owner_id)):
-            await accounts.ensure_may_act_on(principal, conn, owner)
+            await accounts.ensure_may_act_on(principal, conn, owner, ctx.now())
         result = await conn.execute(
-            api_keys.update().where(api_keys.c.id == params.id).values(revoked_at=utcnow())
+            api_keys.update().where(api_keys.c.id == params.id).values(revoked_at=ctx.now())
         )
     await ctx.platform.forget_principals()
     return Done(count=result.rowcount)

@@ -88,7 +88,7 @@ class TTLCache(Generic[V]):
 
 class TenantCache(Generic[V]):
     """A cache keyed by tenant name, declared by the service that owns it; each platform
-    holds its own `TTLCache` for it, made on first use."""
+    holds its own `TTLCache` for it, made on first use and timed by the platform's clock."""
 
     def __init__(self, name: str, ttl: float) -> None:
         self.name = name
@@ -97,6 +97,7 @@ class TenantCache(Generic[V]):
     def of(self, platform: Platform) -> TTLCache[V]:
         cache: Any = platform.caches.get(self.name)
         if cache is None:
-            cache = platform.caches[self.name] = TTLCache[V](self.ttl)
+            made = TTLCache[V](self.ttl, clock=platform.clock.monotonic)
+            cache = platform.caches[self.name] = made
         typed: TTLCache[V] = cache
         return typed

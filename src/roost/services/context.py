@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from roost.backends.blob import BlobStore
@@ -16,6 +17,7 @@ from roost.backends.queue import QueueStore
 from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
 from roost.backends.stream import StreamStore
+from roost.clock import Clock
 from roost.errors import AuthorizationError, NotAuthenticatedError
 from roost.services.caching import TTLCache
 from roost.services.metering import Meter
@@ -53,8 +55,12 @@ class PrincipalCache:
     brings them the news (`Platform.forget_principals`); `ttl` bounds it if the bus is down.
     """
 
-    def __init__(self, ttl: float, max_entries: int = 50_000) -> None:
+    def __init__(
+        self, ttl: float, max_entries: int = 50_000, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        """`clock`: wall time, as credentials give their expiry (`Platform.clock.time`)."""
         self.ttl = ttl
+        self._clock = clock
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._max = max_entries
         self._loading: dict[str, asyncio.Future[tuple[Principal, float | None]]] = {}
@@ -93,7 +99,7 @@ class PrincipalCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] <= time.time():
+        if entry[0] <= self._clock():
             self._entries.pop(key, None)
             return None
         return entry[1]
@@ -101,7 +107,7 @@ class PrincipalCache:
     def put(self, key: str, principal: Principal, credential_expires_at: float | None) -> None:
         if self.ttl <= 0:
             return
-        until = time.time() + self.ttl
+        until = self._clock() + self.ttl
         if credential_expires_at is not None:
             until = min(until, credential_expires_at)
         if len(self._entries) >= self._max:
@@ -132,6 +138,8 @@ class Platform:
     vault: Vault
     mailer: Mailer
     meter: Meter
+    clock: Clock = field(default_factory=Clock)
+    """what every expiry and age the services decide is measured on (`roost.clock`)"""
     caches: dict[str, TTLCache[Any]] = field(default_factory=dict)
     """the services' caches by tenant (`services/caching.TenantCache`), kept here so that a
     tenant can be forgotten in all of them at once"""
@@ -195,6 +203,10 @@ class Context:
     request_id: str = ""
     client_address: str = ""
     user_agent: str = ""
+
+    def now(self) -> datetime:
+        """The platform's time (`roost.clock`), which expiries are decided on."""
+        return self.platform.clock.now()
 
     def require_principal(self) -> Principal:
         if self.principal is None:

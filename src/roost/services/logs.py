@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import func, select
 
-from roost.backends.sql.tables import logs, utcnow
+from roost.backends.sql.tables import logs
 from roost.errors import ValidationError
 from roost.services.caching import TenantCache
 from roost.services.context import Context
@@ -37,7 +37,7 @@ async def write(ctx: Context, params: WriteLogsRequest) -> Done:
     """Write log entries (up to 1000 in one call), stamped with the server's time and the
     caller's name."""
     principal = ctx.require_principal()
-    now = utcnow()
+    now = ctx.now()
     rows: list[dict[str, Any]] = []
     for n, entry in enumerate(params.entries):
         size = len(msgspec.json.encode(entry.data))

@@ -8,7 +8,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from roost.backends.sql.tables import api_keys, sessions, utcnow
+from roost.backends.sql.tables import api_keys, sessions
 from roost.errors import AuthenticationError
 from roost.services import accounts
 from roost.services.context import Platform, Principal
@@ -45,7 +45,7 @@ async def of_user(platform: Platform, tenant: str, username: str) -> Principal:
         user = await accounts.find_by_username(conn, username)
         if not user["is_active"]:
             raise AuthenticationError(f"user {username!r} is disabled", code="token_revoked")
-        _, scopes = await accounts.roles_and_scopes(conn, user)
+        _, scopes = await accounts.roles_and_scopes(conn, user, platform.clock.now())
     return Principal("user", tenant, user["id"], user["username"], (frozenset(scopes),))
 
 
@@ -57,6 +57,7 @@ async def _from_session(platform: Platform, credential: Credential) -> tuple[Pri
         opaque = parse_opaque(credential.token, "rst")
         tenant, session_id, expiry = opaque.tenant, opaque.id, None
     await ensure_exists(platform, tenant)
+    now = platform.clock.now()
     async with platform.db.read(tenant) as conn:
         query = select(sessions).where(sessions.c.id == session_id)
         session = (await conn.execute(query)).mappings().first()
@@ -67,12 +68,12 @@ async def _from_session(platform: Platform, credential: Credential) -> tuple[Pri
             raise AuthenticationError("unknown session", code="invalid_credentials")
         if session["revoked_at"] is not None:
             raise AuthenticationError("this session was signed out", code="token_revoked")
-        if session["expires_at"] <= utcnow():
+        if session["expires_at"] <= now:
             raise AuthenticationError("session expired; sign in again", code="token_expired")
         user = await accounts.find_by_id(conn, session["user_id"])
         if user is None or not user["is_active"]:
             raise AuthenticationError("this user is disabled", code="token_revoked")
-        _, scopes = await accounts.roles_and_scopes(conn, user)
+        _, scopes = await accounts.roles_and_scopes(conn, user, now)
     session_expiry = session["expires_at"].timestamp()
     principal = Principal(
         "user", tenant, user["id"], user["username"], (frozenset(scopes),), session_id=session_id
@@ -84,7 +85,7 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
     opaque = parse_opaque(token, "rak")
     tenant = opaque.tenant
     await ensure_exists(platform, tenant)
-    now = utcnow()
+    now = platform.clock.now()
     async with platform.db.read(tenant) as conn:
         key = (
             (await conn.execute(select(api_keys).where(api_keys.c.id == opaque.id)))
@@ -100,7 +101,7 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
         owner = await accounts.find_by_id(conn, key["user_id"])
         if owner is None or not owner["is_active"]:
             raise AuthenticationError("the owner of this API key is disabled", code="token_revoked")
-        _, owner_scopes = await accounts.roles_and_scopes(conn, owner)
+        _, owner_scopes = await accounts.roles_and_scopes(conn, owner, now)
     stale = key["last_used_at"] is None or now - key["last_used_at"] > timedelta(minutes=1)
     if stale:
         async with platform.db.write(tenant) as conn:

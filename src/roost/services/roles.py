@@ -67,7 +67,9 @@ async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
         changes["scopes"] = sorted(set(changes["scopes"]))
     async with ctx.platform.db.write(ctx.tenant) as conn:
         if "scopes" in changes:
-            await accounts.ensure_may_act_on_holders(ctx.require_principal(), conn, params.name)
+            await accounts.ensure_may_act_on_holders(
+                ctx.require_principal(), conn, params.name, ctx.now()
+            )
         if changes:
             await conn.execute(roles.update().where(roles.c.name == params.name).values(**changes))
         row = await _find_role(conn, params.name)
@@ -89,7 +91,9 @@ async def delete_role(ctx: Context, params: RoleRef) -> Done:
             raise AuthorizationError(
                 f"the built-in role {params.name!r} cannot be deleted", details={"field": "name"}
             )
-        await accounts.ensure_may_act_on_holders(ctx.require_principal(), conn, params.name)
+        await accounts.ensure_may_act_on_holders(
+            ctx.require_principal(), conn, params.name, ctx.now()
+        )
         await conn.execute(delete(user_roles).where(user_roles.c.role == params.name))
         await conn.execute(delete(roles).where(roles.c.name == params.name))
     await ctx.platform.forget_principals()

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -555,7 +554,7 @@ async def _nothing() -> AsyncIterator[bytes]:
 async def create_signed_url(ctx: Context, params: SignedUrlRequest) -> SignedUrl:
     """A link that downloads the file without credentials until it expires."""
     bucket, _ = await _find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
-    expires = int(time.time()) + params.expires_in
+    expires = int(ctx.platform.clock.time()) + params.expires_in
     token = sign_link(ctx.platform, ctx.tenant, bucket["id"], params.name, expires)
     path = f"/api/v1/storage/signed/{token}"
     return SignedUrl(signed_url=path, path=path, expires_at=datetime.fromtimestamp(expires, tz=UTC))
@@ -580,7 +579,7 @@ def read_link(platform: Platform, token: str) -> tuple[str, str, str]:
         )
     except (ValueError, TypeError):
         raise AuthenticationError("this link is not valid", code="invalid_credentials") from None
-    if expires < time.time():
+    if expires < platform.clock.time():
         raise AuthenticationError("this link has expired; ask for a new one", code="token_expired")
     return str(tenant), str(bucket), str(name)
 

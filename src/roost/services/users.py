@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roost.backends.sql.tables import roles, sessions, user_roles, users, utcnow
+from roost.backends.sql.tables import roles, sessions, user_roles, users
 from roost.errors import ConflictError, NotFoundError, ValidationError
 from roost.services import accounts
 from roost.services.context import Context, Platform
@@ -43,14 +43,15 @@ async def create_user(ctx: Context, params: CreateUserRequest) -> User:
         row = await accounts.create_user(
             conn, ctx.platform.passwords, params, role_names=params.roles or ["member"], flags=flags
         )
-        return await accounts.to_user(conn, row)
+        return await accounts.to_user(conn, row, ctx.now())
 
 
 @operation("users.get_user", scope="users:read", read_only=True)
 async def get_user(ctx: Context, params: UserRef) -> User:
     """One user by username."""
     async with ctx.platform.db.read(ctx.tenant) as conn:
-        return await accounts.to_user(conn, await accounts.find_by_username(conn, params.username))
+        user = await accounts.find_by_username(conn, params.username)
+        return await accounts.to_user(conn, user, ctx.now())
 
 
 @operation("users.list_users", scope="users:read", read_only=True)
@@ -81,7 +82,8 @@ async def list_users(ctx: Context, params: ListUsersRequest) -> UserPage:
             .mappings()
             .all()
         )
-        items = [await accounts.to_user(conn, row) for row in rows]
+        now = ctx.now()
+        items = [await accounts.to_user(conn, row, now) for row in rows]
     return UserPage(items=items, total=total, page=params.page, page_size=params.page_size)
 
 
@@ -89,7 +91,7 @@ async def list_users(ctx: Context, params: ListUsersRequest) -> UserPage:
 async def delete_user(ctx: Context, params: UserRef) -> Done:
     """Delete a user with their sessions and API keys (only a user whose scopes you hold)."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        row = await accounts.find_target(ctx.require_principal(), conn, params.username)
+        row = await accounts.find_target(ctx.require_principal(), conn, params.username, ctx.now())
         await conn.execute(delete(users).where(users.c.id == row["id"]))
     await ctx.platform.forget_principals()
     return Done(count=1)
@@ -113,7 +115,8 @@ async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
             details={"field": "username"},
         )
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        row = await accounts.find_target(ctx.require_principal(), conn, params.username)
+        now = ctx.now()
+        row = await accounts.find_target(ctx.require_principal(), conn, params.username, now)
         if params.email is not None and params.email.lower() != row["email"].lower():
             if params.email and await accounts.email_taken(conn, params.email):
                 raise ConflictError(
@@ -122,9 +125,9 @@ async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
             changes["email_verified_at"] = None
         await conn.execute(users.update().where(users.c.id == row["id"]).values(**changes))
         if params.password is not None or params.is_active is False:
-            await accounts.revoke_sessions(conn, sessions.c.user_id == row["id"], utcnow())
+            await accounts.revoke_sessions(conn, sessions.c.user_id == row["id"], now)
         updated = await accounts.to_user(
-            conn, await accounts.find_by_username(conn, row["username"])
+            conn, await accounts.find_by_username(conn, row["username"]), now
         )
     await ctx.platform.forget_principals()
     return updated
@@ -136,7 +139,7 @@ async def assign_roles(ctx: Context, params: RoleAssignment) -> Done:
     old). You may only give roles whose scopes you hold yourself, to users whose scopes you
     hold."""
     if params.expires_at is not None and (
-        params.expires_at.tzinfo is None or params.expires_at <= utcnow()
+        params.expires_at.tzinfo is None or params.expires_at <= ctx.now()
     ):
         raise ValidationError(
             "expires_at must be a future time with a time zone", details={"field": "expires_at"}
@@ -185,8 +188,8 @@ async def _check_grantable(ctx: Context, conn: AsyncConnection, names: list[str]
 
 
 async def _target_ids(ctx: Context, conn: AsyncConnection, usernames: list[str]) -> list[str]:
-    actor = ctx.require_principal()
-    return [(await accounts.find_target(actor, conn, name))["id"] for name in usernames]
+    actor, now = ctx.require_principal(), ctx.now()
+    return [(await accounts.find_target(actor, conn, name, now))["id"] for name in usernames]
 
 
 async def ensure_admin(

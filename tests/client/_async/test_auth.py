@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -256,15 +255,17 @@ async def test_msgpack_and_gzip_give_the_same_results(
 async def test_expired_access_token_is_refused_and_a_signed_in_client_refreshes(
     make_server: object,
 ) -> None:
-    short = make_server(access_token_ttl=1)  # type: ignore[operator]
-    async with AsyncClient(api_url=short.url) as client:
+    running = make_server()  # type: ignore[operator]
+    async with AsyncClient(api_url=running.url) as client:
         tokens = await client.auth.login(ADMIN_USERNAME, ADMIN_PASSWORD)
         raw = await client.auth.sign_in_with_token(tokens["access"])
         admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-        await asyncio.sleep(1.5)
+        await raw.auth.get_current_user()
+        running.clock.advance(running.settings.access_token_ttl)
         with pytest.raises(AuthenticationError) as caught:
             await raw.auth.get_current_user()
         assert caught.value.code == "token_expired"
+        # the client still thinks its token fresh: the server's refusal makes it refresh
         assert (await admin.auth.get_current_user())["username"] == ADMIN_USERNAME
 
 
@@ -314,14 +315,14 @@ async def _works(client: AsyncClient) -> bool:
 
 
 @pytest.mark.anyio
-async def test_an_expired_api_key_is_refused(server: RunningServer, admin_token: str) -> None:
-    async with AsyncClient(api_url=server.url) as client:
-        admin = await client.auth.sign_in_with_token(admin_token)
-        soon = datetime.now(UTC) + timedelta(seconds=1)
+async def test_an_expired_api_key_is_refused(clocked_server: RunningServer) -> None:
+    async with AsyncClient(api_url=clocked_server.url) as client:
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        soon = clocked_server.clock.now() + timedelta(seconds=1)
         key = await admin.api_keys.create(unique("brief"), expires_at=soon)
         service = await client.auth.sign_in_with_token(key["key"], "api_key")
         await service.auth.whoami()
-        await asyncio.sleep(1.2)
+        clocked_server.clock.advance(1)
         with pytest.raises(AuthenticationError) as caught:
             await service.auth.whoami()
         assert caught.value.code == "token_expired"

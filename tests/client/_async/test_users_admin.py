@@ -4,8 +4,7 @@ refusals that keep anyone from granting more than they hold."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -18,7 +17,7 @@ from roost import (
     ValidationError,
 )
 from tests.client._async.calls import Call
-from tests.conftest import RunningServer, unique
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 
 
 @pytest.mark.anyio
@@ -57,12 +56,11 @@ async def test_updating_a_user_changes_only_what_is_sent(
 
 
 @pytest.mark.anyio
-async def test_roles_are_assigned_lapse_and_are_taken_back(
-    server: RunningServer, admin_token: str
-) -> None:
+async def test_roles_are_assigned_lapse_and_are_taken_back(clocked_server: RunningServer) -> None:
     name, role = unique("rol"), unique("reader")
-    async with AsyncClient(api_url=server.url) as client:
-        admin = await client.auth.sign_in_with_token(admin_token)
+    clock = clocked_server.clock
+    async with AsyncClient(api_url=clocked_server.url) as client:
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         await admin.roles.create(role, ["users:read"])
         await admin.users.create_user(name, "member-password")
         assert await admin.users.assign_roles([role], [name]) == 1
@@ -71,17 +69,17 @@ async def test_roles_are_assigned_lapse_and_are_taken_back(
         assert await admin.users.revoke_roles([role], [name]) == 1
         with pytest.raises(AuthorizationError):
             await user.users.get_user(name)
-        soon = datetime.now(UTC) + timedelta(seconds=1)
+        soon = clock.now() + timedelta(seconds=1)
         await admin.users.assign_roles([role], [name], expires_at=soon)
         assert (await admin.users.get_user(name))["roles"] == ["member", role]
-        await asyncio.sleep(1.2)
+        clock.advance(1)
         assert (await admin.users.get_user(name))["roles"] == ["member"]
         with pytest.raises(NotFoundError):
             await admin.users.assign_roles([unique("norole")], [name])
         with pytest.raises(NotFoundError):
             await admin.users.assign_roles([role], [unique("nouser")])
         with pytest.raises(ValidationError):
-            await admin.users.assign_roles([role], [name], expires_at=datetime.now(UTC))
+            await admin.users.assign_roles([role], [name], expires_at=clock.now())
 
 
 @pytest.mark.anyio

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -242,15 +240,17 @@ def test_msgpack_and_gzip_give_the_same_results(
 def test_expired_access_token_is_refused_and_a_signed_in_client_refreshes(
     make_server: object,
 ) -> None:
-    short = make_server(access_token_ttl=1)  # type: ignore[operator]
-    with Client(api_url=short.url) as client:
+    running = make_server()  # type: ignore[operator]
+    with Client(api_url=running.url) as client:
         tokens = client.auth.login(ADMIN_USERNAME, ADMIN_PASSWORD)
         raw = client.auth.sign_in_with_token(tokens["access"])
         admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-        time.sleep(1.5)
+        raw.auth.get_current_user()
+        running.clock.advance(running.settings.access_token_ttl)
         with pytest.raises(AuthenticationError) as caught:
             raw.auth.get_current_user()
         assert caught.value.code == "token_expired"
+        # the client still thinks its token fresh: the server's refusal makes it refresh
         assert (admin.auth.get_current_user())["username"] == ADMIN_USERNAME
 
 
@@ -297,14 +297,14 @@ def _works(client: Client) -> bool:
     return True
 
 
-def test_an_expired_api_key_is_refused(server: RunningServer, admin_token: str) -> None:
-    with Client(api_url=server.url) as client:
-        admin = client.auth.sign_in_with_token(admin_token)
-        soon = datetime.now(UTC) + timedelta(seconds=1)
+def test_an_expired_api_key_is_refused(clocked_server: RunningServer) -> None:
+    with Client(api_url=clocked_server.url) as client:
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        soon = clocked_server.clock.now() + timedelta(seconds=1)
         key = admin.api_keys.create(unique("brief"), expires_at=soon)
         service = client.auth.sign_in_with_token(key["key"], "api_key")
         service.auth.whoami()
-        time.sleep(1.2)
+        clocked_server.clock.advance(1)
         with pytest.raises(AuthenticationError) as caught:
             service.auth.whoami()
         assert caught.value.code == "token_expired"

@@ -1,7 +1,8 @@
 """The KV cache: one protocol, SQL tables (embedded default) or Redis (`ROOST_REDIS_URL`).
 
 Values are JSON text, so that Redis' own INCRBY works on integers and refuses anything else.
-Keys given to a store are already namespaced by the service (`<tenant>:<key>`).
+Keys given to a store are already namespaced by the service (`<tenant>:<key>`). A `ttl` given
+to a store is in seconds, kept to the millisecond (the API takes whole seconds).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class KVStore(Protocol):
     kind: str
 
     async def set(
-        self, key: str, value: str, *, ttl: int | None = None, nx: bool = False, xx: bool = False
+        self, key: str, value: str, *, ttl: float | None = None, nx: bool = False, xx: bool = False
     ) -> bool:
         """Store `value`; with nx only if absent, with xx only if present. Returns whether it
         was stored. A set without ttl removes any expiry the key had."""
@@ -60,11 +61,11 @@ class KVStore(Protocol):
         when done). A full scan returns every key present throughout it."""
         ...
 
-    async def expire(self, key: str, ttl: int) -> bool:
+    async def expire(self, key: str, ttl: float) -> bool:
         """Set a key's ttl; False if the key does not exist."""
         ...
 
-    async def hset(self, key: str, fields: dict[str, str], ttl: int | None = None) -> int:
+    async def hset(self, key: str, fields: dict[str, str], ttl: float | None = None) -> int:
         """Set hash fields (values JSON text); returns how many were new."""
         ...
 
@@ -74,7 +75,7 @@ class KVStore(Protocol):
 
     async def hdel(self, key: str, fields: list[str]) -> int: ...
 
-    async def acquire(self, name: str, token: str, ttl: int) -> bool:
+    async def acquire(self, name: str, token: str, ttl: float) -> bool:
         """Take the lock `name` for `token` unless someone holds it."""
         ...
 

@@ -32,6 +32,7 @@ import logging
 import math
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import hiredis
@@ -49,15 +50,24 @@ _CLIENT_NAME = "roost-kv-near-cache"
 @dataclass(frozen=True, slots=True)
 class _Cached:
     value: str
-    expires_at: float  # time.monotonic(); math.inf for a key without ttl
+    expires_at: float  # on the cache's clock; math.inf for a key without ttl
     size: int
 
 
 class NearCache:
     """The memory in front of one Redis KV store. `lookup` before a read, `reserve` and
-    `settle` around a read that went to Redis, `forget` around a write."""
+    `settle` around a read that went to Redis, `forget` around a write. `clock` (monotonic
+    seconds) times expiries and the retries of tracking."""
 
-    def __init__(self, address: RedisAddress, prefix: str, capacity: int) -> None:
+    def __init__(
+        self,
+        address: RedisAddress,
+        prefix: str,
+        capacity: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
         self._address = address
         self._prefix = prefix
         self.capacity = capacity
@@ -83,7 +93,7 @@ class NearCache:
             self._start_tracking()
             return [None] * len(keys)
         self._read_invalidations()
-        now = time.monotonic()
+        now = self.clock()
         found: list[Entry | None] = []
         for key in keys:
             cached = self._entries.get(key)
@@ -111,7 +121,7 @@ class NearCache:
         sent_at: float,
     ) -> None:
         """Keep what the reads answered (value and PTTL, None for none) unless their key
-        changed while they were under way. `sent_at`: when the reads were sent."""
+        changed while they were under way. `sent_at`: when the reads were sent (`clock`)."""
         if tokens is None:
             return
         self._read_invalidations()
@@ -178,7 +188,7 @@ class NearCache:
     def _start_tracking(self) -> None:
         if self._address.ssl or self._connecting is not None:
             return
-        if time.monotonic() < self._next_try:
+        if self.clock() < self._next_try:
             return
         self._connecting = asyncio.get_running_loop().create_task(self._track())
 
@@ -220,7 +230,7 @@ class NearCache:
                 self._next_try = math.inf
                 logger.warning("KV near cache off: Redis refused key tracking (%s)", exc)
                 return
-            self._next_try = time.monotonic() + _RETRY_SECONDS
+            self._next_try = self.clock() + _RETRY_SECONDS
             if not isinstance(exc, OSError):
                 raise  # cancelled by close()
             logger.warning("KV near cache off for now: no tracking connection (%s)", exc)
@@ -238,7 +248,7 @@ class NearCache:
             sock.close()
             logger.warning("KV near cache emptied: Redis tracking stopped (%s)", why)
         self.forget_everything()
-        self._next_try = time.monotonic() + _RETRY_SECONDS
+        self._next_try = self.clock() + _RETRY_SECONDS
 
     async def close(self) -> None:
         if self._connecting is not None:

@@ -7,7 +7,7 @@ are kept in memory until Redis reports them changed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,13 +56,18 @@ _LOCKS = "roost:lock:"
 class RedisKVStore:
     kind = "redis"
 
-    def __init__(self, url: str, *, near_cache_bytes: int = 0) -> None:
-        """`near_cache_bytes`: room for values kept in memory (0: every read goes to Redis)."""
+    def __init__(
+        self, url: str, *, near_cache_bytes: int = 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`near_cache_bytes`: room for values kept in memory (0: every read goes to Redis);
+        `clock` (monotonic seconds) times their expiry."""
         self._redis: Any = Redis.from_url(url, decode_responses=True)
         self._release = self._redis.register_script(_RELEASE)
         self._line = RedisLine(url)  # the hot path: get and set
         self.near = (
-            NearCache(self._line.address, _PREFIX, near_cache_bytes) if near_cache_bytes else None
+            NearCache(self._line.address, _PREFIX, near_cache_bytes, clock=clock)
+            if near_cache_bytes
+            else None
         )
 
     @contextmanager
@@ -78,11 +83,11 @@ class RedisKVStore:
             self.near.forget(list(keys))
 
     async def set(
-        self, key: str, value: str, *, ttl: int | None = None, nx: bool = False, xx: bool = False
+        self, key: str, value: str, *, ttl: float | None = None, nx: bool = False, xx: bool = False
     ) -> bool:
         args: list[Any] = ["SET", _PREFIX + key, value]
         if ttl is not None:
-            args += ["EX", ttl]
+            args += ["PX", _ms(ttl)]
         if nx or xx:
             args.append("NX" if nx else "XX")
         with self._changing(args[1]):
@@ -94,7 +99,7 @@ class RedisKVStore:
             return _entry(await self._get(full[0]))
         if (cached := self.near.lookup(full)[0]) is not None:
             return cached
-        tokens, sent_at, found = self.near.reserve(full), time.monotonic(), None
+        tokens, sent_at, found = self.near.reserve(full), self.near.clock(), None
         try:
             found = await self._get(full[0])
         finally:
@@ -119,7 +124,7 @@ class RedisKVStore:
         if not missing:
             return entries
         asked = [full[i] for i in missing]
-        tokens, sent_at = near.reserve(asked) if near else None, time.monotonic()
+        tokens, sent_at = (near.reserve(asked), near.clock()) if near else (None, 0.0)
         found: list[tuple[str, int] | None] = [None] * len(asked)
         try:
             flat = await self._line.script(_GET_MANY, asked, [])
@@ -166,17 +171,17 @@ class RedisKVStore:
                 break
         return [k[len(_PREFIX) :] for k in found], (None if int(position) == 0 else str(position))
 
-    async def expire(self, key: str, ttl: int) -> bool:
+    async def expire(self, key: str, ttl: float) -> bool:
         with self._changing(_PREFIX + key):
-            return bool(await self._redis.expire(_PREFIX + key, ttl))
+            return bool(await self._redis.pexpire(_PREFIX + key, _ms(ttl)))
 
-    async def hset(self, key: str, fields: dict[str, str], ttl: int | None = None) -> int:
+    async def hset(self, key: str, fields: dict[str, str], ttl: float | None = None) -> int:
         # No near cache to tell: it holds strings only, and a hash write refuses a string key.
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(_PREFIX + key, mapping=fields)
                 if ttl is not None:
-                    pipe.expire(_PREFIX + key, ttl)
+                    pipe.pexpire(_PREFIX + key, _ms(ttl))
                 added = (await pipe.execute())[0]
         except ResponseError as exc:
             raise ValueError(str(exc)) from None
@@ -197,8 +202,8 @@ class RedisKVStore:
         except ResponseError as exc:  # WRONGTYPE: the key holds a plain value
             raise ValueError(str(exc)) from None
 
-    async def acquire(self, name: str, token: str, ttl: int) -> bool:
-        return bool(await self._redis.set(_LOCKS + name, token, ex=ttl, nx=True))
+    async def acquire(self, name: str, token: str, ttl: float) -> bool:
+        return bool(await self._redis.set(_LOCKS + name, token, px=_ms(ttl), nx=True))
 
     async def release(self, name: str, token: str) -> bool:
         return bool(await self._release(keys=[_LOCKS + name], args=[token]))
@@ -216,6 +221,11 @@ class RedisKVStore:
             await self.near.close()
         await self._line.close()
         await self._redis.aclose()
+
+
+def _ms(ttl: float) -> int:
+    """A ttl in seconds as Redis' PX takes it (whole milliseconds, at least one)."""
+    return max(round(ttl * 1000), 1)
 
 
 def _entry(found: tuple[str, int] | None) -> Entry | None:

@@ -57,7 +57,7 @@ def _put(
         conn.execute(delete(kv).where(kv.c.expires_at <= time.time()))
 
 
-def _expiry(ttl: int | None) -> float | None:
+def _expiry(ttl: float | None) -> float | None:
     return None if ttl is None else time.time() + ttl
 
 
@@ -83,7 +83,7 @@ class SqlKVStore:
         self._db = db
 
     async def set(
-        self, key: str, value: str, *, ttl: int | None = None, nx: bool = False, xx: bool = False
+        self, key: str, value: str, *, ttl: float | None = None, nx: bool = False, xx: bool = False
     ) -> bool:
         def work(conn: Connection) -> bool:
             serialize_writers(conn, _KV, key)
@@ -166,7 +166,7 @@ class SqlKVStore:
 
         return await self._db.run(CONTROL, work)
 
-    async def expire(self, key: str, ttl: int) -> bool:
+    async def expire(self, key: str, ttl: float) -> bool:
         def work(conn: Connection) -> bool:
             serialize_writers(conn, _KV, key)
             if _row(conn, _KV, key, time.time()) is None:
@@ -180,7 +180,7 @@ class SqlKVStore:
 
         return await self._db.run(CONTROL, work, write=True)
 
-    async def hset(self, key: str, fields: dict[str, str], ttl: int | None = None) -> int:
+    async def hset(self, key: str, fields: dict[str, str], ttl: float | None = None) -> int:
         def work(conn: Connection) -> int:
             serialize_writers(conn, _KV, key)
             row = _row(conn, _KV, key, time.time())
@@ -222,7 +222,7 @@ class SqlKVStore:
 
         return await self._db.run(CONTROL, work, write=True)
 
-    async def acquire(self, name: str, token: str, ttl: int) -> bool:
+    async def acquire(self, name: str, token: str, ttl: float) -> bool:
         def work(conn: Connection) -> bool:
             serialize_writers(conn, _LOCK, name)
             if _row(conn, _LOCK, name, time.time()) is not None:

@@ -7,6 +7,7 @@ events past a room's `max_events` or `max_age`; offsets never restart.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,7 +47,12 @@ class Page:
 @dataclass(frozen=True, slots=True)
 class Retention:
     max_events: int
-    max_age: int | None  # seconds
+    max_age: float | None
+    """seconds; a room's own retention (`configure`) keeps whole ones, rounded up"""
+
+    @property
+    def whole_max_age(self) -> int | None:
+        return None if self.max_age is None else math.ceil(self.max_age)
 
 
 class StreamStore(Protocol):

@@ -90,7 +90,7 @@ class RedisStreamStore:
     async def append(
         self, room: str, events: list[NewEvent], default_retention: Retention
     ) -> list[StoredEvent]:
-        args: list[str | int] = [
+        args: list[str | float] = [
             default_retention.max_events,
             default_retention.max_age or 0,
             len(events),
@@ -112,10 +112,10 @@ class RedisStreamStore:
         cfg = _keys(room)[2]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(cfg, "max_events", retention.max_events)
-            if retention.max_age is None:
+            if retention.whole_max_age is None:
                 pipe.hdel(cfg, "max_age")
             else:
-                pipe.hset(cfg, "max_age", retention.max_age)
+                pipe.hset(cfg, "max_age", retention.whole_max_age)
             await pipe.execute()
 
     async def delete_prefix(self, prefix: str) -> None:

@@ -102,7 +102,7 @@ class SqlStreamStore:
     async def configure(self, room: str, retention: Retention) -> None:
         def work(conn: Connection) -> None:
             serialize_writers(conn, "stream", room)
-            values = {"max_events": retention.max_events, "max_age": retention.max_age}
+            values = {"max_events": retention.max_events, "max_age": retention.whole_max_age}
             changed = conn.execute(update(rooms).where(rooms.c.room == room).values(**values))
             if changed.rowcount == 0:
                 conn.execute(rooms.insert().values(room=room, next_offset=0, **values))

@@ -43,7 +43,7 @@ async def update_profile(ctx: Context, params: ProfileUpdate) -> User:
             changes["email_verified_at"] = None
         await conn.execute(users.update().where(users.c.id == user["id"]).values(**changes))
         user = await accounts.live_user(conn, principal.user_id)
-        answer = await accounts.to_user(conn, user)
+        answer = await accounts.to_user(conn, user, ctx.now())
     if new_email:
         await recovery.send_verification(ctx, user)
     return answer

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roost.backends.sql.tables import sessions, user_tokens, users, utcnow
+from roost.backends.sql.tables import sessions, user_tokens, users
 from roost.errors import (
     AuthenticationError,
     RateLimitError,
@@ -74,7 +74,7 @@ async def confirm_password_reset(ctx: Context, params: PasswordResetRequest) -> 
     new_hash = await ctx.platform.passwords.hash(params.new_password)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         token = await _spend(ctx, conn, params.token, "reset_password")
-        now = utcnow()
+        now = ctx.now()
         await conn.execute(
             users.update().where(users.c.id == token["user_id"]).values(password_hash=new_hash)
         )
@@ -108,7 +108,7 @@ async def verify_email(ctx: Context, params: TokenRequest) -> Done:
         result = await conn.execute(
             users.update()
             .where(users.c.id == token["user_id"], users.c.email == token["email"])
-            .values(email_verified_at=utcnow())
+            .values(email_verified_at=ctx.now())
         )
     if result.rowcount == 0:
         raise _invalid("this link is for an address the account no longer has")
@@ -174,7 +174,7 @@ async def _deliver(ctx: Context, user: RowMapping, purpose: Purpose) -> None:
     )
     row_id = new_id()
     token = make_opaque(_KINDS[purpose], ctx.tenant, row_id)
-    now = utcnow()
+    now = ctx.now()
     async with ctx.platform.db.write(ctx.tenant) as conn:
         await conn.execute(
             user_tokens.insert().values(
@@ -217,7 +217,7 @@ async def _spend(ctx: Context, conn: AsyncConnection, token: str, purpose: Purpo
         .mappings()
         .first()
     )
-    now = utcnow()
+    now = ctx.now()
     if row is None or row["purpose"] != purpose or not same_hash(row["token_hash"], parsed.hash):
         raise _invalid("this link is not valid")
     if row["used_at"] is not None:

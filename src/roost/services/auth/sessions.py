@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roost.backends.sql.tables import refresh_tokens, sessions, users, utcnow
+from roost.backends.sql.tables import refresh_tokens, sessions, users
 from roost.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -73,7 +73,7 @@ async def login(ctx: Context, params: LoginRequest) -> TokenPair:
     rehash = passwords.needs_rehash(user["password_hash"])  # the cost setting changed
     new_hash = await passwords.hash(params.password) if rehash else None
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        values: dict[str, object] = {"last_login": utcnow()}
+        values: dict[str, object] = {"last_login": ctx.now()}
         if new_hash:
             values["password_hash"] = new_hash
         await conn.execute(users.update().where(users.c.id == user["id"]).values(**values))
@@ -88,7 +88,7 @@ async def refresh(ctx: Context, params: RefreshRequest) -> TokenPair:
         raise AuthenticationError(
             f"this refresh token belongs to tenant {opaque.tenant!r}", code="wrong_tenant"
         )
-    now = utcnow()
+    now = ctx.now()
     async with ctx.platform.db.write(ctx.tenant) as conn:
         row = (
             await conn.execute(
@@ -151,7 +151,7 @@ async def logout(ctx: Context, params: Empty) -> Done:
         return Done(count=0)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         count = await accounts.revoke_sessions(
-            conn, sessions.c.id == principal.session_id, utcnow()
+            conn, sessions.c.id == principal.session_id, ctx.now()
         )
     await ctx.platform.forget_principals()
     return Done(count=count)
@@ -162,7 +162,8 @@ async def me(ctx: Context, params: Empty) -> User:
     """The signed-in user (for an API key: its owner)."""
     principal = ctx.require_principal()
     async with ctx.platform.db.read(ctx.tenant) as conn:
-        return await accounts.to_user(conn, await accounts.live_user(conn, principal.user_id))
+        user = await accounts.live_user(conn, principal.user_id)
+        return await accounts.to_user(conn, user, ctx.now())
 
 
 @operation("auth.whoami", read_only=True)
@@ -199,7 +200,7 @@ async def register(ctx: Context, params: RegisterRequest) -> User:
             new_user = await accounts.create_user(
                 conn, ctx.platform.passwords, params, role_names=["member"]
             )
-            answer = await accounts.to_user(conn, new_user)
+            answer = await accounts.to_user(conn, new_user, ctx.now())
         else:
             answer = await accounts.unsaved_user(
                 conn, ctx.platform.passwords, params, role_names=["member"]
@@ -245,7 +246,7 @@ async def change_password(ctx: Context, params: ChangePasswordRequest) -> Done:
         count = await accounts.revoke_sessions(
             conn,
             (sessions.c.user_id == principal.user_id) & (sessions.c.id != principal.session_id),
-            utcnow(),
+            ctx.now(),
         )
     await ctx.platform.forget_principals()
     return Done(count=count)
@@ -263,7 +264,7 @@ async def list_sessions(ctx: Context, params: Empty) -> list[Session]:
                     .where(
                         sessions.c.user_id == principal.user_id,
                         sessions.c.revoked_at.is_(None),
-                        sessions.c.expires_at > utcnow(),
+                        sessions.c.expires_at > ctx.now(),
                     )
                     .order_by(sessions.c.created_at.desc())
                 )
@@ -290,7 +291,7 @@ async def revoke_session(ctx: Context, params: SessionRef) -> Done:
     principal = ctx.require_principal()
     where = (sessions.c.id == params.id) & (sessions.c.user_id == principal.user_id)
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        count = await accounts.revoke_sessions(conn, where, utcnow())
+        count = await accounts.revoke_sessions(conn, where, ctx.now())
     if count == 0:
         raise NotFoundError(f"no live session with id {params.id!r}", details={"field": "id"})
     await ctx.platform.forget_principals()
@@ -303,7 +304,7 @@ async def revoke_all_sessions(ctx: Context, params: Empty) -> Done:
     principal = ctx.require_principal()
     async with ctx.platform.db.write(ctx.tenant) as conn:
         count = await accounts.revoke_sessions(
-            conn, sessions.c.user_id == principal.user_id, utcnow()
+            conn, sessions.c.user_id == principal.user_id, ctx.now()
         )
     await ctx.platform.forget_principals()
     return Done(count=count)
@@ -322,7 +323,7 @@ async def _open_session(
             id=session_id,
             user_id=user_id,
             session_token_hash=session_token.hash if session_token else None,
-            expires_at=utcnow() + timedelta(seconds=ctx.platform.settings.refresh_token_ttl),
+            expires_at=ctx.now() + timedelta(seconds=ctx.platform.settings.refresh_token_ttl),
             user_agent=ctx.user_agent[:400],
             address=ctx.client_address[:64],
         )
@@ -353,7 +354,8 @@ async def mint_jwt(ctx: Context, params: MintRequest) -> MintedToken:
     that ends with the token; no refresh token. You may only mint for a user whose scopes you
     hold yourself."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        user = await accounts.find_target(ctx.require_principal(), conn, params.username)
+        now = ctx.now()
+        user = await accounts.find_target(ctx.require_principal(), conn, params.username, now)
         if not user["is_active"]:
             raise AuthorizationError(
                 f"user {params.username!r} is disabled", details={"field": "username"}
@@ -363,7 +365,7 @@ async def mint_jwt(ctx: Context, params: MintRequest) -> MintedToken:
             sessions.insert().values(
                 id=session_id,
                 user_id=user["id"],
-                expires_at=utcnow() + timedelta(seconds=params.expires_in),
+                expires_at=now + timedelta(seconds=params.expires_in),
                 user_agent=f"minted by {ctx.require_principal().username}"[:400],
                 address=ctx.client_address[:64],
             )
