@@ -23,6 +23,8 @@ SERVER_MODULES = (
     "typer",
     "rich",
     "aiosmtplib",
+    "cel",
+    "yaml",
 )
 
 

@@ -1,0 +1,418 @@
+"""CheckResources: the effect of each action on each resource, with Cerbos' precedence.
+
+For each action, principal policies are consulted before resource policies; within a kind of
+policy, each of the principal's roles walks the scope chain from the most specific scope up.
+In a scope, a DENY that holds ends the walk; an ALLOW ends it in an OVERRIDE_PARENT scope and
+asks the parent scope in a REQUIRE_PARENTAL_CONSENT one. Across roles the first role that
+reaches ALLOW wins; without one the first decision stands, and no decision is a DENY.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from roost.errors import ValidationError
+from roost.policy import loader
+from roost.policy.cel import Activation, EvalError, request_lookup
+from roost.policy.functions import fixed_now
+from roost.policy.model import (
+    ActionMeta,
+    CheckResponse,
+    CheckResult,
+    OutputEntry,
+    PlanResponse,
+    Principal,
+    Resource,
+    ResourceEntry,
+    ResultMeta,
+    ResultResource,
+)
+from roost.policy.names import (
+    DEFAULT_VERSION,
+    NO_MATCH,
+    NO_MATCH_FOR_SCOPE_PERMISSIONS,
+    glob_matcher,
+    sanitize,
+)
+from roost.policy.plan import plan
+from roost.policy.ruletable import CONSENT, OVERRIDE, Cond, Kind, Row, RuleTable
+from roost.policy.values import to_json
+
+__all__ = ["Engine", "satisfied"]
+
+MAX_RESOURCES = 1000
+MAX_ACTIONS = 100
+ALLOW, DENY, NONE = "EFFECT_ALLOW", "EFFECT_DENY", ""
+
+
+def satisfied(cond: Cond | None, act: Activation) -> bool:
+    """Whether a condition holds; an expression that errs does not hold."""
+    if cond is None:
+        return True
+    if cond.op == "expr":
+        assert cond.expr is not None
+        return act.holds(cond.expr) is True
+    if cond.op == "all":
+        return all(satisfied(item, act) for item in cond.items)
+    if cond.op == "any":
+        return any(satisfied(item, act) for item in cond.items)
+    return not any(satisfied(item, act) for item in cond.items)
+
+
+@dataclass(slots=True)
+class _Effect:
+    effect: str = NONE
+    policy: str = NO_MATCH
+    scope: str = ""
+
+
+@dataclass(slots=True)
+class _Request:
+    """One principal against one resource: values are converted for CEL only when read."""
+
+    principal: Principal
+    resource: Resource
+    principal_value: Callable[[], Any]
+    aux_data: Mapping[str, Any]
+    now: datetime
+    derived_roles: list[str] = field(default_factory=list)
+
+    def activation(self) -> Activation:
+        return Activation(
+            request_lookup(
+                self.principal_value(),
+                _resource_value(self.resource),
+                self.aux_data,
+                self.now,
+                lambda: self.derived_roles,
+            )
+        )
+
+
+def _resource_value(resource: Resource) -> dict[str, Any]:
+    return {
+        "kind": resource.kind,
+        "id": resource.id,
+        "attr": resource.attr,
+        "policyVersion": resource.policy_version,
+        "scope": resource.scope,
+    }
+
+
+def principal_value(principal: Principal) -> dict[str, Any]:
+    return {
+        "id": principal.id,
+        "roles": principal.roles,
+        "attr": principal.attr,
+        "policyVersion": principal.policy_version,
+        "scope": principal.scope,
+    }
+
+
+def _scope(value: str) -> str:
+    return "" if value == "." else value
+
+
+class Engine:
+    """Checks principals against one validated set of policies (immutable; build a new one to
+    change policies or globals)."""
+
+    def __init__(self, policies: loader.PolicySet) -> None:
+        self.policies = policies
+        self.table: RuleTable = policies.table
+
+    @classmethod
+    def from_policies(cls, sources: Any, globals_: Mapping[str, Any] | None = None) -> Engine:
+        """Validate and compile `sources` (see `loader.read_documents`)."""
+        return cls(loader.load(sources, globals_))
+
+    # --- PlanResources --------------------------------------------------------------------
+
+    def plan(
+        self,
+        principal: Principal | Mapping[str, Any],
+        resource_kind: str,
+        action: str,
+        *,
+        policy_version: str = "",
+        scope: str = "",
+        attr: Mapping[str, Any] | None = None,
+        aux_data: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> PlanResponse:
+        """Cerbos' PlanResources: always allowed, always denied, or the residual condition on
+        the resource attributes not given in `attr`."""
+        if not resource_kind or not action:
+            raise ValidationError("resource_kind and action are required", code="invalid_request")
+        return plan(
+            self.table,
+            _principal(principal),
+            resource_kind,
+            action,
+            policy_version=policy_version,
+            scope=scope,
+            attr=attr,
+            aux_data=aux_data,
+            now=now,
+        )
+
+    # --- CheckResources -------------------------------------------------------------------
+
+    def check(
+        self,
+        principal: Principal | Mapping[str, Any],
+        resources: Sequence[ResourceEntry | Mapping[str, Any]],
+        aux_data: Mapping[str, Any] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> CheckResponse:
+        """Cerbos' CheckResources: one result per resource, in the order given."""
+        who = _principal(principal)
+        entries = _entries(resources)
+        moment = now or fixed_now()
+        values = principal_value(who)
+
+        def principal_cel() -> Any:
+            return values
+
+        results = []
+        for entry in entries:
+            request = _Request(who, entry.resource, principal_cel, aux_data or {}, moment)
+            results.append(self._check_one(request, entry.actions))
+        return CheckResponse(results)
+
+    def _check_one(self, request: _Request, actions: list[str]) -> CheckResult:
+        principal, resource = request.principal, request.resource
+        table = self.table
+        p_version = principal.policy_version or DEFAULT_VERSION
+        r_version = resource.policy_version or DEFAULT_VERSION
+        kind = sanitize(resource.kind)
+        p_scopes, p_key = table.scopes(
+            "principal", _scope(principal.scope), principal.id, p_version
+        )
+        r_scope = _scope(resource.scope)
+        r_scopes, r_key = table.scopes("resource", r_scope, kind, r_version)
+        effects: dict[str, _Effect] = {}
+        outputs: list[OutputEntry] = []
+        effective: set[str] = set()
+        if p_scopes or r_scopes:
+            act = request.activation()
+            run = _Run(table, request, act, r_version, kind, r_scope, outputs, effective)
+            for action in dict.fromkeys(actions):
+                effects[action] = run.action(action, p_scopes, p_key, r_scopes, r_key)
+        result_actions: dict[str, Any] = {}
+        meta: dict[str, ActionMeta] = {}
+        for action in actions:
+            found = effects.get(action, _Effect(DENY))
+            result_actions[action] = found.effect or DENY
+            meta[action] = ActionMeta(found.policy, found.scope)
+        return CheckResult(
+            resource=ResultResource(
+                resource.id, resource.kind, resource.policy_version, resource.scope
+            ),
+            actions=result_actions,
+            meta=ResultMeta(meta, sorted(effective)),
+            outputs=outputs,
+        )
+
+
+@dataclass(slots=True)
+class _Run:
+    """The evaluation of the actions of one resource: caches shared across its actions."""
+
+    table: RuleTable
+    request: _Request
+    act: Activation
+    version: str
+    kind: str
+    r_scope: str
+    outputs: list[OutputEntry]
+    effective: set[str]
+    conditions: dict[str, bool] = field(default_factory=dict)
+    derived_by_scope: dict[str, list[str]] = field(default_factory=dict)
+    all_roles: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        roles = self.request.principal.roles
+        self.all_roles = frozenset(self.table.add_parent_roles(self.r_scope, roles))
+
+    def action(
+        self, action: str, p_scopes: list[str], p_key: str, r_scopes: list[str], r_key: str
+    ) -> _Effect:
+        result = _Effect()
+        passes: tuple[tuple[Kind, list[str], str], ...] = (
+            ("principal", p_scopes, p_key),
+            ("resource", r_scopes, r_key),
+        )
+        for kind, scopes, key in passes:
+            result.effect = NONE
+            for index, role in enumerate(self.request.principal.roles):
+                if index > 0 and kind == "principal":
+                    break
+                role_effect = self.role(action, kind, scopes, key, role)
+                if result.effect == NONE:
+                    result = role_effect
+                if role_effect.effect == ALLOW:
+                    result = role_effect
+                    break
+                if (
+                    role_effect.effect == DENY
+                    and result.policy == NO_MATCH_FOR_SCOPE_PERMISSIONS
+                    and role_effect.policy != NO_MATCH_FOR_SCOPE_PERMISSIONS
+                ):
+                    result = role_effect
+            if result.effect in (ALLOW, DENY):
+                break
+        if result.effect == NONE:
+            result.effect = DENY
+        return result
+
+    def role(self, action: str, kind: Kind, scopes: list[str], key: str, role: str) -> _Effect:
+        effect = _Effect(NONE, key if scopes else NO_MATCH)
+        roles = tuple(self.table.add_parent_roles(self.r_scope, [role]))
+        principal_id = self.request.principal.id if kind == "principal" else ""
+        has_allow = False
+        for scope in scopes:
+            if kind == "resource":
+                self.derived_roles(scope)
+            if effect.effect != NONE:
+                break
+            rows = self.table.query(
+                self.version, self.kind, scope, action, roles, kind, principal_id
+            )
+            denied = False
+            for row in rows:
+                holds = self.holds(row)
+                if holds is None:
+                    continue
+                if holds:
+                    self.output(row, action, activated=True)
+                    if row.effect == ALLOW:
+                        has_allow = True
+                    elif row.effect == DENY:
+                        effect.effect, effect.scope = DENY, scope
+                        if row.from_role_policy:
+                            effect.policy = row.origin
+                        denied = True
+                        break
+                else:
+                    self.output(row, action, activated=False)
+            if denied:
+                break
+            if has_allow:
+                permissions = self.table.scope_permissions.get(scope, "")
+                if permissions == CONSENT:
+                    has_allow = False
+                elif permissions == OVERRIDE:
+                    effect.effect, effect.scope = ALLOW, scope
+                    break
+        return effect
+
+    def holds(self, row: Row) -> bool | None:
+        """Whether the row's conditions hold; None when its derived role does not, the first
+        time (Cerbos skips the rule then, and reads its cached False afterwards)."""
+        cached = self.conditions.get(row.eval_key)
+        if cached is not None:
+            return cached
+        if row.derived_role and not satisfied(row.dr_condition, self.act):
+            self.conditions[row.eval_key] = False
+            return None
+        result = satisfied(row.condition, self.act)
+        self.conditions[row.eval_key] = result
+        return result
+
+    def output(self, row: Row, action: str, activated: bool) -> None:
+        if row.outputs is None:
+            return
+        expr = row.outputs.activated if activated else row.outputs.not_met
+        if expr is None:
+            return
+        try:
+            value = to_json(self.act.evaluate(expr))
+        except EvalError:
+            value = None
+        self.outputs.append(OutputEntry(row.rule_fqn, value, action))
+
+    def derived_roles(self, scope: str) -> None:
+        if scope in self.derived_by_scope:
+            return
+        meta = self.table.policies.get(("resource", self.kind, self.version, scope))
+        active: list[str] = []
+        for derived in meta.derived_roles if meta else ():
+            if not any(
+                glob_matcher(parent)(role)
+                for parent in derived.parent_roles
+                for role in self.all_roles
+            ):
+                continue
+            if satisfied(derived.condition, self.act):
+                active.append(derived.name)
+                self.effective.add(derived.name)
+        self.derived_by_scope[scope] = active
+        self.request.derived_roles = active
+        self.act.forget("runtime")
+
+
+def _principal(value: Principal | Mapping[str, Any]) -> Principal:
+    if isinstance(value, Principal):
+        principal = value
+    else:
+        try:
+            principal = msgspec.convert(dict(value), Principal)
+        except msgspec.ValidationError as exc:
+            raise ValidationError(f"principal: {exc}", code="invalid_request") from exc
+    if not principal.id:
+        raise ValidationError("principal.id is required", code="invalid_request")
+    _check_depth(principal.attr, "principal.attr")
+    if not principal.roles:
+        raise ValidationError("principal.roles needs at least one role", code="invalid_request")
+    return principal
+
+
+def _entries(values: Sequence[ResourceEntry | Mapping[str, Any]]) -> list[ResourceEntry]:
+    if len(values) > MAX_RESOURCES:
+        raise ValidationError(f"more than {MAX_RESOURCES} resources", code="invalid_request")
+    entries: list[ResourceEntry] = []
+    for index, value in enumerate(values):
+        if isinstance(value, ResourceEntry):
+            entry = value
+        else:
+            try:
+                entry = msgspec.convert(dict(value), ResourceEntry)
+            except (msgspec.ValidationError, TypeError, ValueError) as exc:
+                raise ValidationError(f"resources[{index}]: {exc}", code="invalid_request") from exc
+        if not entry.resource.kind:
+            raise ValidationError(
+                f"resources[{index}].resource.kind is required", code="invalid_request"
+            )
+        if not entry.actions or len(entry.actions) > MAX_ACTIONS:
+            raise ValidationError(
+                f"resources[{index}].actions: between 1 and {MAX_ACTIONS} actions",
+                code="invalid_request",
+            )
+        _check_depth(entry.resource.attr, f"resources[{index}].resource.attr")
+        entries.append(entry)
+    return entries
+
+
+MAX_DEPTH = 32
+
+
+def _check_depth(value: Any, field: str) -> None:
+    """Refuse attributes nested deeper than MAX_DEPTH (they would only cost time and stack)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValidationError(
+                f"{field}: nested deeper than {MAX_DEPTH} levels", code="invalid_request"
+            )
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)

@@ -1,0 +1,417 @@
+"""PlanResources: which resources of a kind a principal may act on, as a condition on them.
+
+The check's decision procedure is run symbolically: every row condition is partially
+evaluated (the principal, variables, constants, globals and `now()` are known; the resource's
+`attr` and `id` are not, unless given) and the scope walk, DENY-over-ALLOW within a scope and
+ALLOW-from-any-role are built as and/or/not of those residuals. What folds to true is
+KIND_ALWAYS_ALLOWED, to false KIND_ALWAYS_DENIED; anything else is KIND_CONDITIONAL with the
+residual as Cerbos' `{"expression": {"operator", "operands"}}` tree, which stays data so a
+caller can compile it (to SQL, for instance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from roost.policy import celast
+from roost.policy.cel import (
+    Activation,
+    CelCompileError,
+    Compiled,
+    EvalError,
+    compile_tree,
+    request_lookup,
+)
+from roost.policy.celast import (
+    Call,
+    Comprehension,
+    Ident,
+    Index,
+    ListLit,
+    Literal,
+    MapLit,
+    Node,
+    Select,
+)
+from roost.policy.functions import fixed_now
+from roost.policy.model import PlanFilter, PlanResponse, Principal
+from roost.policy.names import DEFAULT_VERSION, sanitize
+from roost.policy.ruletable import CONSENT, OVERRIDE, Cond, Kind, Row, RuleTable
+from roost.policy.values import to_json
+
+__all__ = ["plan"]
+
+TRUE = Literal(True, "bool")
+FALSE = Literal(False, "bool")
+OPERATORS = {
+    "_==_": "eq",
+    "_!=_": "ne",
+    "_<_": "lt",
+    "_<=_": "le",
+    "_>_": "gt",
+    "_>=_": "ge",
+    "@in": "in",
+    "_&&_": "and",
+    "_||_": "or",
+    "!_": "not",
+    "_+_": "add",
+    "_-_": "sub",
+    "_*_": "mult",
+    "_/_": "div",
+    "_%_": "mod",
+    "-_": "neg",
+    "_?_:_": "if",
+    "cerbos_size": "size",
+    "cerbos_timestamp": "timestamp",
+}
+
+
+def _and(a: Node, b: Node) -> Node:
+    if a == FALSE or b == FALSE:
+        return FALSE
+    if a == TRUE:
+        return b
+    if b == TRUE:
+        return a
+    return Call("_&&_", (a, b))
+
+
+def _or(a: Node, b: Node) -> Node:
+    if a == TRUE or b == TRUE:
+        return TRUE
+    if a == FALSE:
+        return b
+    if b == FALSE:
+        return a
+    return Call("_||_", (a, b))
+
+
+def _not(a: Node) -> Node:
+    if a == TRUE:
+        return FALSE
+    if a == FALSE:
+        return TRUE
+    if isinstance(a, Call) and a.function == "!_":
+        return a.args[0]
+    return Call("!_", (a,))
+
+
+# Known parts of conditions, compiled once: the same parts recur in every plan of a policy set.
+_PROGRAMS: dict[str, Compiled | None] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    value: Any
+    error: bool = False
+
+
+@dataclass(slots=True)
+class _Partial:
+    """Partial evaluation of rewritten expressions against what the plan request knows."""
+
+    act: Activation
+    known_attrs: Mapping[str, Any]
+
+    def unknown(self, node: Node) -> bool:
+        """Whether the node reads the resource's attributes or id (not given in the request)."""
+        if isinstance(node, Select):
+            if isinstance(node.operand, Ident) and node.operand.name == "R":
+                return node.field in ("attr", "id")
+            if (
+                isinstance(node.operand, Select)
+                and isinstance(node.operand.operand, Ident)
+                and node.operand.operand.name == "R"
+                and node.operand.field == "attr"
+                and not node.test_only
+            ):
+                return node.field not in self.known_attrs
+            return self.unknown(node.operand)
+        if isinstance(node, Ident):
+            return node.name == "R"
+        if isinstance(node, Index):
+            return self.unknown(node.operand) or self.unknown(node.index)
+        if isinstance(node, Call):
+            target = [node.target] if node.target is not None else []
+            return any(self.unknown(arg) for arg in (*target, *node.args))
+        if isinstance(node, Comprehension):
+            return self.unknown(node.target) or any(self.unknown(a) for a in node.args)
+        if isinstance(node, ListLit):
+            return any(self.unknown(item) for item in node.items)
+        if isinstance(node, MapLit):
+            return any(self.unknown(k) or self.unknown(v) for k, v in node.entries)
+        return False
+
+    def evaluate(self, node: Node) -> _Known:
+        if isinstance(node, Literal):
+            return _Known(node.value)
+        text = celast.unparse(node)
+        if text not in _PROGRAMS:
+            if len(_PROGRAMS) > 4096:
+                _PROGRAMS.clear()
+            try:
+                _PROGRAMS[text] = compile_tree(text, node)
+            except CelCompileError:
+                _PROGRAMS[text] = None
+        program = _PROGRAMS[text]
+        if program is None:
+            return _Known(None, error=True)
+        try:
+            return _Known(self.act.evaluate(program))
+        except EvalError:
+            return _Known(None, error=True)
+
+    def residual(self, node: Node) -> Node:
+        """The node with every known part evaluated; TRUE/FALSE when it folds entirely."""
+        if not self.unknown(node):
+            known = self.evaluate(node)
+            if known.error:
+                if isinstance(node, Select | Index | Ident):
+                    raise _Missing
+                # Cerbos leaves a call that errs as a residual: the resource query decides.
+                return self.structure(node)
+            if not isinstance(known.value, bool):
+                return FALSE
+            return TRUE if known.value else FALSE
+        return self.fold(node)
+
+    def fold(self, node: Node) -> Node:
+        if isinstance(node, Call) and node.target is None:
+            name = node.function
+            if name == "_&&_":
+                return _and(self.boolean(node.args[0]), self.boolean(node.args[1]))
+            if name == "_||_":
+                return _or(self.boolean(node.args[0]), self.boolean(node.args[1]))
+            if name == "!_":
+                return _not(self.boolean(node.args[0]))
+            if name == "_?_:_" and not self.unknown(node.args[0]):
+                chosen = self.evaluate(node.args[0])
+                if not chosen.error and isinstance(chosen.value, bool):
+                    return self.fold_value(node.args[1] if chosen.value else node.args[2])
+        return self.fold_value(node)
+
+    def boolean(self, node: Node) -> Node:
+        return self.residual(node)
+
+    def fold_value(self, node: Node) -> Node:
+        """A value-producing node: known parts become literals, the rest stays."""
+        if not self.unknown(node):
+            known = self.evaluate(node)
+            if not known.error:
+                return _Value(to_json(known.value))  # type: ignore[return-value]
+            if isinstance(node, Select | Index | Ident):
+                # Reading a key the request does not have makes the whole expression false,
+                # as in Cerbos' planner; a function that errs on known values stays residual.
+                raise _Missing
+        return self.structure(node)
+
+    def structure(self, node: Node) -> Node:
+        if isinstance(node, Call):
+            target = self.fold_value(node.target) if node.target is not None else None
+            return Call(node.function, tuple(self.fold_value(arg) for arg in node.args), target)
+        if isinstance(node, Select):
+            return Select(self.fold_value(node.operand), node.field, node.test_only)
+        if isinstance(node, Index):
+            return Index(self.fold_value(node.operand), self.fold_value(node.index))
+        if isinstance(node, ListLit):
+            return ListLit(tuple(self.fold_value(item) for item in node.items))
+        if isinstance(node, Comprehension):
+            return Comprehension(node.macro, self.fold_value(node.target), node.var, node.args)
+        return node
+
+    def condition(self, cond: Cond | None) -> Node:
+        if cond is None:
+            return TRUE
+        if cond.op == "expr":
+            assert cond.expr is not None
+            try:
+                return self.residual(cond.expr.tree)
+            except _Missing:
+                return FALSE
+        parts = [self.condition(item) for item in cond.items]
+        if cond.op == "all":
+            out: Node = TRUE
+            for part in parts:
+                out = _and(out, part)
+            return out
+        any_of: Node = FALSE
+        for part in parts:
+            any_of = _or(any_of, part)
+        return any_of if cond.op == "any" else _not(any_of)
+
+
+class _Missing(Exception):
+    """A known part of an expression reads a missing key."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A known value inside a residual."""
+
+    value: Any
+
+
+_ERROR = Call("cerbos_error", ())
+
+
+def _tree(node: Any) -> dict[str, Any]:
+    """A residual as Cerbos' PlanResources expression tree."""
+    if isinstance(node, _Value):
+        return {"value": node.value}
+    if isinstance(node, Literal):
+        return {"value": to_json(node.value)}
+    path = _variable(node)
+    if path is not None:
+        return {"variable": path}
+    if isinstance(node, Call):
+        operands = [_tree(arg) for arg in node.args]
+        if node.target is not None:
+            operands.insert(0, _tree(node.target))
+        name = OPERATORS.get(node.function, node.function)
+        if name.startswith("tz_"):
+            name = name[3:]
+        return {"expression": {"operator": name, "operands": operands}}
+    if isinstance(node, Select):
+        operator = "has" if node.test_only else "get"
+        return {
+            "expression": {
+                "operator": operator,
+                "operands": [_tree(node.operand), {"value": node.field}],
+            }
+        }
+    if isinstance(node, Index):
+        return {
+            "expression": {
+                "operator": "index",
+                "operands": [_tree(node.operand), _tree(node.index)],
+            }
+        }
+    if isinstance(node, ListLit):
+        return {"expression": {"operator": "list", "operands": [_tree(i) for i in node.items]}}
+    if isinstance(node, Comprehension):
+        body = [_tree(arg) for arg in node.args]
+        lam = {"expression": {"operator": "lambda", "operands": [*body, {"variable": node.var}]}}
+        return {"expression": {"operator": node.macro, "operands": [_tree(node.target), lam]}}
+    if isinstance(node, Ident):
+        return {"variable": node.name}
+    return {"value": celast.unparse(node)}
+
+
+def _variable(node: Node) -> str | None:
+    names: list[str] = []
+    while isinstance(node, Select) and not node.test_only:
+        names.append(node.field)
+        node = node.operand
+    if isinstance(node, Ident) and node.name == "R" and names:
+        return "request.resource." + ".".join(reversed(names))
+    return None
+
+
+@dataclass(slots=True)
+class _Planner:
+    table: RuleTable
+    partial: _Partial
+    principal: Principal
+    kind: str
+    version: str
+    action: str
+    r_scope: str
+
+    def rows_formula(self, rows: tuple[Row, ...], effect: str) -> Node:
+        out: Node = FALSE
+        for row in rows:
+            if row.effect != effect:
+                continue
+            cond = self.partial.condition(row.condition)
+            if row.derived_role:
+                cond = _and(self.partial.condition(row.dr_condition), cond)
+            out = _or(out, cond)
+        return out
+
+    def walk(
+        self, kind: Kind, scopes: list[str], roles: tuple[str, ...], principal_id: str
+    ) -> tuple[Node, Node]:
+        """(allowed, denied) over the scope chain, most specific scope first."""
+        if not scopes:
+            return FALSE, FALSE
+        scope = scopes[0]
+        rows = self.table.query(
+            self.version, self.kind, scope, self.action, roles, kind, principal_id
+        )
+        deny = self.rows_formula(rows, "EFFECT_DENY")
+        allow = self.rows_formula(rows, "EFFECT_ALLOW")
+        allowed_rest, denied_rest = self.walk(kind, scopes[1:], roles, principal_id)
+        if self.table.scope_permissions.get(scope, "") == OVERRIDE:
+            return (
+                _and(_not(deny), _or(allow, allowed_rest)),
+                _or(deny, _and(_not(allow), denied_rest)),
+            )
+        if self.table.scope_permissions.get(scope, "") == CONSENT:
+            return _and(_not(deny), allowed_rest), _or(deny, denied_rest)
+        return _and(_not(deny), allowed_rest), _or(deny, denied_rest)
+
+    def allowed(self) -> Node:
+        p = self.principal
+        p_version = p.policy_version or DEFAULT_VERSION
+        p_scopes, _ = self.table.scopes("principal", p.scope, p.id, p_version)
+        r_scopes, _ = self.table.scopes("resource", self.r_scope, self.kind, self.version)
+        p_allowed, p_denied = self.walk("principal", p_scopes, tuple(p.roles[:1]), p.id)
+        resource_allowed: Node = FALSE
+        for role in p.roles:
+            roles = tuple(self.table.add_parent_roles(self.r_scope, [role]))
+            allowed, _ = self.walk("resource", r_scopes, roles, "")
+            resource_allowed = _or(resource_allowed, allowed)
+        return _or(p_allowed, _and(_not(p_denied), resource_allowed))
+
+
+def plan(
+    table: RuleTable,
+    principal: Principal,
+    resource_kind: str,
+    action: str,
+    *,
+    policy_version: str = "",
+    scope: str = "",
+    attr: Mapping[str, Any] | None = None,
+    aux_data: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> PlanResponse:
+    """Cerbos' PlanResources for one action on one resource kind."""
+    version = policy_version or DEFAULT_VERSION
+    known_attrs = dict(attr or {})
+    resource = {
+        "kind": resource_kind,
+        "id": "",
+        "attr": known_attrs,
+        "policyVersion": policy_version,
+        "scope": scope,
+    }
+    principal_value = {
+        "id": principal.id,
+        "roles": principal.roles,
+        "attr": principal.attr,
+        "policyVersion": principal.policy_version,
+        "scope": principal.scope,
+    }
+    moment = now or fixed_now()
+    act = Activation(request_lookup(principal_value, resource, aux_data or {}, moment, list))
+    planner = _Planner(
+        table,
+        _Partial(act, known_attrs),
+        principal,
+        sanitize(resource_kind),
+        version,
+        action,
+        "" if scope == "." else scope,
+    )
+    formula = planner.allowed()
+    if formula == TRUE:
+        result = PlanFilter("KIND_ALWAYS_ALLOWED")
+    elif formula == FALSE:
+        result = PlanFilter("KIND_ALWAYS_DENIED")
+    else:
+        result = PlanFilter("KIND_CONDITIONAL", _tree(formula))
+    return PlanResponse(action, resource_kind, policy_version or DEFAULT_VERSION, result)

@@ -1,0 +1,250 @@
+"""Policies compiled into rows, one per (rule, action, role), and the index a check queries.
+
+This follows Cerbos' own evaluation model since 0.41 (its "rule table"): a resource rule
+becomes a row per action and role, a rule naming a derived role becomes a row per parent role
+of that derived role with the derived role's condition attached, principal rules are rows for
+any role, and in a `SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS` scope a conditional
+ALLOW becomes a DENY when its condition does not hold. Role policies stay allow-lists that a
+query turns into DENY rows for the actions they do not allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from roost.policy.cel import Compiled
+from roost.policy.names import NO_MATCH_FOR_SCOPE_PERMISSIONS, glob_matcher
+
+__all__ = ["Cond", "DerivedRole", "PolicyMeta", "Row", "RuleTable"]
+
+Kind = Literal["principal", "resource"]
+OVERRIDE = "SCOPE_PERMISSIONS_OVERRIDE_PARENT"
+CONSENT = "SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS"
+
+
+@dataclass(frozen=True, slots=True)
+class Cond:
+    """A compiled condition: `expr` holds a Compiled, the others a tuple of Cond."""
+
+    op: Literal["expr", "all", "any", "none"]
+    expr: Compiled | None = None
+    items: tuple[Cond, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    activated: Compiled | None = None
+    not_met: Compiled | None = None
+
+
+@dataclass(slots=True)
+class Row:
+    kind: Kind
+    origin: str  # policy key of the policy the row comes from
+    resource: str  # a glob
+    role: str  # a glob; "*" for principal rows
+    action: str  # a glob
+    effect: str
+    scope: str
+    version: str
+    name: str
+    rule_fqn: str  # `src` of the outputs
+    eval_key: str
+    condition: Cond | None = None
+    derived_role: str = ""
+    dr_condition: Cond | None = None
+    outputs: Outputs | None = None
+    principal: str = ""
+    from_role_policy: bool = False
+    no_match_for_scope_permissions: bool = False
+    allow_actions: tuple[str, ...] = ()
+    matches_resource: Callable[[str], bool] = field(init=False, repr=False)
+    matches_role: Callable[[str], bool] = field(init=False, repr=False)
+    matches_action: Callable[[str], bool] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.matches_resource = glob_matcher(self.resource)
+        self.matches_role = glob_matcher(self.role)
+        self.matches_action = glob_matcher(self.action)
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedRole:
+    name: str
+    parent_roles: frozenset[str]
+    condition: Cond | None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyMeta:
+    """What a check needs to know of one resource or principal policy besides its rows."""
+
+    key: str
+    derived_roles: tuple[DerivedRole, ...] = ()
+    schemas: Any = None
+
+
+@dataclass(slots=True)
+class RuleTable:
+    rows: dict[tuple[str, str], list[Row]] = field(default_factory=dict)  # (version, scope)
+    # (kind, name, version, scope) -> meta, for every resource and principal policy
+    policies: dict[tuple[str, str, str, str], PolicyMeta] = field(default_factory=dict)
+    scope_permissions: dict[str, str] = field(default_factory=dict)
+    # scope -> custom role -> parent roles (role policies)
+    parent_roles: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    _cache: dict[tuple[Any, ...], tuple[Row, ...]] = field(default_factory=dict)
+
+    def add(self, row: Row) -> None:
+        self.rows.setdefault((row.version, row.scope), []).append(row)
+
+    def scopes(self, kind: Kind, scope: str, name: str, version: str) -> tuple[list[str], str]:
+        """The chain of scopes that have a policy for (kind, name, version), most specific
+        first, and the key of the policy at the requested scope; empty when that policy does
+        not exist (Cerbos' strict scope search)."""
+        from roost.policy.names import scope_parents
+
+        first = self.policies.get((kind, name, version, scope))
+        if first is None:
+            return [], ""
+        chain = [scope]
+        chain.extend(s for s in scope_parents(scope) if (kind, name, version, s) in self.policies)
+        return chain, first.key
+
+    def add_parent_roles(self, scope: str, roles: list[str]) -> list[str]:
+        """The roles and, recursively, the parent roles that role policies of `scope` give them."""
+        table = self.parent_roles.get(scope)
+        if not table:
+            return list(roles)
+        out = list(roles)
+        seen: set[str] = set()
+        stack = list(roles)
+        while stack:
+            role = stack.pop()
+            if role in seen:
+                continue
+            seen.add(role)
+            for parent in table.get(role, ()):
+                if parent not in out:
+                    out.append(parent)
+                stack.append(parent)
+        return out
+
+    def query(
+        self,
+        version: str,
+        resource: str,
+        scope: str,
+        action: str,
+        roles: tuple[str, ...],
+        kind: Kind,
+        principal: str,
+    ) -> tuple[Row, ...]:
+        key = (version, resource, scope, action, roles, kind, principal)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        found = tuple(self._query(version, resource, scope, action, roles, kind, principal))
+        if len(self._cache) > 65536:
+            self._cache.clear()
+        self._cache[key] = found
+        return found
+
+    def _query(
+        self,
+        version: str,
+        resource: str,
+        scope: str,
+        action: str,
+        roles: tuple[str, ...],
+        kind: Kind,
+        principal: str,
+    ) -> list[Row]:
+        found: list[Row] = []
+        role_rules: dict[str, list[Row]] = {}
+        for row in self.rows.get((version, scope), ()):
+            if row.kind != kind or not row.matches_resource(resource):
+                continue
+            if kind == "principal":
+                if row.principal != principal or not row.matches_action(action):
+                    continue
+                found.append(row)
+                continue
+            if row.from_role_policy:
+                if row.role in roles:
+                    role_rules.setdefault(row.role, []).append(row)
+                continue
+            if row.role != "*" and not any(row.matches_role(role) for role in roles):
+                continue
+            if row.matches_action(action):
+                found.append(row)
+        for role, rules in role_rules.items():
+            found.extend(_role_policy_rows(rules, role, action, resource, scope, version))
+        return found
+
+
+def _role_policy_rows(
+    rules: list[Row], role: str, action: str, resource: str, scope: str, version: str
+) -> list[Row]:
+    """A role policy allows only what it lists: DENY the other actions, and DENY the listed
+    ones when their condition does not hold."""
+    matched = [rule for rule in rules if any(glob_matcher(a)(action) for a in rule.allow_actions)]
+    if not matched:
+        origin = rules[0].origin
+        return [
+            Row(
+                kind="resource",
+                origin=origin,
+                resource=resource,
+                role=role,
+                action=action,
+                effect="EFFECT_DENY",
+                scope=scope,
+                version=version,
+                name="",
+                rule_fqn="",
+                eval_key=f"{origin}#no-match-{action}",
+                from_role_policy=True,
+                no_match_for_scope_permissions=True,
+            )
+        ]
+    out: list[Row] = []
+    for rule in matched:
+        if rule.condition is None:
+            continue
+        out.append(
+            Row(
+                kind="resource",
+                origin=rule.origin,
+                resource=resource,
+                role=rule.role,
+                action=action,
+                effect="EFFECT_DENY",
+                scope=scope,
+                version=version,
+                name=rule.name,
+                rule_fqn=rule.rule_fqn,
+                eval_key=rule.eval_key,
+                condition=Cond("none", items=(rule.condition,)),
+                from_role_policy=True,
+            )
+        )
+    return out
+
+
+def consent_rewrite(
+    condition: Cond | None, effect: str, permissions: str
+) -> tuple[Cond | None, str]:
+    """In a parental-consent scope a conditional ALLOW is a DENY when the condition fails."""
+    if permissions == CONSENT and effect == "EFFECT_ALLOW" and condition is not None:
+        return Cond("none", items=(condition,)), "EFFECT_DENY"
+    return condition, effect
+
+
+def no_match_policy() -> str:
+    return NO_MATCH_FOR_SCOPE_PERMISSIONS
+
+
+def constants_of(values: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(values)

@@ -1,0 +1,147 @@
+"""The real Cerbos binary (npm package `cerbos`, 0.51.0) on loopback, for differential tests
+and the benchmark. `scripts/ensure-cerbos` installs it into `.cerbos/` of the checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTS = range(47700, 47800)
+
+
+def find_binary() -> Path | None:
+    """`ROOST_CERBOS_BIN`, else the copy `scripts/ensure-cerbos` installed, else `cerbos` on PATH."""
+    configured = os.environ.get("ROOST_CERBOS_BIN")
+    if configured:
+        return Path(configured)
+    for candidate in sorted(
+        (ROOT / ".cerbos" / "node_modules" / "@cerbos").glob("cerbos-*/cerbos-*")
+    ):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("cerbos")
+    return Path(found) if found else None
+
+
+def _free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 47700-47799")
+
+
+class Cerbos:
+    """A Cerbos server over a temporary folder of policies; stop() removes both."""
+
+    def __init__(
+        self,
+        binary: Path,
+        policies: Iterable[dict[str, Any] | str],
+        globals_: dict[str, Any] | None = None,
+    ) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="roost-cerbos-"))
+        policy_dir = self.folder / "policies"
+        policy_dir.mkdir()
+        for index, policy in enumerate(policies):
+            text = policy if isinstance(policy, str) else yaml.safe_dump(policy, sort_keys=False)
+            (policy_dir / f"p{index:05d}.yaml").write_text(text)
+        self.port = _free_port()
+        config = {
+            "server": {
+                "httpListenAddr": f"127.0.0.1:{self.port}",
+                "grpcListenAddr": f"unix:{self.folder / 'grpc.sock'}",
+            },
+            "storage": {
+                "driver": "disk",
+                "disk": {"directory": str(policy_dir), "watchForChanges": False},
+            },
+            "audit": {"enabled": False},
+            "telemetry": {"disabled": True},
+            "engine": {"globals": globals_ or {}},
+        }
+        (self.folder / "config.yaml").write_text(yaml.safe_dump(config))
+        self.log = (self.folder / "cerbos.log").open("wb")
+        self.process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
+            [str(binary), "server", f"--config={self.folder / 'config.yaml'}", "--log-level=error"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+        self._wait()
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = (self.folder / "cerbos.log").read_text()[-3000:]
+                self.stop()
+                raise RuntimeError("cerbos exited: " + log)
+            try:
+                if self.client.get("/_cerbos/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("cerbos did not start in 30 s")
+
+    def check(
+        self,
+        principal: dict[str, Any],
+        resources: list[dict[str, Any]],
+        aux_data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "requestId": "t",
+            "includeMeta": True,
+            "principal": principal,
+            "resources": resources,
+        }
+        if aux_data:
+            body["auxData"] = aux_data
+        response = self.client.post("/api/check/resources", json=body)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def plan(
+        self, principal: dict[str, Any], kind: str, action: str, **resource: Any
+    ) -> dict[str, Any]:
+        body = {
+            "requestId": "t",
+            "includeMeta": True,
+            "principal": principal,
+            "action": action,
+            "resource": {"kind": kind, **resource},
+        }
+        response = self.client.post("/api/plan/resources", json=body)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
