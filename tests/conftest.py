@@ -192,16 +192,23 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         "ws_credential_watch_seconds": 0.5,
         # every test calls from 127.0.0.1: the shared servers must not run out of auth mails
         "mails_per_client": 100_000,
+        # warm sandboxed workers cost a process each: only the servers that run functions
+        # start them (`functions_server`, or `functions_enabled=True`)
+        "functions_enabled": False,
+        "functions_pool_size": 2,
+        # each server's workers run under uids of their own (a pool refuses uids in use)
+        "functions_uid_base": 2_000_000 + secrets.randbelow(1_000_000) * 16,
     }
     if backend == "postgresql":
         ensure_server_role()
         values["database_url"] = SERVER_POSTGRES_URL
         values["pg_schema_prefix"] = f"rt{secrets.token_hex(4)}"
     registry = overrides.pop("registry", None)  # a test's own operations beside the platform's
+    port = free_port()
+    values["functions_api_url"] = f"http://127.0.0.1:{port}"  # where functions call back
     values.update(overrides)
     settings = load_settings(**values)
     clock = ShiftedClock()
-    port = free_port()
     # the same uvicorn setup as `roost serve`: header limits, log redaction, ws implementation
     config = server_config(
         create_app(settings, registry, clock=clock),
@@ -223,12 +230,12 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
 
 
 def _session_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, **overrides: Any
 ) -> Iterator[RunningServer]:
     backend: str = request.param
     if backend == "postgresql":
         require_postgres()
-    running = start_server(tmp_path_factory.mktemp(f"roost-{backend}"), backend)
+    running = start_server(tmp_path_factory.mktemp(f"roost-{backend}"), backend, **overrides)
     yield running
     running.stop()
     if backend == "postgresql":
@@ -254,6 +261,15 @@ def clocked_server(
     `clocked_server.clock.now()`, and sign in within the test (a token kept from an earlier
     test may have expired)."""
     yield from _session_server(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def functions_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A server per backend that runs functions (its warm workers started), shared by the
+    whole session."""
+    yield from _session_server(request, tmp_path_factory, functions_enabled=True)
 
 
 @pytest.fixture

@@ -24,6 +24,12 @@ from roost.client._core.results import (
     StreamPublishResult,
     TableChange,
 )
+from roost.client._core.runtime import (
+    RuntimeMode,
+    detect_runtime,
+    get_function_context,
+    is_inside_function,
+)
 from roost.client._realtime import AsyncSubscription, Subscription
 from roost.client._sync.client import Client
 from roost.errors import (
@@ -35,6 +41,7 @@ from roost.errors import (
     ConflictError,
     ConnectionError,
     FunctionExecutionError,
+    FunctionTimeoutError,
     KeyNotFoundError,
     NetworkError,
     NotAuthenticatedError,
@@ -75,6 +82,11 @@ __all__ = [
     "TableChange",
     "Subscription",
     "AsyncSubscription",
+    # inside a deployed function
+    "RuntimeMode",
+    "detect_runtime",
+    "get_function_context",
+    "is_inside_function",
     # errors
     "APIError",
     "AuthenticationError",
@@ -84,6 +96,7 @@ __all__ = [
     "ConflictError",
     "ConnectionError",
     "FunctionExecutionError",
+    "FunctionTimeoutError",
     "KeyNotFoundError",
     "NetworkError",
     "NotAuthenticatedError",

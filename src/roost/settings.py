@@ -8,7 +8,7 @@ import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -239,6 +239,91 @@ class Settings(BaseSettings):
         description="bytes an analytics result may come to (counted as it is fetched; on "
         "SQLite also the longest string or blob inside the query); a larger one is refused "
         "with 413",
+    )
+
+    # The function runtime (roost/functions): warm sandboxed worker processes.
+    functions_pool_size: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=4,
+        description="worker processes per server, each running one call at a time (warm "
+        "for the function version it last ran); more calls wait their turn",
+    )
+    functions_isolation: Literal["auto", "bubblewrap", "fallback"] = Field(
+        default="auto",
+        description="how workers are sandboxed: bubblewrap (namespaces), fallback (Landlock, "
+        "seccomp, a uid of their own, resource limits; where namespaces are not allowed), "
+        "or auto: bubblewrap if it works here, else the fallback",
+    )
+    functions_default_timeout: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=30.0, description="wall time of a call of a function that declares none (s)"
+    )
+    functions_default_memory_mb: Annotated[int, Field(ge=16, le=1024 * 1024)] = Field(
+        default=256,
+        description="memory (address space, MB) a function that declares none may add to its "
+        "idle worker's",
+    )
+    functions_max_output_bytes: Annotated[int, Field(ge=1024, le=1 << 31)] = Field(
+        default=10 * 1024 * 1024,
+        description="bytes one call may send back: printed and logged lines, streamed items "
+        "and the result together; past it the call fails and its worker is replaced",
+    )
+    functions_max_processes: Annotated[int, Field(ge=4, le=100_000)] = Field(
+        default=32, description="processes and threads a worker may have at once"
+    )
+    functions_tmp_bytes: Annotated[int, Field(ge=1024 * 1024, le=1 << 40)] = Field(
+        default=64 * 1024 * 1024,
+        description="size of a worker's private /tmp (bubblewrap: a tmpfs; the fallback "
+        "bounds each file to it instead)",
+    )
+    functions_uid_base: Annotated[int, Field(ge=1000, le=2**31 - 2**20)] = Field(
+        default=1_500_000,
+        description="a server running as root runs worker N as uid and gid base + N; the "
+        "range must belong to no one else on the host",
+    )
+
+    # Functions (services/functions): whether this server runs them, where the runtime
+    # works, and what a deploy may send and a function declare.
+    functions_enabled: bool = Field(
+        default=True,
+        description="start the function runtime with the server (without it, functions can "
+        "be deployed and listed here, but not run)",
+    )
+    functions_run_dir: Path | None = Field(
+        default=None,
+        description="the runtime's working folder (its workers' folders and the API relay); "
+        "every worker uid must be able to reach it, so not inside the data dir; default: a "
+        "fresh folder in the system's temporary folder",
+    )
+    functions_api_url: str = Field(
+        default="http://127.0.0.1:8787",
+        pattern=r"^https?://",
+        description="the URL a running function reaches this server at (ROOST_API_URL)",
+    )
+    functions_max_bundle_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = Field(
+        default=8 * 1024 * 1024,
+        description="bytes a function's code may take as uploaded (the zip, or the code string)",
+    )
+    functions_max_unpacked_bytes: Annotated[int, Field(ge=1024, le=1 << 32)] = Field(
+        default=64 * 1024 * 1024,
+        description="bytes a function's code may take once unpacked (zip bombs stop here)",
+    )
+    functions_max_files: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=2000, description="files and folders a function's code may have"
+    )
+    functions_max_timeout: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=900.0, description="the longest timeout a function may declare (seconds)"
+    )
+    functions_max_memory_mb: Annotated[int, Field(ge=16, le=1024 * 1024)] = Field(
+        default=4096, description="the most memory a function may declare (MiB)"
+    )
+    functions_max_result_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = Field(
+        default=1024 * 1024,
+        description="bytes of JSON an invocation's result may take to be kept for get_result "
+        "(a larger one is still answered to a sync caller)",
+    )
+    functions_max_log_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = Field(
+        default=256 * 1024,
+        description="bytes of print and logging output kept per invocation (in its result "
+        "and in the logs); past it the rest is counted, not kept",
     )
 
     @field_validator("password_hash_parallelism")

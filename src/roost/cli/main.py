@@ -60,6 +60,10 @@ def serve(
     if database_url:
         os.environ["ROOST_DATABASE_URL"] = database_url
     settings = _or_exit(load_settings)
+    if "functions_api_url" not in settings.model_fields_set:
+        # functions call this server back where it listens (the workers inherit this)
+        os.environ["ROOST_FUNCTIONS_API_URL"] = _local_url(host, port)
+        settings = _or_exit(load_settings)
     if workers > 1 and not settings.redis_url:
         console.print(
             "[red]error:[/] several workers need ROOST_REDIS_URL: live events, pub/sub, queue "
@@ -84,6 +88,13 @@ def serve(
         log_level=log_level,
     )
     run_server(config)
+
+
+def _local_url(host: str, port: int) -> str:
+    """The URL of a server listening on `host`, as this machine reaches it."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - every address: loopback is one of them
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @admin_app.command("create-user")

@@ -32,6 +32,7 @@ from roost.errors import (
 from roost.server.limits import Limits
 from roost.server.responses import Reply, as_roost_error, error_reply
 from roost.services.context import Context, Platform
+from roost.services.functions import invocations as functions
 from roost.services.principals import Credential, authenticate
 from roost.services.registry import Operation, Registry, each_valid
 from roost.services.tenants import DEFAULT_TENANT, ensure_exists
@@ -52,13 +53,28 @@ class Dispatcher:
         self.limits = Limits(platform.settings, platform.limiter)
 
     def operation(self, name: str) -> Operation:
+        """The operation `name`: one of the registry's, or `fn.<name>`, a deployed function,
+        as a unary call (a generator handler then answers the list of its items; `resolve`
+        knows which functions stream)."""
         op = self.registry.get(name)
-        if op is None:
-            raise NotFoundError(
-                f"no operation named {name!r}; /api/v1/openapi.json lists them",
-                details={"operation": name},
-            )
-        return op
+        if op is not None:
+            return op
+        if name.startswith(functions.RPC_PREFIX):
+            return functions.function_operation(name)
+        raise NotFoundError(
+            f"no operation named {name[:100]!r}; /api/v1/openapi.json lists them",
+            details={"operation": name[:100]},
+        )
+
+    async def resolve(self, ctx: Context, name: str) -> Operation:
+        """`operation` for a caller: `fn.<name>` is the function of the caller's tenant,
+        streamed if its handler is a generator (NotFoundError if there is no such function;
+        a caller who may not run functions learns nothing of which exist)."""
+        op = self.registry.get(name)
+        if op is not None or not name.startswith(functions.RPC_PREFIX):
+            return op or self.operation(name)
+        check_access(ctx, functions.EXECUTE_SCOPE, name[:100])
+        return await functions.rpc_operation(ctx, name)
 
     async def identify(
         self,

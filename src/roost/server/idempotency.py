@@ -93,11 +93,14 @@ async def run_once(
 
 def _credential_of(ctx: Context) -> str:
     """The credential a record belongs to: an API key, a session, else the user (a minted
-    token), or an anonymous client address. Another credential of the same user, a narrower
-    API key above all, never finds the record."""
+    token), a running function, or an anonymous client address. Another credential of the
+    same user, a narrower API key or function above all, never finds the record."""
     principal = ctx.principal
     if principal is None:
         return f"anonymous@{ctx.client_address}"
+    if principal.function is not None:  # a running function: narrower than its caller
+        limits = "|".join(",".join(sorted(scopes)) for scopes in principal.limits)
+        return f"{principal.user_id}\0function:{principal.function}:{limits}"
     if principal.api_key_id is not None:
         return f"{principal.user_id}\0key:{principal.api_key_id}"
     if principal.session_id is not None:

@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from roost.backends.blob import open_blob_store
 from roost.backends.bus import open_bus
@@ -90,7 +93,8 @@ async def open_platform(
     try:
         await _start(platform)
         metering = asyncio.create_task(platform.meter.run(platform.db))
-        yield platform
+        async with _function_runtime(platform):
+            yield platform
     finally:
         if metering is not None:
             metering.cancel()
@@ -120,6 +124,37 @@ async def _start(platform: Platform) -> None:
         )
         if created:
             logger.info("created admin user %r", settings.admin_username)
+
+
+@asynccontextmanager
+async def _function_runtime(platform: Platform) -> AsyncIterator[None]:
+    """The function runtime's warm workers, while the platform runs (with
+    `functions_enabled`). A host that can sandbox nothing still serves everything else:
+    the error is logged, `health` shows functions down, and runs answer 503."""
+    settings = platform.settings
+    if not settings.functions_enabled:
+        yield
+        return
+    from roost.functions.pool import WorkerPool  # the runtime loads only where it runs
+
+    made = settings.functions_run_dir is None
+    run_dir = settings.functions_run_dir or Path(tempfile.mkdtemp(prefix="roost-functions-"))
+    pool = WorkerPool.from_settings(settings, run_dir=run_dir, api_url=settings.functions_api_url)
+    try:
+        await pool.start()
+    except Exception:
+        logger.exception("the function runtime could not start; functions will not run")
+    else:
+        platform.functions = pool
+        logger.info("function runtime: %d workers, isolation %s", pool.size, pool.isolation)
+    try:
+        yield
+    finally:
+        if platform.functions is pool:  # a pool that failed to start closed itself
+            platform.functions = None
+            await pool.close()
+        if made:
+            await asyncio.to_thread(shutil.rmtree, run_dir, True)
 
 
 async def _close(platform: Platform) -> None:

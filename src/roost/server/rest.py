@@ -1,4 +1,5 @@
-"""The REST door: `POST /api/v1/<module>/<op>` for every operation, and `POST /api/v1/batch`.
+"""The REST door: `POST /api/v1/<module>/<op>` for every operation, `POST /api/v1/fn/<name>`
+for every deployed function, and `POST /api/v1/batch`.
 
 A plain ASGI app in front of Starlette: an operation's path is found in a dict and its body read
 straight from `receive`, so an API call pays for no Request, Response or route matching.
@@ -76,10 +77,34 @@ class RestDoor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
         if route is None:
-            await self.fallback(scope, receive, send)
+            if scope["type"] == "http" and scope["path"].startswith(_FUNCTIONS):
+                await self._function(scope, receive, send)
+            else:
+                await self.fallback(scope, receive, send)
             return
         if route.streamed is not None:
             await self._stream(route, route.streamed, scope, receive, send)
+            return
+        reply = await self._handle(route, scope, receive)
+        await reply.send(send)
+
+    async def _function(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`POST /api/v1/fn/<name>`: the deployed function `name` of the caller's tenant,
+        answered as a unary call or as NDJSON lines if its handler is a generator."""
+        headers = headers_of(scope)
+        rid = request_id(headers.get("x-request-id"))
+        method = "fn." + scope["path"].removeprefix(_FUNCTIONS)
+        try:
+            ctx = await self.dispatcher.context_from_scope(scope, headers, rid)
+            op = await self.dispatcher.resolve(ctx, method)
+        except Exception as exc:
+            await error_response(exc, rid, response_codec(headers.get("accept"))).send(send)
+            return
+        streamed = op if op.kind == "stream" else None
+        run, admit = _runner(self.dispatcher, op), _admitter(op)
+        route = _Route(run, admit, frozenset({"POST"}), True, op.name, streamed)
+        if streamed is not None:
+            await self._stream(route, streamed, scope, receive, send)
             return
         reply = await self._handle(route, scope, receive)
         await reply.send(send)
@@ -185,6 +210,7 @@ class RestDoor:
 
 
 _NOTHING: Any = object()
+_FUNCTIONS = "/api/v1/fn/"  # + a function's name: the RPC method fn.<name> over HTTP
 
 
 class _Lines:

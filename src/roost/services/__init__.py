@@ -29,6 +29,8 @@ MODULES = (
     "database.records",
     "database.tables",
     "documents",
+    "functions.catalog",
+    "functions.invocations",
     "health",
     "kv",
     "logs",

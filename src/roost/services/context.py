@@ -20,6 +20,7 @@ from roost.backends.stream import StreamStore
 from roost.clock import Clock
 from roost.errors import AuthorizationError, NotAuthenticatedError
 from roost.services.caching import TTLCache
+from roost.services.functions.runtime import FunctionRuntime
 from roost.services.metering import Meter
 from roost.services.security import AccessTokens, Passwords, scope_allows
 from roost.services.vault import Vault
@@ -28,15 +29,19 @@ from roost.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who calls. An API key acts for its owner, within both its own and the owner's scopes."""
+    """Who calls. An API key acts for its owner, within both its own and the owner's scopes;
+    a running function acts for its caller, within the caller's scopes and the declared
+    scopes of every function in the chain of calls (`limits`, the last grants)."""
 
-    kind: Literal["user", "api_key"]
+    kind: Literal["user", "api_key", "function"]
     tenant: str
     user_id: str
     username: str
     grants: tuple[frozenset[str], ...]
     session_id: str | None = None
     api_key_id: str | None = None
+    limits: tuple[frozenset[str], ...] = ()
+    function: str | None = None  # the running function's name, for a runtime token
 
     def allows(self, scope: str) -> bool:
         return all(scope_allows(granted, scope) for granted in self.grants)
@@ -140,6 +145,8 @@ class Platform:
     meter: Meter
     clock: Clock = field(default_factory=Clock)
     """what every expiry and age the services decide is measured on (`roost.clock`)"""
+    functions: FunctionRuntime | None = None
+    """the function runtime's workers (None: this server runs no functions)"""
     caches: dict[str, TTLCache[Any]] = field(default_factory=dict)
     """the services' caches by tenant (`services/caching.TenantCache`), kept here so that a
     tenant can be forgotten in all of them at once"""

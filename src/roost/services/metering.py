@@ -1,6 +1,8 @@
-"""Metering: how many calls and bytes each tenant's users and API keys cost, by hour.
+"""Metering: how many calls and bytes each tenant's users and API keys cost, by hour, and
+how many function invocations and milliseconds of function time.
 
-The doors count every call in memory (`Meter.count`, a dict update); every few seconds, at
+The doors count every call in memory (`Meter.count`, a dict update), the functions service
+every run (`Meter.count_function`); every few seconds, at
 shutdown, and before answering `usage.get`, each server adds what it counted to the tenant's
 `roost_usage` rows (one per hour and API key) with an upsert, so replicas add up.
 """
@@ -13,6 +15,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -25,7 +28,8 @@ FLUSH_SECONDS = 5.0
 
 
 class Meter:
-    """Calls and bytes counted in memory per (tenant, API key, hour), until flushed."""
+    """Calls, bytes, function runs and function milliseconds counted in memory per (tenant,
+    API key, hour), until flushed."""
 
     def __init__(self) -> None:
         self._counts: dict[tuple[str, str, int], list[int]] = {}
@@ -33,13 +37,23 @@ class Meter:
     def count(
         self, tenant: str, api_key_id: str | None, bytes_in: int, bytes_out: int, calls: int = 1
     ) -> None:
-        key = (tenant, api_key_id or "", int(time.time()) // 3600 * 3600)
-        counts = self._counts.get(key)
-        if counts is None:
-            counts = self._counts[key] = [0, 0, 0]
+        counts = self._of(tenant, api_key_id)
         counts[0] += calls
         counts[1] += bytes_in
         counts[2] += bytes_out
+
+    def count_function(self, tenant: str, api_key_id: str | None, duration_ms: int) -> None:
+        """One run of a function, and how long it ran."""
+        counts = self._of(tenant, api_key_id)
+        counts[3] += 1
+        counts[4] += max(duration_ms, 0)
+
+    def _of(self, tenant: str, api_key_id: str | None) -> list[int]:
+        key = (tenant, api_key_id or "", int(time.time()) // 3600 * 3600)
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = [0, 0, 0, 0, 0]
+        return counts
 
     def forget(self, tenant: str) -> None:
         """Drop what was counted for a deleted tenant (its database is gone)."""
@@ -74,13 +88,15 @@ class Meter:
 async def _add(db: Database, tenant: str, rows: list[tuple[str, int, list[int]]]) -> None:
     async with db.write(tenant) as conn:
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        for api_key_id, hour, (requests, bytes_in, bytes_out) in rows:
+        for api_key_id, hour, (requests, bytes_in, bytes_out, runs, function_ms) in rows:
             statement = insert(usage).values(
                 hour=datetime.fromtimestamp(hour, tz=UTC),
                 api_key_id=api_key_id,
                 requests=requests,
                 bytes_in=bytes_in,
                 bytes_out=bytes_out,
+                function_invocations=runs,
+                function_ms=function_ms,
             )
             await conn.execute(
                 statement.on_conflict_do_update(
@@ -89,6 +105,11 @@ async def _add(db: Database, tenant: str, rows: list[tuple[str, int, list[int]]]
                         "requests": usage.c.requests + statement.excluded.requests,
                         "bytes_in": usage.c.bytes_in + statement.excluded.bytes_in,
                         "bytes_out": usage.c.bytes_out + statement.excluded.bytes_out,
+                        # NULL in rows written before functions were counted
+                        "function_invocations": func.coalesce(usage.c.function_invocations, 0)
+                        + statement.excluded.function_invocations,
+                        "function_ms": func.coalesce(usage.c.function_ms, 0)
+                        + statement.excluded.function_ms,
                     },
                 )
             )

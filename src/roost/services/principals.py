@@ -1,17 +1,22 @@
-"""From a credential to a Principal: JWT access tokens, session tokens and API keys."""
+"""From a credential to a Principal: JWT access tokens, session tokens, API keys, and the
+runtime tokens of running functions (which name their caller, resolved again each time)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import api_keys, sessions
 from roost.errors import AuthenticationError
 from roost.services import accounts
 from roost.services.context import Platform, Principal
+from roost.services.functions.tokens import PREFIX as RUNTIME_PREFIX
+from roost.services.functions.tokens import CallerRef, RuntimeTokens
 from roost.services.security import parse_opaque, same_hash, token_hash
 from roost.services.tenants import ensure_exists
 
@@ -28,6 +33,10 @@ async def authenticate(platform: Platform, credential: Credential) -> Principal:
     """The principal behind a credential (which names its own tenant); AuthenticationError
     says why there is none. Answered from the principal cache when it can be."""
     cache_key = token_hash(f"{credential.kind}:{credential.token}")
+    if credential.kind == "jwt" and credential.token.startswith(RUNTIME_PREFIX):
+        return await platform.principals.get_or_load(
+            cache_key, lambda: _from_runtime_token(platform, credential.token)
+        )
     if credential.kind == "api_key":
         return await platform.principals.get_or_load(
             cache_key, lambda: _from_api_key(platform, credential.token)
@@ -49,6 +58,55 @@ async def of_user(platform: Platform, tenant: str, username: str) -> Principal:
     return Principal("user", tenant, user["id"], user["username"], (frozenset(scopes),))
 
 
+async def of_caller(platform: Platform, tenant: str, caller: CallerRef) -> Principal:
+    """The principal of a function run's caller as it stands now: the user (active), and the
+    session (not signed out nor expired) or API key (not revoked nor expired) they called
+    with. A function's run and its runtime token act as this, never as what the caller held
+    when the run began. AuthenticationError says why the caller can no longer act."""
+    await ensure_exists(platform, tenant)
+    key_scopes: frozenset[str] | None = None
+    now = platform.clock.now()
+    async with platform.db.read(tenant) as conn:
+        user = await _active_user(conn, caller.user_id)
+        if caller.session_id is not None:
+            session = await _live_session(conn, caller.session_id, now)
+            if session["user_id"] != user["id"]:
+                raise AuthenticationError("unknown session", code="invalid_credentials")
+        if caller.api_key_id is not None:
+            key = await _live_key(conn, caller.api_key_id, now)
+            if key["user_id"] != user["id"]:
+                raise AuthenticationError("unknown API key", code="invalid_credentials")
+            key_scopes = frozenset(key["scopes"])
+        _, scopes = await accounts.roles_and_scopes(conn, user, now)
+    grants = (frozenset(scopes),) + ((key_scopes,) if key_scopes is not None else ())
+    return Principal(
+        "api_key" if caller.api_key_id is not None else "user",
+        tenant,
+        user["id"],
+        user["username"],
+        grants,
+        session_id=caller.session_id,
+        api_key_id=caller.api_key_id,
+    )
+
+
+async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal, float]:
+    claims = RuntimeTokens(platform.access_tokens).read(token)
+    caller = await of_caller(platform, claims.tenant, claims.caller)
+    principal = Principal(
+        "function",
+        claims.tenant,
+        caller.user_id,
+        caller.username,
+        caller.grants + claims.limits,
+        session_id=caller.session_id,
+        api_key_id=caller.api_key_id,
+        limits=claims.limits,
+        function=claims.function,
+    )
+    return principal, claims.expires_at
+
+
 async def _from_session(platform: Platform, credential: Credential) -> tuple[Principal, float]:
     if credential.kind == "jwt":
         claims = platform.access_tokens.read(credential.token)
@@ -66,13 +124,8 @@ async def _from_session(platform: Platform, credential: Credential) -> tuple[Pri
             and not same_hash(session["session_token_hash"] or "", token_hash(credential.token))
         ):
             raise AuthenticationError("unknown session", code="invalid_credentials")
-        if session["revoked_at"] is not None:
-            raise AuthenticationError("this session was signed out", code="token_revoked")
-        if session["expires_at"] <= now:
-            raise AuthenticationError("session expired; sign in again", code="token_expired")
-        user = await accounts.find_by_id(conn, session["user_id"])
-        if user is None or not user["is_active"]:
-            raise AuthenticationError("this user is disabled", code="token_revoked")
+        _check_session(session, now)
+        user = await _active_user(conn, session["user_id"])
         _, scopes = await accounts.roles_and_scopes(conn, user, now)
     session_expiry = session["expires_at"].timestamp()
     principal = Principal(
@@ -87,20 +140,16 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
     await ensure_exists(platform, tenant)
     now = platform.clock.now()
     async with platform.db.read(tenant) as conn:
-        key = (
-            (await conn.execute(select(api_keys).where(api_keys.c.id == opaque.id)))
-            .mappings()
-            .first()
-        )
+        key = await _find_key(conn, opaque.id)
         if key is None or not same_hash(key["key_hash"], opaque.hash):
             raise AuthenticationError("unknown API key", code="invalid_credentials")
-        if key["revoked_at"] is not None:
-            raise AuthenticationError("this API key was revoked", code="token_revoked")
-        if key["expires_at"] is not None and key["expires_at"] <= now:
-            raise AuthenticationError("this API key expired", code="token_expired")
-        owner = await accounts.find_by_id(conn, key["user_id"])
-        if owner is None or not owner["is_active"]:
-            raise AuthenticationError("the owner of this API key is disabled", code="token_revoked")
+        _check_key(key, now)
+        try:
+            owner = await _active_user(conn, key["user_id"])
+        except AuthenticationError:
+            raise AuthenticationError(
+                "the owner of this API key is disabled", code="token_revoked"
+            ) from None
         _, owner_scopes = await accounts.roles_and_scopes(conn, owner, now)
     stale = key["last_used_at"] is None or now - key["last_used_at"] > timedelta(minutes=1)
     if stale:
@@ -118,3 +167,46 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
     )
     expires = key["expires_at"].timestamp() if key["expires_at"] is not None else None
     return principal, expires
+
+
+async def _active_user(conn: AsyncConnection, user_id: str) -> RowMapping:
+    user = await accounts.find_by_id(conn, user_id)
+    if user is None or not user["is_active"]:
+        raise AuthenticationError("this user is disabled", code="token_revoked")
+    return user
+
+
+async def _live_session(conn: AsyncConnection, session_id: str, now: datetime) -> RowMapping:
+    query = select(sessions).where(sessions.c.id == session_id)
+    session = (await conn.execute(query)).mappings().first()
+    if session is None:
+        raise AuthenticationError("unknown session", code="invalid_credentials")
+    _check_session(session, now)
+    return session
+
+
+def _check_session(session: RowMapping, now: datetime) -> None:
+    if session["revoked_at"] is not None:
+        raise AuthenticationError("this session was signed out", code="token_revoked")
+    if session["expires_at"] <= now:
+        raise AuthenticationError("session expired; sign in again", code="token_expired")
+
+
+async def _find_key(conn: AsyncConnection, key_id: str) -> RowMapping | None:
+    query = select(api_keys).where(api_keys.c.id == key_id)
+    return (await conn.execute(query)).mappings().first()
+
+
+async def _live_key(conn: AsyncConnection, key_id: str, now: datetime) -> RowMapping:
+    key = await _find_key(conn, key_id)
+    if key is None:
+        raise AuthenticationError("unknown API key", code="invalid_credentials")
+    _check_key(key, now)
+    return key
+
+
+def _check_key(key: RowMapping, now: datetime) -> None:
+    if key["revoked_at"] is not None:
+        raise AuthenticationError("this API key was revoked", code="token_revoked")
+    if key["expires_at"] is not None and key["expires_at"] <= now:
+        raise AuthenticationError("this API key expired", code="token_expired")

@@ -169,7 +169,7 @@ class AccessTokens:
     def __init__(self, key: str, ttl: int, *, clock: Callable[[], float] = time.time) -> None:
         self._key = key
         self.ttl = ttl
-        self._clock = clock
+        self.clock = clock
 
     def derive(self, purpose: str) -> bytes:
         """A key for another use (signed links, ...), derived so the signing key is not shared."""
@@ -178,7 +178,7 @@ class AccessTokens:
     def issue(
         self, user_id: str, tenant: str, session_id: str, ttl: int | None = None
     ) -> tuple[str, float]:
-        now = int(self._clock())
+        now = int(self.clock())
         exp = now + (ttl or self.ttl)
         claims = {
             "sub": user_id,
@@ -215,7 +215,7 @@ class AccessTokens:
             raise AuthenticationError("invalid access token", code="invalid_credentials")
         if claims.get("typ") != "access":
             raise AuthenticationError("not an access token", code="invalid_credentials")
-        if expires_at <= self._clock():
+        if expires_at <= self.clock():
             raise AuthenticationError(
                 "access token expired; refresh it or sign in again", code="token_expired"
             )

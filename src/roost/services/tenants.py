@@ -29,6 +29,7 @@ from roost.backends.sql.tables import tenant_categories, tenant_kv_bounds, tenan
 from roost.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from roost.services.caching import TenantCache
 from roost.services.context import TENANT_SETTINGS, Context, Platform
+from roost.services.functions.specs import remove_code
 from roost.services.registry import operation
 from roost.services.tabledefs import check_identifier, check_tables
 from roost.wire.auth import CreateTenantRequest, KVTtlBounds, KVTtlBoundsRequest, Tenant, TenantRef
@@ -234,6 +235,7 @@ async def purge(platform: Platform, name: str) -> None:
     await platform.queues.delete_prefix(f"{name}:")
     await platform.streams.delete_prefix(f"{name}:")
     await platform.blobs.delete_prefix(f"{name}/")
+    await remove_code(platform.settings, name)
     await platform.db.drop_namespace(name)
     async with platform.db.write(CONTROL) as conn:
         await conn.execute(delete(tenant_purges).where(tenant_purges.c.name == name))

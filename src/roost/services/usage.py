@@ -16,8 +16,9 @@ from roost.wire.usage import Period, UsageBucket, UsageFigures, UsageQuery, Usag
 
 @operation("usage.get", scope="usage:read", read_only=True)
 async def get_usage(ctx: Context, params: UsageQuery) -> UsageReport:
-    """Calls and bytes of this tenant by hour, day or month (UTC), from `since` (30 days ago)
-    to `until` (now); `by_api_key` splits each period by API key ("" for signed-in users).
+    """Calls, bytes, function invocations and function seconds of this tenant by hour, day
+    or month (UTC), from `since` (30 days ago) to `until` (now); `by_api_key` splits each
+    period by API key ("" for signed-in users).
     Other replicas' last few seconds may not be in yet."""
     until = params.until or utcnow()
     since = params.since or until - timedelta(days=30)
@@ -59,6 +60,12 @@ async def get_usage(ctx: Context, params: UsageQuery) -> UsageReport:
             figures.requests += row["requests"]
             figures.bytes_in += row["bytes_in"]
             figures.bytes_out += row["bytes_out"]
+            figures.function_invocations += row["function_invocations"] or 0
+            figures.function_seconds += (row["function_ms"] or 0) / 1000
+    every: list[UsageBucket | UsageFigures] = [totals, *buckets.values()]
+    every += [f for b in buckets.values() if b.api_keys is not None for f in b.api_keys.values()]
+    for figures in every:  # milliseconds summed as seconds: round off
+        figures.function_seconds = round(figures.function_seconds, 3)
     return UsageReport(
         period=params.period,
         since=since,

@@ -136,7 +136,7 @@ class User(Struct):
 class Whoami(Struct, omit_defaults=True):
     """The caller as the server sees this credential (no database read)."""
 
-    kind: Literal["user", "api_key"]
+    kind: Literal["user", "api_key", "function"]
     tenant: str
     user_id: str
     username: str

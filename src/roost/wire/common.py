@@ -62,9 +62,10 @@ class BatchResponse(Struct):
 
 class BackendHealth(Struct, omit_defaults=True):
     status: Literal["ok", "down"]
-    backend: str
+    backend: str  # for functions: the isolation the workers run under
     latency_ms: float | None = None
     error: str | None = None
+    stats: dict[str, Any] | None = None  # functions: the workers, busy, replaced, ...
 
 
 class HealthReport(Struct):

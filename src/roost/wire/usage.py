@@ -21,6 +21,8 @@ class UsageFigures(Struct):
     requests: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    function_invocations: int = 0
+    function_seconds: float = 0.0
 
 
 class UsageBucket(Struct):
@@ -28,6 +30,8 @@ class UsageBucket(Struct):
     requests: int
     bytes_in: int
     bytes_out: int
+    function_invocations: int = 0
+    function_seconds: float = 0.0
     api_keys: dict[str, UsageFigures] | None = None  # by API key id; "" for signed-in users
 
 

@@ -464,3 +464,77 @@ custom_scopes = Table(
     Column("description", String(500), nullable=False),
     Column("created_at", _time, nullable=False),
 )
+
+# -- tenant step 21 (it also adds function_invocations and function_ms to roost_usage) ------
+
+functions = Table(
+    "roost_functions",
+    tenant,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("app", String(64), nullable=False),
+    Column("description", String(1000), nullable=False),
+    Column("active_version", Integer, nullable=False),
+    Column("latest_version", Integer, nullable=False),
+    Column("created_at", _time, nullable=False),
+    Column("updated_at", _time, nullable=False),
+    Column("created_by", String(150), nullable=False),
+)
+
+function_versions = Table(
+    "roost_function_versions",
+    tenant,
+    Column(
+        "function_id",
+        String(32),
+        ForeignKey("roost_functions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("entrypoint", String(200), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("execution_mode", String(5), nullable=False),
+    Column("timeout", Float, nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    Column("secrets", JSON, nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("params_schema", JSON, nullable=True),
+    Column("bundle_size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("bundle_key", String(200), nullable=False),
+    Column("created_at", _time, nullable=False),
+    Column("created_by", String(150), nullable=False),
+)
+
+function_invocations = Table(
+    "roost_function_invocations",
+    tenant,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "function_id",
+        String(32),
+        ForeignKey("roost_functions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("function_name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("mode", String(6), nullable=False),
+    Column("timeout", Float, nullable=False),
+    Column("params", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("logs", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=True),
+    Column("user_id", String(32), nullable=False),
+    Column("username", String(150), nullable=False),
+    Column("session_id", String(32), nullable=True),
+    Column("api_key_id", String(32), nullable=True),
+    Column("limits", JSON, nullable=True),
+    Column("created_at", _time, nullable=False),
+    Column("started_at", _time, nullable=True),
+    Column("finished_at", _time, nullable=True),
+    Index("ix_roost_function_invocations_function", "function_id", "created_at"),
+    Index("ix_roost_function_invocations_status", "status", "created_at"),
+)

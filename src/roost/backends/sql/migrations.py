@@ -22,7 +22,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, select, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import Dialect as SQLDialect
@@ -249,6 +260,13 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
     step(18, "site settings", CreateTables(frozen.site_settings)),
     step(19, "pages and the scopes they need", CreateTables(frozen.pages)),
     step(20, "tenant-defined scopes", CreateTables(frozen.custom_scopes)),
+    step(
+        21,
+        "functions, their versions and invocations; function usage",
+        CreateTables(frozen.functions, frozen.function_versions, frozen.function_invocations),
+        AddColumn("roost_usage", "function_invocations", BigInteger()),
+        AddColumn("roost_usage", "function_ms", BigInteger()),
+    ),
 )
 
 

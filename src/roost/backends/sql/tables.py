@@ -407,6 +407,8 @@ usage = Table(
     Column("requests", BigInteger, nullable=False),
     Column("bytes_in", BigInteger, nullable=False),
     Column("bytes_out", BigInteger, nullable=False),
+    Column("function_invocations", BigInteger, nullable=True),  # NULL: none in that hour
+    Column("function_ms", BigInteger, nullable=True),
 )
 
 # The tenant's site settings (services/settings.py): one JSON object, in one row.
@@ -438,6 +440,87 @@ custom_scopes = Table(
     Column("name", String(64), primary_key=True),
     Column("description", String(500), nullable=False),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+# Functions (services/functions/): a name with numbered versions, one of them active. A
+# version holds everything that decides how it runs; its code is a zip in the blob store
+# under `bundle_key` (<tenant>/functions/<function id>/<version>-<random>.zip: two deploys
+# racing for one version number never write over each other's code).
+functions = Table(
+    "roost_functions",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("app", String(64), nullable=False),
+    Column("description", String(1000), nullable=False),
+    Column("active_version", Integer, nullable=False),
+    Column("latest_version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("created_by", String(150), nullable=False),
+)
+
+function_versions = Table(
+    "roost_function_versions",
+    tenant_metadata,
+    Column(
+        "function_id",
+        String(32),
+        ForeignKey("roost_functions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("entrypoint", String(200), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("execution_mode", String(5), nullable=False),
+    Column("timeout", Float, nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    Column("secrets", JSON, nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("params_schema", JSON, nullable=True),
+    Column("bundle_size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("bundle_key", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("created_by", String(150), nullable=False),
+)
+
+# Every run of a function, sync runs included. Params, result and logs are JSON text (what a
+# function returns or prints may hold NUL, which PostgreSQL's jsonb and text refuse raw).
+# The caller's user, session and API key are kept so that a queued run acts as its caller
+# does when it starts, not with what the caller held when it was queued; `limits` are the
+# declared scopes of the functions whose run queued it (a function calling a function).
+function_invocations = Table(
+    "roost_function_invocations",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "function_id",
+        String(32),
+        ForeignKey("roost_functions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("function_name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("mode", String(6), nullable=False),
+    Column("timeout", Float, nullable=False),
+    Column("params", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("logs", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=True),
+    Column("user_id", String(32), nullable=False),
+    Column("username", String(150), nullable=False),
+    Column("session_id", String(32), nullable=True),
+    Column("api_key_id", String(32), nullable=True),
+    Column("limits", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_roost_function_invocations_function", "function_id", "created_at"),
+    Index("ix_roost_function_invocations_status", "status", "created_at"),
 )
 
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a

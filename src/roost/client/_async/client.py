@@ -18,6 +18,7 @@ from roost.client._async.audit import AsyncAudit
 from roost.client._async.auth import AsyncAuth
 from roost.client._async.collection import AsyncCollection
 from roost.client._async.database import AsyncDatabase
+from roost.client._async.functions import AsyncFunctions
 from roost.client._async.health import AsyncHealth
 from roost.client._async.kv import AsyncKV
 from roost.client._async.logs import AsyncLogs
@@ -70,11 +71,18 @@ class _Shared:
             max_keepalive_connections=config.pool_size if config.keep_alive else 0,
         )
         timeout = httpx.Timeout(config.timeout, pool=config.pool_timeout or config.timeout)
+        # inside a sandboxed function the API is a Unix socket (ROOST_API_SOCKET)
+        transport = (
+            httpx.AsyncHTTPTransport(uds=config.api_socket, limits=limits)
+            if config.api_socket
+            else None
+        )
         self.http = http or httpx.AsyncClient(
             base_url=config.api_url,
             limits=limits,
             timeout=timeout,
             headers={"User-Agent": USER_AGENT},
+            transport=transport,
         )
         self.breaker = CircuitBreaker(
             config.circuit_breaker_threshold, config.circuit_breaker_reset
@@ -262,6 +270,11 @@ class AsyncClient(ModeSelecting):
             await client.upsert("API_KEY", "new-value", comment="rotated")
         """
         return await self.secrets.set(key, value, comment=comment, app=app)
+
+    @cached_property
+    def functions(self) -> AsyncFunctions:
+        """Deployed Python functions: deploy, versions, execute, stream, results."""
+        return AsyncFunctions(self)
 
     @cached_property
     def kv(self) -> AsyncKV:

@@ -35,6 +35,7 @@ class ClientConfig:
     circuit_breaker_reset: float = 30.0
     token: str | None = None
     token_type: TokenType = "jwt"
+    api_socket: str | None = None  # a Unix socket to reach api_url through (inside functions)
 
     @classmethod
     def resolve(cls, **arguments: Any) -> ClientConfig:

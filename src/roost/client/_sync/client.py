@@ -20,6 +20,7 @@ from roost.client._sync.audit import Audit
 from roost.client._sync.auth import Auth
 from roost.client._sync.collection import Collection
 from roost.client._sync.database import Database
+from roost.client._sync.functions import Functions
 from roost.client._sync.health import Health
 from roost.client._sync.kv import KV
 from roost.client._sync.logs import Logs
@@ -72,11 +73,18 @@ class _Shared:
             max_keepalive_connections=config.pool_size if config.keep_alive else 0,
         )
         timeout = httpx.Timeout(config.timeout, pool=config.pool_timeout or config.timeout)
+        # inside a sandboxed function the API is a Unix socket (ROOST_API_SOCKET)
+        transport = (
+            httpx.HTTPTransport(uds=config.api_socket, limits=limits)
+            if config.api_socket
+            else None
+        )
         self.http = http or httpx.Client(
             base_url=config.api_url,
             limits=limits,
             timeout=timeout,
             headers={"User-Agent": USER_AGENT},
+            transport=transport,
         )
         self.breaker = CircuitBreaker(
             config.circuit_breaker_threshold, config.circuit_breaker_reset
@@ -264,6 +272,11 @@ class Client(ModeSelecting):
             client.upsert("API_KEY", "new-value", comment="rotated")
         """
         return self.secrets.set(key, value, comment=comment, app=app)
+
+    @cached_property
+    def functions(self) -> Functions:
+        """Deployed Python functions: deploy, versions, execute, stream, results."""
+        return Functions(self)
 
     @cached_property
     def kv(self) -> KV:

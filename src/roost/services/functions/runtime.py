@@ -1,0 +1,40 @@
+"""What the functions service needs of the function runtime (`roost.functions.pool`).
+
+The service never runs a handler itself: it hands a `Job` to the runtime, whose sandboxed
+worker processes run it, and reads back the events of the run. This protocol is the whole of
+that contract, so the service does not depend on how the runtime confines its workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from roost.errors import ServiceUnavailableError
+from roost.functions.protocol import Failed, Finished, Item, Job, Log
+
+
+class FunctionRuntime(Protocol):
+    """Warm, sandboxed workers that run jobs (implemented by `roost.functions.pool`)."""
+
+    @property
+    def isolation(self) -> str:
+        """How the workers are confined ("bubblewrap", "landlock+seccomp+setuid", ...)."""
+        ...
+
+    def run(self, job: Job) -> AsyncIterator[Item | Log | Finished | Failed]:
+        """The events of one run, the last always one Finished or Failed. Closing the
+        iterator early cancels the run."""
+        ...
+
+    def stats(self) -> Any:
+        """Figures for `health` (a msgspec Struct or a dict): workers, busy, replaced, ..."""
+        ...
+
+
+def unavailable() -> ServiceUnavailableError:
+    """The refusal when this server runs no function runtime."""
+    return ServiceUnavailableError(
+        "this server runs no functions (the function runtime is off or could not start)",
+        code="functions_unavailable",
+    )

@@ -1,0 +1,173 @@
+"""A function version as a run needs it, and its code unpacked where the runtime reads it.
+
+The active version of each function is cached for 2 s (and dropped by every change in this
+process), as table definitions are: a deploy or rollback reaches other replicas within that.
+The code is kept in the blob store, so every replica can run every version; each replica
+unpacks a version once, on its first run there, into a read-only folder under its data dir
+(`functions/<tenant>/<function id>/<version>`), checking the bundle's SHA-256 first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+
+from roost.backends.sql.tables import function_versions, functions
+from roost.errors import NotFoundError, ServerError
+from roost.services.caching import TenantCache
+from roost.services.context import Platform
+from roost.services.functions.bundles import BundleLimits, remove_tree, unpack
+from roost.settings import Settings
+from roost.wire.functions import ExecutionMode, HandlerKind
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    id: str
+    name: str
+    app: str
+    version: int
+    entrypoint: str
+    kind: HandlerKind
+    execution_mode: ExecutionMode
+    timeout: float
+    memory_mb: int
+    secrets: tuple[str, ...]
+    scopes: frozenset[str]
+    params_schema: dict[str, Any] | None
+    sha256: str
+    bundle_key: str
+
+
+_ACTIVE = TenantCache[FunctionSpec]("functions.active", ttl=2.0)
+_unpacking: dict[Path, asyncio.Future[None]] = {}
+
+
+async def active_spec(platform: Platform, tenant: str, name: str) -> FunctionSpec:
+    """The active version of function `name`; NotFoundError if there is none."""
+
+    async def load() -> FunctionSpec:
+        return await _load(platform, tenant, functions.c.name == name, None, name)
+
+    return await _ACTIVE.of(platform).get_or_load(f"{tenant}/{name}", load)
+
+
+async def version_spec(
+    platform: Platform, tenant: str, function_id: str, version: int
+) -> FunctionSpec:
+    """One version of a function by id (a queued run runs the version it was queued for)."""
+    return await _load(platform, tenant, functions.c.id == function_id, version, function_id)
+
+
+def forget(platform: Platform, tenant: str, name: str) -> None:
+    """Drop the cached active version of `name` (after a deploy, rollback or delete)."""
+    _ACTIVE.of(platform).pop(f"{tenant}/{name}")
+
+
+def limits_of(settings: Settings) -> BundleLimits:
+    return BundleLimits(
+        max_bundle_bytes=settings.functions_max_bundle_bytes,
+        max_unpacked_bytes=settings.functions_max_unpacked_bytes,
+        max_files=settings.functions_max_files,
+    )
+
+
+def new_blob_key(tenant: str, function_id: str, version: int) -> str:
+    """Where a deploy keeps a version's code: a key no other deploy writes (the tenant's
+    prefix first, so a tenant's deletion takes it)."""
+    return f"{tenant}/functions/{function_id}/{version}-{secrets.token_hex(8)}.zip"
+
+
+def code_root(settings: Settings, tenant: str) -> Path:
+    """Where a tenant's unpacked code lives on this replica."""
+    return settings.data_dir.resolve() / "functions" / tenant
+
+
+def code_dir(settings: Settings, tenant: str, function_id: str, version: int) -> Path:
+    return code_root(settings, tenant) / function_id / str(version)
+
+
+async def ensure_code(platform: Platform, tenant: str, spec: FunctionSpec) -> Path:
+    """The version's code, unpacked (once per replica; concurrent runs wait for one)."""
+    folder = code_dir(platform.settings, tenant, spec.id, spec.version)
+    if folder.is_dir():
+        return folder
+    pending = _unpacking.get(folder)
+    if pending is not None:
+        await asyncio.shield(pending)
+        return folder
+    pending = asyncio.get_running_loop().create_future()
+    _unpacking[folder] = pending
+    try:
+        data = await _read_bundle(platform, tenant, spec)
+        await asyncio.to_thread(unpack, data, folder, limits_of(platform.settings))
+    except BaseException as exc:
+        pending.set_exception(exc)
+        pending.exception()  # retrieved: a failure nobody else waited for logs nothing
+        raise
+    else:
+        pending.set_result(None)
+    finally:
+        del _unpacking[folder]
+    return folder
+
+
+async def remove_code(settings: Settings, tenant: str, function_id: str | None = None) -> None:
+    """Remove the unpacked code of one function (or of the whole tenant) on this replica."""
+    root = code_root(settings, tenant)
+    await asyncio.to_thread(remove_tree, root / function_id if function_id else root)
+
+
+async def _read_bundle(platform: Platform, tenant: str, spec: FunctionSpec) -> bytes:
+    chunks = [chunk async for chunk in platform.blobs.get(spec.bundle_key)]
+    data = b"".join(chunks)
+    if hashlib.sha256(data).hexdigest() != spec.sha256:
+        # the store returned other bytes than were deployed: never run them
+        raise ServerError(
+            f"the code of {spec.name} version {spec.version} does not match its checksum",
+            code="bundle_corrupt",
+        )
+    return data
+
+
+async def _load(
+    platform: Platform, tenant: str, which: Any, version: int | None, shown: str
+) -> FunctionSpec:
+    wanted = functions.c.active_version if version is None else version
+    query = (
+        select(functions, function_versions)
+        .join(function_versions, function_versions.c.function_id == functions.c.id)
+        .where(which, function_versions.c.version == wanted)
+    )
+    async with platform.db.read(tenant) as conn:
+        row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no function named {shown!r}", details={"field": "name"})
+    return spec_of(row)
+
+
+def spec_of(row: RowMapping) -> FunctionSpec:
+    """A spec from a row of roost_functions joined with one of its versions."""
+    return FunctionSpec(
+        id=row["id"],
+        name=row["name"],
+        app=row["app"],
+        version=row["version"],
+        entrypoint=row["entrypoint"],
+        kind=row["kind"],
+        execution_mode=row["execution_mode"],
+        timeout=row["timeout"],
+        memory_mb=row["memory_mb"],
+        secrets=tuple(row["secrets"]),
+        scopes=frozenset(row["scopes"]),
+        params_schema=row["params_schema"],
+        sha256=row["sha256"],
+        bundle_key=row["bundle_key"],
+    )

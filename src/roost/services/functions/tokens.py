@@ -1,0 +1,107 @@
+"""Runtime tokens: the short-lived credential a running function calls Roost back with.
+
+A runtime token names the run's caller (user, and the session or API key they called with)
+and the scopes of every function in the chain of calls that led to it. It carries no scopes
+of its own to grant: each time it is presented, the caller is resolved again
+(`principals.of_caller`), and the principal it yields holds the caller's current scopes
+narrowed by every function's declared ones. So a function never does more than its caller,
+nor more than it declared, nor after its caller was signed out, revoked or disabled.
+
+The token is `rft_` + an HS256 JWT under a key derived from the signing key for this use
+only, so it can never pass for an access token, nor one for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from roost.errors import AuthenticationError
+from roost.services.security import AccessTokens
+
+PREFIX = "rft_"
+MAX_CHAIN = 8  # functions calling functions, at most this deep
+_PURPOSE = "function-runtime-tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRef:
+    """Who a run acts for: a user, and the session or API key they called with."""
+
+    user_id: str
+    session_id: str | None = None
+    api_key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeClaims:
+    tenant: str
+    caller: CallerRef
+    limits: tuple[frozenset[str], ...]  # the declared scopes of each function in the chain
+    function: str
+    execution_id: str
+    expires_at: float
+
+
+class RuntimeTokens:
+    """Issues and reads runtime tokens."""
+
+    def __init__(self, access_tokens: AccessTokens) -> None:
+        self._key = access_tokens.derive(_PURPOSE)
+        self._clock = access_tokens.clock  # the server's clock decides expiry, as for access tokens
+
+    def issue(self, claims: RuntimeClaims) -> str:
+        body: dict[str, Any] = {
+            "typ": "function",
+            "iss": "roost",
+            "tnt": claims.tenant,
+            "sub": claims.caller.user_id,
+            "sid": claims.caller.session_id,
+            "akid": claims.caller.api_key_id,
+            "lim": [sorted(scopes) for scopes in claims.limits],
+            "fn": claims.function,
+            "exe": claims.execution_id,
+            "iat": int(self._clock()),
+            "exp": int(claims.expires_at),
+        }
+        return PREFIX + jwt.encode(body, self._key, algorithm="HS256")
+
+    def read(self, token: str) -> RuntimeClaims:
+        """The claims of a valid runtime token; AuthenticationError says why it is not one."""
+        try:
+            body: dict[str, Any] = jwt.decode(
+                token.removeprefix(PREFIX),
+                self._key,
+                algorithms=["HS256"],
+                issuer="roost",
+                options={
+                    "require": ["exp", "sub", "tnt", "lim", "fn", "exe"],
+                    "verify_exp": False,  # checked below, on the server's clock
+                    "verify_iat": False,
+                },
+            )
+        except jwt.InvalidTokenError:
+            raise AuthenticationError("invalid runtime token", code="invalid_credentials") from None
+        if type(body["exp"]) is not int or body["exp"] <= self._clock():
+            raise AuthenticationError(
+                "this function's runtime token expired (its run is over)", code="token_expired"
+            )
+        limits = body["lim"]
+        if body.get("typ") != "function" or not isinstance(limits, list):
+            raise AuthenticationError("not a runtime token", code="invalid_credentials")
+        return RuntimeClaims(
+            tenant=str(body["tnt"]),
+            caller=CallerRef(
+                str(body["sub"]), _optional(body.get("sid")), _optional(body.get("akid"))
+            ),
+            limits=tuple(frozenset(str(scope) for scope in scopes) for scopes in limits),
+            function=str(body["fn"]),
+            execution_id=str(body["exe"]),
+            expires_at=float(body["exp"]),
+        )
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None else str(value)

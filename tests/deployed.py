@@ -1,0 +1,92 @@
+"""What tests of deployed functions share: signing in over HTTP, deploying, bundles."""
+
+from __future__ import annotations
+
+import base64
+import io
+import textwrap
+import zipfile
+from typing import Any
+
+import httpx
+
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, unique
+
+
+def sign_in(
+    http: httpx.Client, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD
+) -> dict[str, str]:
+    """Headers of a fresh session of `username`."""
+    response = http.post("/api/v1/auth/login", json={"username": username, "password": password})
+    response.raise_for_status()
+    return {"authorization": f"Bearer {response.json()['access']}"}
+
+
+def api_key(http: httpx.Client, admin: dict[str, str], scopes: list[str]) -> dict[str, str]:
+    """Headers of an API key of the admin's with `scopes` only."""
+    response = http.post(
+        "/api/v1/api_keys/create", json={"name": unique("key"), "scopes": scopes}, headers=admin
+    )
+    response.raise_for_status()
+    return {"authorization": f"Api-Key {response.json()['key']}"}
+
+
+def code(source: str) -> str:
+    return textwrap.dedent(source).lstrip()
+
+
+def deploy(
+    http: httpx.Client, headers: dict[str, str], name: str, source: str, **options: Any
+) -> httpx.Response:
+    """Deploy `source` (dedented) as function `name`; the response, whatever it is."""
+    return http.post(
+        "/api/v1/functions/deploy",
+        json={"name": name, "code": code(source), **options},
+        headers=headers,
+    )
+
+
+def deployed(http: httpx.Client, headers: dict[str, str], source: str, **options: Any) -> str:
+    """Deploy `source` under a fresh name, which is answered."""
+    name = unique("fn")
+    response = deploy(http, headers, name, source, **options)
+    assert response.status_code == 200, response.text
+    return name
+
+
+def execute(
+    http: httpx.Client, headers: dict[str, str], name: str, params: Any = None, **options: Any
+) -> httpx.Response:
+    return http.post(
+        "/api/v1/functions/execute",
+        json={"name": name, "params": params, **options},
+        headers=headers,
+        timeout=60,
+    )
+
+
+def zip_of(files: dict[str, bytes | str], **infos: zipfile.ZipInfo) -> bytes:
+    """A zip of `files` (name -> content), plus entries made by hand (`infos`)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+        for info in infos.values():
+            archive.writestr(info, b"x")
+    return buffer.getvalue()
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()["error"]
+    return body
+
+
+def deploy_bundle(
+    http: httpx.Client, headers: dict[str, str], name: str, bundle: bytes, **options: Any
+) -> httpx.Response:
+    """Deploy a zip (sent as base64 in JSON, as the SDK does) as function `name`."""
+    return http.post(
+        "/api/v1/functions/deploy",
+        json={"name": name, "bundle": base64.b64encode(bundle).decode(), **options},
+        headers=headers,
+    )
