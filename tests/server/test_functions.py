@@ -334,6 +334,14 @@ def test_fn_methods_run_functions_over_http_and_the_websocket(
     with connect(url, additional_headers=admin) as ws:
         ws.send(json.dumps({"id": 1, "method": f"fn.{echo}", "params": {"y": 2}}))
         assert json.loads(ws.recv()) == {"id": 1, "result": {"y": 2}}
+        # a generator function streams: chunk frames, then the end frame
+        ws.send(json.dumps({"id": 2, "method": f"fn.{counter}", "params": {"n": 2}}))
+        frames = [json.loads(ws.recv()) for _ in range(3)]
+        assert [frame.get("chunk", frame.get("end")) for frame in frames] == [
+            {"n": 0},
+            {"n": 1},
+            True,
+        ]
 
 
 def test_usage_counts_function_invocations_and_seconds(

@@ -237,7 +237,11 @@ class RpcSession:
         method, params = frame.method or "", bytes(frame.params)
         try:
             ctx = await self.identify()
-            op = None if method == "unsubscribe" else self.dispatcher.operation(method)
+            op = None
+            if method != "unsubscribe":  # a registry operation, or a function (`fn.<name>`)
+                op = self.dispatcher.registry.get(method) or await self.dispatcher.resolve(
+                    ctx, method
+                )
             if op is not None and op.kind == "stream":
                 await self._stream(ctx, op, frame, codec)
                 return
