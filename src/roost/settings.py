@@ -8,7 +8,7 @@ import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -239,6 +239,45 @@ class Settings(BaseSettings):
         description="bytes an analytics result may come to (counted as it is fetched; on "
         "SQLite also the longest string or blob inside the query); a larger one is refused "
         "with 413",
+    )
+
+    # The function runtime (roost/functions): warm sandboxed worker processes.
+    functions_pool_size: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=4,
+        description="worker processes per server, each running one call at a time (warm "
+        "for the function version it last ran); more calls wait their turn",
+    )
+    functions_isolation: Literal["auto", "bubblewrap", "fallback"] = Field(
+        default="auto",
+        description="how workers are sandboxed: bubblewrap (namespaces), fallback (Landlock, "
+        "seccomp, a uid of their own, resource limits; where namespaces are not allowed), "
+        "or auto: bubblewrap if it works here, else the fallback",
+    )
+    functions_default_timeout: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=30.0, description="wall time of a call of a function that declares none (s)"
+    )
+    functions_default_memory_mb: Annotated[int, Field(ge=16, le=1024 * 1024)] = Field(
+        default=256,
+        description="memory (address space, MB) a function that declares none may add to its "
+        "idle worker's",
+    )
+    functions_max_output_bytes: Annotated[int, Field(ge=1024, le=1 << 31)] = Field(
+        default=10 * 1024 * 1024,
+        description="bytes one call may send back: printed and logged lines, streamed items "
+        "and the result together; past it the call fails and its worker is replaced",
+    )
+    functions_max_processes: Annotated[int, Field(ge=4, le=100_000)] = Field(
+        default=32, description="processes and threads a worker may have at once"
+    )
+    functions_tmp_bytes: Annotated[int, Field(ge=1024 * 1024, le=1 << 40)] = Field(
+        default=64 * 1024 * 1024,
+        description="size of a worker's private /tmp (bubblewrap: a tmpfs; the fallback "
+        "bounds each file to it instead)",
+    )
+    functions_uid_base: Annotated[int, Field(ge=1000, le=2**31 - 2**20)] = Field(
+        default=1_500_000,
+        description="a server running as root runs worker N as uid and gid base + N; the "
+        "range must belong to no one else on the host",
     )
 
     @field_validator("password_hash_parallelism")

@@ -1,0 +1,429 @@
+"""A pool of warm, sandboxed worker processes that run function calls.
+
+`size` places, each holding at most one worker process, so at most `size` calls run at once
+(the rest wait their turn). A worker starts as a spare (interpreter and SDK loaded, confined,
+bound to nothing); the first call of a function version binds it (its code is copied into the
+worker's read-only code folder and imported), and later calls of that version find it warm.
+A call of a version with no warm worker takes a spare, else replaces the least recently used
+idle worker. A worker that times out, crashes, overruns its output, is abandoned by its caller
+or leaves processes behind is killed with everything it started, and a fresh spare takes its
+place; the pool keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from roost.functions import sandbox
+from roost.functions.process import Broken, Exited, Key, Overrun, WorkerProcess
+from roost.functions.protocol import (
+    Event,
+    Failed,
+    Finished,
+    Idle,
+    Item,
+    Job,
+    Log,
+    Ready,
+    Setup,
+)
+from roost.functions.relay import Relay
+
+if TYPE_CHECKING:
+    from roost.settings import Settings
+
+logger = logging.getLogger("roost.functions")
+
+
+class WorkerStartError(RuntimeError):
+    """A worker process could not be started or did not report ready."""
+
+
+class PoolStats(msgspec.Struct, frozen=True):
+    """What `health` shows of the function runtime."""
+
+    isolation: str
+    size: int
+    busy: int
+    warm: int  # bound to a function version, waiting for its next call
+    spare: int  # started, bound to nothing yet
+    starting: int
+    started: int  # worker processes started since the pool started
+    replaced: dict[str, int]  # workers killed and replaced, by reason
+    runs: int
+    failures: int
+    timeouts: int
+
+
+class WorkerPool:
+    """Warm sandboxed workers; `run(job)` streams a call's events. Use `start()` first."""
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        run_dir: Path,
+        api_url: str,
+        isolation: str = "auto",
+        max_output_bytes: int = 10 * 1024 * 1024,
+        max_processes: int = 32,
+        max_open_files: int = 256,
+        max_file_bytes: int = 64 * 1024 * 1024,
+        tmp_bytes: int = 64 * 1024 * 1024,
+        cpu_seconds: int = 3600,
+        idle_seconds: float = 300.0,
+        uid_base: int = 1_500_000,
+        start_timeout: float = 30.0,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a pool needs at least one worker")
+        self.size = size
+        self.run_dir = Path(run_dir)
+        self.api_url = api_url
+        self.isolation: str = isolation
+        self._mode = isolation
+        self._max_output = max_output_bytes
+        self._max_processes = max_processes
+        self._max_open_files = max_open_files
+        self._max_file_bytes = max_file_bytes
+        self._tmp_bytes = tmp_bytes
+        self._cpu_seconds = cpu_seconds
+        self._idle_seconds = idle_seconds
+        self.uid_base = uid_base
+        self._start_timeout = start_timeout
+        self._kind: sandbox.Kind = "fallback"
+        self._slots: list[WorkerProcess | None] = [None] * size
+        self._starting: dict[int, asyncio.Task[None]] = {}
+        self._turns = asyncio.Semaphore(size)
+        self._changed = asyncio.Condition()
+        self._relays: list[Relay] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._started = 0
+        self._replaced: Counter[str] = Counter()
+        self._outcomes: Counter[str] = Counter()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, run_dir: Path, api_url: str) -> WorkerPool:
+        """A pool sized and limited by the `ROOST_FUNCTIONS_*` settings."""
+        return cls(
+            size=settings.functions_pool_size,
+            run_dir=run_dir,
+            api_url=api_url,
+            isolation=settings.functions_isolation,
+            max_output_bytes=settings.functions_max_output_bytes,
+            max_processes=settings.functions_max_processes,
+            max_file_bytes=settings.functions_tmp_bytes,
+            tmp_bytes=settings.functions_tmp_bytes,
+            uid_base=settings.functions_uid_base,
+        )
+
+    # -- life ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Choose the isolation, start the API relays and every worker; raises
+        ConfigurationError if the host can sandbox nothing, WorkerStartError if a worker
+        cannot start."""
+        self._kind = await asyncio.to_thread(sandbox.choose, self._mode)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.run_dir, 0o755)  # noqa: S103 - workers' uids reach their own folders
+        if os.geteuid() == 0:
+            if self._kind == "fallback":
+                sandbox.check_reachable(self.run_dir)
+            sandbox.check_uids_free(range(self.uid_base, self.uid_base + self.size))
+        try:
+            if self._kind == "bubblewrap":  # a relay per place: no worker hoards another's
+                for index in range(self.size):
+                    relay = Relay(self._relay_dir(index) / sandbox.RELAY_SOCKET, self.api_url)
+                    self._relays.append(relay)
+                    await relay.start()
+            await asyncio.gather(*(self._start_worker(index) for index in range(self.size)))
+        except BaseException:
+            await self.close()
+            raise
+        self._spawn_background(self._retire_idle())
+        first = self._slots[0]
+        self.isolation = first.isolation if first is not None else self._kind
+
+    async def close(self) -> None:
+        """Kill every worker and stop the relay; calls under way end as failures."""
+        self._closed = True
+        for task in self._background:
+            task.cancel()
+        # workers being started are let finish: they see the pool closed and kill themselves
+        await asyncio.gather(*self._background, *self._starting.values(), return_exceptions=True)
+        workers = [w for w in self._slots if w is not None]
+        self._slots = [None] * self.size
+        await asyncio.gather(*(worker.kill() for worker in workers))
+        await asyncio.gather(*(relay.close() for relay in self._relays))
+        await asyncio.to_thread(shutil.rmtree, self.run_dir / "slots", True)
+
+    def stats(self) -> PoolStats:
+        workers = [w for w in self._slots if w is not None]
+        return PoolStats(
+            isolation=self.isolation,
+            size=self.size,
+            busy=sum(w.busy for w in workers),
+            warm=sum(not w.busy and w.key is not None for w in workers),
+            spare=sum(not w.busy and w.key is None for w in workers),
+            starting=len(self._starting),
+            started=self._started,
+            replaced=dict(self._replaced),
+            runs=sum(self._outcomes.values()),
+            failures=self._outcomes["FAILURE"],
+            timeouts=self._outcomes["TIMEOUT"],
+        )
+
+    # -- calls --------------------------------------------------------------------------------
+
+    async def run(self, job: Job) -> AsyncGenerator[Event, None]:
+        """Run one call: its items and log lines as they come, then one Finished or Failed.
+        Closing the iterator early kills the worker (the call stops there)."""
+        if self._closed:
+            raise RuntimeError("the worker pool is closed")
+        if not (0 < job.timeout < math.inf and job.memory_mb > 0):
+            raise ValueError("a job needs a positive, finite timeout and memory_mb")
+        started = time.monotonic()
+        async with self._turns:
+            try:
+                worker = await self._checkout(job)
+            except WorkerStartError as exc:
+                self._outcomes["FAILURE"] += 1
+                yield Failed("FAILURE", str(exc), "", _ms_since(started))
+                return
+            done = False
+            try:
+                async for event in self._drive(worker, job, started):
+                    if isinstance(event, Finished | Failed):
+                        self._outcomes[
+                            "SUCCESS" if isinstance(event, Finished) else event.status
+                        ] += 1
+                        done = True
+                    yield event
+            finally:
+                if not done:
+                    self._replace(worker, "cancelled")
+
+    async def _drive(self, worker: WorkerProcess, job: Job, started: float) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + job.timeout
+        inside = msgspec.structs.replace(job, code_dir=worker.slot.code_inside(self._kind))
+        await worker.send(inside)
+        sent = 0
+        final: Finished | Failed | None = None
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message, size = await worker.events.get()
+            except TimeoutError:
+                self._replace(worker, "timeout")
+                text = f"the function ran past its timeout of {job.timeout:g} s and was stopped"
+                yield Failed("TIMEOUT", text, "", _ms_since(started))
+                return
+            if isinstance(message, Log) and final is not None:
+                continue  # a late raw line of a finished run
+            if isinstance(message, Idle):
+                worker.running = False
+                self._release(worker, message)
+                if final is not None:
+                    yield final
+                return
+            failure = await self._failure(worker, job, message, sent + size, final is not None)
+            if failure is not None:
+                self._replace(worker, failure[0])
+                yield final or Failed("FAILURE", failure[1], "", _ms_since(started))
+                return
+            if isinstance(message, Finished | Failed):
+                final = message  # sent once the worker says whether it stays
+            elif isinstance(message, Item | Log):
+                sent += size
+                yield message
+
+    async def _failure(
+        self, worker: WorkerProcess, job: Job, message: object, sent: int, ended: bool
+    ) -> tuple[str, str] | None:
+        """Why the run cannot go on (a reason for the stats, a message for the caller)."""
+        if isinstance(message, Exited):
+            return "crashed", await worker.death(job)
+        if isinstance(message, Broken):
+            return "broken", f"the worker {message.reason}"
+        if isinstance(message, Overrun) or sent > self._max_output:
+            return "output", (
+                f"the run sent more than {self._max_output} bytes of output (printed and "
+                "logged lines, items and result together)"
+            )
+        if isinstance(message, Ready) or (ended and not isinstance(message, Idle)):
+            return "broken", "the worker broke the protocol"
+        return None
+
+    # -- placing calls on workers -------------------------------------------------------------
+
+    async def _checkout(self, job: Job) -> WorkerProcess:
+        """A worker bound to the job's function version, marked busy."""
+        key: Key = (job.tenant, job.function, job.version, job.code_dir, job.memory_mb)
+        async with self._changed:
+            while True:
+                free = [w for w in self._slots if w is not None and not w.busy]
+                warm = [w for w in free if w.key == key]
+                if warm:
+                    worker = max(warm, key=lambda w: w.last_used)
+                    worker.busy = True
+                    return worker
+                spare = next((w for w in free if w.key is None), None)
+                if spare is not None:
+                    spare.busy = True
+                    break
+                if free:  # only other versions' workers: the longest idle one makes room
+                    self._replace(min(free, key=lambda w: w.last_used), "evicted")
+                elif not self._starting:
+                    raise WorkerStartError("no function worker could be started")
+                await self._changed.wait()
+        try:
+            await asyncio.to_thread(spare.slot.install, Path(job.code_dir))
+        except OSError as exc:
+            self._replace(spare, "broken")
+            raise WorkerStartError(str(exc)) from exc
+        except BaseException:
+            self._replace(spare, "broken")
+            raise
+        spare.key = key
+        return spare
+
+    def _release(self, worker: WorkerProcess, idle: Idle) -> None:
+        worker.last_used = time.monotonic()
+        if not idle.clean:
+            self._replace(worker, "unclean")
+        elif idle.cpu_seconds > self._cpu_seconds / 2:
+            self._replace(worker, "cpu")
+        else:
+            worker.busy = False
+            self._notify()
+
+    def _replace(self, worker: WorkerProcess, reason: str) -> None:
+        """Take the worker out of service now; kill it and start a spare in its place."""
+        index = worker.slot.index
+        if self._slots[index] is not worker:
+            return
+        self._slots[index] = None
+        self._replaced[reason] += 1
+        self._starting[index] = asyncio.get_running_loop().create_task(self._restart(worker, index))
+
+    async def _restart(self, worker: WorkerProcess, index: int) -> None:
+        try:
+            await worker.kill()
+            if not self._closed:
+                await self._start_worker(index)
+        except (WorkerStartError, OSError) as exc:  # the place stays down; _checkout says so
+            logger.error("function worker %d could not be restarted: %s", index, exc)
+        finally:
+            self._starting.pop(index, None)
+            self._notify()
+
+    async def _retire_idle(self) -> None:
+        """Warm workers unused for idle_seconds go back to spares (memory, and a fresh tmp)."""
+        while True:
+            await asyncio.sleep(max(self._idle_seconds / 4, 0.5))
+            now = time.monotonic()
+            for worker in list(self._slots):
+                if (
+                    worker is not None
+                    and not worker.busy
+                    and worker.key is not None
+                    and now - worker.last_used > self._idle_seconds
+                ):
+                    self._replace(worker, "idle")
+
+    def _notify(self) -> None:
+        self._spawn_background(self._notify_now())
+
+    async def _notify_now(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _spawn_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- worker processes ---------------------------------------------------------------------
+
+    def _relay_dir(self, index: int) -> Path:
+        return self.run_dir / "relays" / str(index)
+
+    def _uid(self, index: int) -> int | None:
+        return self.uid_base + index if os.geteuid() == 0 else None
+
+    async def _start_worker(self, index: int) -> None:
+        slot = sandbox.Slot(index, self.run_dir / "slots" / str(index))
+        uid = self._uid(index)
+        await asyncio.to_thread(slot.reset, self._kind, uid)
+        worker = await WorkerProcess.spawn(
+            lambda fds: sandbox.command(
+                self._kind, slot, self._relay_dir(index), self._tmp_bytes, fds
+            ),
+            sandbox.environment(self._kind, slot),
+            slot,
+            self._setup(slot, uid),
+            on_idle_exit=lambda dead: self._replace(dead, "crashed"),
+        )
+        try:
+            async with asyncio.timeout(self._start_timeout):
+                message, _ = await worker.events.get()
+        except TimeoutError:
+            message = Broken(f"did not report ready in {self._start_timeout:g} s")
+        except BaseException:  # cancelled: the pool is closing
+            await worker.kill()
+            raise
+        if not isinstance(message, Ready):
+            await worker.kill()
+            reason = message.reason if isinstance(message, Broken) else "exited at start"
+            tail = "\n".join(worker.tail)
+            raise WorkerStartError(f"a function worker {reason}" + (f": {tail}" if tail else ""))
+        worker.isolation = message.isolation
+        self._started += 1
+        if self._closed:
+            await worker.kill()
+            return
+        self._slots[index] = worker
+        self._notify()
+
+    def _setup(self, slot: sandbox.Slot, uid: int | None) -> Setup:
+        bubblewrap = self._kind == "bubblewrap"
+        read, write = ([], []) if bubblewrap else sandbox.fallback_paths(slot)
+        # RLIMIT_NPROC counts per uid: it binds a worker apart only under a uid of its own
+        # (root) or in a user namespace of its own (bubblewrap without root)
+        counted_apart = uid is not None or bubblewrap
+        return Setup(
+            isolation=self._kind,
+            uid=uid,
+            max_processes=self._max_processes if counted_apart else 0,
+            max_open_files=self._max_open_files,
+            max_file_bytes=self._max_file_bytes,
+            cpu_seconds=self._cpu_seconds,
+            max_output_bytes=self._max_output,
+            landlock_read=read,
+            landlock_write=write,
+            api_port=None if bubblewrap else _port_of(self.api_url),
+            allow_unix_sockets=bubblewrap,
+        )
+
+
+def _port_of(api_url: str) -> int:
+    parts = urlsplit(api_url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

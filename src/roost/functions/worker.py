@@ -1,0 +1,263 @@
+"""The program inside the sandbox: `python -m roost.functions.worker IN_FD OUT_FD`.
+
+It reads a `Setup`, confines itself (confine.py), says `Ready`, then runs the jobs it is sent,
+one at a time, until its input closes. A worker belongs to one function version of one tenant
+for its whole life: the pool binds it with the first job and never sends it another version's
+or tenant's, so modules, globals and the private tmp of one never meet another's, and a warm
+call pays nothing but the call. Between calls of the same version it keeps its module, its
+event loop and whatever the handler kept (as warm serverless runtimes do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import math
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Final
+
+import msgspec
+
+from roost.functions.capture import Channel, LineWriter, LogHandler, OutputLimitExceeded
+from roost.functions.confine import address_space_in_use, confine
+from roost.functions.protocol import (
+    FRAME_HEADER,
+    Failed,
+    Finished,
+    Idle,
+    Item,
+    Job,
+    Ready,
+    Setup,
+    frame_length,
+    to_worker_decoder,
+)
+
+DEFAULT_MODULE: Final = "main"
+RUNTIME_ENV: Final = ("ROOST_API_SOCKET", "HOME", "TMPDIR", "PATH")  # jobs may not change
+MESSAGE_MAX: Final = 2000
+
+
+class NotSendable(Exception):
+    """A result or item that MessagePack cannot carry (an object of the handler's own class,
+    say)."""
+
+
+class Runner:
+    """Runs jobs of the one function version this worker is bound to."""
+
+    def __init__(
+        self, channel: Channel, loop: asyncio.AbstractEventLoop, idle_bytes: int, setup: Setup
+    ) -> None:
+        self._channel = channel
+        self._max_processes = setup.max_processes
+        self._loop = loop
+        self._idle_bytes = idle_bytes
+        self._bound: tuple[str, str, int, str] | None = None
+        self._base_env = dict(os.environ)
+        self._memory_mb = 0
+
+    def run(self, job: Job) -> bool:
+        """Run one job, sending its events; answers whether the worker is still clean."""
+        started = time.monotonic()
+        clean = True
+        self._channel.start_job()
+        try:
+            self._prepare(job)
+            result = self._call(self._handler(job), job)
+            self._flush()
+            self._send_value(Finished(result, _ms_since(started)))
+        except BaseException as exc:  # the user's code may raise anything, even SystemExit
+            clean = isinstance(exc, Exception) and not isinstance(exc, MemoryError | ImportError)
+            self._flush_quietly()
+            self._channel.end_job()
+            self._channel.send(self._failure(exc, job, started))
+        finally:
+            self._channel.end_job()
+            os.environ.clear()  # the caller's token and secrets do not outlive the call
+            os.environ.update(self._base_env)
+        return clean and not self._channel.exceeded and not _children_left()
+
+    def _prepare(self, job: Job) -> None:
+        key = (job.tenant, job.function, job.version, job.code_dir)
+        if self._bound is None:
+            self._bind(job)
+            self._bound = key
+        elif key != self._bound:
+            raise RuntimeError("a worker runs one function version only")
+        os.environ.clear()
+        os.environ.update({k: v for k, v in job.env.items() if k not in RUNTIME_ENV})
+        os.environ.update({k: v for k, v in self._base_env.items() if k in RUNTIME_ENV})
+        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        soft = math.ceil(used.ru_utime + used.ru_stime + job.timeout) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+        asyncio.set_event_loop(self._loop)  # a handler's asyncio.run() unsets it
+
+    def _bind(self, job: Job) -> None:
+        self._memory_mb = job.memory_mb
+        limit = self._idle_bytes + job.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        sys.path.insert(0, job.code_dir)
+
+    def _handler(self, job: Job) -> Callable[..., Any]:
+        module_name, _, name = job.entrypoint.rpartition(":")
+        module = importlib.import_module(module_name or DEFAULT_MODULE)
+        handler = getattr(module, name, None)
+        if not callable(handler):
+            raise LookupError(f"{module.__name__} has no function {name!r} (the entrypoint)")
+        return handler  # type: ignore[no-any-return]
+
+    def _call(self, handler: Callable[..., Any], job: Job) -> Any:
+        value = handler(job.params, job.user_data)
+        if inspect.isawaitable(value):
+            value = self._loop.run_until_complete(_awaited(value))
+        if inspect.isasyncgen(value):
+            return self._loop.run_until_complete(self._drain_async(value, job.stream))
+        if inspect.isgenerator(value):
+            return self._drain(value, job.stream)
+        return value
+
+    def _drain(self, items: Iterator[Any], stream: bool) -> list[Any] | None:
+        if not stream:
+            return list(items)
+        for item in items:
+            self._send_value(Item(item))
+        return None
+
+    async def _drain_async(self, items: AsyncIterator[Any], stream: bool) -> list[Any] | None:
+        if not stream:
+            return [item async for item in items]
+        async for item in items:
+            self._send_value(Item(item))
+        return None
+
+    def _send_value(self, message: Item | Finished) -> None:
+        try:
+            self._channel.send_output(message)
+        except (TypeError, msgspec.EncodeError) as exc:
+            kind = "an item" if isinstance(message, Item) else "the result"
+            raise NotSendable(f"{kind} cannot be sent: {exc}") from None
+
+    def _flush(self) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+
+    def _flush_quietly(self) -> None:
+        # the run already failed; its last unfinished line is lost with it
+        with contextlib.suppress(OutputLimitExceeded, TypeError):
+            self._flush()
+
+    def _failure(self, exc: BaseException, job: Job, started: float) -> Failed:
+        elapsed = _ms_since(started)
+        if self._channel.exceeded or isinstance(exc, OutputLimitExceeded):
+            message = (
+                f"the run sent more than {self._channel.limit} bytes of output (printed and "
+                "logged lines, items and result together)"
+            )
+            return Failed("FAILURE", message, "", elapsed)
+        if isinstance(exc, MemoryError):
+            message = f"the function ran out of memory (its limit is {self._memory_mb} MB)"
+            return Failed("FAILURE", message, _user_traceback(exc), elapsed)
+        if isinstance(exc, NotSendable):
+            return Failed("FAILURE", str(exc), "", elapsed)
+        if isinstance(exc, SystemExit):
+            return Failed("FAILURE", f"the function called sys.exit({exc.code!r})", "", elapsed)
+        message = f"{type(exc).__name__}: {exc}"[:MESSAGE_MAX]
+        if isinstance(exc, BlockingIOError) and self._max_processes and _children_left():
+            message += f" (the limit of {self._max_processes} processes and threads was reached)"
+        return Failed("FAILURE", message, _user_traceback(exc), elapsed)
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback from the handler's first frame on (the runtime's own frames dropped)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename in _RUNTIME_FILES:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))[-64 * 1024 :]
+
+
+def _children_left() -> bool:
+    """Reap what the job left exited; answers whether any process of it still runs (the
+    worker is a child subreaper, so orphans count too)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return b""
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read(fd: int) -> Setup | Job | None:
+    header = _read_exact(fd, FRAME_HEADER)
+    if not header:
+        return None
+    return to_worker_decoder.decode(_read_exact(fd, frame_length(header)))
+
+
+def _capture_output(channel: Channel) -> None:
+    sys.stdout = LineWriter(channel, "stdout", "INFO")
+    sys.stderr = LineWriter(channel, "stderr", "ERROR")
+    root = logging.getLogger()
+    root.handlers[:] = [LogHandler(channel)]
+    root.setLevel(logging.INFO)
+
+
+_RUNTIME_FILES: Final = frozenset(
+    {__file__, importlib.import_module("roost.functions.capture").__file__}
+)
+
+
+def main(argv: list[str]) -> None:
+    in_fd, out_fd = int(argv[1]), int(argv[2])
+    for fd in (in_fd, out_fd):
+        os.set_inheritable(fd, False)  # the handler's subprocesses never get the pipes
+    setup = _read(in_fd)
+    if not isinstance(setup, Setup):
+        raise SystemExit("a worker starts with a Setup message")
+    channel = Channel(out_fd, setup.max_output_bytes)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    idle_bytes = address_space_in_use()
+    isolation = confine(setup)
+    channel.send(Ready(isolation, os.getpid(), os.getuid()))
+    runner = Runner(channel, loop, idle_bytes, setup)
+    _capture_output(channel)
+    while (job := _read(in_fd)) is not None:
+        if not isinstance(job, Job):
+            raise SystemExit("only jobs follow the Setup")
+        clean = runner.run(job)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        channel.send(Idle(clean, usage.ru_utime + usage.ru_stime))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
