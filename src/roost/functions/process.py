@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -27,6 +28,8 @@ from roost.functions.protocol import (
 )
 from roost.functions.sandbox import Slot
 
+logger = logging.getLogger("roost.functions")
+KILL_WAIT: Final = 10.0  # seconds a killed worker may take to be gone
 TAIL_LINES: Final = 20  # a dead worker's last output lines, for the failure message
 Key = tuple[str, str, int, str, int]  # tenant, function, version, code folder, memory_mb
 
@@ -70,6 +73,7 @@ class WorkerProcess:
     last_used: float = field(default_factory=time.monotonic)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    events_transport: asyncio.BaseTransport | None = None  # closed by `kill`
 
     @classmethod
     async def spawn(
@@ -106,7 +110,7 @@ class WorkerProcess:
             os.close(events_write)
         try:
             reader = asyncio.StreamReader(limit=2**16)
-            await loop.connect_read_pipe(
+            events_transport, _ = await loop.connect_read_pipe(
                 lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(events_read, "rb", 0)
             )
             transport, protocol = await loop.connect_write_pipe(
@@ -119,6 +123,7 @@ class WorkerProcess:
             raise
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
         worker = cls(slot, process, writer, setup.max_output_bytes, on_idle_exit)
+        worker.events_transport = events_transport
         worker.tasks = [
             loop.create_task(worker._read_events(reader)),
             loop.create_task(worker._read_output()),
@@ -141,10 +146,20 @@ class WorkerProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.writer.close()
-        await self.process.wait()
+        try:
+            async with asyncio.timeout(KILL_WAIT):
+                await self.process.wait()
+        except TimeoutError:  # stuck in the kernel: the pool must not be stuck with it
+            logger.error(
+                "function worker %d outlived SIGKILL: %s",
+                self.process.pid,
+                _state(self.process.pid),
+            )
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.events_transport is not None:  # uvloop keeps the pipe open until closed
+            self.events_transport.close()
 
     async def death(self, job: Job) -> str:
         """Why the worker ended, in a sentence, with its last output lines."""
@@ -226,6 +241,14 @@ class WorkerProcess:
                 kept.append(entry)
         for entry in kept:
             self.events.put_nowait(entry)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/wchan") as wchan:
+            return f"{stat.read().split(')')[-1].split()[0]} in {wchan.read()}"
+    except OSError as exc:
+        return str(exc)
 
 
 def signal_of(returncode: int | None) -> int | None:

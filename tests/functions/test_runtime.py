@@ -1,0 +1,207 @@
+"""Calls through a real pool of sandboxed workers: every handler shape, output capture, the
+API through the sandbox's one door, warm reuse, and how the pool survives its workers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from roost.errors import ConfigurationError
+from roost.functions.pool import WorkerPool
+from roost.functions.protocol import Finished, Item
+from roost.settings import load_settings
+from tests.conftest import RunningServer
+from tests.functions.conftest import Code, call, job, still_serves
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_sync_handler_answers_and_its_print_is_a_log_line(
+    pool: WorkerPool, code: Code
+) -> None:
+    run = await call(pool, code.plain, "main", {"order": 7})
+    assert run.result["params"] == {"order": 7}
+    assert [(log.line, log.stream) for log in run.logs] == [("hello from user-1", "stdout")]
+
+
+async def test_an_async_handler_answers(pool: WorkerPool, code: Code) -> None:
+    assert (await call(pool, code.plain, "twice", 21)).result == 42
+
+
+@pytest.mark.parametrize("entrypoint", ["count", "acount"])
+async def test_a_generator_streams_its_items_or_gives_them_as_a_list(
+    pool: WorkerPool, code: Code, entrypoint: str
+) -> None:
+    streamed = await call(pool, code.plain, entrypoint, 3, stream=True)
+    assert streamed.items == [0, 1, 2]
+    assert streamed.result is None
+    assert (await call(pool, code.plain, entrypoint, 3)).result == [0, 1, 2]
+
+
+async def test_logging_and_an_unfinished_line_are_log_events(pool: WorkerPool, code: Code) -> None:
+    logs = (await call(pool, code.plain, "logs", 3)).logs
+    assert [(log.line, log.stream, log.level) for log in logs] == [
+        ("orders: low stock: 3", "logging", "WARNING"),
+        ("partial line without newline", "stdout", "INFO"),
+    ]
+
+
+async def test_an_exception_is_a_failure_with_the_handlers_traceback(
+    pool: WorkerPool, code: Code
+) -> None:
+    failure = (await call(pool, code.plain, "fails", 9)).failure
+    assert failure.status == "FAILURE"
+    assert failure.message == "ValueError: bad order 9"
+    assert 'raise ValueError(f"bad order {params}")' in failure.traceback
+    assert "roost/functions" not in failure.traceback  # the runtime's frames are not shown
+
+
+async def test_a_result_msgpack_cannot_carry_is_a_clear_failure(
+    pool: WorkerPool, code: Code
+) -> None:
+    failure = (await call(pool, code.plain, "unsendable")).failure
+    assert failure.message.startswith("the result cannot be sent")
+
+
+async def test_a_missing_entrypoint_is_a_failure_naming_it(pool: WorkerPool, code: Code) -> None:
+    failure = (await call(pool, code.plain, "nothing_here")).failure
+    assert failure.message == "LookupError: main has no function 'nothing_here' (the entrypoint)"
+    assert (await call(pool, code.plain, "twice", 1)).result == 2
+
+
+async def test_a_warm_worker_keeps_the_module_of_its_version(pool: WorkerPool, code: Code) -> None:
+    first = (await call(pool, code.plain, "main")).result
+    second = (await call(pool, code.plain, "main")).result
+    assert second["calls"] == first["calls"] + 1
+    assert second["uid"] not in (0, None)
+
+
+async def test_the_job_env_is_the_handlers_environment_and_nothing_of_the_servers(
+    pool: WorkerPool, code: Code, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"ROOST_TOKEN": "short-lived", "STRIPE_KEY": "declared secret", "HOME": "/elsewhere"}
+    names = ["ROOST_TOKEN", "STRIPE_KEY", "ROOST_SECRET_KEY", "ROOST_DATA_DIR", "HOME"]
+    seen = (await call(pool, code.plain, "environment", names, env=env)).result
+    assert seen["ROOST_TOKEN"] == "short-lived"
+    assert seen["STRIPE_KEY"] == "declared secret"
+    assert seen["ROOST_SECRET_KEY"] is None
+    assert seen["ROOST_DATA_DIR"] is None
+    assert seen["HOME"] != "/elsewhere"  # the runtime's own variables stay its own
+    later = (await call(pool, code.plain, "environment", ["STRIPE_KEY"])).result
+    assert later == {"STRIPE_KEY": None}  # one call's secrets are gone for the next
+
+
+async def test_a_function_reaches_the_roost_api(
+    pool: WorkerPool, code: Code, api_server: RunningServer
+) -> None:
+    env = {"ROOST_API_URL": api_server.url}
+    answer = (await call(pool, code.plain, "call_api", env=env, timeout=30)).result
+    assert answer["status"] == 200
+    assert answer["body"]["status"] == "ok"
+
+
+async def test_another_tenant_never_sees_the_private_tmp(pool: WorkerPool, code: Code) -> None:
+    path = (await call(pool, code.plain, "leave_in_tmp", "acme's draft")).result
+    assert (await call(pool, code.plain, "read_path", path)).result == "acme's draft"
+    failure = (await call(pool, code.plain, "read_path", path, tenant="globex")).failure
+    assert failure.message.startswith(("FileNotFoundError", "PermissionError"))
+
+
+async def test_stopping_the_iteration_stops_the_call_and_replaces_the_worker(
+    pool: WorkerPool, code: Code
+) -> None:
+    cancelled = pool.stats().replaced.get("cancelled", 0)
+    events = pool.run(job(code.plain, "forever", stream=True))
+    seen = [await anext(events) for _ in range(3)]
+    await events.aclose()
+    assert [event.value for event in seen if isinstance(event, Item)] == [0, 1, 2]
+    assert pool.stats().replaced["cancelled"] == cancelled + 1
+    await still_serves(pool, code)
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "death"), [("crash", "SIGSEGV)"), ("exit_worker", "exit code 3)")]
+)
+async def test_a_worker_that_dies_is_a_failure_and_is_replaced(
+    pool: WorkerPool, code: Code, entrypoint: str, death: str
+) -> None:
+    failure = (await call(pool, code.hostile, entrypoint)).failure
+    assert failure.status == "FAILURE"
+    assert failure.message.startswith(f"the function's worker died ({death}")
+    await still_serves(pool, code)
+
+
+async def test_a_worker_that_dies_between_calls_is_replaced_before_a_call_meets_it(
+    pool: WorkerPool, code: Code
+) -> None:
+    crashed = pool.stats().replaced.get("crashed", 0)
+    assert (await call(pool, code.hostile, "die_when_idle", 0.2)).result == "dying soon"
+    await wait_until(lambda: pool.stats().replaced.get("crashed", 0) == crashed + 1)
+    await still_serves(pool, code)
+
+
+async def test_a_worker_that_leaves_a_process_running_is_replaced_after_its_call(
+    pool: WorkerPool, code: Code
+) -> None:
+    unclean = pool.stats().replaced.get("unclean", 0)
+    assert (await call(pool, code.hostile, "leave_a_child")).result == "child left running"
+    assert pool.stats().replaced["unclean"] == unclean + 1
+    await still_serves(pool, code)
+
+
+async def test_stats_say_how_workers_are_isolated(pool: WorkerPool, code: Code) -> None:
+    await call(pool, code.plain, "twice", 1)
+    stats = pool.stats()
+    expected = "bubblewrap" if "bubblewrap" in pool.isolation else "landlock"
+    assert stats.isolation == pool.isolation
+    assert stats.isolation.startswith(expected)
+    assert stats.isolation.endswith("seccomp+setuid")
+    assert stats.size == 2
+    assert stats.runs > 0
+    assert stats.busy + stats.warm + stats.spare + stats.starting == 2
+
+
+def test_settings_choose_the_pool_and_refuse_an_unknown_isolation(tmp_path: Path) -> None:
+    settings = load_settings(functions_pool_size=3, functions_isolation="fallback")
+    pool = WorkerPool.from_settings(settings, run_dir=tmp_path, api_url="http://127.0.0.1:1")
+    assert (pool.size, pool.isolation) == (3, "fallback")
+    with pytest.raises(ConfigurationError, match="ROOST_FUNCTIONS_ISOLATION"):
+        load_settings(functions_isolation="none")
+
+
+async def test_a_finished_event_carries_the_duration(pool: WorkerPool, code: Code) -> None:
+    last = (await call(pool, code.plain, "twice", 2)).last
+    assert isinstance(last, Finished)
+    assert last.duration_ms >= 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch needs root")
+async def test_a_pool_refuses_uids_that_processes_already_run_as(pool: WorkerPool) -> None:
+    await wait_until(lambda: pool.stats().starting == 0)  # this module's pool holds its uids
+    taken = pool.stats()
+    twin = WorkerPool(
+        size=2, run_dir=pool.run_dir / "twin", api_url="http://127.0.0.1:1", uid_base=pool.uid_base
+    )
+    with pytest.raises(ConfigurationError, match="give each server on a host its own uid range"):
+        await twin.start()
+    assert pool.stats().started == taken.started
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch needs root")
+async def test_the_fallback_refuses_a_run_dir_its_workers_cannot_reach(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    pool = WorkerPool(
+        size=1, run_dir=private / "run", api_url="http://127.0.0.1:1", isolation="fallback"
+    )
+    with pytest.raises(ConfigurationError, match="which other users cannot enter"):
+        await pool.start()
+
+
+async def test_a_missing_code_folder_is_a_failure_naming_it(pool: WorkerPool, code: Code) -> None:
+    failure = (await call(pool, code.plain.parent / "9", "main")).failure
+    assert failure.message == f"the function's code folder is missing: {code.plain.parent / '9'}"
+    await still_serves(pool, code)
