@@ -11,9 +11,6 @@ RoostError
 │   ├── AuthorizationError           403
 │   │   └── SecureTableError         403
 │   ├── NotFoundError                404
-│   │   ├── KeyNotFoundError
-│   │   ├── QueueNotFoundError
-│   │   ├── RoomNotFoundError
 │   │   └── SecretNotFoundError
 │   ├── ConflictError                409
 │   ├── FunctionExecutionError       422  (the function failed; `traceback`)
@@ -25,7 +22,6 @@ RoostError
 │   ├── TimeoutError                        (also a builtin TimeoutError)
 │   ├── ConnectionError                     (also a builtin ConnectionError)
 │   └── CircuitOpenError                    (the SDK stopped trying for a while)
-├── RpcError
 └── ResponseError                           (the answer could not be read)
 ```
 
@@ -36,6 +32,11 @@ maps it back to the class through `ERROR_CODES`, and falls back on the status.
 A deployed function that raises or runs out of time is an APIError too (the server answered),
 with a 4xx status of its own: the SDK must not retry it (the function ran, and its side
 effects happened), and an Idempotency-Key replays the failure rather than running it again.
+
+Every class here is raised by the native API somewhere. A missing KV key, an empty queue or
+room and an RPC failure are not errors of their own natively (`kv.get` answers `found`, queues
+and rooms exist once used, an RPC call raises the class of its failure): the seeds' names for
+them belong to the compatibility entry points (docs/architecture.md, "Errors").
 """
 
 from __future__ import annotations
@@ -54,18 +55,14 @@ __all__ = [
     "ConnectionError",
     "FunctionExecutionError",
     "FunctionTimeoutError",
-    "KeyNotFoundError",
     "NetworkError",
     "NotAuthenticatedError",
     "NotFoundError",
     "PayloadTooLargeError",
-    "QueueNotFoundError",
     "RateLimitError",
     "ResponseError",
-    "RoomNotFoundError",
     "SecretNotFoundError",
     "RoostError",
-    "RpcError",
     "SecureTableError",
     "ServerError",
     "ServiceUnavailableError",
@@ -163,24 +160,6 @@ class NotFoundError(APIError):
 
     default_code = "not_found"
     default_status = 404
-
-
-class KeyNotFoundError(NotFoundError):
-    """No such key in the KV cache."""
-
-    default_code = "key_not_found"
-
-
-class QueueNotFoundError(NotFoundError):
-    """No such queue."""
-
-    default_code = "queue_not_found"
-
-
-class RoomNotFoundError(NotFoundError):
-    """No such stream room."""
-
-    default_code = "room_not_found"
 
 
 class SecretNotFoundError(NotFoundError):
@@ -294,12 +273,6 @@ class FunctionTimeoutError(FunctionExecutionError):
     default_code = "function_timeout"
 
 
-class RpcError(RoostError):
-    """An RPC call over the realtime connection failed."""
-
-    default_code = "rpc_error"
-
-
 class ResponseError(RoostError):
     """The server's answer could not be decoded."""
 
@@ -321,9 +294,6 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
     AuthorizationError,
     SecureTableError,
     NotFoundError,
-    KeyNotFoundError,
-    QueueNotFoundError,
-    RoomNotFoundError,
     SecretNotFoundError,
     ConflictError,
     RateLimitError,

@@ -1,8 +1,10 @@
 """SDK results are the wire Structs: a field a newer server adds is ignored, a field that does
-not fit raises ResponseError naming it. Both clients, over `httpx.MockTransport`."""
+not fit raises ResponseError naming it, and none lies in an `if`. Both clients, over
+`httpx.MockTransport`."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +13,9 @@ import pytest
 
 import roost
 from roost import ResponseError
+from roost.client._core import results
 from roost.client._core.results import TableChange, decode
-from roost.wire import kv, pubsub, queue, stream
+from roost.wire import auth, common, kv, pages, pubsub, queue, stream
 from tests.unit.fake_server import FakeServer, ok, run
 
 pytestmark = pytest.mark.anyio
@@ -147,6 +150,10 @@ def test_result_types_are_the_wire_structs_exported_from_roost() -> None:
         roost.StreamPublishResult: stream.StreamPublishAnswer,
         roost.HistoryResult: stream.HistoryAnswer,
         roost.PubSubPublishResult: pubsub.PubSubPublishAnswer,
+        roost.PageAccess: pages.PageAccess,
+        roost.VerifyResult: auth.VerifyResult,
+        roost.HealthReport: common.HealthReport,
+        roost.BackendHealth: common.BackendHealth,
     }
     for public, wire in pairs.items():
         assert public is wire
@@ -154,3 +161,146 @@ def test_result_types_are_the_wire_structs_exported_from_roost() -> None:
     assert roost.TableChange is TableChange
     # results still build by keyword, as user code and tests do
     assert roost.GetResult(found=False) == kv.GetAnswer(False, None, None)
+
+
+# Every result type the SDK exports, by what its truth value is (docs/architecture.md, "Truth
+# values"). A new result type fails `test_every_exported_result_type_has_a_decided_truth_value`
+# until it is placed in one of these.
+OUTCOMES: dict[type, tuple[Any, Any]] = {  # a yes or no: (a "yes" answer, a "no" answer)
+    roost.SetResult: (roost.SetResult(success=True), roost.SetResult(success=False)),
+    roost.NackResult: (
+        roost.NackResult(success=True, action="requeued"),
+        roost.NackResult(success=False, action="dead_lettered"),
+    ),
+    roost.PageAccess: (
+        roost.PageAccess(path="/a", allowed=True, missing_scopes=[]),
+        roost.PageAccess(path="/a", allowed=False, missing_scopes=["users:read"]),
+    ),
+    roost.VerifyResult: (
+        roost.VerifyResult(valid=True, user_id="u1"),
+        roost.VerifyResult(valid=False, reason="token_expired"),
+    ),
+    roost.HealthReport: (
+        roost.HealthReport(status="ok", version="1", backends={}),
+        roost.HealthReport(status="degraded", version="1", backends={}),
+    ),
+    roost.BackendHealth: (
+        roost.BackendHealth(status="ok", backend="sqlite"),
+        roost.BackendHealth(status="down", backend="sqlite", error="gone"),
+    ),
+    roost.BatchItemResult: (
+        roost.BatchItemResult(status="success", payload={}),
+        roost.BatchItemResult(status="error", error={"code": "not_found"}),
+    ),
+}
+REPORTS: dict[type, Any] = {  # neither: bool() raises TypeError naming the fields
+    roost.GetResult: roost.GetResult(found=True, value=0, ttl=-1),
+    roost.ScanResult: roost.ScanResult(keys=[], cursor=None, has_more=False),
+    roost.PublishResult: roost.PublishResult(message_id="m1", position=0),
+    roost.QueueStats: roost.QueueStats(queue="q", ready=0, delayed=0, in_flight=0, dead=0),
+    roost.StreamPublishResult: roost.StreamPublishResult(
+        event_id="e1", offset=0, subscribers_notified=0
+    ),
+    roost.HistoryResult: roost.HistoryResult(events=[], oldest_offset=1, newest_offset=0),
+    roost.PubSubPublishResult: roost.PubSubPublishResult(
+        message_id="p1", topic="a.b", subscribers_matched=0
+    ),
+}
+RECORDS: dict[type, Any] = {  # a thing: true (a call answers None when there is none)
+    roost.QueueMessage: decode(MESSAGE, roost.QueueMessage),
+    roost.StreamEvent: decode(EVENT, roost.StreamEvent),
+    roost.TableChange: roost.TableChange("insert", "t", {}, 0, 0.0),
+}
+
+
+def test_every_exported_result_type_has_a_decided_truth_value() -> None:
+    exported = {
+        getattr(roost, name)
+        for name in roost.__all__
+        if getattr(results, name, None) is getattr(roost, name)
+    }
+    exported = {
+        cls for cls in exported if isinstance(cls, type) and not issubclass(cls, BaseException)
+    }
+    decided = [*OUTCOMES, *REPORTS, *RECORDS]
+    assert len(decided) == len(set(decided))
+    assert exported == set(decided)
+    for cls in exported:
+        assert issubclass(cls, msgspec.Struct) or dataclasses.is_dataclass(cls)
+
+
+@pytest.mark.parametrize("cls", list(OUTCOMES), ids=lambda cls: cls.__name__)
+def test_a_yes_or_no_result_is_its_answer_in_an_if(cls: type) -> None:
+    yes, no = OUTCOMES[cls]
+    assert bool(yes) is True
+    assert bool(no) is False
+
+
+@pytest.mark.parametrize("cls", list(REPORTS), ids=lambda cls: cls.__name__)
+def test_a_report_refuses_bool_naming_its_fields(cls: type) -> None:
+    report = REPORTS[cls]
+    with pytest.raises(TypeError, match="neither true nor false") as caught:
+        bool(report)
+    assert all(field in str(caught.value) for field in report.__struct_fields__)
+
+
+@pytest.mark.parametrize("cls", list(RECORDS), ids=lambda cls: cls.__name__)
+def test_a_record_is_true(cls: type) -> None:
+    assert bool(RECORDS[cls]) is True
+
+
+def test_reports_still_encode_compare_and_print() -> None:
+    got = roost.GetResult(found=False)
+    assert got == roost.GetResult(found=False, value=None, ttl=None)
+    assert msgspec.json.decode(msgspec.json.encode(got)) == {
+        "found": False,
+        "value": None,
+        "ttl": None,
+    }
+    assert msgspec.to_builtins(got) == {"found": False, "value": None, "ttl": None}
+    assert repr(got) == "GetAnswer(found=False, value=None, ttl=None)"
+    assert got in [got]  # equality, not truth
+
+
+async def test_calls_that_say_no_answer_false(connect: Connect) -> None:
+    server = FakeServer()
+    server.answer("kv.set", ok({"success": False}))
+    refused = {"path": "/a", "allowed": False, "missing_scopes": ["users:read"], **NEW}
+    server.answer("auth.check_page_access", ok(refused))
+    server.answer("auth.verify", ok({"valid": False, "reason": "token_expired", **NEW}))
+    degraded = {"status": "degraded", "version": "1", **NEW}
+    sql = {"status": "down", "backend": "postgresql", "error": "gone", **NEW}
+    server.answer("health.check", ok({**degraded, "backends": {"sql": sql}}))
+    client = connect(server)
+    assert await run(client.kv.setnx("k", 1)) is False
+    assert not await run(client.kv.set("k", 1, nx=True))
+    access = await run(client.auth.check_page_access("/a"))
+    assert (access.allowed, access.missing_scopes) == (False, ["users:read"])
+    assert not access
+    claims = await run(client.auth.validate_jwt("t"))
+    assert (claims.valid, claims.reason) == (False, "token_expired")
+    assert not claims
+    assert await run(client.auth.verify_token("t")) is False
+    health = await run(client.health.check())
+    assert not health
+    assert not health.backends["sql"]
+    assert health.backends["sql"].error == "gone"
+
+
+async def test_calls_that_say_yes_answer_true(connect: Connect) -> None:
+    server = FakeServer()
+    server.answer("kv.set", ok({"success": True}))
+    server.answer(
+        "auth.check_page_access", ok({"path": "/a", "allowed": True, "missing_scopes": []})
+    )
+    expires = "2030-01-02T03:04:05Z"
+    server.answer("auth.verify", ok({"valid": True, "user_id": "u1", "expires_at": expires}))
+    sql = {"status": "ok", "backend": "sqlite", "latency_ms": 0.2}
+    server.answer("health.check", ok({"status": "ok", "version": "1", "backends": {"sql": sql}}))
+    client = connect(server)
+    assert await run(client.kv.setnx("k", 1)) is True
+    assert await run(client.auth.check_page_access("/a"))
+    claims = await run(client.auth.validate_jwt("t"))
+    assert claims
+    assert (claims.user_id, claims.expires_at.year) == ("u1", 2030)
+    assert await run(client.health.check())

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import builtins
+import re
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +38,20 @@ def test_network_errors_are_also_builtin_errors() -> None:
     assert issubclass(errors.ConnectionError, builtins.ConnectionError)
     assert issubclass(errors.NotAuthenticatedError, errors.AuthenticationError)
     assert issubclass(errors.SecureTableError, errors.AuthorizationError)
+
+
+def test_every_error_class_is_raised_somewhere() -> None:
+    """A class users could catch but nothing raises would be an `except` that never fires: each
+    one is named by the code that raises it (server or SDK), not only here and in `roost`."""
+    package = Path(errors.__file__).parent
+    declared = {package / "errors.py", package / "__init__.py"}
+    elsewhere = "\n".join(
+        path.read_text() for path in package.rglob("*.py") if path not in declared
+    )
+    classes = [
+        cls
+        for name, cls in vars(errors).items()
+        if isinstance(cls, type) and issubclass(cls, errors.RoostError) and not name.startswith("_")
+    ]
+    never = [cls.__name__ for cls in classes if not re.search(rf"\b{cls.__name__}\b", elsewhere)]
+    assert never == []

@@ -53,11 +53,17 @@ class VerifyRequest(Struct, forbid_unknown_fields=True):
 
 
 class VerifyResult(Struct, omit_defaults=True):
+    """`auth.verify` (the SDK's `VerifyResult`, from `auth.validate_jwt`): whether the token
+    is valid now, whose it is, or why not; its truth value is `valid`."""
+
     valid: bool
     user_id: str | None = None
     tenant: str | None = None
     expires_at: datetime | None = None
     reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.valid
 
 
 class EmailRequest(Struct, forbid_unknown_fields=True):

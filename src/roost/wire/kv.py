@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 
+from roost.wire.common import NoTruthValue
+
 Key = Annotated[str, Meta(min_length=1, max_length=512)]
 Ttl = Annotated[int, Meta(ge=1, le=10 * 365 * 86400)]
 
@@ -71,13 +73,17 @@ class LockRelease(Struct, forbid_unknown_fields=True):
 
 class SetAnswer(Struct):
     """`kv.set` (the SDK's `SetResult`): whether the value was stored (false when nx/xx said
-    no)."""
+    no); its truth value is that answer."""
 
     success: bool
 
+    def __bool__(self) -> bool:
+        return self.success
 
-class GetAnswer(Struct):
-    """`kv.get` (the SDK's `GetResult`): whether the key exists, its value and its ttl."""
+
+class GetAnswer(Struct, NoTruthValue):
+    """`kv.get` (the SDK's `GetResult`): whether the key exists, its value and its ttl. No
+    truth value: a found key may hold a false value (test `found`, or `value`)."""
 
     found: bool
     value: Any = None
@@ -92,7 +98,7 @@ class IntAnswer(Struct):
     value: int
 
 
-class ScanAnswer(Struct):
+class ScanAnswer(Struct, NoTruthValue):
     """A page of `kv.scan` (the SDK's `ScanResult`); pass `cursor` back while `has_more`."""
 
     keys: list[str]

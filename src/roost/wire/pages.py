@@ -40,6 +40,12 @@ class NavigationNode(Struct):
 
 
 class PageAccess(Struct):
+    """`auth.check_page_access` (the SDK's `PageAccess`): whether the caller may open the
+    page, and the scopes it lacks; its truth value is `allowed`."""
+
     path: str
     allowed: bool
     missing_scopes: list[str]  # of this page and of the pages above it
+
+    def __bool__(self) -> bool:
+        return self.allowed

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 
+from roost.wire.common import NoTruthValue
 from roost.wire.queue import Headers
 
 _WORD = r"[A-Za-z0-9_-]+"
@@ -24,7 +25,7 @@ class PubSubPublishRequest(Struct, forbid_unknown_fields=True):
     metadata: Annotated[Headers, Meta(max_length=64)] | None = None
 
 
-class PubSubPublishAnswer(Struct):
+class PubSubPublishAnswer(Struct, NoTruthValue):
     """`pubsub.publish` (the SDK's `PubSubPublishResult`): the message's id and how many
     subscriptions matched its topic."""
 

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
+from roost.wire.common import NoTruthValue
+
 QueueName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 MessageId = Annotated[str, Meta(min_length=1, max_length=40)]
 Deadline = Annotated[float, Meta(ge=0.1, le=12 * 3600)]
@@ -22,7 +24,7 @@ class PublishRequest(Struct, forbid_unknown_fields=True):
     delay: Annotated[float, Meta(ge=0, le=7 * 86400)] = 0
 
 
-class PublishAnswer(Struct):
+class PublishAnswer(Struct, NoTruthValue):
     """`queue.publish` (the SDK's `PublishResult`): the message's id and its place."""
 
     message_id: str
@@ -63,10 +65,13 @@ class NackRequest(Struct, forbid_unknown_fields=True):
 
 class NackAnswer(Struct):
     """`queue.nack` (the SDK's `NackResult`): whether the message was requeued or
-    dead-lettered."""
+    dead-lettered; its truth value is `success`."""
 
     success: bool
     action: Literal["requeued", "dead_lettered"]
+
+    def __bool__(self) -> bool:
+        return self.success
 
 
 class Succeeded(Struct):
@@ -96,7 +101,7 @@ class DeadLettersRequest(Struct, forbid_unknown_fields=True):
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
 
 
-class StatsAnswer(Struct):
+class StatsAnswer(Struct, NoTruthValue):
     """`queue.stats` (the SDK's `QueueStats`): ready, delayed, in-flight and dead counts."""
 
     queue: str

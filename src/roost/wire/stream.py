@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 
+from roost.wire.common import NoTruthValue
 from roost.wire.queue import Headers
 
 RoomName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -20,7 +21,7 @@ class StreamPublishRequest(Struct, forbid_unknown_fields=True):
     metadata: Annotated[Headers, Meta(max_length=64)] | None = None
 
 
-class StreamPublishAnswer(Struct):
+class StreamPublishAnswer(Struct, NoTruthValue):
     """`stream.publish` (the SDK's `StreamPublishResult`): the event's id and offset, and
     how many subscribers it reached."""
 
@@ -48,7 +49,7 @@ class StreamEvent(Struct):
     room: str = ""
 
 
-class HistoryAnswer(Struct):
+class HistoryAnswer(Struct, NoTruthValue):
     """`stream.history` (the SDK's `HistoryResult`): events in offset order, and the room's
     oldest and newest offsets (an empty room has oldest = newest + 1)."""
 

@@ -248,7 +248,7 @@ async def test_msgpack_and_gzip_give_the_same_results(
         assert me["username"] == ADMIN_USERNAME
         assert isinstance(me["created_at"], str)
         health = await client.health.check()
-        assert health["backends"]["sql"]["status"] == "ok"
+        assert health.backends["sql"].status == "ok"
 
 
 @pytest.mark.anyio

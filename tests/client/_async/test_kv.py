@@ -27,7 +27,7 @@ async def test_values_counters_and_hashes(server: RunningServer, admin_token: st
         assert (got.found, got.value) == (True, {"user": 1})
         assert got.ttl is not None
         assert 0 < got.ttl <= 60
-        assert not (await kv.setnx(ns + "session", "other")).success
+        assert await kv.setnx(ns + "session", "other") is False
         assert not (await kv.get(ns + "nothing")).found
         assert await kv.incr(ns + "views", 5) == 5
         assert await kv.decr(ns + "views") == 4

@@ -51,8 +51,9 @@ async def test_each_caller_sees_the_pages_they_may_open(server: RunningServer) -
             ("/account", ["/account/keys"]),  # members hold api_keys:read
         ]
         sales = await member.auth.check_page_access("/reports/sales")
-        assert (sales["allowed"], sales["missing_scopes"]) == (False, ["users:read"])
-        assert (await member.auth.check_page_access("/account/keys"))["allowed"] is True
+        assert (sales.allowed, sales.missing_scopes) == (False, ["users:read"])
+        assert not sales  # a refused page is false in an `if`
+        assert (await member.auth.check_page_access("/account/keys")).allowed is True
         with pytest.raises(NotFoundError):
             await member.auth.check_page_access("/nowhere")
         with pytest.raises(AuthorizationError):

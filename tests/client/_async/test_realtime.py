@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from roost import (
     AsyncClient,
+    AuthenticationError,
     AuthorizationError,
     NotFoundError,
     SecureTableError,
@@ -217,3 +219,31 @@ async def test_the_realtime_connection_speaks_msgpack_too(
         await admin.stream.publish(room, "bin", {"bytes": "ok"})
         await wait_until(lambda: len(got) == 1)
         assert got[0].data == {"bytes": "ok"}
+
+
+@pytest.fixture
+def frequent_thread_switches() -> Iterator[None]:
+    """Threads switch every microsecond. The test server runs in a thread of this process, so
+    the client often reads the server's acceptance of a connection before the refusal frame
+    that follows it: the race that turned a refused key into a ConnectionError, made common
+    without any sleep."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.anyio
+async def test_a_bad_api_key_on_the_realtime_connection_is_an_authentication_error_every_time(
+    server: RunningServer, frequent_thread_switches: None
+) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        for attempt in range(75):
+            calling = await client.auth.sign_in_with_token(f"rak_default_{attempt}_no", "api_key")
+            with pytest.raises(AuthenticationError) as call_refused:
+                await calling.realtime.call("auth.whoami")
+            subscribing = await client.auth.sign_in_with_token("not-a-key", "api_key")
+            with pytest.raises(AuthenticationError) as subscription_refused:
+                await subscribing.stream.subscribe("room", print)
+            assert call_refused.value.code == "invalid_credentials"
+            assert subscription_refused.value.code == "invalid_credentials"

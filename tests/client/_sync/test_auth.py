@@ -234,7 +234,7 @@ def test_msgpack_and_gzip_give_the_same_results(
         assert me["username"] == ADMIN_USERNAME
         assert isinstance(me["created_at"], str)
         health = client.health.check()
-        assert health["backends"]["sql"]["status"] == "ok"
+        assert health.backends["sql"].status == "ok"
 
 
 def test_expired_access_token_is_refused_and_a_signed_in_client_refreshes(

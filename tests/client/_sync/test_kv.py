@@ -27,7 +27,7 @@ def test_values_counters_and_hashes(server: RunningServer, admin_token: str) -> 
         assert (got.found, got.value) == (True, {"user": 1})
         assert got.ttl is not None
         assert 0 < got.ttl <= 60
-        assert not (kv.setnx(ns + "session", "other")).success
+        assert kv.setnx(ns + "session", "other") is False
         assert not (kv.get(ns + "nothing")).found
         assert kv.incr(ns + "views", 5) == 5
         assert kv.decr(ns + "views") == 4

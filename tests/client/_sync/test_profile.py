@@ -73,8 +73,8 @@ def test_a_minted_token_acts_for_its_user_and_no_one_mints_above_themselves(
         acting = client.auth.sign_in_with_token(minted["access"], "jwt")
         assert (acting.auth.get_current_user())["username"] == name
         claims = client.auth.validate_jwt(minted["access"])
-        assert (claims["valid"], claims["user_id"]) == (True, minted["user_id"])
-        assert (client.auth.validate_jwt("not-a-jwt"))["valid"] is False
+        assert (claims.valid, claims.user_id) == (True, minted["user_id"])
+        assert (client.auth.validate_jwt("not-a-jwt")).valid is False
         with pytest.raises(AuthorizationError) as caught:
             member.auth.mint_jwt(ADMIN_USERNAME)
         assert caught.value.details["scope"] == "auth:mint"

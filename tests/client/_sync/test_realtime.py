@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from roost import (
     Client,
+    AuthenticationError,
     AuthorizationError,
     NotFoundError,
     SecureTableError,
@@ -212,3 +214,30 @@ def test_the_realtime_connection_speaks_msgpack_too(
         admin.stream.publish(room, "bin", {"bytes": "ok"})
         wait_until(lambda: len(got) == 1)
         assert got[0].data == {"bytes": "ok"}
+
+
+@pytest.fixture
+def frequent_thread_switches() -> Iterator[None]:
+    """Threads switch every microsecond. The test server runs in a thread of this process, so
+    the client often reads the server's acceptance of a connection before the refusal frame
+    that follows it: the race that turned a refused key into a ConnectionError, made common
+    without any sleep."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+def test_a_bad_api_key_on_the_realtime_connection_is_an_authentication_error_every_time(
+    server: RunningServer, frequent_thread_switches: None
+) -> None:
+    with Client(api_url=server.url) as client:
+        for attempt in range(75):
+            calling = client.auth.sign_in_with_token(f"rak_default_{attempt}_no", "api_key")
+            with pytest.raises(AuthenticationError) as call_refused:
+                calling.realtime.call("auth.whoami")
+            subscribing = client.auth.sign_in_with_token("not-a-key", "api_key")
+            with pytest.raises(AuthenticationError) as subscription_refused:
+                subscribing.stream.subscribe("room", print)
+            assert call_refused.value.code == "invalid_credentials"
+            assert subscription_refused.value.code == "invalid_credentials"

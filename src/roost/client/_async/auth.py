@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.client._core.credentials import Credential, TokenSession
 from roost.client._core.namespace import Namespace
+from roost.client._core.results import PageAccess, VerifyResult, decode
 from roost.errors import AuthenticationError
 
 if TYPE_CHECKING:
@@ -102,20 +103,22 @@ class AsyncAuth(Namespace):
         result: dict[str, Any] = await self._client.call("auth.me", idempotent=True)
         return result
 
-    async def validate_jwt(self, token: str) -> dict[str, Any]:
-        """The claims of an access token if it is valid now: `{"valid", "user_id", "tenant",
-        "expires_at"}`, or `{"valid": False, "reason"}`.
+    async def validate_jwt(self, token: str) -> VerifyResult:
+        """Whether an access token is valid now: `VerifyResult(valid, user_id, tenant,
+        expires_at)`, or `valid=False` with the `reason`. It is true only when valid.
 
         Example:
             claims = await client.auth.validate_jwt(minted["access"])
+            if claims:
+                print(claims.user_id, claims.expires_at)
         """
-        result: dict[str, Any] = await self._client.call(
+        answer = await self._client.call(
             "auth.verify",
             {"token": token, "token_type": "jwt"},
             idempotent=True,
             authenticated=False,
         )
-        return result
+        return decode(answer, VerifyResult)
 
     async def mint_jwt(self, username: str, expires_in: int = 900) -> dict[str, Any]:
         """An access token for another user, `{"access", "expires_in", "session_id",
@@ -192,16 +195,15 @@ class AsyncAuth(Namespace):
         )
         return result
 
-    async def check_page_access(self, path: str) -> dict[str, Any]:
-        """Whether you may open a page: `{"path", "allowed", "missing_scopes"}`.
+    async def check_page_access(self, path: str) -> PageAccess:
+        """Whether you may open a page: `PageAccess(path, allowed, missing_scopes)`, true
+        only when allowed. NotFoundError if there is no such page.
 
         Example:
-            if not (await signed_in.auth.check_page_access("/admin"))["allowed"]: ...
+            if not await signed_in.auth.check_page_access("/admin"): ...
         """
-        result: dict[str, Any] = await self._client.call(
-            "auth.check_page_access", {"path": path}, idempotent=True
-        )
-        return result
+        answer = await self._client.call("auth.check_page_access", {"path": path}, idempotent=True)
+        return decode(answer, PageAccess)
 
     async def whoami(self) -> dict[str, Any]:
         """What the server knows of this client's credential: `kind` ("user" or "api_key"),

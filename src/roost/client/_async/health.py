@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from roost.client._core.namespace import Namespace
+from roost.client._core.results import HealthReport, decode
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
@@ -13,13 +14,13 @@ if TYPE_CHECKING:
 class AsyncHealth(Namespace):
     _client: AsyncClient
 
-    async def check(self) -> dict[str, Any]:
-        """`{"status", "version", "backends"}`; needs no credential.
+    async def check(self) -> HealthReport:
+        """`HealthReport(status, version, backends)`, true when the status is "ok" (false when
+        "degraded"); each of `backends` is true when its own status is "ok". Needs no
+        credential.
 
         Example:
-            assert (await client.health.check())["status"] == "ok"
+            if not await client.health.check(): ...
         """
-        result: dict[str, Any] = await self._client.call(
-            "health.check", idempotent=True, authenticated=False
-        )
-        return result
+        answer = await self._client.call("health.check", idempotent=True, authenticated=False)
+        return decode(answer, HealthReport)

@@ -35,13 +35,15 @@ class AsyncKV(Namespace):
         # not idempotent: a retried nx set must replay its first answer, not report False
         return decode(await self._client.call("kv.set", params), SetResult)
 
-    async def setnx(self, key: str, value: Any, ttl: int | None = None) -> SetResult:
-        """Store only if the key is absent.
+    async def setnx(self, key: str, value: Any, ttl: int | None = None) -> bool:
+        """Store only if the key is absent; True if this call stored it, False if the key was
+        taken.
 
         Example:
-            first = (await client.kv.setnx("job:42", "me", ttl=60)).success
+            if await client.kv.setnx("lock:job", "worker-1", ttl=60):
+                ...  # this worker holds it
         """
-        return await self.set(key, value, ttl, nx=True)
+        return (await self.set(key, value, ttl, nx=True)).success
 
     async def get(self, key: str) -> GetResult:
         """`GetResult(found, value, ttl)`.

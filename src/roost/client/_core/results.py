@@ -1,8 +1,16 @@
 """What SDK calls return (records themselves are plain dicts).
 
-The results of kv, queue, stream and pubsub calls are the wire Structs the server answers with,
-under the names users know: one definition per shape. `decode` turns an answer into one of them;
-a field a newer server adds is ignored, so an older SDK keeps working.
+The results of kv, queue, stream, pubsub, page access, token checks and health are the wire
+Structs the server answers with, under the names users know: one definition per shape. `decode`
+turns an answer into one of them; a field a newer server adds is ignored, so an older SDK keeps
+working.
+
+No result lies in an `if` (docs/architecture.md, "Truth values"): one that says yes or no is
+that answer (`SetResult`, `NackResult`, `PageAccess`, `VerifyResult`, `HealthReport`,
+`BatchItemResult`); one that reports raises TypeError on bool() (`GetResult`, `ScanResult`,
+`PublishResult`, `QueueStats`, `StreamPublishResult`, `HistoryResult`, `PubSubPublishResult`);
+a record (`QueueMessage`, `StreamEvent`, `TableChange`, dicts) is true, and None stands for
+"none".
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from roost.errors import ResponseError
-from roost.wire import kv, pubsub, queue, stream
+from roost.wire import auth, common, kv, pages, pubsub, queue, stream
 
 T = TypeVar("T")
 
@@ -28,6 +36,10 @@ StreamEvent = stream.StreamEvent
 StreamPublishResult = stream.StreamPublishAnswer
 HistoryResult = stream.HistoryAnswer
 PubSubPublishResult = pubsub.PubSubPublishAnswer
+PageAccess = pages.PageAccess
+VerifyResult = auth.VerifyResult
+HealthReport = common.HealthReport
+BackendHealth = common.BackendHealth
 
 
 def decode(answer: Any, kind: type[T]) -> T:
@@ -53,6 +65,9 @@ class BatchItemResult:
     @property
     def ok(self) -> bool:
         return self.status == "success"
+
+    def __bool__(self) -> bool:
+        return self.ok
 
 
 @dataclass(frozen=True, slots=True)

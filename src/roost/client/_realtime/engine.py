@@ -292,8 +292,10 @@ class AsyncRealtime:
                 self._ws = None
                 self._dropped.set()
                 self._ready.clear()
+                # A refused connection may have been ready, and taken calls, before its refusal
+                # frame was read; the reader has read it by the close: the calls get the refusal.
                 self._fail_pending(
-                    ConnectionError(f"the realtime connection to {self.url} dropped")
+                    self._fatal or ConnectionError(f"the realtime connection to {self.url} dropped")
                 )
             if self._fatal is not None:
                 self._ready.set()  # let waiting calls see the fatal error

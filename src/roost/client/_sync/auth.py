@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.client._core.credentials import Credential, TokenSession
 from roost.client._core.namespace import Namespace
+from roost.client._core.results import PageAccess, VerifyResult, decode
 from roost.errors import AuthenticationError
 
 if TYPE_CHECKING:
@@ -103,20 +104,22 @@ class Auth(Namespace):
         result: dict[str, Any] = self._client.call("auth.me", idempotent=True)
         return result
 
-    def validate_jwt(self, token: str) -> dict[str, Any]:
-        """The claims of an access token if it is valid now: `{"valid", "user_id", "tenant",
-        "expires_at"}`, or `{"valid": False, "reason"}`.
+    def validate_jwt(self, token: str) -> VerifyResult:
+        """Whether an access token is valid now: `VerifyResult(valid, user_id, tenant,
+        expires_at)`, or `valid=False` with the `reason`. It is true only when valid.
 
         Example:
             claims = client.auth.validate_jwt(minted["access"])
+            if claims:
+                print(claims.user_id, claims.expires_at)
         """
-        result: dict[str, Any] = self._client.call(
+        answer = self._client.call(
             "auth.verify",
             {"token": token, "token_type": "jwt"},
             idempotent=True,
             authenticated=False,
         )
-        return result
+        return decode(answer, VerifyResult)
 
     def mint_jwt(self, username: str, expires_in: int = 900) -> dict[str, Any]:
         """An access token for another user, `{"access", "expires_in", "session_id",
@@ -193,16 +196,15 @@ class Auth(Namespace):
         )
         return result
 
-    def check_page_access(self, path: str) -> dict[str, Any]:
-        """Whether you may open a page: `{"path", "allowed", "missing_scopes"}`.
+    def check_page_access(self, path: str) -> PageAccess:
+        """Whether you may open a page: `PageAccess(path, allowed, missing_scopes)`, true
+        only when allowed. NotFoundError if there is no such page.
 
         Example:
-            if not (signed_in.auth.check_page_access("/admin"))["allowed"]: ...
+            if not signed_in.auth.check_page_access("/admin"): ...
         """
-        result: dict[str, Any] = self._client.call(
-            "auth.check_page_access", {"path": path}, idempotent=True
-        )
-        return result
+        answer = self._client.call("auth.check_page_access", {"path": path}, idempotent=True)
+        return decode(answer, PageAccess)
 
     def whoami(self) -> dict[str, Any]:
         """What the server knows of this client's credential: `kind` ("user" or "api_key"),

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from roost.client._core.namespace import Namespace
+from roost.client._core.results import HealthReport, decode
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
@@ -14,13 +15,13 @@ if TYPE_CHECKING:
 class Health(Namespace):
     _client: Client
 
-    def check(self) -> dict[str, Any]:
-        """`{"status", "version", "backends"}`; needs no credential.
+    def check(self) -> HealthReport:
+        """`HealthReport(status, version, backends)`, true when the status is "ok" (false when
+        "degraded"); each of `backends` is true when its own status is "ok". Needs no
+        credential.
 
         Example:
-            assert (client.health.check())["status"] == "ok"
+            if not client.health.check(): ...
         """
-        result: dict[str, Any] = self._client.call(
-            "health.check", idempotent=True, authenticated=False
-        )
-        return result
+        answer = self._client.call("health.check", idempotent=True, authenticated=False)
+        return decode(answer, HealthReport)

@@ -37,13 +37,15 @@ class KV(Namespace):
         # not idempotent: a retried nx set must replay its first answer, not report False
         return decode(self._client.call("kv.set", params), SetResult)
 
-    def setnx(self, key: str, value: Any, ttl: int | None = None) -> SetResult:
-        """Store only if the key is absent.
+    def setnx(self, key: str, value: Any, ttl: int | None = None) -> bool:
+        """Store only if the key is absent; True if this call stored it, False if the key was
+        taken.
 
         Example:
-            first = (client.kv.setnx("job:42", "me", ttl=60)).success
+            if client.kv.setnx("lock:job", "worker-1", ttl=60):
+                ...  # this worker holds it
         """
-        return self.set(key, value, ttl, nx=True)
+        return (self.set(key, value, ttl, nx=True)).success
 
     def get(self, key: str) -> GetResult:
         """`GetResult(found, value, ttl)`.
