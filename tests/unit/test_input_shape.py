@@ -36,7 +36,13 @@ def test_a_frame_that_breaks_a_rule_anywhere_does_not_pass_the_screen() -> None:
     """The WebSocket door skips each call's check when its frame passes the screen, so a
     frame must fail it whichever call's parameters break a rule."""
     clean = {"id": 1, "method": "kv.set", "params": {"key": "k", "value": 1}}
-    bad_values: list[object] = ["a\x00b", 2**63, -(2**63) - 1, "0001-01-01T00:00:00+14:00", _deep(70)]
+    bad_values: list[object] = [
+        "a\x00b",
+        2**63,
+        -(2**63) - 1,
+        "0001-01-01T00:00:00+14:00",
+        _deep(70),
+    ]
     for bad in bad_values:
         call = {"id": 2, "method": "kv.set", "params": {"key": "k", "value": bad}}
         frame = json.dumps([clean, call, clean]).encode()
