@@ -55,6 +55,7 @@ RELEASED: dict[tuple[str, int], str] = {
     ("tenant", 18): "c536300216195e70",
     ("tenant", 19): "06410a90ee1bcf38",
     ("tenant", 20): "1844e242808d461d",
+    ("tenant", 21): "463ac3030f0dbf07",
 }
 
 

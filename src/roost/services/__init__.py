@@ -34,6 +34,8 @@ MODULES = (
     "logs",
     "mail",
     "pages",
+    "policies",
+    "policy",
     "pubsub",
     "queue",
     "roles",

@@ -45,8 +45,16 @@ async def of_user(platform: Platform, tenant: str, username: str) -> Principal:
         user = await accounts.find_by_username(conn, username)
         if not user["is_active"]:
             raise AuthenticationError(f"user {username!r} is disabled", code="token_revoked")
-        _, scopes = await accounts.roles_and_scopes(conn, user, platform.clock.now())
-    return Principal("user", tenant, user["id"], user["username"], (frozenset(scopes),))
+        roles, scopes = await accounts.roles_and_scopes(conn, user, platform.clock.now())
+    return Principal(
+        "user",
+        tenant,
+        user["id"],
+        user["username"],
+        (frozenset(scopes),),
+        roles=tuple(roles),
+        profile=accounts.policy_attributes(user),
+    )
 
 
 async def _from_session(platform: Platform, credential: Credential) -> tuple[Principal, float]:
@@ -73,10 +81,17 @@ async def _from_session(platform: Platform, credential: Credential) -> tuple[Pri
         user = await accounts.find_by_id(conn, session["user_id"])
         if user is None or not user["is_active"]:
             raise AuthenticationError("this user is disabled", code="token_revoked")
-        _, scopes = await accounts.roles_and_scopes(conn, user, now)
+        roles, scopes = await accounts.roles_and_scopes(conn, user, now)
     session_expiry = session["expires_at"].timestamp()
     principal = Principal(
-        "user", tenant, user["id"], user["username"], (frozenset(scopes),), session_id=session_id
+        "user",
+        tenant,
+        user["id"],
+        user["username"],
+        (frozenset(scopes),),
+        session_id=session_id,
+        roles=tuple(roles),
+        profile=accounts.policy_attributes(user),
     )
     return principal, session_expiry if expiry is None else min(session_expiry, expiry)
 
@@ -101,7 +116,7 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
         owner = await accounts.find_by_id(conn, key["user_id"])
         if owner is None or not owner["is_active"]:
             raise AuthenticationError("the owner of this API key is disabled", code="token_revoked")
-        _, owner_scopes = await accounts.roles_and_scopes(conn, owner, now)
+        owner_roles, owner_scopes = await accounts.roles_and_scopes(conn, owner, now)
     stale = key["last_used_at"] is None or now - key["last_used_at"] > timedelta(minutes=1)
     if stale:
         async with platform.db.write(tenant) as conn:
@@ -115,6 +130,8 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
         owner["username"],
         (frozenset(owner_scopes), frozenset(key["scopes"])),
         api_key_id=key["id"],
+        roles=tuple(owner_roles),
+        profile=accounts.policy_attributes(owner),
     )
     expires = key["expires_at"].timestamp() if key["expires_at"] is not None else None
     return principal, expires

@@ -187,6 +187,12 @@ _BUILTIN_ROLES = InsertRows(
     stamped="created_at",
 )
 
+_POLICY_STATE = InsertRows(
+    frozen.policy_state,
+    [{"id": 1, "revision": 0, "globals": {}, "updated_by": ""}],
+    stamped="updated_at",
+)
+
 CONTROL_MIGRATIONS: Sequence[Migration] = (
     step(1, "tenants", CreateTables(frozen.tenants)),
     step(2, "tenant categories", CreateTables(frozen.tenant_categories)),
@@ -249,6 +255,12 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
     step(18, "site settings", CreateTables(frozen.site_settings)),
     step(19, "pages and the scopes they need", CreateTables(frozen.pages)),
     step(20, "tenant-defined scopes", CreateTables(frozen.custom_scopes)),
+    step(
+        21,
+        "policies, their changes, and the tenant's policy revision and globals",
+        CreateTables(frozen.policy_state, frozen.policies, frozen.policy_changes),
+        _POLICY_STATE,
+    ),
 )
 
 

@@ -1,8 +1,8 @@
 """What SDK calls return (records themselves are plain dicts).
 
-The results of kv, queue, stream and pubsub calls are the wire Structs the server answers with,
-under the names users know: one definition per shape. `decode` turns an answer into one of them;
-a field a newer server adds is ignored, so an older SDK keeps working.
+The results of kv, queue, stream, pubsub and policy calls are the wire Structs the server
+answers with, under the names users know: one definition per shape. `decode` turns an answer
+into one of them; a field a newer server adds is ignored, so an older SDK keeps working.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from roost.errors import ResponseError
-from roost.wire import kv, pubsub, queue, stream
+from roost.wire import kv, policy, pubsub, queue, stream
 
 T = TypeVar("T")
 
@@ -28,6 +28,18 @@ StreamEvent = stream.StreamEvent
 StreamPublishResult = stream.StreamPublishAnswer
 HistoryResult = stream.HistoryAnswer
 PubSubPublishResult = pubsub.PubSubPublishAnswer
+CheckResponse = policy.CheckResponse
+CheckResult = policy.CheckResult
+PlanResponse = policy.PlanResponse
+PolicyPrincipal = policy.Principal
+PolicyResource = policy.Resource
+ResourceEntry = policy.ResourceEntry
+Policy = policy.Policy
+PolicyInfo = policy.PolicyInfo
+PolicyList = policy.PolicyList
+PolicyChange = policy.PolicyChange
+PolicyGlobals = policy.PolicyGlobals
+PutPoliciesResult = policy.PutPoliciesAnswer
 
 
 def decode(answer: Any, kind: type[T]) -> T:
