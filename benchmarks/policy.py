@@ -1,22 +1,30 @@
-"""Policy checks: Roost's engine in process against the Cerbos binary over HTTP.
+"""Policy checks: Roost's engine in process, Roost's `policy.check` over HTTP, and the Cerbos
+binary over HTTP, on the same requests.
 
     python benchmarks/policy.py [--seconds 2] [--rounds 3] [--batch 1]
 
-Both answer the same CheckResources requests (the hand-written feature policies of the
+All three answer the same CheckResources requests (the hand-written feature policies of the
 tests: derived roles, variables, scopes, a principal policy, a role policy), in alternating
-turns so that neither gets a quieter machine. Prints resource checks per second for each and
-the ratio (goal: in process >= 10x the binary). Needs the binary (`scripts/ensure-cerbos`).
-Part 2 (Roost over HTTP, plan-filtered pages) comes with the server side of issue 15.
+turns so that none gets a quieter machine. The two servers run in processes of their own
+(Roost: one uvicorn worker as `roost serve` runs it, embedded SQLite; Cerbos: its own
+threads), each asked by one keep-alive httpx client, one request after another. Prints
+resource checks per second and the ratios (goals: in process >= 10x the binary; Roost over
+HTTP >= the binary over HTTP). Needs the binary (`scripts/ensure-cerbos`). Servers take ports
+from `ROOST_TEST_PORTS` (default 47700-47799).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +32,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from roost.policy import Engine  # noqa: E402
-from tests.policy.cerbos import Cerbos, find_binary  # noqa: E402
+from tests.policy.cerbos import Cerbos, find_binary, free_port  # noqa: E402
 from tests.policy.test_features import ACTIONS, GLOBALS, POLICIES, PRINCIPALS, RESOURCES  # noqa: E402
+
+ADMIN, PASSWORD = "admin", "benchmark-password"
 
 
 def rate(call: Callable[[], object], seconds: float, per_call: int) -> float:
@@ -39,8 +49,70 @@ def rate(call: Callable[[], object], seconds: float, per_call: int) -> float:
     return count * per_call / (time.perf_counter() - begin)
 
 
+def serve_roost(data_dir: str, port: int) -> None:
+    import uvicorn
+
+    from roost.server import create_app
+    from roost.server.serving import BoundedHttpTools
+    from roost.settings import load_settings
+
+    settings = load_settings(
+        data_dir=Path(data_dir),
+        secret_key="b" * 48,
+        admin_username=ADMIN,
+        admin_password=PASSWORD,
+        policy_globals=GLOBALS,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        loop="uvloop",
+        http=BoundedHttpTools,  # the protocol `roost serve` runs
+        access_log=False,
+    )
+
+
+class Roost:
+    """A Roost server in a process of its own, holding the policies, and a client of it."""
+
+    def __init__(self, data_dir: str) -> None:
+        port = free_port()
+        self.process = multiprocessing.Process(
+            target=serve_roost, args=(data_dir, port), daemon=True
+        )
+        self.process.start()
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        for _ in range(300):
+            try:
+                self.http.get("/api/v1/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        tokens = self.http.post(
+            "/api/v1/auth/login", json={"username": ADMIN, "password": PASSWORD}
+        ).json()
+        self.http.headers["authorization"] = f"Bearer {tokens['access']}"
+        put = self.http.post("/api/v1/policies/put", json={"policies": [POLICIES]})
+        put.raise_for_status()
+
+    def check(self, principal: dict[str, Any], resources: list[dict[str, Any]]) -> Any:
+        response = self.http.post(
+            "/api/v1/policy/check", json={"principal": principal, "resources": resources}
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.terminate()
+        self.process.join(10)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Roost policy engine vs the Cerbos binary")
+    parser = argparse.ArgumentParser(description="Roost policy checks vs the Cerbos binary")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1, help="resources per request")
@@ -50,6 +122,8 @@ def main() -> None:
         raise SystemExit("no Cerbos binary: run scripts/ensure-cerbos")
     engine = Engine.from_policies(POLICIES, GLOBALS)
     cerbos = Cerbos(binary, list(yaml.safe_load_all(POLICIES)), GLOBALS)
+    data_dir = tempfile.mkdtemp(prefix="roost-bench-policy-")
+    roost = Roost(data_dir)
     requests = [
         (
             principal,
@@ -62,30 +136,44 @@ def main() -> None:
     ]
     turn = {"n": 0}
 
-    def roost() -> None:
-        principal, entries = requests[turn["n"] % len(requests)]
+    def next_request() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         turn["n"] += 1
-        engine.check(principal, entries)
+        return requests[turn["n"] % len(requests)]
+
+    def in_process() -> None:
+        engine.check(*next_request())
+
+    def roost_http() -> None:
+        roost.check(*next_request())
 
     def binary_http() -> None:
-        principal, entries = requests[turn["n"] % len(requests)]
-        turn["n"] += 1
-        cerbos.check(principal, entries)
+        cerbos.check(*next_request())
 
+    # the same answers from all three, before timing anything
+    for principal, entries in requests:
+        ours = roost.check(principal, entries)["results"]
+        local = [r.actions for r in engine.check(principal, entries).results]
+        theirs = cerbos.check(principal, entries)["results"]
+        assert [r["actions"] for r in ours] == local == [r["actions"] for r in theirs]
     try:
-        ours, theirs = [], []
+        figures: dict[str, list[float]] = {"in": [], "http": [], "cerbos": []}
         for _ in range(args.rounds):
-            ours.append(rate(roost, args.seconds, args.batch))
-            theirs.append(rate(binary_http, args.seconds, args.batch))
-        best_ours, best_theirs = max(ours), max(theirs)
+            figures["in"].append(rate(in_process, args.seconds, args.batch))
+            figures["http"].append(rate(roost_http, args.seconds, args.batch))
+            figures["cerbos"].append(rate(binary_http, args.seconds, args.batch))
+        best = {name: max(values) for name, values in figures.items()}
         print(f"resources per request: {args.batch}, actions per resource: 3")
-        print(f"roost in process : {best_ours:10.0f} checks/s  ({1e6 / best_ours:7.1f} us each)")
-        print(
-            f"cerbos over HTTP : {best_theirs:10.0f} checks/s  ({1e6 / best_theirs:7.1f} us each)"
-        )
-        print(f"ratio            : {best_ours / best_theirs:10.1f}x  (goal >= 10x)")
+        for name, label in (
+            ("in", "roost in process"),
+            ("http", "roost over HTTP "),
+            ("cerbos", "cerbos over HTTP"),
+        ):
+            print(f"{label} : {best[name]:10.0f} checks/s  ({1e6 / best[name]:7.1f} us each)")
+        print(f"in process / cerbos      : {best['in'] / best['cerbos']:6.1f}x  (goal >= 10x)")
+        print(f"roost HTTP / cerbos HTTP : {best['http'] / best['cerbos']:6.2f}x  (goal >= 1x)")
     finally:
         cerbos.stop()
+        roost.stop()
 
 
 if __name__ == "__main__":

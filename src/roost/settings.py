@@ -326,6 +326,12 @@ class Settings(BaseSettings):
         "and in the logs); past it the rest is counted, not kept",
     )
 
+    policy_globals: dict[str, Any] = Field(
+        default_factory=dict,
+        description="a JSON object: the globals (`G.x`, `globals.x`) every tenant's policy "
+        "conditions see; a tenant's own (`policies.set_globals`) take precedence key by key",
+    )
+
     @field_validator("password_hash_parallelism")
     @classmethod
     def _enough_hash_memory(cls, value: int, info: ValidationInfo) -> int:

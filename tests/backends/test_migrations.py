@@ -56,6 +56,7 @@ RELEASED: dict[tuple[str, int], str] = {
     ("tenant", 19): "06410a90ee1bcf38",
     ("tenant", 20): "1844e242808d461d",
     ("tenant", 21): "903a31a9f43a7edb",
+    ("tenant", 22): "463ac3030f0dbf07",
 }
 
 

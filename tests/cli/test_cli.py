@@ -22,6 +22,9 @@ def test_version_and_help() -> None:
         ["admin", "create-user"],
         ["keys", "create"],
         ["mail", "outbox"],
+        ["policies", "push"],
+        ["policies", "ls"],
+        ["policies", "test"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, result.output

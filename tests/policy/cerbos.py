@@ -17,7 +17,13 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = range(47700, 47800)
+
+
+def _ports() -> range:
+    """The loopback ports the binary may take: `ROOST_TEST_PORTS` ("47900-47999"), so that
+    test runs side by side each keep to a range of their own; 47700-47799 by default."""
+    low, _, high = os.environ.get("ROOST_TEST_PORTS", "47700-47799").partition("-")
+    return range(int(low), int(high or low) + 1)
 
 
 def find_binary() -> Path | None:
@@ -34,15 +40,16 @@ def find_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def _free_port() -> int:
-    for port in PORTS:
+def free_port() -> int:
+    ports = _ports()
+    for port in ports:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 47700-47799")
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 class Cerbos:
@@ -60,7 +67,7 @@ class Cerbos:
         for index, policy in enumerate(policies):
             text = policy if isinstance(policy, str) else yaml.safe_dump(policy, sort_keys=False)
             (policy_dir / f"p{index:05d}.yaml").write_text(text)
-        self.port = _free_port()
+        self.port = free_port()
         config = {
             "server": {
                 "httpListenAddr": f"127.0.0.1:{self.port}",

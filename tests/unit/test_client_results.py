@@ -193,6 +193,18 @@ OUTCOMES: dict[type, tuple[Any, Any]] = {  # a yes or no: (a "yes" answer, a "no
         roost.BatchItemResult(status="error", error={"code": "not_found"}),
     ),
 }
+_AT = "2026-01-01T00:00:00Z"
+_POLICY = {
+    "key": "resource.doc.vdefault",
+    "kind": "resource",
+    "name": "doc",
+    "version": "default",
+    "scope": "",
+    "disabled": False,
+    "revision": 1,
+    "updated_at": _AT,
+    "updated_by": "admin",
+}
 REPORTS: dict[type, Any] = {  # neither: bool() raises TypeError naming the fields
     roost.GetResult: roost.GetResult(found=True, value=0, ttl=-1),
     roost.ScanResult: roost.ScanResult(keys=[], cursor=None, has_more=False),
@@ -205,11 +217,45 @@ REPORTS: dict[type, Any] = {  # neither: bool() raises TypeError naming the fiel
     roost.PubSubPublishResult: roost.PubSubPublishResult(
         message_id="p1", topic="a.b", subscribers_matched=0
     ),
+    # a check answers per resource and action, a plan may be conditional: no one yes or no
+    roost.CheckResponse: roost.CheckResponse(results=[]),
+    roost.CheckResult: msgspec.convert(
+        {
+            "resource": {"id": "r1", "kind": "doc"},
+            "actions": {"view": "EFFECT_ALLOW"},
+            "meta": {"actions": {}},
+        },
+        roost.CheckResult,
+    ),
+    roost.PlanResponse: msgspec.convert(
+        {
+            "action": "view",
+            "resourceKind": "doc",
+            "policyVersion": "default",
+            "filter": {"kind": "KIND_ALWAYS_ALLOWED"},
+        },
+        roost.PlanResponse,
+    ),
+    roost.PutPoliciesResult: roost.PutPoliciesResult(
+        revision=1, created=[], updated=[], unchanged=[]
+    ),
 }
 RECORDS: dict[type, Any] = {  # a thing: true (a call answers None when there is none)
     roost.QueueMessage: decode(MESSAGE, roost.QueueMessage),
     roost.StreamEvent: decode(EVENT, roost.StreamEvent),
     roost.TableChange: roost.TableChange("insert", "t", {}, 0, 0.0),
+    roost.Policy: msgspec.convert({**_POLICY, "document": {}}, roost.Policy),
+    roost.PolicyInfo: msgspec.convert(_POLICY, roost.PolicyInfo),
+    roost.PolicyList: roost.PolicyList(policies=[], globals={}, revision=0),
+    roost.PolicyChange: msgspec.convert(
+        {"id": 1, "revision": 1, "key": "k", "change": "put", "document": {}, "at": _AT, "by": "a"},
+        roost.PolicyChange,
+    ),
+    roost.PolicyGlobals: roost.PolicyGlobals(globals={}, effective={}, revision=0),
+    # what a check is asked about, not an answer
+    roost.PolicyPrincipal: roost.PolicyPrincipal(id="u1", roles=[]),
+    roost.PolicyResource: roost.PolicyResource(kind="doc"),
+    roost.ResourceEntry: roost.ResourceEntry(resource=roost.PolicyResource(kind="doc"), actions=[]),
 }
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from roost._version import __version__
 from roost.cli.mail import app as mail_app
+from roost.cli.policies import app as policies_app
 from roost.cli.storage import app as storage_app
 from roost.errors import RoostError
 
@@ -29,6 +30,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(storage_app, name="storage")
 app.add_typer(mail_app, name="mail")
+app.add_typer(policies_app, name="policies")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Data folder [env ROOST_DATA_DIR].")]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -91,6 +91,9 @@ RESOURCE_FIELDS = {"kind", "id", "attr", "policyVersion", "scope"}
 SNAKE = {"policy_version": "policyVersion", "effective_derived_roles": "effectiveDerivedRoles"}
 
 
+MAX_VARIABLE_CHAIN = 32
+
+
 class CelCompileError(ValueError):
     """An expression that does not compile; the message says why."""
 
@@ -118,6 +121,8 @@ class Scope:
     globals: Mapping[str, Any]
     resolved: dict[str, Node]
     resolving: set[str]
+    chain: dict[str, int] = field(default_factory=dict)  # variable -> levels of variables
+    _levels: list[int] = field(default_factory=list)  # of the variables being resolved
 
     @classmethod
     def of(
@@ -130,20 +135,42 @@ class Scope:
 
     def variable(self, name: str) -> Node:
         if name in self.resolved:
+            self._used(self.chain.get(name, 1))
             return self.resolved[name]
         if name not in self.variables:
             raise CelCompileError(f"undefined variable {name!r}")
         if name in self.resolving:
             raise CelCompileError(f"variable {name!r} refers to itself")
+        # Each level of a chain of variables is a level of recursion here (parsing and
+        # rewriting) and in the tree inlined: chains are held to MAX_VARIABLE_CHAIN levels,
+        # whatever order they are resolved in.
+        if len(self.resolving) >= MAX_VARIABLE_CHAIN:
+            raise _too_long_chain(name)
         self.resolving.add(name)
+        self._levels.append(0)
         try:
             tree = _Rewriter(self).rewrite(celast.parse(self.variables[name]), frozenset())
         except celast.CelSyntaxError as exc:
             raise CelCompileError(f"variable {name!r}: {exc}") from exc
         finally:
             self.resolving.discard(name)
+            levels = self._levels.pop() + 1
+        if levels > MAX_VARIABLE_CHAIN:
+            raise _too_long_chain(name)
         self.resolved[name] = tree
+        self.chain[name] = levels
+        self._used(levels)
         return tree
+
+    def _used(self, levels: int) -> None:
+        if self._levels:
+            self._levels[-1] = max(self._levels[-1], levels)
+
+
+def _too_long_chain(name: str) -> CelCompileError:
+    return CelCompileError(
+        f"variable {name!r}: variables refer to variables more than {MAX_VARIABLE_CHAIN} deep"
+    )
 
 
 class _Rewriter:
@@ -383,7 +410,60 @@ def _is_request_value(name: str) -> bool:
     return name in ("P", "R", "request", "runtime", NOW) or name.startswith(("P__", "R__"))
 
 
+MAX_NODES = 20_000
+MAX_TREE_DEPTH = 128
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Select):
+        return (node.operand,)
+    if isinstance(node, Index):
+        return (node.operand, node.index)
+    if isinstance(node, Call):
+        return node.args if node.target is None else (node.target, *node.args)
+    if isinstance(node, Comprehension):
+        return (node.target, *node.args)
+    if isinstance(node, ListLit):
+        return node.items
+    if isinstance(node, MapLit):
+        return tuple(part for entry in node.entries for part in entry)
+    return ()
+
+
+def check_size(tree: Node) -> None:
+    """Refuse a tree too large or deep once written out. Variables are inlined as shared
+    subtrees, so a chain of variables that each use the previous one twice stands for 2^n
+    nodes in a small policy: everything after this (flattening, the text handed to the
+    evaluator) would write them all out, and a deep chain would exhaust the stack."""
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth) written out
+    stack: list[tuple[Node, bool]] = [(tree, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in measured:
+            continue
+        children = _children(node)
+        if not expanded and children:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in measured)
+            continue
+        sizes = [measured[id(child)] for child in children]
+        nodes = 1 + sum(size for size, _ in sizes)
+        depth = 1 + max((depth for _, depth in sizes), default=0)
+        if nodes > MAX_NODES:
+            raise CelCompileError(
+                f"the expression stands for more than {MAX_NODES} nodes once its variables, "
+                "constants and globals are written out"
+            )
+        if depth > MAX_TREE_DEPTH:
+            raise CelCompileError(
+                f"the expression is nested deeper than {MAX_TREE_DEPTH} levels once its "
+                "variables are written out"
+            )
+        measured[id(node)] = (nodes, depth)
+
+
 def compile_tree(source: str, tree: Node) -> Compiled:
+    check_size(tree)
     flat = flatten(tree)
     text = celast.unparse(flat)
     try:

@@ -42,11 +42,10 @@ from roost.policy.names import (
 from roost.policy.plan import plan
 from roost.policy.ruletable import CONSENT, OVERRIDE, Cond, Kind, Row, RuleTable
 from roost.policy.values import to_json
+from roost.wire.policy import MAX_ACTIONS, MAX_RESOURCES
 
 __all__ = ["Engine", "satisfied"]
 
-MAX_RESOURCES = 1000
-MAX_ACTIONS = 100
 ALLOW, DENY, NONE = "EFFECT_ALLOW", "EFFECT_DENY", ""
 
 
@@ -148,7 +147,10 @@ class Engine:
         """Cerbos' PlanResources: always allowed, always denied, or the residual condition on
         the resource attributes not given in `attr`."""
         if not resource_kind or not action:
-            raise ValidationError("resource_kind and action are required", code="invalid_request")
+            raise _refused(
+                "resource_kind and action are required",
+                "action" if resource_kind else "resource_kind",
+            )
         return plan(
             self.table,
             _principal(principal),
@@ -365,37 +367,35 @@ def _principal(value: Principal | Mapping[str, Any]) -> Principal:
         try:
             principal = msgspec.convert(dict(value), Principal)
         except msgspec.ValidationError as exc:
-            raise ValidationError(f"principal: {exc}", code="invalid_request") from exc
+            raise _refused(f"principal: {exc}", "principal") from exc
     if not principal.id:
-        raise ValidationError("principal.id is required", code="invalid_request")
+        raise _refused("principal.id is required", "principal.id")
     _check_depth(principal.attr, "principal.attr")
     if not principal.roles:
-        raise ValidationError("principal.roles needs at least one role", code="invalid_request")
+        raise _refused("principal.roles needs at least one role", "principal.roles")
     return principal
 
 
 def _entries(values: Sequence[ResourceEntry | Mapping[str, Any]]) -> list[ResourceEntry]:
     if len(values) > MAX_RESOURCES:
-        raise ValidationError(f"more than {MAX_RESOURCES} resources", code="invalid_request")
+        raise _refused(f"more than {MAX_RESOURCES} resources", "resources")
     entries: list[ResourceEntry] = []
     for index, value in enumerate(values):
+        where = f"resources[{index}]"
         if isinstance(value, ResourceEntry):
             entry = value
         else:
             try:
                 entry = msgspec.convert(dict(value), ResourceEntry)
             except (msgspec.ValidationError, TypeError, ValueError) as exc:
-                raise ValidationError(f"resources[{index}]: {exc}", code="invalid_request") from exc
+                raise _refused(f"{where}: {exc}", where) from exc
         if not entry.resource.kind:
-            raise ValidationError(
-                f"resources[{index}].resource.kind is required", code="invalid_request"
-            )
+            raise _refused(f"{where}.resource.kind is required", f"{where}.resource.kind")
         if not entry.actions or len(entry.actions) > MAX_ACTIONS:
-            raise ValidationError(
-                f"resources[{index}].actions: between 1 and {MAX_ACTIONS} actions",
-                code="invalid_request",
+            raise _refused(
+                f"{where}.actions: between 1 and {MAX_ACTIONS} actions", f"{where}.actions"
             )
-        _check_depth(entry.resource.attr, f"resources[{index}].resource.attr")
+        _check_depth(entry.resource.attr, f"{where}.resource.attr")
         entries.append(entry)
     return entries
 
@@ -409,10 +409,12 @@ def _check_depth(value: Any, field: str) -> None:
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise ValidationError(
-                f"{field}: nested deeper than {MAX_DEPTH} levels", code="invalid_request"
-            )
+            raise _refused(f"{field}: nested deeper than {MAX_DEPTH} levels", field)
         if isinstance(item, dict):
             stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
+
+
+def _refused(message: str, field: str) -> ValidationError:
+    return ValidationError(message, code="invalid_request", details={"field": field})

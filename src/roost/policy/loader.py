@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 
 from roost.errors import ValidationError
 from roost.policy import model
@@ -29,6 +28,8 @@ from roost.policy.ruletable import (
     RuleTable,
     consent_rewrite,
 )
+from roost.policy.yamlsafe import YamlRefused, load_all
+from roost.wire.policy import is_policy_file
 
 __all__ = ["Issue", "PolicySet", "PolicyValidationError", "load", "read_documents"]
 
@@ -77,10 +78,11 @@ class PolicySet:
     globals: dict[str, Any]
 
 
-def read_documents(sources: Any) -> list[Source]:
-    """Policies from YAML/JSON text (one or many documents), dicts, paths, or a list of them."""
+def read_documents(sources: Any, origin: str = "policy") -> list[Source]:
+    """Policies from YAML/JSON text (one or many documents), dicts, paths, or a list of them;
+    each named after where it came from (`policy[2]#1`: the second document of the third)."""
     out: list[Source] = []
-    _collect(sources, "policy", out)
+    _collect(sources, origin, out)
     if len(out) > MAX_POLICIES:
         raise PolicyValidationError([Issue("", "", f"more than {MAX_POLICIES} policies")])
     return out
@@ -92,18 +94,18 @@ def _collect(item: Any, origin: str, out: list[Source]) -> None:
     elif isinstance(item, Path):
         if item.is_dir():
             for path in sorted(item.rglob("*")):
-                if _is_policy_file(path, item):
+                if is_policy_file(path, item):
                     _collect(path.read_text(encoding="utf-8"), str(path), out)
         else:
             _collect(item.read_text(encoding="utf-8"), str(item), out)
     elif isinstance(item, str | bytes):
         text = item.decode("utf-8") if isinstance(item, bytes) else item
         try:
-            docs = list(yaml.safe_load_all(text))
-        except yaml.YAMLError as exc:
-            out.append(Source(origin, _Broken(f"not YAML: {str(exc).splitlines()[0]}")))
+            docs = load_all(text)
+        except YamlRefused as exc:
+            out.append(Source(origin, _Broken(str(exc))))
             return
-        for index, doc in enumerate(d for d in docs if d is not None):
+        for index, doc in enumerate(docs):
             out.append(Source(origin if len(docs) == 1 else f"{origin}#{index}", doc))
     elif isinstance(item, Iterable):
         for index, element in enumerate(item):
@@ -112,37 +114,57 @@ def _collect(item: Any, origin: str, out: list[Source]) -> None:
         out.append(Source(origin, _Broken(f"not a policy: {type(item).__name__}")))
 
 
-def _is_policy_file(path: Path, folder: Path) -> bool:
-    """Policy files as Cerbos reads a folder: YAML/JSON, not test suites, not testdata."""
-    if path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
-        return False
-    if path.name.endswith(("_test.yaml", "_test.yml", "_test.json")):
-        return False
-    return "testdata" not in path.relative_to(folder).parts
-
-
 @dataclass(slots=True)
 class _Broken:
     message: str
 
 
-def _policy_name(doc: model.PolicyDocument, origin: str) -> str:
+@dataclass(frozen=True, slots=True)
+class Described:
+    """What names a policy: its kind, subject, version and scope, and its key (Cerbos'
+    policy id as `matchedPolicy` reports it)."""
+
+    key: str
+    kind: str  # resource, principal, role, derived_roles, export_variables, export_constants
+    name: str
+    version: str
+    scope: str
+
+
+def describe(doc: model.PolicyDocument) -> Described:
+    """The names of a decoded policy (which defines exactly one kind)."""
     if doc.resource_policy:
         p = doc.resource_policy
-        return policy_key("resource", p.resource, p.version, p.scope)
+        return _described("resource", p.resource, p.version, p.scope)
     if doc.principal_policy:
         q = doc.principal_policy
-        return policy_key("principal", q.principal, q.version, q.scope)
+        return _described("principal", q.principal, q.version, q.scope)
     if doc.role_policy:
         r = doc.role_policy
-        return policy_key("role", r.role, r.version or DEFAULT_VERSION, r.scope)
+        return _described("role", r.role, r.version or DEFAULT_VERSION, r.scope)
     if doc.derived_roles:
-        return policy_key("derived_roles", doc.derived_roles.name, "", "")
+        return _described("derived_roles", doc.derived_roles.name, "", "")
     if doc.export_variables:
-        return policy_key("export_variables", doc.export_variables.name, "", "")
-    if doc.export_constants:
-        return policy_key("export_constants", doc.export_constants.name, "", "")
-    return origin
+        return _described("export_variables", doc.export_variables.name, "", "")
+    assert doc.export_constants
+    return _described("export_constants", doc.export_constants.name, "", "")
+
+
+def _described(kind: str, name: str, version: str, scope: str) -> Described:
+    return Described(policy_key(kind, name, version, scope), kind, name, version, scope)
+
+
+def decode(source: Source) -> model.PolicyDocument:
+    """One source as a policy document; ValueError saying why it is not one."""
+    if isinstance(source.data, _Broken):
+        raise ValueError(source.data.message)
+    try:
+        doc = msgspec.convert(source.data, model.PolicyDocument)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    if sum(getattr(doc, kind) is not None for kind in KINDS) != 1:
+        raise ValueError("a policy defines exactly one policy type")
+    return doc
 
 
 def _identity(doc: model.PolicyDocument) -> tuple[str, ...]:
@@ -176,20 +198,13 @@ KINDS = (
 def _decode(sources: list[Source], issues: list[Issue]) -> list[tuple[str, model.PolicyDocument]]:
     docs: list[tuple[str, model.PolicyDocument]] = []
     for source in sources:
-        if isinstance(source.data, _Broken):
-            issues.append(Issue(source.origin, "", source.data.message))
-            continue
         try:
-            doc = msgspec.convert(source.data, model.PolicyDocument)
-        except msgspec.ValidationError as exc:
+            doc = decode(source)
+        except ValueError as exc:
             issues.append(Issue(source.origin, "", str(exc)))
             continue
-        present = [kind for kind in KINDS if getattr(doc, kind) is not None]
-        if len(present) != 1:
-            issues.append(Issue(source.origin, "", "a policy defines exactly one policy type"))
-            continue
         if not doc.disabled:
-            docs.append((_policy_name(doc, source.origin), doc))
+            docs.append((describe(doc).key, doc))
     return docs
 
 

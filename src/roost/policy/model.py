@@ -2,7 +2,8 @@
 
 Policy documents are decoded into these Structs with unknown fields refused (as Cerbos refuses
 them), so a typo in a policy is a validation error naming its path, never a silently ignored
-key. Requests and answers follow Cerbos' CheckResources and PlanResources JSON.
+key. Requests and answers follow Cerbos' CheckResources and PlanResources JSON; they are the
+wire types (`roost.wire.policy`), re-exported here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,21 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
+
+# The requests and answers are the wire types, one definition shared with the SDK.
+from roost.wire.policy import (
+    ActionMeta,
+    CheckResponse,
+    CheckResult,
+    OutputEntry,
+    PlanFilter,
+    PlanResponse,
+    Principal,
+    Resource,
+    ResourceEntry,
+    ResultMeta,
+    ResultResource,
+)
 
 __all__ = [
     "ActionMeta",
@@ -189,82 +205,3 @@ class PolicyDocument(_Doc):
     role_policy: RolePolicy | None = None
     export_variables: ExportVariables | None = None
     export_constants: ExportConstants | None = None
-
-
-# --- requests -------------------------------------------------------------------------------
-
-
-class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
-    pass
-
-
-class Principal(_Wire):
-    id: str
-    roles: list[str]
-    attr: dict[str, Any] = msgspec.field(default_factory=dict)
-    policy_version: str = ""
-    scope: str = ""
-
-
-class Resource(_Wire):
-    kind: str
-    id: str = ""
-    attr: dict[str, Any] = msgspec.field(default_factory=dict)
-    policy_version: str = ""
-    scope: str = ""
-
-
-class ResourceEntry(_Wire):
-    resource: Resource
-    actions: list[str]
-
-
-# --- answers --------------------------------------------------------------------------------
-
-
-class ResultResource(_Wire):
-    id: str
-    kind: str
-    policy_version: str = ""
-    scope: str = ""
-
-
-class ActionMeta(_Wire):
-    matched_policy: str
-    matched_scope: str = ""
-
-
-class ResultMeta(_Wire):
-    actions: dict[str, ActionMeta]
-    effective_derived_roles: list[str] = msgspec.field(default_factory=list)
-
-
-class OutputEntry(_Wire):
-    src: str
-    val: Any
-    action: str
-
-
-class CheckResult(_Wire):
-    resource: ResultResource
-    actions: dict[str, Effect]
-    meta: ResultMeta
-    outputs: list[OutputEntry] = msgspec.field(default_factory=list)
-    validation_errors: list[dict[str, Any]] = msgspec.field(default_factory=list)
-
-
-class CheckResponse(_Wire):
-    results: list[CheckResult]
-
-
-class PlanFilter(_Wire):
-    kind: Literal["KIND_ALWAYS_ALLOWED", "KIND_ALWAYS_DENIED", "KIND_CONDITIONAL"]
-    condition: dict[str, Any] | None = None  # the residual as Cerbos' operator/operands tree
-
-
-class PlanResponse(_Wire):
-    action: str
-    resource_kind: str
-    policy_version: str
-    filter: PlanFilter
-    validation_errors: list[dict[str, Any]] = msgspec.field(default_factory=list)

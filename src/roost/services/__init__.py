@@ -36,6 +36,8 @@ MODULES = (
     "logs",
     "mail",
     "pages",
+    "policies",
+    "policy",
     "pubsub",
     "queue",
     "roles",

@@ -59,6 +59,21 @@ async def live_user(conn: AsyncConnection, user_id: str) -> RowMapping:
     return user
 
 
+def policy_attributes(user: RowMapping) -> dict[str, Any]:
+    """The user as policies see the caller (`P.attr`): the profile fields an admin or the
+    verification flow decides, and the names. Never preferences: a user sets those at will,
+    and a policy must not grant on what the caller says about themselves."""
+    return {
+        "username": user["username"],
+        "email": user["email"],
+        "email_verified": user["email_verified_at"] is not None,
+        "first_name": user["first_name"],
+        "last_name": user["last_name"],
+        "is_staff": user["is_staff"],
+        "is_superuser": user["is_superuser"],
+    }
+
+
 async def roles_and_scopes(
     conn: AsyncConnection, user: RowMapping, now: datetime
 ) -> tuple[list[str], set[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -42,6 +42,10 @@ class Principal:
     api_key_id: str | None = None
     limits: tuple[frozenset[str], ...] = ()
     function: str | None = None  # the running function's name, for a runtime token
+    roles: tuple[str, ...] = ()
+    """the user's roles when the credential was resolved (an API key: its owner's)"""
+    profile: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """what policies see as the principal's `attr` (`accounts.policy_attributes`)"""
 
     def allows(self, scope: str) -> bool:
         return all(scope_allows(granted, scope) for granted in self.grants)

@@ -54,8 +54,16 @@ async def of_user(platform: Platform, tenant: str, username: str) -> Principal:
         user = await accounts.find_by_username(conn, username)
         if not user["is_active"]:
             raise AuthenticationError(f"user {username!r} is disabled", code="token_revoked")
-        _, scopes = await accounts.roles_and_scopes(conn, user, platform.clock.now())
-    return Principal("user", tenant, user["id"], user["username"], (frozenset(scopes),))
+        roles, scopes = await accounts.roles_and_scopes(conn, user, platform.clock.now())
+    return Principal(
+        "user",
+        tenant,
+        user["id"],
+        user["username"],
+        (frozenset(scopes),),
+        roles=tuple(roles),
+        profile=accounts.policy_attributes(user),
+    )
 
 
 async def of_caller(platform: Platform, tenant: str, caller: CallerRef) -> Principal:
@@ -77,7 +85,7 @@ async def of_caller(platform: Platform, tenant: str, caller: CallerRef) -> Princ
             if key["user_id"] != user["id"]:
                 raise AuthenticationError("unknown API key", code="invalid_credentials")
             key_scopes = frozenset(key["scopes"])
-        _, scopes = await accounts.roles_and_scopes(conn, user, now)
+        roles, scopes = await accounts.roles_and_scopes(conn, user, now)
     grants = (frozenset(scopes),) + ((key_scopes,) if key_scopes is not None else ())
     return Principal(
         "api_key" if caller.api_key_id is not None else "user",
@@ -87,6 +95,8 @@ async def of_caller(platform: Platform, tenant: str, caller: CallerRef) -> Princ
         grants,
         session_id=caller.session_id,
         api_key_id=caller.api_key_id,
+        roles=tuple(roles),
+        profile=accounts.policy_attributes(user),
     )
 
 
@@ -103,6 +113,8 @@ async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal
         api_key_id=caller.api_key_id,
         limits=claims.limits,
         function=claims.function,
+        roles=caller.roles,
+        profile=caller.profile,
     )
     return principal, claims.expires_at
 
@@ -126,10 +138,17 @@ async def _from_session(platform: Platform, credential: Credential) -> tuple[Pri
             raise AuthenticationError("unknown session", code="invalid_credentials")
         _check_session(session, now)
         user = await _active_user(conn, session["user_id"])
-        _, scopes = await accounts.roles_and_scopes(conn, user, now)
+        roles, scopes = await accounts.roles_and_scopes(conn, user, now)
     session_expiry = session["expires_at"].timestamp()
     principal = Principal(
-        "user", tenant, user["id"], user["username"], (frozenset(scopes),), session_id=session_id
+        "user",
+        tenant,
+        user["id"],
+        user["username"],
+        (frozenset(scopes),),
+        session_id=session_id,
+        roles=tuple(roles),
+        profile=accounts.policy_attributes(user),
     )
     return principal, session_expiry if expiry is None else min(session_expiry, expiry)
 
@@ -150,7 +169,7 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
             raise AuthenticationError(
                 "the owner of this API key is disabled", code="token_revoked"
             ) from None
-        _, owner_scopes = await accounts.roles_and_scopes(conn, owner, now)
+        owner_roles, owner_scopes = await accounts.roles_and_scopes(conn, owner, now)
     stale = key["last_used_at"] is None or now - key["last_used_at"] > timedelta(minutes=1)
     if stale:
         async with platform.db.write(tenant) as conn:
@@ -164,6 +183,8 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
         owner["username"],
         (frozenset(owner_scopes), frozenset(key["scopes"])),
         api_key_id=key["id"],
+        roles=tuple(owner_roles),
+        profile=accounts.policy_attributes(owner),
     )
     expires = key["expires_at"].timestamp() if key["expires_at"] is not None else None
     return principal, expires

@@ -229,9 +229,12 @@ async def purge(platform: Platform, name: str) -> None:
     """Remove what the deleted tenant `name` owned on every backend, then its purge record.
     Every step is a no-op once done, so an interrupted purge simply runs again."""
     from roost.server.idempotency import slot_prefix  # the server names those KV keys
+    from roost.services.policystore import stamp_key
 
     await platform.kv.delete_prefix(f"{name}:")
     await platform.kv.delete_prefix(slot_prefix(name))
+    # a tenant made again under the name must not match an engine compiled for this one
+    await platform.kv.delete([stamp_key(name)])
     await platform.queues.delete_prefix(f"{name}:")
     await platform.streams.delete_prefix(f"{name}:")
     await platform.blobs.delete_prefix(f"{name}/")

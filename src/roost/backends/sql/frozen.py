@@ -538,3 +538,43 @@ function_invocations = Table(
     Index("ix_roost_function_invocations_function", "function_id", "created_at"),
     Index("ix_roost_function_invocations_status", "status", "created_at"),
 )
+
+# -- tenant step 22 ----------------------------------------------------------------------------
+
+policy_state = Table(
+    "roost_policy_state",
+    tenant,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", Integer, nullable=False),
+    Column("globals", JSON, nullable=False),
+    Column("updated_at", _time, nullable=False),
+    Column("updated_by", String(150), nullable=False),
+)
+
+policies = Table(
+    "roost_policies",
+    tenant,
+    Column("key", String(512), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("version", String(512), nullable=False),
+    Column("scope", String(512), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", _time, nullable=False),
+    Column("updated_by", String(150), nullable=False),
+)
+
+policy_changes = Table(
+    "roost_policy_changes",
+    tenant,
+    Column("id", _big_id, primary_key=True, autoincrement=True),
+    Column("revision", Integer, nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("change", String(10), nullable=False),
+    Column("document", JSON, nullable=True),
+    Column("at", _time, nullable=False),
+    Column("by", String(150), nullable=False),
+    Index("ix_roost_policy_changes_key_id", "key", "id"),
+)

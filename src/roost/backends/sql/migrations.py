@@ -198,6 +198,12 @@ _BUILTIN_ROLES = InsertRows(
     stamped="created_at",
 )
 
+_POLICY_STATE = InsertRows(
+    frozen.policy_state,
+    [{"id": 1, "revision": 0, "globals": {}, "updated_by": ""}],
+    stamped="updated_at",
+)
+
 CONTROL_MIGRATIONS: Sequence[Migration] = (
     step(1, "tenants", CreateTables(frozen.tenants)),
     step(2, "tenant categories", CreateTables(frozen.tenant_categories)),
@@ -266,6 +272,12 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         CreateTables(frozen.functions, frozen.function_versions, frozen.function_invocations),
         AddColumn("roost_usage", "function_invocations", BigInteger()),
         AddColumn("roost_usage", "function_ms", BigInteger()),
+    ),
+    step(
+        22,
+        "policies, their changes, and the tenant's policy revision and globals",
+        CreateTables(frozen.policy_state, frozen.policies, frozen.policy_changes),
+        _POLICY_STATE,
     ),
 )
 

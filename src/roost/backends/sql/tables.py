@@ -523,6 +523,48 @@ function_invocations = Table(
     Index("ix_roost_function_invocations_status", "status", "created_at"),
 )
 
+# Policies (services/policystore.py): the tenant's current Cerbos policies by key, every change
+# to them and to the globals as a numbered revision, and in one row the current revision and
+# the tenant's globals (writers move the revision from the one they read, so concurrent puts
+# cannot both win).
+policy_state = Table(
+    "roost_policy_state",
+    tenant_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", Integer, nullable=False),
+    Column("globals", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(150), nullable=False),
+)
+
+policies = Table(
+    "roost_policies",
+    tenant_metadata,
+    Column("key", String(512), primary_key=True),  # resource.leave_request.vdefault/acme
+    Column("kind", String(20), nullable=False),  # resource, principal, role, derived_roles, ...
+    Column("name", String(512), nullable=False),
+    Column("version", String(512), nullable=False),
+    Column("scope", String(512), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(150), nullable=False),
+)
+
+policy_changes = Table(
+    "roost_policy_changes",
+    tenant_metadata,
+    Column("id", _big_id, primary_key=True, autoincrement=True),
+    Column("revision", Integer, nullable=False),
+    Column("key", String(512), nullable=False),  # "" for a change of the globals
+    Column("change", String(10), nullable=False),  # put, delete or globals
+    Column("document", JSON, nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("by", String(150), nullable=False),
+    Index("ix_roost_policy_changes_key_id", "key", "id"),
+)
+
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a
 # JSON object of field -> JSON text. Expired rows are invisible and swept from time to time.
 kv_entries = Table(

@@ -24,6 +24,8 @@ from roost.client._async.kv import AsyncKV
 from roost.client._async.logs import AsyncLogs
 from roost.client._async.mail import AsyncMail
 from roost.client._async.pages import AsyncPages
+from roost.client._async.policies import AsyncPolicies
+from roost.client._async.policy import AsyncPolicy
 from roost.client._async.pubsub import AsyncPubSub
 from roost.client._async.queue import AsyncQueue
 from roost.client._async.roles import AsyncRoles
@@ -247,6 +249,17 @@ class AsyncClient(ModeSelecting):
     def pages(self) -> AsyncPages:
         """The pages of your app and the scopes each needs."""
         return AsyncPages(self)
+
+    @cached_property
+    def policies(self) -> AsyncPolicies:
+        """The tenant's Cerbos policies as managed data: put, list, get, delete, versions."""
+        return AsyncPolicies(self)
+
+    @cached_property
+    def policy(self) -> AsyncPolicy:
+        """Checks against the tenant's policies: check, check_resources, filter_allowed,
+        get_allowed_actions, plan."""
+        return AsyncPolicy(self)
 
     @cached_property
     def secrets(self) -> AsyncSecrets:

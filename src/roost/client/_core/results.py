@@ -1,6 +1,6 @@
 """What SDK calls return (records themselves are plain dicts).
 
-The results of kv, queue, stream, pubsub, page access, token checks and health are the wire
+The results of kv, queue, stream, pubsub, policy, page access, token checks and health are the wire
 Structs the server answers with, under the names users know: one definition per shape. `decode`
 turns an answer into one of them; a field a newer server adds is ignored, so an older SDK keeps
 working.
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from roost.errors import ResponseError
-from roost.wire import auth, common, kv, pages, pubsub, queue, stream
+from roost.wire import auth, common, kv, pages, policy, pubsub, queue, stream
 
 T = TypeVar("T")
 
@@ -40,6 +40,18 @@ PageAccess = pages.PageAccess
 VerifyResult = auth.VerifyResult
 HealthReport = common.HealthReport
 BackendHealth = common.BackendHealth
+CheckResponse = policy.CheckResponse
+CheckResult = policy.CheckResult
+PlanResponse = policy.PlanResponse
+PolicyPrincipal = policy.Principal
+PolicyResource = policy.Resource
+ResourceEntry = policy.ResourceEntry
+Policy = policy.Policy
+PolicyInfo = policy.PolicyInfo
+PolicyList = policy.PolicyList
+PolicyChange = policy.PolicyChange
+PolicyGlobals = policy.PolicyGlobals
+PutPoliciesResult = policy.PutPoliciesAnswer
 
 
 def decode(answer: Any, kind: type[T]) -> T:

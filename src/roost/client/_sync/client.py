@@ -26,6 +26,8 @@ from roost.client._sync.kv import KV
 from roost.client._sync.logs import Logs
 from roost.client._sync.mail import Mail
 from roost.client._sync.pages import Pages
+from roost.client._sync.policies import Policies
+from roost.client._sync.policy import Policy
 from roost.client._sync.pubsub import PubSub
 from roost.client._sync.queue import Queue
 from roost.client._sync.roles import Roles
@@ -249,6 +251,17 @@ class Client(ModeSelecting):
     def pages(self) -> Pages:
         """The pages of your app and the scopes each needs."""
         return Pages(self)
+
+    @cached_property
+    def policies(self) -> Policies:
+        """The tenant's Cerbos policies as managed data: put, list, get, delete, versions."""
+        return Policies(self)
+
+    @cached_property
+    def policy(self) -> Policy:
+        """Checks against the tenant's policies: check, check_resources, filter_allowed,
+        get_allowed_actions, plan."""
+        return Policy(self)
 
     @cached_property
     def secrets(self) -> Secrets:

@@ -1,0 +1,89 @@
+"""YAML policy text read safely: bounded size, depth and alias expansion.
+
+`yaml.safe_load` builds an alias as a second reference to the anchored value, which costs
+nothing; but whatever walks the result afterwards (validation, JSON storage) walks every
+reference, so nine levels of ten aliases each (the "billion laughs") become 10^9 nodes there.
+Before anything is built, the text's events are counted, each alias as the size of what it
+repeats, and the text is refused past `MAX_NODES` nodes or `MAX_DEPTH` levels (the composer
+recurses per level, so depth is also a stack question).
+
+Timestamps stay strings, as Cerbos (Go's YAML to JSON) reads them: a policy's `now` or a
+constant date must reach CEL as the text written, and be storable as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+__all__ = ["MAX_DEPTH", "MAX_NODES", "YamlRefused", "load_all"]
+
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _PolicyLoader(_Loader):  # type: ignore[misc,valid-type]  # CSafeLoader is untyped
+    """The safe loader without the implicit timestamp type."""
+
+
+_PolicyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class YamlRefused(ValueError):
+    """The text is not YAML, or too large, deep or alias-heavy to read; the message says which."""
+
+
+def load_all(text: str) -> list[Any]:
+    """The documents of `text` (empty ones left out), after `text` passed the limits."""
+    _measure(text)
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=_PolicyLoader) if doc is not None]
+    except yaml.YAMLError as exc:
+        raise YamlRefused(f"not YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _measure(text: str) -> None:
+    """Count the nodes `text` stands for, aliases expanded, without building any."""
+    sizes: dict[str, int] = {}  # anchor -> nodes it stands for
+    open_nodes: list[list[Any]] = []  # collections being read: [anchor, nodes so far]
+    total = 0
+    try:
+        for event in yaml.parse(text, Loader=_PolicyLoader):
+            if isinstance(event, yaml.DocumentStartEvent):
+                sizes.clear()  # anchors are per document
+                continue
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(open_nodes) >= MAX_DEPTH:
+                    raise YamlRefused(f"nested deeper than {MAX_DEPTH} levels")
+                open_nodes.append([event.anchor, 1])
+                count = 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, inner = open_nodes.pop()
+                if anchor is not None:
+                    sizes[anchor] = inner
+                if open_nodes:
+                    open_nodes[-1][1] += inner
+                continue
+            elif isinstance(event, yaml.ScalarEvent):
+                count = 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, yaml.AliasEvent):
+                count = sizes.get(event.anchor or "", 1)  # an unknown one fails when built
+            else:
+                continue
+            total += count
+            if total > MAX_NODES:
+                raise YamlRefused(
+                    f"stands for more than {MAX_NODES} values once its aliases are expanded"
+                )
+            if open_nodes and not isinstance(event, yaml.CollectionStartEvent):
+                open_nodes[-1][1] += count
+    except yaml.YAMLError as exc:
+        raise YamlRefused(f"not YAML: {str(exc).splitlines()[0]}") from None

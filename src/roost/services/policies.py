@@ -1,0 +1,180 @@
+"""The tenant's policies as managed data (`policies.*`): put, list, get, delete, their
+versions and the tenant's globals. Reading needs `policies:read`, changing `policies:admin`.
+Storage, validation and the compiled engine are `policystore.py`'s."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+
+from roost.backends.sql.tables import policies, policy_changes, policy_state
+from roost.errors import NotFoundError
+from roost.services.context import Context
+from roost.services.payloads import json_text
+from roost.services.policystore import (
+    Change,
+    Stored,
+    apply_change,
+    candidates,
+    effective_globals,
+    read_stored,
+)
+from roost.services.registry import operation
+from roost.wire.common import Done, Empty
+from roost.wire.policy import (
+    GlobalsRequest,
+    Policy,
+    PolicyChange,
+    PolicyGlobals,
+    PolicyInfo,
+    PolicyKeys,
+    PolicyList,
+    PolicyRef,
+    PolicyVersionsRequest,
+    PutPoliciesAnswer,
+    PutPoliciesRequest,
+)
+
+_GLOBALS_LIMIT = 64 * 1024
+
+
+@operation("policies.put", scope="policies:admin")
+async def put(ctx: Context, params: PutPoliciesRequest) -> PutPoliciesAnswer:
+    """Store policies (YAML or JSON texts, each one document or several, or objects): each
+    replaces the stored policy of the same key. The new set, with everything stored, is
+    validated whole; on any problem nothing changes and the error lists every one. A policy
+    sent again unchanged makes no new version."""
+    # reading up to MAX_SOURCES texts of 1 MiB is long work: not on the event loop
+    found, issues = await asyncio.to_thread(candidates, params.policies)
+
+    def plan(stored: Stored) -> Change:
+        return Change(puts=[c for c in found if stored.documents.get(c.key) != c.document])
+
+    revision, stored, change = await apply_change(ctx, plan, "policies", issues)
+    changed = {candidate.key for candidate in change.puts}
+    return PutPoliciesAnswer(
+        revision=revision,
+        created=[c.key for c in found if c.key in changed and c.key not in stored.documents],
+        updated=[c.key for c in found if c.key in changed and c.key in stored.documents],
+        unchanged=[c.key for c in found if c.key not in changed],
+    )
+
+
+@operation("policies.delete", scope="policies:admin")
+async def delete(ctx: Context, params: PolicyKeys) -> Done:
+    """Delete policies by key, if what stays is still a valid set (a derived roles policy that
+    others import cannot go alone)."""
+    keys = list(dict.fromkeys(params.keys))
+
+    def plan(stored: Stored) -> Change:
+        if missing := [key for key in keys if key not in stored.documents]:
+            more = f" (and {len(missing) - 1} more)" if missing[1:] else ""
+            raise NotFoundError(
+                f"no policy {missing[0]!r}{more}", details={"field": "keys", "missing": missing}
+            )
+        return Change(deletes=keys)
+
+    await apply_change(ctx, plan, "keys")
+    return Done(count=len(keys))
+
+
+@operation("policies.set_globals", scope="policies:admin")
+async def set_globals(ctx: Context, params: GlobalsRequest) -> PolicyGlobals:
+    """Replace the tenant's globals (`G.x` in conditions), over the server's
+    (`ROOST_POLICY_GLOBALS`) key by key; `{}` leaves the server's alone. At most 64 KiB of
+    JSON. The policies are validated with them first."""
+    json_text(params.globals, "globals", _GLOBALS_LIMIT)
+    own = dict(params.globals)
+    revision, _, _ = await apply_change(ctx, lambda _: Change(globals=own), "globals")
+    return PolicyGlobals(
+        globals=own, effective=effective_globals(ctx.platform, own), revision=revision
+    )
+
+
+@operation("policies.list", scope="policies:read", read_only=True)
+async def list_policies(ctx: Context, params: Empty) -> PolicyList:
+    """Every stored policy (without its document) by key, the tenant's globals and its policy
+    revision."""
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        state = (await conn.execute(select(policy_state))).mappings().one()
+        rows = (
+            (await conn.execute(select(*_INFO_COLUMNS).order_by(policies.c.key))).mappings().all()
+        )
+    return PolicyList(
+        policies=[PolicyInfo(**row) for row in rows],
+        globals=dict(state["globals"]),
+        revision=state["revision"],
+    )
+
+
+@operation("policies.get", scope="policies:read", read_only=True)
+async def get(ctx: Context, params: PolicyRef) -> Policy:
+    """One stored policy with its document."""
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        row = (
+            (await conn.execute(select(policies).where(policies.c.key == params.key)))
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise NotFoundError(f"no policy {params.key!r}", details={"field": "key"})
+    return Policy(**dict(row))
+
+
+@operation("policies.get_globals", scope="policies:read", read_only=True)
+async def get_globals(ctx: Context, params: Empty) -> PolicyGlobals:
+    """The tenant's globals and what conditions see (the server's with the tenant's over them)."""
+    stored = await read_stored(ctx.platform, ctx.tenant)
+    return PolicyGlobals(
+        globals=stored.globals,
+        effective=effective_globals(ctx.platform, stored.globals),
+        revision=stored.revision,
+    )
+
+
+@operation("policies.versions", scope="policies:read", read_only=True)
+async def versions(ctx: Context, params: PolicyVersionsRequest) -> list[PolicyChange]:
+    """The changes of one policy (`key`), or of every policy and the globals, newest first,
+    each with what was put, who made it and when. Page with `before` (the last `id` seen)."""
+    query = select(policy_changes).order_by(policy_changes.c.id.desc()).limit(params.limit)
+    if params.key is not None:
+        query = query.where(policy_changes.c.key == params.key)
+    if params.before is not None:
+        query = query.where(policy_changes.c.id < params.before)
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    if not rows and params.key is not None and params.before is None:
+        raise NotFoundError(f"policy {params.key!r} never existed", details={"field": "key"})
+    return [_change(row) for row in rows]
+
+
+_INFO_COLUMNS = [
+    policies.c[name]
+    for name in (
+        "key",
+        "kind",
+        "name",
+        "version",
+        "scope",
+        "disabled",
+        "revision",
+        "updated_at",
+        "updated_by",
+    )
+]
+
+
+def _change(row: RowMapping) -> PolicyChange:
+    document: Any = row["document"]
+    return PolicyChange(
+        id=row["id"],
+        revision=row["revision"],
+        key=row["key"],
+        change=row["change"],
+        document=dict(document) if document is not None else None,
+        at=row["at"],
+        by=row["by"],
+    )

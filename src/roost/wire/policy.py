@@ -1,0 +1,335 @@
+"""Types of the policy operations: the managed policies (`policies.*`) and the checks
+(`policy.*`, Taruvi policy, Cerbos semantics).
+
+The request and answer shapes of a check are Cerbos' own (CheckResources, PlanResources),
+spelled in camelCase as Cerbos spells them (`policyVersion`, `matchedPolicy`,
+`effectiveDerivedRoles`); the engine (`roost.policy`) answers with these very Structs, and the
+SDK returns them. The operations' own parameters are snake_case like every Roost operation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from roost.wire.common import NoTruthValue
+
+__all__ = [
+    "ActionMeta",
+    "AllowedActionsRequest",
+    "CheckRequest",
+    "CheckResponse",
+    "CheckResult",
+    "OutputEntry",
+    "PlanFilter",
+    "PlanRequest",
+    "PlanResponse",
+    "Policy",
+    "PolicyChange",
+    "PolicyGlobals",
+    "PolicyInfo",
+    "PolicyList",
+    "Principal",
+    "PutPoliciesAnswer",
+    "Resource",
+    "ResourceEntry",
+    "ResourcesCheckRequest",
+    "ResultMeta",
+    "ResultResource",
+    "is_policy_file",
+]
+
+MAX_RESOURCES = 1000
+"""Resources one check may name (Cerbos' default is 50; a page of records fits in 1000)."""
+MAX_ACTIONS = 100
+"""Actions one resource of a check may name."""
+MAX_SOURCES = 1000
+"""Policies (texts or documents) one `policies.put` may carry."""
+MAX_SOURCE_CHARS = 1024 * 1024
+"""Characters of one policy text (YAML or JSON, possibly several documents)."""
+MAX_KEY_CHARS = 512
+"""Characters of a policy's key (its kind, name, version and scope)."""
+MAX_DOCUMENT_BYTES = 256 * 1024
+"""Bytes of one policy document, as JSON."""
+
+Effect = Literal["EFFECT_ALLOW", "EFFECT_DENY"]
+Name = Annotated[str, Meta(min_length=1, max_length=256)]
+Action = Annotated[str, Meta(min_length=1, max_length=256)]
+Actions = Annotated[list[Action], Meta(min_length=1, max_length=MAX_ACTIONS)]
+Attributes = dict[str, Any]
+Version = Annotated[str, Meta(max_length=256)]
+ScopeName = Annotated[str, Meta(max_length=256)]
+
+
+class _Cerbos(Struct, rename="camel", omit_defaults=True):
+    """Cerbos' JSON spelling: camelCase, defaults left out."""
+
+
+class _CerbosInput(_Cerbos, forbid_unknown_fields=True):
+    """A request part: a misspelt field is refused, never silently ignored."""
+
+
+# --- what a check asks about ----------------------------------------------------------------
+
+
+class Principal(_CerbosInput):
+    """Who acts: `id`, `roles` (at least one), `attr`, and optionally `policyVersion` and
+    `scope`."""
+
+    id: Annotated[str, Meta(max_length=512)]
+    roles: Annotated[list[Name], Meta(max_length=100)]
+    attr: Attributes = msgspec.field(default_factory=dict)
+    policy_version: Version = ""
+    scope: ScopeName = ""
+
+
+class Resource(_CerbosInput):
+    """What is acted on: `kind`, `id`, `attr`, and optionally `policyVersion` and `scope`."""
+
+    kind: Annotated[str, Meta(max_length=256)]
+    id: Annotated[str, Meta(max_length=512)] = ""
+    attr: Attributes = msgspec.field(default_factory=dict)
+    policy_version: Version = ""
+    scope: ScopeName = ""
+
+
+class ResourceEntry(_CerbosInput):
+    """One resource of a CheckResources request and the actions asked about it."""
+
+    resource: Resource
+    actions: Actions
+
+
+# --- what a check answers -------------------------------------------------------------------
+
+
+class ResultResource(_Cerbos):
+    id: str
+    kind: str
+    policy_version: str = ""
+    scope: str = ""
+
+
+class ActionMeta(_Cerbos):
+    """Which policy decided an action (`NO_MATCH` when none did), in which scope."""
+
+    matched_policy: str
+    matched_scope: str = ""
+
+
+class ResultMeta(_Cerbos):
+    actions: dict[str, ActionMeta]
+    effective_derived_roles: list[str] = msgspec.field(default_factory=list)
+
+
+class OutputEntry(_Cerbos):
+    """The output of a rule (`src` names it) for `action`."""
+
+    src: str
+    val: Any
+    action: str
+
+
+class CheckResult(_Cerbos, NoTruthValue):
+    """The effect of each action on one resource, with why (`meta`) and the rules' outputs."""
+
+    resource: ResultResource
+    actions: dict[str, Effect]
+    meta: ResultMeta
+    outputs: list[OutputEntry] = msgspec.field(default_factory=list)
+    validation_errors: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+    def is_allowed(self, action: str) -> bool:
+        """Whether `action` is allowed (an action not asked about is not)."""
+        return self.actions.get(action) == "EFFECT_ALLOW"
+
+
+class CheckResponse(_Cerbos, NoTruthValue):
+    """Cerbos' CheckResources answer: one result per resource, in the order asked."""
+
+    results: list[CheckResult]
+
+
+class PlanFilter(_Cerbos):
+    """`KIND_ALWAYS_ALLOWED`, `KIND_ALWAYS_DENIED`, or `KIND_CONDITIONAL` with the residual
+    condition as Cerbos' `{"expression": {"operator", "operands"}}` tree."""
+
+    kind: Literal["KIND_ALWAYS_ALLOWED", "KIND_ALWAYS_DENIED", "KIND_CONDITIONAL"]
+    condition: dict[str, Any] | None = None
+
+
+class PlanResponse(_Cerbos, NoTruthValue):
+    """Cerbos' PlanResources answer for one action on one kind of resource."""
+
+    action: str
+    resource_kind: str
+    policy_version: str
+    filter: PlanFilter
+    validation_errors: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+# --- the check operations -------------------------------------------------------------------
+
+
+class CheckRequest(Struct, forbid_unknown_fields=True):
+    """`policy.check`: Cerbos' CheckResources. Without `principal` the caller is the
+    principal; a `principal` or `aux_data` of one's own choosing needs `policies:read`."""
+
+    resources: Annotated[list[ResourceEntry], Meta(min_length=1, max_length=MAX_RESOURCES)]
+    principal: Principal | None = None
+    aux_data: Attributes | None = None
+
+
+class ResourcesCheckRequest(Struct, forbid_unknown_fields=True):
+    """`policy.check_resources` and `policy.filter_allowed` (Taruvi): the same actions on
+    every resource."""
+
+    resources: Annotated[list[Resource], Meta(min_length=1, max_length=MAX_RESOURCES)]
+    actions: Actions
+    principal: Principal | None = None
+    aux_data: Attributes | None = None
+
+
+class AllowedActionsRequest(Struct, forbid_unknown_fields=True):
+    """`policy.get_allowed_actions` (Taruvi): which of `actions` the principal may do."""
+
+    resource: Resource
+    actions: Actions
+    principal: Principal | None = None
+    aux_data: Attributes | None = None
+
+
+class PlanRequest(Struct, forbid_unknown_fields=True):
+    """`policy.plan`: Cerbos' PlanResources. `attr`: resource attributes already known (they
+    are evaluated; the others stay in the residual condition)."""
+
+    resource_kind: Annotated[str, Meta(min_length=1, max_length=256)]
+    action: Action
+    principal: Principal | None = None
+    policy_version: Version = ""
+    scope: ScopeName = ""
+    attr: Attributes | None = None
+    aux_data: Attributes | None = None
+
+
+# --- the managed policies -------------------------------------------------------------------
+
+PolicyKey = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_KEY_CHARS,
+        description="as `policies.list` names it, e.g. resource.leave_request.vdefault/acme",
+    ),
+]
+PolicySource = Annotated[str, Meta(max_length=MAX_SOURCE_CHARS)] | dict[str, Any]
+
+
+class PutPoliciesRequest(Struct, forbid_unknown_fields=True):
+    """Policies as YAML or JSON text (one document or several) or as objects."""
+
+    policies: Annotated[list[PolicySource], Meta(min_length=1, max_length=MAX_SOURCES)]
+
+
+class PolicyKeys(Struct, forbid_unknown_fields=True):
+    keys: Annotated[list[PolicyKey], Meta(min_length=1, max_length=MAX_SOURCES)]
+
+
+class PolicyRef(Struct, forbid_unknown_fields=True):
+    key: PolicyKey
+
+
+class PolicyVersionsRequest(Struct, forbid_unknown_fields=True):
+    """The changes of one policy (`key`), or of all of them and the globals (no `key`),
+    newest first; `before`: the `id` of the last change of the previous page."""
+
+    key: PolicyKey | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+    before: Annotated[int, Meta(ge=1)] | None = None
+
+
+class GlobalsRequest(Struct, forbid_unknown_fields=True):
+    """The tenant's globals, replacing the ones it had (`{}` clears them)."""
+
+    globals: dict[str, Any]
+
+
+class PolicyInfo(Struct):
+    """A stored policy without its document."""
+
+    key: str
+    kind: Literal[
+        "resource", "principal", "role", "derived_roles", "export_variables", "export_constants"
+    ]
+    name: str  # the resource kind, principal id, role, or the set's name
+    version: str  # "" for the kinds that have none
+    scope: str
+    disabled: bool
+    revision: int  # the tenant's policy revision that last changed it
+    updated_at: datetime
+    updated_by: str
+
+
+class Policy(PolicyInfo):
+    """A stored policy with its document (the Cerbos policy as an object)."""
+
+    document: dict[str, Any]
+
+
+class PolicyList(Struct):
+    """Every stored policy, the tenant's globals and its current policy revision."""
+
+    policies: list[PolicyInfo]
+    globals: dict[str, Any]
+    revision: int
+
+
+class PutPoliciesAnswer(Struct, NoTruthValue):
+    """What a put changed: keys created, updated, and sent again unchanged (no new version)."""
+
+    revision: int
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+
+
+class PolicyChange(Struct):
+    """One change of the tenant's policies: `put` or `delete` of a policy (`document` is what
+    was put, None for a delete), or `globals` (`key` is "" and `document` the new globals)."""
+
+    id: int
+    revision: int
+    key: str
+    change: Literal["put", "delete", "globals"]
+    document: dict[str, Any] | None
+    at: datetime
+    by: str
+
+
+class PolicyGlobals(Struct):
+    """The tenant's own globals, and what conditions see: the server's
+    (`ROOST_POLICY_GLOBALS`) with the tenant's over them."""
+
+    globals: dict[str, Any]
+    effective: dict[str, Any]
+    revision: int
+
+
+# --- policy files ---------------------------------------------------------------------------
+
+POLICY_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def is_policy_file(path: Path, folder: Path) -> bool:
+    """Whether `path` in `folder` is a policy as Cerbos reads a folder: YAML or JSON, not a
+    test suite (`*_test.yaml`), nothing under a `testdata` folder, no hidden file or folder."""
+    if path.suffix not in POLICY_SUFFIXES or not path.is_file():
+        return False
+    if path.stem.endswith("_test"):
+        return False
+    parts = path.relative_to(folder).parts
+    return "testdata" not in parts and not any(part.startswith(".") for part in parts)

@@ -1,0 +1,21 @@
+"""The CLI's rich consoles are made at import, and take their width from COLUMNS then: under
+pytest-xdist a worker's COLUMNS is 80, which would wrap the tables the tests read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from roost.cli import main, remote
+
+
+@pytest.fixture(autouse=True)
+def wide_consoles() -> Iterator[None]:
+    consoles = (main.console, remote.console)
+    widths = [console.width for console in consoles]
+    for console in consoles:
+        console.width = 250
+    yield
+    for console, width in zip(consoles, widths, strict=True):
+        console.width = width

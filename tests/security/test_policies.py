@@ -1,0 +1,224 @@
+"""Policies and checks under attack, on SQLite and PostgreSQL: each scope refused to those
+without it, principals and aux data of one's own choosing refused without `policies:read`,
+bombs and oversized input refused with a 4xx naming the field, and the tenant's stamp out of
+reach of its KV calls."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from roost import AsyncClient, AuthorizationError, ValidationError
+from roost.services.policystore import stamp_key
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, platform_of, unique
+from tests.policy_documents import allow, key_of, kind_name, resource_policy
+
+pytestmark = pytest.mark.anyio
+
+USER = {"id": "u1", "roles": ["user"]}
+
+
+async def _admin(client: AsyncClient) -> AsyncClient:
+    return await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+
+
+async def _refused(
+    call: Callable[[], Awaitable[Any]], scope: str, field: str | None = None
+) -> None:
+    with pytest.raises(AuthorizationError) as caught:
+        await call()
+    assert caught.value.details["scope"] == scope
+    if field is not None:
+        assert caught.value.details["field"] == field
+
+
+async def test_each_policy_scope_is_refused_to_those_without_it(server: RunningServer) -> None:
+    kind = kind_name()
+    doc = {"kind": kind, "id": "d"}
+    async with AsyncClient(api_url=server.url, max_retries=0) as client:
+        admin = await _admin(client)
+        await admin.policies.put(resource_policy(kind, [allow(["view"], ["user"])]))
+        name = unique("member")
+        await client.auth.register(name, "member-password")
+        member = await client.auth.sign_in_with_password(name, "member-password")
+        for call, scope in [
+            (lambda: member.policies.put(resource_policy(kind, [])), "policies:admin"),
+            (lambda: member.policies.delete(key_of(kind)), "policies:admin"),
+            (lambda: member.policies.set_globals({"x": 1}), "policies:admin"),
+            (lambda: member.policies.list(), "policies:read"),
+            (lambda: member.policies.get(key_of(kind)), "policies:read"),
+            (lambda: member.policies.versions(key_of(kind)), "policies:read"),
+            (
+                lambda: member.policy.check_resources(resources=[doc], actions=["view"]),
+                "policy:check",
+            ),
+            (lambda: member.policy.plan(None, kind, "view"), "policy:check"),
+        ]:
+            await _refused(call, scope)
+        reader_key = await admin.api_keys.create(unique("reader"), ["policies:read"])
+        reader = await client.auth.sign_in_with_token(reader_key["key"], "api_key")
+        assert key_of(kind) in {p.key for p in (await reader.policies.list()).policies}
+        await _refused(lambda: reader.policies.put(resource_policy(kind, [])), "policies:admin")
+        await _refused(lambda: reader.policy.check_resources(USER, [doc], ["view"]), "policy:check")
+        scopes = {s["name"] for s in await admin.scopes.list()}
+        assert {"policies:admin", "policies:read", "policy:check"} <= scopes
+
+
+async def test_checking_as_someone_else_needs_policies_read(server: RunningServer) -> None:
+    kind = kind_name()
+    doc = {"kind": kind, "id": "d"}
+    entry = {"resource": doc, "actions": ["view"]}
+    async with AsyncClient(api_url=server.url, max_retries=0) as client:
+        admin = await _admin(client)
+        await admin.policies.put(resource_policy(kind, [allow(["view"], ["admin"])]))
+        checker_key = await admin.api_keys.create(unique("checker"), ["policy:check"])
+        checker = await client.auth.sign_in_with_token(checker_key["key"], "api_key")
+        # as itself (the admin, whose key it is, with the admin's roles): allowed
+        assert await checker.policy.check_resources(resources=[doc], actions=["view"]) == {
+            "d": {"view": True}
+        }
+        as_admin = {"id": "x", "roles": ["admin"]}
+        claims = {"jwt": {"sub": "x", "groups": ["admins"]}}
+        for call, field in [
+            (lambda: checker.policy.check(as_admin, [entry]), "principal"),
+            (lambda: checker.policy.check(resources=[entry], aux_data=claims), "aux_data"),
+            (lambda: checker.policy.check_resources(as_admin, [doc], ["view"]), "principal"),
+            (lambda: checker.policy.filter_allowed(as_admin, [doc], ["view"]), "principal"),
+            (lambda: checker.policy.get_allowed_actions(as_admin, doc, ["view"]), "principal"),
+            (lambda: checker.policy.plan(as_admin, kind, "view"), "principal"),
+            (lambda: checker.policy.plan(None, kind, "view", aux_data=claims), "aux_data"),
+        ]:
+            await _refused(call, "policies:read", field)
+        service_key = await admin.api_keys.create(unique("svc"), ["policy:check", "policies:read"])
+        service = await client.auth.sign_in_with_token(service_key["key"], "api_key")
+        assert await service.policy.check_resources(USER, [doc], ["view"]) == {"d": {"view": False}}
+
+
+def _put_refusal(caught: pytest.ExceptionInfo[ValidationError]) -> str:
+    error = caught.value
+    assert error.status_code == 400
+    assert error.details["field"] == "policies"
+    return " ".join(issue["message"] for issue in error.details["issues"])
+
+
+BILLION_LAUGHS = "\n".join(
+    [
+        "apiVersion: api.cerbos.dev/v1",
+        "metadata:",
+        '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+        *(
+            f"  {name}: &{name} [{', '.join([f'*{prev}'] * 9)}]"
+            for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "resourcePolicy: {resource: bomb, version: default, rules: []}",
+    ]
+)
+
+
+async def test_bombs_and_oversized_policies_are_refused_naming_the_field(
+    server: RunningServer,
+) -> None:
+    kind = kind_name()
+    doubling = {"v0": "R.attr.a"} | {f"v{i}": f"V.v{i - 1} + V.v{i - 1}" for i in range(1, 40)}
+    chain = {"v0": "R.attr.a"} | {f"v{i}": f"V.v{i - 1} + 1" for i in range(1, 200)}
+    deep_yaml = "".join(" " * i + f"k{i}:\n" for i in range(100)) + " " * 100 + "v\n"
+    async with AsyncClient(api_url=server.url, max_retries=0) as client:
+        admin = await _admin(client)
+        before = (await admin.policies.list()).revision
+        with pytest.raises(ValidationError) as caught:
+            await admin.policies.put(BILLION_LAUGHS)
+        assert "aliases are expanded" in _put_refusal(caught)
+        with pytest.raises(ValidationError) as caught:
+            await admin.policies.put(deep_yaml)
+        assert "nested deeper" in _put_refusal(caught)
+        for variables, words in ((doubling, "more than"), (chain, "deep")):
+            rule = allow(["view"], ["user"], f"V.v{len(variables) - 1} > 0")
+            policy = resource_policy(kind, [rule], variables={"local": variables})
+            with pytest.raises(ValidationError) as caught:
+                await admin.policies.put(policy)
+            assert words in _put_refusal(caught)
+        huge = resource_policy(kind, [allow([f"a{i}" for i in range(50_000)], ["user"])])
+        with pytest.raises(ValidationError) as caught:
+            await admin.policies.put(huge)
+        assert "KiB" in _put_refusal(caught)
+        with pytest.raises(ValidationError) as caught:
+            await admin.policies.put("x" * (1024 * 1024 + 1))
+        assert caught.value.details["field"] == "policies[0]"
+        with pytest.raises(ValidationError) as caught:
+            await admin.policies.set_globals({"big": "x" * 70_000})
+        assert caught.value.details["field"] == "globals"
+        assert (await admin.policies.list()).revision == before  # nothing was stored
+
+
+async def test_oversized_and_malformed_checks_are_refused_naming_the_field(
+    server: RunningServer,
+) -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(40):
+        node["x"] = {}
+        node = node["x"]
+    entry = {"resource": {"kind": "k", "id": "d"}, "actions": ["view"]}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"principal": USER, "resources": [entry] * 1001}, "resources"),
+        (
+            {"principal": USER, "resources": [{**entry, "actions": ["a"] * 101}]},
+            "resources[0].actions",
+        ),
+        (
+            {"principal": USER, "resources": [{**entry, "resource": {"kind": "k", "attr": deep}}]},
+            "resources[0].resource.attr",
+        ),
+        ({"principal": {**USER, "id": "u\x00"}, "resources": [entry]}, "principal.id"),
+        (
+            {
+                "principal": USER,
+                "resources": [{**entry, "resource": {"kind": "k", "attr": {"n": 2**64}}}],
+            },
+            "resources[0].resource.attr.n",
+        ),
+        ({"principal": {**USER, "rolez": ["admin"]}, "resources": [entry]}, "principal"),
+        ({"principal": {**USER, "roles": []}, "resources": [entry]}, "principal.roles"),
+    ]
+    async with AsyncClient(api_url=server.url, max_retries=0) as client:
+        admin = await _admin(client)
+        for params, field in cases:
+            with pytest.raises(ValidationError) as caught:
+                await admin.call("policy.check", params)
+            assert caught.value.details["field"] == field, params
+        with pytest.raises(ValidationError) as caught:
+            await admin.policy.check_resources(USER, [{"kind": "k", "id": "a"}] * 2, ["view"])
+        assert caught.value.details["field"] == "resources[1].id"
+
+
+async def test_the_tenants_stamp_is_out_of_reach_of_its_kv_calls(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas trust the stamp to say whether their compiled policies are current: a tenant
+    able to write it could put back an old one and keep a revoked policy in force."""
+    store = platform_of(server).kv
+    stamps: list[str | None] = []
+    get = store.get
+
+    async def watched(key: str) -> Any:
+        entry = await get(key)
+        if key == stamp_key("default"):
+            stamps.append(entry.value if entry else None)
+        return entry
+
+    monkeypatch.setattr(store, "get", watched)
+    kind = kind_name()
+    doc = {"kind": kind, "id": "d"}
+    async with AsyncClient(api_url=server.url, max_retries=0) as client:
+        admin = await _admin(client)
+        await admin.policies.put(resource_policy(kind, [allow(["view"], ["user"])]))
+        assert await admin.policy.check_resources(USER, [doc], ["view"]) == {"d": {"view": True}}
+        for key in (stamp_key("default"), f"default:{stamp_key('default')}"):
+            assert not (await admin.kv.get(key)).found  # its keys are its own
+            await admin.kv.set(key, "forged")
+        assert await admin.policy.check_resources(USER, [doc], ["view"]) == {"d": {"view": True}}
+        assert len(stamps) == 2
+        assert stamps[0] is not None
+        assert stamps[1] == stamps[0]
