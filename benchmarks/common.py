@@ -18,10 +18,14 @@ def free_port() -> int:
 
 
 def start_process(
-    serve: Callable[..., None], args: tuple[Any, ...], probe: Callable[[str], object]
+    serve: Callable[..., None],
+    args: tuple[Any, ...],
+    probe: Callable[[str], object],
+    port: int | None = None,
 ) -> tuple[multiprocessing.Process, str]:
-    """Run `serve(*args, port)` in a process of its own; return it once `probe(url)` answers."""
-    port = free_port()
+    """Run `serve(*args, port)` in a process of its own (on a free port unless told one);
+    return it once `probe(url)` answers."""
+    port = port or free_port()
     process = multiprocessing.Process(target=serve, args=(*args, port), daemon=True)
     process.start()
     url = f"http://127.0.0.1:{port}"

@@ -198,6 +198,8 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         "functions_pool_size": 2,
         # each server's workers run under uids of their own (a pool refuses uids in use)
         "functions_uid_base": 2_000_000 + secrets.randbelow(1_000_000) * 16,
+        # test servers share one Redis: each takes only its own async invocations
+        "functions_queue": f"t{secrets.token_hex(6)}",
     }
     if backend == "postgresql":
         ensure_server_role()

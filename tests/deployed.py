@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import textwrap
+import time
 import zipfile
 from typing import Any
 
@@ -90,3 +91,73 @@ def deploy_bundle(
         json={"name": name, "bundle": base64.b64encode(bundle).decode(), **options},
         headers=headers,
     )
+
+
+GATED = """
+    import os
+    import time
+
+    from roost import Client
+
+    def main(params, user_data):
+        with Client() as client:
+            runs = client.kv.incr("runs:" + os.environ["ROOST_EXECUTION_ID"])
+            gate = (params or {}).get("gate")
+            while gate and not client.kv.get(gate).found:
+                time.sleep(0.05)
+        return {"runs": runs}
+"""
+"""Counts its runs in KV (`runs:<invocation id>`), then, given `{"gate": key}`, waits until
+that KV key is set: a run the test can hold STARTED for as long as it needs."""
+GATED_OPTIONS: dict[str, Any] = {"scopes": ["kv:read", "kv:write"], "timeout": 300}
+
+
+def result_of(http: httpx.Client, headers: dict[str, str], invocation: str) -> dict[str, Any]:
+    """`functions.get_result(invocation)["data"]`."""
+    response = http.post("/api/v1/functions/get_result", json={"id": invocation}, headers=headers)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def wait_status(
+    http: httpx.Client,
+    headers: dict[str, str],
+    invocation: str,
+    statuses: tuple[str, ...] = ("SUCCESS", "FAILURE", "TIMEOUT"),
+    seconds: float = 60,
+) -> dict[str, Any]:
+    """The result of an invocation once its status is one of `statuses` (fails the test if
+    that does not come within `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        data = result_of(http, headers, invocation)
+        if data["status"] in statuses:
+            return data
+        if time.monotonic() > deadline:
+            raise AssertionError(f"invocation {invocation} stayed {data['status']}")
+        time.sleep(0.05)
+
+
+def open_gate(http: httpx.Client, headers: dict[str, str], gate: str) -> None:
+    response = http.post("/api/v1/kv/set", json={"key": gate, "value": True}, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def runs_of(http: httpx.Client, headers: dict[str, str], invocation: str) -> int:
+    """How many times GATED started for `invocation`."""
+    response = http.post("/api/v1/kv/get", json={"key": f"runs:{invocation}"}, headers=headers)
+    assert response.status_code == 200, response.text
+    return int(response.json()["value"] or 0)
+
+
+def wait_running(
+    http: httpx.Client, headers: dict[str, str], invocation: str, seconds: float = 60
+) -> None:
+    """Return once GATED has started for `invocation` (counted its run, not only STARTED)."""
+    deadline = time.monotonic() + seconds
+    while runs_of(http, headers, invocation) < 1:
+        data = result_of(http, headers, invocation)
+        if data["status"] not in ("PENDING", "STARTED") or time.monotonic() > deadline:
+            raise AssertionError(f"invocation {invocation} did not start running: {data}")
+        time.sleep(0.05)

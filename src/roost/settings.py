@@ -332,6 +332,26 @@ class Settings(BaseSettings):
         "conditions see; a tenant's own (`policies.set_globals`) take precedence key by key",
     )
 
+    # Async invocations (services/functions/queued.py): queued on the queue backend, taken
+    # by the servers and `roost worker` processes of the deployment.
+    functions_async_concurrency: Annotated[int, Field(ge=0, le=1024)] | None = Field(
+        default=None,
+        description="async invocations this process takes from the queue and runs at once; "
+        "0: none (an API server that leaves them to `roost worker`); default: the pool size",
+    )
+    functions_async_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
+        default=30.0,
+        description="how long an async invocation is leased to the process that took it, "
+        "renewed every third of it while it runs: if that process dies, another takes the "
+        "invocation again and runs it once the lease runs out",
+    )
+    functions_queue: str = Field(
+        default="invocations",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="the queue async invocations wait in; every server and worker of one "
+        "deployment must name the same, deployments that share one Redis different ones",
+    )
+
     @field_validator("password_hash_parallelism")
     @classmethod
     def _enough_hash_memory(cls, value: int, info: ValidationInfo) -> int:

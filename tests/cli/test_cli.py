@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,11 @@ def test_version_and_help() -> None:
         ["policies", "push"],
         ["policies", "ls"],
         ["policies", "test"],
+        ["worker"],
+        ["functions", "deploy"],
+        ["functions", "invoke"],
+        ["functions", "logs"],
+        ["functions", "ls"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, result.output
@@ -223,3 +229,140 @@ def test_mail_outbox_shows_what_the_server_kept(tmp_path: Path) -> None:
         assert "limit" in refused.output
     finally:
         server.stop()
+
+
+HELLO = """import logging
+
+def main(params, user_data):
+    print("hello from", params["name"])
+    return {"hi": params["name"]}
+"""
+
+
+def test_functions_commands_deploy_invoke_list_and_show_logs(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", functions_enabled=True)
+    try:
+        with Client(api_url=server.url) as client:
+            admin = client.auth.sign_in_with_password("admin", "admin-password-1")
+            key = admin.api_keys.create("cli")["key"]
+        common = ["--api-url", server.url, "--api-key", key]
+        source = tmp_path / "hello.py"
+        source.write_text(HELLO)
+        deployed = runner.invoke(app, ["functions", "deploy", str(source), *common])
+        assert deployed.exit_code == 0, deployed.output
+        assert "deployed hello version 1" in deployed.output
+        folder = tmp_path / "shop"
+        (folder / "handlers").mkdir(parents=True)
+        (folder / "handlers" / "__init__.py").write_text("")
+        (folder / "handlers" / "orders.py").write_text(
+            "def total(params, user_data):\n    return sum(params)\n"
+        )
+        from_folder = runner.invoke(
+            app,
+            [
+                "functions",
+                "deploy",
+                str(folder),
+                "--name",
+                "orders",
+                "--entrypoint",
+                "handlers.orders:total",
+                *common,
+            ],
+        )
+        assert from_folder.exit_code == 0, from_folder.output
+        listed = runner.invoke(app, ["functions", "ls", *common], terminal_width=200)
+        assert "hello" in listed.output
+        assert "orders" in listed.output
+
+        invoked = runner.invoke(
+            app, ["functions", "invoke", "hello", "--params", '{"name": "Ada"}', *common]
+        )
+        assert invoked.exit_code == 0, invoked.output
+        assert json.loads(invoked.stdout) == {"hi": "Ada"}
+        queued = runner.invoke(
+            app, ["functions", "invoke", "orders", "--params", "[1, 2]", "--async", *common]
+        )
+        assert queued.exit_code == 0, queued.output
+        invocation = queued.stdout.strip()
+        with Client(api_url=server.url) as client:
+            result = client.auth.sign_in_with_token(key, "api_key").functions.get_result
+            assert result(invocation)["data"]["status"] in ("PENDING", "STARTED", "SUCCESS")
+        waited = runner.invoke(
+            app,
+            ["functions", "invoke", "orders", "--params", "[3, 4]", "--async", "--wait", *common],
+        )
+        assert (waited.exit_code, json.loads(waited.stdout)) == (0, 7)
+
+        failed = runner.invoke(app, ["functions", "invoke", "orders", "--params", '"x"', *common])
+        assert failed.exit_code == 1
+        assert "TypeError" in failed.output
+        assert "FAILURE" in failed.output
+        bad = runner.invoke(app, ["functions", "invoke", "orders", "--params", "{", *common])
+        assert (bad.exit_code, "--params is not JSON" in bad.output) == (2, True)
+        missing = runner.invoke(app, ["functions", "invoke", "nothing", *common])
+        assert (missing.exit_code, "no function named" in missing.output) == (2, True)
+
+        logs = runner.invoke(app, ["functions", "logs", "hello", *common], terminal_width=200)
+        assert logs.exit_code == 0, logs.output
+        assert "hello from Ada" in logs.output
+    finally:
+        server.stop()
+
+
+def test_functions_logs_follow_prints_new_lines(tmp_path: Path) -> None:
+    import queue
+    import subprocess
+    import sys
+    import threading
+
+    server = start_server(tmp_path / "data", functions_enabled=True)
+    follower: subprocess.Popen[str] | None = None
+    try:
+        with Client(api_url=server.url) as client:
+            admin = client.auth.sign_in_with_password("admin", "admin-password-1")
+            key = admin.api_keys.create("cli")["key"]
+            admin.functions.deploy("hello", HELLO)
+            admin.functions.execute("hello", {"name": "first"})
+            command = [sys.executable, "-m", "roost.cli", "functions", "logs", "hello", "-f"]
+            command += ["--api-url", server.url, "--api-key", key]
+            follower = subprocess.Popen(  # noqa: S603
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            lines: queue.Queue[str] = queue.Queue()
+            stdout = follower.stdout
+            assert stdout is not None
+
+            def read() -> None:
+                for line in stdout:
+                    lines.put(line)
+
+            reader = threading.Thread(target=read)
+            reader.start()
+
+            def next_line_with(text: str) -> str:
+                while True:
+                    line = lines.get(timeout=30)
+                    if text in line:
+                        return line
+
+            next_line_with("hello from first")
+            execution = admin.functions.execute("hello", {"name": "second"})["invocation"]["id"]
+            assert execution in next_line_with("hello from second")
+    finally:
+        if follower is not None:
+            follower.terminate()
+            follower.wait(timeout=10)
+            reader.join(timeout=10)  # the pipe ends with the process
+            assert follower.stdout is not None
+            follower.stdout.close()
+        server.stop()
+
+
+def test_worker_refuses_to_start_where_functions_cannot_run(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["worker", "--data-dir", str(tmp_path), "--api-url", "ftp://nowhere"],
+    )
+    assert result.exit_code == 2
+    assert "ROOST_FUNCTIONS_API_URL" in result.output

@@ -13,9 +13,11 @@ import typer
 from rich.console import Console
 
 from roost._version import __version__
+from roost.cli.functions import app as functions_app
 from roost.cli.mail import app as mail_app
 from roost.cli.policies import app as policies_app
 from roost.cli.storage import app as storage_app
+from roost.cli.worker import worker
 from roost.errors import RoostError
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(storage_app, name="storage")
 app.add_typer(mail_app, name="mail")
 app.add_typer(policies_app, name="policies")
+app.add_typer(functions_app, name="functions")
+app.command()(worker)
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Data folder [env ROOST_DATA_DIR].")]

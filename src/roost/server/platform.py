@@ -93,7 +93,7 @@ async def open_platform(
     try:
         await _start(platform)
         metering = asyncio.create_task(platform.meter.run(platform.db))
-        async with _function_runtime(platform):
+        async with _function_runtime(platform), _async_runner(platform):
             yield platform
     finally:
         if metering is not None:
@@ -155,6 +155,31 @@ async def _function_runtime(platform: Platform) -> AsyncIterator[None]:
             await pool.close()
         if made:
             await asyncio.to_thread(shutil.rmtree, run_dir, True)
+
+
+@asynccontextmanager
+async def _async_runner(platform: Platform) -> AsyncIterator[None]:
+    """Async invocations taken from the functions queue and run here, while the platform
+    runs: on a server with a function runtime, unless `functions_async_concurrency` is 0."""
+    concurrency = async_concurrency(platform.settings)
+    if platform.functions is None or concurrency == 0:
+        yield
+        return
+    from roost.services.functions.runner import AsyncRunner
+
+    runner = AsyncRunner(platform, concurrency)
+    runner.start()
+    try:
+        yield
+    finally:
+        await runner.close()
+
+
+def async_concurrency(settings: Settings) -> int:
+    """How many async invocations a process of these settings runs at once."""
+    if settings.functions_async_concurrency is None:
+        return settings.functions_pool_size
+    return settings.functions_async_concurrency
 
 
 async def _close(platform: Platform) -> None:

@@ -3,6 +3,8 @@
 - `catalog`: deploy (every deploy a new version), versions, rollback, list, get, delete;
 - `invocations`: execute (sync or async), stream (generator handlers), results, the list
   of invocations, and the `fn.<name>` RPC methods;
+- `queued`: async invocations, recorded PENDING and queued on the queue backend, run at least
+  once; `runner`: the loop that takes them from the queue (in servers and `roost worker`);
 - `runs`: one run, from the caller to the runtime's events to the invocation's record;
 - `specs`: a version as the runs need it, cached, and its code unpacked for the runtime;
 - `bundles` (the code's zip), `schemas` (params JSON Schema), `tokens` (runtime tokens),

@@ -2,10 +2,10 @@
 
 Every run is an invocation with a record in SQL, sync runs included. A sync run answers
 `{"data": result, "invocation"}`, or raises FunctionExecutionError / FunctionTimeoutError
-with the remote traceback. An async run (`is_async=True`) is recorded PENDING and answered at
-once; `enqueue` hands it to what runs queued invocations and `run_queued` runs one: these two
-are the seam where durable queueing (the queue backend, `roost worker`) plugs in. A streamed
-run yields a generator handler's items; stopping the iteration cancels the run.
+with the remote traceback. An async run (`is_async=True`) is recorded PENDING, queued on the
+queue backend and answered at once (`queued.py`); a server or `roost worker` runs it later
+(`runner.py`). A streamed run yields a generator handler's items; stopping the iteration
+cancels the run.
 
 Any deployed function is also the RPC method `fn.<name>` (`rpc_operation`), unary or
 streamed as its handler is: the doors find it through the dispatcher.
@@ -25,14 +25,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import function_invocations, utcnow
-from roost.errors import AuthenticationError, NotFoundError, ValidationError
-from roost.services import principals
-from roost.services.context import Context, Platform, Principal
-from roost.services.functions import runs, specs
+from roost.errors import NotFoundError, ValidationError
+from roost.services.context import Context, Platform
+from roost.services.functions import queued, runs, specs
 from roost.services.functions.runs import Outcome, Started, Watch
 from roost.services.functions.schemas import check_params
 from roost.services.functions.specs import FunctionSpec
-from roost.services.functions.tokens import CallerRef
 from roost.services.registry import Operation, operation, streamed
 from roost.services.security import new_id
 from roost.wire.functions import (
@@ -68,7 +66,7 @@ async def execute(ctx: Context, params: ExecuteRequest) -> Execution:
     _check_run(spec, params.params, "async" if params.is_async else "sync")
     timeout = _timeout(spec, params.timeout)
     if params.is_async:
-        started = await queue(ctx, spec, params.params, timeout)
+        started = await queued.queue(ctx, spec, params.params, timeout)
         return Execution(data=None, invocation=_invocation(started, "PENDING"))
     started, outcome = await _run_sync(ctx, spec, params.params, timeout)
     return Execution(data=outcome.result, invocation=_invocation(started, outcome.status, outcome))
@@ -128,127 +126,6 @@ async def invocations(ctx: Context, params: InvocationsRequest) -> InvocationLis
         rows = (await conn.execute(query)).mappings().all()
         total = await conn.scalar(count)
     return InvocationList(results=[_listed(row) for row in rows], count=int(total or 0))
-
-
-# -- async runs: the seam ------------------------------------------------------------------
-
-
-async def queue(ctx: Context, spec: FunctionSpec, params: Any, time_limit: float) -> Started:
-    """Record an async invocation (PENDING) and hand it on to be run."""
-    runs.runtime_of(ctx.platform)  # today the queued run runs here: refuse if it cannot
-    caller = ctx.require_principal()
-    started = Started(new_id(), spec, caller, "async", time_limit, utcnow(), None)
-    row = {**runs.invocation_row(started, params), "status": "PENDING"}
-    async with ctx.platform.db.write(ctx.tenant) as conn:
-        await conn.execute(function_invocations.insert().values(row))
-    enqueue(ctx.platform, ctx.tenant, started.id)
-    return started
-
-
-def enqueue(platform: Platform, tenant: str, invocation_id: str) -> None:
-    """Hand a PENDING invocation to what runs queued invocations.
-
-    Today that is this server, in the background: an invocation queued when the server stops
-    stays PENDING. Durable queueing replaces this one function: publish
-    `(tenant, invocation_id)` on the queue backend, and have `roost worker` call
-    `run_queued` for each message (acknowledged once it returns)."""
-    running = _run_in_background(platform, tenant, invocation_id)
-    task = asyncio.get_running_loop().create_task(running)
-    platform.background.add(task)
-    task.add_done_callback(platform.background.discard)
-
-
-async def run_queued(platform: Platform, tenant: str, invocation_id: str) -> Status | None:
-    """Run one queued invocation, unless another runner has claimed it (None then): claim it
-    (PENDING → STARTED, one runner wins), act as its caller does now (not as when it was
-    queued), run the version it was queued for and record the outcome."""
-    claimed = await _claim(platform, tenant, invocation_id)
-    if claimed is None:
-        return None
-    try:
-        spec = await specs.version_spec(
-            platform, tenant, claimed["function_id"], claimed["version"]
-        )
-        caller = await _caller_of(platform, tenant, claimed)
-    except (NotFoundError, AuthenticationError) as exc:
-        outcome = Outcome("FAILURE", message=f"not run: {exc.message}")
-        await _record_claimed(platform, tenant, claimed, outcome)
-        return outcome.status
-    started = Started(
-        claimed["id"],
-        spec,
-        caller,
-        "async",
-        claimed["timeout"],
-        claimed["created_at"],
-        claimed["started_at"],
-    )
-    params = msgspec.json.decode(claimed["params"]) if claimed["params"] else None
-    outcome = await runs.run_to_end(platform, tenant, started, params, insert=False)
-    return outcome.status
-
-
-async def _run_in_background(platform: Platform, tenant: str, invocation_id: str) -> None:
-    try:
-        await run_queued(platform, tenant, invocation_id)
-    except Exception:  # nobody awaits this task: say what went wrong, and keep it in the record
-        logger.exception("queued invocation %s of tenant %s failed", invocation_id, tenant)
-        async with platform.db.write(tenant) as conn:
-            await conn.execute(
-                function_invocations.update()
-                .where(
-                    function_invocations.c.id == invocation_id,
-                    function_invocations.c.status.in_(("PENDING", "STARTED")),
-                )
-                .values(status="FAILURE", error="the server failed to run it", finished_at=utcnow())
-            )
-
-
-async def _claim(platform: Platform, tenant: str, invocation_id: str) -> RowMapping | None:
-    async with platform.db.write(tenant) as conn:
-        moved = await conn.execute(
-            function_invocations.update()
-            .where(
-                function_invocations.c.id == invocation_id,
-                function_invocations.c.status == "PENDING",
-            )
-            .values(status="STARTED", started_at=utcnow())
-        )
-        if moved.rowcount != 1:
-            return None
-        query = select(function_invocations).where(function_invocations.c.id == invocation_id)
-        row: RowMapping = (await conn.execute(query)).mappings().one()
-    return row
-
-
-async def _caller_of(platform: Platform, tenant: str, row: RowMapping) -> Principal:
-    caller = await principals.of_caller(
-        platform, tenant, CallerRef(row["user_id"], row["session_id"], row["api_key_id"])
-    )
-    limits = tuple(frozenset(scopes) for scopes in row["limits"] or ())
-    if not limits:
-        return caller
-    return Principal(
-        "function",
-        tenant,
-        caller.user_id,
-        caller.username,
-        caller.grants + limits,
-        session_id=caller.session_id,
-        api_key_id=caller.api_key_id,
-        limits=limits,
-    )
-
-
-async def _record_claimed(
-    platform: Platform, tenant: str, row: RowMapping, outcome: Outcome
-) -> None:
-    async with platform.db.write(tenant) as conn:
-        await conn.execute(
-            function_invocations.update()
-            .where(function_invocations.c.id == row["id"])
-            .values(status=outcome.status, error=outcome.message, finished_at=utcnow())
-        )
 
 
 # -- sync and streamed runs ----------------------------------------------------------------

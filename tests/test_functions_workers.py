@@ -1,0 +1,182 @@
+"""Async invocations across real processes: a server killed mid-run and started again,
+`roost worker` beside an embedded server, and two replicas with two workers on PostgreSQL
+and Redis. Every invocation runs at least once and its result reads the same everywhere."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    drop_pg_schemas,
+    require_postgres,
+    require_redis,
+    unique,
+)
+from tests.deployed import (
+    GATED,
+    GATED_OPTIONS,
+    deployed,
+    execute,
+    open_gate,
+    result_of,
+    runs_of,
+    sign_in,
+    wait_running,
+    wait_status,
+)
+from tests.replicas import Cluster, Replica, serve, start_worker
+
+LEASE = "2"  # seconds before an invocation whose runner died is taken again
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Replica]]:
+    """Processes a test starts, stopped at its end whatever happened."""
+    started: list[Replica] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def embedded(tmp_path: Path, **env: str) -> dict[str, str]:
+    """The environment of processes sharing one embedded deployment (SQLite, files)."""
+    return {
+        "ROOST_DATA_DIR": str(tmp_path / "data"),
+        "ROOST_SECRET_KEY": secrets.token_urlsafe(40),
+        "ROOST_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "ROOST_FUNCTIONS_POOL_SIZE": "1",
+        "ROOST_FUNCTIONS_ASYNC_LEASE_SECONDS": LEASE,
+        "ROOST_FUNCTIONS_QUEUE": unique("q"),
+        **env,
+    }
+
+
+def running_functions(replica: Replica) -> Replica:
+    """`replica`, once checked that its function runtime started (else its log says why)."""
+    health = httpx.get(replica.url + "/api/v1/health").json()["backends"]["functions"]
+    assert health["status"] == "ok", replica.log.read_text()
+    return replica
+
+
+def queue_async(http: httpx.Client, headers: dict[str, str], name: str, params: Any) -> str:
+    answer = execute(http, headers, name, params, is_async=True)
+    assert answer.status_code == 200, answer.text
+    invocation: str = answer.json()["invocation"]["id"]
+    return invocation
+
+
+def test_a_server_killed_mid_run_runs_it_again_after_a_restart(
+    tmp_path: Path, processes: list[Replica]
+) -> None:
+    env = embedded(tmp_path)
+    first = running_functions(serve(tmp_path, "first", env))
+    processes.append(first)
+    gate = unique("gate")
+    with httpx.Client(base_url=first.url, timeout=60) as http:
+        admin = sign_in(http)
+        name = deployed(http, admin, GATED, **GATED_OPTIONS)
+        held = queue_async(http, admin, name, {"gate": gate})
+        wait_running(http, admin, held)
+        # one worker, so one async run at a time: these wait their turn in the queue
+        waiting = [queue_async(http, admin, name, {"n": n}) for n in range(2)]
+        assert [result_of(http, admin, id_)["status"] for id_ in waiting] == ["PENDING"] * 2
+    first.kill()
+    second = running_functions(serve(tmp_path, "second", env))
+    processes.append(second)
+    with httpx.Client(base_url=second.url, timeout=60) as http:
+        admin = sign_in(http)
+        open_gate(http, admin, gate)
+        for id_ in (held, *waiting):
+            assert wait_status(http, admin, id_)["status"] == "SUCCESS"
+        assert runs_of(http, admin, held) == 2  # started by each server: at least once
+        assert result_of(http, admin, held)["result"] == {"runs": 2}
+        assert [runs_of(http, admin, id_) for id_ in waiting] == [1, 1]
+
+
+def test_roost_worker_runs_what_an_embedded_server_queued(
+    tmp_path: Path, processes: list[Replica]
+) -> None:
+    env = embedded(tmp_path, ROOST_FUNCTIONS_ASYNC_CONCURRENCY="0")
+    server = serve(tmp_path, "server", env)
+    processes.append(server)
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        admin = sign_in(http)
+        before = usage(http, admin)
+        name = deployed(http, admin, GATED, **GATED_OPTIONS)
+        queued = [queue_async(http, admin, name, {"n": n}) for n in range(3)]
+        assert {result_of(http, admin, id_)["status"] for id_ in queued} == {"PENDING"}
+        worker = start_worker(tmp_path, "worker", env, server.url)
+        processes.append(worker)
+        for id_ in queued:
+            assert wait_status(http, admin, id_)["status"] == "SUCCESS"
+            assert runs_of(http, admin, id_) == 1
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(timeout=30) == 0
+        assert "worker stopped" in worker.log.read_text()
+        # the worker metered its runs (its meter adds to the tenant's usage as it stops)
+        assert usage(http, admin) >= before + 3
+
+
+def usage(http: httpx.Client, headers: dict[str, str]) -> int:
+    report = http.post("/api/v1/usage/get", json={}, headers=headers)
+    assert report.status_code == 200, report.text
+    return int(report.json()["totals"]["function_invocations"])
+
+
+def test_two_replicas_and_two_workers_run_every_async_invocation(tmp_path: Path) -> None:
+    require_postgres()
+    require_redis()
+    cluster = Cluster(tmp_path)
+    # the API replicas run sync calls only; async ones are the workers'
+    api = {
+        "ROOST_FUNCTIONS_ENABLED": "true",
+        "ROOST_FUNCTIONS_POOL_SIZE": "1",
+        "ROOST_FUNCTIONS_ASYNC_CONCURRENCY": "0",
+    }
+    lease = {"ROOST_FUNCTIONS_ASYNC_LEASE_SECONDS": LEASE}
+    try:
+        one, two = cluster.start(**api), cluster.start(**api)
+        first_worker = cluster.start_worker(one.url, **lease)
+        second_worker = cluster.start_worker(two.url, **lease)
+        with (
+            httpx.Client(base_url=one.url, timeout=60) as a,
+            httpx.Client(base_url=two.url, timeout=60) as b,
+        ):
+            doors = [(a, sign_in(a)), (b, sign_in(b))]
+            name = deployed(*doors[0], GATED, **GATED_OPTIONS)
+            queued = [queue_async(*doors[n % 2], name, {"n": n}) for n in range(12)]
+            for id_ in queued:
+                for http, headers in doors:
+                    data = wait_status(http, headers, id_)
+                    assert (data["status"], data["result"]) == ("SUCCESS", {"runs": 1})
+            for http, headers in doors:
+                listed = http.post(
+                    "/api/v1/functions/invocations",
+                    json={"name": name, "status": "SUCCESS"},
+                    headers=headers,
+                ).json()
+                assert listed["count"] == 12
+
+            # a worker killed mid-run: another worker runs its invocations again
+            second_worker.stop()
+            gate = unique("gate")
+            held = [queue_async(*doors[0], name, {"gate": gate}) for _ in range(2)]
+            for id_ in held:
+                wait_running(*doors[0], id_)
+            first_worker.kill()
+            cluster.start_worker(two.url, **lease)
+            open_gate(*doors[1], gate)
+            for id_ in held:
+                assert wait_status(*doors[1], id_)["status"] == "SUCCESS"
+                assert runs_of(*doors[0], id_) == 2
+    finally:
+        cluster.stop()
+        drop_pg_schemas(cluster.prefix)
