@@ -24,6 +24,7 @@ from roost.client._core.results import (
     StreamPublishResult,
     TableChange,
 )
+from roost.client._core.rpc import PoolStats
 from roost.client._realtime import AsyncSubscription, Subscription
 from roost.client._sync.client import Client
 from roost.errors import (
@@ -64,6 +65,7 @@ __all__ = [
     "GetResult",
     "HistoryResult",
     "NackResult",
+    "PoolStats",
     "PublishResult",
     "PubSubPublishResult",
     "QueueMessage",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,16 +15,8 @@ from roost import (
     TableChange,
     ValidationError,
 )
-from tests.client._async.calls import Call
+from tests.client._async.calls import Call, wait_until
 from tests.conftest import RunningServer, unique
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the condition did not come true in time")
 
 
 @pytest.mark.anyio
