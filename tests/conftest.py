@@ -328,6 +328,11 @@ def dispatcher_of(running: RunningServer) -> Dispatcher:
     return app.dispatcher
 
 
+def calls_in_flight(running: RunningServer) -> int:
+    """The calls a test server is running now, all doors and tenants (its own count)."""
+    return sum(dispatcher_of(running).limits._in_flight.tenants.values())
+
+
 def platform_of(running: RunningServer) -> Platform:
     """The Platform inside a test server (for tests that watch its backends)."""
     return dispatcher_of(running).platform

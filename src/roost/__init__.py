@@ -40,6 +40,7 @@ from roost.client._core.results import (
     TableChange,
     VerifyResult,
 )
+from roost.client._core.rpc import PoolStats
 from roost.client._core.runtime import (
     RuntimeMode,
     detect_runtime,
@@ -86,6 +87,7 @@ __all__ = [
     "HistoryResult",
     "NackResult",
     "PageAccess",
+    "PoolStats",
     "PublishResult",
     "PubSubPublishResult",
     "QueueMessage",

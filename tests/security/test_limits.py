@@ -30,6 +30,7 @@ from tests.conftest import (
     ADMIN_USERNAME,
     REDIS_URL,
     RunningServer,
+    calls_in_flight,
     dispatcher_of,
     platform_of,
     require_redis,
@@ -320,10 +321,6 @@ async def test_connections_are_limited_per_principal_and_per_tenant(
 # -- calls in flight -------------------------------------------------------------------------
 
 
-def held_in_flight(running: RunningServer) -> int:
-    return sum(dispatcher_of(running).limits._in_flight.tenants.values())
-
-
 async def test_calls_in_flight_are_limited_per_principal_across_doors(
     make_server: Callable[..., RunningServer],
 ) -> None:
@@ -333,7 +330,7 @@ async def test_calls_in_flight_are_limited_per_principal_across_doors(
         for n in range(3):  # long polls: held in flight for a while
             params = {"queue": unique("idle"), "timeout": 10}
             await ws.send(json.dumps({"id": n, "method": "queue.consume", "params": params}))
-        await wait_until(lambda: held_in_flight(running) == 3, 10)
+        await wait_until(lambda: calls_in_flight(running) == 3, 10)
         refused = await call(ws2, 9, "kv.get", key="k")
         assert refused["error"]["code"] == "too_many_in_flight"
         assert refused["error"]["details"]["per"] == "principal"

@@ -1,16 +1,15 @@
 """Streamed operations: items in order, cancellation, an error after some items, a slow reader.
 
 `database.export` is the product's streamed operation (SQLite and PostgreSQL). The handler's
-own behaviour under cancellation and back-pressure is watched through `test.count`, an
-operation this module adds to a real server's registry: it records how many items it has
-produced and how its generator ended.
+own behaviour under cancellation and back-pressure is watched through `test.count`
+(`tests/counting.py`), an operation added to a real server's registry: it records how many
+items it has produced and how its generator ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,68 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
-from msgspec import Struct
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from roost import AsyncClient
 from roost.errors import ValidationError
-from roost.services import build_registry
-from roost.services.context import Context
-from roost.services.registry import Registry, streamed
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.counting import RUNS, registry_with_count
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
-
-
-class CountRequest(Struct, forbid_unknown_fields=True):
-    run: str
-    n: int
-    pad: int = 0
-    fail_after: int | None = None
-
-
-class Counted(Struct):
-    n: int
-    pad: str = ""
-
-
-class Run:
-    def __init__(self) -> None:
-        self.produced = 0
-        self.ended: str | None = None  # how the generator ended: done, GeneratorExit, cancelled
-
-
-RUNS: dict[str, Run] = {}
-_lock = threading.Lock()
-
-
-@streamed("test.count", read_only=True)
-async def count(ctx: Context, params: CountRequest) -> AsyncIterator[Counted]:
-    """0, 1, ... n-1; `fail_after` items, then a ValidationError."""
-    with _lock:
-        run = RUNS.setdefault(params.run, Run())
-    try:
-        for n in range(params.n):
-            if params.fail_after is not None and n == params.fail_after:
-                raise ValidationError("the count failed on purpose", details={"field": "n"})
-            await asyncio.sleep(0)  # a real handler awaits its backend between items
-            run.produced += 1
-            yield Counted(n=n, pad="x" * params.pad)
-        run.ended = "done"
-    except GeneratorExit:
-        run.ended = "GeneratorExit"
-        raise
-    except asyncio.CancelledError:
-        run.ended = "cancelled"
-        raise
-
-
-def registry_with_count() -> Registry:
-    registry = build_registry()
-    registry.add_module(sys.modules[__name__])
-    return registry
 
 
 async def admin_key(server: RunningServer, scopes: tuple[str, ...] = ("*",)) -> str:

@@ -64,6 +64,9 @@ def test_circuit_opens_after_threshold_and_half_opens_later() -> None:
         ("api_url", "ftp://x"),
         ("format", "xml"),
         ("pool_size", 0),
+        ("pool_timeout", 0),
+        ("pool_timeout", 3601),
+        ("calls_per_connection", 0),
         ("token_type", "basic"),
     ],
 )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,16 +18,8 @@ from roost import (
     TableChange,
     ValidationError,
 )
-from tests.client._async.calls import Call
+from tests.client._async.calls import Call, wait_until
 from tests.conftest import RunningServer, unique
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the condition did not come true in time")
 
 
 @pytest.mark.anyio

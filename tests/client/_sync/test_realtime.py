@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,16 +19,8 @@ from roost import (
     TableChange,
     ValidationError,
 )
-from tests.client._sync.calls import Call
+from tests.client._sync.calls import Call, wait_until
 from tests.conftest import RunningServer, unique
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("the condition did not come true in time")
 
 
 def test_stream_subscription_replays_then_follows(

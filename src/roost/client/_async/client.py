@@ -29,6 +29,7 @@ from roost.client._async.policy import AsyncPolicy
 from roost.client._async.pubsub import AsyncPubSub
 from roost.client._async.queue import AsyncQueue
 from roost.client._async.roles import AsyncRoles
+from roost.client._async.rpc import AsyncRpc
 from roost.client._async.schema import AsyncSchema
 from roost.client._async.scopes import AsyncScopes
 from roost.client._async.secrets import AsyncSecrets
@@ -61,18 +62,20 @@ from roost.client._core.retry import (
     decode_response,
     network_error,
 )
-from roost.client._realtime import AsyncRealtime, Event, websocket_url
+from roost.client._core.rpc import call_timeout
+from roost.client._realtime import AsyncPool, AsyncRealtime, Event, websocket_url
 
 
 class _Shared:
-    """What every client derived from one another shares: the connection pool and breaker."""
+    """What every client derived from one another shares: the HTTP connection pool and the
+    breaker; and the WebSockets of each, to close them all together."""
 
     def __init__(self, config: ClientConfig, http: httpx.AsyncClient | None) -> None:
         limits = httpx.Limits(
             max_connections=config.pool_size,
             max_keepalive_connections=config.pool_size if config.keep_alive else 0,
         )
-        timeout = httpx.Timeout(config.timeout, pool=config.pool_timeout or config.timeout)
+        timeout = httpx.Timeout(config.timeout, pool=config.pool_timeout)
         # inside a sandboxed function the API is a Unix socket (ROOST_API_SOCKET)
         transport = (
             httpx.AsyncHTTPTransport(uds=config.api_socket, limits=limits)
@@ -94,6 +97,7 @@ class _Shared:
             config.max_retries,
         )
         self.realtimes: list[AsyncRealtime] = []
+        self.pools: list[AsyncPool] = []
 
 
 class AsyncClient(ModeSelecting):
@@ -101,7 +105,9 @@ class AsyncClient(ModeSelecting):
 
     Every argument can also come from `ROOST_<NAME>` environment variables or `.env`.
     Signing in returns a new client that shares this one's connection pool; closing any of
-    them closes the pool.
+    them closes the pool. `pool_size` and `pool_timeout` bound both the HTTP pool and the
+    WebSockets of `client.rpc` (10 connections, 30 s wait for room, as DotDo);
+    `calls_per_connection` (100) is how many RPC calls one WebSocket carries at once.
 
     Example:
         async with AsyncClient(api_url="http://127.0.0.1:8787") as client:
@@ -124,6 +130,7 @@ class AsyncClient(ModeSelecting):
         retry_multiplier: float | None = None,
         pool_size: int | None = None,
         pool_timeout: float | None = None,
+        calls_per_connection: int | None = None,
         keep_alive: bool | None = None,
         format: str | None = None,
         compression: bool | None = None,
@@ -145,6 +152,7 @@ class AsyncClient(ModeSelecting):
             retry_multiplier=retry_multiplier,
             pool_size=pool_size,
             pool_timeout=pool_timeout,
+            calls_per_connection=calls_per_connection,
             keep_alive=keep_alive,
             format=format,
             compression=compression,
@@ -301,7 +309,13 @@ class AsyncClient(ModeSelecting):
 
     @cached_property
     def stream(self) -> AsyncStream:
-        """Event streams: rooms of ordered events, live subscriptions and history."""
+        """Event streams: rooms of ordered events, live subscriptions and history. Called,
+        `client.stream(method, params)` is DotDo's streamed call: `client.rpc.stream`.
+
+        Example:
+            async for chunk in client.stream("database.export", {"table": "orders"}):
+                print(chunk)
+        """
         return AsyncStream(self)
 
     @cached_property
@@ -325,6 +339,16 @@ class AsyncClient(ModeSelecting):
         )
         self._shared.realtimes.append(engine)
         return engine
+
+    @cached_property
+    def rpc(self) -> AsyncRpc:
+        """Any operation, or deployed function (`"fn.<name>"`), by name over a pool of
+        WebSockets: `call` for an answer, `stream` for items (DotDo's RPC).
+
+        Example:
+            value = await client.rpc.call("kv.get", {"key": "k"}, timeout=5)
+        """
+        return AsyncRpc(self)
 
     def on(self, event: Event, handler: Callable[..., Any]) -> None:
         """Call `handler` when the realtime connection is "connected" or "disconnected", or
@@ -378,12 +402,15 @@ class AsyncClient(ModeSelecting):
         idempotent: bool = False,
         authenticated: bool = True,
         wait: float = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, instead of the client's: passed to httpx
     ) -> Any:
-        """Run any operation by name (`"auth.me"`) and return its decoded result. `wait`:
-        seconds the server may hold the call (long polls), added to the client's timeout.
+        """Run any operation by name (`"auth.me"`) over HTTP and return its decoded result.
+        `timeout`: seconds each attempt may take, instead of the client's timeout; `wait`:
+        seconds the server may hold the call (long polls), added to it. (`client.rpc.call`
+        runs the same operations over the WebSocket pool.)
 
         Example:
-            me = await client.call("auth.me", idempotent=True)
+            me = await client.call("auth.me", idempotent=True, timeout=5)
         """
         return await self._request(
             operation_path(operation),
@@ -391,6 +418,7 @@ class AsyncClient(ModeSelecting):
             idempotent=idempotent,
             authenticated=authenticated,
             wait=wait,
+            timeout=timeout,
         )
 
     async def batch(self, commands: list[dict[str, Any]]) -> list[BatchItemResult]:
@@ -416,6 +444,7 @@ class AsyncClient(ModeSelecting):
         idempotent: bool,
         authenticated: bool = True,
         wait: float = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, instead of the client's: passed to httpx
     ) -> Any:
         def build() -> PreparedRequest:
             credential = self._current_credential() if authenticated else None
@@ -429,6 +458,7 @@ class AsyncClient(ModeSelecting):
             breaker=shared.breaker,
             session=self._session if authenticated else None,
             wait=wait,
+            timeout=call_timeout(timeout, self._config.timeout),
         )
         return await self._drive(flow)
 
@@ -505,11 +535,14 @@ class AsyncClient(ModeSelecting):
     # -- lifetime -----------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the connection pool and realtime connections (shared with every client
-        derived from this one)."""
+        """Close the connection pool, the RPC pools and realtime connections (shared with
+        every client derived from this one)."""
         for engine in self._shared.realtimes:
             await engine.close()
         self._shared.realtimes.clear()
+        for pool in self._shared.pools:
+            await pool.close()
+        self._shared.pools.clear()
         await self._shared.http.aclose()
 
     async def __aenter__(self) -> AsyncClient:

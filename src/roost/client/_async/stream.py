@@ -1,8 +1,12 @@
-"""`client.stream`: event streams, rooms of ordered events with history (Synap stream)."""
+"""`client.stream`: event streams, rooms of ordered events with history (Synap stream).
+
+Called, it is DotDo's streamed call instead: `client.stream(method, params)` is
+`client.rpc.stream(method, params)`, so code written for either SDK reads the same.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.namespace import Namespace
@@ -14,9 +18,23 @@ if TYPE_CHECKING:
 
 
 class AsyncStream(Namespace):
-    """Rooms of events with dense offsets; subscribe live, resume, or read the history."""
+    """Rooms of events with dense offsets; subscribe live, resume, or read the history.
+    Called like a function, it runs a streamed operation over the RPC pool (DotDo)."""
 
     _client: AsyncClient
+
+    def __call__(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> AsyncGenerator[Any, None]:
+        """DotDo's `client.stream(method, params)`: the items of a streamed operation or
+        function, in order, over the RPC pool; the same as `client.rpc.stream`. Leaving the
+        loop early cancels the call on the server.
+
+        Example:
+            async for chunk in client.stream("database.export", {"table": "orders"}):
+                print(chunk)
+        """
+        return self._client.rpc.stream(method, params, timeout=timeout)
 
     async def publish(
         self, room: str, event_type: str, data: Any, metadata: dict[str, str] | None = None

@@ -27,7 +27,8 @@ class ClientConfig:
     retry_max_delay: float = 30.0
     retry_multiplier: float = 2.0
     pool_size: int = 10
-    pool_timeout: float | None = None
+    pool_timeout: float = 30.0
+    calls_per_connection: int = 100
     keep_alive: bool = True
     format: Literal["json", "msgpack"] = "json"
     compression: bool = False
@@ -68,6 +69,16 @@ class ClientConfig:
         )
         _check(self.retry_multiplier >= 1, "retry_multiplier", "must be at least 1")
         _check(1 <= self.pool_size <= 1000, "pool_size", "must be between 1 and 1000")
+        _check(
+            0 < self.pool_timeout <= 3600,
+            "pool_timeout",
+            "must be more than 0 and at most 3600 seconds",
+        )
+        _check(
+            1 <= self.calls_per_connection <= 100_000,
+            "calls_per_connection",
+            "must be between 1 and 100000",
+        )
         _check(self.format in ("json", "msgpack"), "format", "must be 'json' or 'msgpack'")
         _check(self.token_type in TOKEN_TYPES, "token_type", f"must be one of {TOKEN_TYPES}")
         _check(

@@ -81,9 +81,10 @@ def credential_headers(config: ClientConfig, credential: Credential | None) -> d
 
 
 @lru_cache(maxsize=64)
-def timeout_of(seconds: float, pool: float | None) -> httpx.Timeout:
-    """The timeouts of a request that may take `seconds` (built once per value)."""
-    return httpx.Timeout(seconds, pool=pool or seconds)
+def timeout_of(seconds: float, pool: float) -> httpx.Timeout:
+    """The timeouts of a request that may take `seconds`, waiting at most `pool` seconds for
+    a connection of the pool (built once per value)."""
+    return httpx.Timeout(seconds, pool=pool)
 
 
 def object_path(bucket: str, name: str) -> str:

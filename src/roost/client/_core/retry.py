@@ -111,6 +111,7 @@ def call_flow(
     breaker: CircuitBreaker,
     session: TokenSession | None = None,
     wait: float = 0,
+    timeout: float | None = None,
 ) -> CallFlow:
     """One operation call: refresh a due session first, send with retries, and on an
     expired token refresh once and replay. Returns the decoded result.
@@ -120,13 +121,17 @@ def call_flow(
     """
     if session is not None and session.needs_refresh():
         yield Refresh(force=False)
+
+    def send() -> CallFlow:
+        return send_flow(build(), config, retry=retry, breaker=breaker, wait=wait, timeout=timeout)
+
     try:
-        return (yield from send_flow(build(), config, retry=retry, breaker=breaker, wait=wait))
+        return (yield from send())
     except AuthenticationError as exc:
         if exc.code != "token_expired" or session is None:
             raise
     yield Refresh(force=True)
-    return (yield from send_flow(build(), config, retry=retry, breaker=breaker, wait=wait))
+    return (yield from send())
 
 
 def send_flow(
@@ -136,10 +141,12 @@ def send_flow(
     retry: Retry,
     breaker: CircuitBreaker,
     wait: float = 0,
+    timeout: float | None = None,
 ) -> CallFlow:
     """Send `request` until an answer that will not change, the retries run out or the
-    circuit opens. Returns the decoded result; raises its APIError or NetworkError."""
-    seconds = config.timeout + wait
+    circuit opens. Returns the decoded result; raises its APIError or NetworkError. Each
+    attempt may take `timeout` seconds (the client's if None), plus `wait` (long polls)."""
+    seconds = (config.timeout if timeout is None else timeout) + wait
     send = Send(request, timeout_of(seconds, config.pool_timeout))
     failures = 0
     while True:

@@ -1,15 +1,20 @@
-"""The realtime engine for the sync client: the same `AsyncRealtime`, on an event loop in a
-daemon thread of its own; callbacks run on that thread."""
+"""The realtime engine and the RPC pool for the sync client: the same `AsyncRealtime` and
+`AsyncPool`, each on an event loop in a daemon thread of its own; callbacks run on that
+thread."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Generator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from roost.client._core.config import ClientConfig
+from roost.client._core.rpc import PoolStats
 from roost.client._realtime.engine import AsyncRealtime, AsyncSubscription, Event, HeaderSource
+from roost.client._realtime.pool import AsyncPool
 
 T = TypeVar("T")
 
@@ -21,6 +26,7 @@ class _Portal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopped = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -40,15 +46,52 @@ class _Portal:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)
         return future.result()
 
+    def iterate(self, items: AsyncGenerator[T, None]) -> Generator[T, None, None]:
+        """Yield what `items` (an async generator run on the loop) yields. Leaving early
+        (break, `close()`, the generator collected) closes `items` on the loop."""
+        try:
+            while True:
+                try:
+                    yield self.run(_next(items))
+                except StopAsyncIteration:
+                    return
+        finally:
+            if not self._stopped:  # a closed client has closed it already
+                self.run(items.aclose())
+
     def stop(self) -> None:
+        """Stop the loop, once the calls a close has just ended have told their threads."""
+        loop = self._loop
+        if loop is not None:
+            settled = asyncio.run_coroutine_threadsafe(_settle(), loop)
+            with contextlib.suppress(TimeoutError):  # a loop too busy to settle still stops
+                settled.result(timeout=_PATIENCE * 3)
         with self._lock:
+            self._stopped = True
             loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
         if loop is not None and thread is not None:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
 
 
-async def _next(items: AsyncGenerator[Any, None]) -> Any:
+_PATIENCE = 1.0  # seconds a stopping loop gives its other tasks, then as long once cancelled
+
+
+async def _settle() -> None:
+    """Let the loop's other tasks end before it stops: a caller woken by a close (its call
+    failed, its wait for room ended) must still hand its error to its thread, which would
+    otherwise wait forever. What has not ended in time is cancelled."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    if not others:
+        return
+    _, pending = await asyncio.wait(others, timeout=_PATIENCE)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=_PATIENCE)
+
+
+async def _next(items: AsyncIterator[T]) -> T:
     return await anext(items)
 
 
@@ -98,21 +141,17 @@ class Realtime:
     def connected(self) -> bool:
         return self._engine.connected
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        return self._portal.run(self._engine.call(method, params))
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        return self._portal.run(self._engine.call(method, params, timeout=timeout))
 
-    def stream(self, method: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+    def stream(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Generator[Any, None, None]:
         """Run a streamed operation and yield its items in order; leaving the loop early
         cancels it on the server."""
-        items = self._engine.stream(method, params)
-        try:
-            while True:
-                try:
-                    yield self._portal.run(_next(items))
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._portal.run(items.aclose())
+        return self._portal.iterate(self._engine.stream(method, params, timeout=timeout))
 
     def subscribe(
         self, method: str, params: dict[str, Any], on_event: Callable[[Any], Any], room: str
@@ -122,4 +161,29 @@ class Realtime:
 
     def close(self) -> None:
         self._portal.run(self._engine.close())
+        self._portal.stop()
+
+
+class Pool:
+    """The RPC pool for the sync client: the same `AsyncPool`, on a loop of its own."""
+
+    def __init__(self, config: ClientConfig, headers: HeaderSource) -> None:
+        self._portal = _Portal()
+        self._pool = AsyncPool(config, headers)
+
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        return self._portal.run(self._pool.call(method, params, timeout=timeout))
+
+    def stream(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Generator[Any, None, None]:
+        return self._portal.iterate(self._pool.stream(method, params, timeout=timeout))
+
+    def stats(self) -> PoolStats:
+        return self._pool.stats()
+
+    def close(self) -> None:
+        self._portal.run(self._pool.close())
         self._portal.stop()

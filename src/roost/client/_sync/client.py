@@ -31,6 +31,7 @@ from roost.client._sync.policy import Policy
 from roost.client._sync.pubsub import PubSub
 from roost.client._sync.queue import Queue
 from roost.client._sync.roles import Roles
+from roost.client._sync.rpc import Rpc
 from roost.client._sync.schema import Schema
 from roost.client._sync.scopes import Scopes
 from roost.client._sync.secrets import Secrets
@@ -63,18 +64,20 @@ from roost.client._core.retry import (
     decode_response,
     network_error,
 )
-from roost.client._realtime import Realtime, Event, websocket_url
+from roost.client._core.rpc import call_timeout
+from roost.client._realtime import Pool, Realtime, Event, websocket_url
 
 
 class _Shared:
-    """What every client derived from one another shares: the connection pool and breaker."""
+    """What every client derived from one another shares: the HTTP connection pool and the
+    breaker; and the WebSockets of each, to close them all together."""
 
     def __init__(self, config: ClientConfig, http: httpx.Client | None) -> None:
         limits = httpx.Limits(
             max_connections=config.pool_size,
             max_keepalive_connections=config.pool_size if config.keep_alive else 0,
         )
-        timeout = httpx.Timeout(config.timeout, pool=config.pool_timeout or config.timeout)
+        timeout = httpx.Timeout(config.timeout, pool=config.pool_timeout)
         # inside a sandboxed function the API is a Unix socket (ROOST_API_SOCKET)
         transport = (
             httpx.HTTPTransport(uds=config.api_socket, limits=limits)
@@ -96,6 +99,7 @@ class _Shared:
             config.max_retries,
         )
         self.realtimes: list[Realtime] = []
+        self.pools: list[Pool] = []
 
 
 class Client(ModeSelecting):
@@ -103,7 +107,9 @@ class Client(ModeSelecting):
 
     Every argument can also come from `ROOST_<NAME>` environment variables or `.env`.
     Signing in returns a new client that shares this one's connection pool; closing any of
-    them closes the pool.
+    them closes the pool. `pool_size` and `pool_timeout` bound both the HTTP pool and the
+    WebSockets of `client.rpc` (10 connections, 30 s wait for room, as DotDo);
+    `calls_per_connection` (100) is how many RPC calls one WebSocket carries at once.
 
     Example:
         with Client(api_url="http://127.0.0.1:8787") as client:
@@ -126,6 +132,7 @@ class Client(ModeSelecting):
         retry_multiplier: float | None = None,
         pool_size: int | None = None,
         pool_timeout: float | None = None,
+        calls_per_connection: int | None = None,
         keep_alive: bool | None = None,
         format: str | None = None,
         compression: bool | None = None,
@@ -147,6 +154,7 @@ class Client(ModeSelecting):
             retry_multiplier=retry_multiplier,
             pool_size=pool_size,
             pool_timeout=pool_timeout,
+            calls_per_connection=calls_per_connection,
             keep_alive=keep_alive,
             format=format,
             compression=compression,
@@ -303,7 +311,13 @@ class Client(ModeSelecting):
 
     @cached_property
     def stream(self) -> Stream:
-        """Event streams: rooms of ordered events, live subscriptions and history."""
+        """Event streams: rooms of ordered events, live subscriptions and history. Called,
+        `client.stream(method, params)` is DotDo's streamed call: `client.rpc.stream`.
+
+        Example:
+            for chunk in client.stream("database.export", {"table": "orders"}):
+                print(chunk)
+        """
         return Stream(self)
 
     @cached_property
@@ -327,6 +341,16 @@ class Client(ModeSelecting):
         )
         self._shared.realtimes.append(engine)
         return engine
+
+    @cached_property
+    def rpc(self) -> Rpc:
+        """Any operation, or deployed function (`"fn.<name>"`), by name over a pool of
+        WebSockets: `call` for an answer, `stream` for items (DotDo's RPC).
+
+        Example:
+            value = client.rpc.call("kv.get", {"key": "k"}, timeout=5)
+        """
+        return Rpc(self)
 
     def on(self, event: Event, handler: Callable[..., Any]) -> None:
         """Call `handler` when the realtime connection is "connected" or "disconnected", or
@@ -380,12 +404,15 @@ class Client(ModeSelecting):
         idempotent: bool = False,
         authenticated: bool = True,
         wait: float = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, instead of the client's: passed to httpx
     ) -> Any:
-        """Run any operation by name (`"auth.me"`) and return its decoded result. `wait`:
-        seconds the server may hold the call (long polls), added to the client's timeout.
+        """Run any operation by name (`"auth.me"`) over HTTP and return its decoded result.
+        `timeout`: seconds each attempt may take, instead of the client's timeout; `wait`:
+        seconds the server may hold the call (long polls), added to it. (`client.rpc.call`
+        runs the same operations over the WebSocket pool.)
 
         Example:
-            me = client.call("auth.me", idempotent=True)
+            me = client.call("auth.me", idempotent=True, timeout=5)
         """
         return self._request(
             operation_path(operation),
@@ -393,6 +420,7 @@ class Client(ModeSelecting):
             idempotent=idempotent,
             authenticated=authenticated,
             wait=wait,
+            timeout=timeout,
         )
 
     def batch(self, commands: list[dict[str, Any]]) -> list[BatchItemResult]:
@@ -418,6 +446,7 @@ class Client(ModeSelecting):
         idempotent: bool,
         authenticated: bool = True,
         wait: float = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, instead of the client's: passed to httpx
     ) -> Any:
         def build() -> PreparedRequest:
             credential = self._current_credential() if authenticated else None
@@ -431,6 +460,7 @@ class Client(ModeSelecting):
             breaker=shared.breaker,
             session=self._session if authenticated else None,
             wait=wait,
+            timeout=call_timeout(timeout, self._config.timeout),
         )
         return self._drive(flow)
 
@@ -507,11 +537,14 @@ class Client(ModeSelecting):
     # -- lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection pool and realtime connections (shared with every client
-        derived from this one)."""
+        """Close the connection pool, the RPC pools and realtime connections (shared with
+        every client derived from this one)."""
         for engine in self._shared.realtimes:
             engine.close()
         self._shared.realtimes.clear()
+        for pool in self._shared.pools:
+            pool.close()
+        self._shared.pools.clear()
         self._shared.http.close()
 
     def __enter__(self) -> Client:
