@@ -126,6 +126,7 @@ class AsyncRealtime:
         self._fatal: RoostError | None = None
         self._last_error: str = ""
         self._closed = False
+        self.disconnect_reason = ""  # why the last connection ended, for "disconnected" hooks
 
     # -- public -------------------------------------------------------------------------------
 
@@ -326,6 +327,9 @@ class AsyncRealtime:
         except ConnectionClosed:
             pass
         close = ws.close_code
+        self.disconnect_reason = ws.close_reason or (
+            f"closed with code {close}" if close is not None else "the connection was lost"
+        )
         renewable = ws.close_reason == "token_expired"  # a fresh token is a reconnect away
         if close in (4401, 4403) and self._fatal is None and not renewable:
             self._fatal = AuthenticationError(
