@@ -21,7 +21,7 @@ from roost.errors import (
 )
 from roost.services.context import Principal
 from roost.services.security import Passwords, new_id
-from roost.wire.auth import RegisterRequest, User
+from roost.wire.auth import RegisterRequest, User, UserRef
 
 
 async def find_by_login(conn: AsyncConnection, login: str) -> RowMapping | None:
@@ -145,12 +145,28 @@ def _refuse_if_beyond(actor: Principal, username: str, scopes: set[str]) -> None
         )
 
 
+async def find_user(conn: AsyncConnection, ref: UserRef) -> RowMapping:
+    """The user `ref` names by username or by id (a ValidationError unless it names exactly
+    one way; NotFoundError if there is no such user)."""
+    if (ref.username is None) == (ref.id is None):
+        raise ValidationError(
+            "name the user by username or by id, not both nor neither",
+            details={"field": "username"},
+        )
+    if ref.username is not None:
+        return await find_by_username(conn, ref.username)
+    row = await find_by_id(conn, ref.id or "")
+    if row is None:
+        raise NotFoundError(f"no user with id {ref.id!r}", details={"field": "id"})
+    return row
+
+
 async def find_target(
-    actor: Principal, conn: AsyncConnection, username: str, now: datetime
+    actor: Principal, conn: AsyncConnection, ref: UserRef, now: datetime
 ) -> RowMapping:
-    """The user named `username`, once `actor` is known to be allowed to act on them (with
-    the roles they hold at `now`)."""
-    target = await find_by_username(conn, username)
+    """The user `ref` names, once `actor` is known to be allowed to act on them (with the
+    roles they hold at `now`)."""
+    target = await find_user(conn, ref)
     await ensure_may_act_on(actor, conn, target, now)
     return target
 

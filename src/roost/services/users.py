@@ -48,9 +48,9 @@ async def create_user(ctx: Context, params: CreateUserRequest) -> User:
 
 @operation("users.get_user", scope="users:read", read_only=True)
 async def get_user(ctx: Context, params: UserRef) -> User:
-    """One user by username."""
+    """One user by username or by id."""
     async with ctx.platform.db.read(ctx.tenant) as conn:
-        user = await accounts.find_by_username(conn, params.username)
+        user = await accounts.find_user(conn, params)
         return await accounts.to_user(conn, user, ctx.now())
 
 
@@ -91,7 +91,7 @@ async def list_users(ctx: Context, params: ListUsersRequest) -> UserPage:
 async def delete_user(ctx: Context, params: UserRef) -> Done:
     """Delete a user with their sessions and API keys (only a user whose scopes you hold)."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        row = await accounts.find_target(ctx.require_principal(), conn, params.username, ctx.now())
+        row = await accounts.find_target(ctx.require_principal(), conn, params, ctx.now())
         await conn.execute(delete(users).where(users.c.id == row["id"]))
     await ctx.platform.forget_principals()
     return Done(count=1)
@@ -116,7 +116,7 @@ async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
         )
     async with ctx.platform.db.write(ctx.tenant) as conn:
         now = ctx.now()
-        row = await accounts.find_target(ctx.require_principal(), conn, params.username, now)
+        row = await accounts.find_target(ctx.require_principal(), conn, params, now)
         if params.email is not None and params.email.lower() != row["email"].lower():
             if params.email and await accounts.email_taken(conn, params.email):
                 raise ConflictError(
@@ -189,7 +189,10 @@ async def _check_grantable(ctx: Context, conn: AsyncConnection, names: list[str]
 
 async def _target_ids(ctx: Context, conn: AsyncConnection, usernames: list[str]) -> list[str]:
     actor, now = ctx.require_principal(), ctx.now()
-    return [(await accounts.find_target(actor, conn, name, now))["id"] for name in usernames]
+    return [
+        (await accounts.find_target(actor, conn, UserRef(username=name), now))["id"]
+        for name in usernames
+    ]
 
 
 async def ensure_admin(

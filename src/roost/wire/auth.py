@@ -18,6 +18,7 @@ Username = Annotated[
         description="letters, digits and _ . @ + -",
     ),
 ]
+UserId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Email = Annotated[str, Meta(max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Password = Annotated[str, Meta(min_length=8, max_length=1024)]
 AnyPassword = Annotated[str, Meta(min_length=1, max_length=1024)]
@@ -79,8 +80,14 @@ class PasswordResetRequest(Struct, forbid_unknown_fields=True):
     new_password: Password
 
 
-class MintRequest(Struct, forbid_unknown_fields=True):
-    username: Username
+class UserRef(Struct, forbid_unknown_fields=True):
+    """A user named by `username` or by `id`: exactly one of them."""
+
+    username: Username | None = None
+    id: UserId | None = None
+
+
+class MintRequest(UserRef, forbid_unknown_fields=True):
     expires_in: Annotated[int, Meta(ge=60, le=86400)] = 900
 
 
@@ -180,10 +187,6 @@ class CreateUserRequest(RegisterRequest, forbid_unknown_fields=True):
     roles: list[RoleName] = []
 
 
-class UserRef(Struct, forbid_unknown_fields=True):
-    username: Username
-
-
 class ListUsersRequest(Struct, forbid_unknown_fields=True):
     search: Annotated[str, Meta(max_length=150)] | None = None
     is_active: bool | None = None
@@ -257,8 +260,7 @@ class RoleAssignment(Struct, forbid_unknown_fields=True):
     expires_at: datetime | None = None  # the roles lapse then (assign_roles only)
 
 
-class UpdateUserRequest(Struct, forbid_unknown_fields=True):
-    username: Username
+class UpdateUserRequest(UserRef, forbid_unknown_fields=True):
     email: Email | None = None
     first_name: Annotated[str, Meta(max_length=150)] | None = None
     last_name: Annotated[str, Meta(max_length=150)] | None = None

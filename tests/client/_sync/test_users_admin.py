@@ -55,6 +55,35 @@ def test_updating_a_user_changes_only_what_is_sent(
             admin.users.update_user(unique("ghost"), first_name="x")
 
 
+def test_a_user_is_found_by_id_as_by_username(
+    server: RunningServer, admin_token: str
+) -> None:
+    name = unique("byid")
+    with Client(api_url=server.url) as client:
+        admin = client.auth.sign_in_with_token(admin_token)
+        created = admin.users.create_user(name, "first-password")
+        user_id = created["id"]
+        assert (admin.users.get_user(user_id=user_id))["username"] == name
+        updated = admin.users.update_user(user_id=user_id, first_name="Ann")
+        assert (updated["username"], updated["first_name"]) == (name, "Ann")
+        minted = admin.auth.mint_jwt(user_id=user_id, expires_in=300)
+        assert minted["user_id"] == user_id
+        with pytest.raises(NotFoundError):  # an id is never taken for a username
+            admin.users.get_user(user_id)
+        for refused in ({}, {"username": name, "id": user_id}):
+            with pytest.raises(ValidationError) as caught:
+                admin.call("users.get_user", refused, idempotent=True)
+            assert caught.value.details["field"] == "username"
+        with pytest.raises(ValidationError):
+            admin.users.get_user(user_id="no\x00nul")
+        with pytest.raises(NotFoundError) as missing:
+            admin.users.get_user(user_id="0" * 24)
+        assert missing.value.details["field"] == "id"
+        admin.users.delete_user(user_id=user_id)
+        with pytest.raises(NotFoundError):
+            admin.users.get_user(name)
+
+
 def test_roles_are_assigned_lapse_and_are_taken_back(clocked_server: RunningServer) -> None:
     name, role = unique("rol"), unique("reader")
     clock = clocked_server.clock
@@ -123,6 +152,15 @@ def test_nobody_grants_more_than_they_hold(server: RunningServer, admin_token: s
             with pytest.raises(AuthorizationError) as caught:
                 refused()
             assert caught.value.code == "missing_scope"
+        admin_id = (admin.auth.get_current_user())["id"]
+        by_id: list[Call] = [  # naming the user by id reaches no further than by username
+            lambda: manager.users.update_user(user_id=admin_id, first_name="x"),
+            lambda: manager.users.delete_user(user_id=admin_id),
+            lambda: manager.auth.mint_jwt(user_id=admin_id),
+        ]
+        for refused in by_id:
+            with pytest.raises(AuthorizationError):
+                refused()
         with pytest.raises(AuthorizationError):
             admin.roles.update("admin", ["users:read"])
         with pytest.raises(AuthorizationError):

@@ -6,7 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.credentials import Credential, TokenSession
-from roost.client._core.namespace import Namespace
+from roost.client._core.namespace import Namespace, user_ref
 from roost.client._core.results import PageAccess, VerifyResult, decode
 from roost.errors import AuthenticationError
 
@@ -120,15 +120,17 @@ class AsyncAuth(Namespace):
         )
         return decode(answer, VerifyResult)
 
-    async def mint_jwt(self, username: str, expires_in: int = 900) -> dict[str, Any]:
-        """An access token for another user, `{"access", "expires_in", "session_id",
-        "user_id"}`, for a service acting on their behalf (scope `auth:mint`; only for users
-        whose scopes you hold). No refresh token: it simply ends.
+    async def mint_jwt(
+        self, username: str | None = None, expires_in: int = 900, *, user_id: str | None = None
+    ) -> dict[str, Any]:
+        """An access token for another user (named by username or by `user_id`), `{"access",
+        "expires_in", "session_id", "user_id"}`, for a service acting on their behalf (scope
+        `auth:mint`; only for users whose scopes you hold). No refresh token: it simply ends.
 
         Example:
             token = (await admin.auth.mint_jwt("bob", expires_in=300))["access"]
         """
-        params = {"username": username, "expires_in": expires_in}
+        params = {**user_ref(username, user_id), "expires_in": expires_in}
         result: dict[str, Any] = await self._client.call("auth.mint_jwt", params)
         return result
 

@@ -18,3 +18,10 @@ class Namespace:
 def add_given(params: dict[str, Any], **optional: Any) -> None:
     """Add to `params` the optional parameters that were given (not None)."""
     params.update({key: value for key, value in optional.items() if value is not None})
+
+
+def user_ref(username: str | None, user_id: str | None) -> dict[str, Any]:
+    """The parameters naming a user by username or by id (the server refuses both or neither)."""
+    params: dict[str, Any] = {}
+    add_given(params, username=username, id=user_id)
+    return params

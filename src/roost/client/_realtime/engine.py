@@ -125,6 +125,7 @@ class AsyncRealtime:
         self._fatal: RoostError | None = None
         self._last_error: str = ""
         self._closed = False
+        self.disconnect_reason = ""  # why the last connection ended, for "disconnected" hooks
 
     # -- public -------------------------------------------------------------------------------
 
@@ -290,7 +291,12 @@ class AsyncRealtime:
 
     def _note_refusal(self, conn: Connection) -> None:
         """A close that no reconnect makes right (the credential is refused) ends the engine;
-        an expired access token is a reconnect (with a refreshed one) away."""
+        an expired access token is a reconnect (with a refreshed one) away. Also keeps why the
+        connection ended, for "disconnected" hooks that take a reason."""
+        code = conn.close_code
+        self.disconnect_reason = conn.close_reason or (
+            f"closed with code {code}" if code is not None else "the connection was lost"
+        )
         renewable = conn.close_reason == "token_expired"
         if conn.close_code in (4401, 4403) and self._fatal is None and not renewable:
             why = conn.close_reason or conn.close_code

@@ -141,6 +141,11 @@ class Realtime:
     def connected(self) -> bool:
         return self._engine.connected
 
+    @property
+    def disconnect_reason(self) -> str:
+        """Why the last connection ended (empty before any did)."""
+        return self._engine.disconnect_reason
+
     def call(
         self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -383,15 +384,30 @@ class Client(ModeSelecting):
         return self._session is not None or self._credential is not None
 
     def _derive(
-        self, *, credential: Credential | None = None, session: TokenSession | None = None
+        self,
+        *,
+        credential: Credential | None = None,
+        session: TokenSession | None = None,
+        config: ClientConfig | None = None,
     ) -> Client:
-        """A client like this one with another credential, sharing the pool."""
+        """A client like this one with another credential (and config), sharing the pool."""
         clone = object.__new__(type(self))
-        clone._config = self._config
+        clone._config = config or self._config
         clone._shared = self._shared
         clone._credential = credential
         clone._session = session
         clone._refresh_lock = threading.Lock()
+        return clone
+
+    def _in_tenant(self, tenant: str) -> Client:
+        """This client's credential, naming `tenant` in its requests (the compatibility entry
+        points' per-call tenants; the server refuses a credential of another tenant)."""
+        clone = self._derive(
+            credential=self._credential,
+            session=self._session,
+            config=replace(self._config, tenant=tenant),
+        )
+        clone._refresh_lock = self._refresh_lock  # one session, refreshed once at a time
         return clone
 
     # -- calls --------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from roost.client._core.namespace import Namespace
+from roost.client._core.namespace import Namespace, user_ref
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
@@ -50,14 +50,16 @@ class Users(Namespace):
         result: dict[str, Any] = self._client.call("users.create_user", params)
         return result
 
-    def get_user(self, username: str) -> dict[str, Any]:
-        """One user by username (scope `users:read`).
+    def get_user(
+        self, username: str | None = None, *, user_id: str | None = None
+    ) -> dict[str, Any]:
+        """One user by username or by id (scope `users:read`).
 
         Example:
             bob = admin.users.get_user("bob")
         """
         result: dict[str, Any] = self._client.call(
-            "users.get_user", {"username": username}, idempotent=True
+            "users.get_user", user_ref(username, user_id), idempotent=True
         )
         return result
 
@@ -85,8 +87,9 @@ class Users(Namespace):
 
     def update_user(
         self,
-        username: str,
+        username: str | None = None,
         *,
+        user_id: str | None = None,
         email: str | None = None,
         first_name: str | None = None,
         last_name: str | None = None,
@@ -94,8 +97,9 @@ class Users(Namespace):
         is_staff: bool | None = None,
         password: str | None = None,
     ) -> dict[str, Any]:
-        """Change a user's fields (scope `users:write`); what is left out stays. A new
-        password or `is_active=False` signs the user out everywhere.
+        """Change a user's fields (scope `users:write`); what is left out stays. The user is
+        named by username or by `user_id`. A new password or `is_active=False` signs the user
+        out everywhere.
 
         Example:
             admin.users.update_user("bob", is_active=False)
@@ -108,7 +112,7 @@ class Users(Namespace):
             "is_staff": is_staff,
             "password": password,
         }
-        params = {"username": username} | {k: v for k, v in fields.items() if v is not None}
+        params = user_ref(username, user_id) | {k: v for k, v in fields.items() if v is not None}
         result: dict[str, Any] = self._client.call("users.update_user", params)
         return result
 
@@ -137,13 +141,16 @@ class Users(Namespace):
         result = self._client.call("users.revoke_roles", params, idempotent=True)
         return int(result["count"])
 
-    def delete_user(self, username: str) -> dict[str, Any]:
-        """Delete a user with their sessions and keys (scope `users:write`).
+    def delete_user(
+        self, username: str | None = None, *, user_id: str | None = None
+    ) -> dict[str, Any]:
+        """Delete a user, named by username or by id, with their sessions and keys (scope
+        `users:write`).
 
         Example:
             admin.users.delete_user("bob")
         """
         result: dict[str, Any] = self._client.call(
-            "users.delete_user", {"username": username}
+            "users.delete_user", user_ref(username, user_id)
         )
         return result

@@ -355,10 +355,10 @@ async def mint_jwt(ctx: Context, params: MintRequest) -> MintedToken:
     hold yourself."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
         now = ctx.now()
-        user = await accounts.find_target(ctx.require_principal(), conn, params.username, now)
+        user = await accounts.find_target(ctx.require_principal(), conn, params, now)
         if not user["is_active"]:
             raise AuthorizationError(
-                f"user {params.username!r} is disabled", details={"field": "username"}
+                f"user {user['username']!r} is disabled", details={"field": "username"}
             )
         session_id = new_id()
         await conn.execute(

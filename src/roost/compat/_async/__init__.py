@@ -1,0 +1,1 @@
+"""The async compatibility facades (hand-written; `_sync` is generated from them)."""
