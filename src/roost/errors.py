@@ -7,7 +7,8 @@ RoostError
 │   ├── ValidationError              400
 │   │   └── PayloadTooLargeError     413
 │   ├── AuthenticationError          401
-│   │   └── NotAuthenticatedError    401
+│   │   ├── NotAuthenticatedError    401
+│   │   └── SecondFactorRequired     401  (challenge: sign in with auth.verify_totp)
 │   ├── AuthorizationError           403
 │   │   └── SecureTableError         403
 │   ├── NotFoundError                404
@@ -61,6 +62,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RateLimitError",
     "ResponseError",
+    "SecondFactorRequired",
     "SecretNotFoundError",
     "RoostError",
     "SecureTableError",
@@ -139,6 +141,30 @@ class NotAuthenticatedError(AuthenticationError):
 
     default_code = "not_authenticated"
     default_status = 401
+
+
+class SecondFactorRequired(AuthenticationError):
+    """The first factor (password, magic link, mailed code) was right, and the user must also
+    give a TOTP code: `client.auth.verify_totp(error.challenge, code)` signs in.
+    `second_factor` is "totp", or "totp_enrolment" when the tenant requires two-factor sign-in
+    for one of the user's roles and the user has not enrolled yet (`auth.totp_enrol` with the
+    challenge first). An error, not an answer, so that a caller that knows nothing of two
+    factors fails closed."""
+
+    default_code = "second_factor_required"
+    default_status = 401
+
+    @property
+    def challenge(self) -> str:
+        return str(self.details.get("challenge", ""))
+
+    @property
+    def second_factor(self) -> str:
+        return str(self.details.get("second_factor", "totp"))
+
+    @property
+    def expires_in(self) -> int:
+        return int(self.details.get("expires_in", 0))
 
 
 class AuthorizationError(APIError):
@@ -291,6 +317,7 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
     PayloadTooLargeError,
     AuthenticationError,
     NotAuthenticatedError,
+    SecondFactorRequired,
     AuthorizationError,
     SecureTableError,
     NotFoundError,

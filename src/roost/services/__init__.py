@@ -23,6 +23,8 @@ MODULES = (
     "auth.navigation",
     "auth.profile",
     "auth.recovery",
+    "auth.totp",
+    "auth.passwordless",
     "auth.sessions",
     "database.changes",
     "database.query",

@@ -45,7 +45,7 @@ from roost.wire.mail import (
 logger = logging.getLogger("roost.mail")
 
 REDACTED = "[redacted]"
-_TOKEN = re.compile(r"\b(?:rpr|rev)_[A-Za-z0-9_\-]+")  # see security.make_opaque
+_TOKEN = re.compile(r"\b(?:rpr|rev|rml)_[A-Za-z0-9_\-]+")  # see security.make_opaque
 _SUBJECT_MAX = 500  # the outbox's column
 
 BUILTIN_TEMPLATES: dict[str, TemplateSpec] = {
@@ -66,6 +66,18 @@ BUILTIN_TEMPLATES: dict[str, TemplateSpec] = {
             alias="email_verification",
             subject="Confirm your email address",
             text="Hello {{ name }},\n\nto confirm this address, open this link:\n{{ link }}\n",
+        ),
+        TemplateSpec(
+            alias="magic_link",
+            subject="Your sign-in link",
+            text="Hello {{ name }},\n\nto sign in, open this link:\n{{ link }}\n\n"
+            "It works once, for a few minutes. If you did not ask for it, ignore this message.\n",
+        ),
+        TemplateSpec(
+            alias="sign_in_code",
+            subject="Your sign-in code",
+            text="Hello {{ name }},\n\nyour sign-in code is {{ code }}\n\n"
+            "It works once, for a few minutes. If you did not ask for it, ignore this message.\n",
         ),
         TemplateSpec(
             alias="invitation",

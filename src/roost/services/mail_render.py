@@ -1,12 +1,13 @@
 """Filling mail templates: `{{ name }}` placeholders, the bound on a rendered message's size,
 and where the link of a security mail may stand.
 
-Security mails (`LINK_TEMPLATES`: password reset, email verification) carry a one-time token
-inside a link the server builds from `ROOST_AUTH_LINK_URL`. A tenant may reword them, but the
-template only places `{{ link }}`, never builds it: the token is not a template value, the
-plain text holds `{{ link }}` exactly once on a line of its own (so no URL of the template's
-can run into it), and an HTML part holds it exactly once as the whole `href` of an `<a>`, in
-markup every HTML parser reads the same way (services/mail_html.py).
+Security mails (`LINK_TEMPLATES`: password reset, email verification, magic sign-in link)
+carry a one-time token inside a link the server builds from `ROOST_AUTH_LINK_URL` (or a magic
+link's allowed `redirect_to`). A tenant may reword them, but the template only places
+`{{ link }}`, never builds it: the token is not a template value, the plain text holds
+`{{ link }}` exactly once on a line of its own (so no URL of the template's can run into it),
+and an HTML part holds it exactly once as the whole `href` of an `<a>`, in markup every HTML
+parser reads the same way (services/mail_html.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from roost.services.mail_html import link_markup_problem
 from roost.wire.mail import MailTemplate, TemplateSpec
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
-LINK_TEMPLATES = frozenset({"password_reset", "email_verification"})
+LINK_TEMPLATES = frozenset({"password_reset", "email_verification", "magic_link"})
 LINK_VALUES = frozenset({"name", "username", "link"})
 # Whitespace of the kinds a model value may bring into a body; any other control character
 # (a NUL above all) is refused.

@@ -24,8 +24,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from roost.backends.ratelimit import RateLimiter
 from roost.errors import AuthenticationError, RateLimitError
 
-OpaqueKind = Literal["rak", "rst", "rrt", "rev", "rpr"]
-"""rak: API key, rst: session token, rrt: refresh token."""
+OpaqueKind = Literal["rak", "rst", "rrt", "rev", "rpr", "r2f", "rml"]
+"""rak: API key, rst: session token, rrt: refresh token, r2f: second-factor challenge, rml:
+magic sign-in link."""
 
 
 class Passwords:
@@ -147,6 +148,8 @@ _KIND_NAMES = {
     "rrt": "refresh token",
     "rev": "email verification token",
     "rpr": "password reset token",
+    "r2f": "second-factor challenge",
+    "rml": "sign-in link token",
 }
 
 

@@ -578,3 +578,30 @@ policy_changes = Table(
     Column("by", String(150), nullable=False),
     Index("ix_roost_policy_changes_key_id", "key", "id"),
 )
+
+totp_factors = Table(
+    "roost_totp_factors",
+    tenant,
+    Column(
+        "user_id", String(32), ForeignKey("roost_users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_at", _time, nullable=False),
+    Column("confirmed_at", _time, nullable=True),
+    Column("last_counter", BigInteger, nullable=True),
+)
+
+recovery_codes = Table(
+    "roost_recovery_codes",
+    tenant,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("roost_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("code_hash", String(64), nullable=False),
+    Column("used_at", _time, nullable=True),
+)

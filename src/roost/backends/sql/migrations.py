@@ -279,6 +279,12 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         CreateTables(frozen.policy_state, frozen.policies, frozen.policy_changes),
         _POLICY_STATE,
     ),
+    # 23 is another branch's; numbers are renumbered at merge if needed.
+    step(
+        24,
+        "two-factor sign-in: TOTP factors and recovery codes",
+        CreateTables(frozen.totp_factors, frozen.recovery_codes),
+    ),
 )
 
 

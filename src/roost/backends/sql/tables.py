@@ -397,6 +397,36 @@ user_tokens = Table(
     Column("used_at", UTCDateTime, nullable=True),
 )
 
+# Two-factor sign-in (services/auth/totp.py): a user's TOTP secret, sealed by the tenant's
+# vault key and bound to the user; the last time step a code was accepted at (a code is
+# spent within its window); and the hashes of the recovery codes, each usable once.
+totp_factors = Table(
+    "roost_totp_factors",
+    tenant_metadata,
+    Column(
+        "user_id", String(32), ForeignKey("roost_users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("confirmed_at", UTCDateTime, nullable=True),
+    Column("last_counter", BigInteger, nullable=True),
+)
+
+recovery_codes = Table(
+    "roost_recovery_codes",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("roost_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("code_hash", String(64), nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
 # Metering (services/usage.py): calls and bytes by hour and API key ("" for a signed-in user),
 # added to by every replica every few seconds.
 usage = Table(

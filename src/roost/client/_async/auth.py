@@ -21,6 +21,7 @@ class AsyncAuth(Namespace):
 
     async def sign_in_with_password(self, username: str, password: str) -> AsyncClient:
         """Sign in and return a client that sends the access token and refreshes it itself.
+        A user with two-factor sign-in gets `SecondFactorRequired` (see `verify_totp`).
 
         Example:
             admin = await client.auth.sign_in_with_password("admin", "secret-password")
@@ -51,9 +52,127 @@ class AsyncAuth(Namespace):
                 await self._client.call("auth.logout")
         return self._client._derive()
 
+    async def verify_totp(
+        self, challenge: str, code: str, *, session_token: bool = False
+    ) -> AsyncClient:
+        """Finish a sign-in that raised `SecondFactorRequired`: its `challenge` and a code from
+        the authenticator app (or a recovery code) return a signed-in client. For a
+        `"totp_enrolment"` challenge, call `totp_enrol(challenge=...)` first: this first code
+        also turns the new factor on. The challenge works once, for a few minutes.
+
+        Example:
+            try:
+                user = await client.auth.sign_in_with_password("alice", "secret-password")
+            except SecondFactorRequired as needed:
+                user = await client.auth.verify_totp(needed.challenge, "123456")
+        """
+        params = {"challenge": challenge, "code": code, "session_token": session_token}
+        tokens = await self._client.call("auth.verify_totp", params, authenticated=False)
+        return self._client._derive(session=TokenSession(tokens))
+
+    async def totp_enrol(self, *, challenge: str | None = None) -> dict[str, Any]:
+        """Start two-factor sign-in: `{"secret", "uri", "recovery_codes"}`. Show `uri` as a
+        QR code for the authenticator app, and the recovery codes to the user, once: they are
+        not shown again. Signed in, confirm with `totp_confirm(code)`; with a
+        `"totp_enrolment"` challenge (a tenant that requires it), with `verify_totp`.
+
+        Example:
+            enrolment = await signed_in.auth.totp_enrol()
+            await signed_in.auth.totp_confirm(code_from_the_app)
+        """
+        params = {} if challenge is None else {"challenge": challenge}
+        authenticated = challenge is None
+        result: dict[str, Any] = await self._client.call(
+            "auth.totp_enrol", params, authenticated=authenticated
+        )
+        return result
+
+    async def totp_confirm(self, code: str) -> None:
+        """Turn two-factor sign-in on with a first code from the authenticator app.
+
+        Example:
+            await signed_in.auth.totp_confirm("123456")
+        """
+        await self._client.call("auth.totp_confirm", {"code": code})
+
+    async def totp_status(self) -> dict[str, Any]:
+        """`{"enabled", "pending", "required", "recovery_codes_left"}` for the signed-in user.
+
+        Example:
+            if not (await signed_in.auth.totp_status())["enabled"]: ...
+        """
+        result: dict[str, Any] = await self._client.call("auth.totp_status", idempotent=True)
+        return result
+
+    async def totp_disable(self, *, code: str | None = None, password: str | None = None) -> None:
+        """Turn two-factor sign-in off, proven with a code (or recovery code) or the password.
+        Refused while the tenant requires it for one of your roles.
+
+        Example:
+            await signed_in.auth.totp_disable(code="123456")
+        """
+        params = {"code": code} if code is not None else {"password": password}
+        await self._client.call("auth.totp_disable", params)
+
+    async def send_magic_link(self, email: str, redirect_to: str | None = None) -> None:
+        """Mail a one-time sign-in link to the account with `email`, if there is one (the
+        answer is the same either way). The link opens `redirect_to` with `token=...` added;
+        `redirect_to` must start with one of the tenant's allowed URLs (site setting
+        `auth_redirect_urls`). That page signs in with `sign_in_with_magic_link(token)`.
+
+        Example:
+            await client.auth.send_magic_link("bob@example.com", "https://app.example.com/in")
+        """
+        params: dict[str, Any] = {"email": email}
+        if redirect_to is not None:
+            params["redirect_to"] = redirect_to
+        await self._client.call("auth.send_magic_link", params, authenticated=False)
+
+    async def sign_in_with_magic_link(
+        self, token: str, *, session_token: bool = False
+    ) -> AsyncClient:
+        """Trade the token of a magic link for a signed-in client (the link works once). A
+        user with two-factor sign-in gets `SecondFactorRequired` (see `verify_totp`).
+
+        Example:
+            user = await client.auth.sign_in_with_magic_link(request.query_params["token"])
+        """
+        params = {"token": token, "session_token": session_token}
+        tokens = await self._client.call(
+            "auth.sign_in_with_magic_link", params, authenticated=False
+        )
+        return self._client._derive(session=TokenSession(tokens))
+
+    async def send_otp(self, email: str) -> None:
+        """Mail a six-digit sign-in code to the account with `email`, if there is one (the
+        answer is the same either way); older codes stop working.
+
+        Example:
+            await client.auth.send_otp("bob@example.com")
+        """
+        await self._client.call("auth.send_otp", {"email": email}, authenticated=False)
+
+    async def verify_otp(
+        self, email: str, code: str, *, session_token: bool = False
+    ) -> AsyncClient:
+        """Trade a mailed six-digit code for a signed-in client (the code works once). A user
+        with two-factor sign-in gets `SecondFactorRequired` (see `verify_totp`).
+
+        Example:
+            user = await client.auth.verify_otp("bob@example.com", "123456")
+        """
+        params = {"email": email, "code": code, "session_token": session_token}
+        tokens = await self._client.call("auth.verify_otp", params, authenticated=False)
+        return self._client._derive(session=TokenSession(tokens))
+
     signInWithPassword = sign_in_with_password
     signInWithToken = sign_in_with_token
     signOut = sign_out
+    verifyTotp = verify_totp
+    sendMagicLink = send_magic_link
+    signInWithMagicLink = sign_in_with_magic_link
+    sendOtp = send_otp
+    verifyOtp = verify_otp
 
     async def login(
         self, username: str, password: str, *, session_token: bool = False

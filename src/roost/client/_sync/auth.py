@@ -22,6 +22,7 @@ class Auth(Namespace):
 
     def sign_in_with_password(self, username: str, password: str) -> Client:
         """Sign in and return a client that sends the access token and refreshes it itself.
+        A user with two-factor sign-in gets `SecondFactorRequired` (see `verify_totp`).
 
         Example:
             admin = client.auth.sign_in_with_password("admin", "secret-password")
@@ -52,9 +53,127 @@ class Auth(Namespace):
                 self._client.call("auth.logout")
         return self._client._derive()
 
+    def verify_totp(
+        self, challenge: str, code: str, *, session_token: bool = False
+    ) -> Client:
+        """Finish a sign-in that raised `SecondFactorRequired`: its `challenge` and a code from
+        the authenticator app (or a recovery code) return a signed-in client. For a
+        `"totp_enrolment"` challenge, call `totp_enrol(challenge=...)` first: this first code
+        also turns the new factor on. The challenge works once, for a few minutes.
+
+        Example:
+            try:
+                user = client.auth.sign_in_with_password("alice", "secret-password")
+            except SecondFactorRequired as needed:
+                user = client.auth.verify_totp(needed.challenge, "123456")
+        """
+        params = {"challenge": challenge, "code": code, "session_token": session_token}
+        tokens = self._client.call("auth.verify_totp", params, authenticated=False)
+        return self._client._derive(session=TokenSession(tokens))
+
+    def totp_enrol(self, *, challenge: str | None = None) -> dict[str, Any]:
+        """Start two-factor sign-in: `{"secret", "uri", "recovery_codes"}`. Show `uri` as a
+        QR code for the authenticator app, and the recovery codes to the user, once: they are
+        not shown again. Signed in, confirm with `totp_confirm(code)`; with a
+        `"totp_enrolment"` challenge (a tenant that requires it), with `verify_totp`.
+
+        Example:
+            enrolment = signed_in.auth.totp_enrol()
+            signed_in.auth.totp_confirm(code_from_the_app)
+        """
+        params = {} if challenge is None else {"challenge": challenge}
+        authenticated = challenge is None
+        result: dict[str, Any] = self._client.call(
+            "auth.totp_enrol", params, authenticated=authenticated
+        )
+        return result
+
+    def totp_confirm(self, code: str) -> None:
+        """Turn two-factor sign-in on with a first code from the authenticator app.
+
+        Example:
+            signed_in.auth.totp_confirm("123456")
+        """
+        self._client.call("auth.totp_confirm", {"code": code})
+
+    def totp_status(self) -> dict[str, Any]:
+        """`{"enabled", "pending", "required", "recovery_codes_left"}` for the signed-in user.
+
+        Example:
+            if not (signed_in.auth.totp_status())["enabled"]: ...
+        """
+        result: dict[str, Any] = self._client.call("auth.totp_status", idempotent=True)
+        return result
+
+    def totp_disable(self, *, code: str | None = None, password: str | None = None) -> None:
+        """Turn two-factor sign-in off, proven with a code (or recovery code) or the password.
+        Refused while the tenant requires it for one of your roles.
+
+        Example:
+            signed_in.auth.totp_disable(code="123456")
+        """
+        params = {"code": code} if code is not None else {"password": password}
+        self._client.call("auth.totp_disable", params)
+
+    def send_magic_link(self, email: str, redirect_to: str | None = None) -> None:
+        """Mail a one-time sign-in link to the account with `email`, if there is one (the
+        answer is the same either way). The link opens `redirect_to` with `token=...` added;
+        `redirect_to` must start with one of the tenant's allowed URLs (site setting
+        `auth_redirect_urls`). That page signs in with `sign_in_with_magic_link(token)`.
+
+        Example:
+            client.auth.send_magic_link("bob@example.com", "https://app.example.com/in")
+        """
+        params: dict[str, Any] = {"email": email}
+        if redirect_to is not None:
+            params["redirect_to"] = redirect_to
+        self._client.call("auth.send_magic_link", params, authenticated=False)
+
+    def sign_in_with_magic_link(
+        self, token: str, *, session_token: bool = False
+    ) -> Client:
+        """Trade the token of a magic link for a signed-in client (the link works once). A
+        user with two-factor sign-in gets `SecondFactorRequired` (see `verify_totp`).
+
+        Example:
+            user = client.auth.sign_in_with_magic_link(request.query_params["token"])
+        """
+        params = {"token": token, "session_token": session_token}
+        tokens = self._client.call(
+            "auth.sign_in_with_magic_link", params, authenticated=False
+        )
+        return self._client._derive(session=TokenSession(tokens))
+
+    def send_otp(self, email: str) -> None:
+        """Mail a six-digit sign-in code to the account with `email`, if there is one (the
+        answer is the same either way); older codes stop working.
+
+        Example:
+            client.auth.send_otp("bob@example.com")
+        """
+        self._client.call("auth.send_otp", {"email": email}, authenticated=False)
+
+    def verify_otp(
+        self, email: str, code: str, *, session_token: bool = False
+    ) -> Client:
+        """Trade a mailed six-digit code for a signed-in client (the code works once). A user
+        with two-factor sign-in gets `SecondFactorRequired` (see `verify_totp`).
+
+        Example:
+            user = client.auth.verify_otp("bob@example.com", "123456")
+        """
+        params = {"email": email, "code": code, "session_token": session_token}
+        tokens = self._client.call("auth.verify_otp", params, authenticated=False)
+        return self._client._derive(session=TokenSession(tokens))
+
     signInWithPassword = sign_in_with_password
     signInWithToken = sign_in_with_token
     signOut = sign_out
+    verifyTotp = verify_totp
+    sendMagicLink = send_magic_link
+    signInWithMagicLink = sign_in_with_magic_link
+    sendOtp = send_otp
+    verifyOtp = verify_otp
 
     def login(
         self, username: str, password: str, *, session_token: bool = False

@@ -141,6 +141,19 @@ class Users(Namespace):
         result = self._client.call("users.revoke_roles", params, idempotent=True)
         return int(result["count"])
 
+    def reset_totp(self, username: str) -> dict[str, Any]:
+        """Turn a user's two-factor sign-in off, for one who lost the device and the recovery
+        codes (scope `users:write`; only a user whose scopes you hold). `count` is 0 if it
+        was not on.
+
+        Example:
+            admin.users.reset_totp("bob")
+        """
+        result: dict[str, Any] = self._client.call(
+            "auth.reset_user_totp", {"username": username}
+        )
+        return result
+
     def delete_user(
         self, username: str | None = None, *, user_id: str | None = None
     ) -> dict[str, Any]:

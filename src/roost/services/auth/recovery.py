@@ -146,6 +146,9 @@ async def _count_mail(ctx: Context, kind: str, address: str) -> None:
     await take_or_refuse(ctx.platform.limiter, limits, _HOUR, "mails asked for", new_id())
 
 
+count_mail = _count_mail  # the passwordless mails count against the same limits
+
+
 async def _mail_token(ctx: Context, email: str, purpose: Purpose) -> None:
     await _count_mail(ctx, purpose, email)
     async with ctx.platform.db.read(ctx.tenant) as conn:

@@ -23,7 +23,7 @@ from roost.errors import (
     ServiceUnavailableError,
 )
 from roost.services import accounts
-from roost.services.auth import recovery
+from roost.services.auth import challenges, recovery
 from roost.services.context import Context
 from roost.services.mail import send_template
 from roost.services.principals import Credential, authenticate
@@ -58,7 +58,8 @@ _BAD_LOGIN = "invalid username or password"
 
 @operation("auth.login", access="public")
 async def login(ctx: Context, params: LoginRequest) -> TokenPair:
-    """Exchange a username (or email) and password for an access and a refresh token."""
+    """Exchange a username (or email) and password for an access and a refresh token; for a
+    user who signs in with a second factor, SecondFactorRequired and its challenge."""
     async with ctx.platform.db.read(ctx.tenant) as conn:
         user = await accounts.find_by_login(conn, params.username)
     limits = _LoginLimits(ctx, user["id"] if user is not None else None, params.username)
@@ -70,6 +71,7 @@ async def login(ctx: Context, params: LoginRequest) -> TokenPair:
     if not user["is_active"]:
         raise AuthenticationError("this user is disabled", code="invalid_credentials")
     await limits.succeeded()
+    await challenges.pass_gate(ctx, user, session_token=params.session_token, via="password")
     rehash = passwords.needs_rehash(user["password_hash"])  # the cost setting changed
     new_hash = await passwords.hash(params.password) if rehash else None
     async with ctx.platform.db.write(ctx.tenant) as conn:
@@ -332,6 +334,9 @@ async def _open_session(
     if session_token is not None:
         pair.session_token = session_token.token
     return pair
+
+
+open_session = _open_session  # for the other first and second factors (totp, passwordless)
 
 
 async def _issue(ctx: Context, conn: AsyncConnection, session_id: str, user_id: str) -> TokenPair:
