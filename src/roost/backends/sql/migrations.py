@@ -279,6 +279,11 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         CreateTables(frozen.policy_state, frozen.policies, frozen.policy_changes),
         _POLICY_STATE,
     ),
+    step(
+        25,
+        "sign-in providers, linked identities and sign-in handoffs",
+        CreateTables(frozen.auth_providers, frozen.user_identities, frozen.auth_handoffs),
+    ),
 )
 
 
