@@ -208,6 +208,7 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
     registry = overrides.pop("registry", None)  # a test's own operations beside the platform's
     port = free_port()
     values["functions_api_url"] = f"http://127.0.0.1:{port}"  # where functions call back
+    values["public_url"] = f"http://127.0.0.1:{port}"  # where providers send sign-ins back
     values.update(overrides)
     settings = load_settings(**values)
     clock = ShiftedClock()

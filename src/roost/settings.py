@@ -159,6 +159,23 @@ class Settings(BaseSettings):
         "optionally {action}: verify_email or reset_password), e.g. "
         "https://app.example.com/auth/{action}?token={token}; without it they carry the token",
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#]+$",
+        description="the URL browsers reach this server at (scheme and host, no path), e.g. "
+        "https://api.example.com; sign-in with a provider needs it for its callback "
+        "<public_url>/api/v1/auth/providers/<tenant>/callback",
+    )
+    auth_redirect_urls: list[str] = Field(
+        default_factory=list,
+        description="where a sign-in with a provider may send the user back to: each entry an "
+        "absolute URL that redirect_to must equal or extend by a path, query or fragment "
+        "(https://app.example.com/ allows https://app.example.com/after-login)",
+    )
+    provider_sign_ins_per_client: Annotated[int, Field(ge=1)] = Field(
+        default=60,
+        description="provider sign-ins one client address may start in ten minutes",
+    )
     email_verification_ttl: Seconds = 3 * 86400
     password_reset_ttl: Seconds = 3600
     allow_signup: bool = True

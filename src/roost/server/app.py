@@ -23,6 +23,7 @@ from roost.server.openapi import docs_page, openapi_document
 from roost.server.platform import build_platform, open_platform
 from roost.server.responses import compressed, error_reply, request_id, response_codec
 from roost.server.rest import RestDoor
+from roost.server.signin import signin_routes
 from roost.server.ws import WebSocketDoor
 from roost.services import build_registry
 from roost.services.registry import Registry
@@ -84,6 +85,7 @@ def create_app(
 
     routes = [
         *file_routes(dispatcher),
+        *signin_routes(dispatcher),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
         Route("/docs", docs_endpoint, methods=["GET"]),
         Route("/", root, methods=["GET"]),

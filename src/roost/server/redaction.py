@@ -22,7 +22,8 @@ from uvicorn.config import LOGGING_CONFIG
 
 REDACTED = "[redacted]"
 
-_SECRET_WORD = r"(?:token|key|secret|passw|pwd|auth|credential|session|signature|sig)"
+# `code` and `state`: a provider sign-in's callback (`server/signin.py`) and one-time code
+_SECRET_WORD = r"(?:token|key|secret|passw|pwd|auth|credential|session|signature|sig|code|state)"
 _SECRET_NAME = rf"[\w.-]*?{_SECRET_WORD}[\w.-]*"
 _NOT_DONE = r"(?!\[redacted\])"  # so that redacting twice changes nothing
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [

@@ -579,6 +579,8 @@ policy_changes = Table(
     Index("ix_roost_policy_changes_key_id", "key", "id"),
 )
 
+# -- tenant step 24 ----------------------------------------------------------------------------
+
 totp_factors = Table(
     "roost_totp_factors",
     tenant,
@@ -604,4 +606,48 @@ recovery_codes = Table(
     ),
     Column("code_hash", String(64), nullable=False),
     Column("used_at", _time, nullable=True),
+)
+
+# -- tenant step 25 ----------------------------------------------------------------------------
+
+auth_providers = Table(
+    "roost_auth_providers",
+    tenant,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("client_id", String(512), nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=False),
+    Column("secret_version", Integer, nullable=False),
+    Column("issuer", String(2048), nullable=True),
+    Column("authorize_url", String(2048), nullable=True),
+    Column("token_url", String(2048), nullable=True),
+    Column("userinfo_url", String(2048), nullable=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", _time, nullable=False),
+    Column("updated_at", _time, nullable=False),
+)
+
+user_identities = Table(
+    "roost_user_identities",
+    tenant,
+    Column("provider", String(64), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("roost_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("email", String(254), nullable=False),
+    Column("created_at", _time, nullable=False),
+)
+
+auth_handoffs = Table(
+    "roost_auth_handoffs",
+    tenant,
+    Column("id_hash", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("expires_at", _time, nullable=False, index=True),
 )

@@ -279,11 +279,15 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         CreateTables(frozen.policy_state, frozen.policies, frozen.policy_changes),
         _POLICY_STATE,
     ),
-    # 23 is another branch's; numbers are renumbered at merge if needed.
     step(
         24,
         "two-factor sign-in: TOTP factors and recovery codes",
         CreateTables(frozen.totp_factors, frozen.recovery_codes),
+    ),
+    step(
+        25,
+        "sign-in providers, linked identities and sign-in handoffs",
+        CreateTables(frozen.auth_providers, frozen.user_identities, frozen.auth_handoffs),
     ),
 )
 

@@ -653,3 +653,49 @@ stream_events = Table(
     Column("timestamp", Float, nullable=False),
     Index("roost_stream_age", "room", "timestamp"),
 )
+
+# Sign-in with outside providers (services/auth/oidc.py): each provider's settings (its client
+# secret sealed by the vault), the outside identities linked to users, and the short-lived
+# handoffs of a sign-in (a `state` while the user is at the provider, then the one-time code
+# the app exchanges for a session), each stored by the hash of its value.
+auth_providers = Table(
+    "roost_auth_providers",
+    tenant_metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("client_id", String(512), nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=False),
+    Column("secret_version", Integer, nullable=False),
+    Column("issuer", String(2048), nullable=True),
+    Column("authorize_url", String(2048), nullable=True),
+    Column("token_url", String(2048), nullable=True),
+    Column("userinfo_url", String(2048), nullable=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+user_identities = Table(
+    "roost_user_identities",
+    tenant_metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("roost_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("email", String(254), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+auth_handoffs = Table(
+    "roost_auth_handoffs",
+    tenant_metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)

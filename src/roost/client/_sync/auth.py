@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from roost.client._sync.providers import Providers
 from roost.client._core.credentials import Credential, TokenSession
 from roost.client._core.namespace import Namespace, user_ref
 from roost.client._core.results import PageAccess, VerifyResult, decode
@@ -443,3 +445,51 @@ class Auth(Namespace):
             "auth.change_password", {"old_password": old_password, "new_password": new_password}
         )
         return result
+
+    # -- sign-in with an outside provider (OAuth2 / OpenID Connect) -------------------------
+
+    @cached_property
+    def providers(self) -> Providers:
+        """The tenant's sign-in providers: `put`, `list`, `get`, `delete`."""
+        return Providers(self._client)
+
+    def sign_in_with_provider_url(self, provider: str, redirect_to: str) -> str:
+        """The URL to send the user's browser to for signing in with `provider`. The browser
+        comes back to `redirect_to` (which must be in the server's `auth_redirect_urls`) with
+        `?roost_code=...`: pass it to `sign_in_with_provider_code` within a minute. On a
+        refusal it comes back with `?roost_error=<code>` instead.
+
+        Example:
+            url = client.auth.sign_in_with_provider_url(
+                "google", "https://app.example.com/signed-in"
+            )
+            # send the browser to `url`; then, on https://app.example.com/signed-in:
+            user = client.auth.sign_in_with_provider_code(request.query["roost_code"])
+        """
+        params = {"provider": provider, "redirect_to": redirect_to}
+        result: dict[str, Any] = self._client.call(
+            "auth.provider_url", params, authenticated=False
+        )
+        return str(result["url"])
+
+    def exchange_provider_code(self, code: str) -> dict[str, Any]:
+        """Trade the one-time `roost_code` of a provider sign-in for
+        `{"access", "refresh", ...}`; each code works once.
+
+        Example:
+            tokens = client.auth.exchange_provider_code(code)
+        """
+        result: dict[str, Any] = self._client.call(
+            "auth.exchange_provider_code", {"code": code}, authenticated=False
+        )
+        return result
+
+    def sign_in_with_provider_code(self, code: str) -> Client:
+        """Trade the one-time `roost_code` of a provider sign-in for a client signed in as
+        its user, which refreshes its access token itself.
+
+        Example:
+            user = client.auth.sign_in_with_provider_code(code)
+        """
+        tokens = self.exchange_provider_code(code)
+        return self._client._derive(session=TokenSession(tokens))

@@ -181,7 +181,7 @@ async def reset_totp(ctx: Context, params: UserRef) -> Done:
     codes (only a user whose scopes you hold). Done.count is 0 if it was not on."""
     principal = ctx.require_principal()
     async with ctx.platform.db.write(ctx.tenant) as conn:
-        target = await accounts.find_target(principal, conn, params.username, ctx.now())
+        target = await accounts.find_target(principal, conn, params, ctx.now())
         await conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == target["id"]))
         removed = await conn.execute(
             delete(totp_factors).where(totp_factors.c.user_id == target["id"])
