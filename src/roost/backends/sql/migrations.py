@@ -279,6 +279,11 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         CreateTables(frozen.policy_state, frozen.policies, frozen.policy_changes),
         _POLICY_STATE,
     ),
+    step(
+        23,
+        "tables, buckets, streams, queues and functions bound to policy resource kinds",
+        CreateTables(frozen.policy_bindings),
+    ),
 )
 
 
