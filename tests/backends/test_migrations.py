@@ -57,6 +57,7 @@ RELEASED: dict[tuple[str, int], str] = {
     ("tenant", 20): "1844e242808d461d",
     ("tenant", 21): "903a31a9f43a7edb",
     ("tenant", 22): "463ac3030f0dbf07",
+    ("tenant", 23): "a11196a516d5d401",
     ("tenant", 24): "0868f1ba5b69a757",
     ("tenant", 25): "6522dcc163a02ea8",
 }

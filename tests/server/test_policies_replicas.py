@@ -17,6 +17,7 @@ from tests.conftest import (
 )
 from tests.policy_documents import allow, key_of, kind_name, resource_policy
 from tests.replicas import Cluster
+from tests.server.test_policy_rows import make_world, owners_only
 
 pytestmark = pytest.mark.anyio
 
@@ -61,3 +62,20 @@ async def test_a_change_on_one_replica_holds_on_the_next_call_to_the_other(
         assert not (await a.policy.check_resources(user, [doc], ["view"]))["d1"]["view"]
         await a.policies.delete(key_of(kind))
         assert not await allowed_on_b()
+
+
+async def test_rows_follow_a_change_made_on_the_other_replica_at_once(cluster: Cluster) -> None:
+    first, second = cluster.replicas[:2]
+    world = await make_world(first, bind=False)
+    async with AsyncClient(api_url=first.url) as one, AsyncClient(api_url=second.url) as two:
+        admin = await one.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        ann = await two.auth.sign_in_with_token(world.tokens["ann"])
+        assert await ann.database.query(world.table).count() == 4  # b keeps the unbound state
+        await admin.policies.bind("table", world.table, world.kind)
+        assert await ann.database.query(world.table).count() == 2
+        await admin.policies.put(owners_only(world.kind, world.role, "false"))
+        assert await ann.database.query(world.table).count() == 0
+        await admin.policies.put(owners_only(world.kind, world.role))
+        assert await ann.database.query(world.table).count() == 2
+        await admin.policies.unbind("table", world.table)
+        assert await ann.database.query(world.table).count() == 4

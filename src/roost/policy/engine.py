@@ -143,9 +143,11 @@ class Engine:
         attr: Mapping[str, Any] | None = None,
         aux_data: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        mark_conditions: bool = False,
     ) -> PlanResponse:
         """Cerbos' PlanResources: always allowed, always denied, or the residual condition on
-        the resource attributes not given in `attr`."""
+        the resource attributes not given in `attr`. `mark_conditions` (for compilers, not
+        Cerbos' shape) wraps each condition's residual in `holds`: see `plan.plan`."""
         if not resource_kind or not action:
             raise _refused(
                 "resource_kind and action are required",
@@ -161,6 +163,7 @@ class Engine:
             attr=attr,
             aux_data=aux_data,
             now=now,
+            mark_conditions=mark_conditions,
         )
 
     # --- CheckResources -------------------------------------------------------------------

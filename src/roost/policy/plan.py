@@ -44,6 +44,7 @@ from roost.policy.values import to_json
 
 __all__ = ["plan"]
 
+HOLDS = "roost_holds"  # only with mark_conditions: true when the expression is true, else false
 TRUE = Literal(True, "bool")
 FALSE = Literal(False, "bool")
 OPERATORS = {
@@ -66,6 +67,7 @@ OPERATORS = {
     "_?_:_": "if",
     "cerbos_size": "size",
     "cerbos_timestamp": "timestamp",
+    HOLDS: "holds",
 }
 
 
@@ -115,6 +117,7 @@ class _Partial:
 
     act: Activation
     known_attrs: Mapping[str, Any]
+    mark_conditions: bool = False
 
     def unknown(self, node: Node) -> bool:
         """Whether the node reads the resource's attributes or id (not given in the request)."""
@@ -228,9 +231,14 @@ class _Partial:
         if cond.op == "expr":
             assert cond.expr is not None
             try:
-                return self.residual(cond.expr.tree)
+                found = self.residual(cond.expr.tree)
             except _Missing:
                 return FALSE
+            if self.mark_conditions and found not in (TRUE, FALSE):
+                # an expression that errs does not hold, whatever surrounds it (a DENY
+                # rule's error allows): the boundary a compiler to SQL needs
+                return Call(HOLDS, (found,))
+            return found
         parts = [self.condition(item) for item in cond.items]
         if cond.op == "all":
             out: Node = TRUE
@@ -378,8 +386,11 @@ def plan(
     attr: Mapping[str, Any] | None = None,
     aux_data: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    mark_conditions: bool = False,
 ) -> PlanResponse:
-    """Cerbos' PlanResources for one action on one resource kind."""
+    """Cerbos' PlanResources for one action on one resource kind. With `mark_conditions`,
+    each condition expression's residual is wrapped in a `holds` operator (not Cerbos'):
+    true when the expression is true, false when it is false or errs, as the check has it."""
     version = policy_version or DEFAULT_VERSION
     known_attrs = dict(attr or {})
     resource = {
@@ -400,7 +411,7 @@ def plan(
     act = Activation(request_lookup(principal_value, resource, aux_data or {}, moment, list))
     planner = _Planner(
         table,
-        _Partial(act, known_attrs),
+        _Partial(act, known_attrs, mark_conditions),
         principal,
         sanitize(resource_kind),
         version,

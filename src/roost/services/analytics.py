@@ -29,13 +29,15 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from roost.backends.sql.confined import ReadRefused, ReadTooLarge, ReadTooSlow
 from roost.backends.sql.tables import analytics_queries
 from roost.errors import (
+    AuthorizationError,
     NotFoundError,
     PayloadTooLargeError,
     ServiceUnavailableError,
     ValidationError,
 )
-from roost.services import audit
+from roost.services import audit, guards
 from roost.services.context import Context
+from roost.services.policystore import policy_guard
 from roost.services.registry import operation
 from roost.services.schema import TenantSchema, load_schema
 from roost.services.tabledefs import check_identifier
@@ -351,6 +353,7 @@ async def execute(ctx: Context, params: ExecuteAnalyticsRequest) -> AnalyticsRes
         if ctx.platform.db.dialect == "postgresql"
         else bound
     )
+    await _unguarded(ctx, checked.tables)
     secure = await _audit_secure_reads(ctx, schema, checked.tables, params.reason)
     seconds = ctx.platform.settings.analytics_time_limit
     try:
@@ -381,6 +384,21 @@ async def execute(ctx: Context, params: ExecuteAnalyticsRequest) -> AnalyticsRes
             f"the database refused the query: {exc}", details={"field": "sql"}
         ) from None
     return AnalyticsResult(data=rows)
+
+
+async def _unguarded(ctx: Context, tables: frozenset[str]) -> None:
+    """Refuse a query over a table bound to policies unless they let the caller read every
+    row of it: SQL of the query's author cannot be filtered row by row."""
+    for name in sorted(tables):
+        guard = await policy_guard(ctx, "table", name)
+        if guard is not None and not guards.always_allowed(ctx, guard, "read"):
+            raise AuthorizationError(
+                f"table {name!r} is bound to policies that do not let you read every row of "
+                "it, and an analytics query cannot be filtered row by row; use "
+                "database.query",
+                code="policy_denied",
+                details={"field": "name", "table": name},
+            )
 
 
 async def _audit_secure_reads(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
-from roost.backends.sql.tables import policies, policy_changes, policy_state
+from roost.backends.sql.tables import policies, policy_changes, policy_state, utcnow
 from roost.errors import NotFoundError
 from roost.services.context import Context
 from roost.services.payloads import json_text
@@ -20,11 +20,17 @@ from roost.services.policystore import (
     apply_change,
     candidates,
     effective_globals,
+    read_bindings,
     read_stored,
+    write_binding,
 )
 from roost.services.registry import operation
+from roost.services.schema import load_schema
 from roost.wire.common import Done, Empty
 from roost.wire.policy import (
+    Binding,
+    BindingRef,
+    BindRequest,
     GlobalsRequest,
     Policy,
     PolicyChange,
@@ -92,6 +98,44 @@ async def set_globals(ctx: Context, params: GlobalsRequest) -> PolicyGlobals:
     return PolicyGlobals(
         globals=own, effective=effective_globals(ctx.platform, own), revision=revision
     )
+
+
+@operation("policies.bind", scope="policies:admin")
+async def bind(ctx: Context, params: BindRequest) -> Binding:
+    """Guard a table, bucket, stream, queue or function by the policies of `resource_kind`
+    (replacing its binding, if it had one): from the next call on, on every replica, each of
+    its records, files, events or calls is checked for the caller (scopes still apply first).
+    A table must exist; the others may be bound before they are made."""
+    if params.target == "table":
+        (await load_schema(ctx.platform, ctx.tenant)).definition(params.name)
+    binding = Binding(
+        target=params.target,
+        name=params.name,
+        resource_kind=params.resource_kind,
+        policy_version=params.policy_version,
+        scope=params.scope,
+        updated_at=utcnow(),
+        updated_by=ctx.require_principal().username,
+    )
+    await write_binding(ctx, binding)
+    return binding
+
+
+@operation("policies.unbind", scope="policies:admin")
+async def unbind(ctx: Context, params: BindingRef) -> Done:
+    """Stop guarding a table, bucket, stream, queue or function by policies (its scopes alone
+    decide again)."""
+    if not await write_binding(ctx, params):
+        raise NotFoundError(
+            f"{params.target} {params.name!r} is not bound to policies", details={"field": "name"}
+        )
+    return Done(count=1)
+
+
+@operation("policies.bindings", scope="policies:read", read_only=True)
+async def bindings(ctx: Context, params: Empty) -> list[Binding]:
+    """Every table, bucket, stream, queue and function the policies guard, with its kind."""
+    return await read_bindings(ctx.platform, ctx.tenant)
 
 
 @operation("policies.list", scope="policies:read", read_only=True)

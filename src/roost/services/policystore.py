@@ -30,7 +30,13 @@ import msgspec
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roost.backends.sql.tables import policies, policy_changes, policy_state, utcnow
+from roost.backends.sql.tables import (
+    policies,
+    policy_bindings,
+    policy_changes,
+    policy_state,
+    utcnow,
+)
 from roost.errors import ConflictError, ServerError
 from roost.policy import Engine
 from roost.policy.loader import (
@@ -44,18 +50,22 @@ from roost.policy.loader import (
 )
 from roost.services.caching import TenantCache
 from roost.services.context import Context, Platform
-from roost.wire.policy import MAX_DOCUMENT_BYTES, MAX_KEY_CHARS
+from roost.wire.policy import MAX_DOCUMENT_BYTES, MAX_KEY_CHARS, Binding, BindingRef
 
 __all__ = [
     "Candidate",
     "Change",
+    "Guard",
     "Stored",
     "apply_change",
     "candidates",
     "effective_globals",
     "policy_engine",
+    "policy_guard",
+    "read_bindings",
     "read_stored",
     "stamp_key",
+    "write_binding",
 ]
 
 _STATE_ROW = 1
@@ -68,6 +78,16 @@ _ENGINES = TenantCache["_Compiled"]("policies.engines", ttl=300.0)  # bounds a l
 class _Compiled:
     stamp: str | None  # the tenant's stamp read before the policies were
     engine: Engine
+    bindings: dict[tuple[str, str], Binding]  # (target, name) -> binding
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """The policies a bound table, bucket, stream, queue or function answers to: the
+    tenant's current engine and the binding (resource kind, version, scope)."""
+
+    engine: Engine
+    binding: Binding
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,19 +148,38 @@ async def policy_engine(ctx: Context) -> Engine:
     """The engine of the calling tenant's current policies: compiled once per change and kept,
     checked against the tenant's stamp at each call (so a change on any replica is seen by
     the next call here). For the services that enforce policies on their records."""
+    return (await _current(ctx)).engine
+
+
+async def policy_guard(ctx: Context, target: str, name: str) -> Guard | None:
+    """The policies guarding the calling tenant's `target` (table, bucket, stream, queue or
+    function) `name`, None when it is not bound; as fresh as `policy_engine`."""
+    try:
+        compiled = await _current(ctx)
+    except ServerError:
+        # stored policies that no longer compile fail what they guard, not the rest
+        bound = await read_bindings(ctx.platform, ctx.tenant)
+        if all((b.target, b.name) != (target, name) for b in bound):
+            return None
+        raise
+    binding = compiled.bindings.get((target, name))
+    return None if binding is None else Guard(compiled.engine, binding)
+
+
+async def _current(ctx: Context) -> _Compiled:
     platform, tenant = ctx.platform, ctx.tenant
     cache = _ENGINES.of(platform)
     for _ in range(3):
         stamp = await _stamp(platform, tenant)
         held = cache.get(tenant)
         if held is not None and held.stamp == stamp:
-            return held.engine
+            return held
         if held is not None:
             cache.pop(tenant)
         compiled = await cache.get_or_load(tenant, _loader(platform, tenant, stamp))
         if compiled.stamp == stamp:  # not a load another call began before a change
-            return compiled.engine
-    return (await _compile_stored(platform, tenant, await _stamp(platform, tenant))).engine
+            return compiled
+    return await _compile_stored(platform, tenant, await _stamp(platform, tenant))
 
 
 def _loader(
@@ -160,6 +199,9 @@ async def _new_stamp(platform: Platform, tenant: str) -> None:
 
 async def _compile_stored(platform: Platform, tenant: str, stamp: str | None) -> _Compiled:
     stored = await read_stored(platform, tenant)
+    bindings: dict[tuple[str, str], Binding] = {
+        (b.target, b.name): b for b in await read_bindings(platform, tenant)
+    }
     documents = list(stored.documents.values())
     globals_ = effective_globals(platform, stored.globals)
     try:
@@ -174,7 +216,29 @@ async def _compile_stored(platform: Platform, tenant: str, stamp: str | None) ->
             code="invalid_stored_policies",
             details=exc.details,
         ) from None
-    return _Compiled(stamp, engine)
+    return _Compiled(stamp, engine, bindings)
+
+
+async def read_bindings(platform: Platform, tenant: str) -> list[Binding]:
+    """Every binding of the tenant, by target and name."""
+    async with platform.db.read(tenant) as conn:
+        rows = await conn.execute(
+            select(policy_bindings).order_by(policy_bindings.c.target, policy_bindings.c.name)
+        )
+        return [Binding(**row) for row in rows.mappings()]
+
+
+async def write_binding(ctx: Context, binding: Binding | BindingRef) -> bool:
+    """Store a binding (or remove one, given its reference), then move the stamp on so the
+    next call on every replica enforces it; whether a row was written or removed."""
+    key = (policy_bindings.c.target == binding.target, policy_bindings.c.name == binding.name)
+    async with ctx.platform.db.write(ctx.tenant) as conn:
+        removed = (await conn.execute(delete(policy_bindings).where(*key))).rowcount
+        if isinstance(binding, Binding):
+            await conn.execute(insert(policy_bindings).values(msgspec.structs.asdict(binding)))
+    _ENGINES.of(ctx.platform).pop(ctx.tenant)
+    await asyncio.shield(_new_stamp(ctx.platform, ctx.tenant))
+    return isinstance(binding, Binding) or removed > 0
 
 
 # --- reading and changing -------------------------------------------------------------------

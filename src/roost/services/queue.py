@@ -12,6 +12,7 @@ import asyncio
 from roost.backends.bus import Wakeup
 from roost.backends.queue import Delivery
 from roost.errors import NotFoundError
+from roost.services import guards
 from roost.services.context import Context
 from roost.services.payloads import from_json, json_text
 from roost.services.registry import operation
@@ -66,11 +67,27 @@ def _not_in_flight(queue: str, message_id: str) -> NotFoundError:
     )
 
 
+async def _may(ctx: Context, queue: str, action: str) -> None:
+    """A queue bound to policies is one resource (`R.id` and `R.attr.queue` its name): a
+    work queue hands its next message to whoever asks, so the policies decide who may
+    `consume` (and ack, nack, extend), `read` (stats, dead letters), `purge` or
+    `configure` it; `publish` is checked per message (`R.attr.message`, `priority`,
+    `headers`)."""
+    await guards.require(ctx, "queue", queue, action, queue, {"queue": queue}, field="queue")
+
+
 @operation("queue.publish", scope="queue:write")
 async def publish(ctx: Context, params: PublishRequest) -> PublishAnswer:
     """Add a message (priority 0-9, 9 first; `delay` seconds before it may be consumed)."""
     name = _queue(ctx, params.queue)
     body = json_text(params.message, "message", ctx.platform.settings.message_max_bytes)
+    attr = {
+        "queue": params.queue,
+        "message": params.message,
+        "priority": params.priority,
+        "headers": params.headers or {},
+    }
+    await guards.require(ctx, "queue", params.queue, "publish", "", attr, field="queue")
     message_id, ahead = await ctx.platform.queues.publish(
         name, body, priority=params.priority, headers=params.headers or {}, delay=params.delay
     )
@@ -83,6 +100,7 @@ async def publish(ctx: Context, params: PublishRequest) -> PublishAnswer:
 async def consume(ctx: Context, params: ConsumeRequest) -> ConsumeAnswer:
     """The next message, waiting up to `timeout` seconds for one; it must be acked within
     `ack_deadline` seconds or it is delivered again."""
+    await _may(ctx, params.queue, "consume")
     platform, name = ctx.platform, _queue(ctx, params.queue)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + params.timeout
@@ -100,6 +118,7 @@ async def consume(ctx: Context, params: ConsumeRequest) -> ConsumeAnswer:
 @operation("queue.ack", scope="queue:consume")
 async def ack(ctx: Context, params: MessageRef) -> Succeeded:
     """Done with a message: it is removed for good."""
+    await _may(ctx, params.queue, "consume")
     if not await ctx.platform.queues.ack(_queue(ctx, params.queue), params.message_id):
         raise _not_in_flight(params.queue, params.message_id)
     return Succeeded()
@@ -108,6 +127,7 @@ async def ack(ctx: Context, params: MessageRef) -> Succeeded:
 @operation("queue.nack", scope="queue:consume")
 async def nack(ctx: Context, params: NackRequest) -> NackAnswer:
     """Give a message back: requeued (if it has deliveries left) or dead-lettered."""
+    await _may(ctx, params.queue, "consume")
     name = _queue(ctx, params.queue)
     action = await ctx.platform.queues.nack(name, params.message_id, requeue=params.requeue)
     if action is None:
@@ -120,6 +140,7 @@ async def nack(ctx: Context, params: NackRequest) -> NackAnswer:
 @operation("queue.extend", scope="queue:consume")
 async def extend(ctx: Context, params: ExtendRequest) -> Succeeded:
     """More time for a message in flight: its deadline becomes `seconds` from now."""
+    await _may(ctx, params.queue, "consume")
     name = _queue(ctx, params.queue)
     if not await ctx.platform.queues.extend(name, params.message_id, params.seconds):
         raise _not_in_flight(params.queue, params.message_id)
@@ -129,6 +150,7 @@ async def extend(ctx: Context, params: ExtendRequest) -> Succeeded:
 @operation("queue.stats", scope="queue:read", read_only=True)
 async def stats(ctx: Context, params: QueueRef) -> StatsAnswer:
     """How many messages are ready, delayed, in flight and dead."""
+    await _may(ctx, params.queue, "read")
     counts = await ctx.platform.queues.counts(_queue(ctx, params.queue))
     return StatsAnswer(
         queue=params.queue,
@@ -142,12 +164,14 @@ async def stats(ctx: Context, params: QueueRef) -> StatsAnswer:
 @operation("queue.purge", scope="queue:write")
 async def purge(ctx: Context, params: QueueRef) -> PurgeAnswer:
     """Drop every ready and delayed message (those in flight or dead stay)."""
+    await _may(ctx, params.queue, "purge")
     return PurgeAnswer(purged=await ctx.platform.queues.purge(_queue(ctx, params.queue)))
 
 
 @operation("queue.dead_letters", scope="queue:read", read_only=True)
 async def dead_letters(ctx: Context, params: DeadLettersRequest) -> DeadLettersAnswer:
     """The dead-letter queue, oldest first."""
+    await _may(ctx, params.queue, "read")
     dead = await ctx.platform.queues.dead_letters(_queue(ctx, params.queue), params.limit)
     return DeadLettersAnswer(messages=[_wire(d) for d in dead])
 
@@ -155,5 +179,6 @@ async def dead_letters(ctx: Context, params: DeadLettersRequest) -> DeadLettersA
 @operation("queue.configure", scope="queue:write")
 async def configure(ctx: Context, params: ConfigureRequest) -> Succeeded:
     """Set the queue's `max_deliveries` (for messages published from now on)."""
+    await _may(ctx, params.queue, "configure")
     await ctx.platform.queues.configure(_queue(ctx, params.queue), params.max_deliveries)
     return Succeeded()

@@ -24,15 +24,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, literal, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from roost.backends.blob import BlobStore
 from roost.backends.sql.tables import buckets, objects, utcnow
-from roost.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from roost.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
+from roost.policy.sql import SqlColumn
+from roost.services import guards
 from roost.services.context import Context, Platform
 from roost.services.database.filters import compare
+from roost.services.policystore import policy_guard
 from roost.services.registry import operation
 from roost.services.security import new_id
 from roost.services.tenants import ensure_exists
@@ -205,6 +214,7 @@ async def store_file(
         raise ValidationError(
             f"metadata is at most {MAX_METADATA_BYTES} bytes of JSON", details={"field": "metadata"}
         )
+    guarded = await policy_guard(ctx, "bucket", bucket["name"]) is not None
     object_id = new_id()
     key = blob_key(ctx.tenant, bucket["id"], object_id)
     stored = await ctx.platform.blobs.put(key, chunks, max_bytes=bucket["max_file_size"])
@@ -227,6 +237,8 @@ async def store_file(
             "created_at": utcnow(),
             "updated_at": utcnow(),
         }
+        if guarded:  # checked with the size stored; refused: the bytes go again
+            await _require_stored(ctx, bucket, row)
         replaced = await ctx.platform.db.run(ctx.tenant, lambda conn: _swap(conn, row), write=True)
     except BaseException:
         await ctx.platform.blobs.delete(key)
@@ -234,6 +246,17 @@ async def store_file(
     if replaced is not None:
         await ctx.platform.blobs.delete(blob_key(ctx.tenant, bucket["id"], replaced))
     return _object(bucket, row)  # the row as written: no need to read it back
+
+
+async def _require_stored(ctx: Context, bucket: Mapping[Any, Any], row: Mapping[Any, Any]) -> None:
+    """Refuse a file about to be written as `row` unless the caller may `create` it, and
+    `update` the file of that name it replaces (if any)."""
+    await _require_file(ctx, bucket, {**dict(row), "id": row.get("id", "")}, "create")
+    try:
+        _, existing = await _find_file(ctx.platform, ctx.tenant, bucket["name"], row["name"])
+    except NotFoundError:
+        return
+    await _require_file(ctx, bucket, existing, "update")
 
 
 def _swap(conn: Connection, row: dict[str, Any]) -> str | None:
@@ -277,8 +300,75 @@ async def _find_file(
 
 
 async def _describe_file(ctx: Context, bucket_name: str, name: str) -> StoredObject:
-    bucket, row = await _find_file(ctx.platform, ctx.tenant, bucket_name, name)
+    bucket, row = await _find_allowed(ctx, bucket_name, name, "read")
     return _object(bucket, row)
+
+
+# -- policies on a bound bucket (policies.bind("bucket", ...)) ------------------------------
+
+
+def file_attr(bucket: Mapping[Any, Any], row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A file as a bound bucket's policies see it (`R.attr`; `R.id` is the file's id)."""
+    info = _object(bucket, row)
+    return {
+        "bucket": info.bucket,
+        "name": info.name,
+        "size": info.size,
+        "content_type": info.content_type,
+        "metadata": info.metadata,
+        "visibility": info.visibility,
+    }
+
+
+async def _require_file(
+    ctx: Context, bucket: Mapping[Any, Any], row: Mapping[Any, Any], action: str
+) -> None:
+    """Refuse unless the caller may `action` the file. A stored file the caller may not even
+    read is not found, as if it did not exist."""
+    attr, name = file_attr(bucket, row), bucket["name"]
+    if await guards.may(ctx, "bucket", name, action, row["id"], attr):
+        return
+    if action == "read" or (
+        action != "create" and not await guards.may(ctx, "bucket", name, "read", row["id"], attr)
+    ):
+        raise NotFoundError(
+            f"no file {row['name']!r} in bucket {name!r}", details={"field": "name"}
+        )
+    raise AuthorizationError(
+        f"the policies do not allow you to {action} {row['name']!r} of bucket {name!r}",
+        code="policy_denied",
+        details={"field": "name", "action": action},
+    )
+
+
+async def _find_allowed(
+    ctx: Context, bucket_name: str, name: str, action: str
+) -> tuple[RowMapping, RowMapping]:
+    """`_find_file` for the caller, who must be allowed to `action` the file."""
+    bucket, row = await _find_file(ctx.platform, ctx.tenant, bucket_name, name)
+    await _require_file(ctx, bucket, row, action)
+    return bucket, row
+
+
+async def _listable(ctx: Context, bucket: Mapping[Any, Any]) -> list[ColumnElement[bool]]:
+    """The SQL condition of the files of a bound bucket the caller may `read`."""
+    guard = await policy_guard(ctx, "bucket", bucket["name"])
+    if guard is None:
+        return []
+    attrs = {
+        "bucket": SqlColumn(literal(bucket["name"]), "string"),
+        "name": SqlColumn(objects.c.name, "string"),
+        "size": SqlColumn(objects.c.size, "number"),
+        "content_type": SqlColumn(objects.c.content_type, "string"),
+        "visibility": SqlColumn(
+            func.coalesce(objects.c.visibility, literal(bucket["visibility"])), "string"
+        ),
+    }
+    where = f"bucket {bucket['name']!r} (conditions on a file's metadata cannot list files)"
+    found = guards.plan_condition(
+        ctx, guard, "read", attrs, SqlColumn(objects.c.id, "string"), where
+    )
+    return [] if found is None else [found]
 
 
 def _object(bucket: Mapping[Any, Any], row: Mapping[Any, Any]) -> StoredObject:
@@ -312,7 +402,7 @@ async def _by_id(ctx: Context, file_id: str) -> tuple[RowMapping, RowMapping]:
         )
     if found is None:
         raise NotFoundError(f"no file with id {file_id!r}", details={"field": "id"})
-    return await _find_file(ctx.platform, ctx.tenant, found["bucket_name"], found["name"])
+    return await _find_allowed(ctx, found["bucket_name"], found["name"], "read")
 
 
 @operation("storage.stat_by_id", scope="storage:read", read_only=True)
@@ -349,7 +439,7 @@ async def list_files(ctx: Context, params: ListObjectsRequest) -> list[StoredObj
     """Files of a bucket by name, under a prefix, matching filters on name, mimetype, size,
     created_at or `metadata.<key>`."""
     bucket = await _find_bucket(ctx.platform, ctx.tenant, params.bucket)
-    conditions = [objects.c.bucket_id == bucket["id"]]
+    conditions = [objects.c.bucket_id == bucket["id"], *await _listable(ctx, bucket)]
     if params.prefix:
         conditions.append(objects.c.name.startswith(params.prefix, autoescape=True))
     dialect = ctx.platform.db.dialect
@@ -387,7 +477,7 @@ async def list_files(ctx: Context, params: ListObjectsRequest) -> list[StoredObj
 @operation("storage.update", scope="storage:write")
 async def update_file(ctx: Context, params: UpdateObjectRequest) -> StoredObject:
     """Rename a file, or change its visibility or metadata."""
-    _, row = await _find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
+    bucket, row = await _find_allowed(ctx, params.bucket, params.name, "update")
     changes: dict[str, Any] = {}
     if params.new_name is not None:
         changes["name"] = check_object_name(params.new_name, "new_name")
@@ -398,6 +488,10 @@ async def update_file(ctx: Context, params: UpdateObjectRequest) -> StoredObject
             raise ValidationError("metadata is too large", details={"field": "metadata"})
         changes["metadata"] = params.metadata
     if changes:
+        # as it would be: a file is not handed to what the caller may not update
+        changed = {**dict(row), **changes}
+        attr = file_attr(bucket, changed)
+        await guards.require(ctx, "bucket", bucket["name"], "update", row["id"], attr)
         try:
             async with ctx.platform.db.write(ctx.tenant) as conn:
                 await conn.execute(
@@ -418,6 +512,18 @@ async def delete_files(ctx: Context, params: DeleteObjectsRequest) -> Done:
     bucket = await _find_bucket(ctx.platform, ctx.tenant, params.bucket)
     for index, name in enumerate(params.names):
         check_object_name(name, f"names[{index}]")
+    if await policy_guard(ctx, "bucket", bucket["name"]) is not None:
+        async with ctx.platform.db.read(ctx.tenant) as conn:
+            named = (
+                await conn.execute(
+                    select(objects).where(
+                        objects.c.bucket_id == bucket["id"], objects.c.name.in_(params.names)
+                    )
+                )
+            ).mappings()
+            found = list(named)
+        for row in found:  # every one allowed, or none deleted
+            await _require_file(ctx, bucket, row, "delete")
     async with ctx.platform.db.write(ctx.tenant) as conn:
         ids = list(
             (
@@ -446,7 +552,9 @@ async def move_object(ctx: Context, params: CopyObjectRequest) -> StoredObject:
 
 
 async def _copy(ctx: Context, params: CopyObjectRequest, *, move: bool) -> StoredObject:
-    source_bucket, row = await _find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
+    source_bucket, row = await _find_allowed(
+        ctx, params.bucket, params.name, "delete" if move else "read"
+    )
     target_name = check_object_name(params.destination_name or params.name, "destination_name")
     target = await _find_bucket(ctx.platform, ctx.tenant, params.destination_bucket)
     if (source_bucket["id"], row["name"]) == (target["id"], target_name):
@@ -458,6 +566,7 @@ async def _copy(ctx: Context, params: CopyObjectRequest, *, move: bool) -> Store
             f"bucket {target['name']!r} takes files up to {target['max_file_size']} bytes",
             details={"field": "destination_bucket"},
         )
+    await _require_stored(ctx, target, {**dict(row), "name": target_name})
     object_id = new_id()
     key = blob_key(ctx.tenant, target["id"], object_id)
     await ctx.platform.blobs.copy(blob_key(ctx.tenant, source_bucket["id"], row["id"]), key)
@@ -504,8 +613,9 @@ class Download:
 
 
 async def open_download(ctx: Context, bucket_name: str, name: str) -> Download:
-    """A file of the caller's tenant (the door has checked `storage:read`)."""
-    bucket, row = await _find_file(ctx.platform, ctx.tenant, bucket_name, name)
+    """A file of the caller's tenant (the door has checked `storage:read`; a bound bucket's
+    policies must allow the caller to `read` it)."""
+    bucket, row = await _find_allowed(ctx, bucket_name, name, "read")
     return _download(ctx.platform, ctx.tenant, bucket, row)
 
 
@@ -552,8 +662,9 @@ async def _nothing() -> AsyncIterator[bytes]:
 
 @operation("storage.create_signed_url", scope="storage:read")
 async def create_signed_url(ctx: Context, params: SignedUrlRequest) -> SignedUrl:
-    """A link that downloads the file without credentials until it expires."""
-    bucket, _ = await _find_file(ctx.platform, ctx.tenant, params.bucket, params.name)
+    """A link that downloads the file without credentials until it expires (of a bound
+    bucket, only a file the caller may `read`: the link carries that right, no more)."""
+    bucket, _ = await _find_allowed(ctx, params.bucket, params.name, "read")
     expires = int(ctx.platform.clock.time()) + params.expires_in
     token = sign_link(ctx.platform, ctx.tenant, bucket["id"], params.name, expires)
     path = f"/api/v1/storage/signed/{token}"

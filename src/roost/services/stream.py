@@ -10,15 +10,17 @@ announcements from several replicas arrive out of order or are lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from roost.backends.stream import NewEvent, Retention, StoredEvent
+from roost.services import guards
 from roost.services.context import Context
 from roost.services.feeds import Feed, Push, opening
 from roost.services.payloads import from_json, json_text
+from roost.services.policystore import policy_guard
 from roost.services.registry import operation, subscription
 from roost.wire.queue import Succeeded
 from roost.wire.stream import (
@@ -80,9 +82,28 @@ async def append(
     return stored, interest.get(_channel(name), 0)
 
 
+def event_attr(event_type: str, data: Any, metadata: dict[str, str]) -> dict[str, Any]:
+    """An event as a bound room's policies see it (`R.attr`)."""
+    return {"event_type": event_type, "data": data, "metadata": metadata}
+
+
+async def _readable(ctx: Context, room: str) -> Callable[[StreamEvent], bool] | None:
+    """For a room bound to policies, whether the caller may `read` an event (the engine as
+    it is now: a feed asks again at each event); None when the room is not bound."""
+    guard = await policy_guard(ctx, "stream", room)
+    if guard is None:
+        return None
+    return lambda event: guards.allows(
+        ctx, guard, "read", event.event_id, event_attr(event.event_type, event.data, event.metadata)
+    )
+
+
 @operation("stream.publish", scope="stream:write")
 async def publish(ctx: Context, params: StreamPublishRequest) -> StreamPublishAnswer:
-    """Append an event to a room and push it to the room's live subscribers."""
+    """Append an event to a room and push it to the room's live subscribers (in a room bound
+    to policies, if the caller may `create` it)."""
+    attr = event_attr(params.event_type, params.data, params.metadata or {})
+    await guards.require(ctx, "stream", params.room, "create", "", attr, field="room")
     stored, subscribers = await append(
         ctx, params.room, [(params.event_type, params.data, params.metadata or {})]
     )
@@ -93,13 +114,16 @@ async def publish(ctx: Context, params: StreamPublishRequest) -> StreamPublishAn
 
 @operation("stream.history", scope="stream:read", read_only=True)
 async def history(ctx: Context, params: HistoryRequest) -> HistoryAnswer:
-    """Events of a room by offset (`from_offset` < 0: the last N), oldest first."""
+    """Events of a room by offset (`from_offset` < 0: the last N), oldest first (in a room
+    bound to policies, those the caller may `read`)."""
     start = 0 if params.from_offset is None else params.from_offset
     page = await ctx.platform.streams.read(
         _room(ctx, params.room), start, params.to_offset, params.limit
     )
+    events = [_wire(e, params.room, from_json(e.data)) for e in page.events]
+    readable = await _readable(ctx, params.room)
     return HistoryAnswer(
-        events=[_wire(e, params.room, from_json(e.data)) for e in page.events],
+        events=events if readable is None else [e for e in events if readable(e)],
         oldest_offset=page.oldest,
         newest_offset=page.newest,
     )
@@ -113,17 +137,28 @@ async def configure(ctx: Context, params: RetentionRequest) -> Succeeded:
     return Succeeded()
 
 
+def _reader(ctx: Context, room: str) -> Callable[[StreamEvent], Awaitable[bool]]:
+    async def wanted(event: StreamEvent) -> bool:
+        readable = await _readable(ctx, room)  # unbound since: every event again
+        return readable is None or readable(event)
+
+    return wanted
+
+
 @subscription("stream.subscribe", scope="stream:read", event=StreamEvent)
 async def open_stream_feed(
     ctx: Context,
     params: StreamSubscribeRequest,
     push: Push,
-    wanted: Callable[[StreamEvent], bool] | None = None,
+    wanted: Callable[[StreamEvent], Awaitable[bool]] | None = None,
 ) -> Feed:
     """A live feed of a room. Without `from_offset` it starts after the newest event (or,
     with `replay`, at the oldest retained one); a negative `from_offset` means the last N.
-    With `wanted`, only the events it accepts are pushed."""
+    With `wanted`, only the events it accepts are pushed; in a room bound to policies, only
+    those the subscriber may `read`, by the policies in force when each is delivered."""
     platform, name = ctx.platform, _room(ctx, params.room)
+    if wanted is None:  # bound now or later: each event is checked as it is delivered
+        wanted = _reader(ctx, params.room)
     channel = _channel(name)
     inbox: asyncio.Queue[StreamEvent] = asyncio.Queue()
 
@@ -131,8 +166,8 @@ async def open_stream_feed(
         for event in msgspec.json.decode(raw, type=list[StreamEvent]):
             inbox.put_nowait(event)
 
-    def deliver(event: StreamEvent) -> None:
-        if wanted is None or wanted(event):
+    async def deliver(event: StreamEvent) -> None:
+        if wanted is None or await wanted(event):
             push(event)
 
     async def catch_up(start: int, upper: int | None) -> int:
@@ -140,7 +175,7 @@ async def open_stream_feed(
         while True:
             page = await platform.streams.read(name, start, upper, _PAGE, live=True)
             for event in page.events:
-                deliver(_wire(event, params.room, from_json(event.data)))
+                await deliver(_wire(event, params.room, from_json(event.data)))
                 start = event.offset + 1
             if len(page.events) < _PAGE:
                 return max(start, page.oldest)  # skips what retention dropped
@@ -165,7 +200,7 @@ async def open_stream_feed(
                 continue  # delivered already (from the log, or announced twice)
             if event.offset > next_offset:
                 next_offset = await catch_up(next_offset, event.offset - 1)
-            deliver(event)
+            await deliver(event)
             next_offset = event.offset + 1
 
     feed.run(follow)

@@ -319,6 +319,41 @@ class PolicyGlobals(Struct):
     revision: int
 
 
+# --- bindings: what the policies guard ------------------------------------------------------
+
+BindingTarget = Literal["table", "bucket", "stream", "queue", "function"]
+TargetName = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class BindRequest(Struct, forbid_unknown_fields=True):
+    """Guard a table, bucket, stream, queue or function by the policies of `resource_kind`:
+    each record (file, event, call) is then a resource of that kind, checked for the caller.
+    `policy_version` and `scope` pick the policies as a check's resource would."""
+
+    target: BindingTarget
+    name: TargetName
+    resource_kind: Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
+    policy_version: Annotated[Version, Meta(pattern=r"^[^\x00]*$")] = ""
+    scope: Annotated[ScopeName, Meta(pattern=r"^[^\x00]*$")] = ""
+
+
+class BindingRef(Struct, forbid_unknown_fields=True):
+    target: BindingTarget
+    name: TargetName
+
+
+class Binding(Struct):
+    """A table, bucket, stream, queue or function and the resource kind its policies are."""
+
+    target: BindingTarget
+    name: str
+    resource_kind: str
+    policy_version: str
+    scope: str
+    updated_at: datetime
+    updated_by: str
+
+
 # --- policy files ---------------------------------------------------------------------------
 
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")

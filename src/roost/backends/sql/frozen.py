@@ -579,6 +579,20 @@ policy_changes = Table(
     Index("ix_roost_policy_changes_key_id", "key", "id"),
 )
 
+# -- tenant step 23 ----------------------------------------------------------------------------
+
+policy_bindings = Table(
+    "roost_policy_bindings",
+    tenant,
+    Column("target", String(20), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("resource_kind", String(512), nullable=False),
+    Column("policy_version", String(512), nullable=False),
+    Column("scope", String(512), nullable=False),
+    Column("updated_at", _time, nullable=False),
+    Column("updated_by", String(150), nullable=False),
+)
+
 # -- tenant step 24 ----------------------------------------------------------------------------
 
 totp_factors = Table(

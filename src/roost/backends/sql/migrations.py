@@ -280,6 +280,11 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         _POLICY_STATE,
     ),
     step(
+        23,
+        "tables, buckets, streams, queues and functions bound to policy resource kinds",
+        CreateTables(frozen.policy_bindings),
+    ),
+    step(
         24,
         "two-factor sign-in: TOTP factors and recovery codes",
         CreateTables(frozen.totp_factors, frozen.recovery_codes),

@@ -595,6 +595,20 @@ policy_changes = Table(
     Index("ix_roost_policy_changes_key_id", "key", "id"),
 )
 
+# Which tables, buckets, streams, queues and functions the tenant's policies guard
+# (services/policystore.py): each bound one is a resource of `resource_kind` to the policies.
+policy_bindings = Table(
+    "roost_policy_bindings",
+    tenant_metadata,
+    Column("target", String(20), primary_key=True),  # table, bucket, stream, queue, function
+    Column("name", String(200), primary_key=True),
+    Column("resource_kind", String(512), nullable=False),
+    Column("policy_version", String(512), nullable=False),  # "" for the default
+    Column("scope", String(512), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(150), nullable=False),
+)
+
 # The embedded KV cache (ROOST_REDIS_URL replaces it): values are JSON text; a hash keeps a
 # JSON object of field -> JSON text. Expired rows are invisible and swept from time to time.
 kv_entries = Table(

@@ -12,6 +12,8 @@ from roost.client._core.namespace import Namespace, add_given
 from roost.client._core.policies import PolicySource, policy_sources
 from roost.client._core.results import decode
 from roost.wire.policy import (
+    Binding,
+    BindingTarget,
     Policy,
     PolicyChange,
     PolicyGlobals,
@@ -108,3 +110,43 @@ class AsyncPolicies(Namespace):
         """
         answer = await self._client.call("policies.get_globals", {}, idempotent=True)
         return decode(answer, PolicyGlobals)
+
+    async def bind(
+        self,
+        target: BindingTarget,
+        name: str,
+        resource_kind: str,
+        *,
+        policy_version: str = "",
+        scope: str = "",
+    ) -> Binding:
+        """Guard a table, bucket, stream, queue or function (`target`, `name`) by the
+        policies of `resource_kind`: from the next call on, every record, file, event or call
+        of it is checked for the caller (`read`, `create`, `update`, `delete` on a table's
+        rows). Replaces its binding, if it had one.
+
+        Example:
+            await client.policies.bind("table", "notes", "note")
+        """
+        params: dict[str, Any] = {"target": target, "name": name, "resource_kind": resource_kind}
+        add_given(params, policy_version=policy_version or None, scope=scope or None)
+        return decode(await self._client.call("policies.bind", params), Binding)
+
+    async def unbind(self, target: BindingTarget, name: str) -> None:
+        """Stop guarding a table, bucket, stream, queue or function by policies
+        (NotFoundError if it was not bound).
+
+        Example:
+            await client.policies.unbind("table", "notes")
+        """
+        await self._client.call("policies.unbind", {"target": target, "name": name})
+
+    async def bindings(self) -> builtins.list[Binding]:
+        """Every table, bucket, stream, queue and function the policies guard.
+
+        Example:
+            for binding in await client.policies.bindings():
+                print(binding.target, binding.name, binding.resource_kind)
+        """
+        answer = await self._client.call("policies.bindings", {}, idempotent=True)
+        return decode(answer, builtins.list[Binding])

@@ -7,21 +7,24 @@ subscription to that room, filtered by kind of change, so it resumes after a rec
 stream. Interest lingers `LINGER` seconds after the last subscriber leaves, so a client that
 reconnects within that time misses nothing; a table nobody follows pays nothing on writes.
 Secure tables have no feed: their reads must name a reason and an actor, and are audited.
+A table bound to policies delivers each subscriber only the events whose record they may
+`read`, checked as each is delivered (so a policy change holds from the next event).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal
 
 from sqlalchemy import Connection
 
 from roost.backends.stream import Retention
 from roost.errors import SecureTableError
-from roost.services import stream
+from roost.services import guards, stream
 from roost.services.context import Context
 from roost.services.feeds import Feed, Push
+from roost.services.policystore import policy_guard
 from roost.services.registry import subscription
 from roost.services.schema import load_schema
 from roost.services.tabledefs import TableDef
@@ -96,13 +99,35 @@ async def open_table_feed(ctx: Context, params: TableSubscribeRequest, push: Pus
     try:
         await bus.add_interest(key)  # counts at once, so the drop below always matches it
         feed = await stream.open_stream_feed(
-            ctx, room, push, wanted=lambda event: event.event_type in kinds
+            ctx, room, push, wanted=_wanted(ctx, definition, kinds)
         )
     except BaseException:
         await bus.drop_interest(key)
         raise
     feed.on_close(lambda: _later(LINGER, lambda: bus.drop_interest(key)))
     return feed
+
+
+def _wanted(
+    ctx: Context, definition: TableDef, kinds: set[Change]
+) -> Callable[[StreamEvent], Awaitable[bool]]:
+    """Events of the kinds asked for; of a table bound to policies, only those whose record
+    the subscriber may `read` by the policies in force as each is delivered (a delete event
+    of a bound table carries the deleted record for this)."""
+    key = definition.primary_key.name
+
+    async def wanted(event: StreamEvent) -> bool:
+        if event.event_type not in kinds:
+            return False
+        guard = await policy_guard(ctx, "table", definition.name)
+        if guard is None:
+            return True
+        record = event.data.get("record") if isinstance(event.data, dict) else None
+        if not isinstance(record, dict):
+            return False
+        return guards.allows(ctx, guard, "read", str(record.get(key, "")), record)
+
+    return wanted
 
 
 def _interest_key(ctx: Context, table: str) -> str:

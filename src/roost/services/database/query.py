@@ -5,7 +5,7 @@ themselves are `filters.py`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from roost.services.database.filters import (
     ordered,
     table_conditions,
 )
+from roost.services.database.rowpolicy import RowPolicy, row_policy
 from roost.services.registry import operation, streamed
 from roost.services.schema import TenantSchema, load_schema
 from roost.services.tabledefs import TableDef, check_identifier
@@ -72,6 +73,10 @@ async def query(ctx: Context, params: QueryRequest) -> QueryResult:
     access = audit.require_access(definition, params.reason, params.actor)
     table = schema.tables[definition.name]
     conditions = table_conditions(definition, table, params.filters, ctx.platform.db.dialect)
+    policy = await row_policy(ctx, definition, table)
+    if policy is not None:  # the rows the caller may read, chosen by the database
+        conditions = [*conditions, *policy.where("read")]
+    guarded = await populated_policies(ctx, schema, definition, params.populate)
     columns = _selected(definition, table, params.select, params.populate)
     statement = select(*columns).where(*conditions)
     dialect = ctx.platform.db.dialect
@@ -89,7 +94,15 @@ async def query(ctx: Context, params: QueryRequest) -> QueryResult:
             result = conn.execute(statement.limit(page.limit).offset(page.offset))
             rows = [dict(row) for row in result.mappings()]
             rows = populate(
-                ctx, conn, schema, definition, rows, params.populate, params.reason, params.actor
+                ctx,
+                conn,
+                schema,
+                definition,
+                rows,
+                params.populate,
+                params.reason,
+                params.actor,
+                guarded,
             )
         if access is not None:
             ids = [row.get(definition.primary_key.name) for row in rows]
@@ -156,8 +169,11 @@ def populate(
     names: Sequence[str],
     reason: str | None,
     actor: str | None,
+    guarded: Mapping[str, RowPolicy] | None = None,
 ) -> list[Row]:
-    """Replace each reference in `names` by the row it points to: one query per reference."""
+    """Replace each reference in `names` by the row it points to: one query per reference.
+    A row of a bound table (`guarded`, by table name) the caller may not read is left out
+    (the reference reads as None)."""
     for name in names:
         column = definition.require_column(name, "populate")
         ref = column.references
@@ -175,6 +191,10 @@ def populate(
             chunk = keys[start : start + 1000]
             result = conn.execute(select(target_table).where(target_table.c[ref.column].in_(chunk)))
             found.update({row[ref.column]: dict(row) for row in result.mappings()})
+        policy = (guarded or {}).get(target.name)
+        if policy is not None:
+            readable = policy.allowed("read", found.values())
+            found = {k: row for (k, row), ok in zip(found.items(), readable, strict=True) if ok}
         for row in rows:
             row[name] = found.get(row.get(name))
         if access is not None and found:
@@ -213,6 +233,23 @@ async def _query_documents(ctx: Context, params: QueryRequest, page: Page) -> Qu
         )
 
     return await ctx.platform.db.run(ctx.tenant, work)
+
+
+async def populated_policies(
+    ctx: Context, schema: TenantSchema, definition: TableDef, names: Sequence[str]
+) -> dict[str, RowPolicy]:
+    """The policies of the bound tables that `names` (references of `definition`) point to."""
+    found: dict[str, RowPolicy] = {}
+    for name in names:
+        column = definition.column(name)
+        ref = column.references if column is not None else None
+        if ref is None or ref.table in found or ref.table not in schema.definitions:
+            continue  # populate() itself refuses what is not a reference
+        target = schema.definitions[ref.table]
+        policy = await row_policy(ctx, target, schema.tables[target.name])
+        if policy is not None:
+            found[target.name] = policy
+    return found
 
 
 def _document_row(doc_id: str, data: dict[str, Any], chosen: list[str] | None) -> Row:

@@ -18,7 +18,8 @@ from roost.services import audit
 from roost.services.context import Context
 from roost.services.database.changes import write_with_changes
 from roost.services.database.filters import table_conditions
-from roost.services.database.query import populate
+from roost.services.database.query import populate, populated_policies
+from roost.services.database.rowpolicy import RowPolicy, row_policy
 from roost.services.database.sqlerrors import database_errors
 from roost.services.registry import operation
 from roost.services.schema import load_schema
@@ -44,16 +45,21 @@ async def get(ctx: Context, params: GetRecordRequest) -> Row:
     access = audit.require_access(definition, params.reason, params.actor)
     table = schema.tables[definition.name]
     key = _key(definition, params.id, "id")
-    columns = list(table.c)
+    names = {c.name for c in table.c}
     if params.select is not None:
         names = {definition.require_column(n, "select").name for n in params.select}
-        columns = [c for c in table.c if c.name in names | set(params.populate)]
+        names |= set(params.populate)
+    policy = await row_policy(ctx, definition, table)
+    guarded = await populated_policies(ctx, schema, definition, params.populate)
+    # the policies see the whole record, whatever the caller selects
+    columns = list(table.c) if policy is not None else [c for c in table.c if c.name in names]
 
     def work(conn: Connection) -> Row:
         found = (
             conn.execute(select(*columns).where(_pk(definition, table) == key)).mappings().first()
         )
-        if found is None:
+        if found is None or (policy is not None and not policy.allowed("read", [dict(found)])[0]):
+            # a row the caller may not read is one they cannot tell from a missing one
             raise NotFoundError(
                 f"no row of {definition.name} with id {params.id!r}", details={"field": "id"}
             )
@@ -62,10 +68,11 @@ async def get(ctx: Context, params: GetRecordRequest) -> Row:
             conn,
             schema,
             definition,
-            [dict(found)],
+            [{k: v for k, v in found.items() if k in names}],
             params.populate,
             params.reason,
             params.actor,
+            guarded,
         )[0]
         if access is not None:
             audit.record(conn, ctx, access, "get", definition.name, [key])
@@ -91,6 +98,7 @@ async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
     groups: dict[tuple[str, ...], list[int]] = {}
     for index, row in enumerate(values):
         groups.setdefault(tuple(sorted(row)), []).append(index)
+    policy = await row_policy(ctx, definition, table)
 
     def work(conn: Connection) -> list[Row]:
         stored: list[Row | None] = [None] * len(values)
@@ -99,6 +107,8 @@ async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
             for index, row in zip(indexes, inserted, strict=True):
                 stored[index] = row
         rows = [row for row in stored if row is not None]
+        if policy is not None:  # checked as stored (defaults filled in); refused: rolled back
+            policy.require("create", rows)
         if access is not None:
             ids = [r[pk.name] for r in rows]
             audit.record(conn, ctx, access, "create", definition.name, ids)
@@ -118,11 +128,15 @@ async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsR
     access = audit.require_access(definition, params.reason, params.actor)
     table = schema.tables[definition.name]
     changes = _changes(definition, table, params, ctx.platform.db.dialect)
+    policy = await row_policy(ctx, definition, table)
+    by_filters = policy.where("update") if policy is not None and params.filters else []
 
     def work(conn: Connection) -> list[Row]:
         rows: list[Row] = []
         for where, data, must_exist in changes:
-            statement = update(table).where(*where).values(data).returning(*table.c)
+            if policy is not None and must_exist:  # one row by id: checked as it is now
+                _require_one(conn, policy, "update", where)
+            statement = update(table).where(*where, *by_filters).values(data).returning(*table.c)
             found = [dict(r) for r in conn.execute(statement).mappings()]
             if must_exist and not found:
                 raise NotFoundError(
@@ -130,6 +144,8 @@ async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsR
                     details={"field": "id"},
                 )
             rows.extend(found)
+        if policy is not None:  # and as it would be: no row handed to what the caller can't
+            policy.require("update", rows)
         if access is not None:
             ids = [r[definition.primary_key.name] for r in rows]
             audit.record(conn, ctx, access, "update", definition.name, ids)
@@ -165,20 +181,57 @@ async def delete_records(ctx: Context, params: DeleteRecordsRequest) -> Done:
             details={"field": "filters"},
         )
     pk_name = definition.primary_key.name
+    policy = await row_policy(ctx, definition, table)
+    named = params.id is not None or params.ids is not None
+    if policy is not None and not named:
+        where = [*where, *policy.where("delete")]
 
     def work(conn: Connection) -> list[Row]:
-        deleted = list(conn.execute(delete(table).where(*where).returning(pk)).scalars())
+        if policy is not None and named:  # rows named by id: each checked as it is
+            _require_rows(conn, policy, "delete", where, single=params.id is not None)
+        # a bound table's delete events carry the deleted record: its feed's subscribers
+        # are checked against it
+        returned = list(table.c) if policy is not None else [pk]
+        found = [
+            dict(r)
+            for r in conn.execute(delete(table).where(*where).returning(*returned)).mappings()
+        ]
+        deleted = [row[pk_name] for row in found]
         if params.id is not None and not deleted:
             raise NotFoundError(
                 f"no row of {definition.name} with id {params.id!r}", details={"field": "id"}
             )
         if access is not None:
             audit.record(conn, ctx, access, "delete", definition.name, deleted)
-        return [{pk_name: key} for key in deleted]
+        return found
 
     with database_errors():
         deleted = await write_with_changes(ctx, definition, "delete", work)
     return Done(count=len(deleted))
+
+
+def _require_one(conn: Connection, policy: RowPolicy, action: str, where: list[Any]) -> None:
+    _require_rows(conn, policy, action, where, single=True)
+
+
+def _require_rows(
+    conn: Connection, policy: RowPolicy, action: str, where: list[Any], *, single: bool
+) -> None:
+    """Refuse unless the caller may `action` every row `where` selects (locked till the
+    transaction ends on PostgreSQL, so the row checked is the row changed). One row named by
+    its id that the caller may not even read is not found, as for database.get."""
+    found = [dict(r) for r in conn.execute(_locked(select(policy.table).where(*where))).mappings()]
+    allowed = policy.allowed(action, found)
+    if single and found and not allowed[0] and not policy.allowed("read", found)[0]:
+        raise NotFoundError(
+            f"no row of {policy.definition.name} with that id; nothing was changed",
+            details={"field": "id"},
+        )
+    policy.require(action, found)
+
+
+def _locked(statement: Any) -> Any:
+    return statement.with_for_update()
 
 
 def _insert_group(conn: Connection, table: Table, pk: str, rows: list[dict[str, Any]]) -> list[Row]:

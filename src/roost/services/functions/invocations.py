@@ -8,7 +8,9 @@ queue backend and answered at once (`queued.py`); a server or `roost worker` run
 cancels the run.
 
 Any deployed function is also the RPC method `fn.<name>` (`rpc_operation`), unary or
-streamed as its handler is: the doors find it through the dispatcher.
+streamed as its handler is: the doors find it through the dispatcher. A function bound to
+policies (`policies.bind("function", name, kind)`) runs, by any of these ways, only for a
+caller they allow to `execute` it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import function_invocations, utcnow
 from roost.errors import NotFoundError, ValidationError
+from roost.services import guards
 from roost.services.context import Context, Platform
 from roost.services.functions import queued, runs, specs
 from roost.services.functions.runs import Outcome, Started, Watch
@@ -64,6 +67,7 @@ async def execute(ctx: Context, params: ExecuteRequest) -> Execution:
     past its timeout) with the remote traceback in `details.traceback`."""
     spec = await specs.active_spec(ctx.platform, ctx.tenant, params.name)
     _check_run(spec, params.params, "async" if params.is_async else "sync")
+    await _may_run(ctx, spec, params.params)
     timeout = _timeout(spec, params.timeout)
     if params.is_async:
         started = await queued.queue(ctx, spec, params.params, timeout)
@@ -78,6 +82,7 @@ async def stream(ctx: Context, params: StreamRequest) -> AsyncIterator[Any]:
     handler's result comes as one item). Stopping the iteration cancels the run."""
     spec = await specs.active_spec(ctx.platform, ctx.tenant, params.name)
     _check_run(spec, params.params, "sync")
+    await _may_run(ctx, spec, params.params)
     async for item in _run_streamed(ctx, spec, params.params, _timeout(spec, params.timeout)):
         yield item
 
@@ -209,12 +214,14 @@ def function_operation(method: str, kind: HandlerKind = "unary") -> Operation:
     async def call(ctx: Context, params: Any) -> Any:
         spec = await specs.active_spec(ctx.platform, ctx.tenant, name)
         _check_run(spec, params, "sync")
+        await _may_run(ctx, spec, params)
         _, outcome = await _run_sync(ctx, spec, params, spec.timeout)
         return outcome.result
 
     async def items(ctx: Context, params: Any) -> AsyncIterator[Any]:
         spec = await specs.active_spec(ctx.platform, ctx.tenant, name)
         _check_run(spec, params, "sync")
+        await _may_run(ctx, spec, params)
         async for item in _run_streamed(ctx, spec, params, spec.timeout):
             yield item
 
@@ -254,6 +261,13 @@ def _check_run(spec: FunctionSpec, params: Any, mode: str) -> None:
         )
     if spec.params_schema is not None:
         check_params(spec.params_schema, params)
+
+
+async def _may_run(ctx: Context, spec: FunctionSpec, params: Any) -> None:
+    """A function bound to policies runs only for a caller they allow to `execute` it, with
+    these params (`R.attr`: name, app, version, params; `R.id`: its name)."""
+    attr = {"name": spec.name, "app": spec.app, "version": spec.version, "params": params}
+    await guards.require(ctx, "function", spec.name, "execute", spec.name, attr)
 
 
 def _timeout(spec: FunctionSpec, asked: float | None) -> float:
