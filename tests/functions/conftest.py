@@ -21,6 +21,7 @@ from tests.functions.handlers import HOSTILE, OTHER, PLAIN
 
 MEMORY_MB = 64
 MAX_OUTPUT = 256 * 1024
+TMP_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -117,8 +118,8 @@ async def pool(
         isolation=request.param,
         max_output_bytes=MAX_OUTPUT,
         max_processes=16,
-        tmp_bytes=4 * 1024 * 1024,
-        max_file_bytes=4 * 1024 * 1024,
+        tmp_bytes=TMP_BYTES,
+        max_file_bytes=TMP_BYTES,
         # uids of their own: other pools on this machine (other test runs) use the default
         uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
     )

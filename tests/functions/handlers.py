@@ -72,13 +72,16 @@ def environment(params, user_data):
 
 
 def call_api(params, user_data):
-    import httpx
+    from roost import AsyncClient, Client
 
-    socket_path = os.environ.get("ROOST_API_SOCKET")
-    transport = httpx.HTTPTransport(uds=socket_path) if socket_path else None
-    with httpx.Client(transport=transport, base_url=os.environ["ROOST_API_URL"]) as client:
-        answer = client.get("/api/v1/health")
-        return {"status": answer.status_code, "body": answer.json()}
+    if params == "async":
+        async def check():
+            async with AsyncClient(max_retries=0) as client:
+                return await client.health.check()
+
+        return check()
+    with Client(max_retries=0) as client:  # configured by the runtime's environment
+        return client.health.check()
 '''
 
 OTHER = '''
@@ -179,9 +182,9 @@ def exit_worker(params, user_data):
 
 
 def die_when_idle(params, user_data):
-    import threading
+    import signal
 
-    threading.Timer(params, os._exit, [5]).start()
+    signal.setitimer(signal.ITIMER_REAL, params)  # SIGALRM ends it (a thread would be unclean)
     return "dying soon"
 
 
@@ -190,4 +193,71 @@ def leave_a_child(params, user_data):
         time.sleep(60)
         os._exit(0)
     return "child left running"
+
+
+def leave_a_thread(params, user_data):
+    import threading
+
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    return "thread left running"
+
+
+async def use_a_thread(params, user_data):
+    import asyncio
+
+    return await asyncio.to_thread(sum, params)
+
+
+def say_raw(params, user_data):
+    os.write(1, f"{params}\\n".encode())  # past sys.stdout, as a subprocess would
+    return "said"
+
+
+def fill_tmp(params, user_data):
+    import tempfile
+
+    written = 0
+    for number in range(params["files"]):
+        with open(os.path.join(tempfile.gettempdir(), f"fill{number}"), "wb") as out:
+            out.write(b"x" * params["each"])
+        written += params["each"]
+    return written
+
+
+def ipc(params, user_data):
+    """Every kind of memory shared past the worker's life or its limits, made or refused."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    private, create = 0, 0o1000 | 0o600
+    made = {
+        "shmget": libc.shmget(private, 1 << 20, create),
+        "msgget": libc.msgget(private, create),
+        "semget": libc.semget(private, 1, create),
+        "mq_open": libc.mq_open(b"/roost-escape", 0o100 | 0o2, 0o600, None),
+    }
+    try:
+        made["memfd_create"] = os.memfd_create("hoard")
+    except PermissionError:
+        made["memfd_create"] = -1
+    return made
+
+
+def datagram_to(params, user_data):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        sender.sendto(b"exfiltrated", params)
+    return "sent"
+
+
+def datagram_pair_to(params, user_data):
+    first, second = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with first, second:
+        first.sendto(b"exfiltrated", params)
+    return "sent"
+
+
+def yield_then_sleep(params, user_data):
+    yield "started"
+    time.sleep(params)
+    yield "ran past its timeout"
 '''

@@ -12,13 +12,35 @@ from pathlib import Path
 import pytest
 
 from roost.functions.pool import WorkerPool
-from tests.functions.conftest import MAX_OUTPUT, MEMORY_MB, Code, call, still_serves
+from tests.functions.conftest import (
+    MAX_OUTPUT,
+    MEMORY_MB,
+    TMP_BYTES,
+    Code,
+    call,
+    public_folder,
+    still_serves,
+)
 
 pytestmark = pytest.mark.anyio
 
 
 def _escaped() -> bool:
     return os.path.exists("/escaped") or os.path.exists("/usr/lib/escaped")
+
+
+@pytest.fixture(scope="module")
+def datagram_listener() -> Iterator[tuple[socket.socket, str]]:
+    """A datagram socket file any uid may send to (the host's /dev/log is one such)."""
+    folder = public_folder()
+    path = str(folder / "log.sock")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(path)
+    os.chmod(path, 0o777)  # noqa: S103 - only the sandbox may stand in the way
+    receiver.setblocking(False)
+    yield receiver, path
+    receiver.close()
+    shutil.rmtree(folder)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +103,37 @@ async def test_a_local_unix_socket_cannot_be_reached(pool: WorkerPool, code: Cod
     path = "/var/run/postgresql/.s.PGSQL.5432"  # the host's PostgreSQL, trust auth
     failure = (await call(pool, code.hostile, "unix_connect", path)).failure
     assert failure.message.startswith(("PermissionError", "FileNotFoundError")), failure.message
+    await still_serves(pool, code)
+
+
+@pytest.mark.parametrize("entrypoint", ["datagram_to", "datagram_pair_to"])
+async def test_no_datagram_reaches_a_socket_file_of_the_host(
+    pool: WorkerPool, code: Code, datagram_listener: tuple[socket.socket, str], entrypoint: str
+) -> None:
+    receiver, path = datagram_listener
+    failure = (await call(pool, code.hostile, entrypoint, path)).failure
+    assert failure.message.startswith(("PermissionError", "FileNotFoundError")), failure.message
+    with pytest.raises(BlockingIOError):
+        receiver.recv(100)  # nothing arrived
+    await still_serves(pool, code)
+
+
+async def test_memory_that_would_outlive_the_worker_or_its_limits_is_refused(
+    pool: WorkerPool, code: Code
+) -> None:
+    """System V and POSIX IPC objects stay after their maker dies (in the host's IPC
+    namespace under the fallback); a memory file is tmpfs memory no limit counts."""
+    made = (await call(pool, code.hostile, "ipc")).result
+    assert made == dict.fromkeys(["shmget", "msgget", "semget", "mq_open", "memfd_create"], -1)
+    await still_serves(pool, code)
+
+
+async def test_the_private_tmp_is_bounded_as_a_whole_not_per_file(
+    pool: WorkerPool, code: Code
+) -> None:
+    each = TMP_BYTES * 3 // 4  # each file fits, two do not
+    failure = (await call(pool, code.hostile, "fill_tmp", {"files": 2, "each": each})).failure
+    assert "No space left on device" in failure.message, failure.message
     await still_serves(pool, code)
 
 

@@ -4,13 +4,14 @@ API through the sandbox's one door, warm reuse, and how the pool survives its wo
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
 
 from roost.errors import ConfigurationError
 from roost.functions.pool import WorkerPool
-from roost.functions.protocol import Finished, Item
+from roost.functions.protocol import Failed, Finished, Item
 from roost.settings import load_settings
 from tests.conftest import RunningServer
 from tests.functions.conftest import Code, call, job, still_serves
@@ -94,13 +95,13 @@ async def test_the_job_env_is_the_handlers_environment_and_nothing_of_the_server
     assert later == {"STRIPE_KEY": None}  # one call's secrets are gone for the next
 
 
+@pytest.mark.parametrize("client", ["sync", "async"])
 async def test_a_function_reaches_the_roost_api(
-    pool: WorkerPool, code: Code, api_server: RunningServer
+    pool: WorkerPool, code: Code, api_server: RunningServer, client: str
 ) -> None:
     env = {"ROOST_API_URL": api_server.url}
-    answer = (await call(pool, code.plain, "call_api", env=env, timeout=30)).result
-    assert answer["status"] == 200
-    assert answer["body"]["status"] == "ok"
+    answer = (await call(pool, code.plain, "call_api", client, env=env, timeout=30)).result
+    assert answer["status"] == "ok"
 
 
 async def test_another_tenant_never_sees_the_private_tmp(pool: WorkerPool, code: Code) -> None:
@@ -150,6 +151,81 @@ async def test_a_worker_that_leaves_a_process_running_is_replaced_after_its_call
     assert (await call(pool, code.hostile, "leave_a_child")).result == "child left running"
     assert pool.stats().replaced["unclean"] == unclean + 1
     await still_serves(pool, code)
+
+
+async def test_a_worker_that_leaves_a_thread_running_is_replaced_after_its_call(
+    pool: WorkerPool, code: Code
+) -> None:
+    """A thread left behind would outlive the call's timeout with its token and see the next
+    calls' environment."""
+    unclean = pool.stats().replaced.get("unclean", 0)
+    assert (await call(pool, code.hostile, "leave_a_thread")).result == "thread left running"
+    assert pool.stats().replaced["unclean"] == unclean + 1
+    await still_serves(pool, code)
+
+
+async def test_the_event_loops_own_threads_leave_the_worker_warm(
+    pool: WorkerPool, code: Code
+) -> None:
+    unclean = pool.stats().replaced.get("unclean", 0)
+    for _ in range(2):
+        assert (await call(pool, code.hostile, "use_a_thread", [1, 2])).result == 3
+    assert pool.stats().replaced.get("unclean", 0) == unclean
+
+
+async def test_streams_nobody_reads_are_stopped_at_their_timeout(
+    pool: WorkerPool, code: Code
+) -> None:
+    """A run's deadline holds while its reader reads nothing: its worker is killed then, not
+    when the reader comes back, and its turn goes to the next call (here the pool's two
+    readers keep their runs open and another call is served)."""
+    timeouts = pool.stats().replaced.get("timeout", 0)
+    streams = [
+        pool.run(job(code.hostile, "yield_then_sleep", 60, stream=True, timeout=0.5))
+        for _ in range(pool.size)
+    ]
+    for events in streams:
+        assert await anext(events) == Item("started")
+    await wait_until(lambda: pool.stats().replaced.get("timeout", 0) == timeouts + pool.size)
+    await still_serves(pool, code)
+    for events in streams:
+        rest = [event async for event in events]
+        assert isinstance(rest[-1], Failed), rest
+        assert rest[-1].status == "TIMEOUT"
+
+
+async def test_a_dead_workers_message_holds_no_output_of_an_earlier_call(
+    pool: WorkerPool, code: Code
+) -> None:
+    """The tail of raw output a dying worker's message shows is its last call's only: an
+    earlier call may have been another caller's."""
+    earlier = f"earlier-callers-{secrets.token_hex(4)}"
+    assert (await call(pool, code.hostile, "say_raw", earlier)).result == "said"
+    failure = (await call(pool, code.hostile, "exit_worker")).failure
+    assert failure.message.startswith("the function's worker died (exit code 3)")
+    assert earlier not in failure.message
+    await still_serves(pool, code)
+
+
+async def test_a_replaced_worker_leaves_no_pipe_open_in_the_server(
+    pool: WorkerPool, code: Code
+) -> None:
+    await wait_until(lambda: pool.stats().starting == 0)
+    before = _pipes()
+    assert (await call(pool, code.hostile, "exit_worker")).failure.status == "FAILURE"
+    await wait_until(lambda: pool.stats().starting == 0)  # a fresh worker took its place
+    assert _pipes() == before
+
+
+def _pipes() -> int:
+    """Pipes this process holds open (each worker holds three of them)."""
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except FileNotFoundError:
+            continue  # closed while we looked
+    return sum(link.startswith("pipe:") for link in links)
 
 
 async def test_stats_say_how_workers_are_isolated(pool: WorkerPool, code: Code) -> None:

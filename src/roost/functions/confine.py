@@ -41,7 +41,9 @@ _NAMESPACE_FLAGS: Final = (
 
 #: Calls no function needs and sandbox escapes like: other processes' memory, mounts and
 #: namespaces, the kernel keyring, BPF and perf, io_uring (whose operations seccomp never
-#: sees), leaving the process group the pool kills, file handles that bypass paths.
+#: sees), leaving the process group the pool kills, file handles that bypass paths; System V
+#: and POSIX IPC (objects that outlive the worker, in the host's IPC namespace under the
+#: fallback) and memory files (tmpfs memory that neither RLIMIT_AS nor any tmp bound counts).
 DENIED_SYSCALLS: Final = (
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
     "mount", "umount2", "pivot_root", "chroot", "unshare", "setns",
@@ -52,6 +54,10 @@ DENIED_SYSCALLS: Final = (
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
     "iopl", "ioperm", "swapon", "swapoff", "reboot", "syslog", "acct", "quotactl",
     "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "vhangup", "personality",
+    "shmget", "shmat", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
+    "semget", "semop", "semtimedop", "semctl",
+    "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+    "memfd_create", "memfd_secret",
 )  # fmt: skip
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -67,11 +73,7 @@ def confine(setup: Setup) -> str:
         _reach_private_paths()
     _prctl(_PR_SET_NO_NEW_PRIVS, 1)
     if setup.landlock_read or setup.landlock_write:
-        landlock.restrict(
-            read=setup.landlock_read,
-            write=setup.landlock_write,
-            tcp_connect=[setup.api_port] if setup.api_port else [],
-        )
+        landlock.restrict(read=setup.landlock_read, write=setup.landlock_write)
         parts.append("landlock")
     if switching and setup.uid is not None:
         os.setgroups([])
@@ -141,10 +143,11 @@ def _prctl(option: int, value: int) -> None:
 
 
 def _load_seccomp(*, allow_unix: bool) -> None:
-    """Deny the calls above, and every socket but the one kind the API is reached by: Unix
-    sockets under bubblewrap (its network namespace has no other way out), TCP under the
-    fallback (Landlock allows one port; a Unix socket could reach any local server's socket
-    file, which Landlock does not govern)."""
+    """Deny the calls above, and every socket but Unix ones under bubblewrap (its mount and
+    network namespaces hold no other way out than the API relay's socket). The fallback may
+    open no socket at all: a Unix socket could reach any local server's socket file, which
+    Landlock does not govern, and a TCP one any host on a port Landlock allows; it gets its
+    connections to the API on its door (relay.py). socketpair stays: it reaches nothing."""
     denied = seccomp.ERRNO(errno.EPERM)
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
     for name in DENIED_SYSCALLS:
@@ -153,19 +156,13 @@ def _load_seccomp(*, allow_unix: bool) -> None:
     for flag in _NAMESPACE_FLAGS:  # falls back on clone, whose flags are checked here
         _add(rules, denied, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
     _add(rules, denied, "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, _TIOCSTI))
-    allowed = {socket.AF_UNIX} if allow_unix else {socket.AF_INET, socket.AF_INET6}
-    for family in range(64):
-        if family not in allowed:
-            _add(rules, denied, "socket", seccomp.Arg(0, seccomp.EQ, family))
-    _add(rules, denied, "socket", seccomp.Arg(0, seccomp.GE, 64))
-    if not allow_unix:
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_RAW, socket.SOCK_RDM, socket.SOCK_SEQPACKET):
-            _add(rules, denied, "socket", seccomp.Arg(1, seccomp.MASKED_EQ, 0xF, int(kind)))
-        _add(rules, denied, "socket", seccomp.Arg(1, seccomp.MASKED_EQ, 0xF, 6))  # DCCP
-        _add(rules, denied, "socket", seccomp.Arg(1, seccomp.MASKED_EQ, 0xF, 10))  # PACKET
-        for protocol in range(1, 6):  # only IPPROTO_IP (0) and IPPROTO_TCP (6): no SCTP,
-            _add(rules, denied, "socket", seccomp.Arg(2, seccomp.EQ, protocol))  # no MPTCP,
-        _add(rules, denied, "socket", seccomp.Arg(2, seccomp.GT, 6))  # which Landlock misses
+    if allow_unix:
+        _add(rules, denied, "socket", seccomp.Arg(0, seccomp.NE, socket.AF_UNIX))
+    else:
+        _add(rules, denied, "socket")
+        # a datagram pair may still send to any socket file (sendto names an address)
+        dgram = int(socket.SOCK_DGRAM)
+        _add(rules, denied, "socketpair", seccomp.Arg(1, seccomp.MASKED_EQ, 0xF, dgram))
     rules.load()
 
 

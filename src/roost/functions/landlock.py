@@ -1,4 +1,4 @@
-"""Landlock through its three system calls (the fallback isolation's file and port rules).
+"""Landlock through its three system calls (the fallback isolation's file and network rules).
 
 ctypes rather than a PyPI package: the kernel interface is three calls and two small structs,
 stable since Linux 5.13 and versioned by an ABI number, while the Python bindings on PyPI are
@@ -17,7 +17,6 @@ _SYS_ADD_RULE: Final = 445
 _SYS_RESTRICT_SELF: Final = 446
 _CREATE_RULESET_VERSION: Final = 1 << 0
 _RULE_PATH_BENEATH: Final = 1
-_RULE_NET_PORT: Final = 2
 
 EXECUTE: Final = 1 << 0
 WRITE_FILE: Final = 1 << 1
@@ -35,7 +34,8 @@ NET_CONNECT_TCP: Final = 1 << 1
 SCOPE_ABSTRACT_UNIX_SOCKET: Final = 1 << 0
 SCOPE_SIGNAL: Final = 1 << 1
 
-#: The oldest ABI the fallback accepts: 4 is the first with TCP port rules (Linux 6.7).
+#: The oldest ABI the fallback accepts: 4 is the first that governs TCP (Linux 6.7), a
+#: second wall beside seccomp's refusal of every socket.
 MINIMUM_ABI: Final = 4
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -55,10 +55,6 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
 
 
-class _NetPortAttr(ctypes.Structure):
-    _fields_ = (("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64))
-
-
 def abi_version() -> int:
     """The kernel's Landlock ABI, 0 when Landlock is missing or disabled."""
     version = _libc.syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION)
@@ -72,11 +68,12 @@ def _check(result: int, what: str) -> int:
     return result
 
 
-def restrict(*, read: list[str], write: list[str], tcp_connect: list[int]) -> int:
+def restrict(*, read: list[str], write: list[str]) -> int:
     """Confine this process (and all it starts) for good: it may read (and run) only below
-    `read`, read and write only below `write`, connect over TCP only to the ports in
-    `tcp_connect`, bind no TCP port, reach no abstract Unix socket and signal no process
-    outside its own domain. Needs no_new_privs set. Answers the ABI in force."""
+    `read`, read and write only below `write`, connect to and bind no TCP port, reach no
+    abstract Unix socket and signal no process outside its own domain. Needs no_new_privs
+    set. Answers the ABI in force. (The fallback's seccomp filter refuses every socket too:
+    this is the second wall.)"""
     abi = abi_version()
     if abi < MINIMUM_ABI:
         raise OSError(f"Landlock ABI {MINIMUM_ABI} or later is needed; the kernel has {abi}")
@@ -92,12 +89,6 @@ def restrict(*, read: list[str], write: list[str], tcp_connect: list[int]) -> in
         for paths, rights in ((read, READ), (write, handled_fs)):
             for path in paths:
                 _allow_path(ruleset, path, rights & handled_fs)
-        for port in tcp_connect:
-            rule = _NetPortAttr(NET_CONNECT_TCP, port)
-            _check(
-                _libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_NET_PORT, ctypes.byref(rule), 0),
-                f"add_rule port {port}",
-            )
         _check(_libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0), "restrict_self")
     finally:
         os.close(ruleset)

@@ -6,8 +6,9 @@ bound to nothing); the first call of a function version binds it (its code is co
 worker's read-only code folder and imported), and later calls of that version find it warm.
 A call of a version with no warm worker takes a spare, else replaces the least recently used
 idle worker. A worker that times out, crashes, overruns its output, is abandoned by its caller
-or leaves processes behind is killed with everything it started, and a fresh spare takes its
-place; the pool keeps serving.
+or leaves a process or thread behind is killed with everything it started, and a fresh spare
+takes its place; the pool keeps serving. A run's timeout holds whether or not its events are
+read: a watchdog kills its worker at the deadline.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -111,6 +111,7 @@ class WorkerPool:
         self._relays: list[Relay] = []
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._tmp_warned = False
         self._started = 0
         self._replaced: Counter[str] = Counter()
         self._outcomes: Counter[str] = Counter()
@@ -144,11 +145,11 @@ class WorkerPool:
                 sandbox.check_reachable(self.run_dir)
             sandbox.check_uids_free(range(self.uid_base, self.uid_base + self.size))
         try:
-            if self._kind == "bubblewrap":  # a relay per place: no worker hoards another's
-                for index in range(self.size):
-                    relay = Relay(self._relay_dir(index) / sandbox.RELAY_SOCKET, self.api_url)
-                    self._relays.append(relay)
-                    await relay.start()
+            # a relay per place: no worker hoards another's connections
+            self._relays = [Relay(self.api_url) for _ in range(self.size)]
+            if self._kind == "bubblewrap":
+                for index, relay in enumerate(self._relays):
+                    await relay.listen(self._relay_dir(index) / sandbox.RELAY_SOCKET)
             await asyncio.gather(*(self._start_worker(index) for index in range(self.size)))
         except BaseException:
             await self.close()
@@ -168,7 +169,7 @@ class WorkerPool:
         self._slots = [None] * self.size
         await asyncio.gather(*(worker.kill() for worker in workers))
         await asyncio.gather(*(relay.close() for relay in self._relays))
-        await asyncio.to_thread(shutil.rmtree, self.run_dir / "slots", True)
+        await asyncio.to_thread(self._remove_slots)
 
     def stats(self) -> PoolStats:
         workers = [w for w in self._slots if w is not None]
@@ -196,7 +197,9 @@ class WorkerPool:
         if not (0 < job.timeout < math.inf and job.memory_mb > 0):
             raise ValueError("a job needs a positive, finite timeout and memory_mb")
         started = time.monotonic()
-        async with self._turns:
+        await self._turns.acquire()
+        turn = _Turn(self._turns)
+        try:
             try:
                 worker = await self._checkout(job)
             except WorkerStartError as exc:
@@ -204,8 +207,13 @@ class WorkerPool:
                 yield Failed("FAILURE", str(exc), "", _ms_since(started))
                 return
             done = False
+            # the deadline in _drive holds only while someone reads the events: a reader that
+            # stops (a stream nobody reads) must not let the handler run on with its token,
+            # nor keep its turn from the next call
+            loop = asyncio.get_running_loop()
+            watchdog = loop.call_at(loop.time() + job.timeout, self._time_out, worker, turn)
             try:
-                async for event in self._drive(worker, job, started):
+                async for event in self._drive(worker, job, started, watchdog):
                     if isinstance(event, Finished | Failed):
                         self._outcomes[
                             "SUCCESS" if isinstance(event, Finished) else event.status
@@ -213,18 +221,32 @@ class WorkerPool:
                         done = True
                     yield event
             finally:
+                watchdog.cancel()
                 if not done:
                     self._replace(worker, "cancelled")
+        finally:
+            turn.give_back()
 
-    async def _drive(self, worker: WorkerProcess, job: Job, started: float) -> AsyncIterator[Event]:
+    def _time_out(self, worker: WorkerProcess, turn: _Turn) -> None:
+        """A run's deadline passed: its worker is killed and its turn given to the next call
+        now, whether or not anyone reads its events (its reader learns of the timeout when it
+        reads again)."""
+        self._replace(worker, "timeout")
+        turn.give_back()
+
+    async def _drive(
+        self, worker: WorkerProcess, job: Job, started: float, watchdog: asyncio.TimerHandle
+    ) -> AsyncIterator[Event]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + job.timeout
+        deadline = watchdog.when()
         inside = msgspec.structs.replace(job, code_dir=worker.slot.code_inside(self._kind))
         await worker.send(inside)
         sent = 0
         final: Finished | Failed | None = None
         while True:
             try:
+                if loop.time() >= deadline:  # the watchdog may have killed it meanwhile
+                    raise TimeoutError
                 async with asyncio.timeout_at(deadline):
                     message, size = await worker.events.get()
             except TimeoutError:
@@ -235,7 +257,8 @@ class WorkerPool:
             if isinstance(message, Log) and final is not None:
                 continue  # a late raw line of a finished run
             if isinstance(message, Idle):
-                worker.running = False
+                watchdog.cancel()  # before the worker may serve another run
+                worker.end_run()
                 self._release(worker, message)
                 if final is not None:
                     yield final
@@ -359,6 +382,14 @@ class WorkerPool:
 
     # -- worker processes ---------------------------------------------------------------------
 
+    def _slot(self, index: int) -> sandbox.Slot:
+        return sandbox.Slot(index, self.run_dir / "slots" / str(index))
+
+    def _remove_slots(self) -> None:
+        for index in range(self.size):
+            self._slot(index).remove()
+        shutil.rmtree(self.run_dir / "slots", ignore_errors=True)
+
     def _relay_dir(self, index: int) -> Path:
         return self.run_dir / "relays" / str(index)
 
@@ -366,9 +397,15 @@ class WorkerPool:
         return self.uid_base + index if os.geteuid() == 0 else None
 
     async def _start_worker(self, index: int) -> None:
-        slot = sandbox.Slot(index, self.run_dir / "slots" / str(index))
+        slot = self._slot(index)
         uid = self._uid(index)
-        await asyncio.to_thread(slot.reset, self._kind, uid)
+        unbounded = await asyncio.to_thread(slot.reset, self._kind, uid, self._tmp_bytes)
+        if unbounded and not self._tmp_warned:
+            self._tmp_warned = True
+            logger.warning(
+                "function workers' tmp is bounded per file only, not as a whole (no tmpfs: %s)",
+                unbounded,
+            )
         worker = await WorkerProcess.spawn(
             lambda fds: sandbox.command(
                 self._kind, slot, self._relay_dir(index), self._tmp_bytes, fds
@@ -377,6 +414,7 @@ class WorkerPool:
             slot,
             self._setup(slot, uid),
             on_idle_exit=lambda dead: self._replace(dead, "crashed"),
+            door=self._relays[index] if self._kind == "fallback" else None,
         )
         try:
             async with asyncio.timeout(self._start_timeout):
@@ -415,14 +453,21 @@ class WorkerPool:
             max_output_bytes=self._max_output,
             landlock_read=read,
             landlock_write=write,
-            api_port=None if bubblewrap else _port_of(self.api_url),
             allow_unix_sockets=bubblewrap,
         )
 
 
-def _port_of(api_url: str) -> int:
-    parts = urlsplit(api_url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
+class _Turn:
+    """One of the pool's `size` turns, given back once: when its run ends, or earlier by the
+    run's watchdog."""
+
+    def __init__(self, turns: asyncio.Semaphore) -> None:
+        self._turns: asyncio.Semaphore | None = turns
+
+    def give_back(self) -> None:
+        if self._turns is not None:
+            self._turns.release()
+            self._turns = None
 
 
 def _ms_since(started: float) -> int:

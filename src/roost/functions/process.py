@@ -1,5 +1,10 @@
-"""One worker process as the pool sees it: started with its pipes, read by two tasks into one
-queue of messages, and killed with everything it started."""
+"""One worker process as the pool sees it: started with its pipes, read into one queue of
+messages, and killed with everything it started.
+
+Three pipes (jobs in, events out, and what reaches the worker's own stdout and stderr) and,
+under the fallback isolation, a door: one end of a socket pair on which the worker asks for
+connections to the API (relay.py), since it may open no socket of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,11 +33,14 @@ from roost.functions.protocol import (
     frame_length,
     from_worker_decoder,
 )
+from roost.functions.relay import Relay
 from roost.functions.sandbox import Slot
 
 logger = logging.getLogger("roost.functions")
 KILL_WAIT: Final = 10.0  # seconds a killed worker may take to be gone
 TAIL_LINES: Final = 20  # a dead worker's last output lines, for the failure message
+OUTPUT_CHUNK: Final = 65536
+OUTPUT_READS: Final = 16  # chunks read at a time: a chatty worker cannot hold the loop
 Key = tuple[str, str, int, str, int]  # tenant, function, version, code folder, memory_mb
 
 
@@ -74,66 +84,79 @@ class WorkerProcess:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     events_transport: asyncio.BaseTransport | None = None  # closed by `kill`
+    output_fd: int | None = None  # the worker's stdout and stderr; closed by `kill`
+    output_poll: select.poll = field(default_factory=select.poll)  # whether it has more
+    partial: bytes = b""  # an unfinished line of that output
+    overran: bool = False  # the run sent too much: what follows is read and dropped
+    # every process that could write to the worker's stdout is gone (it is inherited by
+    # all the worker starts, so this, not the end of the worker process, ends `kill`)
+    output_closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def spawn(
         cls,
-        argv: Callable[[tuple[int, int]], list[str]],
+        argv: Callable[[tuple[int, ...]], list[str]],
         env: dict[str, str],
         slot: Slot,
         setup: Setup,
         on_idle_exit: Callable[[WorkerProcess], None],
+        door: Relay | None = None,
     ) -> WorkerProcess:
-        """Start `argv((jobs_fd, events_fd))` in a process group of its own and send it
-        `setup`; its `Ready` (or its end) is the first message of `events`."""
+        """Start `argv((jobs_fd, events_fd[, door_fd]))` in a process group of its own and
+        send it `setup`; its `Ready` (or its end) is the first message of `events`. With a
+        `door`, the worker's requests for API connections are answered by that relay."""
         loop = asyncio.get_running_loop()
-        jobs_read, jobs_write = os.pipe()
-        events_read, events_write = os.pipe()
-        fds = (jobs_read, events_write)
+        ends = _Ends(door is not None)
         try:
             process = await asyncio.create_subprocess_exec(
-                *argv(fds),
+                *argv(ends.child),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                pass_fds=fds,
+                stdout=ends.output_write,
+                stderr=ends.output_write,
+                pass_fds=ends.child,
                 env=env,
                 cwd=slot.root,
                 start_new_session=True,  # its own process group: killed as a whole
             )
         except BaseException:
-            os.close(events_read)
-            os.close(jobs_write)
+            ends.close_our_ends()
             raise
         finally:
-            os.close(jobs_read)
-            os.close(events_write)
+            ends.close_child_ends()
         try:
             reader = asyncio.StreamReader(limit=2**16)
             events_transport, _ = await loop.connect_read_pipe(
-                lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(events_read, "rb", 0)
+                lambda: asyncio.StreamReaderProtocol(reader),
+                os.fdopen(ends.events_read, "rb", 0),
             )
             transport, protocol = await loop.connect_write_pipe(
-                asyncio.streams.FlowControlMixin, os.fdopen(jobs_write, "wb", 0)
+                asyncio.streams.FlowControlMixin, os.fdopen(ends.jobs_write, "wb", 0)
             )
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
+            os.close(ends.output_read)
+            if ends.door is not None:
+                ends.door[0].close()
             raise
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
         worker = cls(slot, process, writer, setup.max_output_bytes, on_idle_exit)
         worker.events_transport = events_transport
-        worker.tasks = [
-            loop.create_task(worker._read_events(reader)),
-            loop.create_task(worker._read_output()),
-        ]
+        worker.output_fd = ends.output_read
+        worker.output_poll.register(ends.output_read, select.POLLIN)
+        loop.add_reader(ends.output_read, worker.read_output)
+        worker.tasks = [loop.create_task(worker._read_events(reader))]
+        if door is not None and ends.door is not None:
+            worker.tasks.append(loop.create_task(door.answer(ends.door[0])))
         writer.write(frame(setup))
         return worker
 
     async def send(self, job: Job) -> None:
-        """Start a job: what arrives from now on is its."""
+        """Start a job: what arrives from now on is its (and no line of an earlier run, which
+        may have been another caller's, shows in its logs or in the message of its death)."""
         self._drop_stale_lines()
+        self.tail.clear()
         self.received = 0
         self.running = True
         with contextlib.suppress(ConnectionError):  # a dead worker shows as Exited
@@ -149,6 +172,7 @@ class WorkerProcess:
         try:
             async with asyncio.timeout(KILL_WAIT):
                 await self.process.wait()
+                await self.output_closed.wait()
         except TimeoutError:  # stuck in the kernel: the pool must not be stuck with it
             logger.error(
                 "function worker %d outlived SIGKILL: %s",
@@ -160,13 +184,25 @@ class WorkerProcess:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.events_transport is not None:  # uvloop keeps the pipe open until closed
             self.events_transport.close()
+        if self.output_fd is not None:
+            self._stop_output()
+            os.close(self.output_fd)
+            self.output_fd = None
+
+    def end_run(self) -> None:
+        """The run said it is done (Idle): what it wrote to its stdout is in the pipe by now
+        (the worker writes Idle after it, and a clean worker has no thread or process left
+        to write more), so it is read at once, as nobody's: the next run starts clean."""
+        self.running = False
+        if self.output_poll.poll(0):  # cheaper than a read that finds nothing
+            self.read_output()
 
     async def death(self, job: Job) -> str:
         """Why the worker ended, in a sentence, with its last output lines."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
                 await self.process.wait()
-                await asyncio.gather(*self.tasks[1:], return_exceptions=True)  # output read
+                await self.output_closed.wait()  # its last words read
         number = signal_of(self.process.returncode)
         if number is None:
             cause = f"exit code {self.process.returncode}"
@@ -205,27 +241,42 @@ class WorkerProcess:
             if not self.busy:  # died waiting for work: replaced before a call meets it
                 self.on_idle_exit(self)
 
-    async def _read_output(self) -> None:
-        """What reaches the worker's own stdout and stderr (a subprocess of the handler, a C
-        library, a dying interpreter): log lines of the running job, and the tail kept for
-        the message if the worker dies."""
-        stream = self.process.stdout
-        assert stream is not None
-        partial = b""
-        while chunk := await stream.read(65536):
-            if self.running and self._overran(len(chunk)):
+    def read_output(self) -> None:
+        """Read what reached the worker's own stdout and stderr (a subprocess of the handler,
+        a C library, a dying interpreter): log lines of the running job, and the tail kept for
+        the message if the worker dies. Called by the loop when there is some, and by
+        `end_run` and `death` to take all there is now."""
+        for _ in range(OUTPUT_READS):
+            if self.output_fd is None or self.output_closed.is_set():
                 return
-            lines = (partial + chunk).split(b"\n")
-            partial = lines.pop()[-65536:]
+            try:
+                chunk = os.read(self.output_fd, OUTPUT_CHUNK)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._stop_output()
+                return
+            if self.overran or (self.running and self._overran(len(chunk))):
+                self.overran = True  # the run ends here and the worker is killed
+                continue
+            lines = (self.partial + chunk).split(b"\n")
+            self.partial = lines.pop()[-OUTPUT_CHUNK:]
             for raw in lines:
                 line = raw.decode(errors="replace")[:16384]
                 self.tail.append(line)
                 if self.running:
                     self.events.put_nowait((Log(line, "stdout", "INFO"), len(raw) + 32))
 
+    def _stop_output(self) -> None:
+        self.output_closed.set()
+        if self.output_fd is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                asyncio.get_running_loop().remove_reader(self.output_fd)
+
     def _overran(self, size: int) -> bool:
         """Count `size` more bytes of the running job; past the allowance (with room for
-        framing) say so once and stop reading: the run ends there and the worker is killed."""
+        framing) say so: the run ends there and the worker is killed (what it sends until
+        then is not kept)."""
         self.received += size
         if self.received <= self.allowance + 64 * 1024:
             return False
@@ -241,6 +292,34 @@ class WorkerProcess:
                 kept.append(entry)
         for entry in kept:
             self.events.put_nowait(entry)
+
+
+class _Ends:
+    """The pipes (and the door) between the pool and a new worker: the child's ends, passed
+    to it and closed here once it started, and ours."""
+
+    def __init__(self, with_door: bool) -> None:
+        self.jobs_read, self.jobs_write = os.pipe()
+        self.events_read, self.events_write = os.pipe()
+        self.output_read, self.output_write = os.pipe()
+        os.set_blocking(self.output_read, False)
+        # SOCK_SEQPACKET: each request and each answer is one message, never merged
+        self.door = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if with_door else None
+        self.child: tuple[int, ...] = (self.jobs_read, self.events_write)
+        if self.door is not None:
+            self.child += (self.door[1].fileno(),)
+
+    def close_child_ends(self) -> None:
+        for fd in (self.jobs_read, self.events_write, self.output_write):
+            os.close(fd)
+        if self.door is not None:
+            self.door[1].close()
+
+    def close_our_ends(self) -> None:
+        for fd in (self.jobs_write, self.events_read, self.output_read):
+            os.close(fd)
+        if self.door is not None:
+            self.door[0].close()
 
 
 def _state(pid: int) -> str:

@@ -83,8 +83,7 @@ class Setup(msgspec.Struct, tag="setup", frozen=True):
     max_output_bytes: int
     landlock_read: list[str]  # fallback isolation: the only paths it may read
     landlock_write: list[str]  # ... and write
-    api_port: int | None  # fallback isolation: the one TCP port it may connect to
-    allow_unix_sockets: bool  # bubblewrap: the API relay is a Unix socket
+    allow_unix_sockets: bool  # bubblewrap: the API relay is a Unix socket (else: no socket)
 
 
 class Ready(msgspec.Struct, tag="ready", frozen=True):

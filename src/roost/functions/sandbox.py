@@ -10,8 +10,10 @@ Two isolations, chosen by `ROOST_FUNCTIONS_ISOLATION` (auto | bubblewrap | fallb
   network namespace but its own loopback; its own pid, IPC and UTS namespaces. Inside it the
   worker drops to its own uid and loads a seccomp filter.
 - **fallback** (no namespaces, e.g. inside a container that forbids them): Landlock limits the
-  files it reads and writes to the same set, and its TCP connections to the API's port;
-  seccomp refuses every other socket; the same uid switch and resource limits.
+  files it reads and writes to the same set, and refuses every TCP connection; seccomp
+  refuses every socket: the API is reached through connections the pool hands the worker on
+  its door (relay.py); its tmp is a tmpfs of bounded size when the pool may mount one (root);
+  the same uid switch and resource limits.
 
 Each worker has a uid of its own (`uid_base + slot`) when the server runs as root, so that
 RLIMIT_NPROC, which never binds uid 0, binds each worker apart, and workers cannot signal or
@@ -20,6 +22,7 @@ read one another.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import stat
@@ -43,6 +46,11 @@ _SHARED_ETC: Final = (
     "/etc/ssl", "/etc/ca-certificates", "/etc/localtime",
 )  # fmt: skip
 _DEVICES_READ: Final = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
+_MS_NOSUID: Final = 2
+_MS_NODEV: Final = 4
+_MNT_DETACH: Final = 2
+_INODE_BYTES: Final = 4096  # a tmpfs gets an inode per this many bytes of its size
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def bwrap_binary() -> str | None:
@@ -132,15 +140,32 @@ class Slot:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
-    def reset(self, kind: Kind, uid: int | None) -> None:
-        """Empty folders for a new worker: nothing of the last one's survives it."""
-        shutil.rmtree(self.root, ignore_errors=True)
+    def reset(self, kind: Kind, uid: int | None, tmp_bytes: int) -> str | None:
+        """Empty folders for a new worker: nothing of the last one's survives it. Under the
+        fallback, tmp is a tmpfs of `tmp_bytes` of its own when the pool runs as root (and
+        may mount); else it is a folder, each file bounded by RLIMIT_FSIZE but not the whole,
+        and the answer says why."""
+        self.remove()
         self.code.mkdir(parents=True, mode=0o755)
         os.chmod(self.code, 0o755)  # noqa: S103 - the worker's uid reads, never writes
-        if kind == "fallback":
-            self.tmp.mkdir(mode=0o700)
-            if uid is not None:
-                os.chown(self.tmp, uid, uid)
+        if kind == "bubblewrap":
+            return None  # its /tmp is bubblewrap's bounded tmpfs
+        self.tmp.mkdir(mode=0o700)
+        if uid is None:
+            return "the pool does not run as root"
+        os.chown(self.tmp, uid, uid)
+        inodes = max(tmp_bytes // _INODE_BYTES, 1024)  # files cost kernel memory beyond size
+        options = f"size={tmp_bytes},nr_inodes={inodes},mode=0700,uid={uid},gid={uid}"
+        done = _libc.mount(
+            b"tmpfs", os.fsencode(self.tmp), b"tmpfs", _MS_NOSUID | _MS_NODEV, options.encode()
+        )
+        return None if done == 0 else os.strerror(ctypes.get_errno())
+
+    def remove(self) -> None:
+        """Remove the place's folders (and unmount its tmpfs)."""
+        if os.path.ismount(self.tmp):
+            _libc.umount2(os.fsencode(self.tmp), _MNT_DETACH)
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def install(self, source: Path) -> None:
         """Copy a version's code into the code folder: regular files and folders only (a
@@ -202,9 +227,10 @@ def fallback_paths(slot: Slot) -> tuple[list[str], list[str]]:
 
 
 def command(
-    kind: Kind, slot: Slot, relay_dir: Path, tmp_bytes: int, fds: tuple[int, int]
+    kind: Kind, slot: Slot, relay_dir: Path, tmp_bytes: int, fds: tuple[int, ...]
 ) -> list[str]:
-    """The command line of a new worker, reading jobs from fds[0] and writing to fds[1]."""
+    """The command line of a new worker, reading jobs from fds[0] and writing to fds[1]
+    (fallback: asking for API connections on fds[2])."""
     python = [sys.executable, "-s", "-B", "-P", "-m", "roost.functions.worker"]
     python += [str(fd) for fd in fds]
     if kind == "fallback":

@@ -5,7 +5,10 @@ one at a time, until its input closes. A worker belongs to one function version 
 for its whole life: the pool binds it with the first job and never sends it another version's
 or tenant's, so modules, globals and the private tmp of one never meet another's, and a warm
 call pays nothing but the call. Between calls of the same version it keeps its module, its
-event loop and whatever the handler kept (as warm serverless runtimes do).
+event loop and whatever the handler kept (as warm serverless runtimes do), but never a
+process or a thread of a call: one left running would outlive the call's timeout with its
+token and see the next calls' environment, so the worker then says it is unclean and the
+pool replaces it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import msgspec
@@ -42,8 +46,10 @@ from roost.functions.protocol import (
 )
 
 DEFAULT_MODULE: Final = "main"
-RUNTIME_ENV: Final = ("ROOST_API_SOCKET", "HOME", "TMPDIR", "PATH")  # jobs may not change
+DOOR_ENV: Final = "ROOST_API_DOOR"  # the fd the SDK asks for API connections on (fallback)
+RUNTIME_ENV: Final = ("ROOST_API_SOCKET", DOOR_ENV, "HOME", "TMPDIR", "PATH")  # jobs may not change
 MESSAGE_MAX: Final = 2000
+THREADS_GRACE: Final = 0.1  # seconds threads on their way out (an executor's) may take
 
 
 class NotSendable(Exception):
@@ -55,11 +61,18 @@ class Runner:
     """Runs jobs of the one function version this worker is bound to."""
 
     def __init__(
-        self, channel: Channel, loop: asyncio.AbstractEventLoop, idle_bytes: int, setup: Setup
+        self,
+        channel: Channel,
+        loop: asyncio.AbstractEventLoop,
+        idle_bytes: int,
+        setup: Setup,
+        tasks_fd: int,
     ) -> None:
         self._channel = channel
         self._max_processes = setup.max_processes
         self._loop = loop
+        self._tasks_fd = tasks_fd  # /proc/self/task, opened before the sandbox closed
+        self._executor = _executor(loop)
         self._idle_bytes = idle_bytes
         self._bound: tuple[str, str, int, str] | None = None
         self._base_env = dict(os.environ)
@@ -84,7 +97,33 @@ class Runner:
             self._channel.end_job()
             os.environ.clear()  # the caller's token and secrets do not outlive the call
             os.environ.update(self._base_env)
-        return clean and not self._channel.exceeded and not _children_left()
+        return (
+            clean
+            and not self._channel.exceeded
+            and not _children_left()
+            and not self._threads_left()
+        )
+
+    def _threads_left(self) -> bool:
+        """Whether a thread of the job's still runs (counted by the kernel, so that threads
+        started past `threading`, by C code or `_thread`, count too). The idle threads of the
+        loop's default executor (asyncio.to_thread, getaddrinfo) are let go first: it is shut
+        down and a fresh one takes its place."""
+        if self._threads() == 1:
+            return False
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = _executor(self._loop)
+        deadline = time.monotonic() + THREADS_GRACE  # for threads on their way out
+        while self._threads() > 1:
+            if time.monotonic() > deadline:
+                return True
+            time.sleep(0.001)
+        return False
+
+    def _threads(self) -> int:
+        """The threads of this process, as the kernel counts them: /proc/<pid>/task has a
+        link per thread beside its two own (one fstat, cheaper than listing it)."""
+        return os.fstat(self._tasks_fd).st_nlink - 2
 
     def _prepare(self, job: Job) -> None:
         key = (job.tenant, job.function, job.version, job.code_dir)
@@ -193,6 +232,12 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))[-64 * 1024 :]
 
 
+def _executor(loop: asyncio.AbstractEventLoop) -> ThreadPoolExecutor:
+    executor = ThreadPoolExecutor(thread_name_prefix="roost-job")
+    loop.set_default_executor(executor)
+    return executor
+
+
 def _children_left() -> bool:
     """Reap what the job left exited; answers whether any process of it still runs (the
     worker is a child subreaper, so orphans count too)."""
@@ -237,9 +282,12 @@ _RUNTIME_FILES: Final = frozenset(
 
 
 def main(argv: list[str]) -> None:
-    in_fd, out_fd = int(argv[1]), int(argv[2])
-    for fd in (in_fd, out_fd):
-        os.set_inheritable(fd, False)  # the handler's subprocesses never get the pipes
+    in_fd, out_fd, *door = (int(arg) for arg in argv[1:4])
+    for fd in (in_fd, out_fd, *door):
+        os.set_inheritable(fd, False)  # the handler's subprocesses never get them
+    if door:
+        os.environ[DOOR_ENV] = str(door[0])
+    tasks_fd = os.open("/proc/self/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     setup = _read(in_fd)
     if not isinstance(setup, Setup):
         raise SystemExit("a worker starts with a Setup message")
@@ -249,7 +297,7 @@ def main(argv: list[str]) -> None:
     idle_bytes = address_space_in_use()
     isolation = confine(setup)
     channel.send(Ready(isolation, os.getpid(), os.getuid()))
-    runner = Runner(channel, loop, idle_bytes, setup)
+    runner = Runner(channel, loop, idle_bytes, setup, tasks_fd)
     _capture_output(channel)
     while (job := _read(in_fd)) is not None:
         if not isinstance(job, Job):

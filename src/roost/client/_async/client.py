@@ -64,6 +64,7 @@ from roost.client._core.retry import (
     network_error,
 )
 from roost.client._core.rpc import call_timeout
+from roost.client._door import AsyncDoorTransport
 from roost.client._realtime import AsyncPool, AsyncRealtime, Event, websocket_url
 
 
@@ -77,12 +78,13 @@ class _Shared:
             max_keepalive_connections=config.pool_size if config.keep_alive else 0,
         )
         timeout = httpx.Timeout(config.timeout, pool=config.pool_timeout)
-        # inside a sandboxed function the API is a Unix socket (ROOST_API_SOCKET)
-        transport = (
-            httpx.AsyncHTTPTransport(uds=config.api_socket, limits=limits)
-            if config.api_socket
-            else None
-        )
+        # inside a sandboxed function the API is a Unix socket (ROOST_API_SOCKET), or the
+        # runtime hands connections to it (ROOST_API_DOOR) where no socket may be opened
+        transport: httpx.AsyncBaseTransport | None = None
+        if config.api_door is not None:
+            transport = AsyncDoorTransport(config.api_door, limits)
+        elif config.api_socket:
+            transport = httpx.AsyncHTTPTransport(uds=config.api_socket, limits=limits)
         self.http = http or httpx.AsyncClient(
             base_url=config.api_url,
             limits=limits,

@@ -37,6 +37,7 @@ class ClientConfig:
     token: str | None = None
     token_type: TokenType = "jwt"
     api_socket: str | None = None  # a Unix socket to reach api_url through (inside functions)
+    api_door: int | None = None  # the fd the runtime hands API connections on (inside functions)
 
     @classmethod
     def resolve(cls, **arguments: Any) -> ClientConfig:

@@ -3,8 +3,9 @@
 Inside a function the runtime sets `ROOST_RUNTIME=roost-functions` and the rest of the
 function's context (`ROOST_FUNCTION_ID`, `ROOST_FUNCTION_NAME`, `ROOST_FUNCTION_VERSION`,
 `ROOST_EXECUTION_ID`, `ROOST_TENANT`, `ROOST_APP`), with `ROOST_API_URL` and a short-lived
-`ROOST_TOKEN` (and `ROOST_API_SOCKET` where the sandbox's only way out is a Unix socket), so
-that `Client()` with no arguments calls Roost back as the function's caller.
+`ROOST_TOKEN` (and the sandbox's one way out: `ROOST_API_SOCKET`, a Unix socket, or
+`ROOST_API_DOOR`, where the runtime hands out connections), so that `Client()` with no
+arguments calls Roost back as the function's caller.
 
 Example:
     from roost import Client, get_function_context, is_inside_function
