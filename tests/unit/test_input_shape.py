@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from roost.wire.limits import MAX_DEPTH, _json_depth_at_most
+from roost.wire.limits import MAX_DEPTH, _json_depth_at_most, passes_screen
 
 
 def _nested(depth: int) -> bytes:
@@ -30,3 +30,23 @@ def test_brackets_inside_strings_do_not_hide_depth() -> None:
 
 def test_an_escaped_quote_leaves_the_decision_to_the_walk() -> None:
     assert not _json_depth_at_most(b'{"a": "say \\"hi\\""}', MAX_DEPTH)
+
+
+def test_a_frame_that_breaks_a_rule_anywhere_does_not_pass_the_screen() -> None:
+    """The WebSocket door skips each call's check when its frame passes the screen, so a
+    frame must fail it whichever call's parameters break a rule."""
+    clean = {"id": 1, "method": "kv.set", "params": {"key": "k", "value": 1}}
+    bad_values: list[object] = ["a\x00b", 2**63, -(2**63) - 1, "0001-01-01T00:00:00+14:00", _deep(70)]
+    for bad in bad_values:
+        call = {"id": 2, "method": "kv.set", "params": {"key": "k", "value": bad}}
+        frame = json.dumps([clean, call, clean]).encode()
+        assert not passes_screen(frame, "json"), bad
+    assert passes_screen(json.dumps([clean] * 3).encode(), "json")
+    assert not passes_screen(b"\x91\x80", "msgpack")  # MessagePack is always walked
+
+
+def _deep(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value

@@ -157,10 +157,14 @@ class Dispatcher:
                 self.meter(ctx, bytes_out=len(chunk), calls=0)
             yield chunk
 
-    async def invoke(self, ctx: Context, op: Operation, body: bytes, codec: Codec) -> Any:
-        """Check that the caller may run `op`, decode its parameters and run it."""
+    async def invoke(
+        self, ctx: Context, op: Operation, body: bytes, codec: Codec, *, screened: bool = False
+    ) -> Any:
+        """Check that the caller may run `op`, decode its parameters and run it. `screened`:
+        `body` is a part of a frame that passed `limits.passes_screen` (see `decode_body`)."""
         check_operation(ctx, op, "unary")
-        params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
+        what = f"parameters for {op.name}"
+        params = decode_body(body, codec, op.input_type, what, screened=screened)
         who = self.limits.enter(ctx)
         try:
             return await op.handler(ctx, params)
@@ -168,13 +172,14 @@ class Dispatcher:
             self.limits.leave(who, ctx.tenant)
 
     async def stream(
-        self, ctx: Context, op: Operation, body: bytes, codec: Codec
+        self, ctx: Context, op: Operation, body: bytes, codec: Codec, *, screened: bool = False
     ) -> AsyncGenerator[Any, None]:
         """`invoke` for a streamed operation: its items, in order. Nothing runs until the first
         item is asked for (a refusal is raised there); closing this iterator closes the
         handler's generator."""
         check_operation(ctx, op, "stream")
-        params = decode_body(body, codec, op.input_type, f"parameters for {op.name}")
+        what = f"parameters for {op.name}"
+        params = decode_body(body, codec, op.input_type, what, screened=screened)
         who = self.limits.enter(ctx)
         items = op.handler(ctx, params)
         try:
@@ -187,7 +192,13 @@ class Dispatcher:
                 self.limits.leave(who, ctx.tenant)
 
     async def invoke_many(
-        self, ctx: Context, op: Operation, bodies: list[bytes], codec: Codec
+        self,
+        ctx: Context,
+        op: Operation,
+        bodies: list[bytes],
+        codec: Codec,
+        *,
+        screened: bool = False,
     ) -> list[Any]:
         """`invoke` for many calls of an operation that has a batch handler: a result or the
         RoostError of each call, in order. Access and limits are checked once, for all of them
@@ -200,7 +211,7 @@ class Dispatcher:
         try:
             return await each_valid(
                 bodies,
-                lambda body: decode_body(body, codec, op.input_type, what),
+                lambda body: decode_body(body, codec, op.input_type, what, screened=screened),
                 lambda params: batch(ctx, params),
             )
         finally:
@@ -261,9 +272,12 @@ def error_response(exc: BaseException, request_id: str, codec: Codec) -> Reply:
     return error_reply(guard(exc, request_id), codec, request_id)
 
 
-def decode_body(body: bytes, codec: Codec, into: type[T], what: str) -> T:
-    """`body` decoded into `into`; a bad body is a ValidationError naming the field at fault."""
-    return codec.decode_input(body or _empty(codec), into, what)
+def decode_body(
+    body: bytes, codec: Codec, into: type[T], what: str, *, screened: bool = False
+) -> T:
+    """`body` decoded into `into`; a bad body is a ValidationError naming the field at fault.
+    `screened`: `body` is a part of a frame that passed `limits.passes_screen`."""
+    return codec.decode_input(body or _empty(codec), into, what, screened=screened)
 
 
 def _empty(codec: Codec) -> bytes:

@@ -43,6 +43,7 @@ from roost.services.context import Context
 from roost.services.feeds import Feed, end_tasks
 from roost.services.registry import Operation
 from roost.wire.codec import JSON, Codec
+from roost.wire.limits import passes_screen
 from roost.wire.ws import CallFrame, FrameId, Frames, Subscribed, UnsubscribeRequest
 
 SLOW_CONSUMER = 4008  # the close code of a client that reads too slowly
@@ -133,26 +134,30 @@ class RpcSession:
     def receive(self, data: bytes, codec: Codec) -> None:
         """A frame the client sent (`codec` tells JSON text from MessagePack binary): a call,
         an array of calls, a cancel or a ping. Answers go to the outbox, never raised."""
+        # One scan of the whole frame; when it passes, neither the frame nor any call's
+        # parameters (slices of it) need the walk of `roost.wire.limits`.
+        screened = passes_screen(data, codec.format)
         try:
             frames: CallFrame | list[CallFrame] = decode_body(
                 data,
                 codec,
                 Frames,  # type: ignore[arg-type]  # a union is a type to msgspec, not to mypy
                 "frame",
+                screened=screened,
             )
         except RoostError as exc:
             exc.code = "invalid_frame" if exc.code == "validation_error" else exc.code
             self._answer(codec, None, error=exc)
             return
         if isinstance(frames, CallFrame):
-            self._on_call(frames, codec)
+            self._on_call(frames, codec, screened)
             return
         self.batching = True
         for run in self._runs(frames):
             if len(run) == 1:
-                self._on_call(run[0], codec)
+                self._on_call(run[0], codec, screened)
             else:
-                self._on_run(run, codec)
+                self._on_run(run, codec, screened)
 
     def _runs(self, frames: list[CallFrame]) -> list[list[CallFrame]]:
         """The calls in order, each run of calls to one operation with a batch handler (a
@@ -167,15 +172,17 @@ class RpcSession:
             return frame.method
         return object()
 
-    def _on_run(self, run: list[CallFrame], codec: Codec) -> None:
+    def _on_run(self, run: list[CallFrame], codec: Codec, screened: bool) -> None:
         room = max(self.max_in_flight - self.in_flight, 0)
         if room > 1:
-            self._start(run[0].method or "", self._call_run(run[:room], codec), min(room, len(run)))
+            call = self._call_run(run[:room], codec, screened)
+            self._start(run[0].method or "", call, min(room, len(run)))
             run = run[room:]
         for frame in run:  # refused, or alone
-            self._on_call(frame, codec)
+            self._on_call(frame, codec, screened)
 
-    def _on_call(self, frame: CallFrame, codec: Codec) -> None:
+    def _on_call(self, frame: CallFrame, codec: Codec, screened: bool) -> None:
+        """`screened`: the frame passed `limits.passes_screen` (see `receive`)."""
         if frame.type == "ping":
             self._queue(codec, {"type": "pong"})
             return
@@ -202,7 +209,7 @@ class RpcSession:
             )
             self._answer(codec, frame.id, error=error)
             return
-        task = self._start(frame.method, self._call(frame, codec), 1)
+        task = self._start(frame.method, self._call(frame, codec, screened), 1)
         if task is not None and frame.id is not None:
             self.by_id[frame.id] = task
             task.add_done_callback(functools.partial(self._forget, frame.id))
@@ -233,7 +240,7 @@ class RpcSession:
 
     # -- calls -------------------------------------------------------------------------------
 
-    async def _call(self, frame: CallFrame, codec: Codec) -> None:
+    async def _call(self, frame: CallFrame, codec: Codec, screened: bool) -> None:
         method, params = frame.method or "", bytes(frame.params)
         try:
             ctx = await self.identify()
@@ -243,12 +250,12 @@ class RpcSession:
                     ctx, method
                 )
             if op is not None and op.kind == "stream":
-                await self._stream(ctx, op, frame, codec)
+                await self._stream(ctx, op, frame, codec, screened)
                 return
             if op is None or op.kind == "subscription":
                 result: Any = await self._call_subscription(ctx, op, params, codec)
             else:
-                result = await self.dispatcher.invoke(ctx, op, params, codec)
+                result = await self.dispatcher.invoke(ctx, op, params, codec, screened=screened)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -257,12 +264,14 @@ class RpcSession:
             sent = self._answer(codec, frame.id, result=result)
         self.dispatcher.meter(self.ctx, len(params), sent)
 
-    async def _stream(self, ctx: Context, op: Operation, frame: CallFrame, codec: Codec) -> None:
+    async def _stream(
+        self, ctx: Context, op: Operation, frame: CallFrame, codec: Codec, screened: bool
+    ) -> None:
         """A streamed operation: a chunk frame per item, then an end frame (or an error frame
         after the items sent so far). The next item is pulled only when the outbox has room,
         and none once the session has stopped (the generator is closed then)."""
         sent = 0
-        items = self.dispatcher.stream(ctx, op, bytes(frame.params), codec)
+        items = self.dispatcher.stream(ctx, op, bytes(frame.params), codec, screened=screened)
         try:
             async with contextlib.aclosing(items):
                 async for item in items:
@@ -284,14 +293,14 @@ class RpcSession:
             self.drained.clear()
             await self.drained.wait()
 
-    async def _call_run(self, run: list[CallFrame], codec: Codec) -> None:
+    async def _call_run(self, run: list[CallFrame], codec: Codec, screened: bool) -> None:
         """Calls to one operation with a batch handler, run together, each answered alone."""
         rid: str | None = None
         try:
             ctx = await self.identify()
             op = self.dispatcher.operation(run[0].method or "")
             bodies = [bytes(frame.params) for frame in run]
-            outcomes = await self.dispatcher.invoke_many(ctx, op, bodies, codec)
+            outcomes = await self.dispatcher.invoke_many(ctx, op, bodies, codec, screened=screened)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

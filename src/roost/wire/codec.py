@@ -60,12 +60,14 @@ class Codec:
         result: T = decoder.decode(data)
         return result
 
-    def decode_input(self, data: bytes, type: type[T], what: str) -> T:
+    def decode_input(self, data: bytes, type: type[T], what: str, *, screened: bool = False) -> T:
         """`decode` for what a client sent, held to the rules of `roost.wire.limits`: anything
-        refused is a ValidationError (`what` names the input) naming the field at fault."""
+        refused is a ValidationError (`what` names the input) naming the field at fault.
+        `screened`: `data` is part of a body that passed `limits.passes_screen` already."""
         try:
             value = self.decode(data, type)
-            check_input(value, data, self.format)
+            if not screened:
+                check_input(value, data, self.format)
         except msgspec.ValidationError as exc:
             raise invalid(exc, what) from None
         except msgspec.DecodeError as exc:

@@ -67,6 +67,14 @@ def check_input(value: Any, data: bytes, fmt: Literal["json", "msgpack"]) -> Non
         _walk(value, 0, free=False)
 
 
+def passes_screen(data: bytes, fmt: Literal["json", "msgpack"]) -> bool:
+    """Whether the scan of the raw bytes alone shows that no value in `data` can break a rule.
+    Then no part of it can either (a part holds none of the bytes the scan looks for, and nests
+    no deeper than the whole): a WebSocket frame that passes needs no check of each call's
+    parameters, which are slices of it."""
+    return not _may_break_rules(data, fmt)
+
+
 def too_deep() -> InputRefused:
     """The refusal for a body nested past what the decoder itself can follow."""
     return InputRefused(f"values are nested deeper than {MAX_DEPTH} levels")
