@@ -141,7 +141,11 @@ def test_two_replicas_and_two_workers_run_every_async_invocation(tmp_path: Path)
         "ROOST_FUNCTIONS_POOL_SIZE": "1",
         "ROOST_FUNCTIONS_ASYNC_CONCURRENCY": "0",
     }
-    lease = {"ROOST_FUNCTIONS_ASYNC_LEASE_SECONDS": LEASE}
+    # one tenant's two held runs share one worker process: its whole pool is theirs
+    lease = {
+        "ROOST_FUNCTIONS_ASYNC_LEASE_SECONDS": LEASE,
+        "ROOST_FUNCTIONS_MAX_RUNS_PER_TENANT": "2",
+    }
     try:
         one, two = cluster.start(**api), cluster.start(**api)
         first_worker = cluster.start_worker(one.url, **lease)

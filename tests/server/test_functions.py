@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -406,3 +406,87 @@ def test_stopping_a_stream_stops_the_run_and_records_it(
     assert (listed[0]["status"], listed[0]["mode"]) == ("FAILURE", "stream")
     assert "cancelled" in result_of(http, admin, listed[0]["id"])["error"]
     assert runtime.stats().replaced.get("cancelled", 0) > before  # its worker was killed
+
+
+# -- shares, tokens and versions -------------------------------------------------------------
+
+HOLD = """
+    import time
+
+    def main(params, user_data):
+        yield "started"
+        for _ in range(600):
+            time.sleep(0.1)
+            yield "holding"
+"""
+
+
+def test_a_tenant_past_its_share_of_workers_is_told_when_to_retry_and_async_calls_wait(
+    http: httpx.Client, admin: dict[str, str]
+) -> None:
+    holder = deployed(http, admin, HOLD, timeout=60)
+    echo = deployed(http, admin, "def main(params, user_data):\n    return params\n")
+    with http.stream("POST", f"/api/v1/fn/{holder}", json=None, headers=admin) as holding:
+        lines = holding.iter_lines()
+        assert json.loads(next(lines)) == {"chunk": "started"}  # the tenant's share: 1 of 2
+        refused = execute(http, admin, echo, 1)
+        assert (refused.status_code, refused.headers["retry-after"]) == (429, "1")
+        error = error_of(refused)
+        assert error["code"] == "too_many_runs"
+        assert "ROOST_FUNCTIONS_MAX_RUNS_PER_TENANT" in error["message"]
+        assert error["details"]["setting"] == "functions_max_runs_per_tenant"
+        queued = execute(http, admin, echo, 2, is_async=True).json()["invocation"]
+        assert queued["status"] == "PENDING"
+    data = finished(http, admin, queued["id"])  # its turn came once the stream was closed
+    assert (data["status"], data["result"]) == ("SUCCESS", 2)
+
+
+def test_a_runtime_token_used_in_its_run_acts_no_more_once_the_run_is_over(
+    http: httpx.Client, admin: dict[str, str]
+) -> None:
+    name = deployed(
+        http,
+        admin,
+        """
+        import os
+        from roost import Client
+
+        def main(params, user_data):
+            with Client(max_retries=0) as client:
+                client.auth.whoami()  # the server keeps this token's principal in its cache
+            return os.environ["ROOST_TOKEN"]
+        """,
+    )
+    token = execute(http, admin, name).json()["data"]
+    after = http.post("/api/v1/auth/whoami", headers={"authorization": f"Bearer {token}"})
+    assert (after.status_code, error_of(after)["code"]) == (401, "token_expired")
+
+
+def test_versions_past_the_kept_number_are_deleted_with_their_code(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    running = make_server(functions_enabled=True, functions_pool_size=1, functions_max_versions=2)
+    with httpx.Client(base_url=running.url, timeout=60) as http:
+        admin = sign_in(http)
+        name = deployed(http, admin, "def main(params, user_data):\n    return 1\n")
+        function_id = http.post("/api/v1/functions/get", json={"name": name}, headers=admin)
+        folder = running.settings.data_dir / "functions" / "default" / function_id.json()["id"]
+        assert execute(http, admin, name).json()["data"] == 1  # unpacked here
+        assert (folder / "1").is_dir()
+        for version in (2, 3):
+            code = f"def main(params, user_data):\n    return {version}\n"
+            assert deploy(http, admin, name, code).json()["version"] == version
+        kept = http.post("/api/v1/functions/versions", json={"name": name}, headers=admin)
+        assert [v["version"] for v in kept.json()["results"]] == [3, 2]
+        assert not (folder / "1").exists()
+        bundles = running.settings.data_dir / "files" / "default" / "functions"
+        assert len(list(bundles.rglob("*.zip"))) == 2
+        gone = http.post(
+            "/api/v1/functions/rollback", json={"name": name, "version": 1}, headers=admin
+        )
+        assert (gone.status_code, error_of(gone)["details"]["field"]) == (404, "version")
+        back = http.post(
+            "/api/v1/functions/rollback", json={"name": name, "version": 2}, headers=admin
+        )
+        assert back.json()["version"] == 2
+        assert execute(http, admin, name).json()["data"] == 2

@@ -130,3 +130,27 @@ async def test_a_cancelled_waiter_does_not_cancel_a_shared_credential_load() -> 
     assert await loader is principal
     assert await patient is principal
     assert cache.get("k") is principal
+
+
+@pytest.mark.anyio
+async def test_a_credential_forgotten_while_it_loads_is_answered_but_not_kept() -> None:
+    cache = PrincipalCache(ttl=60)
+    started, gate = asyncio.Event(), asyncio.Event()
+    principal = Principal("function", "default", "u1", "ann", (frozenset({"*"}),))
+    other = Principal("user", "default", "u2", "bob", (frozenset({"*"}),))
+
+    async def load() -> tuple[Principal, float | None]:
+        started.set()
+        await gate.wait()
+        return principal, None
+
+    cache.put("other", other, None)
+    loading = asyncio.create_task(cache.get_or_load("k", load))
+    await started.wait()
+    cache.forget("k")  # its run ended while the token was being resolved
+    gate.set()
+    assert await loading is principal
+    assert cache.get("k") is None
+    assert cache.get("other") is other  # only that one credential is forgotten
+    assert await cache.get_or_load("k", load) is principal  # a later load is kept again
+    assert cache.get("k") is principal

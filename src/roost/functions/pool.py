@@ -9,11 +9,19 @@ idle worker. A worker that times out, crashes, overruns its output, is abandoned
 or leaves a process or thread behind is killed with everything it started, and a fresh spare
 takes its place; the pool keeps serving. A run's timeout holds whether or not its events are
 read: a watchdog kills its worker at the deadline.
+
+A tenant runs at most its share of the places at once (`max_runs_per_tenant`, half the pool
+by default): its calls past it are refused (429), or wait if they are queued (async) runs. A
+call made by a running function (`depth` > 0) never waits for a place, as the places its
+chain holds could be all there are: it is refused at once (503) when none is free; and its
+tenant's share grows by one per level of the chain (one level always; past that, never to
+the pool's last place).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -26,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from roost.errors import RateLimitError, ServiceUnavailableError
 from roost.functions import sandbox
 from roost.functions.process import Broken, Exited, Key, Overrun, WorkerProcess
 from roost.functions.protocol import (
@@ -86,10 +95,12 @@ class WorkerPool:
         idle_seconds: float = 300.0,
         uid_base: int = 1_500_000,
         start_timeout: float = 30.0,
+        max_runs_per_tenant: int | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         self.size = size
+        self.per_tenant = max_runs_per_tenant or (size + 1) // 2
         self.run_dir = Path(run_dir)
         self.api_url = api_url
         self.isolation: str = isolation
@@ -115,6 +126,7 @@ class WorkerPool:
         self._started = 0
         self._replaced: Counter[str] = Counter()
         self._outcomes: Counter[str] = Counter()
+        self._tenant_runs: Counter[str] = Counter()  # calls admitted (running or waiting)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, run_dir: Path, api_url: str) -> WorkerPool:
@@ -129,6 +141,7 @@ class WorkerPool:
             max_file_bytes=settings.functions_tmp_bytes,
             tmp_bytes=settings.functions_tmp_bytes,
             uid_base=settings.functions_uid_base,
+            max_runs_per_tenant=settings.functions_max_runs_per_tenant,
         )
 
     # -- life ---------------------------------------------------------------------------------
@@ -189,17 +202,21 @@ class WorkerPool:
 
     # -- calls --------------------------------------------------------------------------------
 
-    async def run(self, job: Job) -> AsyncGenerator[Event, None]:
+    async def run(
+        self, job: Job, *, depth: int = 0, queued: bool = False
+    ) -> AsyncGenerator[Event, None]:
         """Run one call: its items and log lines as they come, then one Finished or Failed.
-        Closing the iterator early kills the worker (the call stops there)."""
+        Closing the iterator early kills the worker (the call stops there). `depth`: how
+        many runs wait on this one (a call made by a running function: 1); `queued`: an
+        async run, which may wait for its tenant's share. Raises RateLimitError (past the
+        tenant's share) or ServiceUnavailableError (a nested call, no place free) before
+        anything runs."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
         if not (0 < job.timeout < math.inf and job.memory_mb > 0):
             raise ValueError("a job needs a positive, finite timeout and memory_mb")
         started = time.monotonic()
-        await self._turns.acquire()
-        turn = _Turn(self._turns)
-        try:
+        async with self._place(job.tenant, depth, queued) as turn:
             try:
                 worker = await self._checkout(job)
             except WorkerStartError as exc:
@@ -224,8 +241,6 @@ class WorkerPool:
                 watchdog.cancel()
                 if not done:
                     self._replace(worker, "cancelled")
-        finally:
-            turn.give_back()
 
     def _time_out(self, worker: WorkerProcess, turn: _Turn) -> None:
         """A run's deadline passed: its worker is killed and its turn given to the next call
@@ -233,6 +248,50 @@ class WorkerPool:
         reads again)."""
         self._replace(worker, "timeout")
         turn.give_back()
+
+    @contextlib.asynccontextmanager
+    async def _place(self, tenant: str, depth: int, queued: bool) -> AsyncIterator[_Turn]:
+        """A turn of the pool, within the tenant's share of it (the turn may be given back
+        early, by the run's watchdog; the share is held until the run ends)."""
+        # a nested call may go one further per level, as its caller holds a place while it
+        # waits on it: one level always, more only while a place is left for other tenants
+        share = min(self.per_tenant + depth, max(self.per_tenant + 1, self.size - 1))
+        if self._tenant_runs[tenant] >= share:
+            if not queued:
+                raise RateLimitError(
+                    f"this tenant runs {share} functions at once on this server already, its "
+                    f"share of the {self.size} workers (limit {self.per_tenant} per tenant, "
+                    "ROOST_FUNCTIONS_MAX_RUNS_PER_TENANT)",
+                    code="too_many_runs",
+                    retry_after=1.0,
+                    details={
+                        "per": "tenant",
+                        "limit": share,
+                        "setting": "functions_max_runs_per_tenant",
+                    },
+                )
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._tenant_runs[tenant] < share)
+        if depth and not queued and self._turns.locked():
+            raise ServiceUnavailableError(
+                "every function worker is busy; a function's call of another does not wait "
+                "for one, as the workers its own chain holds could be all there are",
+                code="functions_busy",
+                retry_after=1.0,
+            )
+        self._tenant_runs[tenant] += 1
+        try:
+            await self._turns.acquire()
+            turn = _Turn(self._turns)
+            try:
+                yield turn
+            finally:
+                turn.give_back()
+        finally:
+            self._tenant_runs[tenant] -= 1
+            if self._tenant_runs[tenant] <= 0:
+                del self._tenant_runs[tenant]
+            self._notify()
 
     async def _drive(
         self, worker: WorkerProcess, job: Job, started: float, watchdog: asyncio.TimerHandle

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from roost.services.metering import Meter
 from roost.services.security import AccessTokens, Passwords, scope_allows
 from roost.services.vault import Vault
 from roost.settings import Settings
+
+logger = logging.getLogger("roost.auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,7 @@ class PrincipalCache:
         self._max = max_entries
         self._loading: dict[str, asyncio.Future[tuple[Principal, float | None]]] = {}
         self._generation = 0  # bumped by clear(): a load begun before a revocation is not kept
+        self._dropped: set[str] = set()  # keys forgotten while they were being loaded
 
     async def get_or_load(
         self, key: str, load: Callable[[], Awaitable[tuple[Principal, float | None]]]
@@ -95,12 +99,13 @@ class PrincipalCache:
                 pending.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
                 raise
             else:
-                if generation == self._generation:
+                if generation == self._generation and key not in self._dropped:
                     self.put(key, principal, expires_at)
                 pending.set_result((principal, expires_at))
                 return principal
             finally:
                 del self._loading[key]
+                self._dropped.discard(key)
         # shielded: a waiter that is cancelled must not cancel the load the others wait on
         return (await asyncio.shield(pending))[0]
 
@@ -127,6 +132,12 @@ class PrincipalCache:
         """Forget every entry; a load under way when this is called is not cached either."""
         self._entries.clear()
         self._generation += 1
+
+    def forget(self, key: str) -> None:
+        """Forget one entry (a no-op if it is not kept); a load of it under way is not kept."""
+        self._entries.pop(key, None)
+        if key in self._loading:
+            self._dropped.add(key)
 
 
 @dataclass
@@ -187,6 +198,22 @@ class Platform:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
+    def forget_principal(self, key: str) -> None:
+        """Drop one cached credential (`PrincipalCache` key): here at once, and on every other
+        replica as soon as the bus reaches it. For a runtime token whose run ended; a
+        refusal of the bus is logged, as nobody awaits it (`principals` re-checks the run's
+        status whenever it loads a runtime token, so the cache's ttl bounds a lost message)."""
+        self.principals.forget(key)
+        task = asyncio.get_running_loop().create_task(self._tell(PRINCIPAL_FORGOTTEN, key))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _tell(self, channel: str, payload: str) -> None:
+        try:
+            await self.bus.publish(channel, payload.encode())
+        except Exception:
+            logger.exception("the bus did not take a message on %s", channel)
+
     async def forget_principals(self) -> None:
         """After a revocation: drop cached credentials here at once, and on every other
         replica as soon as the bus reaches it (`listen_for_revocations`)."""
@@ -195,11 +222,13 @@ class Platform:
 
     def listen_for_revocations(self) -> None:
         self.bus.listen(REVOCATIONS, lambda _: self.principals.clear())
+        self.bus.listen(PRINCIPAL_FORGOTTEN, lambda key: self.principals.forget(key.decode()))
         self.bus.listen(TENANT_SETTINGS, lambda payload: self.forget_cached(payload.decode()))
         self.bus.listen(TENANT_DELETED, self._on_tenant_deleted)
 
 
 REVOCATIONS = "principals:revoked"
+PRINCIPAL_FORGOTTEN = "principals:forgotten"
 TENANT_SETTINGS = "tenants:settings"
 TENANT_DELETED = "tenants:deleted"
 

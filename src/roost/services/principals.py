@@ -1,5 +1,7 @@
 """From a credential to a Principal: JWT access tokens, session tokens, API keys, and the
-runtime tokens of running functions (which name their caller, resolved again each time)."""
+runtime tokens of running functions (which name their caller, resolved again each time, and
+act only while their run goes on: `end_runtime_token` when it ends, and a check of the run's
+record whenever one is loaded)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roost.backends.sql.tables import api_keys, sessions
+from roost.backends.sql.tables import api_keys, function_invocations, sessions
 from roost.errors import AuthenticationError
 from roost.services import accounts
 from roost.services.context import Platform, Principal
@@ -32,7 +34,7 @@ class Credential:
 async def authenticate(platform: Platform, credential: Credential) -> Principal:
     """The principal behind a credential (which names its own tenant); AuthenticationError
     says why there is none. Answered from the principal cache when it can be."""
-    cache_key = token_hash(f"{credential.kind}:{credential.token}")
+    cache_key = _cache_key(credential)
     if credential.kind == "jwt" and credential.token.startswith(RUNTIME_PREFIX):
         return await platform.principals.get_or_load(
             cache_key, lambda: _from_runtime_token(platform, credential.token)
@@ -44,6 +46,17 @@ async def authenticate(platform: Platform, credential: Credential) -> Principal:
     return await platform.principals.get_or_load(
         cache_key, lambda: _from_session(platform, credential)
     )
+
+
+def end_runtime_token(platform: Platform, token: str) -> None:
+    """A run is over and its final status committed: its runtime token stops acting now here,
+    and on the other replicas when the bus tells them. Loads of it look at the run's record
+    (`of_caller`), so a load under way, or a message lost, outlives this by a cache ttl at most."""
+    platform.forget_principal(_cache_key(Credential("jwt", token)))
+
+
+def _cache_key(credential: Credential) -> str:
+    return token_hash(f"{credential.kind}:{credential.token}")
 
 
 async def of_user(platform: Platform, tenant: str, username: str) -> Principal:
@@ -66,15 +79,20 @@ async def of_user(platform: Platform, tenant: str, username: str) -> Principal:
     )
 
 
-async def of_caller(platform: Platform, tenant: str, caller: CallerRef) -> Principal:
+async def of_caller(
+    platform: Platform, tenant: str, caller: CallerRef, *, run_id: str | None = None
+) -> Principal:
     """The principal of a function run's caller as it stands now: the user (active), and the
     session (not signed out nor expired) or API key (not revoked nor expired) they called
     with. A function's run and its runtime token act as this, never as what the caller held
-    when the run began. AuthenticationError says why the caller can no longer act."""
+    when the run began. With `run_id`, the run (invocation) must not have ended either.
+    AuthenticationError says why the caller can no longer act."""
     await ensure_exists(platform, tenant)
     key_scopes: frozenset[str] | None = None
     now = platform.clock.now()
     async with platform.db.read(tenant) as conn:
+        if run_id is not None:
+            await _check_run_goes_on(conn, run_id)
         user = await _active_user(conn, caller.user_id)
         if caller.session_id is not None:
             session = await _live_session(conn, caller.session_id, now)
@@ -102,7 +120,7 @@ async def of_caller(platform: Platform, tenant: str, caller: CallerRef) -> Princ
 
 async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal, float]:
     claims = RuntimeTokens(platform.access_tokens).read(token)
-    caller = await of_caller(platform, claims.tenant, claims.caller)
+    caller = await of_caller(platform, claims.tenant, claims.caller, run_id=claims.execution_id)
     principal = Principal(
         "function",
         claims.tenant,
@@ -188,6 +206,17 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
     )
     expires = key["expires_at"].timestamp() if key["expires_at"] is not None else None
     return principal, expires
+
+
+async def _check_run_goes_on(conn: AsyncConnection, run_id: str) -> None:
+    """A run that is over has a final status (a sync run is recorded only then; an async one
+    is PENDING, then STARTED, until then)."""
+    query = select(function_invocations.c.status).where(function_invocations.c.id == run_id)
+    status = await conn.scalar(query)
+    if status is not None and status not in ("PENDING", "STARTED"):
+        raise AuthenticationError(
+            "this function's run is over: its runtime token no longer acts", code="token_expired"
+        )
 
 
 async def _active_user(conn: AsyncConnection, user_id: str) -> RowMapping:

@@ -47,7 +47,9 @@ ExecutionMode = Literal["sync", "async", "both"]
 HandlerKind = Literal["unary", "stream"]
 Status = Literal["PENDING", "STARTED", "SUCCESS", "FAILURE", "TIMEOUT"]
 InvocationMode = Literal["sync", "async", "stream"]
-Timeout = Annotated[float, Meta(gt=0, le=86400)]
+# at least 1 s (as Lambda's): a run past its timeout has its worker killed and restarted, and
+# a caller may shorten a function's timeout, so a tiny one would cost a process start a call
+Timeout = Annotated[float, Meta(ge=1, le=86400)]
 InvocationId = Annotated[str, Meta(pattern=r"^[a-z0-9]{1,64}$")]
 Version = Annotated[int, Meta(ge=1, le=2**31 - 1)]
 Code = Annotated[str, Meta(min_length=1, max_length=1024 * 1024)]

@@ -129,9 +129,9 @@ class Functions(Namespace):
     ) -> dict[str, Any]:
         """Run a function: `{"data": result, "invocation": {"id", "status", "duration_ms",
         ...}}`. With `is_async=True` it answers at once; poll `get_result(invocation["id"])`
-        (the id is also under `celery_task_id` and `task_id`). `timeout` (seconds) may shorten
-        the function's own, and lets the call wait that long. A handler that raises raises
-        FunctionExecutionError (with `.traceback`); one that runs out of time,
+        (the id is also under `celery_task_id` and `task_id`). `timeout` (seconds, at least 1)
+        may shorten the function's own, and lets the call wait that long. A handler that
+        raises raises FunctionExecutionError (with `.traceback`); one that runs out of time,
         FunctionTimeoutError.
 
         Example:

@@ -7,7 +7,8 @@
   once; `runner`: the loop that takes them from the queue (in servers and `roost worker`);
 - `runs`: one run, from the caller to the runtime's events to the invocation's record;
 - `specs`: a version as the runs need it, cached, and its code unpacked for the runtime;
-- `bundles` (the code's zip), `schemas` (params JSON Schema), `tokens` (runtime tokens),
+- `bundles` (the code's zip), `schemas` (params JSON Schema, checked at deploy through
+  `schema_graph` and against params by `schema_validator`), `tokens` (runtime tokens),
   `runtime` (what the service needs of `roost.functions.pool`).
 
 Handlers never run in the server process: the runtime's workers run them.

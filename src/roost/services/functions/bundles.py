@@ -180,13 +180,15 @@ def _checked_entries(archive: zipfile.ZipFile, limits: BundleLimits) -> list[zip
         name = _checked_name(info)
         _check_kind(info, name)
         path = PurePosixPath(name)
+        # a folder entry's parents are folders too: a file `pkg` beside `pkg/sub/` would
+        # pass, then fail to unpack (NotADirectoryError) on every run
+        folders.update(str(parent) for parent in path.parents if str(parent) != ".")
         if info.is_dir():
             folders.add(str(path))
             continue
         if str(path) in files:
             raise _refused(name, "appears twice")
         files.add(str(path))
-        folders.update(str(parent) for parent in path.parents if str(parent) != ".")
         declared += info.file_size
         if declared > limits.max_unpacked_bytes:
             raise PayloadTooLargeError(

@@ -3,6 +3,9 @@ delete.
 
 Every deploy makes a new version (1, 2, ...) and makes it the active one; a version carries
 its code and everything that decides how it runs, so a rollback brings all of it back. The
+newest `ROOST_FUNCTIONS_MAX_VERSIONS` are kept: the deploy that pushes a version out deletes
+it, its code in the blob store and its unpacked copy here (other replicas prune theirs when
+they unpack a newer one, `specs.ensure_code`). The
 code (a zip, `bundles.py`) is checked whole before anything is kept, then written to the
 blob store under a key of its own (`specs.new_blob_key`) before the version's row commits, so
 a version never exists without its code; a deploy that loses a race for its version number
@@ -102,11 +105,17 @@ async def deploy(ctx: Context, params: DeployRequest) -> FunctionInfo:
     key = version_row["bundle_key"] = specs.new_blob_key(ctx.tenant, function_id, version)
     await ctx.platform.blobs.put(key, _once(data))
     try:
-        await _commit_version(ctx, params, function_id, version, version_row)
+        pruned = await _commit_version(ctx, params, function_id, version, version_row)
     except BaseException:
         await ctx.platform.blobs.delete(key)
         raise
     specs.forget(ctx.platform, ctx.tenant, params.name)
+    for old_key in pruned:
+        await ctx.platform.blobs.delete(old_key)
+    if pruned:
+        await specs.prune_code(
+            settings, ctx.tenant, function_id, version - settings.functions_max_versions
+        )
     return await _info(ctx, params.name)
 
 
@@ -136,6 +145,13 @@ async def rollback(ctx: Context, params: RollbackRequest) -> FunctionInfo:
     """Make an earlier (or any) version of a function the active one."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
         function = await _find(conn, params.name)
+        await conn.execute(
+            functions.update()
+            .where(functions.c.id == function["id"])
+            .values(active_version=params.version, updated_at=utcnow())
+        )
+        # looked for after the update, which waits for a deploy of the same function under
+        # way: a version that deploy pruned is seen gone, and the update is rolled back
         exists = await conn.scalar(
             select(func.count())
             .select_from(function_versions)
@@ -146,14 +162,10 @@ async def rollback(ctx: Context, params: RollbackRequest) -> FunctionInfo:
         )
         if not exists:
             raise NotFoundError(
-                f"function {params.name!r} has no version {params.version}",
+                f"function {params.name!r} has no version {params.version} (the newest "
+                f"{ctx.platform.settings.functions_max_versions} are kept)",
                 details={"field": "version"},
             )
-        await conn.execute(
-            functions.update()
-            .where(functions.c.id == function["id"])
-            .values(active_version=params.version, updated_at=utcnow())
-        )
     specs.forget(ctx.platform, ctx.tenant, params.name)
     return await _info(ctx, params.name)
 
@@ -262,7 +274,9 @@ async def _claim_version(ctx: Context, params: DeployRequest) -> tuple[str, int]
 
 async def _commit_version(
     ctx: Context, params: DeployRequest, function_id: str, version: int, row: dict[str, Any]
-) -> None:
+) -> list[str]:
+    """Keep the new version (active), and delete those it pushes out of the newest kept;
+    answer the blob keys of their code."""
     now = utcnow()
     raced = ConflictError(
         f"function {params.name!r} was deployed by someone else at the same moment; deploy again",
@@ -303,8 +317,21 @@ async def _commit_version(
                     function_id=function_id, version=version, created_at=now, **row
                 )
             )
+            kept_from = version - ctx.platform.settings.functions_max_versions + 1
+            return await _prune_versions(conn, function_id, kept_from)
     except IntegrityError:
         raise raced from None
+
+
+async def _prune_versions(conn: Any, function_id: str, kept_from: int) -> list[str]:
+    """Delete the versions older than `kept_from`; answer the blob keys of their code."""
+    older = (function_versions.c.function_id == function_id) & (
+        function_versions.c.version < kept_from
+    )
+    keys = list(await conn.scalars(select(function_versions.c.bundle_key).where(older)))
+    if keys:
+        await conn.execute(function_versions.delete().where(older))
+    return [str(key) for key in keys]
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -27,12 +27,17 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import function_invocations, utcnow
-from roost.errors import NotFoundError, ValidationError
+from roost.errors import (
+    NotFoundError,
+    RateLimitError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from roost.services import guards
 from roost.services.context import Context, Platform
 from roost.services.functions import queued, runs, specs
 from roost.services.functions.runs import Outcome, Started, Watch
-from roost.services.functions.schemas import check_params
+from roost.services.functions.schemas import check_params_soon
 from roost.services.functions.specs import FunctionSpec
 from roost.services.registry import Operation, operation, streamed
 from roost.services.security import new_id
@@ -66,7 +71,7 @@ async def execute(ctx: Context, params: ExecuteRequest) -> Execution:
     function's own. A handler that raises answers 422 `function_failed` (`function_timeout`
     past its timeout) with the remote traceback in `details.traceback`."""
     spec = await specs.active_spec(ctx.platform, ctx.tenant, params.name)
-    _check_run(spec, params.params, "async" if params.is_async else "sync")
+    await _check_run(spec, params.params, "async" if params.is_async else "sync")
     await _may_run(ctx, spec, params.params)
     timeout = _timeout(spec, params.timeout)
     if params.is_async:
@@ -81,7 +86,7 @@ async def stream(ctx: Context, params: StreamRequest) -> AsyncIterator[Any]:
     """Run a function and stream what its generator handler yields, item by item (a plain
     handler's result comes as one item). Stopping the iteration cancels the run."""
     spec = await specs.active_spec(ctx.platform, ctx.tenant, params.name)
-    _check_run(spec, params.params, "sync")
+    await _check_run(spec, params.params, "sync")
     await _may_run(ctx, spec, params.params)
     async for item in _run_streamed(ctx, spec, params.params, _timeout(spec, params.timeout)):
         yield item
@@ -162,10 +167,12 @@ async def _run_streamed(
         invocation_id=started.id,
         stream=True,
     )
-    watch = Watch(runs.runtime_of(ctx.platform), job, ctx.platform.settings.functions_max_log_bytes)
+    watch = runs.watch_of(ctx.platform, started, job)
     try:
         async for item in watch.items():
             yield item
+    except (RateLimitError, ServiceUnavailableError):
+        raise  # refused before it ran (no share or place for it in the pool): nothing to keep
     except BaseException:  # the caller stopped reading (or went away): the run is cancelled
         stopped = watch.outcome or Outcome("FAILURE", message="cancelled: the caller stopped")
         _record_later(ctx.platform, ctx.tenant, started, stopped, watch)
@@ -213,14 +220,14 @@ def function_operation(method: str, kind: HandlerKind = "unary") -> Operation:
 
     async def call(ctx: Context, params: Any) -> Any:
         spec = await specs.active_spec(ctx.platform, ctx.tenant, name)
-        _check_run(spec, params, "sync")
+        await _check_run(spec, params, "sync")
         await _may_run(ctx, spec, params)
         _, outcome = await _run_sync(ctx, spec, params, spec.timeout)
         return outcome.result
 
     async def items(ctx: Context, params: Any) -> AsyncIterator[Any]:
         spec = await specs.active_spec(ctx.platform, ctx.tenant, name)
-        _check_run(spec, params, "sync")
+        await _check_run(spec, params, "sync")
         await _may_run(ctx, spec, params)
         async for item in _run_streamed(ctx, spec, params, spec.timeout):
             yield item
@@ -251,7 +258,7 @@ def _function_name(method: str) -> str:
 # -- checks and answers --------------------------------------------------------------------
 
 
-def _check_run(spec: FunctionSpec, params: Any, mode: str) -> None:
+async def _check_run(spec: FunctionSpec, params: Any, mode: str) -> None:
     if spec.execution_mode not in (mode, "both"):
         other = "is_async=true" if spec.execution_mode == "async" else "is_async=false"
         raise ValidationError(
@@ -260,7 +267,7 @@ def _check_run(spec: FunctionSpec, params: Any, mode: str) -> None:
             details={"field": "is_async", "execution_mode": spec.execution_mode},
         )
     if spec.params_schema is not None:
-        check_params(spec.params_schema, params)
+        await check_params_soon(spec.params_schema, params)
 
 
 async def _may_run(ctx: Context, spec: FunctionSpec, params: Any) -> None:

@@ -5,7 +5,7 @@ app), the declared secrets and the ROOST_* variables as the environment, and a r
 (`tokens.py`) that acts for the caller narrowed by the function's declared scopes. `Watch`
 reads the run's events (items, logs, the end). `record` keeps the invocation and its logs in
 one transaction (the logs also as entries of the `logs` service, category
-`functions:<name>`, each with the execution id) and meters the run.
+`functions:<name>`, each with the execution id), ends the run's token and meters the run.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from roost.errors import (
     ValidationError,
 )
 from roost.functions.protocol import Failed, Finished, Item, Job, Log
-from roost.services import accounts
+from roost.services import accounts, principals
 from roost.services import secrets as secret_store
 from roost.services.caching import TenantCache
 from roost.services.context import Context, Platform, Principal
@@ -155,13 +155,15 @@ class Watch:
     runtime: FunctionRuntime
     job: Job
     max_log_bytes: int
+    depth: int = 0  # runs waiting on this one (a call made by a running function: 1)
+    queued: bool = False  # an async run: it may wait for its tenant's share of the workers
     outcome: Outcome | None = None
     lines: list[Log] = field(default_factory=list)
     dropped: int = 0
     _size: int = 0
 
     async def items(self) -> AsyncIterator[Any]:
-        events = self.runtime.run(self.job)
+        events = self.runtime.run(self.job, depth=self.depth, queued=self.queued)
         try:
             async for event in events:
                 if isinstance(event, Item):
@@ -204,6 +206,17 @@ class Watch:
             return
         self._size += len(line)
         self.lines.append(Log(line=line, stream=event.stream, level=event.level))
+
+
+def watch_of(platform: Platform, started: Started, job: Job) -> Watch:
+    """The Watch of one run of an invocation."""
+    return Watch(
+        runtime_of(platform),
+        job,
+        platform.settings.functions_max_log_bytes,
+        depth=len(started.caller.limits),
+        queued=started.mode == "async",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +299,8 @@ async def record(
 
     # a hot path: in SQLite's group commits with the other writes of the moment
     await platform.db.run(tenant, write, write=True)
+    if watch is not None:  # recorded as over: its token acts no more (a copy kept, or stolen)
+        principals.end_runtime_token(platform, watch.job.env["ROOST_TOKEN"])
     platform.meter.count_function(tenant, started.caller.api_key_id, outcome.duration_ms)
 
 
@@ -306,7 +321,7 @@ async def run_to_end(
             invocation_id=started.id,
             stream=False,
         )
-        watch = Watch(runtime_of(platform), job, platform.settings.functions_max_log_bytes)
+        watch = watch_of(platform, started, job)
         outcome = await watch.finish()
     except (ValidationError, SecretNotFoundError) as exc:
         if insert:  # a sync caller is told at once; nothing ran, nothing to keep

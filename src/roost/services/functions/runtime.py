@@ -22,9 +22,15 @@ class FunctionRuntime(Protocol):
         """How the workers are confined ("bubblewrap", "landlock+seccomp+setuid", ...)."""
         ...
 
-    def run(self, job: Job) -> AsyncIterator[Item | Log | Finished | Failed]:
+    def run(
+        self, job: Job, *, depth: int = 0, queued: bool = False
+    ) -> AsyncIterator[Item | Log | Finished | Failed]:
         """The events of one run, the last always one Finished or Failed. Closing the
-        iterator early cancels the run."""
+        iterator early cancels the run. `depth`: how many runs wait on this one (a call
+        made by a running function: 1); `queued`: an async run. Before any event, it may
+        raise RateLimitError (the tenant runs its share of the workers already; a queued
+        run waits instead) or ServiceUnavailableError (no worker free for a nested call,
+        which must not wait on workers its own chain holds)."""
         ...
 
     def stats(self) -> Any:

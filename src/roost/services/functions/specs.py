@@ -4,7 +4,9 @@ The active version of each function is cached for 2 s (and dropped by every chan
 process), as table definitions are: a deploy or rollback reaches other replicas within that.
 The code is kept in the blob store, so every replica can run every version; each replica
 unpacks a version once, on its first run there, into a read-only folder under its data dir
-(`functions/<tenant>/<function id>/<version>`), checking the bundle's SHA-256 first.
+(`functions/<tenant>/<function id>/<version>`), checking the bundle's SHA-256 first, and then
+removes the copies of versions of that function old enough to have been pruned from the
+catalog (`ROOST_FUNCTIONS_MAX_VERSIONS` kept), so that a replica keeps no more than that.
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ async def ensure_code(platform: Platform, tenant: str, spec: FunctionSpec) -> Pa
     try:
         data = await _read_bundle(platform, tenant, spec)
         await asyncio.to_thread(unpack, data, folder, limits_of(platform.settings))
+        # the catalog keeps the newest versions, and this one is at most the newest
+        pruned = spec.version - platform.settings.functions_max_versions
+        await prune_code(platform.settings, tenant, spec.id, pruned)
     except BaseException as exc:
         pending.set_exception(exc)
         pending.exception()  # retrieved: a failure nobody else waited for logs nothing
@@ -123,6 +128,20 @@ async def remove_code(settings: Settings, tenant: str, function_id: str | None =
     """Remove the unpacked code of one function (or of the whole tenant) on this replica."""
     root = code_root(settings, tenant)
     await asyncio.to_thread(remove_tree, root / function_id if function_id else root)
+
+
+async def prune_code(settings: Settings, tenant: str, function_id: str, up_to: int) -> None:
+    """Remove this replica's unpacked copies of a function's versions up to `up_to`."""
+    if up_to < 1:
+        return
+
+    def prune() -> None:
+        folder = code_root(settings, tenant) / function_id
+        for version in folder.iterdir() if folder.is_dir() else ():
+            if version.name.isascii() and version.name.isdigit() and int(version.name) <= up_to:
+                remove_tree(version)
+
+    await asyncio.to_thread(prune)
 
 
 async def _read_bundle(platform: Platform, tenant: str, spec: FunctionSpec) -> bytes:
