@@ -3,6 +3,8 @@ import line changed and nothing else.
 
 - `roost.compat.dominus`: CB Dominus (`from roost.compat.dominus import dominus`)
 - `roost.compat.synap`: Synap (`from roost.compat.synap import AsyncSynapClient`)
+- `roost.compat.dotdo`: DotDo (`from roost.compat.dotdo import DotDo`)
+- `roost.compat.taruvi`: Taruvi (`from roost.compat.taruvi import Client`)
 
 Each is a thin facade over the native SDK (`roost.AsyncClient`, `roost.Client` and their
 namespaces): it renames, reshapes arguments and results, and maps errors, and implements
