@@ -54,6 +54,7 @@ from roost.errors import (
     ValidationError,
 )
 from roost.services import accounts
+from roost.services.auth import challenges
 from roost.services.auth.audit import audit
 from roost.services.auth.providers import Provider, callback_url, check_url, load_provider
 from roost.services.auth.sessions import _open_session
@@ -141,11 +142,15 @@ async def provider_url(ctx: Context, params: ProviderUrlRequest) -> ProviderUrl:
 async def exchange_provider_code(ctx: Context, params: ProviderCodeRequest) -> TokenPair:
     """Trade the one-time `roost_code` a provider sign-in came back with for a session;
     each code works once, within a minute."""
-    async with ctx.platform.db.write(ctx.tenant) as conn:
+    async with ctx.platform.db.write(ctx.tenant) as conn:  # the code is spent whatever follows
         handed = await _take_handoff(ctx, conn, params.code, "code")
         user = await accounts.live_user(conn, handed["user_id"])
-        if not user["is_active"]:
-            raise AuthenticationError("this user is disabled", code="invalid_credentials")
+    if not user["is_active"]:
+        raise AuthenticationError("this user is disabled", code="invalid_credentials")
+    # a provider is one factor, as a password is: a user with a second factor (or a role that
+    # requires one) gets a challenge here too
+    await challenges.pass_gate(ctx, user, session_token=False, via="provider")
+    async with ctx.platform.db.write(ctx.tenant) as conn:
         await conn.execute(
             users.update().where(users.c.id == user["id"]).values(last_login=ctx.now())
         )
