@@ -177,7 +177,8 @@ def main(params, user_data):
 
 
 async def test_a_runtime_token_dies_on_every_replica_when_its_run_ends(cluster: Cluster) -> None:
-    first, second = cluster.replicas[:2]
+    runs_functions = {"ROOST_FUNCTIONS_ENABLED": "true", "ROOST_FUNCTIONS_POOL_SIZE": "1"}
+    first, second = cluster.start(**runs_functions), cluster.start(**runs_functions)
     async with (
         httpx.AsyncClient(base_url=first.url, timeout=60) as one,
         httpx.AsyncClient(base_url=second.url, timeout=60) as two,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import time
 from typing import Final
 
@@ -128,12 +129,20 @@ class AsyncDoorBackend(httpcore.AsyncNetworkBackend):
         return AnyIOStream(await SocketStream.from_socket(connection))
 
 
+def _ssl_context(tls: bool) -> ssl.SSLContext | None:
+    """A verifying TLS context for an https API, else none: making one reads the CA file,
+    which a worker under the fallback may not reach (a checkout in a private folder), and an
+    http API never needs it. (The context httpx makes of `verify=False` is never used: the
+    pool below replaces httpx's own.)"""
+    return httpx.create_ssl_context() if tls else None
+
+
 class DoorTransport(httpx.HTTPTransport):
     """The sync client's transport inside a function under the fallback sandbox."""
 
-    def __init__(self, fd: int, limits: httpx.Limits) -> None:
-        ssl_context = httpx.create_ssl_context()
-        super().__init__(verify=ssl_context, limits=limits)
+    def __init__(self, fd: int, limits: httpx.Limits, *, tls: bool) -> None:
+        ssl_context = _ssl_context(tls)
+        super().__init__(verify=ssl_context or False, limits=limits)
         # httpx takes no network backend: its pool is replaced by one that has ours
         self._pool = httpcore.ConnectionPool(
             ssl_context=ssl_context,
@@ -147,9 +156,9 @@ class DoorTransport(httpx.HTTPTransport):
 class AsyncDoorTransport(httpx.AsyncHTTPTransport):
     """The async client's transport inside a function under the fallback sandbox."""
 
-    def __init__(self, fd: int, limits: httpx.Limits) -> None:
-        ssl_context = httpx.create_ssl_context()
-        super().__init__(verify=ssl_context, limits=limits)
+    def __init__(self, fd: int, limits: httpx.Limits, *, tls: bool) -> None:
+        ssl_context = _ssl_context(tls)
+        super().__init__(verify=ssl_context or False, limits=limits)
         # httpx takes no network backend: its pool is replaced by one that has ours
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,

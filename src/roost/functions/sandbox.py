@@ -239,17 +239,22 @@ def command(
     assert binary is not None  # choose() said bubblewrap works
     namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
     walls = ["--die-with-parent", *namespaces, "--unshare-cgroup-try", "--hostname", "function"]
-    views = _read_only_views([*runtime_paths(), RELAY_INSIDE])
+    # the private /tmp first: an interpreter or a checkout that lives under the host's /tmp
+    # (a CI clone, say) is then bound on top of it instead of hidden by it
+    views = ["--dev", "/dev", "--proc", "/proc", "--size", str(tmp_bytes)]
+    private_tmp = "/tmp"  # noqa: S108 - the sandbox's own tmpfs, not the host's
+    views += ["--perms", "1777", "--tmpfs", private_tmp]
+    views += _read_only_views([*runtime_paths(), RELAY_INSIDE], made={"/", private_tmp})
     views += ["--ro-bind", str(slot.code), CODE_INSIDE, "--ro-bind", str(relay_dir), RELAY_INSIDE]
-    views += ["--dev", "/dev", "--proc", "/proc", "--size", str(tmp_bytes)]
-    views += ["--perms", "1777", "--tmpfs", "/tmp", "--chdir", "/tmp"]  # noqa: S108 - private
+    views += ["--chdir", private_tmp]
     return [binary, *walls, *views, "--", *python]
 
 
-def _read_only_views(paths: list[str]) -> list[str]:
+def _read_only_views(paths: list[str], made: set[str]) -> list[str]:
     """bwrap arguments that show `paths` read-only at their own place, with every folder above
-    them made traversable (a private parent such as /root would stop the unprivileged uid)."""
-    made: set[str] = {"/"}
+    them made traversable (a private parent such as /root would stop the unprivileged uid);
+    `made`: folders that exist in the sandbox already."""
+    made = set(made)
     args: list[str] = []
     for path in paths:
         for parent in reversed(Path(path).parents):

@@ -82,7 +82,8 @@ class _Shared:
         # runtime hands connections to it (ROOST_API_DOOR) where no socket may be opened
         transport: httpx.AsyncBaseTransport | None = None
         if config.api_door is not None:
-            transport = AsyncDoorTransport(config.api_door, limits)
+            tls = config.api_url.startswith("https:")
+            transport = AsyncDoorTransport(config.api_door, limits, tls=tls)
         elif config.api_socket:
             transport = httpx.AsyncHTTPTransport(uds=config.api_socket, limits=limits)
         self.http = http or httpx.AsyncClient(

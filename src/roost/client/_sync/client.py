@@ -84,7 +84,8 @@ class _Shared:
         # runtime hands connections to it (ROOST_API_DOOR) where no socket may be opened
         transport: httpx.BaseTransport | None = None
         if config.api_door is not None:
-            transport = DoorTransport(config.api_door, limits)
+            tls = config.api_url.startswith("https:")
+            transport = DoorTransport(config.api_door, limits, tls=tls)
         elif config.api_socket:
             transport = httpx.HTTPTransport(uds=config.api_socket, limits=limits)
         self.http = http or httpx.Client(
