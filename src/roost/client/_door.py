@@ -20,7 +20,7 @@ import select
 import socket
 import ssl
 import time
-from typing import Final
+from typing import Any, Final
 
 import anyio
 import httpcore
@@ -137,6 +137,16 @@ def _ssl_context(tls: bool) -> ssl.SSLContext | None:
     return httpx.create_ssl_context() if tls else None
 
 
+def _pool_options(limits: httpx.Limits, ssl_context: ssl.SSLContext | None) -> dict[str, Any]:
+    """What both transports' httpcore pools take besides their network backend."""
+    return {
+        "ssl_context": ssl_context,
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
+    }
+
+
 class DoorTransport(httpx.HTTPTransport):
     """The sync client's transport inside a function under the fallback sandbox."""
 
@@ -145,11 +155,7 @@ class DoorTransport(httpx.HTTPTransport):
         super().__init__(verify=ssl_context or False, limits=limits)
         # httpx takes no network backend: its pool is replaced by one that has ours
         self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=DoorBackend(fd),
+            **_pool_options(limits, ssl_context), network_backend=DoorBackend(fd)
         )
 
 
@@ -161,9 +167,5 @@ class AsyncDoorTransport(httpx.AsyncHTTPTransport):
         super().__init__(verify=ssl_context or False, limits=limits)
         # httpx takes no network backend: its pool is replaced by one that has ours
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncDoorBackend(fd),
+            **_pool_options(limits, ssl_context), network_backend=AsyncDoorBackend(fd)
         )
