@@ -3,6 +3,7 @@ as plain data."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -45,8 +46,16 @@ def create_app(
     platform = build_platform(settings, clock=clock)
     registry = build_registry() if registry is None else registry
     dispatcher = Dispatcher(platform, registry)
-    openapi = json.dumps(openapi_document(registry)).encode()
-    page = docs_page(registry).encode()
+
+    # Built on first request, not at start: they cost ~0.3 s, which every server start (and
+    # every test server) would otherwise pay.
+    @functools.cache
+    def openapi() -> bytes:
+        return json.dumps(openapi_document(registry)).encode()
+
+    @functools.cache
+    def page() -> bytes:
+        return docs_page(registry).encode()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -58,11 +67,12 @@ def create_app(
 
     async def openapi_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")
-        return compressed(openapi, "application/json", accept_encoding=encoding).as_response()
+        return compressed(openapi(), "application/json", accept_encoding=encoding).as_response()
 
     async def docs_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")
-        return compressed(page, "text/html; charset=utf-8", accept_encoding=encoding).as_response()
+        answer = compressed(page(), "text/html; charset=utf-8", accept_encoding=encoding)
+        return answer.as_response()
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/docs")

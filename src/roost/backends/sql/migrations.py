@@ -26,6 +26,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Integer,
     MetaData,
@@ -37,7 +38,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import Dialect as SQLDialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeEngine
 
@@ -59,7 +59,7 @@ class Change(Protocol):
         """What the change runs on `dialect`, as text (its fingerprint is taken of this)."""
         ...
 
-    async def apply(self, conn: AsyncConnection) -> None:
+    def apply(self, conn: Connection) -> None:
         """Run the change in the migration's transaction."""
         ...
 
@@ -70,9 +70,9 @@ class _Statements(ABC):
     @abstractmethod
     def sql(self, dialect: SQLDialect) -> list[str]: ...
 
-    async def apply(self, conn: AsyncConnection) -> None:
+    def apply(self, conn: Connection) -> None:
         for statement in self.sql(_DIALECTS[conn.dialect.name]):
-            await conn.exec_driver_sql(statement)
+            conn.exec_driver_sql(statement)
 
 
 class CreateTables(_Statements):
@@ -134,9 +134,9 @@ class InsertRows:
         rows = json.dumps(list(self.rows), sort_keys=True)
         return [f"INSERT INTO {self.table.name} ({columns})", rows]
 
-    async def apply(self, conn: AsyncConnection) -> None:
+    def apply(self, conn: Connection) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
-        await conn.execute(self.table.insert(), [{**row, self.stamped: now} for row in self.rows])
+        conn.execute(self.table.insert(), [{**row, self.stamped: now} for row in self.rows])
 
 
 @dataclass(frozen=True)
@@ -151,9 +151,9 @@ class Migration:
         """Everything the step runs on an engine, as text."""
         return [line for change in self.changes for line in change.sql(_DIALECTS[dialect])]
 
-    async def apply(self, conn: AsyncConnection) -> None:
+    def apply(self, conn: Connection) -> None:
         for change in self.changes:
-            await change.apply(conn)
+            change.apply(conn)
 
 
 def step(version: int, description: str, *changes: Change) -> Migration:
@@ -299,27 +299,32 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
 
 async def migrate(db: Database, namespace: str, *, target: int | None = None) -> list[int]:
     """Bring one namespace up to date, or up to step `target` (none later); return the
-    versions applied now."""
+    versions applied now. The steps run as one plain function in one transaction
+    (`Database.run`): on SQLite that is one thread hop for all their statements rather than
+    one per statement, which made every start (and every test server) ~0.4 s slower."""
     steps = CONTROL_MIGRATIONS if namespace == CONTROL else TENANT_MIGRATIONS
-    async with db.write(namespace) as conn:
-        if db.dialect == "postgresql":
+
+    def work(conn: Connection) -> list[int]:
+        if conn.dialect.name == "postgresql":
             schema = db.schema_of(namespace)
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(schema)})
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        await conn.run_sync(lambda sync: _version_metadata.create_all(sync))
-        done = set((await conn.execute(select(_versions.c.version))).scalars())
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(schema)})
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        _version_metadata.create_all(conn)
+        done = set(conn.execute(select(_versions.c.version)).scalars())
         applied = []
         for migration in steps:
             if migration.version in done or (target is not None and migration.version > target):
                 continue
-            await migration.apply(conn)
-            await conn.execute(
+            migration.apply(conn)
+            conn.execute(
                 _versions.insert().values(
                     version=migration.version, description=migration.description
                 )
             )
             applied.append(migration.version)
-    return applied
+        return applied
+
+    return await db.run(namespace, work, write=True)
 
 
 def _lock_key(schema: str) -> int:
