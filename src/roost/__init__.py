@@ -73,6 +73,7 @@ from roost.errors import (
     ServiceUnavailableError,
     TimeoutError,
     ValidationError,
+    WebhookVerificationError,
 )
 
 __all__ = [
@@ -143,6 +144,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TimeoutError",
     "ValidationError",
+    "WebhookVerificationError",
     # version
     "__version__",
 ]

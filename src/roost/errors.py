@@ -19,6 +19,7 @@ RoostError
 │   ├── RateLimitError               429  (retry_after)
 │   ├── ServerError                  500
 │   └── ServiceUnavailableError      503  (retry_after)
+├── WebhookVerificationError                (roost.webhooks.verify: not a genuine delivery)
 ├── NetworkError                            (no answer from the server)
 │   ├── TimeoutError                        (also a builtin TimeoutError)
 │   ├── ConnectionError                     (also a builtin ConnectionError)
@@ -70,6 +71,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TimeoutError",
     "ValidationError",
+    "WebhookVerificationError",
     "error_from_payload",
 ]
 
@@ -245,6 +247,14 @@ class ServiceUnavailableError(_RetryLater):
     default_status = 503
 
 
+class WebhookVerificationError(RoostError):
+    """A webhook delivery failed `roost.webhooks.verify`: a signature header is missing or
+    malformed, its timestamp is outside the tolerance, or no signature matches the secret.
+    Answer such a request with 400 or 401 and do not act on its body."""
+
+    default_code = "webhook_verification_failed"
+
+
 class NetworkError(RoostError):
     """The server could not be reached or did not answer in time."""
 
@@ -350,6 +360,8 @@ ERROR_CODES: dict[str, type[APIError]] = _codes(
         "too_many_subscriptions": RateLimitError,
         "too_many_connections": RateLimitError,
         "tags_not_present": ValidationError,
+        "destination_refused": ValidationError,
+        "host_unresolved": ValidationError,
         "secret_unreadable": ServerError,
         "wrong_master_key": ServerError,
     },

@@ -380,6 +380,17 @@ class Settings(BaseSettings):
         "deployment must name the same, deployments that share one Redis different ones",
     )
 
+    # Outgoing requests to URLs tenants choose (webhook targets; services/outbound.py)
+    webhook_allow: str = Field(
+        default="",
+        max_length=64 * 1024,
+        description="comma-separated networks (CIDR or single addresses) and exact host names "
+        "that webhooks may reach although they are not public, e.g. 10.0.0.0/8,hooks.internal; "
+        "empty: public addresses only (loopback, private, link-local such as the cloud "
+        "metadata service, CGNAT, unique-local, multicast and reserved addresses are refused, "
+        "so that a tenant cannot reach the server's own network)",
+    )
+
     @field_validator("password_hash_parallelism")
     @classmethod
     def _enough_hash_memory(cls, value: int, info: ValidationInfo) -> int:
@@ -389,6 +400,14 @@ class Settings(BaseSettings):
                 f"needs password_hash_memory_kib of at least 8 per lane ({8 * value}); "
                 f"it is {memory}"
             )
+        return value
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allow_list(cls, value: str) -> str:
+        from roost.services.outbound import AllowList  # here: services import settings
+
+        AllowList.parse(value)  # ValueError names the entry
         return value
 
     @field_validator("storage_url")

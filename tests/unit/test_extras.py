@@ -65,10 +65,13 @@ def test_importing_the_server_without_its_extra_names_the_extra() -> None:
 
 
 def test_the_sdk_imports_without_the_server_extra() -> None:
-    code = "import roost\nprint(roost.Client.__name__, roost.AsyncClient.__name__)"
+    code = (
+        "import roost, roost.webhooks\n"
+        "print(roost.Client.__name__, roost.AsyncClient.__name__, roost.webhooks.verify.__name__)"
+    )
     done = _without(set(SERVER_MODULES), code)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["Client", "AsyncClient"]
+    assert done.stdout.split() == ["Client", "AsyncClient", "verify"]
 
 
 def test_server_modules_cover_every_distribution_of_the_server_extra() -> None:
