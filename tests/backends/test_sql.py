@@ -31,7 +31,7 @@ async def test_migrations_apply_once(db: Database) -> None:
     assert await migrate(db, "acme") == []
     async with db.read("acme") as conn:
         names = set((await conn.execute(select(roles.c.name))).scalars())
-    assert names == {"admin", "member"}
+    assert names == {"admin", "member", "anonymous"}
 
 
 @pytest.mark.anyio

@@ -25,6 +25,7 @@ from roost import (
 )
 from roost.server.redaction import redact
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.inbox import mail_inbox
 from tests.oidc_provider import (
     APP,
     OidcProvider,
@@ -154,7 +155,9 @@ async def test_an_unverified_email_never_takes_over_an_account(
     victim = unique("victim")
     email = f"{victim}@example.com"
     async with AsyncClient(api_url=signin_server.url) as client, _admin(signin_server) as admin:
-        account = await client.auth.register(victim, "victim-password", email=email)
+        with mail_inbox(signin_server) as inbox:
+            account = await client.auth.register(victim, "victim-password", email=email)
+        await client.auth.verify_email(inbox.token(email, "rev"))
         attacker = Person(sub=unique("sub"), email=email, email_verified=False)
         with oidc_provider(attacker) as provider:
             name = await _put(admin, provider)

@@ -3,10 +3,12 @@ share."""
 
 from __future__ import annotations
 
+import string
+import unicodedata
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, String, bindparam, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,17 +25,53 @@ from roost.services.context import Principal
 from roost.services.security import Passwords, new_id
 from roost.wire.auth import RegisterRequest, User, UserRef
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def email_key(email: str) -> str:
+    """An address as accounts compare it: ASCII case folded, nothing else. `str.lower()` and
+    SQL `lower()` also fold other letters (the Kelvin sign K to k, on PostgreSQL in the
+    database too), so an address differing from an account's in such a letter, which is
+    another mailbox, would reach that account."""
+    return email.translate(_ASCII_LOWER)
+
+
+def plain_email(email: str) -> bool:
+    """Whether Unicode compatibility normalisation (NFKC) leaves the address as it is: else it
+    holds a character that stands for another (the Kelvin sign for k, a full-width @), which
+    reads as a known address but is another mailbox."""
+    return unicodedata.normalize("NFKC", email) == email
+
+
+def check_email(email: str, field: str = "email") -> None:
+    """Refuse an address that is not `plain_email`."""
+    if not plain_email(email):
+        raise ValidationError(
+            f"{field} holds a character that stands for another (such as the Kelvin sign "
+            "for k): write the address with plain characters",
+            details={"field": field},
+        )
+
+
+def _lowered(value: str) -> ColumnElement[str]:
+    """`lower()` of a parameter, by the database: candidates fold alike on both sides, and
+    `email_key` decides among them."""
+    return func.lower(bindparam(None, value, type_=String))
+
 
 async def find_by_login(conn: AsyncConnection, login: str) -> RowMapping | None:
-    """The user whose username (any case) or email is `login`."""
-    lowered = login.lower()
+    """The user whose username (any case) or email (ASCII case folded) is `login`."""
     query = select(users).where(
         or_(
-            func.lower(users.c.username) == lowered,
-            (users.c.email != "") & (func.lower(users.c.email) == lowered),
+            func.lower(users.c.username) == _lowered(login),
+            (users.c.email != "") & (func.lower(users.c.email) == _lowered(login)),
         )
     )
-    return (await conn.execute(query.limit(1))).mappings().first()
+    key = email_key(login)
+    for row in (await conn.execute(query.limit(20))).mappings():
+        if email_key(row["username"]) == key or email_key(row["email"]) == key:
+            return row
+    return None
 
 
 async def find_by_username(conn: AsyncConnection, username: str) -> RowMapping:
@@ -87,11 +125,31 @@ async def roles_and_scopes(
             .where(or_(user_roles.c.expires_at.is_(None), user_roles.c.expires_at > now))
         )
     ).all()
+    if user["is_anonymous"]:  # whatever roles an admin gave, only this one, and capped
+        rows = [row for row in rows if row.name == ANONYMOUS_ROLE]
+        names = [row.name for row in rows]
+        return names, {scope for row in rows for scope in row.scopes if anonymous_may_hold(scope)}
     names = sorted(row.name for row in rows)
     scopes: set[str] = {scope for row in rows for scope in row.scopes}
     if user["is_superuser"]:
         scopes.add("*")
     return names, scopes
+
+
+ANONYMOUS_ROLE = "anonymous"
+# What an anonymous user may be granted (through the `anonymous` role) at most: the app's
+# data, never administration (users, roles, keys, settings, secrets, mail, logs, tenants...),
+# an `admin`, `deploy` or `define` action, or a wildcard. Anyone can become an anonymous
+# user, so a tenant that gave that role `*` by mistake must not hand the tenant out.
+_ANONYMOUS_MODULES = frozenset(
+    {"database", "kv", "storage", "queue", "stream", "pubsub", "functions", "pages", "policy"}
+)
+_ANONYMOUS_NEVER = frozenset({"*", "admin", "deploy", "define"})
+
+
+def anonymous_may_hold(scope: str) -> bool:
+    module, _, action = scope.partition(":")
+    return module in _ANONYMOUS_MODULES and action not in _ANONYMOUS_NEVER
 
 
 async def ensure_may_act_on(
@@ -188,6 +246,7 @@ async def to_user(conn: AsyncConnection, user: RowMapping, now: datetime) -> Use
         created_at=user["created_at"],
         last_login=user["last_login"],
         email_verified=user["email_verified_at"] is not None,
+        is_anonymous=bool(user["is_anonymous"]),
     )
 
 
@@ -201,7 +260,7 @@ async def create_user(
 ) -> RowMapping:
     """Insert a user with its roles; a taken username or email is a ConflictError."""
     await _check_new(conn, request)
-    if request.email and await _taken(conn, users.c.email, request.email):
+    if request.email and await find_by_email(conn, request.email) is not None:
         raise ConflictError("a user with this email exists", details={"field": "email"})
     await _role_scopes(conn, role_names)
     user_id = new_id()
@@ -258,6 +317,7 @@ async def unsaved_user(
 
 
 async def _check_new(conn: AsyncConnection, request: RegisterRequest) -> None:
+    check_email(request.email)
     if request.confirm_password is not None and request.confirm_password != request.password:
         raise ValidationError(
             "confirm_password does not match password", details={"field": "confirm_password"}
@@ -278,12 +338,21 @@ async def _role_scopes(conn: AsyncConnection, role_names: list[str]) -> set[str]
     return {scope for row in rows for scope in row.scopes}
 
 
-async def find_by_email(conn: AsyncConnection, email: str) -> RowMapping | None:
-    """The user with this email (in any case); None for an empty one."""
+async def find_by_email(
+    conn: AsyncConnection, email: str, *, active_only: bool = False
+) -> RowMapping | None:
+    """The user with this email (ASCII case folded: see `email_key`); None for an empty one.
+    `active_only`: a disabled user's address finds nobody."""
     if not email:
         return None
-    query = select(users).where(func.lower(users.c.email) == email.lower()).limit(1)
-    return (await conn.execute(query)).mappings().first()
+    query = select(users).where(func.lower(users.c.email) == _lowered(email))
+    if active_only:
+        query = query.where(users.c.is_active.is_(True))
+    key = email_key(email)
+    for row in (await conn.execute(query.limit(20))).mappings():
+        if email_key(row["email"]) == key:
+            return row
+    return None
 
 
 async def _taken(conn: AsyncConnection, column: Any, value: str) -> bool:
@@ -300,5 +369,5 @@ async def revoke_sessions(conn: AsyncConnection, where: ColumnElement[bool], now
 
 
 async def email_taken(conn: AsyncConnection, email: str) -> bool:
-    """Whether a user has this email (in any case)."""
-    return await _taken(conn, users.c.email, email)
+    """Whether a user has this email (ASCII case folded)."""
+    return await find_by_email(conn, email) is not None

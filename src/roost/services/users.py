@@ -117,7 +117,10 @@ async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
     async with ctx.platform.db.write(ctx.tenant) as conn:
         now = ctx.now()
         row = await accounts.find_target(ctx.require_principal(), conn, params, now)
-        if params.email is not None and params.email.lower() != row["email"].lower():
+        if params.email is not None and accounts.email_key(params.email) != accounts.email_key(
+            row["email"]
+        ):
+            accounts.check_email(params.email)
             if params.email and await accounts.email_taken(conn, params.email):
                 raise ConflictError(
                     f"email {params.email!r} belongs to another user", details={"field": "email"}

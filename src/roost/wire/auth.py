@@ -144,6 +144,7 @@ class User(Struct):
     created_at: datetime
     last_login: datetime | None = None
     email_verified: bool = False
+    is_anonymous: bool = False  # signed in with auth.sign_in_anonymously, not upgraded yet
 
 
 class Whoami(Struct, omit_defaults=True):
@@ -169,6 +170,16 @@ class Session(Struct):
 
 class SessionRef(Struct, forbid_unknown_fields=True):
     id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class AnonymousSignIn(Struct, forbid_unknown_fields=True):
+    session_token: bool = False
+
+
+class UpgradeAnonymousRequest(Struct, forbid_unknown_fields=True):
+    email: Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    password: Password
+    username: Username | None = None  # else the anonymous one stays
 
 
 class RegisterRequest(Struct, forbid_unknown_fields=True):

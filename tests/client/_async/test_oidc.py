@@ -7,6 +7,7 @@ import pytest
 
 from roost import AsyncClient, AuthenticationError, NotFoundError
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.inbox import mail_inbox
 from tests.oidc_provider import APP, OidcProvider, Person, oidc_provider, walk
 from tests.oidc_provider import signin_server as signin_server  # the module's server
 
@@ -53,7 +54,9 @@ async def test_a_verified_email_links_the_existing_account(signin_server: Runnin
     email = f"{name}@example.com"
     async with AsyncClient(api_url=signin_server.url) as client:
         admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-        existing = await client.auth.register(name, "grace-password", email=email)
+        with mail_inbox(signin_server) as inbox:  # only a verified address links
+            existing = await client.auth.register(name, "grace-password", email=email)
+        await client.auth.verify_email(inbox.token(email, "rev"))
         with oidc_provider(Person(sub=unique("sub"), email=email.upper())) as provider:
             idp = await _put(admin, provider)
             back = walk(await client.auth.sign_in_with_provider_url(idp, APP))

@@ -8,6 +8,7 @@ import pytest
 
 from roost import Client, AuthenticationError, NotFoundError
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.inbox import mail_inbox
 from tests.oidc_provider import APP, OidcProvider, Person, oidc_provider, walk
 from tests.oidc_provider import signin_server as signin_server  # the module's server
 
@@ -52,7 +53,9 @@ def test_a_verified_email_links_the_existing_account(signin_server: RunningServe
     email = f"{name}@example.com"
     with Client(api_url=signin_server.url) as client:
         admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
-        existing = client.auth.register(name, "grace-password", email=email)
+        with mail_inbox(signin_server) as inbox:  # only a verified address links
+            existing = client.auth.register(name, "grace-password", email=email)
+        client.auth.verify_email(inbox.token(email, "rev"))
         with oidc_provider(Person(sub=unique("sub"), email=email.upper())) as provider:
             idp = _put(admin, provider)
             back = walk(client.auth.sign_in_with_provider_url(idp, APP))

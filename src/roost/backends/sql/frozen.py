@@ -665,3 +665,26 @@ auth_handoffs = Table(
     Column("data", JSON, nullable=False),
     Column("expires_at", _time, nullable=False, index=True),
 )
+
+# -- tenant step 26 ----------------------------------------------------------------------------
+
+passkeys = Table(
+    "roost_passkeys",
+    tenant,
+    Column("id", String(32), primary_key=True),
+    Column("credential_id", String(1400), nullable=False, unique=True),
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("roost_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("sign_count", BigInteger, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("aaguid", String(36), nullable=False),
+    Column("backed_up", Boolean, nullable=False),
+    Column("created_at", _time, nullable=False),
+    Column("last_used_at", _time, nullable=True),
+)

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Connection,
     DateTime,
@@ -198,6 +199,19 @@ _BUILTIN_ROLES = InsertRows(
     stamped="created_at",
 )
 
+_ANONYMOUS_ROLE = InsertRows(
+    frozen.roles,
+    [
+        {
+            "name": "anonymous",
+            "scopes": [],
+            "description": "what users who signed in anonymously may do",
+            "builtin": True,
+        }
+    ],
+    stamped="created_at",
+)
+
 _POLICY_STATE = InsertRows(
     frozen.policy_state,
     [{"id": 1, "revision": 0, "globals": {}, "updated_by": ""}],
@@ -293,6 +307,13 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         25,
         "sign-in providers, linked identities and sign-in handoffs",
         CreateTables(frozen.auth_providers, frozen.user_identities, frozen.auth_handoffs),
+    ),
+    step(
+        26,
+        "passkeys; anonymous users and their built-in role",
+        CreateTables(frozen.passkeys),
+        AddColumn("roost_users", "is_anonymous", Boolean()),
+        _ANONYMOUS_ROLE,
     ),
 )
 

@@ -107,6 +107,7 @@ users = Table(
     Column("last_login", UTCDateTime, nullable=True),
     Column("email_verified_at", UTCDateTime, nullable=True),  # added by tenant migration 14
     Column("preferences", JSON, nullable=True),  # added by tenant migration 16
+    Column("is_anonymous", Boolean, nullable=True),  # added by tenant migration 26
 )
 
 roles = Table(
@@ -703,6 +704,27 @@ user_identities = Table(
     ),
     Column("email", String(254), nullable=False),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+passkeys = Table(
+    "roost_passkeys",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("credential_id", String(1400), nullable=False, unique=True),
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("roost_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("sign_count", BigInteger, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("aaguid", String(36), nullable=False),
+    Column("backed_up", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("last_used_at", UTCDateTime, nullable=True),
 )
 
 auth_handoffs = Table(

@@ -6,6 +6,7 @@ import contextlib
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from roost.client._async.passkeys import AsyncPasskeys
 from roost.client._async.providers import AsyncProviders
 from roost.client._core.credentials import Credential, TokenSession
 from roost.client._core.namespace import Namespace, user_ref
@@ -167,6 +168,70 @@ class AsyncAuth(Namespace):
         tokens = await self._client.call("auth.verify_otp", params, authenticated=False)
         return self._client._derive(session=TokenSession(tokens))
 
+    # -- anonymous users --------------------------------------------------------------------
+
+    async def sign_in_anonymously(self, *, session_token: bool = False) -> AsyncClient:
+        """A client signed in as a new anonymous user (where the tenant's site setting
+        `auth_anonymous_sign_in` is true): it may do what the tenant's `anonymous` role
+        allows, never administration. Keep its data by `upgrade_anonymous` later.
+
+        Example:
+            guest = await client.auth.sign_in_anonymously()
+        """
+        params = {"session_token": session_token}
+        tokens = await self._client.call("auth.sign_in_anonymously", params, authenticated=False)
+        return self._client._derive(session=TokenSession(tokens))
+
+    async def upgrade_anonymous(
+        self, email: str, password: str, *, username: str | None = None
+    ) -> dict[str, Any]:
+        """Make the signed-in anonymous user a full account (the same id, so the same data)
+        with this email and password, and `username` if given; a verification link is
+        mailed. ConflictError if another account has the email or username.
+
+        Example:
+            me = await guest.auth.upgrade_anonymous("ada@example.com", "a-long-password")
+        """
+        params: dict[str, Any] = {"email": email, "password": password}
+        if username is not None:
+            params["username"] = username
+        result: dict[str, Any] = await self._client.call("auth.upgrade_anonymous", params)
+        return result
+
+    # -- passkeys (WebAuthn) -------------------------------------------------------------
+
+    @cached_property
+    def passkeys(self) -> AsyncPasskeys:
+        """The signed-in user's passkeys: `registration_options`, `register`, `list`,
+        `delete`."""
+        return AsyncPasskeys(self._client)
+
+    async def passkey_sign_in_options(self) -> dict[str, Any]:
+        """`{"options", "expires_in"}` for signing in with a passkey: pass `options` to the
+        browser's `navigator.credentials.get({publicKey: ...})`, then the credential's
+        `toJSON()` to `sign_in_with_passkey`. No user name is asked: the user picks a passkey.
+
+        Example:
+            options = (await client.auth.passkey_sign_in_options())["options"]
+        """
+        result: dict[str, Any] = await self._client.call(
+            "auth.passkey_sign_in_options", authenticated=False
+        )
+        return result
+
+    async def sign_in_with_passkey(
+        self, credential: dict[str, Any], *, session_token: bool = False
+    ) -> AsyncClient:
+        """Trade the browser's answer to `passkey_sign_in_options` for a signed-in client.
+        A passkey with user verification is two factors in one: no TOTP code is asked.
+
+        Example:
+            user = await client.auth.sign_in_with_passkey(credential_json)
+        """
+        params = {"credential": credential, "session_token": session_token}
+        tokens = await self._client.call("auth.sign_in_with_passkey", params, authenticated=False)
+        return self._client._derive(session=TokenSession(tokens))
+
     signInWithPassword = sign_in_with_password
     signInWithToken = sign_in_with_token
     signOut = sign_out
@@ -175,6 +240,8 @@ class AsyncAuth(Namespace):
     signInWithMagicLink = sign_in_with_magic_link
     sendOtp = send_otp
     verifyOtp = verify_otp
+    signInWithPasskey = sign_in_with_passkey
+    signInAnonymously = sign_in_anonymously
 
     async def login(
         self, username: str, password: str, *, session_token: bool = False

@@ -20,6 +20,14 @@ Accounts link by verified email only: an identity seen before signs its user in;
 with the same email is linked only if the provider says the address is verified, and an
 unverified one is refused (it would otherwise take that account over); else a new user is
 made (where sign-up is allowed), keeping an unverified address off the account.
+
+An account whose own address was never verified is not linked either, even by a provider that
+verified it (`account_email_unverified`): whoever registered it never proved the mailbox, so it
+may be an attacker's account made ahead with the victim's address (pre-hijacking), whose
+password would still open it once the victim signs in through the provider. The owner signs
+in (or resets the password by mail, which proves the mailbox), verifies, then links. Refusing
+is safer than taking the account over: whatever the registrant left in it (API keys, a second
+factor, data, other identities) would stay.
 """
 
 from __future__ import annotations
@@ -344,6 +352,8 @@ def _identity_of(claims: dict[str, Any]) -> Identity:
         raise _provider_error("it named no subject (sub or id) for the user")
     email = claims.get("email")
     email = email.strip() if isinstance(email, str) and "@" in email else ""
+    if not accounts.plain_email(email):  # a look-alike is no address to link by
+        email = ""
     verified = claims.get("email_verified", claims.get("verified_email"))
     return Identity(
         subject=str(subject),
@@ -453,11 +463,13 @@ async def _user_for_new_identity(
                 "verified: sign in to that account and link the provider from there",
                 code="email_not_verified",
             )
-        if owner["email_verified_at"] is None:  # the provider has just verified it
-            await conn.execute(
-                users.update().where(users.c.id == owner["id"]).values(email_verified_at=ctx.now())
+        if owner["email_verified_at"] is None:  # see the module's docstring: pre-hijacking
+            raise AuthenticationError(
+                "an account has this email but has not verified it: sign in to that account "
+                "(or reset its password by mail) and verify the address first",
+                code="account_email_unverified",
             )
-        return await accounts.live_user(conn, owner["id"])
+        return owner
     if not ctx.platform.settings.allow_signup:
         raise AuthorizationError(
             "sign-up is disabled on this server; ask an admin for an account",

@@ -29,11 +29,12 @@ from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import user_tokens, users
 from roost.errors import AuthenticationError, ServiceUnavailableError, ValidationError
+from roost.services import accounts
 from roost.services.auth import challenges, events, recovery
 from roost.services.auth.sessions import open_session
 from roost.services.context import Context
@@ -255,10 +256,7 @@ def _under(target: Any, allowed: Any) -> bool:
 
 async def _active_user(ctx: Context, email: str) -> RowMapping | None:
     async with ctx.platform.db.read(ctx.tenant) as conn:
-        query = select(users).where(
-            func.lower(users.c.email) == email.lower(), users.c.is_active.is_(True)
-        )
-        return (await conn.execute(query.limit(1))).mappings().first()
+        return await accounts.find_by_email(conn, email, active_only=True)
 
 
 async def _spend(ctx: Context, row: RowMapping) -> RowMapping:

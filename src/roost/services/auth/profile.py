@@ -34,8 +34,11 @@ async def update_profile(ctx: Context, params: ProfileUpdate) -> User:
         )
     async with ctx.platform.db.write(ctx.tenant) as conn:
         user = await accounts.live_user(conn, principal.user_id)
-        new_email = params.email is not None and params.email.lower() != user["email"].lower()
+        new_email = params.email is not None and accounts.email_key(
+            params.email
+        ) != accounts.email_key(user["email"])
         if new_email:
+            accounts.check_email(params.email or "")
             if params.email and await accounts.email_taken(conn, params.email):
                 raise ConflictError(
                     "that email belongs to another user", details={"field": "email"}

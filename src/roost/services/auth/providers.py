@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roost.backends.sql.tables import auth_providers, utcnow
+from roost.backends.sql.tables import auth_providers, user_identities, utcnow
 from roost.errors import NotFoundError, ServerError, ValidationError
 from roost.services.auth.audit import audit
 from roost.services.context import Context
@@ -57,9 +57,7 @@ async def put_provider(ctx: Context, params: ProviderSpec) -> ProviderInfo:
     async with ctx.platform.db.write(ctx.tenant) as conn:
         found = (
             await conn.execute(
-                select(auth_providers.c.secret_version, auth_providers.c.created_at)
-                .where(auth_providers.c.name == params.name)
-                .with_for_update()
+                select(auth_providers).where(auth_providers.c.name == params.name).with_for_update()
             )
         ).first()
         version = 1 if found is None else found.secret_version + 1
@@ -77,16 +75,24 @@ async def put_provider(ctx: Context, params: ProviderSpec) -> ProviderInfo:
             "scopes": params.scopes if params.scopes is not None else _default_scopes(kind),
             "updated_at": now,
         }
+        dropped = 0
         if found is None:
             await conn.execute(
                 auth_providers.insert().values(name=params.name, created_at=now, **values)
             )
         else:
+            if any(values[field] != getattr(found, field) for field in _WHO_SAYS_WHO):
+                dropped = await _drop_identities(conn, params.name)
             await conn.execute(
                 auth_providers.update().where(auth_providers.c.name == params.name).values(**values)
             )
         row = await _row(conn, params.name)
-    await audit(ctx, "notice", f"sign-in provider {params.name!r} set", {"provider": params.name})
+    await audit(
+        ctx,
+        "notice",
+        f"sign-in provider {params.name!r} set",
+        {"provider": params.name, "identities_dropped": dropped},
+    )
     return _info(ctx, row)
 
 
@@ -111,15 +117,20 @@ async def get_provider(ctx: Context, params: ProviderRef) -> ProviderInfo:
 
 @operation("auth.delete_provider", scope="auth_providers:write")
 async def delete_provider(ctx: Context, params: ProviderRef) -> Done:
-    """Remove a sign-in provider. Users who signed in with it keep their accounts."""
+    """Remove a sign-in provider and the identities linked through it. Users who signed in
+    with it keep their accounts."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
         result = await conn.execute(
             auth_providers.delete().where(auth_providers.c.name == params.name)
         )
-    if result.rowcount == 0:
-        raise _not_found(params.name, "name")
+        if result.rowcount == 0:
+            raise _not_found(params.name, "name")
+        dropped = await _drop_identities(conn, params.name)
     await audit(
-        ctx, "notice", f"sign-in provider {params.name!r} deleted", {"provider": params.name}
+        ctx,
+        "notice",
+        f"sign-in provider {params.name!r} deleted",
+        {"provider": params.name, "identities_dropped": dropped},
     )
     return Done(count=result.rowcount)
 
@@ -145,6 +156,18 @@ async def load_provider(ctx: Context, name: str) -> Provider:
         userinfo_url=row["userinfo_url"],
         scopes=list(row["scopes"]),
     )
+
+
+# What says who a subject is: identities are stored by (provider name, subject), and a subject
+# is only unique at its issuer. A provider made again under the same name for another issuer
+# (or its endpoints changed) would otherwise sign that issuer's subjects in as the users the
+# old one linked; their identities go, and each links again by verified email.
+_WHO_SAYS_WHO = ("kind", "issuer", "authorize_url", "token_url", "userinfo_url")
+
+
+async def _drop_identities(conn: AsyncConnection, name: str) -> int:
+    result = await conn.execute(user_identities.delete().where(user_identities.c.provider == name))
+    return result.rowcount
 
 
 def callback_url(ctx: Context) -> str | None:

@@ -23,7 +23,7 @@ import logging
 from datetime import timedelta
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,6 +34,7 @@ from roost.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
+from roost.services import accounts
 from roost.services.accounts import revoke_sessions
 from roost.services.context import Context
 from roost.services.mail import send_template
@@ -70,13 +71,24 @@ async def request_password_reset(ctx: Context, params: EmailRequest) -> Done:
 @operation("auth.confirm_password_reset", access="public")
 async def confirm_password_reset(ctx: Context, params: PasswordResetRequest) -> Done:
     """Set a new password with the token from a reset mail; every session is signed out and
-    every other reset mail of the user stops working."""
+    every other reset mail of the user stops working. The address the mail reached counts as
+    verified."""
     new_hash = await ctx.platform.passwords.hash(params.new_password)
     async with ctx.platform.db.write(ctx.tenant) as conn:
         token = await _spend(ctx, conn, params.token, "reset_password")
         now = ctx.now()
         await conn.execute(
             users.update().where(users.c.id == token["user_id"]).values(password_hash=new_hash)
+        )
+        # the link reached the address: it is verified (when it is still the account's)
+        await conn.execute(
+            users.update()
+            .where(
+                users.c.id == token["user_id"],
+                users.c.email == token["email"],
+                users.c.email_verified_at.is_(None),
+            )
+            .values(email_verified_at=now)
         )
         await conn.execute(
             user_tokens.update()
@@ -152,17 +164,7 @@ count_mail = _count_mail  # the passwordless mails count against the same limits
 async def _mail_token(ctx: Context, email: str, purpose: Purpose) -> None:
     await _count_mail(ctx, purpose, email)
     async with ctx.platform.db.read(ctx.tenant) as conn:
-        user = (
-            (
-                await conn.execute(
-                    select(users).where(
-                        func.lower(users.c.email) == email.lower(), users.c.is_active.is_(True)
-                    )
-                )
-            )
-            .mappings()
-            .first()
-        )
+        user = await accounts.find_by_email(conn, email, active_only=True)
     if user is None or (purpose == "verify_email" and user["email_verified_at"] is not None):
         return
     await _deliver(ctx, user, purpose)
