@@ -25,6 +25,8 @@ from roost import (
 )
 from roost.server.redaction import redact
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
+from tests.fake_dns import FakeDNS
+from tests.fake_dns import dns as dns  # the fixture
 from tests.inbox import mail_inbox
 from tests.oidc_provider import (
     APP,
@@ -247,6 +249,11 @@ async def test_providers_need_their_scopes_and_safe_urls(signin_server: RunningS
                 "issuer",
             ),
             ({"issuer": "https://id.example.com/\x00"}, "issuer"),
+            # the server's own network, named by address (a name is checked when called)
+            ({"issuer": "https://10.1.2.3"}, "issuer"),
+            ({"issuer": "https://169.254.169.254"}, "issuer"),  # cloud metadata
+            ({"issuer": "https://[::ffff:192.168.0.1]"}, "issuer"),
+            ({"issuer": "https://0x7f.1"}, "issuer"),  # an address in disguise
         ]
         for urls, field in refused:
             with pytest.raises(ValidationError) as caught:
@@ -256,6 +263,24 @@ async def test_providers_need_their_scopes_and_safe_urls(signin_server: RunningS
             await admin.auth.providers.put(
                 "Bad Name", client_id="c", client_secret="s", issuer="https://id.example.com"
             )
+
+
+async def test_a_provider_name_pointed_at_the_servers_network_is_not_called(
+    signin_server: RunningServer, dns: FakeDNS
+) -> None:
+    # accepted when configured (no DNS then); refused when the sign-in would call it
+    dns["idp.test"] = [["10.0.0.7"]]
+    async with _admin(signin_server) as admin:
+        name = unique("idp")
+        await admin.auth.providers.put(
+            name, client_id="c", client_secret="s", issuer="https://idp.test"
+        )
+        with pytest.raises(AuthenticationError) as caught:
+            await admin.auth.sign_in_with_provider_url(name, APP)
+        assert caught.value.code == "provider_error"
+        assert "does not call" in caught.value.message, dns.asked
+        assert "10.0.0.7" not in caught.value.message  # nothing of the inside is told
+    assert dns.asked["idp.test"] == 1
 
 
 async def test_an_unknown_tenant_in_the_callback_is_refused(signin_server: RunningServer) -> None:

@@ -157,7 +157,11 @@ class AllowList:
         if target.address is not None:
             return [str(target.address)]
         try:
-            found = await anyio.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+            # the system's resolver in a thread, whatever the event loop (uvloop has its own):
+            # the host is already ASCII (httpx applied IDNA)
+            found = await anyio.to_thread.run_sync(
+                socket.getaddrinfo, target.host, target.port, 0, socket.SOCK_STREAM
+            )
         except (socket.gaierror, UnicodeError):
             raise OutboundRefused("the host does not resolve", code="host_unresolved") from None
         addresses = list(dict.fromkeys(str(entry[4][0]) for entry in found))
@@ -331,7 +335,12 @@ def _default_tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _client(addresses: list[str], tls: ssl.SSLContext, timeout: float) -> httpx.AsyncClient:
+def pinned_client(
+    addresses: list[str], *, timeout: float, tls: ssl.SSLContext | None = None
+) -> httpx.AsyncClient:
+    """An httpx client that connects only to `addresses` (from `AllowList.resolve`), whatever
+    host a request names, follows no redirect and takes no proxy from the environment."""
+    tls = tls or _default_tls()
     transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
     # httpx takes no network backend: its pool is replaced by one that has ours
     transport._pool = httpcore.AsyncConnectionPool(
@@ -386,7 +395,7 @@ async def _send(
     seconds: float,
 ) -> tuple[int, float | None]:
     async with (
-        _client(addresses, tls, seconds) as http,
+        pinned_client(addresses, timeout=seconds, tls=tls) as http,
         http.stream("POST", url, content=body, headers=headers) as answer,
     ):
         read = 0

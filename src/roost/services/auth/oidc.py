@@ -64,9 +64,16 @@ from roost.errors import (
 from roost.services import accounts
 from roost.services.auth import challenges
 from roost.services.auth.audit import audit
-from roost.services.auth.providers import Provider, callback_url, check_url, load_provider
+from roost.services.auth.providers import (
+    Provider,
+    allow_list,
+    callback_url,
+    check_url,
+    load_provider,
+)
 from roost.services.auth.sessions import _open_session
 from roost.services.context import Context
+from roost.services.outbound import AllowList, OutboundRefused, pinned_client
 from roost.services.registry import operation
 from roost.services.security import take_or_refuse, token_hash
 from roost.wire.auth import RegisterRequest, TokenPair
@@ -122,7 +129,7 @@ async def provider_url(ctx: Context, params: ProviderUrlRequest) -> ProviderUrl:
         secrets.token_hex(8),
     )
     provider = await load_provider(ctx, params.provider)
-    endpoints = await _endpoints(provider)
+    endpoints = await _endpoints(provider, allow_list(settings))
     state, nonce, verifier = generate_token(43), generate_token(43), generate_token(64)
     flow = {
         "provider": provider.name,
@@ -241,7 +248,7 @@ def with_query(url: str, **params: str) -> str:
 # -- talking to the provider --------------------------------------------------------------
 
 
-async def _endpoints(provider: Provider) -> Endpoints:
+async def _endpoints(provider: Provider, allow: AllowList) -> Endpoints:
     if provider.kind != "oidc":
         assert provider.authorize_url
         assert provider.token_url
@@ -254,14 +261,14 @@ async def _endpoints(provider: Provider) -> Endpoints:
             basic_auth=False,
         )
     assert provider.issuer is not None
-    found = await _get_json(f"{provider.issuer}/.well-known/openid-configuration")
+    found = await _get_json(allow, f"{provider.issuer}/.well-known/openid-configuration")
     if str(found.get("issuer", "")).rstrip("/") != provider.issuer:
         raise _provider_error("its discovery document names another issuer")
     named: dict[str, str] = {}
     for key in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint"):
         value = found.get(key)
         if isinstance(value, str):
-            check_url(value, key)
+            check_url(value, key, allow)
             named[key] = value
         elif key != "userinfo_endpoint":
             raise _provider_error(f"its discovery document has no {key}")
@@ -277,7 +284,8 @@ async def _endpoints(provider: Provider) -> Endpoints:
 
 
 async def _identify(ctx: Context, provider: Provider, code: str, flow: dict[str, Any]) -> Identity:
-    endpoints = await _endpoints(provider)
+    allow = allow_list(ctx.platform.settings)
+    endpoints = await _endpoints(provider, allow)
     callback = callback_url(ctx)
     form = {
         "grant_type": "authorization_code",
@@ -292,32 +300,37 @@ async def _identify(ctx: Context, provider: Provider, code: str, flow: dict[str,
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     else:
         form["client_secret"] = provider.client_secret
-    tokens = await _post_form(endpoints.token, form, headers)
+    tokens = await _post_form(allow, endpoints.token, form, headers)
     access = tokens.get("access_token")
     if not isinstance(access, str) or not access:
         raise _provider_error("its token answer has no access_token")
     if provider.kind == "oidc":
-        claims = await _id_token_claims(ctx, provider, endpoints, tokens, str(flow["nonce"]))
+        claims = await _id_token_claims(ctx, allow, provider, endpoints, tokens, str(flow["nonce"]))
         if "email" not in claims and endpoints.userinfo:
-            info = await _get_json(endpoints.userinfo, access)
+            info = await _get_json(allow, endpoints.userinfo, access)
             if str(info.get("sub")) != str(claims["sub"]):
                 raise _provider_error("its user-info names another subject")
             claims = {**info, **claims}
     else:
         assert endpoints.userinfo is not None
-        claims = await _get_json(endpoints.userinfo, access)
+        claims = await _get_json(allow, endpoints.userinfo, access)
     return _identity_of(claims)
 
 
 async def _id_token_claims(
-    ctx: Context, provider: Provider, endpoints: Endpoints, tokens: dict[str, Any], nonce: str
+    ctx: Context,
+    allow: AllowList,
+    provider: Provider,
+    endpoints: Endpoints,
+    tokens: dict[str, Any],
+    nonce: str,
 ) -> dict[str, Any]:
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
         raise _provider_error("its token answer has no id_token")
     assert endpoints.jwks is not None
     try:
-        keys = KeySet.import_key_set(await _get_json(endpoints.jwks))  # type: ignore[arg-type]
+        keys = KeySet.import_key_set(await _get_json(allow, endpoints.jwks))  # type: ignore[arg-type]
         decoded = jwt.decode(id_token, keys, algorithms=_ALGORITHMS)
         claims = CodeIDToken(
             decoded.claims,
@@ -364,9 +377,11 @@ def _identity_of(claims: dict[str, Any]) -> Identity:
     )
 
 
-async def _post_form(url: str, form: dict[str, str], headers: dict[str, str]) -> dict[str, Any]:
+async def _post_form(
+    allow: AllowList, url: str, form: dict[str, str], headers: dict[str, str]
+) -> dict[str, Any]:
     try:
-        async with httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False) as http:
+        async with await _client(allow, url) as http:
             response = await http.post(url, data=form, headers=headers)
     except httpx.HTTPError as exc:
         raise _unreachable(exc) from None
@@ -379,18 +394,29 @@ async def _post_form(url: str, form: dict[str, str], headers: dict[str, str]) ->
     return answer
 
 
-async def _get_json(url: str, bearer: str | None = None) -> dict[str, Any]:
+async def _get_json(allow: AllowList, url: str, bearer: str | None = None) -> dict[str, Any]:
     headers = {"Accept": "application/json"}
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
     try:
-        async with httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False) as http:
+        async with await _client(allow, url) as http:
             response = await http.get(url, headers=headers)
     except httpx.HTTPError as exc:
         raise _unreachable(exc) from None
     if response.status_code != 200:
         raise _provider_error(f"{urlsplit(url).path} answered {response.status_code}")
     return _json_of(response)
+
+
+async def _client(allow: AllowList, url: str) -> httpx.AsyncClient:
+    """A client for `url` that connects only to the addresses its host resolves to now, each
+    checked against `allow`: a provider's name re-pointed at the server's own network (DNS
+    rebinding included) is refused, not called."""
+    try:
+        addresses = await allow.resolve(url)
+    except OutboundRefused as exc:
+        raise _provider_error(f"its URL {urlsplit(url).path or '/'} {exc.message}") from None
+    return pinned_client(addresses, timeout=_TIMEOUT)
 
 
 def _json_of(response: httpx.Response) -> dict[str, Any]:

@@ -8,6 +8,7 @@ carries it. The sign-in itself is `oidc.py`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -20,8 +21,10 @@ from roost.backends.sql.tables import auth_providers, user_identities, utcnow
 from roost.errors import NotFoundError, ServerError, ValidationError
 from roost.services.auth.audit import audit
 from roost.services.context import Context
+from roost.services.outbound import AllowList, OutboundRefused
 from roost.services.registry import operation
 from roost.services.vault import secret_place
+from roost.settings import Settings
 from roost.wire.common import Done, Empty
 from roost.wire.oidc import ProviderInfo, ProviderRef, ProviderSpec
 
@@ -50,7 +53,7 @@ async def put_provider(ctx: Context, params: ProviderSpec) -> ProviderInfo:
     kind = _kind_of(params)
     for field in ("issuer", "authorize_url", "token_url", "userinfo_url"):
         if (url := getattr(params, field)) is not None:
-            check_url(url, field)
+            check_url(url, field, allow_list(ctx.platform.settings))
     data_key = await ctx.platform.vault.data_key(ctx.platform.db, ctx.tenant, create=True)
     assert data_key is not None
     now = utcnow()
@@ -176,8 +179,9 @@ def callback_url(ctx: Context) -> str | None:
     return f"{public.rstrip('/')}/api/v1/auth/providers/{ctx.tenant}/callback" if public else None
 
 
-def check_url(url: str, field: str) -> None:
-    """A provider URL must be https, except on loopback (a provider on this machine)."""
+def check_url(url: str, field: str, allow: AllowList) -> None:
+    """A provider URL must be https, except on loopback (a provider on this machine), and
+    must not name an address of the server's own network that `allow` does not list."""
     parts = urlsplit(url)
     if parts.username is not None or parts.password is not None or not parts.hostname:
         raise ValidationError(f"{field} must be a plain https URL", details={"field": field})
@@ -186,6 +190,26 @@ def check_url(url: str, field: str) -> None:
             f"{field} must use https (http only to a provider on this machine)",
             details={"field": field},
         )
+    try:
+        allow.check_url(url)
+    except OutboundRefused as exc:
+        raise ValidationError(f"{field} {exc.message}", details={"field": field}) from None
+
+
+def allow_list(settings: Settings) -> AllowList:
+    """Where provider URLs may lead: public addresses, this machine (a provider run beside
+    the server), and what ROOST_WEBHOOK_ALLOW lists (a provider on the private network).
+    Checked again at connect time, so a name cannot be re-pointed inward afterwards."""
+    return _allow_list(settings.webhook_allow)
+
+
+@functools.cache
+def _allow_list(listed: str) -> AllowList:
+    parsed = AllowList.parse(listed)
+    return AllowList(parsed.networks + _LOOPBACK, parsed.hosts | {"localhost"})
+
+
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def _loopback(host: str) -> bool:
