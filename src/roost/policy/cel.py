@@ -18,14 +18,13 @@ into a float: `R.attr.n == 1` holds and `R.attr.n + 1` is an error, as in Cerbos
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-import cel as _cel
+from typing import TYPE_CHECKING, Any
 
 from roost.policy import celast
 from roost.policy.celast import (
@@ -40,6 +39,22 @@ from roost.policy.celast import (
     Select,
 )
 from roost.policy.functions import CelFunctionError, standard_functions
+
+if TYPE_CHECKING:
+    import cel as _cel
+else:
+
+    class _ImportedOnUse:
+        """`cel`, imported when first used: the package imports its command line (typer,
+        importlib.metadata) with it, ~0.25 s that a server evaluating no policy need not pay
+        to start. The first use puts the module itself in its place."""
+
+        def __getattr__(self, name: str) -> Any:
+            module = importlib.import_module("cel")
+            globals()["_cel"] = module
+            return getattr(module, name)
+
+    _cel = _ImportedOnUse()
 
 __all__ = [
     "Activation",
