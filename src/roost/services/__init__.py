@@ -20,6 +20,7 @@ MODULES = (
     "analytics",
     "api_keys",
     "audit",
+    "auth.memberships",
     "auth.navigation",
     "auth.oidc",
     "auth.profile",
