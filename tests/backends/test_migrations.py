@@ -35,6 +35,7 @@ RELEASED: dict[tuple[str, int], str] = {
     ("control", 5): "a54025f826f746a9",
     ("control", 6): "f725585ad8091c36",
     ("control", 7): "fdab5ab7c8c10d55",
+    ("control", 8): "4a1ff7a1dc8f1977",
     ("tenant", 1): "853cfedde2a644a5",
     ("tenant", 2): "a6fa182181d941a2",
     ("tenant", 3): "65e882a39fbba9b3",

@@ -23,6 +23,27 @@ from tests.compat.tenants import Tenant
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer
 
 PROCESS_ORDER = "def main(params, user_data):\n    return {'processed': params['order_id']}\n"
+HELPER = "def main(params, user_data):\n    return {'helped': params}\n"
+# The seed's "Inside Taruvi Function" handler, as written but for the import: the runtime's
+# settings (the API's socket, the caller's token, the tenant) reach the client it makes.
+HANDLER = """
+from roost.compat.taruvi import Client
+
+def main(params, user_data):
+    # Auto-configured from environment variables!
+    client = Client(
+        api_url="http://localhost:8000",  # Or from TARUVI_API_URL
+        app_slug="my-app"  # Or from TARUVI_APP_SLUG
+    )
+
+    # Call another function
+    result = client.functions.execute("helper", {"test": True})
+
+    # Query database
+    users = client.database.query("users").page_size(10).get()
+
+    return {"result": result, "user_count": len(users)}
+"""
 
 
 def test_the_mode_picks_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +93,8 @@ async def test_async_quick_start(server: RunningServer, tenant: Tenant) -> None:
 
 @pytest.fixture(scope="module")
 def functions_admin(functions_server: RunningServer) -> str:
-    """The server that runs functions, with "process-order" and "long-running-task"."""
+    """The server that runs functions, with "process-order", "long-running-task", and the
+    seed's handler and the "helper" it calls."""
     login = httpx.post(
         f"{functions_server.url}/api/v1/auth/login",
         json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD},
@@ -83,6 +105,10 @@ def functions_admin(functions_server: RunningServer) -> str:
         admin = client.auth.signInWithToken(token=login.json()["access"], token_type="jwt")
         admin.functions.deploy("process-order", PROCESS_ORDER)
         admin.functions.deploy("long-running-task", PROCESS_ORDER.replace("order_id", "data"))
+        admin.functions.deploy("helper", HELPER)
+        admin.functions.deploy("handler", HANDLER, scopes=["functions:execute", "database:read"])
+        with contextlib.suppress(ConflictError):  # the table the handler reads
+            admin.schema.add_table("users", [{"name": "email", "type": "text"}])
     return functions_server.url
 
 
@@ -132,3 +158,12 @@ async def test_async_functions_example(functions_admin: str) -> None:
     assert result["data"] == {"processed": 123}
 
     await auth_client.close()
+
+
+def test_inside_a_function_example(functions_admin: str) -> None:
+    client = Client(api_url=functions_admin, app_slug="my-app", timeout=60)
+    client = client.auth.signInWithPassword(username=ADMIN_USERNAME, password=ADMIN_PASSWORD)
+    result = client.functions.execute("handler", params={})
+    assert result["data"]["result"]["data"] == {"helped": {"test": True}}
+    assert result["data"]["user_count"] == 0
+    client.close()

@@ -21,6 +21,7 @@ MODULES = (
     "api_keys",
     "audit",
     "auth.anonymous",
+    "auth.memberships",
     "auth.navigation",
     "auth.oidc",
     "auth.profile",

@@ -13,7 +13,8 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roost.backends.sql.tables import roles, sessions, user_roles, users, utcnow
+from roost.backends.sql import CONTROL
+from roost.backends.sql.tables import memberships, roles, sessions, user_roles, users, utcnow
 from roost.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -21,7 +22,7 @@ from roost.errors import (
     NotFoundError,
     ValidationError,
 )
-from roost.services.context import Principal
+from roost.services.context import Platform, Principal
 from roost.services.security import Passwords, new_id
 from roost.wire.auth import RegisterRequest, User, UserRef
 
@@ -371,3 +372,25 @@ async def revoke_sessions(conn: AsyncConnection, where: ColumnElement[bool], now
 async def email_taken(conn: AsyncConnection, email: str) -> bool:
     """Whether a user has this email (ASCII case folded)."""
     return await find_by_email(conn, email) is not None
+
+
+async def sign_out_member_accounts(
+    platform: Platform, tenant: str, user_id: str, now: datetime
+) -> int:
+    """Sign out the member accounts, in other tenants, of the home account `user_id` of
+    `tenant` (services/auth/memberships.py): what signs a person out at home (a new
+    password, a reset, a deactivation, "sign out everywhere") signs out the sessions they
+    switched to as well. Returns how many sessions ended."""
+    async with platform.db.read(CONTROL) as conn:
+        links = (
+            await conn.execute(
+                select(memberships.c.tenant, memberships.c.user_id).where(
+                    memberships.c.home_tenant == tenant, memberships.c.home_user_id == user_id
+                )
+            )
+        ).all()
+    count = 0
+    for link in links:
+        async with platform.db.write(link.tenant) as conn:
+            count += await revoke_sessions(conn, sessions.c.user_id == link.user_id, now)
+    return count

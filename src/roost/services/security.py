@@ -24,7 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from roost.backends.ratelimit import RateLimiter
 from roost.errors import AuthenticationError, RateLimitError
 
-OpaqueKind = Literal["rak", "rst", "rrt", "rev", "rpr", "r2f", "rml"]
+OpaqueKind = Literal["rak", "rst", "rrt", "rev", "rpr", "r2f", "rml", "rmi"]
 """rak: API key, rst: session token, rrt: refresh token, r2f: second-factor challenge, rml:
 magic sign-in link."""
 
@@ -150,6 +150,7 @@ _KIND_NAMES = {
     "rpr": "password reset token",
     "r2f": "second-factor challenge",
     "rml": "sign-in link token",
+    "rmi": "membership invitation",
 }
 
 

@@ -20,12 +20,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from roost.backends.sql import CONTROL
 from roost.backends.sql.migrations import migrate
-from roost.backends.sql.tables import tenant_categories, tenant_kv_bounds, tenant_purges, tenants
+from roost.backends.sql.tables import (
+    membership_invites,
+    memberships,
+    tenant_categories,
+    tenant_kv_bounds,
+    tenant_purges,
+    tenants,
+)
 from roost.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from roost.services.caching import TenantCache
 from roost.services.context import TENANT_SETTINGS, Context, Platform
@@ -218,6 +225,13 @@ async def forget(platform: Platform, name: str) -> bool:
         if not result.rowcount:
             return False
         await conn.execute(delete(tenant_kv_bounds).where(tenant_kv_bounds.c.tenant == name))
+        # people's links to or from it (services/auth/memberships.py), its invitations
+        await conn.execute(
+            delete(memberships).where(
+                or_(memberships.c.tenant == name, memberships.c.home_tenant == name)
+            )
+        )
+        await conn.execute(delete(membership_invites).where(membership_invites.c.tenant == name))
         await conn.execute(delete(tenant_purges).where(tenant_purges.c.name == name))
         await conn.execute(tenant_purges.insert().values(name=name))
     await platform.forget_tenant(name)

@@ -9,12 +9,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from roost.backends.sql.tables import roles, sessions, user_roles, users
 from roost.errors import ConflictError, NotFoundError, ValidationError
 from roost.services import accounts
+from roost.services.auth import memberships
 from roost.services.context import Context, Platform
 from roost.services.registry import operation
 from roost.services.roles import no_role
 from roost.wire.auth import (
     CreateUserRequest,
+    Invitation,
+    InviteMemberRequest,
     ListUsersRequest,
+    MemberRef,
+    Membership,
     RoleAssignment,
     UpdateUserRequest,
     User,
@@ -93,6 +98,7 @@ async def delete_user(ctx: Context, params: UserRef) -> Done:
     async with ctx.platform.db.write(ctx.tenant) as conn:
         row = await accounts.find_target(ctx.require_principal(), conn, params, ctx.now())
         await conn.execute(delete(users).where(users.c.id == row["id"]))
+    await memberships.forget_account(ctx.platform, ctx.tenant, row["id"])
     await ctx.platform.forget_principals()
     return Done(count=1)
 
@@ -132,6 +138,8 @@ async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
         updated = await accounts.to_user(
             conn, await accounts.find_by_username(conn, row["username"]), now
         )
+    if params.password is not None or params.is_active is False:
+        await accounts.sign_out_member_accounts(ctx.platform, ctx.tenant, row["id"], now)
     await ctx.platform.forget_principals()
     return updated
 
@@ -181,6 +189,31 @@ async def revoke_roles(ctx: Context, params: RoleAssignment) -> Done:
         )
     await ctx.platform.forget_principals()
     return Done(count=result.rowcount)
+
+
+@operation("users.invite_member", scope="users:write")
+async def invite_member(ctx: Context, params: InviteMemberRequest) -> Invitation:
+    """Offer an account of this tenant to a person signed in at home in another tenant: the
+    code (it works once, until `expires_in` seconds) is for them to accept with
+    `auth.accept_invitation`; they then switch here as that account with
+    `auth.switch_tenant`. Only for an account whose scopes you hold."""
+    return await memberships.invite(ctx, params)
+
+
+@operation("users.remove_membership", scope="users:write")
+async def remove_membership(ctx: Context, params: MemberRef) -> Done:
+    """End the memberships of an account of this tenant: its link to a person's home
+    elsewhere, or (for a home account) every link it has. The member accounts are signed out.
+    Only for an account whose scopes you hold; `count` is how many links there were."""
+    return await memberships.remove(ctx, params)
+
+
+@operation("users.memberships", read_only=True)
+async def list_memberships(ctx: Context, params: MemberRef) -> list[Membership]:
+    """The tenants where the person with this account works: their home and memberships,
+    home first. For the account itself, or a holder of `users:read` (who sees usernames and
+    roles of this tenant only)."""
+    return await memberships.list_of(ctx, params)
 
 
 async def _check_grantable(ctx: Context, conn: AsyncConnection, names: list[str]) -> set[str]:

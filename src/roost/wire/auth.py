@@ -315,3 +315,49 @@ class Tenant(Struct):
     name: str
     display_name: str
     created_at: datetime
+
+
+# -- one person across tenants (services/auth/memberships.py) --------------------------------
+
+
+class SwitchTenantRequest(Struct, forbid_unknown_fields=True):
+    tenant: TenantName
+    session_token: bool = False
+
+
+class InviteMemberRequest(Struct, forbid_unknown_fields=True):
+    """An offer of the tenant's account `username` to a person signed in elsewhere."""
+
+    username: Username
+    expires_in: Annotated[int, Meta(ge=60, le=7 * 86400)] = 86400
+
+
+class Invitation(Struct):
+    code: str
+    tenant: str
+    username: str
+    expires_at: datetime
+
+
+class AcceptInvitationRequest(Struct, forbid_unknown_fields=True):
+    code: Token
+
+
+class MemberRef(Struct, forbid_unknown_fields=True):
+    username: Username
+
+
+class LeaveTenantRequest(Struct, forbid_unknown_fields=True):
+    tenant: TenantName
+
+
+class Membership(Struct, omit_defaults=True):
+    """One tenant a person may work in: `home` is the account they sign in with, the others
+    are reached with `auth.switch_tenant`. `username` and `roles` are the account's in that
+    tenant (left out where the caller may not see them)."""
+
+    tenant: str
+    display_name: str
+    home: bool
+    username: str | None = None
+    roles: list[str] | None = None

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from roost import Client
+from roost import Client, NotAuthenticatedError
 from roost.compat._async.dominus import dominus
 from roost.compat.dominus import (
     AuthenticationError,
@@ -27,7 +27,7 @@ from roost.compat.dominus import (
     SecureTableError,
     ValidationError,
 )
-from tests.compat.tenants import Tenant
+from tests.compat.tenants import Tenant, new_tenant
 from tests.conftest import RunningServer, unique
 from tests.inbox import mail_inbox
 
@@ -379,7 +379,6 @@ async def test_schema_management() -> None:
 async def test_portal_user_authentication(server: RunningServer, dominus_tenant: Tenant) -> None:
     email = "jo@example.com"
     await dominus.native.users.create_user("jo", "secret123", email=email)
-    assert not hasattr(dominus.portal, "switch_tenant")  # not yet: docs/coming-from-dominus.md
 
     # Client login with PSK (for service-to-service)
     client_session = await dominus.portal.login_client(psk=dominus_tenant.key)
@@ -457,6 +456,40 @@ async def test_portal_user_authentication(server: RunningServer, dominus_tenant:
     # Logout
     await dominus.portal.logout()
     assert (await dominus.portal.me())["username"] == "root"  # the PSK's owner again
+
+
+@pytest.mark.anyio
+async def test_portal_switch_tenant(
+    server: RunningServer, dominus_tenant: Tenant, admin_token: str
+) -> None:
+    """The seed's `switch_tenant`, for a user who is a member of the other tenant: its admin
+    offered the account there and the user took it signed in here (Roost's invitation calls,
+    which Dominus does elsewhere)."""
+    await dominus.native.users.create_user("kim", "secret123")
+    other = new_tenant(server, admin_token, "other")
+    with Client(
+        api_url=server.url, tenant=other.name, token=other.key, token_type="api_key"
+    ) as other_root:  # setting up, as the module's fixture does
+        other_root.users.create_user("kim-there", "secret123")
+        invitation = other_root.users.invite_member("kim-there")
+    session = await dominus.portal.login(
+        username="kim", password="secret123", tenant_id=dominus_tenant.name
+    )
+    with pytest.raises(AuthorizationError):  # not a member there yet
+        await dominus.portal.switch_tenant(other.name)
+    with Client(api_url=server.url, tenant=dominus_tenant.name) as anonymous:
+        kim = anonymous.auth.sign_in_with_password("kim", "secret123")
+        kim.auth.accept_invitation(invitation["code"])
+
+    # Switch tenant
+    await dominus.portal.switch_tenant(other.name)
+    me = await dominus.portal.me()
+    assert me["username"] == "kim-there"
+    switched = await dominus.portal.switch_tenant(dominus_tenant.name)  # and back
+    assert (switched["username"], switched["session_id"]) == ("kim", session["session_id"])
+    await dominus.portal.logout()
+    with pytest.raises(NotAuthenticatedError):
+        await dominus.portal.switch_tenant(other.name)
 
 
 @pytest.mark.anyio

@@ -19,13 +19,25 @@ import pytest
 from roost.compat._async.taruvi import AsyncTaruviClient
 from roost.compat.taruvi import (
     AuthenticationError,
+    AuthorizationError,
     ConfigurationError,
     NotFoundError,
     TaruviError,
     ValidationError,
 )
-from tests.compat.tenants import Tenant
+from tests.compat.tenants import Tenant, new_tenant
 from tests.conftest import RunningServer, unique
+
+EDITORS_VIEW_AND_EDIT = """
+apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: document
+  version: default
+  rules:
+    - actions: [view, edit]
+      effect: EFFECT_ALLOW
+      roles: [editor]
+"""
 
 
 @pytest.fixture
@@ -264,6 +276,46 @@ async def test_user_management(taruvi_env: str, tenant: Tenant) -> None:
 
 
 @pytest.mark.anyio
+async def test_user_apps_and_switching_tenants(
+    taruvi_env: str, tenant: Tenant, server: RunningServer, admin_token: str
+) -> None:
+    """One person across tenants: an account in another tenant, offered by its admin and
+    taken by the person signed in here, is one of their apps, switched to without a
+    password (Roost's invitation calls: Taruvi makes memberships in its console)."""
+    client = await signed_in(tenant, taruvi_env)
+    alice = unique("alice")
+    await client.users.create_user(alice, "alice-password")
+    other = new_tenant(server, admin_token, "apps")
+    other_admin = await signed_in(other, taruvi_env)
+    await other_admin.users.create_user("alice", "alice-password")
+    invitation = await other_admin.users.invite_member("alice")
+    auth_client = client.auth.signInWithPassword(username=alice, password="alice-password")
+    await auth_client.auth.accept_invitation(invitation["code"])
+
+    # Get user's apps
+    apps = await client.users.get_user_apps(alice)
+    assert [(app["slug"], app["home"]) for app in apps] == [
+        (tenant.name, True),
+        (other.name, False),
+    ]
+    assert apps[1].get("username") is None  # an admin here does not see who she is there
+    own = await auth_client.users.get_user_apps(alice)
+    assert [(app["slug"], app["username"]) for app in own] == [
+        (tenant.name, alice),
+        (other.name, "alice"),
+    ]
+
+    # Switch tenant: a Taruvi client of the other tenant, as her account there
+    there = await auth_client.auth.switch_tenant(other.name)
+    assert isinstance(there, AsyncTaruviClient)
+    assert (await there.auth.get_current_user())["username"] == "alice"
+    with pytest.raises(AuthorizationError):  # an API key does not switch
+        await client.auth.switch_tenant(other.name)
+    await other_admin.close()
+    await client.close()  # and the clients signing in made of it
+
+
+@pytest.mark.anyio
 async def test_storage(taruvi_env: str, tenant: Tenant) -> None:
     client = await signed_in(tenant, taruvi_env)
     images, backups = unique("images"), unique("backups")
@@ -329,23 +381,50 @@ async def test_secrets(taruvi_env: str, tenant: Tenant) -> None:
 
 @pytest.mark.anyio
 async def test_policy_checks_answer_the_seeds_shapes(taruvi_env: str, tenant: Tenant) -> None:
-    """No policy for `document` is pushed in this tenant: every action is denied, in the
-    shapes the seed documents."""
+    """The seed's policy examples, first with no policy for `document` in this tenant (every
+    action denied, in the seed's shapes), then with one where editors view and edit: the
+    answers the seed documents."""
     client = await signed_in(tenant, taruvi_env)
     principal: dict[str, Any] = {"id": "user123", "roles": ["editor", "reviewer"]}
-    resource = {"kind": "document", "id": "doc1", "attr": {"owner": "user123"}}
+    resource = {"kind": "document", "id": "doc1", "attr": {"owner": "user123", "status": "draft"}}
     result = await client.policy.check_resources(
         principal=principal, resources=[resource], actions=["view", "edit", "delete"]
     )
     assert result == {"doc1": {"view": False, "edit": False, "delete": False}}
+    assert await client.policy.filter_allowed(principal, [resource], ["edit"]) == []
+    await client.policies.put([EDITORS_VIEW_AND_EDIT])
+
+    # Check if user can perform actions on resources
+    result = await client.policy.check_resources(
+        principal={"id": "user123", "roles": ["editor", "reviewer"]},
+        resources=[
+            {"kind": "document", "id": "doc1", "attr": {"owner": "user123", "status": "draft"}}
+        ],
+        actions=["view", "edit", "delete"],
+    )
+    # Returns: {"doc1": {"view": True, "edit": True, "delete": False}}
+    assert result == {"doc1": {"view": True, "edit": True, "delete": False}}
+
+    # Get only resources where specific actions are allowed
     allowed = await client.policy.filter_allowed(
-        principal=principal, resources=[resource], actions=["edit"]
+        principal={"id": "user123", "roles": ["editor"]},
+        resources=[resource, {"kind": "document", "id": "doc2", "attr": {}}],
+        actions=["edit"],
     )
-    assert allowed == []
+    assert [r["id"] for r in allowed] == ["doc1", "doc2"]
+    assert (
+        await client.policy.filter_allowed({"id": "u", "roles": ["reader"]}, [resource], ["edit"])
+        == []
+    )
+
+    # Get all actions user can perform on a resource
     actions = await client.policy.get_allowed_actions(
-        principal=principal, resource=resource, actions=["view", "edit"]
+        principal={"id": "user123", "roles": ["editor"]},
+        resource={"kind": "document", "id": "doc1", "attr": {"owner": "user123"}},
+        actions=["view", "edit", "delete", "publish"],
     )
-    assert actions == []
+    # Returns: ["view", "edit"]
+    assert actions == ["view", "edit"]
     await client.close()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from roost import Client
+from roost import Client, NotAuthenticatedError
 from roost.compat._sync.dominus import dominus
 from roost.compat.dominus import (
     AuthenticationError,
@@ -28,7 +28,7 @@ from roost.compat.dominus import (
     SecureTableError,
     ValidationError,
 )
-from tests.compat.tenants import Tenant
+from tests.compat.tenants import Tenant, new_tenant
 from tests.conftest import RunningServer, unique
 from tests.inbox import mail_inbox
 
@@ -369,7 +369,6 @@ def test_schema_management() -> None:
 def test_portal_user_authentication(server: RunningServer, dominus_tenant: Tenant) -> None:
     email = "jo@example.com"
     dominus.native.users.create_user("jo", "secret123", email=email)
-    assert not hasattr(dominus.portal, "switch_tenant")  # not yet: docs/coming-from-dominus.md
 
     # Client login with PSK (for service-to-service)
     client_session = dominus.portal.login_client(psk=dominus_tenant.key)
@@ -447,6 +446,39 @@ def test_portal_user_authentication(server: RunningServer, dominus_tenant: Tenan
     # Logout
     dominus.portal.logout()
     assert (dominus.portal.me())["username"] == "root"  # the PSK's owner again
+
+
+def test_portal_switch_tenant(
+    server: RunningServer, dominus_tenant: Tenant, admin_token: str
+) -> None:
+    """The seed's `switch_tenant`, for a user who is a member of the other tenant: its admin
+    offered the account there and the user took it signed in here (Roost's invitation calls,
+    which Dominus does elsewhere)."""
+    dominus.native.users.create_user("kim", "secret123")
+    other = new_tenant(server, admin_token, "other")
+    with Client(
+        api_url=server.url, tenant=other.name, token=other.key, token_type="api_key"
+    ) as other_root:  # setting up, as the module's fixture does
+        other_root.users.create_user("kim-there", "secret123")
+        invitation = other_root.users.invite_member("kim-there")
+    session = dominus.portal.login(
+        username="kim", password="secret123", tenant_id=dominus_tenant.name
+    )
+    with pytest.raises(AuthorizationError):  # not a member there yet
+        dominus.portal.switch_tenant(other.name)
+    with Client(api_url=server.url, tenant=dominus_tenant.name) as anonymous:
+        kim = anonymous.auth.sign_in_with_password("kim", "secret123")
+        kim.auth.accept_invitation(invitation["code"])
+
+    # Switch tenant
+    dominus.portal.switch_tenant(other.name)
+    me = dominus.portal.me()
+    assert me["username"] == "kim-there"
+    switched = dominus.portal.switch_tenant(dominus_tenant.name)  # and back
+    assert (switched["username"], switched["session_id"]) == ("kim", session["session_id"])
+    dominus.portal.logout()
+    with pytest.raises(NotAuthenticatedError):
+        dominus.portal.switch_tenant(other.name)
 
 
 def test_courier_email_delivery() -> None:

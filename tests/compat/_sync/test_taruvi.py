@@ -20,13 +20,25 @@ import pytest
 from roost.compat._sync.taruvi import TaruviClient
 from roost.compat.taruvi import (
     AuthenticationError,
+    AuthorizationError,
     ConfigurationError,
     NotFoundError,
     TaruviError,
     ValidationError,
 )
-from tests.compat.tenants import Tenant
+from tests.compat.tenants import Tenant, new_tenant
 from tests.conftest import RunningServer, unique
+
+EDITORS_VIEW_AND_EDIT = """
+apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: document
+  version: default
+  rules:
+    - actions: [view, edit]
+      effect: EFFECT_ALLOW
+      roles: [editor]
+"""
 
 
 @pytest.fixture
@@ -257,6 +269,45 @@ def test_user_management(taruvi_env: str, tenant: Tenant) -> None:
     client.close()
 
 
+def test_user_apps_and_switching_tenants(
+    taruvi_env: str, tenant: Tenant, server: RunningServer, admin_token: str
+) -> None:
+    """One person across tenants: an account in another tenant, offered by its admin and
+    taken by the person signed in here, is one of their apps, switched to without a
+    password (Roost's invitation calls: Taruvi makes memberships in its console)."""
+    client = signed_in(tenant, taruvi_env)
+    alice = unique("alice")
+    client.users.create_user(alice, "alice-password")
+    other = new_tenant(server, admin_token, "apps")
+    other_admin = signed_in(other, taruvi_env)
+    other_admin.users.create_user("alice", "alice-password")
+    invitation = other_admin.users.invite_member("alice")
+    auth_client = client.auth.signInWithPassword(username=alice, password="alice-password")
+    auth_client.auth.accept_invitation(invitation["code"])
+
+    # Get user's apps
+    apps = client.users.get_user_apps(alice)
+    assert [(app["slug"], app["home"]) for app in apps] == [
+        (tenant.name, True),
+        (other.name, False),
+    ]
+    assert apps[1].get("username") is None  # an admin here does not see who she is there
+    own = auth_client.users.get_user_apps(alice)
+    assert [(app["slug"], app["username"]) for app in own] == [
+        (tenant.name, alice),
+        (other.name, "alice"),
+    ]
+
+    # Switch tenant: a Taruvi client of the other tenant, as her account there
+    there = auth_client.auth.switch_tenant(other.name)
+    assert isinstance(there, TaruviClient)
+    assert (there.auth.get_current_user())["username"] == "alice"
+    with pytest.raises(AuthorizationError):  # an API key does not switch
+        client.auth.switch_tenant(other.name)
+    other_admin.close()
+    client.close()  # and the clients signing in made of it
+
+
 def test_storage(taruvi_env: str, tenant: Tenant) -> None:
     client = signed_in(tenant, taruvi_env)
     images, backups = unique("images"), unique("backups")
@@ -320,23 +371,50 @@ def test_secrets(taruvi_env: str, tenant: Tenant) -> None:
 
 
 def test_policy_checks_answer_the_seeds_shapes(taruvi_env: str, tenant: Tenant) -> None:
-    """No policy for `document` is pushed in this tenant: every action is denied, in the
-    shapes the seed documents."""
+    """The seed's policy examples, first with no policy for `document` in this tenant (every
+    action denied, in the seed's shapes), then with one where editors view and edit: the
+    answers the seed documents."""
     client = signed_in(tenant, taruvi_env)
     principal: dict[str, Any] = {"id": "user123", "roles": ["editor", "reviewer"]}
-    resource = {"kind": "document", "id": "doc1", "attr": {"owner": "user123"}}
+    resource = {"kind": "document", "id": "doc1", "attr": {"owner": "user123", "status": "draft"}}
     result = client.policy.check_resources(
         principal=principal, resources=[resource], actions=["view", "edit", "delete"]
     )
     assert result == {"doc1": {"view": False, "edit": False, "delete": False}}
+    assert client.policy.filter_allowed(principal, [resource], ["edit"]) == []
+    client.policies.put([EDITORS_VIEW_AND_EDIT])
+
+    # Check if user can perform actions on resources
+    result = client.policy.check_resources(
+        principal={"id": "user123", "roles": ["editor", "reviewer"]},
+        resources=[
+            {"kind": "document", "id": "doc1", "attr": {"owner": "user123", "status": "draft"}}
+        ],
+        actions=["view", "edit", "delete"],
+    )
+    # Returns: {"doc1": {"view": True, "edit": True, "delete": False}}
+    assert result == {"doc1": {"view": True, "edit": True, "delete": False}}
+
+    # Get only resources where specific actions are allowed
     allowed = client.policy.filter_allowed(
-        principal=principal, resources=[resource], actions=["edit"]
+        principal={"id": "user123", "roles": ["editor"]},
+        resources=[resource, {"kind": "document", "id": "doc2", "attr": {}}],
+        actions=["edit"],
     )
-    assert allowed == []
+    assert [r["id"] for r in allowed] == ["doc1", "doc2"]
+    assert (
+        client.policy.filter_allowed({"id": "u", "roles": ["reader"]}, [resource], ["edit"])
+        == []
+    )
+
+    # Get all actions user can perform on a resource
     actions = client.policy.get_allowed_actions(
-        principal=principal, resource=resource, actions=["view", "edit"]
+        principal={"id": "user123", "roles": ["editor"]},
+        resource={"kind": "document", "id": "doc1", "attr": {"owner": "user123"}},
+        actions=["view", "edit", "delete", "publish"],
     )
-    assert actions == []
+    # Returns: ["view", "edit"]
+    assert actions == ["view", "edit"]
     client.close()
 
 

@@ -129,6 +129,30 @@ tenant_purges = Table(
     Column("started_at", _time, nullable=False),
 )
 
+# -- control step 8 ---------------------------------------------------------------------------
+
+memberships = Table(
+    "roost_memberships",
+    control,
+    Column("tenant", String(40), primary_key=True),
+    Column("user_id", String(32), primary_key=True),
+    Column("home_tenant", String(40), nullable=False),
+    Column("home_user_id", String(32), nullable=False),
+    Column("created_at", _time, nullable=False),
+    UniqueConstraint("home_tenant", "home_user_id", "tenant", name="uq_roost_memberships_home"),
+)
+
+membership_invites = Table(
+    "roost_membership_invites",
+    control,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("tenant", String(40), nullable=False, index=True),
+    Column("user_id", String(32), nullable=False),
+    Column("created_by", String(150), nullable=False),
+    Column("expires_at", _time, nullable=False),
+)
+
 tenant = MetaData()
 
 # -- tenant step 1 -----------------------------------------------------------------------------

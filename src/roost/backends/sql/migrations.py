@@ -226,6 +226,11 @@ CONTROL_MIGRATIONS: Sequence[Migration] = (
     step(5, "embedded event streams", CreateTables(frozen.stream_rooms, frozen.stream_events)),
     step(6, "KV ttl bounds per tenant", CreateTables(frozen.tenant_kv_bounds)),
     step(7, "tenants being deleted", CreateTables(frozen.tenant_purges)),
+    step(
+        8,
+        "one person across tenants: memberships and their invitations",
+        CreateTables(frozen.memberships, frozen.membership_invites),
+    ),
 )
 
 TENANT_MIGRATIONS: Sequence[Migration] = (

@@ -88,6 +88,34 @@ tenant_purges = Table(
     Column("started_at", UTCDateTime, nullable=False, default=utcnow),
 )
 
+# One person across tenants (services/memberships.py): a member account `user_id` of
+# `tenant` that the person whose home account is (`home_tenant`, `home_user_id`) may switch
+# to. A tenant's account is the member account of one home at most, and a home has at most
+# one account per tenant. No foreign keys: the accounts live in the tenants' databases.
+memberships = Table(
+    "roost_memberships",
+    control_metadata,
+    Column("tenant", String(40), primary_key=True),
+    Column("user_id", String(32), primary_key=True),
+    Column("home_tenant", String(40), nullable=False),
+    Column("home_user_id", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    UniqueConstraint("home_tenant", "home_user_id", "tenant", name="uq_roost_memberships_home"),
+)
+
+# An offer of a tenant's account to whoever redeems the code (kept hashed) while signed in at
+# home; spent by deleting the row, so it works once.
+membership_invites = Table(
+    "roost_membership_invites",
+    control_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("tenant", String(40), nullable=False, index=True),
+    Column("user_id", String(32), nullable=False),
+    Column("created_by", String(150), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
 tenant_metadata = MetaData()
 
 users = Table(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -232,6 +233,42 @@ class Auth(Namespace):
         params = {"credential": credential, "session_token": session_token}
         tokens = self._client.call("auth.sign_in_with_passkey", params, authenticated=False)
         return self._client._derive(session=TokenSession(tokens))
+
+    def switch_tenant(self, tenant: str, *, session_token: bool = False) -> Client:
+        """A client signed in to another tenant where you are a member, as your account there
+        (with its roles there), without signing in again; this client stays as it was. Call
+        it on a client of your home account (the one you accepted the invitation with): any
+        other is refused with `AuthorizationError` (code `not_a_member`), as is a tenant
+        where you have no membership. A second factor the other tenant asks of that account
+        raises `SecondFactorRequired`: finish with `verify_totp` on a client of that tenant.
+
+        Example:
+            acme = signed_in.auth.switch_tenant("acme")
+        """
+        params = {"tenant": tenant, "session_token": session_token}
+        tokens = self._client.call("auth.switch_tenant", params)
+        there = dataclasses.replace(self._client.config, tenant=tenant)
+        return self._client._derive(session=TokenSession(tokens), config=there)
+
+    def accept_invitation(self, code: str) -> dict[str, Any]:
+        """Take an invitation code another tenant's admin gave you (`users.invite_member`),
+        signed in with your home account: that tenant's account becomes a membership of
+        yours, `{"tenant", "display_name", "home", "username", "roles"}`. The code works once.
+
+        Example:
+            membership = signed_in.auth.accept_invitation(code)
+        """
+        result: dict[str, Any] = self._client.call("auth.accept_invitation", {"code": code})
+        return result
+
+    def leave_tenant(self, tenant: str) -> None:
+        """Give up your membership in another tenant (from your home account); your account
+        there is signed out everywhere. NotFoundError if you have none there.
+
+        Example:
+            signed_in.auth.leave_tenant("acme")
+        """
+        self._client.call("auth.leave_tenant", {"tenant": tenant}, idempotent=True)
 
     signInWithPassword = sign_in_with_password
     signInWithToken = sign_in_with_token

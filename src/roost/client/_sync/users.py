@@ -167,3 +167,43 @@ class Users(Namespace):
             "users.delete_user", user_ref(username, user_id)
         )
         return result
+
+    def invite_member(self, username: str, *, expires_in: int = 86400) -> dict[str, Any]:
+        """Offer the account `username` of this tenant to a person signed in at home in another
+        tenant (scope `users:write`; only an account whose scopes you hold). Give them the
+        `code` (`{"code", "tenant", "username", "expires_at"}`): it works once, for
+        `expires_in` seconds (60 to a week), with `auth.accept_invitation`.
+
+        Example:
+            code = (admin.users.invite_member("alice-at-acme"))["code"]
+        """
+        params = {"username": username, "expires_in": expires_in}
+        result: dict[str, Any] = self._client.call("users.invite_member", params)
+        return result
+
+    def remove_membership(self, username: str) -> int:
+        """End the memberships of the account `username` (scope `users:write`): its link to
+        a person's home elsewhere, or, for a home account, every link it has. The member
+        accounts are signed out. Returns how many links there were.
+
+        Example:
+            admin.users.remove_membership("alice-at-acme")
+        """
+        result = self._client.call(
+            "users.remove_membership", {"username": username}, idempotent=True
+        )
+        return int(result["count"])
+
+    def memberships(self, username: str) -> list[dict[str, Any]]:
+        """The tenants of the person with the account `username`, home first: `[{"tenant",
+        "display_name", "home", "username", "roles"}]`. For that account itself, or with
+        scope `users:read`; usernames and roles show for this tenant, and for every tenant
+        to the home account itself.
+
+        Example:
+            tenants = [m["tenant"] for m in signed_in.users.memberships("alice")]
+        """
+        result: list[dict[str, Any]] = self._client.call(
+            "users.memberships", {"username": username}, idempotent=True
+        )
+        return result

@@ -28,11 +28,13 @@ from roost.compat._core.dominus import client_options, tenant_of
 
 class AsyncConnection:
     """What `AsyncDominus` holds per event loop: the native client (the PSK's), the user
-    `portal.login` signed in, if any, and the PSK's tenant once known."""
+    `portal.login` signed in, if any (and the client `portal.switch_tenant` made of it), and
+    the PSK's tenant once known."""
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self.user: AsyncClient | None = None
+        self.signed_in: AsyncClient | None = None  # what `portal.login` gave: switches start there
         self._home: AsyncClient | None = None
 
     async def home(self) -> AsyncClient:

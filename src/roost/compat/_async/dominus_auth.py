@@ -15,6 +15,7 @@ from roost.compat._core.dominus import (
     tenant_of,
     with_display_name,
 )
+from roost.errors import NotAuthenticatedError
 
 if TYPE_CHECKING:
     from roost.compat._async.dominus import AsyncDominus
@@ -167,7 +168,8 @@ class AsyncPortal:
         """
         home = await self._in_tenant(tenant_id)
         user = await home.auth.sign_in_with_password(username, password)
-        self._dominus.connection.user = user
+        connection = self._dominus.connection
+        connection.user = connection.signed_in = user
         return await user.auth.whoami()
 
     async def login_client(self, psk: str) -> dict[str, Any]:
@@ -180,7 +182,8 @@ class AsyncPortal:
         native = self._dominus.native
         service = await native.auth.sign_in_with_token(psk, token_type=credential_kind(psk))
         found = await service.auth.whoami()
-        self._dominus.connection.user = service
+        connection = self._dominus.connection
+        connection.user = connection.signed_in = service
         return found
 
     async def logout(self) -> None:
@@ -190,9 +193,33 @@ class AsyncPortal:
             await dominus.portal.logout()
         """
         connection = self._dominus.connection
-        user, connection.user = connection.user, None
-        if user is not None:
+        user, signed_in = connection.user, connection.signed_in
+        connection.user = connection.signed_in = None
+        if user is not None and user is not signed_in:  # a tenant switched to
             await user.auth.sign_out()
+        if signed_in is not None:
+            await signed_in.auth.sign_out()
+
+    async def switch_tenant(self, tenant_id: str) -> dict[str, Any]:
+        """Act in another tenant where the signed-in user is a member (Roost's
+        `auth.switch_tenant`), as their account there, without signing in again; the tenant
+        signed in to brings you back. Returns the session, as `login` does. The session of
+        the tenant left is signed out.
+
+        Example:
+            await dominus.portal.switch_tenant("other-tenant")
+        """
+        connection = self._dominus.connection
+        signed_in = connection.signed_in
+        if signed_in is None:
+            raise NotAuthenticatedError("sign in with portal.login before switching tenants")
+        home = (await signed_in.auth.whoami())["tenant"]
+        tenant = tenant_of(tenant_id, "tenant_id") or home
+        target = signed_in if tenant == home else await signed_in.auth.switch_tenant(tenant)
+        left, connection.user = connection.user, target
+        if left is not None and left is not signed_in and left is not target:
+            await left.auth.sign_out()
+        return await target.auth.whoami()
 
     async def me(self) -> dict[str, Any]:
         """The signed-in user, with a `display_name`.

@@ -17,7 +17,7 @@ from typing import Any
 from roost.client._async.client import AsyncClient
 from roost.client._async.users import AsyncUsers
 from roost.client._core.namespace import Namespace
-from roost.compat._core.taruvi import client_options, expiry_of, refuse_role_filter
+from roost.compat._core.taruvi import as_app, client_options, expiry_of, refuse_role_filter
 from roost.compat._taruvi_auth import AsyncTaruviAuth
 
 
@@ -51,6 +51,16 @@ class AsyncTaruviUsers(AsyncUsers):
             await client.users.assign_roles(["editor"], ["alice"], "2030-12-31T23:59:59Z")
         """
         return await super().assign_roles(roles, usernames, expiry_of(expires_at))
+
+    async def get_user_apps(self, username: str) -> list[dict[str, Any]]:
+        """The tenants the person with the account `username` works in, as Taruvi's apps:
+        each with its `slug` (the tenant) and `name`, and Roost's `tenant`, `display_name`,
+        `home`, `username`, `roles` (see `users.memberships`).
+
+        Example:
+            apps = await client.users.get_user_apps("alice")
+        """
+        return [as_app(membership) for membership in await self.memberships(username)]
 
 
 class AsyncTaruviApp(Namespace):

@@ -95,3 +95,13 @@ def refuse_role_filter(roles: str | list[str] | None) -> None:
             "user's `roles`",
             details={"field": "roles"},
         )
+
+
+def as_app(membership: dict[str, Any]) -> dict[str, Any]:
+    """A Roost membership as one of Taruvi's user apps: its `slug` is the tenant, its `name`
+    the tenant's display name (or its name); Roost's keys stay."""
+    return {
+        "slug": membership["tenant"],
+        "name": membership.get("display_name") or membership["tenant"],
+        **membership,
+    }

@@ -29,11 +29,13 @@ from roost.compat._core.dominus import client_options, tenant_of
 
 class Connection:
     """What `Dominus` holds per event loop: the native client (the PSK's), the user
-    `portal.login` signed in, if any, and the PSK's tenant once known."""
+    `portal.login` signed in, if any (and the client `portal.switch_tenant` made of it), and
+    the PSK's tenant once known."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self.user: Client | None = None
+        self.signed_in: Client | None = None  # what `portal.login` gave: switches start there
         self._home: Client | None = None
 
     def home(self) -> Client:

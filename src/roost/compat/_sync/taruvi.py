@@ -18,7 +18,7 @@ from typing import Any
 from roost.client._sync.client import Client
 from roost.client._sync.users import Users
 from roost.client._core.namespace import Namespace
-from roost.compat._core.taruvi import client_options, expiry_of, refuse_role_filter
+from roost.compat._core.taruvi import as_app, client_options, expiry_of, refuse_role_filter
 from roost.compat._taruvi_auth import TaruviAuth
 
 
@@ -52,6 +52,16 @@ class TaruviUsers(Users):
             client.users.assign_roles(["editor"], ["alice"], "2030-12-31T23:59:59Z")
         """
         return super().assign_roles(roles, usernames, expiry_of(expires_at))
+
+    def get_user_apps(self, username: str) -> list[dict[str, Any]]:
+        """The tenants the person with the account `username` works in, as Taruvi's apps:
+        each with its `slug` (the tenant) and `name`, and Roost's `tenant`, `display_name`,
+        `home`, `username`, `roles` (see `users.memberships`).
+
+        Example:
+            apps = client.users.get_user_apps("alice")
+        """
+        return [as_app(membership) for membership in self.memberships(username)]
 
 
 class TaruviApp(Namespace):

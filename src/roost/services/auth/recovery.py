@@ -35,7 +35,7 @@ from roost.errors import (
     ValidationError,
 )
 from roost.services import accounts
-from roost.services.accounts import revoke_sessions
+from roost.services.accounts import revoke_sessions, sign_out_member_accounts
 from roost.services.context import Context
 from roost.services.mail import send_template
 from roost.services.registry import operation
@@ -100,6 +100,7 @@ async def confirm_password_reset(ctx: Context, params: PasswordResetRequest) -> 
             .values(used_at=now)
         )
         count = await revoke_sessions(conn, sessions.c.user_id == token["user_id"], now)
+    count += await sign_out_member_accounts(ctx.platform, ctx.tenant, token["user_id"], now)
     await ctx.platform.forget_principals()
     return Done(count=count)
 

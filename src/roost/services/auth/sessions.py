@@ -250,6 +250,9 @@ async def change_password(ctx: Context, params: ChangePasswordRequest) -> Done:
             (sessions.c.user_id == principal.user_id) & (sessions.c.id != principal.session_id),
             ctx.now(),
         )
+    count += await accounts.sign_out_member_accounts(
+        ctx.platform, ctx.tenant, principal.user_id, ctx.now()
+    )
     await ctx.platform.forget_principals()
     return Done(count=count)
 
@@ -308,6 +311,9 @@ async def revoke_all_sessions(ctx: Context, params: Empty) -> Done:
         count = await accounts.revoke_sessions(
             conn, sessions.c.user_id == principal.user_id, ctx.now()
         )
+    count += await accounts.sign_out_member_accounts(
+        ctx.platform, ctx.tenant, principal.user_id, ctx.now()
+    )
     await ctx.platform.forget_principals()
     return Done(count=count)
 
