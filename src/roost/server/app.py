@@ -12,14 +12,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from roost.clock import Clock
 from roost.errors import APIError, NotFoundError, ValidationError
 from roost.server.dispatch import Dispatcher
 from roost.server.files import file_routes
-from roost.server.openapi import docs_page, openapi_document
+from roost.server.openapi import openapi_document, operations_page, swagger_page, swagger_static
 from roost.server.platform import build_platform, open_platform
 from roost.server.responses import compressed, error_reply, request_id, response_codec
 from roost.server.rest import RestDoor
@@ -46,7 +46,8 @@ def create_app(
     registry = build_registry() if registry is None else registry
     dispatcher = Dispatcher(platform, registry)
     openapi = json.dumps(openapi_document(registry)).encode()
-    page = docs_page(registry).encode()
+    operations = operations_page(registry).encode()
+    swagger = swagger_page().encode()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -62,7 +63,13 @@ def create_app(
 
     async def docs_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")
-        return compressed(page, "text/html; charset=utf-8", accept_encoding=encoding).as_response()
+        answer = compressed(swagger, "text/html; charset=utf-8", accept_encoding=encoding)
+        return answer.as_response()
+
+    async def operations_endpoint(request: Request) -> Response:
+        encoding = request.headers.get("accept-encoding")
+        answer = compressed(operations, "text/html; charset=utf-8", accept_encoding=encoding)
+        return answer.as_response()
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/docs")
@@ -88,6 +95,8 @@ def create_app(
         *signin_routes(dispatcher),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
         Route("/docs", docs_endpoint, methods=["GET"]),
+        Route("/docs/operations", operations_endpoint, methods=["GET"]),
+        Mount("/docs/static", app=swagger_static()),
         Route("/", root, methods=["GET"]),
     ]
     pages = Starlette(
