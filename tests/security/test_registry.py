@@ -104,7 +104,7 @@ def test_subscriptions_and_streams_are_in_openapi_and_docs(server: RunningServer
     assert export["x-roost-kind"] == "stream"
     line = export["responses"]["200"]["content"]["application/x-ndjson"]["schema"]
     assert set(line["properties"]) == {"chunk", "end", "error"}
-    page = httpx.get(f"{server.url}/docs").text
+    page = httpx.get(f"{server.url}/docs/operations").text
     for name in ("stream.subscribe", "pubsub.subscribe", "database.subscribe", "database.export"):
         assert f'id="{name}"' in page
 

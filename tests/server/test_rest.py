@@ -179,7 +179,7 @@ def test_openapi_lists_every_operation_and_docs_page_renders(http: httpx.Client)
     login = document["paths"]["/api/v1/auth/login"]["post"]
     assert "security" not in login
     assert "security" in document["paths"]["/api/v1/auth/me"]["post"]
-    page = http.get("/docs")
+    page = http.get("/docs/operations")
     assert page.status_code == 200
     assert "auth.login" in page.text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,34 @@ def test_config_reads_env_then_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("ROOST_TIMEOUT", "soon")
     with pytest.raises(ConfigurationError):
         ClientConfig.resolve()
+
+
+def test_sdk_and_server_read_one_dotenv_alike(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from roost.client._core.config import _dotenv
+    from roost.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    for name in [k for k in os.environ if k.startswith("ROOST_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SHARED_HOST", "db.internal")
+    (tmp_path / ".env").write_text(
+        "# written by hand\n"
+        "export ROOST_TENANT=acme   # a comment after a value\n"
+        'ROOST_DATA_DIR="/srv/roost data"\n'
+        "ROOST_API_URL=http://${SHARED_HOST}:8787\n"
+        "ROOST_DATABASE_URL='postgresql://roost:p#ss@${SHARED_HOST}/roost'\n"
+    )
+    config = ClientConfig.resolve()
+    settings = load_settings()
+    assert (config.tenant, config.api_url) == ("acme", "http://db.internal:8787")
+    assert str(settings.data_dir) == "/srv/roost data"
+    # `#` inside quotes is no comment, and ${VAR} is filled in: the same on both sides
+    assert settings.database_url == "postgresql://roost:p#ss@db.internal/roost"
+    read_by_sdk = _dotenv(Path(".env"))
+    assert read_by_sdk["ROOST_DATABASE_URL"] == settings.database_url
+    assert read_by_sdk["ROOST_DATA_DIR"] == str(settings.data_dir)
 
 
 def test_credential_headers_and_refusals() -> None:

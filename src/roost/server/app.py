@@ -13,14 +13,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from roost.clock import Clock
 from roost.errors import APIError, NotFoundError, ValidationError
 from roost.server.dispatch import Dispatcher
 from roost.server.files import file_routes
-from roost.server.openapi import docs_page, openapi_document
+from roost.server.openapi import openapi_document, operations_page, swagger_page, swagger_static
 from roost.server.platform import build_platform, open_platform
 from roost.server.responses import compressed, error_reply, request_id, response_codec
 from roost.server.rest import RestDoor
@@ -54,8 +54,12 @@ def create_app(
         return json.dumps(openapi_document(registry)).encode()
 
     @functools.cache
-    def page() -> bytes:
-        return docs_page(registry).encode()
+    def operations() -> bytes:
+        return operations_page(registry).encode()
+
+    @functools.cache
+    def swagger() -> bytes:
+        return swagger_page().encode()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,7 +75,12 @@ def create_app(
 
     async def docs_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")
-        answer = compressed(page(), "text/html; charset=utf-8", accept_encoding=encoding)
+        answer = compressed(swagger(), "text/html; charset=utf-8", accept_encoding=encoding)
+        return answer.as_response()
+
+    async def operations_endpoint(request: Request) -> Response:
+        encoding = request.headers.get("accept-encoding")
+        answer = compressed(operations(), "text/html; charset=utf-8", accept_encoding=encoding)
         return answer.as_response()
 
     async def root(request: Request) -> Response:
@@ -98,6 +107,8 @@ def create_app(
         *signin_routes(dispatcher),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
         Route("/docs", docs_endpoint, methods=["GET"]),
+        Route("/docs/operations", operations_endpoint, methods=["GET"]),
+        Mount("/docs/static", app=swagger_static()),
         Route("/", root, methods=["GET"]),
     ]
     pages = Starlette(

@@ -1,32 +1,47 @@
-"""The OpenAPI document, generated from the operation registry, and the `/docs` page.
+"""The OpenAPI document, generated from the operation registry, and the `/docs` pages.
 
-Unary and streamed operations are paths (a streamed one answers NDJSON lines); subscriptions,
-which only the WebSocket door serves, are listed under `x-roost-subscriptions` with their
-parameters, event and scope.
+Unary and streamed operations are paths (a streamed one answers NDJSON lines), their request
+and response schemas those of their wire types (`roost.wire`), each with an example made from
+the schema (`examples.py`) and the errors it may answer. The routes that are not operations
+(file upload and download, signed and public links, the provider callback, the WebSocket) are
+written out here by hand. Subscriptions, which only the WebSocket door serves, are listed on
+its path and under `x-roost-subscriptions` with their parameters, event and scope.
+
+`/docs` is Swagger UI, served from the `swagger-ui-py` package's files (no CDN: it works
+offline); `/docs/operations` is a plain page of every operation, without JavaScript.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from importlib import resources
 from typing import Any
 
 import msgspec
+from starlette.staticfiles import StaticFiles
 
 from roost._version import __version__
-from roost.server.idempotency import KEY_PATTERN
+from roost.server.openapi_examples import Examples
+from roost.server.openapi_routes import (
+    COMMON_HEADERS,
+    REF,
+    SECURITY,
+    error_responses,
+    route_paths,
+)
 from roost.server.ws import PATH as WS_PATH
 from roost.services.registry import Operation, Registry
-from roost.wire.common import BatchRequest, BatchResponse, ErrorResponse, TenantName
-
-_REF = "#/components/schemas/{name}"
+from roost.wire.common import BatchRequest, BatchResponse, ErrorResponse
+from roost.wire.storage import StoredObject
 
 
 def openapi_document(registry: Registry) -> dict[str, Any]:
     ops = list(registry)
     types = [t for op in ops for t in (op.input_type, op.output_type)]
-    types += [ErrorResponse, BatchRequest, BatchResponse]
-    schemas, components = msgspec.json.schema_components(types, ref_template=_REF)
+    types += [ErrorResponse, BatchRequest, BatchResponse, StoredObject]
+    schemas, components = msgspec.json.schema_components(types, ref_template=REF)
+    examples = Examples(components)
     by_type = iter(schemas)
     paths: dict[str, Any] = {}
     subscriptions: dict[str, Any] = {}
@@ -35,23 +50,29 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
         if op.kind == "subscription":
             subscriptions[op.name] = _subscription_item(op, input_schema, output_schema)
             continue
-        item = _path_item(op, input_schema, output_schema)
+        item = _path_item(op, input_schema, output_schema, examples)
         paths[f"/api/v1/{op.module}/{op.name.split('.', 1)[1]}"] = item
         for method, path in op.aliases:
-            paths[f"/api/v1{path}"] = {method.lower(): item["post"]}
-    error_ref, batch_in, batch_out = next(by_type), next(by_type), next(by_type)
+            # the same operation at another path and method: an operation id of its own
+            alias = {**item["post"], "operationId": f"{op.name}.{method.lower()}"}
+            if method.upper() in ("GET", "HEAD"):
+                alias.pop("requestBody", None)
+            paths[f"/api/v1{path}"] = {method.lower(): alias}
+    next(by_type)  # ErrorResponse, referred to by name (as StoredObject, after the batch)
+    batch_in, batch_out = next(by_type), next(by_type)
     paths["/api/v1/batch"] = {
         "post": {
             "operationId": "batch",
             "tags": ["batch"],
             "summary": "Run several operations in one request, each with its own status.",
-            "requestBody": {"required": True, "content": _content(batch_in)},
+            "requestBody": {"required": True, "content": _content(batch_in, examples)},
             "responses": {
-                "200": {"description": "results", "content": _content(batch_out)},
-                "default": {"description": "error", "content": _content(error_ref)},
+                "200": {"description": "results", "content": _content(batch_out, examples)},
+                **error_responses(public=False, scoped=False),
             },
         }
     }
+    paths.update(route_paths(subscriptions))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -90,49 +111,38 @@ def _subscription_item(op: Operation, params: Any, event: Any) -> dict[str, Any]
     }
 
 
-def _path_item(op: Operation, input_schema: Any, output_schema: Any) -> dict[str, Any]:
-    answer = {"description": "success", "content": _content(output_schema)}
+def _path_item(
+    op: Operation, input_schema: Any, output_schema: Any, examples: Examples
+) -> dict[str, Any]:
+    answer = {"description": "success", "content": _content(output_schema, examples)}
     if op.kind == "stream":
         answer = {
             "description": 'one JSON line per item, `{"chunk": item}`, then `{"end": true}`, or '
             '`{"error": {...}}` after the items sent so far. On the WebSocket door: '
             '`{"id", "chunk"}` frames, then `{"id", "end": true}`.',
-            "content": {"application/x-ndjson": {"schema": _line(output_schema)}},
+            "content": {
+                "application/x-ndjson": {
+                    "schema": _line(output_schema),
+                    "example": {"chunk": examples.of(output_schema)},
+                }
+            },
         }
     post: dict[str, Any] = {
         "operationId": op.name,
         "tags": [op.module],
         "summary": op.summary.split("\n", 1)[0],
         "description": op.summary + (f"\n\nScope: `{op.scope}`" if op.scope else ""),
-        "requestBody": {"required": False, "content": _content(input_schema)},
+        "requestBody": {"required": False, "content": _content(input_schema, examples)},
         "responses": {
             "200": answer,
-            "default": {
-                "description": "error",
-                "content": _content({"$ref": _REF.format(name="ErrorResponse")}),
-            },
+            **error_responses(public=op.access == "public", scoped=bool(op.scope)),
         },
-        "parameters": [
-            # The headers' own constraints, so that a client (or a fuzzer) can tell a valid
-            # value from one the server refuses before it reaches the operation.
-            {
-                "name": "X-Roost-Tenant",
-                "in": "header",
-                "required": False,
-                "schema": msgspec.json.schema(TenantName),
-            },
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "pattern": KEY_PATTERN},
-            },
-        ],
+        "parameters": COMMON_HEADERS,
     }
     if op.kind != "unary":
         post["x-roost-kind"] = op.kind
     if op.access != "public":
-        post["security"] = [{"bearer": []}, {"apiKey": []}, {"sessionToken": []}]
+        post["security"] = SECURITY
     return {"post": post}
 
 
@@ -143,17 +153,21 @@ def _line(item: Any) -> dict[str, Any]:
         "properties": {
             "chunk": item,
             "end": {"type": "boolean"},
-            "error": {"$ref": _REF.format(name="ErrorBody")},
+            "error": {"$ref": REF.format(name="ErrorBody")},
         },
     }
 
 
-def _content(schema: Any) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}, "application/msgpack": {"schema": schema}}
+def _content(schema: Any, examples: Examples) -> dict[str, Any]:
+    example = examples.of(schema)
+    return {
+        "application/json": {"schema": schema, "example": example},
+        "application/msgpack": {"schema": schema},
+    }
 
 
-def docs_page(registry: Registry) -> str:
-    """A self-contained HTML page of every operation (no CDN: it works offline)."""
+def operations_page(registry: Registry) -> str:
+    """A self-contained HTML page of every operation, without JavaScript."""
     document = openapi_document(registry)
     sections = []
     for op in registry:
@@ -181,6 +195,18 @@ def docs_page(registry: Registry) -> str:
     return _PAGE.format(version=__version__, count=len(registry), body="\n".join(sections))
 
 
+def swagger_static() -> StaticFiles:
+    """Swagger UI's files, as the `swagger-ui-py` package ships them (Swagger UI 5: OpenAPI
+    3.1), served from this server: the docs load nothing from elsewhere."""
+    return StaticFiles(directory=str(resources.files("swagger_ui") / "static"))
+
+
+def swagger_page() -> str:
+    """The `/docs` page: Swagger UI over `/api/v1/openapi.json`, "Try it out" on, the token
+    typed in Authorize kept across reloads (in the browser's local storage)."""
+    return _SWAGGER.format(version=__version__)
+
+
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Roost API</title>
 <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
 code,pre{{background:#f4f4f4;padding:.1rem .3rem}}section{{border-top:1px solid #ddd}}</style>
@@ -191,5 +217,36 @@ WebSocket door only). Each of the others is
 machine-readable form is
 <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>. Authenticate with
 <code>Authorization: Bearer &lt;jwt&gt;</code>, <code>Authorization: Api-Key &lt;key&gt;</code> or
-<code>X-Session-Token</code>; choose a tenant with <code>X-Roost-Tenant</code>.</p>
+<code>X-Session-Token</code>; choose a tenant with <code>X-Roost-Tenant</code>.
+<a href="/docs">/docs</a> shows each one's fields and examples, and tries a call.</p>
 {body}</body></html>"""
+
+_SWAGGER = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Roost API {version}</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/static/favicon-32x32.png" sizes="32x32">
+</head><body>
+<p style="font:14px system-ui,sans-serif;margin:1rem 2rem">Every operation, without
+JavaScript: <a href="/docs/operations">/docs/operations</a>. Authorize with
+<code>Bearer &lt;jwt&gt;</code> (bearer), <code>Api-Key &lt;key&gt;</code> (apiKey) or a
+session token.</p>
+<div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js" charset="UTF-8"></script>
+<script src="/docs/static/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+<script>
+window.onload = function () {{
+  window.ui = SwaggerUIBundle({{
+    url: "/api/v1/openapi.json",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    persistAuthorization: true,
+    tryItOutEnabled: true,
+    displayOperationId: true,
+    defaultModelsExpandDepth: 0,
+    validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: "BaseLayout"
+  }});
+}};
+</script>
+</body></html>"""

@@ -317,7 +317,7 @@ def _as_template(spec: TemplateSpec, *, builtin: bool, updated_at: datetime | No
 
 def _no_template(alias: str) -> NotFoundError:
     return NotFoundError(
-        f"no mail template {alias!r} (see mail.list_templates)",
+        f"no mail template {alias!r} (mail.templates.list() in the SDK lists them)",
         code="template_not_found",
         details={"field": "template_alias"},
     )

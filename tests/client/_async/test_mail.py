@@ -72,6 +72,8 @@ async def test_tenant_templates_replace_and_escape(server: RunningServer, admin_
         with pytest.raises(NotFoundError) as caught:
             await mail.send(alias, to)
         assert caught.value.code == "template_not_found"
+        assert "mail.templates.list()" in caught.value.message  # the SDK's name of the listing
+        assert callable(mail.templates.list)
 
 
 @pytest.mark.anyio

@@ -68,7 +68,12 @@ async def test_an_app_secret_overrides_the_tenant_wide_one(
             True,
         )
         assert (await secrets.get_secret(url))["value"] == "postgres://shared"
-        many = await secrets.get_secrets([url, token, unique("MISSING_")], app="production")
+        missing = unique("MISSING_")
+        with pytest.raises(SecretNotFoundError) as caught:
+            await secrets.get_secrets([url, token, missing], app="production")
+        assert caught.value.details["missing"] == [missing]
+        assert missing in str(caught.value)
+        many = await secrets.get_secrets([url, token, missing], app="production", missing_ok=True)
         assert {k: v["value"] for k, v in many.items()} == {
             url: "postgres://prod",
             token: "t-shared",
@@ -111,12 +116,13 @@ async def test_listing_filters_and_pages_without_values(
         ]
         assert all("value" not in s for s in everything["results"])
         assert everything["next_cursor"] is None
-        seen, cursor = [], None
+        seen = []
+        page = await secrets.list_secrets(prefix=base, page_size=2)
         while True:
-            page = await secrets.list_secrets(prefix=base, page_size=2, cursor=cursor)
             seen += [(s["key"], s["app"]) for s in page["results"]]
-            if (cursor := page["next_cursor"]) is None:
+            if page["next_cursor"] is None:
                 break
+            page = await secrets.list_secrets(prefix=base, page_size=2, cursor=page["next_cursor"])
         assert seen == [(s["key"], s["app"]) for s in everything["results"]]
         typed = await secrets.list_secrets(search=base.lower(), secret_type="api_key", tags="ci")
         assert [s["key"] for s in typed["results"]] == [f"{base}1", f"{base}3"]

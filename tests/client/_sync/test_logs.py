@@ -87,12 +87,14 @@ def test_queries_filter_by_level_text_time_and_page(
             category=category, since=before, until=datetime.now(UTC) + timedelta(1)
         )
         assert len(window["entries"]) == 10
-        seen, cursor = [], None
+        seen = []
+        page = logs.query(category=category, limit=4)
         while True:
-            page = logs.query(category=category, limit=4, cursor=cursor)
             seen += [e["message"] for e in page["entries"]]
-            if (cursor := page["next_cursor"]) is None:
+            if page["next_cursor"] is None:
                 break
+            page = logs.query(category=category, limit=4, cursor=page["next_cursor"])
+        assert seen == [e["message"] for e in logs.iter(category=category, limit=4)]
         assert seen == [e["message"] for e in everything]
 
 

@@ -71,6 +71,8 @@ def test_tenant_templates_replace_and_escape(server: RunningServer, admin_token:
         with pytest.raises(NotFoundError) as caught:
             mail.send(alias, to)
         assert caught.value.code == "template_not_found"
+        assert "mail.templates.list()" in caught.value.message  # the SDK's name of the listing
+        assert callable(mail.templates.list)
 
 
 def test_a_model_value_cannot_add_a_header(server: RunningServer, admin_token: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.arguments import iso_datetime
 from roost.client._core.namespace import Namespace
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class AsyncApiKeys(Namespace):
         """
         params: dict[str, Any] = {"name": name, "scopes": scopes or []}
         if expires_at is not None:
-            params["expires_at"] = expires_at.isoformat()
+            params["expires_at"] = iso_datetime("expires_at", expires_at)
         if expires_in is not None:
             params["expires_in"] = expires_in
         result: dict[str, Any] = await self._client.call("api_keys.create", params)

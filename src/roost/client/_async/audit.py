@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.arguments import iso_datetime
 from roost.client._core.namespace import Namespace, add_given
 
 if TYPE_CHECKING:
@@ -37,8 +38,8 @@ class AsyncAudit(Namespace):
             table=table,
             actor=actor,
             operation=operation,
-            since=since.isoformat() if since else None,
-            until=until.isoformat() if until else None,
+            since=iso_datetime("since", since),
+            until=iso_datetime("until", until),
         )
         result: list[dict[str, Any]] = await self._client.call(
             "audit.query", params, idempotent=True

@@ -66,6 +66,7 @@ from roost.client._core.retry import (
 from roost.client._core.rpc import call_timeout
 from roost.client._door import AsyncDoorTransport
 from roost.client._realtime import AsyncPool, AsyncRealtime, Event, websocket_url
+from roost.errors import RoostError
 
 
 class _Shared:
@@ -501,7 +502,7 @@ class AsyncClient(ModeSelecting):
     async def _transmit(self, step: Send) -> httpx.Response | httpx.TransportError:
         request = step.request
         try:
-            return await self._shared.http.request(
+            return await self._http.request(
                 request.method,
                 request.path,
                 content=request.content,
@@ -519,15 +520,26 @@ class AsyncClient(ModeSelecting):
         self._shared.breaker.before_call(self._config.api_url)
         all_headers = await self._fresh_headers(headers)
         try:
-            response = await self._shared.http.request(
-                method, path, content=content, headers=all_headers
-            )
+            response = await self._http.request(method, path, content=content, headers=all_headers)
         except httpx.TransportError as exc:
             raise network_error(exc, self._config.api_url, None) from None
         return decode_response(response)
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The shared connection pool. A closed client refuses to send with a RoostError
+        (httpx's own RuntimeError would name nothing of Roost's)."""
+        http = self._shared.http
+        if http.is_closed:
+            raise RoostError(
+                f"this client is closed ({self!r}): make a new one to call the server",
+                code="client_closed",
+            )
+        return http
+
     async def _fresh_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """Headers naming this client (refreshing its access token first if it is due)."""
+        self._http  # noqa: B018 - refuses on a closed client, before any token refresh
         if self._session is not None and self._session.needs_refresh():
             await self._refresh_session()
         return {**identity_headers(self._config, self._current_credential()), **(extra or {})}

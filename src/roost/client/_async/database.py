@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from roost.client._core.namespace import Namespace, add_given
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
 
 Row = dict[str, Any]
+_ITER_PAGE_SIZE = 100
 
 
 class AsyncQuery(QueryBuilder):
@@ -42,6 +43,25 @@ class AsyncQuery(QueryBuilder):
         params = self._state.params("with" if with_total else "none")
         result: dict[str, Any] = await self._client.call("database.query", params, idempotent=True)
         return result
+
+    async def iter(self) -> AsyncIterator[Row]:
+        """Every matching row, from the current page on, one page (`page_size`, else 100) at
+        a time. `limit`/`offset` are ignored: pages walk on by number.
+
+        Example:
+            async for order in client.database.query("orders").sort("id").iter():
+                print(order["total"])
+        """
+        size = self._state.page_size or _ITER_PAGE_SIZE
+        number = self._state.page
+        while True:
+            page = self._with(page_size=size, page=number, limit=None, offset=None)
+            rows = (await page.fetch(with_total=False))["rows"]
+            for row in rows:
+                yield row
+            if len(rows) < size:
+                return
+            number += 1
 
     async def first(self) -> Row | None:
         """The first row, or None.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import AsyncIterator
 from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.arguments import FIRST, Cursor, cursor_param, iso_datetime
 from roost.client._core.namespace import Namespace
 
 if TYPE_CHECKING:
@@ -134,11 +136,12 @@ class AsyncLogs(Namespace):
         until: datetime | None = None,
         search: str | None = None,
         limit: int = 100,
-        cursor: str | None = None,
+        cursor: Cursor = FIRST,
     ) -> dict[str, Any]:
         """Entries newest first: `{"entries": [...], "next_cursor"}`. `level`: that level and
         above; `search`: part of the message, in any case; pass `next_cursor` back as
-        `cursor` for older entries.
+        `cursor` for older entries (a last page's `next_cursor` is None: passing that raises
+        ValidationError). `iter()` walks every page.
 
         Example:
             problems = (await admin.logs.query(level="error", category="orders"))["entries"]
@@ -146,15 +149,37 @@ class AsyncLogs(Namespace):
         params = {
             "level": level,
             "category": category,
-            "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
+            "since": iso_datetime("since", since),
+            "until": iso_datetime("until", until),
             "search": search,
             "limit": limit,
-            "cursor": cursor,
+            "cursor": cursor_param(cursor),
         }
         sent = {name: value for name, value in params.items() if value is not None}
         result: dict[str, Any] = await self._client.call("logs.query", sent, idempotent=True)
         return result
+
+    async def iter(
+        self,
+        level: str | None = None,
+        category: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        search: str | None = None,
+        limit: int = 100,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching entry, newest first, fetched `limit` at a time.
+
+        Example:
+            async for entry in admin.logs.iter(level="error"):
+                print(entry["message"])
+        """
+        cursor: Cursor = FIRST
+        while cursor is not None:
+            page = await self.query(level, category, since, until, search, limit, cursor)
+            for entry in page["entries"]:
+                yield entry
+            cursor = page["next_cursor"]
 
     async def _write(
         self,

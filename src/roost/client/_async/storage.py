@@ -208,7 +208,7 @@ class AsyncBucketFiles(Namespace):
         if start is not None or end is not None:
             extra["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
         headers = await self._client._fresh_headers(extra)
-        http = self._client._shared.http
+        http = self._client._http
         async with http.stream("GET", object_path(self.bucket, name), headers=headers) as response:
             if response.status_code >= 400:
                 await response.aread()
@@ -287,6 +287,24 @@ class AsyncBucketFiles(Namespace):
         result["signed_url"] = self._client.config.api_url + result["path"]
         return result
 
+    async def iter(
+        self, prefix: str = "", *, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every file under `prefix` matching the filters, by name, `page_size` at a time.
+
+        Example:
+            async for info in client.storage.from_("images").iter(prefix="2026/"):
+                print(info["name"], info["size"])
+        """
+        offset = 0
+        while True:
+            page = await self.list(prefix, limit=page_size, offset=offset)
+            for info in page:
+                yield info
+            if len(page) < page_size:
+                return
+            offset += len(page)
+
     async def list(
         self, prefix: str = "", *, limit: int = 100, offset: int = 0
     ) -> list[dict[str, Any]]:
@@ -352,6 +370,15 @@ class AsyncFiles(Namespace):
             "expires_at": link["expires_at"],
         }
         return result
+
+    def iter(self, category: str, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
+        """Every file of a category, page by page.
+
+        Example:
+            async for info in client.files.iter("reports"):
+                print(info["id"])
+        """
+        return AsyncBucketFiles(self._client, category).iter(prefix)
 
     async def list(self, category: str, prefix: str = "") -> list[dict[str, Any]]:
         """The files of a category.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.arguments import iso_datetime
 from roost.client._core.namespace import Namespace
 
 if TYPE_CHECKING:
@@ -33,8 +34,8 @@ class AsyncUsage(Namespace):
         """
         params: dict[str, Any] = {"period": period, "by_api_key": by_api_key}
         if since is not None:
-            params["since"] = since.isoformat()
+            params["since"] = iso_datetime("since", since)
         if until is not None:
-            params["until"] = until.isoformat()
+            params["until"] = iso_datetime("until", until)
         result: dict[str, Any] = await self._client.call("usage.get", params, idempotent=True)
         return result

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.arguments import iso_datetime
 from roost.client._core.namespace import Namespace, user_ref
 
 if TYPE_CHECKING:
@@ -84,6 +86,24 @@ class AsyncUsers(Namespace):
         )
         return result
 
+    async def iter(
+        self, search: str | None = None, is_active: bool | None = None, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching user, page by page.
+
+        Example:
+            async for user in admin.users.iter(is_active=True):
+                print(user["username"])
+        """
+        number = 1
+        while True:
+            page = await self.list_users(search, is_active, number, page_size)
+            for user in page["items"]:
+                yield user
+            if number * page_size >= page["total"] or not page["items"]:
+                return
+            number += 1
+
     async def update_user(
         self,
         username: str | None = None,
@@ -126,7 +146,7 @@ class AsyncUsers(Namespace):
         """
         params: dict[str, Any] = {"roles": roles, "usernames": usernames}
         if expires_at is not None:
-            params["expires_at"] = expires_at.isoformat()
+            params["expires_at"] = iso_datetime("expires_at", expires_at)
         result = await self._client.call("users.assign_roles", params, idempotent=True)
         return int(result["count"])
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
+
 from roost.errors import ConfigurationError
 
 DEFAULT_API_URL = "http://127.0.0.1:8787"
@@ -112,11 +114,12 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
 
 
 def _dotenv(path: Path) -> dict[str, str]:
+    """The `ROOST_` lines of a `.env` file, read by python-dotenv as the server's settings are
+    (pydantic-settings uses it): quotes, `export`, comments and `${VAR}` alike on both sides."""
     if not path.is_file():
         return {}
-    values = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and key.startswith("ROOST_"):
-            values[key.strip()] = value.strip().strip("'\"")
-    return values
+    return {
+        key: value
+        for key, value in dotenv_values(path).items()
+        if key.startswith("ROOST_") and value is not None
+    }

@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from time import time
+from time import monotonic, time
 from typing import Any
 
 import httpx
@@ -149,6 +149,7 @@ def send_flow(
     seconds = (config.timeout if timeout is None else timeout) + wait
     send = Send(request, timeout_of(seconds, config.pool_timeout))
     failures = 0
+    started = monotonic()
     while True:
         breaker.before_call(config.api_url)
         reply = yield send
@@ -169,9 +170,22 @@ def send_flow(
         delay = retry.delay(failures, retry_after=retry_after)
         if delay is None:  # out of retries: the last answer stands
             if isinstance(outcome, NetworkError):
-                raise outcome
+                raise _after_attempts(outcome, failures, monotonic() - started)
             return decode_response(outcome)
         yield Sleep(delay)
+
+
+def _after_attempts(error: NetworkError, attempts: int, elapsed: float) -> NetworkError:
+    """`error` saying what the whole call cost when it was retried: a caller who set a 5 s
+    timeout and waited 23 s must read 23 s, not 5."""
+    if attempts == 1:
+        return error
+    summary = f"{attempts} attempts over {elapsed:.1f} s in all, retries included"
+    return type(error)(
+        f"{error.message}; {summary}",
+        code=error.code,
+        details={**error.details, "attempts": attempts, "elapsed_seconds": round(elapsed, 3)},
+    )
 
 
 def decode_response(response: httpx.Response) -> Any:

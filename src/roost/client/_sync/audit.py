@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.arguments import iso_datetime
 from roost.client._core.namespace import Namespace, add_given
 
 if TYPE_CHECKING:
@@ -38,8 +39,8 @@ class Audit(Namespace):
             table=table,
             actor=actor,
             operation=operation,
-            since=since.isoformat() if since else None,
-            until=until.isoformat() if until else None,
+            since=iso_datetime("since", since),
+            until=iso_datetime("until", until),
         )
         result: list[dict[str, Any]] = self._client.call(
             "audit.query", params, idempotent=True

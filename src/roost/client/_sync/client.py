@@ -68,6 +68,7 @@ from roost.client._core.retry import (
 from roost.client._core.rpc import call_timeout
 from roost.client._door import DoorTransport
 from roost.client._realtime import Pool, Realtime, Event, websocket_url
+from roost.errors import RoostError
 
 
 class _Shared:
@@ -503,7 +504,7 @@ class Client(ModeSelecting):
     def _transmit(self, step: Send) -> httpx.Response | httpx.TransportError:
         request = step.request
         try:
-            return self._shared.http.request(
+            return self._http.request(
                 request.method,
                 request.path,
                 content=request.content,
@@ -521,15 +522,26 @@ class Client(ModeSelecting):
         self._shared.breaker.before_call(self._config.api_url)
         all_headers = self._fresh_headers(headers)
         try:
-            response = self._shared.http.request(
-                method, path, content=content, headers=all_headers
-            )
+            response = self._http.request(method, path, content=content, headers=all_headers)
         except httpx.TransportError as exc:
             raise network_error(exc, self._config.api_url, None) from None
         return decode_response(response)
 
+    @property
+    def _http(self) -> httpx.Client:
+        """The shared connection pool. A closed client refuses to send with a RoostError
+        (httpx's own RuntimeError would name nothing of Roost's)."""
+        http = self._shared.http
+        if http.is_closed:
+            raise RoostError(
+                f"this client is closed ({self!r}): make a new one to call the server",
+                code="client_closed",
+            )
+        return http
+
     def _fresh_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """Headers naming this client (refreshing its access token first if it is due)."""
+        self._http  # noqa: B018 - refuses on a closed client, before any token refresh
         if self._session is not None and self._session.needs_refresh():
             self._refresh_session()
         return {**identity_headers(self._config, self._current_credential()), **(extra or {})}

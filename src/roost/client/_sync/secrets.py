@@ -5,9 +5,12 @@ the client."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from roost.client._core.arguments import FIRST, Cursor, cursor_param
 from roost.client._core.namespace import Namespace
+from roost.errors import SecretNotFoundError
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
@@ -96,8 +99,12 @@ class Secrets(Namespace):
         result: dict[str, Any] = self._client.call("secrets.get", params, idempotent=True)
         return result
 
-    def get_secrets(self, keys: list[str], app: str | None = None) -> dict[str, Any]:
-        """Several secrets in one round trip, by key; keys that do not exist are left out.
+    def get_secrets(
+        self, keys: list[str], app: str | None = None, *, missing_ok: bool = False
+    ) -> dict[str, Any]:
+        """Several secrets in one round trip, by key. A key not found (not there, or not this
+        app's nor tenant-wide) raises `SecretNotFoundError` naming every such key
+        (`details["missing"]`); with `missing_ok=True` the answer leaves them out.
 
         Example:
             found = client.secrets.get_secrets(["API_KEY", "DATABASE_URL"])
@@ -106,6 +113,14 @@ class Secrets(Namespace):
         result: dict[str, Any] = self._client.call(
             "secrets.get_many", params, idempotent=True
         )
+        missing = [key for key in dict.fromkeys(keys) if key not in result]
+        if missing and not missing_ok:
+            where = f" for app {app!r}" if app else ""
+            raise SecretNotFoundError(
+                f"no secret {', '.join(map(repr, missing))}{where} "
+                "(pass missing_ok=True to get the others)",
+                details={"field": "keys", "missing": missing},
+            )
         return result
 
     def list_secrets(
@@ -116,11 +131,12 @@ class Secrets(Namespace):
         prefix: str | None = None,
         app: str | None = None,
         page_size: int = 100,
-        cursor: str | None = None,
+        cursor: Cursor = FIRST,
     ) -> dict[str, Any]:
         """Secrets without their values: `{"results": [...], "next_cursor"}`; pass
-        `next_cursor` back as `cursor` for the next page. `search` matches part of the key in
-        any case; `tags` (one or a list) must all be on a secret.
+        `next_cursor` back as `cursor` for the next page (a last page's is None: passing that
+        raises ValidationError). `search` matches part of the key in any case; `tags` (one or
+        a list) must all be on a secret. `iter()` walks every page.
 
         Example:
             page = client.secrets.list_secrets(secret_type="api_key", tags="production")
@@ -132,10 +148,33 @@ class Secrets(Namespace):
             "prefix": prefix,
             "app": app,
             "page_size": page_size,
-            "cursor": cursor,
+            "cursor": cursor_param(cursor),
         }
         result: dict[str, Any] = self._client.call("secrets.list", params, idempotent=True)
         return result
+
+    def iter(
+        self,
+        search: str | None = None,
+        secret_type: str | None = None,
+        tags: str | list[str] | None = None,
+        prefix: str | None = None,
+        app: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching secret (without its value), by key, `page_size` at a time.
+
+        Example:
+            keys = [info["key"] for info in client.secrets.iter(prefix="STRIPE_")]
+        """
+        cursor: Cursor = FIRST
+        while cursor is not None:
+            page = self.list_secrets(
+                search, secret_type, tags, prefix, app, page_size, cursor
+            )
+            for info in page["results"]:
+                yield info
+            cursor = page["next_cursor"]
 
     def versions(self, key: str, app: str | None = None) -> list[dict[str, Any]]:
         """Every value the secret has had, newest first, without the values.

@@ -210,7 +210,7 @@ class BucketFiles(Namespace):
         if start is not None or end is not None:
             extra["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
         headers = self._client._fresh_headers(extra)
-        http = self._client._shared.http
+        http = self._client._http
         with http.stream("GET", object_path(self.bucket, name), headers=headers) as response:
             if response.status_code >= 400:
                 response.read()
@@ -289,6 +289,24 @@ class BucketFiles(Namespace):
         result["signed_url"] = self._client.config.api_url + result["path"]
         return result
 
+    def iter(
+        self, prefix: str = "", *, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Every file under `prefix` matching the filters, by name, `page_size` at a time.
+
+        Example:
+            for info in client.storage.from_("images").iter(prefix="2026/"):
+                print(info["name"], info["size"])
+        """
+        offset = 0
+        while True:
+            page = self.list(prefix, limit=page_size, offset=offset)
+            for info in page:
+                yield info
+            if len(page) < page_size:
+                return
+            offset += len(page)
+
     def list(
         self, prefix: str = "", *, limit: int = 100, offset: int = 0
     ) -> list[dict[str, Any]]:
@@ -354,6 +372,15 @@ class Files(Namespace):
             "expires_at": link["expires_at"],
         }
         return result
+
+    def iter(self, category: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+        """Every file of a category, page by page.
+
+        Example:
+            for info in client.files.iter("reports"):
+                print(info["id"])
+        """
+        return BucketFiles(self._client, category).iter(prefix)
 
     def list(self, category: str, prefix: str = "") -> list[dict[str, Any]]:
         """The files of a category.
