@@ -364,6 +364,12 @@ class Settings(BaseSettings):
         description="a JSON object: the globals (`G.x`, `globals.x`) every tenant's policy "
         "conditions see; a tenant's own (`policies.set_globals`) take precedence key by key",
     )
+    policy_schema_enforcement: Literal["none", "warn", "reject"] = Field(
+        default="none",
+        description="what checks do with the JSON Schemas resource policies name (`schemas:`), "
+        "as Cerbos' `schema.enforcement`: none ignores them, warn lists the problems in "
+        "`validationErrors`, reject lists them and denies every action",
+    )
 
     # Async invocations (services/functions/queued.py): queued on the queue backend, taken
     # by the servers and `roost worker` processes of the deployment.

@@ -206,7 +206,7 @@ def test_cerbos_compile_agrees_on_whether_the_suite_passes(tmp_path: Path, break
     )
 
 
-def test_push_sends_a_folder_and_ls_lists_it(tmp_path: Path) -> None:
+def test_push_sends_a_folder_ls_lists_it_and_bind_guards_a_stream(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data")
     try:
         with Client(api_url=server.url) as client:
@@ -228,5 +228,32 @@ def test_push_sends_a_folder_and_ls_lists_it(tmp_path: Path) -> None:
         assert refused.exit_code == 2
         assert "refused (nothing changed): 1 problems" in refused.output
         assert "rules[2].condition.match.all.of[0].expr" in refused.output
+        _bind_unbind_and_list(common)
     finally:
         server.stop()
+
+
+def _bind_unbind_and_list(common: list[str]) -> None:
+    """`roost policies bind/unbind/bindings` against the server `common` names."""
+    bound = runner.invoke(
+        app, ["policies", "bind", "album_object", "--stream", "photos", "--scope", "acme", *common]
+    )
+    assert bound.exit_code == 0, bound.output
+    assert "stream photos bound to album_object (scope acme)" in bound.output
+    listed = runner.invoke(app, ["policies", "bindings", *common])
+    assert listed.exit_code == 0, listed.output
+    assert "photos" in listed.output
+    assert "album_object (scope acme)" in listed.output
+    both = runner.invoke(app, ["policies", "bind", "k", "--stream", "a", "--queue", "b", *common])
+    assert both.exit_code == 2
+    assert "exactly one of" in both.output
+    missing_table = runner.invoke(app, ["policies", "bind", "k", "--table", "nope", *common])
+    assert missing_table.exit_code != 0
+    assert "nope" in missing_table.output
+    unbound = runner.invoke(app, ["policies", "unbind", "--stream", "photos", *common])
+    assert unbound.exit_code == 0, unbound.output
+    again = runner.invoke(app, ["policies", "unbind", "--stream", "photos", *common])
+    assert again.exit_code != 0
+    assert "not bound" in again.output
+    empty = runner.invoke(app, ["policies", "bindings", *common])
+    assert "nothing is bound" in empty.output

@@ -3,6 +3,7 @@ and the benchmark. `scripts/ensure-cerbos` installs it into `.cerbos/` of the ch
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -60,10 +61,17 @@ class Cerbos:
         binary: Path,
         policies: Iterable[dict[str, Any] | str],
         globals_: dict[str, Any] | None = None,
+        *,
+        schemas: dict[str, dict[str, Any]] | None = None,
+        enforcement: str = "none",
     ) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="roost-cerbos-"))
         policy_dir = self.folder / "policies"
         policy_dir.mkdir()
+        if schemas:
+            (policy_dir / "_schemas").mkdir()
+            for name, schema in schemas.items():
+                (policy_dir / "_schemas" / name).write_text(json.dumps(schema))
         for index, policy in enumerate(policies):
             text = policy if isinstance(policy, str) else yaml.safe_dump(policy, sort_keys=False)
             (policy_dir / f"p{index:05d}.yaml").write_text(text)
@@ -80,6 +88,7 @@ class Cerbos:
             "audit": {"enabled": False},
             "telemetry": {"disabled": True},
             "engine": {"globals": globals_ or {}},
+            "schema": {"enforcement": enforcement},
         }
         (self.folder / "config.yaml").write_text(yaml.safe_dump(config))
         self.log = (self.folder / "cerbos.log").open("wb")

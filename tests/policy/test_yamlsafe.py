@@ -63,3 +63,48 @@ def test_variables_that_double_or_chain_past_the_limits_are_validation_errors() 
     short = {"v0": "R.attr.a"} | {f"v{i}": f"V.v{i - 1} + 1" for i in range(1, 32)}
     for order in (short, dict(reversed(list(short.items())))):
         Engine.from_policies([policy(order, "v31")])  # 32 levels: accepted in any order
+
+
+def test_duplicate_keys_are_refused_naming_the_key_and_its_line() -> None:
+    # PyYAML would keep the second `effect`: a DENY rule read as ALLOW
+    text = (
+        "apiVersion: api.cerbos.dev/v1\n"
+        "resourcePolicy:\n"
+        "  resource: doc\n"
+        "  version: default\n"
+        "  rules:\n"
+        "    - actions: [view]\n"
+        "      effect: EFFECT_DENY\n"
+        "      roles: [user]\n"
+        "      effect: EFFECT_ALLOW\n"
+    )
+    with pytest.raises(YamlRefused, match="duplicate key 'effect' at line 9"):
+        load_all(text)
+    with pytest.raises(PolicyValidationError) as caught:
+        Engine.from_policies(text)
+    assert "duplicate key 'effect'" in caught.value.issues[0].message
+    with pytest.raises(YamlRefused, match="duplicate key 'a'"):
+        load_all('{"a": 1, "a": 2}')  # JSON text too
+    # a merge key's values are overridden by the keys written out, as YAML says
+    assert load_all("x: &x {a: 1, b: 2}\ny: {<<: *x, a: 3}")[0]["y"] == {"a": 3, "b": 2}
+
+
+@pytest.mark.parametrize(
+    ("policy", "path"),
+    [
+        ('  rules: [{actions: ["vi\\0ew"], effect: EFFECT_ALLOW, roles: [user]}]', "rules[0]"),
+        ('  rules: []\n  "sco\\0pe": x', "sco"),
+    ],
+)
+def test_a_nul_character_anywhere_is_a_validation_error_naming_where(
+    policy: str, path: str
+) -> None:
+    head = "apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  resource: doc\n  version: default\n"
+    text = f"{head}{policy}\n"
+    with pytest.raises(PolicyValidationError) as caught:
+        Engine.from_policies(text)
+    (issue,) = caught.value.issues
+    assert "NUL" in issue.message
+    assert issue.path.startswith(f"resourcePolicy.{path}")
+    with pytest.raises(PolicyValidationError):  # a policy given as data, not text
+        Engine.from_policies([{"apiVersion": "api.cerbos.dev/v1", "metadata": {"x\x00": 1}}])

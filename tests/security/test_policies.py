@@ -152,6 +152,45 @@ async def test_bombs_and_oversized_policies_are_refused_naming_the_field(
         assert (await admin.policies.list()).revision == before  # nothing was stored
 
 
+async def test_nul_characters_duplicate_keys_and_costly_conditions_are_4xx_never_500(
+    server: RunningServer,
+) -> None:
+    """Found by the attacker's pass: a NUL escaped in policy YAML reached PostgreSQL (500),
+    duplicate keys were read as the last one, and nested comprehensions over large attribute
+    lists ran for seconds on the event loop."""
+    kind = kind_name()
+    head = f"apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  resource: {kind}\n"
+    nul = (
+        head
+        + '  version: default\n  rules: [{actions: [view], effect: EFFECT_ALLOW, roles: [user], name: "a\\0b"}]\n'
+    )
+    duplicate = head + "  version: default\n  version: v2\n  rules: []\n"
+    costly = "R.attr.a.exists(x, R.attr.a.exists(y, x + y == 'never'))"
+    async with AsyncClient(api_url=server.url, max_retries=0) as client:
+        admin = await _admin(client)
+        before = (await admin.policies.list()).revision
+        with pytest.raises(ValidationError) as caught:
+            await admin.policies.put(nul)
+        assert "NUL" in _put_refusal(caught)
+        assert caught.value.details["issues"][0]["path"] == "resourcePolicy.rules[0].name"
+        with pytest.raises(ValidationError) as caught:  # as JSON: the wire refuses it
+            await admin.policies.put(resource_policy(kind, [], metadata={"x": "\x00"}))
+        assert caught.value.details["field"] == "policies[0].resourcePolicy.metadata.x"
+        with pytest.raises(ValidationError) as caught:
+            await admin.policies.put(duplicate)
+        assert "duplicate key 'version' at line 5" in _put_refusal(caught)
+        assert (await admin.policies.list()).revision == before  # nothing was stored
+        await admin.policies.put(resource_policy(kind, [allow(["view"], ["user"], costly)]))
+        small = {"kind": kind, "id": "a", "attr": {"a": ["1", "2"]}}
+        large = {"kind": kind, "id": "b", "attr": {"a": [str(i) for i in range(3000)]}}
+        assert await admin.policy.check_resources(USER, [small], ["view"]) == {"a": {"view": False}}
+        with pytest.raises(ValidationError) as caught:
+            await admin.policy.check_resources(USER, [small, large], ["view"])
+        assert caught.value.status_code == 400
+        assert caught.value.code == "policy_cost_exceeded"
+        assert caught.value.details["field"] == "resources[1]"
+
+
 async def test_oversized_and_malformed_checks_are_refused_naming_the_field(
     server: RunningServer,
 ) -> None:

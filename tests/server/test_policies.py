@@ -5,7 +5,9 @@ change taking effect on the next call."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -271,3 +273,39 @@ async def test_each_tenant_has_its_own_policies(server: RunningServer, admin_tok
             await root.policies.put(resource_policy(kind, [allow(["view"], ["nobody"])]))
         assert await admin.policy.check_resources(USER, [doc], ["view"]) == {"d": {"view": True}}
         await admin.tenants.delete(tenant)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_schemas_of_a_folder_are_stored_and_enforced_as_the_server_says(
+    make_server: Callable[..., RunningServer], tmp_path: Path, backend: str
+) -> None:
+    running = make_server(backend, policy_schema_enforcement="reject")
+    kind = kind_name()
+    folder = tmp_path / "policies"
+    (folder / "_schemas").mkdir(parents=True)
+    schema = {"type": "object", "properties": {"n": {"type": "number", "minimum": 0}}}
+    (folder / "_schemas" / "doc.json").write_text(json.dumps(schema))
+    policy = resource_policy(
+        kind,
+        [allow(["view"], ["user"])],
+        schemas={"resourceSchema": {"ref": "cerbos:///doc.json"}},
+    )
+    (folder / "doc.yaml").write_text(json.dumps(policy))
+    async with AsyncClient(api_url=running.url) as client:
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        with pytest.raises(ValidationError) as caught:  # the policy without its schema
+            await admin.policies.put(policy)
+        assert caught.value.details["issues"][0]["path"] == "schemas.resourceSchema.ref"
+        stored = await admin.policies.put(folder)
+        assert set(stored.created) == {key_of(kind), "schema.doc.json"}
+        listed = {info.key: info.kind for info in (await admin.policies.list()).policies}
+        assert listed["schema.doc.json"] == "schema"
+        entries = [
+            {"resource": {"kind": kind, "id": "ok", "attr": {"n": 1}}, "actions": ["view"]},
+            {"resource": {"kind": kind, "id": "bad", "attr": {"n": -1}}, "actions": ["view"]},
+        ]
+        answer = await admin.policy.check(USER, entries)
+        assert [r.actions["view"] for r in answer.results] == ["EFFECT_ALLOW", "EFFECT_DENY"]
+        assert answer.results[1].validation_errors[0]["path"] == "/n"
+        with pytest.raises(ValidationError):  # a schema still named cannot go
+            await admin.policies.delete("schema.doc.json")

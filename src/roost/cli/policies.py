@@ -1,5 +1,6 @@
-"""`roost policies`: push a folder of Cerbos policies to a running server, list them, and run
-their test suites locally (no server: the engine runs in this process)."""
+"""`roost policies`: push a folder of Cerbos policies to a running server, list them, run
+their test suites locally (no server: the engine runs in this process), and bind tables,
+buckets, streams, queues and functions to the policies of a resource kind."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from rich.table import Table
 
 from roost.cli.remote import ApiKey, ApiUrl, Tenant, console, remote_client, reporting_errors
 from roost.errors import ValidationError
+from roost.wire.policy import Binding, BindingTarget
 
 app = typer.Typer(
-    help="Cerbos policies: push them to a server, list them, test them locally.",
+    help="Cerbos policies: push them to a server, list them, test them locally, bind them.",
     no_args_is_help=True,
 )
 
@@ -122,6 +124,124 @@ def run_tests(
     )
     if report.failed:
         raise typer.Exit(1)
+
+
+# --- bindings ---------------------------------------------------------------------------------
+
+TargetOptions = {
+    "table": "A table: its rows (read, create, update, delete).",
+    "bucket": "A storage bucket: its files.",
+    "stream": "A stream: its events.",
+    "queue": "A queue: its messages.",
+    "function": "A function: its calls.",
+}
+
+
+def _target(
+    table: str | None,
+    bucket: str | None,
+    stream: str | None,
+    queue: str | None,
+    function: str | None,
+) -> tuple[BindingTarget, str]:
+    given = [
+        (target, name)
+        for target, name in (
+            ("table", table),
+            ("bucket", bucket),
+            ("stream", stream),
+            ("queue", queue),
+            ("function", function),
+        )
+        if name is not None
+    ]
+    if len(given) != 1:
+        console.print(
+            "[red]error:[/] name exactly one of --table, --bucket, --stream, --queue, --function"
+        )
+        raise typer.Exit(2)
+    target, name = given[0]
+    return target, name  # type: ignore[return-value]  # one of BindingTarget's literals
+
+
+TableOpt = Annotated[str | None, typer.Option("--table", help=TargetOptions["table"])]
+BucketOpt = Annotated[str | None, typer.Option("--bucket", help=TargetOptions["bucket"])]
+StreamOpt = Annotated[str | None, typer.Option("--stream", help=TargetOptions["stream"])]
+QueueOpt = Annotated[str | None, typer.Option("--queue", help=TargetOptions["queue"])]
+FunctionOpt = Annotated[str | None, typer.Option("--function", help=TargetOptions["function"])]
+
+
+@app.command()
+def bind(
+    kind: Annotated[str, typer.Argument(help="The resource kind whose policies guard it.")],
+    table: TableOpt = None,
+    bucket: BucketOpt = None,
+    stream: StreamOpt = None,
+    queue: QueueOpt = None,
+    function: FunctionOpt = None,
+    policy_version: Annotated[
+        str, typer.Option("--policy-version", help="The policies' version (default: default).")
+    ] = "",
+    scope: Annotated[str, typer.Option("--scope", help="The policies' scope.")] = "",
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+    tenant: Tenant = None,
+) -> None:
+    """Guard a table, bucket, stream, queue or function by the policies of resource KIND:
+    from the next call on, each of its rows, files, events or calls is checked for the
+    caller. Replaces its binding, if it had one."""
+    target, name = _target(table, bucket, stream, queue, function)
+    with reporting_errors(), remote_client(api_url, api_key, tenant) as client:
+        bound = client.policies.bind(target, name, kind, policy_version=policy_version, scope=scope)
+    console.print(f"{bound.target} {bound.name} [green]bound[/] to {_kind_label(bound)}")
+
+
+@app.command()
+def unbind(
+    table: TableOpt = None,
+    bucket: BucketOpt = None,
+    stream: StreamOpt = None,
+    queue: QueueOpt = None,
+    function: FunctionOpt = None,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+    tenant: Tenant = None,
+) -> None:
+    """Stop guarding a table, bucket, stream, queue or function by policies (its scopes alone
+    decide again). Fails if it was not bound."""
+    target, name = _target(table, bucket, stream, queue, function)
+    with reporting_errors(), remote_client(api_url, api_key, tenant) as client:
+        client.policies.unbind(target, name)
+    console.print(f"{target} {name} [green]unbound[/]")
+
+
+@app.command()
+def bindings(api_url: ApiUrl = None, api_key: ApiKey = None, tenant: Tenant = None) -> None:
+    """List the tables, buckets, streams, queues and functions the policies guard."""
+    with reporting_errors(), remote_client(api_url, api_key, tenant) as client:
+        found = client.policies.bindings()
+    if not found:
+        console.print("[dim]nothing is bound to policies[/]")
+        return
+    table = Table("target", "name", "resource kind", "updated", "by")
+    for binding in found:
+        table.add_row(
+            binding.target,
+            binding.name,
+            _kind_label(binding),
+            binding.updated_at.isoformat(),
+            binding.updated_by,
+        )
+    console.print(table)
+
+
+def _kind_label(binding: Binding) -> str:
+    label = binding.resource_kind
+    if binding.policy_version:
+        label += f" (version {binding.policy_version})"
+    if binding.scope:
+        label += f" (scope {binding.scope})"
+    return label
 
 
 def _short(effect: str) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from roost.policy import celast
+from roost.policy import celast, cost
 from roost.policy.celast import (
     Call,
     Comprehension,
@@ -122,6 +122,7 @@ class Compiled:
     program: _cel.Program
     uses: frozenset[str]  # the request values it reads, by flattened name (see `flatten`)
     functions: frozenset[str] = frozenset()  # the Python functions it calls
+    costly: bool = False  # can cost more than linear time: estimated first (cost.py)
 
     def __repr__(self) -> str:
         return f"Compiled({self.source!r})"
@@ -490,7 +491,8 @@ def compile_tree(source: str, tree: Node) -> Compiled:
     functions: set[str] = set()
     _functions(flat, functions)
     roots = frozenset(name for name in found if _is_request_value(name))
-    return Compiled(source, tree, program, roots, frozenset(functions))
+    costly = cost.needs_estimate(tree)
+    return Compiled(source, tree, program, roots, frozenset(functions), costly)
 
 
 def compile_expression(source: str, scope: Scope) -> Compiled:
@@ -550,37 +552,58 @@ class Activation:
     expression reading it errs, as reading a missing key errs in Cerbos.
     """
 
-    __slots__ = ("_context", "_functions", "_loaded", "_lookup")
+    __slots__ = ("_bounds", "_budget", "_context", "_functions", "_loaded", "_lookup")
 
-    def __init__(self, lookup: Callable[[str], Any]) -> None:
+    def __init__(self, lookup: Callable[[str], Any], budget: cost.Budget | None = None) -> None:
         self._lookup = lookup
         self._loaded: set[str] = set()
         self._functions: set[str] = set()
         self._context = _cel.Context()
+        self._budget = budget if budget is not None else cost.Budget()
+        self._bounds: dict[str, cost.Bound] = {}
 
     def set(self, name: str, value: Any) -> None:
         """Replace a value already converted (the derived roles of another scope)."""
         self._context.add_variable(name, value)
         self._loaded.add(name)
+        self._bounds.pop(name, None)
 
     def forget(self, name: str) -> None:
         self._loaded.discard(name)
+        self._bounds.pop(name, None)
 
     def evaluate(self, expr: Compiled) -> Any:
-        """The value of `expr`, or EvalError when CEL says error."""
-        for name in expr.uses - self._loaded:
-            self._loaded.add(name)
-            try:
-                self._context.add_variable(name, self._lookup(name))
-            except Missing:
-                continue
-        for name in expr.functions - self._functions:
-            self._functions.add(name)
-            self._context.add_function(name, FUNCTIONS[name])
+        """The value of `expr`, or EvalError when CEL says error; CostExceeded (not a CEL
+        error: the caller refuses the request) when it would cost more than the budget."""
+        if expr.costly:
+            self._budget.spend(cost.estimate(expr.tree, self._bound))
+        if not expr.uses <= self._loaded:  # a subset test allocates nothing
+            for name in expr.uses - self._loaded:
+                self._loaded.add(name)
+                try:
+                    self._context.add_variable(name, self._lookup(name))
+                except Missing:
+                    continue
+        if not expr.functions <= self._functions:
+            for name in expr.functions - self._functions:
+                self._functions.add(name)
+                self._context.add_function(name, FUNCTIONS[name])
         try:
             return expr.program.execute(self._context)
         except CEL_ERRORS as exc:
             raise EvalError(str(exc)) from exc
+
+    def _bound(self, name: str) -> cost.Bound:
+        found = self._bounds.get(name)
+        if found is None:
+            try:
+                found = cost.measure(self._lookup(name))
+            except Missing:
+                found = cost.ONE
+            except (KeyError, ValueError, TypeError):
+                found = cost.ONE
+            self._bounds[name] = found
+        return found
 
     def holds(self, expr: Compiled) -> bool | None:
         """True or False, or None when the expression errs (a false condition for Cerbos)."""

@@ -19,12 +19,14 @@ import msgspec
 from roost.errors import ValidationError
 from roost.policy import loader
 from roost.policy.cel import Activation, EvalError, request_lookup
+from roost.policy.cost import Budget, CostExceeded
 from roost.policy.functions import fixed_now
 from roost.policy.model import (
     ActionMeta,
     CheckResponse,
     CheckResult,
     OutputEntry,
+    PlanFilter,
     PlanResponse,
     Principal,
     Resource,
@@ -41,6 +43,7 @@ from roost.policy.names import (
 )
 from roost.policy.plan import plan
 from roost.policy.ruletable import CONSENT, OVERRIDE, Cond, Kind, Row, RuleTable
+from roost.policy.schemas import Enforcement, SchemaRefs
 from roost.policy.values import to_json
 from roost.wire.policy import MAX_ACTIONS, MAX_RESOURCES
 
@@ -79,6 +82,7 @@ class _Request:
     principal_value: Callable[[], Any]
     aux_data: Mapping[str, Any]
     now: datetime
+    budget: Budget
     derived_roles: list[str] = field(default_factory=list)
 
     def activation(self) -> Activation:
@@ -89,7 +93,8 @@ class _Request:
                 self.aux_data,
                 self.now,
                 lambda: self.derived_roles,
-            )
+            ),
+            self.budget,
         )
 
 
@@ -121,14 +126,34 @@ class Engine:
     """Checks principals against one validated set of policies (immutable; build a new one to
     change policies or globals)."""
 
-    def __init__(self, policies: loader.PolicySet) -> None:
+    def __init__(
+        self, policies: loader.PolicySet, schema_enforcement: Enforcement = "none"
+    ) -> None:
         self.policies = policies
         self.table: RuleTable = policies.table
+        self.schema_enforcement = schema_enforcement
 
     @classmethod
-    def from_policies(cls, sources: Any, globals_: Mapping[str, Any] | None = None) -> Engine:
-        """Validate and compile `sources` (see `loader.read_documents`)."""
-        return cls(loader.load(sources, globals_))
+    def from_policies(
+        cls,
+        sources: Any,
+        globals_: Mapping[str, Any] | None = None,
+        schema_enforcement: Enforcement = "none",
+    ) -> Engine:
+        """Validate and compile `sources` (see `loader.read_documents`); `schema_enforcement`
+        is Cerbos' `schema.enforcement` (see `schemas.py`)."""
+        return cls(loader.load(sources, globals_), schema_enforcement)
+
+    def _schema_refs(self, scopes: list[str], kind: str, version: str) -> SchemaRefs | None:
+        """The schemas of the most specific policy of the chain that names any (a scoped
+        policy without `schemas:` is checked against its parent's, as in Cerbos)."""
+        if self.schema_enforcement == "none":
+            return None
+        for scope in scopes:
+            meta = self.table.policies.get(("resource", kind, version, scope))
+            if meta is not None and meta.schemas is not None:
+                return meta.schemas
+        return None
 
     # --- PlanResources --------------------------------------------------------------------
 
@@ -153,18 +178,35 @@ class Engine:
                 "resource_kind and action are required",
                 "action" if resource_kind else "resource_kind",
             )
-        return plan(
-            self.table,
-            _principal(principal),
-            resource_kind,
-            action,
-            policy_version=policy_version,
-            scope=scope,
-            attr=attr,
-            aux_data=aux_data,
-            now=now,
-            mark_conditions=mark_conditions,
-        )
+        who = _principal(principal)
+        errors: list[dict[str, Any]] = []
+        version = policy_version or DEFAULT_VERSION
+        kind = sanitize(resource_kind)
+        scopes, _ = self.table.scopes("resource", _scope(scope), kind, version)
+        refs = self._schema_refs(scopes, kind, version)
+        if refs is not None:
+            errors = self.table.schemas.validate(refs, who.attr, attr or {}, [action], plan=True)
+            if errors and self.schema_enforcement == "reject":
+                return PlanResponse(
+                    action, resource_kind, version, PlanFilter("KIND_ALWAYS_DENIED"), errors
+                )
+        try:
+            answer = plan(
+                self.table,
+                who,
+                resource_kind,
+                action,
+                policy_version=policy_version,
+                scope=scope,
+                attr=attr,
+                aux_data=aux_data,
+                now=now,
+                mark_conditions=mark_conditions,
+            )
+        except CostExceeded as exc:
+            raise _too_costly(str(exc), "principal.attr") from None
+        answer.validation_errors = errors
+        return answer
 
     # --- CheckResources -------------------------------------------------------------------
 
@@ -185,10 +227,14 @@ class Engine:
         def principal_cel() -> Any:
             return values
 
+        budget = Budget()
         results = []
-        for entry in entries:
-            request = _Request(who, entry.resource, principal_cel, aux_data or {}, moment)
-            results.append(self._check_one(request, entry.actions))
+        for index, entry in enumerate(entries):
+            request = _Request(who, entry.resource, principal_cel, aux_data or {}, moment, budget)
+            try:
+                results.append(self._check_one(request, entry.actions))
+            except CostExceeded as exc:
+                raise _too_costly(f"resources[{index}]: {exc}", f"resources[{index}]") from None
         return CheckResponse(results)
 
     def _check_one(self, request: _Request, actions: list[str]) -> CheckResult:
@@ -202,6 +248,19 @@ class Engine:
         )
         r_scope = _scope(resource.scope)
         r_scopes, r_key = table.scopes("resource", r_scope, kind, r_version)
+        errors: list[dict[str, Any]] = []
+        refs = self._schema_refs(r_scopes, kind, r_version)
+        if refs is not None:
+            errors = table.schemas.validate(refs, principal.attr, resource.attr, actions)
+            if errors and self.schema_enforcement == "reject":
+                return CheckResult(
+                    resource=ResultResource(
+                        resource.id, resource.kind, resource.policy_version, resource.scope
+                    ),
+                    actions={action: "EFFECT_DENY" for action in actions},
+                    meta=ResultMeta({action: ActionMeta(r_key) for action in actions}),
+                    validation_errors=errors,
+                )
         effects: dict[str, _Effect] = {}
         outputs: list[OutputEntry] = []
         effective: set[str] = set()
@@ -213,7 +272,11 @@ class Engine:
         result_actions: dict[str, Any] = {}
         meta: dict[str, ActionMeta] = {}
         for action in actions:
-            found = effects.get(action, _Effect(DENY))
+            found = effects.get(action)
+            if found is None:
+                result_actions[action] = DENY
+                meta[action] = ActionMeta(NO_MATCH)
+                continue
             result_actions[action] = found.effect or DENY
             meta[action] = ActionMeta(found.policy, found.scope)
         return CheckResult(
@@ -223,6 +286,7 @@ class Engine:
             actions=result_actions,
             meta=ResultMeta(meta, sorted(effective)),
             outputs=outputs,
+            validation_errors=errors,
         )
 
 
@@ -243,8 +307,7 @@ class _Run:
     all_roles: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        roles = self.request.principal.roles
-        self.all_roles = frozenset(self.table.add_parent_roles(self.r_scope, roles))
+        self.all_roles = self.table.all_roles(self.r_scope, tuple(self.request.principal.roles))
 
     def action(
         self, action: str, p_scopes: list[str], p_key: str, r_scopes: list[str], r_key: str
@@ -256,6 +319,9 @@ class _Run:
         )
         for kind, scopes, key in passes:
             result.effect = NONE
+            if not scopes:  # no policy of this kind: every role answers NONE, NO_MATCH
+                result = _Effect(NONE, NO_MATCH)
+                continue
             for index, role in enumerate(self.request.principal.roles):
                 if index > 0 and kind == "principal":
                     break
@@ -279,11 +345,11 @@ class _Run:
 
     def role(self, action: str, kind: Kind, scopes: list[str], key: str, role: str) -> _Effect:
         effect = _Effect(NONE, key if scopes else NO_MATCH)
-        roles = tuple(self.table.add_parent_roles(self.r_scope, [role]))
+        roles = self.table.role_with_parents(self.r_scope, role)
         principal_id = self.request.principal.id if kind == "principal" else ""
         has_allow = False
         for scope in scopes:
-            if kind == "resource":
+            if kind == "resource" and scope not in self.derived_by_scope:
                 self.derived_roles(scope)
             if effect.effect != NONE:
                 break
@@ -296,7 +362,8 @@ class _Run:
                 if holds is None:
                     continue
                 if holds:
-                    self.output(row, action, activated=True)
+                    if row.outputs is not None:
+                        self.output(row, action, activated=True)
                     if row.effect == ALLOW:
                         has_allow = True
                     elif row.effect == DENY:
@@ -305,7 +372,7 @@ class _Run:
                             effect.policy = row.origin
                         denied = True
                         break
-                else:
+                elif row.outputs is not None:
                     self.output(row, action, activated=False)
             if denied:
                 break
@@ -408,6 +475,8 @@ MAX_DEPTH = 32
 
 def _check_depth(value: Any, field: str) -> None:
     """Refuse attributes nested deeper than MAX_DEPTH (they would only cost time and stack)."""
+    if isinstance(value, dict) and not any(isinstance(v, dict | list) for v in value.values()):
+        return  # flat, as most attributes are
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -417,6 +486,16 @@ def _check_depth(value: Any, field: str) -> None:
             stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
+
+
+def _too_costly(message: str, field: str) -> ValidationError:
+    """Cerbos sets no cost limit; Roost refuses the request rather than read a condition over
+    the budget as false (which would let a DENY rule's condition that is too costly allow)."""
+    return ValidationError(
+        f"{message} (attribute lists too large for the policies' conditions)",
+        code="policy_cost_exceeded",
+        details={"field": field},
+    )
 
 
 def _refused(message: str, field: str) -> ValidationError:

@@ -28,10 +28,11 @@ from roost.policy.ruletable import (
     RuleTable,
     consent_rewrite,
 )
+from roost.policy.schemas import SchemaRefs, SchemaSet, ref_id
 from roost.policy.yamlsafe import YamlRefused, load_all
-from roost.wire.policy import is_policy_file
+from roost.wire.policy import is_policy_file, schema_document, schema_files
 
-__all__ = ["Issue", "PolicySet", "PolicyValidationError", "load", "read_documents"]
+__all__ = ["DecodeError", "Issue", "PolicySet", "PolicyValidationError", "load", "read_documents"]
 
 MAX_POLICIES = 10_000
 _SCOPE = re.compile(r"^(?:[0-9A-Za-z][\w\-]*(?:\.[\w\-]+)*)?$")
@@ -96,6 +97,11 @@ def _collect(item: Any, origin: str, out: list[Source]) -> None:
             for path in sorted(item.rglob("*")):
                 if is_policy_file(path, item):
                     _collect(path.read_text(encoding="utf-8"), str(path), out)
+            for path in schema_files(item):
+                try:
+                    out.append(Source(str(path), schema_document(path, item)))
+                except ValueError as exc:
+                    out.append(Source(str(path), _Broken(str(exc))))
         else:
             _collect(item.read_text(encoding="utf-8"), str(item), out)
     elif isinstance(item, str | bytes):
@@ -146,6 +152,8 @@ def describe(doc: model.PolicyDocument) -> Described:
         return _described("derived_roles", doc.derived_roles.name, "", "")
     if doc.export_variables:
         return _described("export_variables", doc.export_variables.name, "", "")
+    if doc.schema:
+        return _described("schema", doc.schema.id, "", "")
     assert doc.export_constants
     return _described("export_constants", doc.export_constants.name, "", "")
 
@@ -154,16 +162,50 @@ def _described(kind: str, name: str, version: str, scope: str) -> Described:
     return Described(policy_key(kind, name, version, scope), kind, name, version, scope)
 
 
+class DecodeError(ValueError):
+    """A source that is not a policy document; `path` points inside it when known."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _find_nul(value: Any) -> str | None:
+    """The path of the first key or string holding a NUL character (YAML's `\\0` or JSON's
+    `\\u0000`), None if there is none. Neither PostgreSQL's text nor its JSON stores one, and
+    no Cerbos policy needs one (its CEL parser refuses it too)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path or "."
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    return where
+                stack.append((child, where))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
+    return None
+
+
 def decode(source: Source) -> model.PolicyDocument:
-    """One source as a policy document; ValueError saying why it is not one."""
+    """One source as a policy document; DecodeError saying why it is not one."""
     if isinstance(source.data, _Broken):
-        raise ValueError(source.data.message)
+        raise DecodeError(source.data.message)
+    nul = _find_nul(source.data)
+    if nul is not None:
+        raise DecodeError(
+            "a NUL character (\\u0000) in a string: policies are text without it", nul
+        )
     try:
         doc = msgspec.convert(source.data, model.PolicyDocument)
     except msgspec.ValidationError as exc:
-        raise ValueError(str(exc)) from None
+        raise DecodeError(str(exc)) from None
     if sum(getattr(doc, kind) is not None for kind in KINDS) != 1:
-        raise ValueError("a policy defines exactly one policy type")
+        raise DecodeError("a policy defines exactly one policy type")
     return doc
 
 
@@ -181,6 +223,8 @@ def _identity(doc: model.PolicyDocument) -> tuple[str, ...]:
         return ("derived_roles", doc.derived_roles.name)
     if doc.export_variables:
         return ("export_variables", doc.export_variables.name)
+    if doc.schema:
+        return ("schema", doc.schema.id)
     assert doc.export_constants
     return ("export_constants", doc.export_constants.name)
 
@@ -192,6 +236,7 @@ KINDS = (
     "role_policy",
     "export_variables",
     "export_constants",
+    "schema",
 )
 
 
@@ -200,8 +245,8 @@ def _decode(sources: list[Source], issues: list[Issue]) -> list[tuple[str, model
     for source in sources:
         try:
             doc = decode(source)
-        except ValueError as exc:
-            issues.append(Issue(source.origin, "", str(exc)))
+        except DecodeError as exc:
+            issues.append(Issue(source.origin, exc.path, str(exc)))
             continue
         if not doc.disabled:
             docs.append((describe(doc).key, doc))
@@ -222,9 +267,33 @@ class _Builder:
         self.export_vars: dict[str, dict[str, str]] = {}
         self.export_consts: dict[str, dict[str, Any]] = {}
         self.derived_compiled: dict[tuple[str, str], DerivedRole] = {}
+        self.schema_definitions: dict[str, dict[str, Any]] = {}
 
     def issue(self, policy: str, path: str, message: str) -> None:
         self.issues.append(Issue(policy, path, message))
+
+    def schema_refs(self, name: str, schemas: model.Schemas | None) -> SchemaRefs | None:
+        """The schemas a resource policy names, each one the set holds (as Cerbos' compiler
+        refuses a policy naming a schema its store does not have)."""
+        if schemas is None:
+            return None
+        found: dict[str, tuple[str, tuple[str, ...]]] = {}
+        for label, ref in (
+            ("principalSchema", schemas.principal_schema),
+            ("resourceSchema", schemas.resource_schema),
+        ):
+            if ref is None or not ref.ref:
+                continue
+            if ref_id(ref.ref) not in self.schema_definitions:
+                self.issue(name, f"schemas.{label}.ref", f"schema {ref.ref!r} not found")
+            ignore = (ref.ignore_when or {}).get("actions") or []
+            if not isinstance(ignore, list) or not all(isinstance(a, str) for a in ignore):
+                self.issue(name, f"schemas.{label}.ignoreWhen.actions", "a list of actions")
+                ignore = []
+            found[label] = (ref.ref, tuple(ignore))
+        principal = found.get("principalSchema", ("", ()))
+        resource = found.get("resourceSchema", ("", ()))
+        return SchemaRefs(principal[0], principal[1], resource[0], resource[1])
 
     def build(self) -> RuleTable:
         seen: dict[tuple[str, ...], str] = {}
@@ -240,6 +309,13 @@ class _Builder:
                 self.export_vars[doc.export_variables.name] = doc.export_variables.definitions
             elif doc.export_constants:
                 self.export_consts[doc.export_constants.name] = doc.export_constants.definitions
+            elif doc.schema:
+                problems = SchemaSet.problems(doc.schema.id, doc.schema.definition)
+                for problem in problems:
+                    self.issue(name, "schema.definition", problem)
+                if not problems:
+                    self.schema_definitions[doc.schema.id] = doc.schema.definition
+        self.table.schemas = SchemaSet(self.schema_definitions)
         self.check_scopes()
         for name, doc in self.docs:
             if doc.resource_policy:
@@ -505,7 +581,7 @@ class _Builder:
                         )
         # Cerbos compiles into a policy only the derived roles its rules use: only those
         # can show up in effectiveDerivedRoles.
-        meta = PolicyMeta(name, tuple(used.values()), p.schemas)
+        meta = PolicyMeta(name, tuple(used.values()), self.schema_refs(name, p.schemas))
         self.table.policies[("resource", kind, version, p.scope)] = meta
 
     def principal_policy(

@@ -193,6 +193,14 @@ class ExportConstants(_Doc):
     definitions: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class SchemaFile(_Doc):
+    """A JSON Schema of the set (Roost's document for a file of Cerbos' `_schemas/`):
+    policies name it `cerbos:///<id>`."""
+
+    id: str
+    definition: dict[str, Any]
+
+
 class PolicyDocument(_Doc):
     api_version: Literal["api.cerbos.dev/v1"]
     description: str = ""
@@ -205,3 +213,4 @@ class PolicyDocument(_Doc):
     role_policy: RolePolicy | None = None
     export_variables: ExportVariables | None = None
     export_constants: ExportConstants | None = None
+    schema: SchemaFile | None = None

@@ -16,6 +16,7 @@ _OLD_NAME = re.compile(r"^[A-Za-z][\w@.\-/]*(:[A-Za-z][\w@.\-/]*)*$")
 _INVALID = re.compile(r"[^\w.]+")
 
 
+@lru_cache(maxsize=4096)
 def sanitize(name: str) -> str:
     """Names that older Cerbos accepted have their special characters replaced, as Cerbos does
     for backward compatibility (`album:object` -> `album_object` in policy keys)."""

@@ -38,7 +38,7 @@ from roost.policy.celast import (
 )
 from roost.policy.functions import fixed_now
 from roost.policy.model import PlanFilter, PlanResponse, Principal
-from roost.policy.names import DEFAULT_VERSION, sanitize
+from roost.policy.names import DEFAULT_VERSION, glob_matcher, sanitize
 from roost.policy.ruletable import CONSENT, OVERRIDE, Cond, Kind, Row, RuleTable
 from roost.policy.values import to_json
 
@@ -118,6 +118,7 @@ class _Partial:
     act: Activation
     known_attrs: Mapping[str, Any]
     mark_conditions: bool = False
+    runtime: Node | None = None  # runtime.effectiveDerivedRoles of the scope being planned
 
     def unknown(self, node: Node) -> bool:
         """Whether the node reads the resource's attributes or id (not given in the request)."""
@@ -230,8 +231,11 @@ class _Partial:
             return TRUE
         if cond.op == "expr":
             assert cond.expr is not None
+            tree = cond.expr.tree
+            if self.runtime is not None and "runtime" in cond.expr.uses:
+                tree = _with_runtime(tree, self.runtime)
             try:
-                found = self.residual(cond.expr.tree)
+                found = self.residual(tree)
             except _Missing:
                 return FALSE
             if self.mark_conditions and found not in (TRUE, FALSE):
@@ -328,14 +332,41 @@ class _Planner:
     action: str
     r_scope: str
 
-    def rows_formula(self, rows: tuple[Row, ...], effect: str) -> Node:
+    def runtime_roles(self, scope: str) -> Node:
+        """`runtime.effectiveDerivedRoles` in `scope` as an expression, as Cerbos' planner
+        has it: `(cond1 ? ["d1"] : []) + ...` over the derived roles the principal's roles
+        may take there, so a rule reading it is planned on their conditions."""
+        meta = self.table.policies.get(("resource", self.kind, self.version, scope))
+        roles = self.table.all_roles(self.r_scope, tuple(self.principal.roles))
+        out: Node | None = None
+        for derived in meta.derived_roles if meta else ():
+            if not any(glob_matcher(p)(role) for p in derived.parent_roles for role in roles):
+                continue
+            item = Call(
+                "_?_:_",
+                (
+                    _with_runtime(_cond_node(derived.condition), ListLit(())),
+                    ListLit((Literal(derived.name, "string"),)),
+                    ListLit(()),
+                ),
+            )
+            out = item if out is None else Call("_+_", (out, item))
+        return out if out is not None else ListLit(())
+
+    def rows_formula(self, rows: tuple[Row, ...], effect: str, scope: str = "") -> Node:
+        self.partial.runtime = self.runtime_roles(scope)
         out: Node = FALSE
         for row in rows:
             if row.effect != effect:
                 continue
             cond = self.partial.condition(row.condition)
             if row.derived_role:
-                cond = _and(self.partial.condition(row.dr_condition), cond)
+                # a derived role's own condition sees no derived roles yet, as in the check
+                runtime, self.partial.runtime = self.partial.runtime, ListLit(())
+                try:
+                    cond = _and(self.partial.condition(row.dr_condition), cond)
+                finally:
+                    self.partial.runtime = runtime
             out = _or(out, cond)
         return out
 
@@ -349,8 +380,8 @@ class _Planner:
         rows = self.table.query(
             self.version, self.kind, scope, self.action, roles, kind, principal_id
         )
-        deny = self.rows_formula(rows, "EFFECT_DENY")
-        allow = self.rows_formula(rows, "EFFECT_ALLOW")
+        deny = self.rows_formula(rows, "EFFECT_DENY", scope)
+        allow = self.rows_formula(rows, "EFFECT_ALLOW", scope)
         allowed_rest, denied_rest = self.walk(kind, scopes[1:], roles, principal_id)
         if self.table.scope_permissions.get(scope, "") == OVERRIDE:
             return (
@@ -373,6 +404,54 @@ class _Planner:
             allowed, _ = self.walk("resource", r_scopes, roles, "")
             resource_allowed = _or(resource_allowed, allowed)
         return _or(p_allowed, _and(_not(p_denied), resource_allowed))
+
+
+def _cond_node(cond: Cond | None) -> Node:
+    """A compiled condition as one expression tree (an erring part is false in `holds`)."""
+    if cond is None:
+        return TRUE
+    if cond.op == "expr":
+        assert cond.expr is not None
+        return cond.expr.tree
+    parts = [_cond_node(item) for item in cond.items]
+    if cond.op == "all":
+        out: Node = TRUE
+        for part in parts:
+            out = part if out == TRUE else Call("_&&_", (out, part))
+        return out
+    any_of: Node = FALSE
+    for part in parts:
+        any_of = part if any_of == FALSE else Call("_||_", (any_of, part))
+    return any_of if cond.op == "any" else Call("!_", (any_of,))
+
+
+def _with_runtime(node: Node, roles: Node) -> Node:
+    """`node` with `runtime.effectiveDerivedRoles` replaced by `roles`."""
+    if (
+        isinstance(node, Select)
+        and isinstance(node.operand, Ident)
+        and node.operand.name == "runtime"
+        and node.field == "effectiveDerivedRoles"
+        and not node.test_only
+    ):
+        return roles
+    if isinstance(node, Select):
+        return Select(_with_runtime(node.operand, roles), node.field, node.test_only)
+    if isinstance(node, Index):
+        return Index(_with_runtime(node.operand, roles), _with_runtime(node.index, roles))
+    if isinstance(node, Call):
+        target = _with_runtime(node.target, roles) if node.target is not None else None
+        return Call(node.function, tuple(_with_runtime(a, roles) for a in node.args), target)
+    if isinstance(node, Comprehension):
+        args = tuple(_with_runtime(a, roles) for a in node.args)
+        return Comprehension(node.macro, _with_runtime(node.target, roles), node.var, args)
+    if isinstance(node, ListLit):
+        return ListLit(tuple(_with_runtime(item, roles) for item in node.items))
+    if isinstance(node, MapLit):
+        return MapLit(
+            tuple((_with_runtime(k, roles), _with_runtime(v, roles)) for k, v in node.entries)
+        )
+    return node
 
 
 def plan(

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from roost.policy.cel import Compiled
-from roost.policy.names import NO_MATCH_FOR_SCOPE_PERMISSIONS, glob_matcher
+from roost.policy.names import NO_MATCH_FOR_SCOPE_PERMISSIONS, glob_matcher, scope_parents
+from roost.policy.schemas import SchemaRefs, SchemaSet
 
 __all__ = ["Cond", "DerivedRole", "PolicyMeta", "Row", "RuleTable"]
 
@@ -83,7 +84,7 @@ class PolicyMeta:
 
     key: str
     derived_roles: tuple[DerivedRole, ...] = ()
-    schemas: Any = None
+    schemas: SchemaRefs | None = None  # a resource policy's `schemas:`
 
 
 @dataclass(slots=True)
@@ -94,7 +95,11 @@ class RuleTable:
     scope_permissions: dict[str, str] = field(default_factory=dict)
     # scope -> custom role -> parent roles (role policies)
     parent_roles: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    schemas: SchemaSet = field(default_factory=lambda: SchemaSet({}))
     _cache: dict[tuple[Any, ...], tuple[Row, ...]] = field(default_factory=dict)
+    _scopes: dict[tuple[str, ...], tuple[list[str], str]] = field(default_factory=dict)
+    _parents: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    _all_roles: dict[tuple[str, tuple[str, ...]], frozenset[str]] = field(default_factory=dict)
 
     def add(self, row: Row) -> None:
         self.rows.setdefault((row.version, row.scope), []).append(row)
@@ -102,15 +107,46 @@ class RuleTable:
     def scopes(self, kind: Kind, scope: str, name: str, version: str) -> tuple[list[str], str]:
         """The chain of scopes that have a policy for (kind, name, version), most specific
         first, and the key of the policy at the requested scope; empty when that policy does
-        not exist (Cerbos' strict scope search)."""
-        from roost.policy.names import scope_parents
-
+        not exist (Cerbos' strict scope search). Remembered: the table does not change."""
+        key = (kind, scope, name, version)
+        found = self._scopes.get(key)
+        if found is not None:
+            return found
         first = self.policies.get((kind, name, version, scope))
         if first is None:
-            return [], ""
-        chain = [scope]
-        chain.extend(s for s in scope_parents(scope) if (kind, name, version, s) in self.policies)
-        return chain, first.key
+            found = ([], "")
+        else:
+            chain = [scope]
+            chain.extend(
+                s for s in scope_parents(scope) if (kind, name, version, s) in self.policies
+            )
+            found = (chain, first.key)
+        if len(self._scopes) > 65536:
+            self._scopes.clear()
+        self._scopes[key] = found
+        return found
+
+    def all_roles(self, scope: str, roles: tuple[str, ...]) -> frozenset[str]:
+        """`add_parent_roles(scope, roles)` as a set, remembered."""
+        key = (scope, roles)
+        found = self._all_roles.get(key)
+        if found is None:
+            found = frozenset(self.add_parent_roles(scope, list(roles)))
+            if len(self._all_roles) > 65536:
+                self._all_roles.clear()
+            self._all_roles[key] = found
+        return found
+
+    def role_with_parents(self, scope: str, role: str) -> tuple[str, ...]:
+        """`add_parent_roles(scope, [role])`, remembered."""
+        key = (scope, role)
+        found = self._parents.get(key)
+        if found is None:
+            found = tuple(self.add_parent_roles(scope, [role]))
+            if len(self._parents) > 65536:
+                self._parents.clear()
+            self._parents[key] = found
+        return found
 
     def add_parent_roles(self, scope: str, roles: list[str]) -> list[str]:
         """The roles and, recursively, the parent roles that role policies of `scope` give them."""

@@ -26,7 +26,31 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _PolicyLoader(_Loader):  # type: ignore[misc,valid-type]  # CSafeLoader is untyped
-    """The safe loader without the implicit timestamp type."""
+    """The safe loader without the implicit timestamp type, refusing duplicate keys.
+
+    PyYAML keeps the last of two equal keys; Cerbos (Go's YAML reader) refuses the document.
+    A second `condition` or `effect` that silently replaces the first is a policy that does
+    not say what its author reads, so a duplicate is refused, naming the key and its line.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges; keys written out override merged ones
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML refuses it below
+                continue
+            if duplicate:
+                mark = key_node.start_mark
+                raise YamlRefused(
+                    f"duplicate key {str(key)[:80]!r} at line {mark.line + 1}, "
+                    f"column {mark.column + 1}"
+                )
+        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
 
 
 _PolicyLoader.yaml_implicit_resolvers = {

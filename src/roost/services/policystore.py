@@ -41,6 +41,7 @@ from roost.errors import ConflictError, ServerError
 from roost.policy import Engine
 from roost.policy.loader import (
     MAX_POLICIES,
+    DecodeError,
     Issue,
     PolicyValidationError,
     decode,
@@ -205,7 +206,12 @@ async def _compile_stored(platform: Platform, tenant: str, stamp: str | None) ->
     documents = list(stored.documents.values())
     globals_ = effective_globals(platform, stored.globals)
     try:
-        engine = await asyncio.to_thread(Engine.from_policies, documents, globals_)
+        engine = await asyncio.to_thread(
+            Engine.from_policies,
+            documents,
+            globals_,
+            platform.settings.policy_schema_enforcement,
+        )
     except PolicyValidationError as exc:
         # Stored sets were valid when written; a server setting (ROOST_POLICY_GLOBALS) or an
         # upgrade may have made them invalid since. Not the caller's doing: a server error
@@ -270,8 +276,8 @@ def candidates(sources: list[Any]) -> tuple[list[Candidate], list[Issue]]:
     for source in read_documents(sources, origin="policies"):
         try:
             doc = decode(source)
-        except ValueError as exc:
-            issues.append(Issue(source.origin, "", str(exc)))
+        except DecodeError as exc:
+            issues.append(Issue(source.origin, exc.path, str(exc)))
             continue
         names = describe(doc)
         problem = _refusal(source.data, names.key, seen)

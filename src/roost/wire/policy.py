@@ -263,9 +263,15 @@ class PolicyInfo(Struct):
 
     key: str
     kind: Literal[
-        "resource", "principal", "role", "derived_roles", "export_variables", "export_constants"
+        "resource",
+        "principal",
+        "role",
+        "derived_roles",
+        "export_variables",
+        "export_constants",
+        "schema",
     ]
-    name: str  # the resource kind, principal id, role, or the set's name
+    name: str  # the resource kind, principal id, role, the set's name, or the schema's id
     version: str  # "" for the kinds that have none
     scope: str
     disabled: bool
@@ -359,12 +365,47 @@ class Binding(Struct):
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+SCHEMAS_FOLDER = "_schemas"
+
+
 def is_policy_file(path: Path, folder: Path) -> bool:
     """Whether `path` in `folder` is a policy as Cerbos reads a folder: YAML or JSON, not a
-    test suite (`*_test.yaml`), nothing under a `testdata` folder, no hidden file or folder."""
+    test suite (`*_test.yaml`), nothing under a `testdata` folder or the `_schemas` folder, no
+    hidden file or folder."""
     if path.suffix not in POLICY_SUFFIXES or not path.is_file():
         return False
     if path.stem.endswith("_test"):
         return False
     parts = path.relative_to(folder).parts
+    if parts[0] == SCHEMAS_FOLDER:
+        return False
     return "testdata" not in parts and not any(part.startswith(".") for part in parts)
+
+
+def schema_files(folder: Path) -> list[Path]:
+    """The JSON Schemas of a policy folder: `_schemas/**/*.json`, as Cerbos reads them."""
+    root = folder / SCHEMAS_FOLDER
+    if not root.is_dir():
+        return []
+    return sorted(
+        path
+        for path in root.rglob("*.json")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
+
+
+def schema_document(path: Path, folder: Path) -> dict[str, Any]:
+    """A schema file as the policy-set document Roost stores (`schema: {id, definition}`),
+    its id the path under `_schemas` (what policies name as `cerbos:///<id>`); ValueError when
+    the file is not a JSON object."""
+    try:
+        definition = msgspec.json.decode(path.read_bytes())
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(definition, dict):
+        raise ValueError("a schema is a JSON object")
+    schema_id = path.relative_to(folder / SCHEMAS_FOLDER).as_posix()
+    return {
+        "apiVersion": "api.cerbos.dev/v1",
+        "schema": {"id": schema_id, "definition": definition},
+    }

@@ -9,7 +9,14 @@ from typing import Any, TypeAlias
 
 import msgspec
 
-from roost.wire.policy import Principal, Resource, ResourceEntry, is_policy_file
+from roost.wire.policy import (
+    Principal,
+    Resource,
+    ResourceEntry,
+    is_policy_file,
+    schema_document,
+    schema_files,
+)
 
 PolicySource: TypeAlias = str | Mapping[str, Any] | Path
 """A policy as `policies.put` takes it: YAML or JSON text (one document or several), an
@@ -21,7 +28,8 @@ EntryLike: TypeAlias = ResourceEntry | Mapping[str, Any]
 
 def policy_sources(policies: PolicySource | Sequence[PolicySource]) -> list[Any]:
     """The texts and objects to send for `policies`; a path is read here (a folder: every
-    policy file in it, by name; not test suites nor `testdata`)."""
+    policy file in it, by name; not test suites nor `testdata`; its `_schemas/` JSON Schemas
+    as schema documents)."""
     given: Sequence[PolicySource] = (
         [policies] if isinstance(policies, str | Mapping | Path) else policies
     )
@@ -34,6 +42,8 @@ def policy_sources(policies: PolicySource | Sequence[PolicySource]) -> list[Any]
                 else [item]
             )
             sources.extend(path.read_text(encoding="utf-8") for path in files)
+            if item.is_dir():  # `_schemas/*.json`: documents of their own (`schema:`)
+                sources.extend(schema_document(path, item) for path in schema_files(item))
         elif isinstance(item, Mapping):
             sources.append(dict(item))
         else:
