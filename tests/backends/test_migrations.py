@@ -60,6 +60,7 @@ RELEASED: dict[tuple[str, int], str] = {
     ("tenant", 23): "a11196a516d5d401",
     ("tenant", 24): "0868f1ba5b69a757",
     ("tenant", 25): "6522dcc163a02ea8",
+    ("tenant", 26): "c7b0d3ea0559de04",
 }
 
 

@@ -52,6 +52,7 @@ MODULES = (
     "storage",
     "stream",
     "tenants",
+    "triggers.catalog",
     "usage",
     "users",
 )

@@ -294,6 +294,11 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         "sign-in providers, linked identities and sign-in handoffs",
         CreateTables(frozen.auth_providers, frozen.user_identities, frozen.auth_handoffs),
     ),
+    step(
+        26,
+        "triggers and their deliveries",
+        CreateTables(frozen.triggers, frozen.trigger_deliveries),
+    ),
 )
 
 
