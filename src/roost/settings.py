@@ -391,6 +391,40 @@ class Settings(BaseSettings):
         "deployment must name the same, deployments that share one Redis different ones",
     )
 
+    # Triggers (services/triggers/): events queued on the queue backend, delivered by every
+    # server of the deployment to a function or a URL.
+    triggers_concurrency: Annotated[int, Field(ge=0, le=1024)] = Field(
+        default=8,
+        description="trigger events this process delivers at once; 0: none (cron ticks are "
+        "not fired here either)",
+    )
+    triggers_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
+        default=60.0,
+        description="how long a trigger event is leased to the process delivering it, "
+        "renewed while it runs: if that process dies, another delivers it once this runs out",
+    )
+    triggers_max_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=6,
+        description="attempts at delivering one event before it is recorded as failed",
+    )
+    triggers_retry_base: Annotated[float, Field(ge=0.01, le=3600)] = Field(
+        default=2.0,
+        description="seconds before the first retry of a failed delivery; each retry waits "
+        "up to twice as long as the one before (with full jitter), at most 10 minutes",
+    )
+    triggers_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="seconds a URL target has to answer one delivery"
+    )
+    triggers_tick_seconds: Annotated[float, Field(ge=0.01, le=60)] = Field(
+        default=1.0,
+        description="how often a process looks for cron ticks that are due (and for "
+        "trigger events when nothing woke it)",
+    )
+    triggers_max_per_tenant: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=200,
+        description="triggers one tenant may have (each write to a followed table fans out "
+        "to every trigger that follows it)",
+    )
     # Outgoing requests to URLs tenants choose (webhook targets; services/outbound.py)
     webhook_allow: str = Field(
         default="",

@@ -31,6 +31,9 @@ def test_version_and_help() -> None:
         ["functions", "invoke"],
         ["functions", "logs"],
         ["functions", "ls"],
+        ["triggers", "ls"],
+        ["triggers", "create"],
+        ["triggers", "rm"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, result.output
@@ -366,3 +369,44 @@ def test_worker_refuses_to_start_where_functions_cannot_run(tmp_path: Path) -> N
     )
     assert result.exit_code == 2
     assert "ROOST_FUNCTIONS_API_URL" in result.output
+
+
+def test_triggers_commands_make_list_and_remove_a_trigger(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", webhook_allow="127.0.0.0/8")
+    try:
+        with Client(api_url=server.url) as client:
+            admin = client.auth.sign_in_with_password("admin", "admin-password-1")
+            key = admin.api_keys.create("cli")["key"]
+        common = ["--api-url", server.url, "--api-key", key]
+        source = '{"kind": "cron", "schedule": "@daily", "timezone": "Europe/Paris"}'
+        made = runner.invoke(
+            app,
+            ["triggers", "create", "nightly", "--source", source, "--url", server.url, *common],
+        )
+        assert made.exit_code == 0, made.output
+        assert "signing secret (shown once): whsec_" in made.output
+        listed = runner.invoke(app, ["triggers", "ls", *common], terminal_width=200)
+        assert "nightly" in listed.output
+        assert "@daily" in listed.output
+        both = runner.invoke(
+            app,
+            [
+                "triggers",
+                "create",
+                "x",
+                "--source",
+                source,
+                "--function",
+                "f",
+                "--url",
+                server.url,
+                *common,
+            ],
+        )
+        assert both.exit_code == 2
+        assert "give one of --function and --url" in both.output
+        removed = runner.invoke(app, ["triggers", "rm", "nightly", *common])
+        assert removed.exit_code == 0, removed.output
+        assert "nightly" not in runner.invoke(app, ["triggers", "ls", *common]).output
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ from roost.cli.functions import app as functions_app
 from roost.cli.mail import app as mail_app
 from roost.cli.policies import app as policies_app
 from roost.cli.storage import app as storage_app
+from roost.cli.triggers import app as triggers_app
 from roost.cli.worker import worker
 from roost.errors import RoostError
 
@@ -34,6 +35,7 @@ app.add_typer(storage_app, name="storage")
 app.add_typer(mail_app, name="mail")
 app.add_typer(policies_app, name="policies")
 app.add_typer(functions_app, name="functions")
+app.add_typer(triggers_app, name="triggers")
 app.command()(worker)
 console = Console()
 

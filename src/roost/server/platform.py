@@ -93,7 +93,7 @@ async def open_platform(
     try:
         await _start(platform)
         metering = asyncio.create_task(platform.meter.run(platform.db))
-        async with _function_runtime(platform), _async_runner(platform):
+        async with _function_runtime(platform), _async_runner(platform), _triggers(platform):
             yield platform
     finally:
         if metering is not None:
@@ -173,6 +173,27 @@ async def _async_runner(platform: Platform) -> AsyncIterator[None]:
         yield
     finally:
         await runner.close()
+
+
+@asynccontextmanager
+async def _triggers(platform: Platform) -> AsyncIterator[None]:
+    """Trigger events delivered, and cron ticks fired, here while the platform runs (unless
+    `triggers_concurrency` is 0)."""
+    if platform.settings.triggers_concurrency == 0:
+        yield
+        return
+    from roost.services.triggers.cron import Scheduler
+    from roost.services.triggers.delivery import Deliverer
+
+    deliverer = Deliverer(platform, platform.settings.triggers_concurrency)
+    scheduler = Scheduler(platform)
+    deliverer.start()
+    scheduler.start()
+    try:
+        yield
+    finally:
+        await scheduler.close()
+        await deliverer.close()
 
 
 def async_concurrency(settings: Settings) -> int:

@@ -55,6 +55,7 @@ MODULES = (
     "storage",
     "stream",
     "tenants",
+    "triggers.catalog",
     "usage",
     "users",
 )

@@ -45,6 +45,7 @@ from roost.services.policystore import policy_guard
 from roost.services.registry import operation
 from roost.services.security import new_id
 from roost.services.tenants import ensure_exists
+from roost.services.triggers import events as trigger_events
 from roost.wire.common import Done, Empty
 from roost.wire.storage import (
     Bucket,
@@ -245,7 +246,16 @@ async def store_file(
         raise
     if replaced is not None:
         await ctx.platform.blobs.delete(blob_key(ctx.tenant, bucket["id"], replaced))
+    await _created(ctx, bucket, row)
     return _object(bucket, row)  # the row as written: no need to read it back
+
+
+async def _created(ctx: Context, bucket: Mapping[Any, Any], row: Mapping[str, Any]) -> None:
+    """Tell the triggers that follow the bucket (once the object is stored)."""
+    data = {"size": row["size"], "content_type": row["content_type"], "sha256": row["sha256"]}
+    await trigger_events.storage_changed(
+        ctx.platform, ctx.tenant, bucket["name"], row["name"], "created", data
+    )
 
 
 async def _require_stored(ctx: Context, bucket: Mapping[Any, Any], row: Mapping[Any, Any]) -> None:
@@ -530,12 +540,16 @@ async def delete_files(ctx: Context, params: DeleteObjectsRequest) -> Done:
                 await conn.execute(
                     objects.delete()
                     .where(objects.c.bucket_id == bucket["id"], objects.c.name.in_(params.names))
-                    .returning(objects.c.id)
+                    .returning(objects.c.id, objects.c.name)
                 )
-            ).scalars()
+            ).all()
         )
-    for object_id in ids:
+    for object_id, _ in ids:
         await ctx.platform.blobs.delete(blob_key(ctx.tenant, bucket["id"], object_id))
+    for _, name in ids:
+        await trigger_events.storage_changed(
+            ctx.platform, ctx.tenant, bucket["name"], name, "deleted", {}
+        )
     return Done(count=len(ids))
 
 
@@ -587,6 +601,7 @@ async def _copy(ctx: Context, params: CopyObjectRequest, *, move: bool) -> Store
         raise
     if replaced is not None:
         await ctx.platform.blobs.delete(blob_key(ctx.tenant, target["id"], replaced))
+    await _created(ctx, target, copied)
     if move:
         await delete_files(ctx, DeleteObjectsRequest(bucket=params.bucket, names=[params.name]))
     return _object(target, copied)

@@ -712,3 +712,44 @@ passkeys = Table(
     Column("created_at", _time, nullable=False),
     Column("last_used_at", _time, nullable=True),
 )
+
+# -- tenant step 27 ----------------------------------------------------------------------------
+
+triggers = Table(
+    "roost_triggers",
+    tenant,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("description", String(1000), nullable=False),
+    Column("source_kind", String(10), nullable=False),
+    Column("source", JSON, nullable=False),
+    Column("target_kind", String(10), nullable=False),
+    Column("target", JSON, nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("owner_id", String(32), nullable=False),
+    Column("owner_name", String(150), nullable=False),
+    Column("last_tick", Float, nullable=True),
+    Column("created_at", _time, nullable=False),
+    Column("updated_at", _time, nullable=False),
+)
+
+trigger_deliveries = Table(
+    "roost_trigger_deliveries",
+    tenant,
+    Column("id", String(80), primary_key=True),
+    Column(
+        "trigger_id",
+        String(32),
+        ForeignKey("roost_triggers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("duration_ms", Float, nullable=True),
+    Column("created_at", _time, nullable=False),
+    Column("updated_at", _time, nullable=False),
+    Index("ix_roost_trigger_deliveries_trigger", "trigger_id", "created_at"),
+)

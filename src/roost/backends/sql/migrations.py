@@ -320,6 +320,11 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         AddColumn("roost_users", "is_anonymous", Boolean()),
         _ANONYMOUS_ROLE,
     ),
+    step(
+        27,
+        "triggers and their deliveries",
+        CreateTables(frozen.triggers, frozen.trigger_deliveries),
+    ),
 )
 
 

@@ -763,3 +763,47 @@ auth_handoffs = Table(
     Column("data", JSON, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
+
+# Triggers (services/triggers/): a source of events and a target that receives them, owned by
+# the user who made it (a function target runs as them). A URL target's signing secret is
+# sealed by the vault. `last_tick` is the last cron tick claimed (epoch seconds): replicas
+# claim a tick by moving it forward with a compare-and-set, so each tick fires once.
+triggers = Table(
+    "roost_triggers",
+    tenant_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("description", String(1000), nullable=False),
+    Column("source_kind", String(10), nullable=False),
+    Column("source", JSON, nullable=False),
+    Column("target_kind", String(10), nullable=False),
+    Column("target", JSON, nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("owner_id", String(32), nullable=False),
+    Column("owner_name", String(150), nullable=False),
+    Column("last_tick", Float, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+# One row per event a trigger took, by the event's id, updated after each attempt.
+trigger_deliveries = Table(
+    "roost_trigger_deliveries",
+    tenant_metadata,
+    Column("id", String(80), primary_key=True),
+    Column(
+        "trigger_id",
+        String(32),
+        ForeignKey("roost_triggers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("duration_ms", Float, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    Index("ix_roost_trigger_deliveries_trigger", "trigger_id", "created_at"),
+)

@@ -38,6 +38,7 @@ from roost.client._async.site import AsyncSiteSettings
 from roost.client._async.storage import AsyncFiles, AsyncStorage
 from roost.client._async.stream import AsyncStream
 from roost.client._async.tenants import AsyncTenants
+from roost.client._async.triggers import AsyncTriggers
 from roost.client._async.usage import AsyncUsage
 from roost.client._async.users import AsyncUsers
 from roost.client._core.breaker import CircuitBreaker
@@ -301,6 +302,12 @@ class AsyncClient(ModeSelecting):
     def functions(self) -> AsyncFunctions:
         """Deployed Python functions: deploy, versions, execute, stream, results."""
         return AsyncFunctions(self)
+
+    @cached_property
+    def triggers(self) -> AsyncTriggers:
+        """Triggers: a function or a URL called on cron ticks, table changes, storage
+        objects, queue messages, stream events and pub/sub messages."""
+        return AsyncTriggers(self)
 
     @cached_property
     def kv(self) -> AsyncKV:

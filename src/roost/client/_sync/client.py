@@ -40,6 +40,7 @@ from roost.client._sync.site import SiteSettings
 from roost.client._sync.storage import Files, Storage
 from roost.client._sync.stream import Stream
 from roost.client._sync.tenants import Tenants
+from roost.client._sync.triggers import Triggers
 from roost.client._sync.usage import Usage
 from roost.client._sync.users import Users
 from roost.client._core.breaker import CircuitBreaker
@@ -303,6 +304,12 @@ class Client(ModeSelecting):
     def functions(self) -> Functions:
         """Deployed Python functions: deploy, versions, execute, stream, results."""
         return Functions(self)
+
+    @cached_property
+    def triggers(self) -> Triggers:
+        """Triggers: a function or a URL called on cron ticks, table changes, storage
+        objects, queue messages, stream events and pub/sub messages."""
+        return Triggers(self)
 
     @cached_property
     def kv(self) -> KV:

@@ -28,6 +28,7 @@ from roost.services.policystore import policy_guard
 from roost.services.registry import subscription
 from roost.services.schema import load_schema
 from roost.services.tabledefs import TableDef
+from roost.services.triggers import events as trigger_events
 from roost.wire.database import TableSubscribeRequest
 from roost.wire.stream import StreamEvent, StreamSubscribeRequest
 
@@ -44,20 +45,47 @@ async def write_with_changes(
     definition: TableDef,
     change: Change,
     work: Callable[[Connection], list[dict[str, Any]]],
+    before: Callable[[Connection], list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run `work` in one write transaction of the tenant's database and return the rows it
     returns, which are the rows it changed: one event `{"table", "record"}` per row goes to
-    the table's feed (for a delete, the record holds only the primary key).
+    the table's feed (for a delete, the record holds only the primary key), and one event
+    per row to each trigger that follows the table (`triggers/events.py`), with the records
+    as `before` reads them in the same transaction ahead of `work` as the old ones.
 
     A table nobody follows takes `Database.run(write=True)`: on SQLite the write shares a
     group commit with those queued beside it. A followed table's writes go one at a time and
-    append their events before they commit, so that the events follow commit order."""
+    append their events before they commit, so that the events follow commit order.
+    Trigger events are queued after the commit (a write that rolls back fires nothing) and
+    before the write answers."""
     db, key = ctx.platform.db, _interest_key(ctx, definition.name)
-    if not await _followed(ctx, key, definition):
+    hooks = await trigger_events.table_triggers(ctx.platform, ctx.tenant, definition.name)
+    followed = await _followed(ctx, key, definition)
+    if not followed and not hooks:
         return await db.run(ctx.tenant, work, write=True)
+    table = (await load_schema(ctx.platform, ctx.tenant)).tables[definition.name]
+    dialect = db.dialect
+    matched: dict[str, set[Any]] = {}
+    old: list[dict[str, Any]] = []
     async with db.write(ctx.tenant, serial=key) as conn:
+        if hooks and before is not None:
+            old = await conn.run_sync(before)
+            if change == "delete":
+                matched = await conn.run_sync(
+                    lambda c: trigger_events.matching(c, hooks, definition, table, old, dialect)
+                )
         rows = await conn.run_sync(work)
-        await _append(ctx, definition, change, rows)
+        if hooks and change != "delete":
+            matched = await conn.run_sync(
+                lambda c: trigger_events.matching(c, hooks, definition, table, rows, dialect)
+            )
+        if followed:
+            await _append(ctx, definition, change, rows)
+    if hooks:
+        events = trigger_events.database_events(
+            hooks, definition, change, old, rows, matched, ctx.now()
+        )
+        await trigger_events.publish(ctx.platform, ctx.tenant, events)
     return rows
 
 

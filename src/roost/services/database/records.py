@@ -151,8 +151,15 @@ async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsR
             audit.record(conn, ctx, access, "update", definition.name, ids)
         return rows
 
+    def before(conn: Connection) -> list[Row]:
+        rows: list[Row] = []
+        for where, _, _ in changes:
+            query = select(table).where(*where, *by_filters)
+            rows.extend(dict(r) for r in conn.execute(query).mappings())
+        return rows
+
     with database_errors():
-        rows = await write_with_changes(ctx, definition, "update", work)
+        rows = await write_with_changes(ctx, definition, "update", work, before)
     return RecordsResult(rows=rows, count=len(rows))
 
 
@@ -205,8 +212,11 @@ async def delete_records(ctx: Context, params: DeleteRecordsRequest) -> Done:
             audit.record(conn, ctx, access, "delete", definition.name, deleted)
         return found
 
+    def before(conn: Connection) -> list[Row]:
+        return [dict(r) for r in conn.execute(select(table).where(*where)).mappings()]
+
     with database_errors():
-        deleted = await write_with_changes(ctx, definition, "delete", work)
+        deleted = await write_with_changes(ctx, definition, "delete", work, before)
     return Done(count=len(deleted))
 
 

@@ -1,0 +1,271 @@
+"""The deliverer: takes events from the triggers queue and hands each to its trigger's target.
+
+Every server runs one while the platform runs (`ROOST_TRIGGERS_CONCURRENCY` at once; 0 runs
+none). It takes a message leased for `triggers_lease_seconds` and renewed while the delivery
+lasts, so a process killed mid-delivery lets the queue give the event to another (or to
+itself after a restart) once the lease runs out: at least once, and receivers tell repeats
+by the event's id (`webhook-id` for a URL). An attempt that fails is recorded `pending` with
+its error and the event goes back on the queue, delayed by `outbound.retry_delay` (exponential
+with full jitter); the `triggers_max_attempts`-th failure records it `failed`. Each attempt
+updates the event's row of `roost_trigger_deliveries` (status, attempts, HTTP status, last
+error, duration) when it ends.
+
+A function target runs as the trigger's owner as they stand when the event is delivered
+(active, holding `functions:execute`), with the event as its params.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from roost.backends.bus import Wakeup
+from roost.backends.queue import Delivery
+from roost.backends.sql.tables import trigger_deliveries, triggers, utcnow
+from roost.errors import APIError, NotFoundError
+from roost.services import principals
+from roost.services.context import Context, Platform
+from roost.services.functions import invocations
+from roost.services.functions.tokens import CallerRef
+from roost.services.outbound import AllowList, post_event, retry_delay
+from roost.services.tenants import ensure_exists
+from roost.services.triggers import events, model
+from roost.services.triggers.model import TriggerRow, decode_row
+from roost.services.triggers.secrets import open_secret
+from roost.wire.functions import ExecuteRequest
+from roost.wire.triggers import FunctionTarget, UrlTarget
+
+logger = logging.getLogger("roost.triggers")
+
+_POLL = 1.0  # seconds between looks when nothing wakes the loop
+_BACKOFF = 1.0  # seconds before looking again after the queue backend failed
+_ERROR_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    delivered: bool
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+@dataclass(slots=True)
+class DelivererStats:
+    concurrency: int
+    running: int = 0
+    taken: int = 0
+    delivered: int = 0
+    failed_attempts: int = 0
+
+
+class Deliverer:
+    """Delivers the deployment's trigger events, at most `concurrency` at once."""
+
+    def __init__(self, platform: Platform, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValueError("a deliverer delivers at least one event at a time")
+        self._platform = platform
+        self._queue = events.queue_name(platform.settings)
+        self._lease = platform.settings.triggers_lease_seconds
+        self._places = asyncio.Semaphore(concurrency)
+        self._loop: asyncio.Task[None] | None = None
+        self._runs: set[asyncio.Task[None]] = set()
+        self._allow = AllowList.parse(platform.settings.webhook_allow)
+        self.stats = DelivererStats(concurrency)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop().create_task(self._take_forever())
+
+    async def close(self) -> None:
+        """Stop taking events, stop the deliveries under way and give their events back."""
+        tasks = [*self._runs, *([self._loop] if self._loop else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _take_forever(self) -> None:
+        poll = min(_POLL, self._platform.settings.triggers_tick_seconds)
+        with Wakeup(self._platform.bus, events.wake_channel(self._queue)) as wakeup:
+            while True:
+                await self._places.acquire()
+                try:
+                    message = await self._platform.queues.claim(self._queue, self._lease)
+                except Exception:
+                    self._places.release()
+                    logger.warning("could not take trigger events", exc_info=True)
+                    await asyncio.sleep(_BACKOFF)
+                    continue
+                if message is None:
+                    self._places.release()
+                    await wakeup.wait(poll)
+                    continue
+                self.stats.taken += 1
+                task = asyncio.get_running_loop().create_task(self._run(message))
+                self._runs.add(task)
+                task.add_done_callback(self._runs.discard)
+
+    async def _run(self, message: Delivery) -> None:
+        self.stats.running += 1
+        renewing = asyncio.get_running_loop().create_task(self._renew(message))
+        try:
+            await self._deliver(message)
+            await self._platform.queues.ack(self._queue, message.id)
+        except asyncio.CancelledError:
+            await self._give_back(message)
+            raise
+        except Exception:  # the platform's own failure: the queue delivers it again later
+            logger.exception("trigger event message %s failed; it will be retried", message.id)
+        finally:
+            renewing.cancel()
+            self.stats.running -= 1
+            self._places.release()
+
+    async def _deliver(self, message: Delivery) -> None:
+        queued = events.decode(message.body)
+        if queued is None:
+            logger.warning("dropped message %s of the triggers queue: not ours", message.id)
+            return
+        platform, tenant = self._platform, queued.tenant
+        try:
+            await ensure_exists(platform, tenant)
+        except NotFoundError:  # the tenant was deleted with its triggers
+            return
+        trigger = await _trigger(platform, tenant, queued.trigger_id)
+        if trigger is None:  # deleted since: its deliveries went with it
+            return
+        attempt_no = queued.attempt + 1
+        attempt = await self.attempt(trigger, tenant, queued.id, queued.event)
+        if attempt.delivered:
+            self.stats.delivered += 1
+            await record(platform, tenant, trigger.id, queued.id, "delivered", attempt_no, attempt)
+            return
+        self.stats.failed_attempts += 1
+        if attempt_no >= platform.settings.triggers_max_attempts:
+            await record(platform, tenant, trigger.id, queued.id, "failed", attempt_no, attempt)
+            return
+        await record(platform, tenant, trigger.id, queued.id, "pending", attempt_no, attempt)
+        delay = retry_delay(attempt_no, base=platform.settings.triggers_retry_base)
+        await events.publish(
+            platform, tenant, [(trigger, queued.event)], attempt=attempt_no, delay=delay
+        )
+
+    async def attempt(
+        self, trigger: TriggerRow, tenant: str, event_id: str, event: dict[str, object]
+    ) -> Attempt:
+        """One attempt at handing `event` to the trigger's target; never raises for the
+        target's failure (only for the platform's own)."""
+        target = trigger.target
+        if isinstance(target, UrlTarget):
+            secret = await open_secret(self._platform, tenant, trigger)
+            result = await post_event(
+                target.url,
+                body=msgspec.json.encode(event),
+                event_id=event_id,
+                secret=secret,
+                allow=self._allow,
+                timeout=self._platform.settings.triggers_timeout,
+                clock=self._platform.clock,
+            )
+            return Attempt(result.delivered, result.status, result.error, result.duration_ms)
+        assert isinstance(target, FunctionTarget)
+        return await run_function(self._platform, tenant, trigger, target, event)
+
+    async def _renew(self, message: Delivery) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                held = await self._platform.queues.extend(self._queue, message.id, self._lease)
+            except Exception:
+                logger.warning("could not renew the lease of %s", message.id, exc_info=True)
+                continue
+            if not held:
+                return
+
+    async def _give_back(self, message: Delivery) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                action = await self._platform.queues.nack(self._queue, message.id, requeue=True)
+                if action == "requeued":
+                    await self._platform.bus.publish(events.wake_channel(self._queue), b"")
+
+
+async def run_function(
+    platform: Platform,
+    tenant: str,
+    trigger: TriggerRow,
+    target: FunctionTarget,
+    event: dict[str, object],
+) -> Attempt:
+    started = time.perf_counter()
+
+    def failed(message: str) -> Attempt:
+        duration = (time.perf_counter() - started) * 1000
+        return Attempt(False, None, message[:_ERROR_CHARS], duration)
+
+    try:
+        owner = await principals.of_caller(
+            platform, tenant, CallerRef(trigger.owner_id, None, None)
+        )
+    except APIError as exc:
+        return failed(f"the trigger's owner cannot act: {exc.message}")
+    if not owner.allows(invocations.EXECUTE_SCOPE):
+        return failed(f"the trigger's owner lacks {invocations.EXECUTE_SCOPE}")
+    ctx = Context(platform, tenant, owner, request_id=f"trigger-{trigger.name}")
+    try:
+        await invocations.execute(ctx, ExecuteRequest(name=target.name, params=event))
+    except APIError as exc:
+        return failed(f"{exc.code}: {exc.message}")
+    return Attempt(True, None, None, (time.perf_counter() - started) * 1000)
+
+
+async def _trigger(platform: Platform, tenant: str, trigger_id: str) -> TriggerRow | None:
+    """The trigger as cached (a few seconds old at most: a change made through another
+    replica may apply to the events of those seconds), else as read now."""
+    for trigger in await model.cached(platform, tenant):
+        if trigger.id == trigger_id:
+            return trigger
+    async with platform.db.read(tenant) as conn:
+        row = (
+            (await conn.execute(select(triggers).where(triggers.c.id == trigger_id)))
+            .mappings()
+            .first()
+        )
+    return None if row is None else decode_row(row)
+
+
+async def record(
+    platform: Platform,
+    tenant: str,
+    trigger_id: str,
+    event_id: str,
+    status: str,
+    attempts: int,
+    attempt: Attempt | None,
+) -> None:
+    """The event's row as of this attempt: made by its first attempt, updated by the next
+    (one write either way, but for a first attempt that was cut short and is repeated)."""
+    values: dict[str, object] = {"status": status, "attempts": attempts, "updated_at": utcnow()}
+    if attempt is not None:
+        values["status_code"] = attempt.status_code
+        values["last_error"] = None if attempt.error is None else attempt.error[:_ERROR_CHARS]
+        values["duration_ms"] = round(attempt.duration_ms, 3)
+    table = trigger_deliveries
+    if attempts == 1:
+        try:
+            async with platform.db.write(tenant) as conn:
+                await conn.execute(
+                    table.insert().values(id=event_id, trigger_id=trigger_id, **values)
+                )
+            return
+        except IntegrityError:  # made by an attempt cut short, or its trigger is gone
+            pass
+    async with platform.db.write(tenant) as conn:
+        await conn.execute(update(table).where(table.c.id == event_id).values(values))
