@@ -164,7 +164,7 @@ def test_a_failing_receiver_is_retried_with_one_event_id_then_recorded_failed(
     assert (failed["attempts"], failed["status_code"], failed["last_error"]) == (
         3,
         500,
-        "answered 500",
+        "HTTP 500",
     )
 
 

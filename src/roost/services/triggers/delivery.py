@@ -55,6 +55,8 @@ class Attempt:
     status_code: int | None
     error: str | None
     duration_ms: float
+    final: bool = False  # no retry can succeed (the destination is refused)
+    retry_after: float | None = None  # seconds the receiver asked for, if it did
 
 
 @dataclass(slots=True)
@@ -148,11 +150,13 @@ class Deliverer:
             await record(platform, tenant, trigger.id, queued.id, "delivered", attempt_no, attempt)
             return
         self.stats.failed_attempts += 1
-        if attempt_no >= platform.settings.triggers_max_attempts:
+        if attempt.final or attempt_no >= platform.settings.triggers_max_attempts:
             await record(platform, tenant, trigger.id, queued.id, "failed", attempt_no, attempt)
             return
         await record(platform, tenant, trigger.id, queued.id, "pending", attempt_no, attempt)
         delay = retry_delay(attempt_no, base=platform.settings.triggers_retry_base)
+        if attempt.retry_after is not None:  # the receiver's Retry-After, up to 10 minutes
+            delay = max(delay, min(attempt.retry_after, 600.0))
         await events.publish(
             platform, tenant, [(trigger, queued.event)], attempt=attempt_no, delay=delay
         )
@@ -174,7 +178,14 @@ class Deliverer:
                 timeout=self._platform.settings.triggers_timeout,
                 clock=self._platform.clock,
             )
-            return Attempt(result.delivered, result.status, result.error, result.duration_ms)
+            return Attempt(
+                result.delivered,
+                result.status,
+                result.error,
+                result.duration_ms,
+                final=result.refused,
+                retry_after=result.retry_after,
+            )
         assert isinstance(target, FunctionTarget)
         return await run_function(self._platform, tenant, trigger, target, event)
 
