@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any, TypeVar
 
 from roost.errors import RoostError, ServiceUnavailableError
@@ -43,14 +43,27 @@ def _raise_outage(exc: Exception, backend: str, is_outage: IsOutage) -> None:
         raise unavailable(backend, exc) from exc
 
 
-@contextmanager
-def map_errors(backend: str, is_outage: IsOutage) -> Iterator[None]:
-    """Raise `ServiceUnavailableError` for a driver error that `is_outage` recognises."""
-    try:
-        yield
-    except Exception as exc:
-        _raise_outage(exc, backend, is_outage)
-        raise
+class map_errors:  # lower case: it is used as the function (a contextmanager) it was
+    """`with map_errors(backend, is_outage):` raises `ServiceUnavailableError` for a driver
+    error that `is_outage` recognises; any other error passes unchanged.
+
+    A class rather than a `@contextmanager` generator: it wraps every database use, down to
+    the inline primary-key reads of SQLite that take a few microseconds, and a generator's
+    context manager costs about as much as such a read."""
+
+    __slots__ = ("backend", "is_outage")
+
+    def __init__(self, backend: str, is_outage: IsOutage) -> None:
+        self.backend, self.is_outage = backend, is_outage
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, Exception):  # anything else goes on as it was
+            _raise_outage(exc, self.backend, self.is_outage)
 
 
 def translate_errors(backend: str, is_outage: IsOutage) -> Callable[[C], C]:

@@ -16,7 +16,7 @@ bytes (file bodies as they stream) against the caller.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Mapping
 from typing import Any, TypeVar
 
 from starlette.types import Scope
@@ -108,30 +108,33 @@ class Dispatcher:
             user_agent=headers.get("user-agent", ""),
         )
 
-    async def context_from_scope(
+    def context_from_scope(
         self,
         scope: Scope,
         headers: Mapping[str, str],
         request_id: str = "",
         *,
         tenant: str | None = None,
-    ) -> Context:
+    ) -> Awaitable[Context]:
         """The Context of an ASGI request (HTTP or WebSocket, `headers` as `headers_of` gives
-        them). Its caller is identified from its headers; with `tenant`, it is an anonymous
-        caller of that tenant whose authority is the link it followed (a signed link, a public
-        file), so nothing is checked here: the service that serves the link does."""
+        them), to await. Its caller is identified from its headers; with `tenant`, it is an
+        anonymous caller of that tenant whose authority is the link it followed (a signed link,
+        a public file), so nothing is checked here: the service that serves the link does.
+        (Not a coroutine itself: every request awaits it, and a layer of coroutine costs.)"""
         client = scope.get("client")
         address = client[0] if client else ""
         if tenant is not None:
-            return Context(
-                platform=self.platform,
-                tenant=tenant,
-                principal=None,
-                request_id=request_id,
-                client_address=address,
-                user_agent=headers.get("user-agent", ""),
+            return _ready(
+                Context(
+                    platform=self.platform,
+                    tenant=tenant,
+                    principal=None,
+                    request_id=request_id,
+                    client_address=address,
+                    user_agent=headers.get("user-agent", ""),
+                )
             )
-        return await self.identify(
+        return self.identify(
             headers, host=headers.get("host", ""), client_address=address, request_id=request_id
         )
 
@@ -162,14 +165,22 @@ class Dispatcher:
     ) -> Any:
         """Check that the caller may run `op`, decode its parameters and run it. `screened`:
         `body` is a part of a frame that passed `limits.passes_screen` (see `decode_body`)."""
-        check_operation(ctx, op, "unary")
-        what = f"parameters for {op.name}"
-        params = decode_body(body, codec, op.input_type, what, screened=screened)
-        who = self.limits.enter(ctx)
+        # `check_operation` and `decode_body` written out: every call of every door runs this
+        if op.kind != "unary":
+            require_kind(op, "unary")
+        if op.access != "public":
+            principal = ctx.principal
+            if principal is None or (op.scope is not None and not principal.allows(op.scope)):
+                check_access(ctx, op.scope, op.name)  # raises: it says why
+        params = codec.decode_input(
+            body or _empty(codec), op.input_type, f"parameters for {op.name}", screened=screened
+        )
+        limits = self.limits
+        who = limits.enter(ctx)
         try:
             return await op.handler(ctx, params)
         finally:
-            self.limits.leave(who, ctx.tenant)
+            limits.leave(who, ctx.tenant)
 
     async def stream(
         self, ctx: Context, op: Operation, body: bytes, codec: Codec, *, screened: bool = False
@@ -216,6 +227,10 @@ class Dispatcher:
             )
         finally:
             self.limits.leave(who, ctx.tenant, len(bodies))
+
+
+async def _ready(value: T) -> T:
+    return value
 
 
 def headers_of(scope: Mapping[str, Any]) -> dict[str, str]:

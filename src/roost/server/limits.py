@@ -35,13 +35,20 @@ from roost.settings import Settings
 logger = logging.getLogger("roost.limits")
 
 _REPORT = 0.05  # seconds between two reports of this process' calls to the shared counters
+_PRUNE_AT = 4096  # principals counted (at 0 included) before the counts at 0 are dropped
 
 
 def principal_of(ctx: Context) -> str:
-    """Whom per-principal limits count: the user (whichever credential), else the address."""
-    if ctx.principal is not None:
-        return f"{ctx.tenant}/user:{ctx.principal.user_id}"
-    return f"{ctx.tenant}/address:{ctx.client_address}"
+    """Whom per-principal limits count: the user (whichever credential), else the address.
+    Worked out once per Context (a WebSocket connection's serves each of its calls)."""
+    who = ctx.limits_key
+    if who is None:
+        if ctx.principal is not None:
+            who = f"{ctx.tenant}/user:{ctx.principal.user_id}"
+        else:
+            who = f"{ctx.tenant}/address:{ctx.client_address}"
+        ctx.limits_key = who
+    return who
 
 
 def refusal(
@@ -59,7 +66,11 @@ def refusal(
 @dataclass
 class _Held:
     """How many of one thing (calls in flight, connections, subscriptions) each principal and
-    each tenant holds, against a limit for each (0: none)."""
+    each tenant holds, against a limit for each (0: none).
+
+    Every call takes and gives back here, so both are a few dict operations and nothing more:
+    a count that falls to 0 stays in its dict (no removal and insertion again per call), and
+    such entries are dropped only when a dict has grown past `prune_at` keys."""
 
     code: str
     what: str
@@ -69,18 +80,34 @@ class _Held:
     retry_after: float | None = None
     principals: dict[str, int] = field(default_factory=dict)
     tenants: dict[str, int] = field(default_factory=dict)
+    prune_at: int = _PRUNE_AT
 
     def take(self, who: str, tenant: str, n: int) -> None:
-        mine, theirs = self.principals.get(who, 0) + n, self.tenants.get(tenant, 0) + n
+        principals, tenants = self.principals, self.tenants
+        mine, theirs = principals.get(who, 0) + n, tenants.get(tenant, 0) + n
         if self.per_principal and mine > self.per_principal:
             raise self._refusal("principal", self.per_principal)
         if self.per_tenant and theirs > self.per_tenant:
             raise self._refusal("tenant", self.per_tenant)
-        self.principals[who], self.tenants[tenant] = mine, theirs
+        principals[who], tenants[tenant] = mine, theirs
+        if len(principals) > self.prune_at:
+            self.prune()
 
     def give_back(self, who: str, tenant: str, n: int) -> None:
-        _drop(self.principals, who, n)
-        _drop(self.tenants, tenant, n)
+        # what `take` counted is there still: only counts at 0 are ever dropped
+        self.principals[who] -= n
+        self.tenants[tenant] -= n
+
+    def held(self) -> int:
+        """How many are held on this server, all tenants together."""
+        return sum(self.tenants.values())
+
+    def prune(self) -> None:
+        """Drop the counts at 0 (principals that held something once: anonymous callers come
+        by address, so there is no end to them)."""
+        self.principals = {k: v for k, v in self.principals.items() if v}
+        self.tenants = {k: v for k, v in self.tenants.items() if v}
+        self.prune_at = max(_PRUNE_AT, 2 * len(self.principals))
 
     def _refusal(self, per: str, limit: int) -> RateLimitError:
         return refusal(
@@ -91,14 +118,6 @@ class _Held:
             f"{self.setting}_per_{per}",
             self.retry_after,
         )
-
-
-def _drop(counts: dict[str, int], key: str, n: int) -> None:
-    left = counts.get(key, 0) - n
-    if left > 0:
-        counts[key] = left
-    else:
-        counts.pop(key, None)
 
 
 class _Window:
@@ -214,19 +233,23 @@ class Limits:
     def enter(self, ctx: Context, n: int = 1) -> str:
         """Admit `n` calls of the caller (calls in flight, then rate), or raise RateLimitError.
         Returns the principal to hand `leave` when the calls have answered."""
-        who = principal_of(ctx)
-        self._in_flight.take(who, ctx.tenant, n)
+        who = ctx.limits_key or principal_of(ctx)
+        in_flight = self._in_flight
+        in_flight.take(who, ctx.tenant, n)
         if self._rated:
             try:
                 self._take_rate(who, ctx.tenant, n)
             except RateLimitError:
-                self._in_flight.give_back(who, ctx.tenant, n)
+                in_flight.give_back(who, ctx.tenant, n)
                 raise
         return who
 
     def leave(self, who: str, tenant: str, n: int = 1) -> None:
         """`n` calls admitted by `enter` have answered."""
-        self._in_flight.give_back(who, tenant, n)
+        # `_Held.give_back` written out: every call of every door leaves through here
+        in_flight = self._in_flight
+        in_flight.principals[who] -= n
+        in_flight.tenants[tenant] -= n
 
     def hold_connection(self, ctx: Context) -> Callable[[], None]:
         """Count a WebSocket connection of the caller, or raise RateLimitError; returns how to
@@ -240,11 +263,11 @@ class Limits:
 
     def subscriptions(self) -> int:
         """Live subscriptions held on this server."""
-        return sum(self._subscriptions.tenants.values())
+        return self._subscriptions.held()
 
     def connections(self) -> int:
         """WebSocket connections held on this server."""
-        return sum(self._connections.tenants.values())
+        return self._connections.held()
 
     async def close(self) -> None:
         await self._rates.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import itertools
 import logging
@@ -55,13 +56,20 @@ class Reply:
         raw = [
             (b"content-type", self.media_type.encode()),
             (b"content-length", str(len(self.body)).encode()),
-            *((name.lower().encode(), value.encode()) for name, value in self.headers.items()),
         ]
+        for name, value in self.headers.items():
+            raw.append((_raw_name(name), value.encode()))
         await send({"type": "http.response.start", "status": self.status, "headers": raw})
         await send({"type": "http.response.body", "body": self.body})
 
     def as_response(self) -> Response:
         return Response(self.body, self.status, self.headers, self.media_type)
+
+
+@functools.lru_cache(maxsize=256)
+def _raw_name(name: str) -> bytes:
+    """A header's name as ASGI sends it (our names are few: each is lowered and encoded once)."""
+    return name.lower().encode()
 
 
 def compressed(

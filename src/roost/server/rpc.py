@@ -80,6 +80,7 @@ class RpcSession:
         self.limits = dispatcher.limits
         self.ctx: Context | None = None
         self.identified_at = 0.0
+        self.reidentify_seconds = settings.ws_reidentify_seconds
         self.calls: dict[asyncio.Task[None], int] = {}  # the calls waiting, by how many each runs
         self.by_id: dict[FrameId, asyncio.Task[None]] = {}  # the calls waiting, for cancel frames
         self.in_flight = 0
@@ -97,8 +98,7 @@ class RpcSession:
     async def identify(self) -> Context:
         """The caller's Context, checked again once `ws_reidentify_seconds` have passed."""
         now = time.monotonic()
-        settings = self.dispatcher.platform.settings
-        if self.ctx is None or now - self.identified_at > settings.ws_reidentify_seconds:
+        if self.ctx is None or now - self.identified_at > self.reidentify_seconds:
             self.ctx = await self.dispatcher.context_from_scope(self.scope, self.headers)
             self.identified_at = now
         return self.ctx
@@ -243,7 +243,9 @@ class RpcSession:
     async def _call(self, frame: CallFrame, codec: Codec, screened: bool) -> None:
         method, params = frame.method or "", bytes(frame.params)
         try:
-            ctx = await self.identify()
+            ctx = self.ctx  # `identify` written out: a call pays no coroutine for it
+            if ctx is None or time.monotonic() - self.identified_at > self.reidentify_seconds:
+                ctx = await self.identify()
             op = None
             if method != "unsubscribe":  # a registry operation, or a function (`fn.<name>`)
                 op = self.dispatcher.registry.get(method) or await self.dispatcher.resolve(

@@ -51,7 +51,11 @@ class Principal:
     """what policies see as the principal's `attr` (`accounts.policy_attributes`)"""
 
     def allows(self, scope: str) -> bool:
-        return all(scope_allows(granted, scope) for granted in self.grants)
+        # asked once per call: the common answers (`*`, the scope itself) without a call
+        for granted in self.grants:
+            if "*" not in granted and scope not in granted and not scope_allows(granted, scope):
+                return False
+        return True
 
     @property
     def scopes(self) -> list[str]:
@@ -243,6 +247,9 @@ class Context:
     request_id: str = ""
     client_address: str = ""
     user_agent: str = ""
+    limits_key: str | None = field(default=None, init=False, repr=False, compare=False)
+    """whom the per-principal limits count this caller as (`server/limits.principal_of`),
+    worked out on first use"""
 
     def now(self) -> datetime:
         """The platform's time (`roost.clock`), which expiries are decided on."""

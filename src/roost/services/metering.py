@@ -33,11 +33,21 @@ class Meter:
 
     def __init__(self) -> None:
         self._counts: dict[tuple[str, str, int], list[int]] = {}
+        self._hour = 0  # the hour being counted (epoch seconds), worked out again once past
+        self._hour_ends = 0.0
+        self._flushing = asyncio.Lock()
 
     def count(
         self, tenant: str, api_key_id: str | None, bytes_in: int, bytes_out: int, calls: int = 1
     ) -> None:
-        counts = self._of(tenant, api_key_id)
+        # every call of every door comes here: `_of` written out, with no call of its own
+        now = time.time()
+        if now >= self._hour_ends or now < self._hour:
+            self._next_hour(now)
+        key = (tenant, api_key_id or "", self._hour)
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = [0, 0, 0, 0, 0]
         counts[0] += calls
         counts[1] += bytes_in
         counts[2] += bytes_out
@@ -49,11 +59,19 @@ class Meter:
         counts[4] += max(duration_ms, 0)
 
     def _of(self, tenant: str, api_key_id: str | None) -> list[int]:
-        key = (tenant, api_key_id or "", int(time.time()) // 3600 * 3600)
+        now = time.time()
+        if now >= self._hour_ends or now < self._hour:
+            self._next_hour(now)
+        key = (tenant, api_key_id or "", self._hour)
         counts = self._counts.get(key)
         if counts is None:
             counts = self._counts[key] = [0, 0, 0, 0, 0]
         return counts
+
+    def _next_hour(self, now: float) -> None:
+        """The hour `now` falls in (also when the clock was set back)."""
+        self._hour = int(now) // 3600 * 3600
+        self._hour_ends = self._hour + 3600.0
 
     def forget(self, tenant: str) -> None:
         """Drop what was counted for a deleted tenant (its database is gone)."""
@@ -61,7 +79,13 @@ class Meter:
             del self._counts[key]
 
     async def flush(self, db: Database, tenant: str | None = None) -> None:
-        """Add what was counted (for one tenant, or all) to the database."""
+        """Add what was counted (for one tenant, or all) to the database. Flushes run one at
+        a time: one that returns has seen every earlier one written (`usage.get` flushes, then
+        reads, and must not miss counts a timed flush has taken and not written yet)."""
+        async with self._flushing:
+            await self._flush(db, tenant)
+
+    async def _flush(self, db: Database, tenant: str | None) -> None:
         taken = {k: v for k, v in self._counts.items() if tenant is None or k[0] == tenant}
         for key in taken:
             del self._counts[key]

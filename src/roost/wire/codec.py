@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -56,7 +55,7 @@ class Codec:
         return _encoder(self.format).encode(value)
 
     def decode(self, data: bytes, type: type[T]) -> T:
-        decoder: Any = _decoder(self.format, cast(Hashable, type))
+        decoder: Any = _decoder(self.format, type)
         result: T = decoder.decode(data)
         return result
 
@@ -65,7 +64,7 @@ class Codec:
         refused is a ValidationError (`what` names the input) naming the field at fault.
         `screened`: `data` is part of a body that passed `limits.passes_screen` already."""
         try:
-            value = self.decode(data, type)
+            value: T = _decoder(self.format, type).decode(data)
             if not screened:
                 check_input(value, data, self.format)
         except msgspec.ValidationError as exc:
@@ -84,8 +83,28 @@ def _encoder(fmt: WireFormat) -> msgspec.json.Encoder | msgspec.msgpack.Encoder:
     return msgspec.json.Encoder() if fmt == "json" else msgspec.msgpack.Encoder()
 
 
-@lru_cache(maxsize=1024)
+# A decoder per (format, type object), looked up by the object's id: hashing a typing form
+# (the WebSocket door's `Frames` union, decoded for every frame) runs Python code, an id does
+# not. The entry holds the type, so its id is not reused while the entry lives; a type built
+# anew for each call (`list[X]` in a function body) misses here and finds its equal in
+# `_decoder_of`.
+_BY_ID: dict[tuple[WireFormat, int], tuple[Any, Any]] = {}
+_BY_ID_MAX = 1024
+
+
 def _decoder(fmt: WireFormat, type: Any) -> Any:
+    found = _BY_ID.get((fmt, id(type)))
+    if found is not None:
+        return found[1]
+    decoder = _decoder_of(fmt, type)
+    if len(_BY_ID) >= _BY_ID_MAX:
+        _BY_ID.clear()
+    _BY_ID[fmt, id(type)] = (type, decoder)
+    return decoder
+
+
+@lru_cache(maxsize=1024)
+def _decoder_of(fmt: WireFormat, type: Any) -> Any:
     if fmt == "json":
         return msgspec.json.Decoder(type)
     return msgspec.msgpack.Decoder(type)
