@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,7 +227,7 @@ def measure(
     door: str,
     name: str,
     method: str,
-    params: dict[str, object],
+    params: Mapping[str, object],
     args: argparse.Namespace,
 ) -> None:
     filled = _params(server, params)

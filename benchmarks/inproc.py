@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
     lifespan: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     started = asyncio.Event()
 
-    async def lifespan_send(message: dict[str, Any]) -> None:
+    async def lifespan_send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "lifespan.startup.complete":
             started.set()
         elif message["type"].endswith("failed"):
@@ -165,7 +166,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
     ]
     key = f"inproc:{secrets.token_hex(4)}"
     await http_call(app, "kv.set", {"key": key, "value": {"n": 1}}, token)
-    loads = {
+    loads: dict[str, Callable[[int], Awaitable[object]]] = {
         "ws kv.get": lambda n: ws_load(app, "kv.get", {"key": key}, token, n),
         "ws whoami": lambda n: ws_load(app, "auth.whoami", {}, token, n),
         "http kv.get": lambda n: http_load(app, "kv.get", {"key": key}, token, n // 4),
