@@ -151,7 +151,7 @@ def start(tree: str, kind: str, http: str) -> Server:
     return Server(tree, process, port, found.pop("token"), found)
 
 
-def _params(server: Server, params: dict[str, object]) -> dict[str, object]:
+def _params(server: Server, params: Mapping[str, object]) -> dict[str, object]:
     return {
         k: server.fill[v[1:-1]] if isinstance(v, str) and v[:1] == "{" else v
         for k, v in params.items()
