@@ -95,7 +95,12 @@ def test_every_scope_an_operation_checks_is_in_scopes_list(server: RunningServer
 def test_subscriptions_and_streams_are_in_openapi_and_docs(server: RunningServer) -> None:
     document = httpx.get(f"{server.url}/api/v1/openapi.json").json()
     subscriptions = document["x-roost-subscriptions"]
-    assert set(subscriptions) == {"stream.subscribe", "pubsub.subscribe", "database.subscribe"}
+    assert set(subscriptions) == {
+        "stream.subscribe",
+        "pubsub.subscribe",
+        "database.subscribe",
+        "logs.tail",
+    }
     pubsub = subscriptions["pubsub.subscribe"]
     assert pubsub["scope"] == "pubsub:read"
     assert pubsub["params"] == {"$ref": "#/components/schemas/PubSubSubscribeRequest"}
@@ -105,7 +110,8 @@ def test_subscriptions_and_streams_are_in_openapi_and_docs(server: RunningServer
     line = export["responses"]["200"]["content"]["application/x-ndjson"]["schema"]
     assert set(line["properties"]) == {"chunk", "end", "error"}
     page = httpx.get(f"{server.url}/docs/operations").text
-    for name in ("stream.subscribe", "pubsub.subscribe", "database.subscribe", "database.export"):
+    shown = ("stream.subscribe", "pubsub.subscribe", "database.subscribe", "logs.tail")
+    for name in (*shown, "database.export"):
         assert f'id="{name}"' in page
 
 

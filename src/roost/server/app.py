@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from roost.clock import Clock
 from roost.errors import APIError, NotFoundError, ValidationError
+from roost.server.dashboard import dashboard_routes
 from roost.server.dispatch import Dispatcher
 from roost.server.files import file_routes
 from roost.server.openapi import openapi_document, operations_page, swagger_page, swagger_static
@@ -105,6 +106,7 @@ def create_app(
     routes = [
         *file_routes(dispatcher),
         *signin_routes(dispatcher),
+        *dashboard_routes(dispatcher),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
         Route("/docs", docs_endpoint, methods=["GET"]),
         Route("/docs/operations", operations_endpoint, methods=["GET"]),

@@ -31,6 +31,7 @@ from roost.errors import (
 )
 from roost.server.limits import Limits
 from roost.server.responses import Reply, as_roost_error, error_reply
+from roost.server.session_cookie import cookie_credential
 from roost.services.context import Context, Platform
 from roost.services.functions import invocations as functions
 from roost.services.principals import Credential, authenticate
@@ -85,7 +86,7 @@ class Dispatcher:
         request_id: str = "",
     ) -> Context:
         """The tenant and the principal of a request (headers with lower-case names)."""
-        credential = _credential(headers)
+        credential = _credential(headers) or cookie_credential(self.platform, headers)
         requested = _requested_tenant(headers, host, self.platform.settings.base_domain)
         principal = None
         if credential is not None:

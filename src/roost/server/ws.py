@@ -8,9 +8,11 @@ it receives to the session, writes what the session queues (text frames for JSON
 MessagePack), and closes.
 
 The connection is authenticated like an HTTP request (headers, or the `access_token` /
-`api_key` query parameters for browsers); the session re-identifies it at most once a second,
-so a revoked credential stops working on open connections too, and a connection holding
-subscriptions is closed with 4401 and the reason's code once its credential no longer holds.
+`api_key` query parameters for browsers, or the dashboard's session cookie with its
+`csrf_token` query parameter: `server/session_cookie.py`); the session re-identifies it at
+most once a second, so a revoked credential stops working on open connections too, and a
+connection holding subscriptions is closed with 4401 and the reason's code once its
+credential no longer holds.
 A client that reads so slowly that the outbox passes `ws_max_outbound_bytes` is dropped (close
 code 4008, the session's decision) instead of letting the server's memory grow.
 
@@ -203,6 +205,8 @@ def _headers(scope: Scope) -> dict[str, str]:
             headers["authorization"] = f"Bearer {query['access_token']}"
         elif "api_key" in query:
             headers["authorization"] = f"Api-Key {query['api_key']}"
+    if "csrf_token" in query and "x-roost-csrf" not in headers:
+        headers["x-roost-csrf"] = query["csrf_token"]  # the dashboard's, with its session cookie
     if "tenant" in query and "x-roost-tenant" not in headers:
         headers["x-roost-tenant"] = query["tenant"]
     return headers

@@ -50,6 +50,14 @@ class LogQuery(Struct, forbid_unknown_fields=True):
     cursor: Annotated[str, Meta(max_length=40)] | None = None
 
 
+class LogTailRequest(Struct, forbid_unknown_fields=True):
+    """`logs.tail`: the entries written from now on that pass these filters (as `logs.query`)."""
+
+    level: Level | None = None  # this level and above
+    category: Category | None = None
+    search: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
 class LogEntry(Struct):
     id: int
     at: datetime

@@ -4,11 +4,12 @@ caller recorded, batches, queries and their filters, and each refusal."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from roost import AsyncClient, AuthorizationError, ValidationError
-from tests.client._async.calls import Call
+from tests.client._async.calls import Call, wait_until
 from tests.conftest import ADMIN_USERNAME, RunningServer, unique
 
 
@@ -152,3 +153,37 @@ async def test_writing_needs_logs_write_and_reading_logs_read(
         assert [(e["message"], e["username"]) for e in entries] == [
             ("from a service", ADMIN_USERNAME)
         ]
+
+
+@pytest.mark.anyio
+async def test_tail_delivers_what_is_written_from_now_on_through_its_filters(
+    server: RunningServer, admin_token: str
+) -> None:
+    category = unique("tail")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await client.auth.sign_in_with_token(admin_token)
+        await admin.logs.info("before the tail", category=category)
+        got: list[dict[str, Any]] = []
+        sub = await admin.logs.tail(got.append, level="warn", category=category, search="DISK")
+        await admin.logs.batch(
+            [
+                {"level": "error", "message": "disk full", "category": category},
+                {"level": "info", "message": "disk fine", "category": category},  # level
+                {"level": "error", "message": "net down", "category": category},  # search
+                {"level": "critical", "message": "disk gone", "category": "other"},  # category
+                {"level": "warn", "message": "Disk slow", "category": category},
+            ]
+        )
+        await wait_until(lambda: len(got) == 2)
+        assert [e["message"] for e in got] == ["disk full", "Disk slow"]
+        assert got[0]["id"] < got[1]["id"]
+        assert got[0]["username"] == ADMIN_USERNAME
+        stored = await admin.logs.query(category=category, level="warn", search="disk")
+        assert [e["id"] for e in stored["entries"]] == [e["id"] for e in reversed(got)]
+        await sub.unsubscribe()
+        reader = await admin.api_keys.create(unique("w"), ["logs:write"])
+        writer = await client.auth.sign_in_with_token(reader["key"], "api_key")
+        with pytest.raises(AuthorizationError):
+            await writer.logs.tail(print)
+        with pytest.raises(ValidationError):
+            await admin.logs.tail(print, level="loud")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.arguments import FIRST, Cursor, cursor_param, iso_datetime
 from roost.client._core.namespace import Namespace
+from roost.client._realtime import AsyncSubscription
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
 
 class AsyncLogs(Namespace):
     """Write entries with `debug` ... `critical` (the calling file, function and line are
-    recorded), many at once with `batch`; read them with `query`. Writing needs the scope
-    `logs:write`, reading `logs:read`."""
+    recorded), many at once with `batch`; read them with `query`, or live with `tail`.
+    Writing needs the scope `logs:write`, reading `logs:read`."""
 
     _client: AsyncClient
 
@@ -180,6 +181,26 @@ class AsyncLogs(Namespace):
             for entry in page["entries"]:
                 yield entry
             cursor = page["next_cursor"]
+
+    async def tail(
+        self,
+        callback: Callable[[dict[str, Any]], Any],
+        level: str | None = None,
+        category: str | None = None,
+        search: str | None = None,
+    ) -> AsyncSubscription:
+        """Receive each entry written from now on that passes the filters (as `query`'s:
+        `level` and above, `category`, `search` in the message); `callback(entry)` may be
+        async. Entries of a write over 1 MiB come without `data` and `exception`.
+
+        Example:
+            sub = await admin.logs.tail(lambda e: print(e["level"], e["message"]), "error")
+        """
+        params = {"level": level, "category": category, "search": search}
+        sent = {name: value for name, value in params.items() if value is not None}
+        return await self._client.realtime.subscribe(
+            "logs.tail", sent, callback, f"{level}:{category}:{search}"
+        )
 
     async def _write(
         self,

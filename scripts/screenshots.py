@@ -1,0 +1,146 @@
+"""Screenshots of every dashboard page, for the README and for looking at the pages.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+
+Starts a server on a temporary data dir, fills it with a little of everything (a table with
+records, a bucket with files, users, an API key, log entries, KV keys, a queue, secrets),
+signs in through the page and writes one PNG per page at 1280x800, and the records and
+sign-in pages at a phone's 390x844.
+Needs /usr/bin/chromium (scripts/ensure-chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+from playwright.sync_api import Page, sync_playwright
+
+from roost import Client
+from roost.server import create_app
+from roost.server.serving import server_config
+from roost.settings import load_settings
+
+ADMIN, PASSWORD = "admin", "screenshot-password"
+_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000b49444154789c6360000200000500017a5eab3f0000000049454e44ae426082"
+)
+
+
+def start(data_dir: Path) -> tuple[uvicorn.Server, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    settings = load_settings(
+        data_dir=data_dir,
+        admin_username=ADMIN,
+        admin_password=PASSWORD,
+        secret_key=secrets.token_urlsafe(40),
+        functions_enabled=False,
+    )
+    config = server_config(
+        create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def fill(url: str) -> None:
+    with Client(api_url=url) as client:
+        admin = client.auth.sign_in_with_password(ADMIN, PASSWORD)
+        admin.schema.add_table(
+            "customers",
+            [
+                {"name": "name", "type": "text", "constraints": ["NOT NULL"]},
+                {"name": "email", "type": "text", "constraints": ["UNIQUE"]},
+                {"name": "plan", "type": "text"},
+                {"name": "seats", "type": "integer"},
+                {"name": "active", "type": "boolean"},
+            ],
+        )
+        plans = ["free", "team", "business"]
+        admin.database.bulk_insert(
+            "customers",
+            [
+                {
+                    "name": f"Customer {n}",
+                    "email": f"owner{n}@example.com",
+                    "plan": plans[n % 3],
+                    "seats": (n * 7) % 50 + 1,
+                    "active": n % 4 != 0,
+                }
+                for n in range(1, 61)
+            ],
+        )
+        admin.schema.add_table("orders", [{"name": "total", "type": "decimal(12,2)"}])
+        admin.storage.create_bucket("avatars")
+        admin.storage.from_("avatars").upload([{"file": _PNG, "name": "dot.png"}])
+        admin.storage.from_("avatars").upload([{"file": b"a,b\n1,2\n", "name": "export.csv"}])
+        for name in ("alice", "bob"):
+            admin.users.create_user(name, f"{name}-password-1", email=f"{name}@example.com")
+        admin.api_keys.create("ci-deploy", ["database:read", "storage:*"])
+        admin.kv.set("feature:search", {"enabled": True, "rollout": 0.25})
+        admin.kv.set("session:count", 42)
+        for n in range(3):
+            admin.queue.publish("emails", {"to": f"user{n}@example.com"})
+        admin.secrets.set("STRIPE_KEY", "sk_test_example", comment="payments")
+        admin.secrets.set("SMTP_PASSWORD", "example-password", comment="mail relay")
+        for n in range(12):
+            level = ["info", "warn", "error", "debug"][n % 4]
+            getattr(admin.logs, level)(f"order {1000 + n} processed", {"n": n}, category="orders")
+
+
+def shoot(page: Page, url: str, hash_: str, out: Path, name: str, wait_text: str) -> None:
+    page.goto(f"{url}/_/{hash_}")
+    page.get_by_text(wait_text).first.wait_for()
+    page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+    print(f"wrote {out / f'{name}.png'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Screenshots of the Roost dashboard")
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    server, url = start(Path(tempfile.mkdtemp(prefix="roost-shots-")))
+    try:
+        fill(url)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+            for width, height, suffix in ((1280, 800, ""), (390, 844, "-phone")):
+                context = browser.new_context(viewport={"width": width, "height": height})
+                page = context.new_page()
+                shoot(page, url, "", args.out, f"signin{suffix}", "Sign in to Roost")
+                page.get_by_label("Username or email").fill(ADMIN)
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Sign in").click()
+                page.get_by_role("button", name="Sign out").wait_for()
+                shoot(page, url, "#/tables/customers", args.out, f"records{suffix}", "60 records")
+                if suffix:
+                    context.close()
+                    continue
+                shoot(page, url, "#/tables", args.out, "tables", "customers")
+                shoot(page, url, "#/users", args.out, "users", "ci-deploy")
+                shoot(page, url, "#/files/avatars", args.out, "files", "export.csv")
+                shoot(page, url, "#/logs", args.out, "logs", "order 1011 processed")
+                shoot(page, url, "#/kv", args.out, "kv", "feature:search")
+                shoot(page, url, "#/queues/emails", args.out, "queues", "No dead letters")
+                shoot(page, url, "#/secrets", args.out, "secrets", "STRIPE_KEY")
+                context.close()
+            browser.close()
+    finally:
+        server.should_exit = True
+
+
+if __name__ == "__main__":
+    main()
