@@ -95,10 +95,17 @@ class RpcSession:
         self.closing = False
 
     async def identify(self) -> Context:
-        """The caller's Context, checked again once `ws_reidentify_seconds` have passed."""
+        """The caller's Context, checked again once `ws_reidentify_seconds` have passed; a
+        running function's (runtime token), for every call: its token ends with its run, and
+        a socket kept in a warm worker's globals must not act for the next caller's run (a
+        principal cache hit while the run goes on)."""
         now = time.monotonic()
         settings = self.dispatcher.platform.settings
-        if self.ctx is None or now - self.identified_at > settings.ws_reidentify_seconds:
+        if (
+            self.ctx is None
+            or now - self.identified_at > settings.ws_reidentify_seconds
+            or (self.ctx.principal is not None and self.ctx.principal.kind == "function")
+        ):
             self.ctx = await self.dispatcher.context_from_scope(self.scope, self.headers)
             self.identified_at = now
         return self.ctx
