@@ -93,7 +93,10 @@ def serve(workdir: Path, name: str, env: dict[str, str]) -> Replica:
     data_dir = env.get("ROOST_DATA_DIR", str(workdir / f"data-{name}"))
     command = [sys.executable, "-m", "roost.cli", "serve", "--port", str(port)]
     command += ["--data-dir", data_dir, "--log-level", "warning"]
-    replica = _launch(workdir, name, command, env, f"http://127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+    # its functions call it back here, whatever this process's environment holds
+    env = {**env, "ROOST_FUNCTIONS_API_URL": url}
+    replica = _launch(workdir, name, command, env, url)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if replica.process.poll() is not None:
@@ -103,6 +106,7 @@ def serve(workdir: Path, name: str, env: dict[str, str]) -> Replica:
                 return replica
         except httpx.TransportError:
             time.sleep(0.05)
+    replica.stop()  # not left running behind the error (a ResourceWarning in later tests)
     raise RuntimeError(f"{name} did not answer:\n{replica.log.read_text()}")
 
 

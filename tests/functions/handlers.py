@@ -82,6 +82,18 @@ def call_api(params, user_data):
         return check()
     with Client(max_retries=0) as client:  # configured by the runtime's environment
         return client.health.check()
+
+
+def call_over_websockets(params, user_data):
+    from roost import AsyncClient
+
+    async def check():
+        async with AsyncClient(max_retries=0, timeout=20) as client:
+            realtime = await client.realtime.call("health.check")
+            pooled = await client.rpc.call("health.check")
+            return [realtime["status"], pooled["status"]]
+
+    return check()
 '''
 
 OTHER = '''

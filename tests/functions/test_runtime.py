@@ -104,6 +104,21 @@ async def test_a_function_reaches_the_roost_api(
     assert answer["status"] == "ok"
 
 
+async def test_a_function_reaches_the_api_over_websockets(
+    pool: WorkerPool, code: Code, api_server: RunningServer
+) -> None:
+    """The realtime connection and the RPC pool open their sockets as the HTTP client does
+    inside the sandbox: through the runtime's Unix socket (bubblewrap) or door (fallback),
+    where no TCP socket may be opened; and the worker stays warm (no thread left)."""
+    env = {"ROOST_API_URL": api_server.url}
+    run = await call(pool, code.plain, "call_over_websockets", env=env, timeout=30)
+    assert run.result == ["ok", "ok"]
+    replaced = pool.stats().replaced
+    again = await call(pool, code.plain, "call_over_websockets", env=env, timeout=30)
+    assert again.result == ["ok", "ok"]
+    assert pool.stats().replaced == replaced
+
+
 async def test_another_tenant_never_sees_the_private_tmp(pool: WorkerPool, code: Code) -> None:
     path = (await call(pool, code.plain, "leave_in_tmp", "acme's draft")).result
     assert (await call(pool, code.plain, "read_path", path)).result == "acme's draft"

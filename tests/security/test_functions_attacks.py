@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from roost.functions.pool import WorkerPool
-from tests.conftest import RunningServer, platform_of, start_server, unique
+from tests.conftest import ADMIN_USERNAME, RunningServer, platform_of, start_server, unique
 from tests.deployed import (
     deploy,
     deploy_bundle,
@@ -77,6 +77,9 @@ def fallback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
         functions_isolation="fallback",
         functions_pool_size=1,
         functions_tmp_bytes=TMP_BYTES,
+        # long, so that a WebSocket kept from an earlier run is surely not checked again by
+        # the clock (test_a_websocket_kept_by_a_warm_worker_does_not_outlive_its_run)
+        ws_reidentify_seconds=60,
     )
 
 
@@ -382,6 +385,38 @@ def test_a_runtime_token_is_refused_once_its_run_has_ended(
     token = execute(http, admin, deployed(http, admin, TOKEN, timeout=600)).json()["data"]
     after = http.post("/api/v1/auth/whoami", headers={"authorization": f"Bearer {token}"})
     assert after.status_code == 401, after.text
+
+
+KEEPS_ITS_WEBSOCKET = """
+    from roost import AsyncClient
+
+    KEPT = []
+
+    async def main(params, user_data):
+        if not KEPT:  # the first caller's run: a WebSocket opened under its token, kept
+            KEPT.append(AsyncClient())
+        whoami = await KEPT[0].realtime.call("auth.whoami")
+        return whoami["username"]
+"""
+
+
+def test_a_websocket_kept_by_a_warm_worker_does_not_outlive_its_run(
+    fallback_http: httpx.Client,
+) -> None:
+    """A worker stays warm for the next caller of its function, with the module globals of
+    the last run: a WebSocket a run opened and kept there (a socket, not a thread, so the
+    worker is not replaced) is authenticated as that run's caller, and the door checked its
+    credential again only after `ws_reidentify_seconds`. So the next caller's run acted as
+    the first caller. Fix (server/rpc.py): a connection of a runtime token is identified
+    again for every call, and the token ends with its run."""
+    admin = sign_in(fallback_http)
+    name = deployed(fallback_http, admin, KEEPS_ITS_WEBSOCKET, timeout=30)
+    first = execute(fallback_http, admin, name)
+    assert (first.status_code, first.json()["data"]) == (200, ADMIN_USERNAME), first.text
+    other = another_user(fallback_http, admin, ["functions:execute"])
+    second = execute(fallback_http, other, name)
+    assert second.status_code == 422, second.text
+    assert "token_expired" in second.text or "run is over" in second.text, second.text
 
 
 THREAD = """

@@ -68,10 +68,6 @@ def serve(
     if database_url:
         os.environ["ROOST_DATABASE_URL"] = database_url
     settings = _or_exit(load_settings)
-    if "functions_api_url" not in settings.model_fields_set:
-        # functions call this server back where it listens (the workers inherit this)
-        os.environ["ROOST_FUNCTIONS_API_URL"] = _local_url(host, port)
-        settings = _or_exit(load_settings)
     if workers > 1 and not settings.redis_url:
         console.print(
             "[red]error:[/] several workers need ROOST_REDIS_URL: live events, pub/sub, queue "
@@ -79,6 +75,13 @@ def serve(
             "or run one worker."
         )
         raise typer.Exit(2)
+    if "functions_api_url" not in settings.model_fields_set:
+        # functions call this server back where it listens (the workers inherit this). Set
+        # only once the server starts: a refused `serve` run in-process (a test's CliRunner)
+        # would otherwise leave this port in the environment of every server started after
+        # it from that process, and their functions would call a server that is not theirs
+        os.environ["ROOST_FUNCTIONS_API_URL"] = _local_url(host, port)
+        settings = _or_exit(load_settings)
     backend = "PostgreSQL" if settings.resolved_database_url.startswith("postgresql") else "SQLite"
     console.print(
         f"[bold]Roost {__version__}[/] on http://{host}:{port}  "

@@ -16,20 +16,19 @@ thread left running would make the function's worker unclean).
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
 import anyio
 import httpcore
 import httpx
-from anyio.abc import SocketStream
-
-# httpcore's streams over a socket, which its public backends only make from an address
-from httpcore._backends.anyio import AnyIOStream
-from httpcore._backends.sync import SyncStream
+from anyio.abc import ByteStream, SocketAttribute
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 _REQUEST: Final = b"?"
 _GRANTED: Final = b"+"  # as roost.functions.relay answers (the SDK never imports the server)
@@ -76,6 +75,133 @@ def _wait(door: socket.socket, deadline: float | None) -> None:
         raise httpcore.ConnectTimeout("no connection to the API came in time")
 
 
+def door_socket(fd: int, timeout: float | None = None) -> socket.socket:
+    """One connected socket to the API from the door `fd` (for the SDK's WebSockets)."""
+    return _connection(_door(fd), timeout)
+
+
+# -- httpcore's network over the door's sockets ----------------------------------------------
+# Hand-written on httpcore's public interfaces: its own streams over a socket are private
+# (`httpcore._backends`), and its public backends only make sockets from an address.
+
+
+def _readable(sock: socket.socket | None) -> bool:
+    """Whether a kept-alive connection has something to read (the server closed it)."""
+    if sock is None or sock.fileno() < 0:
+        return True
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+class _SocketStream(httpcore.NetworkStream):
+    """A connected socket (plain, or wrapped in TLS) as httpcore's sync stream."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        with _mapped(httpcore.ReadTimeout, httpcore.ReadError):
+            self._sock.settimeout(timeout)
+            return self._sock.recv(max_bytes)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        with _mapped(httpcore.WriteTimeout, httpcore.WriteError):
+            self._sock.settimeout(timeout)
+            self._sock.sendall(buffer)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
+            try:
+                self._sock.settimeout(timeout)
+                return _SocketStream(
+                    ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
+                )
+            except BaseException:
+                self._sock.close()
+                raise
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+        if info == "socket":
+            return self._sock
+        if info == "is_readable":
+            return _readable(self._sock)
+        return None
+
+
+class _AsyncSocketStream(httpcore.AsyncNetworkStream):
+    """An anyio byte stream over a connected socket as httpcore's async stream."""
+
+    def __init__(self, stream: ByteStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        with _mapped(httpcore.ReadTimeout, httpcore.ReadError):
+            with anyio.fail_after(timeout):
+                try:
+                    return await self._stream.receive(max_bytes)
+                except anyio.EndOfStream:
+                    return b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        if buffer:
+            with _mapped(httpcore.WriteTimeout, httpcore.WriteError), anyio.fail_after(timeout):
+                await self._stream.send(buffer)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+    ) -> httpcore.AsyncNetworkStream:
+        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
+            try:
+                with anyio.fail_after(timeout):
+                    wrapped = await TLSStream.wrap(
+                        self._stream,
+                        ssl_context=ssl_context,
+                        hostname=server_hostname,
+                        standard_compatible=False,
+                        server_side=False,
+                    )
+            except BaseException:
+                await self.aclose()
+                raise
+        return _AsyncSocketStream(wrapped)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._stream.extra(TLSAttribute.ssl_object, None)  # noqa: S610 - anyio's
+        sock = self._stream.extra(SocketAttribute.raw_socket, None)  # noqa: S610 - anyio's
+        if info == "socket":
+            return sock
+        if info == "is_readable":
+            return _readable(sock)
+        return None
+
+
+@contextlib.contextmanager
+def _mapped(timeout: type[Exception], failure: type[Exception]) -> Iterator[None]:
+    """A socket's errors as httpcore's (which httpx maps to its own)."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise timeout(str(exc) or "timed out") from exc
+    except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+        raise failure(str(exc) or type(exc).__name__) from exc
+
+
 class DoorBackend(httpcore.NetworkBackend):
     """httpcore's network for the sync client: every connection comes through the door."""
 
@@ -90,12 +216,12 @@ class DoorBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: object = None,
     ) -> httpcore.NetworkStream:
-        return SyncStream(_connection(self._door, timeout))
+        return _SocketStream(_connection(self._door, timeout))
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: object = None
     ) -> httpcore.NetworkStream:
-        return SyncStream(_connection(self._door, timeout))
+        return _SocketStream(_connection(self._door, timeout))
 
 
 class AsyncDoorBackend(httpcore.AsyncNetworkBackend):
@@ -126,46 +252,129 @@ class AsyncDoorBackend(httpcore.AsyncNetworkBackend):
         await anyio.sleep(seconds)
 
     async def _connect(self, connection: socket.socket) -> httpcore.AsyncNetworkStream:
-        return AnyIOStream(await SocketStream.from_socket(connection))
+        return _AsyncSocketStream(await anyio.abc.SocketStream.from_socket(connection))
+
+
+# -- httpx's transports over an httpcore pool with that network --------------------------------
+# httpx's HTTPTransport takes no network backend, so these do its small part themselves
+# (httpx.Request to httpcore.Request and back, httpcore's errors as httpx's) on public API.
 
 
 def _ssl_context(tls: bool) -> ssl.SSLContext | None:
     """A verifying TLS context for an https API, else none: making one reads the CA file,
     which a worker under the fallback may not reach (a checkout in a private folder), and an
-    http API never needs it. (The context httpx makes of `verify=False` is never used: the
-    pool below replaces httpx's own.)"""
+    http API never needs it."""
     return httpx.create_ssl_context() if tls else None
 
 
-def _pool_options(limits: httpx.Limits, ssl_context: ssl.SSLContext | None) -> dict[str, Any]:
+def _pool_options(limits: httpx.Limits, tls: bool) -> dict[str, Any]:
     """What both transports' httpcore pools take besides their network backend."""
     return {
-        "ssl_context": ssl_context,
+        "ssl_context": _ssl_context(tls),
         "max_connections": limits.max_connections,
         "max_keepalive_connections": limits.max_keepalive_connections,
         "keepalive_expiry": limits.keepalive_expiry,
     }
 
 
-class DoorTransport(httpx.HTTPTransport):
+def _core_request(request: httpx.Request) -> httpcore.Request:
+    return httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=request.url.raw_scheme,
+            host=request.url.raw_host,
+            port=request.url.port,
+            target=request.url.raw_path,
+        ),
+        headers=request.headers.raw,
+        content=request.stream,  # httpx's streams iterate bytes
+        extensions=request.extensions,
+    )
+
+
+@contextlib.contextmanager
+def _as_httpx(request: httpx.Request) -> Iterator[None]:
+    """httpcore's errors as the httpx error of the same name (the SDK handles those)."""
+    try:
+        yield
+    except httpcore.TimeoutException as exc:
+        raise _httpx_error(exc, httpx.TimeoutException)(str(exc), request=request) from exc
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
+        raise _httpx_error(exc, httpx.TransportError)(str(exc), request=request) from exc
+
+
+def _httpx_error(exc: Exception, default: type[httpx.TransportError]) -> type[httpx.TransportError]:
+    for cls in type(exc).__mro__:
+        found = getattr(httpx, cls.__name__, None)
+        if isinstance(found, type) and issubclass(found, default):
+            return found
+    return default
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, stream: Any, request: httpx.Request) -> None:
+        self._stream, self._request = stream, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx(self._request):
+            yield from self._stream
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, stream: Any, request: httpx.Request) -> None:
+        self._stream, self._request = stream, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx(self._request):
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class DoorTransport(httpx.BaseTransport):
     """The sync client's transport inside a function under the fallback sandbox."""
 
     def __init__(self, fd: int, limits: httpx.Limits, *, tls: bool) -> None:
-        ssl_context = _ssl_context(tls)
-        super().__init__(verify=ssl_context or False, limits=limits)
-        # httpx takes no network backend: its pool is replaced by one that has ours
         self._pool = httpcore.ConnectionPool(
-            **_pool_options(limits, ssl_context), network_backend=DoorBackend(fd)
+            **_pool_options(limits, tls), network_backend=DoorBackend(fd)
         )
 
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with _as_httpx(request):
+            answer = self._pool.handle_request(_core_request(request))
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            stream=_Body(answer.stream, request),
+            extensions=answer.extensions,
+        )
 
-class AsyncDoorTransport(httpx.AsyncHTTPTransport):
+    def close(self) -> None:
+        self._pool.close()
+
+
+class AsyncDoorTransport(httpx.AsyncBaseTransport):
     """The async client's transport inside a function under the fallback sandbox."""
 
     def __init__(self, fd: int, limits: httpx.Limits, *, tls: bool) -> None:
-        ssl_context = _ssl_context(tls)
-        super().__init__(verify=ssl_context or False, limits=limits)
-        # httpx takes no network backend: its pool is replaced by one that has ours
         self._pool = httpcore.AsyncConnectionPool(
-            **_pool_options(limits, ssl_context), network_backend=AsyncDoorBackend(fd)
+            **_pool_options(limits, tls), network_backend=AsyncDoorBackend(fd)
         )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        with _as_httpx(request):
+            answer = await self._pool.handle_async_request(_core_request(request))
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            stream=_AsyncBody(answer.stream, request),
+            extensions=answer.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()

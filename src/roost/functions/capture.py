@@ -32,6 +32,7 @@ class Channel:
         self._sent = 0
         self.active = False
         self.exceeded = False
+        self._held = b""  # a job's last message, sent with the next control message
 
     def start_job(self) -> None:
         with self._lock:
@@ -42,9 +43,24 @@ class Channel:
             self.active = False
 
     def send(self, message: msgspec.Struct) -> None:
+        """Send a control message, after the job's last one if it is held (`hold`)."""
         data = frame(message)
         with self._lock:
+            data, self._held = self._held + data, b""
             _write_all(self._fd, data)
+
+    def hold(self, message: msgspec.Struct, *, output: bool) -> None:
+        """Keep a job's last message (Finished or Failed) to go out with the next `send`
+        (the worker's Idle, which the pool waits for anyway): one write and one wake-up of
+        the pool per call instead of two. `output`: it counts against the allowance."""
+        data = frame(message)
+        with self._lock:
+            if output:
+                if not self.active:
+                    return
+                self.reserve(len(data))
+                self._sent += len(data)
+            self._held = data
 
     def reserve(self, size: int) -> None:
         """Refuse output of `size` bytes that cannot fit before making anything of it."""

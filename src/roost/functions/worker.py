@@ -87,16 +87,15 @@ class Runner:
             self._prepare(job)
             result = self._call(self._handler(job), job)
             self._flush()
-            self._send_value(Finished(result, _ms_since(started)))
+            self._send_value(Finished(result, _ms_since(started)), last=True)
         except BaseException as exc:  # the user's code may raise anything, even SystemExit
             clean = isinstance(exc, Exception) and not isinstance(exc, MemoryError | ImportError)
             self._flush_quietly()
             self._channel.end_job()
-            self._channel.send(self._failure(exc, job, started))
+            self._channel.hold(self._failure(exc, job, started), output=False)
         finally:
             self._channel.end_job()
-            os.environ.clear()  # the caller's token and secrets do not outlive the call
-            os.environ.update(self._base_env)
+            _set_environment(self._base_env)  # the caller's token and secrets end with the call
         return (
             clean
             and not self._channel.exceeded
@@ -132,9 +131,10 @@ class Runner:
             self._bound = key
         elif key != self._bound:
             raise RuntimeError("a worker runs one function version only")
-        os.environ.clear()
-        os.environ.update({k: v for k, v in job.env.items() if k not in RUNTIME_ENV})
-        os.environ.update({k: v for k, v in self._base_env.items() if k in RUNTIME_ENV})
+        _set_environment(
+            {k: v for k, v in job.env.items() if k not in RUNTIME_ENV}
+            | {k: v for k, v in self._base_env.items() if k in RUNTIME_ENV}
+        )
         hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
         used = resource.getrusage(resource.RUSAGE_SELF)
         soft = math.ceil(used.ru_utime + used.ru_stime + job.timeout) + 1
@@ -179,9 +179,13 @@ class Runner:
             self._send_value(Item(item))
         return None
 
-    def _send_value(self, message: Item | Finished) -> None:
+    def _send_value(self, message: Item | Finished, *, last: bool = False) -> None:
+        """Send an item, or hold the result (`last`) to go out with Idle."""
         try:
-            self._channel.send_output(message)
+            if last:
+                self._channel.hold(message, output=True)
+            else:
+                self._channel.send_output(message)
         except (TypeError, msgspec.EncodeError) as exc:
             kind = "an item" if isinstance(message, Item) else "the result"
             raise NotSendable(f"{kind} cannot be sent: {exc}") from None
@@ -236,6 +240,16 @@ def _executor(loop: asyncio.AbstractEventLoop) -> ThreadPoolExecutor:
     executor = ThreadPoolExecutor(thread_name_prefix="roost-job")
     loop.set_default_executor(executor)
     return executor
+
+
+def _set_environment(wanted: dict[str, str]) -> None:
+    """Make os.environ `wanted`, changing only what differs (each change is a system-level
+    putenv or unsetenv: most of a warm call's own cost when done wholesale)."""
+    for key in [key for key in os.environ if key not in wanted]:
+        del os.environ[key]
+    for key, value in wanted.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _children_left() -> bool:

@@ -94,7 +94,10 @@ async def open_platform(
         await _start(platform)
         metering = asyncio.create_task(platform.meter.run(platform.db))
         async with _function_runtime(platform), _async_runner(platform), _triggers(platform):
-            yield platform
+            try:
+                yield platform
+            finally:  # the records of the last sync runs, before the database closes
+                await platform.function_records.close()
     finally:
         if metering is not None:
             metering.cancel()

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import math
 import secrets
 import time
 from collections import deque
@@ -96,11 +97,18 @@ class RpcSession:
         self.closing = False
 
     async def identify(self) -> Context:
-        """The caller's Context, checked again once `ws_reidentify_seconds` have passed."""
+        """The caller's Context, checked again once `ws_reidentify_seconds` have passed; a
+        running function's (runtime token), for every call: its token ends with its run, and
+        a socket kept in a warm worker's globals must not act for the next caller's run (a
+        principal cache hit while the run goes on)."""
         now = time.monotonic()
         if self.ctx is None or now - self.identified_at > self.reidentify_seconds:
             self.ctx = await self.dispatcher.context_from_scope(self.scope, self.headers)
-            self.identified_at = now
+            principal = self.ctx.principal
+            # a function's context is stale at once, so every check (here and the one
+            # written out in `_call`) identifies it again
+            function = principal is not None and principal.kind == "function"
+            self.identified_at = -math.inf if function else now
         return self.ctx
 
     async def check_credential(self) -> None:

@@ -21,6 +21,7 @@ from roost.backends.stream import StreamStore
 from roost.clock import Clock
 from roost.errors import AuthorizationError, NotAuthenticatedError
 from roost.services.caching import TTLCache
+from roost.services.functions.records import InvocationRecords
 from roost.services.functions.runtime import FunctionRuntime
 from roost.services.metering import Meter
 from roost.services.security import AccessTokens, Passwords, scope_allows
@@ -166,6 +167,8 @@ class Platform:
     """what every expiry and age the services decide is measured on (`roost.clock`)"""
     functions: FunctionRuntime | None = None
     """the function runtime's workers (None: this server runs no functions)"""
+    function_records: InvocationRecords = field(default_factory=InvocationRecords)
+    """the records of sync runs, written just after their answer"""
     caches: dict[str, TTLCache[Any]] = field(default_factory=dict)
     """the services' caches by tenant (`services/caching.TenantCache`), kept here so that a
     tenant can be forgotten in all of them at once"""

@@ -152,6 +152,7 @@ async def query(ctx: Context, params: LogQuery) -> LogPage:
         if not params.cursor.isdigit():
             raise ValidationError("cursor is not one this server gave", details={"field": "cursor"})
         statement = statement.where(logs.c.id < int(params.cursor))
+    await ctx.platform.function_records.flush()  # the output of the sync runs answered here
     async with ctx.platform.db.read(ctx.tenant) as conn:
         rows = (await conn.execute(statement)).mappings().all()
     page = rows[: params.limit]

@@ -55,6 +55,13 @@ def end_runtime_token(platform: Platform, token: str) -> None:
     platform.forget_principal(_cache_key(Credential("jwt", token)))
 
 
+def end_runtime_token_here(platform: Platform, token: str) -> None:
+    """A run is over, its record not yet committed: its runtime token stops acting here now
+    (`Platform.function_records` refuses its loads meanwhile); `end_runtime_token` follows
+    the commit, for every replica."""
+    platform.principals.forget(_cache_key(Credential("jwt", token)))
+
+
 def _cache_key(credential: Credential) -> str:
     return token_hash(f"{credential.kind}:{credential.token}")
 
@@ -120,6 +127,8 @@ async def of_caller(
 
 async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal, float]:
     claims = RuntimeTokens(platform.access_tokens).read(token)
+    if platform.function_records.ended(claims.execution_id, platform.clock.time()):
+        raise _run_over()  # its record is being written (after the run's answer)
     caller = await of_caller(platform, claims.tenant, claims.caller, run_id=claims.execution_id)
     principal = Principal(
         "function",
@@ -214,9 +223,13 @@ async def _check_run_goes_on(conn: AsyncConnection, run_id: str) -> None:
     query = select(function_invocations.c.status).where(function_invocations.c.id == run_id)
     status = await conn.scalar(query)
     if status is not None and status not in ("PENDING", "STARTED"):
-        raise AuthenticationError(
-            "this function's run is over: its runtime token no longer acts", code="token_expired"
-        )
+        raise _run_over()
+
+
+def _run_over() -> AuthenticationError:
+    return AuthenticationError(
+        "this function's run is over: its runtime token no longer acts", code="token_expired"
+    )
 
 
 async def _active_user(conn: AsyncConnection, user_id: str) -> RowMapping:

@@ -66,7 +66,7 @@ from roost.client._core.retry import (
 )
 from roost.client._core.rpc import call_timeout
 from roost.client._door import AsyncDoorTransport
-from roost.client._realtime import AsyncPool, AsyncRealtime, Event, websocket_url
+from roost.client._realtime import AsyncPool, AsyncRealtime, Event, Route, websocket_url
 from roost.errors import RoostError
 
 
@@ -348,6 +348,7 @@ class AsyncClient(ModeSelecting):
             self._fresh_headers,
             binary=self._config.format == "msgpack",
             timeout=self._config.timeout,
+            route=Route(self._config.api_socket, self._config.api_door),
         )
         self._shared.realtimes.append(engine)
         return engine

@@ -6,6 +6,7 @@ open for subscriptions (`AsyncRealtime`); `pool.py` holds several for `client.rp
 by unasync: both clients share this code, on asyncio.
 """
 
+from roost.client._realtime.connection import Route
 from roost.client._realtime.engine import (
     AsyncRealtime,
     AsyncSubscription,
@@ -24,6 +25,7 @@ __all__ = [
     "HeaderSource",
     "Pool",
     "Realtime",
+    "Route",
     "Subscription",
     "websocket_url",
 ]

@@ -14,13 +14,16 @@ import contextlib
 import itertools
 import logging
 from collections.abc import AsyncGenerator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import msgspec
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from roost.client._core.rpc import call_timed_out, checked_method, dropped
+from roost.client._door import door_socket
 from roost.errors import ConnectionError, RoostError, error_from_payload
 
 logger = logging.getLogger("roost.realtime")
@@ -35,6 +38,30 @@ OnAnswer = Callable[[Any], None]
 MAX_FRAMES = 1000  # calls the server takes in one array frame (`wire/ws.py`)
 MAX_ARRAY_BYTES = 1 << 20  # past this, calls leave in several frames (the server caps a frame)
 REFUSED = frozenset({4401, 4403, 4429})  # close codes of a server refusing the connection
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How a socket reaches the server: a TCP connection to the URL's host (the default), or,
+    inside a sandboxed function, the runtime's Unix socket (`api_socket`) or door
+    (`api_door`, a file descriptor handing out connected sockets: `roost.client._door`)."""
+
+    api_socket: str | None = None
+    api_door: int | None = None
+
+
+DIRECT = Route()
+
+
+async def _connect(url: str, route: Route, **options: Any) -> ClientConnection:
+    if route.api_socket:
+        return await unix_connect(route.api_socket, url, **options)
+    if route.api_door is not None:
+        # the door answers at once (the runtime's relay holds the connection); it blocks as
+        # the HTTP transport's does, so that no thread of the function's is left behind
+        sock = door_socket(route.api_door, options.get("open_timeout"))
+        return await connect(url, sock=sock, **options)
+    return await connect(url, **options)
 
 
 class Connection:
@@ -74,17 +101,25 @@ class Connection:
         timeout: float = 30.0,  # noqa: ASYNC109 - the opening handshake's, for websockets
         on_push: OnPush | None = None,
         on_error: OnError | None = None,
+        route: Route = DIRECT,
     ) -> Connection:
         """Open a connection, or raise `ConnectionError` saying why it could not be made."""
         try:
-            ws = await connect(
+            ws = await _connect(
                 url,
+                route,
                 additional_headers=headers,
                 max_size=None,
                 compression=None,
                 open_timeout=timeout,
             )
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
+        except (
+            OSError,
+            InvalidHandshake,
+            TimeoutError,
+            httpcore.ConnectError,  # the door's refusals
+            httpcore.ConnectTimeout,
+        ) as exc:
             reason = str(exc) or type(exc).__name__
             raise ConnectionError(f"cannot open a WebSocket to {url}: {reason}") from None
         return cls(ws, url, binary=binary, on_push=on_push, on_error=on_error)

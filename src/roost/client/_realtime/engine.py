@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from roost.client._core.rpc import call_timeout
-from roost.client._realtime.connection import Connection
+from roost.client._realtime.connection import DIRECT, Connection, Route
 from roost.errors import AuthenticationError, ConnectionError, RoostError
 
 logger = logging.getLogger("roost.realtime")
@@ -109,8 +109,10 @@ class AsyncRealtime:
         binary: bool = False,
         timeout: float = 30.0,
         max_backoff: float = 5.0,
+        route: Route = DIRECT,
     ) -> None:
         self.url = url
+        self._route = route
         self._headers = headers
         self._binary = binary
         self._timeout = timeout
@@ -262,6 +264,7 @@ class AsyncRealtime:
                     timeout=self._timeout,
                     on_push=self._pushed,
                     on_error=self._refused,
+                    route=self._route,
                 )
             except ConnectionError as exc:
                 self._last_error = exc.message

@@ -28,7 +28,7 @@ from typing import Any
 
 from roost.client._core.config import ClientConfig
 from roost.client._core.rpc import PoolStats, call_timeout, pool_timed_out
-from roost.client._realtime.connection import Connection, _spawn
+from roost.client._realtime.connection import Connection, Route, _spawn
 from roost.client._realtime.engine import HeaderSource, fresh_headers, websocket_url
 from roost.errors import AuthenticationError, ConnectionError
 
@@ -45,6 +45,7 @@ class AsyncPool:
 
     def __init__(self, config: ClientConfig, headers: HeaderSource) -> None:
         self.url = websocket_url(config.api_url)
+        self._route = Route(config.api_socket, config.api_door)
         self._headers = headers
         self._binary = config.format == "msgpack"
         self._size = config.pool_size
@@ -233,6 +234,7 @@ class AsyncPool:
                 await fresh_headers(self._headers),
                 binary=self._binary,
                 timeout=self._timeout,
+                route=self._route,
             )
         finally:
             self._opening = None

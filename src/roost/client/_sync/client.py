@@ -68,7 +68,7 @@ from roost.client._core.retry import (
 )
 from roost.client._core.rpc import call_timeout
 from roost.client._door import DoorTransport
-from roost.client._realtime import Pool, Realtime, Event, websocket_url
+from roost.client._realtime import Pool, Realtime, Event, Route, websocket_url
 from roost.errors import RoostError
 
 
@@ -350,6 +350,7 @@ class Client(ModeSelecting):
             self._fresh_headers,
             binary=self._config.format == "msgpack",
             timeout=self._config.timeout,
+            route=Route(self._config.api_socket, self._config.api_door),
         )
         self._shared.realtimes.append(engine)
         return engine

@@ -1,6 +1,7 @@
 """Running functions: execute (sync or async), stream, results, invocations, `fn.<name>`.
 
-Every run is an invocation with a record in SQL, sync runs included. A sync run answers
+Every run is an invocation with a record in SQL, sync runs included (written just after
+their answer, `records.py`; reads here wait for those of this server). A sync run answers
 `{"data": result, "invocation"}`, or raises FunctionExecutionError / FunctionTimeoutError
 with the remote traceback. An async run (`is_async=True`) is recorded PENDING, queued on the
 queue backend and answered at once (`queued.py`); a server or `roost worker` runs it later
@@ -98,6 +99,7 @@ async def get_result(ctx: Context, params: ResultRequest) -> ResultAnswer:
     traceback, logs and duration: `{"data": {...}}`. Your own invocations, or any of the
     tenant's with `functions:read`."""
     principal = ctx.require_principal()
+    await ctx.platform.function_records.flush()  # the sync runs answered here so far
     async with ctx.platform.db.read(ctx.tenant) as conn:
         row = (
             (
@@ -132,6 +134,7 @@ async def invocations(ctx: Context, params: InvocationsRequest) -> InvocationLis
         .offset(params.offset)
     )
     count = select(func.count()).select_from(function_invocations).where(*where)
+    await ctx.platform.function_records.flush()  # the sync runs answered here so far
     async with ctx.platform.db.read(ctx.tenant) as conn:
         rows = (await conn.execute(query)).mappings().all()
         total = await conn.scalar(count)

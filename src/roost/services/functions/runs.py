@@ -5,7 +5,8 @@ app), the declared secrets and the ROOST_* variables as the environment, and a r
 (`tokens.py`) that acts for the caller narrowed by the function's declared scopes. `Watch`
 reads the run's events (items, logs, the end). `record` keeps the invocation and its logs in
 one transaction (the logs also as entries of the `logs` service, category
-`functions:<name>`, each with the execution id), ends the run's token and meters the run.
+`functions:<name>`, each with the execution id; a sync run's just after its answer, through
+`records.py`), ends the run's token and meters the run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Executable
+from sqlalchemy import Connection
 
 from roost.backends.sql.tables import function_invocations, logs, utcnow
 from roost.errors import (
@@ -30,6 +31,7 @@ from roost.services import accounts, principals
 from roost.services import secrets as secret_store
 from roost.services.caching import TenantCache
 from roost.services.context import Context, Platform, Principal
+from roost.services.functions.records import PendingRecord
 from roost.services.functions.runtime import FunctionRuntime, unavailable
 from roost.services.functions.specs import FunctionSpec, ensure_code
 from roost.services.functions.tokens import MAX_CHAIN, CallerRef, RuntimeClaims, RuntimeTokens
@@ -263,8 +265,45 @@ async def record(
     insert: bool,
 ) -> None:
     """Keep how a run ended (a new record for a sync or streamed run; the queued record for
-    an async one), its output as log entries, and meter it."""
+    an async one), its output as log entries, and meter it. A new record is written just
+    after the caller's answer (`records.py`); the run's token acts no more from here on."""
     finished = utcnow()
+    values = _final_values(platform, outcome, watch, finished)
+    entries = _log_entries(started, watch.lines if watch else [], finished)
+    token = watch.job.env["ROOST_TOKEN"] if watch is not None else None
+    platform.meter.count_function(tenant, started.caller.api_key_id, outcome.duration_ms)
+    if insert:
+        pending = PendingRecord(
+            tenant,
+            {**invocation_row(started), **values},
+            entries,
+            token,
+            platform.clock.time() + started.timeout + TOKEN_GRACE,
+        )
+        if token is not None:
+            principals.end_runtime_token_here(platform, token)
+        await platform.function_records.add(platform, pending)
+        return
+    keep = (
+        function_invocations.update()
+        .where(function_invocations.c.id == started.id)
+        .values(**values)
+    )
+
+    def write(conn: Connection) -> None:
+        conn.execute(keep)
+        if entries:
+            conn.execute(logs.insert(), entries)
+
+    await platform.db.run(tenant, write, write=True)
+    if token is not None:  # recorded as over: its token acts no more (a copy kept, or stolen)
+        principals.end_runtime_token(platform, token)
+
+
+def _final_values(
+    platform: Platform, outcome: Outcome, watch: Watch | None, finished: datetime
+) -> dict[str, Any]:
+    """The columns a run's end sets."""
     values: dict[str, Any] = {
         "status": outcome.status,
         "result": None,
@@ -283,25 +322,7 @@ async def record(
                 f"the result ({len(encoded)} bytes of JSON) was larger than the server keeps "
                 f"({platform.settings.functions_max_result_bytes}); only its caller got it"
             )
-    entries = _log_entries(started, watch.lines if watch else [], finished)
-    keep: Executable = (
-        function_invocations.insert().values({**invocation_row(started), **values})
-        if insert
-        else function_invocations.update()
-        .where(function_invocations.c.id == started.id)
-        .values(**values)
-    )
-
-    def write(conn: Connection) -> None:
-        conn.execute(keep)
-        if entries:
-            conn.execute(logs.insert(), entries)
-
-    # a hot path: in SQLite's group commits with the other writes of the moment
-    await platform.db.run(tenant, write, write=True)
-    if watch is not None:  # recorded as over: its token acts no more (a copy kept, or stolen)
-        principals.end_runtime_token(platform, watch.job.env["ROOST_TOKEN"])
-    platform.meter.count_function(tenant, started.caller.api_key_id, outcome.duration_ms)
+    return values
 
 
 async def run_to_end(

@@ -12,6 +12,7 @@ catalog (`ROOST_FUNCTIONS_MAX_VERSIONS` kept), so that a replica keeps no more t
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -89,7 +90,16 @@ def new_blob_key(tenant: str, function_id: str, version: int) -> str:
 
 def code_root(settings: Settings, tenant: str) -> Path:
     """Where a tenant's unpacked code lives on this replica."""
-    return settings.data_dir.resolve() / "functions" / tenant
+    data_dir = settings.data_dir
+    root = _resolved(data_dir) if data_dir.is_absolute() else data_dir.resolve()
+    return root / "functions" / tenant
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(data_dir: Path) -> Path:
+    """An absolute data dir, resolved once (a few system calls per run otherwise; a relative
+    one depends on the working folder, so it is resolved each time)."""
+    return data_dir.resolve()
 
 
 def code_dir(settings: Settings, tenant: str, function_id: str, version: int) -> Path:

@@ -1,0 +1,169 @@
+"""The records of sync and streamed runs, written just after their answer (write-behind).
+
+A sync run's record is one insert (plus its output lines as log entries); awaited before the
+answer it cost a thread hop and a commit per call, more than the warm run itself. So the
+answer goes first and `InvocationRecords` writes the records a moment later, all that
+arrived meanwhile in one transaction per tenant, by one writer task per server.
+
+What still holds:
+- **The run's token ends with the run.** `add` marks the run ended before its caller is
+  answered, and loading a runtime token (`principals`) asks `ended(...)` before it reads
+  the record; once the record is committed, the token is forgotten on every replica (as a
+  record written on the answer path did: another replica refuses it once it sees the
+  record or the bus message).
+- **Reads see the runs they follow.** `functions.get_result` and `functions.invocations`
+  call `flush(tenant)` first, so a caller finds the run it was just answered for; another
+  replica finds it once the batch is committed (milliseconds).
+- **Metering is exact**: the run is counted in memory when it ends, as before.
+- **Bounded**: past `MAX_PENDING` records not yet written, `add` waits for the writer (the
+  database is slower than the calls), so memory stays bounded; `close` (at shutdown) writes
+  what is left. A crash between an answer and its batch loses that batch's records (the
+  meter's counts of the last seconds are lost alike).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from roost.backends.sql.tables import function_invocations, logs
+
+if TYPE_CHECKING:
+    from roost.services.context import Platform
+
+logger = logging.getLogger("roost.functions")
+
+MAX_PENDING = 10_000  # records waiting to be written, past which runs wait for the writer
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    """One run's record as it will be written, and its token to forget once it is."""
+
+    tenant: str
+    invocation: dict[str, Any]
+    log_entries: list[dict[str, Any]]
+    token: str | None
+    token_expires_at: float
+
+
+class InvocationRecords:
+    """Write-behind of invocation records, one per server (`Platform.function_records`)."""
+
+    def __init__(self) -> None:
+        self._platform: Platform | None = None
+        self._pending: list[PendingRecord] = []
+        self._writer: asyncio.Task[None] | None = None
+        # runs that ended and whose record is not committed: id -> when its token expires
+        # (kept until then if the write failed, so the token cannot act again meanwhile)
+        self._ended: dict[str, float] = {}
+        self._added = 0  # records added since the start
+        self._done = 0  # of those, the ones written (or whose write failed), in order
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def ended(self, invocation_id: str, now: float) -> bool:
+        """Whether this run ended here and its record is not written yet (`now`: the
+        platform's clock, which token expiries are measured on)."""
+        expires = self._ended.get(invocation_id)
+        if expires is None:
+            return False
+        if expires <= now:
+            del self._ended[invocation_id]
+            return False
+        return True
+
+    async def add(self, platform: Platform, record: PendingRecord) -> None:
+        """Keep a run's record, to be written soon (waits only if too many are pending)."""
+        self._ended[record.invocation["id"]] = record.token_expires_at
+        self._pending.append(record)
+        self._added += 1
+        self._platform = platform
+        self._start()
+        if len(self._pending) > MAX_PENDING:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Return once every record added so far is written (or its write failed, which is
+        logged); at once if none is pending."""
+        if self._done >= self._added:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._added, waiter))
+        self._start()  # a writer cancelled half way (a loop stopping) left some behind
+        await waiter
+
+    async def close(self) -> None:
+        """Write what is pending (at shutdown, before the database closes)."""
+        await self.flush()
+
+    def _start(self) -> None:
+        if self._platform is not None and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.get_running_loop().create_task(self._write_all(self._platform))
+
+    async def _write_all(self, platform: Platform) -> None:
+        if len(self._ended) > MAX_PENDING:  # drop the expired entries of failed writes
+            now = platform.clock.time()
+            self._ended = {key: until for key, until in self._ended.items() if until > now}
+        while self._pending:
+            batch, self._pending = self._pending, []
+            by_tenant: dict[str, list[PendingRecord]] = {}
+            for record in batch:
+                by_tenant.setdefault(record.tenant, []).append(record)
+            try:
+                for tenant, records in by_tenant.items():
+                    await self._write(platform, tenant, records)
+            finally:  # cancelled (the server stops) or not, nobody waits for them forever
+                self._done += len(batch)
+                self._wake()
+
+    def _wake(self) -> None:
+        waiting = []
+        for target, waiter in self._waiters:
+            if target <= self._done:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._waiters = waiting
+
+    async def _write(self, platform: Platform, tenant: str, records: list[PendingRecord]) -> None:
+        """One transaction for the batch; if it fails, one per record, so that a record that
+        cannot be kept (its function deleted meanwhile: the foreign key refuses it) costs
+        only itself."""
+        # imported here: principals needs the context, which needs this module
+        from roost.services import principals
+
+        try:
+            await platform.db.run(tenant, _writer_of(records), write=True)
+        except Exception:
+            if len(records) == 1:
+                logger.exception(
+                    "the record of invocation %s (tenant %s) could not be written",
+                    records[0].invocation["id"],
+                    tenant,
+                )
+                return  # its token stays ended here (`ended`) until it expires
+            for record in records:
+                await self._write(platform, tenant, [record])
+            return
+        for record in records:
+            self._ended.pop(record.invocation["id"], None)
+            if record.token is not None:  # committed: every replica lets the token go
+                principals.end_runtime_token(platform, record.token)
+
+
+def _writer_of(records: list[PendingRecord]) -> Callable[[Connection], None]:
+    rows = [record.invocation for record in records]
+    entries = [entry for record in records for entry in record.log_entries]
+
+    def write(conn: Connection) -> None:
+        conn.execute(function_invocations.insert(), rows)
+        if entries:
+            conn.execute(logs.insert(), entries)
+
+    return write

@@ -1,0 +1,157 @@
+"""The records of sync runs, written just after their answer (`services/functions/records.py`),
+on a real platform (SQLite): the run ends for its token at once, a record that cannot be kept
+costs only itself, and what is pending at shutdown is written."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from roost.backends.sql.tables import function_invocations, functions, utcnow
+from roost.errors import AuthenticationError
+from roost.server.platform import open_platform
+from roost.services import accounts, principals
+from roost.services.context import Platform
+from roost.services.functions.records import PendingRecord
+from roost.services.functions.tokens import CallerRef, RuntimeClaims, RuntimeTokens
+from roost.services.tenants import DEFAULT_TENANT
+from roost.settings import Settings, load_settings
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, FAST_PASSWORD_HASH
+
+pytestmark = pytest.mark.anyio
+
+
+def settings_of(tmp_path: Path) -> Settings:
+    return load_settings(
+        data_dir=tmp_path / "data",
+        secret_key="k" * 40,
+        admin_username=ADMIN_USERNAME,
+        admin_password=ADMIN_PASSWORD,
+        **FAST_PASSWORD_HASH,
+    )
+
+
+async def a_function(platform: Platform) -> str:
+    function_id = secrets.token_hex(16)
+    async with platform.db.write(DEFAULT_TENANT) as conn:
+        await conn.execute(
+            functions.insert().values(
+                id=function_id,
+                name=f"fn{function_id[:8]}",
+                app="default",
+                description="",
+                active_version=1,
+                latest_version=1,
+                created_by=ADMIN_USERNAME,
+            )
+        )
+    return function_id
+
+
+def record_of(platform: Platform, function_id: str, token: str | None = None) -> PendingRecord:
+    now = utcnow()
+    run_id = secrets.token_hex(16)
+    row = {
+        "id": run_id,
+        "function_id": function_id,
+        "function_name": "fn",
+        "version": 1,
+        "mode": "sync",
+        "timeout": 10.0,
+        "params": None,
+        "user_id": "u",
+        "username": ADMIN_USERNAME,
+        "session_id": None,
+        "api_key_id": None,
+        "limits": None,
+        "created_at": now,
+        "started_at": now,
+        "status": "SUCCESS",
+        "result": "1",
+        "error": None,
+        "traceback": None,
+        "logs": "[]",
+        "duration_ms": 1,
+        "finished_at": now,
+    }
+    return PendingRecord(DEFAULT_TENANT, row, [], token, platform.clock.time() + 40)
+
+
+def token_of(platform: Platform, user_id: str, run_id: str) -> str:
+    return RuntimeTokens(platform.access_tokens).issue(
+        RuntimeClaims(
+            tenant=DEFAULT_TENANT,
+            caller=CallerRef(user_id),
+            limits=(frozenset({"*"}),),
+            function="fn",
+            execution_id=run_id,
+            expires_at=platform.clock.time() + 40,
+        )
+    )
+
+
+async def acts(platform: Platform, token: str) -> bool:
+    """Whether the token acts; refused, only as a run that is over."""
+    try:
+        await principals.authenticate(platform, principals.Credential("jwt", token))
+    except AuthenticationError as exc:
+        return exc.code != "token_expired" and _unexpected(exc)
+    return True
+
+
+def _unexpected(exc: AuthenticationError) -> bool:
+    raise AssertionError(f"refused for another reason: {exc}")
+
+
+async def kept(platform: Platform) -> set[str]:
+    async with platform.db.read(DEFAULT_TENANT) as conn:
+        return set((await conn.scalars(select(function_invocations.c.id))).all())
+
+
+async def test_a_run_ends_for_its_token_before_its_record_is_written(tmp_path: Path) -> None:
+    async with open_platform(settings_of(tmp_path)) as platform:
+        async with platform.db.read(DEFAULT_TENANT) as conn:
+            admin = (await accounts.find_by_username(conn, ADMIN_USERNAME))["id"]
+        function_id = await a_function(platform)
+        live = token_of(platform, admin, "a-run-going-on")
+        assert await acts(platform, live)
+        ended = record_of(platform, function_id)
+        token = token_of(platform, admin, ended.invocation["id"])
+        ended = PendingRecord(DEFAULT_TENANT, ended.invocation, [], token, ended.token_expires_at)
+        async with platform.db.write(DEFAULT_TENANT):  # the record waits for this to end
+            await platform.function_records.add(platform, ended)
+            assert ended.invocation["id"] not in await kept(platform)
+            assert not await acts(platform, token)  # at once, though not written yet
+        await platform.function_records.flush()
+        assert ended.invocation["id"] in await kept(platform)
+        assert not await acts(platform, token)  # the record says so now
+
+
+async def test_a_record_that_cannot_be_kept_costs_only_itself(tmp_path: Path) -> None:
+    async with open_platform(settings_of(tmp_path)) as platform:
+        records = platform.function_records
+        function_id = await a_function(platform)
+        good = [record_of(platform, function_id) for _ in range(3)]
+        orphan = record_of(platform, "a-function-deleted-meanwhile")  # the foreign key refuses it
+        for record in (good[0], orphan, *good[1:]):
+            await records.add(platform, record)
+        await records.flush()
+        assert await kept(platform) == {record.invocation["id"] for record in good}
+        now = platform.clock.time()
+        assert not any(records.ended(record.invocation["id"], now) for record in good)
+        # never written: its run stays ended here until its token expires
+        orphan_id = orphan.invocation["id"]
+        assert records.ended(orphan_id, now)
+        assert not records.ended(orphan_id, orphan.token_expires_at)
+
+
+async def test_records_pending_at_shutdown_are_written(tmp_path: Path) -> None:
+    settings = settings_of(tmp_path)
+    async with open_platform(settings) as platform:
+        record = record_of(platform, await a_function(platform))
+        await platform.function_records.add(platform, record)
+    async with open_platform(settings) as platform:
+        assert await kept(platform) == {record.invocation["id"]}
