@@ -28,6 +28,7 @@ import uvicorn
 
 from roost.server import create_app
 from roost.server.dispatch import Dispatcher
+from roost.server.metrics import Observed
 from roost.server.rest import RestDoor
 from roost.server.serving import server_config
 from roost.services.context import Platform
@@ -324,9 +325,10 @@ def silent_port() -> Iterator[int]:
 
 def dispatcher_of(running: RunningServer) -> Dispatcher:
     """The Dispatcher inside a test server (for tests that watch its limits)."""
-    app = running._server.config.app
-    assert isinstance(app, RestDoor)  # what `create_app` returns
-    return app.dispatcher
+    hook = running._server.config.app
+    assert isinstance(hook, Observed)  # what `create_app` returns: the metrics hook around it
+    assert isinstance(hook.door, RestDoor)
+    return hook.door.dispatcher
 
 
 def calls_in_flight(running: RunningServer) -> int:

@@ -55,6 +55,23 @@ class Settings(BaseSettings):
         description="the largest a rendered mail (subject, text and html together, in bytes) "
         "may be; a template and model that would render larger are refused before sending",
     )
+    access_log: bool = Field(
+        default=False,
+        description="write one JSON line per HTTP request (request id, operation, status, "
+        "duration) to the `roost.access` logger",
+    )
+    metrics_listen: str | None = Field(
+        default=None,
+        pattern=r"^[^\s:]*:[0-9]{1,5}$",
+        description="host:port of a separate listener that serves /metrics to anyone who "
+        "reaches it (keep it private); without it /metrics on the API port asks for the "
+        "metrics:read scope of the default tenant",
+    )
+    tracing: bool = Field(
+        default=False,
+        description="trace requests with OpenTelemetry (needs `roost[tracing]`; configured "
+        "by the standard OTEL_* variables)",
+    )
     kv_min_ttl: Annotated[int, Field(ge=1)] | None = None
     kv_max_ttl: Annotated[int, Field(ge=1)] | None = None
     kv_near_cache_bytes: Annotated[int, Field(ge=0)] = Field(

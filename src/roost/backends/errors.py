@@ -9,6 +9,7 @@ call, or `translate_errors` on a store class (every public coroutine method, onc
 
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import logging
@@ -28,8 +29,13 @@ IsOutage = Callable[[BaseException], bool]
 C = TypeVar("C", bound=type)
 
 
+OUTAGES: collections.Counter[str] = collections.Counter()
+"""Outages met by this process, by backend (read by `/metrics`, `server/metrics.py`)."""
+
+
 def unavailable(backend: str, exc: BaseException) -> ServiceUnavailableError:
     """The error to answer with when `backend` ("Redis", "PostgreSQL", ...) is unreachable."""
+    OUTAGES[backend] += 1
     logger.warning("%s is unavailable: %s", backend, exc)
     return ServiceUnavailableError(
         f"{backend} is unavailable; retry later", retry_after=RETRY_AFTER

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -11,18 +12,23 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from roost._version import __version__
+from roost.cli import accounts
+from roost.cli.backup import DataDir
 from roost.cli.functions import app as functions_app
 from roost.cli.mail import app as mail_app
 from roost.cli.policies import app as policies_app
 from roost.cli.storage import app as storage_app
 from roost.cli.triggers import app as triggers_app
 from roost.cli.worker import worker
-from roost.errors import RoostError
+from roost.errors import ConfigurationError, RoostError, ServiceUnavailableError
 
 if TYPE_CHECKING:
     from roost.services.context import Platform
+    from roost.settings import Settings
 
 T = TypeVar("T")
 
@@ -36,10 +42,17 @@ app.add_typer(mail_app, name="mail")
 app.add_typer(policies_app, name="policies")
 app.add_typer(functions_app, name="functions")
 app.add_typer(triggers_app, name="triggers")
+migrate_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+app.add_typer(accounts.users_app, name="users")
+app.add_typer(migrate_app, name="migrate")
 app.command()(worker)
+app.command()(accounts.login)
+app.command()(accounts.logout)
+keys_app.command("list")(accounts.list_keys)
+keys_app.command("revoke")(accounts.revoke_key)
 console = Console()
 
-DataDir = Annotated[Path | None, typer.Option(help="Data folder [env ROOST_DATA_DIR].")]
+
 Tenant = Annotated[str, typer.Option(help="Tenant to act on.")]
 
 
@@ -54,7 +67,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     data_dir: DataDir = None,
     database_url: Annotated[
-        str | None, typer.Option(help="SQL backend URL [env ROOST_DATABASE_URL].")
+        str | None, typer.Option(help="SQL backend URL \\[env: ROOST_DATABASE_URL].")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
@@ -83,6 +96,7 @@ def serve(
         os.environ["ROOST_FUNCTIONS_API_URL"] = _local_url(host, port)
         settings = _or_exit(load_settings)
     backend = "PostgreSQL" if settings.resolved_database_url.startswith("postgresql") else "SQLite"
+    _first_run_notes(settings)
     console.print(
         f"[bold]Roost {__version__}[/] on http://{host}:{port}  "
         f"(data: {settings.data_dir.resolve()}, SQL: {backend}, workers: {workers})"
@@ -99,6 +113,80 @@ def serve(
         log_level=log_level,
     )
     run_server(config)
+
+
+def _first_run_notes(settings: Settings) -> None:
+    """Say what a newcomer needs to know before the server starts: a new data folder, and
+    whether anyone can sign in as a superuser (and how to make one if not). An unreachable
+    database ends the command here, in one line."""
+    from sqlalchemy.engine import make_url
+
+    data_dir = settings.data_dir.resolve()
+    if not data_dir.exists():
+        console.print(f"creating a new data folder at {data_dir}", highlight=False)
+    quiet = logging.getLogger("roost.backends")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # the one line below says it; no logged warning too
+    try:
+        names = asyncio.run(_superusers(settings))
+    except ServiceUnavailableError:
+        url = make_url(settings.resolved_database_url)
+        console.print(
+            f"[red]error:[/] cannot reach the database at {url.host}:{url.port or 5432} "
+            "(ROOST_DATABASE_URL): is PostgreSQL running, and the URL right?",
+            highlight=False,
+        )
+        raise typer.Exit(2) from None
+    except RoostError as exc:
+        console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        quiet.setLevel(level)
+    if names:
+        shown = ", ".join(repr(name) for name in names[:5])
+        console.print(f"superuser: {shown}", highlight=False)
+    elif settings.admin_password:
+        console.print(
+            f"no superuser yet: {settings.admin_username!r} is created now from "
+            "ROOST_ADMIN_PASSWORD",
+            highlight=False,
+        )
+    else:
+        where = f" --data-dir {data_dir}" if settings.database_url is None else ""
+        console.print(
+            "[yellow]no superuser yet[/]: create one with "
+            f"`roost admin create-user{where}`, or start with ROOST_ADMIN_PASSWORD set",
+            highlight=False,
+        )
+
+
+async def _superusers(settings: Settings) -> list[str]:
+    """The superusers of the default tenant, read without changing anything (none when the
+    database or its tables are not made yet)."""
+    from sqlalchemy import Connection, inspect, select
+
+    from roost.backends.sql import Database
+    from roost.backends.sql.tables import users
+
+    db = Database(
+        settings.resolved_database_url,
+        data_dir=settings.data_dir,
+        pg_schema_prefix=settings.pg_schema_prefix,
+    )
+    if db.dialect == "sqlite" and not db.sqlite_path_of("default").exists():
+        return []
+
+    def work(conn: Connection) -> list[str]:
+        schema = db.schema_of("default") if conn.dialect.name == "postgresql" else None
+        if not inspect(conn).has_table(users.name, schema=schema):
+            return []
+        query = select(users.c.username).where(users.c.is_superuser.is_(True)).limit(5)
+        return list(conn.execute(query).scalars())
+
+    try:
+        return await db.run("default", work)
+    finally:
+        await db.close()
 
 
 def _local_url(host: str, port: int) -> str:
@@ -170,6 +258,98 @@ def create_key(
     print(key)
 
 
+@migrate_app.command("status")
+def migrate_status(data_dir: DataDir = None) -> None:
+    """Steps applied per namespace (the control database and each tenant) against the steps
+    this version knows. Changes nothing: the server applies them when it starts."""
+    _use_data_dir(data_dir)
+    rows = _or_exit(lambda: asyncio.run(_migration_rows()))
+    table = Table("namespace", "applied", "known", "pending")
+    behind = 0
+    for namespace, applied, known in rows:
+        pending = [step for step in known if step not in applied]
+        behind += bool(pending)
+        table.add_row(
+            namespace,
+            str(len(applied & set(known))),
+            str(len(known)),
+            ", ".join(map(str, pending)) or "-",
+        )
+    console.print(table)
+    if behind:
+        console.print(f"{behind} namespace(s) behind: `roost serve` brings them up to date")
+
+
+async def _migration_rows() -> list[tuple[str, set[int], list[int]]]:
+    from sqlalchemy import select
+
+    from roost.backends.sql import CONTROL, Database
+    from roost.backends.sql.migrations import applied_steps, known_steps
+    from roost.backends.sql.tables import tenants
+    from roost.settings import load_settings
+
+    settings = load_settings()
+    db = Database(
+        settings.resolved_database_url,
+        data_dir=settings.data_dir,
+        pg_schema_prefix=settings.pg_schema_prefix,
+    )
+    if db.dialect == "sqlite" and not db.sqlite_path_of(CONTROL).exists():
+        raise ConfigurationError(f"no database in {settings.data_dir.resolve()} yet")
+    try:
+        control = await applied_steps(db, CONTROL)
+        names: list[str] = []
+        if control:
+            async with db.read(CONTROL) as conn:
+                names = list((await conn.execute(select(tenants.c.name))).scalars())
+        rows = [("control", control, known_steps(CONTROL))]
+        for name in sorted(names):
+            rows.append((name, await applied_steps(db, name), known_steps(name)))
+        return rows
+    finally:
+        await db.close()
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="The snapshot to write (a .tar.gz).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Snapshot the embedded default (SQLite databases, files, keys) while the server runs."""
+    from roost.cli.backup import back_up, embedded
+    from roost.settings import load_settings
+
+    _use_data_dir(data_dir)
+    settings = _or_exit(load_settings)
+    folder = _or_exit(lambda: embedded(settings))
+    databases, files = _or_exit(lambda: back_up(folder, file))
+    console.print(
+        f"[green]backed up[/] {folder.resolve()} to {file}: {databases} databases, "
+        f"{files} other files",
+        highlight=False,
+    )
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A snapshot.")],
+    data_dir: DataDir = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Move a non-empty data folder aside first.")
+    ] = False,
+) -> None:
+    """Restore a snapshot of `roost backup` into the data folder (stop the server first)."""
+    from roost.cli.backup import restore as unpack
+    from roost.settings import load_settings
+
+    _use_data_dir(data_dir)
+    settings = _or_exit(load_settings)
+    count = _or_exit(lambda: unpack(file, settings.data_dir, replace=replace))
+    console.print(
+        f"[green]restored[/] {count} files into {settings.data_dir.resolve()}", highlight=False
+    )
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -182,14 +362,19 @@ def _platform() -> AbstractAsyncContextManager[Platform]:
     from roost.server.platform import open_platform
     from roost.settings import load_settings
 
-    return open_platform(load_settings())
+    # no function runtime: these commands run no functions, and its sandboxed workers would
+    # contend for the uids of a server running on the same host
+    return open_platform(load_settings(functions_enabled=False))
 
 
 def _or_exit(action: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
     try:
         result = action()
     except RoostError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
+        console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
+        raise typer.Exit(2) from None
+    except OSError as exc:  # a file or folder that cannot be read or written
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     return result  # type: ignore[return-value]
 

@@ -42,23 +42,21 @@ class _Counted:
 @app.command()
 def upload(
     bucket: str,
-    path: Path,
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     name: Annotated[str | None, typer.Option(help="Name in the bucket.")] = None,
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
     tenant: Tenant = None,
 ) -> None:
-    """Upload a file (streamed, with a progress bar)."""
-    with (
-        reporting_errors(),
-        remote_client(api_url, api_key, tenant) as client,
-        _progress() as progress,
-        path.open("rb") as handle,
-    ):
-        task = progress.add_task(f"upload {path.name}", total=path.stat().st_size)
-        stored = client.storage.from_(bucket).upload(
-            [{"file": _Counted(handle, progress, task), "name": name or path.name}]
-        )[0]
+    """Upload a file (streamed, with a progress bar). Without a credential, or with one the
+    server refuses, nothing of the file is sent."""
+    with reporting_errors(), remote_client(api_url, api_key, tenant, required=True) as client:
+        client.auth.whoami()  # a refused key is known before the first byte goes
+        with _progress() as progress, path.open("rb") as handle:
+            task = progress.add_task(f"upload {path.name}", total=path.stat().st_size)
+            stored = client.storage.from_(bucket).upload(
+                [{"file": _Counted(handle, progress, task), "name": name or path.name}]
+            )[0]
     console.print(
         f"[green]stored[/] {bucket}/{stored['name']} ({stored['size']} bytes, "
         f"sha256 {stored['sha256'][:12]}...)"

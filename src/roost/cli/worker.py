@@ -29,31 +29,31 @@ console = Console()
 
 def worker(
     data_dir: Annotated[
-        Path | None, typer.Option(help="Data folder, as the servers' [env ROOST_DATA_DIR].")
+        Path | None, typer.Option(help="Data folder, as the servers' \\[env: ROOST_DATA_DIR].")
     ] = None,
     database_url: Annotated[
-        str | None, typer.Option(help="SQL backend URL [env ROOST_DATABASE_URL].")
+        str | None, typer.Option(help="SQL backend URL \\[env: ROOST_DATABASE_URL].")
     ] = None,
     redis_url: Annotated[
-        str | None, typer.Option(help="Redis URL of the deployment [env ROOST_REDIS_URL].")
+        str | None, typer.Option(help="Redis URL of the deployment \\[env: ROOST_REDIS_URL].")
     ] = None,
     api_url: Annotated[
         str | None,
-        typer.Option(help="Where functions reach the API [env ROOST_FUNCTIONS_API_URL]."),
+        typer.Option(help="Where functions reach the API \\[env: ROOST_FUNCTIONS_API_URL]."),
     ] = None,
     concurrency: Annotated[
         int | None,
         typer.Option(
             min=1,
             max=1024,
-            help="Invocations run at once [env ROOST_FUNCTIONS_ASYNC_CONCURRENCY unless 0, else "
+            help="Invocations run at once \\[env: ROOST_FUNCTIONS_ASYNC_CONCURRENCY unless 0, else "
             "the pool size].",
         ),
     ] = None,
     pool_size: Annotated[
         int | None,
         typer.Option(
-            min=1, max=1024, help="Sandboxed worker processes [env ROOST_FUNCTIONS_POOL_SIZE]."
+            min=1, max=1024, help="Sandboxed worker processes \\[env: ROOST_FUNCTIONS_POOL_SIZE]."
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",

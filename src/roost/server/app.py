@@ -14,21 +14,35 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roost.clock import Clock
-from roost.errors import APIError, NotFoundError, ValidationError
+from roost.errors import (
+    APIError,
+    AuthorizationError,
+    ConfigurationError,
+    NotFoundError,
+    ValidationError,
+)
 from roost.server.dashboard import dashboard_routes
-from roost.server.dispatch import Dispatcher
+from roost.server.dispatch import Dispatcher, check_access, headers_of
 from roost.server.files import file_routes
+from roost.server.metrics import CONTENT_TYPE, METRICS_SCOPE, Metrics, Observed, metrics_listener
 from roost.server.openapi import openapi_document, operations_page, swagger_page, swagger_static
 from roost.server.platform import build_platform, open_platform
-from roost.server.responses import compressed, error_reply, request_id, response_codec
+from roost.server.responses import (
+    as_roost_error,
+    compressed,
+    error_reply,
+    request_id,
+    response_codec,
+)
 from roost.server.rest import RestDoor
 from roost.server.signin import signin_routes
 from roost.server.ws import WebSocketDoor
 from roost.services import build_registry
 from roost.services.registry import Registry
+from roost.services.tenants import DEFAULT_TENANT
 from roost.settings import Settings, load_settings
 
 logger = logging.getLogger("roost.server")
@@ -39,14 +53,16 @@ def create_app(
     registry: Registry | None = None,
     *,
     clock: Clock | None = None,
-) -> RestDoor:
-    """The Roost ASGI app. Without settings, they are read from the environment; without a
+) -> Observed:
+    """The Roost ASGI app (the REST door and, behind it, the others, inside the metrics hook:
+    `.app` is the RestDoor). Without settings, they are read from the environment; without a
     registry, it serves the platform's (`roost.services.build_registry()`); without a clock,
     its expiries run on the machine's (`roost.clock`)."""
     settings = settings or load_settings()
     platform = build_platform(settings, clock=clock)
     registry = build_registry() if registry is None else registry
     dispatcher = Dispatcher(platform, registry)
+    metrics = Metrics()
 
     # Built on first request, not at start: they cost ~0.3 s, which every server start (and
     # every test server) would otherwise pay.
@@ -55,7 +71,7 @@ def create_app(
         return json.dumps(openapi_document(registry)).encode()
 
     @functools.cache
-    def operations() -> bytes:
+    def operations_html() -> bytes:
         return operations_page(registry).encode()
 
     @functools.cache
@@ -64,7 +80,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_platform(settings, platform=platform):
+        async with (
+            open_platform(settings, platform=platform),
+            metrics_listener(settings.metrics_listen, metrics, platform),
+        ):
             try:
                 yield
             finally:
@@ -81,8 +100,31 @@ def create_app(
 
     async def operations_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")
-        answer = compressed(operations(), "text/html; charset=utf-8", accept_encoding=encoding)
+        answer = compressed(operations_html(), "text/html; charset=utf-8", accept_encoding=encoding)
         return answer.as_response()
+
+    async def metrics_endpoint(request: Request) -> Response:
+        """Prometheus figures, for the default tenant's holders of `metrics:read`: they span
+        every tenant, so no tenant's own admin may read them."""
+        rid = request_id(request.headers.get("x-request-id"))
+        codec = response_codec(request.headers.get("accept"))
+        try:
+            if settings.metrics_listen:
+                raise NotFoundError(
+                    "/metrics is served on its own address here (ROOST_METRICS_LISTEN)"
+                )
+            ctx = await dispatcher.context_from_scope(request.scope, headers_of(request.scope), rid)
+            check_access(ctx, METRICS_SCOPE, "/metrics")
+            if ctx.tenant != DEFAULT_TENANT:
+                raise AuthorizationError(
+                    "/metrics spans every tenant: only the default tenant's callers may read it",
+                    code="missing_scope",
+                    details={"scope": METRICS_SCOPE},
+                )
+        except Exception as exc:
+            return error_reply(as_roost_error(exc, rid), codec, rid).as_response()
+        body = await metrics.exposition(platform)
+        return Response(body, media_type=CONTENT_TYPE)
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/docs")
@@ -111,6 +153,7 @@ def create_app(
         Route("/docs", docs_endpoint, methods=["GET"]),
         Route("/docs/operations", operations_endpoint, methods=["GET"]),
         Mount("/docs/static", app=swagger_static()),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/", root, methods=["GET"]),
     ]
     pages = Starlette(
@@ -124,4 +167,22 @@ def create_app(
         else:
             await pages(scope, receive, send)
 
-    return RestDoor(dispatcher, fallback=other_doors)
+    door = RestDoor(dispatcher, fallback=other_doors)
+    operations = {path: route.name for path, route in door.routes.items()}
+    return Observed(
+        traced(door, settings), metrics, operations, access_log=settings.access_log, door=door
+    )
+
+
+def traced(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """`app` inside OpenTelemetry's ASGI middleware when ROOST_TRACING is on (the exporter is
+    set up by the standard OTEL_* variables, `opentelemetry-instrument` or the host app)."""
+    if not settings.tracing:
+        return app
+    try:
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    except ModuleNotFoundError:
+        raise ConfigurationError(
+            'ROOST_TRACING needs the OpenTelemetry packages: pip install "roost[tracing]"'
+        ) from None
+    return OpenTelemetryMiddleware(app)

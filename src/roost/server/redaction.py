@@ -159,6 +159,16 @@ def log_config() -> dict[str, Any]:
     # Roost's own loggers print through the same (redacting) handler; they still propagate,
     # and the root logger keeps whatever handlers the host process gave it
     loggers["roost"] = {"handlers": ["default"]}
+    # ROOST_ACCESS_LOG: one bare JSON line per request on stdout (server/metrics.py); the level
+    # lets them through whatever the root logger's is, and they still propagate
+    config["formatters"]["json_line"] = {"format": "%(message)s"}
+    config["handlers"]["access_json"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "json_line",
+        "stream": "ext://sys.stdout",
+        "filters": ["redact"],
+    }
+    loggers["roost.access"] = {"handlers": ["access_json"], "level": "INFO", "propagate": False}
     for logger in loggers.values():
         logger["filters"] = ["redact"]
     return config

@@ -39,8 +39,22 @@ _POLL = 1.0
 """A waiting consumer looks again this often even unwoken (delays end, deadlines pass)."""
 
 
+_SEEN: dict[str, None] = {}
+_SEEN_MAX = 200
+"""The queues `/metrics` reports the depth of: the first this process served (an insertion-
+ordered dict as a bounded set: a caller inventing names cannot grow it past this)."""
+
+
+def seen_queues() -> list[str]:
+    """The full names (`tenant:queue`) of the queues this process served, at most `_SEEN_MAX`."""
+    return list(_SEEN)
+
+
 def _queue(ctx: Context, queue: str) -> str:
-    return f"{ctx.tenant}:{queue}"
+    name = f"{ctx.tenant}:{queue}"
+    if len(_SEEN) < _SEEN_MAX:
+        _SEEN[name] = None
+    return name
 
 
 def _wake_channel(name: str) -> str:

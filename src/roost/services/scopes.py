@@ -14,10 +14,15 @@ from roost.services.registry import operation
 from roost.wire.auth import ScopeInfo, ScopeRef, ScopeSpec
 from roost.wire.common import Done, Empty
 
+METRICS_SCOPE = "metrics:read"
+"""Reading `/metrics` (server/metrics.py), a route rather than an operation: a platform scope
+all the same, so that no tenant can define a scope of that name for its own use."""
+
 
 def builtin_scopes() -> set[str]:
-    """Every scope some operation of the platform checks: unary, streamed or subscription."""
-    return platform_registry().scopes()
+    """Every scope some operation of the platform checks (unary, streamed or subscription),
+    and those of its routes."""
+    return platform_registry().scopes() | {METRICS_SCOPE}
 
 
 @operation("scopes.list", scope="roles:read", read_only=True)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    inspect,
     select,
     text,
 )
@@ -360,3 +361,22 @@ async def migrate(db: Database, namespace: str, *, target: int | None = None) ->
 
 def _lock_key(schema: str) -> int:
     return zlib.crc32(f"roost-migrate:{schema}".encode())
+
+
+async def applied_steps(db: Database, namespace: str) -> set[int]:
+    """The steps a namespace has (none if it has no record yet), read without changing it:
+    for `roost migrate status`."""
+
+    def work(conn: Connection) -> set[int]:
+        schema = db.schema_of(namespace) if conn.dialect.name == "postgresql" else None
+        if not inspect(conn).has_table(_versions.name, schema=schema):
+            return set()
+        return set(conn.execute(select(_versions.c.version)).scalars())
+
+    return await db.run(namespace, work)
+
+
+def known_steps(namespace: str) -> list[int]:
+    """The steps this version of Roost knows for a namespace."""
+    steps = CONTROL_MIGRATIONS if namespace == CONTROL else TENANT_MIGRATIONS
+    return [migration.version for migration in steps]

@@ -1,0 +1,268 @@
+"""`/metrics` (Prometheus text format, `prometheus-client`) and the JSON access log: ONE ASGI
+hook around every door, so the doors' hot paths (limits, rpc, ws, dispatch) carry no counters.
+
+Per call the hook does O(1) work: a dict lookup of the path (the REST door's routes name the
+operation), one counter increment, one histogram observation, and a `send` wrapper that reads
+the status and the X-Request-Id of the answer. Labels are bounded: an operation is one of the
+registry's names or a fixed word (`function`, `file`, `other`), never a caller-chosen string, so
+no caller can grow the series without bound.
+
+What is measured only at scrape time costs the calls nothing: queue depths (of the queues this
+process has served, `services.queue.seen_queues`), backend outages (`backends.errors.OUTAGES`).
+
+With several server processes (`--workers`), each process answers with its own figures: scrape
+each replica (the usual Prometheus set-up), or run one worker per container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from roost.backends import errors as backend_errors
+from roost.services import queue as queue_service
+from roost.services.context import Platform
+from roost.services.scopes import METRICS_SCOPE
+
+__all__ = ["CONTENT_TYPE", "METRICS_SCOPE", "Metrics", "Observed", "metrics_listener"]
+
+access_logger = logging.getLogger("roost.access")
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_WS_PATH = "/api/v1/ws"
+_FUNCTIONS_PREFIX = "/api/v1/fn/"
+_FILES_PREFIX = "/api/v1/storage/"
+_SIGNED_PREFIX = "/api/v1/storage/signed/"
+
+
+class Metrics:
+    """The figures of one app (its own registry: two apps in one process never mix)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "roost_requests",
+            "Requests answered, by operation, HTTP status and door.",
+            ("operation", "status", "door"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "roost_request_duration_seconds",
+            "Time from a request's arrival to the end of its answer, by operation and door.",
+            ("operation", "door"),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.websockets = Gauge(
+            "roost_websocket_connections",
+            "WebSocket connections open now.",
+            registry=self.registry,
+        )
+        self.invocations = Counter(
+            "roost_function_invocations",
+            "Deployed functions called over HTTP (/api/v1/fn/<name> and functions.execute), "
+            "by HTTP status.",
+            ("status",),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "roost_queue_messages",
+            "Messages of a queue by state (ready, delayed, in_flight, dead), for the queues "
+            "this process served.",
+            ("tenant", "queue", "state"),
+            registry=self.registry,
+        )
+        self.backend_errors = Gauge(
+            "roost_backend_errors",
+            "Backend outages met by this process (a driver error answered with 503), by "
+            "backend; only grows.",
+            ("backend",),
+            registry=self.registry,
+        )
+
+    async def exposition(self, platform: Platform) -> bytes:
+        """The figures in Prometheus text format, the scrape-time ones read now."""
+        self.queue_depth.clear()
+        for name in list(queue_service.seen_queues()):
+            counts = await platform.queues.counts(name)
+            tenant, _, queue = name.partition(":")
+            for state in ("ready", "delayed", "in_flight", "dead"):
+                self.queue_depth.labels(tenant, queue, state).set(getattr(counts, state))
+        for backend, count in list(backend_errors.OUTAGES.items()):
+            self.backend_errors.labels(backend).set(count)
+        return generate_latest(self.registry)
+
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_Series = tuple[Counter, Histogram, Counter | None]
+
+
+class Observed:
+    """The ASGI hook: counts and times every HTTP request and WebSocket connection of `app`,
+    and writes one JSON access-log line per request when `access_log` is on."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        operations: Mapping[str, str],
+        *,
+        access_log: bool = False,
+        door: object = None,
+    ) -> None:
+        self.app = app
+        self.door = door  # the RestDoor inside (tests reach its dispatcher through it)
+        self.metrics = metrics
+        self.operations = operations  # REST path -> operation name (the REST door's routes)
+        self.access_log = access_log
+        self._series: dict[tuple[str, str, int], _Series] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "http":
+            await self._http(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gauge = self.metrics.websockets
+        gauge.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            gauge.dec()
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        operation, door = self._classify(path)
+        started = time.perf_counter()
+        answer: dict[str, Any] = {"status": 500, "request_id": ""}
+        logged = self.access_log
+
+        async def observed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                if logged:  # the request id is read for the log only
+                    for name, value in message.get("headers", ()):
+                        if name.lower() == b"x-request-id":
+                            answer["request_id"] = value.decode("latin-1")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            elapsed = time.perf_counter() - started
+            status: int = answer["status"]
+            series = self._series.get((operation, door, status))
+            if series is None:
+                series = self._series[(operation, door, status)] = self._labelled(
+                    operation, door, status
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
+            if series[2] is not None:
+                series[2].inc()
+            if logged:
+                self._log(scope, operation, door, answer, elapsed)
+
+    def _labelled(self, operation: str, door: str, status: int) -> _Series:
+        """The children of one set of labels (`labels()` costs ~3 µs a call: looked up once,
+        kept in `_series`; the label values are bounded, so is the dict)."""
+        metrics = self.metrics
+        invoked = door == "rest" and operation in ("function", "functions.execute")
+        return (
+            metrics.requests.labels(operation, str(status), door),
+            metrics.latency.labels(operation, door),
+            metrics.invocations.labels(str(status)) if invoked else None,
+        )
+
+    def _classify(self, path: str) -> tuple[str, str]:
+        name = self.operations.get(path)
+        if name is not None:
+            return name, "rest"
+        if path.startswith(_FUNCTIONS_PREFIX):
+            return "function", "rest"
+        if path.startswith(_FILES_PREFIX):
+            return "file", "files"
+        return "other", "http"
+
+    def _log(
+        self,
+        scope: Scope,
+        operation: str,
+        door: str,
+        answer: Mapping[str, Any],
+        elapsed: float,
+    ) -> None:
+        client = scope.get("client")
+        # the path only, never the query string; a signed link's path is its token
+        path = scope["path"]
+        if path.startswith(_SIGNED_PREFIX):
+            path = _SIGNED_PREFIX + "..."
+        access_logger.info(
+            json.dumps(
+                {
+                    "request_id": answer["request_id"],
+                    "method": scope.get("method", ""),
+                    "path": path[:300],
+                    "operation": operation,
+                    "door": door,
+                    "status": answer["status"],
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "client": client[0] if client else "",
+                }
+            )
+        )
+
+
+@contextlib.asynccontextmanager
+async def metrics_listener(
+    listen: str | None, metrics: Metrics, platform: Platform
+) -> AsyncIterator[None]:
+    """With `listen` (host:port), serve `GET /metrics` there, without credentials, while the
+    block runs. Hand-written on asyncio streams (one request per connection, HTTP/1.0 style)
+    because a second uvicorn server in the process would take over its signal handlers, and
+    prometheus_client's own server runs in a thread outside the event loop the queue depths
+    are read on."""
+    if not listen:
+        yield
+        return
+    host, _, port = listen.rpartition(":")
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            method, _, rest = head.partition(b" ")
+            target = rest.split(b" ", 1)[0]
+            if method == b"GET" and target.split(b"?", 1)[0] == b"/metrics":
+                status, body, kind = "200 OK", await metrics.exposition(platform), CONTENT_TYPE
+            else:
+                status, body, kind = "404 Not Found", b"see /metrics\n", "text/plain"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}"
+                "\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            pass  # a client that sent no full request head in time, or went away: no answer
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, host or "127.0.0.1", int(port))
+    try:
+        yield
+    finally:
+        server.close()
+        await server.wait_closed()
