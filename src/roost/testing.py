@@ -2,7 +2,8 @@
 
 Installed with Roost (the `pytest11` entry point), the plugin gives every test suite:
 
-- `roost_server`: a real embedded server (SQLite and a temporary data dir) on a free loopback
+- `roost_server`: a real embedded server (SQLite and a temporary data dir, whatever database,
+  storage, Redis or SMTP the project's `.env` or environment names) on a free loopback
   port, started once per test session and stopped after it. `.url`, `.admin_username`,
   `.admin_password`, `.data_dir`.
 - `roost_admin`: a `roost.Client` signed in as its superuser (a new one for each test).
@@ -93,6 +94,13 @@ def start_roost_server(data_dir: Path, **settings: Any) -> RoostServer:
     port = _free_port()
     values: dict[str, Any] = {
         "data_dir": data_dir,
+        # The project's .env or environment names its real backends (ROOST_DATABASE_URL...):
+        # a test server must not migrate, seed or write them, nor mail through its SMTP. Its
+        # own SQLite, files and outbox in `data_dir`, unless `settings` name others.
+        "database_url": None,
+        "storage_url": None,
+        "redis_url": None,
+        "smtp_url": None,
         "admin_username": "admin",
         "admin_password": secrets.token_urlsafe(18),
         "secret_key": secrets.token_urlsafe(40),

@@ -13,7 +13,8 @@ character handled): a comprehension costs its target's items times its body, a s
 the product of its lists' sizes, other calls the size of their arguments. A value's size is
 known exactly for what the request holds; for computed values (a `split`, a `+`, a `map`) it
 is bounded from their inputs. Expressions without comprehensions or set functions are linear
-in the request, which the request size limits already bound, and are not estimated.
+in the request, which the request size limits already bound, and are not estimated, unless
+they call a function whose answer can outgrow its operands (`GROWING`: `replace`, `+`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ QUADRATIC = {
     "sets_equivalent",
     "sets_intersects",
 }
+# Calls whose answer can outgrow their operands together, so that a condition without any
+# comprehension is still not linear in the request: `replace` with an empty pattern writes
+# the new text between every character (|text| x |new|), and `+` repeated over one request
+# value (n terms, balanced to stay shallow) is n times its size.
+GROWING = {"replace", "_+_"}
 # Calls that do no work of their own on the data (the operands are costed by themselves).
 LOGICAL = {"_&&_", "_||_", "!_", "_?_:_"}
 # Calls whose result is a scalar (a bool, a number, a timestamp...).
@@ -185,7 +191,7 @@ def needs_estimate(tree: Node) -> bool:
         if isinstance(node, Comprehension):
             return True
         if isinstance(node, Call):
-            if node.function in QUADRATIC:
+            if node.function in QUADRATIC or node.function in GROWING:
                 return True
             stack.extend(node.args)
             if node.target is not None:

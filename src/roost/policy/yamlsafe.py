@@ -73,33 +73,48 @@ def load_all(text: str) -> list[Any]:
 
 
 def _measure(text: str) -> None:
-    """Count the nodes `text` stands for, aliases expanded, without building any."""
+    """Count the nodes `text` stands for, aliases expanded, without building any; and its
+    depth, aliases expanded too: an alias of a deep collection placed deep adds the two (one
+    anchor of 60 levels inside another, and so on, builds 1000s of levels from text that is
+    never more than 60 deep, and whatever walks the result then overflows its stack)."""
     sizes: dict[str, int] = {}  # anchor -> nodes it stands for
-    open_nodes: list[list[Any]] = []  # collections being read: [anchor, nodes so far]
+    heights: dict[str, int] = {}  # anchor -> collection levels it stands for
+    open_nodes: list[list[Any]] = []  # collections being read: [anchor, nodes, levels below]
     total = 0
     try:
         for event in yaml.parse(text, Loader=_PolicyLoader):
             if isinstance(event, yaml.DocumentStartEvent):
                 sizes.clear()  # anchors are per document
+                heights.clear()
                 continue
             if isinstance(event, yaml.CollectionStartEvent):
                 if len(open_nodes) >= MAX_DEPTH:
                     raise YamlRefused(f"nested deeper than {MAX_DEPTH} levels")
-                open_nodes.append([event.anchor, 1])
+                open_nodes.append([event.anchor, 1, 0])
                 count = 1
             elif isinstance(event, yaml.CollectionEndEvent):
-                anchor, inner = open_nodes.pop()
+                anchor, inner, below = open_nodes.pop()
                 if anchor is not None:
                     sizes[anchor] = inner
+                    heights[anchor] = below + 1
                 if open_nodes:
                     open_nodes[-1][1] += inner
+                    open_nodes[-1][2] = max(open_nodes[-1][2], below + 1)
                 continue
             elif isinstance(event, yaml.ScalarEvent):
                 count = 1
                 if event.anchor is not None:
                     sizes[event.anchor] = 1
+                    heights[event.anchor] = 0
             elif isinstance(event, yaml.AliasEvent):
                 count = sizes.get(event.anchor or "", 1)  # an unknown one fails when built
+                levels = heights.get(event.anchor or "", 0)
+                if len(open_nodes) + levels > MAX_DEPTH:
+                    raise YamlRefused(
+                        f"nested deeper than {MAX_DEPTH} levels once its aliases are expanded"
+                    )
+                if open_nodes:
+                    open_nodes[-1][2] = max(open_nodes[-1][2], levels)
             else:
                 continue
             total += count

@@ -103,6 +103,24 @@ async def switch_tenant(ctx: Context, params: SwitchTenantRequest) -> TokenPair:
             users.update().where(users.c.id == user["id"]).values(last_login=ctx.now())
         )
         pair = await open_session(there, conn, user["id"], with_session_token=params.session_token)
+    # A removal that ran between the link's read above and this session's commit signed the
+    # account out before the session existed: read the link again now that it is committed,
+    # and if it went, sign the account out as the removal meant to (the removal's own sign-out
+    # comes after its delete, so a link still here means that sign-out will see this session).
+    async with ctx.platform.db.read(CONTROL) as conn:
+        still = await conn.scalar(
+            select(memberships.c.user_id).where(
+                memberships.c.tenant == params.tenant,
+                memberships.c.user_id == user["id"],
+                memberships.c.home_tenant == ctx.tenant,
+                memberships.c.home_user_id == principal.user_id,
+            )
+        )
+    if still is None:
+        async with ctx.platform.db.write(params.tenant) as conn:
+            await accounts.revoke_sessions(conn, sessions.c.user_id == user["id"], ctx.now())
+        await ctx.platform.forget_principals()
+        raise _no_membership(params.tenant)
     await events.record(there, "tenant_switched_in", user["username"], home=ctx.tenant)
     return pair
 
@@ -143,6 +161,7 @@ async def accept_invitation(ctx: Context, params: AcceptInvitationRequest) -> Me
             "that account, or your account in that tenant, is linked already",
             details={"field": "code"},
         ) from None
+    await _undo_if_chained(ctx, principal.user_id, invite["tenant"], invite["user_id"])
     there = dataclasses.replace(ctx, tenant=invite["tenant"], principal=None)
     async with ctx.platform.db.read(invite["tenant"]) as conn:
         member = await accounts.find_by_id(conn, invite["user_id"])
@@ -385,6 +404,42 @@ async def _check_free_home(
         raise ConflictError(
             f"you have an account in tenant {other_tenant!r} already", details={"field": "code"}
         )
+
+
+async def _undo_if_chained(ctx: Context, home_user_id: str, tenant: str, user_id: str) -> None:
+    """After the link (`ctx.tenant`, `home_user_id`) -> (`tenant`, `user_id`) is committed:
+    undo it (ConflictError) if a concurrent acceptance made the home a member account, or the
+    member account a home. The checks before the insert cannot see a concurrent transaction's
+    uncommitted link (PostgreSQL's read committed), and the two together chain tenants: the
+    member account's session, which its tenant's admins can obtain, would switch onwards.
+    Of two such acceptances the later to commit sees the other's link here, so at least one
+    is undone (possibly both: each person asks for a new invitation)."""
+    async with ctx.platform.db.write(CONTROL) as conn:
+        home_is_member = await conn.scalar(
+            select(memberships.c.home_tenant).where(
+                memberships.c.tenant == ctx.tenant, memberships.c.user_id == home_user_id
+            )
+        )
+        member_is_home = await conn.scalar(
+            select(memberships.c.tenant)
+            .where(memberships.c.home_tenant == tenant, memberships.c.home_user_id == user_id)
+            .limit(1)
+        )
+        if home_is_member is None and member_is_home is None:
+            return
+        await conn.execute(
+            delete(memberships).where(
+                memberships.c.tenant == tenant,
+                memberships.c.user_id == user_id,
+                memberships.c.home_tenant == ctx.tenant,
+                memberships.c.home_user_id == home_user_id,
+            )
+        )
+    raise ConflictError(
+        "this account, or the one invited, was linked to another person at the same moment; "
+        "ask for a new invitation",
+        details={"field": "code"},
+    )
 
 
 async def _check_free_account(conn: AsyncConnection, tenant: str, user_id: str) -> None:
