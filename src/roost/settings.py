@@ -437,6 +437,11 @@ class Settings(BaseSettings):
         description="how often a process looks for cron ticks that are due (and for "
         "trigger events when nothing woke it)",
     )
+    triggers_test_die_after_commit: bool = Field(
+        default=False,
+        description="FOR TESTS ONLY: the process kills itself (SIGKILL) after a write that "
+        "made trigger events commits and before they are queued, to test the outbox",
+    )
     triggers_max_per_tenant: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=200,
         description="triggers one tenant may have (each write to a followed table fans out "

@@ -63,6 +63,7 @@ RELEASED: dict[tuple[str, int], str] = {
     ("tenant", 25): "6522dcc163a02ea8",
     ("tenant", 26): "15b34429a9e56f10",
     ("tenant", 27): "c7b0d3ea0559de04",
+    ("tenant", 28): "ab940bf4acd50083",
 }
 
 

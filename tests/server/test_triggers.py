@@ -4,9 +4,6 @@ refusal (scope, another tenant, destinations, schedules, bad input)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +18,7 @@ from roost.errors import (
     NotFoundError,
     ValidationError,
 )
+from roost.webhooks import verify
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -32,7 +30,8 @@ from tests.conftest import (
     start_server,
     unique,
 )
-from tests.receiver import Receiver, eventually, receiving
+from tests.waiting import eventually
+from tests.webhook_receiver import Reply, WebhookReceiver, webhook_receiver
 
 TRIGGER_SETTINGS: dict[str, Any] = {
     "webhook_allow": "127.0.0.0/8",
@@ -63,8 +62,8 @@ def trigger_server(
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with receiving() as made:
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as made:
         yield made
 
 
@@ -82,15 +81,8 @@ def _table(admin: Client) -> str:
     return table
 
 
-def _signature_ok(secret: str, headers: dict[str, str], body: bytes) -> bool:
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return headers["webhook-signature"] == f"v1,{expected}"
-
-
 def test_table_changes_reach_a_url_signed_with_the_old_and_new_record(
-    admin: Client, receiver: Receiver
+    trigger_server: RunningServer, admin: Client, receiver: WebhookReceiver
 ) -> None:
     table, name = _table(admin), unique("orders-hook")
     path = f"/{name}"
@@ -104,25 +96,46 @@ def test_table_changes_reach_a_url_signed_with_the_old_and_new_record(
     admin.database.delete(table, row["id"])
     eventually(lambda: len(receiver.of(path)) == 3)
     order = {"insert": 0, "update": 1, "delete": 2}  # delivered concurrently: in any order
-    got = sorted(receiver.of(path), key=lambda r: order[r.event["type"]])
-    assert [r.event["type"] for r in got] == ["insert", "update", "delete"]
-    insert, change, gone = (r.event["data"] for r in got)
+    got = sorted(receiver.of(path), key=lambda r: order[r.json()["type"]])
+    assert [r.json()["type"] for r in got] == ["insert", "update", "delete"]
+    insert, change, gone = (r.json()["data"] for r in got)
     assert (insert["old"], insert["new"]["qty"]) == (None, 1)
     assert (change["old"]["qty"], change["new"]["qty"]) == (1, 2)
     assert (gone["old"]["item"], gone["new"]) == ("tea", None)
     for request in got:
-        assert _signature_ok(made["secret"], request.headers, request.body)
-        assert request.headers["webhook-id"] == request.event["id"]
-        assert request.event["trigger"] == name
-        assert request.event["source"] == "database"
+        # as a receiver checks it, at the time of the server's (shifted) clock
+        verify(made["secret"], request.headers, request.body, now=int(trigger_server.clock.time()))
+        assert request.headers["webhook-id"] == request.json()["id"]
+        assert request.json()["trigger"] == name
+        assert request.json()["source"] == "database"
     eventually(lambda: admin.triggers.deliveries(name, status="delivered")["count"] == 3)
     deliveries = admin.triggers.deliveries(name)["results"]
-    assert {d["id"] for d in deliveries} == {r.event["id"] for r in got}
+    assert {d["id"] for d in deliveries} == {r.json()["id"] for r in got}
     assert all(d["attempts"] == 1 and d["status_code"] == 200 for d in deliveries)
 
 
+def test_a_delivery_is_listed_pending_from_the_moment_its_event_is_queued(
+    admin: Client, receiver: WebhookReceiver
+) -> None:
+    table, name = _table(admin), unique("slow")
+    path = f"/{name}"
+    admin.triggers.create(
+        name, {"kind": "database", "table": table}, {"kind": "url", "url": receiver.url + path}
+    )
+    receiver.reply_on(path, Reply(delay=2))  # the first attempt is under way meanwhile
+    admin.database.create(table, {"item": "x", "qty": 1})
+    listed = admin.triggers.deliveries(name)  # asked at once: maybe not even attempted yet
+    assert [(d["status"], d["attempts"]) for d in listed["results"]] == [("pending", 0)]
+    eventually(lambda: len(receiver.of(path)) == 1)
+    pending = admin.triggers.deliveries(name)["results"]
+    assert [(d["status"], d["attempts"], d["status_code"]) for d in pending] == [
+        ("pending", 0, None)
+    ]
+    assert pending[0]["id"] == receiver.of(path)[0].json()["id"]
+
+
 def test_a_filter_and_the_events_asked_for_pick_what_fires(
-    admin: Client, receiver: Receiver
+    admin: Client, receiver: WebhookReceiver
 ) -> None:
     table, name = _table(admin), unique("big-orders")
     path = f"/{name}"
@@ -140,21 +153,21 @@ def test_a_filter_and_the_events_asked_for_pick_what_fires(
     admin.database.delete(table, big["id"])
     eventually(lambda: len(receiver.of(path)) == 2)
     got = {
-        (r.event["type"], (r.event["data"]["new"] or r.event["data"]["old"])["item"])
+        (r.json()["type"], (r.json()["data"]["new"] or r.json()["data"]["old"])["item"])
         for r in receiver.of(path)
     }
     assert got == {("insert", "desk"), ("delete", "desk")}
 
 
 def test_a_failing_receiver_is_retried_with_one_event_id_then_recorded_failed(
-    admin: Client, receiver: Receiver
+    admin: Client, receiver: WebhookReceiver
 ) -> None:
     table, name = _table(admin), unique("failing")
     path = f"/{name}"
     admin.triggers.create(
         name, {"kind": "database", "table": table}, {"kind": "url", "url": receiver.url + path}
     )
-    receiver.statuses.extend([500, 500, 500])
+    receiver.reply_on(path, *[Reply(status=500)] * 3)
     admin.database.create(table, {"item": "x", "qty": 1})
     eventually(lambda: admin.triggers.deliveries(name, status="failed")["count"] == 1)
     attempts = receiver.of(path)
@@ -169,21 +182,23 @@ def test_a_failing_receiver_is_retried_with_one_event_id_then_recorded_failed(
 
 
 def test_a_receiver_that_recovers_gets_the_event_on_a_retry(
-    admin: Client, receiver: Receiver
+    admin: Client, receiver: WebhookReceiver
 ) -> None:
     table, name = _table(admin), unique("recovers")
     path = f"/{name}"
     admin.triggers.create(
         name, {"kind": "database", "table": table}, {"kind": "url", "url": receiver.url + path}
     )
-    receiver.statuses.append(503)
+    receiver.reply_on(path, Reply(status=503))
     admin.database.create(table, {"item": "x", "qty": 1})
     eventually(lambda: admin.triggers.deliveries(name, status="delivered")["count"] == 1)
     delivered = admin.triggers.deliveries(name)["results"][0]
     assert (delivered["attempts"], delivered["status_code"]) == (2, 200)
 
 
-def test_a_paused_trigger_takes_no_events_until_resumed(admin: Client, receiver: Receiver) -> None:
+def test_a_paused_trigger_takes_no_events_until_resumed(
+    admin: Client, receiver: WebhookReceiver
+) -> None:
     table, name = _table(admin), unique("paused")
     path = f"/{name}"
     admin.triggers.create(
@@ -197,10 +212,10 @@ def test_a_paused_trigger_takes_no_events_until_resumed(admin: Client, receiver:
     # the queue hands events out in order: one taken while paused would have been taken,
     # and recorded, first
     assert admin.triggers.deliveries(name)["count"] == 1
-    assert [r.event["data"]["new"]["item"] for r in receiver.of(path)] == ["after"]
+    assert [r.json()["data"]["new"]["item"] for r in receiver.of(path)] == ["after"]
 
 
-def test_list_get_update_and_delete(admin: Client, receiver: Receiver) -> None:
+def test_list_get_update_and_delete(admin: Client, receiver: WebhookReceiver) -> None:
     name = unique("nightly")
     admin.triggers.create(
         name,
@@ -268,7 +283,7 @@ def _field_of(caught: pytest.ExceptionInfo[Any]) -> str:
 )
 def test_a_source_or_target_that_cannot_work_is_refused_naming_the_field(
     admin: Client,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     source: dict[str, Any],
     target: dict[str, Any] | None,
     field: str,
@@ -279,7 +294,9 @@ def test_a_source_or_target_that_cannot_work_is_refused_naming_the_field(
     assert _field_of(caught) == field
 
 
-def test_a_filter_on_a_column_the_table_lacks_is_refused(admin: Client, receiver: Receiver) -> None:
+def test_a_filter_on_a_column_the_table_lacks_is_refused(
+    admin: Client, receiver: WebhookReceiver
+) -> None:
     source = {"kind": "database", "table": _table(admin), "filters": [["nosuch", "eq", 1]]}
     with pytest.raises(ValidationError) as caught:
         admin.triggers.create(unique("bad"), source, {"kind": "url", "url": receiver.url})
@@ -324,7 +341,7 @@ def _bearer(server: RunningServer) -> dict[str, str]:
 
 
 def test_changing_triggers_needs_triggers_admin_and_reading_them_triggers_read(
-    trigger_server: RunningServer, admin: Client, receiver: Receiver
+    trigger_server: RunningServer, admin: Client, receiver: WebhookReceiver
 ) -> None:
     name = unique("scoped")
     admin.triggers.create(
@@ -356,7 +373,7 @@ def test_changing_triggers_needs_triggers_admin_and_reading_them_triggers_read(
 
 
 def test_a_function_target_needs_functions_execute_held(
-    trigger_server: RunningServer, admin: Client, receiver: Receiver
+    trigger_server: RunningServer, admin: Client, receiver: WebhookReceiver
 ) -> None:
     key = admin.api_keys.create(unique("trig"), scopes=["triggers:admin"])["key"]
     with Client(api_url=trigger_server.url) as anonymous:
@@ -371,7 +388,7 @@ def test_a_function_target_needs_functions_execute_held(
 
 
 def test_another_tenants_triggers_are_out_of_reach(
-    trigger_server: RunningServer, admin: Client, receiver: Receiver
+    trigger_server: RunningServer, admin: Client, receiver: WebhookReceiver
 ) -> None:
     name, tenant = unique("mine"), unique("t")
     admin.triggers.create(
@@ -398,7 +415,7 @@ def test_another_tenants_triggers_are_out_of_reach(
 
 
 def test_storage_objects_created_and_deleted_under_a_prefix_fire(
-    admin: Client, receiver: Receiver
+    admin: Client, receiver: WebhookReceiver
 ) -> None:
     bucket, name = unique("docs"), unique("uploads")
     path = f"/{name}"
@@ -410,9 +427,9 @@ def test_storage_objects_created_and_deleted_under_a_prefix_fire(
     files.upload([{"file": b"numbers", "name": "reports/q1.txt", "content_type": "text/plain"}])
     files.delete(["reports/q1.txt", "other/a.txt"])
     eventually(lambda: len(receiver.of(path)) == 2)
-    got = {(r.event["type"], r.event["data"]["name"]) for r in receiver.of(path)}
+    got = {(r.json()["type"], r.json()["data"]["name"]) for r in receiver.of(path)}
     assert got == {("created", "reports/q1.txt"), ("deleted", "reports/q1.txt")}
-    created = next(r.event["data"] for r in receiver.of(path) if r.event["type"] == "created")
+    created = next(r.json()["data"] for r in receiver.of(path) if r.json()["type"] == "created")
     assert (created["bucket"], created["size"], created["content_type"]) == (
         bucket,
         7,
@@ -421,7 +438,7 @@ def test_storage_objects_created_and_deleted_under_a_prefix_fire(
 
 
 def test_stream_events_after_the_trigger_was_made_fire_once_each(
-    admin: Client, receiver: Receiver
+    admin: Client, receiver: WebhookReceiver
 ) -> None:
     room, name = unique("room"), unique("on-room")
     path = f"/{name}"
@@ -432,12 +449,12 @@ def test_stream_events_after_the_trigger_was_made_fire_once_each(
     for n in range(1, 4):
         admin.stream.publish(room, "tick", {"n": n})
     eventually(lambda: len(receiver.of(path)) == 3)
-    got = sorted(r.event["data"]["data"]["n"] for r in receiver.of(path))
+    got = sorted(r.json()["data"]["data"]["n"] for r in receiver.of(path))
     assert got == [1, 2, 3]
-    assert {r.event["type"] for r in receiver.of(path)} == {"tick"}
+    assert {r.json()["type"] for r in receiver.of(path)} == {"tick"}
 
 
-def test_pubsub_messages_on_matching_topics_fire(admin: Client, receiver: Receiver) -> None:
+def test_pubsub_messages_on_matching_topics_fire(admin: Client, receiver: WebhookReceiver) -> None:
     name, topic = unique("on-topic"), unique("orders")
     path = f"/{name}"
     admin.triggers.create(
@@ -454,9 +471,9 @@ def test_pubsub_messages_on_matching_topics_fire(admin: Client, receiver: Receiv
     admin.pubsub.publish(f"{topic}.eu.refunded", {"n": 2})
     admin.pubsub.publish(f"{topic}.us.paid", {"n": 3})
     eventually(
-        lambda: any(r.event["data"]["topic"] == f"{topic}.us.paid" for r in receiver.of(path))
+        lambda: any(r.json()["data"]["topic"] == f"{topic}.us.paid" for r in receiver.of(path))
     )
-    topics = {r.event["data"]["topic"] for r in receiver.of(path)}
+    topics = {r.json()["data"]["topic"] for r in receiver.of(path)}
     assert topics == {f"{topic}.eu.paid", f"{topic}.us.paid"}
 
 
@@ -477,7 +494,7 @@ def test_a_tenant_has_at_most_the_triggers_the_deployment_allows(
 
 
 def test_a_cron_tick_fires_once_when_the_clock_passes_it(
-    trigger_server: RunningServer, admin: Client, receiver: Receiver
+    trigger_server: RunningServer, admin: Client, receiver: WebhookReceiver
 ) -> None:
     name = unique("minutely")
     path = f"/{name}"
@@ -485,7 +502,7 @@ def test_a_cron_tick_fires_once_when_the_clock_passes_it(
     admin.triggers.create(name, source, {"kind": "url", "url": receiver.url + path})
     trigger_server.clock.advance(60)
     eventually(lambda: len(receiver.of(path)) >= 1)
-    event = receiver.of(path)[0].event
+    event = receiver.of(path)[0].json()
     assert (event["type"], event["source"], event["data"]["schedule"]) == (
         "tick",
         "cron",

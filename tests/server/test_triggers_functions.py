@@ -9,7 +9,7 @@ import pytest
 
 from roost import Client
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, start_server, unique
-from tests.receiver import eventually
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")

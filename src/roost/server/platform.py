@@ -180,21 +180,25 @@ async def _async_runner(platform: Platform) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _triggers(platform: Platform) -> AsyncIterator[None]:
-    """Trigger events delivered, and cron ticks fired, here while the platform runs (unless
-    `triggers_concurrency` is 0)."""
+    """Trigger events delivered, cron ticks fired and the trigger outbox swept here while the
+    platform runs (unless `triggers_concurrency` is 0)."""
     if platform.settings.triggers_concurrency == 0:
         yield
         return
     from roost.services.triggers.cron import Scheduler
     from roost.services.triggers.delivery import Deliverer
+    from roost.services.triggers.outbox import Sweeper
 
     deliverer = Deliverer(platform, platform.settings.triggers_concurrency)
     scheduler = Scheduler(platform)
+    sweeper = Sweeper(platform)
     deliverer.start()
     scheduler.start()
+    sweeper.start()
     try:
         yield
     finally:
+        await sweeper.close()
         await scheduler.close()
         await deliverer.close()
 

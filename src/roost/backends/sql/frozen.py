@@ -753,3 +753,19 @@ trigger_deliveries = Table(
     Column("updated_at", _time, nullable=False),
     Index("ix_roost_trigger_deliveries_trigger", "trigger_id", "created_at"),
 )
+
+# -- tenant step 28 ----------------------------------------------------------------------------
+
+trigger_outbox = Table(
+    "roost_trigger_outbox",
+    tenant,
+    Column("id", String(80), primary_key=True),
+    Column(
+        "trigger_id",
+        String(32),
+        ForeignKey("roost_triggers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("body", Text, nullable=False),
+    Column("created_at", _time, nullable=False),
+)

@@ -326,6 +326,11 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         "triggers and their deliveries",
         CreateTables(frozen.triggers, frozen.trigger_deliveries),
     ),
+    step(
+        28,
+        "the trigger outbox: events written with the change that made them",
+        CreateTables(frozen.trigger_outbox),
+    ),
 )
 
 

@@ -807,3 +807,17 @@ trigger_deliveries = Table(
     Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
     Index("ix_roost_trigger_deliveries_trigger", "trigger_id", "created_at"),
 )
+
+trigger_outbox = Table(
+    "roost_trigger_outbox",
+    tenant_metadata,
+    Column("id", String(80), primary_key=True),
+    Column(
+        "trigger_id",
+        String(32),
+        ForeignKey("roost_triggers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)

@@ -29,6 +29,8 @@ from roost.services.registry import subscription
 from roost.services.schema import load_schema
 from roost.services.tabledefs import TableDef
 from roost.services.triggers import events as trigger_events
+from roost.services.triggers import outbox
+from roost.services.triggers.model import TriggerRow
 from roost.wire.database import TableSubscribeRequest
 from roost.wire.stream import StreamEvent, StreamSubscribeRequest
 
@@ -56,8 +58,9 @@ async def write_with_changes(
     A table nobody follows takes `Database.run(write=True)`: on SQLite the write shares a
     group commit with those queued beside it. A followed table's writes go one at a time and
     append their events before they commit, so that the events follow commit order.
-    Trigger events are queued after the commit (a write that rolls back fires nothing) and
-    before the write answers."""
+    Trigger events are written to the outbox in the write's transaction (a write that rolls
+    back fires nothing, one that commits loses none), then queued after the commit and before
+    the write answers (`triggers/outbox.py`)."""
     db, key = ctx.platform.db, _interest_key(ctx, definition.name)
     hooks = await trigger_events.table_triggers(ctx.platform, ctx.tenant, definition.name)
     followed = await _followed(ctx, key, definition)
@@ -67,6 +70,9 @@ async def write_with_changes(
     dialect = db.dialect
     matched: dict[str, set[Any]] = {}
     old: list[dict[str, Any]] = []
+    events: list[tuple[TriggerRow, dict[str, Any]]] = []
+    if hooks:
+        await outbox.mark(ctx.platform, ctx.tenant)
     async with db.write(ctx.tenant, serial=key) as conn:
         if hooks and before is not None:
             old = await conn.run_sync(before)
@@ -79,13 +85,14 @@ async def write_with_changes(
             matched = await conn.run_sync(
                 lambda c: trigger_events.matching(c, hooks, definition, table, rows, dialect)
             )
+        if hooks:
+            events = trigger_events.database_events(
+                hooks, definition, change, old, rows, matched, ctx.now()
+            )
+            await outbox.stage(conn, ctx.tenant, events)
         if followed:
             await _append(ctx, definition, change, rows)
-    if hooks:
-        events = trigger_events.database_events(
-            hooks, definition, change, old, rows, matched, ctx.now()
-        )
-        await trigger_events.publish(ctx.platform, ctx.tenant, events)
+    await outbox.release(ctx.platform, ctx.tenant, events)
     return rows
 
 

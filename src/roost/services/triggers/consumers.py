@@ -36,7 +36,7 @@ from roost.backends.queue import Delivery
 from roost.backends.sql.tables import triggers
 from roost.services.context import Platform
 from roost.services.pubsub import topic_matches
-from roost.services.triggers import delivery, events
+from roost.services.triggers import delivery, events, outbox
 from roost.services.triggers.model import TriggerRow
 from roost.wire.triggers import FunctionTarget, PubsubSource, QueueSource, StreamSource
 
@@ -119,6 +119,8 @@ class Sources:
         if not page.events:
             return
         taken = page.events[-1].offset
+        made: list[tuple[TriggerRow, dict[str, Any]]] = []
+        await outbox.mark(platform, tenant)
         async with platform.db.write(tenant) as conn:
             moved = await conn.execute(
                 update(triggers)
@@ -144,12 +146,13 @@ class Sources:
                     )
                     for stored in page.events
                 ]
-                await events.publish(platform, tenant, made)
+                await outbox.stage(conn, tenant, made)
             else:  # another process took them: follow on from where it is now
                 current = await conn.scalar(
                     select(triggers.c.last_tick).where(triggers.c.id == trigger.id)
                 )
                 taken = -1 if current is None else int(current)
+        await outbox.release(platform, tenant, made)
         followed = self._streams.get(tenant, {})
         if trigger.id in followed:
             followed[trigger.id] = _moved(trigger, float(taken))
@@ -185,7 +188,7 @@ class Sources:
                 at=self._platform.clock.now(),
                 event_id=f"{trigger.id}-{message_id}",
             )
-            await events.publish(self._platform, tenant, [(trigger, event)])
+            await outbox.accept(self._platform, tenant, [(trigger, event)])
         except Exception:
             logger.warning("could not fire trigger %s for a message", trigger.name, exc_info=True)
 

@@ -31,7 +31,7 @@ from roost.backends.sql.database import CONTROL
 from roost.backends.sql.tables import tenants, triggers
 from roost.errors import ValidationError
 from roost.services.context import Platform
-from roost.services.triggers import events, model
+from roost.services.triggers import events, model, outbox
 from roost.services.triggers.consumers import Sources
 from roost.services.triggers.model import TriggerRow
 from roost.wire.triggers import CronSource
@@ -185,6 +185,7 @@ class Scheduler:
     async def _claim(self, tenant: str, trigger: TriggerRow, tick: float) -> None:
         """Fire `tick` unless another replica did: one UPDATE decides."""
         platform = self._platform
+        await outbox.mark(platform, tenant)
         async with platform.db.write(tenant) as conn:
             moved = await conn.execute(
                 update(triggers)
@@ -202,5 +203,6 @@ class Scheduler:
             event = events.make_event(
                 trigger, "tick", data, at=at, event_id=f"{trigger.id}-{int(tick)}"
             )
-            await events.publish(platform, tenant, [(trigger, event)])
+            await outbox.stage(conn, tenant, [(trigger, event)])
+        await outbox.release(platform, tenant, [(trigger, event)])
         self.fired += 1

@@ -8,7 +8,8 @@ by the event's id (`webhook-id` for a URL). An attempt that fails is recorded `p
 its error and the event goes back on the queue, delayed by `outbound.retry_delay` (exponential
 with full jitter); the `triggers_max_attempts`-th failure records it `failed`. Each attempt
 updates the event's row of `roost_trigger_deliveries` (status, attempts, HTTP status, last
-error, duration) when it ends.
+error, duration) when it ends; the row is made `pending` with 0 attempts when the event is
+accepted (`outbox.py`).
 
 A function target runs as the trigger's owner as they stand when the event is delivered
 (active, holding `functions:execute`), with the event as its params.
@@ -261,22 +262,18 @@ async def record(
     attempts: int,
     attempt: Attempt | None,
 ) -> None:
-    """The event's row as of this attempt: made by its first attempt, updated by the next
-    (one write either way, but for a first attempt that was cut short and is repeated)."""
+    """The event's row as of this attempt. It was made `pending` with 0 attempts when the
+    event was accepted (`outbox.stage`); one of before that change is made here."""
     values: dict[str, object] = {"status": status, "attempts": attempts, "updated_at": utcnow()}
     if attempt is not None:
         values["status_code"] = attempt.status_code
         values["last_error"] = None if attempt.error is None else attempt.error[:_ERROR_CHARS]
         values["duration_ms"] = round(attempt.duration_ms, 3)
     table = trigger_deliveries
-    if attempts == 1:
-        try:
-            async with platform.db.write(tenant) as conn:
-                await conn.execute(
-                    table.insert().values(id=event_id, trigger_id=trigger_id, **values)
-                )
-            return
-        except IntegrityError:  # made by an attempt cut short, or its trigger is gone
-            pass
     async with platform.db.write(tenant) as conn:
-        await conn.execute(update(table).where(table.c.id == event_id).values(values))
+        moved = await conn.execute(update(table).where(table.c.id == event_id).values(values))
+    if moved.rowcount:
+        return
+    with contextlib.suppress(IntegrityError):  # made meanwhile, or its trigger is gone
+        async with platform.db.write(tenant) as conn:
+            await conn.execute(table.insert().values(id=event_id, trigger_id=trigger_id, **values))

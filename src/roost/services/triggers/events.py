@@ -5,8 +5,9 @@ embedded, Redis scaled out), a name no tenant can reach through `queue.*` (their
 `<tenant>:<name>`, and no tenant name starts with `$`). A message carries the tenant, the
 trigger's id, the event (with its id) and how many attempts came before: the queue keeps it
 across restarts and leases it to the one process delivering it, so an event is delivered at
-least once (`delivery.py`). An event counts as accepted once it is on that queue: for a write
-to a table, before the write answers.
+least once (`delivery.py`). An event counts as accepted once it is in the tenant's outbox,
+written in the same transaction as the change that made it (`outbox.py`); it is queued after
+that commits, before a write to a table answers.
 """
 
 from __future__ import annotations
@@ -184,4 +185,8 @@ async def storage_changed(
     ]
     at = platform.clock.now()
     payload = {"bucket": bucket, "name": name, **data}
-    await publish(platform, tenant, [(t, make_event(t, change, payload, at=at)) for t in hooks])
+    from roost.services.triggers import outbox  # it queues through this module
+
+    await outbox.accept(
+        platform, tenant, [(t, make_event(t, change, payload, at=at)) for t in hooks]
+    )
