@@ -17,7 +17,6 @@ A function target runs as the trigger's owner as they stand when the event is de
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -27,11 +26,11 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from roost.backends.bus import Wakeup
 from roost.backends.queue import Delivery
 from roost.backends.sql.tables import trigger_deliveries, triggers, utcnow
 from roost.errors import APIError, NotFoundError
 from roost.services import principals
+from roost.services.consumer import LeasedConsumer
 from roost.services.context import Context, Platform
 from roost.services.functions import invocations
 from roost.services.functions.tokens import CallerRef
@@ -46,7 +45,6 @@ from roost.wire.triggers import FunctionTarget, UrlTarget
 logger = logging.getLogger("roost.triggers")
 
 _POLL = 1.0  # seconds between looks when nothing wakes the loop
-_BACKOFF = 1.0  # seconds before looking again after the queue backend failed
 _ERROR_CHARS = 1000
 
 
@@ -60,76 +58,29 @@ class Attempt:
     retry_after: float | None = None  # seconds the receiver asked for, if it did
 
 
-@dataclass(slots=True)
-class DelivererStats:
-    concurrency: int
-    running: int = 0
-    taken: int = 0
-    delivered: int = 0
-    failed_attempts: int = 0
+class Deliverer(LeasedConsumer):
+    """Delivers the deployment's trigger events, at most `concurrency` at once (the taking,
+    leasing and giving back are the platform's one queue consumer, `services/consumer.py`)."""
 
-
-class Deliverer:
-    """Delivers the deployment's trigger events, at most `concurrency` at once."""
+    what = "trigger events"
 
     def __init__(self, platform: Platform, concurrency: int) -> None:
-        if concurrency < 1:
-            raise ValueError("a deliverer delivers at least one event at a time")
+        queue = events.queue_name(platform.settings)
+        super().__init__(
+            platform,
+            queue=queue,
+            wake_channel=events.wake_channel(queue),
+            lease=platform.settings.triggers_lease_seconds,
+            concurrency=concurrency,
+            poll=min(_POLL, platform.settings.triggers_tick_seconds),
+        )
         self._platform = platform
-        self._queue = events.queue_name(platform.settings)
-        self._lease = platform.settings.triggers_lease_seconds
-        self._places = asyncio.Semaphore(concurrency)
-        self._loop: asyncio.Task[None] | None = None
-        self._runs: set[asyncio.Task[None]] = set()
         self._allow = AllowList.parse(platform.settings.webhook_allow)
-        self.stats = DelivererStats(concurrency)
+        self.delivered = 0  # events handed to their target
+        self.failed_attempts = 0
 
-    def start(self) -> None:
-        self._loop = asyncio.get_running_loop().create_task(self._take_forever())
-
-    async def close(self) -> None:
-        """Stop taking events, stop the deliveries under way and give their events back."""
-        tasks = [*self._runs, *([self._loop] if self._loop else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _take_forever(self) -> None:
-        poll = min(_POLL, self._platform.settings.triggers_tick_seconds)
-        with Wakeup(self._platform.bus, events.wake_channel(self._queue)) as wakeup:
-            while True:
-                await self._places.acquire()
-                try:
-                    message = await self._platform.queues.claim(self._queue, self._lease)
-                except Exception:
-                    self._places.release()
-                    logger.warning("could not take trigger events", exc_info=True)
-                    await asyncio.sleep(_BACKOFF)
-                    continue
-                if message is None:
-                    self._places.release()
-                    await wakeup.wait(poll)
-                    continue
-                self.stats.taken += 1
-                task = asyncio.get_running_loop().create_task(self._run(message))
-                self._runs.add(task)
-                task.add_done_callback(self._runs.discard)
-
-    async def _run(self, message: Delivery) -> None:
-        self.stats.running += 1
-        renewing = asyncio.get_running_loop().create_task(self._renew(message))
-        try:
-            await self._deliver(message)
-            await self._platform.queues.ack(self._queue, message.id)
-        except asyncio.CancelledError:
-            await self._give_back(message)
-            raise
-        except Exception:  # the platform's own failure: the queue delivers it again later
-            logger.exception("trigger event message %s failed; it will be retried", message.id)
-        finally:
-            renewing.cancel()
-            self.stats.running -= 1
-            self._places.release()
+    async def handle(self, delivery: Delivery) -> None:
+        await self._deliver(delivery)
 
     async def _deliver(self, message: Delivery) -> None:
         queued = events.decode(message.body)
@@ -147,10 +98,10 @@ class Deliverer:
         attempt_no = queued.attempt + 1
         attempt = await self.attempt(trigger, tenant, queued.id, queued.event)
         if attempt.delivered:
-            self.stats.delivered += 1
+            self.delivered += 1
             await record(platform, tenant, trigger.id, queued.id, "delivered", attempt_no, attempt)
             return
-        self.stats.failed_attempts += 1
+        self.failed_attempts += 1
         if attempt.final or attempt_no >= platform.settings.triggers_max_attempts:
             await record(platform, tenant, trigger.id, queued.id, "failed", attempt_no, attempt)
             return
@@ -189,24 +140,6 @@ class Deliverer:
             )
         assert isinstance(target, FunctionTarget)
         return await run_function(self._platform, tenant, trigger, target, event)
-
-    async def _renew(self, message: Delivery) -> None:
-        while True:
-            await asyncio.sleep(self._lease / 3)
-            try:
-                held = await self._platform.queues.extend(self._queue, message.id, self._lease)
-            except Exception:
-                logger.warning("could not renew the lease of %s", message.id, exc_info=True)
-                continue
-            if not held:
-                return
-
-    async def _give_back(self, message: Delivery) -> None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
-                action = await self._platform.queues.nack(self._queue, message.id, requeue=True)
-                if action == "requeued":
-                    await self._platform.bus.publish(events.wake_channel(self._queue), b"")
 
 
 async def run_function(
