@@ -3,7 +3,8 @@
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
 Starts a server on a temporary data dir, fills it with a little of everything (a table with
-records, a bucket with files, users, an API key, log entries, KV keys, a queue, secrets),
+records, a bucket with files, users, an API key, log entries, KV keys, a queue, secrets, a
+function and its runs, a trigger with a delivery, a policy, a second tenant, usage),
 signs in through the page and writes one PNG per page at 1280x800, and the records and
 sign-in pages at a phone's 390x844.
 Needs /usr/bin/chromium (scripts/ensure-chromium).
@@ -43,7 +44,12 @@ def start(data_dir: Path) -> tuple[uvicorn.Server, str]:
         admin_username=ADMIN,
         admin_password=PASSWORD,
         secret_key=secrets.token_urlsafe(40),
-        functions_enabled=False,
+        functions_enabled=True,  # the functions page shows a deployed function and its runs
+        functions_pool_size=1,
+        # a uid range of its own: another server on this host may hold the default one
+        functions_uid_base=2_000_000 + secrets.randbelow(1_000_000) * 16,
+        functions_api_url=f"http://127.0.0.1:{port}",
+        triggers_tick_seconds=0.1,
     )
     config = server_config(
         create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning"
@@ -98,6 +104,41 @@ def fill(url: str) -> None:
         for n in range(12):
             level = ["info", "warn", "error", "debug"][n % 4]
             getattr(admin.logs, level)(f"order {1000 + n} processed", {"n": n}, category="orders")
+        admin.functions.deploy(
+            "welcome-email",
+            "def main(params, user_data):\n"
+            '    print("welcoming", params.get("to", "a new customer"))\n'
+            '    return {"sent": True}\n',
+            description="Sends the welcome mail",
+        )
+        for n in range(3):
+            admin.functions.execute("welcome-email", {"to": f"user{n}@example.com"})
+        admin.triggers.create(
+            "on-customer",
+            {"kind": "database", "table": "customers", "events": ["insert"]},
+            {"kind": "function", "name": "welcome-email"},
+        )
+        admin.triggers.create(
+            "nightly-report",
+            {"kind": "cron", "schedule": "@daily"},
+            {"kind": "function", "name": "welcome-email"},
+        )
+        admin.database.create("customers", {"name": "Customer 61", "email": "to@example.com"})
+        admin.policies.put(
+            [
+                {
+                    "apiVersion": "api.cerbos.dev/v1",
+                    "resourcePolicy": {
+                        "resource": "document",
+                        "version": "default",
+                        "rules": [
+                            {"actions": ["view"], "effect": "EFFECT_ALLOW", "roles": ["user"]}
+                        ],
+                    },
+                }
+            ]
+        )
+        admin.tenants.create("acme", display_name="Acme Inc.")
 
 
 def shoot(page: Page, url: str, hash_: str, out: Path, name: str, wait_text: str) -> None:
@@ -125,7 +166,7 @@ def main() -> None:
                 page.get_by_label("Password").fill(PASSWORD)
                 page.get_by_role("button", name="Sign in").click()
                 page.get_by_role("button", name="Sign out").wait_for()
-                shoot(page, url, "#/tables/customers", args.out, f"records{suffix}", "60 records")
+                shoot(page, url, "#/tables/customers", args.out, f"records{suffix}", "61 records")
                 if suffix:
                     context.close()
                     continue
@@ -136,6 +177,17 @@ def main() -> None:
                 shoot(page, url, "#/kv", args.out, "kv", "feature:search")
                 shoot(page, url, "#/queues/emails", args.out, "queues", "No dead letters")
                 shoot(page, url, "#/secrets", args.out, "secrets", "STRIPE_KEY")
+                shoot(page, url, "#/functions", args.out, "functions", "SUCCESS")
+                page.get_by_role("button", name="Logs of").last.click()
+                page.locator("pre.logs").wait_for()
+                page.screenshot(path=str(args.out / "functions-logs.png"), full_page=True)
+                shoot(page, url, "#/triggers", args.out, "triggers", "on-customer")
+                page.get_by_role("button", name="Deliveries of on-customer").click()
+                page.get_by_text("deliveries", exact=False).last.wait_for()
+                page.screenshot(path=str(args.out / "triggers-deliveries.png"), full_page=True)
+                shoot(page, url, "#/policies", args.out, "policies", "resource.document.vdefault")
+                shoot(page, url, "#/tenants", args.out, "tenants", "Acme Inc.")
+                shoot(page, url, "#/usage", args.out, "usage", "Requests per day")
                 context.close()
             browser.close()
     finally:

@@ -1,6 +1,7 @@
 """The dashboard in a real Chromium against a real server (SQLite): sign in, a table and its
 records, a file and its signed link, a user and a key, the live tail of logs while the SDK
-writes, and a principal without scopes. One browser and one server for the module."""
+writes, functions, triggers and their deliveries, policies, tenants, usage, and a principal
+without scopes. One browser and one server (which runs functions) for the module."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from roost import Client
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, start_server, unique
 from tests.dashboard.browser import chromium, require_chromium, sign_in
+from tests.receiver import eventually
 
 # a 1x1 PNG: served inline, so its signed link opens in the browser
 _PNG = bytes.fromhex(
@@ -26,7 +28,14 @@ _PNG = bytes.fromhex(
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     require_chromium()
-    server = start_server(tmp_path_factory.mktemp("dashboard"))
+    server = start_server(
+        tmp_path_factory.mktemp("dashboard"),
+        functions_enabled=True,  # the functions and triggers pages run them
+        functions_pool_size=1,
+        triggers_tick_seconds=0.05,
+        triggers_retry_base=0.05,
+        triggers_max_attempts=2,
+    )
     yield server
     server.stop()
 
@@ -216,6 +225,180 @@ def test_kv_queue_depth_and_secrets_shown_only_on_request(
     expect(page.get_by_text("sk_live_not_shown")).to_be_visible()
     page.get_by_role("button", name="Hide").click()
     expect(page.get_by_text("sk_live_not_shown")).to_have_count(0)
+
+
+HELLO = """
+def main(params, user_data):
+    print("greeting", params["name"])
+    return {"hello": params["name"]}
+"""
+
+REFUSES = """
+def main(params, user_data):
+    raise RuntimeError("no thanks")
+"""
+
+
+def _admin_client(client: Client) -> Client:
+    tokens = client.auth.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+    return client.auth.sign_in_with_token(tokens["access"])
+
+
+def test_deploy_and_invoke_a_function_then_read_its_logs(admin_page: Page) -> None:
+    page = admin_page
+    name = unique("hello-")
+    page.get_by_role("link", name="Functions").click()
+    deploy = page.get_by_role("form", name="Deploy a function")
+    deploy.get_by_label("Function name").fill("Not A Name")
+    deploy.get_by_role("button", name="Deploy").click()
+    expect(deploy.get_by_role("alert")).to_contain_text("(field: name)")  # the server's 422
+
+    deploy.get_by_label("Function name").fill(name)
+    deploy.get_by_label("Code (Python)").fill(HELLO)
+    deploy.get_by_role("button", name="Deploy").click()
+    expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
+
+    invoke = page.get_by_role("form", name="Invoke a function")
+    invoke.get_by_label("Function").select_option(name)
+    invoke.get_by_label("Params (JSON)").fill("{not json")
+    invoke.get_by_role("button", name="Invoke").click()
+    expect(invoke.get_by_role("alert")).to_contain_text("the params are not JSON")
+    invoke.get_by_label("Params (JSON)").fill('{"name": "<b>ann</b>"}')
+    invoke.get_by_role("button", name="Invoke").click()
+    expect(invoke.locator("pre.result")).to_contain_text('"hello": "<b>ann</b>"')  # as text
+    expect(page.locator("b", has_text="ann")).to_have_count(0)
+
+    runs = page.get_by_role("row").filter(has=page.get_by_role("cell", name=name, exact=True))
+    expect(runs.filter(has_text="SUCCESS")).to_have_count(1)
+    runs.filter(has_text="SUCCESS").get_by_role("button", name=re.compile("^Logs of")).click()
+    expect(page.locator("pre.logs")).to_contain_text("greeting <b>ann</b>")
+
+
+def test_a_trigger_its_failed_deliveries_pause_resume_and_delete(
+    admin_page: Page, running: RunningServer
+) -> None:
+    page = admin_page
+    function, trigger, table = unique("refuses-"), unique("on-note-"), unique("notes_")
+    with Client(api_url=running.url) as client:
+        admin = _admin_client(client)
+        admin.functions.deploy(function, REFUSES)
+        admin.schema.add_table(table, [{"name": "text", "type": "text"}])
+
+        page.get_by_role("link", name="Triggers").click()
+        form = page.get_by_role("form", name="New trigger")
+        form.get_by_label("Trigger name").fill(unique("tick-"))
+        form.get_by_label("Source").select_option("cron")
+        form.get_by_label("Schedule").fill("not a schedule")
+        form.get_by_label("Function name").fill(function)
+        form.get_by_role("button", name="Create trigger").click()
+        expect(form.get_by_role("alert")).to_contain_text("schedule")
+
+        form.get_by_label("Trigger name").fill(trigger)
+        form.get_by_label("Source").select_option("database")
+        form.get_by_label("Table").fill(table)
+        form.get_by_label("update").uncheck()
+        form.get_by_role("button", name="Create trigger").click()
+        row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=trigger, exact=True))
+        expect(row).to_contain_text("active")
+        expect(row).to_contain_text(f"database: {table} insert,delete")
+
+        admin.database.create(table, {"text": "hello"})
+        eventually(lambda: admin.triggers.deliveries(trigger, status="failed")["count"] == 1)
+    row.get_by_role("button", name=f"Deliveries of {trigger}").click()
+    deliveries = page.get_by_role("region", name=f"Deliveries of {trigger}")
+    delivery = deliveries.locator("tbody tr")
+    expect(delivery).to_have_count(1)
+    expect(delivery).to_contain_text("failed")
+    expect(delivery).to_contain_text("no thanks")  # the last error
+    expect(delivery.locator("td").nth(2)).to_have_text("2")  # attempts
+
+    row.get_by_role("button", name=f"Pause {trigger}").click()
+    expect(row).to_contain_text("paused")
+    row.get_by_role("button", name=f"Resume {trigger}").click()
+    expect(row).to_contain_text("active")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name=f"Delete {trigger}").click()
+    expect(row).to_have_count(0)
+
+
+def test_edit_policies_with_the_servers_errors_then_run_a_check(admin_page: Page) -> None:
+    page = admin_page
+    kind = unique("doc_")
+    page.get_by_role("link", name="Policies").click()
+    editor = page.get_by_role("form", name="Edit policies")
+    source = editor.get_by_role("textbox", name=re.compile("^Policy"))
+    broken = f"""apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: {kind}
+  version: default
+  rules:
+    - actions: [view]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          expr: R.attr.x ===
+"""
+    source.fill(broken)
+    editor.get_by_role("button", name="Save policies").click()
+    problems = editor.get_by_role("list", name="Policy problems")
+    expect(problems).to_contain_text("rules[0].condition.match.expr")
+    source.fill(broken.replace("R.attr.x ===", "R.attr.public == true"))
+    editor.get_by_role("button", name="Save policies").click()
+    expect(editor.get_by_role("status")).to_contain_text(f"resource.{kind}.vdefault")
+    expect(page.get_by_role("cell", name=kind, exact=True)).to_be_visible()
+
+    check = page.get_by_role("form", name="Check a policy")
+    check.get_by_label("Resource kind").fill(kind)
+    check.get_by_label("Resource attributes (JSON)").fill('{"public": true}')
+    check.get_by_label("Actions (comma-separated)").fill("view, edit")
+    check.get_by_role("button", name="Check").click()
+    view = check.get_by_role("row").filter(has=page.get_by_role("cell", name="view", exact=True))
+    expect(view).to_contain_text("allow")
+    edit = check.get_by_role("row").filter(has=page.get_by_role("cell", name="edit", exact=True))
+    expect(edit).to_contain_text("deny")
+
+
+def test_usage_per_day_is_drawn_as_an_svg_chart(admin_page: Page) -> None:
+    page = admin_page
+    page.get_by_role("link", name="Usage").click()
+    chart = page.get_by_role("img", name="requests per day")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect.bar").first).to_be_attached()
+    assert int(page.get_by_label("Totals over 30 days").locator("dd").first.inner_text()) > 0
+
+
+def test_a_platform_admin_creates_a_tenant_and_switches_to_it(
+    browser: Browser, running: RunningServer
+) -> None:
+    """Its own context: switching signs this browser's session out."""
+    tenant = unique("acme-")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, running.url, ADMIN_USERNAME, ADMIN_PASSWORD)
+    page.get_by_role("link", name="Tenants").click()
+    form = page.get_by_role("form", name="New tenant")
+    form.get_by_label("Tenant name").fill("Not Valid")
+    form.get_by_role("button", name="Create tenant").click()
+    expect(form.get_by_role("alert")).to_contain_text("(field: name)")
+    form.get_by_label("Tenant name").fill(tenant)
+    form.get_by_label("First admin's username (optional)").fill("boss")
+    form.get_by_label("First admin's password").fill("boss-password-1")
+    form.get_by_role("button", name="Create tenant").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Switch to {tenant}").click()
+
+    expect(page.get_by_role("heading", name="Sign in to Roost")).to_be_visible()
+    expect(page.get_by_label("Tenant")).to_have_value(tenant)
+    page.get_by_label("Username or email").fill("boss")
+    page.get_by_label("Password").fill("boss-password-1")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("header .who")).to_have_text(f"boss · {tenant}")
+    # a tenant's own administrator is no platform administrator: no tenants page
+    nav = page.get_by_role("navigation", name="Dashboard")
+    expect(nav.get_by_role("link", name="Tables")).to_be_visible()
+    expect(nav.get_by_role("link", name="Tenants")).to_have_count(0)
+    context.close()
 
 
 def test_a_principal_without_scopes_sees_nothing_it_may_not(

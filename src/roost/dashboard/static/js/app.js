@@ -1,6 +1,7 @@
 // The dashboard's shell: who is signed in, the navigation their scopes allow, and a router
 // over location.hash (#/tables, #/tables/<name>, #/users, #/files/<bucket>, #/logs, #/kv,
-// #/queues/<name>, #/secrets).
+// #/queues/<name>, #/secrets, #/functions, #/triggers, #/policies, #/tenants, #/usage). Each page
+// is its own module, loaded when first opened.
 import { ApiError, allows, call, signOut } from "./api.js";
 import { button, errorBox, h, show } from "./ui.js";
 import { signInPage } from "./pages/signin.js";
@@ -14,6 +15,13 @@ const PAGES = [
   { path: "kv", label: "KV store", scope: "kv:read", load: () => import("./pages/kv.js") },
   { path: "queues", label: "Queues", scope: "queue:read", load: () => import("./pages/queues.js") },
   { path: "secrets", label: "Secrets", scope: "secrets:read", load: () => import("./pages/secrets.js") },
+  { path: "functions", label: "Functions", scope: "functions:read", load: () => import("./pages/functions.js") },
+  { path: "triggers", label: "Triggers", scope: "triggers:read", load: () => import("./pages/triggers.js") },
+  { path: "policies", label: "Policies", scope: "policies:read", also: ["policy:check"],
+    load: () => import("./pages/policies.js") },
+  // platform administrators: users of the default tenant with tenants:admin (docs/security.md)
+  { path: "tenants", label: "Tenants", scope: "tenants:admin", home: true, load: () => import("./pages/tenants.js") },
+  { path: "usage", label: "Usage", scope: "usage:read", load: () => import("./pages/usage.js") },
 ];
 
 const root = document.getElementById("app");
@@ -21,6 +29,7 @@ let me = null;
 let leave = null; // the open page's clean-up (a live tail's timer, ...)
 
 function visible(page) {
+  if (page.home && me.tenant !== "default") return false;
   return [page.scope, ...(page.also || [])].some((s) => allows(me.scopes, s));
 }
 

@@ -3,9 +3,15 @@
 import { signIn } from "../api.js";
 import { errorBox, field, h, show } from "../ui.js";
 
+// #/tenant/<name> (where the tenants page's switch lands) fills in the tenant
+function askedTenant() {
+  const match = window.location.hash.match(/^#\/tenant\/([^/]+)$/);
+  return match ? decodeURIComponent(match[1]) : "default";
+}
+
 export function signInPage(done) {
   const status = h("div", { "aria-live": "polite" });
-  const tenant = h("input", { name: "tenant", value: "default", autocomplete: "organization", required: true });
+  const tenant = h("input", { name: "tenant", value: askedTenant(), autocomplete: "organization", required: true });
   const username = h("input", { name: "username", autocomplete: "username", required: true });
   const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
   const form = h("form", { class: "card", "aria-labelledby": "signin-title" },
