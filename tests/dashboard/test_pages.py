@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from roost import Client
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, start_server, unique
 from tests.dashboard.browser import chromium, require_chromium, sign_in
-from tests.receiver import eventually
+from tests.waiting import eventually
 
 # a 1x1 PNG: served inline, so its signed link opens in the browser
 _PNG = bytes.fromhex(
