@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
+from argon2 import PasswordHasher
 
 from roost.errors import AuthenticationError, ConfigurationError
 from roost.services.context import Principal, PrincipalCache
@@ -54,6 +56,35 @@ async def test_a_hash_made_at_another_cost_verifies_and_needs_rehash() -> None:
     assert await new.verify(hashed, "correct horse")
     assert new.needs_rehash(hashed)
     assert not old.needs_rehash(hashed)
+
+
+class _CountingHasher(PasswordHasher):
+    """A real argon2 hasher that records how many hashes ran at once."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.running, self.peak, self._lock = 0, 0, threading.Lock()
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            return super().hash(password, salt=salt)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+@pytest.mark.anyio
+async def test_concurrent_hashes_are_bounded_and_all_answer() -> None:
+    passwords = Passwords(memory_kib=1024, time_cost=1, parallelism=1, concurrency=2)
+    counting = _CountingHasher()
+    passwords._hasher = counting
+    hashes = await asyncio.gather(*(passwords.hash(f"password {i}") for i in range(12)))
+    assert len(set(hashes)) == 12
+    assert 1 <= counting.peak <= 2
+    assert all([await passwords.verify(h, f"password {i}") for i, h in enumerate(hashes)])
 
 
 def test_the_default_password_cost_is_owasps_argon2id() -> None:

@@ -100,6 +100,12 @@ class RedactCredentials(logging.Filter):
     argument (what a client may have chosen) starts a line or drives the terminal."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # The filter sits on the loggers and on the handlers (a record that propagates to a
+        # host's handlers is redacted too), so most records pass it twice: the second pass,
+        # a dozen regular expressions over every access line, is skipped.
+        if getattr(record, "roost_redacted", False):
+            return True
+        record.roost_redacted = True
         if isinstance(record.args, tuple) and all(
             isinstance(arg, str | int | float | None) for arg in record.args
         ):

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import sqlglot
 from sqlalchemy import Connection, select
-from sqlglot import exp
-from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from roost.backends.sql.confined import ReadRefused, ReadTooLarge, ReadTooSlow
 from roost.backends.sql.tables import analytics_queries
@@ -49,6 +46,9 @@ from roost.wire.database import (
     DefineAnalyticsRequest,
     ExecuteAnalyticsRequest,
 )
+
+if TYPE_CHECKING:  # sqlglot is imported on first use: a server that runs no analytics
+    from sqlglot import exp  # query never pays its import at start-up
 
 _PARAM_TYPES: dict[str, Any] = {
     "str": str,
@@ -108,27 +108,26 @@ _ALLOWED_FUNCTIONS = {
     "totimestamp",
     "tochar",
 }
-_T = exp.DataType.Type
-_CAST_TYPES = frozenset(
+_CAST_TYPES = frozenset(  # names of sqlglot exp.DataType.Type members
     # value types only: a cast to regclass, regnamespace, oid and the like looks up catalogs
     {
-        _T.TEXT,
-        _T.VARCHAR,
-        _T.CHAR,
-        _T.INT,
-        _T.BIGINT,
-        _T.SMALLINT,
-        _T.DECIMAL,
-        _T.FLOAT,
-        _T.DOUBLE,
-        _T.BOOLEAN,
-        _T.DATE,
-        _T.TIME,
-        _T.TIMESTAMP,
-        _T.TIMESTAMPTZ,
-        _T.INTERVAL,
-        _T.JSON,
-        _T.JSONB,
+        "TEXT",
+        "VARCHAR",
+        "CHAR",
+        "INT",
+        "BIGINT",
+        "SMALLINT",
+        "DECIMAL",
+        "FLOAT",
+        "DOUBLE",
+        "BOOLEAN",
+        "DATE",
+        "TIME",
+        "TIMESTAMP",
+        "TIMESTAMPTZ",
+        "INTERVAL",
+        "JSON",
+        "JSONB",
     }
 )
 
@@ -177,6 +176,10 @@ class CheckedQuery:
 def check_query(sql: str, dialect: str, schema: TenantSchema) -> CheckedQuery:
     """The query rendered for the driver of `dialect` (sqlite3 `:name`, asyncpg `$n`), if it
     passes every check. The first line only: the database confines what runs (`confined`)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
     read = "postgres" if dialect == "postgresql" else "sqlite"
     try:
         statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
@@ -234,6 +237,8 @@ def _ctes_in_scope(node: exp.Expr) -> set[str]:
     """The CTE names a table reference at `node` sees. A CTE shadows a table only within its
     own WITH: in the query the WITH belongs to and in the later CTEs of that WITH (in every
     CTE of a WITH RECURSIVE), never in a sibling subquery outside it."""
+    from sqlglot import exp
+
     names: set[str] = set()
     child: exp.Expr | None = node
     parent = node.parent
@@ -254,6 +259,8 @@ def _ctes_in_scope(node: exp.Expr) -> set[str]:
 
 
 def _check_functions(tree: exp.Expr) -> None:
+    from sqlglot import exp
+
     for function in tree.find_all(exp.Func):
         name = (
             function.name if isinstance(function, exp.Anonymous) else type(function).__name__
@@ -267,6 +274,8 @@ def _check_functions(tree: exp.Expr) -> None:
 def _check_field_access(tree: exp.Expr) -> None:
     """Columns are `column` or `table.column`: PostgreSQL reads `(expr).name` (and a longer
     dotted path) as a call of the function `name`, past the allow-list above."""
+    from sqlglot import exp
+
     for node in tree.find_all(exp.Dot, exp.Column):
         if isinstance(node, exp.Dot) or node.args.get("db") or node.args.get("catalog"):
             raise ValidationError(
@@ -277,8 +286,10 @@ def _check_field_access(tree: exp.Expr) -> None:
 
 
 def _check_casts(tree: exp.Expr) -> None:
+    from sqlglot import exp
+
     for node in tree.find_all(exp.DataType):
-        if node.this not in _CAST_TYPES:
+        if getattr(node.this, "name", None) not in _CAST_TYPES:
             raise ValidationError(
                 f"a cast to {node.sql()[:40]} is not allowed in analytics queries; cast to "
                 "text, numbers, boolean, date/time types or json",

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import jwt
 from argon2 import PasswordHasher
@@ -23,6 +25,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from roost.backends.ratelimit import RateLimiter
 from roost.errors import AuthenticationError, RateLimitError
+
+_T = TypeVar("_T")
 
 OpaqueKind = Literal["rak", "rst", "rrt", "rev", "rpr", "r2f", "rml", "rmi"]
 """rak: API key, rst: session token, rrt: refresh token, r2f: second-factor challenge, rml:
@@ -36,20 +40,30 @@ class Passwords:
     verifies; `needs_rehash` says when it should be made again at this cost.
     """
 
-    def __init__(self, memory_kib: int, time_cost: int, parallelism: int) -> None:
+    def __init__(
+        self, memory_kib: int, time_cost: int, parallelism: int, concurrency: int | None = None
+    ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
         )
         self._dummy: str | None = None
+        # Hashes run on threads of their own, at most `concurrency` at once (one per core by
+        # default): a burst of sign-ins then queues here instead of holding memory_kib each
+        # at the same time and crowding out the default executor's other work.
+        self.concurrency = concurrency or min(4, os.cpu_count() or 1)
+        self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="roost-hash")
 
     async def hash(self, password: str) -> str:
         """The argon2id hash of a password (computed off the event loop)."""
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._off_loop(self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """Whether `password` matches; with no hash (no such user) it still spends the time
         of a verification at this cost, so the answer does not tell which users exist."""
-        return await asyncio.to_thread(self._verify, password_hash, password)
+        return await self._off_loop(self._verify, password_hash, password)
+
+    async def _off_loop(self, work: Callable[..., _T], *args: object) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
 
     def needs_rehash(self, password_hash: str) -> bool:
         """Whether a stored hash was made at another cost (or with another algorithm)."""

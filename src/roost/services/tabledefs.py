@@ -18,7 +18,6 @@ from functools import cached_property, lru_cache
 from typing import Annotated, Any
 
 import msgspec
-import sqlglot
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -44,7 +43,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
-from sqlglot import exp
 
 from roost.errors import ValidationError
 from roost.wire.database import TableSpec
@@ -64,33 +62,41 @@ _REFERENCES = re.compile(
     r"(?:\s+on\s+delete\s+(cascade|set null|restrict|no action))?$"
 )
 _CHECK = re.compile(r"^check\s*\((.*)\)$", re.DOTALL | re.IGNORECASE)
-_CHECK_NODES = (
-    exp.Column,
-    exp.Identifier,
-    exp.Literal,
-    exp.Boolean,
-    exp.Null,
-    exp.Paren,
-    exp.Tuple,
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.And,
-    exp.Or,
-    exp.Not,
-    exp.In,
-    exp.Between,
-    exp.Is,
-    exp.Length,
-    exp.Neg,
-    exp.Add,
-    exp.Sub,
-    exp.Mul,
-    exp.Div,
-)
+
+
+@lru_cache(maxsize=1)
+def _check_nodes() -> tuple[type[Any], ...]:
+    # sqlglot is imported on first use, not at import: a server whose tables have no CHECK
+    # never pays its import (a tenth of a second) at start-up
+    from sqlglot import exp
+
+    return (
+        exp.Column,
+        exp.Identifier,
+        exp.Literal,
+        exp.Boolean,
+        exp.Null,
+        exp.Paren,
+        exp.Tuple,
+        exp.EQ,
+        exp.NEQ,
+        exp.GT,
+        exp.GTE,
+        exp.LT,
+        exp.LTE,
+        exp.And,
+        exp.Or,
+        exp.Not,
+        exp.In,
+        exp.Between,
+        exp.Is,
+        exp.Length,
+        exp.Neg,
+        exp.Add,
+        exp.Sub,
+        exp.Mul,
+        exp.Div,
+    )
 
 
 def check_identifier(name: str, field_name: str) -> str:
@@ -250,6 +256,9 @@ def _apply_constraint(column: ColumnDef, constraint: str, field_name: str) -> Co
 
 def parse_check(expression: str, field_name: str) -> str:
     """A CHECK expression re-rendered by sqlglot, if it holds only safe parts."""
+    import sqlglot
+    from sqlglot import exp
+
     try:
         tree = sqlglot.parse_one(expression)
     except sqlglot.errors.ParseError:
@@ -257,7 +266,7 @@ def parse_check(expression: str, field_name: str) -> str:
             f"cannot parse CHECK ({expression[:80]})", details={"field": field_name}
         ) from None
     for node in tree.walk():
-        if not isinstance(node, _CHECK_NODES):
+        if not isinstance(node, _check_nodes()):
             raise ValidationError(
                 f"CHECK may use columns, literals, comparisons, AND/OR/NOT, IN, BETWEEN, IS, "
                 f"LENGTH and arithmetic; not {type(node).__name__}",
@@ -269,6 +278,9 @@ def parse_check(expression: str, field_name: str) -> str:
 
 
 def check_columns(expression: str) -> set[str]:
+    import sqlglot
+    from sqlglot import exp
+
     return {column.name for column in sqlglot.parse_one(expression).find_all(exp.Column)}
 
 
@@ -415,6 +427,8 @@ def _build_column(column: ColumnDef, dialect: str) -> Column[Any]:
             )
         )
     if column.check:
+        import sqlglot
+
         rendered = sqlglot.transpile(
             column.check, write="postgres" if dialect == "postgresql" else "sqlite", identify=True
         )[0]
