@@ -9,6 +9,7 @@ add nothing). Passwords are argon2id, at the cost the settings give (`Passwords`
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
@@ -33,6 +34,17 @@ OpaqueKind = Literal["rak", "rst", "rrt", "rev", "rpr", "r2f", "rml", "rmi"]
 magic sign-in link."""
 
 
+def _cores() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+@functools.cache
+def _threads() -> ThreadPoolExecutor:
+    """The process' threads for password hashes, one per core (at most 4): shared by every
+    platform of the process (tests run hundreds), so their threads do not pile up."""
+    return ThreadPoolExecutor(_cores(), thread_name_prefix="roost-hash")
+
+
 class Passwords:
     """Hashes and checks passwords with argon2id at the configured cost.
 
@@ -47,11 +59,11 @@ class Passwords:
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
         )
         self._dummy: str | None = None
-        # Hashes run on threads of their own, at most `concurrency` at once (one per core by
-        # default): a burst of sign-ins then queues here instead of holding memory_kib each
-        # at the same time and crowding out the default executor's other work.
-        self.concurrency = concurrency or min(4, os.cpu_count() or 1)
-        self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="roost-hash")
+        # Hashes run on the process' hashing threads, at most `concurrency` at once (one per
+        # core by default): a burst of sign-ins then queues here instead of holding
+        # memory_kib each at the same time and crowding out the default executor's work.
+        self.concurrency = concurrency or _cores()
+        self._turns = asyncio.Semaphore(self.concurrency)
 
     async def hash(self, password: str) -> str:
         """The argon2id hash of a password (computed off the event loop)."""
@@ -63,7 +75,8 @@ class Passwords:
         return await self._off_loop(self._verify, password_hash, password)
 
     async def _off_loop(self, work: Callable[..., _T], *args: object) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
+        async with self._turns:
+            return await asyncio.get_running_loop().run_in_executor(_threads(), work, *args)
 
     def needs_rehash(self, password_hash: str) -> bool:
         """Whether a stored hash was made at another cost (or with another algorithm)."""
