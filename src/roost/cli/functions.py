@@ -183,13 +183,13 @@ def logs(
 def _since(client: Client, category: str, last: int) -> list[dict[str, Any]]:
     """Entries newer than id `last`, newest first (paging back until it is reached)."""
     found: list[dict[str, Any]] = []
-    cursor: str | None = None
+    page = client.logs.query(category=category, limit=_PAGE)
     while True:
-        page = client.logs.query(category=category, limit=_PAGE, cursor=cursor)
         found += [entry for entry in page["entries"] if entry["id"] > last]
         cursor = page["next_cursor"]
         if cursor is None or not page["entries"] or page["entries"][-1]["id"] <= last:
             return found
+        page = client.logs.query(category=category, limit=_PAGE, cursor=cursor)
 
 
 def _show(newest_first: list[dict[str, Any]]) -> None:
