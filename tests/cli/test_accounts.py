@@ -23,7 +23,15 @@ def test_help_keeps_its_environment_hints() -> None:
     shown = runner.invoke(app, ["serve", "--help"], terminal_width=250, env={"COLUMNS": "250"})
     assert "[env: ROOST_DATA_DIR]" in shown.output
     assert "[env: ROOST_DATABASE_URL]" in shown.output
-    for command in (["login"], ["logout"], ["keys", "list"], ["users", "set-role"], ["backup"]):
+    for command in (
+        ["login"],
+        ["logout"],
+        ["keys", "list"],
+        ["users", "set-role"],
+        ["backup"],
+        ["export"],
+        ["import"],
+    ):
         assert runner.invoke(app, [*command, "--help"]).exit_code == 0
 
 

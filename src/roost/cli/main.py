@@ -16,11 +16,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from roost._version import __version__
-from roost.cli import accounts
+from roost.cli import accounts, remote
 from roost.cli.backup import DataDir
 from roost.cli.functions import app as functions_app
 from roost.cli.mail import app as mail_app
 from roost.cli.policies import app as policies_app
+from roost.cli.remote import ApiKey, ApiUrl, remote_client, reporting_errors
+from roost.cli.remote import Tenant as RemoteTenant
 from roost.cli.storage import app as storage_app
 from roost.cli.triggers import app as triggers_app
 from roost.cli.worker import worker
@@ -348,6 +350,56 @@ def restore(
     console.print(
         f"[green]restored[/] {count} files into {settings.data_dir.resolve()}", highlight=False
     )
+
+
+@app.command("export")
+def export_command(
+    file: Annotated[Path, typer.Argument(help="The JSON lines file to write.", dir_okay=False)],
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+    tenant: RemoteTenant = None,
+) -> None:
+    """Write a tenant to FILE as JSON lines: tables, rows, documents, secret names.
+
+    Through the API of a running server; secret values never leave it."""
+    from roost.cli.transfer import export_tenant
+
+    partial = file.with_name(f".{file.name}.part")
+    with reporting_errors(), remote_client(api_url, api_key, tenant, required=True) as client:
+        try:
+            with partial.open("wb") as out:
+                counts = export_tenant(client, out)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    partial.replace(file)
+    remote.console.print(f"[green]exported[/] {counts.summary()} to {file}", highlight=False)
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An export.")],
+    merge: Annotated[
+        bool,
+        typer.Option("--merge", help="Upsert into tables that exist (by primary key)."),
+    ] = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+    tenant: RemoteTenant = None,
+) -> None:
+    """Recreate a `roost export` file's tables, rows and documents in a tenant.
+
+    The whole file is checked first: a bad line, named by its number, changes nothing."""
+    from roost.cli.transfer import import_tenant
+
+    with reporting_errors(), remote_client(api_url, api_key, tenant, required=True) as client:
+        counts = import_tenant(client, file, merge=merge)
+    remote.console.print(f"[green]imported[/] {counts.summary()} from {file}", highlight=False)
+    if counts.secrets:
+        remote.console.print(
+            f"secrets are exported by name only; set them again: {', '.join(counts.secrets)}",
+            highlight=False,
+        )
 
 
 @app.command()

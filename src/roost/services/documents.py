@@ -17,10 +17,18 @@ from roost.errors import NotFoundError, ValidationError
 from roost.services.context import Context
 from roost.services.registry import operation
 from roost.services.tabledefs import check_identifier
-from roost.wire.common import Done
+from roost.wire.common import Done, Empty
 from roost.wire.database import DocumentRef, DocumentWrite, Row
 
 _MAX_BYTES = 1024 * 1024
+
+
+@operation("documents.collections", scope="database:read", read_only=True)
+async def collections(ctx: Context, params: Empty) -> list[str]:
+    """The names of the tenant's document collections that hold a document, in order."""
+    query = select(documents.c.collection).distinct().order_by(documents.c.collection)
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        return list((await conn.execute(query)).scalars())
 
 
 @operation("documents.get", scope="database:read", read_only=True)

@@ -100,6 +100,20 @@ async def test_records_round_trip_with_types(server: RunningServer, admin_token:
 
 
 @pytest.mark.anyio
+async def test_rows_given_their_ids_leave_free_ids_for_the_next(
+    server: RunningServer, admin_token: str
+) -> None:
+    """An import keeps its rows' ids; PostgreSQL's sequence is moved past them."""
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await client.auth.sign_in_with_token(admin_token)
+        table = unique("kept_")
+        await admin.schema.add_table(table, [{"name": "v", "type": "text"}])
+        await admin.database.create(table, [{"id": 7, "v": "a"}, {"id": 3, "v": "b"}])
+        assert (await admin.database.create(table, {"v": "c"}))["id"] == 8
+        assert await admin.database.query(table).count() == 3
+
+
+@pytest.mark.anyio
 async def test_bulk_create_is_all_or_nothing(server: RunningServer, admin_token: str) -> None:
     async with AsyncClient(api_url=server.url) as client:
         admin = await client.auth.sign_in_with_token(admin_token)
@@ -253,6 +267,11 @@ async def test_collections_store_and_query_documents(
             await people.get("bob")
         with pytest.raises(ValidationError):
             people.query().where("age", "~", 1)
+        assert people.name in await admin.database.collections()
+        await people.delete("ann")
+        await people.delete("cid")
+        # a collection is listed while it holds a document
+        assert people.name not in await admin.database.collections()
 
 
 @pytest.mark.anyio
@@ -421,6 +440,8 @@ async def test_tenants_never_see_each_others_tables(
         async with AsyncClient(api_url=server.url, tenant=tenant) as other:
             root = await other.auth.sign_in_with_password("root", "root-password")
             assert await root.database.tables() == []
+            await admin.collection(unique("mine_")).set("x", {})
+            assert await root.database.collections() == []
             with pytest.raises(NotFoundError):
                 await root.database.query(table).get()
             # the same table name in the other tenant is another table

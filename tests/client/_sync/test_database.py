@@ -98,6 +98,19 @@ def test_records_round_trip_with_types(server: RunningServer, admin_token: str) 
         assert admin.database.delete(table, all=True) == 1
 
 
+def test_rows_given_their_ids_leave_free_ids_for_the_next(
+    server: RunningServer, admin_token: str
+) -> None:
+    """An import keeps its rows' ids; PostgreSQL's sequence is moved past them."""
+    with Client(api_url=server.url) as client:
+        admin = client.auth.sign_in_with_token(admin_token)
+        table = unique("kept_")
+        admin.schema.add_table(table, [{"name": "v", "type": "text"}])
+        admin.database.create(table, [{"id": 7, "v": "a"}, {"id": 3, "v": "b"}])
+        assert (admin.database.create(table, {"v": "c"}))["id"] == 8
+        assert admin.database.query(table).count() == 3
+
+
 def test_bulk_create_is_all_or_nothing(server: RunningServer, admin_token: str) -> None:
     with Client(api_url=server.url) as client:
         admin = client.auth.sign_in_with_token(admin_token)
@@ -246,6 +259,11 @@ def test_collections_store_and_query_documents(
             people.get("bob")
         with pytest.raises(ValidationError):
             people.query().where("age", "~", 1)
+        assert people.name in admin.database.collections()
+        people.delete("ann")
+        people.delete("cid")
+        # a collection is listed while it holds a document
+        assert people.name not in admin.database.collections()
 
 
 def test_secure_tables_need_reason_and_actor_and_are_audited(
@@ -409,6 +427,8 @@ def test_tenants_never_see_each_others_tables(
         with Client(api_url=server.url, tenant=tenant) as other:
             root = other.auth.sign_in_with_password("root", "root-password")
             assert root.database.tables() == []
+            admin.collection(unique("mine_")).set("x", {})
+            assert root.database.collections() == []
             with pytest.raises(NotFoundError):
                 root.database.query(table).get()
             # the same table name in the other tenant is another table

@@ -277,6 +277,16 @@ class AsyncDatabase(Namespace):
         result: list[dict[str, Any]] = await self._client.call("database.tables", idempotent=True)
         return result
 
+    async def collections(self) -> list[str]:
+        """The names of the tenant's document collections (those holding a document).
+
+        Example:
+            for name in await client.database.collections():
+                print(name)
+        """
+        result: list[str] = await self._client.call("documents.collections", idempotent=True)
+        return result
+
     async def describe(self, table: str) -> dict[str, Any]:
         """A table's columns, indexes and flags.
 

@@ -278,6 +278,16 @@ class Database(Namespace):
         result: list[dict[str, Any]] = self._client.call("database.tables", idempotent=True)
         return result
 
+    def collections(self) -> list[str]:
+        """The names of the tenant's document collections (those holding a document).
+
+        Example:
+            for name in client.database.collections():
+                print(name)
+        """
+        result: list[str] = self._client.call("documents.collections", idempotent=True)
+        return result
+
     def describe(self, table: str) -> dict[str, Any]:
         """A table's columns, indexes and flags.
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Table, delete, func, select, update
 
 from roost.errors import NotFoundError, ValidationError
 from roost.services import audit
@@ -99,6 +99,7 @@ async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
     for index, row in enumerate(values):
         groups.setdefault(tuple(sorted(row)), []).append(index)
     policy = await row_policy(ctx, definition, table)
+    given_ids = pk.autoincrement and any(pk.name in row for row in values)
 
     def work(conn: Connection) -> list[Row]:
         stored: list[Row | None] = [None] * len(values)
@@ -107,6 +108,8 @@ async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
             for index, row in zip(indexes, inserted, strict=True):
                 stored[index] = row
         rows = [row for row in stored if row is not None]
+        if given_ids and conn.dialect.name == "postgresql":
+            _sequence_past(conn, table, pk.name)
         if policy is not None:  # checked as stored (defaults filled in); refused: rolled back
             policy.require("create", rows)
         if access is not None:
@@ -242,6 +245,15 @@ def _require_rows(
 
 def _locked(statement: Any) -> Any:
     return statement.with_for_update()
+
+
+def _sequence_past(conn: Connection, table: Table, pk: str) -> None:
+    """Move a PostgreSQL autoincrement key's sequence past the ids a caller gave (an import
+    keeps its rows' ids): else the next row without one would be given a taken id. SQLite
+    takes max(id) + 1 by itself."""
+    highest = select(func.max(table.c[pk])).scalar_subquery()
+    sequence = func.pg_get_serial_sequence(table.name, pk)  # found on the tenant's search_path
+    conn.execute(select(func.setval(sequence, func.greatest(highest, 1))))
 
 
 def _insert_group(conn: Connection, table: Table, pk: str, rows: list[dict[str, Any]]) -> list[Row]:
