@@ -21,7 +21,7 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any, Final
 
 import anyio
@@ -29,6 +29,8 @@ import httpcore
 import httpx
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
+
+from roost.client._transport import AsyncBackendTransport, BackendTransport
 
 _REQUEST: Final = b"?"
 _GRANTED: Final = b"+"  # as roost.functions.relay answers (the SDK never imports the server)
@@ -277,104 +279,15 @@ def _pool_options(limits: httpx.Limits, tls: bool) -> dict[str, Any]:
     }
 
 
-def _core_request(request: httpx.Request) -> httpcore.Request:
-    return httpcore.Request(
-        method=request.method,
-        url=httpcore.URL(
-            scheme=request.url.raw_scheme,
-            host=request.url.raw_host,
-            port=request.url.port,
-            target=request.url.raw_path,
-        ),
-        headers=request.headers.raw,
-        content=request.stream,  # httpx's streams iterate bytes
-        extensions=request.extensions,
-    )
-
-
-@contextlib.contextmanager
-def _as_httpx(request: httpx.Request) -> Iterator[None]:
-    """httpcore's errors as the httpx error of the same name (the SDK handles those)."""
-    try:
-        yield
-    except httpcore.TimeoutException as exc:
-        raise _httpx_error(exc, httpx.TimeoutException)(str(exc), request=request) from exc
-    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
-        raise _httpx_error(exc, httpx.TransportError)(str(exc), request=request) from exc
-
-
-def _httpx_error(exc: Exception, default: type[httpx.TransportError]) -> type[httpx.TransportError]:
-    for cls in type(exc).__mro__:
-        found = getattr(httpx, cls.__name__, None)
-        if isinstance(found, type) and issubclass(found, default):
-            return found
-    return default
-
-
-class _Body(httpx.SyncByteStream):
-    def __init__(self, stream: Any, request: httpx.Request) -> None:
-        self._stream, self._request = stream, request
-
-    def __iter__(self) -> Iterator[bytes]:
-        with _as_httpx(self._request):
-            yield from self._stream
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, stream: Any, request: httpx.Request) -> None:
-        self._stream, self._request = stream, request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx(self._request):
-            async for part in self._stream:
-                yield part
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-
-class DoorTransport(httpx.BaseTransport):
+class DoorTransport(BackendTransport):
     """The sync client's transport inside a function under the fallback sandbox."""
 
     def __init__(self, fd: int, limits: httpx.Limits, *, tls: bool) -> None:
-        self._pool = httpcore.ConnectionPool(
-            **_pool_options(limits, tls), network_backend=DoorBackend(fd)
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with _as_httpx(request):
-            answer = self._pool.handle_request(_core_request(request))
-        return httpx.Response(
-            answer.status,
-            headers=answer.headers,
-            stream=_Body(answer.stream, request),
-            extensions=answer.extensions,
-        )
-
-    def close(self) -> None:
-        self._pool.close()
+        super().__init__(DoorBackend(fd), **_pool_options(limits, tls))
 
 
-class AsyncDoorTransport(httpx.AsyncBaseTransport):
+class AsyncDoorTransport(AsyncBackendTransport):
     """The async client's transport inside a function under the fallback sandbox."""
 
     def __init__(self, fd: int, limits: httpx.Limits, *, tls: bool) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            **_pool_options(limits, tls), network_backend=AsyncDoorBackend(fd)
-        )
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with _as_httpx(request):
-            answer = await self._pool.handle_async_request(_core_request(request))
-        return httpx.Response(
-            answer.status,
-            headers=answer.headers,
-            stream=_AsyncBody(answer.stream, request),
-            extensions=answer.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
+        super().__init__(AsyncDoorBackend(fd), **_pool_options(limits, tls))

@@ -35,6 +35,7 @@ import httpcore
 import httpx
 
 from roost._version import __version__
+from roost.client._transport import AsyncBackendTransport
 from roost.clock import Clock
 from roost.errors import ValidationError
 from roost.webhooks import sign
@@ -341,11 +342,7 @@ def pinned_client(
     """An httpx client that connects only to `addresses` (from `AllowList.resolve`), whatever
     host a request names, follows no redirect and takes no proxy from the environment."""
     tls = tls or _default_tls()
-    transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
-    # httpx takes no network backend: its pool is replaced by one that has ours
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=tls, max_connections=1, network_backend=_PinnedBackend(addresses)
-    )
+    transport = AsyncBackendTransport(_PinnedBackend(addresses), ssl_context=tls, max_connections=1)
     return httpx.AsyncClient(
         transport=transport,
         follow_redirects=False,
