@@ -105,7 +105,8 @@ def test_docs_load_swagger_ui_from_this_server_only(roost_server: RoostServer) -
         assert sources
         assert all(source.startswith("/") for source in sources), sources
         assert 'url: "/api/v1/openapi.json"' in page.text
-        assert "persistAuthorization: true" in page.text
+        assert "persistAuthorization: false" in page.text  # no token in local storage
+        assert page.headers["x-frame-options"] == "DENY"
         for source in sources:
             if source.startswith("/docs/static/"):
                 assert http.get(source).status_code == 200, source

@@ -96,7 +96,11 @@ def create_app(
     async def docs_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")
         answer = compressed(swagger(), "text/html; charset=utf-8", accept_encoding=encoding)
-        return answer.as_response()
+        response = answer.as_response()
+        # a page that holds a token is never shown inside another site's frame
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        return response
 
     async def operations_endpoint(request: Request) -> Response:
         encoding = request.headers.get("accept-encoding")

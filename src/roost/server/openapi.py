@@ -202,8 +202,9 @@ def swagger_static() -> StaticFiles:
 
 
 def swagger_page() -> str:
-    """The `/docs` page: Swagger UI over `/api/v1/openapi.json`, "Try it out" on, the token
-    typed in Authorize kept across reloads (in the browser's local storage)."""
+    """The `/docs` page: Swagger UI over `/api/v1/openapi.json`, "Try it out" on. The token
+    typed in Authorize lives in the page only (not kept in the browser's local storage, where
+    any script of the API's origin could read it): a reload asks for it again."""
     return _SWAGGER.format(version=__version__)
 
 
@@ -239,7 +240,7 @@ window.onload = function () {{
     url: "/api/v1/openapi.json",
     dom_id: "#swagger-ui",
     deepLinking: true,
-    persistAuthorization: true,
+    persistAuthorization: false,
     tryItOutEnabled: true,
     displayOperationId: true,
     defaultModelsExpandDepth: 0,
