@@ -74,20 +74,16 @@ class Deliverer(LeasedConsumer):
             concurrency=concurrency,
             poll=min(_POLL, platform.settings.triggers_tick_seconds),
         )
-        self._platform = platform
         self._allow = AllowList.parse(platform.settings.webhook_allow)
         self.delivered = 0  # events handed to their target
         self.failed_attempts = 0
 
-    async def handle(self, delivery: Delivery) -> None:
-        await self._deliver(delivery)
-
-    async def _deliver(self, message: Delivery) -> None:
+    async def handle(self, message: Delivery) -> None:
         queued = events.decode(message.body)
         if queued is None:
             logger.warning("dropped message %s of the triggers queue: not ours", message.id)
             return
-        platform, tenant = self._platform, queued.tenant
+        platform, tenant = self.platform, queued.tenant
         try:
             await ensure_exists(platform, tenant)
         except NotFoundError:  # the tenant was deleted with its triggers
@@ -120,15 +116,15 @@ class Deliverer(LeasedConsumer):
         target's failure (only for the platform's own)."""
         target = trigger.target
         if isinstance(target, UrlTarget):
-            secret = await open_secret(self._platform, tenant, trigger)
+            secret = await open_secret(self.platform, tenant, trigger)
             result = await post_event(
                 target.url,
                 body=msgspec.json.encode(event),
                 event_id=event_id,
                 secret=secret,
                 allow=self._allow,
-                timeout=self._platform.settings.triggers_timeout,
-                clock=self._platform.clock,
+                timeout=self.platform.settings.triggers_timeout,
+                clock=self.platform.clock,
             )
             return Attempt(
                 result.delivered,
@@ -139,7 +135,7 @@ class Deliverer(LeasedConsumer):
                 retry_after=result.retry_after,
             )
         assert isinstance(target, FunctionTarget)
-        return await run_function(self._platform, tenant, trigger, target, event)
+        return await run_function(self.platform, tenant, trigger, target, event)
 
 
 async def run_function(
