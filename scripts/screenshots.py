@@ -4,9 +4,10 @@
 
 Starts a server on a temporary data dir, fills it with a little of everything (a table with
 records, a bucket with files, users, an API key, log entries, KV keys, a queue, secrets, a
-function and its runs, a trigger with a delivery, a policy, a second tenant, usage),
-signs in through the page and writes one PNG per page at 1280x800, and the records and
-sign-in pages at a phone's 390x844.
+function and its runs, a trigger with a delivery, a policy, a second tenant, usage, a stream
+room, a mail template and a sent mail, settings and pages), signs in through the page and
+writes one PNG per page at 1280x800, and the records, mail and sign-in pages at a phone's
+390x844.
 Needs /usr/bin/chromium (scripts/ensure-chromium).
 """
 
@@ -139,6 +140,28 @@ def fill(url: str) -> None:
             ]
         )
         admin.tenants.create("acme", display_name="Acme Inc.")
+        fill_messaging(admin, url)
+
+
+def fill_messaging(admin: Client, url: str) -> None:
+    """A stream room, a mail template and a sent mail, settings, pages, and calls by a key."""
+    for n, text in enumerate(["hello", "how are you?", "fine, thanks", "see you"]):
+        admin.stream.publish("chat", "message", {"from": ["ann", "bo"][n % 2], "text": text})
+    admin.mail.templates.put(
+        "order_shipped",
+        "Order {{ order }} shipped",
+        "Hi {{ name }}, order {{ order }} is on its way.",
+        "<h1>On its way</h1><p>Hi {{ name }}, order <b>{{ order }}</b> is on its way.</p>",
+    )
+    admin.mail.send("order_shipped", "ann@example.com", model={"name": "Ann", "order": 1042})
+    admin.settings.update({"site_name": "Acme shop", "theme": {"accent": "#1f5fbf"}})
+    admin.pages.create("/reports", "Reports", scopes=["database:read"])
+    admin.pages.create("/reports/sales", "Sales", parent="/reports", scopes=["database:read"])
+    made = admin.api_keys.create("reporting", ["database:read"])
+    with Client(api_url=url) as client:
+        keyed = client.auth.sign_in_with_token(made["key"], "api_key")
+        for _ in range(5):
+            keyed.database.query("customers", limit=5)
 
 
 def shoot(page: Page, url: str, hash_: str, out: Path, name: str, wait_text: str) -> None:
@@ -168,6 +191,7 @@ def main() -> None:
                 page.get_by_role("button", name="Sign out").wait_for()
                 shoot(page, url, "#/tables/customers", args.out, f"records{suffix}", "61 records")
                 if suffix:
+                    shoot(page, url, "#/mail", args.out, "mail-phone", "order_shipped")
                     context.close()
                     continue
                 shoot(page, url, "#/tables", args.out, "tables", "customers")
@@ -188,6 +212,23 @@ def main() -> None:
                 shoot(page, url, "#/policies", args.out, "policies", "resource.document.vdefault")
                 shoot(page, url, "#/tenants", args.out, "tenants", "Acme Inc.")
                 shoot(page, url, "#/usage", args.out, "usage", "Requests per day")
+                shoot(page, url, "#/streams/chat", args.out, "streams", "Live: new events")
+                shoot(page, url, "#/pubsub", args.out, "pubsub", "Topic patterns")
+                page.get_by_role("button", name="Watch").click()
+                page.get_by_text("Live: watching").wait_for()
+                page.get_by_label("Topic", exact=True).fill("orders.created")
+                page.get_by_label("Message (JSON)").fill('{"id": 1042, "total": "19.90"}')
+                page.get_by_role("button", name="Publish").click()
+                page.get_by_role("cell", name="orders.created").wait_for()
+                page.screenshot(path=str(args.out / "pubsub.png"), full_page=True)
+                page.evaluate("document.querySelectorAll('.toast').forEach((t) => t.remove())")
+                shoot(page, url, "#/mail", args.out, "mail", "order_shipped")
+                page.get_by_role("button", name="Edit order_shipped").click()
+                page.get_by_label("Sample data (JSON)").fill('{"name": "Ann", "order": 1042}')
+                page.get_by_role("button", name="Preview").click()
+                page.frame_locator("iframe.mail-html").locator("h1").wait_for()
+                page.screenshot(path=str(args.out / "mail-preview.png"), full_page=True)
+                shoot(page, url, "#/settings", args.out, "settings", "/reports/sales")
                 context.close()
             browser.close()
     finally:

@@ -100,7 +100,11 @@ def test_subscriptions_and_streams_are_in_openapi_and_docs(server: RunningServer
         "pubsub.subscribe",
         "database.subscribe",
         "logs.tail",
+        "queue.watch",
+        "triggers.watch_deliveries",
     }
+    assert subscriptions["queue.watch"]["scope"] == "queue:read"
+    assert subscriptions["triggers.watch_deliveries"]["scope"] == "triggers:read"
     pubsub = subscriptions["pubsub.subscribe"]
     assert pubsub["scope"] == "pubsub:read"
     assert pubsub["params"] == {"$ref": "#/components/schemas/PubSubSubscribeRequest"}
@@ -110,7 +114,13 @@ def test_subscriptions_and_streams_are_in_openapi_and_docs(server: RunningServer
     line = export["responses"]["200"]["content"]["application/x-ndjson"]["schema"]
     assert set(line["properties"]) == {"chunk", "end", "error"}
     page = httpx.get(f"{server.url}/docs/operations").text
-    shown = ("stream.subscribe", "pubsub.subscribe", "database.subscribe", "logs.tail")
+    shown = (
+        "stream.subscribe",
+        "pubsub.subscribe",
+        "database.subscribe",
+        "logs.tail",
+        "queue.watch",
+    )
     for name in (*shown, "database.export"):
         assert f'id="{name}"' in page
 

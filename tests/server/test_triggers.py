@@ -196,6 +196,57 @@ def test_a_receiver_that_recovers_gets_the_event_on_a_retry(
     assert (delivered["attempts"], delivered["status_code"]) == (2, 200)
 
 
+def test_watch_deliveries_pushes_a_delivery_as_it_is_made_and_as_it_changes(
+    admin: Client, receiver: WebhookReceiver
+) -> None:
+    table, name, other = _table(admin), unique("watched"), unique("unwatched")
+    for trigger in (name, other):
+        target = {"kind": "url", "url": f"{receiver.url}/{trigger}"}
+        admin.triggers.create(trigger, {"kind": "database", "table": table}, target)
+    receiver.reply_on(f"/{name}", Reply(status=503))  # delivered on the second attempt
+    seen: list[dict[str, Any]] = []
+    sub = admin.triggers.watch_deliveries(name, seen.append)
+    try:
+        admin.database.create(table, {"item": "x", "qty": 1})
+        eventually(lambda: bool(seen) and seen[-1]["status"] == "delivered")
+    finally:
+        sub.unsubscribe()
+    # each push is the row as read then: pending (0, then 1 attempt), then delivered
+    assert {d["id"] for d in seen} == {receiver.of(f"/{name}")[0].json()["id"]}  # not other's
+    assert (seen[-1]["attempts"], seen[-1]["status_code"]) == (2, 200)
+    attempts = [d["attempts"] for d in seen]
+    assert attempts == sorted(attempts)
+    assert {d["status"] for d in seen[:-1]} <= {"pending"}
+    assert seen[-1] == admin.triggers.deliveries(name)["results"][0]
+
+
+def test_watching_deliveries_needs_triggers_read_and_a_trigger_of_ones_tenant(
+    trigger_server: RunningServer, admin: Client, receiver: WebhookReceiver
+) -> None:
+    name, tenant = unique("guarded"), unique("t")
+    admin.triggers.create(
+        name, {"kind": "cron", "schedule": "@daily"}, {"kind": "url", "url": receiver.url}
+    )
+    with pytest.raises(NotFoundError) as missing:
+        admin.triggers.watch_deliveries(unique("never"), print)
+    assert missing.value.details["field"] == "name"
+    for bad in ("", "Bad Name", "x" * 500, "nul\x00"):
+        with pytest.raises(ValidationError) as refused:
+            admin.triggers.watch_deliveries(bad, print)
+        assert refused.value.details["field"] == "name"
+    nobody_key = admin.api_keys.create(unique("nobody"), scopes=["triggers:admin"])["key"]
+    with Client(api_url=trigger_server.url) as anonymous:
+        nobody = anonymous.auth.sign_in_with_token(nobody_key, token_type="api_key")
+        with pytest.raises(AuthorizationError) as denied:
+            nobody.triggers.watch_deliveries(name, print)
+        assert denied.value.details["scope"] == "triggers:read"
+    admin.tenants.create(tenant, admin_username="root", admin_password="root-password-1")
+    with Client(api_url=trigger_server.url, tenant=tenant) as other:
+        root = other.auth.sign_in_with_password("root", "root-password-1")
+        with pytest.raises(NotFoundError):
+            root.triggers.watch_deliveries(name, print)
+
+
 def test_a_paused_trigger_takes_no_events_until_resumed(
     admin: Client, receiver: WebhookReceiver
 ) -> None:

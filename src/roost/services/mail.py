@@ -33,8 +33,10 @@ from roost.services.security import new_id
 from roost.wire.common import Done, Empty
 from roost.wire.mail import (
     MailMessage,
+    MailPreview,
     MailTemplate,
     OutboxQuery,
+    PreviewRequest,
     SendMailRequest,
     SentMail,
     Status,
@@ -172,6 +174,21 @@ async def _letter(
         except ValidationError:  # saved before links were checked: the platform's wording
             logger.warning("mail template %r misplaces its link; the built-in one is used", alias)
             template = _as_template(BUILTIN_TEMPLATES[alias], builtin=True, updated_at=None)
+    filled = _fill(ctx, template, model)
+    return Letter(
+        sender=sender or ctx.platform.settings.mail_from,
+        to=to,
+        subject=filled.subject,
+        text=filled.text,
+        html=filled.html,
+    )
+
+
+def _fill(
+    ctx: Context, template: MailTemplate | TemplateSpec, model: dict[str, Any]
+) -> MailPreview:
+    """The template's parts filled with `model`, or the refusal naming the field."""
+    alias = template.alias
     budget = Budget(ctx.platform.settings.mail_max_bytes, alias)
     subject = " ".join(render(template.subject, model, alias, budget).split())
     if len(subject) > _SUBJECT_MAX:
@@ -180,13 +197,21 @@ async def _letter(
             f"{_SUBJECT_MAX} characters",
             details={"field": "model"},
         )
-    return Letter(
-        sender=sender or ctx.platform.settings.mail_from,
-        to=to,
+    return MailPreview(
         subject=subject,
         text=render(template.text, model, alias, budget),
         html=render(template.html, model, alias, budget, escape=True) if template.html else None,
     )
+
+
+@operation("mail.preview", scope="mail:read", read_only=True)
+async def preview(ctx: Context, params: PreviewRequest) -> MailPreview:
+    """Fill a draft template (not saved) with `model` and answer the message as it would
+    leave; nothing is sent or recorded. It refuses what saving the draft and sending it
+    would (a misplaced link in a security mail, a missing value, a message too large)."""
+    if params.template.alias in LINK_TEMPLATES:
+        check_link_placement(params.template)
+    return _fill(ctx, params.template, params.model)
 
 
 @operation("mail.put_template", scope="mail:admin")

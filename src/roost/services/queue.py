@@ -14,8 +14,9 @@ from roost.backends.queue import Delivery
 from roost.errors import NotFoundError
 from roost.services import guards
 from roost.services.context import Context
+from roost.services.feeds import Feed, Push, opening
 from roost.services.payloads import from_json, json_text
-from roost.services.registry import operation
+from roost.services.registry import operation, subscription
 from roost.wire.queue import (
     ConfigureRequest,
     ConsumeAnswer,
@@ -37,6 +38,9 @@ from roost.wire.queue import (
 
 _POLL = 1.0
 """A waiting consumer looks again this often even unwoken (delays end, deadlines pass)."""
+_WATCH = 1.0
+"""A depth watcher counts again this often even unwoken (acks, delays and deadlines announce
+nothing on the bus)."""
 
 
 _SEEN: dict[str, None] = {}
@@ -165,14 +169,40 @@ async def extend(ctx: Context, params: ExtendRequest) -> Succeeded:
 async def stats(ctx: Context, params: QueueRef) -> StatsAnswer:
     """How many messages are ready, delayed, in flight and dead."""
     await _may(ctx, params.queue, "read")
-    counts = await ctx.platform.queues.counts(_queue(ctx, params.queue))
+    return await _stats(ctx, params.queue)
+
+
+async def _stats(ctx: Context, queue: str) -> StatsAnswer:
+    counts = await ctx.platform.queues.counts(_queue(ctx, queue))
     return StatsAnswer(
-        queue=params.queue,
+        queue=queue,
         ready=counts.ready,
         delayed=counts.delayed,
         in_flight=counts.in_flight,
         dead=counts.dead,
     )
+
+
+@subscription("queue.watch", scope="queue:read", event=StatsAnswer)
+async def open_queue_watch(ctx: Context, params: QueueRef, push: Push) -> Feed:
+    """A live feed of a queue's depth: its stats now, then again each time they change
+    (counted at once after a publish or a requeue, and at least every second)."""
+    await _may(ctx, params.queue, "read")
+    async with opening() as feed:
+        wakeup = Wakeup(ctx.platform.bus, _wake_channel(_queue(ctx, params.queue)))
+        feed.on_close(wakeup.__exit__)
+
+    async def follow() -> None:
+        last: StatsAnswer | None = None
+        while True:
+            now = await _stats(ctx, params.queue)
+            if now != last:
+                push(now)
+                last = now
+            await wakeup.wait(_WATCH)
+
+    feed.run(follow)
+    return feed
 
 
 @operation("queue.purge", scope="queue:write")

@@ -46,6 +46,19 @@ class TemplateSpec(Struct, forbid_unknown_fields=True):
     html: Annotated[str, Meta(max_length=500_000, pattern=_NO_CONTROLS)] | None = None
 
 
+class PreviewRequest(Struct, forbid_unknown_fields=True):
+    template: TemplateSpec  # a draft, as `mail.put_template` would take it (not saved)
+    model: dict[str, Any] = {}
+
+
+class MailPreview(Struct):
+    """A template filled with a model, as the message would leave (nothing sent)."""
+
+    subject: str
+    text: str
+    html: str | None
+
+
 class TemplateRef(Struct, forbid_unknown_fields=True):
     alias: Alias
 

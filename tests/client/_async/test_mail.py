@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from roost import AsyncClient, AuthorizationError, NotFoundError, ValidationError
+from roost.errors import PayloadTooLargeError
 from tests.client._async.calls import Call
 from tests.conftest import RunningServer, unique
 
@@ -140,3 +141,56 @@ async def test_sending_reading_and_changing_templates_need_their_scopes(
         with pytest.raises(AuthorizationError) as caught:
             await reader.mail.send_welcome(to, {"name": "Ed"})
         assert caught.value.details["scope"] == "mail:send"
+
+
+@pytest.mark.anyio
+async def test_preview_fills_a_draft_as_sending_would_and_keeps_nothing(
+    server: RunningServer, admin_token: str
+) -> None:
+    alias = unique("draft")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await client.auth.sign_in_with_token(admin_token)
+        newest = await admin.mail.outbox(limit=1)
+        shown = await admin.mail.templates.preview(
+            alias,
+            "Order {{ order.id }} shipped",
+            "Hi {{ name }}, {{ order.items }} items.",
+            "<p>Hi {{ name }}</p><script>alert(1)</script>",
+            {"name": "<b>Bo</b>", "order": {"id": 7, "items": 3}},
+        )
+        assert shown == {
+            "subject": "Order 7 shipped",
+            "text": "Hi <b>Bo</b>, 3 items.",
+            "html": "<p>Hi &lt;b&gt;Bo&lt;/b&gt;</p><script>alert(1)</script>",  # as written
+        }
+        plain = await admin.mail.templates.preview(alias, "Hi", "Hello {{ who }}", model={"who": 1})
+        assert plain == {"subject": "Hi", "text": "Hello 1", "html": None}
+        assert alias not in [t["alias"] for t in await admin.mail.templates.list()]
+        assert await admin.mail.outbox(limit=1) == newest  # nothing recorded or sent
+
+        preview = admin.mail.templates.preview
+        refusals: list[tuple[str, Call]] = [
+            ("model", lambda: preview(alias, "s", "Hi {{ name }}")),
+            ("model.name", lambda: preview(alias, "s", "{{ name }}", model={"name": "a\x00"})),
+            ("template.text", lambda: preview(alias, "s", "nul \x00")),
+            ("template.alias", lambda: preview("Not An Alias", "s", "t")),
+            # a security mail's link stays where the server puts it, as saving would refuse
+            ("text", lambda: preview("password_reset", "s", "go {{ link }} now")),
+        ]
+        for field, call in refusals:
+            with pytest.raises(ValidationError) as caught:
+                await call()
+            assert field in str(caught.value.details) + caught.value.message, field
+        huge = {"name": "x" * 300_000}  # renders over ROOST_MAIL_MAX_BYTES (256 KiB)
+        with pytest.raises(PayloadTooLargeError) as too_big:
+            await admin.mail.templates.preview(alias, "s", "{{ name }}", model=huge)
+        assert too_big.value.details["field"] == "model"
+
+        sender_key = await admin.api_keys.create(unique("sender"), ["mail:send"])
+        sender = await client.auth.sign_in_with_token(sender_key["key"], "api_key")
+        with pytest.raises(AuthorizationError) as denied:
+            await sender.mail.templates.preview(alias, "s", "t")
+        assert denied.value.details["scope"] == "mail:read"
+        reader_key = await admin.api_keys.create(unique("reader"), ["mail:read"])
+        reader = await client.auth.sign_in_with_token(reader_key["key"], "api_key")
+        assert (await reader.mail.templates.preview(alias, "s", "t"))["text"] == "t"

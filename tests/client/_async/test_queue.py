@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from roost import AsyncClient, AuthorizationError, NotFoundError, ValidationError
-from tests.client._async.calls import Call
+from tests.client._async.calls import Call, wait_until
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -118,6 +119,60 @@ async def test_tenants_have_their_own_queues(server: RunningServer, admin_token:
                 await worker.queue.consume(name)  # a plain user has no queue scopes
         assert (await admin.queue.stats(name)).ready == 1
         await admin.queue.purge(name)
+
+
+async def test_watch_pushes_the_depth_now_and_each_time_it_changes(
+    server: RunningServer, admin_token: str
+) -> None:
+    name, tenant = unique("watched"), unique("w")
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await client.auth.sign_in_with_token(admin_token)
+        await admin.queue.publish(name, 1)
+        seen: list[tuple[int, int, int, int]] = []
+        sub = await admin.queue.watch(
+            name, lambda s: seen.append((s.ready, s.delayed, s.in_flight, s.dead))
+        )
+        await wait_until(lambda: seen == [(1, 0, 0, 0)])
+        await admin.queue.publish(name, 2)
+        await wait_until(lambda: seen[-1] == (2, 0, 0, 0))
+        await admin.queue.publish(name, 3, delay=60)
+        await wait_until(lambda: seen[-1] == (2, 1, 0, 0))
+        taken = await admin.queue.consume(name)  # announces nothing: counted within a second
+        assert taken is not None
+        await wait_until(lambda: seen[-1] == (1, 1, 1, 0))
+        await admin.queue.ack(name, taken.message_id)
+        await wait_until(lambda: seen[-1] == (1, 1, 0, 0))
+        assert all(one != next_ for one, next_ in pairwise(seen))  # changes
+
+        # another tenant's queue of the same name is its own
+        await admin.tenants.create(tenant, admin_username="boss", admin_password="boss-password-1")
+        async with AsyncClient(api_url=server.url, tenant=tenant) as other:
+            boss = await other.auth.sign_in_with_password("boss", "boss-password-1")
+            theirs: list[int] = []
+            watching = await boss.queue.watch(name, lambda s: theirs.append(s.ready))
+            await wait_until(lambda: theirs == [0])
+            await admin.queue.publish(name, 4)
+            await wait_until(lambda: seen[-1] == (2, 1, 0, 0))  # announced by now
+            await watching.unsubscribe()
+            assert theirs == [0]
+        await sub.unsubscribe()
+        await admin.queue.purge(name)
+
+
+async def test_watching_a_queue_needs_queue_read_and_a_valid_name(
+    server: RunningServer, admin_token: str
+) -> None:
+    async with AsyncClient(api_url=server.url) as client:
+        admin = await client.auth.sign_in_with_token(admin_token)
+        key = await admin.api_keys.create(unique("pub"), ["queue:write"])
+        publisher = await client.auth.sign_in_with_token(key["key"], "api_key")
+        with pytest.raises(AuthorizationError) as caught:
+            await publisher.queue.watch("jobs", print)
+        assert caught.value.details["scope"] == "queue:read"
+        for bad in ("", "a b", "x" * 201, "nul\x00"):
+            with pytest.raises(ValidationError) as refused:
+                await admin.queue.watch(bad, print)
+            assert refused.value.details["field"] == "queue"
 
 
 async def test_unacked_messages_survive_a_restart(

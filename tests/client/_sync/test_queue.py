@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from roost import Client, AuthorizationError, NotFoundError, ValidationError
-from tests.client._sync.calls import Call
+from tests.client._sync.calls import Call, wait_until
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -119,6 +120,60 @@ def test_tenants_have_their_own_queues(server: RunningServer, admin_token: str) 
                 worker.queue.consume(name)  # a plain user has no queue scopes
         assert (admin.queue.stats(name)).ready == 1
         admin.queue.purge(name)
+
+
+def test_watch_pushes_the_depth_now_and_each_time_it_changes(
+    server: RunningServer, admin_token: str
+) -> None:
+    name, tenant = unique("watched"), unique("w")
+    with Client(api_url=server.url) as client:
+        admin = client.auth.sign_in_with_token(admin_token)
+        admin.queue.publish(name, 1)
+        seen: list[tuple[int, int, int, int]] = []
+        sub = admin.queue.watch(
+            name, lambda s: seen.append((s.ready, s.delayed, s.in_flight, s.dead))
+        )
+        wait_until(lambda: seen == [(1, 0, 0, 0)])
+        admin.queue.publish(name, 2)
+        wait_until(lambda: seen[-1] == (2, 0, 0, 0))
+        admin.queue.publish(name, 3, delay=60)
+        wait_until(lambda: seen[-1] == (2, 1, 0, 0))
+        taken = admin.queue.consume(name)  # announces nothing: counted within a second
+        assert taken is not None
+        wait_until(lambda: seen[-1] == (1, 1, 1, 0))
+        admin.queue.ack(name, taken.message_id)
+        wait_until(lambda: seen[-1] == (1, 1, 0, 0))
+        assert all(one != next_ for one, next_ in pairwise(seen))  # changes
+
+        # another tenant's queue of the same name is its own
+        admin.tenants.create(tenant, admin_username="boss", admin_password="boss-password-1")
+        with Client(api_url=server.url, tenant=tenant) as other:
+            boss = other.auth.sign_in_with_password("boss", "boss-password-1")
+            theirs: list[int] = []
+            watching = boss.queue.watch(name, lambda s: theirs.append(s.ready))
+            wait_until(lambda: theirs == [0])
+            admin.queue.publish(name, 4)
+            wait_until(lambda: seen[-1] == (2, 1, 0, 0))  # announced by now
+            watching.unsubscribe()
+            assert theirs == [0]
+        sub.unsubscribe()
+        admin.queue.purge(name)
+
+
+def test_watching_a_queue_needs_queue_read_and_a_valid_name(
+    server: RunningServer, admin_token: str
+) -> None:
+    with Client(api_url=server.url) as client:
+        admin = client.auth.sign_in_with_token(admin_token)
+        key = admin.api_keys.create(unique("pub"), ["queue:write"])
+        publisher = client.auth.sign_in_with_token(key["key"], "api_key")
+        with pytest.raises(AuthorizationError) as caught:
+            publisher.queue.watch("jobs", print)
+        assert caught.value.details["scope"] == "queue:read"
+        for bad in ("", "a b", "x" * 201, "nul\x00"):
+            with pytest.raises(ValidationError) as refused:
+                admin.queue.watch(bad, print)
+            assert refused.value.details["field"] == "queue"
 
 
 def test_unacked_messages_survive_a_restart(

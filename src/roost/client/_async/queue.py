@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.namespace import Namespace
 from roost.client._core.results import NackResult, PublishResult, QueueMessage, QueueStats, decode
+from roost.client._realtime import AsyncSubscription
 from roost.wire.queue import ConsumeAnswer, DeadLettersAnswer
 
 if TYPE_CHECKING:
@@ -89,6 +91,20 @@ class AsyncQueue(Namespace):
         """
         answer = await self._client.call("queue.stats", {"queue": queue}, idempotent=True)
         return decode(answer, QueueStats)
+
+    async def watch(self, queue: str, callback: Callable[[QueueStats], Any]) -> AsyncSubscription:
+        """Receive a queue's stats now, then again each time they change (at once after a
+        publish or a requeue, else within a second). The callback may be async.
+
+        Example:
+            sub = await client.queue.watch("emails", lambda s: print(s.ready, s.in_flight))
+        """
+        return await self._client.realtime.subscribe(
+            "queue.watch",
+            {"queue": queue},
+            lambda stats: callback(decode(stats, QueueStats)),
+            queue,
+        )
 
     async def purge(self, queue: str) -> int:
         """Drop every ready and delayed message; returns how many.

@@ -9,9 +9,11 @@ event POSTed as JSON and signed (Standard Webhooks): keep the `secret` that `cre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.namespace import Namespace
+from roost.client._realtime import AsyncSubscription
 
 if TYPE_CHECKING:
     from roost.client._async.client import AsyncClient
@@ -140,3 +142,17 @@ class AsyncTriggers(Namespace):
             "triggers.deliveries", params, idempotent=True
         )
         return answer
+
+    async def watch_deliveries(
+        self, name: str, callback: Callable[[dict[str, Any]], Any]
+    ) -> AsyncSubscription:
+        """Receive a trigger's deliveries live: each one as it is made, then again each time
+        it changes (status, attempts, last error), as `deliveries` lists them. The callback
+        may be async.
+
+        Example:
+            sub = await client.triggers.watch_deliveries("new-orders", print)
+        """
+        return await self._client.realtime.subscribe(
+            "triggers.watch_deliveries", {"name": name}, callback, name
+        )

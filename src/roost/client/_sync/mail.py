@@ -116,6 +116,28 @@ class MailTemplates(Namespace):
         )
         return result
 
+    def preview(
+        self,
+        alias: str,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        model: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A draft template (not saved) filled with `model`: `{"subject", "text", "html"}` as
+        the message would leave. Nothing is sent or recorded.
+
+        Example:
+            shown = admin.mail.templates.preview(
+                "hi", "Hi {{ name }}", "Hello {{ name }}!", model={"name": "Ann"}
+            )
+        """
+        template = {"alias": alias, "subject": subject, "text": text, "html": html}
+        result: dict[str, Any] = self._client.call(
+            "mail.preview", {"template": template, "model": model or {}}, idempotent=True
+        )
+        return result
+
     def get(self, alias: str) -> dict[str, Any]:
         """A template as it is used now (`builtin` says whose it is).
 

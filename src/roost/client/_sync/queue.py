@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.namespace import Namespace
 from roost.client._core.results import NackResult, PublishResult, QueueMessage, QueueStats, decode
+from roost.client._realtime import Subscription
 from roost.wire.queue import ConsumeAnswer, DeadLettersAnswer
 
 if TYPE_CHECKING:
@@ -90,6 +92,20 @@ class Queue(Namespace):
         """
         answer = self._client.call("queue.stats", {"queue": queue}, idempotent=True)
         return decode(answer, QueueStats)
+
+    def watch(self, queue: str, callback: Callable[[QueueStats], Any]) -> Subscription:
+        """Receive a queue's stats now, then again each time they change (at once after a
+        publish or a requeue, else within a second). The callback may be async.
+
+        Example:
+            sub = client.queue.watch("emails", lambda s: print(s.ready, s.in_flight))
+        """
+        return self._client.realtime.subscribe(
+            "queue.watch",
+            {"queue": queue},
+            lambda stats: callback(decode(stats, QueueStats)),
+            queue,
+        )
 
     def purge(self, queue: str) -> int:
         """Drop every ready and delayed message; returns how many.

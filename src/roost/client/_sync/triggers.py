@@ -10,9 +10,11 @@ event POSTed as JSON and signed (Standard Webhooks): keep the `secret` that `cre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.namespace import Namespace
+from roost.client._realtime import Subscription
 
 if TYPE_CHECKING:
     from roost.client._sync.client import Client
@@ -141,3 +143,17 @@ class Triggers(Namespace):
             "triggers.deliveries", params, idempotent=True
         )
         return answer
+
+    def watch_deliveries(
+        self, name: str, callback: Callable[[dict[str, Any]], Any]
+    ) -> Subscription:
+        """Receive a trigger's deliveries live: each one as it is made, then again each time
+        it changes (status, attempts, last error), as `deliveries` lists them. The callback
+        may be async.
+
+        Example:
+            sub = client.triggers.watch_deliveries("new-orders", print)
+        """
+        return self._client.realtime.subscribe(
+            "triggers.watch_deliveries", {"name": name}, callback, name
+        )

@@ -9,6 +9,7 @@ listed). A URL target gets a new signing secret, shown in the answer once.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -21,10 +22,11 @@ from roost.backends.sql.tables import trigger_deliveries, triggers, utcnow
 from roost.errors import APIError, ConflictError, NotFoundError, ValidationError
 from roost.services.context import Context
 from roost.services.database.filters import table_conditions
+from roost.services.feeds import Feed, Push, opening
 from roost.services.functions import specs
 from roost.services.functions.invocations import EXECUTE_SCOPE
 from roost.services.outbound import AllowList, OutboundRefused
-from roost.services.registry import operation
+from roost.services.registry import operation, subscription
 from roost.services.schema import load_schema
 from roost.services.security import new_id
 from roost.services.triggers import cron, model
@@ -201,6 +203,44 @@ async def deliveries(ctx: Context, params: DeliveriesRequest) -> DeliveryList:
         rows = (await conn.execute(query)).mappings().all()
         total = await conn.scalar(select(func.count()).select_from(table).where(*where))
     return DeliveryList(results=[_delivery(row) for row in rows], count=int(total or 0))
+
+
+@subscription("triggers.watch_deliveries", scope=READ, event=Delivery)
+async def open_deliveries_watch(ctx: Context, params: TriggerRef, push: Push) -> Feed:
+    """A live feed of a trigger's deliveries: each delivery as it is made, then again each
+    time it changes (status, attempts, last error). Those from before come from
+    `triggers.deliveries`, read once subscribed."""
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        trigger_id: str = (await _row(conn, params.name))["id"]
+    inbox: asyncio.Queue[list[str]] = asyncio.Queue()
+
+    def announced(raw: bytes) -> None:
+        pairs = msgspec.json.decode(raw, type=list[tuple[str, str]])
+        ids = [event_id for trigger, event_id in pairs if trigger == trigger_id]
+        if ids:
+            inbox.put_nowait(ids)
+
+    async with opening() as feed:
+        feed.on_close(ctx.platform.bus.listen(model.deliveries_channel(ctx.tenant), announced))
+
+    async def follow() -> None:
+        table = trigger_deliveries
+        while True:
+            ids = set(await inbox.get())
+            while not inbox.empty():  # what piled up meanwhile: one read
+                ids.update(inbox.get_nowait())
+            query = (
+                select(table)
+                .where(table.c.trigger_id == trigger_id, table.c.id.in_(sorted(ids)))
+                .order_by(table.c.created_at, table.c.id)
+            )
+            async with ctx.platform.db.read(ctx.tenant) as conn:
+                rows = (await conn.execute(query)).mappings().all()
+            for row in rows:
+                push(_delivery(row))
+
+    feed.run(follow)
+    return feed
 
 
 async def _start(ctx: Context, source: Source) -> float | None:

@@ -201,8 +201,10 @@ async def record(
     table = trigger_deliveries
     async with platform.db.write(tenant) as conn:
         moved = await conn.execute(update(table).where(table.c.id == event_id).values(values))
-    if moved.rowcount:
-        return
-    with contextlib.suppress(IntegrityError):  # made meanwhile, or its trigger is gone
-        async with platform.db.write(tenant) as conn:
-            await conn.execute(table.insert().values(id=event_id, trigger_id=trigger_id, **values))
+    if not moved.rowcount:
+        with contextlib.suppress(IntegrityError):  # made meanwhile, or its trigger is gone
+            async with platform.db.write(tenant) as conn:
+                await conn.execute(
+                    table.insert().values(id=event_id, trigger_id=trigger_id, **values)
+                )
+    await model.deliveries_changed(platform, tenant, [(trigger_id, event_id)])

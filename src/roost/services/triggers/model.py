@@ -4,6 +4,8 @@ a trigger follows it), dropped on every replica when a trigger changes."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,8 @@ from roost.backends.sql.tables import triggers
 from roost.services.caching import TenantCache
 from roost.services.context import TENANT_SETTINGS, Platform
 from roost.wire.triggers import Source, Target
+
+logger = logging.getLogger("roost.triggers")
 
 _TRIGGERS = TenantCache["tuple[TriggerRow, ...]"]("triggers.all", ttl=5.0)
 
@@ -80,3 +84,22 @@ async def changed(platform: Platform, tenant: str) -> None:
 CHANGED = "triggers:changed"
 """Bus channel: the triggers of the tenant named by the payload changed (the cron and
 consumer loops look at them again)."""
+
+
+def deliveries_channel(tenant: str) -> str:
+    """Bus channel: deliveries of `tenant` changed; the payload is a JSON list of
+    `[trigger_id, event_id]` (read by `triggers.watch_deliveries`)."""
+    return f"triggers:deliveries:{tenant}"
+
+
+async def deliveries_changed(
+    platform: Platform, tenant: str, changed: Sequence[tuple[str, str]]
+) -> None:
+    """Announce that these `(trigger_id, event_id)` deliveries were made or updated. Only live
+    views miss it when the bus fails: the delivery stands and is not attempted again for it."""
+    if not changed:
+        return
+    try:
+        await platform.bus.publish(deliveries_channel(tenant), msgspec.json.encode(changed))
+    except Exception:
+        logger.warning("could not announce %d trigger deliveries", len(changed), exc_info=True)

@@ -34,7 +34,7 @@ from roost.backends.sql.tables import trigger_deliveries, trigger_outbox, utcnow
 from roost.errors import NotFoundError
 from roost.services.context import Platform
 from roost.services.tenants import ensure_exists
-from roost.services.triggers import events
+from roost.services.triggers import events, model
 from roost.services.triggers.model import TriggerRow
 
 logger = logging.getLogger("roost.triggers")
@@ -107,6 +107,7 @@ async def release(platform: Platform, tenant: str, made: Events) -> None:
         await conn.execute(
             delete(trigger_outbox).where(trigger_outbox.c.id.in_([e["id"] for _, e in made]))
         )
+    await model.deliveries_changed(platform, tenant, [(t.id, e["id"]) for t, e in made])
 
 
 async def accept(platform: Platform, tenant: str, made: Events) -> None:

@@ -22,6 +22,12 @@ const PAGES = [
   // platform administrators: users of the default tenant with tenants:admin (docs/security.md)
   { path: "tenants", label: "Tenants", scope: "tenants:admin", home: true, load: () => import("./pages/tenants.js") },
   { path: "usage", label: "Usage", scope: "usage:read", load: () => import("./pages/usage.js") },
+  // messaging and administration: #/streams/<room>, #/pubsub, #/mail, #/settings
+  { path: "streams", label: "Streams", scope: "stream:read", load: () => import("./pages/streams.js") },
+  { path: "pubsub", label: "Pub/sub", scope: "pubsub:read", also: ["pubsub:write"], load: () => import("./pages/pubsub.js") },
+  { path: "mail", label: "Mail", scope: "mail:read", load: () => import("./pages/mail.js") },
+  { path: "settings", label: "Settings & pages", scope: "settings:write", also: ["pages:read"],
+    load: () => import("./pages/settings.js") },
 ];
 
 const root = document.getElementById("app");

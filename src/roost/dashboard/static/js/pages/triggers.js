@@ -1,7 +1,11 @@
 // Triggers: the tenant's triggers, create one (a database or cron source; a function or URL
-// target), pause, resume and delete, and a trigger's deliveries (status, attempts, last error).
-import { allows, call } from "../api.js";
-import { button, empty, errorBox, field, grid, h, show, toast } from "../ui.js";
+// target), pause, resume and delete, and a trigger's deliveries (status, attempts, last error),
+// live: the triggers.watch_deliveries subscription on the realtime WebSocket pushes each
+// delivery as it is made and as it changes.
+import { allows, call, subscribe } from "../api.js";
+import { button, cell, empty, errorBox, field, grid, h, show, toast } from "../ui.js";
+
+const DELIVERY_COLUMNS = ["id", "status", "attempts", "status_code", "last_error", "duration_ms", "updated"];
 
 function describe(part) {
   const { kind, ...rest } = part;
@@ -13,17 +17,51 @@ export async function render(main, { me }) {
   const list = h("div", {}, "Loading triggers…");
   const detail = h("div", { "aria-live": "polite" });
 
-  async function deliveries(name) {
-    try {
-      const page = await call("triggers.deliveries", { name, limit: 50 });
-      show(detail, h("section", { class: "card", "aria-label": `Deliveries of ${name}` },
-        h("h2", {}, `Deliveries of ${name}`), button("Refresh", () => deliveries(name)),
-        page.results.length
-          ? grid(["id", "status", "attempts", "status_code", "last_error", "duration_ms", "updated"],
-            page.results.map((d) => ({ ...d, updated: new Date(d.updated_at).toLocaleString() })),
-            { caption: `${page.count} deliveries` })
-          : empty("No deliveries yet: the trigger has not fired.")));
-    } catch (err) { show(detail, errorBox(err)); }
+  let stopWatching = null;
+
+  function deliveries(name) {
+    if (stopWatching) stopWatching();
+    const body = h("tbody", {});
+    const caption = h("caption", {});
+    const note = h("div", {});
+    const live = h("p", { class: "live", role: "status" }, "Connecting the live feed…");
+    const known = new Map(); // delivery id -> its row
+    const row = (d) => h("tr", { "data-id": d.id }, DELIVERY_COLUMNS.map((c) =>
+      h("td", {}, cell(c === "updated" ? new Date(d.updated_at).toLocaleString() : d[c]))));
+    let total = 0;
+    const counted = () => {
+      caption.textContent = `${total} deliveries`;
+      show(note, known.size ? null : empty("No deliveries yet: the trigger has not fired."));
+    };
+    // a delivery pushed live replaces its row, or is a new one at the top
+    const put = (d, fresh) => {
+      const old = known.get(d.id);
+      const made = row(d);
+      if (old) old.replaceWith(made); else { body.prepend(made); if (fresh) total += 1; }
+      known.set(d.id, made);
+      counted();
+    };
+    const status = h("div", { "aria-live": "polite" });
+    async function load() {
+      try {
+        const page = await call("triggers.deliveries", { name, limit: 50 });
+        body.replaceChildren();
+        known.clear();
+        total = page.count;
+        for (const d of [...page.results].reverse()) put(d, false);
+        counted();
+      } catch (err) { show(status, errorBox(err)); }
+    }
+    show(detail, h("section", { class: "card", "aria-label": `Deliveries of ${name}` },
+      h("h2", {}, `Deliveries of ${name}`), button("Refresh", () => load()), live, status, note,
+      h("div", { class: "scroll" }, h("table", {}, caption,
+        h("thead", {}, h("tr", {}, DELIVERY_COLUMNS.map((c) => h("th", { scope: "col" }, c)))), body))));
+    // live first, then the list: a delivery that changes in between is in one or the other
+    stopWatching = subscribe("triggers.watch_deliveries", { name }, {
+      onReady: () => { show(live, "Live: deliveries update as they happen."); load(); },
+      onEvent: (d) => put(d, true),
+      onError: (err) => { stopWatching = null; show(live); show(status, errorBox(err)); load(); },
+    });
   }
 
   async function act(operation, name, done) {
@@ -44,7 +82,12 @@ export async function render(main, { me }) {
               ? button("Pause", () => act("triggers.pause", t.name, `Paused ${t.name}`), { "aria-label": `Pause ${t.name}` })
               : button("Resume", () => act("triggers.resume", t.name, `Resumed ${t.name}`), { "aria-label": `Resume ${t.name}` })) : null,
             canAdmin ? button("Delete", () => {
-              if (window.confirm(`Delete the trigger ${t.name}?`)) { show(detail); act("triggers.delete", t.name, `Deleted ${t.name}`); }
+              if (window.confirm(`Delete the trigger ${t.name}?`)) {
+                if (stopWatching) stopWatching();
+                stopWatching = null;
+                show(detail);
+                act("triggers.delete", t.name, `Deleted ${t.name}`);
+              }
             }, { class: "danger", "aria-label": `Delete ${t.name}` }) : null,
           ],
         })
@@ -95,4 +138,5 @@ export async function render(main, { me }) {
   });
   show(main, h("h1", {}, "Triggers"), canAdmin ? form : null, list, detail);
   await load();
+  return () => { if (stopWatching) stopWatching(); };
 }
