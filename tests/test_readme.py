@@ -183,3 +183,29 @@ def test_readme_blocks_run_as_pasted(
         exec(compiled, namespace)  # noqa: S102 - the README's own code, as a reader runs it
         ran += 1
     assert ran >= 10
+
+
+def test_the_readme_s_tests_pass_under_pytest(tmp_path: Path) -> None:
+    """The README's block of tests passes as the test file of a project that installed Roost:
+    pytest runs it with the `roost.testing` plugin (its fixtures) and anyio's."""
+    tests = [
+        block
+        for block in readme_blocks()
+        if block.language == "python" and re.search(r"^(async )?def test_", block.code, re.M)
+    ]
+    assert len(tests) == 1
+    (tmp_path / "test_app.py").write_text(tests[0].code)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+    pytest_args = ["-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "tmp")]
+    done = subprocess.run(  # noqa: S603 - this venv's pytest on our README's tests
+        [sys.executable, "-m", "pytest", *pytest_args, "test_app.py"],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    count = len(re.findall(r"^(?:async )?def test_", tests[0].code, re.M))
+    assert f"{count} passed" in done.stdout, done.stdout

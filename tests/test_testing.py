@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from roost import AsyncClient, Client
-from roost.server import create_app
-from roost.settings import load_settings
-from roost.testing import FAST_PASSWORD_HASH, RoostServer, asgi_client
+from roost.testing import RoostServer, asgi_client
+from tests.client.asgi_apps import ADMIN_PASSWORD, LifespanNoted, roost_app
 
 
 def test_roost_admin_is_a_signed_in_sync_client_of_the_session_server(
@@ -32,15 +31,13 @@ async def test_roost_admin_async_is_a_signed_in_async_client(
 
 
 @pytest.mark.anyio
-async def test_asgi_client_calls_an_app_in_process_without_a_socket(tmp_path: Path) -> None:
-    settings = load_settings(
-        data_dir=tmp_path,
-        admin_password="in-process-pw",
-        functions_enabled=False,
-        **FAST_PASSWORD_HASH,
-    )
-    async with asgi_client(create_app(settings)) as client:
-        admin = await client.auth.sign_in_with_password("admin", "in-process-pw")
+async def test_asgi_client_is_the_client_of_an_app_in_process(tmp_path: Path) -> None:
+    app = LifespanNoted(roost_app(tmp_path))
+    async with asgi_client(app, max_retries=0) as client:
+        assert app.seen == ["lifespan.startup", "lifespan.startup.complete"]
+        assert client.config.api_url == "http://roost.in-process"
+        admin = await client.auth.sign_in_with_password("admin", ADMIN_PASSWORD)
         await admin.kv.set("in-process", "yes")
         assert (await admin.kv.get("in-process")).value == "yes"
+    assert app.seen[2:] == ["lifespan.shutdown", "lifespan.shutdown.complete"]
     assert (tmp_path / "roost.db").is_file()  # the app's lifespan opened its backends

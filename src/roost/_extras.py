@@ -32,7 +32,6 @@ SERVER_MODULES = (
     "re2",
     "webauthn",
     "swagger_ui",
-    "asgi_lifespan",
     "prometheus_client",
     "platformdirs",
     "cronsim",

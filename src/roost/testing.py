@@ -11,8 +11,9 @@ Installed with Roost (the `pytest11` entry point), the plugin gives every test s
 - `roost_server_settings`: the server's settings (override this session fixture in your
   `conftest.py` to change them, e.g. `{"functions_enabled": True}`).
 
-`asgi_client(app)` is an `AsyncClient` that calls an app in the test's own process, without a
-socket (httpx's ASGITransport, with the app's startup and shutdown run by asgi-lifespan):
+`asgi_client(app)` is `AsyncClient(app=app)`: a client that calls an app in the test's own
+process, without a socket, its startup run first and its shutdown last (`Client(app=app)` is
+the same for sync tests):
 
     async with asgi_client(create_app(load_settings(data_dir=tmp_path))) as client:
         admin = await client.auth.sign_in_with_password("admin", password)
@@ -34,15 +35,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from roost import AsyncClient, Client
+from roost.client._asgi import ASGIApp
 from roost.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp
 
 __all__ = ["RoostServer", "asgi_client", "start_roost_server"]
 
@@ -166,17 +165,9 @@ async def roost_admin_async(roost_server: RoostServer) -> AsyncIterator[AsyncCli
 
 @asynccontextmanager
 async def asgi_client(app: ASGIApp, **options: Any) -> AsyncIterator[AsyncClient]:
-    """An `AsyncClient` that calls `app` (`roost.server.create_app(...)`) in this process,
-    without a socket; the app's lifespan (opening its backends) runs around it. `options`
-    are the client's (`tenant=`, `token=`, ...)."""
-    import httpx
-    from asgi_lifespan import LifespanManager
-
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        base = "http://roost.in-process"
-        async with (
-            httpx.AsyncClient(transport=transport, base_url=base) as http,
-            AsyncClient(api_url=base, http_client=http, **options) as client,
-        ):
-            yield client
+    """`AsyncClient(app=app, **options)`, entered: it calls `app`
+    (`roost.server.create_app(...)`) in this process, without a socket, after the app's
+    startup (opening its backends) and before its shutdown. `options` are the client's
+    (`tenant=`, `token=`, ...)."""
+    async with AsyncClient(app=app, **options) as client:
+        yield client

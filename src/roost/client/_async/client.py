@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from roost.client._asgi import IN_PROCESS_URL, ASGIApp, AsyncASGIAppTransport, websocket_refusal
 from roost.client._async.analytics import AsyncAnalytics
 from roost.client._async.api_keys import AsyncApiKeys
 from roost.client._async.audit import AsyncAudit
@@ -67,14 +68,16 @@ from roost.client._core.retry import (
 from roost.client._core.rpc import call_timeout
 from roost.client._door import AsyncDoorTransport
 from roost.client._realtime import AsyncPool, AsyncRealtime, Event, Route, websocket_url
-from roost.errors import RoostError
+from roost.errors import ConfigurationError, RoostError
 
 
 class _Shared:
-    """What every client derived from one another shares: the HTTP connection pool and the
-    breaker; and the WebSockets of each, to close them all together."""
+    """What every client derived from one another shares: the HTTP connection pool (or the
+    in-process app) and the breaker; and the WebSockets of each, to close them all together."""
 
-    def __init__(self, config: ClientConfig, http: httpx.AsyncClient | None) -> None:
+    def __init__(
+        self, config: ClientConfig, http: httpx.AsyncClient | None, app: ASGIApp | None
+    ) -> None:
         limits = httpx.Limits(
             max_connections=config.pool_size,
             max_keepalive_connections=config.pool_size if config.keep_alive else 0,
@@ -83,7 +86,10 @@ class _Shared:
         # inside a sandboxed function the API is a Unix socket (ROOST_API_SOCKET), or the
         # runtime hands connections to it (ROOST_API_DOOR) where no socket may be opened
         transport: httpx.AsyncBaseTransport | None = None
-        if config.api_door is not None:
+        self.app: AsyncASGIAppTransport | None = None
+        if app is not None:
+            transport = self.app = AsyncASGIAppTransport(app)
+        elif config.api_door is not None:
             tls = config.api_url.startswith("https:")
             transport = AsyncDoorTransport(config.api_door, limits, tls=tls)
         elif config.api_socket:
@@ -105,6 +111,11 @@ class _Shared:
         self.realtimes: list[AsyncRealtime] = []
         self.pools: list[AsyncPool] = []
 
+    def need_websockets(self, what: str) -> None:
+        """Refuse a WebSocket feature to a client of an in-process app (HTTP only)."""
+        if self.app is not None:
+            raise websocket_refusal(what)
+
 
 class AsyncClient(ModeSelecting):
     """A connection to a Roost server.
@@ -115,10 +126,19 @@ class AsyncClient(ModeSelecting):
     WebSockets of `client.rpc` (10 connections, 30 s wait for room, as DotDo);
     `calls_per_connection` (100) is how many RPC calls one WebSocket carries at once.
 
+    `app` is either the app slug this client acts for (a string: Taruvi's `app_slug`), or an
+    ASGI app (`roost.server.create_app(...)`, or any app built on it) to call in this
+    process, without a socket: its startup runs at `async with` (or the first call), its
+    shutdown at `close()`, once for this client and every client derived from it. Such a
+    client speaks HTTP only: `realtime`, subscriptions and `rpc` raise ConfigurationError.
+
     Example:
         async with AsyncClient(api_url="http://127.0.0.1:8787") as client:
             admin = await client.auth.sign_in_with_password("admin", "secret-password")
             me = await admin.auth.get_current_user()
+
+        async with AsyncClient(app=create_app(load_settings(data_dir=path))) as client:
+            await client.health.check()
     """
 
     MODE: ClassVar[str] = "async"
@@ -127,7 +147,7 @@ class AsyncClient(ModeSelecting):
         self,
         api_url: str | None = None,
         *,
-        app: str | None = None,
+        app: str | ASGIApp | None = None,
         tenant: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -147,9 +167,15 @@ class AsyncClient(ModeSelecting):
         mode: str | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
+        in_process = None if app is None or isinstance(app, str) else app
+        if in_process is not None and http_client is not None:
+            raise ConfigurationError(
+                "give app= (an ASGI app to call in process) or http_client=, not both",
+                details={"field": "http_client"},
+            )
         self._config = ClientConfig.resolve(
-            api_url=api_url,
-            app=app,
+            api_url=api_url or (IN_PROCESS_URL if in_process is not None else None),
+            app=None if in_process is not None else app,
             tenant=tenant,
             timeout=timeout,
             max_retries=max_retries,
@@ -167,7 +193,7 @@ class AsyncClient(ModeSelecting):
             token=token,
             token_type=token_type,
         )
-        self._shared = _Shared(self._config, http_client)
+        self._shared = _Shared(self._config, http_client, in_process)
         self._credential: Credential | None = None
         if self._config.token:
             self._credential = Credential(self._config.token, self._config.token_type)
@@ -343,6 +369,7 @@ class AsyncClient(ModeSelecting):
         Example:
             value = await client.realtime.call("kv.get", {"key": "k"})
         """
+        self._shared.need_websockets("client.realtime (subscriptions, streamed calls)")
         engine = AsyncRealtime(
             websocket_url(self._config.api_url),
             self._fresh_headers,
@@ -361,6 +388,7 @@ class AsyncClient(ModeSelecting):
         Example:
             value = await client.rpc.call("kv.get", {"key": "k"}, timeout=5)
         """
+        self._shared.need_websockets("client.rpc")
         return AsyncRpc(self)
 
     def on(self, event: Event, handler: Callable[..., Any]) -> None:
@@ -585,6 +613,8 @@ class AsyncClient(ModeSelecting):
         await self._shared.http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
+        if self._shared.app is not None:
+            await self._shared.app.start()  # the app's startup, whose failure shows here
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -19,10 +19,12 @@ from roost.client._realtime.pool import AsyncPool
 T = TypeVar("T")
 
 
-class _Portal:
-    """An event loop in a daemon thread, for running the engine under the sync client."""
+class Portal:
+    """An event loop in a daemon thread, started by its first use: the sync client runs the
+    realtime engine, the RPC pool and an in-process app (`client/_asgi.py`) on one each."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "roost-realtime") -> None:
+        self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -36,11 +38,16 @@ class _Portal:
                 self._thread = threading.Thread(
                     target=_run_until_stopped,
                     args=(self._loop,),
-                    name="roost-realtime",
+                    name=self._name,
                     daemon=True,
                 )
                 self._thread.start()
             return self._loop
+
+    @property
+    def started(self) -> bool:
+        """Whether its loop runs (it starts at the first `run`)."""
+        return self._loop is not None
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)
@@ -106,7 +113,7 @@ def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
 class Subscription:
     """A live subscription of the sync client; `unsubscribe()` ends it."""
 
-    def __init__(self, portal: _Portal, subscription: AsyncSubscription) -> None:
+    def __init__(self, portal: Portal, subscription: AsyncSubscription) -> None:
         self._portal = portal
         self._subscription = subscription
 
@@ -131,7 +138,7 @@ class Realtime:
     """The engine for the sync client: the same `AsyncRealtime`, on a loop of its own."""
 
     def __init__(self, url: str, headers: HeaderSource, **options: Any) -> None:
-        self._portal = _Portal()
+        self._portal = Portal()
         self._engine = AsyncRealtime(url, headers, **options)
 
     def on(self, event: Event, handler: Callable[..., Any]) -> None:
@@ -173,7 +180,7 @@ class Pool:
     """The RPC pool for the sync client: the same `AsyncPool`, on a loop of its own."""
 
     def __init__(self, config: ClientConfig, headers: HeaderSource) -> None:
-        self._portal = _Portal()
+        self._portal = Portal()
         self._pool = AsyncPool(config, headers)
 
     def call(

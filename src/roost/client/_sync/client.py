@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from roost.client._asgi import IN_PROCESS_URL, ASGIApp, ASGIAppTransport, websocket_refusal
 from roost.client._sync.analytics import Analytics
 from roost.client._sync.api_keys import ApiKeys
 from roost.client._sync.audit import Audit
@@ -69,14 +70,16 @@ from roost.client._core.retry import (
 from roost.client._core.rpc import call_timeout
 from roost.client._door import DoorTransport
 from roost.client._realtime import Pool, Realtime, Event, Route, websocket_url
-from roost.errors import RoostError
+from roost.errors import ConfigurationError, RoostError
 
 
 class _Shared:
-    """What every client derived from one another shares: the HTTP connection pool and the
-    breaker; and the WebSockets of each, to close them all together."""
+    """What every client derived from one another shares: the HTTP connection pool (or the
+    in-process app) and the breaker; and the WebSockets of each, to close them all together."""
 
-    def __init__(self, config: ClientConfig, http: httpx.Client | None) -> None:
+    def __init__(
+        self, config: ClientConfig, http: httpx.Client | None, app: ASGIApp | None
+    ) -> None:
         limits = httpx.Limits(
             max_connections=config.pool_size,
             max_keepalive_connections=config.pool_size if config.keep_alive else 0,
@@ -85,7 +88,10 @@ class _Shared:
         # inside a sandboxed function the API is a Unix socket (ROOST_API_SOCKET), or the
         # runtime hands connections to it (ROOST_API_DOOR) where no socket may be opened
         transport: httpx.BaseTransport | None = None
-        if config.api_door is not None:
+        self.app: ASGIAppTransport | None = None
+        if app is not None:
+            transport = self.app = ASGIAppTransport(app)
+        elif config.api_door is not None:
             tls = config.api_url.startswith("https:")
             transport = DoorTransport(config.api_door, limits, tls=tls)
         elif config.api_socket:
@@ -107,6 +113,11 @@ class _Shared:
         self.realtimes: list[Realtime] = []
         self.pools: list[Pool] = []
 
+    def need_websockets(self, what: str) -> None:
+        """Refuse a WebSocket feature to a client of an in-process app (HTTP only)."""
+        if self.app is not None:
+            raise websocket_refusal(what)
+
 
 class Client(ModeSelecting):
     """A connection to a Roost server.
@@ -117,10 +128,19 @@ class Client(ModeSelecting):
     WebSockets of `client.rpc` (10 connections, 30 s wait for room, as DotDo);
     `calls_per_connection` (100) is how many RPC calls one WebSocket carries at once.
 
+    `app` is either the app slug this client acts for (a string: Taruvi's `app_slug`), or an
+    ASGI app (`roost.server.create_app(...)`, or any app built on it) to call in this
+    process, without a socket: its startup runs at `with` (or the first call), its
+    shutdown at `close()`, once for this client and every client derived from it. Such a
+    client speaks HTTP only: `realtime`, subscriptions and `rpc` raise ConfigurationError.
+
     Example:
         with Client(api_url="http://127.0.0.1:8787") as client:
             admin = client.auth.sign_in_with_password("admin", "secret-password")
             me = admin.auth.get_current_user()
+
+        with Client(app=create_app(load_settings(data_dir=path))) as client:
+            client.health.check()
     """
 
     MODE: ClassVar[str] = "sync"
@@ -129,7 +149,7 @@ class Client(ModeSelecting):
         self,
         api_url: str | None = None,
         *,
-        app: str | None = None,
+        app: str | ASGIApp | None = None,
         tenant: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -149,9 +169,15 @@ class Client(ModeSelecting):
         mode: str | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
+        in_process = None if app is None or isinstance(app, str) else app
+        if in_process is not None and http_client is not None:
+            raise ConfigurationError(
+                "give app= (an ASGI app to call in process) or http_client=, not both",
+                details={"field": "http_client"},
+            )
         self._config = ClientConfig.resolve(
-            api_url=api_url,
-            app=app,
+            api_url=api_url or (IN_PROCESS_URL if in_process is not None else None),
+            app=None if in_process is not None else app,
             tenant=tenant,
             timeout=timeout,
             max_retries=max_retries,
@@ -169,7 +195,7 @@ class Client(ModeSelecting):
             token=token,
             token_type=token_type,
         )
-        self._shared = _Shared(self._config, http_client)
+        self._shared = _Shared(self._config, http_client, in_process)
         self._credential: Credential | None = None
         if self._config.token:
             self._credential = Credential(self._config.token, self._config.token_type)
@@ -345,6 +371,7 @@ class Client(ModeSelecting):
         Example:
             value = client.realtime.call("kv.get", {"key": "k"})
         """
+        self._shared.need_websockets("client.realtime (subscriptions, streamed calls)")
         engine = Realtime(
             websocket_url(self._config.api_url),
             self._fresh_headers,
@@ -363,6 +390,7 @@ class Client(ModeSelecting):
         Example:
             value = client.rpc.call("kv.get", {"key": "k"}, timeout=5)
         """
+        self._shared.need_websockets("client.rpc")
         return Rpc(self)
 
     def on(self, event: Event, handler: Callable[..., Any]) -> None:
@@ -587,6 +615,8 @@ class Client(ModeSelecting):
         self._shared.http.close()
 
     def __enter__(self) -> Client:
+        if self._shared.app is not None:
+            self._shared.app.start()  # the app's startup, whose failure shows here
         return self
 
     def __exit__(self, *exc_info: object) -> None:
