@@ -5,9 +5,9 @@
 Starts a server on a temporary data dir, fills it with a little of everything (a table with
 records, a bucket with files, users, an API key, log entries, KV keys, a queue, secrets, a
 function and its runs, a trigger with a delivery, a policy, a second tenant, usage, a stream
-room, a mail template and a sent mail, settings and pages), signs in through the page and
-writes one PNG per page at 1280x800, and the records, mail and sign-in pages at a phone's
-390x844.
+room, a mail template and a sent mail, settings and pages, a secure table with audit entries,
+a tenant category and a membership), signs in through the page and writes one PNG per page at
+1280x800, and the records, mail and sign-in pages at a phone's 390x844.
 Needs /usr/bin/chromium (scripts/ensure-chromium).
 """
 
@@ -33,6 +33,13 @@ ADMIN, PASSWORD = "admin", "screenshot-password"
 _PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
     "0000000b49444154789c6360000200000500017a5eab3f0000000049454e44ae426082"
+)
+
+_LOGO = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="240" height="120" viewBox="0 0 240 120">'
+    b'<rect width="240" height="120" rx="16" fill="#16243a"/><circle cx="60" cy="60" r="34" '
+    b'fill="#ffbf47"/><text x="110" y="72" font-family="sans-serif" font-size="34" '
+    b'fill="#fff">Roost</text></svg>'
 )
 
 
@@ -93,6 +100,9 @@ def fill(url: str) -> None:
         admin.storage.create_bucket("avatars")
         admin.storage.from_("avatars").upload([{"file": _PNG, "name": "dot.png"}])
         admin.storage.from_("avatars").upload([{"file": b"a,b\n1,2\n", "name": "export.csv"}])
+        admin.storage.from_("avatars").upload(
+            [{"file": _LOGO, "name": "logo.svg", "content_type": "image/svg+xml"}]
+        )
         for name in ("alice", "bob"):
             admin.users.create_user(name, f"{name}-password-1", email=f"{name}@example.com")
         admin.api_keys.create("ci-deploy", ["database:read", "storage:*"])
@@ -140,6 +150,28 @@ def fill(url: str) -> None:
             ]
         )
         admin.tenants.create("acme", display_name="Acme Inc.")
+        # issue 19's data pages: a schema history, a secure table and its audit log, a category
+        admin.schema.add_column("customers", "region", "varchar(20)")
+        admin.schema.add_index("customers", ["plan"])
+        admin.schema.add_table("patients", [{"name": "name", "type": "text"}])
+        admin.database.bulk_insert("patients", [{"name": "Ann"}, {"name": "Bob"}])
+        admin.schema.set_secure("patients")
+        for reason in ("ticket 4512", "monthly review"):
+            admin.database.query("patients", reason=reason, actor="dr-grey")
+        admin.tenants.create_category(
+            "shop",
+            [{"name": "orders", "columns": [{"name": "total", "type": "decimal(12,2)"}]}],
+            description="An online shop's tables",
+        )
+        # a membership: the header's tenant switch, and switching in place on the tenants page
+        admin.tenants.create(
+            "globex", display_name="Globex", admin_username="owner", admin_password=PASSWORD
+        )
+        with Client(api_url=url, tenant="globex") as there:
+            owner = there.auth.sign_in_with_password("owner", PASSWORD)
+            owner.users.create_user("admin-at-globex", PASSWORD, roles=["admin"])
+            code = owner.users.invite_member("admin-at-globex")["code"]
+        admin.auth.accept_invitation(code)
         fill_messaging(admin, url)
 
 
@@ -210,7 +242,7 @@ def main() -> None:
                 page.get_by_text("deliveries", exact=False).last.wait_for()
                 page.screenshot(path=str(args.out / "triggers-deliveries.png"), full_page=True)
                 shoot(page, url, "#/policies", args.out, "policies", "resource.document.vdefault")
-                shoot(page, url, "#/tenants", args.out, "tenants", "Acme Inc.")
+                shoot(page, url, "#/tenants", args.out, "tenants", "An online shop's tables")
                 shoot(page, url, "#/usage", args.out, "usage", "Requests per day")
                 shoot(page, url, "#/streams/chat", args.out, "streams", "Live: new events")
                 shoot(page, url, "#/pubsub", args.out, "pubsub", "Topic patterns")
@@ -229,6 +261,17 @@ def main() -> None:
                 page.frame_locator("iframe.mail-html").locator("h1").wait_for()
                 page.screenshot(path=str(args.out / "mail-preview.png"), full_page=True)
                 shoot(page, url, "#/settings", args.out, "settings", "/reports/sales")
+                shoot(page, url, "#/tables/customers/schema", args.out, "schema", "add_index")
+                shoot(page, url, "#/tables/customers", args.out, "transfer", "61 records")
+                page.get_by_text("Import and export").click()
+                page.get_by_role("button", name="Export CSV").wait_for()
+                page.screenshot(path=str(args.out / "transfer.png"), full_page=True)
+                shoot(page, url, "#/tables/patients", args.out, "secure", "This table is secure")
+                shoot(page, url, "#/audit", args.out, "audit", "monthly review")
+                shoot(page, url, "#/files/avatars", args.out, "files-preview", "export.csv")
+                page.get_by_role("button", name="Preview logo.svg").click()
+                page.get_by_role("img", name="Preview of logo.svg").wait_for()
+                page.screenshot(path=str(args.out / "files-preview.png"), full_page=True)
                 context.close()
             browser.close()
     finally:

@@ -4,11 +4,14 @@ The page calls the same REST and WebSocket doors as the SDK. What it adds is a c
 script cannot read: `POST /_/session` signs in (password, then the second factor when the
 server asks for one) and sets the session token in an httpOnly, SameSite=Strict cookie, with
 its CSRF token in a cookie the page reads (`server/session_cookie.py` says how the doors honour
-them). `DELETE /_/session` signs out and clears both.
+them). `DELETE /_/session` signs out and clears both. `POST /_/session/switch` trades the
+session for one of the person's member account in another tenant (`auth.switch_tenant`) and
+puts that in the cookies instead: the page changes tenant without signing in again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import mimetypes
@@ -23,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from roost.errors import AuthorizationError, NotFoundError, ValidationError
+from roost.errors import AuthorizationError, NotFoundError, RoostError, ValidationError
 from roost.server.dispatch import Dispatcher, error_response, headers_of
 from roost.server.responses import request_id
 from roost.server.session_cookie import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, csrf_token
@@ -42,6 +45,7 @@ _PAGE_HEADERS = {
     "x-content-type-options": "nosniff",
 }
 _CREDENTIAL_HEADERS = ("cookie", "authorization", "x-session-token", CSRF_HEADER)
+_OTHER_CREDENTIALS = ("authorization", "x-session-token")
 
 
 class SignIn(Struct, forbid_unknown_fields=True):
@@ -52,6 +56,12 @@ class SignIn(Struct, forbid_unknown_fields=True):
     password: Annotated[str, Meta(max_length=1024)] = ""
     challenge: Annotated[str, Meta(max_length=512)] = ""
     code: Annotated[str, Meta(max_length=64)] = ""
+
+
+class Switch(Struct, forbid_unknown_fields=True):
+    """The tenant to switch the dashboard's session to (one where the person is a member)."""
+
+    tenant: TenantName
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +122,12 @@ def dashboard_routes(dispatcher: Dispatcher) -> list[Route]:
             dispatcher.meter(ctx)
         except Exception as exc:
             return _no_store(error_response(exc, rid, JSON).as_response())
-        token = pair.session_token
+        return signed_in(request, pair.session_token, params.tenant, pair.expires_in)
+
+    def signed_in(request: Request, token: str, tenant: str, expires_in: int) -> Response:
+        """The answer that puts a session in the dashboard's cookies."""
         csrf = csrf_token(dispatcher.platform, token)
-        answer = {"csrf": csrf, "tenant": params.tenant, "expires_in": pair.expires_in}
+        answer = {"csrf": csrf, "tenant": tenant, "expires_in": expires_in}
         response = Response(msgspec.json.encode(answer), media_type="application/json")
         # behind a TLS proxy the request reaches us as http: ROOST_PUBLIC_URL says https
         public = dispatcher.platform.settings.public_url or ""
@@ -126,6 +139,32 @@ def dashboard_routes(dispatcher: Dispatcher) -> list[Route]:
             CSRF_COOKIE, csrf, httponly=False, samesite="strict", secure=secure, path="/"
         )
         return _no_store(response)
+
+    async def switch(request: Request) -> Response:
+        headers = headers_of(request.scope)
+        rid = request_id(headers.get("x-request-id"))
+        try:
+            _require_header(headers)  # and its token must match the cookie's session
+            params = JSON.decode_input(await _body(request), Switch, "the switch")
+            # the dashboard's session only: the cookie (with its CSRF header), not another
+            # credential a request may carry
+            cookie_only = {k: v for k, v in headers.items() if k not in _OTHER_CREDENTIALS}
+            ctx = await dispatcher.context_from_scope(request.scope, cookie_only, rid)
+            # a member account with a second factor answers SecondFactorRequired: the page
+            # then signs in to that tenant with its own form, which asks for the code
+            call = {"tenant": params.tenant, "session_token": True}
+            pair = await dispatcher.invoke(
+                ctx, dispatcher.operation("auth.switch_tenant"), msgspec.json.encode(call), JSON
+            )
+            dispatcher.meter(ctx)
+        except Exception as exc:
+            return _no_store(error_response(exc, rid, JSON).as_response())
+        if ctx.principal is not None:
+            # the session it came from leaves with the cookie that held it: nothing can use it
+            # any more, so it is signed out rather than left to expire
+            with contextlib.suppress(RoostError):
+                await dispatcher.invoke(ctx, dispatcher.operation("auth.logout"), b"{}", JSON)
+        return signed_in(request, pair.session_token, params.tenant, pair.expires_in)
 
     async def sign_out(request: Request) -> Response:
         headers = headers_of(request.scope)
@@ -170,6 +209,7 @@ def dashboard_routes(dispatcher: Dispatcher) -> list[Route]:
     return [
         Route("/_/session", sign_in, methods=["POST"]),
         Route("/_/session", sign_out, methods=["DELETE"]),
+        Route("/_/session/switch", switch, methods=["POST"]),
         Route("/_", to_page, methods=["GET"]),
         Route("/_/{path:path}", page_file, methods=["GET", "HEAD"]),
     ]
@@ -189,7 +229,7 @@ async def _body(request: Request) -> bytes:
     async for chunk in request.stream():
         body += chunk
         if len(body) > _MAX_BODY:
-            raise ValidationError("the sign-in is too large", details={"field": "body"})
+            raise ValidationError("the request is too large", details={"field": "body"})
     return body
 
 

@@ -132,3 +132,46 @@ export function subscribe(method, params, { onReady, onEvent, onError }) {
     `the live connection closed (${event.code}${event.reason ? ": " + event.reason : ""}); turn the tail off and on to reconnect`));
   return () => { stopped = true; ws.close(); };
 }
+
+// A streamed operation (POST /api/v1/<module>/<op>, answered as NDJSON lines): yields each
+// item as it arrives; a line with an error (after some items) throws it.
+export async function* stream(operation, params = {}) {
+  const [module, ...rest] = operation.split(".");
+  let response;
+  try {
+    response = await fetch(`/api/v1/${module}/${rest.join(".")}`, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Roost-CSRF": csrf() },
+      body: JSON.stringify(params),
+    });
+  } catch {
+    throw new ApiError(0, "network", "the server cannot be reached: check that roost serve runs");
+  }
+  if (!response.ok) await answer(response); // throws the server's error
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    buffered += decoder.decode(value || new Uint8Array(), { stream: !done });
+    const lines = buffered.split("\n");
+    buffered = done ? "" : lines.pop();
+    for (const line of lines) {
+      if (!line.trim()) continue;
+      const frame = JSON.parse(line);
+      if (frame.error) {
+        const e = frame.error;
+        throw new ApiError(0, e.code, e.message, e.details);
+      }
+      if (frame.end) return;
+      yield frame.chunk;
+    }
+    if (done) throw new ApiError(0, "disconnected", "the answer was cut off before its end: try again");
+  }
+}
+
+// Trade this session for one of the person's member account in another tenant (the cookies
+// change; the page reloads to show that tenant).
+export function switchTenant(tenant) {
+  return send("POST", "/_/session/switch", { tenant });
+}

@@ -8,6 +8,7 @@ import { signInPage } from "./pages/signin.js";
 
 const PAGES = [
   { path: "tables", label: "Tables", scope: "database:read", load: () => import("./pages/tables.js") },
+  { path: "audit", label: "Audit log", scope: "audit:read", load: () => import("./pages/audit.js") },
   { path: "users", label: "Users & keys", scope: "users:read", also: ["roles:read", "api_keys:read"],
     load: () => import("./pages/users.js") },
   { path: "files", label: "Files", scope: "storage:read", load: () => import("./pages/files.js") },
@@ -56,6 +57,9 @@ async function start() {
 }
 
 function shell(pages, current) {
+  // the tenants this person may switch to (users.memberships), once the header is drawn
+  const switcher = h("span", { class: "tenant-switch" });
+  import("./switcher.js").then((m) => m.mount(switcher, me)).catch(() => {});
   const main = h("main", { id: "main", tabindex: "-1" });
   const nav = h("nav", { "aria-label": "Dashboard" }, h("ul", {},
     pages.map((p) => h("li", {}, h("a", {
@@ -64,6 +68,7 @@ function shell(pages, current) {
   const header = h("header", {},
     h("span", { class: "brand" }, "Roost"),
     h("span", { class: "who" }, `${me.username} · ${me.tenant}`),
+    switcher,
     button("Sign out", async () => {
       try { await signOut(); } finally { window.location.hash = ""; window.location.reload(); }
     }));

@@ -1,4 +1,6 @@
-// Buckets and files: create a bucket, upload with a progress bar, open a signed link.
+// Buckets and files: create a bucket, upload with a progress bar, open a signed link, preview
+// an image. A preview is only ever an <img> of a short signed link, and only for image/* types:
+// an image element never runs script (not even an SVG's), and no other type is shown inline.
 import { allows, call, upload } from "../api.js";
 import { button, empty, errorBox, field, grid, h, show, toast } from "../ui.js";
 
@@ -27,6 +29,11 @@ export async function render(main, { me, args }) {
   } catch (err) { show(list, errorBox(err)); }
 }
 
+// Only image types are previewed, and only as an image.
+export function previewable(contentType) {
+  return /^image\/[a-z0-9.+-]+$/i.test((contentType || "").split(";")[0].trim());
+}
+
 function size(n) {
   return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`;
 }
@@ -35,6 +42,16 @@ async function bucketPage(main, me, bucket) {
   const list = h("div", {}, "Loading files…");
   const status = h("div", { "aria-live": "polite" });
   const link = h("div", { "aria-live": "polite" });
+  const preview = h("div", { "aria-live": "polite" });
+  async function showPreview(f) {
+    try {
+      const signed = await call("storage.create_signed_url", { bucket, name: f.name, expires_in: 300 });
+      const img = h("img", { src: signed.signed_url, alt: `Preview of ${f.name}`, class: "preview", referrerpolicy: "no-referrer" });
+      img.addEventListener("error", () => show(preview, errorBox(new Error(`${f.name} cannot be shown as an image`))));
+      show(preview, h("figure", { class: "card" }, img, h("figcaption", {}, `${f.name} · ${f.content_type} · ${f.size} `,
+        h("button", { type: "button", onclick: () => show(preview) }, "Close preview"))));
+    } catch (err) { show(preview, errorBox(err)); }
+  }
   const load = async () => {
     try {
       const files = await call("storage.list", { bucket });
@@ -42,6 +59,7 @@ async function bucketPage(main, me, bucket) {
         ? grid(["name", "size", "content_type", "created_at"], files.map((f) => ({ ...f, size: size(f.size) })), {
           caption: `Files in ${bucket}`,
           actions: (f) => [
+            previewable(f.content_type) ? button("Preview", () => showPreview(f), { "aria-label": `Preview ${f.name}` }) : null,
             button("Signed link", async () => {
               try {
                 const signed = await call("storage.create_signed_url", { bucket, name: f.name, expires_in: 3600 });
@@ -78,6 +96,6 @@ async function bucketPage(main, me, bucket) {
     } catch (err) { show(status, errorBox(err)); }
   });
   show(main, h("p", {}, h("a", { href: "#/files" }, "← Buckets")), h("h1", {}, bucket),
-    allows(me.scopes, "storage:write") ? form : null, link, list);
+    allows(me.scopes, "storage:write") ? form : null, link, preview, list);
   await load();
 }

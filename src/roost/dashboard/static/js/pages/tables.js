@@ -1,5 +1,7 @@
 // Tables: the list, a new table, and one table's schema and records (the query builder's
-// filters, sort and pages; add, edit and delete).
+// filters, sort and pages; add, edit and delete; a secure table's reason for each access).
+// The schema editor (#/tables/<name>/schema) and import and export are their own modules,
+// loaded when first opened, so the records page stays light.
 import { allows, call, subscribe } from "../api.js";
 import { button, empty, errorBox, field, grid, h, show, toast } from "../ui.js";
 
@@ -10,10 +12,15 @@ const OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "contains", "icontains", "sta
 const PAGE_SIZE = 25;
 
 export async function render(main, { me, args }) {
+  if (args[0] && args[1] === "schema") return (await import("./schema.js")).render(main, me, args[0]);
   if (args[0]) return tablePage(main, me, args[0]);
   const list = h("div", {}, h("p", { role: "status" }, "Loading tables…"));
-  show(main, h("h1", {}, "Tables"), list,
-    allows(me.scopes, "schema:admin") ? newTableForm() : null);
+  const admin = allows(me.scopes, "schema:admin");
+  const history = h("details", { class: "history" }, h("summary", {}, "Schema history (every table)"));
+  history.addEventListener("toggle", async () => {
+    if (history.open && history.children.length === 1) (await import("./schema.js")).migrations(history, null);
+  });
+  show(main, h("h1", {}, "Tables"), list, admin ? newTableForm() : null, admin ? history : null);
   try {
     const tables = await call("database.tables");
     show(list, tables.length
@@ -61,8 +68,8 @@ function newTableForm() {
   return form;
 }
 
-// A form value as the column's type wants it; "" is no value.
-function parse(column, raw) {
+// A form (or CSV) value as the column's type wants it; "" is no value.
+export function parse(column, raw) {
   if (raw === "") return undefined;
   const type = column.type.toLowerCase();
   if (/int/.test(type)) {
@@ -70,15 +77,22 @@ function parse(column, raw) {
     if (!Number.isInteger(n)) throw new Error(`${column.name} wants a whole number`);
     return n;
   }
-  if (/bool/.test(type)) return raw === "true";
+  if (/bool/.test(type)) {
+    if (raw === "true" || raw === "false") return raw === "true";
+    throw new Error(`${column.name} wants true or false`);
+  }
   if (/json/.test(type)) {
     try { return JSON.parse(raw); } catch { throw new Error(`${column.name} wants JSON`); }
   }
-  if (/decimal|numeric|float|real|double/.test(type)) return Number(raw);
+  if (/decimal|numeric|float|real|double/.test(type)) {
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(n)) throw new Error(`${column.name} wants a number`);
+    return n;
+  }
   return raw;
 }
 
-function editable(info) {
+export function editable(info) {
   const stamps = info.timestamps ? ["created_at", "updated_at"] : [];
   return info.columns.filter((c) => !stamps.includes(c.name) &&
     !(c.primary_key && /int/.test(c.type.toLowerCase())));
@@ -97,10 +111,11 @@ function inputFor(column, value) {
 
 async function tablePage(main, me, table) {
   const canWrite = allows(me.scopes, "database:write");
-  const state = { filters: [], sort: [], page: 1 };
+  // access: a secure table's { reason, actor }, asked for before any read (the audit log's)
+  const state = { filters: [], sort: [], page: 1, access: {} };
   const ask = () => call("database.query", {
     table, filters: state.filters, sort: state.sort, page: state.page,
-    page_size: PAGE_SIZE, count: "with",
+    page_size: PAGE_SIZE, count: "with", ...state.access,
   });
   // the first page is asked for with the schema, not after it (one round trip less)
   let first = ask();
@@ -112,6 +127,7 @@ async function tablePage(main, me, table) {
     show(main, h("h1", {}, table), errorBox(err), h("p", {}, h("a", { href: "#/tables" }, "Back to tables")));
     return;
   }
+  if (info.secure) first = null; // refused without a reason: asked again with one
   const pk = (info.columns.find((c) => c.primary_key) || { name: "id" }).name;
   const records = h("section", { "aria-labelledby": "records" });
   const status = h("div", { "aria-live": "polite" });
@@ -206,7 +222,7 @@ async function tablePage(main, me, table) {
 
   function editRow(row) {
     const form = recordForm(`Edit record ${row[pk]}`, row,
-      (data) => call("database.update", { table, id: row[pk], data }).then(() => toast("Saved")));
+      (data) => call("database.update", { table, id: row[pk], data, ...state.access }).then(() => toast("Saved")));
     records.prepend(form);
     form.querySelector("input, select").focus();
   }
@@ -214,7 +230,7 @@ async function tablePage(main, me, table) {
   async function deleteRow(row) {
     if (!window.confirm(`Delete record ${row[pk]} of ${table}?`)) return;
     try {
-      await call("database.delete", { table, id: row[pk] });
+      await call("database.delete", { table, id: row[pk], ...state.access });
       toast("Deleted");
       load();
     } catch (err) {
@@ -234,10 +250,52 @@ async function tablePage(main, me, table) {
     onError: () => show(live),
   });
 
-  show(main, h("p", {}, h("a", { href: "#/tables" }, "← Tables")), h("h1", {}, table), live, schema,
+  // import and export: their module is loaded when the section is first opened
+  const transfer = h("details", { class: "transfer" }, h("summary", {}, canWrite ? "Import and export" : "Export"));
+  transfer.addEventListener("toggle", async () => {
+    if (!transfer.open || transfer.children.length > 1) return;
+    try {
+      (await import("./transfer.js")).render(transfer, { table, info, canWrite, state, done: load });
+    } catch (err) { transfer.append(errorBox(err)); }
+  });
+
+  const parts = [live, schema,
+    allows(me.scopes, "schema:admin") ? h("p", {}, h("a", { href: `#/tables/${encodeURIComponent(table)}/schema` },
+      "Edit the schema and see its history")) : null,
     canWrite ? h("details", { class: "add" }, h("summary", {}, "Add record"),
-      recordForm("New record", null, (data) => call("database.create", { table, rows: [data] }).then(() => toast("Added")))) : null,
-    builder, chips, status, records);
-  await load();
+      recordForm("New record", null, (data) => call("database.create", { table, rows: [data], ...state.access }).then(() => toast("Added")))) : null,
+    transfer, builder, chips, status, records];
+  const heading = [h("p", {}, h("a", { href: "#/tables" }, "← Tables")), h("h1", {}, table)];
+  if (!info.secure) {
+    show(main, heading, parts);
+    await load();
+  } else {
+    show(main, heading, reasonForm(me, (access) => {
+      state.access = access;
+      show(main, heading, h("p", { class: "secure-note", role: "status" },
+        `Secure table: each access is audited with the reason “${access.reason}” for ${access.actor}. `,
+        button("Change the reason", () => { state.access = {}; tablePage(main, me, table); })), parts);
+      load();
+    }));
+  }
   return () => { clearTimeout(reload); if (stop) stop(); };
+}
+
+// A secure table is read only with a reason and the person it is for (the actor); both go to
+// its audit log with each access.
+function reasonForm(me, onReady) {
+  const reason = h("input", { name: "reason", required: true, maxlength: "1000", autocomplete: "off" });
+  const actor = h("input", { name: "actor", required: true, maxlength: "200", value: me.username });
+  const form = h("form", { class: "card", "aria-labelledby": "secure-heading" },
+    h("h2", { id: "secure-heading" }, "This table is secure"),
+    h("p", {}, "Every read and change of its records is written to the audit log with a reason and the person it is for."),
+    field("Reason for this access", reason, "For example: support ticket 4512"),
+    field("On behalf of (actor)", actor),
+    h("button", { type: "submit" }, "Show records"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    onReady({ reason: reason.value.trim(), actor: actor.value.trim() });
+  });
+  setTimeout(() => reason.focus());
+  return form;
 }
