@@ -39,9 +39,15 @@ def test_metrics_count_calls_by_operation_status_and_door(
     httpx.post(f"{server.url}/api/v1/auth/whoami")  # refused: no credential
     bearer = {"Authorization": f"Bearer {token}"}
     ws_url = server.url.replace("http://", "ws://") + "/api/v1/ws"
-    with connect(ws_url, additional_headers=bearer):
+    with connect(ws_url, additional_headers=bearer) as ws:
         scraped = httpx.get(f"{server.url}/metrics", headers=bearer)
         assert samples(scraped.text)[("roost_websocket_connections", frozenset())] == 1
+        # calls over the WebSocket are counted too (door "ws"), a caller's own method name
+        # never becomes a label: an unknown one is "other", any `fn.<name>` is "function"
+        for n, method in enumerate(["auth.whoami", "kv.get", "no.such", "fn." + "x" * 60]):
+            params = {"key": "k"} if method == "kv.get" else {}
+            ws.send(json.dumps({"id": n, "method": method, "params": params}))
+            assert json.loads(ws.recv())["id"] == n
     scraped = httpx.get(f"{server.url}/metrics", headers=bearer)
     assert scraped.status_code == 200, scraped.text
     assert scraped.headers["content-type"].startswith("text/plain")
@@ -50,6 +56,15 @@ def test_metrics_count_calls_by_operation_status_and_door(
     assert found[("roost_requests_total", whoami)] >= 1
     refused = frozenset({("operation", "auth.whoami"), ("status", "401"), ("door", "rest")})
     assert found[("roost_requests_total", refused)] == 1
+    over_ws = frozenset({("operation", "auth.whoami"), ("status", "200"), ("door", "ws")})
+    assert found[("roost_requests_total", over_ws)] == 1
+    kv_get = frozenset({("operation", "kv.get"), ("status", "200"), ("door", "ws")})
+    assert found[("roost_requests_total", kv_get)] == 1
+    other = frozenset({("operation", "other"), ("status", "404"), ("door", "ws")})
+    assert found[("roost_requests_total", other)] == 1
+    function = frozenset({("operation", "function"), ("door", "ws")})
+    assert found[("roost_request_duration_seconds_count", function)] == 1
+    assert not any("no.such" in str(labels) or "xxxx" in str(labels) for _, labels in found)
     latency = frozenset({("operation", "auth.whoami"), ("door", "rest")})
     assert found[("roost_request_duration_seconds_count", latency)] >= 1
     ready = frozenset({("tenant", "default"), ("queue", queue), ("state", "ready")})

@@ -1,5 +1,6 @@
 """`/metrics` (Prometheus text format, `prometheus-client`) and the JSON access log: ONE ASGI
-hook around every door, so the doors' hot paths (limits, rpc, ws, dispatch) carry no counters.
+hook around every door, so the doors' hot paths (limits, ws, dispatch) carry no counters; a
+WebSocket session counts each call it answers through a function the hook hands it.
 
 Per call the hook does O(1) work: a dict lookup of the path (the REST door's routes name the
 operation), a few dict counts (made into Prometheus families only when scraped), and a `send`
@@ -32,6 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roost.backends import errors as backend_errors
+from roost.server.rpc import COUNT_KEY
 from roost.services import queue as queue_service
 from roost.services.context import Platform
 from roost.services.scopes import METRICS_SCOPE
@@ -112,7 +114,7 @@ class _RequestFigures:
             cells = self.latency[(operation, door)] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
         cells[bisect.bisect_left(_LATENCY_BUCKETS, elapsed)] += 1
         cells[-1] += elapsed
-        if door == "rest" and operation in ("function", "functions.execute"):
+        if operation in ("function", "functions.execute"):
             self.invocations[status] = self.invocations.get(status, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
@@ -178,6 +180,8 @@ class Observed:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         gauge = self.metrics.websockets
         gauge.inc()
+        # the door's session counts each call it answers (`rpc.RpcSession`), door "ws"
+        scope[COUNT_KEY] = self.metrics.figures.count
         try:
             await self.app(scope, receive, send)
         finally:

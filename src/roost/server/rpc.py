@@ -42,6 +42,7 @@ from roost.server.limits import refusal
 from roost.server.responses import request_id
 from roost.services.context import Context
 from roost.services.feeds import Feed, end_tasks
+from roost.services.functions.invocations import RPC_PREFIX
 from roost.services.registry import Operation
 from roost.wire.codec import JSON, Codec
 from roost.wire.limits import passes_screen
@@ -53,6 +54,11 @@ _JOINED = 1000  # at most this many answers leave in one array frame
 
 Close = Callable[[int, str], None]
 """How a session asks its door to close the connection (code, reason); it has stopped already."""
+
+Count = Callable[[str, str, int, float], None]
+"""Where a session counts each call for `/metrics`: (operation, door, status, seconds). The
+metrics hook puts it in the connection's scope under `COUNT_KEY` (absent: nothing counted)."""
+COUNT_KEY = "roost.count"
 
 
 class RpcSession:
@@ -95,6 +101,7 @@ class RpcSession:
         self.drained.set()
         self.batching = False  # the client sends arrays: answers may leave together too
         self.closing = False
+        self._count: Count | None = scope.get(COUNT_KEY)
 
     async def identify(self) -> Context:
         """The caller's Context, checked again once `ws_reidentify_seconds` have passed; a
@@ -250,6 +257,7 @@ class RpcSession:
 
     async def _call(self, frame: CallFrame, codec: Codec, screened: bool) -> None:
         method, params = frame.method or "", bytes(frame.params)
+        started, status = time.perf_counter(), 200
         try:
             ctx = self.ctx  # `identify` written out: a call pays no coroutine for it
             if ctx is None or time.monotonic() - self.identified_at > self.reidentify_seconds:
@@ -269,10 +277,12 @@ class RpcSession:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            sent = self._answer(codec, frame.id, error=exc)
+            sent, status = self._answer_error(codec, frame.id, exc)
         else:
             sent = self._answer(codec, frame.id, result=result)
         self.dispatcher.meter(self.ctx, len(params), sent)
+        if self._count is not None:
+            self._count(self._label(method), "ws", status, time.perf_counter() - started)
 
     async def _stream(
         self, ctx: Context, op: Operation, frame: CallFrame, codec: Codec, screened: bool
@@ -280,7 +290,7 @@ class RpcSession:
         """A streamed operation: a chunk frame per item, then an end frame (or an error frame
         after the items sent so far). The next item is pulled only when the outbox has room,
         and none once the session has stopped (the generator is closed then)."""
-        sent = 0
+        sent, started, status = 0, time.perf_counter(), 200
         items = self.dispatcher.stream(ctx, op, bytes(frame.params), codec, screened=screened)
         try:
             async with contextlib.aclosing(items):
@@ -293,9 +303,12 @@ class RpcSession:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            sent += self._answer(codec, frame.id, error=exc)
+            size, status = self._answer_error(codec, frame.id, exc)
+            sent += size
         finally:
             self.dispatcher.meter(ctx, len(frame.params), sent)
+            if self._count is not None:
+                self._count(self._label(op.name), "ws", status, time.perf_counter() - started)
 
     async def _room(self) -> None:
         """Wait until the outbox has room for more streamed items (or the session ends)."""
@@ -306,6 +319,7 @@ class RpcSession:
     async def _call_run(self, run: list[CallFrame], codec: Codec, screened: bool) -> None:
         """Calls to one operation with a batch handler, run together, each answered alone."""
         rid: str | None = None
+        started = time.perf_counter()
         try:
             ctx = await self.identify()
             op = self.dispatcher.operation(run[0].method or "")
@@ -317,13 +331,27 @@ class RpcSession:
             rid = request_id(None)  # one failure, logged once: every answer names it
             outcomes = [guard(exc, rid)] * len(run)
         sent = 0
+        statuses: list[int] = []
         for frame, outcome in zip(run, outcomes, strict=True):
             if isinstance(outcome, RoostError):
                 sent += self._answer(codec, frame.id, error=outcome, rid=rid)
+                statuses.append(outcome.status_code or 500)
             else:
                 sent += self._answer(codec, frame.id, result=outcome)
+                statuses.append(200)
         bytes_in = sum(len(frame.params) for frame in run)
         self.dispatcher.meter(self.ctx, bytes_in, sent, calls=len(run))
+        if self._count is not None:
+            label, elapsed = self._label(run[0].method or ""), time.perf_counter() - started
+            for status in statuses:
+                self._count(label, "ws", status, elapsed)
+
+    def _label(self, method: str) -> str:
+        """The operation label of a call: a registry name, `function` for any `fn.<name>`, or
+        `other`, never the caller's own string (the series stay bounded)."""
+        if method == "unsubscribe" or self.dispatcher.registry.get(method) is not None:
+            return method
+        return "function" if method.startswith(RPC_PREFIX) else "other"
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -427,6 +455,13 @@ class RpcSession:
             body = guard(error, rid).to_dict()
             return self._queue(codec, {"id": frame_id, "error": body, "request_id": rid})
         return self._queue(codec, {"id": frame_id, "result": result})
+
+    def _answer_error(self, codec: Codec, frame_id: Any, exc: BaseException) -> tuple[int, int]:
+        """Queue an error answer; returns its size and its HTTP status (for `/metrics`)."""
+        rid = request_id(None)
+        error = guard(exc, rid)
+        size = self._queue(codec, {"id": frame_id, "error": error.to_dict(), "request_id": rid})
+        return size, error.status_code or 500
 
     def _queue(self, codec: Codec, payload: Any) -> int:
         if self.closing:
