@@ -186,3 +186,79 @@ async def test_delete_prefix_removes_every_message_and_setting_of_its_queues(
     assert kept is not None
     assert kept.body == "kept"
     await store.delete_prefix(tenant + "nothing-here:")
+
+
+async def dead_lettered(store: QueueStore, q: str, bodies: list[str]) -> list[str]:
+    """Publish each body and nack it without requeue: the ids, oldest first, all dead."""
+    ids = []
+    for body in bodies:
+        message_id, _ = await store.publish(q, body, priority=5, headers={"h": body}, delay=0)
+        assert await store.claim(q, 30) is not None
+        assert await store.nack(q, message_id, requeue=False) == "dead_lettered"
+        ids.append(message_id)
+    return ids
+
+
+async def test_replay_moves_named_dead_letters_back_afresh(store: QueueStore, q: str) -> None:
+    await store.configure(q, 2)
+    first, second, third = await dead_lettered(store, q, ['"a"', '"b"', '"c"'])
+    named = [second, "no-such-message", second, "x" * 40]  # unknown ids skipped, repeats once
+    assert await store.replay(q, named, 10) == 1
+    counts = await store.counts(q)
+    assert (counts.ready, counts.in_flight, counts.dead) == (1, 0, 2)
+    again = await store.claim(q, 30)
+    assert again is not None
+    assert (again.id, again.body, again.headers) == (second, '"b"', {"h": '"b"'})
+    assert again.retry_count == 0  # its deliveries start again: two more before it is dead
+    assert await store.nack(q, second, requeue=True) == "requeued"
+    assert await store.replay(q, [second], 10) == 0  # ready, not dead: untouched
+    assert await store.replay(q, [], 10) == 0
+    assert [d.id for d in await store.dead_letters(q, 10)] == [first, third]
+    assert await store.replay(q, [third, first], 1) == 1  # the oldest named one
+    assert [d.id for d in await store.dead_letters(q, 10)] == [third]
+
+
+async def test_replay_of_every_dead_letter_stops_at_the_limit(store: QueueStore, q: str) -> None:
+    ids = await dead_lettered(store, q, [str(n) for n in range(5)])
+    other = await dead_lettered(store, q + "x", ["kept"])
+    assert await store.replay(q, None, 2) == 2
+    assert [d.id for d in await store.dead_letters(q, 10)] == ids[2:]  # the oldest went first
+    assert await store.replay(q, None, 100) == 3
+    assert await store.replay(q, None, 100) == 0
+    counts = await store.counts(q)
+    assert (counts.ready, counts.dead) == (5, 0)
+    assert [d.id for d in await store.dead_letters(q + "x", 10)] == other  # another queue's
+    assert await store.replay(q, other, 10) == 0  # named on the wrong queue
+    taken = [await store.claim(q, 30) for _ in ids]
+    assert [t.id for t in taken if t is not None] == ids  # publish order kept
+
+
+async def test_racing_replays_move_each_dead_letter_once(store: QueueStore, q: str) -> None:
+    ids = await dead_lettered(store, q, [str(n) for n in range(20)])
+    moved = await asyncio.gather(
+        *(store.replay(q, ids, 100) for _ in range(4)),
+        *(store.replay(q, None, 100) for _ in range(4)),
+    )
+    assert sum(moved) == 20
+    counts = await store.counts(q)
+    assert (counts.ready, counts.in_flight, counts.dead) == (20, 0, 0)
+    taken = []
+    while (delivery := await store.claim(q, 30)) is not None:
+        taken.append(delivery.id)
+    assert sorted(taken) == sorted(ids)
+
+
+async def test_delete_dead_letters_drops_only_dead_ones(store: QueueStore, q: str) -> None:
+    first, second, third = await dead_lettered(store, q, ["1", "2", "3"])
+    ready = await publish(store, q, "ready")
+    assert await store.delete_dead_letters(q, [second, ready, "no-such-message", second]) == 1
+    assert await store.delete_dead_letters(q, []) == 0
+    assert [d.id for d in await store.dead_letters(q, 10)] == [first, third]
+    assert await store.replay(q, [second], 10) == 0  # gone for good
+    assert await store.delete_dead_letters(q, None) == 2
+    assert await store.delete_dead_letters(q, None) == 0
+    counts = await store.counts(q)
+    assert (counts.ready, counts.in_flight, counts.dead) == (1, 0, 0)
+    delivery = await store.claim(q, 30)
+    assert delivery is not None
+    assert delivery.id == ready

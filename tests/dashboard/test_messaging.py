@@ -287,6 +287,71 @@ def test_queue_depth_and_trigger_deliveries_update_live(
     expect(deliveries.get_by_text("1 deliveries")).to_be_visible()
 
 
+def dead_letters(sdk: Client, queue: str, count: int) -> list[str]:
+    """`count` messages published to `queue` and dead-lettered: their ids, oldest first."""
+    sdk.queue.configure(queue, max_deliveries=1)
+    ids = []
+    for n in range(count):
+        sdk.queue.publish(queue, {"n": n})
+        taken = sdk.queue.consume(queue)
+        assert taken is not None
+        assert sdk.queue.nack(queue, taken.message_id).action == "dead_lettered"
+        ids.append(taken.message_id)
+    return ids
+
+
+def test_dead_letters_are_replayed_and_discarded_from_the_queue_page(
+    admin_page: Page, running: RunningServer, sdk: Client
+) -> None:
+    page, queue = admin_page, unique("jobs")
+    first, second, third = dead_letters(sdk, queue, 3)
+    page.goto(f"{running.url}/_/#/queues/{queue}")
+    depth = page.get_by_label(f"Depth of {queue}")
+    ready, dead = depth.locator("div", has_text="ready"), depth.locator("div", has_text="dead")
+    expect(dead).to_contain_text("3")
+    expect(page.get_by_role("cell", name=first, exact=True)).to_be_visible()
+
+    page.once("dialog", lambda dialog: dialog.dismiss())  # asked first: nothing moves
+    page.get_by_role("button", name="Replay all").click()
+    page.get_by_role("button", name=f"Replay {first}").click()
+    expect(ready).to_contain_text("1")
+    expect(dead).to_contain_text("2")
+    expect(page.get_by_role("cell", name=first, exact=True)).to_have_count(0)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Discard {second}").click()
+    expect(dead).to_contain_text("1")
+    expect(page.get_by_role("cell", name=second, exact=True)).to_have_count(0)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Replay all").click()
+    expect(ready).to_contain_text("2")
+    expect(dead).to_contain_text("0")
+    expect(page.get_by_text("No dead letters")).to_be_visible()
+    stats = sdk.queue.stats(queue)
+    assert (stats.ready, stats.in_flight, stats.dead) == (2, 0, 0)
+    replayed = [sdk.queue.consume(queue), sdk.queue.consume(queue)]
+    assert [(m.message_id, m.retry_count) for m in replayed if m] == [(first, 0), (third, 0)]
+
+
+def test_dead_letters_without_queue_write_are_shown_but_not_replayable(
+    browser: Browser, running: RunningServer, sdk: Client
+) -> None:
+    role, username, queue = unique("watcher_"), unique("watcher"), unique("jobs")
+    (dead,) = dead_letters(sdk, queue, 1)
+    sdk.roles.create(role, ["queue:read"])
+    sdk.users.create_user(username, "watcher-password-1", roles=[role])
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, running.url, username, "watcher-password-1")
+    page.goto(f"{running.url}/_/#/queues/{queue}")
+    expect(page.get_by_role("cell", name=dead, exact=True)).to_be_visible()
+    for hidden in ("Replay all", "Discard all", f"Replay {dead}", f"Discard {dead}"):
+        expect(page.get_by_role("button", name=hidden)).to_have_count(0)
+    context.close()
+    assert sdk.queue.stats(queue).dead == 1
+
+
 def test_a_principal_sees_only_the_messaging_pages_its_scopes_allow(
     browser: Browser, running: RunningServer, sdk: Client
 ) -> None:

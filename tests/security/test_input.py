@@ -97,6 +97,7 @@ def still_serving(http: httpx.Client) -> None:
         ("/api/v1/logs/write", {"entries": [{"level": "info", "message": "a\x00"}]}, None),
         ("/api/v1/mail/send", {"template_alias": "welcome", "to": ["a\x00@b.example"]}, "to[0]"),
         ("/api/v1/settings/update", {"settings": {"name": "\x00"}}, "settings.name"),
+        ("/api/v1/queue/replay", {"queue": "q", "message_ids": ["a\x00"]}, "message_ids[0]"),
     ],
 )
 def test_nul_in_text_is_a_400_naming_the_field(
@@ -182,6 +183,12 @@ def test_integers_past_64_bits_are_a_400(
 ) -> None:
     message = refused(http.post(path, json=body), field)
     assert str(2**63 - 1) in message
+    still_serving(http)
+
+
+@pytest.mark.parametrize("limit", [2**64, -(2**64), -1, 0, 1001])
+def test_a_queue_replay_limit_out_of_range_is_a_400(http: httpx.Client, limit: int) -> None:
+    refused(http.post("/api/v1/queue/replay", json={"queue": "q", "limit": limit}), "limit")
     still_serving(http)
 
 

@@ -296,7 +296,7 @@ async def test_a_bound_queue_takes_only_what_the_policies_allow(server: RunningS
     queue, ann_id = unique("jobs-"), world.users["ann"]
     rules = [
         allow(["publish"], [world.role], "R.attr.message.from == P.id && R.attr.priority < 9"),
-        allow(["consume", "read"], [world.role]),
+        allow(["consume", "read", "replay"], [world.role]),
     ]
     async with AsyncClient(api_url=server.url) as client:
         admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
@@ -316,3 +316,6 @@ async def test_a_bound_queue_takes_only_what_the_policies_allow(server: RunningS
             await ann.queue.purge(queue)
         with pytest.raises(AuthorizationError):
             await ann.queue.configure(queue, max_deliveries=3)
+        assert await ann.queue.replay(queue) == 0  # `replay` is an action of its own
+        with pytest.raises(AuthorizationError):  # deleting dead letters is a `purge`
+            await ann.queue.delete_dead_letters(queue)

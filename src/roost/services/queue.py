@@ -1,4 +1,5 @@
-"""Work queues, per tenant: publish, long-poll consume, ack/nack, deadlines and dead letters.
+"""Work queues, per tenant: publish, long-poll consume, ack/nack, deadlines and dead letters
+(listed, replayed or deleted).
 
 A queue exists once something is published to it. Delivery is at least once: a message stays
 in flight until acked, and one whose ack deadline passes is delivered again with its
@@ -23,6 +24,8 @@ from roost.wire.queue import (
     ConsumeRequest,
     DeadLettersAnswer,
     DeadLettersRequest,
+    DeleteDeadLettersAnswer,
+    DeleteDeadLettersRequest,
     ExtendRequest,
     MessageRef,
     NackAnswer,
@@ -32,6 +35,8 @@ from roost.wire.queue import (
     PurgeAnswer,
     QueueMessage,
     QueueRef,
+    ReplayAnswer,
+    ReplayRequest,
     StatsAnswer,
     Succeeded,
 )
@@ -88,9 +93,9 @@ def _not_in_flight(queue: str, message_id: str) -> NotFoundError:
 async def _may(ctx: Context, queue: str, action: str) -> None:
     """A queue bound to policies is one resource (`R.id` and `R.attr.queue` its name): a
     work queue hands its next message to whoever asks, so the policies decide who may
-    `consume` (and ack, nack, extend), `read` (stats, dead letters), `purge` or
-    `configure` it; `publish` is checked per message (`R.attr.message`, `priority`,
-    `headers`)."""
+    `consume` (and ack, nack, extend), `read` (stats, dead letters), `replay` its dead
+    letters, `purge` it (also deleting dead letters) or `configure` it; `publish` is checked
+    per message (`R.attr.message`, `priority`, `headers`)."""
     await guards.require(ctx, "queue", queue, action, queue, {"queue": queue}, field="queue")
 
 
@@ -218,6 +223,34 @@ async def dead_letters(ctx: Context, params: DeadLettersRequest) -> DeadLettersA
     await _may(ctx, params.queue, "read")
     dead = await ctx.platform.queues.dead_letters(_queue(ctx, params.queue), params.limit)
     return DeadLettersAnswer(messages=[_wire(d) for d in dead])
+
+
+@operation("queue.replay", scope="queue:write")
+async def replay(ctx: Context, params: ReplayRequest) -> ReplayAnswer:
+    """Put dead letters back on the queue, oldest first and at most `limit`: those of
+    `message_ids`, or with none named any. Each starts afresh (`retry_count` 0, every
+    delivery again) and is deliverable at once; ids that are not dead letters of this queue
+    are skipped. Answers how many moved."""
+    await _may(ctx, params.queue, "replay")
+    name = _queue(ctx, params.queue)
+    moved = await ctx.platform.queues.replay(name, params.message_ids, params.limit)
+    if moved:
+        await ctx.platform.bus.publish(_wake_channel(name), b"")
+    return ReplayAnswer(replayed=moved)
+
+
+@operation("queue.delete_dead_letters", scope="queue:write")
+async def delete_dead_letters(
+    ctx: Context, params: DeleteDeadLettersRequest
+) -> DeleteDeadLettersAnswer:
+    """Drop dead letters for good: those of `message_ids`, or with none named every one
+    (ids that are not dead letters of this queue are skipped). Answers how many went."""
+    await _may(ctx, params.queue, "purge")
+    name = _queue(ctx, params.queue)
+    deleted = await ctx.platform.queues.delete_dead_letters(name, params.message_ids)
+    if deleted:
+        await ctx.platform.bus.publish(_wake_channel(name), b"")  # the depth watchers
+    return DeleteDeadLettersAnswer(deleted=deleted)
 
 
 @operation("queue.configure", scope="queue:write")

@@ -101,6 +101,33 @@ class DeadLettersRequest(Struct, forbid_unknown_fields=True):
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
 
 
+DeadLetterIds = Annotated[list[MessageId], Meta(max_length=1000)]
+
+
+class ReplayRequest(Struct, forbid_unknown_fields=True):
+    """`queue.replay`: the dead letters named (or with none named, the oldest), at most
+    `limit`, back to the queue."""
+
+    queue: QueueName
+    message_ids: DeadLetterIds | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 1000
+
+
+class ReplayAnswer(Struct):
+    replayed: int
+
+
+class DeleteDeadLettersRequest(Struct, forbid_unknown_fields=True):
+    """`queue.delete_dead_letters`: the dead letters named, or with none named every one."""
+
+    queue: QueueName
+    message_ids: DeadLetterIds | None = None
+
+
+class DeleteDeadLettersAnswer(Struct):
+    deleted: int
+
+
 class StatsAnswer(Struct, NoTruthValue):
     """`queue.stats` (the SDK's `QueueStats`): ready, delayed, in-flight and dead counts."""
 

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from roost import Client, AuthorizationError, NotFoundError, ValidationError
+from tests.background import Background
 from tests.client._sync.calls import Call, wait_until
 from tests.conftest import (
     ADMIN_PASSWORD,
@@ -105,6 +107,111 @@ def test_queue_refusals(server: RunningServer, admin_token: str) -> None:
         publisher.queue.publish(unique("q"), 1)
         with pytest.raises(AuthorizationError):
             publisher.queue.consume("q")
+
+
+def test_replay_puts_dead_letters_back_for_a_waiting_consumer(
+    server: RunningServer, admin_token: str
+) -> None:
+    name = unique("replayed")
+    with Client(api_url=server.url) as client:
+        queue = (client.auth.sign_in_with_token(admin_token)).queue
+        queue.configure(name, max_deliveries=1)
+        for n in range(3):
+            queue.publish(name, {"n": n})
+            taken = queue.consume(name)
+            assert taken is not None
+            assert (queue.nack(name, taken.message_id)).action == "dead_lettered"
+        dead = queue.dead_letters(name)
+        assert [m.message for m in dead] == [{"n": 0}, {"n": 1}, {"n": 2}]
+        with Background() as background:
+            background.start(lambda: queue.consume(name, timeout=30))
+            assert queue.replay(name, [dead[1].message_id, "no-such-id"]) == 1
+            (woken,) = background.results()
+        assert woken is not None
+        assert (woken.message_id, woken.message, woken.retry_count) == (
+            dead[1].message_id,
+            {"n": 1},
+            0,
+        )
+        queue.ack(name, woken.message_id)
+        assert queue.replay(name, [dead[1].message_id]) == 0  # no longer dead
+        assert queue.replay(name, []) == 0
+        assert queue.delete_dead_letters(name, [dead[0].message_id]) == 1
+        assert queue.replay(name, limit=5) == 1  # every one left: the third
+        stats = queue.stats(name)
+        assert (stats.ready, stats.in_flight, stats.dead) == (1, 0, 0)
+        again = queue.consume(name)
+        assert again is not None
+        queue.nack(name, again.message_id)
+        assert queue.delete_dead_letters(name) == 1
+        assert (queue.stats(name)).dead == 0
+
+
+def test_replay_is_refused_to_other_tenants_and_without_queue_write(
+    server: RunningServer, admin_token: str
+) -> None:
+    name, tenant = unique("guarded"), unique("r")
+    with Client(api_url=server.url) as client:
+        admin = client.auth.sign_in_with_token(admin_token)
+        admin.queue.configure(name, max_deliveries=1)
+        admin.queue.publish(name, "mine")
+        taken = admin.queue.consume(name)
+        assert taken is not None
+        admin.queue.nack(name, taken.message_id)
+        for scopes in (["queue:read"], ["queue:read", "queue:consume"]):
+            key = admin.api_keys.create(unique("ro"), scopes)
+            reader = client.auth.sign_in_with_token(key["key"], "api_key")
+            assert len(reader.queue.dead_letters(name)) == 1
+            refusals: list[Call] = [
+                partial(reader.queue.replay, name),
+                partial(reader.queue.replay, name, [taken.message_id]),
+                partial(reader.queue.delete_dead_letters, name),
+            ]
+            for refused in refusals:
+                with pytest.raises(AuthorizationError) as caught:
+                    refused()
+                assert caught.value.details["scope"] == "queue:write"
+
+        admin.tenants.create(tenant, admin_username="boss", admin_password="boss-password-1")
+        with Client(api_url=server.url, tenant=tenant) as other:
+            boss = other.auth.sign_in_with_password("boss", "boss-password-1")
+            assert boss.queue.dead_letters(name) == []
+            assert boss.queue.replay(name) == 0  # a queue of the same name is its own
+            assert boss.queue.replay(name, [taken.message_id]) == 0
+            assert boss.queue.delete_dead_letters(name, [taken.message_id]) == 0
+            assert boss.queue.delete_dead_letters(name) == 0
+        assert [m.message_id for m in admin.queue.dead_letters(name)] == [taken.message_id]
+        assert admin.queue.replay(name, [taken.message_id]) == 1
+        over_the_socket = admin.rpc.call("queue.replay", {"queue": name})
+        assert over_the_socket == {"replayed": 0}  # the WebSocket serves it too
+
+
+def test_replay_refusals_name_the_field(server: RunningServer, admin_token: str) -> None:
+    with Client(api_url=server.url) as client:
+        admin = client.auth.sign_in_with_token(admin_token)
+        bad_calls: dict[str, list[Call]] = {
+            "queue": [lambda: admin.queue.replay("a b"), lambda: admin.queue.replay("")],
+            "limit": [
+                lambda: admin.queue.replay("q", limit=0),
+                lambda: admin.queue.replay("q", limit=-1),
+                lambda: admin.queue.replay("q", limit=1001),
+            ],
+            "message_ids": [
+                lambda: admin.queue.replay("q", ["x"] * 1001),
+                lambda: admin.queue.delete_dead_letters("q", ["x"] * 1001),
+            ],
+            "message_ids[1]": [
+                lambda: admin.queue.replay("q", ["ok", "nul\x00"]),
+                lambda: admin.queue.replay("q", ["ok", "x" * 41]),
+                lambda: admin.queue.replay("q", ["ok", ""]),
+                lambda: admin.queue.delete_dead_letters("q", ["ok", "nul\x00"]),
+            ],
+        }
+        for field, calls in bad_calls.items():
+            for call in calls:
+                with pytest.raises(ValidationError) as caught:
+                    call()
+                assert caught.value.details["field"] == field, caught.value
 
 
 def test_tenants_have_their_own_queues(server: RunningServer, admin_token: str) -> None:

@@ -77,6 +77,23 @@ class QueueStore(Protocol):
 
     async def dead_letters(self, queue: str, limit: int) -> list[Delivery]: ...
 
+    async def replay(self, queue: str, message_ids: list[str] | None, limit: int) -> int:
+        """Move dead letters back to ready, at most `limit` of them, oldest first: those of
+        `message_ids`, or with None any. Ids that are not dead letters of this queue (never
+        existed, replayed or deleted already, another queue's) are skipped, and an id named
+        twice counts once. A replayed message starts afresh: no deliveries yet (its full
+        `max_deliveries` again, `retry_count` 0 on its next delivery), its body, headers,
+        priority and place in publish order kept; it is deliverable at once. Each message
+        moves alone and atomically, so replays racing for the same one move it once.
+        Returns how many this call moved."""
+        ...
+
+    async def delete_dead_letters(self, queue: str, message_ids: list[str] | None) -> int:
+        """Drop dead letters for good: those of `message_ids` (ids that are not dead letters
+        of this queue are skipped), or with None every one. Messages in other states stay.
+        Returns how many this call dropped."""
+        ...
+
     async def configure(self, queue: str, max_deliveries: int) -> None:
         """Set how many deliveries a message of this queue gets before it is dead-lettered
         (applies to messages published from now on)."""

@@ -110,6 +110,61 @@ end
 return n
 """
 
+_DEAD_NAMED = """
+local function dead(named)
+  if #named == 0 then return redis.call('ZRANGE', KEYS[1], 0, -1) end
+  local found, seen = {}, {}
+  for _, id in ipairs(named) do
+    local score = not seen[id] and redis.call('ZSCORE', KEYS[1], id)
+    seen[id] = true
+    if score then found[#found + 1] = {tonumber(score), id} end
+  end
+  table.sort(found, function(a, b) return a[1] < b[1] end)
+  local ids = {}
+  for i, pair in ipairs(found) do ids[i] = pair[2] end
+  return ids
+end
+"""
+"""`dead(named)`: the ids of `named` in the dead set KEYS[1], oldest first and each once; with
+none named, every dead id."""
+
+_REPLAY = (
+    _RANK
+    + _DEAD_NAMED
+    + """
+local limit = tonumber(ARGV[1])
+local ids = {}
+if #ARGV == 1 then ids = redis.call('ZRANGE', KEYS[1], 0, limit - 1)
+else ids = dead({unpack(ARGV, 2)}) end
+local n = 0
+for _, id in ipairs(ids) do
+  if n >= limit then break end
+  local raw = redis.call('HGET', KEYS[3], id)
+  redis.call('ZREM', KEYS[1], id)
+  if raw then
+    local env = cjson.decode(raw)
+    env.d = 0
+    redis.call('HSET', KEYS[3], id, cjson.encode(env))
+    redis.call('ZADD', KEYS[2], rank(env), id)
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+_DELETE_DEAD = (
+    _DEAD_NAMED
+    + """
+local ids = dead(ARGV)
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+return #ids
+"""
+)
+
 
 _BASE = "roost:q:{"
 
@@ -151,6 +206,7 @@ class RedisQueueStore:
         script = self._redis.register_script
         self._publish, self._claim, self._ack = script(_PUBLISH), script(_CLAIM), script(_ACK)
         self._nack, self._extend, self._purge = script(_NACK), script(_EXTEND), script(_PURGE)
+        self._replay, self._delete_dead = script(_REPLAY), script(_DELETE_DEAD)
 
     async def publish(
         self, queue: str, body: str, *, priority: int, headers: dict[str, str], delay: float
@@ -210,6 +266,19 @@ class RedisQueueStore:
             return []
         raws = await self._redis.hmget(k.msg, ids)
         return [_delivery(i, raw) for i, raw in zip(ids, raws, strict=True) if raw is not None]
+
+    async def replay(self, queue: str, message_ids: list[str] | None, limit: int) -> int:
+        if message_ids == []:
+            return 0  # to the script, no id named means every one
+        k = _Keys(queue)
+        keys = [k.dead, k.ready, k.msg]
+        return int(await self._replay(keys=keys, args=[limit, *(message_ids or [])]))
+
+    async def delete_dead_letters(self, queue: str, message_ids: list[str] | None) -> int:
+        if message_ids == []:
+            return 0
+        k = _Keys(queue)
+        return int(await self._delete_dead(keys=[k.dead, k.msg], args=message_ids or []))
 
     async def configure(self, queue: str, max_deliveries: int) -> None:
         await self._redis.hset(_Keys(queue).cfg, "max_deliveries", max_deliveries)

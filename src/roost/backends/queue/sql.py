@@ -12,7 +12,17 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from roost.backends.queue import DEFAULT_MAX_DELIVERIES, Delivery, NackAction, QueueCounts
 from roost.backends.sql import CONTROL, Database
@@ -79,6 +89,12 @@ def _settle_overdue(conn: Connection, queue: str, now: float) -> None:
     """In-flight messages past their deadline: back to ready, or dead when out of deliveries."""
     execute(conn, _TO_DEAD, {"q_": queue, "now_": now})
     execute(conn, _TO_READY, {"q_": queue, "now_": now})
+
+
+def _dead(queue: str, message_ids: list[str] | None) -> ColumnElement[bool]:
+    """The dead letters of `queue`: those of `message_ids`, or with None every one."""
+    dead = and_(qm.c.queue == queue, qm.c.state == _DEAD)
+    return dead if message_ids is None else and_(dead, qm.c.id.in_(message_ids))
 
 
 class SqlQueueStore:
@@ -212,6 +228,28 @@ class SqlQueueStore:
             return [_delivery(row) for row in rows]
 
         return await self._db.run(CONTROL, work)
+
+    async def replay(self, queue: str, message_ids: list[str] | None, limit: int) -> int:
+        def work(conn: Connection) -> int:
+            oldest = (
+                select(qm.c.seq).where(_dead(queue, message_ids)).order_by(qm.c.seq).limit(limit)
+            )
+            # `state` again in the update itself: on PostgreSQL a replay that raced this one
+            # and committed first has made the row ready, and the recheck then skips it
+            moved = conn.execute(
+                update(qm)
+                .where(qm.c.seq.in_(oldest), qm.c.state == _DEAD)
+                .values(state=_READY, due_at=time.time(), deliveries=0)
+            )
+            return int(moved.rowcount)
+
+        return await self._db.run(CONTROL, work, write=True)
+
+    async def delete_dead_letters(self, queue: str, message_ids: list[str] | None) -> int:
+        def work(conn: Connection) -> int:
+            return int(conn.execute(delete(qm).where(_dead(queue, message_ids))).rowcount)
+
+        return await self._db.run(CONTROL, work, write=True)
 
     async def configure(self, queue: str, max_deliveries: int) -> None:
         def work(conn: Connection) -> None:

@@ -125,6 +125,35 @@ class AsyncQueue(Namespace):
         answer = await self._client.call("queue.dead_letters", params, idempotent=True)
         return decode(answer, DeadLettersAnswer).messages
 
+    async def replay(
+        self, queue: str, message_ids: list[str] | None = None, *, limit: int = 1000
+    ) -> int:
+        """Put dead letters back on the queue (oldest first, at most `limit`): those of
+        `message_ids`, or with none named any. Each starts afresh, with `retry_count` 0 and
+        every delivery again; ids that are not dead letters of the queue are skipped. Returns
+        how many went back.
+
+        Example:
+            dead = await client.queue.dead_letters("emails")
+            await client.queue.replay("emails", [msg.message_id for msg in dead])
+        """
+        params: dict[str, Any] = {"queue": queue, "limit": limit}
+        if message_ids is not None:
+            params["message_ids"] = message_ids
+        return int((await self._client.call("queue.replay", params))["replayed"])
+
+    async def delete_dead_letters(self, queue: str, message_ids: list[str] | None = None) -> int:
+        """Drop dead letters for good: those of `message_ids`, or with none named every one.
+        Returns how many went.
+
+        Example:
+            await client.queue.delete_dead_letters("emails", [msg.message_id])
+        """
+        params: dict[str, Any] = {"queue": queue}
+        if message_ids is not None:
+            params["message_ids"] = message_ids
+        return int((await self._client.call("queue.delete_dead_letters", params))["deleted"])
+
     async def configure(self, queue: str, *, max_deliveries: int) -> None:
         """How many deliveries a message gets before the dead-letter queue (default 5).
 

@@ -126,6 +126,35 @@ class Queue(Namespace):
         answer = self._client.call("queue.dead_letters", params, idempotent=True)
         return decode(answer, DeadLettersAnswer).messages
 
+    def replay(
+        self, queue: str, message_ids: list[str] | None = None, *, limit: int = 1000
+    ) -> int:
+        """Put dead letters back on the queue (oldest first, at most `limit`): those of
+        `message_ids`, or with none named any. Each starts afresh, with `retry_count` 0 and
+        every delivery again; ids that are not dead letters of the queue are skipped. Returns
+        how many went back.
+
+        Example:
+            dead = client.queue.dead_letters("emails")
+            client.queue.replay("emails", [msg.message_id for msg in dead])
+        """
+        params: dict[str, Any] = {"queue": queue, "limit": limit}
+        if message_ids is not None:
+            params["message_ids"] = message_ids
+        return int((self._client.call("queue.replay", params))["replayed"])
+
+    def delete_dead_letters(self, queue: str, message_ids: list[str] | None = None) -> int:
+        """Drop dead letters for good: those of `message_ids`, or with none named every one.
+        Returns how many went.
+
+        Example:
+            client.queue.delete_dead_letters("emails", [msg.message_id])
+        """
+        params: dict[str, Any] = {"queue": queue}
+        if message_ids is not None:
+            params["message_ids"] = message_ids
+        return int((self._client.call("queue.delete_dead_letters", params))["deleted"])
+
     def configure(self, queue: str, *, max_deliveries: int) -> None:
         """How many deliveries a message gets before the dead-letter queue (default 5).
 
