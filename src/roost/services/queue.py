@@ -45,7 +45,14 @@ _POLL = 1.0
 """A waiting consumer looks again this often even unwoken (delays end, deadlines pass)."""
 _WATCH = 1.0
 """A depth watcher counts again this often even unwoken (acks, delays and deadlines announce
-nothing on the bus)."""
+nothing on the bus), on the whole seconds of the loop's clock, so that the watchers of one
+queue count together."""
+_WATCH_GAP = 0.25
+"""And at most this often, however busy the queue: the publishes meanwhile make one count."""
+_COUNTING: dict[tuple[int, str], asyncio.Future[StatsAnswer]] = {}
+"""The count of each queue under way (by platform, then full name), shared by the watchers
+that ask for it meanwhile (a thousand watchers of one queue, woken by one publish, make one
+count)."""
 
 
 _SEEN: dict[str, None] = {}
@@ -188,10 +195,21 @@ async def _stats(ctx: Context, queue: str) -> StatsAnswer:
     )
 
 
+async def _shared_stats(ctx: Context, queue: str) -> StatsAnswer:
+    """The queue's stats, from the count under way if a watcher of it started one."""
+    key = (id(ctx.platform), _queue(ctx, queue))
+    counting = _COUNTING.get(key)
+    if counting is None:
+        counting = _COUNTING[key] = asyncio.ensure_future(_stats(ctx, queue))
+        counting.add_done_callback(lambda _: _COUNTING.pop(key, None))
+    return await asyncio.shield(counting)
+
+
 @subscription("queue.watch", scope="queue:read", event=StatsAnswer)
 async def open_queue_watch(ctx: Context, params: QueueRef, push: Push) -> Feed:
     """A live feed of a queue's depth: its stats now, then again each time they change
-    (counted at once after a publish or a requeue, and at least every second)."""
+    (counted within a quarter second after a publish or a requeue, and at least every
+    second; the watchers of one queue share each count)."""
     await _may(ctx, params.queue, "read")
     async with opening() as feed:
         wakeup = Wakeup(ctx.platform.bus, _wake_channel(_queue(ctx, params.queue)))
@@ -199,12 +217,14 @@ async def open_queue_watch(ctx: Context, params: QueueRef, push: Push) -> Feed:
 
     async def follow() -> None:
         last: StatsAnswer | None = None
+        loop = asyncio.get_running_loop()
         while True:
-            now = await _stats(ctx, params.queue)
+            now = await _shared_stats(ctx, params.queue)
             if now != last:
                 push(now)
                 last = now
-            await wakeup.wait(_WATCH)
+            await asyncio.sleep(_WATCH_GAP)
+            await wakeup.wait(_WATCH - loop.time() % _WATCH)
 
     feed.run(follow)
     return feed

@@ -54,6 +54,12 @@ from roost.wire.triggers import (
 
 ADMIN = "triggers:admin"
 READ = "triggers:read"
+_WATCH_GAP = 0.25
+"""A deliveries watcher reads at most this often, on the quarter seconds of the loop's clock:
+what is announced meanwhile is one read, and the watchers of one trigger read together."""
+_READING: dict[tuple[int, str, str, frozenset[str]], asyncio.Future[list[Delivery]]] = {}
+"""The reads of announced deliveries under way (by platform, tenant, trigger and ids), shared
+by the watchers that ask for the same meanwhile."""
 
 
 @operation("triggers.create", scope=ADMIN)
@@ -224,23 +230,39 @@ async def open_deliveries_watch(ctx: Context, params: TriggerRef, push: Push) ->
         feed.on_close(ctx.platform.bus.listen(model.deliveries_channel(ctx.tenant), announced))
 
     async def follow() -> None:
-        table = trigger_deliveries
+        loop = asyncio.get_running_loop()
         while True:
             ids = set(await inbox.get())
+            await asyncio.sleep(_WATCH_GAP - loop.time() % _WATCH_GAP)
             while not inbox.empty():  # what piled up meanwhile: one read
                 ids.update(inbox.get_nowait())
-            query = (
-                select(table)
-                .where(table.c.trigger_id == trigger_id, table.c.id.in_(sorted(ids)))
-                .order_by(table.c.created_at, table.c.id)
-            )
-            async with ctx.platform.db.read(ctx.tenant) as conn:
-                rows = (await conn.execute(query)).mappings().all()
-            for row in rows:
-                push(_delivery(row))
+            for delivery in await _shared_read(ctx, trigger_id, frozenset(ids)):
+                push(delivery)
 
     feed.run(follow)
     return feed
+
+
+async def _shared_read(ctx: Context, trigger_id: str, ids: frozenset[str]) -> list[Delivery]:
+    """These deliveries of the trigger, from the same read under way if a watcher began it."""
+    key = (id(ctx.platform), ctx.tenant, trigger_id, ids)
+    reading = _READING.get(key)
+    if reading is None:
+        reading = _READING[key] = asyncio.ensure_future(_read(ctx, trigger_id, ids))
+        reading.add_done_callback(lambda _: _READING.pop(key, None))
+    return await asyncio.shield(reading)
+
+
+async def _read(ctx: Context, trigger_id: str, ids: frozenset[str]) -> list[Delivery]:
+    table = trigger_deliveries
+    query = (
+        select(table)
+        .where(table.c.trigger_id == trigger_id, table.c.id.in_(sorted(ids)))
+        .order_by(table.c.created_at, table.c.id)
+    )
+    async with ctx.platform.db.read(ctx.tenant) as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [_delivery(row) for row in rows]
 
 
 async def _start(ctx: Context, source: Source) -> float | None:
