@@ -162,7 +162,7 @@ class RpcSession:
             )
         except RoostError as exc:
             exc.code = "invalid_frame" if exc.code == "validation_error" else exc.code
-            self._answer(codec, None, error=exc)
+            self._answer_error(codec, None, exc)
             return
         if isinstance(frames, CallFrame):
             self._on_call(frames, codec, screened)
@@ -205,10 +205,10 @@ class RpcSession:
             self._cancel(frame.id)
             return
         if frame.method is None:
-            self._answer(
+            self._answer_error(
                 codec,
                 frame.id,
-                error=ValidationError(
+                ValidationError(
                     "a frame needs a `method` (or type ping)",
                     code="invalid_frame",
                     details={"field": "method"},
@@ -222,7 +222,7 @@ class RpcSession:
                 code="too_many_in_flight",
                 retry_after=0.1,
             )
-            self._answer(codec, frame.id, error=error)
+            self._answer_error(codec, frame.id, error)
             return
         task = self._start(frame.method, self._call(frame, codec, screened), 1)
         if task is not None and frame.id is not None:
@@ -334,8 +334,9 @@ class RpcSession:
         statuses: list[int] = []
         for frame, outcome in zip(run, outcomes, strict=True):
             if isinstance(outcome, RoostError):
-                sent += self._answer(codec, frame.id, error=outcome, rid=rid)
-                statuses.append(outcome.status_code or 500)
+                size, status = self._answer_error(codec, frame.id, outcome, rid)
+                sent += size
+                statuses.append(status)
             else:
                 sent += self._answer(codec, frame.id, result=outcome)
                 statuses.append(200)
@@ -438,30 +439,22 @@ class RpcSession:
         encoder = msgspec.json if codec is JSON else msgspec.msgpack
         return encoder.encode(together), codec
 
-    def _answer(
-        self,
-        codec: Codec,
-        frame_id: Any,
-        *,
-        result: Any = None,
-        error: BaseException | None = None,
-        rid: str | None = None,
-    ) -> int:
-        """Queue the answer to a call; returns its size in bytes. An error carries a request
-        id (`rid`, else one of its own: frame ids are the client's, and repeat), under which
-        the server logs what went wrong."""
-        if error is not None:
-            rid = rid or request_id(None)
-            body = guard(error, rid).to_dict()
-            return self._queue(codec, {"id": frame_id, "error": body, "request_id": rid})
+    def _answer(self, codec: Codec, frame_id: Any, *, result: Any) -> int:
+        """Queue the answer to a call; returns its size in bytes."""
         return self._queue(codec, {"id": frame_id, "result": result})
 
-    def _answer_error(self, codec: Codec, frame_id: Any, exc: BaseException) -> tuple[int, int]:
-        """Queue an error answer; returns its size and its HTTP status (for `/metrics`)."""
-        rid = request_id(None)
+    def _answer_error(
+        self, codec: Codec, frame_id: Any, exc: BaseException, rid: str | None = None
+    ) -> tuple[int, int]:
+        """Queue an error answer; returns its size and its HTTP status. It carries the status
+        (the SDK picks the error class by code, else by status, as over HTTP) and a request id
+        (`rid`, else one of its own: frame ids are the client's, and repeat), under which the
+        server logs what went wrong."""
+        rid = rid or request_id(None)
         error = guard(exc, rid)
-        size = self._queue(codec, {"id": frame_id, "error": error.to_dict(), "request_id": rid})
-        return size, error.status_code or 500
+        status = error.status_code or 500
+        frame = {"id": frame_id, "error": error.to_dict(), "status": status, "request_id": rid}
+        return self._queue(codec, frame), status
 
     def _queue(self, codec: Codec, payload: Any) -> int:
         if self.closing:

@@ -147,7 +147,8 @@ class _Connection:
     async def _refuse(self, error: RoostError, rid: str) -> None:
         """Accept only to say why, then close: 4401 unauthenticated, 4429 past a limit."""
         await self.send({"type": "websocket.accept"})
-        frame = {"id": None, "error": error.to_dict(), "request_id": rid}
+        status = error.status_code or 500
+        frame = {"id": None, "error": error.to_dict(), "status": status, "request_id": rid}
         await self.send({"type": "websocket.send", "text": JSON.encode(frame).decode()})
         if isinstance(error, AuthenticationError):
             code = 4401

@@ -63,6 +63,11 @@ async def test_call_runs_any_operation_by_name(server: RunningServer, admin_toke
         assert "key" in str(refused.value)
         with pytest.raises(NotFoundError, match="no operation named"):
             await admin.rpc.call("kv.nosuch", {})
+        # a code the SDK has no class for is classed by its status, as over HTTP
+        with pytest.raises(NotFoundError) as not_in_flight:
+            await admin.rpc.call("queue.ack", {"queue": key, "message_id": "m" * 10})
+        assert not_in_flight.value.code == "message_not_found"
+        assert not_in_flight.value.status_code == 404
         # a name the door cannot read would make it refuse the calls sent alongside: it
         # never leaves the client
         with pytest.raises(ValidationError) as bad_name:

@@ -306,14 +306,14 @@ class Connection:
         elif frame_id in self._streams:
             _, frames = self._streams[frame_id]
             if "error" in frame:
-                frames.put_nowait(error_from_payload(400, {"error": frame["error"]}))
+                frames.put_nowait(_error_of(frame))
             else:
                 frames.put_nowait(frame)
         elif "sub" in frame:
             if self._on_push is not None:
                 self._on_push(frame["sub"], frame.get("event"))
         elif "error" in frame:
-            self._refused(frame_id, error_from_payload(400, {"error": frame["error"]}))
+            self._refused(frame_id, _error_of(frame))
         # anything else (a pong, the answer to a call given up on) needs nothing
 
     def _answered(self, frame_id: Any, result: Any) -> None:
@@ -377,3 +377,10 @@ def _spawn(work: Coroutine[Any, Any, None]) -> None:
     task = asyncio.create_task(work)
     _background.add(task)
     task.add_done_callback(_background.discard)
+
+
+def _error_of(frame: dict[str, Any]) -> RoostError:
+    """The error an error frame describes: its class by code, else by the frame's HTTP status
+    (400 from a server that sends none), as over HTTP."""
+    status = frame.get("status")
+    return error_from_payload(status if isinstance(status, int) else 400, {"error": frame["error"]})
