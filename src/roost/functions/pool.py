@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,15 @@ import msgspec
 
 from roost.errors import RateLimitError, ServiceUnavailableError
 from roost.functions import sandbox
-from roost.functions.process import Broken, Exited, Key, Overrun, WorkerProcess
+from roost.functions.process import (
+    Broken,
+    Exited,
+    Key,
+    Message,
+    Overrun,
+    TimedOut,
+    WorkerProcess,
+)
 from roost.functions.protocol import (
     Event,
     Failed,
@@ -119,6 +127,7 @@ class WorkerPool:
         self._starting: dict[int, asyncio.Task[None]] = {}
         self._turns = asyncio.Semaphore(size)
         self._changed = asyncio.Condition()
+        self._waiting = 0  # calls waiting on `_changed` (none: a change needs no notice)
         self._relays: list[Relay] = []
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -245,8 +254,9 @@ class WorkerPool:
     def _time_out(self, worker: WorkerProcess, turn: _Turn) -> None:
         """A run's deadline passed: its worker is killed and its turn given to the next call
         now, whether or not anyone reads its events (its reader learns of the timeout when it
-        reads again)."""
+        reads again: the watchdog's mark, after whatever the run sent before)."""
         self._replace(worker, "timeout")
+        worker.events.put_nowait((TimedOut(), 0))
         turn.give_back()
 
     @contextlib.asynccontextmanager
@@ -271,7 +281,8 @@ class WorkerPool:
                     },
                 )
             async with self._changed:
-                await self._changed.wait_for(lambda: self._tenant_runs[tenant] < share)
+                with self._waits():
+                    await self._changed.wait_for(lambda: self._tenant_runs[tenant] < share)
         if depth and not queued and self._turns.locked():
             raise ServiceUnavailableError(
                 "every function worker is busy; a function's call of another does not wait "
@@ -303,12 +314,14 @@ class WorkerPool:
         sent = 0
         final: Finished | Failed | None = None
         while True:
-            try:
-                if loop.time() >= deadline:  # the watchdog may have killed it meanwhile
-                    raise TimeoutError
-                async with asyncio.timeout_at(deadline):
-                    message, size = await worker.events.get()
-            except TimeoutError:
+            # past the deadline, the watchdog has killed the worker (or is about to) and put
+            # its mark in `events`: no timer of our own per event
+            message: Message
+            if loop.time() >= deadline:
+                message, size = TimedOut(), 0
+            else:
+                message, size = await worker.events.get()
+            if isinstance(message, TimedOut):
                 self._replace(worker, "timeout")
                 text = f"the function ran past its timeout of {job.timeout:g} s and was stopped"
                 yield Failed("TIMEOUT", text, "", _ms_since(started))
@@ -371,7 +384,8 @@ class WorkerPool:
                     self._replace(min(free, key=lambda w: w.last_used), "evicted")
                 elif not self._starting:
                     raise WorkerStartError("no function worker could be started")
-                await self._changed.wait()
+                with self._waits():
+                    await self._changed.wait()
         try:
             await asyncio.to_thread(spare.slot.install, Path(job.code_dir))
         except OSError as exc:
@@ -427,8 +441,18 @@ class WorkerPool:
                 ):
                     self._replace(worker, "idle")
 
+    @contextlib.contextmanager
+    def _waits(self) -> Iterator[None]:
+        """Count a call waiting on `_changed` while it waits."""
+        self._waiting += 1
+        try:
+            yield
+        finally:
+            self._waiting -= 1
+
     def _notify(self) -> None:
-        self._spawn_background(self._notify_now())
+        if self._waiting:  # a task per change otherwise: most calls end with nobody waiting
+            self._spawn_background(self._notify_now())
 
     async def _notify_now(self) -> None:
         async with self._changed:

@@ -62,7 +62,12 @@ class Broken:
     reason: str
 
 
-Message = FromWorker | Exited | Broken | Overrun
+@dataclass(frozen=True)
+class TimedOut:
+    """The run's deadline passed (put by the pool's watchdog, which killed the worker)."""
+
+
+Message = FromWorker | Exited | Broken | Overrun | TimedOut
 
 
 @dataclass(eq=False)
@@ -123,30 +128,29 @@ class WorkerProcess:
             raise
         finally:
             ends.close_child_ends()
+        transport: asyncio.WriteTransport | None = None
         try:
-            reader = asyncio.StreamReader(limit=2**16)
-            events_transport, _ = await loop.connect_read_pipe(
-                lambda: asyncio.StreamReaderProtocol(reader),
-                os.fdopen(ends.events_read, "rb", 0),
-            )
             transport, protocol = await loop.connect_write_pipe(
                 asyncio.streams.FlowControlMixin, os.fdopen(ends.jobs_write, "wb", 0)
+            )
+            writer = asyncio.StreamWriter(transport, protocol, None, loop)
+            worker = cls(slot, process, writer, setup.max_output_bytes, on_idle_exit)
+            worker.events_transport, _ = await loop.connect_read_pipe(
+                lambda: _EventsProtocol(worker), os.fdopen(ends.events_read, "rb", 0)
             )
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
+            if transport is not None:
+                transport.close()
             os.close(ends.output_read)
             if ends.door is not None:
                 ends.door[0].close()
             raise
-        writer = asyncio.StreamWriter(transport, protocol, None, loop)
-        worker = cls(slot, process, writer, setup.max_output_bytes, on_idle_exit)
-        worker.events_transport = events_transport
         worker.output_fd = ends.output_read
         worker.output_poll.register(ends.output_read, select.POLLIN)
         loop.add_reader(ends.output_read, worker.read_output)
-        worker.tasks = [loop.create_task(worker._read_events(reader))]
         if door is not None and ends.door is not None:
             worker.tasks.append(loop.create_task(door.answer(ends.door[0])))
         writer.write(frame(setup))
@@ -218,28 +222,11 @@ class WorkerProcess:
             f"; its last output:\n{tail}" if tail else ""
         )
 
-    async def _read_events(self, reader: asyncio.StreamReader) -> None:
-        largest = self.allowance + 1024 * 1024
-        try:
-            while True:
-                header = await reader.readexactly(FRAME_HEADER)
-                length = frame_length(header)
-                if length > largest:
-                    self.events.put_nowait((Broken(f"sent a message of {length} bytes"), 0))
-                    return
-                if self.running and self._overran(FRAME_HEADER + length):
-                    return
-                body = await reader.readexactly(length)
-                try:
-                    message = from_worker_decoder.decode(body)
-                except msgspec.DecodeError:
-                    self.events.put_nowait((Broken("sent something that is no message"), 0))
-                    return
-                self.events.put_nowait((message, FRAME_HEADER + length))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self.events.put_nowait((Exited(), 0))
-            if not self.busy:  # died waiting for work: replaced before a call meets it
-                self.on_idle_exit(self)
+    def _exited(self) -> None:
+        """The worker's events pipe closed: the process ended."""
+        self.events.put_nowait((Exited(), 0))
+        if not self.busy:  # died waiting for work: replaced before a call meets it
+            self.on_idle_exit(self)
 
     def read_output(self) -> None:
         """Read what reached the worker's own stdout and stderr (a subprocess of the handler,
@@ -292,6 +279,61 @@ class WorkerProcess:
                 kept.append(entry)
         for entry in kept:
             self.events.put_nowait(entry)
+
+
+class _EventsProtocol(asyncio.Protocol):
+    """Reads the worker's frames as they arrive and puts each message in its `events` (no
+    task of its own: the run waiting on `events` is the one woken). A frame too large, one
+    that is no message, or one past the run's allowance ends the reading: nothing more of
+    the worker's is read (the pool kills it)."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        self._worker = worker
+        self._buffer = bytearray()
+        self._length: int | None = None  # the body length of the frame under way
+        self._largest = worker.allowance + 1024 * 1024
+        self._stopped = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._stopped:
+            return
+        buffer, worker = self._buffer, self._worker
+        buffer += data
+        start = 0  # where the next frame begins (what is before it is dropped once, below)
+        while True:
+            if self._length is None:
+                if len(buffer) - start < FRAME_HEADER:
+                    break
+                length = frame_length(buffer[start : start + FRAME_HEADER])
+                if length > self._largest:
+                    worker.events.put_nowait((Broken(f"sent a message of {length} bytes"), 0))
+                    return self._stop()
+                if worker.running and worker._overran(FRAME_HEADER + length):
+                    return self._stop()
+                self._length = length
+            end = start + FRAME_HEADER + self._length
+            if len(buffer) < end:
+                break
+            try:
+                message = from_worker_decoder.decode(buffer[start + FRAME_HEADER : end])
+            except msgspec.DecodeError:
+                worker.events.put_nowait((Broken("sent something that is no message"), 0))
+                return self._stop()
+            worker.events.put_nowait((message, end - start))
+            start, self._length = end, None
+        del buffer[:start]
+
+    def eof_received(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._worker._exited()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof_received()
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self._buffer.clear()
 
 
 class _Ends:

@@ -115,6 +115,6 @@ def frame(message: msgspec.Struct) -> bytes:
     return len(body).to_bytes(FRAME_HEADER, "big") + body
 
 
-def frame_length(header: bytes) -> int:
+def frame_length(header: bytes | bytearray) -> int:
     """The length of the body that follows a frame's header."""
     return int.from_bytes(header, "big")

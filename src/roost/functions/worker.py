@@ -48,6 +48,20 @@ from roost.functions.protocol import (
 DEFAULT_MODULE: Final = "main"
 DOOR_ENV: Final = "ROOST_API_DOOR"  # the fd the SDK asks for API connections on (fallback)
 RUNTIME_ENV: Final = ("ROOST_API_SOCKET", DOOR_ENV, "HOME", "TMPDIR", "PATH")  # jobs may not change
+# what the environment keeps between two calls: the function version's own identity, the
+# same for every caller (the rest of a call's, its token, id and the declared secrets, ends
+# with the call; the next call sets its own, and a warm call only what differs)
+KEPT_ENV: Final = frozenset(
+    {
+        "ROOST_API_URL",
+        "ROOST_TENANT",
+        "ROOST_APP",
+        "ROOST_FUNCTION_ID",
+        "ROOST_FUNCTION_NAME",
+        "ROOST_FUNCTION_VERSION",
+        "ROOST_RUNTIME",
+    }
+)
 MESSAGE_MAX: Final = 2000
 THREADS_GRACE: Final = 0.1  # seconds threads on their way out (an executor's) may take
 
@@ -75,7 +89,7 @@ class Runner:
         self._executor = _executor(loop)
         self._idle_bytes = idle_bytes
         self._bound: tuple[str, str, int, str] | None = None
-        self._base_env = dict(os.environ)
+        self._runtime_env = {k: v for k, v in os.environ.items() if k in RUNTIME_ENV}
         self._memory_mb = 0
 
     def run(self, job: Job) -> bool:
@@ -95,7 +109,9 @@ class Runner:
             self._channel.hold(self._failure(exc, job, started), output=False)
         finally:
             self._channel.end_job()
-            _set_environment(self._base_env)  # the caller's token and secrets end with the call
+            for key in job.env:  # the caller's token and the secrets end with the call
+                if key not in KEPT_ENV and key not in RUNTIME_ENV:
+                    os.environ.pop(key, None)
         return (
             clean
             and not self._channel.exceeded
@@ -132,8 +148,7 @@ class Runner:
         elif key != self._bound:
             raise RuntimeError("a worker runs one function version only")
         _set_environment(
-            {k: v for k, v in job.env.items() if k not in RUNTIME_ENV}
-            | {k: v for k, v in self._base_env.items() if k in RUNTIME_ENV}
+            {k: v for k, v in job.env.items() if k not in RUNTIME_ENV} | self._runtime_env
         )
         hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
         used = resource.getrusage(resource.RUSAGE_SELF)

@@ -2,8 +2,9 @@
 
 A sync run's record is one insert (plus its output lines as log entries); awaited before the
 answer it cost a thread hop and a commit per call, more than the warm run itself. So the
-answer goes first and `InvocationRecords` writes the records a moment later, all that
-arrived meanwhile in one transaction per tenant, by one writer task per server.
+answer goes first and `InvocationRecords` writes the records a moment later
+(`GATHER_SECONDS`), all that arrived meanwhile in one transaction per tenant, by one writer
+task per server.
 
 What still holds:
 - **The run's token ends with the run.** `add` marks the run ended before its caller is
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("roost.functions")
 
 MAX_PENDING = 10_000  # records waiting to be written, past which runs wait for the writer
+# how long the writer lets records gather before it writes them: one transaction (and one
+# hop to the database's thread) for all the calls of these milliseconds, not one per call
+GATHER_SECONDS = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class InvocationRecords:
         self._added = 0  # records added since the start
         self._done = 0  # of those, the ones written (or whose write failed), in order
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._soon: asyncio.TimerHandle | None = None  # the writer's start, once records gather
 
     def ended(self, invocation_id: str, now: float) -> bool:
         """Whether this run ended here and its record is not written yet (`now`: the
@@ -83,7 +88,8 @@ class InvocationRecords:
         self._pending.append(record)
         self._added += 1
         self._platform = platform
-        self._start()
+        if self._soon is None and (self._writer is None or self._writer.done()):
+            self._soon = asyncio.get_running_loop().call_later(GATHER_SECONDS, self._start)
         if len(self._pending) > MAX_PENDING:
             await self.flush()
 
@@ -102,6 +108,9 @@ class InvocationRecords:
         await self.flush()
 
     def _start(self) -> None:
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
         if self._platform is not None and (self._writer is None or self._writer.done()):
             self._writer = asyncio.get_running_loop().create_task(self._write_all(self._platform))
 
@@ -120,6 +129,10 @@ class InvocationRecords:
             finally:  # cancelled (the server stops) or not, nobody waits for them forever
                 self._done += len(batch)
                 self._wake()
+            if not self._waiters and len(self._pending) <= MAX_PENDING:
+                break  # nobody waits for those that came meanwhile: they gather a while more
+        if self._pending and self._soon is None:
+            self._soon = asyncio.get_running_loop().call_later(GATHER_SECONDS, self._start)
 
     def _wake(self) -> None:
         waiting = []

@@ -103,7 +103,14 @@ def _resolved(data_dir: Path) -> Path:
 
 
 def code_dir(settings: Settings, tenant: str, function_id: str, version: int) -> Path:
+    if settings.data_dir.is_absolute():  # each run asks: the path is built once
+        return _code_dir(settings.data_dir, tenant, function_id, version)
     return code_root(settings, tenant) / function_id / str(version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_dir(data_dir: Path, tenant: str, function_id: str, version: int) -> Path:
+    return _resolved(data_dir) / "functions" / tenant / function_id / str(version)
 
 
 async def ensure_code(platform: Platform, tenant: str, spec: FunctionSpec) -> Path:

@@ -13,10 +13,15 @@ only, so it can never pass for an access token, nor one for it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import jwt
+import msgspec
 
 from roost.errors import AuthenticationError
 from roost.services.security import AccessTokens
@@ -24,6 +29,9 @@ from roost.services.security import AccessTokens
 PREFIX = "rft_"
 MAX_CHAIN = 8  # functions calling functions, at most this deep
 _PURPOSE = "function-runtime-tokens"
+# the JOSE header PyJWT writes for HS256, base64url-encoded once
+_HEADER: Final = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+_KEYS: weakref.WeakKeyDictionary[AccessTokens, bytes] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +57,15 @@ class RuntimeTokens:
     """Issues and reads runtime tokens."""
 
     def __init__(self, access_tokens: AccessTokens) -> None:
-        self._key = access_tokens.derive(_PURPOSE)
+        key = _KEYS.get(access_tokens)
+        if key is None:  # derived once per signing key, not per run
+            key = _KEYS[access_tokens] = access_tokens.derive(_PURPOSE)
+        self._key = key
         self._clock = access_tokens.clock  # the server's clock decides expiry, as for access tokens
 
     def issue(self, claims: RuntimeClaims) -> str:
+        """A signed token for `claims`: an HS256 JWT as PyJWT writes it (and reads it back,
+        `read`), signed here directly, as every sync call mints one (a tenth of PyJWT's cost)."""
         body: dict[str, Any] = {
             "typ": "function",
             "iss": "roost",
@@ -66,7 +79,9 @@ class RuntimeTokens:
             "iat": int(self._clock()),
             "exp": int(claims.expires_at),
         }
-        return PREFIX + jwt.encode(body, self._key, algorithm="HS256")
+        signed = _HEADER + b"." + base64.urlsafe_b64encode(msgspec.json.encode(body)).rstrip(b"=")
+        signature = hmac.new(self._key, signed, hashlib.sha256).digest()
+        return PREFIX + (signed + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")).decode()
 
     def read(self, token: str) -> RuntimeClaims:
         """The claims of a valid runtime token; AuthenticationError says why it is not one."""
