@@ -51,6 +51,9 @@ class Feed:
     async def _release(self) -> None:
         if self._task is not None:
             await end_tasks([self._task])
+        await self._clean_up()
+
+    async def _clean_up(self) -> None:
         cleanups, self._cleanups = self._cleanups[::-1], []
         for cleanup in cleanups:
             try:
@@ -60,14 +63,16 @@ class Feed:
             except Exception:  # one failed release must not keep the others
                 logger.warning("could not release part of a subscription", exc_info=True)
 
-    @staticmethod
-    async def _guarded(work: Callable[[], Any]) -> None:
+    async def _guarded(self, work: Callable[[], Any]) -> None:
+        """Run the feed's work; if it fails, what it holds is let go of at once (a bus
+        listener must not go on gathering events for a feed that no longer reads them)."""
         try:
             await work()
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("a live subscription failed")
+            await self._clean_up()
 
 
 async def end_tasks(tasks: list[asyncio.Task[Any]], patience: float | None = None) -> None:
