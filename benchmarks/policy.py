@@ -9,8 +9,10 @@ turns so that none gets a quieter machine. The two servers run in processes of t
 (Roost: one uvicorn worker as `roost serve` runs it, embedded SQLite; Cerbos: its own
 threads), each asked by one keep-alive httpx client, one request after another. Prints
 resource checks per second and the ratios (goals: in process >= 10x the binary; Roost over
-HTTP >= the binary over HTTP). Needs the binary (`scripts/ensure-cerbos`). Servers take ports
-from `ROOST_TEST_PORTS` (default 47700-47799).
+HTTP >= the binary over HTTP), and the CPU each check costs the process that answers it
+(this one in process; each server's, read from /proc, over HTTP): on a loaded machine the
+rates follow the scheduler more than the work, the CPU figures much less. Needs the binary
+(`scripts/ensure-cerbos`). Servers take ports from `ROOST_TEST_PORTS` (default 47700-47799).
 
 Then pages of a table bound to policies: a user asks `database.query` for a 20-row page of
 a table of `--rows` rows owned by 10 users, bound to an owners-only policy (the plan,
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -44,15 +47,38 @@ from tests.policy.test_features import ACTIONS, GLOBALS, POLICIES, PRINCIPALS, R
 ADMIN, PASSWORD = "admin", "benchmark-password"
 
 
-def rate(call: Callable[[], object], seconds: float, per_call: int) -> float:
-    """Resource checks per second of `call()` run back to back for `seconds`."""
+def rate(
+    call: Callable[[], object],
+    seconds: float,
+    per_call: int,
+    cpu: Callable[[], float] = time.process_time,
+) -> tuple[float, float]:
+    """Resource checks per second of `call()` run back to back for `seconds`, and the CPU
+    seconds per check that `cpu()` (a clock of the process doing the work) counted."""
     for _ in range(20):
         call()
-    count, begin = 0, time.perf_counter()
+    count, begin, used = 0, time.perf_counter(), cpu()
     while time.perf_counter() - begin < seconds:
         call()
         count += 1
-    return count * per_call / (time.perf_counter() - begin)
+    elapsed, used = time.perf_counter() - begin, cpu() - used
+    return count * per_call / elapsed, used / (count * per_call)
+
+
+def process_cpu(pid: int) -> Callable[[], float]:
+    """A clock of another process's CPU seconds (all its threads), from /proc (Linux); a
+    clock that stands still elsewhere (the figure then reads 0)."""
+    stat = Path(f"/proc/{pid}/stat")
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def clock() -> float:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+    return clock
 
 
 def serve_roost(data_dir: str, port: int) -> None:
@@ -212,21 +238,38 @@ def main() -> None:
         theirs = cerbos.check(principal, entries)["results"]
         assert [r["actions"] for r in ours] == local == [r["actions"] for r in theirs]
     try:
-        figures: dict[str, list[float]] = {"in": [], "http": [], "cerbos": []}
+        # the CPU each check costs the process that answers it (this one in process, the
+        # server's over HTTP): the figure a loaded machine moves least
+        clocks = {
+            "in": time.process_time,
+            "http": process_cpu(roost.process.pid or 0),
+            "cerbos": process_cpu(cerbos.process.pid),
+        }
+        calls = {"in": in_process, "http": roost_http, "cerbos": binary_http}
+        figures: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
         for _ in range(args.rounds):
-            figures["in"].append(rate(in_process, args.seconds, args.batch))
-            figures["http"].append(rate(roost_http, args.seconds, args.batch))
-            figures["cerbos"].append(rate(binary_http, args.seconds, args.batch))
-        best = {name: max(values) for name, values in figures.items()}
+            for name, call in calls.items():
+                figures[name].append(rate(call, args.seconds, args.batch, clocks[name]))
+        best = {name: max(rate for rate, _ in values) for name, values in figures.items()}
+        cpu = {name: min(used for _, used in values) * 1e6 for name, values in figures.items()}
         print(f"resources per request: {args.batch}, actions per resource: 3")
         for name, label in (
             ("in", "roost in process"),
             ("http", "roost over HTTP "),
             ("cerbos", "cerbos over HTTP"),
         ):
-            print(f"{label} : {best[name]:10.0f} checks/s  ({1e6 / best[name]:7.1f} us each)")
+            print(
+                f"{label} : {best[name]:10.0f} checks/s  ({1e6 / best[name]:7.1f} us each, "
+                f"{cpu[name]:7.1f} us CPU of the answering process)"
+            )
         print(f"in process / cerbos      : {best['in'] / best['cerbos']:6.1f}x  (goal >= 10x)")
         print(f"roost HTTP / cerbos HTTP : {best['http'] / best['cerbos']:6.2f}x  (goal >= 1x)")
+        if cpu["in"] and cpu["http"]:
+            print(
+                f"CPU per check, cerbos server / roost in process: "
+                f"{cpu['cerbos'] / cpu['in']:6.1f}x; / roost server: "
+                f"{cpu['cerbos'] / cpu['http']:6.2f}x"
+            )
         pages(roost, args.seconds, args.rounds, args.rows)
     finally:
         cerbos.stop()
@@ -250,17 +293,19 @@ def pages(roost: Roost, seconds: float, rounds: int, rows: int) -> None:
 
     mine = user.post("/api/v1/database/query", json={"table": bound, "count": "only"})
     assert mine.json()["total"] == rows // 10, mine.text  # only the user's rows
-    figures: dict[str, list[float]] = {"bound": [], "free": []}
+    figures: dict[str, list[tuple[float, float]]] = {"bound": [], "free": []}
+    server = process_cpu(roost.process.pid or 0)
     try:
         for _ in range(rounds):
-            figures["bound"].append(rate(page_of(bound), seconds, 1))
-            figures["free"].append(rate(page_of(free), seconds, 1))
+            figures["bound"].append(rate(page_of(bound), seconds, 1, server))
+            figures["free"].append(rate(page_of(free), seconds, 1, server))
     finally:
         user.close()
-    best = {name: max(values) for name, values in figures.items()}
+    best = {name: max(rate for rate, _ in values) for name, values in figures.items()}
+    cpu = {name: min(used for _, used in values) * 1e6 for name, values in figures.items()}
     print(f"20-row pages of a {rows}-row table, over HTTP, as a user owning a tenth:")
-    print(f"plan-filtered (bound)   : {best['bound']:10.0f} pages/s")
-    print(f"unfiltered (not bound)  : {best['free']:10.0f} pages/s")
+    for name, label in (("bound", "plan-filtered (bound)  "), ("free", "unfiltered (not bound) ")):
+        print(f"{label} : {best[name]:10.0f} pages/s  ({cpu[name]:7.0f} us server CPU each)")
     print(f"filtered / unfiltered   : {best['bound'] / best['free']:6.2f}x  (goal >= 0.5x)")
 
 

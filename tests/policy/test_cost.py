@@ -10,8 +10,8 @@ import pytest
 
 from roost.errors import ValidationError
 from roost.policy import Engine
-from roost.policy.celast import parse
-from roost.policy.cost import COST_LIMIT, Bound, estimate, measure
+from roost.policy.celast import Call, parse
+from roost.policy.cost import COST_LIMIT, Bound, estimate, measure, needs_estimate
 
 USER = {"id": "u1", "roles": ["user"]}
 NESTED = "R.attr.a.exists(x, R.attr.a.exists(y, R.attr.a.exists(z, x + y + z == 'never')))"
@@ -99,3 +99,31 @@ def test_the_estimate_follows_the_sizes_read() -> None:
     assert 30 * 40 <= cost <= 30 * 40 * 10
     sizes["R__attr__b"] = measure(["y"] * 400_000)
     assert estimate(tree, lambda name: sizes.get(name, Bound(1, 1)), limit=10**12) > COST_LIMIT
+
+
+def test_a_few_concatenations_are_linear_and_a_doubling_chain_is_estimated() -> None:
+    # `"seen by " + P.id` (most outputs) builds at most a few times the request: not estimated
+    assert not needs_estimate(parse('"seen by " + P.id + " on " + R.attr.owner'))
+    # variables inlined as shared subtrees: each level doubles what is written out
+    doubled = parse("R.attr.s + R.attr.s")
+    for _ in range(3):
+        doubled = Call("_+_", (doubled, doubled))
+    assert needs_estimate(doubled)  # 15 concatenations: 16 times the attribute
+    assert needs_estimate(parse('size(R.attr.s.replace("", R.attr.s)) > 0'))
+
+
+def test_a_doubling_chain_of_variables_is_refused_over_the_budget() -> None:
+    policy = _policy("size(V.d3) > 0")
+    policy["resourcePolicy"]["variables"] = {
+        "local": {
+            "d0": "R.attr.s + R.attr.s",
+            "d1": "V.d0 + V.d0",
+            "d2": "V.d1 + V.d1",
+            "d3": "V.d2 + V.d2",
+        }
+    }
+    engine = Engine.from_policies([policy])
+    assert engine.check(USER, [_entry({"s": "ab"})]).results[0].actions == {"view": "EFFECT_ALLOW"}
+    with pytest.raises(ValidationError) as caught:
+        engine.check(USER, [_entry({"s": "x" * 200_000})])
+    assert caught.value.code == "policy_cost_exceeded"

@@ -87,9 +87,11 @@ def test_generated_plans_agree_with_cerbos(
 ) -> None:
     """Plan kinds agree with Cerbos' but where Cerbos' planner contradicts Cerbos' own checks
     (Roost's plans never contradict its checks, which agree with Cerbos'), or where both
-    planners are right and fold differently (docs/policy.md lists how): at most 5% (1-4% across
-    seeds). Roost's constant kinds are checked against its checks on every plan:
-    a table filtered by a plan shows exactly the rows a check of each would allow."""
+    planners are right and fold differently (docs/policy.md lists how). Of those, where Roost
+    folds to a constant kind what Cerbos leaves conditional: at most 4% (0.6-3.6% over seeds
+    1-10 and 20260); where Cerbos folds what Roost leaves conditional: at most 3% (0-2.8%).
+    Roost's constant kinds are checked against its checks on every plan: a table filtered by
+    a plan shows exactly the rows a check of each would allow."""
     cerbos, engine = servers
     rng = random.Random(11)
     samples_rng = random.Random(5)
@@ -123,7 +125,13 @@ def test_generated_plans_agree_with_cerbos(
                 cerbos_wrong.append(where)
     assert len(kinds) == 3, kinds
     total = sum(kinds.values())
-    assert len(folded) <= total * 0.05, (
-        f"{len(folded)} of {total} fold differently ({len(cerbos_wrong)} more where Cerbos contradicts its checks):\n"
-        + "\n".join(folded[:10])
+    roost_folds = [where for where in folded if "roost KIND_CONDITIONAL" not in where]
+    cerbos_folds = [where for where in folded if "roost KIND_CONDITIONAL" in where]
+    assert len(roost_folds) <= total * 0.04, (
+        f"{len(roost_folds)} of {total} folded by Roost only:\n" + "\n".join(roost_folds[:10])
     )
+    assert len(cerbos_folds) <= total * 0.03, (
+        f"{len(cerbos_folds)} of {total} folded by Cerbos only ({len(cerbos_wrong)} more where "
+        "Cerbos contradicts its checks):\n" + "\n".join(cerbos_folds[:10])
+    )
+    assert total - len(folded) - len(cerbos_wrong) >= total * 0.9  # 91-98% over those seeds

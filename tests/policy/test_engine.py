@@ -263,3 +263,137 @@ def test_expressions_with_nul_or_huge_nesting_are_validation_errors() -> None:
         }
         with pytest.raises(PolicyValidationError):
             Engine.from_policies([policy])
+
+
+CONTRADICTIONS = """
+apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: memo
+  version: default
+  rules:
+    - actions: [view, edit, share]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          all:
+            of:
+              - expr: R.attr.owner == P.id
+              - expr: R.attr.n > 2
+    - actions: [view]
+      effect: EFFECT_DENY
+      roles: [user]
+      condition:
+        match:
+          expr: R.attr.owner == P.id
+    - actions: [edit]
+      effect: EFFECT_DENY
+      roles: [user]
+      condition:
+        match:
+          expr: R.attr.owner == P.id && R.attr.n > 2
+"""
+
+
+def test_plans_fold_a_condition_that_contradicts_itself_as_cerbos_does() -> None:
+    engine = Engine.from_policies(CONTRADICTIONS)
+    user = {"id": "u", "roles": ["user"]}
+    # allowed where owner == u && n > 2, denied where owner == u: never
+    assert engine.plan(user, "memo", "view").filter.kind == "KIND_ALWAYS_DENIED"
+    # denied where the whole of the allowing condition holds: never allowed either
+    assert engine.plan(user, "memo", "edit").filter.kind == "KIND_ALWAYS_DENIED"
+    assert engine.plan(user, "memo", "share").filter.kind == "KIND_CONDITIONAL"
+    mine = {"kind": "memo", "id": "m", "attr": {"owner": "u", "n": 5}}
+    entries = [{"resource": mine, "actions": ["view", "edit", "share"]}]
+    assert engine.check(user, entries).results[0].actions == {
+        "view": "EFFECT_DENY",
+        "edit": "EFFECT_DENY",
+        "share": "EFFECT_ALLOW",
+    }
+
+
+def test_a_timestamp_literal_is_read_once_and_compares_as_before() -> None:
+    # folded when the policies compile (no call back into Python per check): the same
+    # instant, offset and precision (microseconds, as Roost reads request timestamps)
+    rules = [
+        ("before", 'timestamp(R.attr.at) < timestamp("2025-01-01T09:00:00+09:00")'),
+        ("fraction", 'timestamp("2025-01-01T09:00:00.1234567+09:00") > timestamp(R.attr.at)'),
+        ("same", 'timestamp("2025-01-01T00:00:00Z") == timestamp(R.attr.at)'),
+        ("bad", 'timestamp("nope") > timestamp(R.attr.at)'),  # errs when run, as before
+    ]
+    policy = {
+        "apiVersion": "api.cerbos.dev/v1",
+        "resourcePolicy": {
+            "resource": "doc",
+            "version": "default",
+            "rules": [
+                {
+                    "actions": [name],
+                    "effect": "EFFECT_ALLOW",
+                    "roles": ["user"],
+                    "condition": {"match": {"expr": expr}},
+                }
+                for name, expr in rules
+            ],
+        },
+    }
+    engine = Engine.from_policies([policy])
+    user = {"id": "u", "roles": ["user"]}
+    names = [name for name, _ in rules]
+    assert effects(engine, user, {"at": "2024-12-31T23:59:59Z"}, names) == {
+        "before": "EFFECT_ALLOW",
+        "fraction": "EFFECT_ALLOW",
+        "same": "EFFECT_DENY",
+        "bad": "EFFECT_DENY",
+    }
+    assert effects(engine, user, {"at": "2025-01-01T00:00:00Z"}, names) == {
+        "before": "EFFECT_DENY",
+        "fraction": "EFFECT_ALLOW",
+        "same": "EFFECT_ALLOW",
+        "bad": "EFFECT_DENY",
+    }
+    assert effects(engine, user, {"at": "2025-01-01T00:00:00.1234569Z"}, names)["fraction"] == (
+        "EFFECT_DENY"  # both cut to 00:00:00.123456
+    )
+
+
+def test_plans_are_remembered_per_principal_and_never_across_now() -> None:
+    policy = """
+apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: doc
+  version: default
+  rules:
+    - actions: [view]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          expr: R.attr.owner == P.id
+"""
+    engine = Engine.from_policies(policy)
+    ann, bob = {"id": "ann", "roles": ["user"]}, {"id": "bob", "roles": ["user"]}
+    first = engine.plan(ann, "doc", "view").filter
+    assert engine.plan(ann, "doc", "view").filter == first
+    assert engine.plan(bob, "doc", "view").filter != first  # keyed by the whole principal
+    assert engine.plan({**ann, "roles": ["guest"]}, "doc", "view").filter.kind == (
+        "KIND_ALWAYS_DENIED"
+    )
+    assert engine.plan({**ann, "attr": {"x": 1}}, "doc", "view").filter == first
+    timed = Engine.from_policies(policy.replace("R.attr.owner == P.id", "R.attr.until > now()"))
+    plans = [timed.plan(ann, "doc", "view").filter.condition for _ in range(2)]
+    assert plans[0] != plans[1]  # each plan reads its own now()
+
+
+def test_plans_of_a_large_principal_are_not_remembered() -> None:
+    engine = Engine.from_policies(CONTRADICTIONS)
+    big = {"id": "u", "roles": ["user"], "attr": {"blob": "x" * 10_000}}
+    for _ in range(3):
+        assert engine.plan(big, "memo", "share").filter.kind == "KIND_CONDITIONAL"
+    assert not engine._plans  # memory a caller could fill is not spent on them
+    engine.plan({"id": "u", "roles": ["user"]}, "memo", "share")
+    assert len(engine._plans) == 1
+    # nor those of a kind some condition reads now() for (DOC's `late`)
+    timed = Engine.from_policies(DOC)
+    timed.plan({"id": "u", "roles": ["user"]}, "doc", "view")
+    assert not timed._plans

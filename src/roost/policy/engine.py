@@ -38,7 +38,6 @@ from roost.policy.names import (
     DEFAULT_VERSION,
     NO_MATCH,
     NO_MATCH_FOR_SCOPE_PERMISSIONS,
-    glob_matcher,
     sanitize,
 )
 from roost.policy.plan import plan
@@ -50,27 +49,29 @@ from roost.wire.policy import MAX_ACTIONS, MAX_RESOURCES
 __all__ = ["Engine", "satisfied"]
 
 ALLOW, DENY, NONE = "EFFECT_ALLOW", "EFFECT_DENY", ""
+MAX_PLANS = 1024  # plans remembered per engine (per principal, kind, action...)
+MAX_PLAN_KEY = 4096  # bytes of a principal's JSON for its plans to be remembered
 
 
 def satisfied(cond: Cond | None, act: Activation) -> bool:
     """Whether a condition holds; an expression that errs does not hold."""
     if cond is None:
         return True
-    if cond.op == "expr":
+    op = cond.op
+    if op == "expr":
         assert cond.expr is not None
         return act.holds(cond.expr) is True
-    if cond.op == "all":
-        return all(satisfied(item, act) for item in cond.items)
-    if cond.op == "any":
-        return any(satisfied(item, act) for item in cond.items)
-    return not any(satisfied(item, act) for item in cond.items)
-
-
-@dataclass(slots=True)
-class _Effect:
-    effect: str = NONE
-    policy: str = NO_MATCH
-    scope: str = ""
+    if op == "all":  # loops, not all()/any() over generators: this runs for every rule
+        for item in cond.items:
+            if not satisfied(item, act):
+                break
+        else:
+            return True
+        return False
+    for item in cond.items:  # any, none
+        if satisfied(item, act):
+            return op == "any"
+    return op == "none"
 
 
 @dataclass(slots=True)
@@ -132,6 +133,7 @@ class Engine:
         self.policies = policies
         self.table: RuleTable = policies.table
         self.schema_enforcement = schema_enforcement
+        self._plans: dict[tuple[Any, ...], PlanFilter] = {}
 
     @classmethod
     def from_policies(
@@ -182,6 +184,22 @@ class Engine:
         errors: list[dict[str, Any]] = []
         version = policy_version or DEFAULT_VERSION
         kind = sanitize(resource_kind)
+        memo: tuple[Any, ...] | None = None
+        if (
+            attr is None
+            and aux_data is None
+            and now is None
+            and self.schema_enforcement == "none"
+            and not self.table.reads_now(kind)
+        ):
+            # the same answer for the same principal until the policies change (a new
+            # engine): bound tables plan each query of each caller
+            who_key = msgspec.json.encode(who)
+            if len(who_key) <= MAX_PLAN_KEY:  # a large principal is planned every time
+                memo = (who_key, resource_kind, action, policy_version, scope, mark_conditions)
+                held = self._plans.get(memo)
+                if held is not None:
+                    return PlanResponse(action, resource_kind, version, held)
         scopes, _ = self.table.scopes("resource", _scope(scope), kind, version)
         refs = self._schema_refs(scopes, kind, version)
         if refs is not None:
@@ -206,6 +224,10 @@ class Engine:
         except CostExceeded as exc:
             raise _too_costly(str(exc), "principal.attr") from None
         answer.validation_errors = errors
+        if memo is not None:
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
+            self._plans[memo] = answer.filter  # shared by the answers: read, never changed
         return answer
 
     # --- CheckResources -------------------------------------------------------------------
@@ -261,24 +283,22 @@ class Engine:
                     meta=ResultMeta({action: ActionMeta(r_key) for action in actions}),
                     validation_errors=errors,
                 )
-        effects: dict[str, _Effect] = {}
         outputs: list[OutputEntry] = []
         effective: set[str] = set()
+        result_actions: dict[str, Any] = {}
+        meta: dict[str, ActionMeta] = {}
         if p_scopes or r_scopes:
             act = request.activation()
             run = _Run(table, request, act, r_version, kind, r_scope, outputs, effective)
-            for action in dict.fromkeys(actions):
-                effects[action] = run.action(action, p_scopes, p_key, r_scopes, r_key)
-        result_actions: dict[str, Any] = {}
-        meta: dict[str, ActionMeta] = {}
-        for action in actions:
-            found = effects.get(action)
-            if found is None:
+            for action in actions:
+                if action not in result_actions:
+                    effect, policy, scope = run.action(action, p_scopes, p_key, r_scopes, r_key)
+                    result_actions[action] = effect
+                    meta[action] = ActionMeta(policy, scope)
+        else:
+            for action in actions:
                 result_actions[action] = DENY
                 meta[action] = ActionMeta(NO_MATCH)
-                continue
-            result_actions[action] = found.effect or DENY
-            meta[action] = ActionMeta(found.policy, found.scope)
         return CheckResult(
             resource=ResultResource(
                 resource.id, resource.kind, resource.policy_version, resource.scope
@@ -288,6 +308,10 @@ class Engine:
             outputs=outputs,
             validation_errors=errors,
         )
+
+
+# What one kind of policy (or one role) decides for an action: effect, policy, scope.
+_Decision = tuple[str, str, str]
 
 
 @dataclass(slots=True)
@@ -311,79 +335,72 @@ class _Run:
 
     def action(
         self, action: str, p_scopes: list[str], p_key: str, r_scopes: list[str], r_key: str
-    ) -> _Effect:
-        result = _Effect()
+    ) -> _Decision:
+        effect, policy, scope = NONE, NO_MATCH, ""
+        roles = self.request.principal.roles
         passes: tuple[tuple[Kind, list[str], str], ...] = (
             ("principal", p_scopes, p_key),
             ("resource", r_scopes, r_key),
         )
         for kind, scopes, key in passes:
-            result.effect = NONE
             if not scopes:  # no policy of this kind: every role answers NONE, NO_MATCH
-                result = _Effect(NONE, NO_MATCH)
+                effect, policy, scope = NONE, NO_MATCH, ""
                 continue
-            for index, role in enumerate(self.request.principal.roles):
-                if index > 0 and kind == "principal":
-                    break
-                role_effect = self.role(action, kind, scopes, key, role)
-                if result.effect == NONE:
-                    result = role_effect
-                if role_effect.effect == ALLOW:
-                    result = role_effect
-                    break
-                if (
-                    role_effect.effect == DENY
-                    and result.policy == NO_MATCH_FOR_SCOPE_PERMISSIONS
-                    and role_effect.policy != NO_MATCH_FOR_SCOPE_PERMISSIONS
-                ):
-                    result = role_effect
-            if result.effect in (ALLOW, DENY):
-                break
-        if result.effect == NONE:
-            result.effect = DENY
-        return result
-
-    def role(self, action: str, kind: Kind, scopes: list[str], key: str, role: str) -> _Effect:
-        effect = _Effect(NONE, key if scopes else NO_MATCH)
-        roles = self.table.role_with_parents(self.r_scope, role)
-        principal_id = self.request.principal.id if kind == "principal" else ""
-        has_allow = False
-        for scope in scopes:
-            if kind == "resource" and scope not in self.derived_by_scope:
-                self.derived_roles(scope)
-            if effect.effect != NONE:
-                break
-            rows = self.table.query(
-                self.version, self.kind, scope, action, roles, kind, principal_id
-            )
-            denied = False
-            for row in rows:
-                holds = self.holds(row)
-                if holds is None:
-                    continue
-                if holds:
-                    if row.outputs is not None:
-                        self.output(row, action, activated=True)
-                    if row.effect == ALLOW:
-                        has_allow = True
-                    elif row.effect == DENY:
-                        effect.effect, effect.scope = DENY, scope
-                        if row.from_role_policy:
-                            effect.policy = row.origin
-                        denied = True
+            effect = NONE
+            for role in roles[:1] if kind == "principal" else roles:
+                decided = self.role(action, kind, scopes, key, role)
+                if effect == NONE or decided[0] == ALLOW:
+                    effect, policy, scope = decided
+                    if effect == ALLOW:
                         break
-                elif row.outputs is not None:
-                    self.output(row, action, activated=False)
-            if denied:
+                elif (
+                    decided[0] == DENY
+                    and policy == NO_MATCH_FOR_SCOPE_PERMISSIONS
+                    and decided[1] != NO_MATCH_FOR_SCOPE_PERMISSIONS
+                ):
+                    effect, policy, scope = decided
+            if effect in (ALLOW, DENY):
                 break
+        return (effect or DENY), policy, scope
+
+    def role(self, action: str, kind: Kind, scopes: list[str], key: str, role: str) -> _Decision:
+        """The decision of one role: its decision table walked from the most specific scope.
+        In a scope, a DENY that holds ends the walk; an ALLOW ends it in an OVERRIDE_PARENT
+        scope and asks the parent scope in a REQUIRE_PARENTAL_CONSENT one."""
+        table = self.table
+        steps = table.walk(
+            self.version,
+            self.kind,
+            scopes,
+            action,
+            table.role_with_parents(self.r_scope, role),
+            kind,
+            self.request.principal.id if kind == "principal" else "",
+        )
+        derived = kind == "resource"
+        has_allow = False
+        for scope, rows, permissions in steps:
+            if derived and scope not in self.derived_by_scope:
+                self.derived_roles(scope)
+            for row in rows:
+                if not row.plain:
+                    holds = self.holds(row)
+                    if holds is None:
+                        continue
+                    if row.outputs is not None:
+                        self.output(row, action, activated=holds)
+                    if not holds:
+                        continue
+                if row.effect == ALLOW:
+                    has_allow = True
+                elif row.effect == DENY:
+                    return DENY, (row.origin if row.from_role_policy else key), scope
             if has_allow:
-                permissions = self.table.scope_permissions.get(scope, "")
                 if permissions == CONSENT:
                     has_allow = False
                 elif permissions == OVERRIDE:
-                    effect.effect, effect.scope = ALLOW, scope
-                    break
-        return effect
+                    return ALLOW, key, scope
+        return NONE, key, ""
 
     def holds(self, row: Row) -> bool | None:
         """Whether the row's conditions hold; None when its derived role does not, the first
@@ -413,15 +430,10 @@ class _Run:
     def derived_roles(self, scope: str) -> None:
         if scope in self.derived_by_scope:
             return
-        meta = self.table.policies.get(("resource", self.kind, self.version, scope))
         active: list[str] = []
-        for derived in meta.derived_roles if meta else ():
-            if not any(
-                glob_matcher(parent)(role)
-                for parent in derived.parent_roles
-                for role in self.all_roles
-            ):
-                continue
+        for derived in self.table.derived_candidates(
+            self.kind, self.version, scope, self.all_roles
+        ):
             if satisfied(derived.condition, self.act):
                 active.append(derived.name)
                 self.effective.add(derived.name)
@@ -475,8 +487,12 @@ MAX_DEPTH = 32
 
 def _check_depth(value: Any, field: str) -> None:
     """Refuse attributes nested deeper than MAX_DEPTH (they would only cost time and stack)."""
-    if isinstance(value, dict) and not any(isinstance(v, dict | list) for v in value.values()):
-        return  # flat, as most attributes are
+    if isinstance(value, dict):
+        for child in value.values():
+            if isinstance(child, dict | list):
+                break
+        else:
+            return  # flat, as most attributes are
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()

@@ -381,8 +381,24 @@ def time_since(now: datetime) -> Fn:
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
+_PARSED: dict[str, datetime] = {}  # RFC 3339 text -> its timestamp (policies repeat them)
+_PARSED_LIMIT = 4096
+
+
 def timestamp(value: object) -> datetime:
     """`timestamp(text)` for RFC 3339 text, `timestamp(int)` for seconds since the epoch."""
+    if isinstance(value, str):
+        found = _PARSED.get(value)
+        if found is None:
+            found = _parse_timestamp(value)
+            if len(_PARSED) >= _PARSED_LIMIT:
+                _PARSED.clear()
+            _PARSED[value] = found
+        return found
+    return _parse_timestamp(value)
+
+
+def _parse_timestamp(value: object) -> datetime:
     if isinstance(value, datetime):
         return value
     if isinstance(value, int) and not isinstance(value, bool):

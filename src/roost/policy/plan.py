@@ -74,21 +74,60 @@ OPERATORS = {
 def _and(a: Node, b: Node) -> Node:
     if a == FALSE or b == FALSE:
         return FALSE
-    if a == TRUE:
+    if a in (TRUE, b):
         return b
     if b == TRUE:
         return a
-    return Call("_&&_", (a, b))
+    both = Call("_&&_", (a, b))
+    return FALSE if _contradicts(both) else both
 
 
 def _or(a: Node, b: Node) -> Node:
     if a == TRUE or b == TRUE:
         return TRUE
-    if a == FALSE:
+    if a in (FALSE, b):
         return b
     if b == FALSE:
         return a
     return Call("_||_", (a, b))
+
+
+MAX_CONJUNCTS = 64  # a longer conjunction is left as it is (the search is quadratic)
+
+
+def _conjuncts(node: Node, out: list[Node]) -> None:
+    """The parts of a conjunction, `!(x || y)` read as `!x && !y` (De Morgan's laws hold in
+    CEL's logic of errors too: both sides err, or not, together)."""
+    if len(out) > MAX_CONJUNCTS:
+        return
+    if isinstance(node, Call) and node.target is None:
+        if node.function == "_&&_":
+            _conjuncts(node.args[0], out)
+            _conjuncts(node.args[1], out)
+            return
+        inner = node.args[0] if node.function == "!_" else None
+        if isinstance(inner, Call) and inner.function == "_||_" and inner.target is None:
+            _conjuncts(_not(inner.args[0]), out)
+            _conjuncts(_not(inner.args[1]), out)
+            return
+    out.append(node)
+
+
+def _contradicts(conjunction: Node) -> bool:
+    """Whether the conjunction holds a part and its negation, `x && !(x && y...)` with every
+    part of the negated one among its own parts: never true, whatever the resource (if `x`
+    errs the whole errs, which does not hold either). Cerbos' planner folds some of these."""
+    parts: list[Node] = []
+    _conjuncts(conjunction, parts)
+    if len(parts) > MAX_CONJUNCTS:
+        return False
+    for part in parts:
+        if isinstance(part, Call) and part.function == "!_" and part.target is None:
+            negated: list[Node] = []
+            _conjuncts(part.args[0], negated)
+            if len(negated) <= MAX_CONJUNCTS and all(n in parts for n in negated):
+                return True
+    return False
 
 
 def _not(a: Node) -> Node:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from roost.policy.cel import Compiled
+from roost.policy.cel import NOW, Compiled
 from roost.policy.names import NO_MATCH_FOR_SCOPE_PERMISSIONS, glob_matcher, scope_parents
 from roost.policy.schemas import SchemaRefs, SchemaSet
 
@@ -64,11 +64,14 @@ class Row:
     matches_resource: Callable[[str], bool] = field(init=False, repr=False)
     matches_role: Callable[[str], bool] = field(init=False, repr=False)
     matches_action: Callable[[str], bool] = field(init=False, repr=False)
+    # holds for every request and has nothing to write: a check needs no evaluation for it
+    plain: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.matches_resource = glob_matcher(self.resource)
         self.matches_role = glob_matcher(self.role)
         self.matches_action = glob_matcher(self.action)
+        self.plain = self.condition is None and not self.derived_role and self.outputs is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,10 @@ class PolicyMeta:
     schemas: SchemaRefs | None = None  # a resource policy's `schemas:`
 
 
+# One scope of a walk: the scope, its rows for one (action, role), its scope permissions.
+Step = tuple[str, tuple[Row, ...], str]
+
+
 @dataclass(slots=True)
 class RuleTable:
     rows: dict[tuple[str, str], list[Row]] = field(default_factory=dict)  # (version, scope)
@@ -100,6 +107,9 @@ class RuleTable:
     _scopes: dict[tuple[str, ...], tuple[list[str], str]] = field(default_factory=dict)
     _parents: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     _all_roles: dict[tuple[str, tuple[str, ...]], frozenset[str]] = field(default_factory=dict)
+    _walks: dict[tuple[Any, ...], tuple[Step, ...]] = field(default_factory=dict)
+    _candidates: dict[tuple[Any, ...], tuple[DerivedRole, ...]] = field(default_factory=dict)
+    _reads_now: dict[str, bool] = field(default_factory=dict)
 
     def add(self, row: Row) -> None:
         self.rows.setdefault((row.version, row.scope), []).append(row)
@@ -167,6 +177,81 @@ class RuleTable:
                 stack.append(parent)
         return out
 
+    def walk(
+        self,
+        version: str,
+        resource: str,
+        scopes: list[str],
+        action: str,
+        roles: tuple[str, ...],
+        kind: Kind,
+        principal: str,
+    ) -> tuple[Step, ...]:
+        """The decision table of one (action, role) over a scope chain (`scopes`, as
+        `scopes()` answers it): for each scope, most specific first, the candidate rows in
+        order and the scope's permissions. Compiled on first use, remembered: the table does
+        not change (a new policy set compiles a new table)."""
+        key = (version, resource, scopes[0] if scopes else None, action, roles, kind, principal)
+        found = self._walks.get(key)
+        if found is None:
+            found = tuple(
+                (
+                    scope,
+                    self.query(version, resource, scope, action, roles, kind, principal),
+                    self.scope_permissions.get(scope, ""),
+                )
+                for scope in scopes
+            )
+            if len(self._walks) > 65536:
+                self._walks.clear()
+            self._walks[key] = found
+        return found
+
+    def reads_now(self, resource: str) -> bool:
+        """Whether a condition that can decide on resources of kind `resource` (a rule of
+        a principal or resource policy, or a derived role of one) reads `now()`."""
+        found = self._reads_now.get(resource)
+        if found is None:
+            conditions = [
+                cond
+                for rows in self.rows.values()
+                for row in rows
+                if row.matches_resource(resource)
+                for cond in (row.condition, row.dr_condition)
+            ]
+            conditions.extend(
+                derived.condition
+                for (kind, name, _, _), meta in self.policies.items()
+                if kind == "resource" and name == resource
+                for derived in meta.derived_roles
+            )
+            found = any(_reads(cond, NOW) for cond in conditions)
+            if len(self._reads_now) > 65536:
+                self._reads_now.clear()
+            self._reads_now[resource] = found
+        return found
+
+    def derived_candidates(
+        self, kind: str, version: str, scope: str, roles: frozenset[str]
+    ) -> tuple[DerivedRole, ...]:
+        """The derived roles of the resource policy (kind, version, scope) that one of
+        `roles` is a parent of, in the policy's order (their conditions decide), remembered."""
+        key = (kind, version, scope, roles)
+        found = self._candidates.get(key)
+        if found is None:
+            meta = self.policies.get(("resource", kind, version, scope))
+            found = tuple(
+                derived
+                for derived in (meta.derived_roles if meta else ())
+                if any(
+                    glob_matcher(parent)(role) for parent in derived.parent_roles for role in roles
+                )
+            )
+            if len(self._candidates) > 65536:
+                self._candidates.clear()
+            self._candidates[key] = found
+        return found
+
     def query(
         self,
         version: str,
@@ -218,6 +303,14 @@ class RuleTable:
         for role, rules in role_rules.items():
             found.extend(_role_policy_rows(rules, role, action, resource, scope, version))
         return found
+
+
+def _reads(cond: Cond | None, name: str) -> bool:
+    if cond is None:
+        return False
+    if cond.expr is not None and name in cond.expr.uses:
+        return True
+    return any(_reads(item, name) for item in cond.items)
 
 
 def _role_policy_rows(
