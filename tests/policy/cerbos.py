@@ -42,8 +42,13 @@ def find_binary() -> Path | None:
 
 
 def free_port() -> int:
+    """A free port of the range, among those of this xdist worker only: two workers finding
+    the same port free would start two binaries on it, and one would talk to the other's."""
     ports = _ports()
-    for port in ports:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    mine = ports[int(worker) % workers :: workers] if worker.isdigit() else ports
+    for port in mine:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))

@@ -397,3 +397,38 @@ def test_plans_of_a_large_principal_are_not_remembered() -> None:
     timed = Engine.from_policies(DOC)
     timed.plan({"id": "u", "roles": ["user"]}, "doc", "view")
     assert not timed._plans
+
+
+def test_timestamp_parts_without_a_zone_are_read_in_utc_as_in_cerbos() -> None:
+    # 09:00 in Tokyo is midnight UTC: CEL's getters default to UTC, never to the offset the
+    # timestamp was written with (literal or request attribute alike)
+    rules = [
+        ("literal", 'timestamp("2025-01-01T09:00:00+09:00").getHours() == 0'),
+        (
+            "attribute",
+            "timestamp(R.attr.at).getHours() == 0 && timestamp(R.attr.at).getDate() == 1",
+        ),
+        ("zoned", 'timestamp(R.attr.at).getHours("Asia/Tokyo") == 9'),
+    ]
+    policy = {
+        "apiVersion": "api.cerbos.dev/v1",
+        "resourcePolicy": {
+            "resource": "doc",
+            "version": "default",
+            "rules": [
+                {
+                    "actions": [name],
+                    "effect": "EFFECT_ALLOW",
+                    "roles": ["user"],
+                    "condition": {"match": {"expr": expr}},
+                }
+                for name, expr in rules
+            ],
+        },
+    }
+    engine = Engine.from_policies([policy])
+    user = {"id": "u", "roles": ["user"]}
+    names = [name for name, _ in rules]
+    assert effects(engine, user, {"at": "2025-01-01T09:00:00+09:00"}, names) == dict.fromkeys(
+        names, "EFFECT_ALLOW"
+    )

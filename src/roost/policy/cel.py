@@ -326,8 +326,11 @@ class _Rewriter:
             return Call("cerbos_size", whole)
         if name == "timestamp" and new_target is None:
             return _timestamp_literal(whole) or Call("cerbos_timestamp", whole)
-        if name in GETTERS and new_target is not None and len(args) == 1:
-            return Call(f"tz_{name}", whole)
+        if name in GETTERS and new_target is not None and len(args) <= 1:
+            # without a zone, CEL reads the parts of a timestamp in UTC (as Cerbos does), not
+            # in the offset it was written with, which the evaluator's own getters would use
+            zone = args or (Literal("UTC", "string"),)
+            return Call(f"tz_{name}", (new_target, *zone))
         if name not in KNOWN:
             raise CelCompileError(f"undeclared reference to {name!r}")
         if name in FUNCTIONS:
