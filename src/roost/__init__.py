@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         PolicyList,
         PolicyPrincipal,
         PolicyResource,
+        PolicyTestReport,
         PublishResult,
         PubSubPublishResult,
         PutPoliciesResult,
@@ -103,6 +104,7 @@ _LAZY = {
     "PolicyList": "roost.client._core.results",
     "PolicyPrincipal": "roost.client._core.results",
     "PolicyResource": "roost.client._core.results",
+    "PolicyTestReport": "roost.client._core.results",
     "PublishResult": "roost.client._core.results",
     "PubSubPublishResult": "roost.client._core.results",
     "PutPoliciesResult": "roost.client._core.results",
@@ -181,6 +183,7 @@ __all__ = [
     "PolicyList",
     "PolicyPrincipal",
     "PolicyResource",
+    "PolicyTestReport",
     "PutPoliciesResult",
     "ResourceEntry",
     # errors

@@ -6,6 +6,8 @@ without scopes. One browser and one server (which runs functions) for the module
 from __future__ import annotations
 
 import re
+import secrets
+import string
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -359,6 +361,90 @@ resourcePolicy:
     expect(edit).to_contain_text("deny")
 
 
+def test_run_a_passing_then_a_failing_policy_suite(
+    admin_page: Page, running: RunningServer
+) -> None:
+    page = admin_page
+    kind = unique("doc_")
+    with Client(api_url=running.url) as client:
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        admin.policies.put(
+            {
+                "apiVersion": "api.cerbos.dev/v1",
+                "resourcePolicy": {
+                    "resource": kind,
+                    "version": "default",
+                    "rules": [{"actions": ["view"], "effect": "EFFECT_ALLOW", "roles": ["user"]}],
+                },
+            }
+        )
+    page.get_by_role("link", name="Policies").click()
+    tests = page.get_by_role("form", name="Run policy tests")
+    suite = tests.get_by_role("textbox", name=re.compile("^Test suite"))
+    expect(suite).to_have_value(re.compile("EFFECT_ALLOW"))  # an example to start from
+    passing = f"""name: {kind} suite
+principals:
+  ann: {{id: ann, roles: [user]}}
+resources:
+  doc: {{kind: {kind}, id: "1"}}
+tests:
+  - name: users view and edit nothing
+    input: {{principals: [ann], resources: [doc], actions: [view, edit]}}
+    expected:
+      - principal: ann
+        resource: doc
+        actions: {{view: EFFECT_ALLOW, edit: EFFECT_DENY}}
+"""
+    suite.fill(passing)
+    tests.get_by_role("button", name="Run tests").click()
+    expect(tests.get_by_role("status")).to_have_text(
+        "2 passed, 0 failed, 0 skipped, 0 could not run"
+    )
+    expect(tests.get_by_role("cell", name="✓ passed")).to_have_count(2)
+    suite.fill(passing.replace("edit: EFFECT_DENY", "edit: EFFECT_ALLOW"))
+    tests.get_by_role("button", name="Run tests").click()
+    expect(tests.get_by_role("status")).to_have_text(
+        "1 passed, 1 failed, 0 skipped, 0 could not run"
+    )
+    edit = tests.get_by_role("row").filter(has=page.get_by_role("cell", name="edit", exact=True))
+    expect(edit.get_by_role("cell")).to_have_text(
+        [
+            f"{kind} suite",
+            "users view and edit nothing",
+            "ann",
+            "doc",
+            "edit",
+            "allow",
+            "deny",
+            "✗ failed",
+        ]
+    )
+    suite.fill("name: s\nname: t\n")
+    tests.get_by_role("button", name="Run tests").click()
+    expect(tests.get_by_role("alert")).to_contain_text("(field: suite)")
+
+
+def test_scopes_beside_users_roles_and_keys(admin_page: Page) -> None:
+    page = admin_page
+    name = "app_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(8)) + ":read"
+    page.get_by_role("link", name="Users & keys").click()
+    scopes = page.get_by_role("region", name="Scopes")
+    builtin = scopes.get_by_role("row").filter(
+        has=page.get_by_role("cell", name="policies:read", exact=True)
+    )
+    expect(builtin).to_contain_text("built in")
+    expect(builtin.get_by_role("button")).to_have_count(0)  # the platform's stay
+    new = page.get_by_role("form", name="New scope")
+    new.get_by_label("Scope name").fill(name)
+    new.get_by_label("Description").fill("reading the app's reports")
+    new.get_by_role("button", name="Create scope").click()
+    own = scopes.get_by_role("row").filter(has=page.get_by_role("cell", name=name, exact=True))
+    expect(own).to_contain_text("this tenant's")
+    page.once("dialog", lambda dialog: dialog.accept())
+    own.get_by_role("button", name=f"Delete scope {name}").click()
+    expect(own).to_have_count(0)
+
+
 def test_usage_per_day_is_drawn_as_an_svg_chart(admin_page: Page) -> None:
     page = admin_page
     page.get_by_role("link", name="Usage").click()
@@ -418,6 +504,7 @@ def test_a_principal_without_scopes_sees_nothing_it_may_not(
         expect(page.get_by_role("heading", name="API keys")).to_be_visible()
         expect(page.get_by_role("heading", name="Users", exact=True)).to_have_count(0)
         expect(page.get_by_role("heading", name="Roles")).to_have_count(0)
+        expect(page.get_by_role("heading", name="Scopes")).to_have_count(0)
         page.goto(f"{running.url}/_/#/tables")  # not one of its pages: it lands on its own
         expect(page.get_by_role("heading", level=1)).to_have_text("Users & keys")
 

@@ -261,3 +261,84 @@ async def test_the_tenants_stamp_is_out_of_reach_of_its_kv_calls(
         assert len(stamps) == 2
         assert stamps[0] is not None
         assert stamps[1] == stamps[0]
+
+
+def _suite(kind: str, principals: int = 1, resources: int = 1, attr: str = "{}") -> str:
+    """A suite of one test: `principals` x `resources`, each viewed; every view expected."""
+    who = "".join(f"  p{i}: {{id: p{i}, roles: [user]}}\n" for i in range(principals))
+    what = "".join(f"  r{i}: {{kind: {kind}, id: r{i}, attr: {attr}}}\n" for i in range(resources))
+    names = ", ".join(f"p{i}" for i in range(principals))
+    return (
+        f"name: s\nprincipals:\n{who}resources:\n{what}tests:\n  - name: t\n    input:\n"
+        f"      principals: [{names}]\n      resources: [{', '.join(f'r{i}' for i in range(resources))}]\n"
+        "      actions: [view]\n    expected:\n      - principal: p0\n        resource: r0\n"
+        "        actions: {view: EFFECT_ALLOW}\n"
+    )
+
+
+async def _test_refusal(call: Awaitable[Any], field: str) -> str:
+    with pytest.raises(ValidationError) as caught:
+        await call
+    assert (caught.value.status_code, caught.value.details["field"]) == (400, field)
+    return caught.value.message
+
+
+async def test_policy_tests_are_bounded_read_only_and_see_only_the_callers_tenant(
+    server: RunningServer,
+) -> None:
+    """`policies.test`: readers only, bad or oversized text a 400 naming it, work bounded
+    (cases, cost), nothing stored, and another tenant's policies never used."""
+    kind = kind_name()
+    costly = "R.attr.a.exists(x, R.attr.a.exists(y, x + y == 'never'))"
+    async with AsyncClient(api_url=server.url, max_retries=0) as client:
+        admin = await _admin(client)
+        await admin.policies.put(resource_policy(kind, [allow(["view"], ["user"])]))
+        before = (await admin.policies.list()).revision
+        assert (await admin.policies.test(_suite(kind))).ok
+        name = unique("member")
+        await client.auth.register(name, "member-password")
+        member = await client.auth.sign_in_with_password(name, "member-password")
+        await _refused(lambda: member.policies.test(_suite(kind)), "policies:read")
+        reader_key = await admin.api_keys.create(unique("reader"), ["policies:read"])
+        reader = await client.auth.sign_in_with_token(reader_key["key"], "api_key")
+        assert (await reader.policies.test(_suite(kind))).passed == 1
+
+        for text, words in [
+            (BILLION_LAUGHS, "aliases are expanded"),
+            ("name: s\nname: t\n", "duplicate key 'name'"),
+            ("name: s\ntests: [{name: t, input: {actions: [view]}, surprise: 1}]\n", "surprise"),
+            ("name: a\n---\nname: b\n", "one YAML document"),
+            ("x" * (256 * 1024 + 1), "length <= 262144"),
+        ]:
+            assert words in await _test_refusal(admin.policies.test(text), "suite")
+        await _test_refusal(admin.policies.test("name: s\x00\n"), "suite")
+        await _test_refusal(
+            admin.policies.test(_suite(kind), {"principals": "principals: [not, a, map]"}),
+            "testdata.principals",
+        )
+        await _test_refusal(admin.policies.test(_suite(kind), {"groups": "x: 1"}), "testdata")
+        words = await _test_refusal(admin.policies.test(_suite(kind, 40, 30)), "suite")
+        assert "more than 1000 cases" in words
+        each_compiles = _suite(kind).replace(
+            "  - name: t\n", "  - name: t\n    options: {globals: {n: N}}\n"
+        )
+        tests = each_compiles[each_compiles.index("  - name: t") :]
+        four = each_compiles + "".join(tests.replace("N", str(n)) for n in range(1, 4))
+        words = await _test_refusal(admin.policies.test(four.replace("N", "0")), "suite")
+        assert "sets of globals" in words
+
+        await admin.policies.put(resource_policy(kind, [allow(["view"], ["user"], costly)]))
+        big = "{a: [" + ", ".join(f"'{i}'" for i in range(3000)) + "]}"
+        over = await admin.policies.test(_suite(kind, attr=big))
+        assert (over.cases, over.errors[0].where) == ([], "s / t")
+        assert "cost" in over.errors[0].message
+        assert (await admin.policies.list()).revision == before + 1  # only the put stored
+
+        tenant = unique("pt")
+        await admin.tenants.create(tenant, admin_username="root", admin_password="root-password")
+        async with AsyncClient(api_url=server.url, tenant=tenant, max_retries=0) as other:
+            root = await other.auth.sign_in_with_password("root", "root-password")
+            elsewhere = await root.policies.test(_suite(kind))
+            assert [(c.actual, c.passed) for c in elsewhere.cases] == [("EFFECT_DENY", False)]
+            assert (await root.policies.list()).policies == []
+        await admin.policies.delete(key_of(kind))

@@ -239,6 +239,9 @@ REPORTS: dict[type, Any] = {  # neither: bool() raises TypeError naming the fiel
     roost.PutPoliciesResult: roost.PutPoliciesResult(
         revision=1, created=[], updated=[], unchanged=[]
     ),
+    roost.PolicyTestReport: roost.PolicyTestReport(
+        cases=[], errors=[], passed=0, failed=0, skipped=0
+    ),
 }
 RECORDS: dict[type, Any] = {  # a thing: true (a call answers None when there is none)
     roost.QueueMessage: decode(MESSAGE, roost.QueueMessage),

@@ -15,7 +15,7 @@ time instead of failing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,16 +23,34 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from roost.errors import ValidationError
 from roost.policy.engine import Engine
-from roost.policy.loader import PolicySet, load
+from roost.policy.loader import load
 from roost.policy.names import DEFAULT_VERSION, sanitize, scope_parents
 from roost.policy.yamlsafe import YamlRefused, load_all
 from roost.wire.policy import POLICY_SUFFIXES, Principal, Resource
 
-__all__ = ["Case", "Report", "SuiteError", "find_suites", "run_suites"]
+__all__ = [
+    "TESTDATA",
+    "Case",
+    "Engines",
+    "Fixtures",
+    "Report",
+    "Suite",
+    "SuiteError",
+    "SuiteInvalid",
+    "OverLimit",
+    "find_suites",
+    "parse",
+    "run_suite",
+    "run_suites",
+]
 
 Effect = Literal["EFFECT_ALLOW", "EFFECT_DENY"]
 _P = TypeVar("_P", Principal, Resource)
+_S = TypeVar("_S", bound="Fixtures")
+TESTDATA = ("principals", "resources", "auxdata")
+"""The files of a `testdata` folder (each `.yaml`, `.yml` or `.json`), in reading order."""
 DENY: Effect = "EFFECT_DENY"
 
 
@@ -140,8 +158,8 @@ class Case:
     principal: str
     resource: str
     action: str
-    expected: str
-    actual: str
+    expected: Effect
+    actual: Effect | Literal[""]  # "" when skipped
     status: Literal["passed", "failed", "skipped"]
     problems: tuple[str, ...] = ()  # why it failed, beyond the effect (outputs)
 
@@ -172,6 +190,15 @@ class _TestError(Exception):
     """A test names something its suite does not define, or cannot run for another reason."""
 
 
+class SuiteInvalid(_TestError):
+    """A suite or testdata text is not YAML within the limits, or not a suite's shape."""
+
+
+class OverLimit(Exception):
+    """A run would do more work than it may: more cases, or more compilations of the policies
+    (one per set of globals the tests ask for)."""
+
+
 def find_suites(folder: Path) -> list[Path]:
     """The test suites under `folder`: `*_test.yaml`, `.yml` or `.json`, not hidden."""
     return sorted(
@@ -186,58 +213,100 @@ def find_suites(folder: Path) -> list[Path]:
 def run_suites(folder: Path, globals_: dict[str, Any] | None = None) -> Report:
     """Run every suite under `folder` against the policies in it (PolicyValidationError if
     they are not a valid set)."""
-    engines = _Engines(load(folder, globals_), folder, dict(globals_ or {}))
+    base = dict(globals_ or {})
+    engines = Engines(Engine(load(folder, base)), base, lambda other: Engine(load(folder, other)))
     report = Report()
     for path in find_suites(folder):
         name = str(path.relative_to(folder))
         try:
-            suite = _read(path, Suite)
+            suite = parse(_text(path), Suite)
             fixtures = suite.over(_testdata(path.parent))
         except _TestError as exc:
             report.errors.append(SuiteError(name, "suite", str(exc)))
             continue
-        for test in suite.tests:
-            try:
-                report.cases.extend(_run_test(engines, name, suite, fixtures, test))
-            except _TestError as exc:
-                report.errors.append(SuiteError(name, f"{suite.name} / {test.name}", str(exc)))
+        run_suite(engines, name, suite, fixtures, report)
     return report
 
 
-def _read(path: Path, kind: type[Any]) -> Any:
+def run_suite(
+    engines: Engines,
+    file: str,
+    suite: Suite,
+    fixtures: Fixtures,
+    report: Report,
+    max_cases: int | None = None,
+) -> None:
+    """Run one parsed suite (its `fixtures`: its own over its testdata) into `report`;
+    OverLimit, before running the test that would pass it, when the report would hold more
+    than `max_cases` cases (or from `engines`, past its compilations)."""
+    for test in suite.tests:
+        try:
+            cases = _run_test(engines, file, suite, fixtures, test, max_cases, len(report.cases))
+            report.cases.extend(cases)
+        except _TestError as exc:
+            report.errors.append(SuiteError(file, f"{suite.name} / {test.name}", str(exc)))
+
+
+def parse(text: str, kind: type[_S]) -> _S:
+    """One suite or testdata document (YAML or JSON) as `kind`; SuiteInvalid saying why not."""
     try:
-        documents = load_all(path.read_text(encoding="utf-8"))
-    except (YamlRefused, UnicodeDecodeError) as exc:
-        raise _TestError(str(exc)) from None
+        documents = load_all(text)
+    except YamlRefused as exc:
+        raise SuiteInvalid(str(exc)) from None
     if len(documents) != 1:
-        raise _TestError("a test suite file holds one YAML document")
+        raise SuiteInvalid("a test suite file holds one YAML document")
     try:
         return msgspec.convert(documents[0], kind)
     except msgspec.ValidationError as exc:
+        raise SuiteInvalid(str(exc)) from None
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise _TestError(str(exc)) from None
 
 
 def _testdata(folder: Path) -> Fixtures:
     found = Fixtures()
-    for stem in ("principals", "resources", "auxdata"):
+    for stem in TESTDATA:
         for suffix in POLICY_SUFFIXES:
             path = folder / "testdata" / f"{stem}{suffix}"
             if path.is_file():
-                found = _read(path, Fixtures).over(found)
+                found = parse(_text(path), Fixtures).over(found)
     return found
 
 
-class _Engines:
-    """The policies compiled once per set of globals the tests ask for."""
+class Engines:
+    """The policies compiled once per set of globals the tests ask for: `engine` is compiled
+    with `globals_`; `compile` compiles them with others."""
 
-    def __init__(self, policies: PolicySet, folder: Path, globals_: dict[str, Any]) -> None:
-        self.folder = folder
-        self.by_globals = {_globals_key(globals_): Engine(policies)}
+    def __init__(
+        self,
+        engine: Engine,
+        globals_: dict[str, Any],
+        compile: Callable[[dict[str, Any]], Engine],
+        max_compiles: int | None = None,
+    ) -> None:
+        self.globals = globals_
+        self.compile = compile
+        self.compiles_left = max_compiles
+        self.by_globals = {_globals_key(globals_): engine}
 
-    def get(self, globals_: dict[str, Any]) -> Engine:
-        key = _globals_key(globals_)
+    def get(self, globals_: dict[str, Any] | None) -> Engine:
+        """The engine for a test's globals (None: the base ones)."""
+        wanted = self.globals if globals_ is None else globals_
+        key = _globals_key(wanted)
         if key not in self.by_globals:
-            self.by_globals[key] = Engine(load(self.folder, globals_))
+            if self.compiles_left is not None:
+                if self.compiles_left <= 0:
+                    raise OverLimit("the tests ask for more sets of globals than may be compiled")
+                self.compiles_left -= 1
+            try:
+                self.by_globals[key] = self.compile(wanted)
+            except ValidationError as exc:  # PolicyValidationError: not valid with these
+                raise _TestError(f"the policies with the test's globals: {exc.message}") from None
         return self.by_globals[key]
 
 
@@ -246,11 +315,35 @@ def _globals_key(globals_: dict[str, Any]) -> str:
 
 
 def _run_test(
-    engines: _Engines, file: str, suite: Suite, fixtures: Fixtures, test: SuiteTest
-) -> Iterator[Case]:
+    engines: Engines,
+    file: str,
+    suite: Suite,
+    fixtures: Fixtures,
+    test: SuiteTest,
+    max_cases: int | None,
+    held: int,
+) -> list[Case]:
     options = test.options or suite.options  # a test's options replace the suite's, whole
     principals = _names(test.input.principals, test.input.principal_groups, fixtures, "principal")
     resources = _names(test.input.resources, test.input.resource_groups, fixtures, "resource")
+    size = len(principals) * len(resources) * len(test.input.actions)
+    if max_cases is not None and held + size > max_cases:
+        raise OverLimit(
+            f"the suite has more than {max_cases} cases (principals x resources x actions)"
+        )
+    return list(_cases(engines, file, suite, test, fixtures, options, principals, resources))
+
+
+def _cases(
+    engines: Engines,
+    file: str,
+    suite: Suite,
+    test: SuiteTest,
+    fixtures: Fixtures,
+    options: Options,
+    principals: list[str],
+    resources: list[str],
+) -> Iterator[Case]:
     expected = _expectations(test, fixtures)
     skip = suite.skip or test.skip
     if skip:
@@ -261,15 +354,18 @@ def _run_test(
                     file, suite.name, test.name, principal, resource, action, want, "", "skipped"
                 )
         return
-    engine = engines.get(options.globals or {})
+    engine = engines.get(options.globals)
     aux = _aux_data(test.input.aux_data, fixtures)
     now = _moment(options.now)
     for principal, resource in _pairs(principals, resources):
         who = _with_defaults(fixtures.principals[principal], options, engine, "principal")
         what = _with_defaults(fixtures.resources[resource], options, engine, "resource")
-        result = engine.check(
-            who, [{"resource": what, "actions": test.input.actions}], aux, now=now
-        ).results[0]
+        try:
+            result = engine.check(
+                who, [{"resource": what, "actions": test.input.actions}], aux, now=now
+            ).results[0]
+        except ValidationError as exc:  # over the cost budget, or attributes too deep
+            raise _TestError(f"{principal} on {resource}: {exc.message}") from None
         wanted = expected.get((principal, resource), {})
         outputs = {output.action: output.expected for output in wanted.get("$outputs", [])}
         for action in test.input.actions:

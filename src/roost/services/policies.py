@@ -1,6 +1,7 @@
 """The tenant's policies as managed data (`policies.*`): put, list, get, delete, their
-versions and the tenant's globals. Reading needs `policies:read`, changing `policies:admin`.
-Storage, validation and the compiled engine are `policystore.py`'s."""
+versions and the tenant's globals, and Cerbos test suites run against them (`policies.test`).
+Reading needs `policies:read`, changing `policies:admin`. Storage, validation and the
+compiled engine are `policystore.py`'s; running suites is `roost.policy.testing`'s."""
 
 from __future__ import annotations
 
@@ -11,7 +12,19 @@ from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import policies, policy_changes, policy_state, utcnow
-from roost.errors import NotFoundError
+from roost.errors import NotFoundError, ValidationError
+from roost.policy import Engine
+from roost.policy.testing import (
+    TESTDATA,
+    Engines,
+    Fixtures,
+    OverLimit,
+    Report,
+    Suite,
+    SuiteInvalid,
+    parse,
+    run_suite,
+)
 from roost.services.context import Context
 from roost.services.payloads import json_text
 from roost.services.policystore import (
@@ -20,6 +33,7 @@ from roost.services.policystore import (
     apply_change,
     candidates,
     effective_globals,
+    policy_engine,
     read_bindings,
     read_stored,
     write_binding,
@@ -28,6 +42,7 @@ from roost.services.registry import operation
 from roost.services.schema import load_schema
 from roost.wire.common import Done, Empty
 from roost.wire.policy import (
+    MAX_TEST_CASES,
     Binding,
     BindingRef,
     BindRequest,
@@ -39,12 +54,18 @@ from roost.wire.policy import (
     PolicyKeys,
     PolicyList,
     PolicyRef,
+    PolicyTestCase,
+    PolicyTestData,
+    PolicyTestError,
+    PolicyTestReport,
+    PolicyTestRequest,
     PolicyVersionsRequest,
     PutPoliciesAnswer,
     PutPoliciesRequest,
 )
 
 _GLOBALS_LIMIT = 64 * 1024
+_GLOBALS_COMPILES = 3  # sets of globals, other than the tenant's, one policies.test compiles
 
 
 @operation("policies.put", scope="policies:admin")
@@ -193,6 +214,76 @@ async def versions(ctx: Context, params: PolicyVersionsRequest) -> list[PolicyCh
     if not rows and params.key is not None and params.before is None:
         raise NotFoundError(f"policy {params.key!r} never existed", details={"field": "key"})
     return [_change(row) for row in rows]
+
+
+@operation("policies.test", scope="policies:read", read_only=True)
+async def test(ctx: Context, params: PolicyTestRequest) -> PolicyTestReport:
+    """Run a Cerbos test suite (the text of one `*_test.yaml`) against the tenant's stored
+    policies, with `testdata` as a suite folder's `testdata/` holds it: every case with the
+    effect expected and the one given, and the counts. Nothing is stored. At most 1000 cases
+    (principals x resources x actions) and 3 sets of `globals` in the tests' options besides
+    the tenant's; conditions have the cost budget of `policy.check`."""
+    suite, fixtures = _parse_suite(params.suite, params.testdata or PolicyTestData())
+    engine = await policy_engine(ctx)
+    stored = await read_stored(ctx.platform, ctx.tenant)
+    base = effective_globals(ctx.platform, stored.globals)
+    enforcement = ctx.platform.settings.policy_schema_enforcement
+
+    def compile_with(globals_: dict[str, Any]) -> Engine:
+        return Engine.from_policies(list(stored.documents.values()), globals_, enforcement)
+
+    def run() -> Report:
+        report = Report()
+        engines = Engines(engine, base, compile_with, max_compiles=_GLOBALS_COMPILES)
+        run_suite(engines, "suite", suite, fixtures, report, max_cases=MAX_TEST_CASES)
+        return report
+
+    try:
+        report = await asyncio.to_thread(run)
+    except OverLimit as exc:
+        raise ValidationError(str(exc), details={"field": "suite"}) from None
+    return _report(report)
+
+
+def _parse_suite(text: str, testdata: PolicyTestData) -> tuple[Suite, Fixtures]:
+    """The suite and its fixtures over the testdata's; a 400 naming the text that is not."""
+    try:
+        suite = parse(text, Suite)
+    except SuiteInvalid as exc:
+        raise ValidationError(f"suite: {exc}", details={"field": "suite"}) from None
+    shared = Fixtures()
+    for stem in TESTDATA:
+        if document := getattr(testdata, stem):
+            try:
+                shared = parse(document, Fixtures).over(shared)
+            except SuiteInvalid as exc:
+                field = f"testdata.{stem}"
+                raise ValidationError(f"{field}: {exc}", details={"field": field}) from None
+    return suite, suite.over(shared)
+
+
+def _report(report: Report) -> PolicyTestReport:
+    return PolicyTestReport(
+        cases=[
+            PolicyTestCase(
+                suite=case.suite,
+                test=case.test,
+                principal=case.principal,
+                resource=case.resource,
+                action=case.action,
+                expected=case.expected,
+                actual=case.actual,
+                status=case.status,
+                passed=case.status == "passed",
+                problems=list(case.problems),
+            )
+            for case in report.cases
+        ],
+        errors=[PolicyTestError(error.where, error.message) for error in report.errors],
+        passed=report.count("passed"),
+        failed=report.count("failed"),
+        skipped=report.count("skipped"),
+    )
 
 
 _INFO_COLUMNS = [

@@ -33,6 +33,11 @@ __all__ = [
     "PolicyGlobals",
     "PolicyInfo",
     "PolicyList",
+    "PolicyTestCase",
+    "PolicyTestData",
+    "PolicyTestError",
+    "PolicyTestReport",
+    "PolicyTestRequest",
     "Principal",
     "PutPoliciesAnswer",
     "Resource",
@@ -323,6 +328,71 @@ class PolicyGlobals(Struct):
     globals: dict[str, Any]
     effective: dict[str, Any]
     revision: int
+
+
+# --- test suites run against the stored policies -------------------------------------------
+
+MAX_SUITE_CHARS = 256 * 1024
+"""Characters of a test suite, or of one of its testdata documents, given to `policies.test`."""
+MAX_TEST_CASES = 1000
+"""Cases (principals x resources x actions, over every test) one `policies.test` may run."""
+SuiteText = Annotated[str, Meta(max_length=MAX_SUITE_CHARS)]
+
+
+class PolicyTestData(Struct, forbid_unknown_fields=True):
+    """The shared fixtures a suite folder's `testdata/` holds, one document each (YAML or
+    JSON): `principals` (with `principalGroups`), `resources` (with `resourceGroups`),
+    `auxdata` (`auxData`). The suite's own fixtures of the same name win."""
+
+    principals: SuiteText = ""
+    resources: SuiteText = ""
+    auxdata: SuiteText = ""
+
+
+class PolicyTestRequest(Struct, forbid_unknown_fields=True):
+    """A Cerbos test suite (one `*_test.yaml` document) and its testdata, run against the
+    tenant's stored policies."""
+
+    suite: Annotated[str, Meta(min_length=1, max_length=MAX_SUITE_CHARS)]
+    testdata: PolicyTestData | None = None
+
+
+class PolicyTestCase(Struct):
+    """One action of one principal on one resource in one test: the effect expected, the one
+    the policies gave ("" when skipped), and why it failed beyond the effect (`problems`)."""
+
+    suite: str
+    test: str
+    principal: str
+    resource: str
+    action: str
+    expected: Effect
+    actual: Effect | Literal[""]
+    status: Literal["passed", "failed", "skipped"]
+    passed: bool
+    problems: list[str] = msgspec.field(default_factory=list)
+
+
+class PolicyTestError(Struct):
+    """A test that could not run (`where`: the suite and test names), and why."""
+
+    where: str
+    message: str
+
+
+class PolicyTestReport(Struct, NoTruthValue):
+    """Every case of a suite run and the counts; `errors`: tests that could not run."""
+
+    cases: list[PolicyTestCase]
+    errors: list[PolicyTestError]
+    passed: int
+    failed: int
+    skipped: int
+
+    @property
+    def ok(self) -> bool:
+        """Whether every case that ran passed and every test could run."""
+        return self.failed == 0 and not self.errors
 
 
 # --- bindings: what the policies guard ------------------------------------------------------

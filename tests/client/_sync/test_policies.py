@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from roost import Client, Policy, PolicyList, PutPoliciesResult, ValidationError
+from roost import (
+    Client,
+    Policy,
+    PolicyList,
+    PolicyTestReport,
+    PutPoliciesResult,
+    ValidationError,
+)
 from tests.conftest import ADMIN_USERNAME, RunningServer
 from tests.policy_documents import allow, key_of, kind_name, owner_policies, resource_policy
 
@@ -75,3 +82,69 @@ resourcePolicy:
         assert (admin.policies.get_globals()).globals == {"tier": "gold"}
         admin.policies.set_globals({})
         admin.policies.delete(key_of(kind))
+
+
+def album_suite(kind: str, *, owner_edits: str = "EFFECT_ALLOW") -> str:
+    """A Cerbos suite for `owner_policies(kind)`: its principals in testdata, its resources
+    its own; `owner_edits` is what it expects of the owner's edit."""
+    return f"""
+name: {kind} suite
+resources:
+  own: {{kind: {kind}, id: r1, attr: {{owner: alicia, public: false}}}}
+  public: {{kind: {kind}, id: r2, attr: {{owner: someone, public: true}}}}
+tests:
+  - name: owners edit, users view what is public
+    input:
+      principals: [alicia]
+      resources: [own, public]
+      actions: [view, edit]
+    expected:
+      - principal: alicia
+        resource: own
+        actions: {{view: EFFECT_ALLOW, edit: {owner_edits}}}
+      - principal: alicia
+        resource: public
+        actions: {{view: EFFECT_ALLOW}}
+        outputs:
+          - action: view
+            expected: [{{src: "resource.{kind}.vdefault#public-view", val: "public r2"}}]
+"""
+
+
+def test_a_suite_runs_against_the_stored_policies(
+    server: RunningServer, admin_token: str
+) -> None:
+    kind = kind_name()
+    testdata = {"principals": "principals:\n  alicia: {id: alicia, roles: [user]}\n"}
+    with Client(api_url=server.url) as client:
+        admin = client.auth.sign_in_with_token(admin_token)
+        admin.policies.put(owner_policies(kind))
+        revision = (admin.policies.list()).revision
+        report = admin.policies.test(album_suite(kind), testdata)
+        assert isinstance(report, PolicyTestReport)
+        assert (report.passed, report.failed, report.skipped, report.ok) == (4, 0, 0, True)
+        assert [(c.resource, c.action, c.actual, c.passed) for c in report.cases] == [
+            ("own", "view", "EFFECT_ALLOW", True),
+            ("own", "edit", "EFFECT_ALLOW", True),
+            ("public", "view", "EFFECT_ALLOW", True),
+            ("public", "edit", "EFFECT_DENY", True),
+        ]
+        failing = admin.policies.test(album_suite(kind, owner_edits="EFFECT_DENY"), testdata)
+        assert (failing.passed, failing.failed, failing.ok) == (3, 1, False)
+        wrong = next(case for case in failing.cases if not case.passed)
+        assert (wrong.suite, wrong.principal, wrong.resource, wrong.action) == (
+            f"{kind} suite",
+            "alicia",
+            "own",
+            "edit",
+        )
+        assert (wrong.expected, wrong.actual, wrong.status) == (
+            "EFFECT_DENY",
+            "EFFECT_ALLOW",
+            "failed",
+        )
+        unknown = admin.policies.test(album_suite(kind))  # alicia is in the testdata
+        assert (unknown.cases, unknown.ok) == ([], False)
+        assert unknown.errors[0].message == "no principal 'alicia'"
+        assert (admin.policies.list()).revision == revision  # nothing was stored
+        admin.policies.delete(key_of(kind), f"derived_roles.{kind}_roles")

@@ -1,11 +1,11 @@
 """`client.policies`: the tenant's Cerbos policies as managed data (put, list, get, delete,
-their versions, and the globals their conditions read)."""
+their versions, and the globals their conditions read), and test suites run against them."""
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from roost.client._core.namespace import Namespace, add_given
@@ -18,6 +18,7 @@ from roost.wire.policy import (
     PolicyChange,
     PolicyGlobals,
     PolicyList,
+    PolicyTestReport,
     PutPoliciesAnswer,
 )
 
@@ -110,6 +111,24 @@ class AsyncPolicies(Namespace):
         """
         answer = await self._client.call("policies.get_globals", {}, idempotent=True)
         return decode(answer, PolicyGlobals)
+
+    async def test(self, suite: str, testdata: Mapping[str, str] | None = None) -> PolicyTestReport:
+        """Run a Cerbos test suite (the text of one `*_test.yaml`) against the stored policies,
+        on the server; nothing is stored. `testdata`: the documents a suite folder's
+        `testdata/` holds, by name (`principals`, `resources`, `auxdata`), as text. Every
+        case comes back with the effect expected and the one given; a suite over 1000 cases
+        (principals x resources x actions) or text that is not a suite is a ValidationError
+        naming the field.
+
+        Example:
+            report = await client.policies.test(Path("album_test.yaml").read_text())
+            print(report.passed, report.failed, report.ok)
+        """
+        params: dict[str, Any] = {"suite": suite}
+        if testdata is not None:
+            params["testdata"] = dict(testdata)
+        answer = await self._client.call("policies.test", params, idempotent=True)
+        return decode(answer, PolicyTestReport)
 
     async def bind(
         self,

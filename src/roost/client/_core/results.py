@@ -52,6 +52,7 @@ PolicyList = policy.PolicyList
 PolicyChange = policy.PolicyChange
 PolicyGlobals = policy.PolicyGlobals
 PutPoliciesResult = policy.PutPoliciesAnswer
+PolicyTestReport = policy.PolicyTestReport
 
 
 def decode(answer: Any, kind: type[T]) -> T:

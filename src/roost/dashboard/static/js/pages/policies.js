@@ -1,5 +1,6 @@
 // Policies: the tenant's stored policies, an editor for a policy set in YAML (or JSON) whose
-// problems the server names one by one, and a check of a principal's actions on a resource.
+// problems the server names one by one, a check of a principal's actions on a resource, and
+// Cerbos test suites run by the server against the stored policies (nothing stored).
 // An opened policy is shown as JSON (YAML is a superset of JSON): the page carries no YAML
 // writer, to stay small; the server parses either.
 import { allows, call } from "../api.js";
@@ -15,6 +16,48 @@ resourcePolicy:
       roles: [user]
 `;
 
+const EXAMPLE_SUITE = `name: document suite
+principals:
+  ann: {id: ann, roles: [user]}
+resources:
+  doc: {kind: document, id: "1"}
+tests:
+  - name: users view documents and edit none
+    input: {principals: [ann], resources: [doc], actions: [view, edit]}
+    expected:
+      - principal: ann
+        resource: doc
+        actions: {view: EFFECT_ALLOW, edit: EFFECT_DENY}
+`;
+
+const MARKS = { passed: "✓ passed", failed: "✗ failed", skipped: "– skipped" };
+const effect = (value) => ({ EFFECT_ALLOW: "allow", EFFECT_DENY: "deny" })[value] || value;
+
+function testsCard() {
+  const suite = h("textarea", { name: "test-suite", rows: 14, spellcheck: "false", class: "code", value: EXAMPLE_SUITE });
+  const outcome = h("div", { "aria-live": "polite" });
+  const card = h("form", { class: "card", "aria-label": "Run policy tests" }, h("h2", {}, "Run tests"),
+    field("Test suite (one *_test.yaml document)", suite), outcome, h("button", { type: "submit" }, "Run tests"));
+  card.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    show(outcome, h("p", {}, "Running…"));
+    try {
+      const got = await call("policies.test", { suite: suite.value });
+      const rows = got.cases.map((c) => ({
+        ...c, expected: effect(c.expected), actual: effect(c.actual),
+        result: MARKS[c.status] + (c.problems.length ? ` (${c.problems.join("; ")})` : ""),
+      }));
+      show(outcome,
+        h("p", { role: "status" }, `${got.passed} passed, ${got.failed} failed, ${got.skipped} skipped, ${got.errors.length} could not run`),
+        got.errors.length ? h("ul", { class: "error", "aria-label": "Tests that could not run" },
+          got.errors.map((err) => h("li", {}, h("code", {}, err.where), ": ", err.message))) : null,
+        rows.length ? grid(["suite", "test", "principal", "resource", "action", "expected", "actual", "result"], rows,
+          { caption: "Test cases" }) : null);
+    } catch (err) { show(outcome, errorBox(err)); }
+  });
+  return card;
+}
+
 function problems(err) {
   const issues = (err && err.details && err.details.issues) || [];
   if (!issues.length) return errorBox(err);
@@ -26,6 +69,7 @@ function problems(err) {
 export async function render(main, { me }) {
   const canAdmin = allows(me.scopes, "policies:admin");
   const canCheck = allows(me.scopes, "policy:check");
+  const canRead = allows(me.scopes, "policies:read");
   const list = h("div", {}, "Loading policies…");
   const source = h("textarea", { name: "policy-source", rows: 14, spellcheck: "false", class: "code", value: EXAMPLE });
   const status = h("div", { "aria-live": "polite" });
@@ -99,6 +143,7 @@ export async function render(main, { me }) {
       })), { caption: `Check of ${result.resource.kind} ${result.resource.id}` }));
     } catch (err) { show(outcome, errorBox(err)); }
   });
-  show(main, h("h1", {}, "Policies"), canAdmin ? editor : null, list, canCheck ? check : null);
+  show(main, h("h1", {}, "Policies"), canAdmin ? editor : null, list, canCheck ? check : null,
+    canRead ? testsCard() : null);
   await load();
 }

@@ -1,4 +1,5 @@
-// Users, roles and API keys: each section shows only when the principal's scopes allow it.
+// Users, roles, scopes and API keys: each section shows only when the principal's scopes
+// allow it.
 import { allows, call } from "../api.js";
 import { button, empty, errorBox, field, grid, h, show, toast } from "../ui.js";
 
@@ -9,6 +10,7 @@ export async function render(main, { me }) {
   show(main, h("h1", {}, "Users & keys"),
     can("users:read") ? usersSection(can("users:write")) : null,
     can("roles:read") ? rolesSection() : null,
+    can("roles:read") ? scopesSection(can("roles:write")) : null,
     can("api_keys:read") ? keysSection(can("api_keys:write")) : null);
 }
 
@@ -70,6 +72,36 @@ function rolesSection() {
     roles.map((r) => ({ ...r, scopes: r.scopes.join(" ") })), { caption: "Roles" })))
     .catch((err) => show(list, errorBox(err)));
   return section("roles", "Roles", list);
+}
+
+// The scopes there are to give: the platform's (built in, not deletable) and the tenant's own.
+function scopesSection(canWrite) {
+  const list = h("div", {}, "Loading scopes…");
+  const status = h("div", { "aria-live": "polite" });
+  const load = async () => {
+    try {
+      const scopes = await call("scopes.list");
+      show(list, grid(["name", "description", "kind"], scopes.map((s) => ({
+        ...s, kind: s.builtin ? "built in" : "this tenant's",
+      })), {
+        caption: `${scopes.length} scopes`,
+        actions: canWrite ? (s) => s.builtin ? null : button("Delete", async () => {
+          if (!window.confirm(`Delete the scope ${s.name}? Roles that name it keep the name.`)) return;
+          try { await call("scopes.delete", { name: s.name }); toast(`Scope ${s.name} deleted`); load(); } catch (err) { show(status, errorBox(err)); }
+        }, { class: "danger", "aria-label": `Delete scope ${s.name}` }) : null,
+      }));
+    } catch (err) { show(list, errorBox(err)); }
+  };
+  load();
+  const name = h("input", { name: "scope-name", required: true, placeholder: "reports:read", autocomplete: "off" });
+  const description = h("input", { name: "scope-description", autocomplete: "off" });
+  return section("scopes", "Scopes", list, status,
+    canWrite ? form("New scope", [field("Scope name", name, "app:action, lowercase letters and _"),
+      field("Description", description)], "Create scope", async () => {
+      const created = await call("scopes.create", { name: name.value.trim(), description: description.value });
+      toast(`Scope ${created.name} created`);
+      load();
+    }) : null);
 }
 
 function keysSection(canWrite) {
