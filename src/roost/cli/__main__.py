@@ -1,5 +1,5 @@
 """`python -m roost.cli` is the `roost` command."""
 
-from roost.cli.main import main
+from roost.cli import run
 
-main()
+run()

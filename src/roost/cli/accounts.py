@@ -20,7 +20,6 @@ from roost.cli.remote import (
     reporting_errors,
     server_url,
 )
-from roost.client._sync.client import Client
 
 users_app = typer.Typer(help="Users of a running server.", no_args_is_help=True)
 
@@ -35,6 +34,8 @@ def login(
 ) -> None:
     """Sign in to a server and keep an API key for it in your config folder (0600): the
     commands that talk to that server use it when no --api-key is given."""
+    from roost.client._sync.client import Client
+
     url = server_url(api_url)
     with reporting_errors(), Client(api_url=url, tenant=tenant) as client:
         signed_in = client.auth.sign_in_with_password(username, password)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from roost.cli.remote import ApiKey, ApiUrl, Tenant, console, remote_client, reporting_errors
-from roost.client._sync.client import Client
 from roost.errors import FunctionExecutionError
+
+if TYPE_CHECKING:
+    from roost.client._sync.client import Client
 
 app = typer.Typer(help="Deploy, invoke, list and follow functions.", no_args_is_help=True)
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from roost.cli.credentials import stored
-from roost.client._core.config import ClientConfig
-from roost.client._sync.client import Client
 from roost.errors import NotAuthenticatedError, RoostError
+
+if TYPE_CHECKING:  # the SDK loads only for the commands that talk to a server, not `serve`
+    from roost.client._sync.client import Client
 
 console = Console()
 
@@ -29,6 +30,8 @@ Tenant = Annotated[str | None, typer.Option(help="Tenant \\[env: ROOST_TENANT]."
 
 def server_url(api_url: str | None) -> str:
     """The URL the command talks to: `--api-url`, else ROOST_API_URL, else the default."""
+    from roost.client._core.config import ClientConfig
+
     return ClientConfig.resolve(api_url=api_url).api_url
 
 
@@ -38,6 +41,8 @@ def remote_client(
     """A client of the server, with `api_key`, ROOST_API_KEY or the key `roost login` stored
     for its URL. `required`: refuse now, before anything is sent, if there is no credential
     (a command that would otherwise upload a whole file to hear 401 at the end)."""
+    from roost.client._sync.client import Client
+
     url = server_url(api_url)
     key = api_key or os.environ.get("ROOST_API_KEY")
     if not key:

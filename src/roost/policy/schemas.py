@@ -24,19 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import jsonschema
 import re2
-from jsonschema.exceptions import ValidationError as SchemaError
-from referencing import Registry, Resource
-from referencing.exceptions import Unresolvable
 
 from roost.policy.names import glob_matcher
 
 # The hardened validator of function params (RE2 patterns, a budget of steps): a library
 # module of its own, with no service behind it.
-from roost.services.functions.schema_validator import TooCostly, Validator, budget, regex
+from roost.services.functions.schema_validator import TooCostly, budget, regex, validator_class
+
+if TYPE_CHECKING:  # jsonschema and referencing load on first use (see schema_validator)
+    from jsonschema.exceptions import ValidationError as SchemaError
+    from referencing import Registry
 
 __all__ = [
     "ENFORCEMENTS",
@@ -72,13 +72,16 @@ class SchemaSet:
     """The schemas of a policy set, compiled once: validators by id."""
 
     def __init__(self, definitions: Mapping[str, Mapping[str, Any]]) -> None:
+        import jsonschema
+        from referencing import Registry, Resource
+
         resources = [
             (PREFIX + name, Resource.from_contents(dict(definition), _default_spec()))
             for name, definition in definitions.items()
         ]
         self.registry: Registry[Any] = Registry().with_resources(resources)
         self.validators: dict[str, Any] = {
-            name: Validator(
+            name: validator_class()(
                 dict(definition),
                 registry=self.registry,
                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
@@ -91,6 +94,8 @@ class SchemaSet:
         """What is wrong with a schema document (empty: nothing)."""
         if not isinstance(definition, Mapping):
             return ["a schema is a JSON object"]
+        import jsonschema
+
         try:
             jsonschema.Draft202012Validator.check_schema(definition)
         except jsonschema.SchemaError as exc:
@@ -144,6 +149,8 @@ def _check(
     validator: Any, ref: str, attr: Mapping[str, Any], source: str, plan: bool
 ) -> list[dict[str, Any]]:
     """The problems of `attr` against one schema, within the budget of steps."""
+    from referencing.exceptions import Unresolvable
+
     errors: list[dict[str, Any]] = []
     try:
         with budget(STEPS):

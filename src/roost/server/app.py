@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from roost._startup import resume_collector
 from roost.clock import Clock
 from roost.errors import (
     APIError,
@@ -84,6 +85,7 @@ def create_app(
             open_platform(settings, platform=platform),
             metrics_listener(settings.metrics_listen, metrics, platform),
         ):
+            resume_collector()  # paused by `roost serve` for its start-up
             try:
                 yield
             finally:

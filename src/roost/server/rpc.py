@@ -39,6 +39,7 @@ from roost.errors import NotFoundError, RateLimitError, RoostError, ValidationEr
 from roost.server.dispatch import Dispatcher, check_operation, decode_body, guard
 from roost.server.eager import Starter
 from roost.server.limits import refusal
+from roost.server.pushed import event_frame
 from roost.server.responses import request_id
 from roost.services.context import Context
 from roost.services.feeds import Feed, end_tasks
@@ -385,7 +386,8 @@ class RpcSession:
         sub = secrets.token_hex(6)
 
         def push(event: Any) -> None:
-            self._queue(codec, {"sub": sub, "event": event})
+            if not self.closing:
+                self._queue_encoded(event_frame(codec, sub, event), codec)
 
         self.opening += 1
         try:
@@ -459,7 +461,9 @@ class RpcSession:
     def _queue(self, codec: Codec, payload: Any) -> int:
         if self.closing:
             return 0
-        data = codec.encode(payload)
+        return self._queue_encoded(codec.encode(payload), codec)
+
+    def _queue_encoded(self, data: bytes, codec: Codec) -> int:
         self.outbox.append((data, codec))
         self.queued += len(data)
         if self.queued > self.max_outbound:

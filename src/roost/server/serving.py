@@ -21,6 +21,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
+from roost._startup import resume_collector
 from roost.errors import ValidationError
 from roost.server.redaction import log_config
 from roost.settings import Settings
@@ -173,6 +174,7 @@ def serve(config: ServerConfig) -> None:
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         if config.workers > 1:
+            resume_collector()  # the supervisor runs no app (its workers never paused)
             Multiprocess(config, sockets=[config.bind_socket()]).run()
             return
         server.run()

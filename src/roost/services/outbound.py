@@ -26,19 +26,20 @@ import random
 import re
 import socket
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
-import httpcore
-import httpx
 
 from roost._version import __version__
-from roost.client._transport import AsyncBackendTransport
 from roost.clock import Clock
 from roost.errors import ValidationError
 from roost.webhooks import sign
+
+if TYPE_CHECKING:  # httpx and httpcore load on the first request out (~60 ms of a start)
+    import httpcore
+    import httpx
 
 __all__ = [
     "AllowList",
@@ -187,6 +188,8 @@ class AllowList:
             raise OutboundRefused(f"must be a URL of at most {MAX_URL_CHARS} characters")
         if any(char.isspace() or ord(char) < 0x20 or char in "\\\x7f" for char in url):
             raise OutboundRefused("must not contain spaces, control characters or backslashes")
+        import httpx
+
         try:
             parsed = httpx.URL(url)
             port = parsed.port
@@ -292,47 +295,56 @@ class PostResult:
         return self.status is not None and 200 <= self.status < 300
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network, connecting to the addresses that were checked whatever host the
-    request names: TLS still verifies, and the Host header still says, the URL's host."""
+@functools.cache
+def _pinned_backend() -> Callable[[list[str]], httpcore.AsyncNetworkBackend]:
+    """The network backend class below, made on first use (httpcore loads then)."""
+    import httpcore
 
-    def __init__(self, addresses: list[str]) -> None:
-        self._addresses = addresses
-        self._network = httpcore.AnyIOBackend()
+    class PinnedBackend(httpcore.AsyncNetworkBackend):
+        """httpcore's network, connecting to the addresses that were checked whatever host the
+        request names: TLS still verifies, and the Host header still says, the URL's host."""
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        failure: Exception = httpcore.ConnectError("no address to connect to")
-        for address in self._addresses:
-            try:
-                return await self._network.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        raise failure
+        def __init__(self, addresses: list[str]) -> None:
+            self._addresses = addresses
+            self._network = httpcore.AnyIOBackend()
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("webhooks do not use Unix sockets")
+        async def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+            local_address: str | None = None,
+            socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+        ) -> httpcore.AsyncNetworkStream:
+            failure: Exception = httpcore.ConnectError("no address to connect to")
+            for address in self._addresses:
+                try:
+                    return await self._network.connect_tcp(
+                        address, port, timeout, local_address, socket_options
+                    )
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                    failure = exc
+            raise failure
 
-    async def sleep(self, seconds: float) -> None:
-        await self._network.sleep(seconds)
+        async def connect_unix_socket(
+            self,
+            path: str,
+            timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+            socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+        ) -> httpcore.AsyncNetworkStream:
+            raise httpcore.ConnectError("webhooks do not use Unix sockets")
+
+        async def sleep(self, seconds: float) -> None:
+            await self._network.sleep(seconds)
+
+    return PinnedBackend
 
 
 @functools.cache
 def _default_tls() -> ssl.SSLContext:
     """One verifying context for every attempt (making one reads the CA bundle, ~ms)."""
+    import httpx
+
     return httpx.create_ssl_context()
 
 
@@ -341,8 +353,13 @@ def pinned_client(
 ) -> httpx.AsyncClient:
     """An httpx client that connects only to `addresses` (from `AllowList.resolve`), whatever
     host a request names, follows no redirect and takes no proxy from the environment."""
+    import httpx
+
+    from roost.client._transport import AsyncBackendTransport
+
     tls = tls or _default_tls()
-    transport = AsyncBackendTransport(_PinnedBackend(addresses), ssl_context=tls, max_connections=1)
+    backend = _pinned_backend()(addresses)
+    transport = AsyncBackendTransport(backend, ssl_context=tls, max_connections=1)
     return httpx.AsyncClient(
         transport=transport,
         follow_redirects=False,
@@ -364,6 +381,8 @@ def _request_headers(
 
 
 def _reason(exc: BaseException, url: str) -> str:
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     kinds: dict[type[BaseException], str] = {
@@ -424,6 +443,8 @@ async def post_event(
     first: a refused one makes a refused result). `tls` verifies https receivers
     (default: the system's CAs). Raises only for the caller's own mistakes: an `event_id`
     not of 1-128 `[A-Za-z0-9_-]` (ValueError), an unusable secret (ConfigurationError)."""
+    import httpx
+
     if not _EVENT_ID.fullmatch(event_id):
         raise ValueError("event_id must be 1-128 characters of [A-Za-z0-9_-]")
     started = clock.monotonic()

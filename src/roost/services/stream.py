@@ -137,6 +137,21 @@ async def configure(ctx: Context, params: RetentionRequest) -> Succeeded:
     return Succeeded()
 
 
+_last_announced: tuple[bytes, list[StreamEvent]] | None = None
+
+
+def _announced_events(raw: bytes) -> list[StreamEvent]:
+    """The events of an announcement, decoded once for all the feeds of the room: the bus
+    hands each listener the same bytes, one after another. The feeds share the event objects
+    (none changes them), and the WebSocket door encodes each once (`server/pushed.py`)."""
+    global _last_announced
+    if _last_announced is not None and _last_announced[0] is raw:
+        return _last_announced[1]
+    events = msgspec.json.decode(raw, type=list[StreamEvent])
+    _last_announced = (raw, events)
+    return events
+
+
 def _reader(ctx: Context, room: str) -> Callable[[StreamEvent], Awaitable[bool]]:
     async def wanted(event: StreamEvent) -> bool:
         readable = await _readable(ctx, room)  # unbound since: every event again
@@ -163,7 +178,7 @@ async def open_stream_feed(
     inbox: asyncio.Queue[StreamEvent] = asyncio.Queue()
 
     def announced(raw: bytes) -> None:
-        for event in msgspec.json.decode(raw, type=list[StreamEvent]):
+        for event in _announced_events(raw):
             inbox.put_nowait(event)
 
     async def deliver(event: StreamEvent) -> None:

@@ -41,7 +41,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import asyncpg  # untyped (see the mypy overrides in pyproject.toml); only its error root is used
 from sqlalchemy import Connection, NullPool, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -292,6 +291,10 @@ class ConfinedReads:
             result = sync.execution_options(stream_results=True, max_row_buffer=64)
             rows = result.exec_driver_sql(sql, params).mappings()
             return _collect((dict(row) for row in rows), limit, max_bytes)
+
+        # untyped (see the mypy overrides in pyproject.toml); only its error root is used, and
+        # imported here: a server on SQLite never loads it
+        import asyncpg
 
         try:
             async with self._engines[role].connect() as conn:

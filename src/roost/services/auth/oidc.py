@@ -37,17 +37,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import httpx
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from authlib.oidc.core import CodeIDToken
-from joserfc import jwt
-from joserfc.errors import ClaimError, JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -78,6 +70,9 @@ from roost.services.registry import operation
 from roost.services.security import take_or_refuse, token_hash
 from roost.wire.auth import RegisterRequest, TokenPair
 from roost.wire.oidc import ProviderCodeRequest, ProviderUrl, ProviderUrlRequest
+
+if TYPE_CHECKING:  # httpx, authlib and joserfc load on a provider sign-in's first use
+    import httpx
 
 _STATE_TTL = 600  # the user's time at the provider
 _CODE_TTL = 60  # the app's time to exchange the one-time code
@@ -130,6 +125,10 @@ async def provider_url(ctx: Context, params: ProviderUrlRequest) -> ProviderUrl:
     )
     provider = await load_provider(ctx, params.provider)
     endpoints = await _endpoints(provider, allow_list(settings))
+    from authlib.common.security import generate_token
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
     state, nonce, verifier = generate_token(43), generate_token(43), generate_token(64)
     flow = {
         "provider": provider.name,
@@ -197,6 +196,8 @@ async def finish(ctx: Context, state: str, code: str | None, error: str | None) 
     except APIError as exc:
         await audit(ctx, "warn", f"sign-in with {name!r} refused: {exc.code}", {"provider": name})
         return with_query(redirect_to, roost_error=exc.code)
+    from authlib.common.security import generate_token
+
     one_time = generate_token(48)
     await _put_handoff(ctx, one_time, "code", {"user_id": user["id"]}, _CODE_TTL)
     await audit(
@@ -329,6 +330,11 @@ async def _id_token_claims(
     if not isinstance(id_token, str):
         raise _provider_error("its token answer has no id_token")
     assert endpoints.jwks is not None
+    from authlib.oidc.core import CodeIDToken
+    from joserfc import jwt
+    from joserfc.errors import ClaimError, JoseError
+    from joserfc.jwk import KeySet
+
     try:
         keys = KeySet.import_key_set(await _get_json(allow, endpoints.jwks))  # type: ignore[arg-type]
         decoded = jwt.decode(id_token, keys, algorithms=_ALGORITHMS)
@@ -380,6 +386,8 @@ def _identity_of(claims: dict[str, Any]) -> Identity:
 async def _post_form(
     allow: AllowList, url: str, form: dict[str, str], headers: dict[str, str]
 ) -> dict[str, Any]:
+    import httpx
+
     try:
         async with await _client(allow, url) as http:
             response = await http.post(url, data=form, headers=headers)
@@ -395,6 +403,8 @@ async def _post_form(
 
 
 async def _get_json(allow: AllowList, url: str, bearer: str | None = None) -> dict[str, Any]:
+    import httpx
+
     headers = {"Accept": "application/json"}
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"

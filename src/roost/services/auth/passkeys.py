@@ -24,39 +24,17 @@ challenges, the credentials and the counters.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import (
-    base64url_to_bytes,
-    bytes_to_base64url,
-    parse_authentication_credential_json,
-    parse_client_data_json,
-    parse_registration_credential_json,
-)
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AttestationConveyancePreference,
-    AuthenticationCredential,
-    AuthenticatorSelectionCriteria,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from roost.backends.sql.tables import auth_handoffs, passkeys, users
 from roost.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
@@ -76,6 +54,9 @@ from roost.wire.passkeys import (
     RegisterPasskeyRequest,
 )
 
+if TYPE_CHECKING:  # the webauthn library (~50 ms of imports) loads on a passkey's first use
+    from webauthn.helpers.structs import AuthenticationCredential
+
 CHALLENGE_TTL = 300
 MAX_PER_USER = 20
 OPTIONS_PER_CLIENT = 60  # sign-in options asked for per client address in CHALLENGE_TTL
@@ -93,6 +74,16 @@ class RelyingParty:
 async def registration_options(ctx: Context, params: Empty) -> PasskeyOptions:
     """Options for `navigator.credentials.create` that register a passkey for the signed-in
     user; send what the browser answers to `auth.register_passkey` within five minutes."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import (
+        AttestationConveyancePreference,
+        AuthenticatorSelectionCriteria,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     principal = ctx.require_user()
     rp = await relying_party(ctx)
     async with ctx.platform.db.read(ctx.tenant) as conn:
@@ -133,6 +124,9 @@ async def registration_options(ctx: Context, params: Empty) -> PasskeyOptions:
 async def register_passkey(ctx: Context, params: RegisterPasskeyRequest) -> Passkey:
     """Check the browser's answer to `auth.passkey_registration_options` and keep the new
     passkey for the signed-in user."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import bytes_to_base64url, parse_registration_credential_json
+
     principal = ctx.require_user()
     rp = await relying_party(ctx)
     credential = _parsed(params.credential, parse_registration_credential_json)
@@ -148,7 +142,7 @@ async def register_passkey(ctx: Context, params: RegisterPasskeyRequest) -> Pass
                 expected_origin=rp.origins,
                 require_user_verification=True,
             )
-        except _UNREADABLE as exc:
+        except _unreadable() as exc:
             raise _refused(f"the passkey does not verify: {_why(exc)}") from None
     except AuthenticationError as exc:
         await events.record(
@@ -227,6 +221,9 @@ async def delete_passkey(ctx: Context, params: PasskeyRef) -> Done:
 async def sign_in_options(ctx: Context, params: Empty) -> PasskeyOptions:
     """Options for `navigator.credentials.get` that sign in with a passkey (the user picks
     one at the browser); send what it answers to `auth.sign_in_with_passkey`."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     rp = await relying_party(ctx)
     await take_or_refuse(
         ctx.platform.limiter,
@@ -247,6 +244,8 @@ async def sign_in_options(ctx: Context, params: Empty) -> PasskeyOptions:
 @operation("auth.sign_in_with_passkey", access="public")
 async def sign_in_with_passkey(ctx: Context, params: PasskeySignIn) -> TokenPair:
     """Trade the browser's answer to `auth.passkey_sign_in_options` for a session."""
+    from webauthn.helpers import bytes_to_base64url, parse_authentication_credential_json
+
     rp = await relying_party(ctx)
     credential = _parsed(params.credential, parse_authentication_credential_json)
     challenge, _ = await _take_challenge(ctx, credential.response.client_data_json, _SIGN_IN)
@@ -292,6 +291,8 @@ async def _check_assertion(
     row: RowMapping,
 ) -> None:
     """The library's checks, then the counter's, then the counter moves on (once)."""
+    from webauthn import verify_authentication_response
+
     handle = credential.response.user_handle
     if handle is not None and handle != row["user_id"].encode():
         raise _refused("this passkey names another user")
@@ -306,7 +307,7 @@ async def _check_assertion(
             credential_current_sign_count=0,
             require_user_verification=True,
         )
-    except _UNREADABLE as exc:
+    except _unreadable() as exc:
         raise _refused(f"the passkey does not verify: {_why(exc)}") from None
     old, new = int(row["sign_count"]), int(verified.new_sign_count)
     if (new > 0 or old > 0) and new <= old:
@@ -350,14 +351,11 @@ async def relying_party(ctx: Context) -> RelyingParty:
 # the webauthn library's refusals, and what its parsers let through on a malformed credential
 # (bad base64 is a ValueError, a value of the wrong JSON type a TypeError or AttributeError,
 # short binary data a struct.error): each is the caller's bad answer, never a 500
-_UNREADABLE: tuple[type[Exception], ...] = (
-    WebAuthnException,
-    ValueError,
-    TypeError,
-    AttributeError,
-    LookupError,
-    struct.error,
-)
+@functools.cache
+def _unreadable() -> tuple[type[Exception], ...]:
+    from webauthn.helpers.exceptions import WebAuthnException
+
+    return (WebAuthnException, ValueError, TypeError, AttributeError, LookupError, struct.error)
 
 
 def _why(exc: Exception) -> str:
@@ -367,7 +365,7 @@ def _why(exc: Exception) -> str:
 def _parsed(credential: dict[str, Any], parse: Any) -> Any:
     try:
         return parse(credential)
-    except _UNREADABLE as exc:
+    except _unreadable() as exc:
         raise ValidationError(
             f"credential is not a WebAuthn credential: {_why(exc)}",
             details={"field": "credential"},
@@ -390,6 +388,8 @@ def _refuse_anonymous(user: RowMapping) -> None:
 
 
 async def _put_challenge(ctx: Context, challenge: bytes, kind: str, data: dict[str, Any]) -> None:
+    from webauthn.helpers import bytes_to_base64url
+
     now = ctx.now()
     async with ctx.platform.db.write(ctx.tenant) as conn:
         await conn.execute(auth_handoffs.delete().where(auth_handoffs.c.expires_at < now))
@@ -408,9 +408,11 @@ async def _take_challenge(
 ) -> tuple[bytes, dict[str, Any]]:
     """The challenge the answer signed, spent (a second answer with it finds nothing), and
     what it was given for."""
+    from webauthn.helpers import bytes_to_base64url, parse_client_data_json
+
     try:
         challenge = parse_client_data_json(client_data_json).challenge
-    except _UNREADABLE as exc:
+    except _unreadable() as exc:
         raise ValidationError(
             f"credential has no readable client data: {_why(exc)}",
             details={"field": "credential"},

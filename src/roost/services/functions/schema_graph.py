@@ -19,10 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from referencing import Registry
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
-
 from roost.errors import ValidationError
 
 _IN_PLACE_ONE: tuple[str, ...] = ("not", "if", "then", "else")
@@ -85,6 +81,9 @@ def walk(schema: dict[str, Any]) -> Walked:
 
 def _nodes(schema: dict[str, Any]) -> tuple[dict[int, _Node], list[Pattern]]:
     """Every subschema object, by id, with the resolver its references are read with."""
+    from referencing import Registry  # on first use, as jsonschema (see schema_validator)
+    from referencing.jsonschema import DRAFT202012
+
     nodes: dict[int, _Node] = {}
     patterns: list[Pattern] = []
     root = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
@@ -126,6 +125,8 @@ def _children(schema: dict[str, Any]) -> Iterator[tuple[str, Any, bool]]:
 
 
 def _follow_references(node: _Node, nodes: dict[int, _Node]) -> None:
+    from referencing.exceptions import Unresolvable
+
     for keyword in _REFERENCES:
         reference = node.schema.get(keyword)
         if not isinstance(reference, str):

@@ -25,8 +25,6 @@ from typing import Any
 
 import msgspec
 import re2
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError as SchemaViolation
 
 Keyword = Callable[[Any, Any, Any, dict[str, Any]], Any]
 
@@ -90,6 +88,8 @@ def _numbers_as_written(value: Any) -> Any:
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
     if validator.is_type(instance, "string") and not regex(pattern).search(instance):
+        from jsonschema.exceptions import ValidationError as SchemaViolation
+
         yield SchemaViolation(f"{instance[:200]!r} does not match {pattern!r}")
 
 
@@ -123,6 +123,8 @@ def _additional_properties(
         for extra in extras:
             yield from validator.descend(instance[extra], additional, path=extra)
     elif additional is False and extras:
+        from jsonschema.exceptions import ValidationError as SchemaViolation
+
         shown = ", ".join(repr(extra[:100]) for extra in extras[:20])
         more = f" and {len(extras) - 20} more" if len(extras) > 20 else ""
         yield SchemaViolation(f"additional properties are not allowed ({shown}{more})")
@@ -136,6 +138,8 @@ def _unique_items(validator: Any, unique: Any, instance: Any, schema: dict[str, 
     for index, item in enumerate(instance):
         key = canonical(item)
         if key in seen:
+            from jsonschema.exceptions import ValidationError as SchemaViolation
+
             yield SchemaViolation(f"item {index} repeats an earlier item (uniqueItems)")
             return
         seen.add(key)
@@ -148,10 +152,17 @@ _REPLACED: dict[str, Keyword] = {
     "uniqueItems": _unique_items,
 }
 
-Validator: Any = validators.extend(
-    Draft202012Validator,
-    validators={
-        name: _counted(_REPLACED.get(name, keyword))
-        for name, keyword in Draft202012Validator.VALIDATORS.items()
-    },
-)
+
+@functools.cache
+def validator_class() -> Any:
+    """jsonschema's draft 2020-12 validator class with the keywords above, each counted
+    (made on first use: jsonschema's import is ~0.1 s of a server's start otherwise)."""
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(
+        Draft202012Validator,
+        validators={
+            name: _counted(_REPLACED.get(name, keyword))
+            for name, keyword in Draft202012Validator.VALIDATORS.items()
+        },
+    )

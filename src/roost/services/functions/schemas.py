@@ -19,18 +19,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import re2
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from jsonschema.exceptions import ValidationError as SchemaViolation
-from referencing.exceptions import Unresolvable
 
 from roost.errors import ValidationError
 from roost.services.functions.schema_graph import walk
-from roost.services.functions.schema_validator import TooCostly, Validator, budget, regex
+from roost.services.functions.schema_validator import TooCostly, budget, regex, validator_class
+
+if TYPE_CHECKING:  # jsonschema loads on first use (see schema_validator)
+    from jsonschema.exceptions import ValidationError as SchemaViolation
 
 # A check's budget of steps (keyword evaluations; items and keys gone through), in
 # proportion to the params' JSON: a step costs up to ~7 us, so the costliest check of small
@@ -52,6 +51,9 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise _bad_schema(
             f"params_schema is {size} bytes of JSON; the limit is {_MAX_SCHEMA_BYTES}"
         )
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -135,6 +137,8 @@ def steps_for(size: int) -> int:
 
 
 def _first_error(schema: dict[str, Any], params: Any, steps: int) -> SchemaViolation | None:
+    from referencing.exceptions import Unresolvable
+
     try:
         with budget(steps):
             validator = _validator(json.dumps(schema, sort_keys=True))
@@ -162,7 +166,7 @@ def _refuse(error: SchemaViolation | None) -> None:
 
 @functools.lru_cache(maxsize=256)
 def _validator(schema: str) -> Any:
-    return Validator(json.loads(schema))
+    return validator_class()(json.loads(schema))
 
 
 def _outside_reference(value: Any) -> str | None:
