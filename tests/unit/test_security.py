@@ -164,6 +164,35 @@ async def test_a_cancelled_waiter_does_not_cancel_a_shared_credential_load() -> 
 
 
 @pytest.mark.anyio
+async def test_when_the_loader_is_cancelled_its_waiters_load_again_instead_of_failing() -> None:
+    # a WebSocket's credential watch began the load and its connection closed: a new
+    # connection waiting on that load must not get the watch's cancellation (it was a 500)
+    cache = PrincipalCache(ttl=60)
+    principal = Principal("user", "default", "u1", "ann", (frozenset({"*"}),))
+    started, gate = asyncio.Event(), asyncio.Event()
+    loads = 0
+
+    async def load() -> tuple[Principal, float | None]:
+        nonlocal loads
+        loads += 1
+        started.set()
+        await gate.wait()
+        return principal, None
+
+    loader = asyncio.create_task(cache.get_or_load("k", load))
+    await started.wait()
+    waiter = asyncio.create_task(cache.get_or_load("k", load))
+    await asyncio.sleep(0)
+    loader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loader
+    gate.set()
+    assert await waiter is principal
+    assert loads == 2
+    assert cache.get("k") is principal
+
+
+@pytest.mark.anyio
 async def test_a_credential_forgotten_while_it_loads_is_answered_but_not_kept() -> None:
     cache = PrincipalCache(ttl=60)
     started, gate = asyncio.Event(), asyncio.Event()

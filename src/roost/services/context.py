@@ -80,7 +80,8 @@ class PrincipalCache:
         self._clock = clock
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._max = max_entries
-        self._loading: dict[str, asyncio.Future[tuple[Principal, float | None]]] = {}
+        # a load under way, shared by its waiters; None as its result: the loader was cancelled
+        self._loading: dict[str, asyncio.Future[tuple[Principal, float | None] | None]] = {}
         self._generation = 0  # bumped by clear(): a load begun before a revocation is not kept
         self._dropped: set[str] = set()  # keys forgotten while they were being loaded
 
@@ -99,6 +100,11 @@ class PrincipalCache:
             generation = self._generation
             try:
                 principal, expires_at = await load()
+            except asyncio.CancelledError:
+                # the loader's caller went away (a closed connection): that is not the waiters'
+                # failure, so they load again rather than re-raise a cancellation of its own
+                pending.set_result(None)
+                raise
             except BaseException as exc:
                 pending.set_exception(exc)
                 pending.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
@@ -112,7 +118,10 @@ class PrincipalCache:
                 del self._loading[key]
                 self._dropped.discard(key)
         # shielded: a waiter that is cancelled must not cancel the load the others wait on
-        return (await asyncio.shield(pending))[0]
+        loaded = await asyncio.shield(pending)
+        if loaded is None:
+            return await self.get_or_load(key, load)
+        return loaded[0]
 
     def get(self, key: str) -> Principal | None:
         entry = self._entries.get(key)
