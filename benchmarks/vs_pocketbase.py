@@ -60,6 +60,7 @@ FILE_BYTES = 10 * 1024 * 1024
 FILE_NAME = "big.bin"
 SUBSCRIBERS, WRITERS = 100, 4
 WORKERS = 1  # roost serve --workers (set by --workers): both servers get as many cores
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _pinned() -> list[str]:
@@ -166,6 +167,13 @@ class Server:
 
     def setup_files(self) -> None:
         raise NotImplementedError
+
+    def cpu_seconds(self) -> float:
+        """The server process' CPU so far (user + system, every thread)."""
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
 
     def stop(self) -> None:
         if self.process is not None:
@@ -493,8 +501,10 @@ class PocketBase(Server):
 
 async def _rate(
     server: Server, make: Callable[[int], Request], clients: int, seconds: float
-) -> float:
-    """Requests a second, `clients` at once, each one after another on a keep-alive connection."""
+) -> tuple[float, float]:
+    """Requests a second, `clients` at once, each one after another on a keep-alive connection;
+    and the server's CPU per request in microseconds (from /proc, so Linux only), the figure
+    that moves least with whatever else the machine runs."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(
         base_url=server.url, headers=server.headers(), limits=limits, timeout=60
@@ -513,9 +523,10 @@ async def _rate(
             return done
 
         await asyncio.gather(*(one(n, None) for n in range(clients)))  # warm up
-        begin = time.perf_counter()
+        cpu, begin = server.cpu_seconds(), time.perf_counter()
         counts = await asyncio.gather(*(one(n, begin + seconds) for n in range(clients)))
-        return sum(counts) / (time.perf_counter() - begin)
+        wall, cpu = time.perf_counter() - begin, server.cpu_seconds() - cpu
+        return sum(counts) / wall, cpu / sum(counts) * 1e6
 
 
 async def _send(
@@ -631,6 +642,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="roost-vs-pb-"))
     roost, pocketbase = Roost(base / "roost", args.redis_url), PocketBase(binary, base / "pb")
     results: dict[str, dict[str, list[float]]] = {}
+    cpu: dict[str, dict[str, list[float]]] = {}
     try:
         for server in (roost, pocketbase):
             server.spawn()
@@ -650,8 +662,9 @@ def main() -> None:
                     continue
                 for server in order:
                     make, clients = loads[server.name][name]
-                    rate = asyncio.run(_rate(server, make, clients, args.seconds))
+                    rate, used = asyncio.run(_rate(server, make, clients, args.seconds))
                     results.setdefault(name, {}).setdefault(server.name, []).append(rate)
+                    cpu.setdefault(name, {}).setdefault(server.name, []).append(used)
             if not chosen or any("realtime" in c for c in chosen):
                 for server in order:
                     events, latency = asyncio.run(_fanout(server, args.seconds))
@@ -669,6 +682,7 @@ def main() -> None:
         pocketbase.stop()
         shutil.rmtree(base, ignore_errors=True)
     _print(results)
+    _print_cpu(cpu)
 
 
 def _same(roost: Roost) -> Roost:
@@ -690,6 +704,24 @@ def _print(results: dict[str, dict[str, list[float]]]) -> None:
         print(
             f"| {name} | {statistics.median(ours):,.3g}{unit} "
             f"| {statistics.median(theirs):,.3g}{unit} "
+            f"| {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |"
+        )
+
+
+def _print_cpu(cpu: dict[str, dict[str, list[float]]]) -> None:
+    if not cpu:
+        return
+    print("\nserver CPU per request (median of turns); ratio PocketBase / Roost: above 1.0x")
+    print("Roost spends less CPU on a request than PocketBase does")
+    print("| workload | Roost | PocketBase | ratio (median, spread) |")
+    print("|---|---|---|---|")
+    for name, cells in cpu.items():
+        ours, theirs = cells.get("roost", []), cells.get("pocketbase", [])
+        if not ours or not theirs:
+            continue
+        ratios = [t / o for o, t in zip(ours, theirs, strict=False) if o]
+        print(
+            f"| {name} | {statistics.median(ours):,.0f} µs | {statistics.median(theirs):,.0f} µs "
             f"| {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |"
         )
 

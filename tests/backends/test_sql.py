@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -166,3 +167,91 @@ async def test_a_writer_is_told_when_its_group_commit_is_stopped(tmp_path: Path)
             committer.cancel()
         with pytest.raises(RuntimeError, match="commit was confirmed"):
             await write  # told, rather than left waiting for ever
+
+
+def _kv_put(key: str, fail: bool = False) -> Callable[[Connection], str]:
+    def work(conn: Connection) -> str:
+        row = {"space": "kv", "key": key, "kind": "string", "value": key, "expires_at": None}
+        execute(conn, kv_entries.insert(), row)
+        if fail:
+            raise LookupError(f"{key} fails after its insert")
+        return key
+
+    return work
+
+
+async def _kv_keys(db: Database) -> set[str]:
+    async with db.read(CONTROL) as conn:
+        return set((await conn.execute(select(kv_entries.c.key))).scalars())
+
+
+@pytest.mark.anyio
+async def test_a_small_write_commits_alone_and_a_failed_one_leaves_nothing(
+    db: Database,
+) -> None:
+    await migrate(db, CONTROL)
+    assert await db.run(CONTROL, _kv_put("a"), write=True, small=True) == "a"
+    with pytest.raises(LookupError):
+        await db.run(CONTROL, _kv_put("b", fail=True), write=True, small=True)
+    assert await db.run(CONTROL, _kv_put("c"), write=True, small=True) == "c"
+    assert await _kv_keys(db) == {"a", "c"}
+
+
+@pytest.mark.anyio
+async def test_a_small_write_waits_for_another_process_without_stopping_the_loop(
+    tmp_path: Path,
+) -> None:
+    """SQLite: while another connection (another process) holds the write lock, a small write
+    does not wait on the event loop: it queues for the group commit, which writes it once the
+    lock is free."""
+    async with sql_database("sqlite", tmp_path) as sqlite_db:
+        await sqlite_db.run(CONTROL, _kv_put("first"), write=True, small=True)  # opens the file
+        other = sqlite3.connect(sqlite_db.sqlite_path_of(CONTROL), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.create_task(
+            sqlite_db.run(CONTROL, _kv_put("second"), write=True, small=True)
+        )
+        await asyncio.sleep(0.2)
+        assert not write.done()
+        assert CONTROL in sqlite_db._committers  # queued for the group commit, not inline
+        other.execute("COMMIT")
+        other.close()
+        assert await asyncio.wait_for(write, 30) == "second"
+        assert await _kv_keys(sqlite_db) == {"first", "second"}
+
+
+@pytest.mark.anyio
+async def test_a_small_write_queues_behind_a_write_under_way(tmp_path: Path) -> None:
+    """A small write that arrives while a group commit runs goes after it, never beside it on
+    the same connection."""
+    async with sql_database("sqlite", tmp_path) as sqlite_db:
+        started, order = threading.Event(), []
+
+        def slow(conn: Connection) -> str:
+            started.set()
+            time.sleep(0.2)
+            order.append("slow")
+            return _kv_put("slow")(conn)
+
+        first = asyncio.create_task(sqlite_db.run(CONTROL, slow, write=True))
+        await asyncio.to_thread(started.wait, 5)
+        second = await sqlite_db.run(CONTROL, _kv_put("small"), write=True, small=True)
+        order.append(second)
+        assert await first == "slow"
+        assert order == ["slow", "small"]
+        assert await _kv_keys(sqlite_db) == {"slow", "small"}
+
+
+@pytest.mark.anyio
+async def test_small_writes_keep_the_wal_checkpointed(tmp_path: Path) -> None:
+    """The writer connection leaves checkpoints to the server, which runs them in a thread:
+    the WAL of a namespace written only by small writes stays bounded."""
+    async with sql_database("sqlite", tmp_path) as sqlite_db:
+        for n in range(2000):
+            await sqlite_db.run(CONTROL, _kv_put(f"{n:04d}" + "v" * 2000), write=True, small=True)
+            if n % 100 == 0:
+                await asyncio.sleep(0.01)  # let a checkpoint's thread run
+        await asyncio.gather(*sqlite_db._checkpoints)
+        wal = Path(f"{sqlite_db.sqlite_path_of(CONTROL)}-wal")
+        # 2,000 commits of four pages: 34 MB of WAL unless it is checkpointed
+        assert (await asyncio.to_thread(wal.stat)).st_size < 8_000_000

@@ -52,6 +52,7 @@ class Dispatcher:
         self.platform = platform
         self.registry = registry
         self.limits = Limits(platform.settings, platform.limiter)
+        platform.db.quiet = self.limits.quiet  # small writes inline only when alone
 
     def operation(self, name: str) -> Operation:
         """The operation `name`: one of the registry's, or `fn.<name>`, a deployed function,

@@ -207,6 +207,7 @@ class Limits:
         self._settings = settings
         self._rates = Rates(limiter, settings.rate_window)
         self._rated = bool(settings.rate_per_principal or settings.rate_per_tenant)
+        self.calls = 0  # calls under way, of every caller
         self._in_flight = _Held(
             "too_many_in_flight",
             "calls in flight",
@@ -242,7 +243,13 @@ class Limits:
             except RateLimitError:
                 in_flight.give_back(who, ctx.tenant, n)
                 raise
+        self.calls += n
         return who
+
+    def quiet(self) -> bool:
+        """Whether at most one call is under way in this process (see `Database.run`'s
+        `small`: writes that arrive together commit together, one alone runs inline)."""
+        return self.calls <= 1
 
     def leave(self, who: str, tenant: str, n: int = 1) -> None:
         """`n` calls admitted by `enter` have answered."""
@@ -250,6 +257,7 @@ class Limits:
         in_flight = self._in_flight
         in_flight.principals[who] -= n
         in_flight.tenants[tenant] -= n
+        self.calls -= n
 
     def hold_connection(self, ctx: Context) -> Callable[[], None]:
         """Count a WebSocket connection of the caller, or raise RateLimitError; returns how to

@@ -56,10 +56,21 @@ _IS_SECRET_NAME = re.compile(rf"(?i){_SECRET_WORD}")
 _ENCODED = re.compile(r"[^\s\"'/?&=;#,]*%[0-9A-Fa-f]{2}[^\s\"'/?&=;#,]*")
 # control characters (C0, DEL, C1) and the Unicode line and paragraph separators
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Something each of the patterns above needs to match: a text with none of these is shown as it
+# is, after one search instead of a dozen substitutions (most access lines: a plain path).
+_MAY_SHOW = re.compile(
+    r"(?i)[?&;]|%[0-9a-f]{2}|/storage/signed/|authorization|cookie|x-session-token|x-api-key"
+    r"|bearer|api-key|basic|r(?:ak|st|rt|ev|pr)_|eyj"
+)
 
 
 def redact(text: str) -> str:
     """`text` with every credential it shows replaced by `[redacted]`, percent-encoded or not."""
+    return redact_fully(text) if _MAY_SHOW.search(text) else text
+
+
+def redact_fully(text: str) -> str:
+    """`redact` without its shortcut for texts that cannot show a credential."""
     text = _QUERY.sub(_redact_query, text)
     text = _ENCODED.sub(_redact_encoded, text)
     return _redact_plain(text)

@@ -7,7 +7,7 @@ import random
 import time
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select, tuple_
 
 from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.sql import CONTROL, Database
@@ -16,6 +16,8 @@ from roost.backends.sql.locking import serialize_writers
 from roost.backends.sql.tables import kv_entries as kv
 
 _KV, _LOCK = "kv", "lock"
+_SMALL = 16  # keys a write may name and still run inline on SQLite (`Database.run(small=)`)
+_SWEEP = 200  # expired entries a write sweeps at most (each write sweeps 1 time in 100)
 
 
 def _live(now: float) -> Any:
@@ -53,8 +55,9 @@ def _put(
         _INSERT,
         {"space": space, "key": key, "kind": kind, "value": value, "expires_at": expires_at},
     )
-    if random.random() < 0.01:  # sweep what has expired now and then
-        conn.execute(delete(kv).where(kv.c.expires_at <= time.time()))
+    if random.random() < 0.01:  # sweep what has expired now and then, a bounded batch
+        expired = select(kv.c.space, kv.c.key).where(kv.c.expires_at <= time.time())
+        conn.execute(delete(kv).where(tuple_(kv.c.space, kv.c.key).in_(expired.limit(_SWEEP))))
 
 
 def _expiry(ttl: float | None) -> float | None:
@@ -93,7 +96,7 @@ class SqlKVStore:
             _put(conn, _KV, key, "string", value, _expiry(ttl))
             return True
 
-        return await self._db.run(CONTROL, work, write=True)
+        return await self._db.run(CONTROL, work, write=True, small=True)
 
     async def get(self, key: str) -> Entry | None:
         now = time.time()  # the hottest read: a primary-key lookup, inline on SQLite
@@ -127,7 +130,9 @@ class SqlKVStore:
             conn.execute(delete(kv).where(where))
             return len(live)
 
-        return await self._db.run(CONTROL, work, write=True) if keys else 0
+        if not keys:
+            return 0
+        return await self._db.run(CONTROL, work, write=True, small=len(keys) <= _SMALL)
 
     async def incr(self, key: str, amount: int) -> int:
         def work(conn: Connection) -> int:
@@ -143,7 +148,7 @@ class SqlKVStore:
             _put(conn, _KV, key, "string", str(result), None if row is None else row.expires_at)
             return result
 
-        return await self._db.run(CONTROL, work, write=True)
+        return await self._db.run(CONTROL, work, write=True, small=True)
 
     async def scan(
         self, prefix: str, cursor: str | None, count: int
@@ -230,7 +235,7 @@ class SqlKVStore:
             _put(conn, _LOCK, name, "lock", token, _expiry(ttl))
             return True
 
-        return await self._db.run(CONTROL, work, write=True)
+        return await self._db.run(CONTROL, work, write=True, small=True)
 
     async def release(self, name: str, token: str) -> bool:
         def work(conn: Connection) -> bool:
@@ -241,7 +246,7 @@ class SqlKVStore:
             )
             return bool(result.rowcount)
 
-        return await self._db.run(CONTROL, work, write=True)
+        return await self._db.run(CONTROL, work, write=True, small=True)
 
     async def delete_prefix(self, prefix: str) -> int:
         def work(conn: Connection) -> int:

@@ -14,28 +14,39 @@ import asyncio
 import contextlib
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Select, create_engine, event, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import Executable
 
 from roost.backends.errors import map_errors
 from roost.backends.sql.confined import ConfinedReads, ReadLimits
 from roost.backends.sql.errors import sql_outage
-from roost.backends.sql.fast import execute, sqlite_text
+from roost.backends.sql.fast import TypedSelect, execute, sqlite_text
 
 CONTROL = "_control"
 """The namespace of the control plane (the tenant list). Never a valid tenant name."""
 
 Dialect = Literal["sqlite", "postgresql"]
 _UNCONFIRMED = "the server stopped before this write's commit was confirmed"
+_MAX_TYPED = 1000
+_BUSY = object()  # `_write_inline`: not written, go through the group commit
+_BUSY_TIMEOUT_MS = 10000
+_CHECKPOINT_EVERY = 200  # about what SQLite's own 1000 pages come to for small writes
 T = TypeVar("T")
+
+
+def _always() -> bool:
+    return True
 
 
 class Database:
@@ -64,6 +75,18 @@ class Database:
         self._serial_locks: dict[str, asyncio.Lock] = {}  # PostgreSQL: `write(serial=...)`
         self._sync_engines: dict[str, Engine] = {}
         self._inline: dict[str, sqlite3.Connection] = {}
+        self._writers: dict[str, Connection] = {}  # SQLite: the group commits' connections
+        self._writer_locks: dict[str, threading.Lock] = {}  # held while one is in use
+        self._commits: dict[str, int] = {}  # on each writer connection, for checkpoints
+        self.quiet: Callable[[], bool] = _always
+        """Whether the process is quiet enough for a small write to run inline (the server
+        sets it: at most one call under way). Writers that arrive together share a group
+        commit, which costs each of them less than a commit of its own."""
+        self._checkpoints: set[asyncio.Future[None]] = set()
+        # `first_record`'s statements, by id, each with the statement (which keeps its id its
+        # own) and the parameter names it was compiled for
+        self._typed: dict[int, tuple[Select[Any], frozenset[str], TypedSelect]] = {}
+        self._sqlite_dialect = sqlite_dialect.dialect()
         self._queued_writes: dict[
             str, list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
         ] = {}
@@ -131,13 +154,24 @@ class Database:
                 yield await self._scoped(conn, namespace)
 
     async def run(
-        self, namespace: str, work: Callable[[Connection], T], *, write: bool = False
+        self,
+        namespace: str,
+        work: Callable[[Connection], T],
+        *,
+        write: bool = False,
+        small: bool = False,
     ) -> T:
         """`work(connection)` in one transaction, for hot paths written as plain functions.
 
         On SQLite the whole of `work` runs in a worker thread on a synchronous engine: one
         thread hop per call instead of aiosqlite's one per statement (measured: 514 µs vs
         189 µs for an indexed page query). On PostgreSQL it runs through `run_sync`.
+
+        `small`: a write of a row or two found by key (a KV entry), microseconds of SQLite's
+        time. On SQLite it runs right here on the event loop when the process is `quiet`, no
+        other write of the namespace is under way or waiting, and the database lets it write
+        at once (another process writing sends it to the group commit instead): a thread hop
+        costs more than such a write.
         """
         if self.dialect == "postgresql":
             context = self.write(namespace) if write else self.read(namespace)
@@ -146,7 +180,73 @@ class Database:
         with self.outages():
             if not write:
                 return await asyncio.to_thread(self._run_sqlite, namespace, work, "DEFERRED")
+            if small:
+                done = self._write_inline(namespace, work)
+                if done is not _BUSY:
+                    return cast(T, done)
             return await self._group_write(namespace, work)
+
+    def _write_inline(self, namespace: str, work: Callable[[Connection], T]) -> T | object:
+        """SQLite: `work` in a transaction of its own on the namespace's writer connection,
+        on the calling thread; `_BUSY` (nothing done) if another write holds or waits for
+        the namespace, or the database would make it wait."""
+        lock = self._write_locks.get(namespace)
+        if namespace in self._committers or (lock is not None and lock.locked()):
+            return _BUSY
+        if not self.quiet():
+            return _BUSY
+        in_use = self._writer_locks.setdefault(namespace, threading.Lock())
+        if not in_use.acquire(blocking=False):
+            return _BUSY
+        conn: Connection | None = None
+        try:
+            conn = self._writer(namespace)
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")  # never wait on the event loop
+            try:
+                try:
+                    transaction = conn.begin()
+                except OperationalError as exc:
+                    if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                        raise
+                    conn.rollback()
+                    return _BUSY  # another process writes: the group commit waits for it
+                with transaction:
+                    result = work(conn)
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        except BaseException:
+            self._writers.pop(namespace, None)  # a connection in doubt is not used again
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            raise
+        finally:
+            in_use.release()
+        self._committed(namespace)
+        return result
+
+    def _committed(self, namespace: str) -> None:
+        """Count a commit of the writer connection, which leaves checkpoints to this: every
+        `_CHECKPOINT_EVERY` commits, the WAL is copied back into the database in a thread
+        (PASSIVE: no reader or writer waits for it), never on the event loop."""
+        count = self._commits[namespace] = self._commits.get(namespace, 0) + 1
+        if count % _CHECKPOINT_EVERY == 0:
+            task = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(self._checkpoint, namespace)
+            )
+            self._checkpoints.add(task)
+            task.add_done_callback(self._checkpoints.discard)
+
+    def _checkpoint(self, namespace: str) -> None:
+        # on the writer connection, between its transactions; none if the namespace was
+        # closed meanwhile (a new connection would make a dropped namespace's file again)
+        with self._writer_locks.setdefault(namespace, threading.Lock()):
+            conn = self._writers.get(namespace)
+            driver = conn.connection.dbapi_connection if conn is not None else None
+            if driver is not None:
+                driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _group_write(self, namespace: str, work: Callable[[Connection], T]) -> T:
         """SQLite: a write in the next group commit of its namespace. The writes that arrive
@@ -170,6 +270,8 @@ class Database:
                         outcomes = await asyncio.to_thread(self._run_group, namespace, works)
                     except Exception as exc:  # BEGIN or COMMIT failed: nothing was written
                         outcomes = [(False, exc)] * len(group)
+                    else:
+                        self._committed(namespace)
                 for (_, answer), (ok, value) in zip(group, outcomes, strict=True):
                     if not answer.done():
                         if ok:
@@ -187,9 +289,14 @@ class Database:
     def _run_group(
         self, namespace: str, works: list[Callable[[Connection], Any]]
     ) -> list[tuple[bool, Any]]:
+        with self._writer_locks.setdefault(namespace, threading.Lock()):
+            return self._run_group_on(self._writer(namespace), namespace, works)
+
+    def _run_group_on(
+        self, conn: Connection, namespace: str, works: list[Callable[[Connection], Any]]
+    ) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        with self._sync_engine(namespace).connect() as conn:
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        try:
             with conn.begin():
                 if len(works) == 1:  # alone: its own transaction, no savepoint needed
                     return [(True, works[0](conn))]
@@ -205,7 +312,32 @@ class Database:
                         driver.execute("ROLLBACK TO roost_group")
                         outcomes.append((False, exc))
                     driver.execute("RELEASE roost_group")
+        except BaseException:
+            self._writers.pop(namespace, None)  # a connection in doubt is not used again
+            conn.close()
+            raise
         return outcomes
+
+    def _writer(self, namespace: str) -> Connection:
+        """SQLite: the connection the group commits of a namespace run on, kept open between
+        them (they take turns under the namespace's write lock): a checkout from the pool and
+        its reset cost more than a small write."""
+        conn = self._writers.get(namespace)
+        if conn is None:
+            connected = self._sync_engine(namespace).connect()
+            driver = connected.connection.dbapi_connection
+            assert driver is not None
+            driver.execute("PRAGMA wal_autocheckpoint=0")  # `_committed` checkpoints instead
+            conn = self._writers[namespace] = connected.execution_options(sqlite_begin="IMMEDIATE")
+        return conn
+
+    def _close_writer(self, namespace: str) -> None:
+        """Close a namespace's group-commit connection, once no transaction is on it (a
+        thread may still finish one that a cancelled write left behind)."""
+        with self._writer_locks.setdefault(namespace, threading.Lock()):
+            conn = self._writers.pop(namespace, None)
+            if conn is not None:
+                conn.close()
 
     async def first_row(
         self, namespace: str, statement: Executable, params: Mapping[str, Any]
@@ -220,6 +352,31 @@ class Database:
             with self.outages():
                 return self._inline_connection(namespace).execute(sql, values).fetchone()
         return await self.run(namespace, lambda conn: execute(conn, statement, params).first())
+
+    async def first_record(
+        self, namespace: str, statement: Select[Any], params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """`first_row` as a dict of the selected columns, with their types applied as
+        SQLAlchemy applies them (JSON, dates, booleans, UUIDs). For a primary-key lookup whose
+        `statement` is built once (see `first_row`)."""
+        if self.dialect == "sqlite":
+            typed = self._typed.get(id(statement))
+            if typed is None or typed[0] is not statement or typed[1] != params.keys():
+                reader = TypedSelect(statement, frozenset(params), self._sqlite_dialect)
+                typed = self._typed[id(statement)] = (statement, frozenset(params), reader)
+                if len(self._typed) > _MAX_TYPED:  # statements are meant to be built once
+                    self._typed.clear()
+            reader = typed[2]
+            with self.outages():
+                conn = self._inline_connection(namespace)
+                found = conn.execute(reader.sql, reader.values(params)).fetchone()
+            return None if found is None else reader.record(found)
+
+        def work(conn: Connection) -> dict[str, Any] | None:
+            found = conn.execute(statement, dict(params)).mappings().first()
+            return None if found is None else dict(found)
+
+        return await self.run(namespace, work)
 
     def lookup_rows(self, namespace: str, sql: str, params: tuple[Any, ...]) -> list[Any]:
         """SQLite only: every row of a few primary-key lookups in one statement (SQL text, for
@@ -301,6 +458,7 @@ class Database:
                 await self._close_sqlite(namespace)
 
     async def _close_sqlite(self, namespace: str) -> None:
+        self._close_writer(namespace)  # no group commit runs: the caller holds the write lock
         engine = self._engines.pop(namespace, None)
         if engine is not None:
             await engine.dispose()
@@ -312,10 +470,13 @@ class Database:
             inline.close()
 
     async def close(self) -> None:
+        await asyncio.gather(*self._checkpoints, return_exceptions=True)
         await self.confined.close()
         for inline in self._inline.values():
             inline.close()
         self._inline.clear()
+        for namespace in list(self._writers):
+            self._close_writer(namespace)
         for engine in self._engines.values():
             await engine.dispose()
         self._engines.clear()
@@ -366,7 +527,7 @@ def _configure_sqlite(engine: Engine) -> None:
             "journal_mode=WAL",
             "synchronous=NORMAL",
             "foreign_keys=ON",
-            "busy_timeout=10000",
+            f"busy_timeout={_BUSY_TIMEOUT_MS}",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()

@@ -7,17 +7,19 @@ once into SQL text with `?` placeholders and handed to the sqlite3 driver; on Po
 plain `conn.execute`. Either way the result answers `first()`, `scalar()`, `scalar_one()`,
 `all()` and `rowcount`, with rows whose columns are attributes.
 
-Only for statements over plain columns (text, integers, reals): the driver converts no types
-(no JSON, dates or booleans), as SQLAlchemy would.
+`execute` and `sqlite_text` are only for statements over plain columns (text, integers, reals):
+the driver converts no types (no JSON, dates or booleans), as SQLAlchemy would. `TypedSelect`
+is for a select of any columns: it applies the columns' types as SQLAlchemy does, both to the
+values bound and to the row read.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect, Select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.expression import Executable
 
@@ -86,3 +88,46 @@ class _Result:
         if found is None:
             raise LookupError("the statement returned no row")
         return found[0]
+
+
+Processor = Callable[[Any], Any] | None
+
+
+class TypedSelect:
+    """A select built once, as SQLite SQL text for the driver, with SQLAlchemy's type
+    processing of the values bound (a UUID key, a datetime) and of the columns read (JSON,
+    dates, booleans, UUIDs), so that a row reads as `conn.execute(...).mappings()` gives it."""
+
+    __slots__ = ("_binds", "_columns", "_constants", "_names", "_results", "sql")
+
+    def __init__(self, statement: Select[Any], params: frozenset[str], dialect: Dialect) -> None:
+        done = statement.compile(dialect=dialect, column_keys=list(params))
+        if "POSTCOMPILE" in str(done):
+            raise ValueError("TypedSelect takes no IN (...) of a list: the SQL would vary")
+        self.sql = str(done)
+        self._names = list(done.positiontup or [])
+        self._binds: list[Processor] = [
+            done.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self._names
+        ]
+        self._constants = dict(done.params)
+        columns = list(statement.selected_columns)
+        self._columns = tuple(str(column.key) for column in columns)
+        self._results: list[Processor] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+
+    def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The values for the SQL's placeholders, processed as SQLAlchemy binds them."""
+        values = []
+        for name, process in zip(self._names, self._binds, strict=True):
+            value = params[name] if name in params else self._constants[name]
+            values.append(value if process is None or value is None else process(value))
+        return tuple(values)
+
+    def record(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        """A row the driver returned, as a dict of the columns' values in Python types."""
+        return {
+            name: value if process is None else process(value)
+            for name, process, value in zip(self._columns, self._results, row, strict=True)
+        }

@@ -48,6 +48,8 @@ async def write_with_changes(
     change: Change,
     work: Callable[[Connection], list[dict[str, Any]]],
     before: Callable[[Connection], list[dict[str, Any]]] | None = None,
+    *,
+    small: bool = False,
 ) -> list[dict[str, Any]]:
     """Run `work` in one write transaction of the tenant's database and return the rows it
     returns, which are the rows it changed: one event `{"table", "record"}` per row goes to
@@ -60,12 +62,13 @@ async def write_with_changes(
     append their events before they commit, so that the events follow commit order.
     Trigger events are written to the outbox in the write's transaction (a write that rolls
     back fires nothing, one that commits loses none), then queued after the commit and before
-    the write answers (`triggers/outbox.py`)."""
+    the write answers (`triggers/outbox.py`). `small`: a few rows named by key (see
+    `Database.run`)."""
     db, key = ctx.platform.db, _interest_key(ctx, definition.name)
     hooks = await trigger_events.table_triggers(ctx.platform, ctx.tenant, definition.name)
     followed = await _followed(ctx, key, definition)
     if not followed and not hooks:
-        return await db.run(ctx.tenant, work, write=True)
+        return await db.run(ctx.tenant, work, write=True, small=small)
     table = (await load_schema(ctx.platform, ctx.tenant)).tables[definition.name]
     dialect = db.dialect
     matched: dict[str, set[Any]] = {}
