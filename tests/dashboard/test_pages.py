@@ -445,6 +445,30 @@ def test_scopes_beside_users_roles_and_keys(admin_page: Page) -> None:
     expect(own).to_have_count(0)
 
 
+def test_roles_are_made_and_deleted_beside_the_built_in_ones(admin_page: Page) -> None:
+    page = admin_page
+    name = "analyst_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(6))
+    page.get_by_role("link", name="Users & keys").click()
+    roles = page.get_by_role("region", name="Roles")
+    builtin = roles.get_by_role("row").filter(
+        has=page.get_by_role("cell", name="admin", exact=True)
+    )
+    expect(builtin.get_by_role("button")).to_have_count(0)  # built-in roles stay
+    new = page.get_by_role("form", name="New role")
+    new.get_by_label("Role name").fill(name)
+    new.get_by_label("Role scopes (comma-separated)").fill("no-such-scope:read")
+    new.get_by_role("button", name="Create role").click()
+    expect(new.get_by_role("alert")).to_be_visible()  # the server's refusal, shown
+    new.get_by_label("Role scopes (comma-separated)").fill("database:read, kv:read")
+    new.get_by_label("Role description").fill("reads tables and keys")
+    new.get_by_role("button", name="Create role").click()
+    made = roles.get_by_role("row").filter(has=page.get_by_role("cell", name=name, exact=True))
+    expect(made).to_contain_text("database:read kv:read")
+    page.once("dialog", lambda dialog: dialog.accept())
+    made.get_by_role("button", name=f"Delete role {name}").click()
+    expect(made).to_have_count(0)
+
+
 def test_usage_per_day_is_drawn_as_an_svg_chart(admin_page: Page) -> None:
     page = admin_page
     page.get_by_role("link", name="Usage").click()

@@ -9,7 +9,7 @@ export async function render(main, { me }) {
   const can = (scope) => allows(me.scopes, scope);
   show(main, h("h1", {}, "Users & keys"),
     can("users:read") ? usersSection(can("users:write")) : null,
-    can("roles:read") ? rolesSection() : null,
+    can("roles:read") ? rolesSection(can("roles:write")) : null,
     can("roles:read") ? scopesSection(can("roles:write")) : null,
     can("api_keys:read") ? keysSection(can("api_keys:write")) : null);
 }
@@ -66,12 +66,31 @@ function usersSection(canWrite) {
     }) : null);
 }
 
-function rolesSection() {
+function rolesSection(canWrite) {
   const list = h("div", {}, "Loading roles…");
-  call("roles.list").then((roles) => show(list, grid(["name", "scopes", "description", "builtin"],
-    roles.map((r) => ({ ...r, scopes: r.scopes.join(" ") })), { caption: "Roles" })))
+  const status = h("div", { "aria-live": "polite" });
+  const load = () => call("roles.list").then((roles) => show(list, grid(
+    ["name", "scopes", "description", "builtin"],
+    roles.map((r) => ({ ...r, scopes: r.scopes.join(" ") })), {
+      caption: "Roles",
+      actions: canWrite ? (r) => r.builtin ? null : button("Delete", async () => {
+        if (!window.confirm(`Delete the role ${r.name}? Users holding it lose its scopes.`)) return;
+        try { await call("roles.delete", { name: r.name }); toast(`Role ${r.name} deleted`); load(); } catch (err) { show(status, errorBox(err)); }
+      }, { class: "danger", "aria-label": `Delete role ${r.name}` }) : null,
+    })))
     .catch((err) => show(list, errorBox(err)));
-  return section("roles", "Roles", list);
+  load();
+  const name = h("input", { name: "role-name", required: true, autocomplete: "off" });
+  const scopes = h("input", { name: "role-scopes", placeholder: "database:read, kv:*" });
+  const description = h("input", { name: "role-description", autocomplete: "off" });
+  return section("roles", "Roles", list, status,
+    canWrite ? form("New role", [field("Role name", name), field("Role scopes (comma-separated)", scopes,
+      "At most the scopes you hold yourself."), field("Role description", description)], "Create role",
+    async () => {
+      const created = await call("roles.create", { name: name.value.trim(), scopes: csv(scopes.value), description: description.value });
+      toast(`Role ${created.name} created`);
+      load();
+    }) : null);
 }
 
 // The scopes there are to give: the platform's (built in, not deletable) and the tenant's own.
