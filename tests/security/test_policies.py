@@ -342,3 +342,48 @@ async def test_policy_tests_are_bounded_read_only_and_see_only_the_callers_tenan
             assert [(c.actual, c.passed) for c in elsewhere.cases] == [("EFFECT_DENY", False)]
             assert (await root.policies.list()).policies == []
         await admin.policies.delete(key_of(kind))
+
+
+async def test_policy_tests_count_every_pair_checked_and_every_pair_expected(
+    server: RunningServer,
+) -> None:
+    """(found by the attacker's pass) A test of no actions checked each of its principals x
+    resources uncounted, and an expectation's principals x resources were gathered uncounted
+    (groups of thousands from 256 KiB of testdata: hours of CPU and gigabytes for one call):
+    each pair checked counts as a case, and the pairs and names expected are bounded alike."""
+    kind = kind_name()
+    async with AsyncClient(api_url=server.url, max_retries=0) as client:
+        admin = await _admin(client)
+        await admin.policies.put(resource_policy(kind, [allow(["view"], ["user"])]))
+        suite = _suite(kind, 40, 30)
+        no_actions = suite[: suite.index("      actions:")] + "      actions: []\n"
+        words = await _test_refusal(admin.policies.test(no_actions), "suite")
+        assert "more than 1000 cases" in words
+
+        one_case = _suite(kind, 40, 30).replace(
+            "      principals: [" + ", ".join(f"p{i}" for i in range(40)) + "]",
+            "      principals: [p0]",
+        )
+        one_case = one_case.replace(
+            "      resources: [" + ", ".join(f"r{i}" for i in range(30)) + "]",
+            "      resources: [r0]",
+        )
+        assert (await admin.policies.test(one_case)).passed == 1
+        every_pair = one_case.replace(
+            "      - principal: p0\n        resource: r0\n",
+            "      - principals: [" + ", ".join(f"p{i}" for i in range(40)) + "]\n"
+            "        resources: [" + ", ".join(f"r{i}" for i in range(30)) + "]\n",
+        )
+        words = await _test_refusal(admin.policies.test(every_pair), "suite")
+        assert "more than 1000 (principal, resource) pairs" in words
+        everyone = ", ".join(f"p{i}" for i in range(40))
+        grouped = one_case.replace(
+            "name: s\n", f"name: s\nprincipalGroups:\n  all: {{principals: [{everyone}]}}\n"
+        )
+        again = "      - principalGroups: [all, all]\n        actions: {}\n" * 260
+        words = await _test_refusal(
+            admin.policies.test(grouped.replace("    expected:\n", "    expected:\n" + again)),
+            "suite",
+        )
+        assert "name more than 10000 principals and resources" in words
+        await admin.policies.delete(key_of(kind))

@@ -52,6 +52,8 @@ _S = TypeVar("_S", bound="Fixtures")
 TESTDATA = ("principals", "resources", "auxdata")
 """The files of a `testdata` folder (each `.yaml`, `.yml` or `.json`), in reading order."""
 DENY: Effect = "EFFECT_DENY"
+_NAMED_PER_CASE = 10
+"""Principals and resources a run's tests may name (inputs and expectations) per case allowed."""
 
 
 class _Spec(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
@@ -177,6 +179,8 @@ class SuiteError:
 class Report:
     cases: list[Case] = field(default_factory=list)
     errors: list[SuiteError] = field(default_factory=list)
+    expected_pairs: int = 0  # (principal, resource) pairs the expectations named, all tests
+    named: int = 0  # principals and resources the tests' inputs and expectations named
 
     @property
     def failed(self) -> bool:
@@ -241,7 +245,7 @@ def run_suite(
     than `max_cases` cases (or from `engines`, past its compilations)."""
     for test in suite.tests:
         try:
-            cases = _run_test(engines, file, suite, fixtures, test, max_cases, len(report.cases))
+            cases = _run_test(engines, file, suite, fixtures, test, max_cases, report)
             report.cases.extend(cases)
         except _TestError as exc:
             report.errors.append(SuiteError(file, f"{suite.name} / {test.name}", str(exc)))
@@ -321,17 +325,49 @@ def _run_test(
     fixtures: Fixtures,
     test: SuiteTest,
     max_cases: int | None,
-    held: int,
+    report: Report,
 ) -> list[Case]:
     options = test.options or suite.options  # a test's options replace the suite's, whole
+    # what the input and the expectations name is counted before it is gathered, and bounded
+    # as the cases are (groups of thousands, named again and again, cost as much as cases)
+    report.named += _named(
+        test.input.principals, test.input.principal_groups, fixtures, "principal"
+    )
+    report.named += _named(test.input.resources, test.input.resource_groups, fixtures, "resource")
+    _within(report, max_cases)
     principals = _names(test.input.principals, test.input.principal_groups, fixtures, "principal")
     resources = _names(test.input.resources, test.input.resource_groups, fixtures, "resource")
-    size = len(principals) * len(resources) * len(test.input.actions)
-    if max_cases is not None and held + size > max_cases:
+    # each pair is checked even with no action: it counts as one case then
+    size = len(principals) * len(resources) * max(len(test.input.actions), 1)
+    if max_cases is not None and len(report.cases) + size > max_cases:
         raise OverLimit(
             f"the suite has more than {max_cases} cases (principals x resources x actions)"
         )
+    for expectation in test.expected:
+        for kind in ("principal", "resource"):
+            one, many, groups = _expected_refs(expectation, kind)
+            report.named += _named([one] if one else many, groups, fixtures, kind)
+        _within(report, max_cases)
+        report.expected_pairs += len(_expected_names(expectation, fixtures, "principal")) * len(
+            _expected_names(expectation, fixtures, "resource")
+        )
+        _within(report, max_cases)
     return list(_cases(engines, file, suite, test, fixtures, options, principals, resources))
+
+
+def _within(report: Report, max_cases: int | None) -> None:
+    """OverLimit if the tests named more than the cases allow (`_run_test`)."""
+    if max_cases is None:
+        return
+    if report.expected_pairs > max_cases:
+        raise OverLimit(
+            f"the suite's expectations name more than {max_cases} (principal, resource) pairs"
+        )
+    if report.named > _NAMED_PER_CASE * max_cases:
+        raise OverLimit(
+            f"the suite's tests name more than {_NAMED_PER_CASE * max_cases} principals and "
+            "resources"
+        )
 
 
 def _cases(
@@ -401,7 +437,7 @@ def _names(
     defined = fixtures.principals if kind == "principal" else fixtures.resources
     group_of = fixtures.principal_groups if kind == "principal" else fixtures.resource_groups
     found = list(names)
-    for group in groups:
+    for group in dict.fromkeys(groups):  # a group named twice is gathered once
         if group not in group_of:
             raise _TestError(f"no {kind} group {group!r}")
         members = group_of[group]
@@ -418,18 +454,8 @@ def _expectations(test: SuiteTest, fixtures: Fixtures) -> dict[tuple[str, str], 
     """(principal, resource) -> {action: effect, "$outputs": [OutputExpectations]}."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for expectation in test.expected:
-        principals = _names(
-            [expectation.principal] if expectation.principal else expectation.principals,
-            expectation.principal_groups,
-            fixtures,
-            "principal",
-        )
-        resources = _names(
-            [expectation.resource] if expectation.resource else expectation.resources,
-            expectation.resource_groups,
-            fixtures,
-            "resource",
-        )
+        principals = _expected_names(expectation, fixtures, "principal")
+        resources = _expected_names(expectation, fixtures, "resource")
         if not principals or not resources:
             raise _TestError("an expectation names no principal or no resource")
         for action in [*expectation.actions, *(o.action for o in expectation.outputs)]:
@@ -440,6 +466,38 @@ def _expectations(test: SuiteTest, fixtures: Fixtures) -> dict[tuple[str, str], 
             entry.update(expectation.actions)
             entry.setdefault("$outputs", []).extend(expectation.outputs)
     return found
+
+
+def _expected_refs(
+    expectation: Expectation, kind: Literal["principal", "resource"]
+) -> tuple[str, list[str], list[str]]:
+    """An expectation's principal (or resource), its list of them and its groups of them."""
+    if kind == "principal":
+        return expectation.principal, expectation.principals, expectation.principal_groups
+    return expectation.resource, expectation.resources, expectation.resource_groups
+
+
+def _expected_names(
+    expectation: Expectation, fixtures: Fixtures, kind: Literal["principal", "resource"]
+) -> list[str]:
+    """The principals (or resources) an expectation names, its groups' included."""
+    one, many, groups = _expected_refs(expectation, kind)
+    return _names([one] if one else many, groups, fixtures, kind)
+
+
+def _named(
+    names: list[str], groups: list[str], fixtures: Fixtures, kind: Literal["principal", "resource"]
+) -> int:
+    """How many names `_names` would go through (each group once), before it does."""
+    group_of = fixtures.principal_groups if kind == "principal" else fixtures.resource_groups
+    counted = len(names)
+    for group in dict.fromkeys(groups):
+        members = group_of.get(group)
+        if isinstance(members, PrincipalGroup):
+            counted += len(members.principals)
+        elif isinstance(members, ResourceGroup):
+            counted += len(members.resources)
+    return counted
 
 
 def _aux_data(name: str, fixtures: Fixtures) -> dict[str, Any] | None:

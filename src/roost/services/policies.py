@@ -223,7 +223,10 @@ async def test(ctx: Context, params: PolicyTestRequest) -> PolicyTestReport:
     effect expected and the one given, and the counts. Nothing is stored. At most 1000 cases
     (principals x resources x actions) and 3 sets of `globals` in the tests' options besides
     the tenant's; conditions have the cost budget of `policy.check`."""
-    suite, fixtures = _parse_suite(params.suite, params.testdata or PolicyTestData())
+    # off the event loop: a megabyte of YAML (the suite and three testdata documents) is
+    # a second or more of parsing, which would hold every other request up meanwhile
+    testdata = params.testdata or PolicyTestData()
+    suite, fixtures = await asyncio.to_thread(_parse_suite, params.suite, testdata)
     engine = await policy_engine(ctx)
     stored = await read_stored(ctx.platform, ctx.tenant)
     base = effective_globals(ctx.platform, stored.globals)

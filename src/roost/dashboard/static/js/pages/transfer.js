@@ -44,9 +44,15 @@ function exportCard(table, info, state) {
     button("Export CSV", () => run("csv")), button("Export JSON", () => run("json")), status);
 }
 
+// A text a spreadsheet would run as a formula (= + - @, a tab or a carriage return first) is
+// exported after a quote, as OWASP advises; importing takes one quote off again (a text that
+// began with quotes before such a character gains one more on export, so nothing is lost).
+const FORMULA = /^'*[=+\-@\t\r]/;
+
 function csvValue(value) {
   if (value === null || value === undefined) return "";
-  const text = typeof value === "object" ? JSON.stringify(value) : String(value);
+  let text = typeof value === "object" ? JSON.stringify(value) : String(value);
+  if (typeof value === "string" && FORMULA.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) || /^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
@@ -82,6 +88,11 @@ export function parseCsv(text) {
   return rows.filter((r) => !(r.length === 1 && r[0] === ""));
 }
 
+// A CSV cell as it was before export guarded it against spreadsheets (`csvValue`).
+function unguarded(cell) {
+  return cell.startsWith("'") && FORMULA.test(cell) ? cell.slice(1) : cell;
+}
+
 // The records of a file, as the table's columns want them, or the errors (row and field).
 export function check(info, format, text) {
   const columns = new Map(editable(info).map((c) => [c.name, c]));
@@ -98,7 +109,7 @@ export function check(info, format, text) {
     });
     items = rows.slice(1).map((cells, r) => {
       if (cells.length !== header.length) errors.push(`row ${r + 1}: ${cells.length} fields, the header has ${header.length}`);
-      return Object.fromEntries(header.map((n, i) => [n, cells[i] ?? ""]));
+      return Object.fromEntries(header.map((n, i) => [n, unguarded(cells[i] ?? "")]));
     });
   } else {
     let parsed;
