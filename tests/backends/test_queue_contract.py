@@ -262,3 +262,16 @@ async def test_delete_dead_letters_drops_only_dead_ones(store: QueueStore, q: st
     delivery = await store.claim(q, 30)
     assert delivery is not None
     assert delivery.id == ready
+
+
+async def test_purge_and_discard_go_past_a_batch(store: QueueStore, q: str) -> None:
+    # Redis drops them in short scripts of 100 (one long script would hold the server)
+    for start in range(0, 250, 50):
+        await asyncio.gather(*(publish(store, q, str(n)) for n in range(start, start + 50)))
+    await publish(store, q, "later", delay=60)
+    assert await store.purge(q) == 251
+    counts = await store.counts(q)
+    assert (counts.ready, counts.delayed) == (0, 0)
+    assert len(await dead_lettered(store, q, [str(n) for n in range(105)])) == 105
+    assert await store.delete_dead_letters(q, None) == 105
+    assert (await store.counts(q)).dead == 0

@@ -100,15 +100,21 @@ return 1
 )
 
 _PURGE = """
-local n = 0
+local batch, n, more = tonumber(ARGV[1]), 0, 0
 for i = 1, 2 do
-  local ids = redis.call('ZRANGE', KEYS[i], 0, -1)
-  for _, id in ipairs(ids) do redis.call('HDEL', KEYS[3], id) end
+  local ids = redis.call('ZRANGE', KEYS[i], 0, batch - 1)
+  if #ids > 0 then
+    redis.call('HDEL', KEYS[3], unpack(ids))
+    redis.call('ZREM', KEYS[i], unpack(ids))
+  end
   n = n + #ids
-  redis.call('DEL', KEYS[i])
+  if #ids == batch then more = 1 end
 end
-return n
+return {n, more}
 """
+"""At most ARGV[1] ready and as many delayed messages dropped: {how many, whether more are
+left}. A script holds the whole Redis server while it runs, so a large queue is purged by
+many short scripts, not one long one."""
 
 _DEAD_NAMED = """
 local function dead(named)
@@ -156,7 +162,10 @@ return n
 _DELETE_DEAD = (
     _DEAD_NAMED
     + """
-local ids = dead(ARGV)
+local batch = tonumber(ARGV[1])
+local ids
+if #ARGV == 1 then ids = redis.call('ZRANGE', KEYS[1], 0, batch - 1)
+else ids = dead({unpack(ARGV, 2)}) end
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
@@ -164,6 +173,9 @@ end
 return #ids
 """
 )
+"""The named dead letters dropped, or with none named the oldest ARGV[1] (in batches, as
+`_PURGE`)."""
+_BATCH = 100
 
 
 _BASE = "roost:q:{"
@@ -257,7 +269,11 @@ class RedisQueueStore:
 
     async def purge(self, queue: str) -> int:
         k = _Keys(queue)
-        return int(await self._purge(keys=[k.ready, k.delayed, k.msg]))
+        total, more = 0, 1
+        while more:
+            n, more = await self._purge(keys=[k.ready, k.delayed, k.msg], args=[_BATCH])
+            total += int(n)
+        return total
 
     async def dead_letters(self, queue: str, limit: int) -> list[Delivery]:
         k = _Keys(queue)
@@ -278,7 +294,13 @@ class RedisQueueStore:
         if message_ids == []:
             return 0
         k = _Keys(queue)
-        return int(await self._delete_dead(keys=[k.dead, k.msg], args=message_ids or []))
+        if message_ids is not None:  # at most 1000 (the wire type's bound): one script
+            return int(await self._delete_dead(keys=[k.dead, k.msg], args=[_BATCH, *message_ids]))
+        total, n = 0, _BATCH
+        while n == _BATCH:
+            n = int(await self._delete_dead(keys=[k.dead, k.msg], args=[_BATCH]))
+            total += n
+        return total
 
     async def configure(self, queue: str, max_deliveries: int) -> None:
         await self._redis.hset(_Keys(queue).cfg, "max_deliveries", max_deliveries)
