@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect
+from playwright.sync_api import Browser, Dialog, Page, expect
 
 from roost import Client
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, start_server, unique
-from tests.dashboard.browser import chromium, require_chromium, sign_in
+from tests.dashboard.browser import require_chromium, sign_in
 
 _PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
@@ -38,31 +38,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
     server = start_server(tmp_path_factory.mktemp("dashboard-data"))
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(running: RunningServer) -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
-def admin(browser: Browser, running: RunningServer) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, running.url, ADMIN_USERNAME, ADMIN_PASSWORD)
-    page.close()
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def admin_page(admin: BrowserContext, running: RunningServer) -> Iterator[Page]:
-    page = admin.new_page()
-    page.goto(f"{running.url}/_/")
-    page.get_by_role("button", name="Sign out").wait_for()
-    yield page
-    page.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from roost import Client
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, start_server, unique
-from tests.dashboard.browser import chromium, require_chromium, sign_in
+from tests.dashboard.browser import require_chromium, sign_in
 from tests.webhook_receiver import Reply, WebhookReceiver, webhook_receiver
 
 
@@ -36,32 +36,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
 def receiver() -> Iterator[WebhookReceiver]:
     with webhook_receiver() as made:
         yield made
-
-
-@pytest.fixture(scope="module")
-def browser(running: RunningServer) -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
-def admin(browser: Browser, running: RunningServer) -> Iterator[BrowserContext]:
-    """A browser signed in as the admin once for the module (its cookie in this context)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, running.url, ADMIN_USERNAME, ADMIN_PASSWORD)
-    page.close()
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def admin_page(admin: BrowserContext, running: RunningServer) -> Iterator[Page]:
-    page = admin.new_page()
-    page.goto(f"{running.url}/_/")
-    page.get_by_role("button", name="Sign out").wait_for()
-    yield page
-    page.close()
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from roost import Client
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, start_server, unique
-from tests.dashboard.browser import chromium, require_chromium, sign_in
+from tests.dashboard.browser import require_chromium, sign_in
 from tests.waiting import eventually
 
 # a 1x1 PNG: served inline, so its signed link opens in the browser
@@ -40,32 +40,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
     )
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(running: RunningServer) -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
-def admin(browser: Browser, running: RunningServer) -> Iterator[BrowserContext]:
-    """A browser signed in as the admin once for the module (its cookie in this context)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, running.url, ADMIN_USERNAME, ADMIN_PASSWORD)
-    page.close()
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def admin_page(admin: BrowserContext, running: RunningServer) -> Iterator[Page]:
-    page = admin.new_page()
-    page.goto(f"{running.url}/_/")
-    page.get_by_role("button", name="Sign out").wait_for()
-    yield page
-    page.close()
 
 
 def test_sign_in_create_a_table_add_and_filter_records(

@@ -74,6 +74,26 @@ def effects(
     return dict(result.results[0].actions)
 
 
+def allowing_each(rules: list[tuple[str, str]]) -> dict[str, Any]:
+    """A resource policy of kind doc: each (action, condition) allows the role user."""
+    return {
+        "apiVersion": "api.cerbos.dev/v1",
+        "resourcePolicy": {
+            "resource": "doc",
+            "version": "default",
+            "rules": [
+                {
+                    "actions": [name],
+                    "effect": "EFFECT_ALLOW",
+                    "roles": ["user"],
+                    "condition": {"match": {"expr": expr}},
+                }
+                for name, expr in rules
+            ],
+        },
+    }
+
+
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     return Engine.from_policies(DOC)
@@ -321,23 +341,7 @@ def test_a_timestamp_literal_is_read_once_and_compares_as_before() -> None:
         ("same", 'timestamp("2025-01-01T00:00:00Z") == timestamp(R.attr.at)'),
         ("bad", 'timestamp("nope") > timestamp(R.attr.at)'),  # errs when run, as before
     ]
-    policy = {
-        "apiVersion": "api.cerbos.dev/v1",
-        "resourcePolicy": {
-            "resource": "doc",
-            "version": "default",
-            "rules": [
-                {
-                    "actions": [name],
-                    "effect": "EFFECT_ALLOW",
-                    "roles": ["user"],
-                    "condition": {"match": {"expr": expr}},
-                }
-                for name, expr in rules
-            ],
-        },
-    }
-    engine = Engine.from_policies([policy])
+    engine = Engine.from_policies([allowing_each(rules)])
     user = {"id": "u", "roles": ["user"]}
     names = [name for name, _ in rules]
     assert effects(engine, user, {"at": "2024-12-31T23:59:59Z"}, names) == {
@@ -410,23 +414,7 @@ def test_timestamp_parts_without_a_zone_are_read_in_utc_as_in_cerbos() -> None:
         ),
         ("zoned", 'timestamp(R.attr.at).getHours("Asia/Tokyo") == 9'),
     ]
-    policy = {
-        "apiVersion": "api.cerbos.dev/v1",
-        "resourcePolicy": {
-            "resource": "doc",
-            "version": "default",
-            "rules": [
-                {
-                    "actions": [name],
-                    "effect": "EFFECT_ALLOW",
-                    "roles": ["user"],
-                    "condition": {"match": {"expr": expr}},
-                }
-                for name, expr in rules
-            ],
-        },
-    }
-    engine = Engine.from_policies([policy])
+    engine = Engine.from_policies([allowing_each(rules)])
     user = {"id": "u", "roles": ["user"]}
     names = [name for name, _ in rules]
     assert effects(engine, user, {"at": "2025-01-01T09:00:00+09:00"}, names) == dict.fromkeys(
