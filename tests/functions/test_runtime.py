@@ -3,18 +3,20 @@ API through the sandbox's one door, warm reuse, and how the pool survives its wo
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
 
-from roost.errors import ConfigurationError
+from roost.errors import ConfigurationError, ServiceUnavailableError
 from roost.functions.pool import WorkerPool
 from roost.functions.protocol import Failed, Finished, Item
 from roost.settings import load_settings
 from tests.conftest import RunningServer
-from tests.functions.conftest import Code, call, job, still_serves
+from tests.functions.conftest import Code, call, job, public_folder, still_serves
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -298,3 +300,65 @@ async def test_a_missing_code_folder_is_a_failure_naming_it(pool: WorkerPool, co
     failure = (await call(pool, code.plain.parent / "9", "main")).failure
     assert failure.message == f"the function's code folder is missing: {code.plain.parent / '9'}"
     await still_serves(pool, code)
+
+
+async def test_a_pool_started_in_the_background_makes_its_first_call_wait_for_it(
+    code: Code, api_server: RunningServer
+) -> None:
+    run_dir = public_folder()
+    pool = WorkerPool(
+        size=1,
+        run_dir=run_dir,
+        api_url=api_server.url,
+        isolation="fallback",
+        uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
+    )
+    pool.start_soon()
+    try:
+        assert pool.stats().starting == 1  # nothing started yet: the start runs beside us
+        assert (await call(pool, code.plain, "twice", 21)).result == 42
+        assert await pool.ready()
+        assert (pool.failure, pool.stats().spare + pool.stats().warm) == (None, 1)
+    finally:
+        await pool.close()
+        shutil.rmtree(run_dir)
+
+
+async def test_a_pool_that_cannot_start_refuses_calls_with_the_reason(
+    code: Code, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    pool = WorkerPool(size=1, run_dir=blocker / "run", api_url="http://127.0.0.1:1")
+    pool.start_soon()
+    try:
+        with pytest.raises(ServiceUnavailableError, match="could not start") as refused:
+            await call(pool, code.plain, "twice", 21)
+        assert refused.value.code == "functions_unavailable"
+        assert not await pool.ready()
+        assert pool.failure is not None
+        assert "NotADirectoryError" in pool.failure
+        with pytest.raises(ServiceUnavailableError, match="NotADirectoryError"):
+            pool.stats()  # what health shows
+    finally:
+        await pool.close()
+
+
+async def test_closing_a_pool_while_it_starts_stops_the_start(
+    code: Code, api_server: RunningServer
+) -> None:
+    run_dir = public_folder()
+    pool = WorkerPool(
+        size=1,
+        run_dir=run_dir,
+        api_url=api_server.url,
+        isolation="fallback",
+        uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
+    )
+    pool.start_soon()
+    await asyncio.sleep(0)  # under way
+    await pool.close()
+    shutil.rmtree(run_dir)
+    assert pool.stats().busy + pool.stats().warm + pool.stats().spare == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        await call(pool, code.plain, "twice", 21)

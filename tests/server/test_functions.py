@@ -361,8 +361,9 @@ def test_usage_counts_function_invocations_and_seconds(
 
 
 def test_health_shows_the_isolation_of_the_workers(
-    http: httpx.Client, functions_server: RunningServer
+    http: httpx.Client, admin: dict[str, str], functions_server: RunningServer
 ) -> None:
+    assert execute(http, admin, deployed(http, admin, ECHO)).status_code == 200  # started
     functions = http.get("/api/v1/health").json()["backends"]["functions"]
     runtime = platform_of(functions_server).functions
     assert runtime is not None

@@ -92,7 +92,7 @@ async def _work(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     settings = settings.model_copy(update={"functions_async_concurrency": runs})
     async with open_platform(settings) as platform:
-        if platform.functions is None:
+        if platform.functions is None or not await platform.functions.ready():
             raise ConfigurationError(
                 "the function runtime could not start here (see the log above)"
             )

@@ -136,6 +136,8 @@ class WorkerPool:
         self._replaced: Counter[str] = Counter()
         self._outcomes: Counter[str] = Counter()
         self._tenant_runs: Counter[str] = Counter()  # calls admitted (running or waiting)
+        self._start_task: asyncio.Task[None] | None = None
+        self.failure: str | None = None  # why the pool could not start (None: it did, or may)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, run_dir: Path, api_url: str) -> WorkerPool:
@@ -180,9 +182,53 @@ class WorkerPool:
         first = self._slots[0]
         self.isolation = first.isolation if first is not None else self._kind
 
+    def start_soon(self) -> None:
+        """Start in the background (`start`): calls wait for it, up to the start timeout; a
+        pool that fails to start keeps the reason in `failure`, and refuses calls (503)."""
+        self._start_task = asyncio.get_running_loop().create_task(self._start_or_fail())
+
+    async def _start_or_fail(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"[:300]
+            logger.exception("the function runtime could not start; functions will not run")
+        else:
+            logger.info("function runtime: %d workers, isolation %s", self.size, self.isolation)
+
+    async def ready(self) -> bool:
+        """Whether the pool runs, once a background start (`start_soon`) has ended."""
+        if self._start_task is not None:
+            await asyncio.wait({self._start_task})  # its failure is kept, not raised
+        return self.failure is None
+
+    async def _wait_started(self) -> None:
+        """Wait for a background start under way, up to the start timeout; raises
+        ServiceUnavailableError if the pool could not start, or has not yet."""
+        task = self._start_task
+        if task is not None and not task.done():
+            # a caller that gives up waiting leaves the start running for the next
+            done, _ = await asyncio.wait({task}, timeout=self._start_timeout)
+            if not done:
+                raise ServiceUnavailableError(
+                    "the function runtime is still starting; try again shortly",
+                    code="functions_starting",
+                    retry_after=1.0,
+                )
+        if self.failure is not None:
+            raise ServiceUnavailableError(  # the reason (paths, uids) is for health and the log
+                "the function runtime could not start on this server (see its health)",
+                code="functions_unavailable",
+            )
+
     async def close(self) -> None:
         """Kill every worker and stop the relay; calls under way end as failures."""
         self._closed = True
+        start = self._start_task
+        if start is not None and start is not asyncio.current_task() and not start.done():
+            start.cancel()  # a start under way closes what it started
+            with contextlib.suppress(asyncio.CancelledError):
+                await start
         for task in self._background:
             task.cancel()
         # workers being started are let finish: they see the pool closed and kill themselves
@@ -194,6 +240,9 @@ class WorkerPool:
         await asyncio.to_thread(self._remove_slots)
 
     def stats(self) -> PoolStats:
+        """The pool's figures; raises ServiceUnavailableError if it could not start."""
+        if self.failure is not None:
+            raise ServiceUnavailableError(f"the function runtime could not start: {self.failure}")
         workers = [w for w in self._slots if w is not None]
         return PoolStats(
             isolation=self.isolation,
@@ -201,13 +250,19 @@ class WorkerPool:
             busy=sum(w.busy for w in workers),
             warm=sum(not w.busy and w.key is not None for w in workers),
             spare=sum(not w.busy and w.key is None for w in workers),
-            starting=len(self._starting),
+            starting=len(self._starting) + self._first_starting(),
             started=self._started,
             replaced=dict(self._replaced),
             runs=sum(self._outcomes.values()),
             failures=self._outcomes["FAILURE"],
             timeouts=self._outcomes["TIMEOUT"],
         )
+
+    def _first_starting(self) -> int:
+        """The places still starting their first worker, in a background start."""
+        if self._start_task is None or self._start_task.done():
+            return 0
+        return sum(worker is None for worker in self._slots)
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -218,8 +273,9 @@ class WorkerPool:
         Closing the iterator early kills the worker (the call stops there). `depth`: how
         many runs wait on this one (a call made by a running function: 1); `queued`: an
         async run, which may wait for its tenant's share. Raises RateLimitError (past the
-        tenant's share) or ServiceUnavailableError (a nested call, no place free) before
-        anything runs."""
+        tenant's share) or ServiceUnavailableError (a nested call, no place free; or the pool
+        could not start) before anything runs."""
+        await self._wait_started()
         if self._closed:
             raise RuntimeError("the worker pool is closed")
         if not (0 < job.timeout < math.inf and job.memory_mb > 0):

@@ -28,7 +28,7 @@ from roost.errors import (
 from roost.server.dashboard import dashboard_routes
 from roost.server.dispatch import Dispatcher, check_access, headers_of
 from roost.server.files import file_routes
-from roost.server.metrics import CONTENT_TYPE, METRICS_SCOPE, Metrics, Observed, metrics_listener
+from roost.server.metrics import METRICS_SCOPE, Metrics, Observed, metrics_listener
 from roost.server.openapi import openapi_document, operations_page, swagger_page, swagger_static
 from roost.server.platform import build_platform, open_platform
 from roost.server.responses import (
@@ -129,8 +129,8 @@ def create_app(
                 )
         except Exception as exc:
             return error_reply(as_roost_error(exc, rid), codec, rid).as_response()
-        body = await metrics.exposition(platform)
-        return Response(body, media_type=CONTENT_TYPE)
+        body, kind = await metrics.exposition(platform)
+        return Response(body, media_type=kind)
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/docs")

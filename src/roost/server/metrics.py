@@ -25,11 +25,8 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roost.backends import errors as backend_errors
@@ -38,7 +35,11 @@ from roost.services import queue as queue_service
 from roost.services.context import Platform
 from roost.services.scopes import METRICS_SCOPE
 
-__all__ = ["CONTENT_TYPE", "METRICS_SCOPE", "Metrics", "Observed", "metrics_listener"]
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+
+__all__ = ["METRICS_SCOPE", "Metrics", "Observed", "metrics_listener"]
 
 access_logger = logging.getLogger("roost.access")
 
@@ -50,61 +51,50 @@ _SIGNED_PREFIX = "/api/v1/storage/signed/"
 
 
 class Metrics:
-    """The figures of one app (its own registry: two apps in one process never mix)."""
+    """The figures of one app (its own registry: two apps in one process never mix).
+
+    Counted in plain dicts and ints per request and connection; prometheus_client (55 ms
+    of imports) loads only when the figures are first scraped, never at start-up."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
         # Per request: plain counts, turned into Prometheus families only when scraped
-        # (`_RequestFigures.collect`): prometheus_client's children take a lock and cost
+        # (`_Figures.collect`): prometheus_client's children take a lock and cost
         # ~3 µs a request between them, a sixth of a whole kv.get.
-        self.figures = _RequestFigures()
-        self.registry.register(self.figures)
-        self.websockets = Gauge(
-            "roost_websocket_connections",
-            "WebSocket connections open now.",
-            registry=self.registry,
-        )
-        self.queue_depth = Gauge(
-            "roost_queue_messages",
-            "Messages of a queue by state (ready, delayed, in_flight, dead), for the queues "
-            "this process served.",
-            ("tenant", "queue", "state"),
-            registry=self.registry,
-        )
-        self.backend_errors = Gauge(
-            "roost_backend_errors",
-            "Backend outages met by this process (a driver error answered with 503), by "
-            "backend; only grows.",
-            ("backend",),
-            registry=self.registry,
-        )
+        self.figures = _Figures()
+        self._registry: CollectorRegistry | None = None
 
-    async def exposition(self, platform: Platform) -> bytes:
-        """The figures in Prometheus text format, the scrape-time ones read now."""
-        self.queue_depth.clear()
+    async def exposition(self, platform: Platform) -> tuple[bytes, str]:
+        """The figures in Prometheus text format and its content type, the scrape-time
+        ones read now."""
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+        depths: dict[tuple[str, str, str], int] = {}
         for name in list(queue_service.seen_queues()):
             counts = await platform.queues.counts(name)
             tenant, _, queue = name.partition(":")
             for state in ("ready", "delayed", "in_flight", "dead"):
-                self.queue_depth.labels(tenant, queue, state).set(getattr(counts, state))
-        for backend, count in list(backend_errors.OUTAGES.items()):
-            self.backend_errors.labels(backend).set(count)
-        return generate_latest(self.registry)
+                depths[(tenant, queue, state)] = getattr(counts, state)
+        self.figures.queue_depths = depths
+        if self._registry is None:
+            self._registry = CollectorRegistry(auto_describe=True)
+            self._registry.register(self.figures)
+        return generate_latest(self._registry), CONTENT_TYPE_LATEST
 
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-
-
-class _RequestFigures:
-    """Requests by (operation, status, door), their latency by (operation, door), and
-    function invocations by status: counted in dicts per request, read as metric families by
-    the registry at scrape time (a prometheus_client custom collector)."""
+class _Figures:
+    """Requests by (operation, status, door), their latency by (operation, door), function
+    invocations by status and WebSocket connections open: counted in dicts per request, read
+    as metric families by the registry at scrape time (a prometheus_client custom
+    collector), with the queue depths read for the scrape and the backends' outages."""
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, int, str], int] = {}
         # (operation, door) -> [count in each bucket (the last one: above every bound), sum]
         self.latency: dict[tuple[str, str], list[float]] = {}
         self.invocations: dict[int, int] = {}
+        self.websockets = 0
+        self.queue_depths: dict[tuple[str, str, str], int] = {}
 
     def count(self, operation: str, door: str, status: int, elapsed: float) -> None:
         key = (operation, status, door)
@@ -118,6 +108,12 @@ class _RequestFigures:
             self.invocations[status] = self.invocations.get(status, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
         requests = CounterMetricFamily(
             "roost_requests",
             "Requests answered, by operation, HTTP status and door.",
@@ -147,6 +143,27 @@ class _RequestFigures:
         for status, count in list(self.invocations.items()):
             invocations.add_metric((str(status),), count)
         yield invocations
+        yield GaugeMetricFamily(
+            "roost_websocket_connections", "WebSocket connections open now.", self.websockets
+        )
+        depths = GaugeMetricFamily(
+            "roost_queue_messages",
+            "Messages of a queue by state (ready, delayed, in_flight, dead), for the queues "
+            "this process served.",
+            labels=("tenant", "queue", "state"),
+        )
+        for labels, depth in list(self.queue_depths.items()):
+            depths.add_metric(labels, depth)
+        yield depths
+        outages = GaugeMetricFamily(
+            "roost_backend_errors",
+            "Backend outages met by this process (a driver error answered with 503), by "
+            "backend; only grows.",
+            labels=("backend",),
+        )
+        for backend, count in list(backend_errors.OUTAGES.items()):
+            outages.add_metric((backend,), count)
+        yield outages
 
 
 class Observed:
@@ -178,14 +195,14 @@ class Observed:
             await self.app(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gauge = self.metrics.websockets
-        gauge.inc()
+        figures = self.metrics.figures
+        figures.websockets += 1
         # the door's session counts each call it answers (`rpc.RpcSession`), door "ws"
-        scope[COUNT_KEY] = self.metrics.figures.count
+        scope[COUNT_KEY] = figures.count
         try:
             await self.app(scope, receive, send)
         finally:
-            gauge.dec()
+            figures.websockets -= 1
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -270,7 +287,7 @@ async def metrics_listener(
             method, _, rest = head.partition(b" ")
             target = rest.split(b" ", 1)[0]
             if method == b"GET" and target.split(b"?", 1)[0] == b"/metrics":
-                status, body, kind = "200 OK", await metrics.exposition(platform), CONTENT_TYPE
+                status, (body, kind) = "200 OK", await metrics.exposition(platform)
             else:
                 status, body, kind = "404 Not Found", b"see /metrics\n", "text/plain"
             writer.write(

@@ -132,8 +132,9 @@ async def _start(platform: Platform) -> None:
 @asynccontextmanager
 async def _function_runtime(platform: Platform) -> AsyncIterator[None]:
     """The function runtime's warm workers, while the platform runs (with
-    `functions_enabled`). A host that can sandbox nothing still serves everything else:
-    the error is logged, `health` shows functions down, and runs answer 503."""
+    `functions_enabled`). They start in the background: the server answers at once, and
+    the first runs wait for them. A host that can sandbox nothing still serves everything
+    else: the error is logged, `health` shows functions down with it, and runs answer 503."""
     settings = platform.settings
     if not settings.functions_enabled:
         yield
@@ -143,19 +144,13 @@ async def _function_runtime(platform: Platform) -> AsyncIterator[None]:
     made = settings.functions_run_dir is None
     run_dir = settings.functions_run_dir or Path(tempfile.mkdtemp(prefix="roost-functions-"))
     pool = WorkerPool.from_settings(settings, run_dir=run_dir, api_url=settings.functions_api_url)
-    try:
-        await pool.start()
-    except Exception:
-        logger.exception("the function runtime could not start; functions will not run")
-    else:
-        platform.functions = pool
-        logger.info("function runtime: %d workers, isolation %s", pool.size, pool.isolation)
+    pool.start_soon()
+    platform.functions = pool
     try:
         yield
     finally:
-        if platform.functions is pool:  # a pool that failed to start closed itself
-            platform.functions = None
-            await pool.close()
+        platform.functions = None
+        await pool.close()
         if made:
             await asyncio.to_thread(shutil.rmtree, run_dir, True)
 
@@ -163,18 +158,28 @@ async def _function_runtime(platform: Platform) -> AsyncIterator[None]:
 @asynccontextmanager
 async def _async_runner(platform: Platform) -> AsyncIterator[None]:
     """Async invocations taken from the functions queue and run here, while the platform
-    runs: on a server with a function runtime, unless `functions_async_concurrency` is 0."""
+    runs: on a server with a function runtime, once it has started, unless
+    `functions_async_concurrency` is 0."""
     concurrency = async_concurrency(platform.settings)
-    if platform.functions is None or concurrency == 0:
+    pool = platform.functions
+    if pool is None or concurrency == 0:
         yield
         return
     from roost.services.functions.runner import AsyncRunner
 
     runner = AsyncRunner(platform, concurrency)
-    runner.start()
+
+    async def start_when_ready() -> None:
+        if await pool.ready():
+            runner.start()
+
+    starting = asyncio.create_task(start_when_ready())
     try:
         yield
     finally:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
         await runner.close()
 
 

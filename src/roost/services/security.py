@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -220,10 +219,14 @@ class AccessTokens:
             "exp": exp,
             "iss": "roost",
         }
+        import jwt  # PyJWT and cryptography: 70 ms of start-up, loaded on first use
+
         return jwt.encode(claims, self._key, algorithm="HS256"), float(exp)
 
     def read(self, token: str) -> AccessClaims:
         """The claims of a valid token; raises AuthenticationError saying why it is not."""
+        import jwt  # loaded on first use (start-up)
+
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -20,7 +20,6 @@ import hmac
 import secrets
 from datetime import datetime
 
-import pyotp
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -78,6 +77,8 @@ async def totp_enrol(ctx: Context, params: EnrolRequest) -> TotpEnrolment:
             "two-factor sign-in is on already: disable it first to enrol another device",
             code="totp_enabled",
         )
+    import pyotp  # loaded on first use: two-factor sign-in is rare, start-up is not
+
     secret = pyotp.random_base32()
     codes = [_new_recovery_code() for _ in range(_RECOVERY_CODES)]
     sealed = await _seal(ctx, user_id, secret)
@@ -264,6 +265,8 @@ async def _accept_totp(ctx: Context, conn: AsyncConnection, factor: RowMapping, 
     """Accept a code of the factor's secret at a later time step than any accepted before."""
     if not (len(code) == 6 and code.isdigit()):
         raise _wrong_code("a code from the authenticator app has six digits")
+    import pyotp  # loaded on first use
+
     secret = await _open(ctx, factor["user_id"], bytes(factor["secret"]))
     totp = pyotp.TOTP(secret, interval=_STEP)
     now_step = _time_step(ctx.now())

@@ -33,6 +33,10 @@ class FunctionRuntime(Protocol):
         which must not wait on workers its own chain holds)."""
         ...
 
+    async def ready(self) -> bool:
+        """Whether the runtime runs, once its start (in the background) has ended."""
+        ...
+
     def stats(self) -> Any:
         """Figures for `health` (a msgspec Struct or a dict): workers, busy, replaced, ..."""
         ...

@@ -20,7 +20,6 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Final
 
-import jwt
 import msgspec
 
 from roost.errors import AuthenticationError
@@ -85,6 +84,8 @@ class RuntimeTokens:
 
     def read(self, token: str) -> RuntimeClaims:
         """The claims of a valid runtime token; AuthenticationError says why it is not one."""
+        import jwt  # PyJWT and cryptography: 70 ms of start-up, loaded on first use
+
         try:
             body: dict[str, Any] = jwt.decode(
                 token.removeprefix(PREFIX),
