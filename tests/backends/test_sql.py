@@ -249,8 +249,8 @@ async def test_small_writes_keep_the_wal_checkpointed(tmp_path: Path) -> None:
     async with sql_database("sqlite", tmp_path) as sqlite_db:
         for n in range(2000):
             await sqlite_db.run(CONTROL, _kv_put(f"{n:04d}" + "v" * 2000), write=True, small=True)
-            if n % 100 == 0:
-                await asyncio.sleep(0.01)  # let a checkpoint's thread run
+            if n % 100 == 0:  # let the checkpoints begun meanwhile end (a loaded machine
+                await asyncio.gather(*sqlite_db._checkpoints)  # may not run their thread soon)
         await asyncio.gather(*sqlite_db._checkpoints)
         wal = Path(f"{sqlite_db.sqlite_path_of(CONTROL)}-wal")
         # 2,000 commits of four pages: 34 MB of WAL unless it is checkpointed
