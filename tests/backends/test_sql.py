@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, bindparam, event, func, select, text, update
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from roost.backends.sql import CONTROL, Database
-from roost.backends.sql.fast import execute
+from roost.backends.sql.fast import TypedSelect, execute
 from roost.backends.sql.migrations import CONTROL_MIGRATIONS, TENANT_MIGRATIONS, migrate
 from roost.backends.sql.tables import kv_entries, roles
 from tests.backends.databases import sql_database
@@ -255,3 +256,49 @@ async def test_small_writes_keep_the_wal_checkpointed(tmp_path: Path) -> None:
         wal = Path(f"{sqlite_db.sqlite_path_of(CONTROL)}-wal")
         # 2,000 commits of four pages: 34 MB of WAL unless it is checkpointed
         assert (await asyncio.to_thread(wal.stat)).st_size < 8_000_000
+
+
+_KV_SPACE = (
+    select(kv_entries.c.key, kv_entries.c.expires_at)
+    .where(kv_entries.c.space == bindparam("space"))
+    .order_by(kv_entries.c.key)
+)
+_KV_SCAN = select(func.count()).where(kv_entries.c.value.contains("9"))
+_KV_BELOW = select(func.count().label("count")).where(  # by the key's index: ~67k steps for 'k3'
+    kv_entries.c.space == "lock", kv_entries.c.key < bindparam("upto")
+)
+
+
+@pytest.mark.anyio
+async def test_an_inline_read_gives_up_on_a_scan_having_read_nothing(tmp_path: Path) -> None:
+    async with sql_database("sqlite", tmp_path) as sqlite_db:
+
+        def fill(conn: Connection) -> None:
+            for key in ("a", "b"):
+                row = {"space": "kv", "key": key, "kind": "string", "value": key}
+                conn.execute(
+                    kv_entries.insert().values(**row, expires_at=1.5 if key == "b" else None)
+                )
+            conn.execute(
+                text(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                    "WHERE i < 60000) INSERT INTO roost_kv (space, key, kind, value) "
+                    "SELECT 'lock', 'k' || i, 'lock', 'v' || i FROM n"
+                )
+            )
+
+        await sqlite_db.run(CONTROL, fill, write=True)
+        dialect = sqlite_dialect.dialect()
+        space = TypedSelect(_KV_SPACE, frozenset({"space"}), dialect)
+        scan = TypedSelect(_KV_SCAN, frozenset(), dialect)
+        short = [(space, space.values({"space": "kv"}))]
+        expected = [{"key": "a", "expires_at": None}, {"key": "b", "expires_at": 1.5}]
+        assert sqlite_db.read_inline(CONTROL, short) == [expected]
+        assert sqlite_db.read_inline(CONTROL, [*short, (scan, scan.values({}))]) is None
+        assert sqlite_db.read_inline(CONTROL, short * 2) == [expected, expected]  # usable still
+        below = TypedSelect(_KV_BELOW, frozenset({"upto"}), dialect)
+        for _ in range(10):  # each run is measured alone, not with the runs before it
+            read = [(below, below.values({"upto": "k3"}))]
+            assert sqlite_db.read_inline(CONTROL, read) == [[{"count": 22222}]]
+        counted = await sqlite_db.run(CONTROL, lambda conn: conn.execute(_KV_SCAN).scalar_one())
+        assert counted > 0  # the scan itself runs in a thread

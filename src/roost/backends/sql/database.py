@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
@@ -47,6 +48,12 @@ T = TypeVar("T")
 
 def _always() -> bool:
     return True
+
+
+INLINE_STEPS = 100_000
+"""`Database.read_inline`: the most VM steps a read runs on the event loop (about a ms)."""
+_TICK_STEPS = 1000  # SQLite calls the progress handler every _TICK_STEPS steps
+_INLINE_TICKS = INLINE_STEPS // _TICK_STEPS
 
 
 class Database:
@@ -383,6 +390,35 @@ class Database:
         an IN of a list), inline like `first_row`."""
         with self.outages():
             return self._inline_connection(namespace).execute(sql, params).fetchall()
+
+    def read_inline(
+        self, namespace: str, reads: Sequence[tuple[TypedSelect, tuple[Any, ...]]]
+    ) -> list[list[dict[str, Any]]] | None:
+        """SQLite only: the rows of a few short reads (a page of a query and its count), typed
+        as SQLAlchemy types them, in one read transaction right here on the event loop, like
+        `first_row`. None, having read nothing, when one of them proves long (more than
+        `INLINE_STEPS` of SQLite's VM steps in all: a scan): run them in a thread instead."""
+        with self.outages():
+            conn = self._inline_connection(namespace)
+            # SQLite counts a statement's steps over all its runs (the driver keeps it
+            # prepared): counting ticks here measures this run's alone
+            ticks = itertools.count(1)
+            conn.set_progress_handler(lambda: int(next(ticks) >= _INLINE_TICKS), _TICK_STEPS)
+            try:
+                if len(reads) > 1:
+                    conn.execute("BEGIN")  # one snapshot for all of them
+                return [
+                    [reader.record(row) for row in conn.execute(reader.sql, values).fetchall()]
+                    for reader, values in reads
+                ]
+            except sqlite3.OperationalError as exc:
+                if str(exc) != "interrupted":
+                    raise
+                return None
+            finally:
+                conn.set_progress_handler(None, 0)
+                if conn.in_transaction:  # read only: nothing to keep
+                    conn.execute("ROLLBACK")
 
     def _inline_connection(self, namespace: str) -> sqlite3.Connection:
         conn = self._inline.get(namespace)

@@ -16,10 +16,10 @@ values bound and to the row read.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Select
+from sqlalchemy import BindParameter, Connection, Dialect, Select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.expression import Executable
 
@@ -98,7 +98,7 @@ class TypedSelect:
     processing of the values bound (a UUID key, a datetime) and of the columns read (JSON,
     dates, booleans, UUIDs), so that a row reads as `conn.execute(...).mappings()` gives it."""
 
-    __slots__ = ("_binds", "_columns", "_constants", "_names", "_results", "sql")
+    __slots__ = ("_binds", "_columns", "_constants", "_names", "_results", "parameters", "sql")
 
     def __init__(self, statement: Select[Any], params: frozenset[str], dialect: Dialect) -> None:
         done = statement.compile(dialect=dialect, column_keys=list(params))
@@ -106,6 +106,10 @@ class TypedSelect:
             raise ValueError("TypedSelect takes no IN (...) of a list: the SQL would vary")
         self.sql = str(done)
         self._names = list(done.positiontup or [])
+        self.parameters: tuple[BindParameter[Any], ...] = tuple(
+            done.binds[name] for name in self._names
+        )
+        """The statement's bound parameters, in the order of the SQL's placeholders."""
         self._binds: list[Processor] = [
             done.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in self._names
@@ -124,6 +128,14 @@ class TypedSelect:
             value = params[name] if name in params else self._constants[name]
             values.append(value if process is None or value is None else process(value))
         return tuple(values)
+
+    def values_in_order(self, given: Sequence[Any]) -> tuple[Any, ...]:
+        """The values for the SQL's placeholders from `given`, one for each of `parameters`,
+        processed as SQLAlchemy binds them."""
+        return tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(self._binds, given, strict=True)
+        )
 
     def record(self, row: tuple[Any, ...]) -> dict[str, Any]:
         """A row the driver returned, as a dict of the columns' values in Python types."""

@@ -5,7 +5,7 @@ themselves are `filters.py`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from roost.backends.sql.tables import documents
 from roost.errors import ValidationError
 from roost.services import audit
 from roost.services.context import Context
+from roost.services.database import pages
 from roost.services.database.filters import (
     document_conditions,
     document_field,
@@ -77,15 +78,23 @@ async def query(ctx: Context, params: QueryRequest) -> QueryResult:
     if policy is not None:  # the rows the caller may read, chosen by the database
         conditions = [*conditions, *policy.where("read")]
     guarded = await populated_policies(ctx, schema, definition, params.populate)
-    columns = _selected(definition, table, params.select, params.populate)
-    statement = select(*columns).where(*conditions)
     dialect = ctx.platform.db.dialect
-    for index, (name, direction) in enumerate(params.sort):
-        column = definition.require_column(name, f"sort[{index}]")
-        statement = statement.order_by(
-            ordered(table.c[column.name], direction, dialect, column.nullable)
-        )
-    statement = statement.order_by(table.c[definition.primary_key.name])
+
+    def unpaged() -> Select[Any]:
+        columns = _selected(definition, table, params.select, params.populate)
+        statement = select(*columns).where(*conditions)
+        for index, (name, direction) in enumerate(params.sort):
+            column = definition.require_column(name, f"sort[{index}]")
+            statement = statement.order_by(
+                ordered(table.c[column.name], direction, dialect, column.nullable)
+            )
+        return statement.order_by(table.c[definition.primary_key.name])
+
+    if dialect == "sqlite" and policy is None and access is None and not params.populate:
+        found = _inline(ctx, params, table, page, conditions, unpaged)
+        if found is not None:
+            return found
+    statement = unpaged()
 
     def work(conn: Connection) -> QueryResult:
         total = _count(conn, table, conditions) if params.count != "none" else None
@@ -113,6 +122,33 @@ async def query(ctx: Context, params: QueryRequest) -> QueryResult:
 
     # a read of a secure table writes its audit entry in the same transaction
     return await ctx.platform.db.run(ctx.tenant, work, write=access is not None)
+
+
+def _inline(
+    ctx: Context,
+    params: QueryRequest,
+    table: Table,
+    page: Page,
+    conditions: list[ColumnElement[bool]],
+    unpaged: Callable[[], Select[Any]],
+) -> QueryResult | None:
+    """A plain read of a page on SQLite, inline (`pages`); None if it has no short path."""
+    key = pages.shape_key(params.filters, params.sort, params.select, params.count)
+    if key is None:
+        return None
+    shape = pages.compiled_shape(table, key, conditions, unpaged, page.limit, page.offset)
+    if shape is None:
+        return None
+    found = pages.read(ctx.platform.db, ctx.tenant, shape, conditions, page.limit, page.offset)
+    if found is None:
+        pages.too_long(table, key)
+        return None
+    return QueryResult(
+        rows=found.rows,
+        total=found.total,
+        page=page.number,
+        page_size=page.limit if page.number else None,
+    )
 
 
 @streamed("database.export", scope="database:read", read_only=True)
