@@ -1,6 +1,6 @@
 """What the per-call shortcuts of the server keep exact: in-flight counts that stay in their
 dicts at 0, a metering flush that waits for the one under way, the raw-byte screen's bracket
-count, and decoders looked up by a type's id."""
+count and length shortcuts, and decoders looked up by a type's id."""
 
 from __future__ import annotations
 
@@ -62,6 +62,16 @@ def test_the_screen_counts_brackets_before_it_measures_depth() -> None:
     assert not passes_screen(b'{"at": "9999-12-31T23:00:00-05:00"}', "json")
     assert not passes_screen(b'{"n": 12345678901234567890}', "json")
     assert passes_screen(b'{"id": 1, "method": "kv.get", "params": {"key": "k"}}', "json")
+
+
+def test_the_screens_length_shortcuts_stop_at_the_shortest_body_that_could_break_a_rule() -> None:
+    # a body of 19 bytes may be a number past 2**63 - 1 (the digits scan is skipped below 19)
+    assert not passes_screen(b"9223372036854775808", "json")
+    assert passes_screen(b"922337203685477580", "json")
+    # bodies no longer than MAX_DEPTH bytes skip the bracket count (none can nest deeper)
+    assert not passes_screen(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), "json")
+    assert passes_screen(b"{}", "json")
+    assert not passes_screen(b'"\\u0000"', "json")  # short, but an escape: the walk decides
 
 
 def test_decoders_found_by_id_decode_as_their_type() -> None:

@@ -310,9 +310,10 @@ def _credential(headers: Mapping[str, str]) -> Credential | None:
             raise AuthenticationError(
                 "the Authorization header has no token", code="invalid_credentials"
             )
-        if scheme.lower() == "bearer":
+        scheme_name = scheme.lower()
+        if scheme_name == "bearer":
             return Credential("jwt", token)
-        if scheme.lower() == "api-key":
+        if scheme_name == "api-key":
             return Credential("api_key", token)
         raise AuthenticationError(
             f"unsupported Authorization scheme {scheme!r}; use Bearer or Api-Key",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Send
+from starlette.types import Message, Send
 
 from roost.errors import RateLimitError, RoostError, ServerError, ServiceUnavailableError
 from roost.wire.codec import JSON, Codec, codec_for, format_of
@@ -53,14 +53,18 @@ class Reply:
     headers: dict[str, str] = field(default_factory=lambda: dict(NOSNIFF))
 
     async def send(self, send: Send) -> None:
+        await send(self.start_message())
+        await send({"type": "http.response.body", "body": self.body})
+
+    def start_message(self) -> Message:
+        """The ASGI `http.response.start` message of this answer (its body follows whole)."""
         raw = [
             (b"content-type", self.media_type.encode()),
             (b"content-length", str(len(self.body)).encode()),
         ]
         for name, value in self.headers.items():
             raw.append((_raw_name(name), value.encode()))
-        await send({"type": "http.response.start", "status": self.status, "headers": raw})
-        await send({"type": "http.response.body", "body": self.body})
+        return {"type": "http.response.start", "status": self.status, "headers": raw}
 
     def as_response(self) -> Response:
         return Response(self.body, self.status, self.headers, self.media_type)

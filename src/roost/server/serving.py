@@ -60,18 +60,32 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.limits = config.head_limits if isinstance(config, ServerConfig) else HeadLimits()
         self.in_head = True  # between requests, or inside a request line and headers
         self.head_bytes = 0
-        self.header_count = 0
         self.refusal: str | None = None  # why this request is refused, once it is
         self.closer: asyncio.TimerHandle | None = None  # set when the 431 has gone out
+
+    # Every request runs the callbacks below: they call the base class' own by name, as a
+    # super() call builds a proxy object each time.
 
     def data_received(self, data: bytes) -> None:
         # A head reaches the parser at most `max_bytes` at a time, and only until it passes
         # the limit: httptools keeps an unfinished header line whole in memory.
+        if (
+            self.in_head
+            and self.closer is None
+            and len(data) <= self.limits.max_bytes - self.head_bytes
+            and not self.transport.is_closing()
+            and self.transport.get_protocol() is self
+        ):
+            # the usual case, a whole request in one read: the loop below would feed it as one
+            # piece too (no copy of `data[:room]`, no second turn)
+            self.head_bytes += len(data)
+            HttpToolsProtocol.data_received(self, data)
+            return
         while data and not self.transport.is_closing() and self.transport.get_protocol() is self:
             if self.closer is not None:
                 return  # refused: read and dropped while the 431 lingers
             if not self.in_head:
-                super().data_received(data)
+                HttpToolsProtocol.data_received(self, data)
                 return
             room = self.limits.max_bytes - self.head_bytes
             if room <= 0:
@@ -79,38 +93,35 @@ class BoundedHttpTools(HttpToolsProtocol):
                 return
             piece, data = data[:room], data[room:]
             self.head_bytes += len(piece)
-            super().data_received(piece)
-
-    def on_message_begin(self) -> None:
-        self.header_count = 0
-        super().on_message_begin()
+            HttpToolsProtocol.data_received(self, piece)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_count += 1
-        if self.header_count > self.limits.max_count:
+        # The headers counted are those kept: uvicorn's list of this request's headers (made
+        # anew for each request), which a refused header never joins.
+        if len(self.headers) >= self.limits.max_count:
             self.refusal = f"a request may carry at most {self.limits.max_count} headers"
             return  # refused when the head ends; the parser has the rest of this piece to go
-        super().on_header(name, value)
+        HttpToolsProtocol.on_header(self, name, value)
 
     def on_headers_complete(self) -> None:
         self.in_head = False
         if self.refusal is not None:
             self.refuse(self.refusal)  # and no app, no body, no upgrade for this request
             return
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_body(self, body: bytes) -> None:
         if self.refusal is None:
-            super().on_body(body)
+            HttpToolsProtocol.on_body(self, body)
 
     def on_message_complete(self) -> None:
         if self.refusal is None:
-            super().on_message_complete()
+            HttpToolsProtocol.on_message_complete(self)
         self.in_head, self.head_bytes = True, 0
 
     def handle_websocket_upgrade(self) -> None:
         if self.refusal is None:
-            super().handle_websocket_upgrade()
+            HttpToolsProtocol.handle_websocket_upgrade(self)
 
     def refuse(self, message: str) -> None:
         """Answer 431 and close; what the client still sends meanwhile is read and dropped."""

@@ -83,9 +83,15 @@ def passes_screen(data: bytes, fmt: Literal["json", "msgpack"]) -> bool:
         return False
     # A document cannot nest deeper than it has brackets (inside strings or not): most have
     # far fewer than MAX_DEPTH, and skip the passes of `_json_depth_at_most`.
-    if data.count(b"{") + data.count(b"[") > MAX_DEPTH and not _json_depth_at_most(data, MAX_DEPTH):
+    # (A body no longer than MAX_DEPTH bytes has no more brackets, nor one shorter than
+    # `_LONG_NUMBER` so many digits: most calls' bodies skip those scans.)
+    if (
+        len(data) > MAX_DEPTH
+        and data.count(b"{") + data.count(b"[") > MAX_DEPTH
+        and not _json_depth_at_most(data, MAX_DEPTH)
+    ):
         return False
-    return _LONG_NUMBER not in data.translate(_DIGITS_AS_ZERO)
+    return len(data) < len(_LONG_NUMBER) or _LONG_NUMBER not in data.translate(_DIGITS_AS_ZERO)
 
 
 def too_deep() -> InputRefused:
