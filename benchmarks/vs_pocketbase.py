@@ -665,6 +665,11 @@ def main() -> None:
                     rate, used = asyncio.run(_rate(server, make, clients, args.seconds))
                     results.setdefault(name, {}).setdefault(server.name, []).append(rate)
                     cpu.setdefault(name, {}).setdefault(server.name, []).append(used)
+        # realtime after every other turn: a table stays followed for LINGER (120 s) after its
+        # last subscriber leaves (a client reconnecting in that time misses nothing), and the
+        # writes of a followed table append their events, so writes measured after would pay it
+        for turn in range(args.turns):
+            order = (roost, pocketbase) if turn % 2 == 0 else (pocketbase, roost)
             if not chosen or any("realtime" in c for c in chosen):
                 for server in order:
                     events, latency = asyncio.run(_fanout(server, args.seconds))
