@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from roost.errors import ConfigurationError, ServiceUnavailableError
+from roost.functions import pool as pool_module
 from roost.functions.pool import WorkerPool
 from roost.functions.protocol import Failed, Finished, Item
 from roost.settings import load_settings
@@ -362,3 +363,32 @@ async def test_closing_a_pool_while_it_starts_stops_the_start(
     assert pool.stats().busy + pool.stats().warm + pool.stats().spare == 0
     with pytest.raises(RuntimeError, match="closed"):
         await call(pool, code.plain, "twice", 21)
+
+
+async def test_a_worker_that_cannot_be_restarted_is_retried_and_calls_are_told_why(
+    code: Code, api_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool_module, "RESTART_PAUSE", 0.01)
+    monkeypatch.setattr(pool_module, "RECOVER_PAUSE", 0.2)
+    run_dir = public_folder()
+    pool = WorkerPool(
+        size=1,
+        run_dir=run_dir,
+        api_url=api_server.url,
+        isolation="fallback",
+        uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
+    )
+    await pool.start()
+    try:
+        pool._start_timeout = 0.000_001  # no worker reports ready that soon: every start fails
+        assert (await call(pool, code.hostile, "exit_worker")).failure.status == "FAILURE"
+        await wait_until(lambda: pool.stats().down == 1 and pool.stats().starting == 0)
+        failure = (await call(pool, code.plain, "twice", 21)).failure
+        assert "1 of the 1 function workers could not be restarted" in failure.message
+        assert "did not report ready" in failure.message
+        pool._start_timeout = 30.0  # the host recovers: so does the place, unasked
+        await wait_until(lambda: pool.stats().down == 0 and pool.stats().spare == 1, seconds=30)
+        assert (await call(pool, code.plain, "twice", 21)).result == 42
+    finally:
+        await pool.close()
+        shutil.rmtree(run_dir)

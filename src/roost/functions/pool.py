@@ -63,6 +63,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("roost.functions")
 
+RESTART_TRIES = 3  # starts of a replaced worker before its place is left to `_recover`
+RESTART_PAUSE = 0.5  # seconds after a failed start, doubled after each
+RECOVER_PAUSE = 5.0  # seconds between tries to bring back a place that is down
+
 
 class WorkerStartError(RuntimeError):
     """A worker process could not be started or did not report ready."""
@@ -77,6 +81,7 @@ class PoolStats(msgspec.Struct, frozen=True):
     warm: int  # bound to a function version, waiting for its next call
     spare: int  # started, bound to nothing yet
     starting: int
+    down: int  # places whose worker could not be restarted (retried every few seconds)
     started: int  # worker processes started since the pool started
     replaced: dict[str, int]  # workers killed and replaced, by reason
     runs: int
@@ -125,6 +130,7 @@ class WorkerPool:
         self._kind: sandbox.Kind = "fallback"
         self._slots: list[WorkerProcess | None] = [None] * size
         self._starting: dict[int, asyncio.Task[None]] = {}
+        self._down: dict[int, str] = {}  # places whose worker could not be restarted: why
         self._turns = asyncio.Semaphore(size)
         self._changed = asyncio.Condition()
         self._waiting = 0  # calls waiting on `_changed` (none: a change needs no notice)
@@ -251,6 +257,7 @@ class WorkerPool:
             warm=sum(not w.busy and w.key is not None for w in workers),
             spare=sum(not w.busy and w.key is None for w in workers),
             starting=len(self._starting) + self._first_starting(),
+            down=len(self._down),
             started=self._started,
             replaced=dict(self._replaced),
             runs=sum(self._outcomes.values()),
@@ -439,7 +446,7 @@ class WorkerPool:
                 if free:  # only other versions' workers: the longest idle one makes room
                     self._replace(min(free, key=lambda w: w.last_used), "evicted")
                 elif not self._starting:
-                    raise WorkerStartError("no function worker could be started")
+                    raise WorkerStartError(self._why_down())
                 with self._waits():
                     await self._changed.wait()
         try:
@@ -452,6 +459,16 @@ class WorkerPool:
             raise
         spare.key = key
         return spare
+
+    def _why_down(self) -> str:
+        """What a call is told when every place is busy or down, and none is starting."""
+        if not self._down:
+            return "no function worker could be started"
+        reason = next(iter(self._down.values()))
+        return (
+            f"{len(self._down)} of the {self.size} function workers could not be restarted "
+            f"(the server retries every {RECOVER_PAUSE:g} s; try again shortly): {reason}"
+        )
 
     def _release(self, worker: WorkerProcess, idle: Idle) -> None:
         worker.last_used = time.monotonic()
@@ -475,13 +492,47 @@ class WorkerPool:
     async def _restart(self, worker: WorkerProcess, index: int) -> None:
         try:
             await worker.kill()
-            if not self._closed:
-                await self._start_worker(index)
-        except (WorkerStartError, OSError) as exc:  # the place stays down; _checkout says so
-            logger.error("function worker %d could not be restarted: %s", index, exc)
+            await self._start_with_retries(index)
         finally:
             self._starting.pop(index, None)
             self._notify()
+
+    async def _start_with_retries(self, index: int) -> None:
+        """Start the place's worker, trying again after a pause when a start fails (a loaded
+        host may miss the start timeout once; a killed worker's folders may take a moment to
+        go). A place still down after `RESTART_TRIES` is left to `_recover`, and calls are
+        told why meanwhile."""
+        for attempt in range(RESTART_TRIES):
+            if self._closed:
+                return
+            try:
+                await self._start_worker(index)
+            except (WorkerStartError, OSError) as exc:
+                self._down[index] = f"{type(exc).__name__}: {exc}"[:300]
+                logger.warning(
+                    "function worker %d could not be restarted (try %d of %d): %s",
+                    index, attempt + 1, RESTART_TRIES, exc,
+                )  # fmt: skip
+                await asyncio.sleep(RESTART_PAUSE * 2**attempt)
+            else:
+                self._down.pop(index, None)
+                return
+        logger.error("function worker %d is down; retrying every %g s", index, RECOVER_PAUSE)
+        self._spawn_background(self._recover(index))
+
+    async def _recover(self, index: int) -> None:
+        """Try, now and then, to bring back a place whose worker could not be restarted."""
+        while not self._closed and self._slots[index] is None and index not in self._starting:
+            await asyncio.sleep(RECOVER_PAUSE)
+            if self._closed or self._slots[index] is not None or index in self._starting:
+                return
+            try:
+                await self._start_worker(index)
+            except (WorkerStartError, OSError) as exc:
+                self._down[index] = f"{type(exc).__name__}: {exc}"[:300]
+            else:
+                self._down.pop(index, None)
+                logger.info("function worker %d is back", index)
 
     async def _retire_idle(self) -> None:
         """Warm workers unused for idle_seconds go back to spares (memory, and a fresh tmp)."""

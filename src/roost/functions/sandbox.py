@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import shutil
 import stat
 import subprocess
@@ -166,6 +167,10 @@ class Slot:
         if os.path.ismount(self.tmp):
             _libc.umount2(os.fsencode(self.tmp), _MNT_DETACH)
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.root.exists():  # a file came or stayed as it went: moved aside, not reused
+            aside = self.root.with_name(f".{self.root.name}-{secrets.token_hex(4)}-gone")
+            os.rename(self.root, aside)
+            shutil.rmtree(aside, ignore_errors=True)
 
     def install(self, source: Path) -> None:
         """Copy a version's code into the code folder: regular files and folders only (a
