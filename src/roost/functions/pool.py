@@ -513,7 +513,8 @@ class WorkerPool:
                     "function worker %d could not be restarted (try %d of %d): %s",
                     index, attempt + 1, RESTART_TRIES, exc,
                 )  # fmt: skip
-                await asyncio.sleep(RESTART_PAUSE * 2**attempt)
+                if attempt + 1 < RESTART_TRIES:
+                    await asyncio.sleep(RESTART_PAUSE * 2**attempt)
             else:
                 self._down.pop(index, None)
                 return
