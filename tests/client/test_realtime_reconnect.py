@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -106,6 +107,24 @@ async def test_an_expired_access_token_is_renewed_without_losing_events(
         await admin.stream.publish(room, LAST, 4)  # any repeat would come before it
         await wait_until(lambda: LAST in (e.event_type for e in events))
         assert [e.offset for e in events] == [0, 1, 2, 3, 4]
+
+
+async def test_a_subscription_opened_after_the_token_expired_is_opened_with_a_fresh_one(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    # the server's watch is slow here: the subscribe meets the connection opened with the
+    # expired token, and the server refuses it (a loaded machine met this between sign-in and
+    # a first subscribe)
+    short = make_server(access_token_ttl=2, ws_credential_watch_seconds=60)
+    room = unique("room")
+    async with AsyncClient(api_url=short.url) as client:
+        admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        assert await admin.realtime.call("auth.whoami") is not None  # the connection opens
+        await asyncio.sleep(2.5)  # the token it was opened with expires
+        events: list[StreamEvent] = []
+        await admin.stream.subscribe(room, events.append)
+        await admin.stream.publish(room, "after", 0)
+        await wait_until(lambda: len(events) == 1)
 
 
 async def test_a_revoked_key_ends_its_subscriptions(server: RunningServer) -> None:

@@ -19,11 +19,13 @@ import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from roost.client._core.rpc import call_timeout
 from roost.client._realtime.connection import DIRECT, Connection, Route
 from roost.errors import AuthenticationError, ConnectionError, RoostError
+
+T = TypeVar("T")
 
 logger = logging.getLogger("roost.realtime")
 
@@ -151,21 +153,26 @@ class AsyncRealtime:
         """Run an operation over the WebSocket and return its result. Past `timeout` seconds
         it raises `TimeoutError` and the server cancels the call."""
         timeout = None if timeout is None else call_timeout(timeout, timeout)
+        return await self._with_live_token(
+            lambda conn: conn.call(method, params or {}, timeout=timeout)
+        )
+
+    async def _with_live_token(self, attempt: Callable[[Connection], Awaitable[T]]) -> T:
+        """`attempt(connection)`, once more on a new connection if the one it used was opened
+        with an access token that has expired since (the header source refreshes the session
+        as the new one opens)."""
         conn = await self._connection()
         try:
-            return await conn.call(method, params or {}, timeout=timeout)
+            return await attempt(conn)
         except AuthenticationError as exc:
             if exc.code != "token_expired":
                 raise
-        # The connection was opened with an access token that has expired since: open it
-        # again (the header source refreshes the session) and run the call once more.
         dropped = self._dropped
         if self._conn is conn and dropped is not None:
             await conn.close()
             async with asyncio.timeout(self._timeout):
                 await dropped.wait()  # the supervisor has let go of the old connection
-        conn = await self._connection()
-        return await conn.call(method, params or {}, timeout=timeout)
+        return await attempt(await self._connection())
 
     async def stream(
         self,
@@ -190,7 +197,7 @@ class AsyncRealtime:
     ) -> AsyncSubscription:
         """Open a subscription; `on_event` gets each pushed event (a dict), in order."""
         state = _Subscription(method, params, on_event, room)
-        await self._open(await self._connection(), state, params)
+        await self._with_live_token(lambda conn: self._open(conn, state, params))
         self._subscriptions.append(state)
         state.task = asyncio.create_task(self._deliver(state))
         return AsyncSubscription(self, state)
