@@ -7,6 +7,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -248,3 +249,26 @@ async def test_a_redis_that_refuses_tracking_leaves_reads_going_to_redis(
         await store.delete([key])
         await store.close()
         await elsewhere.execute_command("ACL", "DELUSER", user)
+
+
+async def test_a_tenants_policy_stamp_is_answered_from_memory_from_its_first_read(
+    store: RedisKVStore,
+) -> None:
+    """A tenant whose policies never changed has no stamp; its first read sets one (the near
+    cache keeps values, not their absence), so that the read each guarded call makes is
+    not a round trip to Redis every time. A change still moves it."""
+    from roost.services import policystore
+
+    tenant = f"near{secrets.token_hex(4)}"
+    platform: Any = SimpleNamespace(kv=store)
+    key = policystore.stamp_key(tenant)
+    try:
+        first = await policystore._stamp(platform, tenant)
+        assert first is not None
+        assert await cached(store, key) == Entry(first, NO_EXPIRY)
+        assert await policystore._stamp(platform, tenant) == first
+        await policystore._new_stamp(platform, tenant)
+        moved = await policystore._stamp(platform, tenant)
+        assert moved not in (None, first)
+    finally:
+        await store.delete([key])

@@ -14,9 +14,9 @@ from sqlalchemy import Connection, bindparam, event, func, select, text, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from roost.backends.sql import CONTROL, Database
-from roost.backends.sql.fast import TypedSelect, execute
+from roost.backends.sql.fast import TypedSelect, execute, insert_rows
 from roost.backends.sql.migrations import CONTROL_MIGRATIONS, TENANT_MIGRATIONS, migrate
-from roost.backends.sql.tables import kv_entries, roles
+from roost.backends.sql.tables import kv_entries, logs, roles, utcnow
 from tests.backends.databases import sql_database
 
 
@@ -140,6 +140,61 @@ async def test_fast_statements_answer_like_sqlalchemy(db: Database) -> None:
         assert [r.kind for r in execute(conn, _KV_ROW, {"key_": "b"}).all()] == ["hash"]
 
     await db.run(CONTROL, work, write=True)
+
+
+@pytest.mark.anyio
+async def test_fast_inserts_store_what_sqlalchemy_stores(db: Database) -> None:
+    """Rows of dates and JSON (None included) read back, and are stored, as SQLAlchemy's own
+    insert of the same rows leaves them."""
+    await migrate(db, "acme")
+    at = utcnow()
+
+    def rows(category: str) -> list[dict[str, object]]:
+        return [
+            {
+                "at": at,
+                "level_no": level,
+                "category": category,
+                "message": f"line {level}",
+                "data": data,
+                "exception": None,
+                "source": None,
+                "username": "ada",
+            }
+            for level, data in ((20, {"n": 1, "s": "é"}), (30, None), (40, [1, "x"]))
+        ]
+
+    def work(conn: Connection) -> None:
+        conn.execute(logs.insert(), rows("theirs"))
+        insert_rows(conn, logs, rows("ours"))
+        insert_rows(conn, logs, [])
+
+    await db.run("acme", work, write=True)
+    columns = [c for c in logs.c if c.key not in ("id", "category")]
+    async with db.read("acme") as conn:
+        read = {
+            category: [
+                tuple(row)
+                for row in await conn.execute(
+                    select(*columns).where(logs.c.category == category).order_by(logs.c.id)
+                )
+            ]
+            for category in ("theirs", "ours")
+        }
+        stored = {
+            category: (
+                await conn.execute(
+                    text("SELECT at, data, source FROM roost_logs WHERE category = :c ORDER BY id"),
+                    {"c": category},
+                )
+            ).all()
+            for category in ("theirs", "ours")
+        }
+    assert read["ours"] == read["theirs"]
+    assert len(read["ours"]) == 3
+    assert read["ours"][0][0] == at
+    assert read["ours"][0][3] == {"n": 1, "s": "é"}
+    assert stored["ours"] == stored["theirs"]
 
 
 @pytest.mark.anyio

@@ -214,15 +214,24 @@ class Platform:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    def forget_principal(self, key: str) -> None:
-        """Drop one cached credential (`PrincipalCache` key): here at once, and on every other
-        replica as soon as the bus reaches it. For a runtime token whose run ended; a
-        refusal of the bus is logged, as nobody awaits it (`principals` re-checks the run's
-        status whenever it loads a runtime token, so the cache's ttl bounds a lost message)."""
-        self.principals.forget(key)
-        task = asyncio.get_running_loop().create_task(self._tell(PRINCIPAL_FORGOTTEN, key))
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+    def forget_principal(self, *keys: str) -> None:
+        """Drop cached credentials (`PrincipalCache` keys): here at once, and on every other
+        replica as soon as the bus reaches it, all in one message. For runtime tokens whose
+        runs ended; a refusal of the bus is logged, as nobody awaits it (`principals`
+        re-checks the run's status whenever it loads a runtime token, so the cache's ttl
+        bounds a lost message)."""
+        for key in keys:
+            self.principals.forget(key)
+        for start in range(0, len(keys), _FORGOTTEN_PER_MESSAGE):
+            # keys are hashes: no line breaks of their own
+            message = "\n".join(keys[start : start + _FORGOTTEN_PER_MESSAGE])
+            task = asyncio.get_running_loop().create_task(self._tell(PRINCIPAL_FORGOTTEN, message))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+
+    def _on_principals_forgotten(self, payload: bytes) -> None:
+        for key in payload.decode().split("\n"):
+            self.principals.forget(key)
 
     async def _tell(self, channel: str, payload: str) -> None:
         try:
@@ -238,13 +247,14 @@ class Platform:
 
     def listen_for_revocations(self) -> None:
         self.bus.listen(REVOCATIONS, lambda _: self.principals.clear())
-        self.bus.listen(PRINCIPAL_FORGOTTEN, lambda key: self.principals.forget(key.decode()))
+        self.bus.listen(PRINCIPAL_FORGOTTEN, self._on_principals_forgotten)
         self.bus.listen(TENANT_SETTINGS, lambda payload: self.forget_cached(payload.decode()))
         self.bus.listen(TENANT_DELETED, self._on_tenant_deleted)
 
 
 REVOCATIONS = "principals:revoked"
 PRINCIPAL_FORGOTTEN = "principals:forgotten"
+_FORGOTTEN_PER_MESSAGE = 256  # credential keys in one bus message at most (16 KiB or so)
 TENANT_SETTINGS = "tenants:settings"
 TENANT_DELETED = "tenants:deleted"
 

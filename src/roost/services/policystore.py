@@ -191,6 +191,13 @@ def _loader(
 
 async def _stamp(platform: Platform, tenant: str) -> str | None:
     entry = await platform.kv.get(stamp_key(tenant))
+    if entry is not None:
+        return entry.value
+    # A tenant whose policies never changed has no stamp yet: one is set now (never over
+    # another's), as Redis' near cache keeps values, not their absence, and every guarded
+    # call would otherwise cost a round trip to Redis. A change still sets a fresh one.
+    await platform.kv.set(stamp_key(tenant), json.dumps(secrets.token_hex(16)), nx=True)
+    entry = await platform.kv.get(stamp_key(tenant))
     return entry.value if entry is not None else None
 
 

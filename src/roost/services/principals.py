@@ -48,11 +48,12 @@ async def authenticate(platform: Platform, credential: Credential) -> Principal:
     )
 
 
-def end_runtime_token(platform: Platform, token: str) -> None:
-    """A run is over and its final status committed: its runtime token stops acting now here,
-    and on the other replicas when the bus tells them. Loads of it look at the run's record
-    (`of_caller`), so a load under way, or a message lost, outlives this by a cache ttl at most."""
-    platform.forget_principal(_cache_key(Credential("jwt", token)))
+def end_runtime_token(platform: Platform, *tokens: str) -> None:
+    """Runs are over and their final status committed: their runtime tokens stop acting now
+    here, and on the other replicas when the bus tells them (one message for all). Loads of
+    one look at the run's record (`of_caller`), so a load under way, or a message lost,
+    outlives this by a cache ttl at most."""
+    platform.forget_principal(*(_cache_key(Credential("jwt", token)) for token in tokens))
 
 
 def end_runtime_token_here(platform: Platform, token: str) -> None:

@@ -10,17 +10,18 @@ plain `conn.execute`. Either way the result answers `first()`, `scalar()`, `scal
 `execute` and `sqlite_text` are only for statements over plain columns (text, integers, reals):
 the driver converts no types (no JSON, dates or booleans), as SQLAlchemy would. `TypedSelect`
 is for a select of any columns: it applies the columns' types as SQLAlchemy does, both to the
-values bound and to the row read.
+values bound and to the row read. `insert_rows` inserts rows of any columns the same way.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import BindParameter, Connection, Dialect, Select
+from sqlalchemy import BindParameter, Connection, Dialect, Select, Table
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import Executable
 
 _DIALECT = sqlite.dialect(paramstyle="qmark")
@@ -143,3 +144,61 @@ class TypedSelect:
             name: value if process is None else process(value)
             for name, process, value in zip(self._columns, self._results, row, strict=True)
         }
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` (dicts that all name the same columns) into `table`, as
+    `conn.execute(table.insert(), rows)` does; on SQLite in one call of the driver's
+    `executemany`, each value bound as SQLAlchemy binds it (dates, JSON), which costs a
+    fraction of SQLAlchemy's own work per row."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    named = rows[0].keys()
+    if conn.dialect.name != "sqlite" or any(row.keys() != named for row in rows):
+        conn.execute(table.insert(), list(rows))
+        return
+    key = (table, columns)
+    insert = _inserts.get(key)
+    if insert is None:
+        if len(_inserts) >= _MAX_CACHED:
+            _inserts.clear()
+        insert = _inserts[key] = _TypedInsert.of(table, columns)
+    if insert is False:  # a column left out has a default of its own: SQLAlchemy fills it in
+        conn.execute(table.insert(), list(rows))
+        return
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    driver.executemany(insert.sql, [insert.values(row) for row in rows])
+
+
+class _TypedInsert:
+    """An insert of a table's `columns`, as SQL text with `?` placeholders, and how each value
+    is bound (SQLAlchemy calls a bind processor for every value, None included)."""
+
+    __slots__ = ("_binds", "_names", "sql")
+
+    @classmethod
+    def of(cls, table: Table, columns: Sequence[str]) -> _TypedInsert | Literal[False]:
+        """The insert of `columns`, or False if it binds other values too (defaults)."""
+        done = table.insert().compile(dialect=_DIALECT, column_keys=list(columns))
+        if set(done.positiontup or ()) != set(columns):
+            return False
+        return cls(done, _DIALECT)
+
+    def __init__(self, done: SQLCompiler, dialect: Dialect) -> None:
+        self.sql = str(done)
+        self._names: list[str] = list(done.positiontup or [])
+        self._binds: list[Processor] = [
+            done.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self._names
+        ]
+
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            row[name] if process is None else process(row[name])
+            for name, process in zip(self._names, self._binds, strict=True)
+        )
+
+
+_inserts: dict[tuple[Table, tuple[str, ...]], _TypedInsert | Literal[False]] = {}
