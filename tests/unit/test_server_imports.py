@@ -23,13 +23,14 @@ def test_serve_loads_no_library_that_only_some_requests_use() -> None:
     # what `roost serve` imports and builds before its first answer: passkeys (webauthn),
     # JSON Schema checks (jsonschema), the docs' package (jinja2), SMTP, PostgreSQL's driver,
     # requests out (httpx: webhooks, sign-in providers), the SDK, Prometheus' client, PyJWT
-    # (with cryptography's x509) and TOTP load on first use
+    # (with cryptography's x509) and TOTP load on first use, and so do SQLAlchemy's async
+    # engine and the ORM it imports (SQLite's start-up and health run on the sync engines)
     code = (
         "import sys, roost.cli.main, roost.server; "
         "from roost.server.app import create_app; create_app(); "
         "print(sorted(m for m in ('webauthn', 'jsonschema', 'referencing', 'jinja2', "
         "'swagger_ui', 'aiosmtplib', 'asyncpg', 'httpx', 'authlib', 'prometheus_client', 'jwt', "
-        "'pyotp', 'roost.client._sync.client') "
+        "'pyotp', 'roost.client._sync.client', 'sqlalchemy.ext.asyncio', 'sqlalchemy.orm') "
         "if m in sys.modules))"
     )
     result = subprocess.run(  # noqa: S603 - our own interpreter and code

@@ -6,12 +6,11 @@ from __future__ import annotations
 import string
 import unicodedata
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, String, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, String, bindparam, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql import CONTROL
 from roost.backends.sql.tables import memberships, roles, sessions, user_roles, users, utcnow
@@ -25,6 +24,9 @@ from roost.errors import (
 from roost.services.context import Platform, Principal
 from roost.services.security import Passwords, new_id
 from roost.wire.auth import RegisterRequest, User, UserRef
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -75,12 +77,13 @@ async def find_by_login(conn: AsyncConnection, login: str) -> RowMapping | None:
     return None
 
 
+def by_username(username: str) -> Select[Any]:
+    """The user of a username, matched without regard to case."""
+    return select(users).where(func.lower(users.c.username) == username.lower())
+
+
 async def find_by_username(conn: AsyncConnection, username: str) -> RowMapping:
-    row = (
-        (await conn.execute(select(users).where(func.lower(users.c.username) == username.lower())))
-        .mappings()
-        .first()
-    )
+    row: RowMapping | None = (await conn.execute(by_username(username))).mappings().first()
     if row is None:
         raise NotFoundError(f"no user named {username!r}", details={"field": "username"})
     return row

@@ -4,10 +4,11 @@ gets the navigation tree of the pages they may open from `auth.get_navigation`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import delete, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import pages, utcnow
 from roost.errors import ConflictError, NotFoundError, ValidationError
@@ -15,6 +16,9 @@ from roost.services.context import Context
 from roost.services.registry import operation
 from roost.wire.common import Done, Empty
 from roost.wire.pages import Page, PageRef, PageSpec
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @operation("pages.create", scope="pages:write")

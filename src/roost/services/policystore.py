@@ -24,11 +24,10 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import (
     policies,
@@ -52,6 +51,9 @@ from roost.policy.loader import (
 from roost.services.caching import TenantCache
 from roost.services.context import Context, Platform
 from roost.wire.policy import MAX_DOCUMENT_BYTES, MAX_KEY_CHARS, Binding, BindingRef
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
     "Candidate",

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import api_keys, function_invocations, sessions
 from roost.errors import AuthenticationError
@@ -21,6 +20,9 @@ from roost.services.functions.tokens import PREFIX as RUNTIME_PREFIX
 from roost.services.functions.tokens import CallerRef, RuntimeTokens
 from roost.services.security import parse_opaque, same_hash, token_hash
 from roost.services.tenants import ensure_exists
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 CredentialKind = Literal["jwt", "api_key", "session_token"]
 

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import delete, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import roles, user_roles
 from roost.errors import AuthorizationError, ConflictError, NotFoundError
@@ -15,6 +16,9 @@ from roost.services.context import Context
 from roost.services.registry import operation
 from roost.wire.auth import CreateRoleRequest, Role, RoleRef, UpdateRoleRequest
 from roost.wire.common import Done, Empty
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @operation("roles.create", scope="roles:write")

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import MetaData, Table, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateColumn
 
 from roost.backends.sql import CONTROL
@@ -57,6 +56,9 @@ from roost.wire.database import (
     TableRef,
     TableSpec,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _SCHEMAS = TenantCache["TenantSchema"]("schema.tables", ttl=2.0)
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import secret_versions, secrets, utcnow
 from roost.errors import ConflictError, SecretNotFoundError, ServerError, ValidationError
@@ -37,6 +36,9 @@ from roost.wire.secrets import (
     SetSecretRequest,
     UpdateSecretRequest,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _TENANT_WIDE = ""
 

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import msgspec
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Column, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from roost.backends.sql import CONTROL
@@ -57,9 +57,7 @@ async def ensure_exists(platform: Platform, name: str) -> None:
     known = _KNOWN.of(platform)
     if known.get(name):
         return
-    async with platform.db.read(CONTROL) as conn:
-        found = (await conn.execute(select(tenants.c.name).where(tenants.c.name == name))).first()
-    if found is None:
+    if not await _has_name(platform, tenants.c.name, name):
         known.pop(name)
         raise NotFoundError(f"tenant {name!r} does not exist", details={"field": "tenant"})
     known.put(name, True)
@@ -88,6 +86,8 @@ async def provision(platform: Platform, name: str, display_name: str = "") -> bo
         await purge(platform, name)
     await migrate(platform.db, name)
     await platform.db.confined.prepare(name)  # PostgreSQL: the role its analytics run as
+    if await _has_name(platform, tenants.c.name, name):  # each start: the default tenant
+        return False
     try:
         async with platform.db.write(CONTROL) as conn:
             await conn.execute(tenants.insert().values(name=name, display_name=display_name))
@@ -101,9 +101,7 @@ async def migrate_all(platform: Platform) -> None:
     await migrate(platform.db, CONTROL)
     await finish_purges(platform)
     await provision(platform, DEFAULT_TENANT, "Default")
-    async with platform.db.read(CONTROL) as conn:
-        names = list((await conn.execute(select(tenants.c.name))).scalars())
-    for name in names:
+    for name in await _names_in(platform, tenants.c.name):
         await migrate(platform.db, name)
 
 
@@ -261,9 +259,7 @@ async def purge(platform: Platform, name: str) -> None:
 async def finish_purges(platform: Platform) -> None:
     """At start: finish the purges that a stop interrupted (those another replica is doing
     now hold their name's lock and are left to it)."""
-    async with platform.db.read(CONTROL) as conn:
-        names = list((await conn.execute(select(tenant_purges.c.name))).scalars())
-    for name in names:
+    for name in await _names_in(platform, tenant_purges.c.name):
         try:
             async with exclusive(platform, name):
                 if await _purge_pending(platform, name):
@@ -275,10 +271,20 @@ async def finish_purges(platform: Platform) -> None:
             logger.exception("the purge of deleted tenant %r could not be finished", name)
 
 
+async def _names_in(platform: Platform, column: Column[str]) -> list[str]:
+    """Every name in a control-plane table's column. Through `run` (SQLite: its sync engine),
+    not `read`: start-up then opens no async engine, whose import is deferred to first use."""
+    return await platform.db.run(CONTROL, lambda conn: list(conn.execute(select(column)).scalars()))
+
+
 async def _purge_pending(platform: Platform, name: str) -> bool:
-    async with platform.db.read(CONTROL) as conn:
-        found = await conn.execute(select(tenant_purges.c.name).where(tenant_purges.c.name == name))
-        return found.first() is not None
+    return await _has_name(platform, tenant_purges.c.name, name)
+
+
+async def _has_name(platform: Platform, column: Column[str], name: str) -> bool:
+    """Whether a control-plane table's column holds `name` (through `run`, as `_names_in`)."""
+    query = select(column).where(column == name)
+    return await platform.db.run(CONTROL, lambda conn: conn.execute(query).first() is not None)
 
 
 @operation("tenants.create_category", scope="tenants:admin")

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import roles, sessions, user_roles, users
 from roost.errors import ConflictError, NotFoundError, ValidationError
@@ -28,6 +29,9 @@ from roost.wire.auth import (
 )
 from roost.wire.codec import build
 from roost.wire.common import Done
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @operation("users.create_user", scope="users:write")
@@ -239,6 +243,11 @@ async def ensure_admin(
     Returns whether a user was created.
     """
     request = build(CreateUserRequest, username=username, email=email, password=password)
+    # at each start with ROOST_ADMIN_PASSWORD the admin exists: a read through `run` (SQLite:
+    # its sync engine) finds it without the async engine, whose import waits for first use
+    taken = accounts.by_username(username)
+    if await platform.db.run(tenant, lambda conn: conn.execute(taken).first() is not None):
+        return False
     async with platform.db.write(tenant) as conn:
         try:
             await accounts.find_by_username(conn, username)

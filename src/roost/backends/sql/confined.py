@@ -43,11 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, NullPool, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from roost.backends.sql.errors import sql_outage
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
     from roost.backends.sql.database import Database
 
 Rows = list[dict[str, Any]]
@@ -210,6 +211,8 @@ class ConfinedReads:
         for role in (plain, guarded):
             if role not in self._engines:
                 url = self._db.url.set(username=role, password=self._password(role))
+                from sqlalchemy.ext.asyncio import create_async_engine  # PostgreSQL only
+
                 self._engines[role] = create_async_engine(url, poolclass=NullPool)
 
     async def _set_up_role(self, conn: AsyncConnection, role: str, schema: str) -> None:

@@ -10,11 +10,10 @@ success). `auth.verify_totp` trades it and a code for the session (services/auth
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import site_settings, totp_factors, user_tokens
 from roost.errors import AuthenticationError, SecondFactorRequired
@@ -22,6 +21,9 @@ from roost.services import accounts
 from roost.services.auth import events
 from roost.services.context import Context
 from roost.services.security import make_opaque, new_id, parse_opaque, same_hash
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 CHALLENGE_TTL = 300
 REQUIRED_ROLES_SETTING = "auth_two_factor_roles"

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql import CONTROL
 from roost.backends.sql.tables import membership_invites, memberships, sessions, tenants, users
@@ -57,6 +57,9 @@ from roost.wire.auth import (
     UserRef,
 )
 from roost.wire.common import Done
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _NOT_A_MEMBER = "not_a_member"
 

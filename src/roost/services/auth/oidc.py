@@ -43,7 +43,6 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import auth_handoffs, user_identities, users
 from roost.errors import (
@@ -73,6 +72,7 @@ from roost.wire.oidc import ProviderCodeRequest, ProviderUrl, ProviderUrlRequest
 
 if TYPE_CHECKING:  # httpx, authlib and joserfc load on a provider sign-in's first use
     import httpx
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _STATE_TTL = 600  # the user's time at the provider
 _CODE_TTL = 60  # the app's time to exchange the one-time code

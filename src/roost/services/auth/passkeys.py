@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import auth_handoffs, passkeys, users
 from roost.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
@@ -55,6 +54,7 @@ from roost.wire.passkeys import (
 )
 
 if TYPE_CHECKING:  # the webauthn library (~50 ms of imports) loads on a passkey's first use
+    from sqlalchemy.ext.asyncio import AsyncConnection
     from webauthn.helpers.structs import AuthenticationCredential
 
 CHALLENGE_TTL = 300

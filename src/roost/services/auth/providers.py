@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import auth_providers, user_identities, utcnow
 from roost.errors import NotFoundError, ServerError, ValidationError
@@ -27,6 +27,9 @@ from roost.services.vault import secret_place
 from roost.settings import Settings
 from roost.wire.common import Done, Empty
 from roost.wire.oidc import ProviderInfo, ProviderRef, ProviderSpec
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _OIDC_SCOPES = ["openid", "email", "profile"]
 _PLACE = "\0auth-provider"  # no app name has a NUL: a provider's secret is in a place of its own

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import sessions, user_tokens, users
 from roost.errors import (
@@ -48,6 +47,9 @@ from roost.services.security import (
 )
 from roost.wire.auth import EmailRequest, PasswordResetRequest, TokenRequest
 from roost.wire.common import Done
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 logger = logging.getLogger("roost.auth")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import refresh_tokens, sessions, users
 from roost.errors import (
@@ -50,6 +50,9 @@ from roost.wire.auth import (
     Whoami,
 )
 from roost.wire.common import Done, Empty
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 logger = logging.getLogger("roost.auth")
 

@@ -19,10 +19,10 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import recovery_codes, totp_factors, users
 from roost.errors import AuthenticationError, AuthorizationError, ConflictError, ValidationError
@@ -42,6 +42,9 @@ from roost.wire.two_factor import (
     TotpStatus,
     VerifyTotpRequest,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _STEP = 30
 _DRIFT = 1  # time steps accepted either side of now

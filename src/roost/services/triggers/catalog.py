@@ -10,13 +10,12 @@ listed). A URL target gets a new signing secret, shown in the answer once.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import trigger_deliveries, triggers, utcnow
 from roost.errors import APIError, ConflictError, NotFoundError, ValidationError
@@ -51,6 +50,9 @@ from roost.wire.triggers import (
     UpdateTriggerRequest,
     UrlTarget,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 ADMIN = "triggers:admin"
 READ = "triggers:read"

@@ -145,8 +145,12 @@ class Scheduler:
         await self.sources.look()
 
     async def _load_all(self) -> None:
-        async with self._platform.db.read(CONTROL) as conn:
-            names = list((await conn.execute(select(tenants.c.name))).scalars())
+        # through `run`: this first look comes right at start, and `read` would bring in the
+        # async engine (its import waits for first use)
+        query = select(tenants.c.name)
+        names = await self._platform.db.run(
+            CONTROL, lambda conn: list(conn.execute(query).scalars())
+        )
         self._triggers.clear()
         self.sources.forget_others(set(names))
         for name in names:

@@ -63,8 +63,8 @@ def decode_row(row: RowMapping) -> TriggerRow:
 
 async def read_all(platform: Platform, tenant: str) -> tuple[TriggerRow, ...]:
     """Every trigger of the tenant, read now."""
-    async with platform.db.read(tenant) as conn:
-        rows = (await conn.execute(select(triggers).order_by(triggers.c.name))).mappings().all()
+    query = select(triggers).order_by(triggers.c.name)
+    rows = await platform.db.run(tenant, lambda conn: conn.execute(query).mappings().all())
     return tuple(decode_row(row) for row in rows)
 
 

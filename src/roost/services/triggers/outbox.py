@@ -24,11 +24,10 @@ import os
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.backends.sql.tables import trigger_deliveries, trigger_outbox, utcnow
 from roost.errors import NotFoundError
@@ -36,6 +35,9 @@ from roost.services.context import Platform
 from roost.services.tenants import ensure_exists
 from roost.services.triggers import events, model
 from roost.services.triggers.model import TriggerRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 logger = logging.getLogger("roost.triggers")
 
