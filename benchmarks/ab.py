@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import secrets
 import statistics
 import subprocess
@@ -42,7 +43,15 @@ CALLS = [
     ("kv.get", "kv.get", {"key": "{key}"}),
     ("whoami", "auth.whoami", {}),
     ("database.get", "database.get", {"table": "ab_items", "id": "{row}"}),
+    ("database.create", "database.create", {"table": "ab_items", "rows": [{"name": "new"}]}),
+    (
+        "database.update",
+        "database.update",
+        {"table": "ab_items", "id": "{row}", "data": {"name": "up"}},
+    ),
 ]
+KEYED = {"database.create"}
+"""Calls whose HTTP requests carry a fresh Idempotency-Key each, as the SDK sends them."""
 
 
 # -- run by each tree's own interpreter ------------------------------------------------------
@@ -127,8 +136,12 @@ def start(tree: str, kind: str, http: str) -> Server:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="roost-ab-")
     secret = secrets.token_urlsafe(40)
+    # a uid range of its own for the function pool: other servers may run on this host
+    uids = str(random.randrange(2_000_000, 2**30, 4096))
     process = subprocess.Popen(  # noqa: S603 - our own script, with the trees we were given
-        [_python(tree), __file__, "serve", kind, data_dir, secret, str(port), http], cwd=tree
+        [_python(tree), __file__, "serve", kind, data_dir, secret, str(port), http],
+        cwd=tree,
+        env={**os.environ, "ROOST_FUNCTIONS_UID_BASE": uids},
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -201,12 +214,17 @@ async def http_load(
         f"Authorization: Bearer {server.token}",
     ]
     request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+    keyed = method in KEYED
     deadline, counts = time.perf_counter() + seconds, [0]
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         while time.perf_counter() < deadline:
-            writer.write(request)
+            if keyed:
+                key = f"Idempotency-Key: {secrets.token_hex(16)}\r\n".encode()
+                writer.write(request.replace(b"\r\n\r\n", b"\r\n" + key + b"\r\n", 1))
+            else:
+                writer.write(request)
             answer = await reader.readuntil(b"\r\n\r\n")
             if not answer.startswith(b"HTTP/1.1 200"):
                 raise RuntimeError(f"{method}: {answer.decode(errors='replace')}")

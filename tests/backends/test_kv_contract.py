@@ -87,6 +87,7 @@ async def test_expired_keys_are_never_returned(store: KVStore, ns: str) -> None:
     await wait_for(lock_taken_over, seconds=5)
     assert await store.get(ns + "short") is None
     assert await store.hgetall(ns + "h") == {}
+    assert not await store.set(ns + "short", "x", xx=True)  # absent: not overwritten
     assert await store.set(ns + "short", "2", nx=True)  # absent again
     assert not await store.acquire(ns + "lock", "me", ttl=5)  # "you" holds it now
     keys, _ = await store.scan(ns + "h", None, 100)

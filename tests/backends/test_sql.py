@@ -6,17 +6,23 @@ import asyncio
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, bindparam, event, func, select, text, update
+from sqlalchemy import Connection, MetaData, bindparam, event, func, select, text, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import IntegrityError
 
 from roost.backends.sql import CONTROL, Database
-from roost.backends.sql.fast import TypedSelect, execute, insert_rows
+from roost.backends.sql.fast import SQLITE, TypedSelect, TypedWrite, execute, insert_rows
 from roost.backends.sql.migrations import CONTROL_MIGRATIONS, TENANT_MIGRATIONS, migrate
 from roost.backends.sql.tables import kv_entries, logs, roles, utcnow
+from roost.services.tabledefs import TableDef, build_table, parse_column, with_platform_columns
 from tests.backends.databases import sql_database
 
 
@@ -357,3 +363,87 @@ async def test_an_inline_read_gives_up_on_a_scan_having_read_nothing(tmp_path: P
             assert sqlite_db.read_inline(CONTROL, read) == [[{"count": 22222}]]
         counted = await sqlite_db.run(CONTROL, lambda conn: conn.execute(_KV_SCAN).scalar_one())
         assert counted > 0  # the scan itself runs in a thread
+
+
+_EVERY_TYPE: list[dict[str, Any]] = [
+    {"name": "code", "type": "varchar(8)", "constraints": ["UNIQUE"]},
+    {"name": "note", "type": "text", "default": "'none yet'"},
+    {"name": "count", "type": "integer"},
+    {"name": "big", "type": "bigint"},
+    {"name": "flag", "type": "boolean"},
+    {"name": "at", "type": "timestamp"},
+    {"name": "at_tz", "type": "timestamptz"},
+    {"name": "day", "type": "date"},
+    {"name": "ref", "type": "uuid", "default": "uuid()"},
+    {"name": "doc", "type": "json"},
+    {"name": "blob", "type": "bytes"},
+    {"name": "price", "type": "decimal(10,2)"},
+]
+_ROWS = [
+    {
+        "code": "a",
+        "count": 3,
+        "big": 2**40,
+        "flag": True,
+        "at": datetime(2024, 5, 6, 7, 8, 9, 123456),
+        "at_tz": datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
+        "day": date(2024, 5, 6),
+        "ref": uuid.UUID(int=7),
+        "doc": {"a": [1, None, "x"], "b": {"c": 1.5}},
+        "blob": b"\0\1\2",
+        "price": Decimal("12.34"),
+    },
+    {"code": "b", "doc": None, "flag": False, "note": None},
+    {"code": "c", "doc": [], "price": None},
+]
+
+
+@pytest.mark.anyio
+async def test_prebuilt_writes_answer_like_sqlalchemy(tmp_path: Path) -> None:
+    """SQLite: an insert and an update by key as `TypedWrite` run them on the driver store and
+    return the rows that SQLAlchemy's own statements do, defaults filled in, and refuse a
+    duplicate with SQLAlchemy's IntegrityError and message."""
+    specs = [parse_column(spec, "c") for spec in _EVERY_TYPE]
+    columns = with_platform_columns(specs, timestamps=True)
+    metadata = MetaData()
+    general = build_table(TableDef("general", columns), metadata, "sqlite")
+    fast = build_table(TableDef("fast", columns), metadata, "sqlite")
+    kept = {"created_at", "updated_at", "ref"}  # defaults of each call: compared by type
+
+    def comparable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: type(v) if k in kept else (type(v), v) for k, v in row.items()} for row in rows]
+
+    def work(conn: Connection) -> None:
+        metadata.create_all(conn)
+        driver = conn.connection.dbapi_connection
+        assert isinstance(driver, sqlite3.Connection)
+        for row in _ROWS:
+            names = frozenset(row)
+            expected = conn.execute(general.insert().returning(*general.c), [row]).mappings()
+            insert = TypedWrite(fast.insert().returning(*fast.c), names, list(fast.c), SQLITE)
+            assert comparable(insert.run(driver, row)) == comparable([dict(expected.one())])
+            with pytest.raises(IntegrityError) as refused:
+                insert.run(driver, row)
+            with pytest.raises(IntegrityError) as expected_refusal:
+                conn.execute(general.insert(), [row])
+            assert str(refused.value.orig).replace("fast", "general") == str(
+                expected_refusal.value.orig
+            )
+            change = {**row, "code": row["code"] + "2", "count": 9, "doc": {"n": None}}
+            pk = bindparam("PK")
+            update_general = update(general).where(general.c.id == pk).returning(*general.c)
+            update_fast = update(fast).where(fast.c.id == pk).returning(*fast.c)
+            key = conn.execute(select(func.max(general.c.id))).scalar_one()
+            params = {**change, "PK": key}
+            updated = TypedWrite(update_fast, frozenset(params), list(fast.c), SQLITE)
+            expected = conn.execute(update_general, params).mappings()
+            assert comparable(updated.run(driver, params)) == comparable([dict(expected.one())])
+            assert updated.run(driver, {**params, "PK": -1}) == []
+        stored = [
+            [dict(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()]
+            for t in (general, fast)
+        ]
+        assert comparable(stored[0]) == comparable(stored[1])
+
+    async with sql_database("sqlite", tmp_path) as sqlite_db:
+        await sqlite_db.run(CONTROL, work, write=True)

@@ -562,3 +562,58 @@ def test_database_scopes_are_enforced(server: RunningServer, admin_token: str) -
         ):
             with pytest.raises(AuthorizationError):
                 call()
+
+
+def _shape(row: dict[str, Any]) -> dict[str, Any]:
+    """A record with the values each write makes anew (id, timestamps) as their types."""
+    made = {"id", "ref", "created_at", "updated_at"}
+    return {k: type(v).__name__ if k in made else v for k, v in row.items()}
+
+
+def _refusal(write: Any) -> tuple[str, str | None, str, Any]:
+    try:
+        write()
+    except (ConflictError, ValidationError, NotFoundError) as exc:
+        return type(exc).__name__, exc.code, str(exc), exc.details
+    raise AssertionError("the write was not refused")
+
+
+def test_one_row_writes_answer_alike_whether_the_table_is_followed_or_not(
+    server: RunningServer, admin_token: str
+) -> None:
+    """A table nobody follows takes the short path of one-row writes (on SQLite, prebuilt
+    statements); a followed one the general path. Both answer, refuse and store alike."""
+    with Client(api_url=server.url) as client:
+        admin = client.auth.sign_in_with_token(admin_token)
+        table = unique("alike_")
+        columns = [*PRODUCT_COLUMNS, {"name": "ref", "type": "uuid", "default": "uuid()"}]
+        admin.schema.add_table(table, columns)
+        new = {"name": "Kiwi", "price": "2.5", "released": "2026-02-03", "tags": {"a": [1]}}
+        change = {"stock": 4, "tags": None, "active": False}
+
+        def writes(sku: str) -> list[Any]:
+            created = admin.database.create(table, {**new, "sku": sku})
+            updated = admin.database.update(table, record_id=created["id"], data=change)
+            return [
+                _shape(created),
+                _shape(updated),
+                _shape(admin.database.get(table, created["id"])),
+                _refusal(lambda: admin.database.create(table, {**new, "sku": sku})),
+                _refusal(lambda: admin.database.create(table, {"name": "no sku"})),
+                _refusal(
+                    lambda: admin.database.create(table, {**new, "sku": "X", "price": -1})
+                ),
+                _refusal(lambda: admin.database.create(table, {"sku": "Y", "stock": "many"})),
+                _refusal(lambda: admin.database.update(table, record_id=0, data=change)),
+                _refusal(
+                    lambda: admin.database.update(table, record_id=created["id"], data={})
+                ),
+            ]
+
+        alone = writes("S1")
+        changes: list[Any] = []
+        admin.database.subscribe(table, changes.append)
+        followed = writes("S2")
+        assert [str(a).replace("S1", "S2") for a in alone] == [str(f) for f in followed]
+        assert alone[0]["sku"] == "S1"
+        assert alone[1] == {**alone[0], **change, "updated_at": "str"}

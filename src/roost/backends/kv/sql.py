@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, delete, or_, select, tuple_
 
 from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.sql import CONTROL, Database
-from roost.backends.sql.fast import execute
+from roost.backends.sql.fast import AnyConnection, execute
 from roost.backends.sql.locking import serialize_writers
 from roost.backends.sql.tables import kv_entries as kv
 
 _KV, _LOCK = "kv", "lock"
 _SMALL = 16  # keys a write may name and still run inline on SQLite (`Database.run(small=)`)
 _SWEEP = 200  # expired entries a write sweeps at most (each write sweeps 1 time in 100)
+T = TypeVar("T")
 
 
 def _live(now: float) -> Any:
@@ -40,14 +43,47 @@ _LIVE_ROWS_SQLITE = (
 
 _DELETE_ONE = delete(kv).where(kv.c.space == bindparam("space_"), kv.c.key == bindparam("key_"))
 _INSERT = kv.insert()
+_EXPIRED = select(kv.c.space, kv.c.key).where(kv.c.expires_at <= bindparam("now")).limit(_SWEEP)
+_SWEEP_EXPIRED = delete(kv).where(tuple_(kv.c.space, kv.c.key).in_(_EXPIRED))
 
 
-def _row(conn: Connection, space: str, key: str, now: float) -> Any:
+# `set` on SQLite: one statement, which writes or leaves the entry as the general path's
+# read, delete and insert would (an expired entry counts as none)
+_SET_SQLITE = (
+    'INSERT INTO roost_kv (space, "key", kind, value, expires_at) VALUES (?, ?, ?, ?, ?) '
+    'ON CONFLICT (space, "key") DO UPDATE SET kind = excluded.kind, value = excluded.value, '
+    "expires_at = excluded.expires_at"
+)
+_SET_NX_SQLITE = _SET_SQLITE + " WHERE roost_kv.expires_at <= ?"
+_SET_XX_SQLITE = (
+    'UPDATE roost_kv SET kind = ?, value = ?, expires_at = ? WHERE space = ? AND "key" = ? '
+    "AND (expires_at IS NULL OR expires_at > ?)"
+)
+
+
+def _set_sqlite(
+    driver: sqlite3.Connection, key: str, value: str, ttl: float | None, nx: bool, xx: bool
+) -> bool:
+    if nx and xx:  # an entry both absent and present: never, as the general path finds
+        return False
+    now, expires_at = time.time(), _expiry(ttl)
+    if xx:
+        found = driver.execute(_SET_XX_SQLITE, ("string", value, expires_at, _KV, key, now))
+    elif nx:
+        found = driver.execute(_SET_NX_SQLITE, (_KV, key, "string", value, expires_at, now))
+    else:
+        found = driver.execute(_SET_SQLITE, (_KV, key, "string", value, expires_at))
+    if random.random() < 0.01:  # as `_put` does
+        execute(driver, _SWEEP_EXPIRED, {"now": now})
+    return bool(found.rowcount)
+
+
+def _row(conn: AnyConnection, space: str, key: str, now: float) -> Any:
     return execute(conn, _LIVE_ROW, {"space": space, "key": key, "now": now}).first()
 
 
 def _put(
-    conn: Connection, space: str, key: str, kind: str, value: str, expires_at: float | None
+    conn: AnyConnection, space: str, key: str, kind: str, value: str, expires_at: float | None
 ) -> None:
     execute(conn, _DELETE_ONE, {"space_": space, "key_": key})
     execute(
@@ -56,8 +92,7 @@ def _put(
         {"space": space, "key": key, "kind": kind, "value": value, "expires_at": expires_at},
     )
     if random.random() < 0.01:  # sweep what has expired now and then, a bounded batch
-        expired = select(kv.c.space, kv.c.key).where(kv.c.expires_at <= time.time())
-        conn.execute(delete(kv).where(tuple_(kv.c.space, kv.c.key).in_(expired.limit(_SWEEP))))
+        execute(conn, _SWEEP_EXPIRED, {"now": time.time()})
 
 
 def _expiry(ttl: float | None) -> float | None:
@@ -85,10 +120,22 @@ class SqlKVStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    async def _small_write(self, work: Callable[[AnyConnection], T]) -> T:
+        """A write of one key whose statements are all prebuilt (`fast.execute`): on SQLite
+        straight on the driver's connection, without SQLAlchemy's transaction."""
+        if self._db.dialect == "sqlite":
+            return await self._db.run_on_driver(CONTROL, work, small=True)
+        return await self._db.run(CONTROL, work, write=True, small=True)
+
     async def set(
         self, key: str, value: str, *, ttl: float | None = None, nx: bool = False, xx: bool = False
     ) -> bool:
-        def work(conn: Connection) -> bool:
+        if self._db.dialect == "sqlite":  # the Idempotency-Key's two writes, among others
+            return await self._db.run_on_driver(
+                CONTROL, lambda driver: _set_sqlite(driver, key, value, ttl, nx, xx), small=True
+            )
+
+        def work(conn: AnyConnection) -> bool:
             serialize_writers(conn, _KV, key)
             exists = _row(conn, _KV, key, time.time()) is not None
             if (nx and exists) or (xx and not exists):
@@ -96,7 +143,7 @@ class SqlKVStore:
             _put(conn, _KV, key, "string", value, _expiry(ttl))
             return True
 
-        return await self._db.run(CONTROL, work, write=True, small=True)
+        return await self._small_write(work)
 
     async def get(self, key: str) -> Entry | None:
         now = time.time()  # the hottest read: a primary-key lookup, inline on SQLite
@@ -135,7 +182,7 @@ class SqlKVStore:
         return await self._db.run(CONTROL, work, write=True, small=len(keys) <= _SMALL)
 
     async def incr(self, key: str, amount: int) -> int:
-        def work(conn: Connection) -> int:
+        def work(conn: AnyConnection) -> int:
             serialize_writers(conn, _KV, key)
             row = _row(conn, _KV, key, time.time())
             _kind(row, "string")
@@ -148,7 +195,7 @@ class SqlKVStore:
             _put(conn, _KV, key, "string", str(result), None if row is None else row.expires_at)
             return result
 
-        return await self._db.run(CONTROL, work, write=True, small=True)
+        return await self._small_write(work)
 
     async def scan(
         self, prefix: str, cursor: str | None, count: int
@@ -228,14 +275,14 @@ class SqlKVStore:
         return await self._db.run(CONTROL, work, write=True)
 
     async def acquire(self, name: str, token: str, ttl: float) -> bool:
-        def work(conn: Connection) -> bool:
+        def work(conn: AnyConnection) -> bool:
             serialize_writers(conn, _LOCK, name)
             if _row(conn, _LOCK, name, time.time()) is not None:
                 return False
             _put(conn, _LOCK, name, "lock", token, _expiry(ttl))
             return True
 
-        return await self._db.run(CONTROL, work, write=True, small=True)
+        return await self._small_write(work)
 
     async def release(self, name: str, token: str) -> bool:
         def work(conn: Connection) -> bool:

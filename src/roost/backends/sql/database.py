@@ -195,10 +195,27 @@ class Database:
                     return cast(T, done)
             return await self._group_write(namespace, work)
 
-    def _write_inline(self, namespace: str, work: Callable[[Connection], T]) -> T | object:
+    async def run_on_driver(
+        self, namespace: str, work: Callable[[sqlite3.Connection], T], *, small: bool = False
+    ) -> T:
+        """SQLite only: `work(driver connection)` in one write transaction, for hot paths
+        whose statements are all prebuilt for the driver (`fast.TypedWrite`, `sqlite_text`).
+        `small` as for `run`: inline when it can, where SQLAlchemy's transaction (its BEGIN
+        and COMMIT cost more than a small write) is left out too; else in a group commit."""
+        with self.outages():
+            if small:
+                done = self._write_inline(namespace, work, on_driver=True)
+                if done is not _BUSY:
+                    return cast(T, done)
+            return await self._group_write(namespace, lambda conn: work(_driver_of(conn)))
+
+    def _write_inline(
+        self, namespace: str, work: Callable[[Any], T], *, on_driver: bool = False
+    ) -> T | object:
         """SQLite: `work` in a transaction of its own on the namespace's writer connection,
         on the calling thread; `_BUSY` (nothing done) if another write holds or waits for
-        the namespace, or the database would make it wait."""
+        the namespace, or the database would make it wait. `on_driver`: `work` takes the
+        driver's connection, and the transaction is begun and ended on it."""
         lock = self._write_locks.get(namespace)
         if namespace in self._committers or (lock is not None and lock.locked()):
             return _BUSY
@@ -209,31 +226,21 @@ class Database:
             return _BUSY
         conn: Connection | None = None
         try:
-            conn = self._writer(namespace)
-            driver = conn.connection.dbapi_connection
-            assert driver is not None
-            driver.execute("PRAGMA busy_timeout=0")  # never wait on the event loop
-            try:
-                try:
-                    transaction = conn.begin()
-                except OperationalError as exc:
-                    if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
-                        raise
-                    conn.rollback()
-                    return _BUSY  # another process writes: the group commit waits for it
-                with transaction:
-                    result = work(conn)
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        except BaseException:
-            self._writers.pop(namespace, None)  # a connection in doubt is not used again
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
+            conn = self._writer(namespace)  # its busy_timeout is 0: never waits on the loop
+            if on_driver:
+                result = _in_driver_transaction(_driver_of(conn), work)
+            else:
+                result = _in_transaction(conn, work)
+        except BaseException as exc:
+            # `work` failed and was rolled back: the connection serves on; else it is in
+            # doubt and not used again
+            if conn is not None and not (isinstance(exc, Exception) and _rolled_back(conn)):
+                self._discard_writer(namespace, conn)
             raise
         finally:
             in_use.release()
-        self._committed(namespace)
+        if result is not _BUSY:
+            self._committed(namespace)
         return result
 
     def _committed(self, namespace: str) -> None:
@@ -299,7 +306,14 @@ class Database:
         self, namespace: str, works: list[Callable[[Connection], Any]]
     ) -> list[tuple[bool, Any]]:
         with self._writer_locks.setdefault(namespace, threading.Lock()):
-            return self._run_group_on(self._writer(namespace), namespace, works)
+            conn = self._writer(namespace)
+            driver = _driver_of(conn)
+            driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")  # in a thread: it waits
+            try:
+                return self._run_group_on(conn, namespace, works)
+            finally:
+                if self._writers.get(namespace) is conn:
+                    driver.execute("PRAGMA busy_timeout=0")
 
     def _run_group_on(
         self, conn: Connection, namespace: str, works: list[Callable[[Connection], Any]]
@@ -322,8 +336,7 @@ class Database:
                         outcomes.append((False, exc))
                     driver.execute("RELEASE roost_group")
         except BaseException:
-            self._writers.pop(namespace, None)  # a connection in doubt is not used again
-            conn.close()
+            self._discard_writer(namespace, conn)  # in doubt: not used again
             raise
         return outcomes
 
@@ -337,16 +350,28 @@ class Database:
             driver = connected.connection.dbapi_connection
             assert driver is not None
             driver.execute("PRAGMA wal_autocheckpoint=0")  # `_committed` checkpoints instead
+            # small writes run inline and must never wait; a group commit, in a thread, sets
+            # the server's timeout for its run (a PRAGMA per inline write costs as much as it)
+            driver.execute("PRAGMA busy_timeout=0")
             conn = self._writers[namespace] = connected.execution_options(sqlite_begin="IMMEDIATE")
         return conn
+
+    def _discard_writer(self, namespace: str, conn: Connection) -> None:
+        """Set a writer connection aside for good: closed, never back in the pool (its
+        PRAGMAs are the writer's own)."""
+        if self._writers.get(namespace) is conn:
+            del self._writers[namespace]
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+            conn.close()
 
     def _close_writer(self, namespace: str) -> None:
         """Close a namespace's group-commit connection, once no transaction is on it (a
         thread may still finish one that a cancelled write left behind)."""
         with self._writer_locks.setdefault(namespace, threading.Lock()):
-            conn = self._writers.pop(namespace, None)
+            conn = self._writers.get(namespace)
             if conn is not None:
-                conn.close()
+                self._discard_writer(namespace, conn)
 
     async def first_row(
         self, namespace: str, statement: Executable, params: Mapping[str, Any]
@@ -554,6 +579,55 @@ class Database:
         engine = create_async_engine(self.url.set(database=str(path)), pool_size=8, max_overflow=8)
         _configure_sqlite(engine.sync_engine)
         return engine
+
+
+def _driver_of(conn: Connection) -> sqlite3.Connection:
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    return cast(sqlite3.Connection, driver)
+
+
+def _rolled_back(conn: Connection) -> bool:
+    """Whether a connection is out of any transaction, as it is after a clean rollback."""
+    try:
+        return not conn.in_transaction() and not _driver_of(conn).in_transaction
+    except Exception:  # closed meanwhile
+        return False
+
+
+def _in_transaction(conn: Connection, work: Callable[[Connection], T]) -> T | object:
+    """`work` in a SQLAlchemy transaction; `_BUSY` if SQLite would make it wait."""
+    try:
+        transaction = conn.begin()
+    except OperationalError as exc:
+        if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+            raise
+        conn.rollback()
+        return _BUSY  # another process writes: the group commit waits for it
+    with transaction:
+        return work(conn)
+
+
+def _in_driver_transaction(
+    driver: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]
+) -> T | object:
+    """`work` in a transaction begun and ended on the driver; `_BUSY` if SQLite would make
+    it wait. A failure of `work` rolls back and raises; one of ROLLBACK itself raises too
+    (the caller sets the connection aside)."""
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        return _BUSY  # another process writes: the group commit waits for it
+    try:
+        result = work(driver)
+    except BaseException:
+        if driver.in_transaction:
+            driver.execute("ROLLBACK")
+        raise
+    driver.execute("COMMIT")
+    return result
 
 
 def _remove_sqlite_files(path: Path) -> None:

@@ -11,28 +11,50 @@ plain `conn.execute`. Either way the result answers `first()`, `scalar()`, `scal
 the driver converts no types (no JSON, dates or booleans), as SQLAlchemy would. `TypedSelect`
 is for a select of any columns: it applies the columns' types as SQLAlchemy does, both to the
 values bound and to the row read. `insert_rows` inserts rows of any columns the same way.
+`TypedWrite` is the same for an insert or update returning rows, with the columns'
+Python-side defaults filled in.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, Connection, Dialect, Select, Table
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Dialect,
+    Insert,
+    Select,
+    Table,
+    Update,
+)
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 _DIALECT = sqlite.dialect(paramstyle="qmark")
+SQLITE: Dialect = _DIALECT
+"""SQLite's dialect, for statements built once (`TypedSelect`, `TypedWrite`)."""
 _compiled: dict[tuple[int, frozenset[str]], tuple[str, list[str], dict[str, Any]]] = {}
 _row_types: dict[tuple[str, ...], Any] = {}
 
 
+AnyConnection = Connection | sqlite3.Connection
+"""SQLAlchemy's connection, or SQLite's driver connection (`Database.run_on_driver`)."""
+
+
 def execute(
-    conn: Connection, statement: Executable, params: Mapping[str, Any] | None = None
+    conn: AnyConnection, statement: Executable, params: Mapping[str, Any] | None = None
 ) -> Any:
     """Run `statement` with `params`; see the module's docstring."""
+    if isinstance(conn, sqlite3.Connection):
+        return _Result(conn.execute(*sqlite_text(statement, params or {})))
     if conn.dialect.name != "sqlite":
         return conn.execute(statement, dict(params or {}))
     sql, values = sqlite_text(statement, params or {})
@@ -202,3 +224,77 @@ class _TypedInsert:
 
 
 _inserts: dict[tuple[Table, tuple[str, ...]], _TypedInsert | Literal[False]] = {}
+
+
+class TypedWrite:
+    """An INSERT or UPDATE ... RETURNING built once, as SQLite SQL text for the driver, that
+    binds and reads values as SQLAlchemy does (see `TypedSelect`) and fills in the columns'
+    Python-side defaults (`uuid4`, `now`) as SQLAlchemy's insert does: the row it returns is
+    the row `conn.execute(statement, params).mappings()` returns. The driver's errors are
+    raised as SQLAlchemy raises them (`IntegrityError` with the driver's message)."""
+
+    __slots__ = ("_binds", "_columns", "_constants", "_defaults", "_names", "_results", "sql")
+
+    def __init__(
+        self,
+        statement: Insert | Update,
+        params: frozenset[str],
+        returned: Sequence[ColumnElement[Any]],
+        dialect: Dialect,
+    ) -> None:
+        """`params`: the names of the values each run gives; `returned`: the columns of the
+        statement's RETURNING, in order."""
+        done = statement.compile(dialect=dialect, column_keys=list(params))
+        if "POSTCOMPILE" in str(done):
+            raise ValueError("TypedWrite takes no IN (...) of a list: the SQL would vary")
+        self.sql = str(done)
+        self._names = list(done.positiontup or [])
+        self._binds: list[Processor] = [
+            done.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self._names
+        ]
+        self._constants = dict(done.params)
+        self._defaults: dict[str, Callable[[], Any]] = {}
+        for column in [*done.insert_prefetch, *done.update_prefetch]:
+            default = column.default if isinstance(statement, Insert) else column.onupdate
+            if not isinstance(default, ScalarElementColumnDefault | CallableColumnDefault):
+                raise ValueError(f"TypedWrite takes no default of {column.key} run by SQL")
+            self._defaults[column.key] = _default_of(default)
+        self._columns = tuple(str(column.key) for column in returned)
+        self._results: list[Processor] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returned
+        ]
+
+    def run(self, conn: sqlite3.Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run the statement on the driver's connection, inside the caller's transaction;
+        the rows it returns, typed."""
+        values = []
+        for name, process in zip(self._names, self._binds, strict=True):
+            if name in params:
+                value = params[name]
+            elif name in self._defaults:
+                value = self._defaults[name]()
+            else:
+                value = self._constants[name]
+            values.append(value if process is None else process(value))
+        try:
+            rows = conn.execute(self.sql, values).fetchall()
+        except sqlite3.Error as exc:  # as SQLAlchemy wraps it, for the callers' handlers
+            raise DBAPIError.instance(self.sql, tuple(values), exc, sqlite3.Error) from exc
+        return [
+            {
+                name: value if process is None else process(value)
+                for name, process, value in zip(self._columns, self._results, row, strict=True)
+            }
+            for row in rows
+        ]
+
+
+def _default_of(default: ScalarElementColumnDefault | CallableColumnDefault) -> Callable[[], Any]:
+    if isinstance(default, CallableColumnDefault):
+        # wrapped by SQLAlchemy to take the execution context, which defaults that read it
+        # (none of the platform's: uuid4, now) would need
+        arg: Callable[[Any], Any] = default.arg
+        return lambda: arg(None)
+    value = default.arg
+    return lambda: value

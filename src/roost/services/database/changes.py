@@ -14,6 +14,7 @@ A table bound to policies delivers each subscriber only the events whose record 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal
 
@@ -50,6 +51,7 @@ async def write_with_changes(
     before: Callable[[Connection], list[dict[str, Any]]] | None = None,
     *,
     small: bool = False,
+    on_driver: Callable[[sqlite3.Connection], list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run `work` in one write transaction of the tenant's database and return the rows it
     returns, which are the rows it changed: one event `{"table", "record"}` per row goes to
@@ -63,11 +65,14 @@ async def write_with_changes(
     Trigger events are written to the outbox in the write's transaction (a write that rolls
     back fires nothing, one that commits loses none), then queued after the commit and before
     the write answers (`triggers/outbox.py`). `small`: a few rows named by key (see
-    `Database.run`)."""
+    `Database.run`). `on_driver`: `work` written with prebuilt statements for SQLite's
+    driver (`Database.run_on_driver`), run in its place when the table has no follower."""
     db, key = ctx.platform.db, _interest_key(ctx, definition.name)
     hooks = await trigger_events.table_triggers(ctx.platform, ctx.tenant, definition.name)
     followed = await _followed(ctx, key, definition)
     if not followed and not hooks:
+        if on_driver is not None:
+            return await db.run_on_driver(ctx.tenant, on_driver, small=small)
         return await db.run(ctx.tenant, work, write=True, small=small)
     table = (await load_schema(ctx.platform, ctx.tenant)).tables[definition.name]
     dialect = db.dialect

@@ -2,12 +2,15 @@
 
 Writes are plain functions of a connection, run by `changes.write_with_changes`: on SQLite
 those that arrive together share one transaction (group commit), each in a savepoint of its
-own, so a create that breaks a unique constraint fails alone.
+own, so a create that breaks a unique constraint fails alone. On SQLite a create of one row
+and an update by id of a plain table have a twin written for the driver (`prebuilt.py`),
+which `write_with_changes` runs instead when the table has no follower.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +21,7 @@ from roost.services import audit
 from roost.services.context import Context
 from roost.services.database.changes import write_with_changes
 from roost.services.database.filters import table_conditions
+from roost.services.database.prebuilt import insert_on_driver, update_on_driver
 from roost.services.database.query import populate, populated_policies
 from roost.services.database.rowpolicy import RowPolicy, row_policy
 from roost.services.database.sqlerrors import database_errors
@@ -110,6 +114,10 @@ async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
     policy = await row_policy(ctx, definition, table)
     given_ids = pk.autoincrement and any(pk.name in row for row in values)
 
+    on_driver = None
+    if ctx.platform.db.dialect == "sqlite" and policy is None and access is None:
+        on_driver = insert_on_driver(table, values)
+
     def work(conn: Connection) -> list[Row]:
         stored: list[Row | None] = [None] * len(values)
         for indexes in groups.values():
@@ -127,7 +135,9 @@ async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
         return rows
 
     with database_errors():
-        rows = await write_with_changes(ctx, definition, "insert", work, small=_small(values))
+        rows = await write_with_changes(
+            ctx, definition, "insert", work, small=_small(values), on_driver=on_driver
+        )
     return RecordsResult(rows=rows, count=len(rows))
 
 
@@ -143,12 +153,17 @@ async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsR
     policy = await row_policy(ctx, definition, table)
     by_filters = policy.where("update") if policy is not None and params.filters else []
 
+    pk = _pk(definition, table)
+
     def work(conn: Connection) -> list[Row]:
         rows: list[Row] = []
-        for where, data, must_exist in changes:
+        for change in changes:
+            where, must_exist = change.where(pk), change.conditions is None
             if policy is not None and must_exist:  # one row by id: checked as it is now
                 _require_one(conn, policy, "update", where)
-            statement = update(table).where(*where, *by_filters).values(data).returning(*table.c)
+            statement = (
+                update(table).where(*where, *by_filters).values(change.data).returning(*table.c)
+            )
             found = [dict(r) for r in conn.execute(statement).mappings()]
             if must_exist and not found:
                 raise NotFoundError(
@@ -165,14 +180,20 @@ async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsR
 
     def before(conn: Connection) -> list[Row]:
         rows: list[Row] = []
-        for where, _, _ in changes:
-            query = select(table).where(*where, *by_filters)
+        for change in changes:
+            query = select(table).where(*change.where(pk), *by_filters)
             rows.extend(dict(r) for r in conn.execute(query).mappings())
         return rows
 
-    small = params.id is not None and _small([changes[0][1]])
+    small = params.id is not None and _small([changes[0].data])
+    on_driver = None
+    by_id = params.id is not None and len(changes) == 1
+    if ctx.platform.db.dialect == "sqlite" and policy is None and access is None and by_id:
+        on_driver = update_on_driver(definition, table, changes[0].data, changes[0].key)
     with database_errors():
-        rows = await write_with_changes(ctx, definition, "update", work, before, small=small)
+        rows = await write_with_changes(
+            ctx, definition, "update", work, before, small=small, on_driver=on_driver
+        )
     return RecordsResult(rows=rows, count=len(rows))
 
 
@@ -307,10 +328,23 @@ def _insert_group(conn: Connection, table: Table, pk: str, rows: list[dict[str, 
     return sorted(result, key=lambda row: row[pk])
 
 
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What an update sets (`data`) in which rows: the one whose primary key is `key`, or
+    those that match `conditions`."""
+
+    data: dict[str, Any]
+    key: Any = None
+    conditions: list[Any] | None = None
+
+    def where(self, pk: Any) -> list[Any]:
+        """The WHERE of the rows (built when needed: the prebuilt path needs none)."""
+        return [pk == self.key] if self.conditions is None else self.conditions
+
+
 def _changes(
     definition: TableDef, table: Table, params: UpdateRecordsRequest, dialect: str
-) -> list[tuple[list[Any], dict[str, Any], bool]]:
-    pk = _pk(definition, table)
+) -> list[_Change]:
     pk_name = definition.primary_key.name
     if params.rows is not None:
         if params.id is not None or params.data is not None or params.filters:
@@ -325,21 +359,17 @@ def _changes(
                 )
             data = {k: v for k, v in row.items() if k != pk_name}
             key = _key(definition, row[pk_name], f"rows[{index}].{pk_name}")
-            changes.append(
-                (
-                    [pk == key],
-                    _touched(definition, _values(Coercer(definition), data, f"rows[{index}]")),
-                    True,
-                )
-            )
+            values = _values(Coercer(definition), data, f"rows[{index}]")
+            changes.append(_Change(_touched(definition, values), key))
         return changes
     if params.data is None or not params.data:
         raise ValidationError("data= holds the new values", details={"field": "data"})
     data = _touched(definition, _values(Coercer(definition), params.data, "data"))
     if params.id is not None:
-        return [([pk == _key(definition, params.id, "id")], data, True)]
+        return [_Change(data, _key(definition, params.id, "id"))]
     if params.filters:
-        return [(table_conditions(definition, table, params.filters, dialect), data, False)]
+        conditions = table_conditions(definition, table, params.filters, dialect)
+        return [_Change(data, conditions=conditions)]
     raise ValidationError("say which rows: id=, rows= or filters=", details={"field": "id"})
 
 
