@@ -175,7 +175,7 @@ class Dispatcher:
             if principal is None or (op.scope is not None and not principal.allows(op.scope)):
                 check_access(ctx, op.scope, op.name)  # raises: it says why
         params = codec.decode_input(
-            body or _empty(codec), op.input_type, f"parameters for {op.name}", screened=screened
+            body or _empty(codec), op.input_type, op.what, screened=screened
         )
         limits = self.limits
         who = limits.enter(ctx)
@@ -191,8 +191,7 @@ class Dispatcher:
         item is asked for (a refusal is raised there); closing this iterator closes the
         handler's generator."""
         check_operation(ctx, op, "stream")
-        what = f"parameters for {op.name}"
-        params = decode_body(body, codec, op.input_type, what, screened=screened)
+        params = decode_body(body, codec, op.input_type, op.what, screened=screened)
         who = self.limits.enter(ctx)
         items = op.handler(ctx, params)
         try:
@@ -219,7 +218,7 @@ class Dispatcher:
         batch = op.batch
         assert batch is not None
         check_operation(ctx, op, "unary")
-        what = f"parameters for {op.name}"
+        what = op.what
         who = self.limits.enter(ctx, len(bodies))
         try:
             return await each_valid(

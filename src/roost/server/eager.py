@@ -17,7 +17,7 @@ import asyncio
 import collections.abc
 import contextvars
 import sys
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -36,13 +36,19 @@ def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T] | None:
         return task
     stand_in = _TaskToBe()
     caller = asyncio.current_task(loop)
-    _swap_current(loop, caller, stand_in)
+    # asyncio's own bookkeeping of the running task (what Task.__step does around each step),
+    # written out: every call of both doors comes through here
+    if caller is not None:
+        _leave_task(loop, caller)
+    _enter_task(loop, stand_in)
     try:
         awaited = context.run(coro.send, None)
     except StopIteration:
         return None
     finally:
-        _swap_current(loop, stand_in, caller)
+        _leave_task(loop, stand_in)
+        if caller is not None:
+            _enter_task(loop, caller)
     if awaited is not None:
         # A future raises "await wasn't used with future" when awaited while this flag, set by
         # its own await, is on; a task clears it as it takes the future. Until our task does,
@@ -53,12 +59,9 @@ def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T] | None:
     return stand_in.task
 
 
-def _swap_current(loop: asyncio.AbstractEventLoop, leaving: Any, entering: Any) -> None:
-    # asyncio's own bookkeeping of the running task (what Task.__step does around each step)
-    if leaving is not None:
-        asyncio.tasks._leave_task(loop, leaving)
-    if entering is not None:
-        asyncio.tasks._enter_task(loop, entering)
+# typed loosely: the stand-in below is no Task, and asyncio only keeps what it is handed
+_enter_task: Callable[[asyncio.AbstractEventLoop, Any], None] = asyncio.tasks._enter_task
+_leave_task: Callable[[asyncio.AbstractEventLoop, Any], None] = asyncio.tasks._leave_task
 
 
 class _TaskToBe:

@@ -235,13 +235,23 @@ class Limits:
         """Admit `n` calls of the caller (calls in flight, then rate), or raise RateLimitError.
         Returns the principal to hand `leave` when the calls have answered."""
         who = ctx.limits_key or principal_of(ctx)
+        tenant = ctx.tenant
         in_flight = self._in_flight
-        in_flight.take(who, ctx.tenant, n)
+        # `_Held.take` written out: every call of every door is admitted here
+        principals, tenants = in_flight.principals, in_flight.tenants
+        mine, theirs = principals.get(who, 0) + n, tenants.get(tenant, 0) + n
+        if (in_flight.per_principal and mine > in_flight.per_principal) or (
+            in_flight.per_tenant and theirs > in_flight.per_tenant
+        ):
+            in_flight.take(who, tenant, n)  # raises: it says which limit
+        principals[who], tenants[tenant] = mine, theirs
+        if len(principals) > in_flight.prune_at:
+            in_flight.prune()
         if self._rated:
             try:
-                self._take_rate(who, ctx.tenant, n)
+                self._take_rate(who, tenant, n)
             except RateLimitError:
-                in_flight.give_back(who, ctx.tenant, n)
+                in_flight.give_back(who, tenant, n)
                 raise
         self.calls += n
         return who

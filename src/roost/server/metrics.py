@@ -89,19 +89,19 @@ class _Figures:
     collector), with the queue depths read for the scrape and the backends' outages."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, int, str], int] = {}
-        # (operation, door) -> [count in each bucket (the last one: above every bound), sum]
-        self.latency: dict[tuple[str, str], list[float]] = {}
+        # (operation, door) -> its requests by status and their latency: one lookup a call
+        self.series: dict[tuple[str, str], _Series] = {}
         self.invocations: dict[int, int] = {}
         self.websockets = 0
         self.queue_depths: dict[tuple[str, str, str], int] = {}
 
     def count(self, operation: str, door: str, status: int, elapsed: float) -> None:
-        key = (operation, status, door)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        cells = self.latency.get((operation, door))
-        if cells is None:
-            cells = self.latency[(operation, door)] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        series = self.series.get((operation, door))
+        if series is None:
+            series = self.series[(operation, door)] = _Series()
+        statuses = series.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        cells = series.cells
         cells[bisect.bisect_left(_LATENCY_BUCKETS, elapsed)] += 1
         cells[-1] += elapsed
         if operation in ("function", "functions.execute"):
@@ -119,8 +119,10 @@ class _Figures:
             "Requests answered, by operation, HTTP status and door.",
             labels=("operation", "status", "door"),
         )
-        for (operation, status, door), count in list(self.requests.items()):
-            requests.add_metric((operation, str(status), door), count)
+        series = list(self.series.items())
+        for (operation, door), of in series:
+            for status, count in list(of.statuses.items()):
+                requests.add_metric((operation, str(status), door), count)
         yield requests
         latency = HistogramMetricFamily(
             "roost_request_duration_seconds",
@@ -128,7 +130,8 @@ class _Figures:
             labels=("operation", "door"),
         )
         bounds = [*map(str, _LATENCY_BUCKETS), "+Inf"]
-        for (operation, door), cells in list(self.latency.items()):
+        for (operation, door), of in series:
+            cells = list(of.cells)
             cumulative = list(itertools.accumulate(cells[:-1]))
             latency.add_metric(
                 (operation, door), list(zip(bounds, cumulative, strict=True)), cells[-1]
@@ -166,6 +169,17 @@ class _Figures:
         yield outages
 
 
+class _Series:
+    """The requests of one (operation, door): how many by status, and their latency as the
+    count in each bucket (the last but one: above every bound) and, last, their sum."""
+
+    __slots__ = ("cells", "statuses")
+
+    def __init__(self) -> None:
+        self.statuses: dict[int, int] = {}
+        self.cells = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+
+
 class Observed:
     """The ASGI hook: counts and times every HTTP request and WebSocket connection of `app`,
     and writes one JSON access-log line per request when `access_log` is on."""
@@ -178,9 +192,12 @@ class Observed:
         *,
         access_log: bool = False,
         door: object = None,
+        eager_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.door = door  # the RestDoor inside (tests reach its dispatcher through it)
+        # paths whose requests the server may run eagerly (`serving.BoundedHttpTools`)
+        self.eager_paths = eager_paths
         self.metrics = metrics
         self.operations = operations  # REST path -> operation name (the REST door's routes)
         self.access_log = access_log

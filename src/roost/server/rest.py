@@ -123,7 +123,9 @@ class RestDoor:
     async def _handle(self, route: _Route, scope: Scope, receive: Receive) -> Reply:
         headers = headers_of(scope)
         rid = request_id(headers.get("x-request-id"))
-        codec = response_codec(headers.get("accept"))
+        # `response_codec` written out: the Accept header read once for every call
+        accepted = format_of(headers.get("accept"))
+        codec = JSON if accepted is None else codec_for(accepted)
         ctx: Context | None = None
         body = b""
         try:
@@ -133,7 +135,8 @@ class RestDoor:
                 receive, headers, self.dispatcher.platform.settings.max_body_bytes
             )
             in_codec = _request_codec(headers.get("content-type"), body)
-            codec = response_codec(headers.get("accept"), fallback=in_codec)
+            if accepted is None:  # the answer in the format of the request
+                codec = in_codec
             ctx = await self.dispatcher.context_from_scope(scope, headers, rid)
             key = headers.get("idempotency-key")
             if route.mutating and key is not None:

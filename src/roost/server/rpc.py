@@ -103,6 +103,7 @@ class RpcSession:
         self.batching = False  # the client sends arrays: answers may leave together too
         self.closing = False
         self._count: Count | None = scope.get(COUNT_KEY)
+        self._operation = dispatcher.registry.get
 
     async def identify(self) -> Context:
         """The caller's Context, checked again once `ws_reidentify_seconds` have passed; a
@@ -265,9 +266,7 @@ class RpcSession:
                 ctx = await self.identify()
             op = None
             if method != "unsubscribe":  # a registry operation, or a function (`fn.<name>`)
-                op = self.dispatcher.registry.get(method) or await self.dispatcher.resolve(
-                    ctx, method
-                )
+                op = self._operation(method) or await self.dispatcher.resolve(ctx, method)
             if op is not None and op.kind == "stream":
                 await self._stream(ctx, op, frame, codec, screened)
                 return
@@ -351,7 +350,7 @@ class RpcSession:
     def _label(self, method: str) -> str:
         """The operation label of a call: a registry name, `function` for any `fn.<name>`, or
         `other`, never the caller's own string (the series stay bounded)."""
-        if method == "unsubscribe" or self.dispatcher.registry.get(method) is not None:
+        if method == "unsubscribe" or self._operation(method) is not None:
             return method
         return "function" if method.startswith(RPC_PREFIX) else "other"
 

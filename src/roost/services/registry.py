@@ -23,7 +23,7 @@ import collections.abc
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -57,6 +57,11 @@ class Operation:
     aliases: tuple[tuple[str, str], ...] = ()  # extra REST routes: (method, path under /api/v1)
     batch: BatchHandler | None = None  # runs many calls in one trip to the backend
     kind: Kind = "unary"
+    # what a refusal of the input names ("parameters for kv.get"), made once, not per call
+    what: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "what", f"parameters for {self.name}")
 
     @property
     def module(self) -> str:
@@ -68,6 +73,9 @@ class Registry:
 
     def __init__(self) -> None:
         self._ops: dict[str, Operation] = {}
+        # The operation of a name, or None: the dict's own `get`, as every call of every door
+        # looks its operation up here (a method around it costs a Python call each time).
+        self.get: Callable[[str], Operation | None] = self._ops.get
 
     def add(self, op: Operation) -> None:
         if op.name in self._ops:
@@ -78,9 +86,6 @@ class Registry:
         """Add every operation that `module` itself declares (not those it imports)."""
         for op in operations_of(module):
             self.add(op)
-
-    def get(self, name: str) -> Operation | None:
-        return self._ops.get(name)
 
     def scopes(self) -> set[str]:
         """Every scope some operation checks."""
