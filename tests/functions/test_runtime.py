@@ -306,14 +306,8 @@ async def test_a_missing_code_folder_is_a_failure_naming_it(pool: WorkerPool, co
 async def test_a_pool_started_in_the_background_makes_its_first_call_wait_for_it(
     code: Code, api_server: RunningServer
 ) -> None:
-    run_dir = public_folder()
-    pool = WorkerPool(
-        size=1,
-        run_dir=run_dir,
-        api_url=api_server.url,
-        isolation="fallback",
-        uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
-    )
+    pool = _one_worker_pool(api_server)
+    run_dir = pool.run_dir
     pool.start_soon()
     try:
         assert pool.stats().starting == 1  # nothing started yet: the start runs beside us
@@ -348,14 +342,8 @@ async def test_a_pool_that_cannot_start_refuses_calls_with_the_reason(
 async def test_closing_a_pool_while_it_starts_stops_the_start(
     code: Code, api_server: RunningServer
 ) -> None:
-    run_dir = public_folder()
-    pool = WorkerPool(
-        size=1,
-        run_dir=run_dir,
-        api_url=api_server.url,
-        isolation="fallback",
-        uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
-    )
+    pool = _one_worker_pool(api_server)
+    run_dir = pool.run_dir
     pool.start_soon()
     await asyncio.sleep(0)  # under way
     await pool.close()
@@ -370,14 +358,8 @@ async def test_a_worker_that_cannot_be_restarted_is_retried_and_calls_are_told_w
 ) -> None:
     monkeypatch.setattr(pool_module, "RESTART_PAUSE", 0.01)
     monkeypatch.setattr(pool_module, "RECOVER_PAUSE", 0.2)
-    run_dir = public_folder()
-    pool = WorkerPool(
-        size=1,
-        run_dir=run_dir,
-        api_url=api_server.url,
-        isolation="fallback",
-        uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
-    )
+    pool = _one_worker_pool(api_server)
+    run_dir = pool.run_dir
     await pool.start()
     try:
         pool._start_timeout = 0.000_001  # no worker reports ready that soon: every start fails
@@ -392,3 +374,14 @@ async def test_a_worker_that_cannot_be_restarted_is_retried_and_calls_are_told_w
     finally:
         await pool.close()
         shutil.rmtree(run_dir)
+
+
+def _one_worker_pool(api_server: RunningServer) -> WorkerPool:
+    """A pool of one fallback worker of its own (run dir and uids), not started."""
+    return WorkerPool(
+        size=1,
+        run_dir=public_folder(),
+        api_url=api_server.url,
+        isolation="fallback",
+        uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
+    )
