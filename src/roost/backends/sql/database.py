@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from sqlalchemy import Connection, Engine, Select, create_engine, event, text
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.expression import Executable
 
 from roost.backends.errors import map_errors
@@ -44,6 +44,8 @@ _UNCONFIRMED = "the server stopped before this write's commit was confirmed"
 _MAX_TYPED = 1000
 _BUSY = object()  # `_write_inline`: not written, go through the group commit
 _BUSY_TIMEOUT_MS = 10000
+_DROP_TRIES = 5  # a schema drop chosen as a deadlock's victim is run again up to this often
+_DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
 _CHECKPOINT_EVERY = 200  # about what SQLite's own 1000 pages come to for small writes
 T = TypeVar("T")
 
@@ -503,11 +505,23 @@ class Database:
     async def drop_namespace(self, namespace: str) -> None:
         """Delete a namespace and all its data. Dropping one that does not exist is a no-op."""
         if self.dialect == "postgresql":
-            async with self._engine(namespace).begin() as conn:
-                await conn.execute(
-                    text(f'DROP SCHEMA IF EXISTS "{self.schema_of(namespace)}" CASCADE')
-                )
-                await self.confined.forget(conn, namespace)
+            for attempt in range(_DROP_TRIES):
+                try:
+                    async with self._engine(namespace).begin() as conn:
+                        await conn.execute(
+                            text(f'DROP SCHEMA IF EXISTS "{self.schema_of(namespace)}" CASCADE')
+                        )
+                        await self.confined.forget(conn, namespace)
+                    return
+                except DBAPIError as exc:
+                    # A write still under way in the schema (a batch of invocation records,
+                    # a group commit) locks its tables in another order than the drop: when
+                    # PostgreSQL picks the drop to break the deadlock, it rolled back whole
+                    # and is simply run again.
+                    deadlock = getattr(exc.orig, "sqlstate", None) == _DEADLOCK_DETECTED
+                    if not deadlock or attempt + 1 == _DROP_TRIES:
+                        raise
+                    await asyncio.sleep(0.05 * (attempt + 1))
             return
         # Under the namespace's write lock, so that no write of this process is under way
         # in a file that disappears beneath it (SQLite answers that with "disk I/O error").
