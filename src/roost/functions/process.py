@@ -174,24 +174,28 @@ class WorkerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.writer.close()
         try:
-            async with asyncio.timeout(KILL_WAIT):
-                await self.process.wait()
-                await self.output_closed.wait()
-        except TimeoutError:  # stuck in the kernel: the pool must not be stuck with it
-            logger.error(
-                "function worker %d outlived SIGKILL: %s",
-                self.process.pid,
-                _state(self.process.pid),
-            )
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.events_transport is not None:  # uvloop keeps the pipe open until closed
-            self.events_transport.close()
-        if self.output_fd is not None:
-            self._stop_output()
-            os.close(self.output_fd)
-            self.output_fd = None
+            try:
+                async with asyncio.timeout(KILL_WAIT):
+                    await self.process.wait()
+                    await self.output_closed.wait()
+            except TimeoutError:  # stuck in the kernel: the pool must not be stuck with it
+                logger.error(
+                    "function worker %d outlived SIGKILL: %s",
+                    self.process.pid,
+                    _state(self.process.pid),
+                )
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        finally:  # a kill cancelled while it waits still lets go of the worker's pipes
+            for task in self.tasks:
+                task.cancel()
+            if self.events_transport is not None:  # uvloop keeps the pipe open until closed
+                self.events_transport.close()
+            if self.output_fd is not None:
+                self._stop_output()
+                os.close(self.output_fd)
+                self.output_fd = None
 
     def end_run(self) -> None:
         """The run said it is done (Idle): what it wrote to its stdout is in the pipe by now
