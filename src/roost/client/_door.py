@@ -30,7 +30,7 @@ import httpx
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from roost.client._transport import AsyncBackendTransport, BackendTransport
+from roost.client._transport import AsyncBackendTransport, BackendTransport, tls_context
 
 _REQUEST: Final = b"?"
 _GRANTED: Final = b"+"  # as roost.functions.relay answers (the SDK never imports the server)
@@ -266,7 +266,7 @@ def _ssl_context(tls: bool) -> ssl.SSLContext | None:
     """A verifying TLS context for an https API, else none: making one reads the CA file,
     which a worker under the fallback may not reach (a checkout in a private folder), and an
     http API never needs it."""
-    return httpx.create_ssl_context() if tls else None
+    return tls_context() if tls else None
 
 
 def _pool_options(limits: httpx.Limits, tls: bool) -> dict[str, Any]:

@@ -11,11 +11,23 @@ them. Used where the SDK inside a function reaches the API through the runtime's
 from __future__ import annotations
 
 import contextlib
+import functools
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpcore
 import httpx
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The verifying TLS context every client of this process shares (httpx's default: the
+    CA file `SSL_CERT_FILE`/`SSL_CERT_DIR` name, else certifi's, read at first use).
+
+    httpx makes one per client, and reading the CA file is ~10 ms of CPU: more than a whole
+    call, for an app or a test that makes clients often. A context is safe to share."""
+    return httpx.create_ssl_context()
 
 
 class BackendTransport(httpx.BaseTransport):

@@ -68,6 +68,7 @@ from roost.client._core.retry import (
 from roost.client._core.rpc import call_timeout
 from roost.client._door import AsyncDoorTransport
 from roost.client._realtime import AsyncPool, AsyncRealtime, Event, Route, websocket_url
+from roost.client._transport import tls_context
 from roost.errors import ConfigurationError, RoostError
 
 
@@ -93,9 +94,12 @@ class _Shared:
             tls = config.api_url.startswith("https:")
             transport = AsyncDoorTransport(config.api_door, limits, tls=tls)
         elif config.api_socket:
-            transport = httpx.AsyncHTTPTransport(uds=config.api_socket, limits=limits)
+            transport = httpx.AsyncHTTPTransport(
+                uds=config.api_socket, limits=limits, verify=tls_context()
+            )
         self.http = http or httpx.AsyncClient(
             base_url=config.api_url,
+            verify=tls_context(),
             limits=limits,
             timeout=timeout,
             headers={"User-Agent": USER_AGENT},
