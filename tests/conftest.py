@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import uvicorn
 
+from roost.client._transport import tls_context
 from roost.server import create_app
 from roost.server.dispatch import Dispatcher
 from roost.server.metrics import Observed
@@ -81,6 +82,30 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     threads of its own process, which wait on each other, on PostgreSQL and on subprocesses
     much of the time: with one worker a core, a quiet 2-core run left them idle ~30%."""
     return (os.cpu_count() or 1) + 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _share_one_tls_context()
+
+
+def _share_one_tls_context() -> None:
+    """Make every httpx client of a test process share one verifying TLS context, as the SDK's
+    do (`roost.client._transport.tls_context`). Tests make their own clients by the hundred
+    (`httpx.get`, `httpx.Client(...)`), each reading the CA file again: a tenth of the CPU
+    of the security tests. httpx's transports take the function by name from this module;
+    if a release moves it, the lookup below fails at once rather than
+    silently; an asked-for context (`verify=...`, a client certificate) is made as before."""
+    import httpx._transports.default as transports
+
+    make = transports.create_ssl_context  # type: ignore[attr-defined]
+    shared = tls_context()
+
+    def create(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None and trust_env:
+            return shared
+        return make(verify=verify, cert=cert, trust_env=trust_env)
+
+    transports.create_ssl_context = create  # type: ignore[attr-defined]
 
 
 def free_port() -> int:
