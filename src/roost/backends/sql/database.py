@@ -505,29 +505,32 @@ class Database:
     async def drop_namespace(self, namespace: str) -> None:
         """Delete a namespace and all its data. Dropping one that does not exist is a no-op."""
         if self.dialect == "postgresql":
-            for attempt in range(_DROP_TRIES):
-                try:
-                    async with self._engine(namespace).begin() as conn:
-                        await conn.execute(
-                            text(f'DROP SCHEMA IF EXISTS "{self.schema_of(namespace)}" CASCADE')
-                        )
-                        await self.confined.forget(conn, namespace)
-                    return
-                except DBAPIError as exc:
-                    # A write still under way in the schema (a batch of invocation records,
-                    # a group commit) locks its tables in another order than the drop: when
-                    # PostgreSQL picks the drop to break the deadlock, it rolled back whole
-                    # and is simply run again.
-                    deadlock = getattr(exc.orig, "sqlstate", None) == _DEADLOCK_DETECTED
-                    if not deadlock or attempt + 1 == _DROP_TRIES:
-                        raise
-                    await asyncio.sleep(0.05 * (attempt + 1))
+            await self._drop_schema(namespace)
             return
         # Under the namespace's write lock, so that no write of this process is under way
         # in a file that disappears beneath it (SQLite answers that with "disk I/O error").
         async with self._write_locks.setdefault(namespace, asyncio.Lock()):
             await self._close_sqlite(namespace)
             await asyncio.to_thread(_remove_sqlite_files, self.sqlite_path_of(namespace))
+
+    async def _drop_schema(self, namespace: str) -> None:
+        for attempt in itertools.count(1):
+            try:
+                async with self._engine(namespace).begin() as conn:
+                    await conn.execute(
+                        text(f'DROP SCHEMA IF EXISTS "{self.schema_of(namespace)}" CASCADE')
+                    )
+                    await self.confined.forget(conn, namespace)
+                return
+            except DBAPIError as exc:
+                # A write still under way in the schema (a batch of invocation records, a
+                # group commit) locks its tables in another order than the drop: when
+                # PostgreSQL picks the drop to break the deadlock, it rolled back whole and
+                # is simply run again.
+                deadlock = getattr(exc.orig, "sqlstate", None) == _DEADLOCK_DETECTED
+                if not deadlock or attempt == _DROP_TRIES:
+                    raise
+                await asyncio.sleep(0.05 * attempt)
 
     async def close_namespace(self, namespace: str) -> None:
         """Close this process' connections to a namespace that another process dropped: on
