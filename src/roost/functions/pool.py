@@ -282,13 +282,16 @@ class WorkerPool:
         async run, which may wait for its tenant's share. Raises RateLimitError (past the
         tenant's share) or ServiceUnavailableError (a nested call, no place free; or the pool
         could not start) before anything runs."""
-        await self._wait_started()
+        starting = self._start_task is not None and not self._start_task.done()
+        if starting or self.failure is not None:
+            await self._wait_started()
         if self._closed:
             raise RuntimeError("the worker pool is closed")
         if not (0 < job.timeout < math.inf and job.memory_mb > 0):
             raise ValueError("a job needs a positive, finite timeout and memory_mb")
         started = time.monotonic()
-        async with self._place(job.tenant, depth, queued) as turn:
+        turn = await self._take_place(job.tenant, depth, queued)
+        try:
             try:
                 worker = await self._checkout(job)
             except WorkerStartError as exc:
@@ -313,6 +316,8 @@ class WorkerPool:
                 watchdog.cancel()
                 if not done:
                     self._replace(worker, "cancelled")
+        finally:
+            self._leave_place(job.tenant, turn)
 
     def _time_out(self, worker: WorkerProcess, turn: _Turn) -> None:
         """A run's deadline passed: its worker is killed and its turn given to the next call
@@ -322,10 +327,9 @@ class WorkerPool:
         worker.events.put_nowait((TimedOut(), 0))
         turn.give_back()
 
-    @contextlib.asynccontextmanager
-    async def _place(self, tenant: str, depth: int, queued: bool) -> AsyncIterator[_Turn]:
+    async def _take_place(self, tenant: str, depth: int, queued: bool) -> _Turn:
         """A turn of the pool, within the tenant's share of it (the turn may be given back
-        early, by the run's watchdog; the share is held until the run ends)."""
+        early, by the run's watchdog; the share is held until `_leave_place`)."""
         # a nested call may go one further per level, as its caller holds a place while it
         # waits on it: one level always, more only while a place is left for other tenants
         share = min(self.per_tenant + depth, max(self.per_tenant + 1, self.size - 1))
@@ -356,16 +360,20 @@ class WorkerPool:
         self._tenant_runs[tenant] += 1
         try:
             await self._turns.acquire()
-            turn = _Turn(self._turns)
-            try:
-                yield turn
-            finally:
-                turn.give_back()
-        finally:
-            self._tenant_runs[tenant] -= 1
-            if self._tenant_runs[tenant] <= 0:
-                del self._tenant_runs[tenant]
-            self._notify()
+        except BaseException:
+            self._leave_share(tenant)
+            raise
+        return _Turn(self._turns)
+
+    def _leave_place(self, tenant: str, turn: _Turn) -> None:
+        turn.give_back()
+        self._leave_share(tenant)
+
+    def _leave_share(self, tenant: str) -> None:
+        self._tenant_runs[tenant] -= 1
+        if self._tenant_runs[tenant] <= 0:
+            del self._tenant_runs[tenant]
+        self._notify()
 
     async def _drive(
         self, worker: WorkerProcess, job: Job, started: float, watchdog: asyncio.TimerHandle
@@ -431,14 +439,15 @@ class WorkerPool:
     async def _checkout(self, job: Job) -> WorkerProcess:
         """A worker bound to the job's function version, marked busy."""
         key: Key = (job.tenant, job.function, job.version, job.code_dir, job.memory_mb)
+        warm = self._warm(key)  # most calls: nothing to wait for, no lock to take
+        if warm is not None:
+            return warm
         async with self._changed:
             while True:
-                free = [w for w in self._slots if w is not None and not w.busy]
-                warm = [w for w in free if w.key == key]
-                if warm:
-                    worker = max(warm, key=lambda w: w.last_used)
-                    worker.busy = True
+                worker = self._warm(key)
+                if worker is not None:
                     return worker
+                free = [w for w in self._slots if w is not None and not w.busy]
                 spare = next((w for w in free if w.key is None), None)
                 if spare is not None:
                     spare.busy = True
@@ -459,6 +468,21 @@ class WorkerPool:
             raise
         spare.key = key
         return spare
+
+    def _warm(self, key: Key) -> WorkerProcess | None:
+        """The most recently used idle worker bound to `key`, marked busy; None if none is."""
+        warm = None
+        for worker in self._slots:
+            if (
+                worker is not None
+                and not worker.busy
+                and worker.key == key
+                and (warm is None or worker.last_used > warm.last_used)
+            ):
+                warm = worker
+        if warm is not None:
+            warm.busy = True
+        return warm
 
     def _why_down(self) -> str:
         """What a call is told when every place is busy or down, and none is starting."""

@@ -165,7 +165,8 @@ class WorkerProcess:
         self.running = True
         with contextlib.suppress(ConnectionError):  # a dead worker shows as Exited
             self.writer.write(frame(job))
-            await self.writer.drain()
+            if self.writer.transport.get_write_buffer_size():  # the pipe did not take it all
+                await self.writer.drain()
 
     async def kill(self) -> None:
         """Kill the worker and everything it started (its process group, and under

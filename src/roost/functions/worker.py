@@ -63,6 +63,7 @@ KEPT_ENV: Final = frozenset(
     }
 )
 MESSAGE_MAX: Final = 2000
+READ_SIZE: Final = 65536  # bytes asked of the input pipe at a time (its whole buffer)
 THREADS_GRACE: Final = 0.1  # seconds threads on their way out (an executor's) may take
 
 
@@ -150,10 +151,11 @@ class Runner:
         _set_environment(
             {k: v for k, v in job.env.items() if k not in RUNTIME_ENV} | self._runtime_env
         )
-        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        current, hard = resource.getrlimit(resource.RLIMIT_CPU)
         used = resource.getrusage(resource.RUSAGE_SELF)
-        soft = math.ceil(used.ru_utime + used.ru_stime + job.timeout) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+        soft = min(math.ceil(used.ru_utime + used.ru_stime + job.timeout) + 1, hard)
+        if soft != current:  # whole seconds: warm calls of a few ms mostly find it set
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
         asyncio.set_event_loop(self._loop)  # a handler's asyncio.run() unsets it
 
     def _bind(self, job: Job) -> None:
@@ -279,22 +281,33 @@ def _children_left() -> bool:
             return True
 
 
-def _read_exact(fd: int, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            return b""
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+class Frames:
+    """The pool's messages from the worker's input pipe: what one read brings is kept, so a
+    job's header and body (one write of the pool's) take one read, not two."""
 
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = b""
 
-def _read(fd: int) -> Setup | Job | None:
-    header = _read_exact(fd, FRAME_HEADER)
-    if not header:
-        return None
-    return to_worker_decoder.decode(_read_exact(fd, frame_length(header)))
+    def next(self) -> Setup | Job | None:
+        """The next message; None once the pipe is closed."""
+        header = self._take(FRAME_HEADER)
+        if header is None:
+            return None
+        body = self._take(frame_length(header))
+        return None if body is None else to_worker_decoder.decode(body)
+
+    def _take(self, size: int) -> bytes | None:
+        chunks, have = [self._buffer], len(self._buffer)
+        while have < size:
+            chunk = os.read(self._fd, min(max(size - have, READ_SIZE), 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            have += len(chunk)
+        data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
+        self._buffer = data[size:]
+        return data[:size]
 
 
 def _capture_output(channel: Channel) -> None:
@@ -317,7 +330,8 @@ def main(argv: list[str]) -> None:
     if door:
         os.environ[DOOR_ENV] = str(door[0])
     tasks_fd = os.open("/proc/self/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    setup = _read(in_fd)
+    frames = Frames(in_fd)
+    setup = frames.next()
     if not isinstance(setup, Setup):
         raise SystemExit("a worker starts with a Setup message")
     channel = Channel(out_fd, setup.max_output_bytes)
@@ -328,7 +342,7 @@ def main(argv: list[str]) -> None:
     channel.send(Ready(isolation, os.getpid(), os.getuid()))
     runner = Runner(channel, loop, idle_bytes, setup, tasks_fd)
     _capture_output(channel)
-    while (job := _read(in_fd)) is not None:
+    while (job := frames.next()) is not None:
         if not isinstance(job, Job):
             raise SystemExit("only jobs follow the Setup")
         clean = runner.run(job)
