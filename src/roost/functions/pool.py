@@ -529,19 +529,15 @@ class WorkerPool:
         for attempt in range(RESTART_TRIES):
             if self._closed:
                 return
-            try:
-                await self._start_worker(index)
-            except (WorkerStartError, OSError) as exc:
-                self._down[index] = f"{type(exc).__name__}: {exc}"[:300]
-                logger.warning(
-                    "function worker %d could not be restarted (try %d of %d): %s",
-                    index, attempt + 1, RESTART_TRIES, exc,
-                )  # fmt: skip
-                if attempt + 1 < RESTART_TRIES:
-                    await asyncio.sleep(RESTART_PAUSE * 2**attempt)
-            else:
-                self._down.pop(index, None)
+            exc = await self._try_start(index)
+            if exc is None:
                 return
+            logger.warning(
+                "function worker %d could not be restarted (try %d of %d): %s",
+                index, attempt + 1, RESTART_TRIES, exc,
+            )  # fmt: skip
+            if attempt + 1 < RESTART_TRIES:
+                await asyncio.sleep(RESTART_PAUSE * 2**attempt)
         logger.error("function worker %d is down; retrying every %g s", index, RECOVER_PAUSE)
         self._spawn_background(self._recover(index))
 
@@ -551,13 +547,19 @@ class WorkerPool:
             await asyncio.sleep(RECOVER_PAUSE)
             if self._closed or self._slots[index] is not None or index in self._starting:
                 return
-            try:
-                await self._start_worker(index)
-            except (WorkerStartError, OSError) as exc:
-                self._down[index] = f"{type(exc).__name__}: {exc}"[:300]
-            else:
-                self._down.pop(index, None)
+            if await self._try_start(index) is None:
                 logger.info("function worker %d is back", index)
+
+    async def _try_start(self, index: int) -> WorkerStartError | OSError | None:
+        """Start the place's worker; on failure the place is down, with the reason calls
+        are told (`_why_down`), and the error is returned."""
+        try:
+            await self._start_worker(index)
+        except (WorkerStartError, OSError) as exc:
+            self._down[index] = f"{type(exc).__name__}: {exc}"[:300]
+            return exc
+        self._down.pop(index, None)
+        return None
 
     async def _retire_idle(self) -> None:
         """Warm workers unused for idle_seconds go back to spares (memory, and a fresh tmp)."""
