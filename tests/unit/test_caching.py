@@ -77,6 +77,32 @@ async def test_a_load_overtaken_by_a_pop_is_answered_but_not_kept() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_read_after_a_pop_does_not_join_a_load_that_began_before_it() -> None:
+    # a trigger paused while its tenant's triggers were being read: a write that comes after
+    # the pause must see it, not wait for the read begun before and take its answer
+    cache = TTLCache[str](60, clock=Clock())
+    started, release = asyncio.Event(), asyncio.Event()
+    stored = "enabled"
+
+    async def load() -> str:
+        value = stored
+        started.set()
+        await release.wait()
+        return value
+
+    before = asyncio.create_task(cache.get_or_load("acme", load))
+    await started.wait()
+    stored = "paused"
+    cache.pop("acme")
+    started.clear()
+    after = asyncio.create_task(cache.get_or_load("acme", load))
+    await started.wait()
+    release.set()
+    assert (await before, await after) == ("enabled", "paused")
+    assert cache.get("acme") == "paused"
+
+
+@pytest.mark.anyio
 async def test_a_failed_load_raises_to_every_waiter_and_keeps_nothing() -> None:
     cache = TTLCache[int](60, clock=Clock())
 

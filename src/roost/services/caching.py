@@ -24,7 +24,8 @@ Clock = Callable[[], float]
 class TTLCache(Generic[V]):
     """Values (never None) by key, each kept `ttl` seconds after it was put (oldest dropped
     past `max_entries`). `get_or_load` loads a missing key once for all concurrent callers, and a
-    load that a `pop` or `clear` overtook is answered but not kept (it may be stale)."""
+    load that a `pop` or `clear` overtook is answered to those who asked before, but neither
+    kept nor given to those who ask after (it may be stale)."""
 
     def __init__(self, ttl: float, *, clock: Clock = time.monotonic, max_entries: int = 10_000):
         self.ttl = ttl
@@ -51,12 +52,16 @@ class TTLCache(Generic[V]):
         self._entries[key] = (self._clock() + (self.ttl if ttl is None else ttl), value)
 
     def pop(self, key: str) -> None:
-        """Forget `key` (a no-op if it is not kept); a load under way for it is not kept."""
+        """Forget `key` (a no-op if it is not kept). A load under way for it is not kept, and
+        is not joined by later callers: they load afresh (a change made through this process
+        is seen by every read begun after it)."""
         self._entries.pop(key, None)
+        self._loading.pop(key, None)
         self._generation += 1
 
     def clear(self) -> None:
         self._entries.clear()
+        self._loading.clear()
         self._generation += 1
 
     async def get_or_load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
@@ -83,7 +88,8 @@ class TTLCache(Generic[V]):
                 self.put(key, value)
             return value
         finally:
-            self._loading.pop(key, None)
+            if self._loading.get(key) is pending:
+                del self._loading[key]
 
 
 class TenantCache(Generic[V]):
