@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from roost.backends.sql import Database
@@ -111,7 +112,12 @@ class Meter:
 
 async def _add(db: Database, tenant: str, rows: list[tuple[str, int, list[int]]]) -> None:
     async with db.write(tenant) as conn:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        insert: Callable[..., Any] = sqlite_insert
+        if conn.dialect.name == "postgresql":
+            # imported here: on SQLite the PostgreSQL dialect is never loaded
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            insert = pg_insert
         for api_key_id, hour, (requests, bytes_in, bytes_out, runs, function_ms) in rows:
             statement = insert(usage).values(
                 hour=datetime.fromtimestamp(hour, tz=UTC),

@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 import msgspec
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -41,9 +40,9 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
+from roost.backends.sql.jsontype import json_type
 from roost.errors import ValidationError
 from roost.wire.database import TableSpec
 from roost.wire.limits import datetime_refusal
@@ -398,7 +397,7 @@ def sa_type(column_type: str) -> TypeEngine[Any]:
         "timestamptz": TimestampTZ(),
         "date": Date(),
         "uuid": Uuid(),
-        "json": JSON().with_variant(JSONB(), "postgresql"),
+        "json": json_type(),
         "bytes": LargeBinary(),
     }
     return simple[column_type]

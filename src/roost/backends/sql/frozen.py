@@ -31,11 +31,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+
+from roost.backends.sql.jsontype import json_type
 
 _time = DateTime()
 _big_id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
-_json = JSON().with_variant(JSONB(), "postgresql")
+_json = json_type()
 
 control = MetaData()
 

@@ -14,6 +14,7 @@ advisory lock (PostgreSQL), so each step runs once.
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from abc import ABC, abstractmethod
@@ -37,7 +38,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import Dialect as SQLDialect
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -46,12 +46,19 @@ from sqlalchemy.types import TypeEngine
 from roost.backends.sql import frozen, tables
 from roost.backends.sql.database import CONTROL, Database, Dialect
 
-# DDL is rendered by these dialects, not by the connection's own, so that what runs is
-# exactly what the fingerprints were taken of.
-_DIALECTS: Mapping[str, SQLDialect] = {
-    "sqlite": SQLiteDialect(),
-    "postgresql": PGDialect(),  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
-}
+
+@functools.cache
+def _dialect(name: str) -> SQLDialect:
+    """The dialect DDL is rendered by, not the connection's own, so that what runs is exactly
+    what the fingerprints were taken of. PostgreSQL's is imported when first asked for: on
+    SQLite, SQLAlchemy's PostgreSQL dialect (and its drivers) is never loaded."""
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql.base import PGDialect
+
+        return PGDialect()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
+    if name == "sqlite":
+        return SQLiteDialect()
+    raise KeyError(name)
 
 
 class Change(Protocol):
@@ -73,7 +80,7 @@ class _Statements(ABC):
     def sql(self, dialect: SQLDialect) -> list[str]: ...
 
     def apply(self, conn: Connection) -> None:
-        for statement in self.sql(_DIALECTS[conn.dialect.name]):
+        for statement in self.sql(_dialect(conn.dialect.name)):
             conn.exec_driver_sql(statement)
 
 
@@ -151,7 +158,7 @@ class Migration:
 
     def sql(self, dialect: Dialect) -> list[str]:
         """Everything the step runs on an engine, as text."""
-        return [line for change in self.changes for line in change.sql(_DIALECTS[dialect])]
+        return [line for change in self.changes for line in change.sql(_dialect(dialect))]
 
     def apply(self, conn: Connection) -> None:
         for change in self.changes:

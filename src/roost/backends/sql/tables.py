@@ -33,7 +33,8 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+
+from roost.backends.sql.jsontype import json_type
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -218,7 +219,7 @@ api_keys = Table(
 )
 
 _big_id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
-_json = JSON().with_variant(JSONB(), "postgresql")
+_json = json_type()
 
 tenant_categories = Table(
     "roost_tenant_categories",

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, func, literal
-from sqlalchemy.dialects.postgresql import JSONB
 
 from roost.backends.sql.tables import documents
 from roost.errors import ValidationError
@@ -146,5 +145,8 @@ def document_conditions(filters: Sequence[Filter], dialect: str) -> list[ColumnE
 
 def _as_jsonb(value: Any) -> Any:
     # a JSONB-typed literal is JSON-encoded once by SQLAlchemy (casting json.dumps() text to
-    # JSONB would encode it twice and compare against a string)
+    # JSONB would encode it twice and compare against a string); PostgreSQL only, so its
+    # dialect is imported here, not at start (`backends/sql/jsontype.py`)
+    from sqlalchemy.dialects.postgresql import JSONB
+
     return literal(value, type_=JSONB())
