@@ -6,25 +6,13 @@ compiled engine are `policystore.py`'s; running suites is `roost.policy.testing`
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import policies, policy_changes, policy_state, utcnow
 from roost.errors import NotFoundError, ValidationError
-from roost.policy import Engine
-from roost.policy.testing import (
-    TESTDATA,
-    Engines,
-    Fixtures,
-    OverLimit,
-    Report,
-    Suite,
-    SuiteInvalid,
-    parse,
-    run_suite,
-)
 from roost.services.context import Context
 from roost.services.payloads import json_text
 from roost.services.policystore import (
@@ -63,6 +51,13 @@ from roost.wire.policy import (
     PutPoliciesAnswer,
     PutPoliciesRequest,
 )
+
+if TYPE_CHECKING:
+    from roost.policy import Engine
+    from roost.policy.testing import Fixtures, Report, Suite
+
+# The policy engine and its test runner are imported by `policies.test` when it runs, first
+# in the worker thread that parses the suite: the server starts without them.
 
 _GLOBALS_LIMIT = 64 * 1024
 _GLOBALS_COMPILES = 3  # sets of globals, other than the tenant's, one policies.test compiles
@@ -227,6 +222,9 @@ async def test(ctx: Context, params: PolicyTestRequest) -> PolicyTestReport:
     # a second or more of parsing, which would hold every other request up meanwhile
     testdata = params.testdata or PolicyTestData()
     suite, fixtures = await asyncio.to_thread(_parse_suite, params.suite, testdata)
+    from roost.policy import Engine  # loaded by `_parse_suite`'s thread: no import work here
+    from roost.policy.testing import Engines, OverLimit, Report, run_suite
+
     engine = await policy_engine(ctx)
     stored = await read_stored(ctx.platform, ctx.tenant)
     base = effective_globals(ctx.platform, stored.globals)
@@ -250,6 +248,8 @@ async def test(ctx: Context, params: PolicyTestRequest) -> PolicyTestReport:
 
 def _parse_suite(text: str, testdata: PolicyTestData) -> tuple[Suite, Fixtures]:
     """The suite and its fixtures over the testdata's; a 400 naming the text that is not."""
+    from roost.policy.testing import TESTDATA, Fixtures, Suite, SuiteInvalid, parse
+
     try:
         suite = parse(text, Suite)
     except SuiteInvalid as exc:

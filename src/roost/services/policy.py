@@ -16,10 +16,9 @@ never a principal the caller names.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roost.errors import AuthorizationError, ValidationError
-from roost.policy import Engine
 from roost.services.context import Context
 from roost.services.policystore import policy_engine
 from roost.services.registry import operation
@@ -39,6 +38,9 @@ from roost.wire.policy import (
     ResultMeta,
     ResultResource,
 )
+
+if TYPE_CHECKING:
+    from roost.policy import Engine  # imported where policies are compiled (policystore)
 
 _READ_POLICIES = "policies:read"
 _INLINE = 20  # resources checked on the event loop; larger checks run in a worker thread

@@ -37,23 +37,20 @@ from roost.backends.sql.tables import (
     utcnow,
 )
 from roost.errors import ConflictError, ServerError
-from roost.policy import Engine
-from roost.policy.loader import (
-    MAX_POLICIES,
-    DecodeError,
-    Issue,
-    PolicyValidationError,
-    decode,
-    describe,
-    load,
-    read_documents,
-)
 from roost.services.caching import TenantCache
 from roost.services.context import Context, Platform
 from roost.wire.policy import MAX_DOCUMENT_BYTES, MAX_KEY_CHARS, Binding, BindingRef
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from roost.policy import Engine
+    from roost.policy.loader import Issue
+    from roost.policy.schemas import Enforcement
+
+# The policy engine (YAML, CEL, the rule tables) is imported where policies are first read,
+# compiled or validated, in the worker thread that compiles them where there is one: a server
+# whose tenants use no policies never loads it, and `roost serve` starts without it.
 
 __all__ = [
     "Candidate",
@@ -214,13 +211,22 @@ async def _compile_stored(platform: Platform, tenant: str, stamp: str | None) ->
     }
     documents = list(stored.documents.values())
     globals_ = effective_globals(platform, stored.globals)
+    engine = await asyncio.to_thread(
+        _compile, documents, globals_, platform.settings.policy_schema_enforcement
+    )
+    return _Compiled(stamp, engine, bindings)
+
+
+def _compile(
+    documents: list[dict[str, Any]], globals_: dict[str, Any], enforcement: Enforcement
+) -> Engine:
+    """The engine of stored policies (in a worker thread: compiling, and the first import of
+    the engine, stay off the event loop)."""
+    from roost.policy.engine import Engine
+    from roost.policy.loader import PolicyValidationError
+
     try:
-        engine = await asyncio.to_thread(
-            Engine.from_policies,
-            documents,
-            globals_,
-            platform.settings.policy_schema_enforcement,
-        )
+        return Engine.from_policies(documents, globals_, enforcement)
     except PolicyValidationError as exc:
         # Stored sets were valid when written; a server setting (ROOST_POLICY_GLOBALS) or an
         # upgrade may have made them invalid since. Not the caller's doing: a server error
@@ -231,7 +237,6 @@ async def _compile_stored(platform: Platform, tenant: str, stamp: str | None) ->
             code="invalid_stored_policies",
             details=exc.details,
         ) from None
-    return _Compiled(stamp, engine, bindings)
 
 
 async def read_bindings(platform: Platform, tenant: str) -> list[Binding]:
@@ -279,6 +284,8 @@ def candidates(sources: list[Any]) -> tuple[list[Candidate], list[Issue]]:
     """The policies of a put (texts with one or several documents, or objects), with the
     problems of those that are not policies at all. Each is named `policies[i]` (`#j` for the
     j-th document of a text) until it is known by its key."""
+    from roost.policy.loader import DecodeError, Issue, decode, describe, read_documents
+
     found: list[Candidate] = []
     issues: list[Issue] = []
     seen: dict[str, str] = {}
@@ -357,14 +364,26 @@ async def _validate(
     platform: Platform, stored: Stored, change: Change, field_name: str, issues: list[Issue]
 ) -> None:
     documents, own_globals = change.applied_to(stored)
+    globals_ = effective_globals(platform, own_globals)
+    await asyncio.to_thread(_check, documents, globals_, field_name, issues)
+
+
+def _check(
+    documents: dict[str, dict[str, Any]],
+    globals_: dict[str, Any],
+    field_name: str,
+    issues: list[Issue],
+) -> None:
+    """Raise PolicyValidationError (naming `field_name`) with `issues` and every problem of
+    the set `documents` would make (in a worker thread, as `_compile`)."""
+    from roost.policy.loader import MAX_POLICIES, Issue, PolicyValidationError, load
+
     found = list(issues)
     if len(documents) > MAX_POLICIES:
         found.append(Issue("", "", f"a tenant keeps at most {MAX_POLICIES} policies"))
     else:
         try:
-            await asyncio.to_thread(
-                load, list(documents.values()), effective_globals(platform, own_globals)
-            )
+            load(list(documents.values()), globals_)
         except PolicyValidationError as exc:
             found.extend(exc.issues)
     if found:
