@@ -25,16 +25,18 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from roost.errors import APIError, ConflictError, ServerError, ValidationError
 from roost.services.context import Context
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+# `cryptography` is imported by the first request that carries an Idempotency-Key, not when
+# the server starts.
 
 KEY_PATTERN = r"^[A-Za-z0-9_.:-]{8,128}$"
 _KEY = re.compile(KEY_PATTERN)
@@ -130,6 +132,10 @@ class _Record:
 
     @classmethod
     def derive(cls, ctx: Context, key: str) -> _Record:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
         who = _credential_of(ctx)
         okm = HKDF(
             algorithm=hashes.SHA256(),
@@ -164,6 +170,8 @@ class _Record:
                 "a request with this Idempotency-Key is still running; retry later",
                 code="idempotency_in_progress",
             )
+        from cryptography.exceptions import InvalidTag
+
         sealed = base64.b64decode(stored.sealed)
         try:
             plain = self.aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], self._bound(fingerprint))

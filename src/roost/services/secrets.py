@@ -12,7 +12,6 @@ import base64
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +37,7 @@ from roost.wire.secrets import (
 )
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 _TENANT_WIDE = ""
