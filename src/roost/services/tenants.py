@@ -88,9 +88,11 @@ async def provision(platform: Platform, name: str, display_name: str = "") -> bo
     await platform.db.confined.prepare(name)  # PostgreSQL: the role its analytics run as
     if await _has_name(platform, tenants.c.name, name):  # each start: the default tenant
         return False
+    # through `run`, as `_has_name`: on SQLite the first start then needs no async engine
+    # (and no import of SQLAlchemy's asyncio extension and ORM) before it answers
+    insert = tenants.insert().values(name=name, display_name=display_name)
     try:
-        async with platform.db.write(CONTROL) as conn:
-            await conn.execute(tenants.insert().values(name=name, display_name=display_name))
+        await platform.db.run(CONTROL, lambda conn: conn.execute(insert), write=True)
     except IntegrityError:
         return False
     return True
