@@ -2,7 +2,7 @@
 
 Start-up imports some 1,250 modules and builds the app: objects that live as long as the
 process, which the collector would otherwise walk again and again while they are made (~10%
-of start-up's CPU). `roost serve` pauses it first thing (`roost.cli.main`); the server resumes
+of start-up's CPU). `roost serve` pauses it first thing (`roost.cli.run`); the server resumes
 it once started, with what start-up made moved to the permanent generation (`gc.freeze`),
 which later collections skip. Nothing else pauses it: a host app's collector is left alone.
 """

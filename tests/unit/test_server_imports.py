@@ -24,13 +24,32 @@ def test_serve_loads_no_library_that_only_some_requests_use() -> None:
     # JSON Schema checks (jsonschema), the docs' package (jinja2), SMTP, PostgreSQL's driver,
     # requests out (httpx: webhooks, sign-in providers), the SDK, Prometheus' client, PyJWT
     # (with cryptography's x509) and TOTP load on first use, and so do SQLAlchemy's async
-    # engine and the ORM it imports (SQLite's start-up and health run on the sync engines)
+    # engine and the ORM it imports (SQLite's start-up and health run on the sync engines),
+    # SQLAlchemy's PostgreSQL dialect, the policy engine (YAML, CEL), and cryptography (the
+    # secrets vault and idempotency records)
     code = (
         "import sys, roost.cli.main, roost.server; "
         "from roost.server.app import create_app; create_app(); "
         "print(sorted(m for m in ('webauthn', 'jsonschema', 'referencing', 'jinja2', "
         "'swagger_ui', 'aiosmtplib', 'asyncpg', 'httpx', 'authlib', 'prometheus_client', 'jwt', "
-        "'pyotp', 'roost.client._sync.client', 'sqlalchemy.ext.asyncio', 'sqlalchemy.orm') "
+        "'pyotp', 'roost.client._sync.client', 'sqlalchemy.ext.asyncio', 'sqlalchemy.orm', "
+        "'sqlalchemy.dialects.postgresql', 'yaml', 'roost.policy.engine', 'cryptography') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_serve_imports_no_other_command() -> None:
+    # `roost serve` parses its arguments with a group of that one command: the other
+    # commands' modules (and what only they use: rich's tables and progress bars, the stored
+    # credentials' folder) are not imported
+    code = (
+        "import sys, roost.cli.serve; "
+        "print(sorted(m for m in ('roost.cli.main', 'roost.cli.accounts', 'roost.cli.storage', "
+        "'roost.cli.policies', 'rich.table', 'rich.progress', 'platformdirs') "
         "if m in sys.modules))"
     )
     result = subprocess.run(  # noqa: S603 - our own interpreter and code

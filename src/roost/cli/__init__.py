@@ -14,11 +14,16 @@ except ModuleNotFoundError as exc:
 def run() -> None:
     """The `roost` command (`main` is the module of its commands). `roost serve` starts with
     the garbage collector paused, before the command's own imports (`roost._startup`; the
-    server resumes it once started)."""
+    server resumes it once started), and goes through a group of that one command
+    (`roost.cli.serve.main`): the other commands' modules are neither imported nor built."""
     if sys.argv[1:2] == ["serve"]:
         from roost._startup import pause_collector
 
         pause_collector()
+        from roost.cli.serve import main as serve_main
+
+        serve_main()
+        return
     from roost.cli.main import main
 
     main()

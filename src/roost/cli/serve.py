@@ -1,0 +1,201 @@
+"""`roost serve`, in a module of its own: `roost serve` parses its arguments with a command
+group that holds this one command (`main`), so that it neither imports the other commands'
+modules nor has Typer build all of them (~60 ms of its start together); every other command
+line goes through the whole group (`roost.cli.main`), where `serve` is registered as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from roost._version import __version__
+from roost.cli.backup import DataDir
+from roost.errors import RoostError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from roost.settings import Settings
+
+T = TypeVar("T")
+
+HELP = "Roost: a self-hosted backend platform for Python."
+
+# no emoji codes: no message means one, and a name or path holding `:word:` prints as it is;
+# nor does `roost serve` then load rich's emoji table (~15 ms of start-up) for its notes
+console = Console(emoji=False)
+
+
+def main() -> None:
+    """`roost serve ...`: the group of the `roost` command with `serve` alone in it. The
+    callback keeps it a group (Typer runs a lone command without its name otherwise), so the
+    command line, its help and its errors read as in the whole group."""
+    app = typer.Typer(help=HELP, no_args_is_help=True)
+    app.callback()(_group)
+    app.command()(serve)
+    app()
+
+
+def _group() -> None:
+    """Roost: a self-hosted backend platform for Python."""
+
+
+def use_data_dir(data_dir: Path | None) -> None:
+    """Point the settings at `--data-dir` when given (ROOST_DATA_DIR)."""
+    if data_dir is not None:
+        os.environ["ROOST_DATA_DIR"] = str(data_dir)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    data_dir: DataDir = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQL backend URL \\[env: ROOST_DATABASE_URL].")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Start the platform (embedded default: SQLite and ./roost-data)."""
+    from roost.server.serving import serve as run_server
+    from roost.server.serving import server_config
+    from roost.settings import load_settings
+
+    use_data_dir(data_dir)
+    if database_url:
+        os.environ["ROOST_DATABASE_URL"] = database_url
+    settings = or_exit(load_settings)
+    if workers > 1 and not settings.redis_url:
+        console.print(
+            "[red]error:[/] several workers need ROOST_REDIS_URL: live events, pub/sub, queue "
+            "wake-ups and revocations travel between server processes through Redis. Set it, "
+            "or run one worker."
+        )
+        raise typer.Exit(2)
+    if "functions_api_url" not in settings.model_fields_set:
+        # functions call this server back where it listens (the workers inherit this). Set
+        # only once the server starts: a refused `serve` run in-process (a test's CliRunner)
+        # would otherwise leave this port in the environment of every server started after
+        # it from that process, and their functions would call a server that is not theirs
+        os.environ["ROOST_FUNCTIONS_API_URL"] = _local_url(host, port)
+        settings = or_exit(load_settings)
+    backend = "PostgreSQL" if settings.resolved_database_url.startswith("postgresql") else "SQLite"
+    _first_run_notes(settings)
+    console.print(
+        f"[bold]Roost {__version__}[/] on http://{host}:{port}  "
+        f"(data: {settings.data_dir.resolve()}, SQL: {backend}, workers: {workers})"
+    )
+    console.print(f"API docs: http://{host}:{port}/docs")
+    # each worker builds its app from the same environment; the config carries the limits
+    config = server_config(
+        "roost.server.app:create_app",
+        settings,
+        host=host,
+        port=port,
+        factory=True,
+        workers=workers,
+        log_level=log_level,
+    )
+    run_server(config)
+
+
+def _first_run_notes(settings: Settings) -> None:
+    """Say what a newcomer needs to know before the server starts: a new data folder, and
+    whether anyone can sign in as a superuser (and how to make one if not). An unreachable
+    database ends the command here, in one line."""
+    from sqlalchemy.engine import make_url
+
+    data_dir = settings.data_dir.resolve()
+    if not data_dir.exists():
+        console.print(f"creating a new data folder at {data_dir}", highlight=False)
+    quiet = logging.getLogger("roost.backends")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # the one line below says it; no logged warning too
+    try:
+        names = asyncio.run(_superusers(settings))
+    except ServiceUnavailableError:
+        url = make_url(settings.resolved_database_url)
+        console.print(
+            f"[red]error:[/] cannot reach the database at {url.host}:{url.port or 5432} "
+            "(ROOST_DATABASE_URL): is PostgreSQL running, and the URL right?",
+            highlight=False,
+        )
+        raise typer.Exit(2) from None
+    except RoostError as exc:
+        console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        quiet.setLevel(level)
+    if names:
+        shown = ", ".join(repr(name) for name in names[:5])
+        console.print(f"superuser: {shown}", highlight=False)
+    elif settings.admin_password:
+        console.print(
+            f"no superuser yet: {settings.admin_username!r} is created now from "
+            "ROOST_ADMIN_PASSWORD",
+            highlight=False,
+        )
+    else:
+        where = f" --data-dir {data_dir}" if settings.database_url is None else ""
+        console.print(
+            "[yellow]no superuser yet[/]: create one with "
+            f"`roost admin create-user{where}`, or start with ROOST_ADMIN_PASSWORD set",
+            highlight=False,
+        )
+
+
+async def _superusers(settings: Settings) -> list[str]:
+    """The superusers of the default tenant, read without changing anything (none when the
+    database or its tables are not made yet)."""
+    from sqlalchemy import Connection, inspect, select
+
+    from roost.backends.sql import Database
+    from roost.backends.sql.tables import users
+
+    db = Database(
+        settings.resolved_database_url,
+        data_dir=settings.data_dir,
+        pg_schema_prefix=settings.pg_schema_prefix,
+    )
+    if db.dialect == "sqlite" and not db.sqlite_path_of("default").exists():
+        return []
+
+    def work(conn: Connection) -> list[str]:
+        schema = db.schema_of("default") if conn.dialect.name == "postgresql" else None
+        if not inspect(conn).has_table(users.name, schema=schema):
+            return []
+        query = select(users.c.username).where(users.c.is_superuser.is_(True)).limit(5)
+        return list(conn.execute(query).scalars())
+
+    try:
+        return await db.run("default", work)
+    finally:
+        await db.close()
+
+
+def _local_url(host: str, port: int) -> str:
+    """The URL of a server listening on `host`, as this machine reaches it."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - every address: loopback is one of them
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def or_exit(action: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
+    """`action()` (awaited if it is a coroutine function's), or the command ended in one line
+    naming the problem (exit code 2) if it raises a RoostError or an OSError."""
+    try:
+        result = action()
+    except RoostError as exc:
+        console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
+        raise typer.Exit(2) from None
+    except OSError as exc:  # a file or folder that cannot be read or written
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    return result  # type: ignore[return-value]
