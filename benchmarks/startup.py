@@ -16,6 +16,9 @@ turns of:
   first healthy answer arrives: the figure to compare on a shared machine;
 - wall: seconds from spawning to that answer;
 - rss: the server's resident memory a second after it.
+
+and the median of the per-turn ratios after/before of cpu (the two starts of a turn are
+seconds apart, so a slow spell of the machine weighs on both).
 """
 
 from __future__ import annotations
@@ -153,6 +156,13 @@ def main() -> None:
                     results[name].append(start(trees[name], folder, core))
             for name, starts in results.items():
                 print(f"{data:8} {name:6} {_summary(starts)}")
+            ratios = [
+                a.cpu / b.cpu for a, b in zip(results["after"], results["before"], strict=True)
+            ]
+            print(
+                f"{data:8} after/before cpu, paired by turn: median {statistics.median(ratios):.2f}"
+                f" (min {min(ratios):.2f}, max {max(ratios):.2f})"
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
