@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from roost.cli import main, remote
+from roost.cli import remote, serve
 
 
 @pytest.fixture(autouse=True)
 def wide_consoles() -> Iterator[None]:
-    consoles = (main.console, remote.console)
+    consoles = (serve.console, remote.console)
     widths = [console.width for console in consoles]
     for console in consoles:
         console.width = 250
