@@ -6,9 +6,9 @@ with Client(api_url="http://127.0.0.1:8787") as client:
     print(admin.auth.get_current_user())
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from roost._lazy import lazy_names
 from roost._version import __version__
 from roost.errors import (
     APIError,
@@ -128,13 +128,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'roost' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next use is a plain attribute
-    return value
+__getattr__ = lazy_names(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

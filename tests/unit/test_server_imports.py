@@ -6,6 +6,14 @@ import subprocess
 import sys
 
 
+def _loaded_after(code: str) -> str:
+    """What `code`, run in a fresh interpreter, prints (the modules it finds loaded)."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
 def test_the_server_imports_neither_sqlglot_nor_the_sdk_nor_redis() -> None:
     # sqlglot (CHECK constraints, analytics), the SDK client and redis load on first use
     code = (
@@ -13,10 +21,7 @@ def test_the_server_imports_neither_sqlglot_nor_the_sdk_nor_redis() -> None:
         "print(sorted(m for m in ('sqlglot', 'roost.client._async.client', 'redis') "
         "if m in sys.modules))"
     )
-    result = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert _loaded_after(code) == "[]"
 
 
 def test_serve_loads_no_library_that_only_some_requests_use() -> None:
@@ -36,10 +41,7 @@ def test_serve_loads_no_library_that_only_some_requests_use() -> None:
         "'sqlalchemy.dialects.postgresql', 'yaml', 'roost.policy.engine', 'cryptography') "
         "if m in sys.modules))"
     )
-    result = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert _loaded_after(code) == "[]"
 
 
 def test_serve_imports_no_other_command() -> None:
@@ -52,7 +54,4 @@ def test_serve_imports_no_other_command() -> None:
         "'roost.cli.policies', 'rich.table', 'rich.progress', 'platformdirs') "
         "if m in sys.modules))"
     )
-    result = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert _loaded_after(code) == "[]"

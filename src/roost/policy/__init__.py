@@ -17,8 +17,9 @@ residual condition as an operator/operands tree. Policies are validated as a set
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from roost._lazy import lazy_names
 
 if TYPE_CHECKING:
     from roost.policy.engine import Engine
@@ -37,27 +38,21 @@ if TYPE_CHECKING:
 # load the engine, YAML and CEL with it, and the server starts without them until a tenant's
 # policies are first used.
 _HOMES = {
-    "Engine": "engine",
-    "load": "loader",
-    "PolicySet": "loader",
-    "Issue": "loader",
-    "PolicyValidationError": "loader",
-    "CheckResponse": "model",
-    "CheckResult": "model",
-    "PlanResponse": "model",
-    "Principal": "model",
-    "Resource": "model",
-    "ResourceEntry": "model",
+    "Engine": "roost.policy.engine",
+    "load": "roost.policy.loader",
+    "PolicySet": "roost.policy.loader",
+    "Issue": "roost.policy.loader",
+    "PolicyValidationError": "roost.policy.loader",
+    "CheckResponse": "roost.policy.model",
+    "CheckResult": "roost.policy.model",
+    "PlanResponse": "roost.policy.model",
+    "Principal": "roost.policy.model",
+    "Resource": "roost.policy.model",
+    "ResourceEntry": "roost.policy.model",
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOMES, globals())
 
 
 __all__ = [
