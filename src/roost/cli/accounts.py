@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from roost.cli import credentials
 from roost.cli.remote import (
@@ -15,7 +16,6 @@ from roost.cli.remote import (
     ApiUrl,
     Tenant,
     console,
-    new_table,
     remote_client,
     reporting_errors,
     server_url,
@@ -90,7 +90,7 @@ def list_keys(api_url: ApiUrl = None, api_key: ApiKey = None, tenant: Tenant = N
     """List your API keys (never their secrets)."""
     with reporting_errors(), remote_client(api_url, api_key, tenant, required=True) as client:
         keys = client.api_keys.list()
-    table = new_table("id", "name", "prefix", "scopes", "expires", "last used", "revoked")
+    table = Table("id", "name", "prefix", "scopes", "expires", "last used", "revoked")
     for key in keys:
         table.add_row(
             *(
@@ -125,7 +125,7 @@ def list_users(
     with reporting_errors(), remote_client(api_url, api_key, tenant, required=True) as client:
         listed = client.users.list_users(search, page_size=200)
     rows = listed["items"] if isinstance(listed, dict) else listed
-    table = new_table("username", "email", "roles", "superuser", "active")
+    table = Table("username", "email", "roles", "superuser", "active")
     for user in rows:
         table.add_row(
             escape(user["username"]),

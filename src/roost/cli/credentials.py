@@ -10,17 +10,15 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_config_path
+
 from roost.errors import ConfigurationError
 
 
 def credentials_file() -> Path:
     """`ROOST_CREDENTIALS_FILE`, else `credentials.json` in the user's Roost config folder."""
     given = os.environ.get("ROOST_CREDENTIALS_FILE")
-    if given:
-        return Path(given)
-    from platformdirs import user_config_path  # here: `roost serve` never needs it
-
-    return user_config_path("roost") / "credentials.json"
+    return Path(given) if given else user_config_path("roost") / "credentials.json"
 
 
 def _read(path: Path) -> dict[str, Any]:

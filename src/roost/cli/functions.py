@@ -9,16 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
-from roost.cli.remote import (
-    ApiKey,
-    ApiUrl,
-    Tenant,
-    console,
-    new_table,
-    remote_client,
-    reporting_errors,
-)
+from roost.cli.remote import ApiKey, ApiUrl, Tenant, console, remote_client, reporting_errors
 from roost.errors import FunctionExecutionError
 
 if TYPE_CHECKING:
@@ -146,7 +139,7 @@ def list_functions(
             functions += page["results"]
             if not page["results"] or len(functions) >= page["count"]:
                 break
-    table = new_table("name", "version", "kind", "mode", "timeout", "updated")
+    table = Table("name", "version", "kind", "mode", "timeout", "updated")
     for item in functions:
         table.add_row(
             escape(item["name"]),

@@ -5,16 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from roost.cli.remote import (
-    ApiKey,
-    ApiUrl,
-    Tenant,
-    console,
-    new_table,
-    remote_client,
-    reporting_errors,
-)
+from roost.cli.remote import ApiKey, ApiUrl, Tenant, console, remote_client, reporting_errors
 
 app = typer.Typer(help="Read the mail a running server sent or kept.", no_args_is_help=True)
 
@@ -31,7 +24,7 @@ def show_outbox(
     """List mail, newest first (status sent, outbox or failed)."""
     with reporting_errors(), remote_client(api_url, api_key, tenant) as client:
         messages = client.mail.outbox(to=to, limit=limit)
-    table = new_table("sent at", "status", "to", "subject", "template")
+    table = Table("sent at", "status", "to", "subject", "template")
     for message in messages:
         table.add_row(
             message["at"],

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
 
 from roost._version import __version__
 from roost.cli import accounts, remote
@@ -15,7 +16,7 @@ from roost.cli.backup import DataDir
 from roost.cli.functions import app as functions_app
 from roost.cli.mail import app as mail_app
 from roost.cli.policies import app as policies_app
-from roost.cli.remote import ApiKey, ApiUrl, new_table, remote_client, reporting_errors
+from roost.cli.remote import ApiKey, ApiUrl, remote_client, reporting_errors
 from roost.cli.remote import Tenant as RemoteTenant
 from roost.cli.serve import HELP, console, or_exit, serve, use_data_dir
 from roost.cli.storage import app as storage_app
@@ -120,7 +121,7 @@ def migrate_status(data_dir: DataDir = None) -> None:
     this version knows. Changes nothing: the server applies them when it starts."""
     use_data_dir(data_dir)
     rows = or_exit(lambda: asyncio.run(_migration_rows()))
-    table = new_table("namespace", "applied", "known", "pending")
+    table = Table("namespace", "applied", "known", "pending")
     behind = 0
     for namespace, applied, known in rows:
         pending = [step for step in known if step not in applied]

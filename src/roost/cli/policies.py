@@ -9,16 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from roost.cli.remote import (
-    ApiKey,
-    ApiUrl,
-    Tenant,
-    console,
-    new_table,
-    remote_client,
-    reporting_errors,
-)
+from roost.cli.remote import ApiKey, ApiUrl, Tenant, console, remote_client, reporting_errors
 from roost.errors import ValidationError
 from roost.wire.policy import Binding, BindingTarget
 
@@ -63,9 +56,7 @@ def list_policies(api_url: ApiUrl = None, api_key: ApiKey = None, tenant: Tenant
     """List the server's policies, and the tenant's globals."""
     with reporting_errors(), remote_client(api_url, api_key, tenant) as client:
         listed = client.policies.list()
-    table = new_table(
-        "key", "kind", "revision", "updated", "by", title=f"revision {listed.revision}"
-    )
+    table = Table("key", "kind", "revision", "updated", "by", title=f"revision {listed.revision}")
     for info in listed.policies:
         key = f"{info.key} [dim](disabled)[/]" if info.disabled else info.key
         table.add_row(
@@ -109,7 +100,7 @@ def run_tests(
         console.print("[red]the policies are not valid:[/]")
         _print_issues(exc.details["issues"])
         raise typer.Exit(1) from None
-    table = new_table("suite", "test", "principal", "resource", "action", "expected", "actual", "")
+    table = Table("suite", "test", "principal", "resource", "action", "expected", "actual", "")
     for case in report.cases:
         if failures_only and case.status != "failed":
             continue
@@ -232,7 +223,7 @@ def bindings(api_url: ApiUrl = None, api_key: ApiKey = None, tenant: Tenant = No
     if not found:
         console.print("[dim]nothing is bound to policies[/]")
         return
-    table = new_table("target", "name", "resource kind", "updated", "by")
+    table = Table("target", "name", "resource kind", "updated", "by")
     for binding in found:
         table.add_row(
             binding.target,

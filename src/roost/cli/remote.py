@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,8 +16,6 @@ from roost.cli.credentials import stored
 from roost.errors import NotAuthenticatedError, RoostError
 
 if TYPE_CHECKING:  # the SDK loads only for the commands that talk to a server, not `serve`
-    from rich.table import Table
-
     from roost.client._sync.client import Client
 
 console = Console()
@@ -28,14 +26,6 @@ ApiKey = Annotated[
     typer.Option(help="API key \\[env: ROOST_API_KEY]; default: the one `roost login` stored."),
 ]
 Tenant = Annotated[str | None, typer.Option(help="Tenant \\[env: ROOST_TENANT].")]
-
-
-def new_table(*headers: str, **options: Any) -> Table:
-    """A rich table with these column headers (rich.table loads for the commands that print
-    one, not for `roost serve`)."""
-    from rich.table import Table
-
-    return Table(*headers, **options)
 
 
 def server_url(api_url: str | None) -> str:

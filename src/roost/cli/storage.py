@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, Annotated
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
+from rich.table import Table
 
-from roost.cli.remote import (
-    ApiKey,
-    ApiUrl,
-    Tenant,
-    console,
-    new_table,
-    remote_client,
-    reporting_errors,
-)
-
-if TYPE_CHECKING:  # rich.progress loads for a transfer, not for every command
-    from rich.progress import Progress, TaskID
+from roost.cli.remote import ApiKey, ApiUrl, Tenant, console, remote_client, reporting_errors
 
 app = typer.Typer(
     help="Upload, download, list and delete files on a running server.", no_args_is_help=True
@@ -26,8 +17,6 @@ app = typer.Typer(
 
 
 def _progress() -> Progress:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -114,7 +103,7 @@ def list_files(
     """List the files of a bucket."""
     with reporting_errors(), remote_client(api_url, api_key, tenant) as client:
         files = client.storage.from_(bucket).list(prefix, limit=1000)
-    table = new_table("name", "size", "type", "updated")
+    table = Table("name", "size", "type", "updated")
     for item in files:
         table.add_row(item["name"], str(item["size"]), item["content_type"], item["updated_at"])
     console.print(table)

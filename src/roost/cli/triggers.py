@@ -7,16 +7,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
-from roost.cli.remote import (
-    ApiKey,
-    ApiUrl,
-    Tenant,
-    console,
-    new_table,
-    remote_client,
-    reporting_errors,
-)
+from roost.cli.remote import ApiKey, ApiUrl, Tenant, console, remote_client, reporting_errors
 
 app = typer.Typer(help="List, make and delete triggers.", no_args_is_help=True)
 
@@ -30,7 +23,7 @@ def list_triggers(
     """List the tenant's triggers."""
     with reporting_errors(), remote_client(api_url, api_key, tenant) as client:
         found = client.triggers.list()
-    table = new_table("name", "source", "target", "enabled", "owner")
+    table = Table("name", "source", "target", "enabled", "owner")
     for item in found:
         table.add_row(
             escape(item["name"]),
