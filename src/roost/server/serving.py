@@ -36,6 +36,7 @@ from uvicorn.supervisors import Multiprocess
 
 from roost._startup import resume_collector
 from roost.errors import ValidationError
+from roost.server.access_lines import access_logger
 from roost.server.eager import Starter
 from roost.server.redaction import log_config
 from roost.settings import Settings
@@ -85,6 +86,8 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.eager_paths = _NOT_EAGER if fresh_context else _eager_paths_of(self.app)
         self.parsing = False  # inside the parser's run over one read (`data_received`)
         self.deferred: tuple[RequestResponseCycle, Any] | None = None  # its start, until the body
+        if self.access_log:  # uvicorn's line per request, written in batches
+            self.access_logger = access_logger()
 
     # Every request runs the callbacks below: they call the base class' own by name, as a
     # super() call builds a proxy object each time.
