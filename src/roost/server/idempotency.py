@@ -19,7 +19,6 @@ answer. A replay with the same idempotency key opens the answer; without that ke
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import os
 import re
@@ -146,7 +145,7 @@ class _Record:
         return cls(slot_prefix(ctx.tenant) + okm[:32].hex(), okm[32:64], AESGCM(okm[64:]))
 
     def fingerprint(self, request: bytes) -> str:
-        return hmac.new(self.mac_key, request, hashlib.sha256).hexdigest()
+        return hmac.digest(self.mac_key, request, "sha256").hex()
 
     async def save(self, ctx: Context, fingerprint: str, status: int, body: Any) -> None:
         nonce = os.urandom(_NONCE)

@@ -200,10 +200,16 @@ class AccessTokens:
         self._key = key
         self.ttl = ttl
         self.clock = clock
+        self._derived: dict[str, bytes] = {}  # purpose -> key (requests derive them often)
 
     def derive(self, purpose: str) -> bytes:
         """A key for another use (signed links, ...), derived so the signing key is not shared."""
-        return hmac.new(self._key.encode(), f"roost:{purpose}".encode(), hashlib.sha256).digest()
+        derived = self._derived.get(purpose)
+        if derived is None:
+            derived = self._derived[purpose] = hmac.digest(
+                self._key.encode(), f"roost:{purpose}".encode(), "sha256"
+            )
+        return derived
 
     def issue(
         self, user_id: str, tenant: str, session_id: str, ttl: int | None = None
