@@ -235,10 +235,14 @@ class WorkerPool:
             start.cancel()  # a start under way closes what it started
             with contextlib.suppress(asyncio.CancelledError):
                 await start
-        for task in self._background:
-            task.cancel()
-        # workers being started are let finish: they see the pool closed and kill themselves
-        await asyncio.gather(*self._background, *self._starting.values(), return_exceptions=True)
+        # Workers being started are let finish: they see the pool closed and kill themselves.
+        # A call that ends meanwhile may replace its worker (`_replace`): that restart kills
+        # the worker, and is waited for too, else the loop may close with the worker alive.
+        tasks = self._background, self._starting.values()
+        while pending := [task for group in tasks for task in group if not task.done()]:
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         workers = [w for w in self._slots if w is not None]
         self._slots = [None] * self.size
         await asyncio.gather(*(worker.kill() for worker in workers))

@@ -1,0 +1,59 @@
+"""Closing the worker pool leaves no worker behind, even one replaced while it closes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+
+import pytest
+
+from roost.functions.pool import WorkerPool
+from tests.conftest import RunningServer
+from tests.functions.conftest import MAX_OUTPUT, TMP_BYTES, public_folder
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_worker_replaced_while_the_pool_closes_is_killed_before_close_returns(
+    api_server: RunningServer,
+) -> None:
+    run_dir = public_folder()
+    pool = WorkerPool(
+        size=1,
+        run_dir=run_dir,
+        api_url=api_server.url,
+        isolation="fallback",
+        max_output_bytes=MAX_OUTPUT,
+        max_processes=16,
+        tmp_bytes=TMP_BYTES,
+        max_file_bytes=TMP_BYTES,
+        uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
+    )
+    await pool.start()
+    worker = pool._slots[0]
+    assert worker is not None
+
+    async def a_call_ends() -> None:
+        # what a call's end does while close() waits on the starts under way
+        try:
+            await asyncio.sleep(0.05)
+            pool._replace(worker, "unclean")
+        finally:
+            pool._starting.pop(1)
+
+    kill = worker.kill
+
+    async def a_slow_kill() -> None:  # a loaded machine: the worker takes a while to go
+        await asyncio.sleep(0.3)
+        await kill()
+
+    worker.kill = a_slow_kill  # type: ignore[method-assign]
+    pool._starting[1] = asyncio.get_running_loop().create_task(a_call_ends())
+    try:
+        await pool.close()
+        assert worker.process.returncode is not None, "close() returned with the worker alive"
+        assert worker.writer.transport.is_closing()
+        assert not pool._starting
+    finally:
+        shutil.rmtree(run_dir)
