@@ -106,16 +106,13 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServ
     running.stop()
 
 
-@pytest.fixture(scope="module", params=["bubblewrap", "fallback"])
-async def pool(
-    request: pytest.FixtureRequest, api_server: RunningServer
-) -> AsyncIterator[WorkerPool]:
-    run_dir = public_folder()
-    workers = WorkerPool(
-        size=2,
+def new_pool(run_dir: Path, api_url: str, isolation: str, *, size: int) -> WorkerPool:
+    """A pool with the tests' limits, not started."""
+    return WorkerPool(
+        size=size,
         run_dir=run_dir,
-        api_url=api_server.url,
-        isolation=request.param,
+        api_url=api_url,
+        isolation=isolation,
         max_output_bytes=MAX_OUTPUT,
         max_processes=16,
         tmp_bytes=TMP_BYTES,
@@ -123,6 +120,14 @@ async def pool(
         # uids of their own: other pools on this machine (other test runs) use the default
         uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
     )
+
+
+@pytest.fixture(scope="module", params=["bubblewrap", "fallback"])
+async def pool(
+    request: pytest.FixtureRequest, api_server: RunningServer
+) -> AsyncIterator[WorkerPool]:
+    run_dir = public_folder()
+    workers = new_pool(run_dir, api_server.url, request.param, size=2)
     await workers.start()
     yield workers
     await workers.close()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 
 import pytest
 
-from roost.functions.pool import WorkerPool
 from tests.conftest import RunningServer
-from tests.functions.conftest import MAX_OUTPUT, TMP_BYTES, public_folder
+from tests.functions.conftest import new_pool, public_folder
 
 pytestmark = pytest.mark.anyio
 
@@ -19,17 +17,7 @@ async def test_a_worker_replaced_while_the_pool_closes_is_killed_before_close_re
     api_server: RunningServer,
 ) -> None:
     run_dir = public_folder()
-    pool = WorkerPool(
-        size=1,
-        run_dir=run_dir,
-        api_url=api_server.url,
-        isolation="fallback",
-        max_output_bytes=MAX_OUTPUT,
-        max_processes=16,
-        tmp_bytes=TMP_BYTES,
-        max_file_bytes=TMP_BYTES,
-        uid_base=secrets.randbelow(1000) * 1000 + 2_000_000,
-    )
+    pool = new_pool(run_dir, api_server.url, "fallback", size=1)
     await pool.start()
     worker = pool._slots[0]
     assert worker is not None
