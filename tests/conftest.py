@@ -88,16 +88,6 @@ def pytest_configure(config: pytest.Config) -> None:
     _share_one_tls_context()
 
 
-# Modules that mostly wait (on a browser), run first: their waits then overlap with the rest of
-# the suite, which is CPU-bound. Last in the order they finished the run alone, with half the
-# machine idle.
-_WAITING_FIRST = ("tests/dashboard/",)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(_WAITING_FIRST))  # a stable sort
-
-
 def _share_one_tls_context() -> None:
     """Make every httpx client of a test process share one verifying TLS context, as the SDK's
     do (`roost.client._transport.tls_context`). Tests make their own clients by the hundred
