@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from roost.backends.sql.tables import documents, utcnow
 from roost.errors import NotFoundError, ValidationError
@@ -35,17 +35,18 @@ async def collections(ctx: Context, params: Empty) -> list[str]:
 async def get(ctx: Context, params: DocumentRef) -> Row:
     """A document with its `id`."""
     collection = check_identifier(params.collection, "collection")
-    async with ctx.platform.db.read(ctx.tenant) as conn:
-        data = (
-            await conn.execute(
-                select(documents.c.data).where(
-                    documents.c.collection == collection, documents.c.id == params.id
-                )
-            )
-        ).scalar_one_or_none()
-    if data is None:
+    found = await ctx.platform.db.first_record(
+        ctx.tenant, _DOCUMENT, {"collection": collection, "id": params.id}
+    )
+    if found is None:
         raise NotFoundError(f"no document {params.id!r} in {collection}", details={"field": "id"})
-    return {"id": params.id, **data}
+    return {"id": params.id, **found["data"]}
+
+
+# a lookup by key, built once for `Database.first_record` (on SQLite: one step on the loop)
+_DOCUMENT = select(documents.c.data).where(
+    documents.c.collection == bindparam("collection"), documents.c.id == bindparam("id")
+)
 
 
 @operation("documents.set", scope="database:write")
