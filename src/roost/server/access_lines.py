@@ -29,9 +29,11 @@ FLUSH_AFTER = 0.05  # seconds a line may wait for others to be written with
 MAX_WAITING = 256  # lines: more are written at once
 
 _ACCESS_LOGGER = "uvicorn.access"
-# one per stream, shared by every connection and every server of the process
-_lines_of: dict[int, AccessLines] = {}
-_lines_lock = threading.Lock()
+# The one for the logger's handler now, shared by every connection and server of the process.
+# Each server's logging setup installs a handler of its own: the lines of the one before are
+# written when it is replaced.
+_current: AccessLines | None = None
+_current_lock = threading.Lock()
 
 
 def access_logger() -> logging.Logger:
@@ -45,11 +47,19 @@ def access_logger() -> logging.Logger:
     formatter = handler.formatter
     if type(handler) is not logging.StreamHandler or type(formatter) is not AccessFormatter:
         return logger
-    with _lines_lock:
-        lines = _lines_of.get(id(handler))
-        if lines is None or lines.handler is not handler:
-            lines = _lines_of[id(handler)] = AccessLines(logger, handler, formatter)
-    return lines
+    global _current
+    with _current_lock:
+        if _current is None or _current.handler is not handler:
+            if _current is not None:
+                _current.flush()
+            _current = AccessLines(logger, handler, formatter)
+        return _current
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if _current is not None:
+        _current.flush()
 
 
 class AccessLines(logging.Logger):
@@ -74,7 +84,6 @@ class AccessLines(logging.Logger):
         self.waiting: list[str] = []
         self.flush_due = False
         self.lock = threading.Lock()
-        atexit.register(self.flush)
 
     def info(self, msg: object, *args: Any, **_: Any) -> None:
         """One request's line: `'%s - "%s %s HTTP/%s" %d'` with the client address, method,

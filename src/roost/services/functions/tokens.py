@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import weakref
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,7 +29,6 @@ MAX_CHAIN = 8  # functions calling functions, at most this deep
 _PURPOSE = "function-runtime-tokens"
 # the JOSE header PyJWT writes for HS256, base64url-encoded once
 _HEADER: Final = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
-_KEYS: weakref.WeakKeyDictionary[AccessTokens, bytes] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +54,7 @@ class RuntimeTokens:
     """Issues and reads runtime tokens."""
 
     def __init__(self, access_tokens: AccessTokens) -> None:
-        key = _KEYS.get(access_tokens)
-        if key is None:  # derived once per signing key, not per run
-            key = _KEYS[access_tokens] = access_tokens.derive(_PURPOSE)
-        self._key = key
+        self._key = access_tokens.derive(_PURPOSE)  # kept by AccessTokens: not derived per run
         self._clock = access_tokens.clock  # the server's clock decides expiry, as for access tokens
 
     def issue(self, claims: RuntimeClaims) -> str:
