@@ -31,6 +31,7 @@ def settings_of(tmp_path: Path) -> Settings:
         admin_username=ADMIN_USERNAME,
         admin_password=ADMIN_PASSWORD,
         **FAST_PASSWORD_HASH,
+        functions_enabled=False,  # the records are written here, not by runs
     )
 
 

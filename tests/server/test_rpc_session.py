@@ -212,7 +212,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
                 admin_username=ADMIN_USERNAME,
                 admin_password=ADMIN_PASSWORD,
                 **FAST_PASSWORD_HASH,
-                **overrides,
+                **{"functions_enabled": False, **overrides},  # no warm workers to start
             )
             platform = await stack.enter_async_context(open_platform(settings))
             rig = Rig(Dispatcher(platform, registry_with_test_ops()))

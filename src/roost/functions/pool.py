@@ -182,7 +182,14 @@ class WorkerPool:
             if self._kind == "bubblewrap":
                 for index, relay in enumerate(self._relays):
                     await relay.listen(self._relay_dir(index) / sandbox.RELAY_SOCKET)
-            await asyncio.gather(*(self._start_worker(index) for index in range(self.size)))
+            # a task group, not gather: a start that fails cancels the others and waits for
+            # them (each kills its worker), so none goes on untracked while the pool closes
+            async with asyncio.TaskGroup() as starts:
+                for index in range(self.size):
+                    starts.create_task(self._start_worker(index))
+        except BaseExceptionGroup as group:
+            await self.close()
+            raise group.exceptions[0] from group  # the first failure: callers expect one
         except BaseException:
             await self.close()
             raise
