@@ -64,6 +64,7 @@ RELEASED: dict[tuple[str, int], str] = {
     ("tenant", 26): "15b34429a9e56f10",
     ("tenant", 27): "c7b0d3ea0559de04",
     ("tenant", 28): "ab940bf4acd50083",
+    ("tenant", 29): "0c09f745d2da86c3",
 }
 
 

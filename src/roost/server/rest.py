@@ -145,7 +145,11 @@ class RestDoor:
                 route.admit(ctx, body, in_codec)
                 request = scope["path"].encode() + b"\0" + body
                 status, payload = await idempotency.run_once(
-                    ctx, key, request, lambda: route.run(ctx, body, in_codec)
+                    ctx,
+                    key,
+                    request,
+                    lambda: route.run(ctx, body, in_codec),
+                    in_write=route.op is not None and route.op.answered_in_write,
                 )
             elif route.op is not None:  # `route.run` written out (a coroutine layer less)
                 status, payload = 200, await self.dispatcher.invoke(ctx, route.op, body, in_codec)

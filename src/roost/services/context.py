@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from roost.backends.blob import BlobStore
 from roost.backends.bus import Bus
@@ -27,6 +28,9 @@ from roost.services.metering import Meter
 from roost.services.security import AccessTokens, Passwords, scope_allows
 from roost.services.vault import Vault
 from roost.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 logger = logging.getLogger("roost.auth")
 
@@ -259,6 +263,19 @@ TENANT_SETTINGS = "tenants:settings"
 TENANT_DELETED = "tenants:deleted"
 
 
+class PendingAnswer(Protocol):
+    """An Idempotency-Key record waiting for the answer of its call (`server/idempotency.py`):
+    the write that answers the call takes it into its own transaction, so that the change and
+    the record of its answer commit together or not at all. `claim` comes first, and raises
+    if a request with the same key answered already (the write then rolls back, having
+    changed nothing); `answer` seals the answer in, once the write has its rows. Both take
+    SQLAlchemy's connection or, on SQLite's hot paths, the driver's."""
+
+    def claim(self, conn: Connection | sqlite3.Connection) -> None: ...
+
+    def answer(self, conn: Connection | sqlite3.Connection, status: int, body: Any) -> None: ...
+
+
 @dataclass(slots=True)
 class Context:
     """One call of one operation."""
@@ -272,6 +289,11 @@ class Context:
     limits_key: str | None = field(default=None, init=False, repr=False, compare=False)
     """whom the per-principal limits count this caller as (`server/limits.principal_of`),
     worked out on first use"""
+    pending_answer: PendingAnswer | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """the Idempotency-Key record of this call, for the write that answers it
+    (`database/changes.write_with_changes`) to take into its transaction"""
 
     def now(self) -> datetime:
         """The platform's time (`roost.clock`), which expiries are decided on."""

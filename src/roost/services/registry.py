@@ -57,6 +57,9 @@ class Operation:
     aliases: tuple[tuple[str, str], ...] = ()  # extra REST routes: (method, path under /api/v1)
     batch: BatchHandler | None = None  # runs many calls in one trip to the backend
     kind: Kind = "unary"
+    # its Idempotency-Key record is written in the transaction of the write that answers it
+    # (`Context.pending_answer`), not in the KV store before and after the call
+    answered_in_write: bool = False
     # what a refusal of the input names ("parameters for kv.get"), made once, not per call
     what: str = field(init=False, repr=False, compare=False)
 
@@ -139,6 +142,7 @@ def operation(
     read_only: bool = False,
     aliases: tuple[tuple[str, str], ...] = (),
     batch: BatchHandler | None = None,
+    answered_in_write: bool = False,
 ) -> Callable[[F], F]:
     """Declare a unary operation. Input and output types come from the handler's annotations.
 
@@ -146,6 +150,9 @@ def operation(
     means no credential is needed (a credential sent anyway is still checked). `batch`, for
     a hot read, answers many calls in one trip to the backend: the WebSocket door hands it
     the calls of one frame that ask for this operation one after another.
+    `answered_in_write`: every success of the handler is answered by one tenant write made
+    through `write_with_changes` with an `answer`, which takes an Idempotency-Key's record
+    into its transaction (answering 200).
     """
     return _declare(
         name,
@@ -156,6 +163,7 @@ def operation(
         read_only=read_only,
         aliases=aliases,
         batch=batch,
+        answered_in_write=answered_in_write,
     )
 
 
@@ -187,6 +195,7 @@ def _declare(
     aliases: tuple[tuple[str, str], ...] = (),
     batch: BatchHandler | None = None,
     output: Any = None,
+    answered_in_write: bool = False,
 ) -> Callable[[F], F]:
     if not _NAME.match(name):
         raise ValueError(f"bad operation name {name!r}")
@@ -208,6 +217,7 @@ def _declare(
             aliases=aliases,
             batch=batch,
             kind=kind,
+            answered_in_write=answered_in_write,
         )
         setattr(handler, _MARK, op)
         return handler

@@ -770,3 +770,12 @@ trigger_outbox = Table(
     Column("body", Text, nullable=False),
     Column("created_at", _time, nullable=False),
 )
+
+idempotency_answers = Table(
+    "roost_idempotency_answers",
+    tenant,
+    Column("slot", String(64), primary_key=True),
+    Column("request", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+)

@@ -338,6 +338,11 @@ TENANT_MIGRATIONS: Sequence[Migration] = (
         "the trigger outbox: events written with the change that made them",
         CreateTables(frozen.trigger_outbox),
     ),
+    step(
+        29,
+        "Idempotency-Key answers of record writes, written with the write",
+        CreateTables(frozen.idempotency_answers),
+    ),
 )
 
 

@@ -822,3 +822,15 @@ trigger_outbox = Table(
     Column("body", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
 )
+
+# The Idempotency-Key records of record writes, written in the write's own transaction
+# (server/idempotency.py): the request's MAC and the sealed answer, both keyed by the slot
+# the key derives; none keeps a secret at rest.
+idempotency_answers = Table(
+    "roost_idempotency_answers",
+    tenant_metadata,
+    Column("slot", String(64), primary_key=True),
+    Column("request", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+)

@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 from roost.backends.stream import Retention
 from roost.errors import SecureTableError
 from roost.services import guards, stream
-from roost.services.context import Context
+from roost.services.context import Context, PendingAnswer
 from roost.services.feeds import Feed, Push
 from roost.services.policystore import policy_guard
 from roost.services.registry import subscription
@@ -52,6 +52,7 @@ async def write_with_changes(
     *,
     small: bool = False,
     on_driver: Callable[[sqlite3.Connection], list[dict[str, Any]]] | None = None,
+    answer: Callable[[list[dict[str, Any]]], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run `work` in one write transaction of the tenant's database and return the rows it
     returns, which are the rows it changed: one event `{"table", "record"}` per row goes to
@@ -66,7 +67,13 @@ async def write_with_changes(
     back fires nothing, one that commits loses none), then queued after the commit and before
     the write answers (`triggers/outbox.py`). `small`: a few rows named by key (see
     `Database.run`). `on_driver`: `work` written with prebuilt statements for SQLite's
-    driver (`Database.run_on_driver`), run in its place when the table has no follower."""
+    driver (`Database.run_on_driver`), run in its place when the table has no follower.
+
+    `answer`: what the call answers, made of the rows. A call with an Idempotency-Key
+    (`ctx.pending_answer`) has its record written with it in this transaction."""
+    pending, ctx.pending_answer = ctx.pending_answer, None  # one write answers the call
+    if pending is not None and answer is not None:
+        work, on_driver = _answering(pending, answer, work, on_driver)
     db, key = ctx.platform.db, _interest_key(ctx, definition.name)
     hooks = await trigger_events.table_triggers(ctx.platform, ctx.tenant, definition.name)
     followed = await _followed(ctx, key, definition)
@@ -102,6 +109,37 @@ async def write_with_changes(
             await _append(ctx, definition, change, rows)
     await outbox.release(ctx.platform, ctx.tenant, events)
     return rows
+
+
+def _answering(
+    pending: PendingAnswer,
+    answer: Callable[[list[dict[str, Any]]], Any],
+    work: Callable[[Connection], list[dict[str, Any]]],
+    on_driver: Callable[[sqlite3.Connection], list[dict[str, Any]]] | None,
+) -> tuple[
+    Callable[[Connection], list[dict[str, Any]]],
+    Callable[[sqlite3.Connection], list[dict[str, Any]]] | None,
+]:
+    """`work` and `on_driver` that claim the call's idempotency record before they change
+    anything, and seal their answer into it after."""
+
+    def answered(conn: Connection) -> list[dict[str, Any]]:
+        pending.claim(conn)
+        rows = work(conn)
+        pending.answer(conn, 200, answer(rows))
+        return rows
+
+    if on_driver is None:
+        return answered, None
+    write_rows = on_driver
+
+    def answered_on_driver(driver: sqlite3.Connection) -> list[dict[str, Any]]:
+        pending.claim(driver)
+        rows = write_rows(driver)
+        pending.answer(driver, 200, answer(rows))
+        return rows
+
+    return answered, answered_on_driver
 
 
 async def _followed(ctx: Context, key: str, definition: TableDef) -> bool:

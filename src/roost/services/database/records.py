@@ -94,7 +94,7 @@ async def get(ctx: Context, params: GetRecordRequest) -> Row:
     return await ctx.platform.db.run(ctx.tenant, work, write=access is not None)
 
 
-@operation("database.create", scope="database:write")
+@operation("database.create", scope="database:write", answered_in_write=True)
 async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
     """Insert rows in one transaction (all or none) and return them as stored."""
     schema = await load_schema(ctx.platform, ctx.tenant)
@@ -136,12 +136,18 @@ async def create(ctx: Context, params: CreateRecordsRequest) -> RecordsResult:
 
     with database_errors():
         rows = await write_with_changes(
-            ctx, definition, "insert", work, small=_small(values), on_driver=on_driver
+            ctx,
+            definition,
+            "insert",
+            work,
+            small=_small(values),
+            on_driver=on_driver,
+            answer=_records_result,
         )
-    return RecordsResult(rows=rows, count=len(rows))
+    return _records_result(rows)
 
 
-@operation("database.update", scope="database:write")
+@operation("database.update", scope="database:write", answered_in_write=True)
 async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsResult:
     """Change rows: one by `id` with `data`, several by `rows` carrying their ids, or those
     matching `filters` with `data`. Returns the rows as stored."""
@@ -192,12 +198,19 @@ async def update_records(ctx: Context, params: UpdateRecordsRequest) -> RecordsR
         on_driver = update_on_driver(definition, table, changes[0].data, changes[0].key)
     with database_errors():
         rows = await write_with_changes(
-            ctx, definition, "update", work, before, small=small, on_driver=on_driver
+            ctx,
+            definition,
+            "update",
+            work,
+            before,
+            small=small,
+            on_driver=on_driver,
+            answer=_records_result,
         )
-    return RecordsResult(rows=rows, count=len(rows))
+    return _records_result(rows)
 
 
-@operation("database.delete", scope="database:write")
+@operation("database.delete", scope="database:write", answered_in_write=True)
 async def delete_records(ctx: Context, params: DeleteRecordsRequest) -> Done:
     """Delete by `id`, by `ids` or by `filters`; every row only with `all=True`."""
     schema = await load_schema(ctx.platform, ctx.tenant)
@@ -250,8 +263,16 @@ async def delete_records(ctx: Context, params: DeleteRecordsRequest) -> Done:
         return [dict(r) for r in conn.execute(select(table).where(*where)).mappings()]
 
     with database_errors():
-        deleted = await write_with_changes(ctx, definition, "delete", work, before)
-    return Done(count=len(deleted))
+        deleted = await write_with_changes(ctx, definition, "delete", work, before, answer=_done)
+    return _done(deleted)
+
+
+def _records_result(rows: list[Row]) -> RecordsResult:
+    return RecordsResult(rows=rows, count=len(rows))
+
+
+def _done(rows: list[Row]) -> Done:
+    return Done(count=len(rows))
 
 
 _SMALL_ROWS, _SMALL_BYTES = 4, 16_384
