@@ -4,6 +4,7 @@ their answer in the tenant's database, written in the write's own transaction
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sqlite3
 import threading
@@ -11,10 +12,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, platform_of, unique
+from tests.conftest import POSTGRES_URL, RunningServer, platform_of, unique
 from tests.deployed import api_key, sign_in
 
 
@@ -150,8 +152,6 @@ def test_an_update_and_a_delete_replay_their_answers(http: httpx.Client) -> None
 def test_the_record_in_the_tenants_database_keeps_the_answer_sealed(
     http: httpx.Client, server: RunningServer
 ) -> None:
-    if server.backend != "sqlite":
-        pytest.skip("read from the tenant's SQLite file")
     admin = sign_in(http)
     table = a_table(http, admin)
     marker = f"plain-{secrets.token_hex(8)}"
@@ -162,16 +162,31 @@ def test_the_record_in_the_tenants_database_keeps_the_answer_sealed(
         headers=keyed(admin, key),
     )
     assert made.status_code == 200, made.text
-    path = platform_of(server).db.sqlite_path_of("default")
-    with sqlite3.connect(path) as db:
-        stored = db.execute(
-            "SELECT slot, request, sealed FROM roost_idempotency_answers"
-        ).fetchall()
+    stored = _records_at_rest(server)
     assert stored, "no record was written"
     for slot, request, sealed in stored:
         assert key not in slot
         assert key not in request
         assert marker.encode() not in sealed
+
+
+def _records_at_rest(server: RunningServer) -> list[tuple[str, str, bytes]]:
+    """The default tenant's idempotency records, read around the server."""
+    db = platform_of(server).db
+    query = "SELECT slot, request, sealed FROM {}roost_idempotency_answers"
+    if server.backend == "sqlite":
+        with sqlite3.connect(db.sqlite_path_of("default")) as conn:
+            return [tuple(row) for row in conn.execute(query.format(""))]
+
+    async def rows() -> list[tuple[str, str, bytes]]:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            found = await conn.fetch(query.format(f'"{db.schema_of("default")}".'))
+            return [(row[0], row[1], bytes(row[2])) for row in found]
+        finally:
+            await conn.close()
+
+    return asyncio.run(rows())
 
 
 def test_another_credential_with_the_same_key_does_not_get_the_answer(
