@@ -5,6 +5,7 @@ their answer in the tenant's database, written in the write's own transaction
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import sqlite3
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 
 from tests.conftest import POSTGRES_URL, RunningServer, platform_of, unique
@@ -204,3 +206,34 @@ def test_another_credential_with_the_same_key_does_not_get_the_answer(
     other = http.post("/api/v1/database/create", json=body, headers=keyed(narrow, key))
     assert other.status_code == 409, other.text  # ran: the unique code is taken
     assert other.json()["error"]["code"] == "unique_violation"
+
+
+def test_a_replay_over_messagepack_is_the_first_answer_byte_for_byte(
+    http: httpx.Client,
+) -> None:
+    """Binary, date, UUID and decimal values replay as they were first answered (a record
+    sealed as JSON turned bytes into a base64 string)."""
+    admin = sign_in(http)
+    table = unique("typed")
+    columns = [
+        {"name": "b", "type": "bytes"},
+        {"name": "d", "type": "date"},
+        {"name": "u", "type": "uuid"},
+        {"name": "f", "type": "decimal(10,2)"},
+    ]
+    made = http.post(
+        "/api/v1/schema/add_table", json={"name": table, "columns": columns}, headers=admin
+    )
+    assert made.status_code == 200, made.text
+    row = {"b": base64.b64encode(b"\x00\x01raw").decode(), "d": "2026-01-02", "f": "1.50"}
+    body = msgspec.msgpack.encode({"table": table, "rows": [{**row, "u": str(uuid.uuid4())}]})
+    headers = {
+        **keyed(admin, uuid.uuid4().hex),
+        "content-type": "application/msgpack",
+        "accept": "application/msgpack",
+    }
+    first = http.post("/api/v1/database/create", content=body, headers=headers)
+    assert first.status_code == 200, first.content
+    assert msgspec.msgpack.decode(first.content)["rows"][0]["b"] == b"\x00\x01raw"
+    replayed = http.post("/api/v1/database/create", content=body, headers=headers)
+    assert (replayed.status_code, replayed.content) == (200, first.content)

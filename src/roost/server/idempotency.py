@@ -243,7 +243,9 @@ class _Record:
 
     def seal(self, fingerprint: str, status: int, body: Any) -> bytes:
         nonce = os.urandom(_NONCE)
-        plain = msgspec.json.encode(_Answer(status, body))
+        # MessagePack, not JSON: a `bytes` value replays as bytes (a MessagePack answer
+        # carries it as binary; JSON made it a base64 string)
+        plain = msgspec.msgpack.encode(_Answer(status, body))
         return nonce + self.aead.encrypt(nonce, plain, self._bound(fingerprint))
 
     def replay(self, request: str, sealed: bytes | None, fingerprint: str) -> Outcome:
@@ -267,7 +269,10 @@ class _Record:
             raise ServerError(
                 "the recorded answer for this Idempotency-Key does not open; use a new key"
             ) from None
-        answer = msgspec.json.decode(plain, type=_Answer)
+        try:
+            answer = msgspec.msgpack.decode(plain, type=_Answer)
+        except msgspec.DecodeError:  # sealed as JSON, before MessagePack (until they expire)
+            answer = msgspec.json.decode(plain, type=_Answer)
         return answer.status, answer.body
 
     def _bound(self, fingerprint: str) -> bytes:
@@ -313,8 +318,18 @@ _CLAIM_ON_DRIVER = (
 )
 _ANSWER_ON_DRIVER = "UPDATE roost_idempotency_answers SET sealed = ? WHERE slot = ?"
 _SWEEP = 200  # expired records a claim removes at most (one claim in 100 sweeps)
-_EXPIRED = select(answers.c.slot).where(answers.c.expires_at <= bindparam("now")).limit(_SWEEP)
-_SWEEP_EXPIRED = delete(answers).where(answers.c.slot.in_(_EXPIRED))
+# The outer condition is checked again on PostgreSQL on a row another transaction changed
+# meanwhile (the subquery is not): a record claimed again since it expired is left alone.
+# Rows another sweep holds are skipped, not waited for (two sweeps could deadlock).
+_EXPIRED = (
+    select(answers.c.slot)
+    .where(answers.c.expires_at <= bindparam("now"))
+    .limit(_SWEEP)
+    .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer
+)
+_SWEEP_EXPIRED = delete(answers).where(
+    answers.c.slot.in_(_EXPIRED), answers.c.expires_at <= bindparam("now")
+)
 _SWEEP_ON_DRIVER = (
     "DELETE FROM roost_idempotency_answers WHERE slot IN (SELECT slot FROM "
     "roost_idempotency_answers WHERE expires_at <= ? LIMIT 200)"  # _SWEEP

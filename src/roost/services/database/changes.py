@@ -71,8 +71,8 @@ async def write_with_changes(
 
     `answer`: what the call answers, made of the rows. A call with an Idempotency-Key
     (`ctx.pending_answer`) has its record written with it in this transaction."""
-    pending, ctx.pending_answer = ctx.pending_answer, None  # one write answers the call
-    if pending is not None and answer is not None:
+    if answer is not None and (pending := ctx.pending_answer) is not None:
+        ctx.pending_answer = None  # one write answers the call
         work, on_driver = _answering(pending, answer, work, on_driver)
     db, key = ctx.platform.db, _interest_key(ctx, definition.name)
     hooks = await trigger_events.table_triggers(ctx.platform, ctx.tenant, definition.name)
