@@ -42,6 +42,14 @@ def a_table(http: httpx.Client, headers: dict[str, str]) -> str:
     return name
 
 
+def a_row(http: httpx.Client, headers: dict[str, str], table: str, name: str) -> Any:
+    """The id of a new row of `table` with code c1 and `name`, made without a key."""
+    body = {"table": table, "rows": [{"code": "c1", "name": name}]}
+    made = http.post("/api/v1/database/create", json=body, headers=headers)
+    assert made.status_code == 200, made.text
+    return made.json()["rows"][0]["id"]
+
+
 def keyed(headers: dict[str, str], key: str) -> dict[str, str]:
     return {**headers, "Idempotency-Key": key}
 
@@ -83,16 +91,11 @@ def test_requests_with_one_key_at_the_same_time_make_one_row_and_all_get_its_ans
 def test_a_refused_write_records_nothing_and_its_retry_runs(http: httpx.Client) -> None:
     admin = sign_in(http)
     table = a_table(http, admin)
-    taken = http.post(
-        "/api/v1/database/create",
-        json={"table": table, "rows": [{"code": "c1", "name": "first"}]},
-        headers=admin,
-    )
+    first_id = a_row(http, admin, table, "first")
     body = {"table": table, "rows": [{"code": "c1", "name": "second"}]}
     key = uuid.uuid4().hex
     clash = http.post("/api/v1/database/create", json=body, headers=keyed(admin, key))
     assert clash.status_code == 409, clash.text  # a conflict is not recorded: a retry runs
-    first_id = taken.json()["rows"][0]["id"]
     gone = http.post(
         "/api/v1/database/delete", json={"table": table, "id": first_id}, headers=admin
     )
@@ -125,12 +128,7 @@ def test_a_refusal_a_retry_would_repeat_is_the_keys_answer(http: httpx.Client) -
 def test_an_update_and_a_delete_replay_their_answers(http: httpx.Client) -> None:
     admin = sign_in(http)
     table = a_table(http, admin)
-    made = http.post(
-        "/api/v1/database/create",
-        json={"table": table, "rows": [{"code": "c1", "name": "a"}]},
-        headers=admin,
-    )
-    row_id = made.json()["rows"][0]["id"]
+    row_id = a_row(http, admin, table, "a")
     change = {"table": table, "id": row_id, "data": {"name": "b"}}
     key = uuid.uuid4().hex
     first = http.post("/api/v1/database/update", json=change, headers=keyed(admin, key))
