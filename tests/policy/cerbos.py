@@ -58,6 +58,10 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
+class _PortTaken(RuntimeError):
+    """Cerbos could not listen on the port chosen for it: another took it first."""
+
+
 class Cerbos:
     """A Cerbos server over a temporary folder of policies; stop() removes both."""
 
@@ -80,6 +84,21 @@ class Cerbos:
         for index, policy in enumerate(policies):
             text = policy if isinstance(policy, str) else yaml.safe_dump(policy, sort_keys=False)
             (policy_dir / f"p{index:05d}.yaml").write_text(text)
+        # the port is free when chosen, not always when Cerbos binds it (another test's
+        # server or an outgoing connection may take it meanwhile): then another is tried
+        for attempt in range(3):
+            self._spawn(binary, policy_dir, globals_ or {}, enforcement)
+            try:
+                self._wait()
+                return
+            except _PortTaken:
+                if attempt == 2:
+                    self.stop()
+                    raise
+
+    def _spawn(
+        self, binary: Path, policy_dir: Path, globals_: dict[str, Any], enforcement: str
+    ) -> None:
         self.port = free_port()
         config = {
             "server": {
@@ -92,7 +111,7 @@ class Cerbos:
             },
             "audit": {"enabled": False},
             "telemetry": {"disabled": True},
-            "engine": {"globals": globals_ or {}},
+            "engine": {"globals": globals_},
             "schema": {"enforcement": enforcement},
         }
         (self.folder / "config.yaml").write_text(yaml.safe_dump(config))
@@ -104,13 +123,16 @@ class Cerbos:
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self.client = httpx.Client(base_url=self.url, timeout=30)
-        self._wait()
 
     def _wait(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 log = (self.folder / "cerbos.log").read_text()[-3000:]
+                self.log.close()
+                self.client.close()
+                if "address already in use" in log:
+                    raise _PortTaken("cerbos exited: " + log)
                 self.stop()
                 raise RuntimeError("cerbos exited: " + log)
             try:
