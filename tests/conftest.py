@@ -239,29 +239,37 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         values["database_url"] = SERVER_POSTGRES_URL
         values["pg_schema_prefix"] = f"rt{secrets.token_hex(4)}"
     registry = overrides.pop("registry", None)  # a test's own operations beside the platform's
-    port = free_port()
-    values["functions_api_url"] = f"http://127.0.0.1:{port}"  # where functions call back
-    values["public_url"] = f"http://127.0.0.1:{port}"  # where providers send sign-ins back
-    values.update(overrides)
-    settings = load_settings(**values)
-    clock = ShiftedClock()
-    # the same uvicorn setup as `roost serve`: header limits, log redaction, ws implementation
-    config = server_config(
-        create_app(settings, registry, clock=clock),
-        settings,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
+    # the server's socket is bound here and handed to uvicorn: a port chosen free and bound
+    # later may be taken meanwhile (by another test's server, or an outgoing connection)
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        values["functions_api_url"] = f"http://127.0.0.1:{port}"  # where functions call back
+        values["public_url"] = f"http://127.0.0.1:{port}"  # where providers send sign-ins back
+        values.update(overrides)
+        settings = load_settings(**values)
+        clock = ShiftedClock()
+        # the same uvicorn setup as `roost serve`: header limits, log redaction, ws implementation
+        config = server_config(
+            create_app(settings, registry, clock=clock),
+            settings,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+    except BaseException:  # not started: the socket is still ours
+        listener.close()
+        raise
     return RunningServer(f"http://127.0.0.1:{port}", settings, backend, server, thread, clock)
 
 
