@@ -88,7 +88,21 @@ class Cluster:
 
 def serve(workdir: Path, name: str, env: dict[str, str]) -> Replica:
     """`roost serve` on a free port with `env` over this environment (data in
-    `workdir/<name>` unless `env` names a ROOST_DATA_DIR), once its health answers."""
+    `workdir/<name>` unless `env` names a ROOST_DATA_DIR), once its health answers. A port
+    taken by another process between choosing and binding it is chosen again."""
+    for _ in range(2):
+        try:
+            return _serve_once(workdir, name, env)
+        except _PortTaken:
+            pass
+    return _serve_once(workdir, name, env)
+
+
+class _PortTaken(RuntimeError):
+    """The server could not listen on the port chosen for it."""
+
+
+def _serve_once(workdir: Path, name: str, env: dict[str, str]) -> Replica:
     port = free_port()
     data_dir = env.get("ROOST_DATA_DIR", str(workdir / f"data-{name}"))
     command = [sys.executable, "-m", "roost.cli", "serve", "--port", str(port)]
@@ -100,7 +114,10 @@ def serve(workdir: Path, name: str, env: dict[str, str]) -> Replica:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if replica.process.poll() is not None:
-            raise RuntimeError(f"{name} exited:\n{replica.log.read_text()}")
+            log = replica.log.read_text()
+            if f"{port}): address already in use" in log:
+                raise _PortTaken(log)
+            raise RuntimeError(f"{name} exited:\n{log}")
         try:
             if httpx.get(replica.url + "/api/v1/health").status_code == 200:
                 return replica
