@@ -16,7 +16,6 @@ import os
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from roost.server.rest import RestDoor
 from roost.server.serving import server_config
 from roost.services.context import Platform
 from roost.settings import Settings, load_settings
+from roost.testing import loopback_listener, serve_in_thread
 from tests.clocks import ShiftedClock
 from tests.proxy import FlakyProxy
 
@@ -239,12 +239,7 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
         values["database_url"] = SERVER_POSTGRES_URL
         values["pg_schema_prefix"] = f"rt{secrets.token_hex(4)}"
     registry = overrides.pop("registry", None)  # a test's own operations beside the platform's
-    # the server's socket is bound here and handed to uvicorn: a port chosen free and bound
-    # later may be taken meanwhile (by another test's server, or an outgoing connection)
-    listener = socket.socket()
-    try:
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
+    with loopback_listener() as (listener, port):
         values["functions_api_url"] = f"http://127.0.0.1:{port}"  # where functions call back
         values["public_url"] = f"http://127.0.0.1:{port}"  # where providers send sign-ins back
         values.update(overrides)
@@ -260,16 +255,7 @@ def start_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> R
             lifespan="on",
         )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-    except BaseException:  # not started: the socket is still ours
-        listener.close()
-        raise
+        thread = serve_in_thread(server, listener, "the test server")
     return RunningServer(f"http://127.0.0.1:{port}", settings, backend, server, thread, clock)
 
 

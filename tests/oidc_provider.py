@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,10 +34,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from roost.testing import loopback_listener, serve_in_thread
 from tests.conftest import (
     RunningServer,
     drop_pg_schemas,
-    free_port,
     require_postgres,
     start_server,
 )
@@ -192,22 +191,16 @@ class OidcProvider:
 @contextmanager
 def oidc_provider(person: Person) -> Iterator[OidcProvider]:
     """A provider on a free loopback port, signing in `person`, for the `with` block."""
-    port = free_port()
-    provider = OidcProvider(
-        url=f"http://127.0.0.1:{port}",
-        client_id=f"client-{secrets.token_hex(4)}",
-        client_secret=f"secret:{secrets.token_urlsafe(16)}",  # a ':' tests the encoding
-        person=person,
-    )
-    config = uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test provider did not start")
-        time.sleep(0.02)
+    with loopback_listener() as (listener, port):
+        provider = OidcProvider(
+            url=f"http://127.0.0.1:{port}",
+            client_id=f"client-{secrets.token_hex(4)}",
+            client_secret=f"secret:{secrets.token_urlsafe(16)}",  # a ':' tests the encoding
+            person=person,
+        )
+        config = uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = serve_in_thread(server, listener, "the test provider")
     try:
         yield provider
     finally:

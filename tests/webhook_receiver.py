@@ -44,7 +44,7 @@ from typing import Any
 import trustme
 import uvicorn
 
-from tests.conftest import free_port
+from roost.testing import loopback_socket, serve_in_thread
 
 ASGIMessage = dict[str, Any]
 _CHUNK = b"x" * 65536
@@ -89,7 +89,8 @@ class WebhookReceiver:
     """Records requests and answers them as scripted; see the module's docstring."""
 
     def __init__(self, *, tls_names: Sequence[str] = ()) -> None:
-        self.port = free_port()
+        self._listener = loopback_socket()
+        self.port: int = self._listener.getsockname()[1]
         self.scheme = "https" if tls_names else "http"
         self.url = f"{self.scheme}://127.0.0.1:{self.port}"
         self.received: list[Received] = []
@@ -160,13 +161,7 @@ class WebhookReceiver:
             **options,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the webhook receiver did not start")
-            time.sleep(0.02)
+        self._thread = serve_in_thread(self._server, self._listener, "the webhook receiver")
         return self
 
     def stop(self) -> None:
@@ -174,6 +169,7 @@ class WebhookReceiver:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=15)
+        self._listener.close()  # the server closes it too; not if it never started
         self._folder.cleanup()
 
     async def _app(self, scope: ASGIMessage, receive: Any, send: Any) -> None:
@@ -245,8 +241,8 @@ class WebhookReceiver:
 @contextmanager
 def webhook_receiver(*, tls_names: Sequence[str] = ()) -> Iterator[WebhookReceiver]:
     """A receiver on a free loopback port for the `with` block."""
-    receiver = WebhookReceiver(tls_names=tls_names).start()
+    receiver = WebhookReceiver(tls_names=tls_names)
     try:
-        yield receiver
+        yield receiver.start()
     finally:
         receiver.stop()

@@ -32,16 +32,19 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from roost import AsyncClient, Client
 from roost.client._asgi import ASGIApp
 from roost.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["RoostServer", "asgi_client", "start_roost_server"]
 
@@ -70,11 +73,44 @@ class RoostServer:
         self._thread.join(timeout=15)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def loopback_socket() -> socket.socket:
+    """A socket bound to a free loopback port, for a server to listen on (`serve_in_thread`).
+    Bound here and handed over, not chosen free and bound later: another process could take
+    the port between the two."""
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 0))
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
+@contextmanager
+def loopback_listener() -> Iterator[tuple[socket.socket, int]]:
+    """`loopback_socket()` and its port, for a server started in the block; closed if the
+    block raises (the server did not start)."""
+    listener = loopback_socket()
+    try:
+        yield listener, listener.getsockname()[1]
+    except BaseException:
+        listener.close()
+        raise
+
+
+def serve_in_thread(server: uvicorn.Server, listener: socket.socket, what: str) -> threading.Thread:
+    """Run `server` on `listener` in a daemon thread of this process; return once it serves
+    (RuntimeError naming `what` if it stops or takes over 30 s to start)."""
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listener]}, name=what, daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start (see the log above)")
+        time.sleep(0.02)
+    return thread
 
 
 def start_roost_server(data_dir: Path, **settings: Any) -> RoostServer:
@@ -90,38 +126,32 @@ def start_roost_server(data_dir: Path, **settings: Any) -> RoostServer:
         raise ConfigurationError(
             f'the roost_server fixture needs the server: pip install "roost[server]" ({exc})'
         ) from None
-    port = _free_port()
-    values: dict[str, Any] = {
-        "data_dir": data_dir,
-        # The project's .env or environment names its real backends (ROOST_DATABASE_URL...):
-        # a test server must not migrate, seed or write them, nor mail through its SMTP. Its
-        # own SQLite, files and outbox in `data_dir`, unless `settings` name others.
-        "database_url": None,
-        "storage_url": None,
-        "redis_url": None,
-        "smtp_url": None,
-        "admin_username": "admin",
-        "admin_password": secrets.token_urlsafe(18),
-        "secret_key": secrets.token_urlsafe(40),
-        **FAST_PASSWORD_HASH,
-        # warm sandboxed workers cost a process each: on only where a suite asks for them
-        "functions_enabled": False,
-        "functions_api_url": f"http://127.0.0.1:{port}",
-        "public_url": f"http://127.0.0.1:{port}",
-        **settings,
-    }
-    resolved = load_settings(**values)
-    config = server_config(
-        create_app(resolved), resolved, host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="roost-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the Roost test server did not start (see the log above)")
-        time.sleep(0.02)
+    with loopback_listener() as (listener, port):
+        values: dict[str, Any] = {
+            "data_dir": data_dir,
+            # The project's .env or environment names its real backends (ROOST_DATABASE_URL...):
+            # a test server must not migrate, seed or write them, nor mail through its SMTP. Its
+            # own SQLite, files and outbox in `data_dir`, unless `settings` name others.
+            "database_url": None,
+            "storage_url": None,
+            "redis_url": None,
+            "smtp_url": None,
+            "admin_username": "admin",
+            "admin_password": secrets.token_urlsafe(18),
+            "secret_key": secrets.token_urlsafe(40),
+            **FAST_PASSWORD_HASH,
+            # warm sandboxed workers cost a process each: on only where a suite asks for them
+            "functions_enabled": False,
+            "functions_api_url": f"http://127.0.0.1:{port}",
+            "public_url": f"http://127.0.0.1:{port}",
+            **settings,
+        }
+        resolved = load_settings(**values)
+        config = server_config(
+            create_app(resolved), resolved, host="127.0.0.1", port=port, log_level="warning"
+        )
+        server = uvicorn.Server(config)
+        thread = serve_in_thread(server, listener, "the Roost test server")
     password = resolved.admin_password or ""
     return RoostServer(
         f"http://127.0.0.1:{port}", data_dir, resolved.admin_username, password, server, thread

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection
 
@@ -41,6 +41,8 @@ LINGER = 120.0
 _dropping: set[asyncio.Task[None]] = set()  # tasks are weakly held by the loop; timers are not
 
 Change = Literal["insert", "update", "delete"]
+Rows = list[dict[str, Any]]
+C = TypeVar("C", Connection, sqlite3.Connection)
 
 
 async def write_with_changes(
@@ -73,7 +75,9 @@ async def write_with_changes(
     (`ctx.pending_answer`) has its record written with it in this transaction."""
     if answer is not None and (pending := ctx.pending_answer) is not None:
         ctx.pending_answer = None  # one write answers the call
-        work, on_driver = _answering(pending, answer, work, on_driver)
+        work = _answering(pending, answer, work)
+        if on_driver is not None:
+            on_driver = _answering(pending, answer, on_driver)
     db, key = ctx.platform.db, _interest_key(ctx, definition.name)
     hooks = await trigger_events.table_triggers(ctx.platform, ctx.tenant, definition.name)
     followed = await _followed(ctx, key, definition)
@@ -114,32 +118,18 @@ async def write_with_changes(
 def _answering(
     pending: PendingAnswer,
     answer: Callable[[list[dict[str, Any]]], Any],
-    work: Callable[[Connection], list[dict[str, Any]]],
-    on_driver: Callable[[sqlite3.Connection], list[dict[str, Any]]] | None,
-) -> tuple[
-    Callable[[Connection], list[dict[str, Any]]],
-    Callable[[sqlite3.Connection], list[dict[str, Any]]] | None,
-]:
-    """`work` and `on_driver` that claim the call's idempotency record before they change
-    anything, and seal their answer into it after."""
+    write: Callable[[C], Rows],
+) -> Callable[[C], Rows]:
+    """`write` (on SQLAlchemy's connection or the driver's) claiming the call's idempotency
+    record before it changes anything, and sealing its answer into it after."""
 
-    def answered(conn: Connection) -> list[dict[str, Any]]:
+    def answered(conn: C) -> Rows:
         pending.claim(conn)
-        rows = work(conn)
+        rows = write(conn)
         pending.answer(conn, 200, answer(rows))
         return rows
 
-    if on_driver is None:
-        return answered, None
-    write_rows = on_driver
-
-    def answered_on_driver(driver: sqlite3.Connection) -> list[dict[str, Any]]:
-        pending.claim(driver)
-        rows = write_rows(driver)
-        pending.answer(driver, 200, answer(rows))
-        return rows
-
-    return answered, answered_on_driver
+    return answered
 
 
 async def _followed(ctx: Context, key: str, definition: TableDef) -> bool:
