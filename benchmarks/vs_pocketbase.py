@@ -169,11 +169,11 @@ class Server:
         raise NotImplementedError
 
     def cpu_seconds(self) -> float:
-        """The server process' CPU so far (user + system, every thread)."""
+        """The server's CPU so far (user + system, every thread) with that of its processes
+        alive now: `roost serve --workers N` serves from N children of a supervisor that
+        itself only waits."""
         assert self.process is not None
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+        return sum(_cpu_of(pid) for pid in _process_tree(self.process.pid))
 
     def stop(self) -> None:
         if self.process is not None:
@@ -721,6 +721,33 @@ def _print(results: dict[str, dict[str, list[float]]]) -> None:
             f"| {statistics.median(theirs):,.3g}{unit} "
             f"| {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |"
         )
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command's name; None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _cpu_of(pid: int) -> float:
+    fields = _stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _process_tree(root: int) -> set[int]:
+    """`root` and every live process descended from it."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[1])
+    tree, grown = {root}, True
+    while grown:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grown = bool(found)
+    return tree
 
 
 def _print_cpu(cpu: dict[str, dict[str, list[float]]]) -> None:
