@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from websockets.asyncio.client import connect as ws_connect
@@ -108,11 +108,15 @@ def _rows(count: int, seed: int) -> list[dict[str, object]]:
     ]
 
 
+class ServerExited(RuntimeError):
+    """A server's process ended before its first healthy answer."""
+
+
 def _wait_healthy(url: str, path: str, process: subprocess.Popen[bytes]) -> float:
     begin = time.perf_counter()
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+            raise ServerExited(f"{process.args!r} exited with {process.returncode}")
         try:
             if httpx.get(url + path, timeout=1).status_code == 200:
                 return time.perf_counter() - begin
@@ -129,6 +133,7 @@ Request = tuple[str, str, object, dict[str, str]]
 
 @dataclass
 class Server:
+    health: ClassVar[str]  # the path of its health check
     name: str
     url: str = ""
     process: subprocess.Popen[bytes] | None = None
@@ -137,6 +142,25 @@ class Server:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def spawn(self) -> float:
+        """Start the server on a free port; seconds from spawning to its first healthy
+        answer. A port is free when chosen, but another process may take it before the
+        server binds it: a server that exits before it answers is started again on another
+        port (up to three tries)."""
+        for attempt in range(3):
+            port = free_port()
+            self.url = f"http://127.0.0.1:{port}"
+            try:
+                return _wait_healthy(self.url, self.health, self.launch(port))
+            except ServerExited:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def launch(self, port: int) -> subprocess.Popen[bytes]:
+        """Spawn the server's process, listening on `port`."""
+        raise NotImplementedError
 
     # each workload's request: (method, path, JSON body, extra headers)
     def signin(self) -> Request:
@@ -201,9 +225,7 @@ class Roost(Server):
             "ROOST_FUNCTIONS_UID_BASE": str(random.randrange(2_000_000, 2**30, 4096)),
         }
 
-    def spawn(self) -> float:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
+    def launch(self, port: int) -> subprocess.Popen[bytes]:
         roost = str(Path(sys.executable).parent / "roost")
         command = [
             *_pinned(),
@@ -219,7 +241,7 @@ class Roost(Server):
         self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        return _wait_healthy(self.url, self.health, self.process)
+        return self.process
 
     def call(self, op: str, params: dict[str, object], token: str | None = None) -> object:
         headers = {"Authorization": f"Bearer {token or self.token}"} if token or self.token else {}
@@ -323,7 +345,7 @@ class PocketBase(Server):
         self.file, self.file_type = b"", ""
         self.upload_record, self.file_record, self.file_name = "", "", ""
 
-    def spawn(self) -> float:
+    def launch(self, port: int) -> subprocess.Popen[bytes]:
         subprocess.run(  # noqa: S603 - our own binary and arguments
             [
                 str(self.binary),
@@ -337,8 +359,6 @@ class PocketBase(Server):
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
         command = [
             *_pinned(),
             str(self.binary),
@@ -351,7 +371,7 @@ class PocketBase(Server):
         self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        return _wait_healthy(self.url, self.health, self.process)
+        return self.process
 
     def _send(self, method: str, path: str, body: object = None) -> object:
         answer = httpx.request(
