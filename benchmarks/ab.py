@@ -35,9 +35,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import cpu_seconds
+
 ADMIN, PASSWORD = "admin", "benchmark-password"
 REDIS_URL = os.environ.get("ROOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 # (name, operation, params); "{key}" and "{row}" are filled in from the tree's setup
 CALLS = [
@@ -128,8 +130,7 @@ class Server:
     figures: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (all threads)
+        return cpu_seconds(self.process.pid)
 
 
 def _python(tree: str) -> str:

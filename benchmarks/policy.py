@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from benchmarks.common import cpu_seconds  # noqa: E402
 from roost.policy import Engine  # noqa: E402
 from tests.policy.cerbos import Cerbos, find_binary, free_port  # noqa: E402
 from tests.policy.test_features import ACTIONS, GLOBALS, POLICIES, PRINCIPALS, RESOURCES  # noqa: E402
@@ -68,15 +68,12 @@ def rate(
 def process_cpu(pid: int) -> Callable[[], float]:
     """A clock of another process's CPU seconds (all its threads), from /proc (Linux); a
     clock that stands still elsewhere (the figure then reads 0)."""
-    stat = Path(f"/proc/{pid}/stat")
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
     def clock() -> float:
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            return cpu_seconds(pid)
         except OSError:
             return 0.0
-        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
 
     return clock
 

@@ -31,12 +31,15 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import cpu_seconds
+
 _HEALTH = "/api/v1/health"
 
 
@@ -52,12 +55,6 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _rss_mb(pid: int) -> float:
@@ -105,7 +102,7 @@ def start(tree: Path, data_dir: Path, core: int | None) -> Start:
                 raise RuntimeError(f"{command!r} exited with {server.returncode}")
             time.sleep(0.002)
         wall = time.perf_counter() - begin
-        cpu = _cpu(server.pid)
+        cpu = cpu_seconds(server.pid)
         time.sleep(1.0)
         return Start(cpu, wall, _rss_mb(server.pid))
     finally:

@@ -51,7 +51,7 @@ import httpx
 from websockets.asyncio.client import connect as ws_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import free_port
+from benchmarks.common import free_port, tree_cpu_seconds
 
 ADMIN, ADMIN_EMAIL, PASSWORD = "admin", "admin@example.com", "benchmark-password"
 USER, USER_EMAIL = "reader", "reader@example.com"
@@ -60,7 +60,6 @@ FILE_BYTES = 10 * 1024 * 1024
 FILE_NAME = "big.bin"
 SUBSCRIBERS, WRITERS = 100, 4
 WORKERS = 1  # roost serve --workers (set by --workers): both servers get as many cores
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _pinned() -> list[str]:
@@ -197,7 +196,7 @@ class Server:
         alive now: `roost serve --workers N` serves from N children of a supervisor that
         itself only waits."""
         assert self.process is not None
-        return sum(_cpu_of(pid) for pid in _process_tree(self.process.pid))
+        return tree_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -741,33 +740,6 @@ def _print(results: dict[str, dict[str, list[float]]]) -> None:
             f"| {statistics.median(theirs):,.3g}{unit} "
             f"| {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |"
         )
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command's name; None once it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def _cpu_of(pid: int) -> float:
-    fields = _stat(pid)
-    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _process_tree(root: int) -> set[int]:
-    """`root` and every live process descended from it."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
-            parents[int(entry.name)] = int(fields[1])
-    tree, grown = {root}, True
-    while grown:
-        found = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= found
-        grown = bool(found)
-    return tree
 
 
 def _print_cpu(cpu: dict[str, dict[str, list[float]]]) -> None:
