@@ -147,15 +147,15 @@ class Server:
         answer. A port is free when chosen, but another process may take it before the
         server binds it: a server that exits before it answers is started again on another
         port (up to three tries)."""
-        for attempt in range(3):
-            port = free_port()
-            self.url = f"http://127.0.0.1:{port}"
-            try:
-                return _wait_healthy(self.url, self.health, self.launch(port))
-            except ServerExited:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        for _ in range(2):
+            with contextlib.suppress(ServerExited):
+                return self._spawn_on_a_free_port()
+        return self._spawn_on_a_free_port()
+
+    def _spawn_on_a_free_port(self) -> float:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        return _wait_healthy(self.url, self.health, self.launch(port))
 
     def launch(self, port: int) -> subprocess.Popen[bytes]:
         """Spawn the server's process, listening on `port`."""
