@@ -33,10 +33,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import pytest
 
 from roost import AsyncClient, Client
@@ -57,16 +57,15 @@ FAST_PASSWORD_HASH = {
 second of CPU), as Django's test settings swap in a fast hasher. Never for a real server."""
 
 
-@dataclass
-class RoostServer:
+class RoostServer(msgspec.Struct):
     """A running test server."""
 
     url: str
     data_dir: Path
     admin_username: str
     admin_password: str
-    _server: Any = field(repr=False)
-    _thread: threading.Thread = field(repr=False)
+    _server: Any
+    _thread: threading.Thread
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -19,19 +19,19 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
 
 from roost.errors import ConfigurationError
 
 logger = logging.getLogger("roost.mail")
 
 
-@dataclass(frozen=True, slots=True)
-class Letter:
+class Letter(msgspec.Struct, frozen=True):
     sender: str
     to: list[str]
     subject: str
@@ -40,7 +40,7 @@ class Letter:
 
     def redacted(self, secret: str, mark: str) -> Letter:
         """This letter with every occurrence of `secret` replaced by `mark` (to be kept)."""
-        return replace(
+        return msgspec.structs.replace(
             self,
             subject=self.subject.replace(secret, mark),
             text=self.text.replace(secret, mark),

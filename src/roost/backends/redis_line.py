@@ -14,19 +14,18 @@ import asyncio
 import hashlib
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import hiredis
+import msgspec
 
 
 class RedisReplyError(Exception):
     """Redis answered with an error (WRONGTYPE, NOSCRIPT, ...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RedisAddress:
+class RedisAddress(msgspec.Struct, frozen=True):
     """Where Redis is and how to log in, read from a redis:// or rediss:// URL."""
 
     host: str

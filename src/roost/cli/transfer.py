@@ -17,7 +17,6 @@ base64, UUIDs as strings); the server turns them back by the column's type on im
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -80,13 +79,12 @@ _decoder = msgspec.json.Decoder(Line)
 _encoder = msgspec.json.Encoder(decimal_format="string")
 
 
-@dataclass
-class Counts:
+class Counts(msgspec.Struct):
     tables: int = 0
     rows: int = 0
     collections: int = 0
     documents: int = 0
-    secrets: list[str] = field(default_factory=list)
+    secrets: list[str] = msgspec.field(default_factory=list)
     secrets_skipped: bool = False
 
     def summary(self) -> str:

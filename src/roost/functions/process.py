@@ -18,7 +18,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
 import msgspec
@@ -44,34 +43,29 @@ OUTPUT_READS: Final = 16  # chunks read at a time: a chatty worker cannot hold t
 Key = tuple[str, str, int, str, int]  # tenant, function, version, code folder, memory_mb
 
 
-@dataclass(frozen=True)
-class Exited:
+class Exited(msgspec.Struct, frozen=True):
     """The worker's pipe closed: the process ended."""
 
 
-@dataclass(frozen=True)
-class Overrun:
+class Overrun(msgspec.Struct, frozen=True):
     """The run sent more than its output allowance (counted as the bytes arrive, so that a
     worker writing past the runtime cannot fill the server's memory)."""
 
 
-@dataclass(frozen=True)
-class Broken:
+class Broken(msgspec.Struct, frozen=True):
     """The worker sent what no worker sends (too large, or not a message)."""
 
     reason: str
 
 
-@dataclass(frozen=True)
-class TimedOut:
+class TimedOut(msgspec.Struct, frozen=True):
     """The run's deadline passed (put by the pool's watchdog, which killed the worker)."""
 
 
 Message = FromWorker | Exited | Broken | Overrun | TimedOut
 
 
-@dataclass(eq=False)
-class WorkerProcess:
+class WorkerProcess(msgspec.Struct, eq=False):
     """A started worker. `events` holds (message, bytes it took) in the order they came."""
 
     slot: Slot
@@ -79,23 +73,23 @@ class WorkerProcess:
     writer: asyncio.StreamWriter
     allowance: int  # bytes one job may send
     on_idle_exit: Callable[[WorkerProcess], None]
-    events: asyncio.Queue[tuple[Message, int]] = field(default_factory=asyncio.Queue)
+    events: asyncio.Queue[tuple[Message, int]] = msgspec.field(default_factory=asyncio.Queue)
     isolation: str = ""
     key: Key | None = None
     busy: bool = False
     running: bool = False  # a job is under way: its raw output is the job's
     received: int = 0  # bytes the running job sent, frames and raw output together
-    last_used: float = field(default_factory=time.monotonic)
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    last_used: float = msgspec.field(default_factory=time.monotonic)
+    tail: deque[str] = msgspec.field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    tasks: list[asyncio.Task[None]] = msgspec.field(default_factory=list)
     events_transport: asyncio.BaseTransport | None = None  # closed by `kill`
     output_fd: int | None = None  # the worker's stdout and stderr; closed by `kill`
-    output_poll: select.poll = field(default_factory=select.poll)  # whether it has more
+    output_poll: select.poll = msgspec.field(default_factory=select.poll)  # whether it has more
     partial: bytes = b""  # an unfinished line of that output
     overran: bool = False  # the run sent too much: what follows is read and dropped
     # every process that could write to the worker's stdout is gone (it is inherited by
     # all the worker starts, so this, not the end of the worker process, ends `kill`)
-    output_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    output_closed: asyncio.Event = msgspec.field(default_factory=asyncio.Event)
 
     @classmethod
     async def spawn(

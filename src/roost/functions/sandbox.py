@@ -29,9 +29,10 @@ import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
+
+import msgspec
 
 import roost
 from roost.errors import ConfigurationError
@@ -126,8 +127,7 @@ def runtime_paths() -> list[str]:
     return kept
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(msgspec.Struct, frozen=True):
     """The host folders of one worker place: its code copy and (fallback) its tmp."""
 
     index: int

@@ -22,9 +22,10 @@ import importlib
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from roost.policy import celast, cost
 from roost.policy.celast import (
@@ -113,8 +114,7 @@ class CelCompileError(ValueError):
     """An expression that does not compile; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Compiled:
+class Compiled(msgspec.Struct, frozen=True):
     """One rewritten, compiled expression and the request parts it reads."""
 
     source: str
@@ -132,8 +132,7 @@ class Compiled:
         return f"Compiled({self.source!r})"
 
 
-@dataclass(slots=True)
-class Scope:
+class Scope(msgspec.Struct):
     """What an expression may name: a policy's constants and variables, and the globals."""
 
     constants: Mapping[str, Any]
@@ -141,11 +140,11 @@ class Scope:
     globals: Mapping[str, Any]
     resolved: dict[str, Node]
     resolving: set[str]
-    chain: dict[str, int] = field(default_factory=dict)  # variable -> levels of variables
-    _levels: list[int] = field(default_factory=list)  # of the variables being resolved
+    chain: dict[str, int] = msgspec.field(default_factory=dict)  # variable -> levels of variables
+    _levels: list[int] = msgspec.field(default_factory=list)  # of the variables being resolved
     # each variable's text parsed once: a chain too long is walked again from each of its
     # variables, and parsing was all of that walk's cost (3,000 variables: 98k parses, 5 s)
-    _parsed: dict[str, Node] = field(default_factory=dict)
+    _parsed: dict[str, Node] = msgspec.field(default_factory=dict)
 
     @classmethod
     def of(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+
+import msgspec
 
 __all__ = [
     "Call",
@@ -38,32 +39,27 @@ class CelSyntaxError(ValueError):
     """The text is not a CEL expression Roost accepts; the message says where."""
 
 
-@dataclass(frozen=True, slots=True)
-class Literal:
+class Literal(msgspec.Struct, frozen=True):
     value: object  # None, bool, int, float, str or bytes
     kind: str  # "null" | "bool" | "int" | "uint" | "double" | "string" | "bytes"
 
 
-@dataclass(frozen=True, slots=True)
-class Ident:
+class Ident(msgspec.Struct, frozen=True):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Select:
+class Select(msgspec.Struct, frozen=True):
     operand: Node
     field: str
     test_only: bool = False  # has(operand.field)
 
 
-@dataclass(frozen=True, slots=True)
-class Index:
+class Index(msgspec.Struct, frozen=True):
     operand: Node
     index: Node
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(msgspec.Struct, frozen=True):
     """Operators are calls too, named as in the CEL spec: `_&&_`, `_==_`, `!_`, `_?_:_`."""
 
     function: str
@@ -71,8 +67,7 @@ class Call:
     target: Node | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Comprehension:
+class Comprehension(msgspec.Struct, frozen=True):
     """The macros `all`, `exists`, `exists_one`, `map`, `filter` over `target`."""
 
     macro: str
@@ -81,14 +76,12 @@ class Comprehension:
     args: tuple[Node, ...]  # predicate, or (filter, transform) for the 3-argument map
 
 
-@dataclass(frozen=True, slots=True)
-class ListLit:
+class ListLit(msgspec.Struct, frozen=True):
     items: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class MapLit:
-    entries: tuple[tuple[Node, Node], ...] = field(default_factory=tuple)
+class MapLit(msgspec.Struct, frozen=True):
+    entries: tuple[tuple[Node, Node], ...] = msgspec.field(default_factory=tuple)
 
 
 Node = Literal | Ident | Select | Index | Call | Comprehension | ListLit | MapLit
@@ -159,8 +152,7 @@ _ESCAPES = {
 }
 
 
-@dataclass(slots=True)
-class _Token:
+class _Token(msgspec.Struct):
     kind: str
     text: str
     value: object

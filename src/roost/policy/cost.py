@@ -20,8 +20,9 @@ they call a function whose answer can outgrow its operands (`GROWING`: `replace`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from roost.policy.celast import (
     Call,
@@ -120,8 +121,7 @@ class CostExceeded(Exception):
     """The expression would cost more than the budget left; the message says how much."""
 
 
-@dataclass(frozen=True, slots=True)
-class Bound:
+class Bound(msgspec.Struct, frozen=True):
     """An upper bound of a value's size: `length` its items (or characters), `weight` every
     item and character inside it, `item` a bound of each of its items (None: `weight`)."""
 

@@ -10,7 +10,6 @@ reaches ALLOW wins; without one the first decision stands, and no decision is a 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -74,8 +73,7 @@ def satisfied(cond: Cond | None, act: Activation) -> bool:
     return op == "none"
 
 
-@dataclass(slots=True)
-class _Request:
+class _Request(msgspec.Struct):
     """One principal against one resource: values are converted for CEL only when read."""
 
     principal: Principal
@@ -84,7 +82,7 @@ class _Request:
     aux_data: Mapping[str, Any]
     now: datetime
     budget: Budget
-    derived_roles: list[str] = field(default_factory=list)
+    derived_roles: list[str] = msgspec.field(default_factory=list)
 
     def activation(self) -> Activation:
         return Activation(
@@ -314,8 +312,7 @@ class Engine:
 _Decision = tuple[str, str, str]
 
 
-@dataclass(slots=True)
-class _Run:
+class _Run(msgspec.Struct):
     """The evaluation of the actions of one resource: caches shared across its actions."""
 
     table: RuleTable
@@ -326,8 +323,8 @@ class _Run:
     r_scope: str
     outputs: list[OutputEntry]
     effective: set[str]
-    conditions: dict[str, bool] = field(default_factory=dict)
-    derived_by_scope: dict[str, list[str]] = field(default_factory=dict)
+    conditions: dict[str, bool] = msgspec.field(default_factory=dict)
+    derived_by_scope: dict[str, list[str]] = msgspec.field(default_factory=dict)
     all_roles: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +63,12 @@ class PolicyValidationError(ValidationError):
         )
 
 
-@dataclass(slots=True)
-class Source:
+class Source(msgspec.Struct):
     origin: str  # file name or index, for messages
     data: Any
 
 
-@dataclass(slots=True)
-class PolicySet:
+class PolicySet(msgspec.Struct):
     """Validated policies, compiled: what the engine checks against."""
 
     documents: list[model.PolicyDocument]
@@ -120,13 +117,11 @@ def _collect(item: Any, origin: str, out: list[Source]) -> None:
         out.append(Source(origin, _Broken(f"not a policy: {type(item).__name__}")))
 
 
-@dataclass(slots=True)
-class _Broken:
+class _Broken(msgspec.Struct):
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class Described:
+class Described(msgspec.Struct, frozen=True):
     """What names a policy: its kind, subject, version and scope, and its key (Cerbos'
     policy id as `matchedPolicy` reports it)."""
 

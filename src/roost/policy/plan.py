@@ -12,9 +12,10 @@ caller can compile it (to SQL, for instance).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from roost.policy import celast
 from roost.policy.cel import (
@@ -144,14 +145,12 @@ def _not(a: Node) -> Node:
 _PROGRAMS: dict[str, Compiled | None] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class _Known:
+class _Known(msgspec.Struct, frozen=True):
     value: Any
     error: bool = False
 
 
-@dataclass(slots=True)
-class _Partial:
+class _Partial(msgspec.Struct):
     """Partial evaluation of rewritten expressions against what the plan request knows."""
 
     act: Activation
@@ -298,8 +297,7 @@ class _Missing(Exception):
     """A known part of an expression reads a missing key."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Value:
+class _Value(msgspec.Struct, frozen=True):
     """A known value inside a residual."""
 
     value: Any
@@ -361,8 +359,7 @@ def _variable(node: Node) -> str | None:
     return None
 
 
-@dataclass(slots=True)
-class _Planner:
+class _Planner(msgspec.Struct):
     table: RuleTable
     partial: _Partial
     principal: Principal

@@ -11,8 +11,9 @@ query turns into DENY rows for the actions they do not allow.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import msgspec
 
 from roost.policy.cel import NOW, Compiled
 from roost.policy.names import NO_MATCH_FOR_SCOPE_PERMISSIONS, glob_matcher, scope_parents
@@ -25,8 +26,7 @@ OVERRIDE = "SCOPE_PERMISSIONS_OVERRIDE_PARENT"
 CONSENT = "SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS"
 
 
-@dataclass(frozen=True, slots=True)
-class Cond:
+class Cond(msgspec.Struct, frozen=True):
     """A compiled condition: `expr` holds a Compiled, the others a tuple of Cond."""
 
     op: Literal["expr", "all", "any", "none"]
@@ -34,14 +34,17 @@ class Cond:
     items: tuple[Cond, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Outputs:
+class Outputs(msgspec.Struct, frozen=True):
     activated: Compiled | None = None
     not_met: Compiled | None = None
 
 
-@dataclass(slots=True)
-class Row:
+def _matches_nothing(_: str) -> bool:
+    """A row's matcher until `Row.__post_init__` makes its own."""
+    return False
+
+
+class Row(msgspec.Struct):
     kind: Kind
     origin: str  # policy key of the policy the row comes from
     resource: str  # a glob
@@ -61,11 +64,12 @@ class Row:
     from_role_policy: bool = False
     no_match_for_scope_permissions: bool = False
     allow_actions: tuple[str, ...] = ()
-    matches_resource: Callable[[str], bool] = field(init=False, repr=False)
-    matches_role: Callable[[str], bool] = field(init=False, repr=False)
-    matches_action: Callable[[str], bool] = field(init=False, repr=False)
+    # made from the globs above by `__post_init__`
+    matches_resource: Callable[[str], bool] = _matches_nothing
+    matches_role: Callable[[str], bool] = _matches_nothing
+    matches_action: Callable[[str], bool] = _matches_nothing
     # holds for every request and has nothing to write: a check needs no evaluation for it
-    plain: bool = field(init=False, repr=False)
+    plain: bool = False
 
     def __post_init__(self) -> None:
         self.matches_resource = glob_matcher(self.resource)
@@ -74,15 +78,13 @@ class Row:
         self.plain = self.condition is None and not self.derived_role and self.outputs is None
 
 
-@dataclass(frozen=True, slots=True)
-class DerivedRole:
+class DerivedRole(msgspec.Struct, frozen=True):
     name: str
     parent_roles: frozenset[str]
     condition: Cond | None
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyMeta:
+class PolicyMeta(msgspec.Struct, frozen=True):
     """What a check needs to know of one resource or principal policy besides its rows."""
 
     key: str
@@ -94,22 +96,25 @@ class PolicyMeta:
 Step = tuple[str, tuple[Row, ...], str]
 
 
-@dataclass(slots=True)
-class RuleTable:
-    rows: dict[tuple[str, str], list[Row]] = field(default_factory=dict)  # (version, scope)
+class RuleTable(msgspec.Struct):
+    rows: dict[tuple[str, str], list[Row]] = msgspec.field(default_factory=dict)  # (version, scope)
     # (kind, name, version, scope) -> meta, for every resource and principal policy
-    policies: dict[tuple[str, str, str, str], PolicyMeta] = field(default_factory=dict)
-    scope_permissions: dict[str, str] = field(default_factory=dict)
+    policies: dict[tuple[str, str, str, str], PolicyMeta] = msgspec.field(default_factory=dict)
+    scope_permissions: dict[str, str] = msgspec.field(default_factory=dict)
     # scope -> custom role -> parent roles (role policies)
-    parent_roles: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
-    schemas: SchemaSet = field(default_factory=lambda: SchemaSet({}))
-    _cache: dict[tuple[Any, ...], tuple[Row, ...]] = field(default_factory=dict)
-    _scopes: dict[tuple[str, ...], tuple[list[str], str]] = field(default_factory=dict)
-    _parents: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
-    _all_roles: dict[tuple[str, tuple[str, ...]], frozenset[str]] = field(default_factory=dict)
-    _walks: dict[tuple[Any, ...], tuple[Step, ...]] = field(default_factory=dict)
-    _candidates: dict[tuple[Any, ...], tuple[DerivedRole, ...]] = field(default_factory=dict)
-    _reads_now: dict[str, bool] = field(default_factory=dict)
+    parent_roles: dict[str, dict[str, tuple[str, ...]]] = msgspec.field(default_factory=dict)
+    schemas: SchemaSet = msgspec.field(default_factory=lambda: SchemaSet({}))
+    _cache: dict[tuple[Any, ...], tuple[Row, ...]] = msgspec.field(default_factory=dict)
+    _scopes: dict[tuple[str, ...], tuple[list[str], str]] = msgspec.field(default_factory=dict)
+    _parents: dict[tuple[str, str], tuple[str, ...]] = msgspec.field(default_factory=dict)
+    _all_roles: dict[tuple[str, tuple[str, ...]], frozenset[str]] = msgspec.field(
+        default_factory=dict
+    )
+    _walks: dict[tuple[Any, ...], tuple[Step, ...]] = msgspec.field(default_factory=dict)
+    _candidates: dict[tuple[Any, ...], tuple[DerivedRole, ...]] = msgspec.field(
+        default_factory=dict
+    )
+    _reads_now: dict[str, bool] = msgspec.field(default_factory=dict)
 
     def add(self, row: Row) -> None:
         self.rows.setdefault((row.version, row.scope), []).append(row)

@@ -23,9 +23,9 @@ Cerbos asserts them. The messages are jsonschema's, not those of Cerbos' Go libr
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
 import re2
 
 from roost.policy.names import glob_matcher
@@ -58,8 +58,7 @@ def ref_id(ref: str) -> str:
     return ref[len(PREFIX) :] if ref.startswith(PREFIX) else ref.lstrip("/")
 
 
-@dataclass(frozen=True, slots=True)
-class SchemaRefs:
+class SchemaRefs(msgspec.Struct, frozen=True):
     """The schemas of one resource policy: refs and the actions each ignores."""
 
     principal: str = ""

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+import msgspec
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -55,30 +55,26 @@ class PlanNotCompilable(ValidationError):
     default_status = 422
 
 
-@dataclass(frozen=True, slots=True)
-class SqlColumn:
+class SqlColumn(msgspec.Struct, frozen=True):
     """A column as conditions see it: the SQL expression and the family of its values."""
 
     expr: ColumnElement[Any]
     family: Family
 
 
-@dataclass(frozen=True, slots=True)
-class _Column:
+class _Column(msgspec.Struct, frozen=True):
     column: SqlColumn
     is_id: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Literal:
+class _Literal(msgspec.Struct, frozen=True):
     value: Any
 
 
 _Term = _Column | _Literal
 
 
-@dataclass(slots=True)
-class _Compiler:
+class _Compiler(msgspec.Struct):
     attrs: Mapping[str, SqlColumn]
     id_column: SqlColumn
     dialect: str

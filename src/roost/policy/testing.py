@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -150,8 +149,7 @@ class Suite(Fixtures):
     options: Options = msgspec.field(default_factory=Options)
 
 
-@dataclass(frozen=True, slots=True)
-class Case:
+class Case(msgspec.Struct, frozen=True):
     """One action of one principal on one resource in one test, and how it came out."""
 
     file: str
@@ -166,8 +164,7 @@ class Case:
     problems: tuple[str, ...] = ()  # why it failed, beyond the effect (outputs)
 
 
-@dataclass(frozen=True, slots=True)
-class SuiteError:
+class SuiteError(msgspec.Struct, frozen=True):
     """A suite or test that could not run: the file, what, and why."""
 
     file: str
@@ -175,10 +172,9 @@ class SuiteError:
     message: str
 
 
-@dataclass(slots=True)
-class Report:
-    cases: list[Case] = field(default_factory=list)
-    errors: list[SuiteError] = field(default_factory=list)
+class Report(msgspec.Struct):
+    cases: list[Case] = msgspec.field(default_factory=list)
+    errors: list[SuiteError] = msgspec.field(default_factory=list)
     expected_pairs: int = 0  # (principal, resource) pairs the expectations named, all tests
     named: int = 0  # principals and resources the tests' inputs and expectations named
 

@@ -16,7 +16,6 @@ import functools
 import gzip
 import hashlib
 import mimetypes
-from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
 from typing import Annotated, Any
@@ -65,8 +64,7 @@ class Switch(Struct, forbid_unknown_fields=True):
     tenant: TenantName
 
 
-@dataclass(frozen=True, slots=True)
-class _File:
+class _File(msgspec.Struct, frozen=True):
     body: bytes
     gzipped: bytes | None
     media_type: str

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -41,8 +41,7 @@ _INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
 _PLAIN_NAME = re.compile(r"[^A-Za-z0-9._ -]")
 
 
-@dataclass(slots=True)
-class _Call:
+class _Call(msgspec.Struct):
     """One request through the file door: its id, and its caller once known (for metering)."""
 
     request: Request

@@ -37,7 +37,6 @@ import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -210,8 +209,7 @@ class _Answer(msgspec.Struct, array_like=True):
     body: Any
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
+class _Record(msgspec.Struct, frozen=True):
     """One idempotency record: where it lives and the keys that read it, all from the key."""
 
     slot: str
@@ -336,8 +334,7 @@ _SWEEP_ON_DRIVER = (
 )
 
 
-@dataclass(slots=True)
-class _Pending:
+class _Pending(msgspec.Struct):
     """The record of one `answered_in_write` call, for the write that answers it: `claim` as
     the write begins (a concurrent request with the key is met before it changes anything),
     `answer` once it has its rows, both in its transaction."""

@@ -25,7 +25,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from roost.backends.ratelimit import RateLimiter
 from roost.errors import RateLimitError
@@ -63,8 +64,7 @@ def refusal(
     )
 
 
-@dataclass
-class _Held:
+class _Held(msgspec.Struct):
     """How many of one thing (calls in flight, connections, subscriptions) each principal and
     each tenant holds, against a limit for each (0: none).
 
@@ -78,8 +78,8 @@ class _Held:
     per_tenant: int
     setting: str
     retry_after: float | None = None
-    principals: dict[str, int] = field(default_factory=dict)
-    tenants: dict[str, int] = field(default_factory=dict)
+    principals: dict[str, int] = msgspec.field(default_factory=dict)
+    tenants: dict[str, int] = msgspec.field(default_factory=dict)
     prune_at: int = _PRUNE_AT
 
     def take(self, who: str, tenant: str, n: int) -> None:

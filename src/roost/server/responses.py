@@ -8,9 +8,9 @@ import logging
 import os
 import re
 import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from starlette.responses import Response
 from starlette.types import Message, Send
 
@@ -42,15 +42,14 @@ def response_codec(accept: str | None, fallback: Codec = JSON) -> Codec:
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
-@dataclass(slots=True)
-class Reply:
+class Reply(msgspec.Struct):
     """An HTTP answer (labelled `nosniff`): sent as is by the ASGI doors, or handed to
     Starlette."""
 
     status: int
     body: bytes
     media_type: str
-    headers: dict[str, str] = field(default_factory=lambda: dict(NOSNIFF))
+    headers: dict[str, str] = msgspec.field(default_factory=lambda: dict(NOSNIFF))
 
     async def send(self, send: Send) -> None:
         await send(self.start_message())

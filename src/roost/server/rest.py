@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roost.errors import PayloadTooLargeError, RoostError, ValidationError
@@ -39,8 +39,7 @@ Runner = Callable[[Context, bytes, Codec], Awaitable[Outcome]]
 Admit = Callable[[Context, bytes, Codec], None]
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
+class _Route(msgspec.Struct, frozen=True):
     run: Runner
     admit: Admit  # the access check, run before an Idempotency-Key's recorded answer is read
     methods: frozenset[str]

@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Any
 
 import httptools
+import msgspec
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
@@ -49,8 +49,7 @@ _NOT_EAGER: frozenset[str] = frozenset()
 logger = logging.getLogger("roost.server")
 
 
-@dataclass(frozen=True, slots=True)
-class HeadLimits:
+class HeadLimits(msgspec.Struct, frozen=True):
     """How large a request head may be: bytes of the request line and headers, and headers."""
 
     max_bytes: int = 64 * 1024

@@ -16,7 +16,6 @@ needs a reason, is audited, and only then runs where the database lets it read s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -162,8 +161,7 @@ _SQLITE_FUNCTIONS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class CheckedQuery:
+class CheckedQuery(msgspec.Struct, frozen=True):
     """A query that passed the checks, rendered for the driver of its dialect."""
 
     sql: str

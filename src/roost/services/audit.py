@@ -7,9 +7,9 @@ its rows (a trigger). Admins with `audit:read` query it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, select
 
 from roost.backends.sql.tables import audit_log
@@ -22,8 +22,7 @@ from roost.wire.database import AuditEntry, AuditQuery
 _MAX_IDS = 1000  # record ids kept per entry; a larger access notes how many more
 
 
-@dataclass(frozen=True)
-class Access:
+class Access(msgspec.Struct, frozen=True):
     reason: str
     actor: str
 

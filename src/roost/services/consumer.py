@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+
+import msgspec
 
 from roost.backends.bus import Wakeup
 from roost.backends.queue import Delivery
@@ -28,8 +29,7 @@ logger = logging.getLogger("roost.consumer")
 _BACKOFF = 1.0  # seconds before looking again after the queue backend failed
 
 
-@dataclass(slots=True)
-class ConsumerStats:
+class ConsumerStats(msgspec.Struct):
     concurrency: int
     running: int = 0
     taken: int = 0  # messages taken since the consumer started

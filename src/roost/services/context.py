@@ -6,9 +6,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import msgspec
 
 from roost.backends.blob import BlobStore
 from roost.backends.bus import Bus
@@ -36,8 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("roost.auth")
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
+class Principal(msgspec.Struct, frozen=True):
     """Who calls. An API key acts for its owner, within both its own and the owner's scopes;
     a running function acts for its caller, within the caller's scopes and the declared
     scopes of every function in the chain of calls (`limits`, the last grants)."""
@@ -53,7 +53,7 @@ class Principal:
     function: str | None = None  # the running function's name, for a runtime token
     roles: tuple[str, ...] = ()
     """the user's roles when the credential was resolved (an API key: its owner's)"""
-    profile: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    profile: Mapping[str, Any] = msgspec.field(default_factory=dict)
     """what policies see as the principal's `attr` (`accounts.policy_attributes`)"""
 
     def allows(self, scope: str) -> bool:
@@ -159,8 +159,7 @@ class PrincipalCache:
             self._dropped.add(key)
 
 
-@dataclass
-class Platform:
+class Platform(msgspec.Struct):
     """The backends and settings of one running server, shared by every request."""
 
     settings: Settings
@@ -177,18 +176,18 @@ class Platform:
     vault: Vault
     mailer: Mailer
     meter: Meter
-    clock: Clock = field(default_factory=Clock)
+    clock: Clock = msgspec.field(default_factory=Clock)
     """what every expiry and age the services decide is measured on (`roost.clock`)"""
     functions: FunctionRuntime | None = None
     """the function runtime's workers (None: this server runs no functions)"""
-    function_records: InvocationRecords = field(default_factory=InvocationRecords)
+    function_records: InvocationRecords = msgspec.field(default_factory=InvocationRecords)
     """the records of sync runs, written just after their answer"""
-    caches: dict[str, TTLCache[Any]] = field(default_factory=dict)
+    caches: dict[str, TTLCache[Any]] = msgspec.field(default_factory=dict)
     """the services' caches by tenant (`services/caching.TenantCache`), kept here so that a
     tenant can be forgotten in all of them at once"""
 
-    background: set[asyncio.Task[None]] = field(default_factory=set)  # kept until done
-    on_tenant_deleted: list[Callable[[str], None]] = field(default_factory=list)
+    background: set[asyncio.Task[None]] = msgspec.field(default_factory=set)  # kept until done
+    on_tenant_deleted: list[Callable[[str], None]] = msgspec.field(default_factory=list)
     """what else lets go of a deleted tenant on this replica when the bus says so (the
     WebSocket door closes the tenant's connections)"""
 
@@ -277,8 +276,7 @@ class PendingAnswer(Protocol):
     def answer(self, conn: Connection | sqlite3.Connection, status: int, body: Any) -> None: ...
 
 
-@dataclass(slots=True)
-class Context:
+class Context(msgspec.Struct):
     """One call of one operation."""
 
     platform: Platform
@@ -287,12 +285,10 @@ class Context:
     request_id: str = ""
     client_address: str = ""
     user_agent: str = ""
-    limits_key: str | None = field(default=None, init=False, repr=False, compare=False)
+    limits_key: str | None = None
     """whom the per-principal limits count this caller as (`server/limits.principal_of`),
     worked out on first use"""
-    pending_answer: PendingAnswer | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
+    pending_answer: PendingAnswer | None = None
     """the Idempotency-Key record of this call, for the write that answers it
     (`database/changes.write_with_changes`) to take into its transaction"""
 

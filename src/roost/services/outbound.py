@@ -27,10 +27,10 @@ import re
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import anyio
+import msgspec
 
 from roost._version import __version__
 from roost.clock import Clock
@@ -103,15 +103,13 @@ def _refusal(address: IPAddress) -> str | None:
     return next((why for refused, why in checks if refused), None)
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(msgspec.Struct, frozen=True):
     host: str  # lower case, without a trailing dot; IDNA hosts in their ASCII form
     port: int
     address: IPAddress | None  # when the host is an IP literal
 
 
-@dataclass(frozen=True)
-class AllowList:
+class AllowList(msgspec.Struct, frozen=True):
     """Which outgoing destinations tenants may reach; from settings `webhook_allow`
     (env ROOST_WEBHOOK_ALLOW: comma-separated CIDRs and host names, e.g.
     "10.0.0.0/8,hooks.internal"; empty by default = public addresses only; loopback,
@@ -120,7 +118,7 @@ class AllowList:
     /128); a listed host name permits whatever that exact name resolves to."""
 
     networks: tuple[IPNetwork, ...] = ()
-    hosts: frozenset[str] = field(default_factory=frozenset)
+    hosts: frozenset[str] = msgspec.field(default_factory=frozenset)
 
     @classmethod
     def parse(cls, text: str) -> AllowList:
@@ -274,8 +272,7 @@ def check_headers(headers: Mapping[str, str] | None, *, field: str = "headers") 
 # -- one attempt ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PostResult:
+class PostResult(msgspec.Struct, frozen=True):
     """What one attempt came to."""
 
     status: int | None

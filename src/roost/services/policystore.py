@@ -22,7 +22,6 @@ import asyncio
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -74,15 +73,13 @@ _ATTEMPTS = 5
 _ENGINES = TenantCache["_Compiled"]("policies.engines", ttl=300.0)  # bounds a lost stamp
 
 
-@dataclass(frozen=True, slots=True)
-class _Compiled:
+class _Compiled(msgspec.Struct, frozen=True):
     stamp: str | None  # the tenant's stamp read before the policies were
     engine: Engine
     bindings: dict[tuple[str, str], Binding]  # (target, name) -> binding
 
 
-@dataclass(frozen=True, slots=True)
-class Guard:
+class Guard(msgspec.Struct, frozen=True):
     """The policies a bound table, bucket, stream, queue or function answers to: the
     tenant's current engine and the binding (resource kind, version, scope)."""
 
@@ -90,8 +87,7 @@ class Guard:
     binding: Binding
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(msgspec.Struct, frozen=True):
     """A policy sent to be stored, with its names."""
 
     key: str
@@ -103,8 +99,7 @@ class Candidate:
     document: dict[str, Any]
 
 
-@dataclass(slots=True)
-class Stored:
+class Stored(msgspec.Struct):
     """The tenant's policies and globals as one read found them, at `revision`."""
 
     revision: int
@@ -112,12 +107,11 @@ class Stored:
     documents: dict[str, dict[str, Any]]  # key -> document
 
 
-@dataclass(slots=True)
-class Change:
+class Change(msgspec.Struct):
     """What a change does: put documents, delete keys, set the tenant's globals."""
 
-    puts: list[Candidate] = field(default_factory=list)
-    deletes: list[str] = field(default_factory=list)
+    puts: list[Candidate] = msgspec.field(default_factory=list)
+    deletes: list[str] = msgspec.field(default_factory=list)
     globals: dict[str, Any] | None = None
 
     def applied_to(self, stored: Stored) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:

@@ -5,10 +5,10 @@ record whenever one is loaded)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 CredentialKind = Literal["jwt", "api_key", "session_token"]
 
 
-@dataclass(frozen=True, slots=True)
-class Credential:
+class Credential(msgspec.Struct, frozen=True):
     kind: CredentialKind
     token: str
 

@@ -23,9 +23,10 @@ import collections.abc
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import msgspec
 
 from roost.errors import ValidationError
 from roost.services.context import Context
@@ -44,8 +45,7 @@ _NAME = re.compile(OPERATION_NAME)
 _MARK = "__roost_operation__"
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
+class Operation(msgspec.Struct, frozen=True):
     name: str
     handler: Handler
     input_type: type[Any]
@@ -61,10 +61,10 @@ class Operation:
     # (`Context.pending_answer`), not in the KV store before and after the call
     answered_in_write: bool = False
     # what a refusal of the input names ("parameters for kv.get"), made once, not per call
-    what: str = field(init=False, repr=False, compare=False)
+    what: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "what", f"parameters for {self.name}")
+        msgspec.structs.force_setattr(self, "what", f"parameters for {self.name}")
 
     @property
     def module(self) -> str:

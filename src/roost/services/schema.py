@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -106,8 +105,7 @@ class _Tables(Mapping[str, Table]):
         return len(self._definitions)
 
 
-@dataclass(frozen=True)
-class TenantSchema:
+class TenantSchema(msgspec.Struct, frozen=True):
     """The user tables of one tenant, as definitions and as SQLAlchemy tables (built when
     first used)."""
 
@@ -250,7 +248,7 @@ async def add_column(ctx: Context, params: AddColumnRequest) -> TableInfo:
             raise ConflictError(
                 f"{params.table}.{column.name} exists", details={"field": "column.name"}
             )
-        updated = replace(definition, columns=(*definition.columns, column))
+        updated = msgspec.structs.replace(definition, columns=(*definition.columns, column))
         check_check(updated, column)
         validate_references(updated, schema.definitions)
         new = build_schema({**schema.definitions, updated.name: updated}, conn.dialect.name)
@@ -291,7 +289,7 @@ async def drop_column(ctx: Context, params: DropColumnRequest) -> TableInfo:
             text(f"ALTER TABLE {quote(params.table)} DROP COLUMN {quote(params.column)}")
         )
         columns = tuple(c for c in definition.columns if c.name != params.column)
-        return replace(definition, columns=columns, indexes=tuple(kept))
+        return msgspec.structs.replace(definition, columns=columns, indexes=tuple(kept))
 
     return table_info(await _apply(ctx, "drop_column", params.table, _to_dict(params), change))
 
@@ -343,7 +341,7 @@ async def add_index(ctx: Context, params: AddIndexRequest) -> TableInfo:
         if any(i.name == name for d in schema.definitions.values() for i in d.indexes):
             raise ConflictError(f"an index named {name!r} exists", details={"field": "name"})
         index = IndexDef(name, tuple(params.columns), params.unique)
-        updated = replace(definition, indexes=(*definition.indexes, index))
+        updated = msgspec.structs.replace(definition, indexes=(*definition.indexes, index))
         new = build_schema({**schema.definitions, updated.name: updated}, conn.dialect.name)
         created = next(i for i in new.tables[updated.name].indexes if i.name == name)
         await conn.run_sync(lambda sync: created.create(sync))
@@ -382,7 +380,7 @@ async def set_secure(ctx: Context, params: SetSecureRequest) -> TableInfo:
     """Mark a table secure: every access then needs `reason` and `actor`, and is audited."""
 
     async def change(conn: AsyncConnection, schema: TenantSchema) -> TableDef:
-        changed = replace(schema.definition(params.table), secure=params.secure)
+        changed = msgspec.structs.replace(schema.definition(params.table), secure=params.secure)
         # PostgreSQL: the plain analytics role loses (or regains) SELECT on it
         await ctx.platform.db.confined.grant(conn, ctx.tenant, changed.name, secure=changed.secure)
         return changed
@@ -491,24 +489,26 @@ def _renamed(definition: TableDef, old: str, new: str) -> TableDef:
         return tree.sql(identify=True)
 
     columns = tuple(
-        replace(c, name=new if c.name == old else c.name, check=rename_in_check(c.check))
+        msgspec.structs.replace(
+            c, name=new if c.name == old else c.name, check=rename_in_check(c.check)
+        )
         for c in definition.columns
     )
     indexes = tuple(
-        replace(i, columns=tuple(new if n == old else n for n in i.columns))
+        msgspec.structs.replace(i, columns=tuple(new if n == old else n for n in i.columns))
         for i in definition.indexes
     )
-    return replace(definition, columns=columns, indexes=indexes)
+    return msgspec.structs.replace(definition, columns=columns, indexes=indexes)
 
 
 def _renamed_references(definition: TableDef, table: str, old: str, new: str) -> TableDef:
     columns = tuple(
-        replace(c, references=replace(c.references, column=new))
+        msgspec.structs.replace(c, references=msgspec.structs.replace(c.references, column=new))
         if c.references and c.references.table == table and c.references.column == old
         else c
         for c in definition.columns
     )
-    return replace(definition, columns=columns)
+    return msgspec.structs.replace(definition, columns=columns)
 
 
 def _add_column_sql(conn: AsyncConnection, table: Table, column: ColumnDef) -> str:

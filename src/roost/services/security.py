@@ -17,9 +17,9 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -138,8 +138,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class OpaqueToken:
+class OpaqueToken(msgspec.Struct, frozen=True):
     kind: OpaqueKind
     tenant: str
     id: str
@@ -184,8 +183,7 @@ def same_hash(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
+class AccessClaims(msgspec.Struct, frozen=True):
     user_id: str
     tenant: str
     session_id: str

@@ -20,10 +20,10 @@ import hmac
 import json
 import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import ColumnElement, Connection, bindparam, func, literal, select
 from sqlalchemy.exc import IntegrityError
 
@@ -603,8 +603,7 @@ async def _copy(ctx: Context, params: CopyObjectRequest, *, move: bool) -> Store
 # -- reading files ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Download:
+class Download(msgspec.Struct, frozen=True):
     """A file found and allowed to its reader: what it is, and its bytes on demand (an
     answer that sends no body, HEAD or 304, reads none)."""
 

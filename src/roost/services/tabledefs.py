@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cached_property, lru_cache
@@ -114,15 +113,13 @@ def check_identifier(name: str, field_name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(msgspec.Struct, frozen=True):
     table: str
     column: str
     on_delete: str = "no action"
 
 
-@dataclass(frozen=True)
-class ColumnDef:
+class ColumnDef(msgspec.Struct, frozen=True):
     name: str
     type: str
     nullable: bool = True
@@ -134,15 +131,13 @@ class ColumnDef:
     autoincrement: bool = False
 
 
-@dataclass(frozen=True)
-class IndexDef:
+class IndexDef(msgspec.Struct, frozen=True):
     name: str
     columns: tuple[str, ...]
     unique: bool = False
 
 
-@dataclass(frozen=True)
-class TableDef:
+class TableDef(msgspec.Struct, frozen=True, dict=True):
     name: str
     columns: tuple[ColumnDef, ...]
     indexes: tuple[IndexDef, ...] = ()
@@ -171,7 +166,7 @@ class TableDef:
         return next(c for c in self.columns if c.primary_key)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TableDef:
@@ -198,7 +193,7 @@ def parse_column(spec: dict[str, Any], position: str) -> ColumnDef:
     for index, constraint in enumerate(spec.get("constraints") or []):
         column = _apply_constraint(column, str(constraint), f"{position}.constraints[{index}]")
     if spec.get("default") is not None:
-        column = replace(
+        column = msgspec.structs.replace(
             column, default=parse_default(spec["default"], column.type, f"{position}.default")
         )
     return column
@@ -232,20 +227,20 @@ def _apply_constraint(column: ColumnDef, constraint: str, field_name: str) -> Co
     normalized = " ".join(constraint.strip().split())
     lowered = normalized.lower()
     if lowered == "primary key":
-        return replace(column, primary_key=True, nullable=False)
+        return msgspec.structs.replace(column, primary_key=True, nullable=False)
     if lowered == "not null":
-        return replace(column, nullable=False)
+        return msgspec.structs.replace(column, nullable=False)
     if lowered == "null":
         return column
     if lowered == "unique":
-        return replace(column, unique=True)
+        return msgspec.structs.replace(column, unique=True)
     if match := _REFERENCES.match(lowered):
         table = check_identifier(match.group(1), field_name)
-        return replace(
+        return msgspec.structs.replace(
             column, references=Reference(table, match.group(2), match.group(3) or "no action")
         )
     if match := _CHECK.match(normalized) if lowered.startswith("check") else None:
-        return replace(column, check=parse_check(match.group(1), field_name))
+        return msgspec.structs.replace(column, check=parse_check(match.group(1), field_name))
     raise ValidationError(
         f"unknown constraint {constraint[:80]!r}; use PRIMARY KEY, NOT NULL, UNIQUE, "
         "REFERENCES table(column) [ON DELETE CASCADE|SET NULL|RESTRICT|NO ACTION] or CHECK (...)",
@@ -470,8 +465,7 @@ def _app_default(column: ColumnDef) -> Any:
 # -- values from the wire -------------------------------------------------------------------
 
 
-@dataclass
-class Coercer:
+class Coercer(msgspec.Struct):
     """Turns JSON/MessagePack values into the Python values a column binds."""
 
     table: TableDef

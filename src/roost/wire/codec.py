@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
@@ -40,8 +39,7 @@ def format_of(media_type: str | None) -> WireFormat | None:
     return None  # wildcards included: the caller falls back on the request's own format
 
 
-@dataclass(frozen=True, slots=True)
-class Codec:
+class Codec(msgspec.Struct, frozen=True):
     """Encodes and decodes one wire format."""
 
     format: WireFormat

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
 
 from roost.errors import ConfigurationError, PayloadTooLargeError
 
 CHUNK = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class StoredBlob:
+class StoredBlob(msgspec.Struct, frozen=True):
     size: int
     sha256: str  # hex digest of the bytes
     etag: str

@@ -10,10 +10,10 @@ import os
 import re
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
+import msgspec
 
 from roost.backends.blob import CHUNK, Measured, StoredBlob
 from roost.backends.blob.sigv4 import EMPTY_SHA256, sign
@@ -32,8 +32,7 @@ _KEY = re.compile(r"<Key>([^<]*)</Key>")
 _ERROR = re.compile(r"<Error>.*?<Code>([^<]*)</Code>", re.S)
 
 
-@dataclass(frozen=True)
-class S3Location:
+class S3Location(msgspec.Struct, frozen=True):
     bucket: str
     endpoint: str
     region: str

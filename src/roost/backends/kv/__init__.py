@@ -7,8 +7,9 @@ to a store is in seconds, kept to the millisecond (the API takes whole seconds).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
 
 from roost.backends import messaging_backend
 
@@ -19,8 +20,7 @@ NO_EXPIRY = -1
 """What `ttl` answers for a key that never expires."""
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     value: str  # JSON text
     ttl: int  # seconds left, or NO_EXPIRY
 

@@ -33,9 +33,9 @@ import math
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import hiredis
+import msgspec
 
 from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.redis_line import RedisAddress, RedisReplyError, pack_command
@@ -47,8 +47,7 @@ _RETRY_SECONDS = 1.0
 _CLIENT_NAME = "roost-kv-near-cache"
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
+class _Cached(msgspec.Struct, frozen=True):
     value: str
     expires_at: float  # on the cache's clock; math.inf for a key without ttl
     size: int

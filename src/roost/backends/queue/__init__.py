@@ -9,8 +9,9 @@ by the service (`<tenant>:<queue>`). Bodies are JSON text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
+
+import msgspec
 
 from roost.backends import messaging_backend
 
@@ -22,8 +23,7 @@ DEFAULT_MAX_DELIVERIES = 5
 NackAction = Literal["requeued", "dead_lettered"]
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(msgspec.Struct, frozen=True):
     """A message as a consumer (or the dead-letter list) sees it."""
 
     id: str
@@ -34,8 +34,7 @@ class Delivery:
     published_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class QueueCounts:
+class QueueCounts(msgspec.Struct, frozen=True):
     ready: int
     delayed: int
     in_flight: int

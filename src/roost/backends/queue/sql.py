@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import replace
 from typing import Any
 
+import msgspec
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -151,7 +151,7 @@ class SqlQueueStore:
                 "deliveries_": row.deliveries + 1,
             }
             execute(conn, _TAKE, taken)
-            return replace(_delivery(row), retry_count=row.deliveries)
+            return msgspec.structs.replace(_delivery(row), retry_count=row.deliveries)
 
         return await self._db.run(CONTROL, work, write=True)
 

@@ -38,9 +38,9 @@ import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import Connection, NullPool, text
 from sqlalchemy.exc import DBAPIError
 
@@ -77,8 +77,7 @@ class ReadTooSlow(Exception):
     """The read ran past its time limit and was stopped."""
 
 
-@dataclass(frozen=True)
-class ReadLimits:
+class ReadLimits(msgspec.Struct, frozen=True):
     """How many confined reads run at once, and how large a result may grow."""
 
     concurrent: int = 2

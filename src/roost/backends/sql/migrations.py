@@ -19,10 +19,10 @@ import json
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import msgspec
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -148,8 +148,7 @@ class InsertRows:
         conn.execute(self.table.insert(), [{**row, self.stamped: now} for row in self.rows])
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(msgspec.Struct, frozen=True):
     """One numbered step of a namespace's migrations: its changes, in order."""
 
     version: int

@@ -8,8 +8,9 @@ events past a room's `max_events` or `max_age`; offsets never restart.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
 
 from roost.backends import messaging_backend
 
@@ -17,8 +18,7 @@ if TYPE_CHECKING:
     from roost.backends.sql import Database
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(msgspec.Struct, frozen=True):
     id: str
     offset: int
     event_type: str
@@ -27,15 +27,13 @@ class StoredEvent:
     timestamp: float
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
+class NewEvent(msgspec.Struct, frozen=True):
     event_type: str
     data: str  # JSON text
     metadata: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
+class Page(msgspec.Struct, frozen=True):
     """Events of a room in offset order, with the oldest retained and newest offsets
     (an empty room has oldest = newest + 1)."""
 
@@ -44,8 +42,7 @@ class Page:
     newest: int
 
 
-@dataclass(frozen=True, slots=True)
-class Retention:
+class Retention(msgspec.Struct, frozen=True):
     max_events: int
     max_age: float | None
     """seconds; a room's own retention (`configure`) keeps whole ones, rounded up"""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from roost.client._async.passkeys import AsyncPasskeys
 from roost.client._async.providers import AsyncProviders
@@ -246,7 +247,7 @@ class AsyncAuth(Namespace):
         """
         params = {"tenant": tenant, "session_token": session_token}
         tokens = await self._client.call("auth.switch_tenant", params)
-        there = dataclasses.replace(self._client.config, tenant=tenant)
+        there = msgspec.structs.replace(self._client.config, tenant=tenant)
         return self._client._derive(session=TokenSession(tokens), config=there)
 
     async def accept_invitation(self, code: str) -> dict[str, Any]:

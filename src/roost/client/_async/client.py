@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
 from functools import cached_property
 from typing import Any, ClassVar
 
 import httpx
+import msgspec
 
 from roost.client._asgi import IN_PROCESS_URL, ASGIApp, AsyncASGIAppTransport, websocket_refusal
 from roost.client._async.analytics import AsyncAnalytics
@@ -447,7 +447,7 @@ class AsyncClient(ModeSelecting):
         clone = self._derive(
             credential=self._credential,
             session=self._session,
-            config=replace(self._config, tenant=tenant),
+            config=msgspec.structs.replace(self._config, tenant=tenant),
         )
         clone._refresh_lock = self._refresh_lock  # one session, refreshed once at a time
         return clone

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 from dotenv import dotenv_values
 
 from roost.errors import ConfigurationError
@@ -16,8 +16,7 @@ TokenType = Literal["jwt", "api_key", "session_token"]
 TOKEN_TYPES = ("jwt", "api_key", "session_token")
 
 
-@dataclass(frozen=True, slots=True)
-class ClientConfig:
+class ClientConfig(msgspec.Struct, frozen=True):
     """What a client was told. Built by `ClientConfig.resolve`, which validates every field."""
 
     api_url: str = DEFAULT_API_URL
@@ -46,12 +45,13 @@ class ClientConfig:
         """Arguments win over `ROOST_<FIELD>` variables, which win over `.env`, then defaults."""
         values: dict[str, Any] = {}
         environment = {**_dotenv(Path(".env")), **os.environ}
-        for field in fields(cls):
-            given = arguments.get(field.name)
+        for name in cls.__struct_fields__:
+            given = arguments.get(name)
             if given is None:
-                given = environment.get(f"ROOST_{field.name.upper()}")
+                given = environment.get(f"ROOST_{name.upper()}")
             if given is not None:
-                values[field.name] = _convert(field.name, field.type, given)
+                # the annotation as written ("int | None"): this module's annotations are text
+                values[name] = _convert(name, cls.__annotations__[name], given)
         for name, env in (("api_key", "api_key"), ("session_token", "session_token")):
             if "token" not in values and environment.get(f"ROOST_{name.upper()}"):
                 values["token"], values["token_type"] = environment[f"ROOST_{name.upper()}"], env
@@ -87,7 +87,7 @@ class ClientConfig:
         _check(
             self.circuit_breaker_threshold >= 1, "circuit_breaker_threshold", "must be at least 1"
         )
-        return replace(self, api_url=self.api_url.rstrip("/"))
+        return msgspec.structs.replace(self, api_url=self.api_url.rstrip("/"))
 
 
 def _check(ok: bool, name: str, message: str) -> None:

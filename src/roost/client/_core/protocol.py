@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -28,8 +27,7 @@ def operation_path(operation: str) -> str:
     return f"/api/v1/{module}/{action}"
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedRequest:
+class PreparedRequest(msgspec.Struct, frozen=True):
     method: str
     path: str
     headers: dict[str, str]

@@ -4,8 +4,9 @@ all become the parameters of one server operation, `database.query`."""
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
 from typing import Any, Literal, Self
+
+import msgspec
 
 from roost.errors import ValidationError
 from roost.wire.database import FILTER_OPERATORS as OPERATORS
@@ -45,8 +46,7 @@ def normalize_filters(filters: Filters) -> list[list[Any]]:
     return [list(item) for item in filters]
 
 
-@dataclass(frozen=True, slots=True)
-class QueryState:
+class QueryState(msgspec.Struct, frozen=True):
     """What a query asks for; every builder step returns a new state."""
 
     table: str | None = None
@@ -86,7 +86,7 @@ class QueryBuilder:
         self._state = state
 
     def _with(self, **changes: Any) -> Self:
-        return type(self)(self._client, replace(self._state, **changes))
+        return type(self)(self._client, msgspec.structs.replace(self._state, **changes))
 
     def filter(self, field: str, op: str, value: Any = True) -> Self:
         """Keep rows where `field op value` (ops: eq ne gt gte lt lte in not_in contains

@@ -15,7 +15,6 @@ a record (`QueueMessage`, `StreamEvent`, `TableChange`, dicts) is true, and None
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -67,8 +66,7 @@ def decode(answer: Any, kind: type[T]) -> T:
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
-class BatchItemResult:
+class BatchItemResult(msgspec.Struct, frozen=True):
     """One operation of a `client.batch` call: `status` is "success" or "error"."""
 
     status: str
@@ -83,8 +81,7 @@ class BatchItemResult:
         return self.ok
 
 
-@dataclass(frozen=True, slots=True)
-class TableChange:
+class TableChange(msgspec.Struct, frozen=True):
     """A change of a table: `type` is "insert", "update" or "delete"; `record` is the row as
     stored (for a delete, only its primary key); `offset` orders the table's changes."""
 

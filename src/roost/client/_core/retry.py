@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import monotonic, time
 from typing import Any
 
 import httpx
+import msgspec
 
 from roost.client._core.breaker import CircuitBreaker
 from roost.client._core.config import ClientConfig
@@ -21,8 +21,7 @@ from roost.errors import AuthenticationError, ConnectionError, NetworkError, Tim
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
+class Backoff(msgspec.Struct, frozen=True):
     """`compute(n)`: a random wait of half to all of min(max_delay, base * multiplier**(n-1))."""
 
     base: float
@@ -34,8 +33,7 @@ class Backoff:
         return random.uniform(ceiling / 2, ceiling)
 
 
-@dataclass(frozen=True, slots=True)
-class Retry:
+class Retry(msgspec.Struct, frozen=True):
     """How many times to retry, and the wait before each retry."""
 
     backoff: Backoff
@@ -76,23 +74,20 @@ def parse_retry_after(value: str | None) -> float | None:
 # generated sync client holds no logic of its own.
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
+class Send(msgspec.Struct, frozen=True):
     """Send `request`; the flow receives the response, or the httpx.TransportError raised."""
 
     request: PreparedRequest
     timeout: httpx.Timeout
 
 
-@dataclass(frozen=True, slots=True)
-class Sleep:
+class Sleep(msgspec.Struct, frozen=True):
     """Wait `seconds` before the next attempt."""
 
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class Refresh:
+class Refresh(msgspec.Struct, frozen=True):
     """Refresh the session's tokens; `force`: even if they are not yet due."""
 
     force: bool

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+import msgspec
 
 from roost.errors import ConnectionError, TimeoutError, ValidationError
 
 MAX_METHOD_LENGTH = 100  # what the server's door takes (`roost.wire.ws.CallFrame`)
 
 
-@dataclass(frozen=True, slots=True)
-class PoolStats:
+class PoolStats(msgspec.Struct, frozen=True):
     """What `client.rpc.stats()` reports of the client's pool of RPC connections."""
 
     size: int

@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import logging
 from collections.abc import AsyncGenerator, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import httpcore
@@ -40,8 +39,7 @@ MAX_ARRAY_BYTES = 1 << 20  # past this, calls leave in several frames (the serve
 REFUSED = frozenset({4401, 4403, 4429})  # close codes of a server refusing the connection
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     """How a socket reaches the server: a TCP connection to the URL's host (the default), or,
     inside a sandboxed function, the runtime's Unix socket (`api_socket`) or door
     (`api_door`, a file descriptor handing out connected sockets: `roost.client._door`)."""

@@ -18,8 +18,9 @@ import inspect
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+
+import msgspec
 
 from roost.client._core.rpc import call_timeout
 from roost.client._realtime.connection import DIRECT, Connection, Route
@@ -49,15 +50,14 @@ async def fresh_headers(source: HeaderSource) -> dict[str, str]:
     return headers
 
 
-@dataclass
-class _Subscription:
+class _Subscription(msgspec.Struct):
     method: str
     params: dict[str, Any]
     on_event: Callable[[Any], Any]
     room: str
     server_id: str | None = None
     last_offset: int | None = None
-    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    inbox: asyncio.Queue[Any] = msgspec.field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
 
     def resume_params(self) -> dict[str, Any]:

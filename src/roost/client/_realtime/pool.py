@@ -23,8 +23,9 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from roost.client._core.config import ClientConfig
 from roost.client._core.rpc import PoolStats, call_timeout, pool_timed_out
@@ -33,8 +34,7 @@ from roost.client._realtime.engine import HeaderSource, fresh_headers, websocket
 from roost.errors import AuthenticationError, ConnectionError
 
 
-@dataclass(eq=False)
-class _Member:
+class _Member(msgspec.Struct, eq=False):
     connection: Connection
     load: int = 0  # calls in flight on it
     retired: bool = False  # its credential expired: no new calls, closed once idle

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from roost.client._sync.passkeys import Passkeys
 from roost.client._sync.providers import Providers
@@ -247,7 +248,7 @@ class Auth(Namespace):
         """
         params = {"tenant": tenant, "session_token": session_token}
         tokens = self._client.call("auth.switch_tenant", params)
-        there = dataclasses.replace(self._client.config, tenant=tenant)
+        there = msgspec.structs.replace(self._client.config, tenant=tenant)
         return self._client._derive(session=TokenSession(tokens), config=there)
 
     def accept_invitation(self, code: str) -> dict[str, Any]:

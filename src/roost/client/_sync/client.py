@@ -9,11 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from functools import cached_property
 from typing import Any, ClassVar
 
 import httpx
+import msgspec
 
 from roost.client._asgi import IN_PROCESS_URL, ASGIApp, ASGIAppTransport, websocket_refusal
 from roost.client._sync.analytics import Analytics
@@ -449,7 +449,7 @@ class Client(ModeSelecting):
         clone = self._derive(
             credential=self._credential,
             session=self._session,
-            config=replace(self._config, tenant=tenant),
+            config=msgspec.structs.replace(self._config, tenant=tenant),
         )
         clone._refresh_lock = self._refresh_lock  # one session, refreshed once at a time
         return clone

@@ -9,9 +9,10 @@ arguments and result types; what Synap does otherwise is written here: `kv.get` 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from functools import cached_property
 from typing import Any
+
+import msgspec
 
 from roost.client._async.client import AsyncClient
 from roost.client._async.kv import AsyncKV
@@ -142,7 +143,7 @@ class AsyncSynapClient:
             "compression": compression,
             "format": format,
         }
-        settings = replace(
+        settings = msgspec.structs.replace(
             config or ClientConfig(), **{name: v for name, v in given.items() if v is not None}
         )
         self.config = settings

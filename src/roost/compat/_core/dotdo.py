@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
 
 from roost.compat._core.credentials import credential_kind
 from roost.errors import APIError, AuthenticationError, ConfigurationError, RoostError
@@ -83,8 +84,7 @@ def tenant_of(headers: dict[str, str] | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class DotDoSettings:
+class DotDoSettings(msgspec.Struct, frozen=True):
     """DotDo's constructor arguments. What is left None comes from `DOTDO_<NAME>`
     (`DOTDO_API_KEY`, `DOTDO_ENDPOINT`, `DOTDO_POOL_SIZE`, ...), then from Roost's `ROOST_*`
     and its defaults."""

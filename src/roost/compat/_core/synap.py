@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from typing import Any
+
+import msgspec
 
 from roost.compat._core.credentials import credential_kind
 from roost.errors import NotFoundError, RoostError
@@ -65,8 +66,7 @@ _NATIVE_NAMES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ClientConfig:
+class ClientConfig(msgspec.Struct, frozen=True):
     """Synap's client settings. What is left None comes from `SYNAP_<NAME>` (`SYNAP_URL`,
     `SYNAP_API_KEY`, `SYNAP_TIMEOUT`, ...), then from Roost's `ROOST_*` and its defaults."""
 
@@ -85,7 +85,7 @@ class ClientConfig:
     def native_options(self) -> dict[str, Any]:
         """The arguments of `roost.AsyncClient` / `roost.Client` these settings stand for
         (the native client checks and converts them)."""
-        given = {field.name: self._setting(field.name) for field in fields(self)}
+        given = {field.name: self._setting(field.name) for field in msgspec.structs.fields(self)}
         options = {
             native: given[name] for name, native in _NATIVE_NAMES.items() if given[name] is not None
         }

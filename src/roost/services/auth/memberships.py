@@ -22,10 +22,10 @@ Who decides:
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import msgspec
 from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -86,7 +86,7 @@ async def switch_tenant(ctx: Context, params: SwitchTenantRequest) -> TokenPair:
         ).first()
     if link is None:
         raise _no_membership(params.tenant)
-    there = dataclasses.replace(
+    there = msgspec.structs.replace(
         ctx,
         tenant=params.tenant,
         principal=None,
@@ -165,7 +165,7 @@ async def accept_invitation(ctx: Context, params: AcceptInvitationRequest) -> Me
             details={"field": "code"},
         ) from None
     await _undo_if_chained(ctx, principal.user_id, invite["tenant"], invite["user_id"])
-    there = dataclasses.replace(ctx, tenant=invite["tenant"], principal=None)
+    there = msgspec.structs.replace(ctx, tenant=invite["tenant"], principal=None)
     async with ctx.platform.db.read(invite["tenant"]) as conn:
         member = await accounts.find_by_id(conn, invite["user_id"])
         roles = (await accounts.roles_and_scopes(conn, member, now))[0] if member else []

@@ -35,11 +35,11 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -83,8 +83,7 @@ _ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "E
 _USERNAME_CHARS = re.compile(r"[^A-Za-z0-9_.+-]")
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoints:
+class Endpoints(msgspec.Struct, frozen=True):
     authorize: str
     token: str
     userinfo: str | None
@@ -93,8 +92,7 @@ class Endpoints:
     basic_auth: bool  # client_secret_basic; else the secret goes in the form (GitHub's way)
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(msgspec.Struct, frozen=True):
     subject: str
     email: str
     email_verified: bool

@@ -27,10 +27,10 @@ from __future__ import annotations
 import functools
 import json
 import struct
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -63,8 +63,7 @@ OPTIONS_PER_CLIENT = 60  # sign-in options asked for per client address in CHALL
 _REGISTER, _SIGN_IN = "pk_reg", "pk_auth"
 
 
-@dataclass(frozen=True, slots=True)
-class RelyingParty:
+class RelyingParty(msgspec.Struct, frozen=True):
     id: str
     name: str
     origins: list[str]

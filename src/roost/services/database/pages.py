@@ -13,9 +13,9 @@ applies them (`TypedSelect`), so the rows are those the general path returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sqlalchemy import BindParameter, ColumnElement, Select, Table, func, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import visitors
@@ -34,14 +34,12 @@ _UNSHAPED = {"in", "not_in"}  # a list's length makes other SQL (and IN is compi
 _Where = tuple[int, int]  # (condition, its nth bound parameter) or (_LIMIT|_OFFSET, 0)
 
 
-@dataclass(frozen=True)
-class _Compiled:
+class _Compiled(msgspec.Struct, frozen=True):
     reader: TypedSelect
     where: tuple[_Where, ...]  # where each of the reader's parameters' values comes from
 
 
-@dataclass(frozen=True)
-class Shape:
+class Shape(msgspec.Struct, frozen=True):
     """A query's SQL, compiled: the page's and (for a count) the count's."""
 
     page: _Compiled | None
@@ -49,8 +47,7 @@ class Shape:
     structure: tuple[tuple[type, ...], ...]  # each condition's elements (a check)
 
 
-@dataclass(frozen=True)
-class PageRead:
+class PageRead(msgspec.Struct, frozen=True):
     """The rows of a page read inline, and the total when it was asked for."""
 
     rows: list[dict[str, Any]]

@@ -6,9 +6,9 @@ themselves are `filters.py`."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sqlalchemy import ColumnElement, Connection, Select, Table, func, select
 
 from roost.backends.sql.tables import documents
@@ -33,8 +33,7 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(msgspec.Struct, frozen=True):
     limit: int
     offset: int
     number: int | None

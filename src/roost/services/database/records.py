@@ -10,10 +10,10 @@ which `write_with_changes` runs instead when the table has no follower.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, Select, Table, bindparam, delete, func, select, update
 
 from roost.errors import NotFoundError, ValidationError
@@ -349,8 +349,7 @@ def _insert_group(conn: Connection, table: Table, pk: str, rows: list[dict[str, 
     return sorted(result, key=lambda row: row[pk])
 
 
-@dataclass(frozen=True, slots=True)
-class _Change:
+class _Change(msgspec.Struct, frozen=True):
     """What an update sets (`data`) in which rows: the one whose primary key is `key`, or
     those that match `conditions`."""
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from sqlalchemy import ColumnElement, Table
 
 from roost.errors import AuthorizationError, ValidationError
@@ -33,8 +33,7 @@ from roost.wire.policy import Principal, Resource, ResourceEntry
 _NUMBERS = ("integer", "bigint")
 
 
-@dataclass(frozen=True, slots=True)
-class RowPolicy:
+class RowPolicy(msgspec.Struct, frozen=True):
     """The policies over one bound table, for one caller."""
 
     guard: Guard

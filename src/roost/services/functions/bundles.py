@@ -23,8 +23,9 @@ import shutil
 import stat
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+import msgspec
 
 from roost.errors import PayloadTooLargeError, ValidationError
 from roost.wire.functions import HandlerKind
@@ -36,15 +37,13 @@ _CHUNK = 256 * 1024
 _DEFAULT_MODULE = "main"
 
 
-@dataclass(frozen=True, slots=True)
-class BundleLimits:
+class BundleLimits(msgspec.Struct, frozen=True):
     max_bundle_bytes: int
     max_unpacked_bytes: int
     max_files: int
 
 
-@dataclass(frozen=True, slots=True)
-class Entrypoint:
+class Entrypoint(msgspec.Struct, frozen=True):
     """`function` (in main.py) or `module:function`, split."""
 
     module: str

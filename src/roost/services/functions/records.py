@@ -31,9 +31,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import Connection
 
 from roost.backends.sql.fast import insert_rows
@@ -52,8 +52,7 @@ MAX_PENDING = 10_000  # records waiting to be written, past which runs wait for 
 GATHER_SECONDS = 0.05
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRecord:
+class PendingRecord(msgspec.Struct, frozen=True):
     """One run's record as it will be written, and its token to forget once it is."""
 
     tenant: str

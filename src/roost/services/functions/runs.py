@@ -12,7 +12,6 @@ one transaction (the logs also as entries of the `logs` service, category
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -55,8 +54,7 @@ _LEVEL_NAMES: dict[str, Level] = {
 }
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(msgspec.Struct):
     """How a run ended."""
 
     status: Status
@@ -148,8 +146,7 @@ async def prepare(
     )
 
 
-@dataclass
-class Watch:
+class Watch(msgspec.Struct):
     """Reads the events of one run: `items()` yields what a generator handler yields (only
     when the job streams), keeps its output within `max_log_bytes`, and leaves the end in
     `outcome`. Closing `items()` early cancels the run (the runtime's iterator is closed)."""
@@ -160,7 +157,7 @@ class Watch:
     depth: int = 0  # runs waiting on this one (a call made by a running function: 1)
     queued: bool = False  # an async run: it may wait for its tenant's share of the workers
     outcome: Outcome | None = None
-    lines: list[Log] = field(default_factory=list)
+    lines: list[Log] = msgspec.field(default_factory=list)
     dropped: int = 0
     _size: int = 0
 
@@ -221,8 +218,7 @@ def watch_of(platform: Platform, started: Started, job: Job) -> Watch:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Started:
+class Started(msgspec.Struct, frozen=True):
     """An invocation's fixed fields, as recorded when it started (or was queued)."""
 
     id: str

@@ -16,8 +16,9 @@ subschema that holds them; `$dynamicRef` as a plain reference, as jsonschema 4 d
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from roost.errors import ValidationError
 
@@ -38,16 +39,14 @@ _BELOW_MAP: tuple[str, ...] = ("properties", "patternProperties", "$defs", "defi
 _REFERENCES = ("$ref", "$dynamicRef")
 
 
-@dataclass
-class Pattern:
+class Pattern(msgspec.Struct):
     """A regular expression of the schema, and where it is (a JSON pointer)."""
 
     text: str
     where: str
 
 
-@dataclass
-class Walked:
+class Walked(msgspec.Struct):
     """What the walk found: the schema's patterns, and whether it uses
     unevaluatedProperties anywhere."""
 
@@ -55,12 +54,13 @@ class Walked:
     unevaluated_properties: bool
 
 
-@dataclass
-class _Node:
+class _Node(msgspec.Struct):
     schema: dict[str, Any]
     where: str
     resolver: Any  # referencing's Resolver (not exported by name)
-    in_place: list[int] = field(default_factory=list)  # ids of the subschemas applied in place
+    in_place: list[int] = msgspec.field(
+        default_factory=list
+    )  # ids of the subschemas applied in place
 
 
 def walk(schema: dict[str, Any]) -> Walked:

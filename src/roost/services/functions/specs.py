@@ -15,10 +15,10 @@ import asyncio
 import functools
 import hashlib
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
@@ -31,8 +31,7 @@ from roost.settings import Settings
 from roost.wire.functions import ExecutionMode, HandlerKind
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionSpec:
+class FunctionSpec(msgspec.Struct, frozen=True):
     id: str
     name: str
     app: str

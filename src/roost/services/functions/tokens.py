@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -31,8 +30,7 @@ _PURPOSE = "function-runtime-tokens"
 _HEADER: Final = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
 
 
-@dataclass(frozen=True, slots=True)
-class CallerRef:
+class CallerRef(msgspec.Struct, frozen=True):
     """Who a run acts for: a user, and the session or API key they called with."""
 
     user_id: str
@@ -40,8 +38,7 @@ class CallerRef:
     api_key_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RuntimeClaims:
+class RuntimeClaims(msgspec.Struct, frozen=True):
     tenant: str
     caller: CallerRef
     limits: tuple[frozenset[str], ...]  # the declared scopes of each function in the chain

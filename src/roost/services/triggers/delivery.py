@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 
 import msgspec
 from sqlalchemy import select, update
@@ -48,8 +47,7 @@ _POLL = 1.0  # seconds between looks when nothing wakes the loop
 _ERROR_CHARS = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(msgspec.Struct, frozen=True):
     delivered: bool
     status_code: int | None
     error: str | None

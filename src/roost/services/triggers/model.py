@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -23,8 +22,7 @@ logger = logging.getLogger("roost.triggers")
 _TRIGGERS = TenantCache["tuple[TriggerRow, ...]"]("triggers.all", ttl=5.0)
 
 
-@dataclass(frozen=True, slots=True)
-class TriggerRow:
+class TriggerRow(msgspec.Struct, frozen=True):
     id: str
     name: str
     description: str
