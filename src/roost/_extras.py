@@ -17,7 +17,6 @@ SERVER_MODULES = (
     "argon2",
     "jwt",
     "cryptography",
-    "pydantic_settings",
     "sqlglot",
     "redis",
     "typer",

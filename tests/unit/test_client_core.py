@@ -94,7 +94,7 @@ def test_config_reads_env_then_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_sdk_and_server_read_one_dotenv_alike(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from roost.client._core.config import _dotenv
+    from roost._environment import roost_variables
     from roost.settings import load_settings
 
     monkeypatch.chdir(tmp_path)
@@ -114,7 +114,7 @@ def test_sdk_and_server_read_one_dotenv_alike(
     assert str(settings.data_dir) == "/srv/roost data"
     # `#` inside quotes is no comment, and ${VAR} is filled in: the same on both sides
     assert settings.database_url == "postgresql://roost:p#ss@db.internal/roost"
-    read_by_sdk = _dotenv(Path(".env"))
+    read_by_sdk = roost_variables()  # what ClientConfig.resolve reads
     assert read_by_sdk["ROOST_DATABASE_URL"] == settings.database_url
     assert read_by_sdk["ROOST_DATA_DIR"] == str(settings.data_dir)
 

@@ -31,14 +31,14 @@ def test_serve_loads_no_library_that_only_some_requests_use() -> None:
     # (with cryptography's x509) and TOTP load on first use, and so do SQLAlchemy's async
     # engine and the ORM it imports (SQLite's start-up and health run on the sync engines),
     # SQLAlchemy's PostgreSQL dialect, the policy engine (YAML, CEL), and cryptography (the
-    # secrets vault and idempotency records)
+    # secrets vault and idempotency records); pydantic not at all (settings are Structs)
     code = (
         "import sys, roost.cli.main, roost.server; "
         "from roost.server.app import create_app; create_app(); "
         "print(sorted(m for m in ('webauthn', 'jsonschema', 'referencing', 'jinja2', "
         "'swagger_ui', 'aiosmtplib', 'asyncpg', 'httpx', 'authlib', 'prometheus_client', 'jwt', "
         "'pyotp', 'roost.client._sync.client', 'sqlalchemy.ext.asyncio', 'sqlalchemy.orm', "
-        "'sqlalchemy.dialects.postgresql', 'yaml', 'roost.policy.engine', 'cryptography') "
+        "'sqlalchemy.dialects.postgresql', 'yaml', 'roost.policy.engine', 'cryptography', 'pydantic') "
         "if m in sys.modules))"
     )
     assert _loaded_after(code) == "[]"

@@ -66,7 +66,7 @@ def serve(
     """Start the platform (embedded default: SQLite and ./roost-data)."""
     from roost.server.serving import serve as run_server
     from roost.server.serving import server_config
-    from roost.settings import load_settings
+    from roost.settings import is_given, load_settings
 
     use_data_dir(data_dir)
     if database_url:
@@ -79,7 +79,7 @@ def serve(
             "or run one worker."
         )
         raise typer.Exit(2)
-    if "functions_api_url" not in settings.model_fields_set:
+    if not is_given("functions_api_url"):
         # functions call this server back where it listens (the workers inherit this). Set
         # only once the server starts: a refused `serve` run in-process (a test's CliRunner)
         # would otherwise leave this port in the environment of every server started after

@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import msgspec
 import typer
 from rich.console import Console
 
@@ -90,7 +91,7 @@ async def _work(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    settings = settings.model_copy(update={"functions_async_concurrency": runs})
+    settings = msgspec.structs.replace(settings, functions_async_concurrency=runs)
     async with open_platform(settings) as platform:
         if platform.functions is None or not await platform.functions.ready():
             raise ConfigurationError(

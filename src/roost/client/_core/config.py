@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-from dotenv import dotenv_values
 
+from roost._environment import roost_variables
 from roost.errors import ConfigurationError
 
 DEFAULT_API_URL = "http://127.0.0.1:8787"
@@ -44,7 +42,7 @@ class ClientConfig(msgspec.Struct, frozen=True):
     def resolve(cls, **arguments: Any) -> ClientConfig:
         """Arguments win over `ROOST_<FIELD>` variables, which win over `.env`, then defaults."""
         values: dict[str, Any] = {}
-        environment = {**_dotenv(Path(".env")), **os.environ}
+        environment = roost_variables()
         for name in cls.__struct_fields__:
             given = arguments.get(name)
             if given is None:
@@ -111,15 +109,3 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
             f"ROOST_{name.upper()} must be a number, got {value!r}", details={"field": name}
         ) from None
     return value
-
-
-def _dotenv(path: Path) -> dict[str, str]:
-    """The `ROOST_` lines of a `.env` file, read by python-dotenv as the server's settings are
-    (pydantic-settings uses it): quotes, `export`, comments and `${VAR}` alike on both sides."""
-    if not path.is_file():
-        return {}
-    return {
-        key: value
-        for key, value in dotenv_values(path).items()
-        if key.startswith("ROOST_") and value is not None
-    }
