@@ -1,7 +1,8 @@
-"""`roost serve`, in a module of its own: `roost serve` parses its arguments with a command
-group that holds this one command (`main`), so that it neither imports the other commands'
-modules nor has Typer build all of them (~60 ms of its start together); every other command
-line goes through the whole group (`roost.cli.main`), where `serve` is registered as well.
+"""`roost serve`, in a module of its own: `roost serve` reads a plain command line of its
+options itself, and hands any other to a command group that holds this one command (`main`),
+so that it neither imports the other commands' modules nor has Typer build all of them (~60
+ms of its start together); every other command line goes through the whole group
+(`roost.cli.main`), where `serve` is registered as well.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args, get_type_hints
 
 import typer
 from rich.console import Console
@@ -34,13 +36,65 @@ console = Console(emoji=False)
 
 
 def main() -> None:
-    """`roost serve ...`: the group of the `roost` command with `serve` alone in it. The
-    callback keeps it a group (Typer runs a lone command without its name otherwise), so the
-    command line, its help and its errors read as in the whole group."""
+    """`roost serve ...`: a command line of `serve`'s options and values alone is read here
+    (`plain_options`); any other (`--help`, a value that does not convert, an unknown option)
+    goes to the group of the `roost` command with `serve` alone in it, which answers as the
+    whole group does. The callback keeps it a group (Typer runs a lone command without its
+    name otherwise)."""
+    options = plain_options(sys.argv[2:])
+    if options is not None:
+        try:
+            serve(**options)
+        except typer.Exit as exit_:
+            sys.exit(exit_.exit_code)
+        except KeyboardInterrupt:  # as Typer ends a command the user interrupted
+            print("\nAborted!", file=sys.stderr)
+            sys.exit(1)
+        return
     app = typer.Typer(help=HELP, no_args_is_help=True)
     app.callback()(_group)
     app.command()(serve)
     app()
+
+
+def plain_options(args: list[str]) -> dict[str, Any] | None:
+    """`serve`'s arguments from `--name value` and `--name=value` pairs of its own options,
+    converted as Typer converts them; None for anything else, which Typer then reads (and
+    explains). Typer converts every value through a pydantic TypeAdapter, and importing
+    pydantic and building the adapters was ~9% of `roost serve`'s start-up
+    (tests/cli/test_serve_options.py checks that both read the same)."""
+    kinds = {
+        f"--{name.replace('_', '-')}": (name, *get_args(hint))
+        for name, hint in get_type_hints(serve, include_extras=True).items()
+        if name != "return"
+    }
+    given: dict[str, Any] = {}
+    remaining = iter(args)
+    for arg in remaining:
+        flag, has_value, value = arg.partition("=")
+        if flag not in kinds:
+            return None
+        if not has_value:
+            value = next(remaining, "--")
+        name, kind, option = kinds[flag]
+        if value.startswith("--"):
+            return None
+        if kind is int:
+            if not value.isascii() or not value.isdigit():
+                return None
+            number = int(value)
+            if (option.min is not None and number < option.min) or (
+                option.max is not None and number > option.max
+            ):
+                return None
+            given[name] = number
+        elif kind in (str, str | None):
+            given[name] = value
+        elif kind == Path | None:
+            given[name] = Path(value)
+        else:
+            return None
+    return given
 
 
 def _group() -> None:
