@@ -14,6 +14,7 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -749,7 +750,7 @@ def load_settings(**overrides: Any) -> Settings:
     variables = roost_variables()
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for field in msgspec.structs.fields(Settings):
+    for field in _fields():
         variable = f"ROOST_{field.name.upper()}"
         try:
             if field.name in overrides:
@@ -767,6 +768,13 @@ def load_settings(**overrides: Any) -> Settings:
     if problems:
         raise ConfigurationError(f"invalid settings: {'; '.join(problems)}")
     return Settings(**values)
+
+
+@cache
+def _fields() -> tuple[msgspec.structs.FieldInfo, ...]:
+    """The fields with their types resolved (from this module's annotations, which are text:
+    ~10 ms each time on a slow machine, and `serve` reads the settings twice)."""
+    return msgspec.structs.fields(Settings)
 
 
 def is_given(name: str) -> bool:
