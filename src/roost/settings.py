@@ -784,7 +784,8 @@ def is_given(name: str) -> bool:
 
 def _from_text(text: str, kind: Any) -> Any:
     """A variable's text as what `msgspec.convert` takes for `kind`: JSON for a list or a
-    mapping, the usual words for a bool, else the text itself (numbers convert from it)."""
+    mapping, the usual words for a bool, a number's text without spaces around it, else the
+    text itself."""
     bare = {arg for arg in get_args(kind) if arg is not type(None)} if get_origin(kind) else {kind}
     bare = {get_args(arg)[0] if get_origin(arg) is Annotated else arg for arg in bare}
     if any(get_origin(arg) in (list, dict) or arg in (list, dict) for arg in bare):
@@ -798,6 +799,8 @@ def _from_text(text: str, kind: Any) -> Any:
             return True
         if word in _FALSE:
             return False
+    if bare & {int, float}:
+        return text.strip()  # a number written with spaces around it
     return text
 
 
@@ -819,7 +822,7 @@ def _without_path(error: msgspec.ValidationError) -> str:
 def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What a field's own bounds cannot say: (setting, problem) pairs."""
     problems = []
-    lanes = values.get("password_hash_parallelism", 1)
+    lanes = values.get("password_hash_parallelism", _DEFAULTS.password_hash_parallelism)
     memory = values.get("password_hash_memory_kib", _DEFAULTS.password_hash_memory_kib)
     if isinstance(lanes, int) and isinstance(memory, int) and memory < 8 * lanes:
         problems.append(

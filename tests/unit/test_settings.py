@@ -24,6 +24,7 @@ def test_variables_convert_to_each_fields_type(monkeypatch: pytest.MonkeyPatch) 
         "ROOST_ALLOW_SIGNUP": "off",
         "ROOST_ACCESS_LOG": "Yes",
         "ROOST_FUNCTIONS_POOL_SIZE": "7",
+        "ROOST_FUNCTIONS_DEFAULT_TIMEOUT": " 12.5 ",
         "ROOST_AUTH_CACHE_SECONDS": "0.5",
         "ROOST_POLICY_GLOBALS": '{"region": "eu"}',
         "ROOST_AUTH_REDIRECT_URLS": '["https://app.example"]',
@@ -36,6 +37,7 @@ def test_variables_convert_to_each_fields_type(monkeypatch: pytest.MonkeyPatch) 
     assert settings.allow_signup is False
     assert settings.access_log is True
     assert (settings.functions_pool_size, settings.auth_cache_seconds) == (3, 0.5)
+    assert settings.functions_default_timeout == 12.5
     assert settings.policy_globals == {"region": "eu"}
     assert settings.auth_redirect_urls == ["https://app.example"]
     assert settings.functions_run_dir == Path("/srv/run")
