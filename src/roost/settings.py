@@ -773,7 +773,7 @@ def load_settings(**overrides: Any) -> Settings:
 @cache
 def _fields() -> tuple[msgspec.structs.FieldInfo, ...]:
     """The fields with their types resolved (from this module's annotations, which are text:
-    ~10 ms each time on a slow machine, and `serve` reads the settings twice)."""
+    ~10 ms each time on a slow machine; `serve` and the app it starts each read settings)."""
     return msgspec.structs.fields(Settings)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args, get_type_hints
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -138,8 +139,9 @@ def serve(
         # only once the server starts: a refused `serve` run in-process (a test's CliRunner)
         # would otherwise leave this port in the environment of every server started after
         # it from that process, and their functions would call a server that is not theirs
-        os.environ["ROOST_FUNCTIONS_API_URL"] = _local_url(host, port)
-        settings = or_exit(load_settings)
+        url = _local_url(host, port)
+        os.environ["ROOST_FUNCTIONS_API_URL"] = url
+        settings = msgspec.structs.replace(settings, functions_api_url=url)
     backend = "PostgreSQL" if settings.resolved_database_url.startswith("postgresql") else "SQLite"
     _first_run_notes(settings)
     console.print(
