@@ -175,16 +175,8 @@ def create_app(
 
     door = RestDoor(dispatcher, fallback=other_doors)
     operations = {path: route.name for path, route in door.routes.items()}
-    # Unary operations run eagerly (`serving.py`) as on the WebSocket door; streams, files and
-    # pages do not (Starlette and anyio expect a task of their own), nor does anything traced.
-    eager = frozenset(path for path, route in door.routes.items() if route.streamed is None)
     return Observed(
-        traced(door, settings),
-        metrics,
-        operations,
-        access_log=settings.access_log,
-        door=door,
-        eager_paths=frozenset() if settings.tracing else eager,
+        traced(door, settings), metrics, operations, access_log=settings.access_log, door=door
     )
 
 

@@ -192,12 +192,9 @@ class Observed:
         *,
         access_log: bool = False,
         door: object = None,
-        eager_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.door = door  # the RestDoor inside (tests reach its dispatcher through it)
-        # paths whose requests the server may run eagerly (`serving.BoundedHttpTools`)
-        self.eager_paths = eager_paths
         self.metrics = metrics
         self.operations = operations  # REST path -> operation name (the REST door's routes)
         self.access_log = access_log

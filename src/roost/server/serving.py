@@ -7,18 +7,16 @@ WebSocket handshake is such a head too) and counts headers, and past either limi
 and closes: a connection holds at most the limit plus one socket read of a head, however much
 it sends, and one head at a time.
 
-It also runs a request eagerly (`server/eager.py`, as the WebSocket door runs its calls) when
-its whole body came in the read that began it and its path is one of the app's `eager_paths`
-(the REST door's unary operations): a call that needs no wait (a cached credential, an embedded
-KV read) answers inline, without a task and its trips through the event loop.
+Each request runs in a task of its own, as uvicorn runs it. (Running it inline in the read that
+brought it, as the WebSocket door runs its calls, was tried: with 8 or 32 connections busy it
+cost the server 11-25% more CPU per trivial call than a task, and saved 0-9% with one
+connection; see docs/architecture.md, "Doors".)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Collection
 from typing import Any
 
 import httptools
@@ -29,7 +27,6 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
-    RequestResponseCycle,
 )
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
@@ -37,16 +34,11 @@ from uvicorn.supervisors import Multiprocess
 from roost._startup import resume_collector
 from roost.errors import ValidationError
 from roost.server.access_lines import access_logger
-from roost.server.eager import Starter
 from roost.server.redaction import log_config
 from roost.settings import Settings
 from roost.wire.codec import JSON
 
 _LINGER = 1.0  # seconds a refused client has to read the 431 before the socket closes
-_STARTER = Starter()  # which paths waited last time (those go straight into a task)
-_NOT_EAGER: frozenset[str] = frozenset()
-
-logger = logging.getLogger("roost.server")
 
 
 class HeadLimits(msgspec.Struct, frozen=True):
@@ -80,11 +72,6 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.head_bytes = 0
         self.refusal: str | None = None  # why this request is refused, once it is
         self.closer: asyncio.TimerHandle | None = None  # set when the 431 has gone out
-        # A fresh context per request (uvicorn's opt-in) is what a task gives, not an eager run.
-        fresh_context = getattr(config, "reset_contextvars", False)
-        self.eager_paths = _NOT_EAGER if fresh_context else _eager_paths_of(self.app)
-        self.parsing = False  # inside the parser's run over one read (`data_received`)
-        self.deferred: tuple[RequestResponseCycle, Any] | None = None  # its start, until the body
         if self.access_log:  # uvicorn's line per request, written in batches
             self.access_logger = access_logger()
 
@@ -104,15 +91,7 @@ class BoundedHttpTools(HttpToolsProtocol):
             # the usual case, a whole request in one read: the loop below would feed it as one
             # piece too (no copy of `data[:room]`, no second turn)
             self.head_bytes += len(data)
-            self.parsing = True
-            try:
-                self._parse(data)
-            finally:
-                self.parsing = False
-            deferred = self.deferred
-            if deferred is not None:  # the body goes on in a later read: the app waits in a task
-                self.deferred = None
-                HttpToolsProtocol._start_asgi_task(self, *deferred)
+            self._parse(data)
             return
         while data and not self.transport.is_closing() and self.transport.get_protocol() is self:
             if self.closer is not None:
@@ -182,37 +161,6 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.in_head, self.head_bytes = True, 0
         if self.refusal is None:
             HttpToolsProtocol.on_message_complete(self)
-            deferred = self.deferred
-            if deferred is not None:  # the whole request came in this read: run it now
-                self.deferred = None
-                self._run_eagerly(*deferred)
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        # A request of an eager path, its head in the read being parsed: its start waits for
-        # the end of its body (`on_message_complete`) or of the read (`data_received`).
-        if (
-            self.parsing
-            and self.deferred is None
-            and cycle is self.cycle
-            and cycle.scope["path"] in self.eager_paths
-            and not self.transport.is_closing()
-        ):
-            self.deferred = (cycle, app)
-            return
-        HttpToolsProtocol._start_asgi_task(self, cycle, app)
-
-    def _run_eagerly(self, cycle: RequestResponseCycle, app: Any) -> None:
-        """Run the app on `cycle` up to its first wait; what waits goes on in a task, counted
-        with uvicorn's own (a graceful shutdown waits for it)."""
-        try:
-            task = _STARTER.start(cycle.scope["path"], cycle.run_asgi(app))
-        except Exception:  # run_asgi answers the app's errors itself: this is uvicorn's own
-            logger.exception("a request run eagerly failed")
-            self.transport.close()
-            return
-        if task is not None:
-            task.add_done_callback(self.tasks.discard)
-            self.tasks.add(task)
 
     def handle_websocket_upgrade(self) -> None:
         if self.refusal is None:
@@ -253,19 +201,6 @@ class BoundedHttpTools(HttpToolsProtocol):
         if self.closer is not None:
             self.closer.cancel()
         super().connection_lost(exc)
-
-
-def _eager_paths_of(app: Any) -> Collection[str]:
-    """The `eager_paths` of the Roost app inside uvicorn's wrappers (each holds the next as
-    `.app`), or none: another app's requests run in tasks, as uvicorn runs them."""
-    for _ in range(8):
-        paths: Collection[str] | None = getattr(app, "eager_paths", None)
-        if paths is not None:
-            return paths
-        app = getattr(app, "app", None)
-        if app is None:
-            break
-    return _NOT_EAGER
 
 
 def server_config(

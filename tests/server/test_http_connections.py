@@ -1,6 +1,6 @@
-"""The HTTP door runs a request eagerly when its whole body came in the read that began it
-(`server/serving.py`): pipelined requests, bodies that come in a later read, refusals and
-calls that wait all answer as they did in tasks, in order, on a connection that stays open."""
+"""One keep-alive connection of the HTTP door (`server/serving.py`): pipelined requests, a body
+that comes in a later read, a head split mid-way, a refusal among them and a call that waits on
+the database all answer in order, on a connection that stays open."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _token(server: RunningServer) -> str:
 
 def test_pipelined_requests_answer_in_order(server: RunningServer) -> None:
     token = _token(server)
-    key = unique("eager-")
+    key = unique("conn-")
     requests = [
         _request("/api/v1/kv/set", {"key": key, "value": {"n": 1}}, token),
         _request("/api/v1/kv/get", {"key": key}, token),
@@ -88,7 +88,7 @@ def test_pipelined_requests_answer_in_order(server: RunningServer) -> None:
 
 
 def test_a_body_that_comes_in_a_later_read_is_awaited(server: RunningServer) -> None:
-    token, key = _token(server), unique("eager-")
+    token, key = _token(server), unique("conn-")
     with _connect(server) as sock:
         for n in range(3):
             request = _request("/api/v1/kv/set", {"key": key, "value": {"n": n}}, token)
@@ -103,7 +103,7 @@ def test_a_body_that_comes_in_a_later_read_is_awaited(server: RunningServer) -> 
 
 def test_a_request_split_mid_head_and_one_that_waits_answer(server: RunningServer) -> None:
     token = _token(server)
-    table = unique("eager_")
+    table = unique("conn_")
     with httpx.Client(base_url=server.url, timeout=30) as http:
         headers = {"authorization": f"Bearer {token}"}
         added = http.post(
