@@ -37,7 +37,7 @@ def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T] | None:
     stand_in = _TaskToBe()
     caller = asyncio.current_task(loop)
     # asyncio's own bookkeeping of the running task (what Task.__step does around each step),
-    # written out: every call of both doors comes through here
+    # written out: every WebSocket call comes through here
     if caller is not None:
         _leave_task(loop, caller)
     _enter_task(loop, stand_in)
