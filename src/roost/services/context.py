@@ -191,6 +191,13 @@ class Platform(msgspec.Struct):
     """what else lets go of a deleted tenant on this replica when the bus says so (the
     WebSocket door closes the tenant's connections)"""
 
+    @property
+    def sole_server(self) -> bool:
+        """Whether this process is the only server on its data. Without Redis it is: several
+        processes (`roost serve --workers`, replicas, `roost worker`) need ROOST_REDIS_URL to
+        reach each other. Then what this process changed is all that changed."""
+        return self.settings.redis_url is None
+
     async def forget_tenant(self, name: str) -> None:
         """After a tenant's deletion: drop what this replica remembers of it at once, and every
         other replica as soon as the bus reaches it (`listen_for_revocations`)."""

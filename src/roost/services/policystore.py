@@ -9,11 +9,13 @@
   validation, which compiles every condition, runs outside the write transaction.
 - **The compiled engine** of a tenant is kept in memory and labelled with the tenant's
   *stamp*: a random token in the KV store under `$policies:<tenant>` (a key no tenant's KV
-  calls can reach), replaced after every change. Each call reads the stamp (embedded: a
-  primary-key read on the event loop; Redis: the near cache, which Redis invalidates before
-  it answers the writer), and compiles again when it differs. So a change takes effect on the
-  very next call on every replica, not when a bus notification arrives, and a replica that
-  missed one cannot keep stale policies.
+  calls can reach), replaced after every change. Each call reads the stamp (from Redis' near
+  cache, which Redis invalidates before it answers the writer), and compiles again when it
+  differs. So a change takes effect on the very next call on every replica, not when a bus
+  notification arrives, and a replica that missed one cannot keep stale policies. A server
+  without Redis is the only one (`Platform.sole_server`): every change is made through it and
+  drops the engine it keeps at once, so it reads no stamp (a read of SQLite per guarded call,
+  ~7 us, and ~30 us while other connections write).
 """
 
 from __future__ import annotations
@@ -163,6 +165,8 @@ async def policy_guard(ctx: Context, target: str, name: str) -> Guard | None:
 async def _current(ctx: Context) -> _Compiled:
     platform, tenant = ctx.platform, ctx.tenant
     cache = _ENGINES.of(platform)
+    if platform.sole_server:  # every change is made here, and drops the engine here at once
+        return await cache.get_or_load(tenant, _loader(platform, tenant, None))
     for _ in range(3):
         stamp = await _stamp(platform, tenant)
         held = cache.get(tenant)
