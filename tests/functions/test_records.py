@@ -78,7 +78,9 @@ def record_of(platform: Platform, function_id: str, token: str | None = None) ->
         "duration_ms": 1,
         "finished_at": now,
     }
-    return PendingRecord(DEFAULT_TENANT, row, [], token, platform.clock.time() + 40)
+    return PendingRecord(
+        DEFAULT_TENANT, run_id, lambda: (row, []), token, platform.clock.time() + 40
+    )
 
 
 def token_of(platform: Platform, user_id: str, run_id: str) -> str:
@@ -120,14 +122,14 @@ async def test_a_run_ends_for_its_token_before_its_record_is_written(tmp_path: P
         live = token_of(platform, admin, "a-run-going-on")
         assert await acts(platform, live)
         ended = record_of(platform, function_id)
-        token = token_of(platform, admin, ended.invocation["id"])
-        ended = PendingRecord(DEFAULT_TENANT, ended.invocation, [], token, ended.token_expires_at)
+        token = token_of(platform, admin, ended.id)
+        ended = PendingRecord(DEFAULT_TENANT, ended.id, ended.rows, token, ended.token_expires_at)
         async with platform.db.write(DEFAULT_TENANT):  # the record waits for this to end
             await platform.function_records.add(platform, ended)
-            assert ended.invocation["id"] not in await kept(platform)
+            assert ended.id not in await kept(platform)
             assert not await acts(platform, token)  # at once, though not written yet
         await platform.function_records.flush()
-        assert ended.invocation["id"] in await kept(platform)
+        assert ended.id in await kept(platform)
         assert not await acts(platform, token)  # the record says so now
 
 
@@ -140,11 +142,11 @@ async def test_a_record_that_cannot_be_kept_costs_only_itself(tmp_path: Path) ->
         for record in (good[0], orphan, *good[1:]):
             await records.add(platform, record)
         await records.flush()
-        assert await kept(platform) == {record.invocation["id"] for record in good}
+        assert await kept(platform) == {record.id for record in good}
         now = platform.clock.time()
-        assert not any(records.ended(record.invocation["id"], now) for record in good)
+        assert not any(records.ended(record.id, now) for record in good)
         # never written: its run stays ended here until its token expires
-        orphan_id = orphan.invocation["id"]
+        orphan_id = orphan.id
         assert records.ended(orphan_id, now)
         assert not records.ended(orphan_id, orphan.token_expires_at)
 
@@ -155,4 +157,4 @@ async def test_records_pending_at_shutdown_are_written(tmp_path: Path) -> None:
         record = record_of(platform, await a_function(platform))
         await platform.function_records.add(platform, record)
     async with open_platform(settings) as platform:
-        assert await kept(platform) == {record.invocation["id"]}
+        assert await kept(platform) == {record.id}

@@ -52,12 +52,16 @@ MAX_PENDING = 10_000  # records waiting to be written, past which runs wait for 
 GATHER_SECONDS = 0.05
 
 
+Rows = tuple[dict[str, Any], list[dict[str, Any]]]  # an invocation's row, its log entries
+
+
 class PendingRecord(msgspec.Struct, frozen=True):
-    """One run's record as it will be written, and its token to forget once it is."""
+    """One run's record, to be written, and its token to forget once it is."""
 
     tenant: str
-    invocation: dict[str, Any]
-    log_entries: list[dict[str, Any]]
+    id: str  # the invocation's
+    rows: Callable[[], Rows]
+    """its row and its log entries, built by the writer: off the path of the run's answer"""
     token: str | None
     token_expires_at: float
 
@@ -90,7 +94,7 @@ class InvocationRecords:
 
     async def add(self, platform: Platform, record: PendingRecord) -> None:
         """Keep a run's record, to be written soon (waits only if too many are pending)."""
-        self._ended[record.invocation["id"]] = record.token_expires_at
+        self._ended[record.id] = record.token_expires_at
         self._pending.append(record)
         self._added += 1
         self._platform = platform
@@ -163,7 +167,7 @@ class InvocationRecords:
             if len(records) == 1:
                 logger.exception(
                     "the record of invocation %s (tenant %s) could not be written",
-                    records[0].invocation["id"],
+                    records[0].id,
                     tenant,
                 )
                 return  # its token stays ended here (`ended`) until it expires
@@ -171,7 +175,7 @@ class InvocationRecords:
                 await self._write(platform, tenant, [record])
             return
         for record in records:
-            self._ended.pop(record.invocation["id"], None)
+            self._ended.pop(record.id, None)
         # committed: every replica lets the tokens go (one bus message for the batch)
         principals.end_runtime_token(
             platform, *(record.token for record in records if record.token is not None)
@@ -179,11 +183,9 @@ class InvocationRecords:
 
 
 def _writer_of(records: list[PendingRecord]) -> Callable[[Connection], None]:
-    rows = [record.invocation for record in records]
-    entries = [entry for record in records for entry in record.log_entries]
-
     def write(conn: Connection) -> None:
-        insert_rows(conn, function_invocations, rows)
-        insert_rows(conn, logs, entries)
+        built = [record.rows() for record in records]
+        insert_rows(conn, function_invocations, [row for row, _ in built])
+        insert_rows(conn, logs, [entry for _, entries in built for entry in entries])
 
     return write

@@ -30,7 +30,7 @@ from roost.services import accounts, principals
 from roost.services import secrets as secret_store
 from roost.services.caching import TenantCache
 from roost.services.context import Context, Platform, Principal
-from roost.services.functions.records import PendingRecord
+from roost.services.functions.records import PendingRecord, Rows
 from roost.services.functions.runtime import FunctionRuntime, unavailable
 from roost.services.functions.specs import FunctionSpec, ensure_code
 from roost.services.functions.tokens import MAX_CHAIN, CallerRef, RuntimeClaims, RuntimeTokens
@@ -264,15 +264,19 @@ async def record(
     an async one), its output as log entries, and meter it. A new record is written just
     after the caller's answer (`records.py`); the run's token acts no more from here on."""
     finished = utcnow()
-    values = _final_values(platform, outcome, watch, finished)
-    entries = _log_entries(started, watch.lines if watch else [], finished)
+    lines = watch.lines if watch else []
     token = watch.job.env["ROOST_TOKEN"] if watch is not None else None
     platform.meter.count_function(tenant, started.caller.api_key_id, outcome.duration_ms)
     if insert:
+
+        def rows() -> Rows:
+            values = _final_values(platform, outcome, watch, finished)
+            return {**invocation_row(started), **values}, _log_entries(started, lines, finished)
+
         pending = PendingRecord(
             tenant,
-            {**invocation_row(started), **values},
-            entries,
+            started.id,
+            rows,
             token,
             platform.clock.time() + started.timeout + TOKEN_GRACE,
         )
@@ -280,6 +284,8 @@ async def record(
             principals.end_runtime_token_here(platform, token)
         await platform.function_records.add(platform, pending)
         return
+    values = _final_values(platform, outcome, watch, finished)
+    entries = _log_entries(started, lines, finished)
     keep = (
         function_invocations.update()
         .where(function_invocations.c.id == started.id)

@@ -15,6 +15,7 @@ import asyncio
 import functools
 import hashlib
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,10 @@ class FunctionSpec(msgspec.Struct, frozen=True):
 
 _ACTIVE = TenantCache[FunctionSpec]("functions.active", ttl=2.0)
 _unpacking: dict[Path, asyncio.Future[None]] = {}
+# folders found unpacked, and when: taken as there for a second without asking the disk again
+# (a stat of a cold path per call cost more than a warm run's own work on the server)
+_SEEN_FOR = 1.0
+_seen: dict[Path, float] = {}
 
 
 async def active_spec(platform: Platform, tenant: str, name: str) -> FunctionSpec:
@@ -115,7 +120,13 @@ def _code_dir(data_dir: Path, tenant: str, function_id: str, version: int) -> Pa
 async def ensure_code(platform: Platform, tenant: str, spec: FunctionSpec) -> Path:
     """The version's code, unpacked (once per replica; concurrent runs wait for one)."""
     folder = code_dir(platform.settings, tenant, spec.id, spec.version)
+    now = time.monotonic()
+    if _seen.get(folder, -_SEEN_FOR) > now - _SEEN_FOR:
+        return folder
     if folder.is_dir():
+        if len(_seen) >= 4096:
+            _seen.clear()
+        _seen[folder] = now
         return folder
     pending = _unpacking.get(folder)
     if pending is not None:
@@ -143,6 +154,7 @@ async def ensure_code(platform: Platform, tenant: str, spec: FunctionSpec) -> Pa
 async def remove_code(settings: Settings, tenant: str, function_id: str | None = None) -> None:
     """Remove the unpacked code of one function (or of the whole tenant) on this replica."""
     root = code_root(settings, tenant)
+    _seen.clear()
     await asyncio.to_thread(remove_tree, root / function_id if function_id else root)
 
 
@@ -150,6 +162,7 @@ async def prune_code(settings: Settings, tenant: str, function_id: str, up_to: i
     """Remove this replica's unpacked copies of a function's versions up to `up_to`."""
     if up_to < 1:
         return
+    _seen.clear()
 
     def prune() -> None:
         folder = code_root(settings, tenant) / function_id
