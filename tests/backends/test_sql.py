@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, MetaData, bindparam, event, func, select, text, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from roost.backends.sql import CONTROL, Database
 from roost.backends.sql.fast import SQLITE, TypedSelect, TypedWrite, execute, insert_rows
@@ -150,15 +150,18 @@ async def test_fast_statements_answer_like_sqlalchemy(db: Database) -> None:
 
 @pytest.mark.anyio
 async def test_fast_inserts_store_what_sqlalchemy_stores(db: Database) -> None:
-    """Rows of dates and JSON (None included) read back, and are stored, as SQLAlchemy's own
-    insert of the same rows leaves them."""
+    """Rows of dates (UTC, another zone, whole seconds) and JSON (None included) read back,
+    and are stored, as SQLAlchemy's own insert of the same rows leaves them; a naive date is
+    refused as SQLAlchemy refuses it."""
     await migrate(db, "acme")
     at = utcnow()
+    elsewhere = datetime(2026, 3, 1, 2, 30, tzinfo=timezone(timedelta(hours=3)))
+    dates = {20: at, 30: elsewhere, 40: at.replace(microsecond=0)}
 
     def rows(category: str) -> list[dict[str, object]]:
         return [
             {
-                "at": at,
+                "at": dates[level],
                 "level_no": level,
                 "category": category,
                 "message": f"line {level}",
@@ -174,6 +177,9 @@ async def test_fast_inserts_store_what_sqlalchemy_stores(db: Database) -> None:
         conn.execute(logs.insert(), rows("theirs"))
         insert_rows(conn, logs, rows("ours"))
         insert_rows(conn, logs, [])
+        naive = [{**rows("naive")[0], "at": datetime(2026, 1, 1)}]
+        with pytest.raises((ValueError, StatementError), match="naive datetime"):
+            insert_rows(conn, logs, naive)
 
     await db.run("acme", work, write=True)
     columns = [c for c in logs.c if c.key not in ("id", "category")]
@@ -199,6 +205,7 @@ async def test_fast_inserts_store_what_sqlalchemy_stores(db: Database) -> None:
     assert read["ours"] == read["theirs"]
     assert len(read["ours"]) == 3
     assert read["ours"][0][0] == at
+    assert read["ours"][1][0] == elsewhere
     assert read["ours"][0][3] == {"n": 1, "s": "é"}
     assert stored["ours"] == stored["theirs"]
 
