@@ -71,6 +71,15 @@ def environment(params, user_data):
     return {key: os.environ.get(key) for key in params}
 
 
+def change_environment(params, user_data):
+    for key, value in params.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return sorted(os.environ)
+
+
 def call_api(params, user_data):
     from roost import AsyncClient, Client
 

@@ -98,6 +98,25 @@ async def test_the_job_env_is_the_handlers_environment_and_nothing_of_the_server
     assert later == {"STRIPE_KEY": None, "ROOST_TOKEN": None}  # gone for the next call
 
 
+async def test_what_a_handler_changes_in_its_environment_is_undone_for_the_next_call(
+    pool: WorkerPool, code: Code
+) -> None:
+    """A warm worker sets only a call's own variables when the environment is as the last
+    call left it: a handler that added, changed or removed one must not pass that on."""
+    env = {"ROOST_TOKEN": "first", "ROOST_FUNCTION_NAME": "echo"}
+    changes = {"LEFT_BEHIND": "x", "ROOST_FUNCTION_NAME": "forged", "HOME": None}
+    await call(pool, code.plain, "change_environment", changes, env=env)
+    names = ["LEFT_BEHIND", "ROOST_FUNCTION_NAME", "HOME", "ROOST_TOKEN"]
+    env = {"ROOST_TOKEN": "second", "ROOST_FUNCTION_NAME": "echo"}
+    for token in ("second", "third"):  # the repair, then a call on the fast path after it
+        env["ROOST_TOKEN"] = token
+        seen = (await call(pool, code.plain, "environment", names, env=env)).result
+        assert seen["LEFT_BEHIND"] is None
+        assert seen["ROOST_FUNCTION_NAME"] == "echo"
+        assert seen["HOME"] is not None
+        assert seen["ROOST_TOKEN"] == token
+
+
 @pytest.mark.parametrize("client", ["sync", "async"])
 async def test_a_function_reaches_the_roost_api(
     pool: WorkerPool, code: Code, api_server: RunningServer, client: str
