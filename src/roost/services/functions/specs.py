@@ -120,8 +120,8 @@ def _code_dir(data_dir: Path, tenant: str, function_id: str, version: int) -> Pa
 async def ensure_code(platform: Platform, tenant: str, spec: FunctionSpec) -> Path:
     """The version's code, unpacked (once per replica; concurrent runs wait for one)."""
     folder = code_dir(platform.settings, tenant, spec.id, spec.version)
-    now = time.monotonic()
-    if _seen.get(folder, -_SEEN_FOR) > now - _SEEN_FOR:
+    now, seen = time.monotonic(), _seen.get(folder)
+    if seen is not None and now - seen < _SEEN_FOR:
         return folder
     if folder.is_dir():
         if len(_seen) >= 4096:
