@@ -2,6 +2,7 @@
 32 concurrent callers, async invocations end to end.
 
     python benchmarks/functions.py [--seconds 2] [--async-invocations 200] [--port-base N]
+                                   [--pin]
 
 Each server (Roost on the embedded backends, then Roost with Redis: its queue carries the
 async invocations) runs in a process of its own under uvicorn with its function runtime
@@ -16,6 +17,11 @@ async invocations) runs in a process of its own under uvicorn with its function 
    turn): calls/s, p50 and p99;
 4. async invocations end to end: `--async-invocations` queued at once with `is_async=True`,
    until the last is recorded SUCCESS (taken from the queue and run by the server's runner).
+
+`--pin` (two cores or more) keeps the server and its function workers on core 0 and the load on
+the others, as `vs_pocketbase.py` pins its servers: a warm call then wakes its worker on the
+server's own core. Unpinned, the kernel places them as it likes; on a virtual machine a
+wake-up on another, idle, core costs tens of microseconds each way.
 """
 
 from __future__ import annotations
@@ -45,8 +51,11 @@ POOL_SIZE = 4
 CONCURRENT = 32
 
 
-def serve(kind: str, data_dir: str, secret: str, port: int) -> None:
+def serve(kind: str, data_dir: str, secret: str, pinned: bool, port: int) -> None:
     import uvicorn
+
+    if pinned:  # the function workers it starts inherit the core
+        os.sched_setaffinity(0, {0})
 
     from roost.server import create_app
     from roost.server.serving import BoundedHttpTools
@@ -79,9 +88,9 @@ def serve(kind: str, data_dir: str, secret: str, port: int) -> None:
     )
 
 
-def start(kind: str, port: int | None) -> tuple[Any, str]:
+def start(kind: str, port: int | None, pinned: bool = False) -> tuple[Any, str]:
     data_dir = tempfile.mkdtemp(prefix="roost-bench-")
-    args = (kind, data_dir, secrets.token_urlsafe(40))
+    args = (kind, data_dir, secrets.token_urlsafe(40), pinned)
     return start_process(serve, args, lambda url: httpx.get(url + "/api/v1/health"), port)
 
 
@@ -253,14 +262,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--async-invocations", type=int, default=200)
     parser.add_argument("--port-base", type=int, default=None, help="ports from here on")
+    parser.add_argument("--pin", action="store_true", help="server and workers on core 0")
     args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    pinned = args.pin and cores >= 2
+    if pinned:
+        os.sched_setaffinity(0, set(range(1, cores)))
     print(
-        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
-        f"{args.seconds:g} s per rate; {POOL_SIZE} sandboxed workers per server"
+        f"machine: {cores} cores, Python {sys.version.split()[0]}; "
+        f"{args.seconds:g} s per rate; {POOL_SIZE} sandboxed workers per server; "
+        + ("server and workers pinned to core 0, load on the others" if pinned else "unpinned")
     )
     for n, backend in enumerate(("embedded", "redis")):
         port = args.port_base + n if args.port_base else None
-        process, url = start(backend, port)
+        process, url = start(backend, port, pinned)
         try:
             health = httpx.get(url + "/api/v1/health").json()["backends"]["functions"]
             name = deploy_trivial(url)

@@ -3,11 +3,12 @@
     python benchmarks/inproc.py [--calls 20000] [--rounds 5]
 
 Builds the app of the tree whose `roost` this interpreter imports (to compare two trees, run it
-with each tree's own `.venv/bin/python`, the trees taking turns), signs in the admin, and feeds the WebSocket door 100 calls in flight on one connection (each answer
-sends the next call), and the REST door one request after another, for `kv.get` and
-`auth.whoami`; prints the process CPU per call (median of `--rounds`) as JSON. Without uvicorn,
-the websockets protocol and the kernel's sockets, what is left is Roost's own work per call,
-and on a busy machine it moves far less than a figure taken over loopback.
+with each tree's own `.venv/bin/python`, the trees taking turns), signs in the admin, and feeds the
+WebSocket door 100 calls in flight on one connection (each answer sends the next call), and the
+REST door one request after another, for `kv.get` and `auth.whoami`; prints the process CPU per
+call (median of `--rounds`) as JSON. Without uvicorn, the websockets protocol and the kernel's
+sockets, what is left is Roost's own work per call, and on a busy machine it moves far less than a
+figure taken over loopback.
 """
 
 from __future__ import annotations
