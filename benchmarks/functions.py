@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true", help="server and workers on core 0")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    pinned = args.pin and cores >= 2
+    pinned = args.pin and cores >= 2 and hasattr(os, "sched_setaffinity")  # Linux
     if pinned:
         os.sched_setaffinity(0, set(range(1, cores)))
     print(
