@@ -15,7 +15,6 @@ import asyncio
 import functools
 import hashlib
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import function_versions, functions
 from roost.errors import NotFoundError, ServerError
-from roost.services.caching import TenantCache
+from roost.services.caching import TenantCache, TTLCache
 from roost.services.context import Platform
 from roost.services.functions.bundles import BundleLimits, remove_tree, unpack
 from roost.settings import Settings
@@ -51,10 +50,9 @@ class FunctionSpec(msgspec.Struct, frozen=True):
 
 _ACTIVE = TenantCache[FunctionSpec]("functions.active", ttl=2.0)
 _unpacking: dict[Path, asyncio.Future[None]] = {}
-# folders found unpacked, and when: taken as there for a second without asking the disk again
-# (a stat of a cold path per call cost more than a warm run's own work on the server)
-_SEEN_FOR = 1.0
-_seen: dict[Path, float] = {}
+# folders found unpacked, taken as there for a second without asking the disk again (a stat
+# of a cold path per call cost more than a warm run's own work on the server)
+_SEEN = TTLCache[bool](1.0, max_entries=4096)
 
 
 async def active_spec(platform: Platform, tenant: str, name: str) -> FunctionSpec:
@@ -120,13 +118,10 @@ def _code_dir(data_dir: Path, tenant: str, function_id: str, version: int) -> Pa
 async def ensure_code(platform: Platform, tenant: str, spec: FunctionSpec) -> Path:
     """The version's code, unpacked (once per replica; concurrent runs wait for one)."""
     folder = code_dir(platform.settings, tenant, spec.id, spec.version)
-    now, seen = time.monotonic(), _seen.get(folder)
-    if seen is not None and now - seen < _SEEN_FOR:
+    if _SEEN.get(str(folder)):
         return folder
     if folder.is_dir():
-        if len(_seen) >= 4096:
-            _seen.clear()
-        _seen[folder] = now
+        _SEEN.put(str(folder), True)
         return folder
     pending = _unpacking.get(folder)
     if pending is not None:
@@ -154,7 +149,7 @@ async def ensure_code(platform: Platform, tenant: str, spec: FunctionSpec) -> Pa
 async def remove_code(settings: Settings, tenant: str, function_id: str | None = None) -> None:
     """Remove the unpacked code of one function (or of the whole tenant) on this replica."""
     root = code_root(settings, tenant)
-    _seen.clear()
+    _SEEN.clear()
     await asyncio.to_thread(remove_tree, root / function_id if function_id else root)
 
 
@@ -162,7 +157,7 @@ async def prune_code(settings: Settings, tenant: str, function_id: str, up_to: i
     """Remove this replica's unpacked copies of a function's versions up to `up_to`."""
     if up_to < 1:
         return
-    _seen.clear()
+    _SEEN.clear()
 
     def prune() -> None:
         folder = code_root(settings, tenant) / function_id
