@@ -166,7 +166,11 @@ async function tablePage(main, me, table) {
   sField.addEventListener("change", resort);
   sDir.addEventListener("change", resort);
 
+  // loads overlap (a sort field then its direction, a live reload): only the newest one's
+  // answer is shown, whichever arrives last
+  let loads = 0;
   async function load() {
+    const mine = ++loads;
     show(chips, state.filters.map((f, i) => h("li", {}, `${f[0]} ${f[1]} ${JSON.stringify(f[2])} `,
       button("×", () => { state.filters.splice(i, 1); state.page = 1; load(); },
         { "aria-label": `Remove filter ${f[0]} ${f[1]}` }))));
@@ -174,6 +178,7 @@ async function tablePage(main, me, table) {
     try {
       const result = await (first || ask());
       first = null;
+      if (mine !== loads) return;
       const pages = Math.max(1, Math.ceil(result.total / PAGE_SIZE));
       const names = info.columns.map((c) => c.name);
       show(records, h("h2", { id: "records" }, "Records"),
@@ -192,7 +197,7 @@ async function tablePage(main, me, table) {
           h("span", {}, `Page ${state.page} of ${pages}`),
           button("Next", () => { state.page += 1; load(); }, { disabled: state.page >= pages })));
     } catch (err) {
-      show(records, h("h2", { id: "records" }, "Records"), errorBox(err));
+      if (mine === loads) show(records, h("h2", { id: "records" }, "Records"), errorBox(err));
     }
   }
 
