@@ -1,9 +1,10 @@
 """The file door: streamed uploads and downloads (with Range), signed links, public buckets.
 
 Bodies stream in chunks in both directions and are never held whole in memory, and are metered
-as they pass. The door only speaks HTTP: which file a request may read, and its bytes, come
-from `services/storage.py`; context, errors, request ids and metering from the door kit
-(`server/dispatch.py`).
+as they pass; a download from the local blob store is handed to the kernel instead, when the
+server offers that (`server/sendfile.py`). The door only speaks HTTP: which file a request may
+read, and its bytes, come from `services/storage.py`; context, errors, request ids and metering
+from the door kit (`server/dispatch.py`).
 
 A user's file is served from the API's origin (and the dashboard's, at `/_/`), so it must never
 run there as a page: every file answer says `Content-Disposition: attachment` (inline only for
@@ -15,17 +16,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from roost.errors import RoostError, ValidationError
 from roost.server.dispatch import Dispatcher, check_access, error_response, headers_of
 from roost.server.responses import encoded, request_id, response_codec
+from roost.server.sendfile import ZERO_COPY
 from roost.services.context import Context
 from roost.services.storage import (
     Download,
@@ -39,6 +42,7 @@ from roost.wire.codec import JSON
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
 _PLAIN_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+METERED_PIECE = 1024 * 1024  # bytes of a file handed to the kernel at once, then metered
 
 
 class _Call(msgspec.Struct):
@@ -118,13 +122,13 @@ class FileDoor:
         ctx = await self._identify(call)
         check_access(ctx, "storage:read", "downloading a file")
         params = call.request.path_params
-        return self._serve(call, await open_download(ctx, params["bucket"], params["name"]))
+        return await self._serve(call, await open_download(ctx, params["bucket"], params["name"]))
 
     async def signed(self, call: _Call) -> Response:
         token = call.request.path_params["token"]
         found = await open_signed_download(self.dispatcher.platform, token)
         await self._identify(call, found.tenant)
-        return self._serve(call, found)
+        return await self._serve(call, found)
 
     async def public(self, call: _Call) -> Response:
         params = call.request.path_params
@@ -132,9 +136,9 @@ class FileDoor:
             self.dispatcher.platform, params["tenant"], params["bucket"], params["name"]
         )
         await self._identify(call, found.tenant)
-        return self._serve(call, found)
+        return await self._serve(call, found)
 
-    def _serve(self, call: _Call, found: Download) -> Response:
+    async def _serve(self, call: _Call, found: Download) -> Response:
         info = found.info
         headers = {
             "ETag": f'"{info.etag}"',
@@ -153,11 +157,62 @@ class FileDoor:
         headers["Content-Length"] = str(max(end - start + 1, 0))
         if call.request.method == "HEAD":
             return Response(status_code=status, headers=headers, media_type=info.content_type)
-        assert call.ctx is not None
-        chunks = self.dispatcher.metered(call.ctx, found.chunks(start, end), incoming=False)
+        ctx = call.ctx
+        assert ctx is not None
+        if ZERO_COPY in call.request.scope.get("extensions", ()):
+            file = await found.local_file()
+            if file is not None:  # the server hands it to the kernel (server/sendfile.py)
+
+                def meter(count: int) -> None:
+                    self.dispatcher.meter(ctx, bytes_out=count, calls=0)
+
+                return _KernelFileResponse(
+                    _Piece(file, start, end - start + 1, meter),
+                    status_code=status,
+                    headers=headers,
+                    media_type=info.content_type,
+                )
+        chunks = self.dispatcher.metered(ctx, found.chunks(start, end), incoming=False)
         return StreamingResponse(
             chunks, status_code=status, headers=headers, media_type=info.content_type
         )
+
+
+class _Piece(msgspec.Struct):
+    """What of a local file an answer sends, and how its bytes are metered as they go."""
+
+    file: BinaryIO
+    offset: int
+    count: int
+    meter: Callable[[int], None]
+
+
+class _KernelFileResponse(Response):
+    """An answer whose body is a piece of a local file, sent by the kernel from the page cache
+    (the ASGI zero-copy send; `server/sendfile.py`) a megabyte at a time, each metered once
+    sent: a transfer cut short is metered for what it moved."""
+
+    def __init__(self, piece: _Piece, **options: Any) -> None:
+        super().__init__(**options)
+        self.piece = piece
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        piece = self.piece
+        start = {"type": "http.response.start", "status": self.status_code}
+        offset, left = piece.offset, piece.count
+        try:
+            await send({**start, "headers": self.raw_headers})
+            while left > 0:
+                count = min(left, METERED_PIECE)
+                more = left > count
+                message = {"type": ZERO_COPY, "file": piece.file, "offset": offset, "count": count}
+                await send({**message, "more_body": more})
+                piece.meter(count)
+                offset, left = offset + count, left - count
+        except ConnectionResetError:
+            return  # the client went away; what went out is metered
+        finally:
+            piece.file.close()
 
 
 def _refuse_nul(params: dict[str, str]) -> None:

@@ -24,7 +24,11 @@ import msgspec
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
@@ -32,6 +36,7 @@ from roost._startup import resume_collector
 from roost.errors import ValidationError
 from roost.server.access_lines import access_logger
 from roost.server.redaction import log_config
+from roost.server.sendfile import ZERO_COPY, FileSendingCycle
 from roost.settings import Settings
 from roost.wire.codec import JSON
 
@@ -140,7 +145,15 @@ class BoundedHttpTools(HttpToolsProtocol):
         if self.refusal is not None:
             self.refuse(self.refusal)  # and no app, no body, no upgrade for this request
             return
+        cycle = self.cycle
         HttpToolsProtocol.on_headers_complete(self)
+        if self.cycle is not cycle and self.scope["method"] == "GET":
+            # a GET may be answered with a file, which the kernel then sends (sendfile.py):
+            # uvicorn made the request's cycle and its task has not run yet, so the cycle can
+            # still become the same object of the subclass that also sends files
+            self.scope["extensions"] = {ZERO_COPY: {}}
+            if type(self.cycle) is RequestResponseCycle:
+                self.cycle.__class__ = FileSendingCycle
 
     def on_body(self, body: bytes) -> None:
         if self.refusal is not None:

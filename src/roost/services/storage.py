@@ -21,7 +21,7 @@ import json
 import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 from sqlalchemy import ColumnElement, Connection, bindparam, func, literal, select
@@ -617,6 +617,13 @@ class Download(msgspec.Struct, frozen=True):
         if self.info.size == 0:
             return _nothing()
         return self._blobs.get(self._key, start=start, end=end)
+
+    async def local_file(self) -> BinaryIO | None:
+        """The file open for reading, where the blob store keeps it in a local file (for a
+        server to hand to the kernel); None elsewhere (S3) and for an empty file."""
+        if self.info.size == 0:
+            return None
+        return await self._blobs.open_local(self._key)
 
 
 async def open_download(ctx: Context, bucket_name: str, name: str) -> Download:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
@@ -61,6 +61,12 @@ class BlobStore(Protocol):
 
     def get(self, key: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The bytes from `start` to `end` (inclusive), in chunks; NotFoundError if no such key."""
+        ...
+
+    async def open_local(self, key: str) -> BinaryIO | None:
+        """The bytes under `key` as a local file open for reading, where this store keeps
+        them in one (a server can then hand them to the kernel); None where it does not.
+        NotFoundError if no such key."""
         ...
 
     async def size(self, key: str) -> int | None:

@@ -92,6 +92,12 @@ class FileBlobStore:
         finally:
             handle.close()
 
+    async def open_local(self, key: str) -> BinaryIO:
+        try:
+            return await asyncio.to_thread(open, self._path(key), "rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"no blob {key!r}") from None
+
     async def size(self, key: str) -> int | None:
         try:
             return (await asyncio.to_thread(self._path(key).stat)).st_size

@@ -158,6 +158,9 @@ class S3BlobStore:
         finally:
             await response.aclose()
 
+    async def open_local(self, key: str) -> None:
+        return None  # its bytes are read over HTTP (`get`)
+
     async def size(self, key: str) -> int | None:
         response = await self._request("HEAD", key)
         if response.status_code == 404:
