@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from roost import Client
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, start_server, unique
@@ -140,6 +140,42 @@ def test_create_a_user_and_an_api_key(admin_page: Page, running: RunningServer) 
     )
     assert answer.json()["scopes"] == ["logs:read"]
     expect(page.get_by_role("cell", name="ci", exact=True)).to_be_visible()
+
+
+def test_a_search_shows_the_answer_to_its_last_letters(
+    admin_page: Page, running: RunningServer
+) -> None:
+    """Typing searches letter by letter, and answers may come back in any order: the answer
+    to the first letter, held until the whole name has been answered, is not shown over it."""
+    page = admin_page
+    name = unique("zed")
+    with Client(api_url=running.url) as client:
+        admin = client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+        admin.users.create_user(username=name, password="zed-password-1")
+        admin.users.create_user(username=unique("zed"), password="zed-password-1")
+    page.get_by_role("link", name="Users & keys").click()
+    search = page.get_by_label("Search users")
+    expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
+    held: list[Route] = []
+
+    def hold_the_first_letter(route: Route) -> None:
+        if '"search":"z"' in (route.request.post_data or "").replace(" ", ""):
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/users/list_users", hold_the_first_letter)
+    search.press("z")
+    search.fill(name)
+    caption = page.locator("caption", has_text="users")
+    expect(caption).to_have_text("1 users")
+    assert len(held) == 1
+    with page.expect_response(lambda r: r.request is held[0].request) as stale:
+        held[0].continue_()
+    stale.value.finished()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 50))")  # it has been handled
+    expect(caption).to_have_text("1 users")
+    expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
 
 
 def test_tail_logs_while_the_sdk_writes(admin_page: Page, running: RunningServer) -> None:

@@ -73,3 +73,11 @@ export function toast(text) {
   document.body.append(el);
   setTimeout(() => el.remove(), 3000);
 }
+
+// Requests that may overlap (a search typed letter by letter, a sort field then its direction,
+// a page asked for while the last one loads) answer in any order: each takes a number from
+// `next()`, and its answer is shown only if `isLatest(number)` (no later request began).
+export function sequence() {
+  let latest = 0;
+  return { next: () => ++latest, isLatest: (number) => number === latest };
+}

@@ -1,6 +1,6 @@
 // The KV browser: keys by prefix (a page at a time), a key's value and ttl, set and delete.
 import { allows, call } from "../api.js";
-import { button, empty, errorBox, field, h, show, toast } from "../ui.js";
+import { button, empty, errorBox, field, h, sequence, show, toast } from "../ui.js";
 
 export async function render(main, { me }) {
   const canWrite = allows(me.scopes, "kv:write");
@@ -25,15 +25,18 @@ export async function render(main, { me }) {
     } catch (err) { show(shown, errorBox(err)); }
   }
 
+  const scans = sequence();  // a prefix typed letter by letter: the newest scan shows
   async function scan(from = null) {
+    const mine = scans.next();
     try {
       const page = await call("kv.scan", { prefix: prefix.value, count: 100, ...(from ? { cursor: from } : {}) });
+      if (!scans.isLatest(mine)) return;
       if (!from) list.replaceChildren();
       list.append(...page.keys.map((k) => h("li", {}, button(k, () => open(k), { class: "link" }))));
       cursor = page.cursor;
       more.hidden = !page.has_more;
       show(status, list.children.length ? null : empty(prefix.value ? "No key starts with this prefix." : "The store holds no keys."));
-    } catch (err) { show(status, errorBox(err)); }
+    } catch (err) { if (scans.isLatest(mine)) show(status, errorBox(err)); }
   }
   prefix.addEventListener("input", () => scan());
 

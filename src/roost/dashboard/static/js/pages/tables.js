@@ -3,7 +3,7 @@
 // The schema editor (#/tables/<name>/schema) and import and export are their own modules,
 // loaded when first opened, so the records page stays light.
 import { allows, call, subscribe } from "../api.js";
-import { button, empty, errorBox, field, grid, h, show, toast } from "../ui.js";
+import { button, empty, errorBox, field, grid, h, sequence, show, toast } from "../ui.js";
 
 const TYPES = ["text", "integer", "bigint", "boolean", "timestamp", "timestamptz", "date",
   "uuid", "json", "varchar(255)", "decimal(12,2)"];
@@ -166,11 +166,9 @@ async function tablePage(main, me, table) {
   sField.addEventListener("change", resort);
   sDir.addEventListener("change", resort);
 
-  // loads overlap (a sort field then its direction, a live reload): only the newest one's
-  // answer is shown, whichever arrives last
-  let loads = 0;
+  const loads = sequence();  // a sort field then its direction, a live reload: the newest shows
   async function load() {
-    const mine = ++loads;
+    const mine = loads.next();
     show(chips, state.filters.map((f, i) => h("li", {}, `${f[0]} ${f[1]} ${JSON.stringify(f[2])} `,
       button("×", () => { state.filters.splice(i, 1); state.page = 1; load(); },
         { "aria-label": `Remove filter ${f[0]} ${f[1]}` }))));
@@ -178,7 +176,7 @@ async function tablePage(main, me, table) {
     try {
       const result = await (first || ask());
       first = null;
-      if (mine !== loads) return;
+      if (!loads.isLatest(mine)) return;
       const pages = Math.max(1, Math.ceil(result.total / PAGE_SIZE));
       const names = info.columns.map((c) => c.name);
       show(records, h("h2", { id: "records" }, "Records"),
@@ -197,7 +195,7 @@ async function tablePage(main, me, table) {
           h("span", {}, `Page ${state.page} of ${pages}`),
           button("Next", () => { state.page += 1; load(); }, { disabled: state.page >= pages })));
     } catch (err) {
-      if (mine === loads) show(records, h("h2", { id: "records" }, "Records"), errorBox(err));
+      if (loads.isLatest(mine)) show(records, h("h2", { id: "records" }, "Records"), errorBox(err));
     }
   }
 

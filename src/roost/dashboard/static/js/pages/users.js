@@ -1,7 +1,7 @@
 // Users, roles, scopes and API keys: each section shows only when the principal's scopes
 // allow it.
 import { allows, call } from "../api.js";
-import { button, empty, errorBox, field, grid, h, show, toast } from "../ui.js";
+import { button, empty, errorBox, field, grid, h, sequence, show, toast } from "../ui.js";
 
 const csv = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
 
@@ -38,15 +38,18 @@ function form(label, inputs, submitText, onSubmit) {
 function usersSection(canWrite) {
   const list = h("div", {}, "Loading users…");
   const search = h("input", { type: "search", name: "search" });
+  const loads = sequence();  // a search typed letter by letter: the newest answer shows
   const load = async () => {
+    const mine = loads.next();
     try {
       const page = await call("users.list_users", search.value ? { search: search.value } : {});
+      if (!loads.isLatest(mine)) return;
       show(list, page.items.length
         ? grid(["username", "email", "roles", "is_active", "last_login"], page.items.map((u) => ({
           ...u, roles: u.roles.join(", "),
         })), { caption: `${page.total} users` })
         : empty("No user matches."));
-    } catch (err) { show(list, errorBox(err)); }
+    } catch (err) { if (loads.isLatest(mine)) show(list, errorBox(err)); }
   };
   search.addEventListener("input", load);
   load();
