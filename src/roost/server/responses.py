@@ -38,6 +38,10 @@ def response_codec(accept: str | None, fallback: Codec = JSON) -> Codec:
     return codec_for(fmt) if fmt else fallback
 
 
+# The scope key under which the REST door leaves (status, request id) of its answer, for the
+# metrics hook (`metrics.Observed`) to count and log without wrapping `send`.
+ANSWERED = "roost.answered"
+
 # A browser must take an answer for the type it is labelled with, never guess at HTML in it.
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 

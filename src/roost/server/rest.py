@@ -28,7 +28,14 @@ from roost.server.dispatch import (
     guard,
     headers_of,
 )
-from roost.server.responses import NOSNIFF, Reply, encoded, request_id, response_codec
+from roost.server.responses import (
+    ANSWERED,
+    NOSNIFF,
+    Reply,
+    encoded,
+    request_id,
+    response_codec,
+)
 from roost.services.context import Context
 from roost.services.registry import Operation
 from roost.wire.codec import JSON, Codec, codec_for, format_of
@@ -94,6 +101,7 @@ class RestDoor:
             await self._stream(route, route.streamed, scope, receive, send)
             return
         reply = await self._handle(route, scope, receive)
+        scope[ANSWERED] = (reply.status, reply.headers.get("X-Request-Id", ""))
         # `reply.send` written out: one coroutine layer less for every call
         await send(reply.start_message())
         await send({"type": "http.response.body", "body": reply.body})
@@ -191,8 +199,10 @@ class RestDoor:
             codec = response_codec(headers.get("accept"))
             reply = error_response(exc, rid, codec)
             self.dispatcher.meter(ctx, len(body), len(reply.body))
+            scope[ANSWERED] = (reply.status, rid)
             await reply.send(send)
             return
+        scope[ANSWERED] = (200, rid)
         lines = _Lines(send, rid)
         pump = asyncio.create_task(lines.write(first, items))
         gone = asyncio.create_task(_disconnected(receive))
