@@ -3,8 +3,9 @@ hook around every door, so the doors' hot paths (limits, ws, dispatch) carry no 
 WebSocket session counts each call it answers through a function the hook hands it.
 
 Per call the hook does O(1) work: a dict lookup of the path (the REST door's routes name the
-operation), a few dict counts (made into Prometheus families only when scraped), and a `send`
-wrapper that reads the status and the X-Request-Id of the answer. Labels are bounded: an
+operation), the answer's status and X-Request-Id (left in the scope by the REST door, read by
+a `send` wrapper for the other doors), and a note of the call in a list, added up into dict
+counts in batches (made into Prometheus families only when scraped). Labels are bounded: an
 operation is one of the registry's names or a fixed word (`function`, `file`, `other`), never a
 caller-chosen string, so no caller can grow the series without bound.
 
