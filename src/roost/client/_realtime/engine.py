@@ -153,8 +153,19 @@ class AsyncRealtime:
         """Run an operation over the WebSocket and return its result. Past `timeout` seconds
         it raises `TimeoutError` and the server cancels the call."""
         timeout = None if timeout is None else call_timeout(timeout, timeout)
-        return await self._with_live_token(
-            lambda conn: conn.call(method, params or {}, timeout=timeout)
+        params = params or {}
+        # `_with_live_token` and `_connection` written out for a call on an open connection:
+        # no closure and no coroutine layer on every call
+        conn, ready = self._conn, self._ready
+        if conn is None or ready is None or not ready.is_set() or self._fatal:
+            conn = await self._connection()
+        try:
+            return await conn.call(method, params, timeout=timeout)
+        except AuthenticationError as exc:
+            if exc.code != "token_expired":
+                raise
+        return await self._again_with_live_token(
+            conn, lambda conn: conn.call(method, params, timeout=timeout)
         )
 
     async def _with_live_token(self, attempt: Callable[[Connection], Awaitable[T]]) -> T:
@@ -167,6 +178,12 @@ class AsyncRealtime:
         except AuthenticationError as exc:
             if exc.code != "token_expired":
                 raise
+        return await self._again_with_live_token(conn, attempt)
+
+    async def _again_with_live_token(
+        self, conn: Connection, attempt: Callable[[Connection], Awaitable[T]]
+    ) -> T:
+        """`attempt` on a new connection, `conn` having refused it for an expired token."""
         dropped = self._dropped
         if self._conn is conn and dropped is not None:
             await conn.close()
