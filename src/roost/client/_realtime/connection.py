@@ -21,7 +21,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from roost.client._core.rpc import call_timed_out, checked_method, dropped
+from roost.client._core.rpc import MAX_METHOD_LENGTH, call_timed_out, checked_method, dropped
 from roost.client._door import door_socket
 from roost.errors import ConnectionError, RoostError, error_from_payload
 
@@ -158,9 +158,13 @@ class Connection:
     ) -> Any:
         """Send a call and return its result (or raise its error). Past `timeout` seconds,
         or if the caller is cancelled, the server is told to cancel it."""
+        # `checked_method` and `_check_open` written out for the common case: every call
+        if type(method) is not str or not 0 < len(method) <= MAX_METHOD_LENGTH:
+            checked_method(method)  # raises: it says why
         frame_id = next(self._ids)
-        frame = self._frame({"id": frame_id, "method": checked_method(method), "params": params})
-        self._check_open()
+        frame = self._frame({"id": frame_id, "method": method, "params": params})
+        if self._lost is not None:
+            raise self._lost
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
         self._pending[frame_id] = (method, answer)
