@@ -3,7 +3,8 @@
 - A 32 MB header line, 1000 headers, a WebSocket handshake of either: 431 and the connection
   closes, in `roost serve` (one process and `--workers`) and in the test servers alike; eight
   48 MB headers at once leave the server's peak memory where it was.
-- An uploaded `text/html` file downloads as an attachment, `nosniff`, sandboxed.
+- An uploaded `text/html` file downloads as an attachment, `nosniff`, sandboxed; no answer
+  names the software that serves it (no `server` header).
 - `?api_key=`, `?access_token=` (percent-encoded names and values too) and signed-link tokens
   never reach the server's log; a control character a client sends is escaped there.
 """
@@ -288,6 +289,7 @@ def test_api_answers_say_nosniff(server: RunningServer) -> None:
             http.get("/api/v1/nothing-here"),
         ):
             assert response.headers["x-content-type-options"] == "nosniff"
+            assert "server" not in response.headers  # the software serving it is not named
 
 
 # -- logs ------------------------------------------------------------------------------------

@@ -224,6 +224,7 @@ def server_config(
         "ws_per_message_deflate": False,  # costs ~27% on small frames; see architecture.md
         "log_config": log_config(),
         "proxy_headers": False,
+        "server_header": False,  # no "server: uvicorn": what runs the API is nobody's business
         # a worker answers the supervisor's ping only once spawned and imported; uvicorn's 5 s
         # killed and respawned workers in a loop on a busy machine
         "timeout_worker_healthcheck": 30,
