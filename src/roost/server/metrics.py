@@ -103,11 +103,12 @@ class _Figures:
     def count(self, operation: str, door: str, status: int, elapsed: float) -> None:
         """Count a request (or a WebSocket call): noted now, added up `_BATCH` at a time.
 
-        Adding each request up at once cost a server 3-5 us a request over loopback (ab.py,
-        HTTP whoami at 32 connections), against 0.3 us in a loop of its own: between two
-        requests the kernel's networking and the rest of the call push the counters out of
-        the CPU's caches. A list's append touches one; a batch is added up while they are
-        warm."""
+        Adding each request up at once cost 0.3 us in a loop of its own, but far more in a
+        server under load: this and the REST door's unwrapped `send` (below) together saved
+        2-3 us of the ~45 of an HTTP whoami (ab.py, 32 connections, four hash seeds).
+        Presumably the kernel's networking and the rest of a call push the counters out of
+        the CPU's caches between two requests: an append touches one list, and a batch is
+        added up while the counters are warm."""
         pending = self._pending
         pending.append((operation, door, status, elapsed))
         if len(pending) >= _BATCH:
@@ -237,8 +238,8 @@ class Observed:
         started = time.perf_counter()
         if operation is not None:
             # The REST door leaves its answer's status and request id in the scope
-            # (`ANSWERED`): no wrapper around `send`, which cost a server ~5 us a request
-            # (measured over loopback; far more than it does in a benchmark's tight loop).
+            # (`ANSWERED`): no wrapper around `send` (see `_Figures.count` for what the two
+            # saved).
             try:
                 await self.app(scope, receive, send)
             finally:
