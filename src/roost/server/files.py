@@ -167,7 +167,10 @@ class FileDoor:
                     self.dispatcher.meter(ctx, bytes_out=count, calls=0)
 
                 return _KernelFileResponse(
-                    _Piece(file, start, end - start + 1, meter),
+                    file,
+                    start,
+                    end - start + 1,
+                    meter,
                     status_code=status,
                     headers=headers,
                     media_type=info.content_type,
@@ -178,41 +181,44 @@ class FileDoor:
         )
 
 
-class _Piece(msgspec.Struct):
-    """What of a local file an answer sends, and how its bytes are metered as they go."""
-
-    file: BinaryIO
-    offset: int
-    count: int
-    meter: Callable[[int], None]
-
-
 class _KernelFileResponse(Response):
-    """An answer whose body is a piece of a local file, sent by the kernel from the page cache
-    (the ASGI zero-copy send; `server/sendfile.py`) a megabyte at a time, each metered once
-    sent: a transfer cut short is metered for what it moved."""
+    """An answer whose body is `count` bytes of a local file from `offset`, sent by the kernel
+    from the page cache (the ASGI zero-copy send; `server/sendfile.py`) a megabyte at a time,
+    each `meter`ed once sent: a transfer cut short is metered for what it moved."""
 
-    def __init__(self, piece: _Piece, **options: Any) -> None:
+    def __init__(
+        self, file: BinaryIO, offset: int, count: int, meter: Callable[[int], None], **options: Any
+    ) -> None:
         super().__init__(**options)
-        self.piece = piece
+        self.file, self.offset, self.count, self.meter = file, offset, count, meter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        piece = self.piece
-        start = {"type": "http.response.start", "status": self.status_code}
-        offset, left = piece.offset, piece.count
+        offset, left = self.offset, self.count
         try:
-            await send({**start, "headers": self.raw_headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
             while left > 0:
                 count = min(left, METERED_PIECE)
-                more = left > count
-                message = {"type": ZERO_COPY, "file": piece.file, "offset": offset, "count": count}
-                await send({**message, "more_body": more})
-                piece.meter(count)
+                await send(
+                    {
+                        "type": ZERO_COPY,
+                        "file": self.file,
+                        "offset": offset,
+                        "count": count,
+                        "more_body": left > count,
+                    }
+                )
+                self.meter(count)
                 offset, left = offset + count, left - count
         except ConnectionResetError:
             return  # the client went away; what went out is metered
         finally:
-            piece.file.close()
+            self.file.close()
 
 
 def _refuse_nul(params: dict[str, str]) -> None:
