@@ -387,6 +387,31 @@ def test_a_runtime_token_is_refused_once_its_run_has_ended(
     assert after.status_code == 401, after.text
 
 
+USES_ITS_TOKEN = """
+    import os
+    from roost import Client
+
+    def main(params, user_data):
+        with Client() as client:  # the token acts (and is cached by the server) during the run
+            client.auth.whoami()
+        return os.environ["ROOST_TOKEN"]
+"""
+
+
+def test_a_runtime_token_used_in_its_run_is_refused_as_soon_as_the_run_ends(
+    http: httpx.Client, admin: dict[str, str]
+) -> None:
+    """The server forgets what it cached of a run's token at the run's end only if the token
+    was presented while the run went on (most runs never call back: hashing every token to
+    forget nothing cost each warm call). A token that acted during its run is in that cache:
+    presented again at once, well before the run's record is written, it must be refused."""
+    name = deployed(http, admin, USES_ITS_TOKEN, timeout=600)
+    for _ in range(3):
+        token = execute(http, admin, name).json()["data"]
+        after = http.post("/api/v1/auth/whoami", headers={"authorization": f"Bearer {token}"})
+        assert after.status_code == 401, after.text
+
+
 KEEPS_ITS_WEBSOCKET = """
     from roost import AsyncClient
 

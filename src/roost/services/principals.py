@@ -129,9 +129,15 @@ async def of_caller(
 
 async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal, float]:
     claims = RuntimeTokens(platform.access_tokens).read(token)
-    if platform.function_records.ended(claims.execution_id, platform.clock.time()):
+    records = platform.function_records
+    if records.ended(claims.execution_id, platform.clock.time()):
         raise _run_over()  # its record is being written (after the run's answer)
-    caller = await of_caller(platform, claims.tenant, claims.caller, run_id=claims.execution_id)
+    records.presented(platform, claims.execution_id)  # before any wait: its end forgets it
+    try:
+        caller = await of_caller(platform, claims.tenant, claims.caller, run_id=claims.execution_id)
+    except BaseException:
+        records.not_presented(claims.execution_id)
+        raise
     principal = Principal(
         "function",
         claims.tenant,

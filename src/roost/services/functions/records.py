@@ -12,7 +12,9 @@ What still holds:
   answered, and loading a runtime token (`principals`) asks `ended(...)` before it reads
   the record; once the record is committed, the token is forgotten on every replica (as a
   record written on the answer path did: another replica refuses it once it sees the
-  record or the bus message).
+  record or the bus message). A sole server forgets at the run's end what it cached of a
+  token, if it was ever presented (`presented`): most runs never call back, and hashing
+  their tokens to forget nothing cost a warm call more than a tenth of the server's time.
 - **Reads see the runs they follow.** `functions.get_result` and `functions.invocations`
   call `flush(tenant)` first, so a caller finds the run it was just answered for; another
   replica finds it once the batch is committed (tens of milliseconds).
@@ -76,6 +78,9 @@ class InvocationRecords:
         # runs that ended and whose record is not committed: id -> when its token expires
         # (kept until then if the write failed, so the token cannot act again meanwhile)
         self._ended: dict[str, float] = {}
+        # on a sole server: the runs whose runtime token was presented here while they went on
+        # (only those can be in the principal cache when they end: `end_runtime_token_here`)
+        self._presented: set[str] = set()
         self._added = 0  # records added since the start
         self._done = 0  # of those, the ones written (or whose write failed), in order
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -91,6 +96,27 @@ class InvocationRecords:
             del self._ended[invocation_id]
             return False
         return True
+
+    def presented(self, platform: Platform, invocation_id: str) -> None:
+        """A load of this run's runtime token begins here (`principals`), before it may be
+        cached: the run's end must forget it (`take_presented`). Kept on a sole server only,
+        where every run that ends here began here (so every entry is taken again)."""
+        if platform.sole_server:
+            self._presented.add(invocation_id)
+
+    def not_presented(self, invocation_id: str) -> None:
+        """The load of this run's token was refused: nothing of it is cached."""
+        self._presented.discard(invocation_id)
+
+    def take_presented(self, platform: Platform, invocation_id: str) -> bool:
+        """At a run's end: whether its runtime token may be in the principal cache (always,
+        where other replicas share the data: their loads are not seen here)."""
+        if not platform.sole_server:
+            return True
+        if invocation_id in self._presented:
+            self._presented.discard(invocation_id)
+            return True
+        return False
 
     async def add(self, platform: Platform, record: PendingRecord) -> None:
         """Keep a run's record, to be written soon (waits only if too many are pending)."""
@@ -176,6 +202,8 @@ class InvocationRecords:
             return
         for record in records:
             self._ended.pop(record.id, None)
+        if platform.sole_server:  # what was cached of the tokens was forgotten at the runs' end
+            return
         # committed: every replica lets the tokens go (one bus message for the batch)
         principals.end_runtime_token(
             platform, *(record.token for record in records if record.token is not None)

@@ -280,7 +280,7 @@ async def record(
             token,
             platform.clock.time() + started.timeout + TOKEN_GRACE,
         )
-        if token is not None:
+        if token is not None and platform.function_records.take_presented(platform, started.id):
             principals.end_runtime_token_here(platform, token)
         await platform.function_records.add(platform, pending)
         return
@@ -298,6 +298,7 @@ async def record(
             conn.execute(logs.insert(), entries)
 
     await platform.db.run(tenant, write, write=True)
+    platform.function_records.take_presented(platform, started.id)  # forgotten just below
     if token is not None:  # recorded as over: its token acts no more (a copy kept, or stolen)
         principals.end_runtime_token(platform, token)
 
