@@ -14,7 +14,7 @@ What still holds:
   record written on the answer path did: another replica refuses it once it sees the
   record or the bus message). A sole server forgets at the run's end what it cached of a
   token, if it was ever presented (`presented`): most runs never call back, and hashing
-  their tokens to forget nothing cost a warm call more than a tenth of the server's time.
+  their tokens to forget nothing cost ~5% of a warm call's server time.
 - **Reads see the runs they follow.** `functions.get_result` and `functions.invocations`
   call `flush(tenant)` first, so a caller finds the run it was just answered for; another
   replica finds it once the batch is committed (tens of milliseconds).
