@@ -5,6 +5,8 @@ is and what a fix must give."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import io
 import json
@@ -23,14 +25,23 @@ from typing import Any
 import httpx
 import pytest
 
+from roost import AsyncClient
 from roost.functions.pool import WorkerPool
-from tests.conftest import ADMIN_USERNAME, RunningServer, platform_of, start_server, unique
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    RunningServer,
+    platform_of,
+    start_server,
+    unique,
+)
 from tests.deployed import (
     deploy,
     deploy_bundle,
     deployed,
     error_of,
     execute,
+    result_of,
     sign_in,
     zip_of,
 )
@@ -410,6 +421,68 @@ def test_a_runtime_token_used_in_its_run_is_refused_as_soon_as_the_run_ends(
         token = execute(http, admin, name).json()["data"]
         after = http.post("/api/v1/auth/whoami", headers={"authorization": f"Bearer {token}"})
         assert after.status_code == 401, after.text
+
+
+LEAKS_ITS_TOKEN = """
+    import os, time
+    from roost import Client
+
+    def main(params, user_data):
+        with Client() as client:  # the token sent where its author can read it, then a long run
+            client.kv.set(params, os.environ["ROOST_TOKEN"])
+        time.sleep(60)
+        return "done"
+"""
+
+
+def test_a_runtime_token_does_not_outlive_a_run_its_caller_cancelled(
+    http: httpx.Client, admin: dict[str, str], sandboxed: RunningServer
+) -> None:
+    """A sync run whose caller went away (a WebSocket call cancelled, or past its timeout) was
+    recorded by nobody: its worker was killed, but the run was never marked over, so a token
+    the function had sent out acted as the caller until the function's timeout plus 30 s.
+    Fix (runs.run_to_end): a stopped sync run is recorded as a FAILURE, and its token ends."""
+    name = deployed(http, admin, LEAKS_ITS_TOKEN, timeout=120, scopes=["kv:write"])
+    key = unique("leaked")
+
+    async def cancel_the_run() -> str:
+        async with AsyncClient(api_url=sandboxed.url) as anonymous:
+            client = await anonymous.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+            call = asyncio.create_task(
+                client.realtime.call("functions.execute", {"name": name, "params": key})
+            )
+            deadline = time.monotonic() + 60
+            while not (found := await client.kv.get(key)).found:
+                assert not call.done(), call
+                assert time.monotonic() < deadline, "the function sent no token"
+                await asyncio.sleep(0.05)
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+            return str(found.value)
+
+    token = asyncio.run(cancel_the_run())
+    bearer = {"authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 10  # the server learns of the cancel over the WebSocket
+    while (after := http.post("/api/v1/auth/whoami", headers=bearer)).status_code == 200:
+        assert time.monotonic() < deadline, "the token still acts after its run was cancelled"
+        time.sleep(0.05)
+    assert after.status_code == 401, after.text
+    record = wait_failed(http, admin, name)
+    assert "cancelled" in record["error"], record
+
+
+def wait_failed(http: httpx.Client, admin: dict[str, str], name: str) -> dict[str, Any]:
+    """The function's one invocation, once it is recorded as a FAILURE."""
+    deadline = time.monotonic() + 10
+    while True:
+        listed = http.post(
+            "/api/v1/functions/invocations", json={"name": name}, headers=admin
+        ).json()["results"]
+        if listed and listed[0]["status"] == "FAILURE":
+            return result_of(http, admin, listed[0]["id"])
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.05)
 
 
 KEEPS_ITS_WEBSOCKET = """

@@ -16,7 +16,6 @@ caller they allow to `execute` it.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
@@ -35,9 +34,9 @@ from roost.errors import (
     ValidationError,
 )
 from roost.services import guards
-from roost.services.context import Context, Platform
+from roost.services.context import Context
 from roost.services.functions import queued, runs, specs
-from roost.services.functions.runs import Outcome, Started, Watch
+from roost.services.functions.runs import Outcome, Started
 from roost.services.functions.schemas import check_params_soon
 from roost.services.functions.specs import FunctionSpec
 from roost.services.registry import Operation, operation, streamed
@@ -176,9 +175,9 @@ async def _run_streamed(
             yield item
     except (RateLimitError, ServiceUnavailableError):
         raise  # refused before it ran (no share or place for it in the pool): nothing to keep
-    except BaseException:  # the caller stopped reading (or went away): the run is cancelled
-        stopped = watch.outcome or Outcome("FAILURE", message="cancelled: the caller stopped")
-        _record_later(ctx.platform, ctx.tenant, started, stopped, watch)
+    except BaseException as exc:  # the caller stopped reading (or went away): the run is cancelled
+        stopped = watch.outcome or runs.stopped(exc)
+        runs.record_later(ctx.platform, ctx.tenant, started, stopped, watch)
         raise
     outcome = watch.outcome or Outcome("FAILURE", message="the run ended without a result")
     await runs.record(ctx.platform, ctx.tenant, started, outcome, watch, insert=True)
@@ -186,23 +185,6 @@ async def _run_streamed(
         raise outcome.error(started.id)
     if spec.kind == "unary":  # a plain handler streamed: its result is the one item
         yield outcome.result
-
-
-def _record_later(
-    platform: Platform, tenant: str, started: Started, outcome: Outcome, watch: Watch
-) -> None:
-    """Record a run whose reader went away; in a task of its own, as the generator that ran
-    it is being closed (or cancelled) and must not wait."""
-
-    async def keep() -> None:
-        try:
-            await runs.record(platform, tenant, started, outcome, watch, insert=True)
-        except Exception:
-            logger.exception("the cancelled invocation %s could not be recorded", started.id)
-
-    task = asyncio.get_running_loop().create_task(keep())
-    platform.background.add(task)
-    task.add_done_callback(platform.background.discard)
 
 
 # -- fn.<name> -----------------------------------------------------------------------------

@@ -11,6 +11,8 @@ one transaction (the logs also as entries of the `logs` service, category
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -22,7 +24,9 @@ from roost.backends.sql.tables import function_invocations, logs, utcnow
 from roost.errors import (
     FunctionExecutionError,
     FunctionTimeoutError,
+    RateLimitError,
     SecretNotFoundError,
+    ServiceUnavailableError,
     ValidationError,
 )
 from roost.functions.protocol import Failed, Finished, Item, Job, Log
@@ -37,6 +41,8 @@ from roost.services.functions.tokens import MAX_CHAIN, CallerRef, RuntimeClaims,
 from roost.wire.functions import InvocationMode, Status
 from roost.wire.logs import LEVELS, Level
 from roost.wire.secrets import GetSecretsRequest
+
+logger = logging.getLogger("roost.functions")
 
 TOKEN_GRACE = 30.0  # seconds a runtime token outlives its run's timeout (clock skew, exit)
 _MAX_LINE = 10_000  # characters of one log line (a log entry's message, at most)
@@ -351,8 +357,40 @@ async def run_to_end(
         if insert:  # a sync caller is told at once; nothing ran, nothing to keep
             raise
         outcome = Outcome("FAILURE", message=exc.message)
+    except (RateLimitError, ServiceUnavailableError):
+        raise  # refused before it ran (no share or place for it in the pool): nothing to keep
+    except BaseException as exc:
+        # a sync run whose caller went away (its call cancelled) ends here, and its token with
+        # it: the worker is killed, but what the function sent of the token must not act on
+        if insert and watch is not None:
+            record_later(platform, tenant, started, watch.outcome or stopped(exc), watch)
+        raise
     await record(platform, tenant, started, outcome, watch, insert=insert)
     return outcome
+
+
+def stopped(exc: BaseException) -> Outcome:
+    """How a run ended that its caller stopped (or that broke on the server's side)."""
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return Outcome("FAILURE", message="cancelled: the caller stopped")
+    return Outcome("FAILURE", message=f"the run was stopped: {type(exc).__name__}")
+
+
+def record_later(
+    platform: Platform, tenant: str, started: Started, outcome: Outcome, watch: Watch
+) -> None:
+    """Record a sync or streamed run that its caller stopped; in a task of its own, as the code
+    that ran it is being cancelled (or closed) and must not wait."""
+
+    async def keep() -> None:
+        try:
+            await record(platform, tenant, started, outcome, watch, insert=True)
+        except Exception:
+            logger.exception("the stopped invocation %s could not be recorded", started.id)
+
+    task = asyncio.get_running_loop().create_task(keep())
+    platform.background.add(task)
+    task.add_done_callback(platform.background.discard)
 
 
 async def _roles(platform: Platform, tenant: str, user_id: str) -> tuple[str, ...]:
