@@ -15,8 +15,13 @@ from roost.errors import AuthenticationError
 from roost.server.platform import open_platform
 from roost.services import accounts, principals
 from roost.services.context import Platform
-from roost.services.functions.records import PendingRecord
-from roost.services.functions.tokens import CallerRef, RuntimeClaims, RuntimeTokens
+from roost.services.functions.records import MAX_PENDING, PendingRecord
+from roost.services.functions.tokens import (
+    CallerRef,
+    RuntimeClaims,
+    RuntimeTokens,
+    canonical_spelling,
+)
 from roost.services.tenants import DEFAULT_TENANT
 from roost.settings import Settings, load_settings
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, FAST_PASSWORD_HASH
@@ -158,3 +163,70 @@ async def test_records_pending_at_shutdown_are_written(tmp_path: Path) -> None:
         await platform.function_records.add(platform, record)
     async with open_platform(settings) as platform:
         assert await kept(platform) == {record.id}
+
+
+async def test_only_tokens_presented_during_their_run_are_taken_at_its_end(
+    tmp_path: Path,
+) -> None:
+    """A server without Redis forgets at a run's end only the tokens it loaded meanwhile:
+    a load notes the run before it waits, a refused load un-notes it, unless a load of the
+    same token succeeded before (it may be cached)."""
+    async with open_platform(settings_of(tmp_path)) as platform:
+        records = platform.function_records
+        assert platform.sole_server
+        async with platform.db.read(DEFAULT_TENANT) as conn:
+            admin = (await accounts.find_by_username(conn, ADMIN_USERNAME))["id"]
+        used = token_of(platform, admin, "used")
+        assert await acts(platform, used)
+        assert not records.take_presented(platform, "unused")  # issued, never presented
+        assert records.take_presented(platform, "used")
+        assert not records.take_presented(platform, "used")  # taken once
+        nobody = token_of(platform, "no-such-user", "refused")
+        with pytest.raises(AuthenticationError):
+            await principals.authenticate(platform, principals.Credential("jwt", nobody))
+        assert not records.take_presented(platform, "refused")  # nothing of it is cached
+        until = platform.clock.time() + 40
+        records.presented(platform, "cached", until)
+        records.loaded("cached")
+        records.presented(platform, "cached", until)  # a second load, refused or cancelled
+        records.not_loaded("cached")
+        assert records.take_presented(platform, "cached")  # the first load's entry may stay
+
+
+async def test_presented_runs_that_end_elsewhere_go_once_their_tokens_expire(
+    tmp_path: Path,
+) -> None:
+    """Runs of an embedded `roost worker` end in that process: the server never takes their
+    notes again, so they are dropped once their tokens have expired (never unbounded)."""
+    async with open_platform(settings_of(tmp_path)) as platform:
+        records = platform.function_records
+        now = platform.clock.time()
+        for number in range(MAX_PENDING):
+            records.presented(platform, f"expired-{number}", now - 1)
+        records.presented(platform, "live", now + 40)
+        assert not records.take_presented(platform, "expired-0")
+        assert records.take_presented(platform, "live")
+
+
+async def test_a_runtime_token_has_one_spelling(tmp_path: Path) -> None:
+    """PyJWT reads a token with `=` after it, or another spelling of its parts: each would be
+    a principal cache entry of its own, left acting when the run's end forgets the token."""
+    async with open_platform(settings_of(tmp_path)) as platform:
+        async with platform.db.read(DEFAULT_TENANT) as conn:
+            admin = (await accounts.find_by_username(conn, ADMIN_USERNAME))["id"]
+        token = token_of(platform, admin, "a-run-going-on")
+        assert canonical_spelling(token)
+        assert await acts(platform, token)
+        header, body, signature = token.removeprefix("rft_").split(".")
+        for spelling in (
+            token + "=",
+            token + "==",
+            f"rft_{header}=.{body}.{signature}",
+            f"rft_{header}.{body}.{signature[:-1]}{'-' if signature[-1] != '-' else '_'}",
+            f"rft_{header}.{body}.{signature} ",
+            f"rft_{header}.{body}.{signature}.",
+        ):
+            assert not canonical_spelling(spelling), spelling
+            with pytest.raises(AuthenticationError) as refused:
+                await principals.authenticate(platform, principals.Credential("jwt", spelling))
+            assert refused.value.code == "invalid_credentials", spelling

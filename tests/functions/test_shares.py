@@ -75,3 +75,27 @@ async def test_a_nested_call_is_refused_at_once_when_no_place_is_free(
         await first.aclose()
         await second.aclose()
     assert (await call(pool, code.plain, "twice", 4, tenant="initech")).result == 8
+
+
+async def test_a_run_is_sent_only_once_it_has_a_place(pool: WorkerPool, code: Code) -> None:
+    """`on_sent` marks the moment the job (its token, its params) reaches a worker: a call
+    stopped while it waits for a place never ran (the service keeps no record of it)."""
+    first, second = await _holding(pool, code, "acme"), await _holding(pool, code, "globex")
+    sent: list[str] = []
+    waits = pool.run(job(code.plain, "twice", 1, tenant="initech"), on_sent=lambda: sent.append(""))
+    waiting = asyncio.create_task(anext(waits))
+    try:
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # no place free: it waits for a turn
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert sent == []
+    finally:
+        await first.aclose()
+        await second.aclose()
+    runs = pool.run(job(code.plain, "twice", 2, tenant="initech"), on_sent=lambda: sent.append("r"))
+    last = [event async for event in runs][-1]
+    assert isinstance(last, Finished)
+    assert last.result == 4
+    assert sent == ["r"]

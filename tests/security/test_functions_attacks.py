@@ -379,6 +379,51 @@ def test_a_streamed_run_is_stopped_at_its_timeout_even_if_nobody_reads_it(
         reader.close()
 
 
+LEAK_THEN_FLOOD = """
+    import os, time
+    from roost import Client
+
+    def main(params, user_data):
+        with Client() as client:  # the token sent where its author can read it
+            client.kv.set(params, os.environ["ROOST_TOKEN"])
+        for _ in range(32):  # more than the sockets between a server and a reader hold
+            yield "x" * (512 * 1024)
+        time.sleep(60)
+        yield "done"
+"""
+
+
+def test_a_stalled_streams_token_ends_at_its_timeout(
+    sandboxed: RunningServer, http: httpx.Client, admin: dict[str, str]
+) -> None:
+    """The pool kills a streamed run's worker at its timeout whether or not anyone reads, but
+    the run was recorded (and its token ended) only when its reader read on or went away: a
+    reader that stalls kept a token the function had sent out acting as the caller until the
+    timeout plus 30 s. Fix (invocations._run_streamed): the run is recorded at its timeout."""
+    name = deployed(http, admin, LEAK_THEN_FLOOD, timeout=2, scopes=["kv:write"])
+    key = unique("leaked")
+    reader = _stalled_reader(sandboxed, admin, name, key)
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := http.post("/api/v1/kv/get", json={"key": key}, headers=admin).json())[
+            "found"
+        ]:
+            assert time.monotonic() < deadline, "the function sent no token"
+            time.sleep(0.05)
+        bearer = {"authorization": f"Bearer {found['value']}"}
+        deadline = time.monotonic() + 15  # the run's 2 s, and then some
+        while (after := http.post("/api/v1/auth/whoami", headers=bearer)).status_code == 200:
+            assert time.monotonic() < deadline, "the token acts past its run's timeout"
+            time.sleep(0.1)
+        assert after.status_code == 401, after.text
+        listed = http.post(
+            "/api/v1/functions/invocations", json={"name": name}, headers=admin
+        ).json()["results"]
+        assert [run["status"] for run in listed] == ["TIMEOUT"], listed
+    finally:
+        reader.close()
+
+
 # -- runtime tokens and what a run leaves behind -------------------------------------------
 
 
@@ -419,6 +464,38 @@ def test_a_runtime_token_used_in_its_run_is_refused_as_soon_as_the_run_ends(
     name = deployed(http, admin, USES_ITS_TOKEN, timeout=600)
     for _ in range(3):
         token = execute(http, admin, name).json()["data"]
+        after = http.post("/api/v1/auth/whoami", headers={"authorization": f"Bearer {token}"})
+        assert after.status_code == 401, after.text
+
+
+USES_ANOTHER_SPELLING = """
+    import os
+    from roost import AuthenticationError, Client
+
+    def main(params, user_data):
+        token = os.environ["ROOST_TOKEN"]
+        os.environ["ROOST_TOKEN"] = token + "="  # the same token to PyJWT, another cache key
+        try:
+            with Client() as client:
+                client.auth.whoami()
+        except AuthenticationError as exc:
+            return {"token": token, "refused": exc.code}
+        return {"token": token, "refused": None}
+"""
+
+
+def test_a_runtime_token_spelled_otherwise_is_refused(
+    http: httpx.Client, admin: dict[str, str]
+) -> None:
+    """The principal cache is keyed by a credential's text, and PyJWT reads a token with `=`
+    after it: the run's end forgot the token as issued, and the other spelling, loaded during
+    the run, went on acting as the caller for the cache's lifetime. Fix
+    (principals.authenticate): a runtime token has one spelling, the one it was issued in."""
+    answer = execute(http, admin, deployed(http, admin, USES_ANOTHER_SPELLING))
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert data["refused"] == "invalid_credentials", data
+    for token in (data["token"], data["token"] + "="):
         after = http.post("/api/v1/auth/whoami", headers={"authorization": f"Bearer {token}"})
         assert after.status_code == 401, after.text
 

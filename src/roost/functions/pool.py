@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -291,7 +291,12 @@ class WorkerPool:
     # -- calls --------------------------------------------------------------------------------
 
     async def run(
-        self, job: Job, *, depth: int = 0, queued: bool = False
+        self,
+        job: Job,
+        *,
+        depth: int = 0,
+        queued: bool = False,
+        on_sent: Callable[[], None] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Run one call: its items and log lines as they come, then one Finished or Failed.
         Closing the iterator early kills the worker (the call stops there). `depth`: how
@@ -322,7 +327,7 @@ class WorkerPool:
             loop = asyncio.get_running_loop()
             watchdog = loop.call_at(loop.time() + job.timeout, self._time_out, worker, turn)
             try:
-                async for event in self._drive(worker, job, started, watchdog):
+                async for event in self._drive(worker, job, started, watchdog, on_sent):
                     if isinstance(event, Finished | Failed):
                         self._outcomes[
                             "SUCCESS" if isinstance(event, Finished) else event.status
@@ -393,11 +398,18 @@ class WorkerPool:
         self._notify()
 
     async def _drive(
-        self, worker: WorkerProcess, job: Job, started: float, watchdog: asyncio.TimerHandle
+        self,
+        worker: WorkerProcess,
+        job: Job,
+        started: float,
+        watchdog: asyncio.TimerHandle,
+        on_sent: Callable[[], None] | None,
     ) -> AsyncIterator[Event]:
         loop = asyncio.get_running_loop()
         deadline = watchdog.when()
         inside = msgspec.structs.replace(job, code_dir=worker.slot.code_inside(self._kind))
+        if on_sent is not None:
+            on_sent()  # from here on the worker may hold the job (its token, its params)
         await worker.send(inside)
         sent = 0
         final: Finished | Failed | None = None

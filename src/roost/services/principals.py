@@ -17,7 +17,7 @@ from roost.errors import AuthenticationError
 from roost.services import accounts
 from roost.services.context import Platform, Principal
 from roost.services.functions.tokens import PREFIX as RUNTIME_PREFIX
-from roost.services.functions.tokens import CallerRef, RuntimeTokens
+from roost.services.functions.tokens import CallerRef, RuntimeTokens, canonical_spelling
 from roost.services.security import parse_opaque, same_hash, token_hash
 from roost.services.tenants import ensure_exists
 
@@ -37,6 +37,9 @@ async def authenticate(platform: Platform, credential: Credential) -> Principal:
     says why there is none. Answered from the principal cache when it can be."""
     cache_key = _cache_key(credential)
     if credential.kind == "jwt" and credential.token.startswith(RUNTIME_PREFIX):
+        # one spelling per token: each would be a cache entry that the run's end leaves be
+        if not canonical_spelling(credential.token):
+            raise AuthenticationError("invalid runtime token", code="invalid_credentials")
         return await platform.principals.get_or_load(
             cache_key, lambda: _from_runtime_token(platform, credential.token)
         )
@@ -129,15 +132,16 @@ async def of_caller(
 
 async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal, float]:
     claims = RuntimeTokens(platform.access_tokens).read(token)
-    records = platform.function_records
-    if records.ended(claims.execution_id, platform.clock.time()):
+    records, run = platform.function_records, claims.execution_id
+    if records.ended(run, platform.clock.time()):
         raise _run_over()  # its record is being written (after the run's answer)
-    records.presented(platform, claims.execution_id)  # before any wait: its end forgets it
+    records.presented(platform, run, claims.expires_at)  # before any wait: its end forgets it
     try:
-        caller = await of_caller(platform, claims.tenant, claims.caller, run_id=claims.execution_id)
+        caller = await of_caller(platform, claims.tenant, claims.caller, run_id=run)
     except BaseException:
-        records.not_presented(claims.execution_id)
+        records.not_loaded(run)
         raise
+    records.loaded(run)
     principal = Principal(
         "function",
         claims.tenant,

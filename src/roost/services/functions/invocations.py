@@ -170,14 +170,19 @@ async def _run_streamed(
         stream=True,
     )
     watch = runs.watch_of(ctx.platform, started, job)
+    # a reader that stalls holds the stream (and the run's end) where it stopped: the run is
+    # recorded at its timeout, so that its token ends there, not when the reader goes on
+    late = runs.timed_out(time_limit)
+    watch.on_deadline = lambda: runs.record_later(ctx.platform, ctx.tenant, started, late, watch)
     try:
         async for item in watch.items():
             yield item
     except (RateLimitError, ServiceUnavailableError):
         raise  # refused before it ran (no share or place for it in the pool): nothing to keep
     except BaseException as exc:  # the caller stopped reading (or went away): the run is cancelled
-        stopped = watch.outcome or runs.stopped(exc)
-        runs.record_later(ctx.platform, ctx.tenant, started, stopped, watch)
+        if watch.sent:  # else it never began: nothing to keep
+            stopped = watch.outcome or runs.stopped(exc)
+            runs.record_later(ctx.platform, ctx.tenant, started, stopped, watch)
         raise
     outcome = watch.outcome or Outcome("FAILURE", message="the run ended without a result")
     await runs.record(ctx.platform, ctx.tenant, started, outcome, watch, insert=True)

@@ -79,8 +79,9 @@ class InvocationRecords:
         # (kept until then if the write failed, so the token cannot act again meanwhile)
         self._ended: dict[str, float] = {}
         # on a sole server: the runs whose runtime token was presented here while they went on
-        # (only those can be in the principal cache when they end: `end_runtime_token_here`)
-        self._presented: set[str] = set()
+        # (only those can be in the principal cache when they end: `end_runtime_token_here`),
+        # each with when its token expires and whether a load of it succeeded
+        self._presented: dict[str, _Presented] = {}
         self._added = 0  # records added since the start
         self._done = 0  # of those, the ones written (or whose write failed), in order
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -97,26 +98,41 @@ class InvocationRecords:
             return False
         return True
 
-    def presented(self, platform: Platform, invocation_id: str) -> None:
-        """A load of this run's runtime token begins here (`principals`), before it may be
-        cached: the run's end must forget it (`take_presented`). Kept on a sole server only,
-        where every run that ends here began here (so every entry is taken again)."""
-        if platform.sole_server:
-            self._presented.add(invocation_id)
+    def presented(self, platform: Platform, invocation_id: str, expires_at: float) -> None:
+        """A load of this run's runtime token (valid until `expires_at`, on the platform's
+        clock) begins here (`principals`), before it may be cached: the run's end must forget
+        it (`take_presented`). Kept on a sole server only: with replicas every end forgets.
+        A run that ends in another process (an embedded `roost worker`'s) is never taken
+        again: its entry goes once its token has expired, as the principal cache's does."""
+        if not platform.sole_server:
+            return
+        if invocation_id not in self._presented:
+            if len(self._presented) >= MAX_PENDING:
+                now = platform.clock.time()
+                self._presented = {
+                    key: noted for key, noted in self._presented.items() if noted.until > now
+                }
+            self._presented[invocation_id] = _Presented(expires_at)
 
-    def not_presented(self, invocation_id: str) -> None:
-        """The load of this run's token was refused: nothing of it is cached."""
-        self._presented.discard(invocation_id)
+    def loaded(self, invocation_id: str) -> None:
+        """A load of this run's token succeeded: the cache may hold it until the run ends."""
+        noted = self._presented.get(invocation_id)
+        if noted is not None:
+            noted.cached = True
+
+    def not_loaded(self, invocation_id: str) -> None:
+        """A load of this run's token was refused or cancelled: it forgets the run unless
+        another load of the token succeeded before."""
+        noted = self._presented.get(invocation_id)
+        if noted is not None and not noted.cached:
+            del self._presented[invocation_id]
 
     def take_presented(self, platform: Platform, invocation_id: str) -> bool:
         """At a run's end: whether its runtime token may be in the principal cache (always,
         where other replicas share the data: their loads are not seen here)."""
         if not platform.sole_server:
             return True
-        if invocation_id in self._presented:
-            self._presented.discard(invocation_id)
-            return True
-        return False
+        return self._presented.pop(invocation_id, None) is not None
 
     async def add(self, platform: Platform, record: PendingRecord) -> None:
         """Keep a run's record, to be written soon (waits only if too many are pending)."""
@@ -208,6 +224,13 @@ class InvocationRecords:
         principals.end_runtime_token(
             platform, *(record.token for record in records if record.token is not None)
         )
+
+
+class _Presented(msgspec.Struct):
+    """A run whose runtime token was presented to this server."""
+
+    until: float  # when the token expires
+    cached: bool = False  # a load of it succeeded
 
 
 def _writer_of(records: list[PendingRecord]) -> Callable[[Connection], None]:

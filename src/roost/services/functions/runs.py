@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ from roost.wire.secrets import GetSecretsRequest
 logger = logging.getLogger("roost.functions")
 
 TOKEN_GRACE = 30.0  # seconds a runtime token outlives its run's timeout (clock skew, exit)
+DEADLINE_GRACE = 0.5  # seconds past a run's timeout before a stalled stream is recorded
 _MAX_LINE = 10_000  # characters of one log line (a log entry's message, at most)
 _MAX_TRACEBACK = 64 * 1024
 _MAX_MESSAGE = 4000
@@ -165,10 +166,18 @@ class Watch(msgspec.Struct):
     outcome: Outcome | None = None
     lines: list[Log] = msgspec.field(default_factory=list)
     dropped: int = 0
+    sent: bool = False  # the job went to a worker: the run began (and its token went out)
+    recorded: bool = False  # `record` took the run (once only)
+    # called if the run is still read past its timeout (a stream whose reader stalls: the
+    # pool kills its worker then, but nothing reads the end until the reader does)
+    on_deadline: Callable[[], None] | None = None
+    _deadline: asyncio.TimerHandle | None = None
     _size: int = 0
 
     async def items(self) -> AsyncIterator[Any]:
-        events = self.runtime.run(self.job, depth=self.depth, queued=self.queued)
+        events = self.runtime.run(
+            self.job, depth=self.depth, queued=self.queued, on_sent=self._on_sent
+        )
         try:
             async for event in events:
                 if isinstance(event, Item):
@@ -185,6 +194,8 @@ class Watch(msgspec.Struct):
                         duration_ms=event.duration_ms,
                     )
         finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
             close = getattr(events, "aclose", None)  # the runtime's is an async generator
             if close is not None:
                 await close()
@@ -197,6 +208,12 @@ class Watch(msgspec.Struct):
             pass
         assert self.outcome is not None
         return self.outcome
+
+    def _on_sent(self) -> None:
+        self.sent = True
+        if self.on_deadline is not None:  # just after the pool's own watchdog
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.call_later(self.job.timeout + DEADLINE_GRACE, self.on_deadline)
 
     def log_texts(self) -> list[str]:
         texts = [event.line for event in self.lines]
@@ -269,6 +286,10 @@ async def record(
     """Keep how a run ended (a new record for a sync or streamed run; the queued record for
     an async one), its output as log entries, and meter it. A new record is written just
     after the caller's answer (`records.py`); the run's token acts no more from here on."""
+    if watch is not None:
+        if watch.recorded:  # at its deadline already, or by its caller's going away
+            return
+        watch.recorded = True
     finished = utcnow()
     lines = watch.lines if watch else []
     token = watch.job.env["ROOST_TOKEN"] if watch is not None else None
@@ -362,11 +383,17 @@ async def run_to_end(
     except BaseException as exc:
         # a sync run whose caller went away (its call cancelled) ends here, and its token with
         # it: the worker is killed, but what the function sent of the token must not act on
-        if insert and watch is not None:
+        if insert and watch is not None and watch.sent:
             record_later(platform, tenant, started, watch.outcome or stopped(exc), watch)
         raise
     await record(platform, tenant, started, outcome, watch, insert=insert)
     return outcome
+
+
+def timed_out(timeout: float) -> Outcome:
+    """The end of a run that went past its timeout (as the pool says it)."""
+    text = f"the function ran past its timeout of {timeout:g} s and was stopped"
+    return Outcome("TIMEOUT", message=text)
 
 
 def stopped(exc: BaseException) -> Outcome:

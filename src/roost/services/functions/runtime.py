@@ -7,7 +7,7 @@ that contract, so the service does not depend on how the runtime confines its wo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from roost.errors import ServiceUnavailableError
@@ -23,11 +23,17 @@ class FunctionRuntime(Protocol):
         ...
 
     def run(
-        self, job: Job, *, depth: int = 0, queued: bool = False
+        self,
+        job: Job,
+        *,
+        depth: int = 0,
+        queued: bool = False,
+        on_sent: Callable[[], None] | None = None,
     ) -> AsyncIterator[Item | Log | Finished | Failed]:
         """The events of one run, the last always one Finished or Failed. Closing the
         iterator early cancels the run. `depth`: how many runs wait on this one (a call
-        made by a running function: 1); `queued`: an async run. Before any event, it may
+        made by a running function: 1); `queued`: an async run; `on_sent`: called as the job
+        goes to a worker (a run stopped before it never ran). Before any event, it may
         raise RateLimitError (the tenant runs its share of the workers already; a queued
         run waits instead) or ServiceUnavailableError (no worker free for a nested call,
         which must not wait on workers its own chain holds)."""

@@ -111,5 +111,25 @@ class RuntimeTokens:
         )
 
 
+def canonical_spelling(token: str) -> bool:
+    """Whether `token` is spelled as `issue` writes it: three base64url parts, no padding, no
+    stray bits in a part's last character. PyJWT also reads the same token spelled otherwise
+    (with `=` after it, say), and the server caches principals by a credential's text: each
+    spelling would be an entry of its own, which the run's end, forgetting the token as
+    issued, would leave acting until it expired in the cache."""
+    parts = token.removeprefix(PREFIX).split(".")
+    if len(parts) != 3:
+        return False
+    for part in parts:
+        raw = part.encode("ascii", "replace")
+        try:
+            decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+        except ValueError:  # binascii.Error
+            return False
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=") != raw:
+            return False
+    return True
+
+
 def _optional(value: Any) -> str | None:
     return None if value is None else str(value)
