@@ -194,8 +194,10 @@ class Platform(msgspec.Struct):
     @property
     def sole_server(self) -> bool:
         """Whether this process is the only server on its data. Without Redis it is: several
-        processes (`roost serve --workers`, replicas, `roost worker`) need ROOST_REDIS_URL to
-        reach each other. Then what this process changed is all that changed."""
+        servers (`roost serve --workers`, replicas) need ROOST_REDIS_URL to reach each other.
+        Then what this process changed is all that changed. An embedded `roost worker` may
+        share its data dir without Redis, but serves no API: what it runs calls this server
+        (its runs' tokens are presented here, and end here with their records or expiry)."""
         return self.settings.redis_url is None
 
     async def forget_tenant(self, name: str) -> None:
