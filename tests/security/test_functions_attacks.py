@@ -52,8 +52,12 @@ MAX_OUTPUT = 32 * 1024 * 1024
 
 
 def _uid_base() -> int:
-    """Worker uids of a server of this module's own (3.0M-3.9M, in steps a pool never fills)."""
-    return 3_000_000 + secrets.randbelow(899) * 1000
+    """Worker uids of a server of this module's own: 20M-36M in steps of 16 (more than any
+    pool here holds), apart from the other tests' servers (2M-18M). Each xdist worker that
+    runs tests of this module starts its own servers, so a range as narrow as the old one
+    (899 places) met itself now and then: a pool refuses uids in use, and its server ran no
+    functions."""
+    return 20_000_000 + secrets.randbelow(1_000_000) * 16
 
 
 def _server(factory: pytest.TempPathFactory, **overrides: Any) -> Iterator[RunningServer]:
