@@ -598,6 +598,55 @@ def test_a_websocket_kept_by_a_warm_worker_does_not_outlive_its_run(
     assert "token_expired" in second.text or "run is over" in second.text, second.text
 
 
+KEEPS_A_SUBSCRIPTION = """
+    import asyncio
+    from roost import AsyncClient
+
+    KEPT = []
+
+    async def main(params, user_data):
+        if params["step"] == "subscribe":  # the first caller's run: a subscription, kept
+            client = AsyncClient()
+            received = []
+            await client.pubsub.subscribe([params["topic"]], lambda _, message: received.append(message))
+            KEPT.append(received)
+            return "subscribed"
+        await asyncio.sleep(1)  # the next caller's run: what the kept subscription receives
+        return KEPT[0] if KEPT else None
+"""
+
+
+@pytest.fixture(scope="module")
+def slow_watch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One worker (every run meets the last one's globals), and connections that check their
+    credential once a minute only (the default is every 5 s)."""
+    yield from _server(tmp_path_factory, functions_pool_size=1, ws_credential_watch_seconds=60)
+
+
+def test_a_subscription_kept_by_a_warm_worker_ends_with_its_run(
+    slow_watch: RunningServer,
+) -> None:
+    """Calls on a connection opened with a runtime token are identified again each time, but a
+    subscription only at the next credential check: one kept in a warm worker's globals went
+    on receiving what its first caller may read while the next caller's run went on there.
+    Fix (server/ws.py): a connection opened with a runtime token closes when its run ends."""
+    with httpx.Client(base_url=slow_watch.url, timeout=90) as http:
+        admin = sign_in(http)
+        name = deployed(http, admin, KEEPS_A_SUBSCRIPTION, timeout=30, scopes=["pubsub:read"])
+        topic = unique("private")
+        first = execute(http, admin, name, {"step": "subscribe", "topic": topic})
+        assert (first.status_code, first.json()["data"]) == (200, "subscribed"), first.text
+        http.post(
+            "/api/v1/pubsub/publish",
+            json={"topic": topic, "message": "for the first caller only"},
+            headers=admin,
+        ).raise_for_status()
+        other = another_user(http, admin, ["functions:execute"])
+        second = execute(http, other, name, {"step": "look"})
+        assert second.status_code == 200, second.text
+        assert second.json()["data"] == [], second.text
+
+
 THREAD = """
     import threading, time
 

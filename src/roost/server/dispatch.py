@@ -87,7 +87,7 @@ class Dispatcher:
         request_id: str = "",
     ) -> Context:
         """The tenant and the principal of a request (headers with lower-case names)."""
-        credential = _credential(headers) or cookie_credential(self.platform, headers)
+        credential = header_credential(headers) or cookie_credential(self.platform, headers)
         requested = _requested_tenant(headers, host, self.platform.settings.base_domain)
         principal = None
         if credential is not None:
@@ -300,7 +300,8 @@ def _empty(codec: Codec) -> bytes:
     return b"{}" if codec.format == "json" else b"\x80"
 
 
-def _credential(headers: Mapping[str, str]) -> Credential | None:
+def header_credential(headers: Mapping[str, str]) -> Credential | None:
+    """The credential of the Authorization header (Bearer or Api-Key), if there is one."""
     authorization = headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")

@@ -12,7 +12,8 @@ The connection is authenticated like an HTTP request (headers, or the `access_to
 `csrf_token` query parameter: `server/session_cookie.py`); the session re-identifies it at
 most once a second, so a revoked credential stops working on open connections too, and a
 connection holding subscriptions is closed with 4401 and the reason's code once its
-credential no longer holds.
+credential no longer holds; one opened with a running function's token, as soon as the run
+ends (`Platform.on_credential_forgotten`).
 A client that reads so slowly that the outbox passes `ws_max_outbound_bytes` is dropped (close
 code 4008, the session's decision) instead of letting the server's memory grow.
 
@@ -36,10 +37,11 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope, Send
 
 from roost.errors import AuthenticationError, RateLimitError, RoostError
-from roost.server.dispatch import Dispatcher, guard, headers_of
+from roost.server.dispatch import Dispatcher, guard, header_credential, headers_of
 from roost.server.eager import Starter
 from roost.server.responses import request_id
 from roost.server.rpc import RpcSession
+from roost.services.principals import cache_key
 from roost.wire.codec import JSON, MSGPACK
 
 PATH = "/api/v1/ws"
@@ -54,38 +56,42 @@ class WebSocketDoor:
         self.dispatcher = dispatcher
         self.starter = Starter()
         self.open: dict[str, set[_Connection]] = {}  # the accepted connections, by tenant
+        # the connections of running functions, by their runtime token's principal cache key
+        self.of_runs: dict[str, set[_Connection]] = {}
         dispatcher.platform.on_tenant_deleted.append(self._end_tenant)
+        dispatcher.platform.on_credential_forgotten.append(self._end_run)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] != PATH:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 4404, "reason": f"use {PATH}"})
             return
-        await _Connection(self.dispatcher, self.starter, scope, receive, send, self.open).serve()
+        await _Connection(self, scope, receive, send).serve()
 
     def _end_tenant(self, name: str) -> None:
         for connection in list(self.open.get(name, ())):
             connection.end(TENANT_GONE, "tenant_deleted")
+
+    def _end_run(self, key: str) -> None:
+        """A runtime token ended with its run: a connection it opened (kept in a warm worker's
+        globals, say) is closed now, its subscriptions with it, rather than at the next
+        credential check (`ws_credential_watch_seconds`), while the next caller's run goes
+        on in that worker."""
+        for connection in list(self.of_runs.get(key, ())):
+            connection.end(4401, "token_expired")
 
 
 class _Connection:
     """One socket: accepted (or refused with the reason), its frames fed to an `RpcSession`,
     what the session queues written out, and closed when either side ends."""
 
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        starter: Starter,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        open_connections: dict[str, set[_Connection]],
-    ):
-        self.dispatcher = dispatcher
-        self.open_connections = open_connections
+    def __init__(self, door: WebSocketDoor, scope: Scope, receive: Receive, send: Send):
+        self.door = door
+        self.dispatcher = door.dispatcher
         self.receive, self.send = receive, send
-        self.limits = dispatcher.limits
-        self.session = RpcSession(dispatcher, starter, scope, _headers(scope), self._close_soon)
+        self.limits = self.dispatcher.limits
+        headers = _headers(scope)
+        self.session = RpcSession(self.dispatcher, door.starter, scope, headers, self._close_soon)
 
     async def serve(self) -> None:
         await self.receive()  # websocket.connect
@@ -98,8 +104,11 @@ class _Connection:
             return
         await self.send({"type": "websocket.accept"})
         tenant = session.ctx.tenant if session.ctx else ""
-        of_tenant = self.open_connections.setdefault(tenant, set())
+        of_tenant = self.door.open.setdefault(tenant, set())
         of_tenant.add(self)
+        run = self._run_key()
+        if run is not None:
+            self.door.of_runs.setdefault(run, set()).add(self)
         writer = asyncio.create_task(self._write())
         watcher = asyncio.create_task(self._watch())
         on_frame = session.receive
@@ -115,7 +124,12 @@ class _Connection:
         finally:
             of_tenant.discard(self)
             if not of_tenant:
-                self.open_connections.pop(tenant, None)
+                self.door.open.pop(tenant, None)
+            if run is not None:
+                of_run = self.door.of_runs.get(run, set())
+                of_run.discard(self)
+                if not of_run:
+                    self.door.of_runs.pop(run, None)
             session.stop()
             writer.cancel()
             watcher.cancel()
@@ -124,6 +138,14 @@ class _Connection:
             await asyncio.shield(_to_the_end(self._let_go(release)))
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
+
+    def _run_key(self) -> str | None:
+        """The principal cache key of a running function's credential (its runtime token)."""
+        ctx = self.session.ctx
+        if ctx is None or ctx.principal is None or ctx.principal.kind != "function":
+            return None
+        credential = header_credential(self.session.headers)
+        return None if credential is None else cache_key(credential)
 
     def end(self, code: int, reason: str) -> None:
         """Close the connection from outside, at once: nothing more is sent on it, and every

@@ -190,6 +190,9 @@ class Platform(msgspec.Struct):
     on_tenant_deleted: list[Callable[[str], None]] = msgspec.field(default_factory=list)
     """what else lets go of a deleted tenant on this replica when the bus says so (the
     WebSocket door closes the tenant's connections)"""
+    on_credential_forgotten: list[Callable[[str], None]] = msgspec.field(default_factory=list)
+    """what else lets go of a credential forgotten on this replica (by its principal cache key:
+    a runtime token whose run ended; the WebSocket door closes the connections it opened)"""
 
     @property
     def sole_server(self) -> bool:
@@ -234,7 +237,7 @@ class Platform(msgspec.Struct):
         re-checks the run's status whenever it loads a runtime token, so the cache's ttl
         bounds a lost message)."""
         for key in keys:
-            self.principals.forget(key)
+            self.forget_credential_here(key)
         for start in range(0, len(keys), _FORGOTTEN_PER_MESSAGE):
             # keys are hashes: no line breaks of their own
             message = "\n".join(keys[start : start + _FORGOTTEN_PER_MESSAGE])
@@ -242,9 +245,16 @@ class Platform(msgspec.Struct):
             self.background.add(task)
             task.add_done_callback(self.background.discard)
 
+    def forget_credential_here(self, key: str) -> None:
+        """Drop a cached credential (a `PrincipalCache` key) on this replica, and what was
+        opened with it (`on_credential_forgotten`)."""
+        self.principals.forget(key)
+        for hook in self.on_credential_forgotten:
+            hook(key)
+
     def _on_principals_forgotten(self, payload: bytes) -> None:
         for key in payload.decode().split("\n"):
-            self.principals.forget(key)
+            self.forget_credential_here(key)
 
     async def _tell(self, channel: str, payload: str) -> None:
         try:

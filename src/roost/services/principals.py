@@ -35,21 +35,19 @@ class Credential(msgspec.Struct, frozen=True):
 async def authenticate(platform: Platform, credential: Credential) -> Principal:
     """The principal behind a credential (which names its own tenant); AuthenticationError
     says why there is none. Answered from the principal cache when it can be."""
-    cache_key = _cache_key(credential)
+    key = cache_key(credential)
     if credential.kind == "jwt" and credential.token.startswith(RUNTIME_PREFIX):
         # one spelling per token: each would be a cache entry that the run's end leaves be
         if not canonical_spelling(credential.token):
             raise AuthenticationError("invalid runtime token", code="invalid_credentials")
         return await platform.principals.get_or_load(
-            cache_key, lambda: _from_runtime_token(platform, credential.token)
+            key, lambda: _from_runtime_token(platform, credential.token)
         )
     if credential.kind == "api_key":
         return await platform.principals.get_or_load(
-            cache_key, lambda: _from_api_key(platform, credential.token)
+            key, lambda: _from_api_key(platform, credential.token)
         )
-    return await platform.principals.get_or_load(
-        cache_key, lambda: _from_session(platform, credential)
-    )
+    return await platform.principals.get_or_load(key, lambda: _from_session(platform, credential))
 
 
 def end_runtime_token(platform: Platform, *tokens: str) -> None:
@@ -57,17 +55,18 @@ def end_runtime_token(platform: Platform, *tokens: str) -> None:
     here, and on the other replicas when the bus tells them (one message for all). Loads of
     one look at the run's record (`of_caller`), so a load under way, or a message lost,
     outlives this by a cache ttl at most."""
-    platform.forget_principal(*(_cache_key(Credential("jwt", token)) for token in tokens))
+    platform.forget_principal(*(cache_key(Credential("jwt", token)) for token in tokens))
 
 
 def end_runtime_token_here(platform: Platform, token: str) -> None:
     """A run is over, its record not yet committed: its runtime token stops acting here now
     (`Platform.function_records` refuses its loads meanwhile); `end_runtime_token` follows
     the commit, for every replica."""
-    platform.principals.forget(_cache_key(Credential("jwt", token)))
+    platform.forget_credential_here(cache_key(Credential("jwt", token)))
 
 
-def _cache_key(credential: Credential) -> str:
+def cache_key(credential: Credential) -> str:
+    """The principal cache's key of a credential (a hash: the cache holds no credential)."""
     return token_hash(f"{credential.kind}:{credential.token}")
 
 
