@@ -161,3 +161,37 @@ def wait_running(
         if data["status"] not in ("PENDING", "STARTED") or time.monotonic() > deadline:
             raise AssertionError(f"invocation {invocation} did not start running: {data}")
         time.sleep(0.05)
+
+
+def another_user(http: httpx.Client, admin: dict[str, str], scopes: list[str]) -> dict[str, str]:
+    """A session of a new user whose one role holds `scopes`."""
+    role, user = unique("role"), unique("user")
+    http.post(
+        "/api/v1/roles/create", json={"name": role, "scopes": scopes}, headers=admin
+    ).raise_for_status()
+    http.post(
+        "/api/v1/users/create_user",
+        json={"username": user, "password": "user-password-1", "roles": [role]},
+        headers=admin,
+    ).raise_for_status()
+    return sign_in(http, user, "user-password-1")
+
+
+# a function whose first caller's run opens a pub/sub subscription and keeps it in the warm
+# worker's globals; a later run answers what it received meanwhile
+KEEPS_A_SUBSCRIPTION = """
+    import asyncio
+    from roost import AsyncClient
+
+    KEPT = []
+
+    async def main(params, user_data):
+        if params["step"] == "subscribe":  # the first caller's run: a subscription, kept
+            client = AsyncClient()
+            received = []
+            await client.pubsub.subscribe([params["topic"]], lambda _, message: received.append(message))
+            KEPT.append(received)
+            return "subscribed"
+        await asyncio.sleep(1)  # the next caller's run: what the kept subscription receives
+        return KEPT[0] if KEPT else None
+"""

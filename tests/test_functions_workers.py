@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from tests.conftest import (
 from tests.deployed import (
     GATED,
     GATED_OPTIONS,
+    KEEPS_A_SUBSCRIPTION,
+    another_user,
     deployed,
     execute,
     open_gate,
@@ -123,6 +126,39 @@ def test_roost_worker_runs_what_an_embedded_server_queued(
         assert "worker stopped" in worker.log.read_text()
         # the worker metered its runs (its meter adds to the tenant's usage as it stops)
         assert usage(http, admin) >= before + 3
+
+
+def test_a_subscription_of_a_run_a_worker_ran_ends_with_the_run(
+    tmp_path: Path, processes: list[Replica]
+) -> None:
+    """A server closes a runtime token's WebSocket when the run ends there; a run of an
+    embedded `roost worker` ends in that process, which no bus reaches, and a subscription
+    kept in the worker's globals went on receiving the first caller's messages until the
+    credential check (`ws_credential_watch_seconds`, here a minute). The server now checks the
+    run's record each second while such a connection holds subscriptions."""
+    env = embedded(
+        tmp_path, ROOST_FUNCTIONS_ASYNC_CONCURRENCY="0", ROOST_WS_CREDENTIAL_WATCH_SECONDS="60"
+    )
+    server = serve(tmp_path, "server", env)
+    processes.append(server)
+    processes.append(start_worker(tmp_path, "worker", env, server.url))
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        admin = sign_in(http)
+        name = deployed(http, admin, KEEPS_A_SUBSCRIPTION, timeout=30, scopes=["pubsub:read"])
+        topic = unique("private")
+        first = queue_async(http, admin, name, {"step": "subscribe", "topic": topic})
+        assert wait_status(http, admin, first)["status"] == "SUCCESS"
+        time.sleep(2)  # the server's check of the run's record, each second
+        http.post(
+            "/api/v1/pubsub/publish",
+            json={"topic": topic, "message": "for the first caller only"},
+            headers=admin,
+        ).raise_for_status()
+        other = another_user(http, admin, ["functions:execute"])
+        second = queue_async(http, other, name, {"step": "look"})
+        looked = wait_status(http, other, second)
+        assert looked["status"] == "SUCCESS", looked
+        assert looked["result"] == [], looked
 
 
 def usage(http: httpx.Client, headers: dict[str, str]) -> int:

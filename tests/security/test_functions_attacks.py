@@ -36,6 +36,8 @@ from tests.conftest import (
     unique,
 )
 from tests.deployed import (
+    KEEPS_A_SUBSCRIPTION,
+    another_user,
     deploy,
     deploy_bundle,
     deployed,
@@ -120,20 +122,6 @@ def run(
 ) -> httpx.Response:
     """Deploy `source` under a fresh name and execute it once."""
     return execute(http, headers, deployed(http, headers, source, **options), params)
-
-
-def another_user(http: httpx.Client, admin: dict[str, str], scopes: list[str]) -> dict[str, str]:
-    """A session of a new user whose one role holds `scopes`."""
-    role, user = unique("role"), unique("user")
-    http.post(
-        "/api/v1/roles/create", json={"name": role, "scopes": scopes}, headers=admin
-    ).raise_for_status()
-    http.post(
-        "/api/v1/users/create_user",
-        json={"username": user, "password": "user-password-1", "roles": [role]},
-        headers=admin,
-    ).raise_for_status()
-    return sign_in(http, user, "user-password-1")
 
 
 # -- the fallback sandbox ------------------------------------------------------------------
@@ -596,24 +584,6 @@ def test_a_websocket_kept_by_a_warm_worker_does_not_outlive_its_run(
     second = execute(fallback_http, other, name)
     assert second.status_code == 422, second.text
     assert "token_expired" in second.text or "run is over" in second.text, second.text
-
-
-KEEPS_A_SUBSCRIPTION = """
-    import asyncio
-    from roost import AsyncClient
-
-    KEPT = []
-
-    async def main(params, user_data):
-        if params["step"] == "subscribe":  # the first caller's run: a subscription, kept
-            client = AsyncClient()
-            received = []
-            await client.pubsub.subscribe([params["topic"]], lambda _, message: received.append(message))
-            KEPT.append(received)
-            return "subscribed"
-        await asyncio.sleep(1)  # the next caller's run: what the kept subscription receives
-        return KEPT[0] if KEPT else None
-"""
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ The connection is authenticated like an HTTP request (headers, or the `access_to
 most once a second, so a revoked credential stops working on open connections too, and a
 connection holding subscriptions is closed with 4401 and the reason's code once its
 credential no longer holds; one opened with a running function's token, as soon as the run
-ends (`Platform.on_credential_forgotten`).
+ends here (`Platform.on_credential_forgotten`), or within a second of its record saying so
+(a run of an embedded `roost worker`, which no bus reaches).
 A client that reads so slowly that the outbox passes `ws_max_outbound_bytes` is dropped (close
 code 4008, the session's decision) instead of letting the server's memory grow.
 
@@ -41,12 +42,13 @@ from roost.server.dispatch import Dispatcher, guard, header_credential, headers_
 from roost.server.eager import Starter
 from roost.server.responses import request_id
 from roost.server.rpc import RpcSession
-from roost.services.principals import cache_key
+from roost.services.principals import cache_key, check_run_goes_on
 from roost.wire.codec import JSON, MSGPACK
 
 PATH = "/api/v1/ws"
 TENANT_GONE = 4404
 TOO_MANY = 4429  # a limit of the caller's (connections) refuses the connection
+_RUN_WATCH = 1.0  # seconds between checks that a running function's connection's run goes on
 
 _ending: set[asyncio.Task[None]] = set()  # the loop holds tasks weakly
 
@@ -106,11 +108,11 @@ class _Connection:
         tenant = session.ctx.tenant if session.ctx else ""
         of_tenant = self.door.open.setdefault(tenant, set())
         of_tenant.add(self)
-        run = self._run_key()
+        run, token = self._run_credential()
         if run is not None:
             self.door.of_runs.setdefault(run, set()).add(self)
         writer = asyncio.create_task(self._write())
-        watcher = asyncio.create_task(self._watch())
+        watcher = asyncio.create_task(self._watch() if token is None else self._watch_run(token))
         on_frame = session.receive
         try:
             while not session.closing:
@@ -139,13 +141,15 @@ class _Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
 
-    def _run_key(self) -> str | None:
-        """The principal cache key of a running function's credential (its runtime token)."""
+    def _run_credential(self) -> tuple[str, str] | tuple[None, None]:
+        """A running function's credential (its runtime token) and its principal cache key."""
         ctx = self.session.ctx
         if ctx is None or ctx.principal is None or ctx.principal.kind != "function":
-            return None
+            return None, None
         credential = header_credential(self.session.headers)
-        return None if credential is None else cache_key(credential)
+        if credential is None:
+            return None, None
+        return cache_key(credential), credential.token
 
     def end(self, code: int, reason: str) -> None:
         """Close the connection from outside, at once: nothing more is sent on it, and every
@@ -184,6 +188,23 @@ class _Connection:
         while True:
             await asyncio.sleep(self.dispatcher.platform.settings.ws_credential_watch_seconds)
             try:
+                await self.session.check_credential()
+            except AuthenticationError as exc:
+                self.session.stop()
+                await self._close(4401, exc.code)
+                return
+
+    async def _watch_run(self, token: str) -> None:
+        """`_watch` for a running function's connection, which also closes once its run is
+        over, as its record says: its end here closes it at once (`WebSocketDoor._end_run`),
+        but a run of an embedded `roost worker` ends in a process no bus reaches."""
+        every = min(_RUN_WATCH, self.dispatcher.platform.settings.ws_credential_watch_seconds)
+        while True:
+            await asyncio.sleep(every)
+            if not self.session.feeds:
+                continue
+            try:
+                await check_run_goes_on(self.dispatcher.platform, token)
                 await self.session.check_credential()
             except AuthenticationError as exc:
                 self.session.stop()

@@ -250,7 +250,10 @@ class Platform(msgspec.Struct):
         opened with it (`on_credential_forgotten`)."""
         self.principals.forget(key)
         for hook in self.on_credential_forgotten:
-            hook(key)
+            try:
+                hook(key)
+            except Exception:  # the other keys, and the bus message, must not depend on it
+                logger.exception("a hook failed to let go of a forgotten credential")
 
     def _on_principals_forgotten(self, payload: bytes) -> None:
         for key in payload.decode().split("\n"):

@@ -228,6 +228,18 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
     return principal, expires
 
 
+async def check_run_goes_on(platform: Platform, token: str) -> None:
+    """AuthenticationError (`token_expired`) once the run of a runtime token is over, read
+    from its record, never from the principal cache: for what a token opened and holds (a
+    WebSocket's subscriptions) when the run may end in another process that no bus reaches
+    (an embedded `roost worker`'s)."""
+    claims = RuntimeTokens(platform.access_tokens).read(token)
+    if platform.function_records.ended(claims.execution_id, platform.clock.time()):
+        raise _run_over()
+    async with platform.db.read(claims.tenant) as conn:
+        await _check_run_goes_on(conn, claims.execution_id)
+
+
 async def _check_run_goes_on(conn: AsyncConnection, run_id: str) -> None:
     """A run that is over has a final status (a sync run is recorded only then; an async one
     is PENDING, then STARTED, until then)."""
