@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
@@ -51,6 +52,7 @@ TOO_MANY = 4429  # a limit of the caller's (connections) refuses the connection
 _RUN_WATCH = 1.0  # seconds between checks that a running function's connection's run goes on
 
 _ending: set[asyncio.Task[None]] = set()  # the loop holds tasks weakly
+logger = logging.getLogger("roost.server")
 
 
 class WebSocketDoor:
@@ -210,6 +212,8 @@ class _Connection:
                 self.session.stop()
                 await self._close(4401, exc.code)
                 return
+            except Exception:  # the database away for a moment: the next check decides
+                logger.warning("could not check a function's run for its WebSocket", exc_info=True)
 
     def _close_soon(self, code: int, reason: str) -> None:
         """The session's request to close (a slow consumer): in a task of its own, since the
