@@ -177,6 +177,13 @@ def another_user(http: httpx.Client, admin: dict[str, str], scopes: list[str]) -
     return sign_in(http, user, "user-password-1")
 
 
+def publish(http: httpx.Client, headers: dict[str, str], topic: str, message: Any) -> None:
+    """`pubsub.publish(topic, message)`."""
+    http.post(
+        "/api/v1/pubsub/publish", json={"topic": topic, "message": message}, headers=headers
+    ).raise_for_status()
+
+
 # a function whose first caller's run opens a pub/sub subscription and keeps it in the warm
 # worker's globals; a later run answers what it received meanwhile
 KEEPS_A_SUBSCRIPTION = """

@@ -29,6 +29,7 @@ from tests.deployed import (
     deployed,
     execute,
     open_gate,
+    publish,
     result_of,
     runs_of,
     sign_in,
@@ -149,11 +150,7 @@ def test_a_subscription_of_a_run_a_worker_ran_ends_with_the_run(
         first = queue_async(http, admin, name, {"step": "subscribe", "topic": topic})
         assert wait_status(http, admin, first)["status"] == "SUCCESS"
         time.sleep(2)  # the server's check of the run's record, each second
-        http.post(
-            "/api/v1/pubsub/publish",
-            json={"topic": topic, "message": "for the first caller only"},
-            headers=admin,
-        ).raise_for_status()
+        publish(http, admin, topic, "for the first caller only")
         other = another_user(http, admin, ["functions:execute"])
         second = queue_async(http, other, name, {"step": "look"})
         looked = wait_status(http, other, second)

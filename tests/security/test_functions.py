@@ -20,6 +20,7 @@ import pytest
 from roost.services.functions.tokens import CallerRef, RuntimeClaims, RuntimeTokens
 from tests.conftest import RunningServer, platform_of, unique
 from tests.deployed import (
+    another_user,
     api_key,
     deploy,
     deploy_bundle,
@@ -225,16 +226,7 @@ def test_a_callers_results_are_hidden_from_other_users(
 ) -> None:
     name = deployed(http, admin, ECHO)
     secret_run = execute(http, admin, name, "admin's data").json()["invocation"]["id"]
-    role, user = unique("runner"), unique("user")
-    http.post(
-        "/api/v1/roles/create", json={"name": role, "scopes": ["functions:execute"]}, headers=admin
-    ).raise_for_status()
-    http.post(
-        "/api/v1/users/create_user",
-        json={"username": user, "password": "user-password-1", "roles": [role]},
-        headers=admin,
-    ).raise_for_status()
-    other = sign_in(http, user, "user-password-1")
+    other = another_user(http, admin, ["functions:execute"])
     own = execute(http, other, name, "mine").json()["invocation"]["id"]
     refused(http.post("/api/v1/functions/get_result", json={"id": secret_run}, headers=other), 404)
     mine = http.post("/api/v1/functions/get_result", json={"id": own}, headers=other)

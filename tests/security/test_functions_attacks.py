@@ -43,6 +43,7 @@ from tests.deployed import (
     deployed,
     error_of,
     execute,
+    publish,
     result_of,
     sign_in,
     zip_of,
@@ -606,11 +607,7 @@ def test_a_subscription_kept_by_a_warm_worker_ends_with_its_run(
         topic = unique("private")
         first = execute(http, admin, name, {"step": "subscribe", "topic": topic})
         assert (first.status_code, first.json()["data"]) == (200, "subscribed"), first.text
-        http.post(
-            "/api/v1/pubsub/publish",
-            json={"topic": topic, "message": "for the first caller only"},
-            headers=admin,
-        ).raise_for_status()
+        publish(http, admin, topic, "for the first caller only")
         other = another_user(http, admin, ["functions:execute"])
         second = execute(http, other, name, {"step": "look"})
         assert second.status_code == 200, second.text
