@@ -105,6 +105,59 @@ def test_a_server_killed_mid_run_runs_it_again_after_a_restart(
         assert [runs_of(http, admin, id_) for id_ in waiting] == [1, 1]
 
 
+KEEPS_ITS_FIRST_TOKEN = """
+    import os
+    import time
+
+    from roost import Client
+
+    def main(params, user_data):
+        with Client() as client:
+            runs = client.kv.incr("runs:" + os.environ["ROOST_EXECUTION_ID"])
+            if runs == 1:  # the first attempt's token, where the function's author reads it
+                client.kv.set(params["leak"], os.environ["ROOST_TOKEN"])
+            while not client.kv.get(params["gate"]).found:
+                time.sleep(0.05)
+        return {"runs": runs}
+"""
+
+
+def test_the_token_of_an_attempt_cut_short_ends_when_the_run_starts_again(
+    tmp_path: Path, processes: list[Replica]
+) -> None:
+    """A queued run cut short (its server killed) is run again under the same invocation id,
+    whose record stays STARTED: the first attempt's token, sent out by the function, went on
+    acting as the caller until the function's timeout plus 30 s, beside the second attempt's.
+    Fix (tokens.RuntimeClaims.attempt): a queued run's token names its attempt (the record's
+    started_at), and acts only while that attempt holds the invocation."""
+    env = embedded(tmp_path)
+    first = running_functions(serve(tmp_path, "first", env))
+    processes.append(first)
+    gate, leak = unique("gate"), unique("leak")
+    options = {"scopes": ["kv:read", "kv:write"], "timeout": 300}
+    with httpx.Client(base_url=first.url, timeout=60) as http:
+        admin = sign_in(http)
+        name = deployed(http, admin, KEEPS_ITS_FIRST_TOKEN, **options)
+        held = queue_async(http, admin, name, {"gate": gate, "leak": leak})
+        wait_running(http, admin, held)
+        leaked = http.post("/api/v1/kv/get", json={"key": leak}, headers=admin).json()["value"]
+    first.kill()
+    second = running_functions(serve(tmp_path, "second", env))
+    processes.append(second)
+    with httpx.Client(base_url=second.url, timeout=60) as http:
+        admin = sign_in(http)
+        deadline = time.monotonic() + 60  # the second attempt, once the lease has run out
+        while runs_of(http, admin, held) < 2:
+            assert time.monotonic() < deadline, result_of(http, admin, held)
+            time.sleep(0.05)
+        bearer = {"authorization": f"Bearer {leaked}"}
+        after = http.post("/api/v1/auth/whoami", headers=bearer)
+        assert after.status_code == 401, after.text
+        open_gate(http, admin, gate)
+        assert wait_status(http, admin, held)["status"] == "SUCCESS"
+        assert result_of(http, admin, held)["result"] == {"runs": 2}
+
+
 def test_roost_worker_runs_what_an_embedded_server_queued(
     tmp_path: Path, processes: list[Replica]
 ) -> None:

@@ -5,8 +5,10 @@ costs only itself, and what is pending at shutdown is written."""
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from sqlalchemy import select
 
@@ -20,6 +22,7 @@ from roost.services.functions.tokens import (
     CallerRef,
     RuntimeClaims,
     RuntimeTokens,
+    attempt_stamp,
     canonical_spelling,
 )
 from roost.services.tenants import DEFAULT_TENANT
@@ -230,3 +233,27 @@ async def test_a_runtime_token_has_one_spelling(tmp_path: Path) -> None:
             with pytest.raises(AuthenticationError) as refused:
                 await principals.authenticate(platform, principals.Credential("jwt", spelling))
             assert refused.value.code == "invalid_credentials", spelling
+
+
+async def test_a_queued_runs_token_names_its_attempt(tmp_path: Path) -> None:
+    """A token issued for an attempt of a queued run reads back with it; a token whose attempt
+    is not a whole number is no runtime token."""
+    async with open_platform(settings_of(tmp_path)) as platform:
+        tokens = RuntimeTokens(platform.access_tokens)
+        started = utcnow()
+        claims = RuntimeClaims(
+            tenant=DEFAULT_TENANT,
+            caller=CallerRef("u"),
+            limits=(),
+            function="fn",
+            execution_id="run",
+            expires_at=platform.clock.time() + 40,
+            attempt=attempt_stamp(started),
+        )
+        assert tokens.read(tokens.issue(claims)).attempt == attempt_stamp(started)
+        assert attempt_stamp(started) != attempt_stamp(started + timedelta(microseconds=1))
+        plain = msgspec.structs.replace(claims, attempt=None)
+        assert tokens.read(tokens.issue(plain)).attempt is None  # sync and streamed runs
+        odd = msgspec.structs.replace(claims, attempt=1.5)
+        with pytest.raises(AuthenticationError):
+            tokens.read(tokens.issue(odd))

@@ -17,7 +17,12 @@ from roost.errors import AuthenticationError
 from roost.services import accounts
 from roost.services.context import Platform, Principal
 from roost.services.functions.tokens import PREFIX as RUNTIME_PREFIX
-from roost.services.functions.tokens import CallerRef, RuntimeTokens, canonical_spelling
+from roost.services.functions.tokens import (
+    CallerRef,
+    RuntimeTokens,
+    attempt_stamp,
+    canonical_spelling,
+)
 from roost.services.security import parse_opaque, same_hash, token_hash
 from roost.services.tenants import ensure_exists
 
@@ -91,19 +96,25 @@ async def of_user(platform: Platform, tenant: str, username: str) -> Principal:
 
 
 async def of_caller(
-    platform: Platform, tenant: str, caller: CallerRef, *, run_id: str | None = None
+    platform: Platform,
+    tenant: str,
+    caller: CallerRef,
+    *,
+    run_id: str | None = None,
+    attempt: int | None = None,
 ) -> Principal:
     """The principal of a function run's caller as it stands now: the user (active), and the
     session (not signed out nor expired) or API key (not revoked nor expired) they called
     with. A function's run and its runtime token act as this, never as what the caller held
-    when the run began. With `run_id`, the run (invocation) must not have ended either.
-    AuthenticationError says why the caller can no longer act."""
+    when the run began. With `run_id`, the run (invocation) must not have ended either, nor,
+    with `attempt`, have been run again since. AuthenticationError says why the caller can
+    no longer act."""
     await ensure_exists(platform, tenant)
     key_scopes: frozenset[str] | None = None
     now = platform.clock.now()
     async with platform.db.read(tenant) as conn:
         if run_id is not None:
-            await _check_run_goes_on(conn, run_id)
+            await _check_run_goes_on(conn, run_id, attempt)
         user = await _active_user(conn, caller.user_id)
         if caller.session_id is not None:
             session = await _live_session(conn, caller.session_id, now)
@@ -136,7 +147,9 @@ async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal
         raise _run_over()  # its record is being written (after the run's answer)
     records.presented(platform, run, claims.expires_at)  # before any wait: its end forgets it
     try:
-        caller = await of_caller(platform, claims.tenant, claims.caller, run_id=run)
+        caller = await of_caller(
+            platform, claims.tenant, claims.caller, run_id=run, attempt=claims.attempt
+        )
     except BaseException:
         records.not_loaded(run)
         raise
@@ -237,15 +250,23 @@ async def check_run_goes_on(platform: Platform, token: str) -> None:
     if platform.function_records.ended(claims.execution_id, platform.clock.time()):
         raise _run_over()
     async with platform.db.read(claims.tenant) as conn:
-        await _check_run_goes_on(conn, claims.execution_id)
+        await _check_run_goes_on(conn, claims.execution_id, claims.attempt)
 
 
-async def _check_run_goes_on(conn: AsyncConnection, run_id: str) -> None:
+async def _check_run_goes_on(conn: AsyncConnection, run_id: str, attempt: int | None) -> None:
     """A run that is over has a final status (a sync run is recorded only then; an async one
-    is PENDING, then STARTED, until then)."""
-    query = select(function_invocations.c.status).where(function_invocations.c.id == run_id)
-    status = await conn.scalar(query)
-    if status is not None and status not in ("PENDING", "STARTED"):
+    is PENDING, then STARTED, until then). An async run's attempt is over once another has
+    claimed the invocation (its record's started_at is that attempt's)."""
+    query = select(function_invocations.c.status, function_invocations.c.started_at).where(
+        function_invocations.c.id == run_id
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return
+    status, started_at = row
+    if status not in ("PENDING", "STARTED"):
+        raise _run_over()
+    if attempt is not None and (started_at is None or attempt_stamp(started_at) != attempt):
         raise _run_over()
 
 

@@ -37,7 +37,13 @@ from roost.services.context import Context, Platform, Principal
 from roost.services.functions.records import PendingRecord, Rows
 from roost.services.functions.runtime import FunctionRuntime, unavailable
 from roost.services.functions.specs import FunctionSpec, ensure_code
-from roost.services.functions.tokens import MAX_CHAIN, CallerRef, RuntimeClaims, RuntimeTokens
+from roost.services.functions.tokens import (
+    MAX_CHAIN,
+    CallerRef,
+    RuntimeClaims,
+    RuntimeTokens,
+    attempt_stamp,
+)
 from roost.wire.functions import InvocationMode, Status
 from roost.wire.logs import LEVELS, Level
 from roost.wire.secrets import GetSecretsRequest
@@ -99,8 +105,10 @@ async def prepare(
     time_limit: float,
     invocation_id: str,
     stream: bool,
+    attempt: int | None = None,
 ) -> Job:
-    """The Job of one run of `spec` for `caller`."""
+    """The Job of one run of `spec` for `caller` (`attempt`: an async run's, see
+    `RuntimeClaims.attempt`)."""
     if len(caller.limits) >= MAX_CHAIN:
         raise ValidationError(
             f"functions call functions more than {MAX_CHAIN} deep; {spec.name} is not run",
@@ -117,6 +125,7 @@ async def prepare(
             function=spec.name,
             execution_id=invocation_id,
             expires_at=platform.clock.time() + time_limit + TOKEN_GRACE,
+            attempt=attempt,
         )
     )
     env = {
@@ -361,6 +370,8 @@ async def run_to_end(
     """Run a unary invocation through and record it, whatever happened: a refusal before
     the runtime had it (a missing secret, a caller who may no longer act) is a FAILURE."""
     watch: Watch | None = None
+    # a queued run's token is its attempt's: a run again (redelivered) outdates the last one's
+    stamp = None if insert or started.started_at is None else attempt_stamp(started.started_at)
     try:
         job = await prepare(
             platform,
@@ -371,6 +382,7 @@ async def run_to_end(
             time_limit=started.timeout,
             invocation_id=started.id,
             stream=False,
+            attempt=stamp,
         )
         watch = watch_of(platform, started, job)
         outcome = await watch.finish()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import msgspec
@@ -28,6 +29,7 @@ MAX_CHAIN = 8  # functions calling functions, at most this deep
 _PURPOSE = "function-runtime-tokens"
 # the JOSE header PyJWT writes for HS256, base64url-encoded once
 _HEADER: Final = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CallerRef(msgspec.Struct, frozen=True):
@@ -45,6 +47,14 @@ class RuntimeClaims(msgspec.Struct, frozen=True):
     function: str
     execution_id: str
     expires_at: float
+    # an async run's attempt (`attempt_stamp` of its record's started_at): a run cut short and
+    # run again keeps its invocation id, and the token of the attempt cut short must not act
+    attempt: int | None = None
+
+
+def attempt_stamp(started_at: datetime) -> int:
+    """An attempt's start as whole microseconds since the epoch (exact, unlike a float)."""
+    return (started_at - _EPOCH) // timedelta(microseconds=1)
 
 
 class RuntimeTokens:
@@ -70,6 +80,8 @@ class RuntimeTokens:
             "iat": int(self._clock()),
             "exp": int(claims.expires_at),
         }
+        if claims.attempt is not None:
+            body["att"] = claims.attempt
         signed = _HEADER + b"." + base64.urlsafe_b64encode(msgspec.json.encode(body)).rstrip(b"=")
         signature = hmac.new(self._key, signed, hashlib.sha256).digest()
         return PREFIX + (signed + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")).decode()
@@ -96,8 +108,12 @@ class RuntimeTokens:
             raise AuthenticationError(
                 "this function's runtime token expired (its run is over)", code="token_expired"
             )
-        limits = body["lim"]
-        if body.get("typ") != "function" or not isinstance(limits, list):
+        limits, attempt = body["lim"], body.get("att")
+        if (
+            body.get("typ") != "function"
+            or not isinstance(limits, list)
+            or (attempt is not None and type(attempt) is not int)
+        ):
             raise AuthenticationError("not a runtime token", code="invalid_credentials")
         return RuntimeClaims(
             tenant=str(body["tnt"]),
@@ -108,6 +124,7 @@ class RuntimeTokens:
             function=str(body["fn"]),
             execution_id=str(body["exe"]),
             expires_at=float(body["exp"]),
+            attempt=attempt,
         )
 
 
