@@ -258,11 +258,13 @@ async def test_a_dropped_connection_fails_its_calls_clearly_and_is_replaced(
 async def test_a_connection_whose_token_expired_is_replaced_with_a_fresh_one(
     make_server: Callable[..., RunningServer],
 ) -> None:
-    running = make_server(access_token_ttl=2, ws_reidentify_seconds=0.1)
+    # a token lives from ttl - 1 to ttl seconds (its expiry is a whole second): the fresh one
+    # must outlive a new connection's opening on a busy machine (at ttl 2 it did not, once)
+    running = make_server(access_token_ttl=4, ws_reidentify_seconds=0.1)
     async with AsyncClient(api_url=running.url) as client:
         admin = await client.auth.sign_in_with_password(ADMIN_USERNAME, ADMIN_PASSWORD)
         assert (await admin.rpc.call("auth.whoami"))["username"] == ADMIN_USERNAME
-        await asyncio.sleep(2.5)  # the token the connection was opened with expires
+        await asyncio.sleep(4.5)  # the token the connection was opened with expires
         assert (await admin.rpc.call("auth.whoami"))["username"] == ADMIN_USERNAME
         assert admin.rpc.stats().opened == 2
         await wait_until(lambda: dispatcher_of(running).limits.connections() == 1)
