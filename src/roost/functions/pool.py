@@ -55,6 +55,7 @@ from roost.functions.protocol import (
     Log,
     Ready,
     Setup,
+    timeout_message,
 )
 from roost.functions.relay import Relay
 
@@ -423,8 +424,7 @@ class WorkerPool:
                 message, size = await worker.events.get()
             if isinstance(message, TimedOut):
                 self._replace(worker, "timeout")
-                text = f"the function ran past its timeout of {job.timeout:g} s and was stopped"
-                yield Failed("TIMEOUT", text, "", _ms_since(started))
+                yield Failed("TIMEOUT", timeout_message(job.timeout), "", _ms_since(started))
                 return
             if isinstance(message, Log) and final is not None:
                 continue  # a late raw line of a finished run

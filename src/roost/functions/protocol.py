@@ -109,6 +109,12 @@ to_worker_decoder: Final = msgspec.msgpack.Decoder(ToWorker)
 from_worker_decoder: Final = msgspec.msgpack.Decoder(FromWorker)
 
 
+def timeout_message(timeout: float) -> str:
+    """What a run stopped at its timeout says (the pool's Failed; the service's record of a
+    stream whose reader stalled past it)."""
+    return f"the function ran past its timeout of {timeout:g} s and was stopped"
+
+
 def frame(message: msgspec.Struct) -> bytes:
     """The message as one frame, length first."""
     body = _encoder.encode(message)

@@ -108,13 +108,12 @@ class _Connection:
             return
         await self.send({"type": "websocket.accept"})
         tenant = session.ctx.tenant if session.ctx else ""
-        of_tenant = self.door.open.setdefault(tenant, set())
-        of_tenant.add(self)
+        self.door.open.setdefault(tenant, set()).add(self)
         run, token = self._run_credential()
         if run is not None:
             self.door.of_runs.setdefault(run, set()).add(self)
         writer = asyncio.create_task(self._write())
-        watcher = asyncio.create_task(self._watch() if token is None else self._watch_run(token))
+        watcher = asyncio.create_task(self._watch(token))
         on_frame = session.receive
         try:
             while not session.closing:
@@ -126,14 +125,9 @@ class _Connection:
                 elif message.get("text") is not None:
                     on_frame(message["text"].encode(), JSON)
         finally:
-            of_tenant.discard(self)
-            if not of_tenant:
-                self.door.open.pop(tenant, None)
+            _leave(self.door.open, tenant, self)
             if run is not None:
-                of_run = self.door.of_runs.get(run, set())
-                of_run.discard(self)
-                if not of_run:
-                    self.door.of_runs.pop(run, None)
+                _leave(self.door.of_runs, run, self)
             session.stop()
             writer.cancel()
             watcher.cancel()
@@ -184,36 +178,28 @@ class _Connection:
             code = TOO_MANY if isinstance(error, RateLimitError) else 4403
         await self.send({"type": "websocket.close", "code": code, "reason": error.code})
 
-    async def _watch(self) -> None:
+    async def _watch(self, run_token: str | None) -> None:
         """A connection holding subscriptions is closed with 4401 and the reason's code when
-        its credential no longer holds, so the client can sign in again."""
-        while True:
-            await asyncio.sleep(self.dispatcher.platform.settings.ws_credential_watch_seconds)
-            try:
-                await self.session.check_credential()
-            except AuthenticationError as exc:
-                self.session.stop()
-                await self._close(4401, exc.code)
-                return
-
-    async def _watch_run(self, token: str) -> None:
-        """`_watch` for a running function's connection, which also closes once its run is
-        over, as its record says: its end here closes it at once (`WebSocketDoor._end_run`),
-        but a run of an embedded `roost worker` ends in a process no bus reaches."""
-        every = min(_RUN_WATCH, self.dispatcher.platform.settings.ws_credential_watch_seconds)
+        its credential no longer holds, so the client can sign in again. A running function's
+        connection (`run_token`) also once its run is over, as its record says, each second:
+        its end here closes it at once (`WebSocketDoor._end_run`), but a run of an embedded
+        `roost worker` ends in a process no bus reaches."""
+        platform = self.dispatcher.platform
+        every = platform.settings.ws_credential_watch_seconds
+        if run_token is not None:
+            every = min(every, _RUN_WATCH)
         while True:
             await asyncio.sleep(every)
-            if not self.session.feeds:
-                continue
             try:
-                await check_run_goes_on(self.dispatcher.platform, token)
+                if run_token is not None and self.session.feeds:
+                    await check_run_goes_on(platform, run_token)
                 await self.session.check_credential()
             except AuthenticationError as exc:
                 self.session.stop()
                 await self._close(4401, exc.code)
                 return
             except Exception:  # the database away for a moment: the next check decides
-                logger.warning("could not check a function's run for its WebSocket", exc_info=True)
+                logger.warning("could not check a WebSocket's credential", exc_info=True)
 
     def _close_soon(self, code: int, reason: str) -> None:
         """The session's request to close (a slow consumer): in a task of its own, since the
@@ -243,6 +229,15 @@ def _to_the_end(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     _ending.add(task)
     task.add_done_callback(_ending.discard)
     return task
+
+
+def _leave(index: dict[str, set[_Connection]], key: str, connection: _Connection) -> None:
+    """Take `connection` out of `index[key]`, and the key out once nothing is left under it."""
+    held = index.get(key)
+    if held is not None:
+        held.discard(connection)
+        if not held:
+            del index[key]
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -226,9 +226,7 @@ class Platform(msgspec.Struct):
             hook(name)
         # SQLite connections of another process would go on reading the deleted file, and a
         # tenant made again under the name must open the new one.
-        task = asyncio.get_running_loop().create_task(self.db.close_namespace(name))
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        self.spawn(self.db.close_namespace(name))
 
     def forget_principal(self, *keys: str) -> None:
         """Drop cached credentials (`PrincipalCache` keys): here at once, and on every other
@@ -241,9 +239,14 @@ class Platform(msgspec.Struct):
         for start in range(0, len(keys), _FORGOTTEN_PER_MESSAGE):
             # keys are hashes: no line breaks of their own
             message = "\n".join(keys[start : start + _FORGOTTEN_PER_MESSAGE])
-            task = asyncio.get_running_loop().create_task(self._tell(PRINCIPAL_FORGOTTEN, message))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
+            self.spawn(self._tell(PRINCIPAL_FORGOTTEN, message))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in a task of its own that nobody awaits, held in `background` until it
+        ends (the loop holds tasks weakly)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def forget_credential_here(self, key: str) -> None:
         """Drop a cached credential (a `PrincipalCache` key) on this replica, and what was

@@ -82,6 +82,7 @@ class InvocationRecords:
         # (only those can be in the principal cache when they end: `end_runtime_token_here`),
         # each with when its token expires and whether a load of it succeeded
         self._presented: dict[str, _Presented] = {}
+        self._prune_presented_at = MAX_PENDING  # grows with what is still live (amortized)
         self._added = 0  # records added since the start
         self._done = 0  # of those, the ones written (or whose write failed), in order
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -107,11 +108,12 @@ class InvocationRecords:
         if not platform.sole_server:
             return
         if invocation_id not in self._presented:
-            if len(self._presented) >= MAX_PENDING:
+            if len(self._presented) >= self._prune_presented_at:
                 now = platform.clock.time()
                 self._presented = {
                     key: noted for key, noted in self._presented.items() if noted.until > now
                 }
+                self._prune_presented_at = max(MAX_PENDING, 2 * len(self._presented))
             self._presented[invocation_id] = _Presented(expires_at)
 
     def loaded(self, invocation_id: str) -> None:

@@ -29,7 +29,7 @@ from roost.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
-from roost.functions.protocol import Failed, Finished, Item, Job, Log
+from roost.functions.protocol import Failed, Finished, Item, Job, Log, timeout_message
 from roost.services import accounts, principals
 from roost.services import secrets as secret_store
 from roost.services.caching import TenantCache
@@ -404,8 +404,7 @@ async def run_to_end(
 
 def timed_out(timeout: float) -> Outcome:
     """The end of a run that went past its timeout (as the pool says it)."""
-    text = f"the function ran past its timeout of {timeout:g} s and was stopped"
-    return Outcome("TIMEOUT", message=text)
+    return Outcome("TIMEOUT", message=timeout_message(timeout))
 
 
 def stopped(exc: BaseException) -> Outcome:
@@ -427,9 +426,7 @@ def record_later(
         except Exception:
             logger.exception("the stopped invocation %s could not be recorded", started.id)
 
-    task = asyncio.get_running_loop().create_task(keep())
-    platform.background.add(task)
-    task.add_done_callback(platform.background.discard)
+    platform.spawn(keep())
 
 
 async def _roles(platform: Platform, tenant: str, user_id: str) -> tuple[str, ...]:

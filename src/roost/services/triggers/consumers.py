@@ -168,11 +168,7 @@ class Sources:
         for trigger in self._pubsub.get(tenant, {}).values():
             assert isinstance(trigger.source, PubsubSource)
             if topic_matches(trigger.source.pattern.split("."), words):
-                task = asyncio.get_running_loop().create_task(
-                    self._fire_pubsub(tenant, trigger, message)
-                )
-                self._platform.background.add(task)
-                task.add_done_callback(self._platform.background.discard)
+                self._platform.spawn(self._fire_pubsub(tenant, trigger, message))
 
     async def _fire_pubsub(self, tenant: str, trigger: TriggerRow, message: Any) -> None:
         message_id = str(message.get("message_id", ""))
