@@ -1,10 +1,10 @@
 """The file door: streamed uploads and downloads (with Range), signed links, public buckets.
 
 Bodies stream in chunks in both directions and are never held whole in memory, and are metered
-as they pass; a download from the local blob store is handed to the kernel instead, when the
-server offers that (`server/sendfile.py`). The door only speaks HTTP: which file a request may
-read, and its bytes, come from `services/storage.py`; context, errors, request ids and metering
-from the door kit (`server/dispatch.py`).
+as they pass; a download from the local blob store is handed to the server as an open file
+instead, when the server offers that (`server/file_sending.py`). The door only speaks HTTP:
+which file a request may read, and its bytes, come from `services/storage.py`; context, errors,
+request ids and metering from the door kit (`server/dispatch.py`).
 
 A user's file is served from the API's origin (and the dashboard's, at `/_/`), so it must never
 run there as a page: every file answer says `Content-Disposition: attachment` (inline only for
@@ -27,8 +27,8 @@ from starlette.types import Receive, Scope, Send
 
 from roost.errors import RoostError, ValidationError
 from roost.server.dispatch import Dispatcher, check_access, error_response, headers_of
+from roost.server.file_sending import ZERO_COPY
 from roost.server.responses import encoded, request_id, response_codec
-from roost.server.sendfile import ZERO_COPY
 from roost.services.context import Context
 from roost.services.storage import (
     Download,
@@ -42,7 +42,7 @@ from roost.wire.codec import JSON
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
 _PLAIN_NAME = re.compile(r"[^A-Za-z0-9._ -]")
-METERED_PIECE = 1024 * 1024  # bytes of a file handed to the kernel at once, then metered
+METERED_PIECE = 1024 * 1024  # bytes of a file handed to the server at once, then metered
 
 
 class _Call(msgspec.Struct):
@@ -161,12 +161,12 @@ class FileDoor:
         assert ctx is not None
         if ZERO_COPY in call.request.scope.get("extensions", ()):
             file = await found.local_file()
-            if file is not None:  # the server hands it to the kernel (server/sendfile.py)
+            if file is not None:  # the server sends it (server/file_sending.py)
 
                 def meter(count: int) -> None:
                     self.dispatcher.meter(ctx, bytes_out=count, calls=0)
 
-                return _KernelFileResponse(
+                return _LocalFileResponse(
                     file,
                     start,
                     end - start + 1,
@@ -181,9 +181,9 @@ class FileDoor:
         )
 
 
-class _KernelFileResponse(Response):
-    """An answer whose body is `count` bytes of a local file from `offset`, sent by the kernel
-    from the page cache (the ASGI zero-copy send; `server/sendfile.py`) a megabyte at a time,
+class _LocalFileResponse(Response):
+    """An answer whose body is `count` bytes of a local file from `offset`, sent by the server
+    (the ASGI zero-copy send extension; `server/file_sending.py`) a megabyte at a time,
     each `meter`ed once sent: a transfer cut short is metered for what it moved."""
 
     def __init__(

@@ -35,8 +35,8 @@ from uvicorn.supervisors import Multiprocess
 from roost._startup import resume_collector
 from roost.errors import ValidationError
 from roost.server.access_lines import access_logger
+from roost.server.file_sending import ZERO_COPY, FileSendingCycle
 from roost.server.redaction import log_config
-from roost.server.sendfile import ZERO_COPY, FileSendingCycle
 from roost.settings import Settings
 from roost.wire.codec import JSON
 
@@ -148,7 +148,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         cycle = self.cycle
         HttpToolsProtocol.on_headers_complete(self)
         if self.cycle is not cycle and self.scope["method"] == "GET":
-            # a GET may be answered with a file, which the kernel then sends (sendfile.py):
+            # a GET may be answered with a file, which the server then sends (file_sending.py):
             # uvicorn made the request's cycle and its task has not run yet, so the cycle can
             # still become the same object of the subclass that also sends files
             self.scope["extensions"] = {ZERO_COPY: {}}

@@ -1,7 +1,7 @@
-"""Downloads handed to the kernel (`server/sendfile.py`): a file on the local blob store goes
-from the page cache to the socket by sendfile(2), whole, in order with the answers around it on
-a keep-alive connection, as a range, and a client that leaves mid-way costs the server nothing
-(no descriptor is left open, the next request is answered)."""
+"""Downloads handed to the server as files (`server/file_sending.py`): a file on the local blob
+store goes to the socket through the transfer's buffer, whole, in order with the answers around
+it on a keep-alive connection, as a range, and a client that leaves mid-way costs the server
+nothing (no descriptor is left open, the next request is answered)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from roost.server import file_sending
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningServer, unique
 from tests.waiting import eventually
 
@@ -23,18 +24,18 @@ SIZE = 3 * 1024 * 1024 + 17  # three pieces of the door's and a few bytes more
 
 
 @pytest.fixture
-def sent_by_kernel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The bytes each sendfile(2) of the server moved, call by call (the server runs in this
+def sent_as_file(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The bytes each write of a file sending moved, call by call (the server runs in this
     process, in a thread)."""
     moved: list[int] = []
-    real: Callable[..., int] = os.sendfile
+    real: Callable[..., int] = file_sending.write
 
     def counted(*args: Any) -> int:
         count = real(*args)
         moved.append(count)
         return count
 
-    monkeypatch.setattr(os, "sendfile", counted)
+    monkeypatch.setattr(file_sending, "write", counted)
     return moved
 
 
@@ -45,7 +46,7 @@ def _stored_file(server: RunningServer) -> tuple[str, str, bytes]:
         login = {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
         token = str(http.post("/api/v1/auth/login", json=login).json()["access"])
         headers = {"Authorization": f"Bearer {token}"}
-        bucket = unique("kernel-")
+        bucket = unique("sending-")
         created = http.post("/api/v1/storage/create_bucket", json={"name": bucket}, headers=headers)
         assert created.status_code == 200, created.text
         path = f"/api/v1/storage/buckets/{bucket}/objects/big.bin"
@@ -104,7 +105,7 @@ def _connect(server: RunningServer, receive_buffer: int | None = None) -> socket
 
 
 def test_a_download_goes_whole_and_in_order_with_the_answers_around_it(
-    server: RunningServer, sent_by_kernel: list[int]
+    server: RunningServer, sent_as_file: list[int]
 ) -> None:
     path, token, data = _stored_file(server)
     with _connect(server) as sock:
@@ -119,10 +120,10 @@ def test_a_download_goes_whole_and_in_order_with_the_answers_around_it(
         assert b'"username"' in who
         assert reader.answer()[2] == data
     # counted by the sending thread just after the bytes left, maybe after they arrived
-    eventually(lambda: sum(sent_by_kernel) == 2 * SIZE)
+    eventually(lambda: sum(sent_as_file) == 2 * SIZE)
 
 
-def test_a_range_is_sent_by_the_kernel(server: RunningServer, sent_by_kernel: list[int]) -> None:
+def test_a_range_is_sent_as_a_file(server: RunningServer, sent_as_file: list[int]) -> None:
     path, token, data = _stored_file(server)
     with _connect(server) as sock:
         sock.sendall(_get(path, token, "Range: bytes=1000-2000999"))
@@ -130,18 +131,18 @@ def test_a_range_is_sent_by_the_kernel(server: RunningServer, sent_by_kernel: li
     assert status == 206
     assert headers["content-range"] == f"bytes 1000-2000999/{SIZE}"
     assert body == data[1000:2001000]
-    eventually(lambda: sum(sent_by_kernel) == 2_000_000)
+    eventually(lambda: sum(sent_as_file) == 2_000_000)
 
 
 def test_a_client_that_leaves_mid_download_leaves_nothing_open(
-    server: RunningServer, sent_by_kernel: list[int]
+    server: RunningServer, sent_as_file: list[int]
 ) -> None:
     path, token, _ = _stored_file(server)
     with _connect(server, receive_buffer=4096) as sock:
         sock.sendall(_get(path, token))
         received = sock.recv(1024)
         assert received.startswith(b"HTTP/1.1 200")
-        while len(received) < 100_000:  # some of the file came, by the kernel
+        while len(received) < 100_000:  # some of the file came, as a file
             received += sock.recv(65536)
         server_side = _socket_inode(urlsplit(server.url).port or 80, sock.getsockname()[1])
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -151,7 +152,7 @@ def test_a_client_that_leaves_mid_download_leaves_nothing_open(
     while _held(server_side) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _held(server_side)
-    assert 0 < sum(sent_by_kernel) < SIZE
+    assert 0 < sum(sent_as_file) < SIZE
     with httpx.Client(base_url=server.url, timeout=30) as http:
         whoami = http.post("/api/v1/auth/whoami", headers={"Authorization": f"Bearer {token}"})
     assert whoami.status_code == 200
