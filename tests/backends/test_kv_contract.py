@@ -197,3 +197,10 @@ async def _every_key(store: KVStore, prefix: str) -> list[str]:
         more, cursor = await store.scan(prefix, cursor, 100)
         keys += more
     return keys
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_concurrent_increments_all_count(store: KVStore, ns: str) -> None:
+    # more at once than redis-py's default pool has connections (100): none refused
+    await asyncio.gather(*(store.incr(ns + "n", 1) for _ in range(300)))
+    assert await store.incr(ns + "n", 0) == 300

@@ -275,3 +275,14 @@ async def test_purge_and_discard_go_past_a_batch(store: QueueStore, q: str) -> N
     assert len(await dead_lettered(store, q, [str(n) for n in range(105)])) == 105
     assert await store.delete_dead_letters(q, None) == 105
     assert (await store.counts(q)).dead == 0
+
+
+async def test_a_burst_of_concurrent_publishes_all_land(store: QueueStore, q: str) -> None:
+    # more at once than redis-py's default pool has connections (100): none refused, the rest
+    # wait their turn
+    ids = await asyncio.gather(*(publish(store, q, str(n)) for n in range(BURST)))
+    assert len(set(ids)) == BURST
+    assert (await store.counts(q)).ready == BURST
+
+
+BURST = 300

@@ -82,3 +82,11 @@ async def test_counters_add_up_and_are_forgotten_after_their_ttl(
     # it back: it runs from the counter's start.
     await wait_for(started_anew, seconds=5)
     assert await limiter.count({brief: 1}, ttl=60) == {brief: 1}
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_concurrent_hits_all_count(limiter: RateLimiter, key: str) -> None:
+    # more at once than redis-py's default pool has connections (100): none refused
+    await asyncio.gather(*(limiter.hit(key, window=60) for _ in range(300)))
+    assert await limiter.blocked_for(key, limit=300, window=60) is not None
+    assert await limiter.blocked_for(key, limit=301, window=60) is None

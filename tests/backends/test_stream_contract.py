@@ -125,3 +125,10 @@ async def test_delete_prefix_removes_rooms_events_offsets_and_retention(
     assert [(e.offset, e.event_type) for e in page.events] == [(0, "new"), (1, "new"), (2, "new")]
     assert [e.event_type for e in (await store.read(other, 0, None, 10)).events] == ["kept"]
     await store.delete_prefix(tenant + "nothing-here:")
+
+
+async def test_a_burst_of_concurrent_appends_all_land(store: StreamStore, room: str) -> None:
+    # more at once than redis-py's default pool has connections (100): none refused, and
+    # the offsets stay dense
+    stored = await asyncio.gather(*(append(store, room, "e", str(n), {}, KEEP) for n in range(300)))
+    assert sorted(event.offset for event in stored) == list(range(300))

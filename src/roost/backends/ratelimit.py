@@ -140,10 +140,10 @@ class RedisRateLimiter:
     by `clock` (wall time: replicas share the windows). Counters expire by Redis' clock."""
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        from redis.asyncio import Redis
+        from roost.backends.redis_pool import waiting_client
 
         self._clock = clock
-        self._redis: Any = Redis.from_url(url)
+        self._redis: Any = waiting_client(url)
         self._take: Any = self._redis.register_script(_TAKE)
         self._count: Any = self._redis.register_script(_COUNT)
 

@@ -9,8 +9,8 @@ replicas that stop beating are left out of the sums within `_ALIVE` seconds.
 Subscriptions never take a connection each: the counts they change are written by one writer,
 all the keys changed meanwhile in one pipeline, and each subscriber waits for the write that
 carries its key. A burst of thousands of subscriptions costs a few round trips on one
-connection, and the pool stays with publishers. The pool waits (up to `_POOL_WAIT` s) rather
-than failing when every connection is busy.
+connection, and the pool stays with publishers. The pool waits (`redis_pool`) rather than
+failing when every connection is busy.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from roost.backends.bus import Listener, LocalListeners
 from roost.backends.errors import redis_outage, translate_errors
+from roost.backends.redis_pool import waiting_client
 
 logger = logging.getLogger("roost.bus")
 
@@ -34,7 +33,6 @@ _CHANNELS = "roost:bus:"
 _REPLICAS = "roost:bus:replicas"
 _INTEREST = "roost:bus:interest:"
 _BEAT, _ALIVE = 5.0, 20.0
-_POOL_SIZE, _POOL_WAIT = 64, 10.0
 
 _SUM_INTEREST = """
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
@@ -58,10 +56,7 @@ class RedisBus:
     def __init__(self, url: str) -> None:
         self._replica = secrets.token_hex(8)
         self.name = f"roost-bus-{self._replica}"
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT, client_name=self.name
-        )
-        self._redis: Any = Redis.from_pool(pool)
+        self._redis: Any = waiting_client(url, client_name=self.name)
         self._local = LocalListeners()
         self._sum = self._redis.register_script(_SUM_INTEREST)
         self._tasks: list[asyncio.Task[None]] = []

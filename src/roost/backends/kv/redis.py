@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from roost.backends.errors import redis_outage, translate_errors
@@ -19,6 +18,7 @@ from roost.backends.kv import NO_EXPIRY, Entry
 from roost.backends.kv.near import NearCache
 from roost.backends.redis_keys import glob_escape, matching_batches
 from roost.backends.redis_line import RedisLine, RedisReplyError
+from roost.backends.redis_pool import waiting_client
 
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
@@ -61,7 +61,7 @@ class RedisKVStore:
     ) -> None:
         """`near_cache_bytes`: room for values kept in memory (0: every read goes to Redis);
         `clock` (monotonic seconds) times their expiry."""
-        self._redis: Any = Redis.from_url(url, decode_responses=True)
+        self._redis: Any = waiting_client(url, decode_responses=True)
         self._release = self._redis.register_script(_RELEASE)
         self._line = RedisLine(url)  # the hot path: get and set
         self.near = (

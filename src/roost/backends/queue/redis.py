@@ -13,11 +13,10 @@ import json
 import secrets
 from typing import Any
 
-from redis.asyncio import Redis
-
 from roost.backends.errors import redis_outage, translate_errors
 from roost.backends.queue import DEFAULT_MAX_DELIVERIES, Delivery, NackAction, QueueCounts
 from roost.backends.redis_keys import glob_escape, matching_batches
+from roost.backends.redis_pool import waiting_client
 
 _NOW = (
     "local t = redis.call('TIME') "
@@ -214,7 +213,7 @@ class RedisQueueStore:
     kind = "redis"
 
     def __init__(self, url: str) -> None:
-        self._redis: Any = Redis.from_url(url, decode_responses=True)
+        self._redis: Any = waiting_client(url, decode_responses=True)
         script = self._redis.register_script
         self._publish, self._claim, self._ack = script(_PUBLISH), script(_CLAIM), script(_ACK)
         self._nack, self._extend, self._purge = script(_NACK), script(_EXTEND), script(_PURGE)

@@ -13,10 +13,9 @@ import json
 import secrets
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from roost.backends.errors import redis_outage, translate_errors
 from roost.backends.redis_keys import glob_escape, matching_batches
+from roost.backends.redis_pool import waiting_client
 from roost.backends.stream import NewEvent, Page, Retention, StoredEvent
 
 _APPEND = """
@@ -78,11 +77,10 @@ class RedisStreamStore:
     kind = "redis"
 
     def __init__(self, url: str) -> None:
-        self._redis: Any = Redis.from_url(url, decode_responses=True)
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=_LIVE_CONNECTIONS, timeout=None, decode_responses=True
+        self._redis: Any = waiting_client(url, decode_responses=True)
+        self._live: Any = waiting_client(
+            url, decode_responses=True, size=_LIVE_CONNECTIONS, wait=None
         )
-        self._live: Any = Redis.from_pool(pool)
         self._append = self._redis.register_script(_APPEND)
         self._read = self._redis.register_script(_READ)
         self._live_read = self._live.register_script(_READ)
