@@ -36,6 +36,8 @@ from tests.conftest import (
     unique,
 )
 from tests.deployed import (
+    GATED,
+    GATED_OPTIONS,
     KEEPS_A_SUBSCRIPTION,
     another_user,
     deploy,
@@ -46,6 +48,8 @@ from tests.deployed import (
     publish,
     result_of,
     sign_in,
+    wait_running,
+    wait_status,
     zip_of,
 )
 
@@ -475,6 +479,29 @@ USES_ANOTHER_SPELLING = """
             return {"token": token, "refused": exc.code}
         return {"token": token, "refused": None}
 """
+
+
+def test_a_queued_run_of_a_caller_signed_out_meanwhile_does_not_run(
+    fallback: RunningServer, fallback_http: httpx.Client
+) -> None:
+    """A queued run acts as its caller when it starts. Runners keep callers loaded for the
+    next runs of the same caller (the principal cache): a sign-out must reach them too."""
+    http, admin = fallback_http, sign_in(fallback_http)
+    gated, echo = deployed(http, admin, GATED, **GATED_OPTIONS), deployed(http, admin, ECHO)
+    caller = sign_in(http)  # a session of its own, signed out below
+    # the server's one runner place (one worker) is held by a run of the caller's, which
+    # loads the caller and then waits for a gate nobody opens
+    first = execute(http, caller, gated, {"gate": unique("gate")}, is_async=True)
+    assert first.status_code == 200, first.text
+    wait_running(http, caller, first.json()["invocation"]["id"])
+    # a function that never calls back: only the runner's own look at the caller stops it
+    second = execute(http, caller, echo, {"x": 1}, is_async=True)
+    assert second.status_code == 200, second.text
+    http.post("/api/v1/auth/logout", headers=caller).raise_for_status()
+    # the first run's token died with the session: its place frees, the second starts now
+    ended = wait_status(http, admin, second.json()["invocation"]["id"])
+    assert (ended["status"], ended["result"]) == ("FAILURE", None), ended
+    assert "signed out" in ended["error"], ended
 
 
 def test_a_runtime_token_spelled_otherwise_is_refused(

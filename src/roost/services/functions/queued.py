@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import function_invocations, utcnow
@@ -70,8 +70,9 @@ async def queue(ctx: Context, spec: FunctionSpec, params: Any, time_limit: float
     caller = ctx.require_principal()
     started = Started(new_id(), spec, caller, "async", time_limit, utcnow(), None)
     row = {**runs.invocation_row(started, params), "status": "PENDING"}
-    async with platform.db.write(ctx.tenant) as conn:
-        await conn.execute(function_invocations.insert().values(row))
+    record = function_invocations.insert().values(row)
+    # a group commit: a burst of calls queueing invocations shares one transaction
+    await platform.db.run(ctx.tenant, lambda conn: conn.execute(record), write=True)
     try:
         await publish(platform, ctx.tenant, started.id)
     except Exception:
@@ -140,24 +141,27 @@ async def _claim(
 ) -> RowMapping | None:
     """PENDING -> STARTED (and STARTED again for a `rerun`); None if this runner lost."""
     movable = ("PENDING", "STARTED") if rerun else ("PENDING",)
-    async with platform.db.write(tenant) as conn:
-        moved = await conn.execute(
-            function_invocations.update()
-            .where(
-                function_invocations.c.id == invocation_id,
-                function_invocations.c.status.in_(movable),
-            )
-            .values(status="STARTED", started_at=utcnow())
+    move = (
+        function_invocations.update()
+        .where(
+            function_invocations.c.id == invocation_id,
+            function_invocations.c.status.in_(movable),
         )
-        if moved.rowcount != 1:
+        .values(status="STARTED", started_at=utcnow())
+    )
+    query = select(function_invocations).where(function_invocations.c.id == invocation_id)
+
+    def claim(conn: Connection) -> RowMapping | None:
+        if conn.execute(move).rowcount != 1:
             return None
-        query = select(function_invocations).where(function_invocations.c.id == invocation_id)
-        row: RowMapping = (await conn.execute(query)).mappings().one()
-    return row
+        return conn.execute(query).mappings().one()
+
+    # a group commit, shared with the runner's other claims and records under way
+    return await platform.db.run(tenant, claim, write=True)
 
 
 async def _caller_of(platform: Platform, tenant: str, row: RowMapping) -> Principal:
-    caller = await principals.of_caller(
+    caller = await principals.of_queued_caller(
         platform, tenant, CallerRef(row["user_id"], row["session_id"], row["api_key_id"])
     )
     limits = tuple(frozenset(scopes) for scopes in row["limits"] or ())
