@@ -38,6 +38,8 @@ from tests.deployed import (
 )
 from tests.replicas import Cluster, Replica, serve, start_worker
 
+ECHO = "def main(params, user_data):\n    return params\n"
+
 LEASE = "2"  # seconds before an invocation whose runner died is taken again
 
 
@@ -180,6 +182,33 @@ def test_roost_worker_runs_what_an_embedded_server_queued(
         assert "worker stopped" in worker.log.read_text()
         # the worker metered its runs (its meter adds to the tenant's usage as it stops)
         assert usage(http, admin) >= before + 3
+
+
+def test_a_worker_does_not_run_for_a_caller_signed_out_on_the_server(
+    tmp_path: Path, processes: list[Replica]
+) -> None:
+    """A queued run acts as its caller when it starts. A server's runners keep callers in its
+    principal cache, which a sign-out clears; an embedded `roost worker` beside it hears no
+    sign-out (no bus between them) and kept the caller of its last run: a run queued before
+    the sign-out and started after it ran, with the caller's secrets."""
+    env = embedded(tmp_path, ROOST_FUNCTIONS_ASYNC_CONCURRENCY="0")
+    server = serve(tmp_path, "server", env)
+    processes.append(server)
+    # one runner place: the second run waits for the first
+    worker_env = {**env, "ROOST_FUNCTIONS_ASYNC_CONCURRENCY": "1"}
+    processes.append(start_worker(tmp_path, "worker", worker_env, server.url))
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        admin = sign_in(http)
+        gated, echo = deployed(http, admin, GATED, **GATED_OPTIONS), deployed(http, admin, ECHO)
+        caller = sign_in(http)  # a session of its own, signed out below
+        first = queue_async(http, caller, gated, {"gate": unique("gate")})  # never opened
+        wait_running(http, caller, first)  # the worker loaded the caller
+        second = queue_async(http, caller, echo, {"x": 1})  # it never calls back
+        http.post("/api/v1/auth/logout", headers=caller).raise_for_status()
+        # the first run's token died with the session: its place frees, the second starts
+        ended = wait_status(http, admin, second)
+        assert (ended["status"], ended["result"]) == ("FAILURE", None), ended
+        assert "signed out" in ended["error"], ended
 
 
 def test_a_subscription_of_a_run_a_worker_ran_ends_with_the_run(

@@ -83,7 +83,7 @@ def worker(
 
 
 async def _work(settings: Settings) -> None:
-    from roost.server.platform import async_concurrency, open_platform
+    from roost.server.platform import async_concurrency, build_platform, open_platform
 
     # 0 tells API servers to leave async runs to workers: a worker shares their settings
     runs = async_concurrency(settings) or settings.functions_pool_size
@@ -92,7 +92,9 @@ async def _work(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     settings = msgspec.structs.replace(settings, functions_async_concurrency=runs)
-    async with open_platform(settings) as platform:
+    platform = build_platform(settings)
+    platform.serves_api = False  # revocations are made in the API's processes
+    async with open_platform(settings, platform=platform):
         if platform.functions is None or not await platform.functions.ready():
             raise ConfigurationError(
                 "the function runtime could not start here (see the log above)"

@@ -190,9 +190,19 @@ class Platform(msgspec.Struct):
     on_tenant_deleted: list[Callable[[str], None]] = msgspec.field(default_factory=list)
     """what else lets go of a deleted tenant on this replica when the bus says so (the
     WebSocket door closes the tenant's connections)"""
+    serves_api: bool = True
+    """False in a `roost worker`, which runs async invocations and serves no API"""
     on_credential_forgotten: list[Callable[[str], None]] = msgspec.field(default_factory=list)
     """what else lets go of a credential forgotten on this replica (by its principal cache key:
     a runtime token whose run ended; the WebSocket door closes the connections it opened)"""
+
+    @property
+    def hears_revocations(self) -> bool:
+        """Whether every revocation (a sign-out, a key revoked, a user disabled, a role
+        changed) clears this process' principal cache: with Redis, through the bus; without,
+        only in the server that serves the API, where they are made. An embedded `roost
+        worker` beside it (`serves_api` False) hears none: what it caches, it must not trust."""
+        return self.settings.redis_url is not None or self.serves_api
 
     @property
     def sole_server(self) -> bool:

@@ -117,7 +117,10 @@ async def of_queued_caller(platform: Platform, tenant: str, caller: CallerRef) -
     """`of_caller` for the start of a queued run, from the principal cache when it can be:
     the run acts as its caller would on a request now, which the same cache answers (a
     revocation clears it, its ttl bounds it). Runs queued in a burst by one caller then cost
-    one load, not one each."""
+    one load, not one each. A process that revocations do not reach (an embedded `roost
+    worker`) loads the caller every time."""
+    if not platform.hears_revocations:
+        return await of_caller(platform, tenant, caller)
     ref = f"caller:{tenant}\0{caller.user_id}\0{caller.session_id}\0{caller.api_key_id}"
     return await platform.principals.get_or_load(
         token_hash(ref), lambda: _load_caller(platform, tenant, caller, None, None)
