@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+import tracemalloc
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,9 +41,9 @@ def sent_as_file(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return moved
 
 
-def _stored_file(server: RunningServer) -> tuple[str, str, bytes]:
-    """A new bucket holding a file of SIZE random bytes: (its path, a token, the bytes)."""
-    data = os.urandom(SIZE)
+def _stored_file(server: RunningServer, size: int = SIZE) -> tuple[str, str, bytes]:
+    """A new bucket holding a file of `size` random bytes: (its path, a token, the bytes)."""
+    data = os.urandom(size)
     with httpx.Client(base_url=server.url, timeout=60) as http:
         login = {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
         token = str(http.post("/api/v1/auth/login", json=login).json()["access"])
@@ -156,6 +158,29 @@ def test_a_client_that_leaves_mid_download_leaves_nothing_open(
     with httpx.Client(base_url=server.url, timeout=30) as http:
         whoami = http.post("/api/v1/auth/whoami", headers={"Authorization": f"Bearer {token}"})
     assert whoami.status_code == 200
+
+
+def test_downloads_whose_clients_stop_reading_hold_no_memory(
+    server: RunningServer, sent_as_file: list[int]
+) -> None:
+    # each transfer waits for its socket holding no buffer (a megabyte each, when it did)
+    path, token, _ = _stored_file(server, size=24 * 1024 * 1024)
+    tracemalloc.start()  # the server runs in this process: what it allocates from here on
+    try:
+        with ExitStack() as stack:
+            for _ in range(STALLED):
+                sock = stack.enter_context(_connect(server, receive_buffer=4096))
+                sock.sendall(_get(path, token))
+                assert sock.recv(1024).startswith(b"HTTP/1.1 200")  # then never read again
+            # every transfer sent what its socket took, and waits for room
+            eventually(lambda: len(sent_as_file) >= STALLED and file_sending.BUFFERS.lent == 0)
+            held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < STALLED * 1024 * 1024 // 2, f"{held:,} bytes held"
+
+
+STALLED = 32
 
 
 def _socket_inode(local_port: int, remote_port: int) -> str:

@@ -1,5 +1,5 @@
 """Files sent from the local blob store: the ASGI zero-copy send extension on uvicorn's HTTP
-protocol, served by copying through one buffer per transfer.
+protocol, served by copying a piece at a time through a buffer.
 
 uvicorn offers no way to send a file but as bytes the app has read: a 10 MB download was read
 into memory a megabyte at a time, each megabyte a new bytes object passed through Starlette's
@@ -8,18 +8,19 @@ and uvicorn's layers. `serving.BoundedHttpTools` offers the standard ASGI extens
 answered with a file) and answers it with `FileSendingCycle`, which takes the extension's
 messages (`file`, `offset`, `count`, `more_body`) and moves the bytes itself.
 
-It moves them with pread(2) into a buffer of the transfer's and write(2) from it, not with
-sendfile(2), measured (`benchmarks/vs_pocketbase.py`, a 10 MB download on loopback, 10
-alternating turns): sendfile saves the server ~1.3 ms of CPU per download but costs the reader
-~4 ms more (19.5 against 15.9 ms of the client's CPU; 45-50 downloads/s against 57-59). Its
-socket buffers point into the page cache, which the reader then copies from main memory; a
-write leaves freshly copied bytes in the cache the reader copies them from. A reverse proxy on
-the same host is that reader, and so is every loopback client.
+It moves them with pread(2) into a buffer and write(2) from it, not with sendfile(2), as
+measured (`benchmarks/vs_pocketbase.py`, a 10 MB download on loopback, 10 alternating turns):
+sendfile saves the server ~1.3 ms of CPU per download but costs the reader ~4 ms more (19.5
+against 15.9 ms of the client's CPU; 45-50 downloads/s against 57-59). Its socket buffers
+point into the page cache, which the reader then copies from main memory; a write leaves
+freshly copied bytes in the cache the reader copies them from. A reverse proxy on the same
+host is that reader, and so is every loopback client.
 
 Each piece (a megabyte) is read and written in a worker thread: a file not in the page cache
 is read from the disk inside the call, which must never hold up the event loop. The socket
 stays non-blocking (it is uvloop's): a call writes what the socket's buffer takes, and the next
-waits until the socket is writable again. The calls go through a duplicate of the socket's
+waits until the socket is writable again, then reads what it did not take again (the buffer
+is lent to the call only, `Buffers`). The calls go through a duplicate of the socket's
 descriptor, so that the number they use cannot be closed and handed to another connection while
 a thread holds it.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Awaitable
 from typing import Any
 
@@ -43,8 +45,6 @@ class FileSendingCycle(RequestResponseCycle):
     After a disconnect such a message raises ConnectionResetError (an OSError, as the ASGI
     spec asks of a send on a closed connection), so that the app stops sending the rest of the
     file and counts only what went out."""
-
-    buffer: memoryview | None = None  # the transfer's, made by its first piece
 
     def send(self, message: Any) -> Awaitable[None]:  # type: ignore[override]
         # a plain method returning the awaitable: no coroutine layer for the other messages
@@ -68,78 +68,93 @@ class FileSendingCycle(RequestResponseCycle):
                 await self.flow.drain()
             if self.disconnected:
                 raise ConnectionResetError("the client went away")
-            if self.buffer is None:  # sized by the whole rest of the answer: every piece fits
-                self.buffer = memoryview(bytearray(min(PIECE, self.expected_content_length)))
-            await send_file(self.transport, message["file"].fileno(), offset, count, self.buffer)
+            await send_file(self.transport, message["file"].fileno(), offset, count)
             self.expected_content_length -= count
         # the end of the response (or not) as uvicorn ends it, with no bytes of its own
         end = {"type": "http.response.body", "body": b"", "more_body": message.get("more_body")}
         await RequestResponseCycle.send(self, end)  # type: ignore[arg-type]
 
 
-async def send_file(
-    transport: asyncio.Transport, fd: int, offset: int, count: int, buffer: memoryview
-) -> None:
+async def send_file(transport: asyncio.Transport, fd: int, offset: int, count: int) -> None:
     """Send `count` bytes of the file `fd` from `offset` on the transport's socket, after what
-    the transport holds unsent, through `buffer` a piece at a time. Raises ConnectionResetError
-    if the client goes away first, and closes the transport (its response can no longer be
-    whole) if the file ends early."""
+    the transport holds unsent, a piece at a time. Raises ConnectionResetError if the client
+    goes away first, and closes the transport (its response can no longer be whole) if the
+    file ends early."""
     loop = asyncio.get_running_loop()
     socket = transport.get_extra_info("socket")
     out = os.dup(socket.fileno())
-    piece = _Piece(fd, offset, count, buffer)
     try:
-        while not piece.done:
+        while count > 0:
             if transport.is_closing():
                 raise ConnectionResetError("the client went away")
-            taken = False
+            sent = read = 0
             if not transport.get_write_buffer_size():  # the head, or an earlier answer
                 try:
-                    taken = await asyncio.to_thread(piece.send, out)
+                    sent, read = await asyncio.to_thread(_send_piece, out, fd, offset, count)
                 except (BrokenPipeError, ConnectionResetError) as exc:
                     raise ConnectionResetError("the client went away") from exc
                 except EOFError:
                     transport.close()
                     raise RuntimeError("the file ended before its Content-Length") from None
-            if not taken:
+            offset, count = offset + sent, count - sent
+            if sent < read or not read:  # the socket is full (what it did not take is read again)
                 await _writable(loop, out)
     finally:
         os.close(out)
 
 
-class _Piece:
-    """The sending of `count` bytes of the file `fd` from `offset` through `buffer`, with the
-    part of it read but not yet written."""
-
-    def __init__(self, fd: int, offset: int, count: int, buffer: memoryview) -> None:
-        self.fd, self.offset, self.left, self.buffer = fd, offset, count, buffer
-        self.start = self.end = 0
-
-    @property
-    def done(self) -> bool:
-        return self.left == 0 and self.start == self.end
-
-    def send(self, out: int) -> bool:
-        """Read the next piece if the last one went out, then write it to the socket `out`:
-        True if the socket took all of it, False if it is full (wait until it is writable).
-        Raises EOFError if the file ends early."""
-        if self.start == self.end:
-            read = os.preadv(self.fd, [self.buffer[: self.left]], self.offset)
-            if read == 0:
-                raise EOFError
-            self.offset, self.left = self.offset + read, self.left - read
-            self.start, self.end = 0, read
-        while self.start < self.end:
+def _send_piece(out: int, fd: int, offset: int, count: int) -> tuple[int, int]:
+    """In a worker thread: read up to a piece of the file `fd` from `offset` and write it to
+    the socket `out` as far as it takes; (bytes sent, bytes read). Raises EOFError if the
+    file ends early."""
+    buffer = BUFFERS.take()
+    try:
+        view = memoryview(buffer)[: min(PIECE, count)]
+        read = os.preadv(fd, [view], offset)
+        if read == 0:
+            raise EOFError
+        sent = 0
+        while sent < read:
             try:
-                self.start += write(out, self.buffer[self.start : self.end])
+                sent += write(out, view[sent:read])
             except BlockingIOError:
-                return False
-        return True
+                break
+        return sent, read
+    finally:
+        BUFFERS.give_back(buffer)
 
 
 def write(fd: int, data: memoryview) -> int:
     """os.write, by a name of this module's (the tests count what it moves)."""
     return os.write(fd, data)
+
+
+class Buffers:
+    """The pieces' buffers, each lent to one worker thread's call at a time: a transfer holds
+    none while it waits for its socket, so a client that stops reading costs no memory (it
+    held a megabyte each), and at most `kept` spares stay between calls."""
+
+    def __init__(self, kept: int) -> None:
+        self._spares: list[bytearray] = []
+        self._kept = kept
+        self._lock = threading.Lock()
+        self.lent = 0
+
+    def take(self) -> bytearray:
+        with self._lock:
+            self.lent += 1
+            if self._spares:
+                return self._spares.pop()
+        return bytearray(PIECE)
+
+    def give_back(self, buffer: bytearray) -> None:
+        with self._lock:
+            self.lent -= 1
+            if len(self._spares) < self._kept:
+                self._spares.append(buffer)
+
+
+BUFFERS = Buffers(kept=8)
 
 
 async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
