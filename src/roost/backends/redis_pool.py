@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 POOL_SIZE = 64  # connections of one client at most (Redis runs one command at a time anyway)
-WAIT = 10.0  # seconds a command waits for a free connection before it fails
+# seconds a command waits for a free connection before it fails: a burst on a working Redis
+# clears in milliseconds, and a hung one must not hold every caller for long before its 503
+WAIT = 2.0
 
 
 def waiting_client(
