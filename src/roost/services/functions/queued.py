@@ -19,6 +19,7 @@ recorded FAILURE instead of being run yet again.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import msgspec
@@ -70,15 +71,25 @@ async def queue(ctx: Context, spec: FunctionSpec, params: Any, time_limit: float
     caller = ctx.require_principal()
     started = Started(new_id(), spec, caller, "async", time_limit, utcnow(), None)
     row = {**runs.invocation_row(started, params), "status": "PENDING"}
+    # one step that a caller going away (a cancelled call) cannot cut in two: a row left
+    # PENDING and never queued would never run
+    done = asyncio.ensure_future(_record_and_queue(platform, ctx.tenant, started.id, row))
+    done.add_done_callback(lambda task: task.cancelled() or task.exception())  # retrieved
+    await asyncio.shield(done)
+    return started
+
+
+async def _record_and_queue(
+    platform: Platform, tenant: str, invocation_id: str, row: dict[str, Any]
+) -> None:
     record = function_invocations.insert().values(row)
     # a group commit: a burst of calls queueing invocations shares one transaction
-    await platform.db.run(ctx.tenant, lambda conn: conn.execute(record), write=True)
+    await platform.db.run(tenant, lambda conn: conn.execute(record), write=True)
     try:
-        await publish(platform, ctx.tenant, started.id)
+        await publish(platform, tenant, invocation_id)
     except Exception:
-        await _give_up(platform, ctx.tenant, started.id, "not run: it could not be queued")
+        await _give_up(platform, tenant, invocation_id, "not run: it could not be queued")
         raise
-    return started
 
 
 async def publish(platform: Platform, tenant: str, invocation_id: str) -> None:
