@@ -1,7 +1,8 @@
 """A function version as a run needs it, and its code unpacked where the runtime reads it.
 
-The active version of each function is cached for 2 s (and dropped by every change in this
-process), as table definitions are: a deploy or rollback reaches other replicas within that.
+The active version of each function, and each version a queued run asks for, is cached for
+2 s (and dropped by every change in this process), as table definitions are: a deploy or
+rollback reaches other replicas within that.
 The code is kept in the blob store, so every replica can run every version; each replica
 unpacks a version once, on its first run there, into a read-only folder under its data dir
 (`functions/<tenant>/<function id>/<version>`), checking the bundle's SHA-256 first, and then
@@ -49,6 +50,7 @@ class FunctionSpec(msgspec.Struct, frozen=True):
 
 
 _ACTIVE = TenantCache[FunctionSpec]("functions.active", ttl=2.0)
+_VERSIONS = TenantCache[FunctionSpec]("functions.versions", ttl=2.0)
 _unpacking: dict[Path, asyncio.Future[None]] = {}
 # folders found unpacked, taken as there for a second without asking the disk again (a stat
 # of a cold path per call cost more than a warm run's own work on the server)
@@ -67,13 +69,20 @@ async def active_spec(platform: Platform, tenant: str, name: str) -> FunctionSpe
 async def version_spec(
     platform: Platform, tenant: str, function_id: str, version: int
 ) -> FunctionSpec:
-    """One version of a function by id (a queued run runs the version it was queued for)."""
-    return await _load(platform, tenant, functions.c.id == function_id, version, function_id)
+    """One version of a function by id (a queued run runs the version it was queued for),
+    cached as the active versions are: runs queued in a burst cost one read, not one each."""
+
+    async def load() -> FunctionSpec:
+        return await _load(platform, tenant, functions.c.id == function_id, version, function_id)
+
+    return await _VERSIONS.of(platform).get_or_load(f"{tenant}/{function_id}/{version}", load)
 
 
 def forget(platform: Platform, tenant: str, name: str) -> None:
-    """Drop the cached active version of `name` (after a deploy, rollback or delete)."""
+    """Drop the cached active version of `name` (after a deploy, rollback or delete), and
+    every cached version by id (a deleted or pruned one with them: changes are rare)."""
     _ACTIVE.of(platform).pop(f"{tenant}/{name}")
+    _VERSIONS.of(platform).clear()
 
 
 def limits_of(settings: Settings) -> BundleLimits:
