@@ -5,6 +5,7 @@ nothing (no descriptor is left open, the next request is answered)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -41,6 +42,21 @@ def sent_as_file(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return moved
 
 
+@pytest.fixture
+def read_for_sending(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The bytes each read of a file sending took from the file, call by call."""
+    taken: list[int] = []
+    real: Callable[..., int] = file_sending.read_into
+
+    def counted(*args: Any) -> int:
+        count = real(*args)
+        taken.append(count)
+        return count
+
+    monkeypatch.setattr(file_sending, "read_into", counted)
+    return taken
+
+
 def _stored_file(server: RunningServer, size: int = SIZE) -> tuple[str, str, bytes]:
     """A new bucket holding a file of `size` random bytes: (its path, a token, the bytes)."""
     data = os.urandom(size)
@@ -75,6 +91,8 @@ def _post(path: str, token: str) -> bytes:
 class _Reader:
     """Answers off one connection, each read whole by its Content-Length."""
 
+    read_size = 1 << 20
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self.buffer = sock, b""
 
@@ -91,7 +109,7 @@ class _Reader:
         return int(lines[0].split()[1]), headers, body
 
     def _read(self) -> None:
-        chunk = self.sock.recv(1 << 20)
+        chunk = self.sock.recv(self.read_size)
         assert chunk, "the server closed the connection"
         self.buffer += chunk
 
@@ -178,6 +196,33 @@ def test_downloads_whose_clients_stop_reading_hold_no_memory(
     finally:
         tracemalloc.stop()
     assert held < STALLED * 1024 * 1024 // 2, f"{held:,} bytes held"
+
+
+def test_a_slow_reader_costs_reads_of_about_what_it_takes(
+    server: RunningServer,
+    read_for_sending: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a socket that takes little at a time (a small send buffer, as a slow link's): what it
+    # does not take is read again, so each read asks about what it took the last time, not
+    # a whole piece each time
+    real: Callable[[int, memoryview], int] = file_sending.write
+
+    def into_a_small_buffer(fd: int, data: memoryview) -> int:
+        sock = socket.socket(fileno=os.dup(fd))
+        with contextlib.closing(sock):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+        return real(fd, data)
+
+    monkeypatch.setattr(file_sending, "write", into_a_small_buffer)
+    path, token, data = _stored_file(server, size=8 * 1024 * 1024)
+    with _connect(server, receive_buffer=4096) as sock:
+        sock.sendall(_get(path, token))
+        reader = _Reader(sock)
+        reader.read_size = 4096
+        assert reader.answer()[2] == data
+    # each read a whole piece: about nine times the file here
+    assert sum(read_for_sending) < 4 * len(data), (sum(read_for_sending), len(read_for_sending))
 
 
 STALLED = 32

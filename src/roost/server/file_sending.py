@@ -19,10 +19,10 @@ host is that reader, and so is every loopback client.
 Each piece (a megabyte) is read and written in a worker thread: a file not in the page cache
 is read from the disk inside the call, which must never hold up the event loop. The socket
 stays non-blocking (it is uvloop's): a call writes what the socket's buffer takes, and the next
-waits until the socket is writable again, then reads what it did not take again (the buffer
-is lent to the call only, `Buffers`). The calls go through a duplicate of the socket's
-descriptor, so that the number they use cannot be closed and handed to another connection while
-a thread holds it.
+waits until the socket is writable again, then reads what it did not take again, about as much
+as it took last time (the buffer is lent to the call only, `Buffers`). The calls go through a
+duplicate of the socket's descriptor, so that the number they use cannot be closed and handed
+to another connection while a thread holds it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 ZERO_COPY = "http.response.zerocopysend"
-PIECE = 1024 * 1024  # bytes read and written by one call in a worker thread
+PIECE = 1024 * 1024  # bytes read and written by one call in a worker thread, at most
+SMALLEST_READ = 16 * 1024
 
 
 class FileSendingCycle(RequestResponseCycle):
@@ -83,6 +84,9 @@ async def send_file(transport: asyncio.Transport, fd: int, offset: int, count: i
     loop = asyncio.get_running_loop()
     socket = transport.get_extra_info("socket")
     out = os.dup(socket.fileno())
+    # bytes to read next: a piece, or about what the socket took last time when it was full
+    # (a slow reader's socket takes little at a time, and what it does not take is read again)
+    want = PIECE
     try:
         while count > 0:
             if transport.is_closing():
@@ -90,27 +94,32 @@ async def send_file(transport: asyncio.Transport, fd: int, offset: int, count: i
             sent = read = 0
             if not transport.get_write_buffer_size():  # the head, or an earlier answer
                 try:
-                    sent, read = await asyncio.to_thread(_send_piece, out, fd, offset, count)
+                    sent, read = await asyncio.to_thread(
+                        _send_piece, out, fd, offset, min(count, want)
+                    )
                 except (BrokenPipeError, ConnectionResetError) as exc:
                     raise ConnectionResetError("the client went away") from exc
                 except EOFError:
                     transport.close()
                     raise RuntimeError("the file ended before its Content-Length") from None
             offset, count = offset + sent, count - sent
-            if sent < read or not read:  # the socket is full (what it did not take is read again)
+            if sent < read or not read:  # the socket is full
+                want = max(sent, SMALLEST_READ)
                 await _writable(loop, out)
+            else:
+                want = min(want * 2, PIECE)
     finally:
         os.close(out)
 
 
 def _send_piece(out: int, fd: int, offset: int, count: int) -> tuple[int, int]:
-    """In a worker thread: read up to a piece of the file `fd` from `offset` and write it to
-    the socket `out` as far as it takes; (bytes sent, bytes read). Raises EOFError if the
-    file ends early."""
+    """In a worker thread: read `count` bytes (a piece at most) of the file `fd` from
+    `offset` and write them to the socket `out` as far as it takes; (bytes sent, bytes
+    read). Raises EOFError if the file ends early."""
     buffer = BUFFERS.take()
     try:
-        view = memoryview(buffer)[: min(PIECE, count)]
-        read = os.preadv(fd, [view], offset)
+        view = memoryview(buffer)[:count]
+        read = read_into(fd, view, offset)
         if read == 0:
             raise EOFError
         sent = 0
@@ -122,6 +131,11 @@ def _send_piece(out: int, fd: int, offset: int, count: int) -> tuple[int, int]:
         return sent, read
     finally:
         BUFFERS.give_back(buffer)
+
+
+def read_into(fd: int, view: memoryview, offset: int) -> int:
+    """os.preadv into `view`, by a name of this module's (the tests count what it reads)."""
+    return os.preadv(fd, [view], offset)
 
 
 def write(fd: int, data: memoryview) -> int:
