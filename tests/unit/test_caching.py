@@ -115,3 +115,31 @@ async def test_a_failed_load_raises_to_every_waiter_and_keeps_nothing() -> None:
     )
     assert all(isinstance(result, LookupError) for result in results)
     assert cache.get("acme") is None
+
+
+@pytest.mark.anyio
+async def test_when_the_loader_is_cancelled_its_waiters_load_again_instead_of_failing() -> None:
+    # one caller's cancelled call (a WebSocket cancel frame) began the load: another's call
+    # waiting on it got the cancellation, and answered 500
+    cache = TTLCache[str](2.0, clock=Clock())
+    started, gate = asyncio.Event(), asyncio.Event()
+    loads = 0
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        started.set()
+        await gate.wait()
+        return "spec"
+
+    loader = asyncio.create_task(cache.get_or_load("k", load))
+    await started.wait()
+    waiter = asyncio.create_task(cache.get_or_load("k", load))
+    await asyncio.sleep(0)
+    loader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loader
+    gate.set()
+    assert await waiter == "spec"
+    assert loads == 2
+    assert cache.get("k") == "spec"

@@ -32,7 +32,8 @@ class TTLCache(Generic[V]):
         self._clock = clock
         self._max = max_entries
         self._entries: dict[str, tuple[float, V]] = {}  # key -> (expires at, value)
-        self._loading: dict[str, asyncio.Future[V]] = {}
+        # a load under way, shared by its waiters; None as its result: the loader was cancelled
+        self._loading: dict[str, asyncio.Future[V | None]] = {}
         self._generation = 0
 
     def get(self, key: str) -> V | None:
@@ -72,12 +73,19 @@ class TTLCache(Generic[V]):
             return value
         pending = self._loading.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            # shielded: a waiter that is cancelled must not cancel the load the others wait on
+            loaded = await asyncio.shield(pending)
+            return await self.get_or_load(key, load) if loaded is None else loaded
         pending = asyncio.get_running_loop().create_future()
         self._loading[key] = pending
         generation = self._generation
         try:
             value = await load()
+        except asyncio.CancelledError:
+            # the loader's caller went away (a cancelled call): that is not the waiters'
+            # failure, so they load again rather than re-raise a cancellation of its own
+            pending.set_result(None)
+            raise
         except BaseException as exc:
             pending.set_exception(exc)
             pending.exception()  # retrieved: a load nobody else waited for logs nothing
