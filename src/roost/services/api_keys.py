@@ -89,7 +89,7 @@ async def list_keys(ctx: Context, params: Empty) -> list[ApiKey]:
     return [_to_wire(row) for row in rows]
 
 
-@operation("api_keys.revoke", scope="api_keys:write")
+@operation("api_keys.revoke", scope="api_keys:write", revokes=True)
 async def revoke(ctx: Context, params: ApiKeyRef) -> Done:
     """Revoke one of the caller's keys (an admin with `users:write` may revoke the keys of
     users whose scopes they hold)."""

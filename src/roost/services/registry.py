@@ -19,7 +19,9 @@ runs.
 
 from __future__ import annotations
 
+import asyncio
 import collections.abc
+import functools
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator
@@ -60,6 +62,8 @@ class Operation(msgspec.Struct, frozen=True):
     # its Idempotency-Key record is written in the transaction of the write that answers it
     # (`Context.pending_answer`), not in the KV store before and after the call
     answered_in_write: bool = False
+    # it revokes credentials: its handler runs to its end even if its caller goes away
+    revokes: bool = False
     # what a refusal of the input names ("parameters for kv.get"), made once, not per call
     what: str = ""
 
@@ -143,6 +147,7 @@ def operation(
     aliases: tuple[tuple[str, str], ...] = (),
     batch: BatchHandler | None = None,
     answered_in_write: bool = False,
+    revokes: bool = False,
 ) -> Callable[[F], F]:
     """Declare a unary operation. Input and output types come from the handler's annotations.
 
@@ -153,6 +158,10 @@ def operation(
     `answered_in_write`: every success of the handler is answered by one tenant write made
     through `write_with_changes` with an `answer`, which takes an Idempotency-Key's record
     into its transaction (answering 200).
+    `revokes`: the handler revokes credentials (signs out, revokes keys, changes roles...) and
+    then tells the principal caches (`Platform.forget_principals`). It runs to its end even
+    if its caller goes away: a call cancelled between the commit and that last step left the
+    revoked credential acting for the cache's ttl.
     """
     return _declare(
         name,
@@ -164,7 +173,27 @@ def operation(
         aliases=aliases,
         batch=batch,
         answered_in_write=answered_in_write,
+        revokes=revokes,
     )
+
+
+def _to_its_end(handler: Handler) -> Handler:
+    """`handler`, run to its end in a task of its own even if the call is cancelled (the
+    caller then gets its cancellation at once)."""
+
+    @functools.wraps(handler)
+    async def shielded(ctx: Context, params: Any) -> Any:
+        run = asyncio.ensure_future(handler(ctx, params))
+        run.add_done_callback(_retrieved)
+        return await asyncio.shield(run)
+
+    return shielded
+
+
+def _retrieved(run: asyncio.Future[Any]) -> None:
+    """Take a finished run's outcome, so that one whose caller went away logs nothing."""
+    if not run.cancelled():
+        run.exception()
 
 
 def streamed(
@@ -196,6 +225,7 @@ def _declare(
     batch: BatchHandler | None = None,
     output: Any = None,
     answered_in_write: bool = False,
+    revokes: bool = False,
 ) -> Callable[[F], F]:
     if not _NAME.match(name):
         raise ValueError(f"bad operation name {name!r}")
@@ -207,7 +237,7 @@ def _declare(
             raise TypeError(f"{name}: a {kind} handler takes {arity} arguments, typed")
         op = Operation(
             name=name,
-            handler=handler,
+            handler=_to_its_end(handler) if revokes else handler,
             input_type=hints[params[1]],
             output_type=output if output is not None else _output(name, kind, hints["return"]),
             scope=scope,
@@ -218,6 +248,7 @@ def _declare(
             batch=batch,
             kind=kind,
             answered_in_write=answered_in_write,
+            revokes=revokes,
         )
         setattr(handler, _MARK, op)
         return handler

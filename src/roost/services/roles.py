@@ -53,7 +53,7 @@ async def list_roles(ctx: Context, params: Empty) -> list[Role]:
     return [_role(row) for row in rows]
 
 
-@operation("roles.update", scope="roles:write")
+@operation("roles.update", scope="roles:write", revokes=True)
 async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
     """Change a role's scopes or description; its users have the new scopes at once. The
     built-in `admin` role cannot change, and the scopes of a role change only if none of its
@@ -83,7 +83,7 @@ async def update_role(ctx: Context, params: UpdateRoleRequest) -> Role:
     return _role(row)
 
 
-@operation("roles.delete", scope="roles:write")
+@operation("roles.delete", scope="roles:write", revokes=True)
 async def delete_role(ctx: Context, params: RoleRef) -> Done:
     """Delete a role; its users lose it. Built-in roles cannot be deleted, nor a role one of
     whose holders holds a scope you lack (deleting it acts on them)."""

@@ -205,7 +205,7 @@ async def kv_ttl_bounds(platform: Platform, tenant: str) -> tuple[int | None, in
     return await _KV_TTL_BOUNDS.of(platform).get_or_load(tenant, load)
 
 
-@operation("tenants.delete", scope="tenants:admin")
+@operation("tenants.delete", scope="tenants:admin", revokes=True)
 async def delete_tenant(ctx: Context, params: TenantRef) -> Done:
     """Delete a tenant and everything in it. The default tenant cannot be deleted."""
     require_platform_admin(ctx)

@@ -96,7 +96,7 @@ async def list_users(ctx: Context, params: ListUsersRequest) -> UserPage:
     return UserPage(items=items, total=total, page=params.page, page_size=params.page_size)
 
 
-@operation("users.delete_user", scope="users:write")
+@operation("users.delete_user", scope="users:write", revokes=True)
 async def delete_user(ctx: Context, params: UserRef) -> Done:
     """Delete a user with their sessions and API keys (only a user whose scopes you hold)."""
     async with ctx.platform.db.write(ctx.tenant) as conn:
@@ -107,7 +107,7 @@ async def delete_user(ctx: Context, params: UserRef) -> Done:
     return Done(count=1)
 
 
-@operation("users.update_user", scope="users:write")
+@operation("users.update_user", scope="users:write", revokes=True)
 async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
     """Change a user's fields; what is left out stays. A new email must be verified again; a
     new password or a deactivation signs the user out everywhere. Only for a user whose
@@ -148,7 +148,7 @@ async def update_user(ctx: Context, params: UpdateUserRequest) -> User:
     return updated
 
 
-@operation("users.assign_roles", scope="users:write")
+@operation("users.assign_roles", scope="users:write", revokes=True)
 async def assign_roles(ctx: Context, params: RoleAssignment) -> Done:
     """Give roles to users, until `expires_at` if given (again: the new expiry replaces the
     old). You may only give roles whose scopes you hold yourself, to users whose scopes you
@@ -180,7 +180,7 @@ async def assign_roles(ctx: Context, params: RoleAssignment) -> Done:
     return Done(count=len(user_ids) * len(params.roles))
 
 
-@operation("users.revoke_roles", scope="users:write")
+@operation("users.revoke_roles", scope="users:write", revokes=True)
 async def revoke_roles(ctx: Context, params: RoleAssignment) -> Done:
     """Take roles from users (only users whose scopes you hold); returns how many
     assignments there were."""
@@ -204,7 +204,7 @@ async def invite_member(ctx: Context, params: InviteMemberRequest) -> Invitation
     return await memberships.invite(ctx, params)
 
 
-@operation("users.remove_membership", scope="users:write")
+@operation("users.remove_membership", scope="users:write", revokes=True)
 async def remove_membership(ctx: Context, params: MemberRef) -> Done:
     """End the memberships of an account of this tenant: its link to a person's home
     elsewhere, or (for a home account) every link it has. The member accounts are signed out.

@@ -85,7 +85,7 @@ async def sign_in_anonymously(ctx: Context, params: AnonymousSignIn) -> TokenPai
     return pair
 
 
-@operation("auth.upgrade_anonymous")
+@operation("auth.upgrade_anonymous", revokes=True)
 async def upgrade_anonymous(ctx: Context, params: UpgradeAnonymousRequest) -> User:
     """Make the signed-in anonymous user a full account with an email and a password (and a
     new username if given), keeping its id and data; a verification link is mailed."""

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 _NOT_A_MEMBER = "not_a_member"
 
 
-@operation("auth.switch_tenant")
+@operation("auth.switch_tenant", revokes=True)
 async def switch_tenant(ctx: Context, params: SwitchTenantRequest) -> TokenPair:
     """A session in another tenant for the caller's member account there, without signing in
     again. Only the home account switches; a member account whose tenant requires a second
@@ -180,7 +180,7 @@ async def accept_invitation(ctx: Context, params: AcceptInvitationRequest) -> Me
     )
 
 
-@operation("auth.leave_tenant")
+@operation("auth.leave_tenant", revokes=True)
 async def leave_tenant(ctx: Context, params: LeaveTenantRequest) -> Done:
     """Give up your membership in another tenant (from your home account); its account there
     is signed out everywhere."""

@@ -70,7 +70,7 @@ async def request_password_reset(ctx: Context, params: EmailRequest) -> Done:
     return Done()
 
 
-@operation("auth.confirm_password_reset", access="public")
+@operation("auth.confirm_password_reset", access="public", revokes=True)
 async def confirm_password_reset(ctx: Context, params: PasswordResetRequest) -> Done:
     """Set a new password with the token from a reset mail; every session is signed out and
     every other reset mail of the user stops working. The address the mail reached counts as

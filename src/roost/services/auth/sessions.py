@@ -85,7 +85,7 @@ async def login(ctx: Context, params: LoginRequest) -> TokenPair:
         return await _open_session(ctx, conn, user["id"], with_session_token=params.session_token)
 
 
-@operation("auth.refresh", access="public")
+@operation("auth.refresh", access="public", revokes=True)
 async def refresh(ctx: Context, params: RefreshRequest) -> TokenPair:
     """Trade a refresh token for a new pair; each refresh token works once."""
     opaque = parse_opaque(params.refresh, "rrt")
@@ -148,7 +148,7 @@ async def verify(ctx: Context, params: VerifyRequest) -> VerifyResult:
     )
 
 
-@operation("auth.logout")
+@operation("auth.logout", revokes=True)
 async def logout(ctx: Context, params: Empty) -> Done:
     """Revoke the session the caller signed in with. With an API key, nothing to do."""
     principal = ctx.require_principal()
@@ -229,7 +229,7 @@ async def _tell_owner(ctx: Context, owner: RowMapping) -> None:
         logger.warning("account_exists mail for user %s not delivered: %s", owner["id"], exc)
 
 
-@operation("auth.change_password")
+@operation("auth.change_password", revokes=True)
 async def change_password(ctx: Context, params: ChangePasswordRequest) -> Done:
     """Change the caller's password; every other session of the user is signed out."""
     principal = ctx.require_user()
@@ -293,7 +293,7 @@ async def list_sessions(ctx: Context, params: Empty) -> list[Session]:
     ]
 
 
-@operation("auth.revoke_session")
+@operation("auth.revoke_session", revokes=True)
 async def revoke_session(ctx: Context, params: SessionRef) -> Done:
     """Sign out one of the caller's sessions (its tokens stop working at once)."""
     principal = ctx.require_principal()
@@ -306,7 +306,7 @@ async def revoke_session(ctx: Context, params: SessionRef) -> Done:
     return Done(count=count)
 
 
-@operation("auth.revoke_all_sessions")
+@operation("auth.revoke_all_sessions", revokes=True)
 async def revoke_all_sessions(ctx: Context, params: Empty) -> Done:
     """Sign out every session of the caller, this one included."""
     principal = ctx.require_principal()
