@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 logger = logging.getLogger("roost.auth")
+
+
+T = TypeVar("T")
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -355,3 +358,23 @@ class Context(msgspec.Struct):
                 "this operation needs a signed-in user, not an API key", code="permission_denied"
             )
         return principal
+
+
+async def to_its_end(work: Awaitable[T]) -> T:
+    """Await `work`, run in a task of its own that goes on to its end if this call is
+    cancelled (which then gets its cancellation at once): for a commit and what must follow
+    it. The task is held until it ends, and its outcome taken, so that one whose caller went
+    away logs nothing."""
+    task = asyncio.ensure_future(work)
+    _RUNNING_TO_THEIR_END.add(task)
+    task.add_done_callback(_ended)
+    return await asyncio.shield(task)
+
+
+def _ended(task: asyncio.Future[Any]) -> None:
+    _RUNNING_TO_THEIR_END.discard(task)
+    if not task.cancelled():
+        task.exception()
+
+
+_RUNNING_TO_THEIR_END: set[asyncio.Future[Any]] = set()  # the loop holds tasks weakly

@@ -19,7 +19,6 @@ runs.
 
 from __future__ import annotations
 
-import asyncio
 import collections.abc
 import functools
 import inspect
@@ -31,7 +30,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 import msgspec
 
 from roost.errors import ValidationError
-from roost.services.context import Context
+from roost.services.context import Context, to_its_end
 from roost.wire.common import OPERATION_NAME
 
 Access = Literal["public", "authenticated"]
@@ -178,22 +177,13 @@ def operation(
 
 
 def _to_its_end(handler: Handler) -> Handler:
-    """`handler`, run to its end in a task of its own even if the call is cancelled (the
-    caller then gets its cancellation at once)."""
+    """`handler`, run to its end even if the call is cancelled (`context.to_its_end`)."""
 
     @functools.wraps(handler)
     async def shielded(ctx: Context, params: Any) -> Any:
-        run = asyncio.ensure_future(handler(ctx, params))
-        run.add_done_callback(_retrieved)
-        return await asyncio.shield(run)
+        return await to_its_end(handler(ctx, params))
 
     return shielded
-
-
-def _retrieved(run: asyncio.Future[Any]) -> None:
-    """Take a finished run's outcome, so that one whose caller went away logs nothing."""
-    if not run.cancelled():
-        run.exception()
 
 
 def streamed(

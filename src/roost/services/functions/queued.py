@@ -19,7 +19,6 @@ recorded FAILURE instead of being run yet again.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import msgspec
@@ -30,7 +29,7 @@ from sqlalchemy.engine import RowMapping
 from roost.backends.sql.tables import function_invocations, utcnow
 from roost.errors import AuthenticationError, NotFoundError
 from roost.services import principals
-from roost.services.context import Context, Platform, Principal
+from roost.services.context import Context, Platform, Principal, to_its_end
 from roost.services.functions import runs, specs
 from roost.services.functions.runs import Outcome, Started
 from roost.services.functions.specs import FunctionSpec
@@ -73,9 +72,7 @@ async def queue(ctx: Context, spec: FunctionSpec, params: Any, time_limit: float
     row = {**runs.invocation_row(started, params), "status": "PENDING"}
     # one step that a caller going away (a cancelled call) cannot cut in two: a row left
     # PENDING and never queued would never run
-    done = asyncio.ensure_future(_record_and_queue(platform, ctx.tenant, started.id, row))
-    done.add_done_callback(lambda task: task.cancelled() or task.exception())  # retrieved
-    await asyncio.shield(done)
+    await to_its_end(_record_and_queue(platform, ctx.tenant, started.id, row))
     return started
 
 
