@@ -30,31 +30,27 @@ SIZE = 3 * 1024 * 1024 + 17  # three pieces of the door's and a few bytes more
 def sent_as_file(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The bytes each write of a file sending moved, call by call (the server runs in this
     process, in a thread)."""
-    moved: list[int] = []
-    real: Callable[..., int] = file_sending.write
-
-    def counted(*args: Any) -> int:
-        count = real(*args)
-        moved.append(count)
-        return count
-
-    monkeypatch.setattr(file_sending, "write", counted)
-    return moved
+    return _counted(monkeypatch, "write")
 
 
 @pytest.fixture
 def read_for_sending(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The bytes each read of a file sending took from the file, call by call."""
-    taken: list[int] = []
-    real: Callable[..., int] = file_sending.read_into
+    return _counted(monkeypatch, "read_into")
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """What each call of `file_sending.<name>` answered (a count of bytes), call by call."""
+    counts: list[int] = []
+    real: Callable[..., int] = getattr(file_sending, name)
 
     def counted(*args: Any) -> int:
         count = real(*args)
-        taken.append(count)
+        counts.append(count)
         return count
 
-    monkeypatch.setattr(file_sending, "read_into", counted)
-    return taken
+    monkeypatch.setattr(file_sending, name, counted)
+    return counts
 
 
 def _stored_file(server: RunningServer, size: int = SIZE) -> tuple[str, str, bytes]:
