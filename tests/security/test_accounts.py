@@ -10,6 +10,7 @@ has an account. Run over HTTP on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -213,3 +214,33 @@ async def test_emptying_or_deleting_a_stronger_users_role_is_acting_on_them(
         await admin.roles.update(finance, scopes=["users:read"])
         assert (await helper.roles.update(finance, scopes=[]))["scopes"] == []
         await helper.roles.delete(finance)
+
+
+def test_a_role_that_expires_is_gone_from_a_cached_principal_at_once(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    # a cached credential lived its cache's ttl (up to a minute) with a role that had expired
+    server = make_server(auth_cache_seconds=60)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+
+        def bearer(username: str, password: str) -> dict[str, str]:
+            login = {"username": username, "password": password}
+            tokens = http.post("/api/v1/auth/login", json=login).json()
+            return {"Authorization": f"Bearer {tokens['access']}"}
+
+        def ok(path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+            answer = http.post(f"/api/v1/{path}", json=body, headers=headers)
+            assert answer.status_code == 200, answer.text
+
+        admin = bearer(ADMIN_USERNAME, ADMIN_PASSWORD)
+        role, user = unique("temp"), unique("user")
+        ok("roles/create", {"name": role, "scopes": ["kv:read"]}, admin)
+        ok("users/create_user", {"username": user, "password": "a-long-password-1"}, admin)
+        lapses = (server.clock.now() + timedelta(seconds=20)).isoformat()
+        assign = {"roles": [role], "usernames": [user], "expires_at": lapses}
+        ok("users/assign_roles", assign, admin)
+        holder = bearer(user, "a-long-password-1")
+        ok("kv/get", {"key": "k"}, holder)  # its principal is cached now, with the role
+        server.clock.advance(30)
+        refused = http.post("/api/v1/kv/get", json={"key": "k"}, headers=holder)
+        assert refused.status_code == 403, refused.text

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import string
 import unicodedata
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, String, bindparam, func, or_, select, update
 from sqlalchemy.engine import RowMapping
@@ -121,9 +122,22 @@ async def roles_and_scopes(
 ) -> tuple[list[str], set[str]]:
     """The user's roles unexpired at `now` and the union of their scopes (`*` for a
     superuser)."""
+    held = await grants_of(conn, user, now)
+    return held.roles, held.scopes
+
+
+class Grants(NamedTuple):
+    roles: list[str]
+    scopes: set[str]
+    until: datetime | None  # when the first of these roles expires (None: none does)
+
+
+async def grants_of(conn: AsyncConnection, user: RowMapping, now: datetime) -> Grants:
+    """`roles_and_scopes`, and when the first role counted expires: a principal cached
+    with them must not outlive it."""
     rows = (
         await conn.execute(
-            select(roles.c.name, roles.c.scopes)
+            select(roles.c.name, roles.c.scopes, user_roles.c.expires_at)
             .join(user_roles, user_roles.c.role == roles.c.name)
             .where(user_roles.c.user_id == user["id"])
             .where(or_(user_roles.c.expires_at.is_(None), user_roles.c.expires_at > now))
@@ -131,13 +145,16 @@ async def roles_and_scopes(
     ).all()
     if user["is_anonymous"]:  # whatever roles an admin gave, only this one, and capped
         rows = [row for row in rows if row.name == ANONYMOUS_ROLE]
-        names = [row.name for row in rows]
-        return names, {scope for row in rows for scope in row.scopes if anonymous_may_hold(scope)}
-    names = sorted(row.name for row in rows)
-    scopes: set[str] = {scope for row in rows for scope in row.scopes}
+        scopes = {scope for row in rows for scope in row.scopes if anonymous_may_hold(scope)}
+        return Grants([row.name for row in rows], scopes, _first_expiry(rows))
+    scopes = {scope for row in rows for scope in row.scopes}
     if user["is_superuser"]:
         scopes.add("*")
-    return names, scopes
+    return Grants(sorted(row.name for row in rows), scopes, _first_expiry(rows))
+
+
+def _first_expiry(rows: Sequence[Any]) -> datetime | None:
+    return min((row.expires_at for row in rows if row.expires_at is not None), default=None)
 
 
 ANONYMOUS_ROLE = "anonymous"

@@ -95,21 +95,12 @@ async def of_user(platform: Platform, tenant: str, username: str) -> Principal:
     )
 
 
-async def of_caller(
-    platform: Platform,
-    tenant: str,
-    caller: CallerRef,
-    *,
-    run_id: str | None = None,
-    attempt: int | None = None,
-) -> Principal:
+async def of_caller(platform: Platform, tenant: str, caller: CallerRef) -> Principal:
     """The principal of a function run's caller as it stands now: the user (active), and the
     session (not signed out nor expired) or API key (not revoked nor expired) they called
     with. A function's run and its runtime token act as this, never as what the caller held
-    when the run began. With `run_id`, the run (invocation) must not have ended either, nor,
-    with `attempt`, have been run again since. AuthenticationError says why the caller can
-    no longer act."""
-    principal, _ = await _load_caller(platform, tenant, caller, run_id, attempt)
+    when the run began. AuthenticationError says why the caller can no longer act."""
+    principal, _ = await _load_caller(platform, tenant, caller, None, None)
     return principal
 
 
@@ -134,7 +125,9 @@ async def _load_caller(
     run_id: str | None,
     attempt: int | None,
 ) -> tuple[Principal, float | None]:
-    """`of_caller`, and when its session or API key expires (None: never)."""
+    """`of_caller`, and when it stops holding (its session or API key expires, or its first
+    role does; None: never). With `run_id`, the run (invocation) must not have ended either,
+    nor, with `attempt`, have been run again since."""
     await ensure_exists(platform, tenant)
     key_scopes: frozenset[str] | None = None
     expiries: list[datetime] = []
@@ -155,8 +148,8 @@ async def _load_caller(
             key_scopes = frozenset(key["scopes"])
             if key["expires_at"] is not None:
                 expiries.append(key["expires_at"])
-        roles, scopes = await accounts.roles_and_scopes(conn, user, now)
-    grants = (frozenset(scopes),) + ((key_scopes,) if key_scopes is not None else ())
+        held = await accounts.grants_of(conn, user, now)
+    grants = (frozenset(held.scopes),) + ((key_scopes,) if key_scopes is not None else ())
     principal = Principal(
         "api_key" if caller.api_key_id is not None else "user",
         tenant,
@@ -165,21 +158,23 @@ async def _load_caller(
         grants,
         session_id=caller.session_id,
         api_key_id=caller.api_key_id,
-        roles=tuple(roles),
+        roles=tuple(held.roles),
         profile=accounts.policy_attributes(user),
     )
+    if held.until is not None:
+        expiries.append(held.until)
     return principal, min(expiries).timestamp() if expiries else None
 
 
-async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal, float]:
+async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal, float | None]:
     claims = RuntimeTokens(platform.access_tokens).read(token)
     records, run = platform.function_records, claims.execution_id
     if records.ended(run, platform.clock.time()):
         raise _run_over()  # its record is being written (after the run's answer)
     records.presented(platform, run, claims.expires_at)  # before any wait: its end forgets it
     try:
-        caller = await of_caller(
-            platform, claims.tenant, claims.caller, run_id=run, attempt=claims.attempt
+        caller, caller_until = await _load_caller(
+            platform, claims.tenant, claims.caller, run, claims.attempt
         )
     except BaseException:
         records.not_loaded(run)
@@ -198,10 +193,12 @@ async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal
         roles=caller.roles,
         profile=caller.profile,
     )
-    return principal, claims.expires_at
+    return principal, _earliest(claims.expires_at, caller_until)
 
 
-async def _from_session(platform: Platform, credential: Credential) -> tuple[Principal, float]:
+async def _from_session(
+    platform: Platform, credential: Credential
+) -> tuple[Principal, float | None]:
     if credential.kind == "jwt":
         claims = platform.access_tokens.read(credential.token)
         tenant, session_id, expiry = claims.tenant, claims.session_id, claims.expires_at
@@ -220,19 +217,18 @@ async def _from_session(platform: Platform, credential: Credential) -> tuple[Pri
             raise AuthenticationError("unknown session", code="invalid_credentials")
         _check_session(session, now)
         user = await _active_user(conn, session["user_id"])
-        roles, scopes = await accounts.roles_and_scopes(conn, user, now)
-    session_expiry = session["expires_at"].timestamp()
+        held = await accounts.grants_of(conn, user, now)
     principal = Principal(
         "user",
         tenant,
         user["id"],
         user["username"],
-        (frozenset(scopes),),
+        (frozenset(held.scopes),),
         session_id=session_id,
-        roles=tuple(roles),
+        roles=tuple(held.roles),
         profile=accounts.policy_attributes(user),
     )
-    return principal, session_expiry if expiry is None else min(session_expiry, expiry)
+    return principal, _earliest(session["expires_at"].timestamp(), expiry, _stamp(held.until))
 
 
 async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, float | None]:
@@ -251,7 +247,7 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
             raise AuthenticationError(
                 "the owner of this API key is disabled", code="token_revoked"
             ) from None
-        owner_roles, owner_scopes = await accounts.roles_and_scopes(conn, owner, now)
+        held = await accounts.grants_of(conn, owner, now)
     stale = key["last_used_at"] is None or now - key["last_used_at"] > timedelta(minutes=1)
     if stale:
         async with platform.db.write(tenant) as conn:
@@ -263,13 +259,22 @@ async def _from_api_key(platform: Platform, token: str) -> tuple[Principal, floa
         tenant,
         owner["id"],
         owner["username"],
-        (frozenset(owner_scopes), frozenset(key["scopes"])),
+        (frozenset(held.scopes), frozenset(key["scopes"])),
         api_key_id=key["id"],
-        roles=tuple(owner_roles),
+        roles=tuple(held.roles),
         profile=accounts.policy_attributes(owner),
     )
-    expires = key["expires_at"].timestamp() if key["expires_at"] is not None else None
-    return principal, expires
+    return principal, _earliest(_stamp(key["expires_at"]), _stamp(held.until))
+
+
+def _stamp(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _earliest(*expiries: float | None) -> float | None:
+    """When the first of these expires (None: none does). A cached principal lives no longer
+    than its credential, nor than the first of its roles to expire."""
+    return min((expiry for expiry in expiries if expiry is not None), default=None)
 
 
 async def check_run_goes_on(platform: Platform, token: str) -> None:
