@@ -130,7 +130,7 @@ async def _load_caller(
     nor, with `attempt`, have been run again since."""
     await ensure_exists(platform, tenant)
     key_scopes: frozenset[str] | None = None
-    expiries: list[datetime] = []
+    session_until = key_until = None
     now = platform.clock.now()
     async with platform.db.read(tenant) as conn:
         if run_id is not None:
@@ -140,14 +140,13 @@ async def _load_caller(
             session = await _live_session(conn, caller.session_id, now)
             if session["user_id"] != user["id"]:
                 raise AuthenticationError("unknown session", code="invalid_credentials")
-            expiries.append(session["expires_at"])
+            session_until = session["expires_at"]
         if caller.api_key_id is not None:
             key = await _live_key(conn, caller.api_key_id, now)
             if key["user_id"] != user["id"]:
                 raise AuthenticationError("unknown API key", code="invalid_credentials")
             key_scopes = frozenset(key["scopes"])
-            if key["expires_at"] is not None:
-                expiries.append(key["expires_at"])
+            key_until = key["expires_at"]
         held = await accounts.grants_of(conn, user, now)
     grants = (frozenset(held.scopes),) + ((key_scopes,) if key_scopes is not None else ())
     principal = Principal(
@@ -161,9 +160,7 @@ async def _load_caller(
         roles=tuple(held.roles),
         profile=accounts.policy_attributes(user),
     )
-    if held.until is not None:
-        expiries.append(held.until)
-    return principal, min(expiries).timestamp() if expiries else None
+    return principal, _earliest(_stamp(session_until), _stamp(key_until), _stamp(held.until))
 
 
 async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal, float | None]:
