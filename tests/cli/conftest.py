@@ -15,7 +15,7 @@ from roost.cli import remote, serve
 
 @pytest.fixture(autouse=True)
 def wide_consoles() -> Iterator[None]:
-    consoles = (serve.console, remote.console)
+    consoles = (serve.console(), remote.console)
     widths = [console.width for console in consoles]
     for console in consoles:
         console.width = 250

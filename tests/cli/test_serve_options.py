@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from roost.cli.serve import plain_options, serve
+from roost.cli.serve import for_typer, plain_options, serve
 
 READ_ALIKE = [
     [],
@@ -45,8 +45,9 @@ def typer_reads(args: list[str]) -> dict[str, Any]:
     def record(**options: Any) -> None:
         received.update(options)
 
-    record.__signature__ = inspect.signature(serve)  # type: ignore[attr-defined]
-    record.__annotations__ = get_type_hints(serve, include_extras=True)
+    command = for_typer(serve)
+    record.__signature__ = inspect.signature(command)  # type: ignore[attr-defined]
+    record.__annotations__ = get_type_hints(command, include_extras=True)
     app = typer.Typer()
     app.callback()(lambda: None)
     app.command("serve")(record)

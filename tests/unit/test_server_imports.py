@@ -45,13 +45,13 @@ def test_serve_loads_no_library_that_only_some_requests_use() -> None:
 
 
 def test_serve_imports_no_other_command() -> None:
-    # `roost serve` parses its arguments with a group of that one command: the other
-    # commands' modules (and what only they use: rich's tables and progress bars, the stored
-    # credentials' folder) are not imported
+    # `roost serve` reads a plain command line itself: the other commands' modules (and what
+    # only they use: the stored credentials' folder), Typer and rich (its errors
+    # import it) are not imported
     code = (
         "import sys, roost.cli.serve; "
         "print(sorted(m for m in ('roost.cli.main', 'roost.cli.accounts', 'roost.cli.storage', "
-        "'roost.cli.policies', 'rich.table', 'rich.progress', 'platformdirs') "
+        "'roost.cli.policies', 'roost.cli.backup', 'platformdirs', 'typer', 'rich') "
         "if m in sys.modules))"
     )
     assert _loaded_after(code) == "[]"

@@ -26,6 +26,7 @@ from typing import Annotated
 
 import typer
 
+from roost.cli.serve import DATA_DIR_HELP
 from roost.errors import ConfigurationError
 from roost.settings import Settings
 
@@ -140,4 +141,4 @@ def _escapes(name: str) -> bool:
     return path.is_absolute() or ".." in path.parts
 
 
-DataDir = Annotated[Path | None, typer.Option(help="Data folder \\[env: ROOST_DATA_DIR].")]
+DataDir = Annotated[Path | None, typer.Option(help=DATA_DIR_HELP)]

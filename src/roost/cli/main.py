@@ -18,7 +18,7 @@ from roost.cli.mail import app as mail_app
 from roost.cli.policies import app as policies_app
 from roost.cli.remote import ApiKey, ApiUrl, remote_client, reporting_errors
 from roost.cli.remote import Tenant as RemoteTenant
-from roost.cli.serve import HELP, console, or_exit, serve, use_data_dir
+from roost.cli.serve import HELP, console, for_typer, or_exit, serve, use_data_dir
 from roost.cli.storage import app as storage_app
 from roost.cli.triggers import app as triggers_app
 from roost.cli.worker import worker
@@ -50,7 +50,7 @@ keys_app.command("revoke")(accounts.revoke_key)
 
 Tenant = Annotated[str, typer.Option(help="Tenant to act on.")]
 
-app.command()(serve)
+app.command()(for_typer(serve))
 
 
 @admin_app.command("create-user")
@@ -76,9 +76,9 @@ def create_user(
             return await ensure_admin(platform, username, email, password, tenant=tenant)
 
     if or_exit(lambda: asyncio.run(run())):
-        console.print(f"[green]created[/] superuser {username!r} in tenant {tenant!r}")
+        console().print(f"[green]created[/] superuser {username!r} in tenant {tenant!r}")
     else:
-        console.print(f"[yellow]user {username!r} exists[/]; nothing changed")
+        console().print(f"[yellow]user {username!r} exists[/]; nothing changed")
 
 
 @keys_app.command("create")
@@ -111,7 +111,7 @@ def create_key(
             return created.key
 
     key = or_exit(lambda: asyncio.run(run()))
-    console.print("API key (shown once):", style="bold")
+    console().print("API key (shown once):", style="bold")
     print(key)
 
 
@@ -132,9 +132,9 @@ def migrate_status(data_dir: DataDir = None) -> None:
             str(len(known)),
             ", ".join(map(str, pending)) or "-",
         )
-    console.print(table)
+    console().print(table)
     if behind:
-        console.print(f"{behind} namespace(s) behind: `roost serve` brings them up to date")
+        console().print(f"{behind} namespace(s) behind: `roost serve` brings them up to date")
 
 
 async def _migration_rows() -> list[tuple[str, set[int], list[int]]]:
@@ -180,7 +180,7 @@ def backup(
     settings = or_exit(load_settings)
     folder = or_exit(lambda: embedded(settings))
     databases, files = or_exit(lambda: back_up(folder, file))
-    console.print(
+    console().print(
         f"[green]backed up[/] {folder.resolve()} to {file}: {databases} databases, "
         f"{files} other files",
         highlight=False,
@@ -202,7 +202,7 @@ def restore(
     use_data_dir(data_dir)
     settings = or_exit(load_settings)
     count = or_exit(lambda: unpack(file, settings.data_dir, replace=replace))
-    console.print(
+    console().print(
         f"[green]restored[/] {count} files into {settings.data_dir.resolve()}", highlight=False
     )
 

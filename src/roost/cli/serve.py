@@ -8,32 +8,59 @@ ms of its start together); every other command line goes through the whole group
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
-import typer
-from rich.console import Console
-from rich.markup import escape
 
 from roost._version import __version__
-from roost.cli.backup import DataDir
 from roost.errors import RoostError, ServiceUnavailableError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from roost.settings import Settings
 
 T = TypeVar("T")
 
 HELP = "Roost: a self-hosted backend platform for Python."
+DATA_DIR_HELP = "Data folder \\[env: ROOST_DATA_DIR]."
 
-# no emoji codes: no message means one, and a name or path holding `:word:` prints as it is;
-# nor does `roost serve` then load rich's emoji table (~15 ms of start-up) for its notes
-console = Console(emoji=False)
+
+@functools.cache
+def console() -> Console:
+    """The console of the `roost` command's errors and warnings. `roost serve` prints its
+    usual lines as plain text and imports rich only for these: with Typer, rich was ~14% of
+    its start-up. No emoji codes: no message means one, and a name or path holding `:word:`
+    prints as it is."""
+    from rich.console import Console
+
+    return Console(emoji=False)
+
+
+def fail(message: str) -> SystemExit:
+    """The end of the command: `message` printed as an error, exit code 2 (raise it)."""
+    from rich.markup import escape
+
+    console().print(f"[red]error:[/] {escape(message)}", highlight=False)
+    return SystemExit(2)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `serve` option's help and bounds, as `Annotated` metadata that `plain_options` reads
+    without importing Typer; `for_typer` turns it into a `typer.Option`."""
+
+    help: str
+    min: int | None = None
+    max: int | None = None
 
 
 def main() -> None:
@@ -46,16 +73,46 @@ def main() -> None:
     if options is not None:
         try:
             serve(**options)
-        except typer.Exit as exit_:
-            sys.exit(exit_.exit_code)
         except KeyboardInterrupt:  # as Typer ends a command the user interrupted
             print("\nAborted!", file=sys.stderr)
             sys.exit(1)
         return
+    import typer
+
     app = typer.Typer(help=HELP, no_args_is_help=True)
     app.callback()(_group)
-    app.command()(serve)
+    app.command()(for_typer(serve))
     app()
+
+
+def for_typer(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` as Typer reads it: each `Option` of its annotations a `typer.Option`."""
+    import typer
+
+    def typed(hint: Any) -> Any:
+        if get_origin(hint) is not Annotated:
+            return hint
+        kind, *extras = get_args(hint)
+        extras = [
+            typer.Option(help=extra.help, min=extra.min, max=extra.max)
+            if isinstance(extra, Option)
+            else extra
+            for extra in extras
+        ]
+        return Annotated[(kind, *extras)]
+
+    @functools.wraps(command)
+    def run(**options: Any) -> None:
+        command(**options)
+
+    given = get_type_hints(command, include_extras=True)
+    hints = {name: typed(hint) for name, hint in given.items()}
+    signature = inspect.signature(command)
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p.replace(annotation=hints[p.name]) for p in signature.parameters.values()]
+    )
+    run.__annotations__ = hints
+    return run
 
 
 def plain_options(args: list[str]) -> dict[str, Any] | None:
@@ -109,14 +166,14 @@ def use_data_dir(data_dir: Path | None) -> None:
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
-    data_dir: DataDir = None,
+    host: Annotated[str, Option("Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, Option("Port to listen on.")] = 8787,
+    data_dir: Annotated[Path | None, Option(DATA_DIR_HELP)] = None,
     database_url: Annotated[
-        str | None, typer.Option(help="SQL backend URL \\[env: ROOST_DATABASE_URL].")
+        str | None, Option("SQL backend URL \\[env: ROOST_DATABASE_URL].")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    workers: Annotated[int, Option("Server processes.", min=1, max=64)] = 1,
+    log_level: Annotated[str, Option("debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the platform (embedded default: SQLite and ./roost-data)."""
     from roost.server.serving import serve as run_server
@@ -128,12 +185,11 @@ def serve(
         os.environ["ROOST_DATABASE_URL"] = database_url
     settings = or_exit(load_settings)
     if workers > 1 and not settings.redis_url:
-        console.print(
-            "[red]error:[/] several workers need ROOST_REDIS_URL: live events, pub/sub, queue "
-            "wake-ups and revocations travel between server processes through Redis. Set it, "
-            "or run one worker."
+        raise fail(
+            "several workers need ROOST_REDIS_URL: live events, pub/sub, queue wake-ups and "
+            "revocations travel between server processes through Redis. Set it, or run one "
+            "worker."
         )
-        raise typer.Exit(2)
     if not is_given("functions_api_url"):
         # functions call this server back where it listens (the workers inherit this). Set
         # only once the server starts: a refused `serve` run in-process (a test's CliRunner)
@@ -144,11 +200,11 @@ def serve(
         settings = msgspec.structs.replace(settings, functions_api_url=url)
     backend = "PostgreSQL" if settings.resolved_database_url.startswith("postgresql") else "SQLite"
     _first_run_notes(settings)
-    console.print(
-        f"[bold]Roost {__version__}[/] on http://{host}:{port}  "
+    print(
+        f"Roost {__version__} on http://{host}:{port}  "
         f"(data: {settings.data_dir.resolve()}, SQL: {backend}, workers: {workers})"
     )
-    console.print(f"API docs: http://{host}:{port}/docs")
+    print(f"API docs: http://{host}:{port}/docs")
     # each worker builds its app from the same environment; the config carries the limits
     config = server_config(
         "roost.server.app:create_app",
@@ -170,7 +226,7 @@ def _first_run_notes(settings: Settings) -> None:
 
     data_dir = settings.data_dir.resolve()
     if not data_dir.exists():
-        console.print(f"creating a new data folder at {data_dir}", highlight=False)
+        print(f"creating a new data folder at {data_dir}")
     quiet = logging.getLogger("roost.backends")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the one line below says it; no logged warning too
@@ -178,29 +234,25 @@ def _first_run_notes(settings: Settings) -> None:
         names = asyncio.run(_superusers(settings))
     except ServiceUnavailableError:
         url = make_url(settings.resolved_database_url)
-        console.print(
-            f"[red]error:[/] cannot reach the database at {url.host}:{url.port or 5432} "
-            "(ROOST_DATABASE_URL): is PostgreSQL running, and the URL right?",
-            highlight=False,
-        )
-        raise typer.Exit(2) from None
+        raise fail(
+            f"cannot reach the database at {url.host}:{url.port or 5432} "
+            "(ROOST_DATABASE_URL): is PostgreSQL running, and the URL right?"
+        ) from None
     except RoostError as exc:
-        console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(exc.message) from None
     finally:
         quiet.setLevel(level)
     if names:
         shown = ", ".join(repr(name) for name in names[:5])
-        console.print(f"superuser: {shown}", highlight=False)
+        print(f"superuser: {shown}")
     elif settings.admin_password:
-        console.print(
+        print(
             f"no superuser yet: {settings.admin_username!r} is created now from "
-            "ROOST_ADMIN_PASSWORD",
-            highlight=False,
+            "ROOST_ADMIN_PASSWORD"
         )
     else:
         where = f" --data-dir {data_dir}" if settings.database_url is None else ""
-        console.print(
+        console().print(
             "[yellow]no superuser yet[/]: create one with "
             f"`roost admin create-user{where}`, or start with ROOST_ADMIN_PASSWORD set",
             highlight=False,
@@ -249,9 +301,7 @@ def or_exit(action: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
     try:
         result = action()
     except RoostError as exc:
-        console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(exc.message) from None
     except OSError as exc:  # a file or folder that cannot be read or written
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     return result  # type: ignore[return-value]
