@@ -143,3 +143,25 @@ async def test_when_the_loader_is_cancelled_its_waiters_load_again_instead_of_fa
     assert await waiter == "spec"
     assert loads == 2
     assert cache.get("k") == "spec"
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_waiter_does_not_cancel_the_shared_load() -> None:
+    cache = TTLCache[str](60, clock=Clock())
+    gate = asyncio.Event()
+
+    async def load() -> str:
+        await gate.wait()
+        return "schema"
+
+    loader = asyncio.create_task(cache.get_or_load("acme", load))
+    await asyncio.sleep(0)
+    impatient = asyncio.create_task(cache.get_or_load("acme", load))
+    patient = asyncio.create_task(cache.get_or_load("acme", load))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    assert await loader == "schema"
+    assert await patient == "schema"
+    assert cache.get("acme") == "schema"

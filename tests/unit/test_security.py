@@ -141,77 +141,27 @@ def test_key_file_readable_by_others_is_refused(tmp_path: object) -> None:
     assert "chmod 600" in caught.value.message
 
 
-@pytest.mark.anyio
-async def test_a_cancelled_waiter_does_not_cancel_a_shared_credential_load() -> None:
-    cache = PrincipalCache(ttl=60)
-    gate = asyncio.Event()
+def test_a_principal_is_kept_no_longer_than_its_credential() -> None:
+    # the cache's own ttl is 60 s; the session ends in 5 (its shared-load behaviour is
+    # TTLCache's: tests/unit/test_caching.py)
+    now = [1_000.0]
+    cache = PrincipalCache(ttl=60, clock=lambda: now[0])
     principal = Principal("user", "default", "u1", "ann", (frozenset({"*"}),))
 
     async def load() -> tuple[Principal, float | None]:
-        await gate.wait()
-        return principal, None
+        return principal, now[0] + 5
 
-    loader = asyncio.create_task(cache.get_or_load("k", load))
-    await asyncio.sleep(0)
-    impatient = asyncio.create_task(cache.get_or_load("k", load))
-    patient = asyncio.create_task(cache.get_or_load("k", load))
-    await asyncio.sleep(0)
-    impatient.cancel()
-    await asyncio.sleep(0)
-    gate.set()
-    assert await loader is principal
-    assert await patient is principal
-    assert cache.get("k") is principal
-
-
-@pytest.mark.anyio
-async def test_when_the_loader_is_cancelled_its_waiters_load_again_instead_of_failing() -> None:
-    # a WebSocket's credential watch began the load and its connection closed: a new
-    # connection waiting on that load must not get the watch's cancellation (it was a 500)
-    cache = PrincipalCache(ttl=60)
-    principal = Principal("user", "default", "u1", "ann", (frozenset({"*"}),))
-    started, gate = asyncio.Event(), asyncio.Event()
-    loads = 0
-
-    async def load() -> tuple[Principal, float | None]:
-        nonlocal loads
-        loads += 1
-        started.set()
-        await gate.wait()
-        return principal, None
-
-    loader = asyncio.create_task(cache.get_or_load("k", load))
-    await started.wait()
-    waiter = asyncio.create_task(cache.get_or_load("k", load))
-    await asyncio.sleep(0)
-    loader.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await loader
-    gate.set()
-    assert await waiter is principal
-    assert loads == 2
-    assert cache.get("k") is principal
-
-
-@pytest.mark.anyio
-async def test_a_credential_forgotten_while_it_loads_is_answered_but_not_kept() -> None:
-    cache = PrincipalCache(ttl=60)
-    started, gate = asyncio.Event(), asyncio.Event()
-    principal = Principal("function", "default", "u1", "ann", (frozenset({"*"}),))
-    other = Principal("user", "default", "u2", "bob", (frozenset({"*"}),))
-
-    async def load() -> tuple[Principal, float | None]:
-        started.set()
-        await gate.wait()
-        return principal, None
-
-    cache.put("other", other, None)
-    loading = asyncio.create_task(cache.get_or_load("k", load))
-    await started.wait()
-    cache.forget("k")  # its run ended while the token was being resolved
-    gate.set()
-    assert await loading is principal
+    assert asyncio.run(cache.principal("k", load)) is principal
+    now[0] += 4.9
+    assert cache.get("k") == (principal, 1_005.0)
+    now[0] += 0.2
     assert cache.get("k") is None
-    assert cache.get("other") is other  # only that one credential is forgotten
-    assert await cache.get_or_load("k", load) is principal  # a later load is kept again
-    assert cache.get("k") is principal
+    cache.put("forever", (principal, None))
+    now[0] += 59.9
+    assert cache.get("forever") is not None
+
+
+def test_a_cache_of_no_seconds_keeps_no_principal() -> None:
+    cache = PrincipalCache(ttl=0)  # ROOST_AUTH_CACHE_SECONDS=0: every request loads
+    cache.put("k", (Principal("user", "default", "u1", "ann", (frozenset({"*"}),)), None))
+    assert cache.get("k") is None

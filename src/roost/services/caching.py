@@ -27,10 +27,20 @@ class TTLCache(Generic[V]):
     load that a `pop` or `clear` overtook is answered to those who asked before, but neither
     kept nor given to those who ask after (it may be stale)."""
 
-    def __init__(self, ttl: float, *, clock: Clock = time.monotonic, max_entries: int = 10_000):
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        clock: Clock = time.monotonic,
+        max_entries: int = 10_000,
+        until: Callable[[V], float | None] | None = None,
+    ):
+        """`until`: the time (on `clock`) past which a value must not be kept, read off the
+        value itself (a credential's expiry), or None for no such limit."""
         self.ttl = ttl
         self._clock = clock
         self._max = max_entries
+        self._until = until
         self._entries: dict[str, tuple[float, V]] = {}  # key -> (expires at, value)
         # a load under way, shared by its waiters; None as its result: the loader was cancelled
         self._loading: dict[str, asyncio.Future[V | None]] = {}
@@ -47,10 +57,18 @@ class TTLCache(Generic[V]):
         return entry[1]
 
     def put(self, key: str, value: V, ttl: float | None = None) -> None:
-        """Keep `value` for `ttl` seconds (the cache's own by default)."""
+        """Keep `value` for `ttl` seconds (the cache's own by default), never past its `until`;
+        a value that would expire at once (a ttl of 0) is not kept."""
+        now = self._clock()
+        expires = now + (self.ttl if ttl is None else ttl)
+        limit = None if self._until is None else self._until(value)
+        if limit is not None:
+            expires = min(expires, limit)
+        if expires <= now:
+            return
         if len(self._entries) >= self._max and key not in self._entries:
             self._entries.pop(next(iter(self._entries)))  # dicts keep insertion order
-        self._entries[key] = (self._clock() + (self.ttl if ttl is None else ttl), value)
+        self._entries[key] = (expires, value)
 
     def pop(self, key: str) -> None:
         """Forget `key` (a no-op if it is not kept). A load under way for it is not kept, and

@@ -72,94 +72,35 @@ class Principal(msgspec.Struct, frozen=True):
         return sorted(self.grants[0])
 
 
-class PrincipalCache:
-    """Recently resolved credentials, so that a request costs no database round trip.
+class PrincipalCache(TTLCache[tuple[Principal, float | None]]):
+    """Recently resolved credentials, so that a request costs no database round trip: each
+    key's principal with its credential's expiry (wall time, or None).
 
     An entry lives `ttl` seconds at most and never past the credential's own expiry.
     Revocations clear the cache of this process at once, and of other replicas when the bus
     brings them the news (`Platform.forget_principals`); `ttl` bounds it if the bus is down.
+    A load under way when its key is popped or the cache cleared is neither kept nor joined
+    by later callers: they load afresh (`TTLCache`).
     """
 
     def __init__(
         self, ttl: float, max_entries: int = 50_000, *, clock: Callable[[], float] = time.time
     ) -> None:
         """`clock`: wall time, as credentials give their expiry (`Platform.clock.time`)."""
-        self.ttl = ttl
-        self._clock = clock
-        self._entries: dict[str, tuple[float, Principal]] = {}
-        self._max = max_entries
-        # a load under way, shared by its waiters; None as its result: the loader was cancelled
-        self._loading: dict[str, asyncio.Future[tuple[Principal, float | None] | None]] = {}
-        self._generation = 0  # bumped by clear(): a load begun before a revocation is not kept
-        self._dropped: set[str] = set()  # keys forgotten while they were being loaded
+        super().__init__(ttl, clock=clock, max_entries=max_entries, until=_credential_expiry)
 
-    async def get_or_load(
+    async def principal(
         self, key: str, load: Callable[[], Awaitable[tuple[Principal, float | None]]]
     ) -> Principal:
-        """The cached principal, else one `load()` shared by every concurrent caller: when an
-        entry expires under load, one database read refills it, not one per request."""
-        cached = self.get(key)
-        if cached is not None:
-            return cached
-        pending = self._loading.get(key)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._loading[key] = pending
-            generation = self._generation
-            try:
-                principal, expires_at = await load()
-            except asyncio.CancelledError:
-                # the loader's caller went away (a closed connection): that is not the waiters'
-                # failure, so they load again rather than re-raise a cancellation of its own
-                pending.set_result(None)
-                raise
-            except BaseException as exc:
-                pending.set_exception(exc)
-                pending.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
-                raise
-            else:
-                if generation == self._generation and key not in self._dropped:
-                    self.put(key, principal, expires_at)
-                pending.set_result((principal, expires_at))
-                return principal
-            finally:
-                del self._loading[key]
-                self._dropped.discard(key)
-        # shielded: a waiter that is cancelled must not cancel the load the others wait on
-        loaded = await asyncio.shield(pending)
-        if loaded is None:
-            return await self.get_or_load(key, load)
-        return loaded[0]
+        """The principal kept for `key`, else the one `load()` (shared by every concurrent
+        caller) finds, kept until the earlier of the cache's ttl and the expiry it gives."""
+        kept = self.get(key)  # every request asks: no second coroutine when it is kept
+        principal, _ = kept if kept is not None else await self.get_or_load(key, load)
+        return principal
 
-    def get(self, key: str) -> Principal | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            self._entries.pop(key, None)
-            return None
-        return entry[1]
 
-    def put(self, key: str, principal: Principal, credential_expires_at: float | None) -> None:
-        if self.ttl <= 0:
-            return
-        until = self._clock() + self.ttl
-        if credential_expires_at is not None:
-            until = min(until, credential_expires_at)
-        if len(self._entries) >= self._max:
-            self._entries.clear()
-        self._entries[key] = (until, principal)
-
-    def clear(self) -> None:
-        """Forget every entry; a load under way when this is called is not cached either."""
-        self._entries.clear()
-        self._generation += 1
-
-    def forget(self, key: str) -> None:
-        """Forget one entry (a no-op if it is not kept); a load of it under way is not kept."""
-        self._entries.pop(key, None)
-        if key in self._loading:
-            self._dropped.add(key)
+def _credential_expiry(entry: tuple[Principal, float | None]) -> float | None:
+    return entry[1]
 
 
 class Platform(msgspec.Struct):
@@ -264,7 +205,7 @@ class Platform(msgspec.Struct):
     def forget_credential_here(self, key: str) -> None:
         """Drop a cached credential (a `PrincipalCache` key) on this replica, and what was
         opened with it (`on_credential_forgotten`)."""
-        self.principals.forget(key)
+        self.principals.pop(key)
         for hook in self.on_credential_forgotten:
             try:
                 hook(key)

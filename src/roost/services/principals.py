@@ -45,14 +45,14 @@ async def authenticate(platform: Platform, credential: Credential) -> Principal:
         # one spelling per token: each would be a cache entry that the run's end leaves be
         if not canonical_spelling(credential.token):
             raise AuthenticationError("invalid runtime token", code="invalid_credentials")
-        return await platform.principals.get_or_load(
+        return await platform.principals.principal(
             key, lambda: _from_runtime_token(platform, credential.token)
         )
     if credential.kind == "api_key":
-        return await platform.principals.get_or_load(
+        return await platform.principals.principal(
             key, lambda: _from_api_key(platform, credential.token)
         )
-    return await platform.principals.get_or_load(key, lambda: _from_session(platform, credential))
+    return await platform.principals.principal(key, lambda: _from_session(platform, credential))
 
 
 def end_runtime_token(platform: Platform, *tokens: str) -> None:
@@ -113,7 +113,7 @@ async def of_queued_caller(platform: Platform, tenant: str, caller: CallerRef) -
     if not platform.hears_revocations:
         return await of_caller(platform, tenant, caller)
     ref = f"caller:{tenant}\0{caller.user_id}\0{caller.session_id}\0{caller.api_key_id}"
-    return await platform.principals.get_or_load(
+    return await platform.principals.principal(
         token_hash(ref), lambda: _load_caller(platform, tenant, caller, None, None)
     )
 
