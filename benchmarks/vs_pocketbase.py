@@ -111,17 +111,22 @@ class ServerExited(RuntimeError):
     """A server's process ended before its first healthy answer."""
 
 
-def _wait_healthy(url: str, path: str, process: subprocess.Popen[bytes]) -> float:
-    begin = time.perf_counter()
-    while True:
-        if process.poll() is not None:
-            raise ServerExited(f"{process.args!r} exited with {process.returncode}")
-        try:
-            if httpx.get(url + path, timeout=1).status_code == 200:
-                return time.perf_counter() - begin
-        except httpx.TransportError:
-            pass
-        time.sleep(0.005)
+def _wait_healthy(url: str, path: str, launch: Callable[[], subprocess.Popen[bytes]]) -> float:
+    """Seconds from spawning the server (`launch`) to its first healthy answer."""
+    # one client for every try, made first: `httpx.get` makes a client (and its TLS context)
+    # per call, ~27 ms here, which made start-up figures steps of ~32 ms instead of ~5
+    with httpx.Client(timeout=1) as client:
+        begin = time.perf_counter()
+        process = launch()
+        while True:
+            if process.poll() is not None:
+                raise ServerExited(f"{process.args!r} exited with {process.returncode}")
+            try:
+                if client.get(url + path).status_code == 200:
+                    return time.perf_counter() - begin
+            except httpx.TransportError:
+                pass
+            time.sleep(0.005)
 
 
 # -- the two servers, behind one interface --------------------------------------------------
@@ -155,7 +160,7 @@ class Server:
     def _spawn_on_a_free_port(self) -> float:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        return _wait_healthy(self.url, self.health, self.launch(port))
+        return _wait_healthy(self.url, self.health, lambda: self.launch(port))
 
     def launch(self, port: int) -> subprocess.Popen[bytes]:
         """Spawn the server's process, listening on `port`."""
