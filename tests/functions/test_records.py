@@ -194,6 +194,13 @@ async def test_only_tokens_presented_during_their_run_are_taken_at_its_end(
         records.presented(platform, "cached", until)  # a second load, refused or cancelled
         records.not_loaded("cached")
         assert records.take_presented(platform, "cached")  # the first load's entry may stay
+        # after a revocation two loads of one token can overlap: the first one's refusal
+        # must not forget a run whose other load then succeeds (and is cached)
+        records.presented(platform, "overlapping", until)
+        records.presented(platform, "overlapping", until)
+        records.not_loaded("overlapping")
+        records.loaded("overlapping")
+        assert records.take_presented(platform, "overlapping")
 
 
 async def test_presented_runs_that_end_elsewhere_go_once_their_tokens_expire(

@@ -165,3 +165,22 @@ async def test_a_cancelled_waiter_does_not_cancel_the_shared_load() -> None:
     assert await loader == "schema"
     assert await patient == "schema"
     assert cache.get("acme") == "schema"
+
+
+@pytest.mark.anyio
+async def test_a_pop_of_another_key_does_not_stop_a_load_from_being_kept() -> None:
+    # a run's end forgets its token: the loads of other credentials under way stay cacheable
+    cache = TTLCache[str](60, clock=Clock())
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def load() -> str:
+        started.set()
+        await gate.wait()
+        return "schema"
+
+    loading = asyncio.create_task(cache.get_or_load("acme", load))
+    await started.wait()
+    cache.pop("globex")
+    gate.set()
+    assert await loading == "schema"
+    assert cache.get("acme") == "schema"

@@ -44,7 +44,6 @@ class TTLCache(Generic[V]):
         self._entries: dict[str, tuple[float, V]] = {}  # key -> (expires at, value)
         # a load under way, shared by its waiters; None as its result: the loader was cancelled
         self._loading: dict[str, asyncio.Future[V | None]] = {}
-        self._generation = 0
 
     def get(self, key: str) -> V | None:
         """The value, if it was put less than `ttl` seconds ago."""
@@ -76,12 +75,10 @@ class TTLCache(Generic[V]):
         is seen by every read begun after it)."""
         self._entries.pop(key, None)
         self._loading.pop(key, None)
-        self._generation += 1
 
     def clear(self) -> None:
         self._entries.clear()
         self._loading.clear()
-        self._generation += 1
 
     async def get_or_load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
         """The kept value, else the result of one `load()` shared by every concurrent caller:
@@ -96,7 +93,6 @@ class TTLCache(Generic[V]):
             return await self.get_or_load(key, load) if loaded is None else loaded
         pending = asyncio.get_running_loop().create_future()
         self._loading[key] = pending
-        generation = self._generation
         try:
             value = await load()
         except asyncio.CancelledError:
@@ -110,7 +106,7 @@ class TTLCache(Generic[V]):
             raise
         else:
             pending.set_result(value)
-            if generation == self._generation:
+            if self._loading.get(key) is pending:  # neither popped nor cleared meanwhile
                 self.put(key, value)
             return value
         finally:

@@ -107,26 +107,33 @@ class InvocationRecords:
         again: its entry goes once its token has expired, as the principal cache's does."""
         if not platform.sole_server:
             return
-        if invocation_id not in self._presented:
+        noted = self._presented.get(invocation_id)
+        if noted is None:
             if len(self._presented) >= self._prune_presented_at:
                 now = platform.clock.time()
                 self._presented = {
                     key: noted for key, noted in self._presented.items() if noted.until > now
                 }
                 self._prune_presented_at = max(MAX_PENDING, 2 * len(self._presented))
-            self._presented[invocation_id] = _Presented(expires_at)
+            noted = self._presented[invocation_id] = _Presented(expires_at)
+        noted.loading += 1
 
     def loaded(self, invocation_id: str) -> None:
         """A load of this run's token succeeded: the cache may hold it until the run ends."""
         noted = self._presented.get(invocation_id)
         if noted is not None:
+            noted.loading -= 1
             noted.cached = True
 
     def not_loaded(self, invocation_id: str) -> None:
         """A load of this run's token was refused or cancelled: it forgets the run unless
-        another load of the token succeeded before."""
+        another load of the token succeeded before or is still under way (a revocation
+        detaches a load from the cache, so a second load of the token can run beside it)."""
         noted = self._presented.get(invocation_id)
-        if noted is not None and not noted.cached:
+        if noted is None:
+            return
+        noted.loading -= 1
+        if not noted.cached and noted.loading <= 0:
             del self._presented[invocation_id]
 
     def take_presented(self, platform: Platform, invocation_id: str) -> bool:
@@ -233,6 +240,7 @@ class _Presented(msgspec.Struct):
 
     until: float  # when the token expires
     cached: bool = False  # a load of it succeeded
+    loading: int = 0  # loads of it under way
 
 
 def _writer_of(records: list[PendingRecord]) -> Callable[[Connection], None]:
