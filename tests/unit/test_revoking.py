@@ -41,3 +41,44 @@ async def test_a_revoking_operation_goes_on_after_its_call_is_cancelled() -> Non
         await call  # the caller is answered at once
     GATE.set()
     await asyncio.wait_for(TOLD.wait(), 10)  # a safety net, not a timing assertion
+
+
+@pytest.mark.anyio
+async def test_a_revoking_step_that_fails_after_its_caller_left_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # nobody else would learn that the revocation did not happen
+    from roost.services.context import to_its_end
+
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def commit() -> None:
+        started.set()
+        await gate.wait()
+        raise RuntimeError("the database went away")
+
+    call = asyncio.create_task(to_its_end(commit()))
+    await started.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    with caplog.at_level("ERROR", logger="roost.auth"):
+        gate.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+    assert "failed after its caller went away: the database went away" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_failure_its_caller_sees_is_not_logged_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from roost.services.context import to_its_end
+
+    async def commit() -> None:
+        raise RuntimeError("refused")
+
+    with caplog.at_level("ERROR", logger="roost.auth"), pytest.raises(RuntimeError):
+        await to_its_end(commit())
+    await asyncio.sleep(0)
+    assert caplog.text == ""

@@ -304,18 +304,34 @@ class Context(msgspec.Struct):
 async def to_its_end(work: Awaitable[T]) -> T:
     """Await `work`, run in a task of its own that goes on to its end if this call is
     cancelled (which then gets its cancellation at once): for a commit and what must follow
-    it. The task is held until it ends, and its outcome taken, so that one whose caller went
-    away logs nothing."""
+    it. The task is held until it ends. Its failure goes to the caller; once the caller has
+    gone, nobody else would see it (a sign-out whose commit failed after its client left
+    revoked nothing), so it is logged then."""
     task = asyncio.ensure_future(work)
     _RUNNING_TO_THEIR_END.add(task)
     task.add_done_callback(_ended)
-    return await asyncio.shield(task)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            task.add_done_callback(_log_unseen_failure)
+        raise
 
 
 def _ended(task: asyncio.Future[Any]) -> None:
     _RUNNING_TO_THEIR_END.discard(task)
     if not task.cancelled():
-        task.exception()
+        task.exception()  # taken: the caller, or `_log_unseen_failure`, says what it was
+
+
+def _log_unseen_failure(task: asyncio.Future[Any]) -> None:
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        logger.error(
+            "a step that had to finish failed after its caller went away: %s",
+            error,
+            exc_info=error,
+        )
 
 
 _RUNNING_TO_THEIR_END: set[asyncio.Future[Any]] = set()  # the loop holds tasks weakly
