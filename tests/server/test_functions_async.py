@@ -4,15 +4,12 @@ reach. Real server processes killed mid-run: tests/test_functions_workers.py."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from roost.server.platform import open_platform
-from roost.services.functions.queued import queue_name
 from tests.conftest import REDIS_URL, RunningServer, require_redis, unique
 from tests.deployed import (
     GATED,
@@ -103,51 +100,6 @@ def test_queued_invocations_wait_for_a_runner_across_a_restart(
     with httpx.Client(base_url=second.url, timeout=60) as http:
         admin = sign_in(http)
         for id_ in queued:
-            assert wait_status(http, admin, id_)["status"] == "SUCCESS"
-            assert runs_of(http, admin, id_) == 1
-
-
-@pytest.mark.parametrize(
-    ("backend", "queues"), [("sqlite", "sql"), ("sqlite", "redis"), ("postgresql", "sql")]
-)
-def test_runs_recorded_but_never_queued_are_queued_again_when_a_runner_starts(
-    make_server: Callable[..., RunningServer], tmp_path: Any, backend: str, queues: str
-) -> None:
-    """A process that stopped between recording an async invocation and queueing it left it
-    PENDING with no message (here: the messages purged). The next server's runner queues such
-    rows again two leases after it starts, and they run once each."""
-    settings: dict[str, Any] = {
-        "data_dir": tmp_path / "shared",
-        "secret_key": "k" * 40,
-        "functions_enabled": True,
-        "functions_pool_size": 1,
-        "functions_queue": unique("q"),
-        "functions_async_lease_seconds": 1,
-    }
-    if queues == "redis":
-        require_redis()
-        settings["redis_url"] = REDIS_URL
-    first = make_server(backend, functions_async_concurrency=0, **settings)
-    if backend == "postgresql":  # the next server shares its schemas
-        settings["pg_schema_prefix"] = first.settings.pg_schema_prefix
-    with httpx.Client(base_url=first.url, timeout=60) as http:
-        admin = sign_in(http)
-        name = deployed(http, admin, GATED, **GATED_OPTIONS)
-        stranded = [
-            execute(http, admin, name, {"n": n}, is_async=True).json()["invocation"]["id"]
-            for n in range(2)
-        ]
-    first.stop()
-
-    async def drop_the_messages() -> int:
-        async with open_platform(first.settings) as platform:
-            return await platform.queues.purge(queue_name(first.settings))
-
-    assert asyncio.run(drop_the_messages()) == 2
-    second = make_server(backend, **settings)
-    with httpx.Client(base_url=second.url, timeout=60) as http:
-        admin = sign_in(http)
-        for id_ in stranded:
             assert wait_status(http, admin, id_)["status"] == "SUCCESS"
             assert runs_of(http, admin, id_) == 1
 

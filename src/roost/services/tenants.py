@@ -103,7 +103,7 @@ async def migrate_all(platform: Platform) -> None:
     await migrate(platform.db, CONTROL)
     await finish_purges(platform)
     await provision(platform, DEFAULT_TENANT, "Default")
-    for name in await names(platform):
+    for name in await _names_in(platform, tenants.c.name):
         await migrate(platform.db, name)
 
 
@@ -271,11 +271,6 @@ async def finish_purges(platform: Platform) -> None:
             continue
         except Exception:  # a backend away: the record stays for the next start or create
             logger.exception("the purge of deleted tenant %r could not be finished", name)
-
-
-async def names(platform: Platform) -> list[str]:
-    """Every tenant's name, the default one's included."""
-    return await _names_in(platform, tenants.c.name)
 
 
 async def _names_in(platform: Platform, column: Column[str]) -> list[str]:

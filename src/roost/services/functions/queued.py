@@ -14,16 +14,11 @@ and renewed while the run lasts, and calls `run_queued`, which claims the invoca
 If the process running it dies, the lease runs out, the queue delivers the message again and
 the next runner claims the STARTED invocation again (a redelivery says that its last runner
 stopped) and runs it from the start: at least once. After `MAX_ATTEMPTS` runs cut short it is
-recorded FAILURE instead of being run yet again. A process that stops between recording an
-invocation and queueing it leaves it PENDING with no message: `requeue_stranded` queues such
-rows again when a runner starts (a copy of a message still queued is harmless: only one
-delivery can claim a PENDING row).
+recorded FAILURE instead of being run yet again.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -33,7 +28,7 @@ from sqlalchemy.engine import RowMapping
 
 from roost.backends.sql.tables import function_invocations, utcnow
 from roost.errors import AuthenticationError, NotFoundError
-from roost.services import principals, tenants
+from roost.services import principals
 from roost.services.context import Context, Platform, Principal, to_its_end
 from roost.services.functions import runs, specs
 from roost.services.functions.runs import Outcome, Started
@@ -49,7 +44,6 @@ MAX_ATTEMPTS = 3
 is given up; below the queue's own delivery limit, so that giving up is recorded."""
 
 _BODY = msgspec.json.Decoder()
-logger = logging.getLogger("roost.functions")
 
 
 class QueuedInvocation(msgspec.Struct, forbid_unknown_fields=True):
@@ -101,25 +95,6 @@ async def publish(platform: Platform, tenant: str, invocation_id: str) -> None:
     body = msgspec.json.encode(QueuedInvocation(tenant=tenant, id=invocation_id)).decode()
     await platform.queues.publish(name, body, priority=5, headers={}, delay=0)
     await platform.bus.publish(wake_channel(name), b"")
-
-
-async def requeue_stranded(platform: Platform, recorded_before: datetime) -> int:
-    """Queue again every invocation of every tenant still PENDING that was recorded before
-    `recorded_before`; how many. A tenant that cannot be read is logged and skipped."""
-    queued = 0
-    stranded = select(function_invocations.c.id).where(
-        function_invocations.c.status == "PENDING",
-        function_invocations.c.created_at < recorded_before,
-    )
-    for tenant in await tenants.names(platform):
-        try:
-            ids = await platform.db.run(tenant, lambda conn: list(conn.execute(stranded).scalars()))
-            for invocation_id in ids:
-                await publish(platform, tenant, invocation_id)
-                queued += 1
-        except Exception:
-            logger.warning("could not queue again the stranded runs of %r", tenant, exc_info=True)
-    return queued
 
 
 def decode(body: str) -> QueuedInvocation | None:

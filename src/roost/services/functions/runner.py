@@ -8,23 +8,13 @@ The taking, leasing and giving back are the platform's one queue consumer
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from datetime import datetime
 
 from roost.backends.queue import Delivery
-from roost.backends.sql.tables import utcnow
 from roost.errors import NotFoundError
 from roost.services.consumer import LeasedConsumer
 from roost.services.context import Platform
-from roost.services.functions.queued import (
-    decode,
-    queue_name,
-    requeue_stranded,
-    run_queued,
-    wake_channel,
-)
+from roost.services.functions.queued import decode, queue_name, run_queued, wake_channel
 from roost.services.tenants import ensure_exists
 
 logger = logging.getLogger("roost.functions")
@@ -44,31 +34,6 @@ class AsyncRunner(LeasedConsumer):
             lease=platform.settings.functions_async_lease_seconds,
             concurrency=concurrency,
         )
-        self._requeuing: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        super().start()
-        self._requeuing = asyncio.get_running_loop().create_task(self._requeue_stranded(utcnow()))
-
-    async def close(self) -> None:
-        if self._requeuing is not None:
-            self._requeuing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._requeuing
-        await super().close()
-
-    async def _requeue_stranded(self, started: datetime) -> None:
-        """Once, two leases after this runner starts: queue again the invocations recorded
-        before it started and still PENDING, which a process that stopped between recording
-        one and queueing it left so (the wait lets the processes under way queue theirs)."""
-        await asyncio.sleep(2 * self._lease)
-        try:
-            queued = await requeue_stranded(self.platform, started)
-        except Exception:
-            logger.warning("could not look for stranded async invocations", exc_info=True)
-            return
-        if queued:
-            logger.warning("queued again %d async invocation(s) left PENDING unqueued", queued)
 
     async def handle(self, delivery: Delivery) -> None:
         message = decode(delivery.body)
