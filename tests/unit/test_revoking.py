@@ -70,6 +70,33 @@ async def test_a_revoking_step_that_fails_after_its_caller_left_is_logged(
 
 
 @pytest.mark.anyio
+async def test_a_refusal_after_its_caller_left_is_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # anyone can send `auth.refresh` with a made-up token and cancel it: no ERROR line each
+    from roost.errors import AuthenticationError
+    from roost.services.context import to_its_end
+
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def refresh() -> None:
+        started.set()
+        await gate.wait()
+        raise AuthenticationError("unknown refresh token")
+
+    call = asyncio.create_task(to_its_end(refresh()))
+    await started.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    with caplog.at_level("ERROR", logger="roost.auth"):
+        gate.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+    assert caplog.text == ""
+
+
+@pytest.mark.anyio
 async def test_a_failure_its_caller_sees_is_not_logged_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -20,7 +20,7 @@ from roost.backends.ratelimit import RateLimiter
 from roost.backends.sql import Database
 from roost.backends.stream import StreamStore
 from roost.clock import Clock
-from roost.errors import AuthorizationError, NotAuthenticatedError
+from roost.errors import AuthorizationError, NotAuthenticatedError, RoostError
 from roost.services.caching import TTLCache
 from roost.services.functions.records import InvocationRecords
 from roost.services.functions.runtime import FunctionRuntime
@@ -305,16 +305,18 @@ async def to_its_end(work: Awaitable[T]) -> T:
     """Await `work`, run in a task of its own that goes on to its end if this call is
     cancelled (which then gets its cancellation at once): for a commit and what must follow
     it. The task is held until it ends. Its failure goes to the caller; once the caller has
-    gone, nobody else would see it (a sign-out whose commit failed after its client left
-    revoked nothing), so it is logged then."""
+    gone, nobody else would see an unexpected one (a sign-out whose commit failed after its
+    client left revoked nothing), so that is logged then. A refusal (a RoostError under 500:
+    an unknown refresh token) is an answer for the caller alone: logging it would let anyone
+    fill the log with call-and-cancel pairs."""
     task = asyncio.ensure_future(work)
     _RUNNING_TO_THEIR_END.add(task)
     task.add_done_callback(_ended)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        if not task.done():
-            task.add_done_callback(_log_unseen_failure)
+        # a task that ended in this same turn still runs it (soon): its outcome is unseen too
+        task.add_done_callback(_log_unseen_failure)
         raise
 
 
@@ -326,7 +328,8 @@ def _ended(task: asyncio.Future[Any]) -> None:
 
 def _log_unseen_failure(task: asyncio.Future[Any]) -> None:
     error = None if task.cancelled() else task.exception()
-    if error is not None:
+    refused = isinstance(error, RoostError) and (error.status_code or 500) < 500
+    if error is not None and not refused:
         logger.error(
             "a step that had to finish failed after its caller went away: %s",
             error,
