@@ -189,18 +189,26 @@ async def test_only_tokens_presented_during_their_run_are_taken_at_its_end(
             await principals.authenticate(platform, principals.Credential("jwt", nobody))
         assert not records.take_presented(platform, "refused")  # nothing of it is cached
         until = platform.clock.time() + 40
-        records.presented(platform, "cached", until)
-        records.loaded("cached")
-        records.presented(platform, "cached", until)  # a second load, refused or cancelled
-        records.not_loaded("cached")
+        records.loaded(records.presented(platform, "cached", until))
+        second = records.presented(platform, "cached", until)  # refused or cancelled
+        records.not_loaded("cached", second)
         assert records.take_presented(platform, "cached")  # the first load's entry may stay
         # after a revocation two loads of one token can overlap: the first one's refusal
         # must not forget a run whose other load then succeeds (and is cached)
-        records.presented(platform, "overlapping", until)
-        records.presented(platform, "overlapping", until)
-        records.not_loaded("overlapping")
-        records.loaded("overlapping")
+        first = records.presented(platform, "overlapping", until)
+        second = records.presented(platform, "overlapping", until)
+        records.not_loaded("overlapping", first)
+        records.loaded(second)
         assert records.take_presented(platform, "overlapping")
+        # a load that ends after its run was taken counts down its own entry, not a later one
+        late = records.presented(platform, "late", until)
+        assert records.take_presented(platform, "late")
+        again = records.presented(platform, "late", until)
+        records.not_loaded("late", late)
+        assert again is not None
+        assert again.loading == 1
+        records.not_loaded("late", again)
+        assert not records.take_presented(platform, "late")
 
 
 async def test_presented_runs_that_end_elsewhere_go_once_their_tokens_expire(

@@ -168,15 +168,15 @@ async def _from_runtime_token(platform: Platform, token: str) -> tuple[Principal
     records, run = platform.function_records, claims.execution_id
     if records.ended(run, platform.clock.time()):
         raise _run_over()  # its record is being written (after the run's answer)
-    records.presented(platform, run, claims.expires_at)  # before any wait: its end forgets it
+    noted = records.presented(platform, run, claims.expires_at)  # before any wait
     try:
         caller, caller_until = await _load_caller(
             platform, claims.tenant, claims.caller, run, claims.attempt
         )
     except BaseException:
-        records.not_loaded(run)
+        records.not_loaded(run, noted)
         raise
-    records.loaded(run)
+    records.loaded(noted)
     principal = Principal(
         "function",
         claims.tenant,

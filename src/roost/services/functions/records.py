@@ -99,14 +99,16 @@ class InvocationRecords:
             return False
         return True
 
-    def presented(self, platform: Platform, invocation_id: str, expires_at: float) -> None:
+    def presented(
+        self, platform: Platform, invocation_id: str, expires_at: float
+    ) -> _Presented | None:
         """A load of this run's runtime token (valid until `expires_at`, on the platform's
         clock) begins here (`principals`), before it may be cached: the run's end must forget
         it (`take_presented`). Kept on a sole server only: with replicas every end forgets.
         A run that ends in another process (an embedded `roost worker`'s) is never taken
         again: its entry goes once its token has expired, as the principal cache's does."""
         if not platform.sole_server:
-            return
+            return None
         noted = self._presented.get(invocation_id)
         if noted is None:
             if len(self._presented) >= self._prune_presented_at:
@@ -117,23 +119,25 @@ class InvocationRecords:
                 self._prune_presented_at = max(MAX_PENDING, 2 * len(self._presented))
             noted = self._presented[invocation_id] = _Presented(expires_at)
         noted.loading += 1
+        return noted
 
-    def loaded(self, invocation_id: str) -> None:
-        """A load of this run's token succeeded: the cache may hold it until the run ends."""
-        noted = self._presented.get(invocation_id)
+    def loaded(self, noted: _Presented | None) -> None:
+        """The load that `presented` noted succeeded: the cache may hold the token until the
+        run ends."""
         if noted is not None:
             noted.loading -= 1
             noted.cached = True
 
-    def not_loaded(self, invocation_id: str) -> None:
-        """A load of this run's token was refused or cancelled: it forgets the run unless
-        another load of the token succeeded before or is still under way (a revocation
-        detaches a load from the cache, so a second load of the token can run beside it)."""
-        noted = self._presented.get(invocation_id)
+    def not_loaded(self, invocation_id: str, noted: _Presented | None) -> None:
+        """The load that `presented` noted was refused or cancelled: it forgets the run
+        unless another load of the token succeeded before or is still under way (a
+        revocation detaches a load from the cache, so a second load of the token can run
+        beside it). The count is kept on the entry itself: one taken at the run's end meanwhile
+        is not confused with a later one."""
         if noted is None:
             return
         noted.loading -= 1
-        if not noted.cached and noted.loading <= 0:
+        if not noted.cached and noted.loading <= 0 and self._presented.get(invocation_id) is noted:
             del self._presented[invocation_id]
 
     def take_presented(self, platform: Platform, invocation_id: str) -> bool:
