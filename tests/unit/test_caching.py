@@ -38,6 +38,26 @@ def test_the_oldest_entry_goes_first_when_full() -> None:
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (None, 2, 3)
 
 
+def test_a_full_cache_makes_room_in_one_go() -> None:
+    # entries go only when read: a cache of many credentials fills with expired ones, and
+    # dropping one per put made each put at capacity walk the dict (~33 µs at 50,000)
+    clock = Clock()
+    cache = TTLCache[int](60, clock=clock, max_entries=8)
+    for n in range(8):
+        cache.put(f"old{n}", n)
+    clock.now += 61
+    cache.put("new", 1)
+    assert len(cache._entries) == 1  # every expired entry at once
+    for n in range(7):
+        cache.put(f"live{n}", n)
+    cache.put("one more", 8)  # all alive: the oldest quarter goes
+    assert len(cache._entries) == 7
+    assert cache.get("new") is None
+    assert cache.get("live0") is None
+    assert cache.get("live1") == 1
+    assert cache.get("one more") == 8
+
+
 @pytest.mark.anyio
 async def test_concurrent_misses_load_once() -> None:
     cache = TTLCache[int](60, clock=Clock())
