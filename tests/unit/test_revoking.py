@@ -9,7 +9,8 @@ import sys
 import msgspec
 import pytest
 
-from roost.services.context import Context
+from roost.errors import AuthenticationError
+from roost.services.context import Context, to_its_end
 from roost.services.registry import operation, operations_of
 
 STARTED, GATE, TOLD = asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -43,21 +44,19 @@ async def test_a_revoking_operation_goes_on_after_its_call_is_cancelled() -> Non
     await asyncio.wait_for(TOLD.wait(), 10)  # a safety net, not a timing assertion
 
 
-@pytest.mark.anyio
-async def test_a_revoking_step_that_fails_after_its_caller_left_is_logged(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # nobody else would learn that the revocation did not happen
-    from roost.services.context import to_its_end
-
+async def logged_when_failing_after_the_caller_left(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> str:
+    """What `roost.auth` logs of a step run `to_its_end` that raises `error` once its caller
+    was cancelled."""
     started, gate = asyncio.Event(), asyncio.Event()
 
-    async def commit() -> None:
+    async def step() -> None:
         started.set()
         await gate.wait()
-        raise RuntimeError("the database went away")
+        raise error
 
-    call = asyncio.create_task(to_its_end(commit()))
+    call = asyncio.create_task(to_its_end(step()))
     await started.wait()
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -66,7 +65,18 @@ async def test_a_revoking_step_that_fails_after_its_caller_left_is_logged(
         gate.set()
         for _ in range(3):
             await asyncio.sleep(0)
-    assert "failed after its caller went away: the database went away" in caplog.text
+    return caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_revoking_step_that_fails_after_its_caller_left_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # nobody else would learn that the revocation did not happen
+    logged = await logged_when_failing_after_the_caller_left(
+        RuntimeError("the database went away"), caplog
+    )
+    assert "failed after its caller went away: the database went away" in logged
 
 
 @pytest.mark.anyio
@@ -74,34 +84,14 @@ async def test_a_refusal_after_its_caller_left_is_not_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # anyone can send `auth.refresh` with a made-up token and cancel it: no ERROR line each
-    from roost.errors import AuthenticationError
-    from roost.services.context import to_its_end
-
-    started, gate = asyncio.Event(), asyncio.Event()
-
-    async def refresh() -> None:
-        started.set()
-        await gate.wait()
-        raise AuthenticationError("unknown refresh token")
-
-    call = asyncio.create_task(to_its_end(refresh()))
-    await started.wait()
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
-    with caplog.at_level("ERROR", logger="roost.auth"):
-        gate.set()
-        for _ in range(3):
-            await asyncio.sleep(0)
-    assert caplog.text == ""
+    refusal = AuthenticationError("unknown refresh token")
+    assert await logged_when_failing_after_the_caller_left(refusal, caplog) == ""
 
 
 @pytest.mark.anyio
 async def test_a_failure_its_caller_sees_is_not_logged_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from roost.services.context import to_its_end
-
     async def commit() -> None:
         raise RuntimeError("refused")
 
