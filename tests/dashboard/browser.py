@@ -13,9 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+# An assertion waits until its condition holds, so a longer limit costs a passing test
+# nothing. Playwright's 5 s was too short on a 2-core machine running the whole suite: a
+# policy test run, whose first use in a process loads the policy engine, once answered after
+# it (the step takes ~1 s alone).
+expect.set_options(timeout=20_000)
 
 
 def require_chromium() -> None:
