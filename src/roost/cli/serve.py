@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
@@ -53,10 +52,10 @@ def fail(message: str) -> SystemExit:
     return SystemExit(2)
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(msgspec.Struct, frozen=True):
     """A `serve` option's help and bounds, as `Annotated` metadata that `plain_options` reads
-    without importing Typer; `for_typer` turns it into a `typer.Option`."""
+    without importing Typer; `for_typer` turns it into a `typer.Option`. A Struct, as the
+    server's value classes are: a frozen dataclass costs ~1.3 ms of start-up to define."""
 
     help: str
     min: int | None = None
